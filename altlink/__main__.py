@@ -1,0 +1,5 @@
+import sys
+
+from altlink.cli import main
+
+sys.exit(main())

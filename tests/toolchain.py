@@ -1,0 +1,63 @@
+"""The real toolchains the tests build with: GNU (gcc + GNU as + GNU ld) and LLVM (clang + lld)."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INCLUDE = ROOT / "altlink" / "include"
+LDSCRIPTS = ROOT / "altlink" / "ldscripts"
+
+GNU_CC = ["aarch64-linux-gnu-gcc"]
+CLANG_CC = ["clang", "--target=aarch64-linux-gnu"]
+GNU_LD = ["aarch64-linux-gnu-ld"]
+LLD = ["ld.lld"]
+FREESTANDING = ["-ffreestanding", "-fno-pic", "-fno-stack-protector", "-nostdlib", "-O2"]
+
+TOOLCHAINS = {"gnu": (GNU_CC, GNU_LD), "llvm": (CLANG_CC, LLD)}
+
+
+class BuildError(Exception):
+    def __init__(self, cmd, proc):
+        self.cmd, self.stdout, self.stderr, self.returncode = cmd, proc.stdout, proc.stderr, proc.returncode
+        super().__init__(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stderr}")
+
+
+def run(cmd, cwd=None, check=True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise BuildError(cmd, proc)
+    return proc
+
+
+def compile(src: Path, out: Path, toolchain: str = "gnu", flags=(), defines=()) -> Path:
+    """Compile or assemble one C (.c) or assembly (.S) file to an object with the given toolchain."""
+    cc = TOOLCHAINS[toolchain][0]
+    cmd = [*cc, *FREESTANDING, f"-I{INCLUDE}", *[f"-D{d}" for d in defines], *flags, "-c", src, "-o", out]
+    run(cmd)
+    return out
+
+
+def link(objs, out: Path, toolchain: str = "gnu", script: Path | None = None, flags=()) -> Path:
+    ld = TOOLCHAINS[toolchain][1]
+    cmd = [*ld, "-static", "-nostdlib", *flags]
+    if script is not None:
+        cmd += ["-T", script]
+    cmd += [*objs, "-o", out]
+    run(cmd)
+    return out
+
+
+def qemu(image: Path, *args, timeout: int = 30) -> subprocess.CompletedProcess:
+    return run(["qemu-aarch64", image, *args], check=False, timeout=timeout)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def env_without_altlink_vars() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
