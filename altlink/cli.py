@@ -1,7 +1,164 @@
-"""Command line: parses arguments, calls the package, prints."""
+"""Command line: parses arguments, calls the package, prints. ``main(argv)`` returns the exit code.
+
+Exit status (SPEC section 4): 0 success, 1 findings at error severity, 2 unusable input or
+usage (one line naming the file, never a traceback), 3 the external linker failed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
 import sys
+from dataclasses import dataclass
+
+from altlink import __version__
+from altlink.errors import AltlinkError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER = 0, 1, 2, 3
 
 
-def main(argv=None) -> int:
-    print("altlink: not yet", file=sys.stderr)
-    return 2
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors exit 2 with one line
+        raise AltlinkError(f"{self.prog}: {message}")
+
+
+def _common(p: argparse.ArgumentParser, findings: bool = True) -> None:
+    g = p.add_argument_group("profile")
+    g.add_argument("--abi", choices=("linux-v4.17", "linux-v6.1"),
+                   default=os.environ.get("ALTLINK_ABI") or None,
+                   help="table ABI profile (default linux-v4.17, or $ALTLINK_ABI)")
+    g.add_argument("--cap-table", metavar="F", help="capability table (text or generated header)")
+    g.add_argument("--ncaps", type=int, metavar="N",
+                   help="number of capabilities where there is no table (or $ALTLINK_NCAPS)")
+    g.add_argument("--symbols-from", metavar="IMAGE", action="append", default=[],
+                   help="also resolve callbacks against this image's symbols (repeatable)")
+    if findings:
+        r = p.add_argument_group("report")
+        r.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+        r.add_argument("--werror", action="store_true", help="make warnings errors")
+        r.add_argument("-W", dest="wflags", action="append", default=[], metavar="no-CODE",
+                       help="silence one code, e.g. -W no-ALT014")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="altlink", description="Link-stage validation and patching of AArch64 "
+                "alternatives.")
+    p.add_argument("--version", action="version", version=f"altlink {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    s = sub.add_parser("scan", help="list the entries of objects or images")
+    _common(s)
+    s.add_argument("files", nargs="+", metavar="FILE")
+
+    c = sub.add_parser("check", help="validate objects (as one link set) or images")
+    _common(c)
+    c.add_argument("--module", action="store_true",
+                   help="kernel-module rules (also automatic for objects with .modinfo)")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    return p
+
+
+@dataclass(frozen=True)
+class Reporting:
+    fmt: str
+    disabled: frozenset
+    werror: bool
+
+
+def _policy(args):
+    from altlink.findings import CODES, Policy
+
+    disabled = set()
+    for w in args.wflags:
+        code = w[3:] if w.startswith("no-") else None
+        if code not in CODES:
+            raise AltlinkError(f"altlink: -W {w}: expected no-ALTnnn with a known code")
+        disabled.add(code)
+    return Policy(frozenset(disabled), args.werror)
+
+
+def options_from(args):
+    """The check options (profile, capability table) the common arguments describe."""
+    from altlink import caps as capsmod
+    from altlink.checks import Options
+    from altlink.table import DEFAULT_ABI, Profile
+
+    abi = args.abi or DEFAULT_ABI
+    ncaps = args.ncaps
+    if ncaps is None and os.environ.get("ALTLINK_NCAPS"):
+        try:
+            ncaps = int(os.environ["ALTLINK_NCAPS"], 0)
+        except ValueError:
+            raise AltlinkError(f"ALTLINK_NCAPS={os.environ['ALTLINK_NCAPS']!r} is not a "
+                               "number") from None
+    if ncaps is not None and ncaps < 0:
+        raise AltlinkError(f"altlink: --ncaps {ncaps} is negative")
+    table = capsmod.load(args.cap_table) if args.cap_table else None
+    return Options(Profile(abi, ncaps), table, getattr(args, "module", False))
+
+
+def _emit(findings, args, out) -> int:
+    from altlink.findings import has_errors
+    from altlink.report import render
+
+    findings = _policy(args).apply(findings)
+    out.write(render(findings, args.format))
+    return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
+
+
+def cmd_scan(args, out) -> int:
+    from altlink import inputs as inputsmod
+    from altlink.checks import resolve_ncaps
+    from altlink.scan import scan_json, scan_text
+
+    options = options_from(args)
+    loaded = inputsmod.load(args.files, notes=sys.stderr)
+    tables = [i.table for i in loaded]
+    findings = [f for t in tables for f in t.findings]
+    profile = resolve_ncaps(options.profile, options.caps, tables, findings)
+    if args.format == "json":
+        import json
+        out.write(json.dumps(scan_json(loaded, profile, options.caps), indent=2,
+                             sort_keys=True) + "\n")
+    else:
+        out.write(scan_text(loaded, profile, options.caps))
+    if findings:
+        from altlink.report import render
+        sys.stderr.write(render(_policy(args).apply(findings), "text"))
+    from altlink.findings import has_errors
+    return EXIT_FINDINGS if has_errors(_policy(args).apply(findings)) else EXIT_OK
+
+
+def cmd_check(args, out) -> int:
+    from altlink import inputs as inputsmod
+    from altlink.checks import check
+    from altlink.elf import ET_REL, read_elf
+
+    options = options_from(args)
+    loaded = inputsmod.load(args.files, notes=sys.stderr)
+    images = [read_elf(p) for p in args.symbols_from]
+    objects = [i for i in loaded if i.elf.type == ET_REL]
+    findings = []
+    if objects:
+        findings += check(objects, options, images)
+    for img in (i for i in loaded if i.elf.type != ET_REL):
+        findings += check([img], options, images)
+    return _emit(findings, args, out)
+
+
+COMMANDS = {"scan": cmd_scan, "check": cmd_check}
+
+
+def main(argv: list[str] | None = None, out=None) -> int:
+    out = out or sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args, out)
+    except AltlinkError as e:
+        sys.stderr.write(f"{e}\n")
+        return e.exit_code
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        sys.stderr.write("altlink: interrupted\n")
+        return 130

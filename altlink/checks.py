@@ -1,0 +1,452 @@
+"""The checks of SPEC section 3 over decoded tables: a link set of objects, or a linked image.
+
+Input is plain data (ELF files, their decoded tables, a profile, a capability table); output is
+a list of findings. Nothing here prints or knows of JSON.
+"""
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+
+from altlink import insn
+from altlink.caps import CapTable
+from altlink.elf import (
+    ET_REL,
+    SHN_UNDEF,
+    STB_LOCAL,
+    STT_FUNC,
+    STT_GNU_IFUNC,
+    STT_NOTYPE,
+    STT_SECTION,
+    ElfFile,
+    Reloc,
+    Section,
+    Symbol,
+)
+from altlink.findings import ERROR, WARNING, Finding, finding
+from altlink.symbols import Symbolizer, rank
+from altlink.table import REPLACEMENT_SECTION, Entry, Profile, Table, read_table
+
+MAX_CB_MASK = 0x7FFF
+
+
+@dataclass
+class Input:
+    """One file of a check: its ELF, its decoded table and a namer for its places."""
+
+    elf: ElfFile
+    table: Table
+    names: Symbolizer
+    _relocs: dict[int, dict[int, Reloc]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, elf: ElfFile) -> Input:
+        return cls(elf, read_table(elf), Symbolizer(elf))
+
+    @property
+    def path(self) -> str:
+        return self.elf.path
+
+    def relocs_of(self, sec: Section) -> dict[int, Reloc]:
+        got = self._relocs.get(sec.index)
+        if got is None:
+            got = {}
+            for rs in self.elf.relocation_sections_for(sec):
+                for r in self.elf.relocations(rs):
+                    got.setdefault(r.offset, r)
+            self._relocs[sec.index] = got
+        return got
+
+    @property
+    def is_module(self) -> bool:
+        return ".modinfo" in self.elf.sections_by_name
+
+
+@dataclass(frozen=True)
+class Options:
+    profile: Profile = Profile()
+    caps: CapTable | None = None
+    module: bool = False
+
+
+@dataclass(frozen=True)
+class Definition:
+    """Where a global symbol is defined: which file, and the symbol."""
+
+    path: str
+    symbol: Symbol
+    section: Section | None
+
+
+class SymbolSpace:
+    """The global symbols of a link set plus those of ``--symbols-from`` images."""
+
+    def __init__(self, objects: list[Input], images: list[ElfFile]) -> None:
+        self.defs: dict[str, Definition] = {}
+        for elf in images:
+            self._add(elf, global_only=False)
+        for inp in objects:
+            self._add(inp.elf, global_only=True, own=True)
+
+    def _add(self, elf: ElfFile, global_only: bool, own: bool = False) -> None:
+        secs = elf.sections
+        for s in elf.symbols:
+            if s.shndx == SHN_UNDEF or not s.name or s.type == STT_SECTION:
+                continue
+            if global_only and s.bind == STB_LOCAL:
+                continue
+            cur = self.defs.get(s.name)
+            sec = secs[s.shndx] if s.shndx < len(secs) else None
+            if cur is None or (own and cur.symbol.bind == STB_LOCAL) or \
+                    (cur.symbol.bind == STB_LOCAL and s.bind != STB_LOCAL):
+                self.defs[s.name] = Definition(elf.path, s, sec)
+
+    def lookup(self, name: str) -> Definition | None:
+        return self.defs.get(name)
+
+
+def resolve_ncaps(profile: Profile, caps: CapTable | None, tables: list[Table],
+                  findings: list[Finding]) -> Profile:
+    """Fix NCAPS for the v4.17 profile: from the table or options, else from the entries.
+
+    Without a table or ``--ncaps``, the callback marker is inferred: entries with no
+    replacement (``alt_len == 0``) whose relocation names a symbol are callbacks, and they all
+    carry the same marker, which is NCAPS.
+    """
+    if caps is not None:
+        if profile.ncaps is not None and profile.ncaps != caps.ncaps:
+            findings.append(finding("ALT011", f"--ncaps {profile.ncaps} contradicts the "
+                                    f"capability table {caps.path} ({caps.ncaps} capabilities)",
+                                    caps.path or "<caps>"))
+        profile = Profile(profile.abi, caps.ncaps)
+    if profile.ncaps is not None or profile.abi != "linux-v4.17":
+        return profile
+    markers = Counter(e.cap_raw for t in tables for e in t.entries
+                      if e.alt_len == 0 and e.alt.symbol)
+    if len(markers) == 1:
+        return Profile(profile.abi, next(iter(markers)))
+    return profile
+
+
+class Checker:
+    """Runs the checks over the inputs of one check (a link set, or one image)."""
+
+    def __init__(self, inputs: list[Input], options: Options,
+                 symbols_from: list[ElfFile] | None = None) -> None:
+        self.inputs = inputs
+        self.options = options
+        self.findings: list[Finding] = []
+        for inp in inputs:
+            self.findings.extend(inp.table.findings)
+        self.profile = resolve_ncaps(options.profile, options.caps,
+                                     [i.table for i in inputs], self.findings)
+        self.space = SymbolSpace([i for i in inputs if i.elf.type == ET_REL], symbols_from or [])
+        self._pcrel_cache: dict[int, bool | None] = {}
+
+    # -- driver ------------------------------------------------------------------------------
+    def run(self) -> list[Finding]:
+        self._check_cap_table()
+        self._check_flags_agree()
+        for inp in self.inputs:
+            for e in inp.table.entries:
+                self._check_entry(inp, e)
+            self._check_overlaps(inp)
+        return self.findings
+
+    def add(self, code: str, message: str, inp: Input, place: str, entry: Entry | None = None,
+            severity: str | None = None) -> None:
+        self.findings.append(finding(code, message, inp.path, place,
+                                     entry=entry.index if entry else None, severity=severity))
+
+    # -- places ------------------------------------------------------------------------------
+    def site_place(self, inp: Input, e: Entry) -> str:
+        return self._place(inp, e.site.section_index, e.site.offset, e.site.address,
+                           e.site.section)
+
+    def _place(self, inp: Input, shndx: int, offset: int, address: int | None,
+               secname: str) -> str:
+        if shndx == SHN_UNDEF:
+            return f"{address:#x}" if address is not None else "?"
+        if address is not None:
+            name = inp.names.at_address(address)
+            where = f"{secname}+{offset:#x}"
+            return f"{where} {name}" if name else where
+        name = inp.names.at_offset(shndx, offset)
+        where = f"{secname}+{offset:#x}"
+        return f"{where} {name}" if name else where
+
+    @staticmethod
+    def entry_place(e: Entry) -> str:
+        return f"{e.table_section} entry {e.index}"
+
+    def cap_label(self, cap: int | None) -> str:
+        if cap is None:
+            return "callback"
+        name = self.options.caps.name(cap) if self.options.caps else None
+        return f"cap {cap} {name}" if name else f"cap {cap}"
+
+    # -- table-wide --------------------------------------------------------------------------
+    def _check_cap_table(self) -> None:
+        p = self.profile
+        if p.abi == "linux-v6.1" and p.ncaps is not None and p.ncaps > MAX_CB_MASK:
+            path = self.options.caps.path if self.options.caps else "<ncaps>"
+            self.findings.append(finding("ALT011", f"{p.ncaps} capabilities reach the callback "
+                                         "bit 0x8000 of the linux-v6.1 profile", path))
+        if p.abi == "linux-v4.17" and p.ncaps is not None and p.ncaps > 0xFFFF:
+            path = self.options.caps.path if self.options.caps else "<ncaps>"
+            self.findings.append(finding("ALT011", f"{p.ncaps} capabilities do not fit the "
+                                         "16-bit cap field", path))
+
+    def _check_flags_agree(self) -> None:
+        seen: dict[int, str] = {}
+        for inp in self.inputs:
+            for s in inp.table.sections:
+                seen.setdefault(s.flags, inp.path)
+        if len(seen) > 1:
+            desc = ", ".join(f"{_flags(f)} in {p}" for f, p in seen.items())
+            first = self.inputs[0]
+            self.add("ALT012", f"inputs disagree on the flags of .altinstructions: {desc}",
+                     first, "link set")
+
+    # -- one entry ---------------------------------------------------------------------------
+    def _check_entry(self, inp: Input, e: Entry) -> None:
+        p = self.profile
+        callback = p.is_callback(e.cap_raw)
+        cap = p.cap(e.cap_raw)
+        site_place = self.site_place(inp, e)
+        label = self.cap_label(cap)
+
+        if not self._check_cap(inp, e, callback, cap, site_place):
+            return
+        site_sec = self._check_site(inp, e, site_place, label)
+        if callback:
+            if e.alt_len != 0:
+                self.add("ALT002", f"callback entry has alt_len {e.alt_len}, must be 0",
+                         inp, site_place, e)
+            self._check_callback(inp, e, site_place)
+            return
+        if e.alt_len != e.orig_len:
+            self.add("ALT001", f"replacement is {e.alt_len} bytes, site is {e.orig_len} "
+                     f"({label})", inp, site_place, e)
+        repl_sec = self._check_replacement_place(inp, e, site_place)
+        if repl_sec is not None and site_sec is not None:
+            self._check_replacement_code(inp, e, repl_sec, site_place)
+
+    def _check_cap(self, inp: Input, e: Entry, callback: bool, cap: int | None,
+                   place: str) -> bool:
+        p = self.profile
+        if p.abi == "linux-v4.17" and not callback and e.alt_len == 0 and e.alt.symbol \
+                and p.ncaps is not None and e.orig_len:
+            self.add("ALT011", f"entry looks like a callback ({e.alt.symbol}) with marker "
+                     f"{e.cap_raw}, but NCAPS is {p.ncaps}: the table and the code disagree",
+                     inp, place, e)
+            return False
+        if cap is not None and p.ncaps is not None and cap >= p.ncaps:
+            self.add("ALT011", f"capability {cap} is not in the table (NCAPS {p.ncaps})",
+                     inp, place, e)
+        return True
+
+    def _section_of(self, inp: Input, shndx: int, address: int | None) -> Section | None:
+        if address is not None:
+            return inp.elf.section_at(address)
+        if 0 < shndx < len(inp.elf.sections):
+            return inp.elf.sections[shndx]
+        return None
+
+    def _check_site(self, inp: Input, e: Entry, place: str, label: str) -> Section | None:
+        if e.orig_len == 0 or e.orig_len % 4:
+            self.add("ALT003", f"site length {e.orig_len} is not a non-zero multiple of 4 "
+                     f"({label})", inp, place, e)
+        pos = e.site.address if e.site.address is not None else e.site.offset
+        if pos % 4:
+            self.add("ALT003", f"site is not 4-byte aligned ({label})", inp, place, e)
+        sec = self._section_of(inp, e.site.section_index, e.site.address)
+        if sec is None or not sec.executable:
+            where = f"in {sec.name}" if sec is not None else "outside every section"
+            if e.site.section_index == SHN_UNDEF and e.site.symbol:
+                where = f"at undefined symbol {e.site.symbol}"
+            self.add("ALT004", f"site is {where}, not in an executable section", inp, place, e)
+            return None
+        if e.site.offset + e.orig_len > sec.size or e.site.offset < 0:
+            self.add("ALT004", f"site runs past the end of {sec.name} ({sec.size:#x} bytes)",
+                     inp, place, e)
+            return None
+        return sec
+
+    def _check_replacement_place(self, inp: Input, e: Entry, place: str) -> Section | None:
+        sec = self._section_of(inp, e.alt.section_index, e.alt.address)
+        if sec is None:
+            what = f"undefined symbol {e.alt.symbol}" if e.alt.symbol and not e.alt.defined \
+                else "outside every section"
+            self.add("ALT005", f"replacement is {what}", inp, place, e)
+            return None
+        if not (sec.executable or sec.name == REPLACEMENT_SECTION):
+            self.add("ALT005", f"replacement is in {sec.name}, not in {REPLACEMENT_SECTION} or "
+                     "an executable section", inp, place, e)
+            return None
+        if e.alt.offset < 0 or e.alt.offset + e.alt_len > sec.size:
+            self.add("ALT005", f"replacement {sec.name}+{e.alt.offset:#x} ({e.alt_len} bytes) "
+                     f"runs past the end of {sec.name} ({sec.size:#x} bytes)", inp, place, e)
+            return None
+        return sec
+
+    # -- replacement code --------------------------------------------------------------------
+    def _check_replacement_code(self, inp: Input, e: Entry, sec: Section, place: str) -> None:
+        n = min(e.alt_len, e.orig_len) // 4
+        if n == 0:
+            return
+        data = inp.elf.section_data(sec)
+        words = struct.unpack_from(f"<{n}I", data, e.alt.offset)
+        relocs = inp.relocs_of(sec) if inp.elf.type == ET_REL else {}
+        image = e.alt.address is not None
+        for i, word in enumerate(words):
+            c = insn.classify(word)
+            off = e.alt.offset + 4 * i
+            r = relocs.get(off)
+            if c.kind == "plain":
+                if r is None and self._capstone_pcrel(word):
+                    self.add("ALT008", f"replacement instruction {i} ({word:#010x}, "
+                             f"{_dis(word)}) is PC-relative but not a form altlink can move",
+                             inp, place, e)
+                continue
+            if c.kind == "immovable":
+                self.add("ALT008", f"replacement instruction {i} ({c.name}, {_dis(word)}) "
+                         "cannot be moved: it is PC-relative and no patcher re-encodes it",
+                         inp, place, e)
+                continue
+            internal = self._internal_target(inp, e, sec, off, word, c, r)
+            if c.kind == "pcrel-unknown":
+                if internal is not True:
+                    self.add("ALT008", f"replacement instruction {i} ({c.name}, "
+                             f"{_dis(word)}) is PC-relative and altlink cannot re-encode it",
+                             inp, place, e)
+                continue
+            if internal:
+                continue
+            problem = insn.profile_problem(word, self.profile.abi)
+            if problem:
+                self.add("ALT008", f"replacement instruction {i} ({_dis(word)}): {problem}",
+                         inp, place, e)
+                continue
+            if image:
+                pc = e.alt.address + 4 * i
+                to = e.site.address + 4 * i
+                try:
+                    insn.relocate(word, pc, to)
+                except insn.RangeError as err:
+                    self.add("ALT009", f"replacement instruction {i} ({_dis(word)}) at the "
+                             f"site {to:#x}: {err}", inp, place, e)
+
+    def _internal_target(self, inp: Input, e: Entry, sec: Section, off: int, word: int,
+                         c: insn.Classified, r: Reloc | None) -> bool | None:
+        """Is the instruction's target inside the replacement (copied as a block)?"""
+        if c.kind == "adrp":
+            return False  # Linux re-encodes every ADRP
+        if r is not None:  # object: the target is the relocation's
+            try:
+                sym = inp.elf.symbol(r.sym)
+            except IndexError:
+                return None
+            if sym.shndx != sec.index:
+                return False
+            tgt = sym.value + r.addend
+            return e.alt.offset <= tgt <= e.alt.offset + e.alt_len
+        if c.offset is None:
+            return None
+        tgt = off + c.offset
+        return e.alt.offset <= tgt <= e.alt.offset + e.alt_len
+
+    def _capstone_pcrel(self, word: int) -> bool:
+        got = self._pcrel_cache.get(word)
+        if got is None and word not in self._pcrel_cache:
+            got = insn.capstone_says_pcrel(word)
+            self._pcrel_cache[word] = got
+        return bool(got)
+
+    # -- callbacks ---------------------------------------------------------------------------
+    def _check_callback(self, inp: Input, e: Entry, place: str) -> None:
+        alt = e.alt
+        module = self.options.module or inp.is_module
+        if alt.address is not None:  # image: the address must be a function in code
+            sec = inp.elf.section_at(alt.address)
+            sym = inp.names.function_at(alt.address)
+            name = sym.name if sym else f"{alt.address:#x}"
+            if sec is None or not sec.executable:
+                self.add("ALT007", f"callback {name} is not in an executable section", inp,
+                         place, e)
+            elif sym is not None and not _is_function(sym):
+                self.add("ALT007", f"callback {name} is not a function", inp, place, e)
+            return
+        if not alt.defined:
+            d = self.space.lookup(alt.symbol or "")
+            if d is None:
+                self.add("ALT006", f"callback {alt.symbol} is not defined in the link set",
+                         inp, self.entry_place(e), e)
+                return
+            if module and d.path == inp.path:
+                self.add("ALT015", f"callback {alt.symbol} is defined by the module itself",
+                         inp, place, e)
+            self._check_callback_def(inp, e, d.symbol, d.section, alt.symbol or "", place)
+            return
+        sec = inp.elf.sections[alt.section_index]
+        if alt.symbol:
+            sym = next((s for s in inp.elf.symbols if s.name == alt.symbol
+                        and s.shndx == alt.section_index), None)
+        else:
+            sym = inp.names.function_at_offset(alt.section_index, alt.offset)
+        name = sym.name if sym else f"{sec.name}+{alt.offset:#x}"
+        if module:
+            self.add("ALT015", f"callback {name} is defined by the module itself (Linux "
+                     "rejects such modules at load)", inp, place, e)
+        if sym is None:
+            if not sec.executable:
+                self.add("ALT007", f"callback {name} is not in an executable section", inp,
+                         place, e)
+            return
+        self._check_callback_def(inp, e, sym, sec, name, place)
+
+    def _check_callback_def(self, inp: Input, e: Entry, sym: Symbol, sec: Section | None,
+                            name: str, place: str) -> None:
+        if sec is None or not sec.executable:
+            where = sec.name if sec is not None else "no section"
+            self.add("ALT007", f"callback {name} is in {where}, not an executable section",
+                     inp, place, e)
+        elif not _is_function(sym):
+            self.add("ALT007", f"callback {name} is not a function (symbol type {sym.type})",
+                     inp, place, e)
+
+    # -- overlaps ----------------------------------------------------------------------------
+    def _check_overlaps(self, inp: Input) -> None:
+        spans = sorted(((e.site.section_index, e.site.offset, e.site.offset + e.orig_len, e)
+                        for e in inp.table.entries if e.orig_len and e.site.defined),
+                       key=lambda t: (t[0], t[1], t[2], t[3].index))
+        for (s1, a1, b1, e1), (s2, a2, b2, e2) in zip(spans, spans[1:]):
+            if s1 != s2 or a2 >= b1:
+                continue
+            place = self.site_place(inp, e2)
+            if (a1, b1) == (a2, b2):
+                self.add("ALT010", f"entries {e1.index} and {e2.index} patch the same site; "
+                         f"the later one wins when both apply", inp, place, e2, severity=WARNING)
+            else:
+                self.add("ALT010", f"entries {e1.index} and {e2.index} patch overlapping sites",
+                         inp, place, e2, severity=ERROR)
+
+
+def _is_function(sym: Symbol) -> bool:
+    return sym.type in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)
+
+
+def _flags(flags: int) -> str:
+    out = "".join(c for bit, c in ((2, "a"), (1, "w"), (4, "x")) if flags & bit)
+    return f'"{out}"'
+
+
+def _dis(word: int) -> str:
+    got = insn.disasm(struct.pack("<I", word), 0)
+    return got[0] if got else f".inst {word:#010x}"
+
+
+def check(inputs: list[Input], options: Options,
+          symbols_from: list[ElfFile] | None = None) -> list[Finding]:
+    return Checker(inputs, options, symbols_from).run()

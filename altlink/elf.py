@@ -1,0 +1,400 @@
+"""ELF reading for altlink: headers, sections, symbols and relocations of AArch64 ELF64 files.
+
+Plain ``struct`` decoding over one read-only mapping of the file: this is the hot path (a
+kernel has a thousand modules and a 270 MB vmlinux), so nothing is parsed until asked for and
+everything parsed is cached. Every size and offset taken from the file is checked against the
+file before it is used; a file altlink cannot read raises :class:`AltlinkError` with a one-line
+message naming the file and the place.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator
+
+from altlink.errors import AltlinkError
+
+EM_AARCH64 = 183
+ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
+ET_NAMES = {ET_REL: "relocatable object", ET_EXEC: "executable", ET_DYN: "shared object"}
+
+SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA = 0, 1, 2, 3, 4
+SHT_NOBITS, SHT_REL, SHT_DYNSYM = 8, 9, 11
+SHT_GROUP = 17
+SHT_SYMTAB_SHNDX = 18
+SHT_RELR = 19
+SHT_LLVM_CREL = 0x40000014  # CREL compact relocations (a format altlink does not read)
+
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+SHF_COMPRESSED = 0x800
+
+SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
+
+STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE = 0, 1, 2, 3, 4
+STT_GNU_IFUNC = 10
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+
+PT_LOAD = 1
+
+R_AARCH64_NONE = 0
+R_AARCH64_ABS64 = 257
+R_AARCH64_PREL32 = 261
+R_AARCH64_PREL64 = 260
+
+RELOC_NAMES = {
+    0: "R_AARCH64_NONE", 257: "R_AARCH64_ABS64", 258: "R_AARCH64_ABS32", 259: "R_AARCH64_ABS16",
+    260: "R_AARCH64_PREL64", 261: "R_AARCH64_PREL32", 262: "R_AARCH64_PREL16",
+    274: "R_AARCH64_ADR_PREL_LO21", 275: "R_AARCH64_ADR_PREL_PG_HI21",
+    276: "R_AARCH64_ADR_PREL_PG_HI21_NC", 277: "R_AARCH64_ADD_ABS_LO12_NC",
+    273: "R_AARCH64_LD_PREL_LO19", 279: "R_AARCH64_TSTBR14", 280: "R_AARCH64_CONDBR19",
+    282: "R_AARCH64_JUMP26", 283: "R_AARCH64_CALL26",
+}
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+_PHDR = struct.Struct("<IIQQQQQQ")
+_SYM = struct.Struct("<IBBHQQ")
+_RELA = struct.Struct("<QQq")
+_REL = struct.Struct("<QQ")
+
+# Bounds on counts taken from a file: generous for any real kernel, small enough that a hostile
+# header cannot make altlink allocate or loop without end.
+MAX_SECTIONS = 1 << 20
+MAX_SEGMENTS = 1 << 16
+
+
+def reloc_name(rtype: int) -> str:
+    return RELOC_NAMES.get(rtype, f"relocation type {rtype}")
+
+
+@dataclass(frozen=True)
+class Section:
+    index: int
+    name: str
+    type: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    align: int
+    entsize: int
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.flags & SHF_EXECINSTR)
+
+    @property
+    def alloc(self) -> bool:
+        return bool(self.flags & SHF_ALLOC)
+
+    def contains_addr(self, addr: int, length: int = 0) -> bool:
+        return self.addr <= addr and addr + length <= self.addr + self.size
+
+
+@dataclass(frozen=True)
+class Segment:
+    type: int
+    flags: int
+    offset: int
+    vaddr: int
+    paddr: int
+    filesz: int
+    memsz: int
+    align: int
+
+
+@dataclass(frozen=True)
+class Symbol:
+    index: int
+    name: str
+    value: int
+    size: int
+    type: int
+    bind: int
+    shndx: int
+
+    @property
+    def defined(self) -> bool:
+        return self.shndx != SHN_UNDEF
+
+
+@dataclass(frozen=True)
+class Reloc:
+    offset: int
+    type: int
+    sym: int
+    addend: int
+
+
+class ElfFile:
+    """One AArch64 ELF64 little-endian file, mapped read-only; parsed lazily, cached."""
+
+    def __init__(self, path: str, data) -> None:
+        self.path = path
+        self.data = data
+        self.size = len(data)
+        (ident, self.type, self.machine, _version, self.entry, self.phoff, self.shoff, _flags,
+         _ehsize, self.phentsize, self.phnum, self.shentsize, shnum, self.shstrndx) = \
+            _EHDR.unpack_from(data, 0)
+        self.shnum = shnum
+        self._symbols: list[Symbol] | None = None
+        self._section_data: dict[int, bytes] = {}
+
+    # -- errors ----------------------------------------------------------------------------
+    def error(self, what: str) -> AltlinkError:
+        return AltlinkError(f"{self.path}: {what}")
+
+    # -- headers ---------------------------------------------------------------------------
+    @cached_property
+    def sections(self) -> list[Section]:
+        if self.shoff == 0:
+            return []
+        if self.shentsize != _SHDR.size:
+            raise self.error(f"section header size {self.shentsize}, expected {_SHDR.size}")
+        shnum, shstrndx = self.shnum, self.shstrndx
+        if self.shoff > self.size or self.size - self.shoff < _SHDR.size:
+            raise self.error(f"section header table at {self.shoff:#x} is past the end of the file")
+        if shnum == 0:  # more than SHN_LORESERVE sections: the count is in section 0's size
+            shnum = _SHDR.unpack_from(self.data, self.shoff)[5]
+        if shstrndx == SHN_XINDEX:
+            shstrndx = _SHDR.unpack_from(self.data, self.shoff)[6]
+        if shnum > MAX_SECTIONS or self.shoff + shnum * _SHDR.size > self.size:
+            raise self.error(f"section header table ({shnum} entries at {self.shoff:#x}) "
+                             "runs past the end of the file")
+        raw = list(_SHDR.iter_unpack(self.data[self.shoff:self.shoff + shnum * _SHDR.size]))
+        names = b""
+        if 0 < shstrndx < shnum:
+            st = raw[shstrndx]
+            names = self._bytes_at(st[4], st[5], f"section name table (section {shstrndx})")
+        out = []
+        for i, (name, typ, flags, addr, off, size, link, info, align, entsize) in enumerate(raw):
+            if typ != SHT_NOBITS and typ != SHT_NULL and (off > self.size or size > self.size - off):
+                nm = _cstr(names, name)
+                raise self.error(f"section {i} ({nm}) at {off:#x}+{size:#x} runs past the end "
+                                 f"of the file ({self.size:#x} bytes)")
+            out.append(Section(i, _cstr(names, name), typ, flags, addr, off, size, link, info,
+                               align, entsize))
+        return out
+
+    @cached_property
+    def segments(self) -> list[Segment]:
+        if self.phoff == 0 or self.phnum == 0:
+            return []
+        if self.phentsize != _PHDR.size:
+            raise self.error(f"program header size {self.phentsize}, expected {_PHDR.size}")
+        if self.phnum > MAX_SEGMENTS or self.phoff + self.phnum * _PHDR.size > self.size:
+            raise self.error(f"program headers ({self.phnum} at {self.phoff:#x}) run past the "
+                             "end of the file")
+        return [Segment(*p) for p in
+                _PHDR.iter_unpack(self.data[self.phoff:self.phoff + self.phnum * _PHDR.size])]
+
+    @cached_property
+    def sections_by_name(self) -> dict[str, list[Section]]:
+        out: dict[str, list[Section]] = {}
+        for s in self.sections:
+            out.setdefault(s.name, []).append(s)
+        return out
+
+    def section(self, index: int) -> Section:
+        if not 0 <= index < len(self.sections):
+            raise self.error(f"section index {index} out of range")
+        return self.sections[index]
+
+    def section_data(self, sec: Section) -> bytes:
+        """The section's bytes (empty for NOBITS); checked against the file, cached."""
+        got = self._section_data.get(sec.index)
+        if got is None:
+            if sec.type == SHT_NOBITS:
+                got = b""
+            else:
+                got = self._bytes_at(sec.offset, sec.size, f"section {sec.index} ({sec.name})")
+            self._section_data[sec.index] = got
+        return got
+
+    def _bytes_at(self, off: int, size: int, what: str) -> bytes:
+        if off > self.size or size > self.size - off:
+            raise self.error(f"{what} at {off:#x}+{size:#x} runs past the end of the file")
+        return bytes(self.data[off:off + size])
+
+    # -- symbols ---------------------------------------------------------------------------
+    @cached_property
+    def symtab(self) -> Section | None:
+        for s in self.sections:
+            if s.type == SHT_SYMTAB:
+                return s
+        return None
+
+    @property
+    def symbols(self) -> list[Symbol]:
+        if self._symbols is None:
+            self._symbols = self._read_symbols(self.symtab) if self.symtab else []
+        return self._symbols
+
+    def _read_symbols(self, sec: Section) -> list[Symbol]:
+        if sec.entsize not in (0, _SYM.size):
+            raise self.error(f"symbol table entry size {sec.entsize}, expected {_SYM.size}")
+        if sec.size % _SYM.size:
+            raise self.error(f"symbol table size {sec.size:#x} is not a multiple of {_SYM.size}")
+        strtab = self.section_data(self.section(sec.link)) if sec.link else b""
+        data = self.section_data(sec)
+        shndx_ext = None
+        out = []
+        for i, (name, info, _other, shndx, value, size) in enumerate(_SYM.iter_unpack(data)):
+            if shndx == SHN_XINDEX:
+                if shndx_ext is None:
+                    shndx_ext = self._xindex_table(sec)
+                shndx = shndx_ext[i] if i < len(shndx_ext) else SHN_UNDEF
+            out.append(Symbol(i, _cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx))
+        return out
+
+    def _xindex_table(self, symtab: Section) -> list[int]:
+        for s in self.sections:
+            if s.type == SHT_SYMTAB_SHNDX and s.link == symtab.index:
+                d = self.section_data(s)
+                return list(struct.unpack(f"<{len(d) // 4}I", d[:len(d) // 4 * 4]))
+        return []
+
+    def symbol(self, index: int) -> Symbol:
+        syms = self.symbols
+        if not 0 <= index < len(syms):
+            raise IndexError(index)
+        return syms[index]
+
+    # -- relocations -----------------------------------------------------------------------
+    def relocation_sections_for(self, target: Section) -> list[Section]:
+        return [s for s in self.sections
+                if s.type in (SHT_RELA, SHT_REL, SHT_LLVM_CREL) and s.info == target.index
+                and not (s.flags & SHF_ALLOC and self.type != ET_REL)]
+
+    def relocations(self, sec: Section) -> list[Reloc]:
+        """RELA or REL entries of one relocation section (REL addends read from the target)."""
+        if sec.type == SHT_LLVM_CREL:
+            raise self.error(f"section {sec.name}: CREL relocations are not supported; "
+                             "assemble without --crel")
+        data = self.section_data(sec)
+        if sec.type == SHT_RELA:
+            if sec.size % _RELA.size:
+                raise self.error(f"section {sec.name}: size {sec.size:#x} is not a multiple of "
+                                 f"{_RELA.size}")
+            return [Reloc(o, i & 0xFFFFFFFF, i >> 32, a) for o, i, a in _RELA.iter_unpack(data)]
+        if sec.size % _REL.size:
+            raise self.error(f"section {sec.name}: size {sec.size:#x} is not a multiple of "
+                             f"{_REL.size}")
+        target = self.section(sec.info)
+        tdata = self.section_data(target)
+        out = []
+        for o, i in _REL.iter_unpack(data):
+            rtype = i & 0xFFFFFFFF
+            addend = 0
+            if rtype in (R_AARCH64_PREL32,) and o + 4 <= len(tdata):
+                addend = struct.unpack_from("<i", tdata, o)[0]
+            elif rtype in (R_AARCH64_ABS64, R_AARCH64_PREL64) and o + 8 <= len(tdata):
+                addend = struct.unpack_from("<q", tdata, o)[0]
+            out.append(Reloc(o, rtype, i >> 32, addend))
+        return out
+
+    # -- addresses -------------------------------------------------------------------------
+    @cached_property
+    def _alloc_index(self) -> tuple[list[int], list[Section]]:
+        secs = sorted((s for s in self.sections if s.alloc and s.size), key=lambda s: s.addr)
+        return [s.addr for s in secs], secs
+
+    def section_at(self, addr: int) -> Section | None:
+        """The allocated section holding the address (for linked images)."""
+        starts, secs = self._alloc_index
+        i = bisect_right(starts, addr) - 1
+        # Sections may nest or overlap (e.g. TLS); walk back over a few candidates.
+        for j in range(i, max(i - 4, -1), -1):
+            if secs[j].addr <= addr < secs[j].addr + secs[j].size:
+                return secs[j]
+        return None
+
+    def read_addr(self, addr: int, size: int) -> bytes | None:
+        sec = self.section_at(addr)
+        if sec is None or sec.type == SHT_NOBITS or addr + size > sec.addr + sec.size:
+            return None
+        off = addr - sec.addr
+        return self.section_data(sec)[off:off + size]
+
+    def file_offset(self, addr: int) -> int | None:
+        sec = self.section_at(addr)
+        if sec is None or sec.type == SHT_NOBITS:
+            return None
+        return sec.offset + addr - sec.addr
+
+    def close(self) -> None:
+        if isinstance(self.data, mmap.mmap):
+            self._section_data.clear()
+            self.data.close()
+
+
+def _cstr(table: bytes, off: int) -> str:
+    if off >= len(table):
+        return ""
+    end = table.find(b"\0", off)
+    if end < 0:
+        end = len(table)
+    return table[off:end].decode("utf-8", "replace")
+
+
+def check_header(path: str, head: bytes) -> None:
+    """Reject what altlink does not read, with the reason, before anything else is parsed."""
+    if len(head) < 16 or head[:4] != b"\x7fELF":
+        raise AltlinkError(f"{path}: not an ELF file")
+    if head[4] != 2:
+        raise AltlinkError(f"{path}: ELF32 (ILP32) files are not supported; altlink reads "
+                           "AArch64 ELF64 only")
+    if head[5] != 1:
+        raise AltlinkError(f"{path}: big-endian ELF is not supported; altlink reads "
+                           "little-endian AArch64 only")
+    if len(head) < _EHDR.size:
+        raise AltlinkError(f"{path}: truncated ELF header ({len(head)} bytes)")
+    machine = struct.unpack_from("<H", head, 18)[0]
+    if machine != EM_AARCH64:
+        raise AltlinkError(f"{path}: ELF machine {machine} is not AArch64 (183)")
+    etype = struct.unpack_from("<H", head, 16)[0]
+    if etype not in ET_NAMES:
+        raise AltlinkError(f"{path}: ELF type {etype} is not an object, executable or shared "
+                           "object")
+
+
+def read_elf(path: str) -> ElfFile:
+    """Open and map an AArch64 ELF64 file; raises AltlinkError (exit 2) when it is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot open: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not (st.st_mode & 0o170000 == 0o100000):
+            raise AltlinkError(f"{path}: not a regular file")
+        if st.st_size == 0:
+            raise AltlinkError(f"{path}: empty file, not an ELF file")
+        data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    check_header(path, data[:_EHDR.size])
+    elf = ElfFile(path, data)
+    elf.sections  # noqa: B018  (validate the section headers now, with the file's name)
+    return elf
+
+
+def from_bytes(path: str, data: bytes) -> ElfFile:
+    """An ELF file held in memory (an archive member); ``path`` names it in messages."""
+    check_header(path, data[:_EHDR.size])
+    elf = ElfFile(path, data)
+    elf.sections  # noqa: B018
+    return elf
+
+
+def iter_words(code: bytes) -> Iterator[int]:
+    n = len(code) // 4
+    return iter(struct.unpack(f"<{n}I", code[:n * 4]))

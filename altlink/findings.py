@@ -1,0 +1,76 @@
+"""Findings: the stable diagnostic codes of SPEC section 3 and one finding as plain data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+ERROR, WARNING, NOTE = "error", "warning", "note"
+
+# code -> (default severity, short title). The titles name docs/codes/<CODE>.md.
+CODES: dict[str, tuple[str, str]] = {
+    "ALT001": (ERROR, "static entry: replacement length differs from the site"),
+    "ALT002": (ERROR, "callback entry with a replacement length"),
+    "ALT003": (ERROR, "site length zero or not a multiple of 4, or site not aligned"),
+    "ALT004": (ERROR, "site not inside an executable section"),
+    "ALT005": (ERROR, "replacement outside the replacement or executable sections"),
+    "ALT006": (ERROR, "callback symbol undefined in the link set"),
+    "ALT007": (ERROR, "callback symbol is not a function in an executable section"),
+    "ALT008": (ERROR, "replacement holds an instruction that cannot be moved"),
+    "ALT009": (ERROR, "re-encoded branch or ADRP out of range at the site"),
+    "ALT010": (ERROR, "entries patch overlapping sites"),
+    "ALT011": (ERROR, "capability not in the capability table"),
+    "ALT012": (ERROR, "malformed alternative table"),
+    "ALT013": (ERROR, "entry missing from or different in the linked image"),
+    "ALT014": (WARNING, "callback reaches instrumented or patched code"),
+    "ALT015": (ERROR, "module callback defined by the module itself"),
+    "ALT016": (ERROR, "linker rewrote or redirected replacement code"),
+    "ALT017": (ERROR, "branch into a replacement from outside it"),
+    "ALT018": (WARNING, "alternative table not 4-byte aligned in the image"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnostic: a code, a severity, a message and where it is.
+
+    ``file`` is the object or image; ``place`` the bracketed detail (``obj/foo.o .text+0x40
+    func+0x10`` or ``.altinstructions entry 7``); ``source`` a ``file:line`` when DWARF line
+    tables give one.
+    """
+
+    code: str
+    severity: str
+    message: str
+    file: str
+    place: str = ""
+    source: str | None = None
+    entry: int | None = None
+
+    def with_severity(self, severity: str) -> Finding:
+        return replace(self, severity=severity)
+
+
+def finding(code: str, message: str, file: str, place: str = "", source: str | None = None,
+            entry: int | None = None, severity: str | None = None) -> Finding:
+    return Finding(code, severity or CODES[code][0], message, file, place, source, entry)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the user asked of the report: codes silenced, warnings made errors."""
+
+    disabled: frozenset[str] = frozenset()
+    werror: bool = False
+
+    def apply(self, findings: list[Finding]) -> list[Finding]:
+        out = []
+        for f in findings:
+            if f.code in self.disabled:
+                continue
+            if self.werror and f.severity == WARNING:
+                f = f.with_severity(ERROR)
+            out.append(f)
+        return out
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity == ERROR for f in findings)

@@ -1,0 +1,60 @@
+"""Turning the files a user names into checked inputs: objects, images and archive members."""
+from __future__ import annotations
+
+from typing import TextIO
+
+from altlink import archive, elf
+from altlink.checks import Input
+from altlink.errors import AltlinkError
+
+BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
+
+
+def is_lto(data: bytes, e: elf.ElfFile | None = None) -> bool:
+    """An LTO object carries IR, not code: LLVM bitcode, or ELF with GCC's .gnu.lto_ sections."""
+    if data[:4] in BITCODE_MAGICS:
+        return True
+    if e is not None:
+        return any(s.name.startswith(".gnu.lto_") for s in e.sections) and not any(
+            s.executable and s.size for s in e.sections)
+    return False
+
+
+def load(paths: list[str], notes: TextIO | None = None) -> list[Input]:
+    """Read every named file (archives: every ELF member); LTO objects are noted and skipped."""
+    out: list[Input] = []
+    for path in paths:
+        if archive.is_archive(path):
+            for m in archive.members(path):
+                data = archive.read_member(m)
+                if is_lto(data):
+                    _note(notes, m.display)
+                    continue
+                if data[:4] != b"\x7fELF":
+                    continue
+                e = elf.from_bytes(m.display, data)
+                if is_lto(data, e):
+                    _note(notes, m.display)
+                    continue
+                out.append(Input.load(e))
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError as err:
+            raise AltlinkError(f"{path}: cannot open: {err.strerror}") from None
+        if head in BITCODE_MAGICS:
+            _note(notes, path)
+            continue
+        e = elf.read_elf(path)
+        if is_lto(head, e):
+            _note(notes, path)
+            continue
+        out.append(Input.load(e))
+    return out
+
+
+def _note(notes: TextIO | None, name: str) -> None:
+    if notes is not None:
+        notes.write(f"{name}: note: LTO object: its alternatives exist only after the link "
+                    "and are checked in the linked image\n")

@@ -1,0 +1,112 @@
+"""Naming places by symbols: ``func+0x10`` for a section offset or an address.
+
+Objects are named per section (symbol values are section offsets); images by address. Where
+several symbols share an address the plain name wins over aliases (``__pi_``, ``__efistub_``,
+``__kvm_nvhe_`` copies, local ``.L`` labels and ARM mapping symbols ``$x``/``$d`` are never
+used).
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from altlink.elf import (
+    SHN_ABS,
+    SHN_LORESERVE,
+    SHN_UNDEF,
+    STB_GLOBAL,
+    STB_WEAK,
+    STT_FUNC,
+    STT_GNU_IFUNC,
+    STT_NOTYPE,
+    STT_OBJECT,
+    ElfFile,
+    Symbol,
+)
+
+_ALIAS_PREFIXES = ("__pi_", "__efistub_", "__kvm_nvhe_", "__hyp_", "__pfx_", "__cfi_")
+_NAMED_TYPES = (STT_FUNC, STT_NOTYPE, STT_OBJECT, STT_GNU_IFUNC)
+
+
+def is_label(sym: Symbol) -> bool:
+    """A symbol worth naming a place by."""
+    name = sym.name
+    if not name or sym.type not in _NAMED_TYPES:
+        return False
+    if name[0] == "$" or name.startswith(".L") or name.startswith("L0\x01"):
+        return False
+    return True
+
+
+def rank(sym: Symbol) -> tuple:
+    """Smaller is better: functions, global, not an alias, then the shortest and first name."""
+    alias = name_is_alias(sym.name)
+    return (alias, sym.type != STT_FUNC and sym.type != STT_GNU_IFUNC,
+            sym.bind not in (STB_GLOBAL, STB_WEAK), len(sym.name), sym.name)
+
+
+def name_is_alias(name: str) -> bool:
+    return name.startswith(_ALIAS_PREFIXES)
+
+
+class _Index:
+    def __init__(self, syms: list[Symbol]) -> None:
+        best: dict[int, Symbol] = {}
+        for s in syms:
+            cur = best.get(s.value)
+            if cur is None or rank(s) < rank(cur):
+                best[s.value] = s
+        self.keys = sorted(best)
+        self.syms = [best[k] for k in self.keys]
+
+    def lookup(self, value: int) -> Symbol | None:
+        i = bisect_right(self.keys, value) - 1
+        if i < 0:
+            return None
+        s = self.syms[i]
+        # Prefer a symbol whose extent covers the place; a sized symbol that ends before it
+        # still names it (as objdump does) when nothing closer exists.
+        return s
+
+
+class Symbolizer:
+    """Names section offsets (objects) or addresses (images) of one ELF file."""
+
+    def __init__(self, elf: ElfFile) -> None:
+        self.elf = elf
+        self._by_section: dict[int, _Index] = {}
+        self._by_addr: _Index | None = None
+
+    def _section_index(self, shndx: int) -> _Index:
+        idx = self._by_section.get(shndx)
+        if idx is None:
+            idx = _Index([s for s in self.elf.symbols if s.shndx == shndx and is_label(s)])
+            self._by_section[shndx] = idx
+        return idx
+
+    def at_offset(self, shndx: int, offset: int) -> str | None:
+        sym = self._section_index(shndx).lookup(offset)
+        return _fmt(sym.name, offset - sym.value) if sym else None
+
+    def _addr_index(self) -> _Index:
+        if self._by_addr is None:
+            self._by_addr = _Index([s for s in self.elf.symbols
+                                    if s.shndx not in (SHN_UNDEF, SHN_ABS)
+                                    and s.shndx < SHN_LORESERVE and is_label(s)])
+        return self._by_addr
+
+    def at_address(self, addr: int) -> str | None:
+        sym = self._addr_index().lookup(addr)
+        return _fmt(sym.name, addr - sym.value) if sym else None
+
+    def function_at(self, addr: int) -> Symbol | None:
+        """The best-named symbol that starts exactly at the address."""
+        sym = self._addr_index().lookup(addr)
+        return sym if sym is not None and sym.value == addr else None
+
+    def function_at_offset(self, shndx: int, offset: int) -> Symbol | None:
+        sym = self._section_index(shndx).lookup(offset)
+        return sym if sym is not None and sym.value == offset else None
+
+
+def _fmt(name: str, delta: int) -> str:
+    return name if delta == 0 else f"{name}+{delta:#x}"

@@ -1,0 +1,224 @@
+"""Decoding ``.altinstructions``: 12-byte entries from objects (through their relocations) and
+from linked images (through the resolved relative offsets). SPEC section 1.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from altlink.elf import (
+    ET_REL,
+    R_AARCH64_PREL32,
+    SHF_ALLOC,
+    SHN_ABS,
+    SHN_COMMON,
+    SHN_LORESERVE,
+    SHN_UNDEF,
+    STT_SECTION,
+    ElfFile,
+    Section,
+    reloc_name,
+)
+from altlink.findings import Finding, finding
+
+ENTRY = struct.Struct("<iiHBB")
+ENTRY_SIZE = ENTRY.size  # 12
+TABLE_SECTION = ".altinstructions"
+REPLACEMENT_SECTION = ".altinstr_replacement"
+ABIS = ("linux-v4.17", "linux-v6.1")
+DEFAULT_ABI = "linux-v4.17"
+CB_BIT_V61 = 0x8000
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an entry's site or replacement (or callback) is.
+
+    In an object: a section (index and name) and an offset in it, or, for a relocation against
+    an undefined symbol, only ``symbol``. In an image: also ``address``.
+    ``symbol`` is the named symbol a relocation referred to (a callback), else None.
+    """
+
+    section: str
+    section_index: int
+    offset: int
+    address: int | None = None
+    symbol: str | None = None
+    addend: int = 0
+
+    @property
+    def defined(self) -> bool:
+        return self.section_index != SHN_UNDEF
+
+    def describe(self) -> str:
+        if not self.defined:
+            return self.symbol or "?"
+        return f"{self.section}+{self.offset:#x}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One table entry as read, before any profile interprets ``cap_raw``."""
+
+    file: str
+    index: int
+    table_section: str
+    table_offset: int
+    site: Place
+    alt: Place
+    cap_raw: int
+    orig_len: int
+    alt_len: int
+    address: int | None = None  # the entry's own address, in an image
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A table ABI profile (SPEC section 1): tells callbacks and capability numbers apart."""
+
+    abi: str = DEFAULT_ABI
+    ncaps: int | None = None
+
+    def is_callback(self, cap_raw: int) -> bool:
+        if self.abi == "linux-v6.1":
+            return bool(cap_raw & CB_BIT_V61)
+        return self.ncaps is not None and cap_raw == self.ncaps
+
+    def cap(self, cap_raw: int) -> int | None:
+        """The capability number an entry depends on; None for a v4.17 callback (always runs)."""
+        if self.abi == "linux-v6.1":
+            return cap_raw & ~CB_BIT_V61
+        if self.is_callback(cap_raw):
+            return None
+        return cap_raw
+
+    def callback_marker(self, cap: int | None) -> int:
+        if self.abi == "linux-v6.1":
+            return CB_BIT_V61 | (cap or 0)
+        if self.ncaps is None:
+            raise ValueError("NCAPS is unknown")
+        return self.ncaps
+
+
+@dataclass
+class Table:
+    """The entries of one file, and what was wrong with its table."""
+
+    path: str
+    entries: list[Entry]
+    findings: list[Finding]
+    sections: list[Section]
+
+
+def table_sections(elf: ElfFile) -> list[Section]:
+    return elf.sections_by_name.get(TABLE_SECTION, [])
+
+
+def read_table(elf: ElfFile) -> Table:
+    if elf.type == ET_REL:
+        return read_object_table(elf)
+    return read_image_table(elf)
+
+
+def _size_finding(elf: ElfFile, sec: Section) -> Finding:
+    return finding("ALT012", f"{sec.name} is {sec.size} bytes, not a multiple of {ENTRY_SIZE}; "
+                   f"only the first {sec.size // ENTRY_SIZE} entries are read", elf.path,
+                   f"section {sec.index} {sec.name}")
+
+
+def read_object_table(elf: ElfFile) -> Table:
+    """Entries of a relocatable object, resolved through their PREL32 relocations."""
+    entries: list[Entry] = []
+    findings: list[Finding] = []
+    secs = table_sections(elf)
+    flags = {s.flags for s in secs}
+    base = 0
+    for sec in secs:
+        if sec.size % ENTRY_SIZE:
+            findings.append(_size_finding(elf, sec))
+        data = elf.section_data(sec)
+        relocs = {}
+        for rs in elf.relocation_sections_for(sec):
+            for r in elf.relocations(rs):
+                relocs.setdefault(r.offset, r)
+        n = sec.size // ENTRY_SIZE
+        for i in range(n):
+            off = i * ENTRY_SIZE
+            _, _, cap, orig_len, alt_len = ENTRY.unpack_from(data, off)
+            index = base + i
+            where = f"{sec.name} entry {index}"
+            places = []
+            for field, name in ((0, "site"), (4, "replacement")):
+                r = relocs.get(off + field)
+                place, problem = _resolve(elf, r, name)
+                if problem:
+                    findings.append(finding("ALT012", problem, elf.path, where, entry=index))
+                    place = None
+                places.append(place)
+            if places[0] is None or places[1] is None:
+                continue
+            entries.append(Entry(elf.path, index, sec.name, off, places[0], places[1], cap,
+                                 orig_len, alt_len))
+        base += n
+    if len(flags) > 1:
+        findings.append(finding("ALT012", "the .altinstructions sections of this object have "
+                                "different flags", elf.path))
+    if secs and not all(s.flags & SHF_ALLOC for s in secs):
+        findings.append(finding("ALT012", ".altinstructions is not allocated (flags \"a\" "
+                                "expected): the table would not be loaded", elf.path,
+                                f"section {secs[0].index} {secs[0].name}"))
+    return Table(elf.path, entries, findings, secs)
+
+
+def _resolve(elf: ElfFile, r, what: str) -> tuple[Place | None, str | None]:
+    if r is None:
+        return None, f"no relocation for the {what} offset (an absolute offset in an object " \
+                     "cannot be resolved)"
+    if r.type != R_AARCH64_PREL32:
+        return None, f"{what} relocation is {reloc_name(r.type)}, expected R_AARCH64_PREL32"
+    try:
+        sym = elf.symbol(r.sym)
+    except IndexError:
+        return None, f"{what} relocation refers to symbol index {r.sym}, past the symbol table"
+    if sym.shndx == SHN_UNDEF:
+        return Place("", SHN_UNDEF, r.addend, None, sym.name or None, r.addend), None
+    if sym.shndx in (SHN_ABS, SHN_COMMON) or sym.shndx >= SHN_LORESERVE:
+        return None, f"{what} relocation is against {sym.name or 'a symbol'} in a special " \
+                     f"section ({sym.shndx:#x}), not code"
+    if sym.shndx >= len(elf.sections):
+        return None, f"{what} relocation is against a symbol in section {sym.shndx}, which " \
+                     "does not exist"
+    sec = elf.sections[sym.shndx]
+    named = None if sym.type == STT_SECTION else (sym.name or None)
+    return Place(sec.name, sec.index, sym.value + r.addend, None, named, r.addend), None
+
+
+def read_image_table(elf: ElfFile) -> Table:
+    """Entries of a linked image: the relative offsets are already resolved."""
+    entries: list[Entry] = []
+    findings: list[Finding] = []
+    secs = table_sections(elf)
+    for sec in secs:
+        if sec.size % ENTRY_SIZE:
+            findings.append(_size_finding(elf, sec))
+        data = elf.section_data(sec)
+        if sec.type == 8:  # NOBITS: nothing to read
+            findings.append(finding("ALT012", ".altinstructions has no contents (NOBITS)",
+                                    elf.path, f"section {sec.index}"))
+            continue
+        for i in range(sec.size // ENTRY_SIZE):
+            off = i * ENTRY_SIZE
+            orig_rel, alt_rel, cap, orig_len, alt_len = ENTRY.unpack_from(data, off)
+            addr = sec.addr + off
+            site = _image_place(elf, addr + orig_rel)
+            alt = _image_place(elf, addr + 4 + alt_rel)
+            entries.append(Entry(elf.path, len(entries), sec.name, off, site, alt, cap,
+                                 orig_len, alt_len, addr))
+    return Table(elf.path, entries, findings, secs)
+
+
+def _image_place(elf: ElfFile, addr: int) -> Place:
+    sec = elf.section_at(addr)
+    if sec is None:
+        return Place("", SHN_UNDEF, 0, addr)
+    return Place(sec.name, sec.index, addr - sec.addr, addr)
