@@ -25,7 +25,7 @@ from altlink.elf import (
     Symbol,
 )
 from altlink.findings import ERROR, WARNING, Finding, finding
-from altlink.symbols import Symbolizer, rank
+from altlink.symbols import Symbolizer
 from altlink.table import REPLACEMENT_SECTION, Entry, Profile, Table, read_table
 
 MAX_CB_MASK = 0x7FFF
@@ -133,12 +133,14 @@ class Checker:
     """Runs the checks over the inputs of one check (a link set, or one image)."""
 
     def __init__(self, inputs: list[Input], options: Options,
-                 symbols_from: list[ElfFile] | None = None) -> None:
+                 symbols_from: list[ElfFile] | None = None,
+                 only: frozenset[str] | None = None) -> None:
         self.inputs = inputs
         self.options = options
+        self.only = only
         self.findings: list[Finding] = []
         for inp in inputs:
-            self.findings.extend(inp.table.findings)
+            self.findings.extend(f for f in inp.table.findings if self._wanted(f.code))
         self.profile = resolve_ncaps(options.profile, options.caps,
                                      [i.table for i in inputs], self.findings)
         self.space = SymbolSpace([i for i in inputs if i.elf.type == ET_REL], symbols_from or [])
@@ -152,10 +154,18 @@ class Checker:
             for e in inp.table.entries:
                 self._check_entry(inp, e)
             self._check_overlaps(inp)
+            if inp.elf.type != ET_REL:
+                self._check_table_alignment(inp)
+                self._check_branches_into_replacements(inp)
         return self.findings
+
+    def _wanted(self, code: str) -> bool:
+        return self.only is None or code in self.only
 
     def add(self, code: str, message: str, inp: Input, place: str, entry: Entry | None = None,
             severity: str | None = None) -> None:
+        if not self._wanted(code):
+            return
         self.findings.append(finding(code, message, inp.path, place,
                                      entry=entry.index if entry else None, severity=severity))
 
@@ -333,7 +343,7 @@ class Checker:
                 pc = e.alt.address + 4 * i
                 to = e.site.address + 4 * i
                 try:
-                    insn.relocate(word, pc, to)
+                    insn.relocate(word, pc, to, abi=self.profile.abi)
                 except insn.RangeError as err:
                     self.add("ALT009", f"replacement instruction {i} ({_dis(word)}) at the "
                              f"site {to:#x}: {err}", inp, place, e)
@@ -416,6 +426,59 @@ class Checker:
             self.add("ALT007", f"callback {name} is not a function (symbol type {sym.type})",
                      inp, place, e)
 
+    # -- image-wide ----------------------------------------------------------------------------
+    def _check_table_alignment(self, inp: Input) -> None:
+        for sec in inp.table.sections:
+            if sec.addr % 4:
+                self.add("ALT018", f"{sec.name} is at {sec.addr:#x}, not 4-byte aligned: a "
+                         "runtime reading it with the MMU off faults", inp,
+                         f"section {sec.index} {sec.name}")
+
+    def _check_branches_into_replacements(self, inp: Input) -> None:
+        """ALT017: a branch from outside a replacement into it, or from one replacement into
+        another entry's replacement. Replacement code runs only once copied to its site."""
+        ranges = sorted((e.alt.address, e.alt.address + e.alt_len, e)
+                        for e in inp.table.entries
+                        if e.alt.address is not None and e.alt_len
+                        and not self.profile.is_callback(e.cap_raw))
+        if not ranges:
+            return
+        starts = [r[0] for r in ranges]
+        from bisect import bisect_right
+
+        def owner(addr: int):
+            i = bisect_right(starts, addr) - 1
+            if i >= 0 and ranges[i][0] <= addr < ranges[i][1]:
+                return ranges[i][2]
+            return None
+
+        lo, hi = ranges[0][0], max(r[1] for r in ranges)
+        for sec in inp.elf.sections:
+            if not sec.executable or not sec.size or sec.type == 8:
+                continue
+            data = inp.elf.section_data(sec)
+            n = len(data) // 4
+            for i, word in enumerate(struct.unpack(f"<{n}I", data[:4 * n])):
+                if not _maybe_branch(word):
+                    continue
+                pc = sec.addr + 4 * i
+                tgt = insn.target(word, pc)
+                if tgt is None or not lo <= tgt < hi:
+                    continue
+                dst = owner(tgt)
+                if dst is None:
+                    continue
+                src = owner(pc)
+                if src is dst:
+                    continue
+                if src is None:
+                    what = f"code at {pc:#x} ({inp.names.at_address(pc) or sec.name})"
+                else:
+                    what = f"the replacement of entry {src.index}"
+                self.add("ALT017", f"{what} branches into the replacement of entry "
+                         f"{dst.index} at {tgt:#x}, which runs only once copied to its site",
+                         inp, self.site_place(inp, dst), dst)
+
     # -- overlaps ----------------------------------------------------------------------------
     def _check_overlaps(self, inp: Input) -> None:
         spans = sorted(((e.site.section_index, e.site.offset, e.site.offset + e.orig_len, e)
@@ -431,6 +494,12 @@ class Checker:
             else:
                 self.add("ALT010", f"entries {e1.index} and {e2.index} patch overlapping sites",
                          inp, place, e2, severity=ERROR)
+
+
+def _maybe_branch(w: int) -> bool:
+    """A cheap filter for the immediate branches (B, BL, B.cond, BC.cond, CB(N)Z, TB(N)Z)."""
+    return ((w & 0x7C000000) == 0x14000000 or (w & 0xFF000000) == 0x54000000
+            or (w & 0x7E000000) in (0x34000000, 0x36000000))
 
 
 def _is_function(sym: Symbol) -> bool:

@@ -55,6 +55,43 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--module", action="store_true",
                    help="kernel-module rules (also automatic for objects with .modinfo)")
     c.add_argument("files", nargs="+", metavar="FILE")
+
+    ln = sub.add_parser("link", help="check, link, cross-check, write image, manifest, binary",
+                        usage="altlink link -o OUT [--manifest M] [--bin B] [--sort-table] "
+                        "[options] -- LINKER_COMMAND...")
+    _common(ln)
+    ln.add_argument("-o", dest="output", required=True, metavar="OUT", help="the image")
+    ln.add_argument("--manifest", metavar="M", help="write the manifest here")
+    ln.add_argument("--bin", metavar="B", help="write the raw binary (objcopy -O binary) here")
+    ln.add_argument("--sort-table", action="store_true",
+                    help="sort the table in the image by site address")
+    ln.add_argument("--source-lines", action="store_true",
+                    help="add DWARF source lines to the manifest")
+    ln.add_argument("--module", action="store_true", help=argparse.SUPPRESS)
+    ln.add_argument("linker", nargs=argparse.REMAINDER, metavar="LINKER_COMMAND")
+
+    m = sub.add_parser("manifest", help="a manifest for an already linked image")
+    _common(m, findings=False)
+    m.add_argument("image", metavar="IMAGE")
+    m.add_argument("-o", dest="output", metavar="M", help="write here (default: stdout)")
+    m.add_argument("--bin", metavar="B", help="also describe this raw binary of the image")
+    m.add_argument("--source-lines", action="store_true", help="add DWARF source lines")
+
+    v = sub.add_parser("verify", help="does this manifest belong to this image")
+    v.add_argument("image", metavar="IMAGE")
+    v.add_argument("manifest", metavar="M")
+
+    sh = sub.add_parser("show", help="a readable table with site and replacement disassembly")
+    _common(sh, findings=False)
+    sh.add_argument("file", metavar="IMAGE-or-MANIFEST")
+
+    d = sub.add_parser("diff", help="what changed between two manifests")
+    d.add_argument("old", metavar="M1")
+    d.add_argument("new", metavar="M2")
+
+    cp = sub.add_parser("caps", help="write the C header of a capability table")
+    cp.add_argument("table", metavar="TABLE")
+    cp.add_argument("-o", dest="output", metavar="HEADER", help="write here (default: stdout)")
     return p
 
 
@@ -146,7 +183,116 @@ def cmd_check(args, out) -> int:
     return _emit(findings, args, out)
 
 
-COMMANDS = {"scan": cmd_scan, "check": cmd_check}
+def cmd_link(args, out) -> int:
+    from altlink.findings import has_errors
+    from altlink.link import LinkRequest, link
+    from altlink.report import render
+
+    command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
+    req = LinkRequest(command, args.output, args.manifest, args.bin, options_from(args),
+                      args.symbols_from, args.sort_table, args.source_lines)
+    result = link(req)
+    for n in result.notes:
+        sys.stderr.write(n + "\n")
+    findings = _policy(args).apply(result.findings)
+    text = render(findings, args.format)
+    (sys.stderr if args.format == "text" else out).write(text)
+    return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
+
+
+def _image_manifest(path: str, args, manifest_path: str | None, binary: str | None = None):
+    from altlink import manifest as manifestmod
+    from altlink.checks import Input, resolve_ncaps
+    from altlink.elf import ET_REL, read_elf
+
+    options = options_from(args)
+    elf = read_elf(path)
+    if elf.type == ET_REL:
+        raise AltlinkError(f"{path}: a relocatable object, not a linked image; link it first")
+    image = Input.load(elf)
+    findings = list(image.table.findings)
+    profile = resolve_ncaps(options.profile, options.caps, [image.table], findings)
+    bin_info = None
+    if binary:
+        from altlink import rawbin
+        lay = rawbin.layout(elf)
+        bin_info = manifestmod.BinInfo(binary, manifestmod.sha256_file(binary), lay)
+    sources = None
+    if getattr(args, "source_lines", False):
+        from altlink.dwarf import LineTable
+        base = os.path.dirname(os.path.abspath(manifest_path)) if manifest_path else os.getcwd()
+        sources = LineTable(elf, base).lookup
+    m = manifestmod.build(image, profile, options.caps, path, manifestmod.sha256_file(path),
+                          manifest_path, bin_info, sources)
+    return m, findings
+
+
+def cmd_manifest(args, out) -> int:
+    from altlink import manifest as manifestmod
+    from altlink import outputs
+    from altlink.report import render
+
+    m, findings = _image_manifest(args.image, args, args.output, args.bin)
+    if findings:
+        sys.stderr.write(render(findings, "text"))
+    text = manifestmod.dumps(m)
+    if args.output:
+        outputs.write_bytes(args.output, text.encode("utf-8"))
+    else:
+        out.write(text)
+    return EXIT_OK
+
+
+def cmd_verify(args, out) -> int:
+    from altlink.verify import verify
+
+    problems = verify(args.image, args.manifest)
+    for p in problems:
+        out.write(f"{args.manifest}: error: {p}\n")
+    if not problems:
+        out.write(f"{args.manifest}: matches {args.image}\n")
+    return EXIT_FINDINGS if problems else EXIT_OK
+
+
+def cmd_show(args, out) -> int:
+    from altlink import manifest as manifestmod
+    from altlink.show import show
+
+    try:
+        with open(args.file, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise AltlinkError(f"{args.file}: cannot open: {e.strerror}") from None
+    if head == b"\x7fELF":
+        m, _ = _image_manifest(args.file, args, None)
+    else:
+        m = manifestmod.load(args.file)
+    out.write(show(m))
+    return EXIT_OK
+
+
+def cmd_diff(args, out) -> int:
+    from altlink import manifest as manifestmod
+    from altlink.show import diff
+
+    out.write(diff(manifestmod.load(args.old), manifestmod.load(args.new)))
+    return EXIT_OK
+
+
+def cmd_caps(args, out) -> int:
+    from altlink import caps as capsmod
+    from altlink import outputs
+
+    text = capsmod.header(capsmod.load(args.table))
+    if args.output:
+        outputs.write_bytes(args.output, text.encode("utf-8"))
+    else:
+        out.write(text)
+    return EXIT_OK
+
+
+COMMANDS = {"scan": cmd_scan, "check": cmd_check, "link": cmd_link, "manifest": cmd_manifest,
+            "verify": cmd_verify, "show": cmd_show, "diff": cmd_diff, "caps": cmd_caps}
 
 
 def main(argv: list[str] | None = None, out=None) -> int:

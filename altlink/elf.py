@@ -12,9 +12,9 @@ import mmap
 import os
 import struct
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator
 
 from altlink.errors import AltlinkError
 

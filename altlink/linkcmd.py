@@ -1,0 +1,192 @@
+"""Reading a linker command line: its output, its inputs (objects, archives, ``-l`` libraries,
+``@response`` files), for ``aarch64-linux-gnu-ld``, ``ld.lld``, and the gcc/clang drivers."""
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from altlink.errors import AltlinkError
+
+# Options whose value is the next argument (linker and compiler-driver spellings).
+_TAKES_ARG = {
+    "-o", "-T", "-L", "-l", "-e", "-m", "-u", "-z", "-y", "-Y", "-h", "-R", "-F", "-f", "-G",
+    "-A", "-a", "-b", "-c", "-P", "--script", "--entry", "--undefined", "--output",
+    "--library", "--library-path", "--soname", "-soname", "--version-script", "--dynamic-linker",
+    "-dynamic-linker", "-rpath", "-rpath-link", "--rpath", "--sysroot", "--section-start",
+    "-Ttext", "-Tdata", "-Tbss", "-Ttext-segment", "--defsym", "--wrap", "--trace-symbol",
+    "--format", "--oformat", "--architecture", "--emulation", "--image-base", "--just-symbols",
+    "--retain-symbols-file", "--plugin", "--plugin-opt", "--dependency-file", "--exclude-libs",
+    "--filter", "--auxiliary", "--hash-style", "--build-id", "--sort-section",
+    "-Map", "--Map", "--target", "-target", "-x", "-Xlinker", "-Xassembler", "-Xpreprocessor",
+    "-include", "-isystem", "-I", "-MF", "-MT", "-MQ", "-B", "-specs", "--specs", "-arch",
+    "-idirafter", "-iprefix", "-imacros", "-iquote", "-isysroot",
+}
+_OUTPUT_SPELLINGS = ("-o", "--output")
+
+
+@dataclass
+class LinkCommand:
+    argv: list[str]  # the command with response files expanded
+    output_index: int  # index in argv of the output path's argument
+    output: str
+    inputs: list[str] = field(default_factory=list)  # objects and archives, in link order
+    lib_dirs: list[str] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)
+
+    def with_output(self, path: str) -> list[str]:
+        argv = list(self.argv)
+        arg = argv[self.output_index]
+        if arg in _OUTPUT_SPELLINGS:
+            argv[self.output_index + 1] = path
+        elif arg.startswith("--output="):
+            argv[self.output_index] = "--output=" + path
+        else:  # -oPATH
+            argv[self.output_index] = "-o" + path
+        return argv
+
+
+def expand_response_files(argv: list[str], depth: int = 0) -> list[str]:
+    """``@file`` arguments replaced by the file's words (POSIX shell quoting, nested)."""
+    out: list[str] = []
+    for a in argv:
+        if a.startswith("@") and len(a) > 1 and depth < 16:
+            path = a[1:]
+            try:
+                with open(path, encoding="utf-8") as f:
+                    words = shlex.split(f.read(), comments=False, posix=True)
+            except OSError as e:
+                raise AltlinkError(f"{path}: cannot read response file: {e.strerror}") from None
+            except ValueError as e:
+                raise AltlinkError(f"{path}: bad quoting in response file: {e}") from None
+            out.extend(expand_response_files(words, depth + 1))
+        else:
+            out.append(a)
+    return out
+
+
+def _is_input_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head[:4] in (b"\x7fELF", b"BC\xc0\xde", b"\xde\xc0\x17\x0b") or head in (
+        b"!<arch>\n", b"!<thin>\n")
+
+
+def parse(command: list[str]) -> LinkCommand:
+    if not command:
+        raise AltlinkError("altlink link: no linker command after --")
+    argv = [command[0], *expand_response_files(command[1:])]
+    out_index = None
+    output = None
+    inputs: list[str] = []
+    lib_dirs: list[str] = []
+    libs: list[tuple[int, str]] = []  # position in inputs, name
+    scripts: list[str] = []
+    static_only = False
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if a in _OUTPUT_SPELLINGS:
+            if nxt is None:
+                raise AltlinkError(f"altlink link: {a} without a file in the linker command")
+            out_index, output = i, nxt
+            i += 2
+            continue
+        if a.startswith("--output="):
+            out_index, output = i, a[len("--output="):]
+        elif a.startswith("-o") and len(a) > 2 and not a.startswith("--"):
+            out_index, output = i, a[2:]
+        elif a.startswith("-Wl,"):
+            _linker_words(a[4:].split(","), inputs, lib_dirs, libs, scripts)
+        elif a == "-Xlinker" and nxt is not None:
+            _linker_words([nxt], inputs, lib_dirs, libs, scripts)
+            i += 2
+            continue
+        elif a in ("-L", "--library-path") and nxt is not None:
+            lib_dirs.append(nxt)
+        elif a.startswith("-L") and len(a) > 2:
+            lib_dirs.append(a[2:])
+        elif a.startswith("--library-path="):
+            lib_dirs.append(a.split("=", 1)[1])
+        elif a in ("-l", "--library") and nxt is not None:
+            libs.append((len(inputs), nxt))
+            inputs.append("")
+        elif a.startswith("-l") and len(a) > 2:
+            libs.append((len(inputs), a[2:]))
+            inputs.append("")
+        elif a.startswith("--library="):
+            libs.append((len(inputs), a.split("=", 1)[1]))
+            inputs.append("")
+        elif a in ("-T", "--script") and nxt is not None:
+            scripts.append(nxt)
+        elif a.startswith("-T") and len(a) > 2 and not a.startswith("-Ttext") and \
+                not a.startswith("-Tdata") and not a.startswith("-Tbss"):
+            scripts.append(a[2:])
+        elif a.startswith("--script="):
+            scripts.append(a.split("=", 1)[1])
+        elif a in ("-static", "-Bstatic", "--static"):
+            static_only = True
+        if a in _TAKES_ARG and a not in _OUTPUT_SPELLINGS:
+            i += 2
+            continue
+        if not a.startswith("-") and _is_input_file(a):
+            inputs.append(a)
+        i += 1
+    if out_index is None or output is None:
+        raise AltlinkError("altlink link: the linker command has no -o OUTPUT; altlink needs "
+                           "it to link to a temporary file")
+    cmd = LinkCommand(argv, out_index, output, [], lib_dirs, scripts)
+    resolved = {pos: _find_lib(name, lib_dirs, static_only) for pos, name in libs}
+    for pos, path in enumerate(inputs):
+        if pos in resolved:
+            if resolved[pos]:
+                cmd.inputs.append(resolved[pos])
+        elif path:
+            cmd.inputs.append(path)
+    return cmd
+
+
+def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
+    j = 0
+    while j < len(words):
+        w = words[j]
+        nxt = words[j + 1] if j + 1 < len(words) else None
+        if w in ("-T", "--script") and nxt is not None:
+            scripts.append(nxt)
+            j += 2
+            continue
+        if w.startswith("-T") and len(w) > 2 and not w.startswith(("-Ttext", "-Tdata", "-Tbss")):
+            scripts.append(w[2:])
+        elif w.startswith("--script="):
+            scripts.append(w.split("=", 1)[1])
+        elif w.startswith("-L") and len(w) > 2:
+            lib_dirs.append(w[2:])
+        elif w.startswith("-l") and len(w) > 2:
+            libs.append((len(inputs), w[2:]))
+            inputs.append("")
+        elif w in _TAKES_ARG:
+            j += 2
+            continue
+        elif not w.startswith("-") and _is_input_file(w):
+            inputs.append(w)
+        j += 1
+
+
+def _find_lib(name: str, dirs: list[str], static_only: bool) -> str | None:
+    """The archive a ``-lNAME`` resolves to among the ``-L`` directories (shared objects and
+    system libraries outside them are not part of the checked link set)."""
+    if name.startswith(":"):
+        cands = [name[1:]]
+    else:
+        cands = [f"lib{name}.a"] if static_only else [f"lib{name}.so", f"lib{name}.a"]
+    for d in dirs:
+        for c in cands:
+            p = os.path.join(d, c)
+            if os.path.isfile(p):
+                return p if p.endswith(".a") or _is_input_file(p) and not p.endswith(".so") \
+                    else None
+    return None

@@ -1,0 +1,125 @@
+"""The manifest (SPEC section 5): what a runtime or a later stage patches against.
+
+JSON, keys sorted, deterministic; addresses as hex strings; paths relative to the manifest's
+directory; bound to the image and its raw binary by sha256.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass
+
+from altlink import insn
+from altlink.caps import CapTable
+from altlink.checks import Input
+from altlink.errors import AltlinkError
+from altlink.rawbin import RawLayout
+from altlink.table import Entry, Profile
+
+SCHEMA_ID = "altlink-manifest/1"
+SCHEMA_FILE = os.path.join(os.path.dirname(__file__), "schema", "manifest.schema.json")
+
+
+def hx(v: int) -> str:
+    return f"{v:#x}"
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
+    return h.hexdigest()
+
+
+def relpath(path: str, manifest_path: str | None) -> str:
+    base = os.path.dirname(os.path.abspath(manifest_path)) if manifest_path else os.getcwd()
+    return os.path.relpath(os.path.abspath(path), base)
+
+
+@dataclass(frozen=True)
+class BinInfo:
+    path: str
+    sha256: str
+    layout: RawLayout
+
+
+def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str,
+          image_sha: str, manifest_path: str | None, binary: BinInfo | None = None,
+          sources=None) -> dict:
+    """The manifest of a linked image whose table was decoded into ``image``."""
+    elf = image.elf
+    img = {"path": relpath(image_path, manifest_path), "sha256": image_sha,
+           "machine": "aarch64"}
+    if binary is not None:
+        img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
+                      "base": hx(binary.layout.base)}
+    cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
+    entries = [_entry(image, e, profile, caps, binary, sources) for e in image.table.entries]
+    table = image.table.sections[0] if image.table.sections else None
+    out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
+           "caps": cap_names, "entries": entries}
+    if table is not None:
+        out["table"] = {"address": hx(table.addr), "size": table.size,
+                        "file_offset": table.offset,
+                        "bin_offset": binary.layout.offset_of(table.addr, elf)
+                        if binary else None}
+    return out
+
+
+def _entry(image: Input, e: Entry, profile: Profile, caps: CapTable | None,
+           binary: BinInfo | None, sources) -> dict:
+    elf = image.elf
+    callback = profile.is_callback(e.cap_raw)
+    cap = profile.cap(e.cap_raw)
+    site_addr = e.site.address
+    site_bytes = elf.read_addr(site_addr, e.orig_len) or b""
+    site = {"address": hx(site_addr), "file_offset": elf.file_offset(site_addr),
+            "bin_offset": binary.layout.offset_of(site_addr, elf) if binary else None,
+            "length": e.orig_len, "symbol": image.names.at_address(site_addr),
+            "bytes": site_bytes.hex(), "disasm": insn.disasm(site_bytes, site_addr)}
+    if sources is not None:
+        src = sources(site_addr)
+        if src:
+            site["source"] = src
+    rec = {"index": e.index, "kind": "callback" if callback else "static", "cap": cap,
+           "cap_raw": e.cap_raw,
+           "cap_name": caps.name(cap) if caps is not None and cap is not None else None,
+           "site": site, "replacement": None, "callback": None}
+    if callback:
+        sym = image.names.function_at(e.alt.address)
+        rec["callback"] = {"symbol": sym.name if sym else None, "address": hx(e.alt.address)}
+        return rec
+    repl = elf.read_addr(e.alt.address, e.alt_len) or b""
+    fixups = []
+    n = len(repl) // 4
+    for i, word in enumerate(struct.unpack(f"<{n}I", repl[:n * 4])):
+        pc = e.alt.address + 4 * i
+        c = insn.decode(word)
+        if c.kind in insn.FIXUP_KINDS and insn.needs_fixup(word, e.alt.address, e.alt_len, pc):
+            fixups.append({"insn": i, "kind": c.kind, "target": hx(insn.target(word, pc))})
+    rec["replacement"] = {"address": hx(e.alt.address), "bytes": repl.hex(),
+                          "disasm": insn.disasm(repl, e.alt.address), "fixups": fixups}
+    return rec
+
+
+def dumps(manifest: dict) -> str:
+    return json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def load(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot read the manifest: {e.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise AltlinkError(f"{path}: not a JSON manifest: {e}") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
+        raise AltlinkError(f"{path}: not an altlink manifest (schema {SCHEMA_ID!r} expected)")
+    return data

@@ -1,0 +1,62 @@
+"""Writing outputs atomically: a temporary file beside the target, renamed into place when
+complete, so an earlier output stays intact until a new one replaces it, and an interrupted run
+never leaves a partial file."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+from altlink.errors import AltlinkError
+
+
+def temp_path(target: str, tag: str = "tmp") -> str:
+    """A new, empty temporary file in the target's directory (same filesystem: rename works)."""
+    d = os.path.dirname(os.path.abspath(target))
+    try:
+        fd, path = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=f".{tag}",
+                                    dir=d)
+    except OSError as e:
+        raise AltlinkError(f"{target}: cannot create a file in {d}: {e.strerror}") from None
+    os.close(fd)
+    os.chmod(path, 0o666 & ~_umask())
+    return path
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def remove(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def write_bytes(target: str, data: bytes, mode: int | None = None) -> None:
+    tmp = temp_path(target)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except OSError as e:
+        remove(tmp)
+        raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def commit(tmp: str, target: str) -> None:
+    """Move a finished temporary file into place."""
+    try:
+        os.replace(tmp, target)
+    except OSError as e:
+        remove(tmp)
+        raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None

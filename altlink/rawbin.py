@@ -1,0 +1,58 @@
+"""The raw binary of a linked image: exactly what ``objcopy -O binary`` writes.
+
+objcopy writes every allocated section with contents (not NOBITS, not empty) at its load
+address (LMA) relative to the lowest one, gaps filled with zeros.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from altlink.elf import PT_LOAD, SHT_NOBITS, ElfFile, Section
+from altlink.errors import AltlinkError
+
+MAX_BIN = 1 << 32  # a raw image over 4 GiB means a linker script with far-apart regions
+
+
+@dataclass(frozen=True)
+class RawLayout:
+    base: int  # the load address of byte 0 of the binary
+    size: int
+    sections: tuple[tuple[Section, int], ...]  # (section, its LMA)
+
+    def offset_of(self, addr: int, elf: ElfFile) -> int | None:
+        """Offset in the binary of a virtual address, or None where it is not in the file."""
+        for sec, lma in self.sections:
+            if sec.addr <= addr < sec.addr + sec.size:
+                return lma - self.base + addr - sec.addr
+        return None
+
+
+def lma_of(elf: ElfFile, sec: Section) -> int:
+    for seg in elf.segments:
+        if seg.type == PT_LOAD and seg.vaddr <= sec.addr and \
+                sec.addr + sec.size <= seg.vaddr + seg.memsz and \
+                seg.offset <= sec.offset < seg.offset + max(seg.filesz, 1):
+            return seg.paddr + sec.addr - seg.vaddr
+    return sec.addr
+
+
+def layout(elf: ElfFile) -> RawLayout:
+    secs = [(s, lma_of(elf, s)) for s in elf.sections
+            if s.alloc and s.type != SHT_NOBITS and s.size > 0]
+    if not secs:
+        return RawLayout(0, 0, ())
+    base = min(lma for _, lma in secs)
+    end = max(lma + s.size for s, lma in secs)
+    if end - base > MAX_BIN:
+        raise AltlinkError(f"{elf.path}: the raw binary would be {end - base:#x} bytes "
+                           f"(load addresses {base:#x}..{end:#x}); split the regions")
+    return RawLayout(base, end - base, tuple(sorted(secs, key=lambda t: t[1])))
+
+
+def raw_binary(elf: ElfFile, lay: RawLayout | None = None) -> bytes:
+    lay = lay or layout(elf)
+    out = bytearray(lay.size)
+    for sec, lma in lay.sections:
+        off = lma - lay.base
+        out[off:off + sec.size] = elf.section_data(sec)
+    return bytes(out)
