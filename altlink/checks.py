@@ -144,7 +144,6 @@ class Checker:
         self.profile = resolve_ncaps(options.profile, options.caps,
                                      [i.table for i in inputs], self.findings)
         self.space = SymbolSpace([i for i in inputs if i.elf.type == ET_REL], symbols_from or [])
-        self._pcrel_cache: dict[int, bool | None] = {}
 
     # -- driver ------------------------------------------------------------------------------
     def run(self) -> list[Finding]:
@@ -315,23 +314,16 @@ class Checker:
             off = e.alt.offset + 4 * i
             r = relocs.get(off)
             if c.kind == "plain":
-                if r is None and self._capstone_pcrel(word):
-                    self.add("ALT008", f"replacement instruction {i} ({word:#010x}, "
-                             f"{_dis(word)}) is PC-relative but not a form altlink can move",
-                             inp, place, e)
                 continue
-            if c.kind == "immovable":
+            if c.kind in ("immovable", "pcrel-unknown"):
+                why = ("cannot be moved: it is PC-relative and no patcher re-encodes it"
+                       if c.kind == "immovable" else
+                       "is PC-relative in a form altlink cannot re-encode; it is never copied "
+                       "silently")
                 self.add("ALT008", f"replacement instruction {i} ({c.name}, {_dis(word)}) "
-                         "cannot be moved: it is PC-relative and no patcher re-encodes it",
-                         inp, place, e)
+                         f"{why}", inp, place, e)
                 continue
             internal = self._internal_target(inp, e, sec, off, word, c, r)
-            if c.kind == "pcrel-unknown":
-                if internal is not True:
-                    self.add("ALT008", f"replacement instruction {i} ({c.name}, "
-                             f"{_dis(word)}) is PC-relative and altlink cannot re-encode it",
-                             inp, place, e)
-                continue
             if internal:
                 continue
             problem = insn.profile_problem(word, self.profile.abi)
@@ -366,13 +358,6 @@ class Checker:
             return None
         tgt = off + c.offset
         return e.alt.offset <= tgt <= e.alt.offset + e.alt_len
-
-    def _capstone_pcrel(self, word: int) -> bool:
-        got = self._pcrel_cache.get(word)
-        if got is None and word not in self._pcrel_cache:
-            got = insn.capstone_says_pcrel(word)
-            self._pcrel_cache[word] = got
-        return bool(got)
 
     # -- callbacks ---------------------------------------------------------------------------
     def _check_callback(self, inp: Input, e: Entry, place: str) -> None:

@@ -1,0 +1,524 @@
+"""AArch64 instruction classification and re-encoding for moving replacement code.
+
+A replacement instruction is copied to the site. Whether that is allowed, and
+what the copied word must be, depends only on the word (and, for a branch, on
+where its target lies). :func:`decode` answers by encoding alone, in pure
+Python integer operations (it runs on every word of every replacement);
+:func:`classify` adds capstone as a second opinion for words the decoder
+calls plain. The kinds (SPEC section 2):
+
+``branch26`` B, BL; ``cond19`` B.cond, BC.cond; ``cmp19`` CBZ, CBNZ;
+``test14`` TBZ, TBNZ; ``adrp`` ADRP
+    PC-relative, re-encoded by :func:`relocate` when the code moves.
+``immovable``
+    ADR and the literal loads (LDR W/X, LDRSW, PRFM, LDR S/D/Q): PC-relative,
+    but altlink does not rewrite them (an ADR or literal cannot be widened
+    into a sequence of the same length), so moving one is a build-time error.
+``pcrel-unknown``
+    PC-relative encodings altlink cannot re-encode: FEAT_CMPBR compare and
+    branch (CB<cc>, CBB<cc>, CBH<cc>, register and immediate forms), the
+    unallocated SIMD/FP literal-load slot, and anything capstone decodes as
+    reading the PC that the decoder does not know. Always an error.
+``plain``
+    Everything else: copied unchanged.
+
+Addresses are 64-bit and wrap modulo 2**64, as the hardware computes them.
+
+The ``linux-*`` profiles (:func:`profile_problem`, :func:`profile_reach`)
+model Linux's own patcher, ``get_alt_insn()`` in
+``arch/arm64/kernel/alternative.c`` with the helpers of
+``arch/arm64/include/asm/insn.h`` and ``arch/arm64/kernel/insn.c`` (later
+``arch/arm64/lib/insn.c``, and partly inlined into the header).
+Facts checked against those sources (the 4.18/4.19-era file with
+``ARM64_CB_PATCH``, the 5.x file with the SPDX header, and the 5.10/5.15/6.x
+stable-review patches that touch ``get_alt_insn``):
+
+* ``get_alt_insn()`` handles, in this order: ``aarch64_insn_is_branch_imm()``
+  (B, BL, CBZ, CBNZ, TBZ, TBNZ, B.cond) -- re-encoded when the target is
+  outside the replacement; ``aarch64_insn_is_adrp()`` -- *always* re-encoded
+  to the same 4 KiB page, whatever its target; ``aarch64_insn_uses_literal()``
+  (LDR literal, LDRSW literal, ADR/ADRP, PRFM literal) -- ``BUG()`` at boot.
+  Anything else is copied unchanged.
+* ``aarch64_insn_is_bcond()`` is mask ``0xff000010`` value ``0x54000000``:
+  BC.cond (FEAT_HBC, bit 4 set) is not a branch to Linux 4.17 to 6.1 and is
+  copied unchanged. (Upstream commit 2ccd8ff980b5, "arm64: probes: Handle
+  probes on hinted conditional branch instructions", v7.1-rc4, widens the
+  mask to ``0xff000000``; stable backports to 6.6 and 6.12 were posted. Its
+  Fixes: tag is 7f86d128e437, the FEAT_HBC hwcap; no 6.1.y backport was found,
+  and the profile keeps the 6.1 release's behaviour.)
+* ``ldr_lit`` is mask ``0xbf000000`` value ``0x18000000`` (V = 0 only),
+  ``ldrsw_lit`` ``0xff000000``/``0x98000000``, ``prfm_lit``
+  ``0xff000000``/``0xd8000000``: the SIMD/FP literal loads (V = 1) are in no
+  Linux release's ``aarch64_insn_uses_literal()`` and are copied silently.
+* ``aarch64_insn_adrp_get_offset()`` and ``aarch64_insn_adrp_set_offset()``
+  carry the page delta in an ``s32``: a delta outside [-2 GiB, +2 GiB) is
+  silently truncated (the architecture reaches +-4 GiB).
+* No re-encoding range is checked (``aarch64_insn_encode_immediate()`` masks
+  the field): an out-of-range branch is silently corrupted. altlink reports it.
+* ``branch_insn_requires_update()``: in the 5.10-and-later files, "outside
+  ``[repl, repl + alt_len]``, end inclusive"; in the 4.18/4.19-era file it first
+  re-encodes any target for which ``kernel_text_address()`` is true and
+  ``BUG()``s for a target in neither the kernel text nor this replacement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = [
+    "ABIS",
+    "FIXUP_KINDS",
+    "KINDS",
+    "Classified",
+    "RangeError",
+    "capstone_says_pcrel",
+    "classify",
+    "decode",
+    "disasm",
+    "encode_offset",
+    "field_mask",
+    "needs_fixup",
+    "profile_problem",
+    "profile_reach",
+    "reach",
+    "relocate",
+    "target",
+]
+
+FIXUP_KINDS = ("branch26", "cond19", "cmp19", "test14", "adrp")
+KINDS = (*FIXUP_KINDS, "immovable", "pcrel-unknown", "plain")
+ABIS = ("linux-v4.17", "linux-v6.1")
+
+_MASK32 = 0xFFFFFFFF
+_MASK64 = (1 << 64) - 1
+_PAGE = ~0xFFF
+
+# kind -> (lowest, highest) displacement in bytes, from the field width.
+_REACH = {
+    "branch26": (-(1 << 27), (1 << 27) - 4),
+    "cond19": (-(1 << 20), (1 << 20) - 4),
+    "cmp19": (-(1 << 20), (1 << 20) - 4),
+    "test14": (-(1 << 15), (1 << 15) - 4),
+    "adrp": (-(1 << 32), (1 << 32) - 4096),
+}
+# Linux keeps the ADRP page delta in an s32 (see the module docstring).
+_LINUX_ADRP_REACH = (-(1 << 31), (1 << 31) - 4096)
+
+_IMM26 = 0x03FFFFFF
+_IMM19 = 0x00FFFFE0  # bits 23:5
+_IMM14 = 0x0007FFE0  # bits 18:5
+_IMM9 = 0x00003FE0  # bits 13:5 (FEAT_CMPBR)
+_ADR_IMM = 0x60FFFFE0  # immlo bits 30:29, immhi bits 23:5
+_FIELD = {
+    "branch26": _IMM26,
+    "cond19": _IMM19,
+    "cmp19": _IMM19,
+    "test14": _IMM14,
+    "adrp": _ADR_IMM,
+}
+
+
+@dataclass(frozen=True)
+class Classified:
+    """What one instruction word is, for moving it.
+
+    ``offset`` is the signed byte displacement from the instruction (for
+    ``adrp``: the page delta in bytes, ``imm << 12``), or None when the word
+    is not PC-relative or the displacement is not known.
+    """
+
+    kind: str
+    offset: int | None
+    name: str
+
+
+class RangeError(ValueError):
+    """A re-encoded displacement does not fit the instruction's field."""
+
+    def __init__(self, kind: str, displacement: int, limits: tuple[int, int], why: str = ""):
+        self.kind = kind
+        self.displacement = displacement
+        self.reach = limits
+        self.why = why
+        lo, hi = limits
+        what = "page delta" if kind == "adrp" else "displacement"
+        super().__init__(
+            f"{kind} needs {what} {displacement:+#x} but reaches "
+            f"{lo:+#x}..{hi:+#x} ({_size(hi + (4096 if kind == 'adrp' else 4))})"
+            + (f" {why}" if why else "")
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.kind, self.displacement, self.reach, self.why))
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"+-{n >> shift} {unit}"
+    return f"+-{n} bytes"
+
+
+_PLAIN = Classified("plain", None, "plain")
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _signed64(value: int) -> int:
+    value &= _MASK64
+    return value - (1 << 64) if value >> 63 else value
+
+
+def _check_word(word: int) -> None:
+    if not 0 <= word <= _MASK32:
+        raise ValueError(f"not a 32-bit instruction word: {word!r}")
+
+
+# Names of the FEAT_CMPBR register forms by sz (bits 15:14); 01 is unallocated.
+_CMPBR_REG = {0: "cbcc", 2: "cbbcc", 3: "cbhcc"}
+# LDR (literal) family with V = 0, by opc (bits 31:30).
+_LITERAL_GPR = ("ldr-literal", "ldr-literal", "ldrsw-literal", "prfm-literal")
+
+
+def decode(word: int) -> Classified:
+    """Classify ``word`` by its encoding alone (no capstone).
+
+    Encodings (Arm ARM, A64 "Branches, exception generating and system
+    instructions", "Data processing -- immediate", "Loads and stores"):
+
+    - B/BL ``x00101`` imm26; B.cond ``01010100`` imm19 ``0`` cond, BC.cond the
+      same with bit 4 set (FEAT_HBC);
+    - CBZ/CBNZ ``sf011010 op`` imm19 Rt; TBZ/TBNZ ``b5 011011 op`` b40 imm14 Rt;
+    - ADR/ADRP ``op immlo 10000`` immhi Rd;
+    - LDR (literal) ``opc 011 V 00`` imm19 Rt;
+    - FEAT_CMPBR (Armv9.6): CB<cc>/CBB<cc>/CBH<cc> (register)
+      ``sf 1110100 cc Rm sz`` imm9 Rt and CB<cc> (immediate)
+      ``sf 1110101 cc imm6 0`` imm9 Rt, imm9 scaled by 4 (+-1 KiB).
+    """
+    _check_word(word)
+    group = (word >> 25) & 0xF
+    if group & 0xE == 0xA:  # branches, exception generation, system
+        top = word & 0x7E000000
+        if top == 0x14000000 or top == 0x16000000:  # B, BL
+            return Classified(
+                "branch26",
+                _signed(word & _IMM26, 26) << 2,
+                "bl" if word >> 31 else "b",
+            )
+        if top == 0x34000000:  # CBZ, CBNZ
+            return Classified(
+                "cmp19",
+                _signed((word & _IMM19) >> 5, 19) << 2,
+                "cbnz" if word & 0x01000000 else "cbz",
+            )
+        if top == 0x36000000:  # TBZ, TBNZ
+            return Classified(
+                "test14",
+                _signed((word & _IMM14) >> 5, 14) << 2,
+                "tbnz" if word & 0x01000000 else "tbz",
+            )
+        if word & 0xFF000000 == 0x54000000:  # B.cond, BC.cond
+            return Classified(
+                "cond19",
+                _signed((word & _IMM19) >> 5, 19) << 2,
+                "bc.cond" if word & 0x10 else "b.cond",
+            )
+        if top == 0x74000000:  # FEAT_CMPBR
+            offset = _signed((word & _IMM9) >> 5, 9) << 2
+            if word & 0x01000000:
+                return Classified("pcrel-unknown", offset, "cbcc-imm")
+            name = _CMPBR_REG.get((word >> 14) & 3, "cmpbr-unallocated")
+            return Classified("pcrel-unknown", offset, name)
+        return _PLAIN
+    if group & 0xE == 0x8:  # data processing -- immediate
+        if word & 0x1F000000 == 0x10000000:  # ADR, ADRP
+            imm = _signed(((word >> 3) & 0x1FFFFC) | ((word >> 29) & 3), 21)
+            if word >> 31:
+                return Classified("adrp", imm << 12, "adrp")
+            return Classified("immovable", imm, "adr")
+        return _PLAIN
+    if group & 0x5 == 0x4:  # loads and stores
+        if word & 0x3B000000 == 0x18000000:  # LDR (literal) family
+            offset = _signed((word & _IMM19) >> 5, 19) << 2
+            opc = word >> 30
+            if not word & 0x04000000:
+                return Classified("immovable", offset, _LITERAL_GPR[opc])
+            if opc == 3:  # unallocated in the SIMD/FP slot
+                return Classified("pcrel-unknown", offset, "ldr-literal-unallocated")
+            return Classified("immovable", offset, "ldr-literal-simd")
+        return _PLAIN
+    return _PLAIN
+
+
+def classify(word: int) -> Classified:
+    """Classify ``word``: :func:`decode`, then capstone's second opinion.
+
+    A word the decoder calls plain but capstone decodes as reading the PC is
+    ``pcrel-unknown`` (name ``capstone:<mnemonic>``, offset None): never
+    copied silently. Capstone's answers are cached per word (bounded).
+    """
+    found = decode(word)
+    if found is _PLAIN:
+        probe = _capstone_probe(word)
+        if probe is not None and probe[1]:
+            return Classified("pcrel-unknown", None, f"capstone:{probe[0]}")
+    return found
+
+
+def target(word: int, pc: int) -> int | None:
+    """The absolute address ``word`` refers to when executed at ``pc``.
+
+    For ADRP, the target page: ``(pc & ~0xfff) + offset``. None when the word
+    is not PC-relative or its displacement is unknown. By encoding alone.
+    """
+    found = decode(word)
+    if found.offset is None:
+        return None
+    if found.kind == "adrp":
+        return ((pc & _PAGE) + found.offset) & _MASK64
+    return (pc + found.offset) & _MASK64
+
+
+def reach(kind: str) -> tuple[int, int]:
+    """The (lowest, highest) displacement in bytes the kind's field encodes."""
+    try:
+        return _REACH[kind]
+    except KeyError:
+        raise ValueError(f"not a fix-up kind: {kind!r} (one of {', '.join(FIXUP_KINDS)})") from None
+
+
+def profile_reach(kind: str, abi: str | None) -> tuple[int, int]:
+    """:func:`reach` as the profile's patcher can re-encode it.
+
+    Linux carries the ADRP page delta in an ``s32`` (``aarch64_insn_adrp_get_offset``
+    / ``_set_offset``), so under a ``linux-*`` profile an ADRP reaches
+    [-2 GiB, +2 GiB - 4 KiB]; everything else is the architectural reach.
+    """
+    limits = reach(kind)
+    if abi is None:
+        return limits
+    _check_abi(abi)
+    return _LINUX_ADRP_REACH if kind == "adrp" else limits
+
+
+def field_mask(kind: str) -> int:
+    """The bits of the instruction that hold the kind's displacement."""
+    reach(kind)
+    return _FIELD[kind]
+
+
+def encode_offset(word: int, kind: str, offset: int) -> int:
+    """Write ``offset`` (bytes; for ADRP the page delta) into ``word``'s field.
+
+    Raises ValueError when ``word`` is not of ``kind`` or ``offset`` is not a
+    multiple of 4 (4096 for ADRP), :class:`RangeError` when it does not fit.
+    """
+    lo, hi = reach(kind)
+    found = decode(word)
+    if found.kind != kind:
+        raise ValueError(f"{word:#010x} is {found.kind} ({found.name}), not {kind}")
+    return _encode(word, kind, offset, lo, hi, "")
+
+
+def _encode(word: int, kind: str, offset: int, lo: int, hi: int, why: str) -> int:
+    unit = 4096 if kind == "adrp" else 4
+    if offset % unit:
+        raise ValueError(f"{kind} displacement {offset:+#x} is not a multiple of {unit}")
+    if not lo <= offset <= hi:
+        raise RangeError(kind, offset, (lo, hi), why)
+    if kind == "branch26":
+        return (word & ~_IMM26 & _MASK32) | ((offset >> 2) & _IMM26)
+    if kind == "test14":
+        return (word & ~_IMM14 & _MASK32) | (((offset >> 2) << 5) & _IMM14)
+    if kind == "adrp":
+        imm = offset >> 12
+        return (word & ~_ADR_IMM & _MASK32) | ((imm & 3) << 29) | (((imm >> 2) << 5) & _IMM19)
+    return (word & ~_IMM19 & _MASK32) | (((offset >> 2) << 5) & _IMM19)
+
+
+def relocate(word: int, from_pc: int, to_pc: int, *, abi: str | None = None) -> int:
+    """``word`` re-encoded so that, executed at ``to_pc``, it reaches what it
+    reaches at ``from_pc`` (for ADRP: the same page).
+
+    A plain word is returned unchanged. Raises ValueError for ``immovable``
+    and ``pcrel-unknown`` words, :class:`RangeError` when the new displacement
+    does not fit (with ``abi``, the reach of that profile's patcher, see
+    :func:`profile_reach`).
+    """
+    found = decode(word)
+    kind = found.kind
+    if kind == "plain":
+        found = classify(word)
+        if found.kind == "plain":
+            return word
+    if kind not in _REACH:
+        raise ValueError(
+            f"{found.name} ({word:#010x}) at {from_pc:#x} is {found.kind}: it cannot be moved"
+        )
+    old = found.offset
+    if kind == "adrp":
+        new = _signed64((from_pc & _PAGE) + old - (to_pc & _PAGE))
+    else:
+        new = _signed64(from_pc + old - to_pc)
+    lo, hi = profile_reach(kind, abi)
+    why = ""
+    if abi is not None and (lo, hi) != _REACH[kind]:
+        why = f"under {abi} (its patcher keeps the ADRP page delta in an s32)"
+    return _encode(word, kind, new, lo, hi, why)
+
+
+def needs_fixup(word: int, repl_addr: int, alt_len: int, pc: int) -> bool:
+    """Whether ``word``, at ``pc`` inside the replacement ``[repl_addr,
+    repl_addr + alt_len)``, cannot be copied to the site verbatim (SPEC 2).
+
+    - a branch kind: its target lies outside ``[repl_addr, repl_addr +
+      alt_len]`` (end inclusive: a branch to just past the replacement goes
+      to just past the site). Inside, the code moves as a block and the word
+      is copied unchanged, by altlink and by every Linux release;
+    - ADRP: always True. Linux's ``get_alt_insn()`` re-encodes every ADRP to
+      the same 4 KiB page, whatever the target; altlink does the same (an
+      ADRP of a page inside the replacement has no block-move meaning
+      anyway: the site and the replacement are not page-congruent);
+    - ``immovable`` and ``pcrel-unknown``: always True (:func:`relocate`
+      raises for them: SPEC 2 makes them errors even with a target inside);
+    - plain: False.
+    """
+    found = classify(word)
+    kind = found.kind
+    if kind == "plain":
+        return False
+    if kind in ("branch26", "cond19", "cmp19", "test14"):
+        dest = (pc + found.offset) & _MASK64
+        return not repl_addr <= dest <= repl_addr + alt_len
+    return True
+
+
+def _check_abi(abi: str) -> None:
+    if abi not in ABIS:
+        raise ValueError(f"unknown ABI profile {abi!r} (one of {', '.join(ABIS)})")
+
+
+def profile_problem(word: int, abi: str) -> str | None:
+    """How the ``abi`` profile's own patcher (Linux ``get_alt_insn()``) would
+    mishandle ``word`` when it has to move it; None when it would not.
+
+    Only what altlink itself would handle (or reject) but the kernel gets
+    wrong silently:
+
+    - BC.cond: ``aarch64_insn_is_bcond()`` (mask 0xff000010, value
+      0x54000000) does not match it, so it is copied unchanged. This matters
+      only when the target is outside the replacement (:func:`needs_fixup`):
+      the caller decides;
+    - SIMD/FP literal loads (LDR S/D/Q literal): not in
+      ``aarch64_insn_uses_literal()``, so copied unchanged instead of the
+      ``BUG()`` every other literal load gets (altlink rejects them anyway);
+    - ADRP whose own page delta does not fit the ``s32`` of
+      ``aarch64_insn_adrp_get_offset()``: the kernel computes a wrong target
+      page. (The delta after the move is checked by ``relocate(..., abi=)``.)
+
+    ADR, LDR/LDRSW/PRFM literal (``BUG()`` at boot) and FEAT_CMPBR (copied
+    unchanged) are errors under every profile already, so they give None here.
+    """
+    _check_abi(abi)
+    found = decode(word)
+    if found.name == "bc.cond":
+        return (
+            f"{abi}'s patcher copies BC.cond unchanged: aarch64_insn_is_bcond() "
+            "(mask 0xff000010, value 0x54000000) does not match it (bit 4 is set), "
+            "so a target outside the replacement is not re-encoded"
+        )
+    if found.name == "ldr-literal-simd":
+        return (
+            f"{abi}'s patcher copies SIMD/FP literal loads unchanged: "
+            "aarch64_insn_uses_literal() covers only LDR/LDRSW/PRFM literal and "
+            "ADR/ADRP, so the load reads from the wrong address at the site"
+        )
+    if found.kind == "adrp":
+        lo, hi = _LINUX_ADRP_REACH
+        if not lo <= found.offset <= hi:
+            return (
+                f"{abi}'s patcher truncates this ADRP's page delta {found.offset:+#x} "
+                "to the s32 of aarch64_insn_adrp_get_offset() and computes a wrong page"
+            )
+    return None
+
+
+# --- capstone: second opinion and readable text --------------------------------
+
+# Decoding a word at two page-aligned addresses 4 GiB apart: every operand that
+# depends on the PC prints differently, every other operand the same.
+_PROBE_A = 1 << 32
+_PROBE_B = 1 << 33
+_TARGET_TEXT = re.compile(r"#(0x[0-9a-f]+)$")
+_CS = None
+
+
+def _cs():
+    """The one capstone handle, made on first use (detail off: not needed)."""
+    global _CS
+    if _CS is None:
+        import capstone
+
+        arch = getattr(capstone, "CS_ARCH_AARCH64", None)
+        if arch is None:
+            arch = capstone.CS_ARCH_ARM64
+        _CS = capstone.Cs(arch, capstone.CS_MODE_ARM)
+    return _CS
+
+
+@lru_cache(maxsize=8192)
+def _capstone_probe(word: int) -> tuple[str, bool] | None:
+    code = word.to_bytes(4, "little")
+    md = _cs()
+    first = next(md.disasm_lite(code, _PROBE_A), None)
+    if first is None:
+        return None
+    second = next(md.disasm_lite(code, _PROBE_B), None)
+    return first[2], second is None or first[3] != second[3]
+
+
+def capstone_says_pcrel(word: int) -> bool | None:
+    """Capstone's opinion on whether ``word`` reads the PC; None when capstone
+    cannot decode it.
+
+    Capstone 5.0.9's AArch64 details are not enough on their own: B, BL,
+    B.cond, CBZ/CBNZ and TBZ/TBNZ carry ``CS_GRP_JUMP`` and
+    ``CS_GRP_BRANCH_RELATIVE``, but BC.cond carries no group at all, and ADR,
+    ADRP and the literal loads none either; their ``IMM`` operand is already
+    the absolute target, indistinguishable from a plain immediate in one
+    decode. So the word is decoded at two page-aligned addresses 4 GiB apart
+    (``disasm_lite``, one cached handle): a PC-relative operand prints
+    differently, nothing else does. Capstone 5.0.9 does not decode FEAT_CMPBR
+    at all (None).
+    """
+    _check_word(word)
+    probe = _capstone_probe(word)
+    return None if probe is None else probe[1]
+
+
+def disasm(code: bytes, address: int) -> list[str]:
+    """One line per 4-byte word of ``code`` loaded at ``address``.
+
+    Capstone's text, with a PC-relative target as a bare address
+    (``b.eq 0x401000``), and ``.inst 0x%08x`` for a word capstone cannot decode.
+    """
+    if len(code) % 4:
+        raise ValueError(f"code is {len(code)} bytes, not a whole number of instructions")
+    md = _cs()
+    lines: list[str] = []
+    offset = 0
+    while offset < len(code):
+        for _addr, _size, mnemonic, op_str in md.disasm_lite(code[offset:], address + offset):
+            word = int.from_bytes(code[offset : offset + 4], "little")
+            if op_str and decode(word).offset is not None:
+                op_str = _TARGET_TEXT.sub(r"\1", op_str)
+            lines.append(f"{mnemonic} {op_str}" if op_str else mnemonic)
+            offset += 4
+        if offset < len(code):
+            lines.append(f".inst {int.from_bytes(code[offset : offset + 4], 'little'):#010x}")
+            offset += 4
+    return lines

@@ -1,0 +1,234 @@
+"""The SCons tool (SPEC section 6): ``AltProgram``, ``AltCaps`` and the ``ALTLINK_*`` variables.
+
+A thin adapter: the action calls :func:`altlink.link.link` in-process, exactly what
+``altlink link`` does. Loaded from this repository's ``site_scons/site_tools/altlink.py`` or,
+for an installed package, with ``toolpath=[altlink.scons_tool.TOOLPATH]``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+
+import SCons.Action
+import SCons.Builder
+import SCons.Node.FS
+import SCons.Scanner
+import SCons.Scanner.Prog
+import SCons.Util
+
+import altlink
+from altlink.errors import AltlinkError
+
+PACKAGE = altlink
+PACKAGE_DIR = os.path.dirname(os.path.abspath(altlink.__file__))
+INCLUDE_DIR = os.path.join(PACKAGE_DIR, "include")
+LDSCRIPT_DIR = os.path.join(PACKAGE_DIR, "ldscripts")
+TOOLPATH = os.path.join(PACKAGE_DIR, "site_tools")
+
+# Every construction variable the link action reads: a change to any of them relinks.
+LINK_VARLIST = ["ALTLINKCOM", "ALTLINK_ABI", "ALTLINK_NCAPS", "ALTLINK_CAP_TABLE",
+                "ALTLINK_SYMBOLS_FROM", "ALTLINK_LDSCRIPT", "ALTLINK_SORT", "ALTLINK_WERROR",
+                "ALTLINK_WFLAGS", "ALTLINK_SOURCE_LINES", "ALTLINK_VERSION"]
+
+_version_cache: list[str] = []
+
+
+def package_signature() -> str:
+    """The altlink version plus a hash of the package's code: editing altlink relinks."""
+    if not _version_cache:
+        h = hashlib.sha256(altlink.__version__.encode())
+        for root, dirs, files in os.walk(PACKAGE_DIR):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for f in sorted(files):
+                if f.endswith((".py", ".h", ".ld", ".json", ".c")):
+                    with open(os.path.join(root, f), "rb") as fh:
+                        h.update(f.encode() + b"\0" + fh.read())
+        _version_cache.append(f"{altlink.__version__}+{h.hexdigest()[:16]}")
+    return _version_cache[0]
+
+
+def _files(env, var: str) -> list:
+    val = env.get(var)
+    if not val:
+        return []
+    out = []
+    for v in SCons.Util.flatten([val]):
+        if isinstance(v, SCons.Node.FS.Base):
+            out.append(v)
+        else:
+            out.append(env.File(env.subst(str(v))))
+    return out
+
+
+def _ldflags(env, target, source) -> list[str]:
+    flags = [f"-L{LDSCRIPT_DIR}"]
+    for script in _files(env, "ALTLINK_LDSCRIPT"):
+        flags += ["-T", str(script)]
+    return flags
+
+
+def _abi_define(abi, prefix) -> str:
+    return f"{prefix}ALTLINK_ABI_LINUX_V61" if str(abi) == "linux-v6.1" else ""
+
+
+# -- AltProgram ------------------------------------------------------------------------------
+
+def _emitter(target, source, env):
+    image = target[0]
+    base, _ = SCons.Util.splitext(str(image))
+    manifest = env.File(base + env.subst("$ALTLINK_MANIFESTSUFFIX"))
+    binary = env.File(base + env.subst("$ALTLINK_BINSUFFIX"))
+    return [image, manifest, binary], source
+
+
+_INCLUDE = re.compile(r"^\s*INCLUDE\s+\"?([^\s\";]+)\"?", re.MULTILINE)
+
+
+def _scan_link(node, env, libpath):
+    """Implicit dependencies of the link: libraries (as Program has), the linker script and
+    what it INCLUDEs, the capability table and the ``--symbols-from`` images."""
+    deps = list(SCons.Scanner.Prog.scan(node, env, libpath))
+    scripts = _files(env, "ALTLINK_LDSCRIPT")
+    deps += scripts
+    for s in scripts:
+        deps += _ldscript_includes(env, s)
+    deps += _files(env, "ALTLINK_CAP_TABLE")
+    deps += _files(env, "ALTLINK_SYMBOLS_FROM")
+    return deps
+
+
+def _ldscript_includes(env, script) -> list:
+    path = script.srcnode().get_abspath()
+    if not os.path.isfile(path):
+        path = script.get_abspath()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return []
+    dirs = [os.path.dirname(path), LDSCRIPT_DIR]
+    dirs += [env.Dir(d).srcnode().get_abspath() for d in SCons.Util.flatten(
+        [env.get("LIBPATH", [])]) if d]
+    out = []
+    for name in _INCLUDE.findall(text):
+        for d in dirs:
+            cand = os.path.join(d, name)
+            if os.path.isfile(cand):
+                out.append(env.File(cand))
+                break
+    return out
+
+
+def _link_options(env):
+    from altlink import caps as capsmod
+    from altlink.checks import Options
+    from altlink.table import Profile
+
+    ncaps = env.get("ALTLINK_NCAPS")
+    tables = _files(env, "ALTLINK_CAP_TABLE")
+    table = capsmod.load(tables[0].get_abspath()) if tables else None
+    try:
+        ncaps = int(ncaps, 0) if isinstance(ncaps, str) and ncaps else ncaps or None
+    except ValueError:
+        raise AltlinkError(f"ALTLINK_NCAPS={ncaps!r} is not a number") from None
+    return Options(Profile(env.subst("$ALTLINK_ABI") or "linux-v4.17", ncaps), table, False)
+
+
+def _link_action(target, source, env):
+    from altlink.findings import Policy, has_errors
+    from altlink.link import LinkRequest, link
+    from altlink.report import render
+
+    image, manifest, binary = (t.get_path() for t in target[:3])
+    cmd = [str(a) for a in env.subst_list("$ALTLINKCOM", target=target[:1], source=source)[0]]
+    try:
+        req = LinkRequest(cmd, image, manifest, binary, _link_options(env),
+                          [f.get_path() for f in _files(env, "ALTLINK_SYMBOLS_FROM")],
+                          bool(env.get("ALTLINK_SORT")), bool(env.get("ALTLINK_SOURCE_LINES")))
+        result = link(req)
+    except AltlinkError as e:
+        sys.stderr.write(f"{e}\n")
+        return e.exit_code
+    for n in result.notes:
+        sys.stderr.write(n + "\n")
+    disabled = frozenset(str(w)[3:] for w in SCons.Util.flatten([env.get("ALTLINK_WFLAGS", [])])
+                         if str(w).startswith("no-"))
+    findings = Policy(disabled, bool(env.get("ALTLINK_WERROR"))).apply(result.findings)
+    sys.stderr.write(render(findings, "text"))
+    return 1 if has_errors(findings) else 0
+
+
+def _link_str(target, source, env):
+    if env.get("ALTLINKCOMSTR"):
+        return env.subst("$ALTLINKCOMSTR", target=target, source=source)
+    cmd = env.subst("$ALTLINKCOM", target=target[:1], source=source)
+    return (f"altlink link -o {target[0]} --manifest {target[1]} --bin {target[2]} "
+            f"--abi {env.subst('$ALTLINK_ABI')} -- {cmd}")
+
+
+# -- AltCaps ---------------------------------------------------------------------------------
+
+def _caps_action(target, source, env):
+    from altlink import caps as capsmod
+    from altlink import outputs
+
+    try:
+        table = capsmod.load(source[0].get_abspath())
+        outputs.write_bytes(target[0].get_abspath(), capsmod.header(table).encode())
+    except AltlinkError as e:
+        sys.stderr.write(f"{e}\n")
+        return 2
+    return 0
+
+
+def _caps_str(target, source, env):
+    if env.get("ALTCAPSCOMSTR"):
+        return env.subst("$ALTCAPSCOMSTR", target=target, source=source)
+    return f"altlink caps {source[0]} -o {target[0]}"
+
+
+# -- tool entry points -----------------------------------------------------------------------
+
+def generate(env) -> None:
+    env.SetDefault(
+        ALTLINK_ABI="linux-v4.17",
+        ALTLINK_CAP_TABLE=None,
+        ALTLINK_NCAPS=None,
+        ALTLINK_SYMBOLS_FROM=[],
+        ALTLINK_LDSCRIPT=None,
+        ALTLINK_SORT=False,
+        ALTLINK_WERROR=False,
+        ALTLINK_WFLAGS=[],
+        ALTLINK_SOURCE_LINES=False,
+        ALTLINK_MANIFESTSUFFIX=".alt.json",
+        ALTLINK_BINSUFFIX=".bin",
+        ALTLINKCOM="$LINK -o $TARGET $LINKFLAGS $_ALTLINK_LDFLAGS $SOURCES $_LIBDIRFLAGS "
+                   "$_LIBFLAGS",
+        ALTLINKCOMSTR=None,
+    )
+    env["ALTLINK_VERSION"] = package_signature()
+    env["_altlink_ldflags"] = _ldflags
+    env["_ALTLINK_LDFLAGS"] = "${_altlink_ldflags(__env__, TARGET, SOURCES)}"
+    env["_altlink_abi_define"] = _abi_define
+    env["_ALTLINK_ABI_DEFINE"] = "${_altlink_abi_define(ALTLINK_ABI, CPPDEFPREFIX)}"
+    if "$_ALTLINK_ABI_DEFINE" not in env.get("_CPPDEFFLAGS", ""):
+        env["_CPPDEFFLAGS"] = env.get("_CPPDEFFLAGS", "") + " $_ALTLINK_ABI_DEFINE"
+    env.AppendUnique(CPPPATH=[INCLUDE_DIR])
+
+    action = SCons.Action.Action(_link_action, strfunction=_link_str, varlist=LINK_VARLIST)
+    scanner = SCons.Scanner.Scanner(function=_scan_link, name="AltLinkScanner",
+                                    path_function=SCons.Scanner.FindPathDirs("LIBPATH"))
+    env["BUILDERS"]["AltProgram"] = SCons.Builder.Builder(
+        action=action, emitter=_emitter, prefix="$PROGPREFIX", suffix="$PROGSUFFIX",
+        src_suffix="$OBJSUFFIX", src_builder="Object", target_scanner=scanner,
+        multi=False)
+    caps_action = SCons.Action.Action(_caps_action, strfunction=_caps_str,
+                                      varlist=["ALTLINK_VERSION"])
+    env["BUILDERS"]["AltCaps"] = SCons.Builder.Builder(action=caps_action, suffix=".h",
+                                                       src_suffix=".txt", single_source=True)
+
+
+def exists(env) -> bool:
+    return True
