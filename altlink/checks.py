@@ -454,8 +454,9 @@ class Checker:
                 if dst is None:
                     continue
                 src = owner(pc)
-                if src is dst:
-                    continue
+                if src is dst or (src is not None and
+                                  src.alt.address <= tgt <= src.alt.address + src.alt_len):
+                    continue  # internal, or to its own end (end inclusive): moves as a block
                 if src is None:
                     what = f"code at {pc:#x} ({inp.names.at_address(pc) or sec.name})"
                 else:

@@ -11,7 +11,7 @@ import signal
 import struct
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from altlink import insn, linkcmd, outputs, rawbin
 from altlink import manifest as manifestmod
@@ -72,8 +72,10 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         post = Checker([image], Options(pre.profile, req.options.caps, req.options.module),
                        images)
         post.only = POST_LINK_CODES
-        findings += post.run()
-        findings += cross_check(objects, image, pre.profile)
+        post_findings = post.run() + cross_check(objects, image, pre.profile)
+        # Findings in the linked image name the output, not the temporary file.
+        findings += [replace(f, file=req.output) if f.file == tmp_image else f
+                     for f in post_findings]
         if req.sort_table and not has_errors(findings):
             findings += sort_table(tmp_image, image)
             image.elf.close()

@@ -62,6 +62,16 @@ def _files(env, var: str) -> list:
     return out
 
 
+def _path(node) -> str:
+    """A file node's path on disk: its source when a variant directory does not duplicate."""
+    p = node.get_abspath()
+    if not os.path.exists(p):
+        src = node.srcnode().get_abspath()
+        if os.path.exists(src):
+            return src
+    return p
+
+
 def _ldflags(env, target, source) -> list[str]:
     flags = [f"-L{LDSCRIPT_DIR}"]
     for script in _files(env, "ALTLINK_LDSCRIPT"):
@@ -100,9 +110,7 @@ def _scan_link(node, env, libpath):
 
 
 def _ldscript_includes(env, script) -> list:
-    path = script.srcnode().get_abspath()
-    if not os.path.isfile(path):
-        path = script.get_abspath()
+    path = _path(script)
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
@@ -128,7 +136,7 @@ def _link_options(env):
 
     ncaps = env.get("ALTLINK_NCAPS")
     tables = _files(env, "ALTLINK_CAP_TABLE")
-    table = capsmod.load(tables[0].get_abspath()) if tables else None
+    table = capsmod.load(_path(tables[0])) if tables else None
     try:
         ncaps = int(ncaps, 0) if isinstance(ncaps, str) and ncaps else ncaps or None
     except ValueError:
@@ -145,7 +153,7 @@ def _link_action(target, source, env):
     cmd = [str(a) for a in env.subst_list("$ALTLINKCOM", target=target[:1], source=source)[0]]
     try:
         req = LinkRequest(cmd, image, manifest, binary, _link_options(env),
-                          [f.get_path() for f in _files(env, "ALTLINK_SYMBOLS_FROM")],
+                          [_path(f) for f in _files(env, "ALTLINK_SYMBOLS_FROM")],
                           bool(env.get("ALTLINK_SORT")), bool(env.get("ALTLINK_SOURCE_LINES")))
         result = link(req)
     except AltlinkError as e:
@@ -175,7 +183,7 @@ def _caps_action(target, source, env):
     from altlink import outputs
 
     try:
-        table = capsmod.load(source[0].get_abspath())
+        table = capsmod.load(_path(source[0]))
         outputs.write_bytes(target[0].get_abspath(), capsmod.header(table).encode())
     except AltlinkError as e:
         sys.stderr.write(f"{e}\n")
