@@ -12,6 +12,10 @@ if _tool is None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
     try:
         import altlink.scons_tool as _tool
+    except ImportError as e:
+        raise ImportError(
+            "the SCons tool 'altlink' needs the altlink package in the Python that runs SCons "
+            f"({sys.executable}): install it there with pip ({e})") from None
     finally:
         sys.path[:] = _saved
 sys.modules["altlink"] = _tool.PACKAGE
