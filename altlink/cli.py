@@ -89,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("old", metavar="M1")
     d.add_argument("new", metavar="M2")
 
+    pt = sub.add_parser("patch", help="apply the alternatives for a capability set, offline")
+    pt.add_argument("image", metavar="IMAGE")
+    pt.add_argument("--manifest", required=True, metavar="M")
+    pt.add_argument("--caps", required=True, metavar="A,B",
+                    help="the active capabilities, by name or number ('' for none)")
+    pt.add_argument("-o", dest="output", required=True, metavar="OUT", help="the patched image")
+    pt.add_argument("--bin", metavar="B", help="also write the patched raw binary here")
+    pt.add_argument("--emulate", action="append", default=[], metavar="NAME,...",
+                    help="run these callbacks of the image in an emulator")
+    pt.add_argument("--callbacks", metavar="FILE.py",
+                    help="Python implementations of callbacks, by name")
+    pt.add_argument("--max-insns", type=int, default=1_000_000, metavar="N",
+                    help="instruction limit for an emulated callback (default 1000000)")
+
     cp = sub.add_parser("caps", help="write the C header of a capability table")
     cp.add_argument("table", metavar="TABLE")
     cp.add_argument("-o", dest="output", metavar="HEADER", help="write here (default: stdout)")
@@ -291,7 +305,31 @@ def cmd_caps(args, out) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"scan": cmd_scan, "check": cmd_check, "link": cmd_link, "manifest": cmd_manifest,
+def cmd_patch(args, out) -> int:
+    from altlink import manifest as manifestmod
+    from altlink import outputs, patch, rawbin
+    from altlink.elf import read_elf
+
+    m = manifestmod.load(args.manifest)
+    emulate = frozenset(n.strip() for part in args.emulate for n in part.split(",") if n.strip())
+    callbacks = patch.load_callbacks(args.callbacks) if args.callbacks else {}
+    plan = patch.Plan(patch.parse_caps(args.caps, m), emulate, callbacks, args.max_insns)
+    binary = None
+    if args.bin:
+        elf = read_elf(args.image)
+        binary = rawbin.raw_binary(elf)
+        elf.close()
+    result = patch.patch(args.image, m, plan, binary=binary)
+    mode = os.stat(args.image).st_mode & 0o777
+    outputs.write_bytes(args.output, result.image, mode)
+    if args.bin and result.binary is not None:
+        outputs.write_bytes(args.bin, result.binary)
+    sys.stderr.write(f"{args.output}: applied {len(result.applied)} of "
+                     f"{len(m.get('entries') or [])} alternatives\n")
+    return EXIT_OK
+
+
+COMMANDS = {"patch": cmd_patch, "scan": cmd_scan, "check": cmd_check, "link": cmd_link, "manifest": cmd_manifest,
             "verify": cmd_verify, "show": cmd_show, "diff": cmd_diff, "caps": cmd_caps}
 
 

@@ -1,0 +1,242 @@
+"""Offline patching (SPEC section 2): apply the alternatives of a manifest to its image and raw
+binary for an active capability set.
+
+Entries are applied in table order on a working copy, so a later entry sees the effect of an
+earlier one. Only the bytes of the sites are ever written. Callbacks run offline only where the
+user asks: ``--emulate`` runs the image's own callback in an emulator (:mod:`altlink.emulate`),
+``--callbacks FILE.py`` registers Python implementations by name.
+"""
+from __future__ import annotations
+
+import importlib.util
+import struct
+from dataclasses import dataclass, field
+from typing import Callable
+
+from altlink import insn, rawbin
+from altlink.elf import from_bytes
+from altlink.errors import AltlinkError
+from altlink.table import Profile
+
+# A Python callback: (entry record, original words, nr_inst) -> the nr_inst new words.
+PyCallback = Callable[[dict, list, int], list]
+
+
+class PatchError(AltlinkError):
+    """An entry cannot be applied (a finding at error severity: exit 1)."""
+
+    exit_code = 1
+
+
+@dataclass
+class Plan:
+    """What to apply: the active capabilities and how to run callbacks."""
+
+    caps: frozenset[int]
+    emulate: frozenset[str] = frozenset()
+    callbacks: dict[str, PyCallback] = field(default_factory=dict)
+    max_insns: int = 1_000_000
+
+
+@dataclass
+class Result:
+    image: bytes
+    binary: bytes | None
+    applied: list[int]  # indexes of the entries applied
+    written: list[tuple[int, int]]  # (file offset, length) of every write into the image
+
+
+def parse_caps(spec: str, manifest: dict) -> frozenset[int]:
+    """``A,B`` by name (from the manifest's table) or number; empty for none."""
+    names = {str(v): int(k) for k, v in (manifest.get("caps") or {}).items()
+             if str(k).isdigit()}
+    out = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if part in names:
+            out.add(names[part])
+        elif part.isdigit():
+            out.add(int(part))
+        else:
+            known = ", ".join(sorted(names)) or "none: the manifest has no capability table"
+            raise AltlinkError(f"--caps: unknown capability {part!r} (known: {known})")
+    return frozenset(out)
+
+
+def load_callbacks(path: str) -> dict[str, PyCallback]:
+    """A Python file whose module-level ``CALLBACKS`` dict, or whose functions named like the
+    callbacks, implement them."""
+    spec = importlib.util.spec_from_file_location("altlink_user_callbacks", path)
+    if spec is None or spec.loader is None:
+        raise AltlinkError(f"{path}: cannot load callbacks from this file")
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
+    except Exception as e:  # the user's code: report it in one line
+        raise AltlinkError(f"{path}: error while loading callbacks: "
+                           f"{type(e).__name__}: {e}") from None
+    table = getattr(mod, "CALLBACKS", None)
+    if isinstance(table, dict):
+        return {str(k): v for k, v in table.items() if callable(v)}
+    return {k: v for k, v in vars(mod).items() if callable(v) and not k.startswith("_")}
+
+
+def _int(v, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise AltlinkError(f"manifest: {what} is not a number")
+    try:
+        return v if isinstance(v, int) else int(v, 0)
+    except ValueError:
+        raise AltlinkError(f"manifest: {what} {v!r} is not a number") from None
+
+
+class _Memory:
+    """The image's loadable contents by address, over a mutable copy of the file; and the
+    emulator for callbacks, made when first needed."""
+
+    def __init__(self, path: str, data: bytearray, max_insns: int) -> None:
+        self.data = data
+        self.elf = from_bytes(path, bytes(data))
+        self.max_insns = max_insns
+        self.emulator = None
+        secs = self.elf.sections_by_name.get(".altinstructions", [])
+        self.table_addr = secs[0].addr if secs else None
+
+    def emulate(self):
+        if self.emulator is None:
+            from altlink.emulate import Emulator
+
+            self.emulator = Emulator(self.elf, self.data, self.max_insns)
+        return self.emulator
+
+    def offset(self, addr: int, length: int) -> int:
+        sec = self.elf.section_at(addr)
+        if sec is None or sec.type == 8 or addr + length > sec.addr + sec.size:
+            raise AltlinkError(f"{self.elf.path}: address {addr:#x}+{length} is not in the "
+                               "image's contents")
+        return sec.offset + addr - sec.addr
+
+    def read(self, addr: int, length: int) -> bytes:
+        off = self.offset(addr, length)
+        return bytes(self.data[off:off + length])
+
+
+def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
+          binary: bytes | None = None) -> Result:
+    """Apply the manifest's entries to the image at ``image_path`` (and to ``binary``, its raw
+    binary, when given); returns the patched bytes. Raises PatchError on an entry that cannot
+    be applied, AltlinkError on a manifest that does not belong to the image."""
+    try:
+        with open(image_path, "rb") as f:
+            data = bytearray(f.read())
+    except OSError as e:
+        raise AltlinkError(f"{image_path}: cannot read: {e.strerror}") from None
+    if check_hash:
+        import hashlib
+        got = hashlib.sha256(data).hexdigest()
+        want = (m.get("image") or {}).get("sha256")
+        if got != want:
+            raise AltlinkError(f"{image_path}: sha256 {got[:16]}... does not match the "
+                               f"manifest's {str(want)[:16]}...: this manifest belongs to "
+                               "another image")
+    mem = _Memory(image_path, data, plan.max_insns)
+    ncaps = m.get("ncaps")
+    profile = Profile(str(m.get("abi")), ncaps if isinstance(ncaps, int) else None)
+    entries = m.get("entries")
+    if not isinstance(entries, list):
+        raise AltlinkError("manifest: no entry list")
+    lay = rawbin.layout(mem.elf) if binary is not None else None
+    out_bin = bytearray(binary) if binary is not None else None
+    applied, written = [], []
+    for rec in entries:
+        if not isinstance(rec, dict):
+            raise AltlinkError("manifest: an entry is not an object")
+        idx = rec.get("index")
+        cap_raw = _int(rec.get("cap_raw"), f"entry {idx} cap_raw")
+        site = rec.get("site") or {}
+        site_addr = _int(site.get("address"), f"entry {idx} site address")
+        length = _int(site.get("length"), f"entry {idx} site length")
+        if length <= 0 or length % 4 or length > 1024:
+            raise PatchError(f"entry {idx}: site length {length} is not a multiple of 4 in "
+                             "1..1024")
+        callback = profile.is_callback(cap_raw)
+        cap = profile.cap(cap_raw)
+        if cap is not None and cap not in plan.caps:
+            continue
+        if callback:
+            words = _run_callback(mem, rec, site_addr, length, plan)
+        else:
+            repl = rec.get("replacement") or {}
+            repl_addr = _int(repl.get("address"), f"entry {idx} replacement address")
+            words = _static_words(mem, idx, site_addr, repl_addr, length, profile.abi)
+        new = struct.pack(f"<{len(words)}I", *words)
+        off = mem.offset(site_addr, length)
+        data[off:off + length] = new
+        written.append((off, length))
+        if mem.emulator is not None:
+            mem.emulator.write(site_addr, new)
+        if out_bin is not None and lay is not None:
+            boff = lay.offset_of(site_addr, mem.elf)
+            if boff is None or boff + length > len(out_bin):
+                raise AltlinkError(f"entry {idx}: site {site_addr:#x} is not in the raw binary")
+            out_bin[boff:boff + length] = new
+        applied.append(idx)
+    return Result(bytes(data), bytes(out_bin) if out_bin is not None else None, applied,
+                  written)
+
+
+def _static_words(mem: _Memory, idx, site: int, repl: int, length: int, abi: str) -> list[int]:
+    code = mem.read(repl, length)
+    out = []
+    for i, word in enumerate(struct.unpack(f"<{length // 4}I", code)):
+        pc = repl + 4 * i
+        c = insn.classify(word)
+        if c.kind in ("immovable", "pcrel-unknown"):
+            raise PatchError(f"entry {idx}: replacement instruction {i} ({c.name}) cannot be "
+                             "moved (ALT008)")
+        if c.kind in insn.FIXUP_KINDS and insn.needs_fixup(word, repl, length, pc):
+            try:
+                word = insn.relocate(word, pc, site + 4 * i, abi=abi)
+            except insn.RangeError as e:
+                raise PatchError(f"entry {idx}: replacement instruction {i} at the site "
+                                 f"{site + 4 * i:#x}: {e} (ALT009)") from None
+        out.append(word)
+    return out
+
+
+def _run_callback(mem: _Memory, rec: dict, site: int, length: int, plan: Plan) -> list[int]:
+    cb = rec.get("callback") or {}
+    name = cb.get("symbol")
+    idx = rec.get("index")
+    nr = length // 4
+    orig = list(struct.unpack(f"<{nr}I", mem.read(site, length)))
+    if name in plan.callbacks:
+        try:
+            got = plan.callbacks[name](rec, list(orig), nr)
+        except Exception as e:
+            raise PatchError(f"entry {idx}: Python callback {name} failed: "
+                             f"{type(e).__name__}: {e}") from None
+        if not isinstance(got, (list, tuple)) or len(got) != nr or not all(
+                isinstance(w, int) and 0 <= w <= 0xFFFFFFFF for w in got):
+            raise PatchError(f"entry {idx}: Python callback {name} must return {nr} 32-bit "
+                             "words")
+        return list(got)
+    if name in plan.emulate:
+        if mem.table_addr is None:
+            raise PatchError(f"entry {idx}: the image has no .altinstructions section to pass "
+                             "to the callback")
+        cb_addr = _int(cb.get("address"), f"entry {idx} callback address")
+        entry_addr = mem.table_addr + 12 * _int(idx, "entry index")
+        try:
+            return mem.emulate().call(cb_addr, entry_addr, site, orig)
+        except AltlinkError as e:
+            raise PatchError(f"entry {idx}: emulating callback {name}: {e}") from None
+    raise PatchError(f"entry {idx}: callback {name or cb.get('address')} has no offline "
+                     "implementation: pass --emulate "
+                     f"{name or 'NAME'} to run the image's own code, or --callbacks FILE.py")
+
+
+__all__ = ["Plan", "Result", "PatchError", "patch", "parse_caps", "load_callbacks"]
