@@ -198,11 +198,14 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 	ALTLINK_REPL_END_						\
 	".endif\n"
 
-/* The optional 4th argument `enabled` defaults to 1. */
+/*
+ * The optional 4th argument `enabled` defaults to 1 (the trailing 0 keeps
+ * "..." non-empty, which -Wpedantic wants before C2x).
+ */
 #define ALTLINK_ALTERNATIVE_CFG_(oldinstr, newinstr, cap, enabled, ...)	\
 	ALTLINK_ALTERNATIVE_(oldinstr, newinstr, cap, enabled)
 #define ALTERNATIVE(oldinstr, newinstr, ...)				\
-	ALTLINK_ALTERNATIVE_CFG_(oldinstr, newinstr, __VA_ARGS__, 1)
+	ALTLINK_ALTERNATIVE_CFG_(oldinstr, newinstr, __VA_ARGS__, 1, 0)
 
 #define ALTLINK_ALTERNATIVE_CB_(oldinstr, capfield, cb)		\
 	"661:\n\t" oldinstr "\n"					\
