@@ -111,8 +111,9 @@ def resolve_ncaps(profile: Profile, caps: CapTable | None, tables: list[Table],
     """Fix NCAPS for the v4.17 profile: from the table or options, else from the entries.
 
     Without a table or ``--ncaps``, the callback marker is inferred: entries with no
-    replacement (``alt_len == 0``) whose relocation names a symbol are callbacks, and they all
-    carry the same marker, which is NCAPS.
+    replacement (``alt_len == 0``) whose relocation names a symbol (in an object), or that
+    patch a site (in an image, where no relocation is left) are callbacks, and they all carry
+    the same marker, which is NCAPS.
     """
     if caps is not None:
         if profile.ncaps is not None and profile.ncaps != caps.ncaps:
@@ -123,9 +124,21 @@ def resolve_ncaps(profile: Profile, caps: CapTable | None, tables: list[Table],
     if profile.ncaps is not None or profile.abi != "linux-v4.17":
         return profile
     markers = Counter(e.cap_raw for t in tables for e in t.entries
-                      if e.alt_len == 0 and e.alt.symbol)
+                      if e.alt_len == 0 and (e.alt.symbol or
+                                             (e.alt.address is not None and e.orig_len)))
     if len(markers) == 1:
         return Profile(profile.abi, next(iter(markers)))
+    if len(markers) > 1:
+        # The most common marker is taken as NCAPS, so that every other callback entry is
+        # reported as contradicting it (ALT011), not as a 0-byte static replacement (ALT001).
+        ncaps = min(markers, key=lambda m: (-markers[m], m))
+        where = next(t.path for t in tables for e in t.entries if e.cap_raw == ncaps)
+        seen = ", ".join(f"{m} in {n} entr{'y' if n == 1 else 'ies'}"
+                         for m, n in sorted(markers.items()))
+        findings.append(finding("ALT011", f"callback entries carry different markers ({seen}): "
+                                f"NCAPS cannot be inferred, {ncaps} is assumed; give --ncaps "
+                                "or --cap-table", where))
+        return Profile(profile.abi, ncaps)
     return profile
 
 
@@ -143,7 +156,12 @@ class Checker:
             self.findings.extend(f for f in inp.table.findings if self._wanted(f.code))
         self.profile = resolve_ncaps(options.profile, options.caps,
                                      [i.table for i in inputs], self.findings)
-        self.space = SymbolSpace([i for i in inputs if i.elf.type == ET_REL], symbols_from or [])
+        objects = [i for i in inputs if i.elf.type == ET_REL]
+        self.space = SymbolSpace(objects, symbols_from or [])
+        # A module is one link set: a .modinfo in any of its objects makes them all the module,
+        # and a callback defined in any of them is the module's own (ALT015).
+        self.module = options.module or any(i.is_module for i in objects)
+        self._own = {i.path for i in objects}
 
     # -- driver ------------------------------------------------------------------------------
     def run(self) -> list[Finding]:
@@ -156,6 +174,7 @@ class Checker:
             if inp.elf.type != ET_REL:
                 self._check_table_alignment(inp)
                 self._check_branches_into_replacements(inp)
+                self._check_callback_reach(inp)
         return self.findings
 
     def _wanted(self, code: str) -> bool:
@@ -245,9 +264,13 @@ class Checker:
     def _check_cap(self, inp: Input, e: Entry, callback: bool, cap: int | None,
                    place: str) -> bool:
         p = self.profile
-        if p.abi == "linux-v4.17" and not callback and e.alt_len == 0 and e.alt.symbol \
+        named = e.alt.symbol
+        if named is None and e.alt.address is not None:  # an image: no relocation is left
+            sym = inp.names.function_at(e.alt.address)
+            named = sym.name if sym else None
+        if p.abi == "linux-v4.17" and not callback and e.alt_len == 0 and named \
                 and p.ncaps is not None and e.orig_len:
-            self.add("ALT011", f"entry looks like a callback ({e.alt.symbol}) with marker "
+            self.add("ALT011", f"entry looks like a callback ({named}) with marker "
                      f"{e.cap_raw}, but NCAPS is {p.ncaps}: the table and the code disagree",
                      inp, place, e)
             return False
@@ -362,7 +385,7 @@ class Checker:
     # -- callbacks ---------------------------------------------------------------------------
     def _check_callback(self, inp: Input, e: Entry, place: str) -> None:
         alt = e.alt
-        module = self.options.module or inp.is_module
+        module = self.module
         if alt.address is not None:  # image: the address must be a function in code
             sec = inp.elf.section_at(alt.address)
             sym = inp.names.function_at(alt.address)
@@ -379,7 +402,7 @@ class Checker:
                 self.add("ALT006", f"callback {alt.symbol} is not defined in the link set",
                          inp, self.entry_place(e), e)
                 return
-            if module and d.path == inp.path:
+            if module and d.path in self._own:
                 self.add("ALT015", f"callback {alt.symbol} is defined by the module itself",
                          inp, place, e)
             self._check_callback_def(inp, e, d.symbol, d.section, alt.symbol or "", place)
@@ -464,6 +487,36 @@ class Checker:
                 self.add("ALT017", f"{what} branches into the replacement of entry "
                          f"{dst.index} at {tgt:#x}, which runs only once copied to its site",
                          inp, self.site_place(inp, dst), dst)
+
+    def _check_callback_reach(self, inp: Input) -> None:
+        """ALT014: sanitizer hooks and alternative sites a callback reaches in an image."""
+        if not self._wanted("ALT014"):
+            return
+        from altlink.reach import callback_reach
+
+        callbacks: dict[str, int] = {}
+        by_cb: dict[str, Entry] = {}
+        for e in inp.table.entries:
+            if self.profile.is_callback(e.cap_raw) and e.alt.address is not None:
+                sym = inp.names.function_at(e.alt.address)
+                name = sym.name if sym else f"{e.alt.address:#x}"
+                callbacks.setdefault(name, e.alt.address)
+                by_cb.setdefault(name, e)
+        if not callbacks:
+            return
+        sites = [(e.site.address, e.orig_len, e.index) for e in inp.table.entries
+                 if e.site.address is not None]
+        for r in callback_reach(inp.elf, callbacks, sites):
+            e = by_cb[r.callback]
+            via = " -> ".join(r.path)
+            if r.what == "hook":
+                msg = (f"callback {r.callback} reaches the sanitizer hook {r.name} (via {via}): "
+                       "instrumented code runs while text is half-patched; build the callback "
+                       "and its callees without instrumentation (noinstr)")
+            else:
+                msg = (f"callback {r.callback} reaches alternative site {r.name} (entry "
+                       f"{r.entry}, via {via}): it may run code that is being patched")
+            self.add("ALT014", msg, inp, self.site_place(inp, e), e)
 
     # -- overlaps ----------------------------------------------------------------------------
     def _check_overlaps(self, inp: Input) -> None:

@@ -23,7 +23,7 @@ from altlink.inputs import load as load_inputs
 from altlink.table import ENTRY, ENTRY_SIZE, Entry
 
 # The checks that only a linked image can answer; the others were made on the objects.
-POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT016", "ALT017", "ALT018"})
+POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})
 
 
 @dataclass
