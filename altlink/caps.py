@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 from altlink.errors import AltlinkError
 
+# Linux's own generated header (arch/arm64/include/generated/asm/cpucaps.h) is read too:
+# ``#define ARM64_<NAME> <n>`` and ``#define ARM64_NCAPS <count>``.
+_LINUX_NAMES = {"ARM64_NCAPS": "ALT_NCAPS"}
+_LINUX_NOT_CAPS = {"ARM64_NCAPS", "ARM64_CB_SHIFT", "ARM64_CB_BIT"}
 _NAME = re.compile(r"[A-Za-z0-9_]+\Z")
 _DEFINE = re.compile(r"\s*#\s*define\s+(\w+)\s+(\S+)")
 
@@ -60,7 +64,8 @@ def parse_text(text: str, path: str = "<table>") -> CapTable:
 def _looks_like_header(text: str) -> bool:
     for line in text.splitlines():
         m = _DEFINE.match(line)
-        if m and (m.group(1) == "ALT_NCAPS" or m.group(1).startswith("ALT_CAP_")):
+        if m and (m.group(1) in ("ALT_NCAPS", "ARM64_NCAPS")
+                  or m.group(1).startswith("ALT_CAP_")):
             return True
     return False
 
@@ -74,7 +79,10 @@ def parse_header(text: str, path: str = "<header>") -> CapTable:
         if not m:
             continue
         key, val = m.groups()
-        if key not in ("ALT_NCAPS",) and not key.startswith("ALT_CAP_"):
+        key = _LINUX_NAMES.get(key, key)
+        if key.startswith("ARM64_") and key not in _LINUX_NOT_CAPS:
+            key = "ALT_CAP_" + key[len("ARM64_"):]
+        if key != "ALT_NCAPS" and not key.startswith("ALT_CAP_"):
             continue
         try:
             n = int(val.rstrip("uUlL"), 0)

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", dest="output", metavar="M", help="write here (default: stdout)")
     m.add_argument("--bin", metavar="B", help="also describe this raw binary of the image")
     m.add_argument("--source-lines", action="store_true", help="add DWARF source lines")
+    m.add_argument("--compact", metavar="FILE",
+                   help="also write the compact binary manifest for C runtimes here (the JSON "
+                   "then goes only to -o)")
 
     v = sub.add_parser("verify", help="does this manifest belong to this image")
     v.add_argument("image", metavar="IMAGE")
@@ -189,9 +192,15 @@ def cmd_check(args, out) -> int:
     loaded = inputsmod.load(args.files, notes=sys.stderr)
     images = [read_elf(p) for p in args.symbols_from]
     objects = [i for i in loaded if i.elf.type == ET_REL]
+    # A kernel module (.modinfo) is a finished link of its own: each is checked alone,
+    # the other objects together as one link set.
+    modules = [i for i in objects if i.is_module]
+    rest = [i for i in objects if not i.is_module]
     findings = []
-    if objects:
-        findings += check(objects, options, images)
+    for mod in modules:
+        findings += check([mod], options, images)
+    if rest:
+        findings += check(rest, options, images)
     for img in (i for i in loaded if i.elf.type != ET_REL):
         findings += check([img], options, images)
     return _emit(findings, args, out)
@@ -250,9 +259,12 @@ def cmd_manifest(args, out) -> int:
     if findings:
         sys.stderr.write(render(findings, "text"))
     text = manifestmod.dumps(m)
+    if args.compact:
+        from altlink import compact
+        outputs.write_bytes(args.compact, compact.encode(m))
     if args.output:
         outputs.write_bytes(args.output, text.encode("utf-8"))
-    else:
+    elif not args.compact:
         out.write(text)
     return EXIT_OK
 

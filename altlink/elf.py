@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from altlink.errors import AltlinkError
 
@@ -109,8 +110,10 @@ class Segment:
     align: int
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(NamedTuple):
+    """One symbol table entry. A named tuple, not a dataclass: a vmlinux has 150,000 of them
+    and this is the hot path."""
+
     index: int
     name: str
     value: int
@@ -245,12 +248,22 @@ class ElfFile:
         data = self.section_data(sec)
         shndx_ext = None
         out = []
+        append = out.append
+        find = strtab.find
+        names: dict[int, str] = {0: ""}
+        new = tuple.__new__
         for i, (name, info, _other, shndx, value, size) in enumerate(_SYM.iter_unpack(data)):
             if shndx == SHN_XINDEX:
                 if shndx_ext is None:
                     shndx_ext = self._xindex_table(sec)
                 shndx = shndx_ext[i] if i < len(shndx_ext) else SHN_UNDEF
-            out.append(Symbol(i, _cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx))
+            nm = names.get(name)
+            if nm is None:
+                end = find(b"\0", name)
+                nm = strtab[name:end if end >= 0 else len(strtab)].decode("utf-8", "replace") \
+                    if name < len(strtab) else ""
+                names[name] = nm
+            append(new(Symbol, (i, nm, value, size, info & 0xF, info >> 4, shndx)))
         return out
 
     def _xindex_table(self, symtab: Section) -> list[int]:
