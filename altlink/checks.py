@@ -14,10 +14,12 @@ from altlink.caps import CapTable
 from altlink.elf import (
     ET_REL,
     SHN_UNDEF,
+    SHT_NOBITS,
     STB_LOCAL,
     STT_FUNC,
     STT_GNU_IFUNC,
     STT_NOTYPE,
+    STT_OBJECT,
     STT_SECTION,
     ElfFile,
     Reloc,
@@ -180,15 +182,21 @@ class Checker:
     def _wanted(self, code: str) -> bool:
         return self.only is None or code in self.only
 
-    def add(self, code: str, message: str, inp: Input, place: str, entry: Entry | None = None,
+    def add(self, code: str, message: str, inp: Input, place, entry: Entry | None = None,
             severity: str | None = None) -> None:
+        """Record a finding; ``place`` may be a callable, named only when a finding is made
+        (naming a place builds the symbol index of its section: most entries never need it)."""
         if not self._wanted(code):
             return
+        if callable(place):
+            place = place()
         self.findings.append(finding(code, message, inp.path, place,
                                      entry=entry.index if entry else None, severity=severity))
 
     # -- places ------------------------------------------------------------------------------
     def site_place(self, inp: Input, e: Entry) -> str:
+        if not e.site.defined and e.site.address is None:  # an undefined symbol: no place
+            return self.entry_place(e)
         return self._place(inp, e.site.section_index, e.site.offset, e.site.address,
                            e.site.section)
 
@@ -242,7 +250,10 @@ class Checker:
         p = self.profile
         callback = p.is_callback(e.cap_raw)
         cap = p.cap(e.cap_raw)
-        site_place = self.site_place(inp, e)
+
+        def site_place() -> str:
+            return self.site_place(inp, e)
+
         label = self.cap_label(cap)
 
         if not self._check_cap(inp, e, callback, cap, site_place):
@@ -293,6 +304,8 @@ class Checker:
         pos = e.site.address if e.site.address is not None else e.site.offset
         if pos % 4:
             self.add("ALT003", f"site is not 4-byte aligned ({label})", inp, place, e)
+        if e.site.address is not None and not e.site.defined:
+            return None  # outside the image: reported by the table reader (ALT012)
         sec = self._section_of(inp, e.site.section_index, e.site.address)
         if sec is None or not sec.executable:
             where = f"in {sec.name}" if sec is not None else "outside every section"
@@ -307,6 +320,8 @@ class Checker:
         return sec
 
     def _check_replacement_place(self, inp: Input, e: Entry, place: str) -> Section | None:
+        if e.alt.address is not None and not e.alt.defined:
+            return None  # outside the image: reported by the table reader (ALT012)
         sec = self._section_of(inp, e.alt.section_index, e.alt.address)
         if sec is None:
             what = f"undefined symbol {e.alt.symbol}" if e.alt.symbol and not e.alt.defined \
@@ -316,6 +331,10 @@ class Checker:
         if not (sec.executable or sec.name == REPLACEMENT_SECTION):
             self.add("ALT005", f"replacement is in {sec.name}, not in {REPLACEMENT_SECTION} or "
                      "an executable section", inp, place, e)
+            return None
+        if sec.type == SHT_NOBITS:
+            self.add("ALT005", f"replacement is in {sec.name}, which has no contents (NOBITS)",
+                     inp, place, e)
             return None
         if e.alt.offset < 0 or e.alt.offset + e.alt_len > sec.size:
             self.add("ALT005", f"replacement {sec.name}+{e.alt.offset:#x} ({e.alt_len} bytes) "
@@ -338,12 +357,14 @@ class Checker:
             r = relocs.get(off)
             if c.kind == "plain":
                 continue
+            # In an image, show the instruction where it is linked (its real target).
+            at = e.alt.address + 4 * i if image else 0
             if c.kind in ("immovable", "pcrel-unknown"):
                 why = ("cannot be moved: it is PC-relative and no patcher re-encodes it"
                        if c.kind == "immovable" else
                        "is PC-relative in a form altlink cannot re-encode; it is never copied "
                        "silently")
-                self.add("ALT008", f"replacement instruction {i} ({c.name}, {_dis(word)}) "
+                self.add("ALT008", f"replacement instruction {i} ({c.name}, {_dis(word, at)}) "
                          f"{why}", inp, place, e)
                 continue
             internal = self._internal_target(inp, e, sec, off, word, c, r)
@@ -351,7 +372,7 @@ class Checker:
                 continue
             problem = insn.profile_problem(word, self.profile.abi)
             if problem:
-                self.add("ALT008", f"replacement instruction {i} ({_dis(word)}): {problem}",
+                self.add("ALT008", f"replacement instruction {i} ({_dis(word, at)}): {problem}",
                          inp, place, e)
                 continue
             if image:
@@ -360,7 +381,7 @@ class Checker:
                 try:
                     insn.relocate(word, pc, to, abi=self.profile.abi)
                 except insn.RangeError as err:
-                    self.add("ALT009", f"replacement instruction {i} ({_dis(word)}) at the "
+                    self.add("ALT009", f"replacement instruction {i} ({_dis(word, at)}) at the "
                              f"site {to:#x}: {err}", inp, place, e)
 
     def _internal_target(self, inp: Input, e: Entry, sec: Section, off: int, word: int,
@@ -387,6 +408,8 @@ class Checker:
         alt = e.alt
         module = self.module
         if alt.address is not None:  # image: the address must be a function in code
+            if not alt.defined:
+                return  # outside the image: reported by the table reader (ALT012)
             sec = inp.elf.section_at(alt.address)
             sym = inp.names.function_at(alt.address)
             name = sym.name if sym else f"{alt.address:#x}"
@@ -403,8 +426,8 @@ class Checker:
                          inp, self.entry_place(e), e)
                 return
             if module and d.path in self._own:
-                self.add("ALT015", f"callback {alt.symbol} is defined by the module itself",
-                         inp, place, e)
+                self.add("ALT015", f"callback {alt.symbol} is defined by the module itself "
+                         "(Linux rejects such modules at load)", inp, place, e)
             self._check_callback_def(inp, e, d.symbol, d.section, alt.symbol or "", place)
             return
         sec = inp.elf.sections[alt.section_index]
@@ -431,7 +454,8 @@ class Checker:
             self.add("ALT007", f"callback {name} is in {where}, not an executable section",
                      inp, place, e)
         elif not _is_function(sym):
-            self.add("ALT007", f"callback {name} is not a function (symbol type {sym.type})",
+            self.add("ALT007", f"callback {name} is not a function (symbol type "
+                     f"{_SYMBOL_TYPES.get(sym.type, sym.type)})",
                      inp, place, e)
 
     # -- image-wide ----------------------------------------------------------------------------
@@ -541,6 +565,10 @@ def _maybe_branch(w: int) -> bool:
             or (w & 0x7E000000) in (0x34000000, 0x36000000))
 
 
+_SYMBOL_TYPES = {STT_NOTYPE: "STT_NOTYPE", STT_OBJECT: "STT_OBJECT", STT_FUNC: "STT_FUNC",
+                 STT_SECTION: "STT_SECTION", 6: "STT_TLS"}
+
+
 def _is_function(sym: Symbol) -> bool:
     return sym.type in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)
 
@@ -550,8 +578,8 @@ def _flags(flags: int) -> str:
     return f'"{out}"'
 
 
-def _dis(word: int) -> str:
-    got = insn.disasm(struct.pack("<I", word), 0)
+def _dis(word: int, address: int = 0) -> str:
+    got = insn.disasm(struct.pack("<I", word), address)
     return got[0] if got else f".inst {word:#010x}"
 
 
