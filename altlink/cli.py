@@ -131,13 +131,20 @@ def _policy(args):
     return Policy(frozenset(disabled), args.werror)
 
 
-def options_from(args):
-    """The check options (profile, capability table) the common arguments describe."""
+def options_from(args, tables=None):
+    """The check options (profile, capability table) the common arguments describe. Without
+    ``--abi`` (or ``ALTLINK_ABI``), the profile the tables show, else linux-v4.17."""
     from altlink import caps as capsmod
     from altlink.checks import Options
-    from altlink.table import DEFAULT_ABI, Profile
+    from altlink.table import DEFAULT_ABI, Profile, detect_abi
 
-    abi = args.abi or DEFAULT_ABI
+    abi = args.abi
+    if abi is None and tables:
+        abi = detect_abi(tables)
+        if abi is not None:
+            sys.stderr.write(f"altlink: note: the table marks callbacks with bit 15: using "
+                             f"--abi {abi} (pass --abi to choose)\n")
+    abi = abi or DEFAULT_ABI
     ncaps = args.ncaps
     if ncaps is None and os.environ.get("ALTLINK_NCAPS"):
         try:
@@ -165,9 +172,9 @@ def cmd_scan(args, out) -> int:
     from altlink.checks import resolve_ncaps
     from altlink.scan import scan_json, scan_text
 
-    options = options_from(args)
     loaded = inputsmod.load(args.files, notes=sys.stderr)
     tables = [i.table for i in loaded]
+    options = options_from(args, tables)
     findings = [f for t in tables for f in t.findings]
     profile = resolve_ncaps(options.profile, options.caps, tables, findings)
     if args.format == "json":
@@ -188,8 +195,8 @@ def cmd_check(args, out) -> int:
     from altlink.checks import check
     from altlink.elf import ET_REL, read_elf
 
-    options = options_from(args)
     loaded = inputsmod.load(args.files, notes=sys.stderr)
+    options = options_from(args, [i.table for i in loaded])
     images = [read_elf(p) for p in args.symbols_from]
     objects = [i for i in loaded if i.elf.type == ET_REL]
     # A kernel module (.modinfo) is a finished link of its own: each is checked alone,
@@ -228,11 +235,11 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
     from altlink.checks import Input, resolve_ncaps
     from altlink.elf import ET_REL, read_elf
 
-    options = options_from(args)
     elf = read_elf(path)
     if elf.type == ET_REL:
         raise AltlinkError(f"{path}: a relocatable object, not a linked image; link it first")
     image = Input.load(elf)
+    options = options_from(args, [image.table])
     findings = list(image.table.findings)
     profile = resolve_ncaps(options.profile, options.caps, [image.table], findings)
     bin_info = None

@@ -14,6 +14,7 @@ from altlink.elf import (
     SHN_COMMON,
     SHN_LORESERVE,
     SHN_UNDEF,
+    SHT_NOBITS,
     STT_SECTION,
     ElfFile,
     Section,
@@ -110,6 +111,22 @@ class Table:
     sections: list[Section]
 
 
+def detect_abi(tables: list[Table]) -> str | None:
+    """The profile a table's own entries show, where ``--abi`` was not given: linux-v6.1
+    when every entry without a replacement carries the 0x8000 callback bit (a linux-v4.17
+    NCAPS never reaches it) and no entry with one does; None when nothing tells."""
+    marked = unmarked = 0
+    for t in tables:
+        for e in t.entries:
+            if e.cap_raw & CB_BIT_V61:
+                if e.alt_len:
+                    return None
+                marked += 1
+            elif e.alt_len == 0:
+                unmarked += 1
+    return "linux-v6.1" if marked and not unmarked else None
+
+
 def table_sections(elf: ElfFile) -> list[Section]:
     return elf.sections_by_name.get(TABLE_SECTION, [])
 
@@ -134,6 +151,10 @@ def read_object_table(elf: ElfFile) -> Table:
     flags = {s.flags for s in secs}
     base = 0
     for sec in secs:
+        if sec.type == SHT_NOBITS:  # nothing to read (and no relocations)
+            findings.append(finding("ALT012", ".altinstructions has no contents (NOBITS)",
+                                    elf.path, f"section {sec.index} {sec.name}"))
+            continue
         if sec.size % ENTRY_SIZE:
             findings.append(_size_finding(elf, sec))
         data = elf.section_data(sec)
@@ -202,9 +223,9 @@ def read_image_table(elf: ElfFile) -> Table:
         if sec.size % ENTRY_SIZE:
             findings.append(_size_finding(elf, sec))
         data = elf.section_data(sec)
-        if sec.type == 8:  # NOBITS: nothing to read
+        if sec.type == SHT_NOBITS:  # nothing to read
             findings.append(finding("ALT012", ".altinstructions has no contents (NOBITS)",
-                                    elf.path, f"section {sec.index}"))
+                                    elf.path, f"section {sec.index} {sec.name}"))
             continue
         for i in range(sec.size // ENTRY_SIZE):
             off = i * ENTRY_SIZE
@@ -212,6 +233,11 @@ def read_image_table(elf: ElfFile) -> Table:
             addr = sec.addr + off
             site = _image_place(elf, addr + orig_rel)
             alt = _image_place(elf, addr + 4 + alt_rel)
+            outside = [f"{name} offset points outside the image ({p.address:#x})"
+                       for name, p in (("site", site), ("replacement", alt)) if not p.defined]
+            if outside:
+                findings.append(finding("ALT012", "; ".join(outside), elf.path,
+                                        f"{sec.name} entry {len(entries)}", entry=len(entries)))
             entries.append(Entry(elf.path, len(entries), sec.name, off, site, alt, cap,
                                  orig_len, alt_len, addr))
     return Table(elf.path, entries, findings, secs)

@@ -151,3 +151,17 @@ def test_full_vmlinux_checks_clean_and_manifest_matches_readelf(kernel, tmp_path
             assert not e["callback"]["symbol"].startswith("__kvm_nvhe_")
         else:
             assert int(e["replacement"]["address"], 16) == r.alt_addr
+
+
+def test_profile_is_detected_from_the_callback_bit():
+    """Without --abi, a table whose callbacks carry bit 15 is read as linux-v6.1 (with a note);
+    --abi still decides when given."""
+    proc = altlink("scan", "--format", "json", SLICE / "modules" / "xor.ko")
+    assert json.loads(proc.stdout)["abi"] == "linux-v6.1"
+    assert "using --abi linux-v6.1" in proc.stderr
+    proc = altlink("scan", "--abi", "linux-v4.17", "--format", "json", SLICE / "modules" / "xor.ko")
+    data = json.loads(proc.stdout)
+    assert data["abi"] == "linux-v4.17" and "note" not in proc.stderr
+    # Static-only tables give no evidence: the default stays.
+    proc = altlink("scan", "--format", "json", SLICE / "modules" / "mdio-cavium.ko")
+    assert json.loads(proc.stdout)["abi"] == "linux-v4.17"
