@@ -159,11 +159,19 @@ class Checker:
         self.profile = resolve_ncaps(options.profile, options.caps,
                                      [i.table for i in inputs], self.findings)
         objects = [i for i in inputs if i.elf.type == ET_REL]
-        self.space = SymbolSpace(objects, symbols_from or [])
+        self._objects = objects
+        self._symbols_from = symbols_from or []
+        self._space: SymbolSpace | None = None
         # A module is one link set: a .modinfo in any of its objects makes them all the module,
         # and a callback defined in any of them is the module's own (ALT015).
         self.module = options.module or any(i.is_module for i in objects)
         self._own = {i.path for i in objects}
+
+    def space(self) -> SymbolSpace:
+        """The link set's global symbols, read when a callback first needs resolving."""
+        if self._space is None:
+            self._space = SymbolSpace(self._objects, self._symbols_from)
+        return self._space
 
     # -- driver ------------------------------------------------------------------------------
     def run(self) -> list[Finding]:
@@ -420,7 +428,7 @@ class Checker:
                 self.add("ALT007", f"callback {name} is not a function", inp, place, e)
             return
         if not alt.defined:
-            d = self.space.lookup(alt.symbol or "")
+            d = self.space().lookup(alt.symbol or "")
             if d is None:
                 self.add("ALT006", f"callback {alt.symbol} is not defined in the link set",
                          inp, self.entry_place(e), e)
