@@ -23,6 +23,7 @@ from altlink.elf import (
     STT_SECTION,
     ElfFile,
     Reloc,
+    RelocMap,
     Section,
     Symbol,
 )
@@ -40,7 +41,7 @@ class Input:
     elf: ElfFile
     table: Table
     names: Symbolizer
-    _relocs: dict[int, dict[int, Reloc]] = field(default_factory=dict)
+    _relocs: dict[int, RelocMap] = field(default_factory=dict)
 
     @classmethod
     def load(cls, elf: ElfFile) -> Input:
@@ -50,13 +51,10 @@ class Input:
     def path(self) -> str:
         return self.elf.path
 
-    def relocs_of(self, sec: Section) -> dict[int, Reloc]:
+    def relocs_of(self, sec: Section) -> RelocMap:
         got = self._relocs.get(sec.index)
         if got is None:
-            got = {}
-            for rs in self.elf.relocation_sections_for(sec):
-                for r in self.elf.relocations(rs):
-                    got.setdefault(r.offset, r)
+            got = self.elf.reloc_map(sec)
             self._relocs[sec.index] = got
         return got
 
@@ -81,31 +79,51 @@ class Definition:
     section: Section | None
 
 
-class SymbolSpace:
-    """The global symbols of a link set plus those of ``--symbols-from`` images."""
-
-    def __init__(self, objects: list[Input], images: list[ElfFile]) -> None:
-        self.defs: dict[str, Definition] = {}
-        for elf in images:
-            self._add(elf, global_only=False)
-        for inp in objects:
-            self._add(inp.elf, global_only=True, own=True)
-
-    def _add(self, elf: ElfFile, global_only: bool, own: bool = False) -> None:
-        secs = elf.sections
+def _definition(elf: ElfFile, name: str, global_only: bool) -> Definition | None:
+    """Where an ELF file defines ``name`` (a global wins over locals). The name index is made
+    once per file and kept on it: a kernel's modules are checked one by one against one
+    vmlinux."""
+    cache = elf.__dict__.setdefault("_altlink_defs", {})
+    index = cache.get(global_only)
+    if index is None:
+        index = {}
         for s in elf.symbols:
             if s.shndx == SHN_UNDEF or not s.name or s.type == STT_SECTION:
                 continue
             if global_only and s.bind == STB_LOCAL:
                 continue
-            cur = self.defs.get(s.name)
-            sec = secs[s.shndx] if s.shndx < len(secs) else None
-            if cur is None or (own and cur.symbol.bind == STB_LOCAL) or \
-                    (cur.symbol.bind == STB_LOCAL and s.bind != STB_LOCAL):
-                self.defs[s.name] = Definition(elf.path, s, sec)
+            cur = index.get(s.name)
+            if cur is None or (cur.bind == STB_LOCAL and s.bind != STB_LOCAL):
+                index[s.name] = s
+        cache[global_only] = index
+    s = index.get(name)
+    if s is None:
+        return None
+    secs = elf.sections
+    return Definition(elf.path, s, secs[s.shndx] if s.shndx < len(secs) else None)
 
-    def lookup(self, name: str) -> Definition | None:
-        return self.defs.get(name)
+
+class SymbolSpace:
+    """The global symbols of a link set, then those of ``--symbols-from`` images."""
+
+    def __init__(self, objects: list[Input], images: list[ElfFile]) -> None:
+        self.objects = objects
+        self.images = images
+
+    def lookup(self, name: str, asking: Input | None = None) -> Definition | None:
+        """The definition of ``name``; ``asking`` (an object that has it undefined, so does
+        not define it) is skipped."""
+        for inp in self.objects:
+            if inp is asking:
+                continue
+            d = _definition(inp.elf, name, True)
+            if d is not None:
+                return d
+        for elf in self.images:
+            d = _definition(elf, name, False)
+            if d is not None:
+                return d
+        return None
 
 
 def resolve_ncaps(profile: Profile, caps: CapTable | None, tables: list[Table],
@@ -428,7 +446,7 @@ class Checker:
                 self.add("ALT007", f"callback {name} is not a function", inp, place, e)
             return
         if not alt.defined:
-            d = self.space().lookup(alt.symbol or "")
+            d = self.space().lookup(alt.symbol or "", inp)
             if d is None:
                 self.add("ALT006", f"callback {alt.symbol} is not defined in the link set",
                          inp, self.entry_place(e), e)
@@ -555,16 +573,22 @@ class Checker:
         spans = sorted(((e.site.section_index, e.site.offset, e.site.offset + e.orig_len, e)
                         for e in inp.table.entries if e.orig_len and e.site.defined),
                        key=lambda t: (t[0], t[1], t[2], t[3].index))
-        for (s1, a1, b1, e1), (s2, a2, b2, e2) in zip(spans, spans[1:]):
-            if s1 != s2 or a2 >= b1:
-                continue
-            place = self.site_place(inp, e2)
-            if (a1, b1) == (a2, b2):
-                self.add("ALT010", f"entries {e1.index} and {e2.index} patch the same site; "
-                         f"the later one wins when both apply", inp, place, e2, severity=WARNING)
-            else:
-                self.add("ALT010", f"entries {e1.index} and {e2.index} patch overlapping sites",
-                         inp, place, e2, severity=ERROR)
+        # A sweep over the spans sorted by start: each one against every earlier span of its
+        # section that has not ended yet (not only its neighbour: a long site can overlap
+        # several short ones that do not overlap each other).
+        active: list[tuple[int, int, int, Entry]] = []
+        for s2, a2, b2, e2 in spans:
+            active = [t for t in active if t[0] == s2 and t[2] > a2]
+            for _s1, a1, b1, e1 in active:
+                place = self.site_place(inp, e2)
+                if (a1, b1) == (a2, b2):
+                    self.add("ALT010", f"entries {e1.index} and {e2.index} patch the same "
+                             "site; the later one wins when both apply", inp, place, e2,
+                             severity=WARNING)
+                else:
+                    self.add("ALT010", f"entries {e1.index} and {e2.index} patch overlapping "
+                             "sites", inp, place, e2, severity=ERROR)
+            active.append((s2, a2, b2, e2))
 
 
 def _maybe_branch(w: int) -> bool:

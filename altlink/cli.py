@@ -220,7 +220,7 @@ def cmd_link(args, out) -> int:
 
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
     req = LinkRequest(command, args.output, args.manifest, args.bin, options_from(args),
-                      args.symbols_from, args.sort_table, args.source_lines)
+                      args.symbols_from, args.sort_table, args.source_lines, _policy(args))
     result = link(req)
     for n in result.notes:
         sys.stderr.write(n + "\n")

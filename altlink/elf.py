@@ -127,12 +127,42 @@ class Symbol(NamedTuple):
         return self.shndx != SHN_UNDEF
 
 
-@dataclass(frozen=True)
-class Reloc:
+class Reloc(NamedTuple):
+    """One relocation (a named tuple: modules carry tens of thousands)."""
+
     offset: int
     type: int
     sym: int
     addend: int
+
+
+class RelocMap:
+    """Relocations of one section by offset. The offsets are indexed at C speed (a module's
+    .text has thousands of relocations); a relocation is decoded only when asked for."""
+
+    def __init__(self, elf: ElfFile, rel_sections: list[Section]) -> None:
+        self._parts: list[tuple[bytes, dict[int, int]]] = []
+        self._plain: dict[int, Reloc] = {}
+        for rs in rel_sections:
+            data = elf.section_data(rs) if rs.type == SHT_RELA else b""
+            if rs.type == SHT_RELA and rs.size % _RELA.size == 0 and data:
+                offsets = memoryview(data).cast("Q")[0::3]
+                n = len(offsets)
+                self._parts.append((data, dict(zip(offsets[::-1], range(n - 1, -1, -1)))))
+            else:
+                for r in elf.relocations(rs):
+                    self._plain.setdefault(r.offset, r)
+
+    def get(self, offset: int, default: Reloc | None = None) -> Reloc | None:
+        for data, index in self._parts:
+            i = index.get(offset)
+            if i is not None:
+                o, info, addend = _RELA.unpack_from(data, i * _RELA.size)
+                return Reloc(o, info & 0xFFFFFFFF, info >> 32, addend)
+        return self._plain.get(offset, default)
+
+    def __contains__(self, offset: int) -> bool:
+        return any(offset in index for _, index in self._parts) or offset in self._plain
 
 
 class ElfFile:
@@ -147,6 +177,8 @@ class ElfFile:
             _EHDR.unpack_from(data, 0)
         self.shnum = shnum
         self._symbols: list[Symbol] | None = None
+        self._one_symbol: dict[int, Symbol] = {}
+        self._strtab: bytes | None = None
         self._section_data: dict[int, bytes] = {}
 
     # -- errors ----------------------------------------------------------------------------
@@ -274,10 +306,28 @@ class ElfFile:
         return []
 
     def symbol(self, index: int) -> Symbol:
-        syms = self.symbols
-        if not 0 <= index < len(syms):
-            raise IndexError(index)
-        return syms[index]
+        """One symbol by index; read on its own while the whole table is not needed (objects'
+        relocations mostly name section symbols: the table need not be decoded for them)."""
+        if self._symbols is not None:
+            syms = self._symbols
+            if not 0 <= index < len(syms):
+                raise IndexError(index)
+            return syms[index]
+        got = self._one_symbol.get(index)
+        if got is None:
+            sec = self.symtab
+            if sec is None or index < 0 or (index + 1) * _SYM.size > sec.size:
+                raise IndexError(index)
+            if self._strtab is None:
+                self._strtab = self.section_data(self.section(sec.link)) if sec.link else b""
+            name, info, _other, shndx, value, size = _SYM.unpack_from(
+                self.section_data(sec), index * _SYM.size)
+            if shndx == SHN_XINDEX:
+                return self.symbols[index]
+            got = Symbol(index, _cstr(self._strtab, name), value, size, info & 0xF, info >> 4,
+                         shndx)
+            self._one_symbol[index] = got
+        return got
 
     # -- relocations -----------------------------------------------------------------------
     def relocation_sections_for(self, target: Section) -> list[Section]:
@@ -295,7 +345,9 @@ class ElfFile:
             if sec.size % _RELA.size:
                 raise self.error(f"section {sec.name}: size {sec.size:#x} is not a multiple of "
                                  f"{_RELA.size}")
-            return [Reloc(o, i & 0xFFFFFFFF, i >> 32, a) for o, i, a in _RELA.iter_unpack(data)]
+            new = tuple.__new__
+            return [new(Reloc, (o, i & 0xFFFFFFFF, i >> 32, a))
+                    for o, i, a in _RELA.iter_unpack(data)]
         if sec.size % _REL.size:
             raise self.error(f"section {sec.name}: size {sec.size:#x} is not a multiple of "
                              f"{_REL.size}")
@@ -311,6 +363,10 @@ class ElfFile:
                 addend = struct.unpack_from("<q", tdata, o)[0]
             out.append(Reloc(o, rtype, i >> 32, addend))
         return out
+
+    def reloc_map(self, target: Section) -> RelocMap:
+        """The relocations that apply to ``target``, by offset (the first one at an offset)."""
+        return RelocMap(self, self.relocation_sections_for(target))
 
     # -- addresses -------------------------------------------------------------------------
     @cached_property

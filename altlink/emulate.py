@@ -16,6 +16,7 @@ PAGE = 0x1000
 STACK_SIZE = 0x40000
 R_AARCH64_RELATIVE = 1027
 MAX_MAPPED = 1 << 31  # an image mapping more than 2 GiB is not a firmware image
+TCG_BUFFER = 32 << 20  # unicorn's translated-code buffer
 
 
 def _down(x: int) -> int:
@@ -39,6 +40,9 @@ class Emulator:
         self.elf = elf
         self.max_insns = max_insns
         self.uc = unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
+        # unicorn reserves a 1 GiB code buffer by default, and exits the process when it
+        # cannot (e.g. under ulimit -v); a callback needs a few pages of translated code.
+        self.uc.ctl_set_tcg_buffer_size(TCG_BUFFER)
         self.ranges: list[tuple[int, int]] = []
         self._map_segments(data)
         self._apply_dynamic_relocations()

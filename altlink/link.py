@@ -6,6 +6,7 @@ name and renamed into place only when every check has passed.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import struct
@@ -13,12 +14,12 @@ import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 
-from altlink import insn, linkcmd, outputs, rawbin
+from altlink import archive, insn, linkcmd, outputs, rawbin
 from altlink import manifest as manifestmod
 from altlink.checks import Checker, Input, Options
-from altlink.elf import ET_REL, STB_LOCAL, STT_SECTION, ElfFile, read_elf
-from altlink.errors import LinkerError
-from altlink.findings import Finding, finding, has_errors
+from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, read_elf
+from altlink.errors import AltlinkError, LinkerError
+from altlink.findings import Finding, Policy, finding, has_errors
 from altlink.inputs import load as load_inputs
 from altlink.table import ENTRY, ENTRY_SIZE, Entry
 
@@ -36,6 +37,7 @@ class LinkRequest:
     symbols_from: list[str] = field(default_factory=list)
     sort_table: bool = False
     source_lines: bool = False
+    policy: Policy = field(default_factory=Policy)
 
 
 @dataclass
@@ -55,34 +57,45 @@ class _Notes:
 
 
 def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult:
+    """Check, link, cross-check and write. The request's policy decides what stops the link
+    (a silenced code does not, a warning made an error does), so that the outputs are written
+    exactly when the run succeeds."""
     cmd = linkcmd.parse(req.command)
     notes = _Notes()
     objects = load_inputs(cmd.inputs, notes=notes)
+    archives = [p for p in cmd.inputs if archive.is_archive(p)]
+    members = frozenset(o.path for o in objects
+                        if any(o.path.startswith(a + "(") for a in archives))
     images = [read_elf(p) for p in req.symbols_from]
     pre = Checker(objects, req.options, images)
-    findings = pre.run()
+    findings = req.policy.apply(pre.run())
     if has_errors(findings):
         return LinkResult(findings, notes.lines)
 
     tmp_image = outputs.temp_path(req.output, "elf")
     tmp_files = [tmp_image]
     try:
-        _run_linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr)
+        _run_linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
+                    req.output)
         image = Input.load(read_elf(tmp_image))
         post = Checker([image], Options(pre.profile, req.options.caps, req.options.module),
                        images)
         post.only = POST_LINK_CODES
-        post_findings = post.run() + cross_check(objects, image, pre.profile)
+        post_findings = post.run() + cross_check(objects, image, pre.profile, members)
         # Findings in the linked image name the output, not the temporary file.
-        findings += [replace(f, file=req.output) if f.file == tmp_image else f
-                     for f in post_findings]
-        if req.sort_table and not has_errors(findings):
-            findings += sort_table(tmp_image, image)
-            image.elf.close()
-            image = Input.load(read_elf(tmp_image))
+        findings += req.policy.apply([replace(f, file=req.output) if f.file == tmp_image else f
+                                      for f in post_findings])
         if has_errors(findings):
             return LinkResult(findings, notes.lines, linked=True)
-        os.chmod(tmp_image, 0o777 & ~outputs._umask())
+        if req.sort_table:
+            sort_table(tmp_image, image, req.output)
+            image.elf.close()
+            image = Input.load(read_elf(tmp_image))
+        if image.elf.type == ET_REL and (req.binary or req.manifest):
+            raise AltlinkError(f"{req.output}: the linker made a relocatable object (ld -r), "
+                               "which has no addresses: no raw binary or manifest for it; "
+                               "link the final image for those")
+        os.chmod(tmp_image, (0o666 if image.elf.type == ET_REL else 0o777) & ~outputs._umask())
         written = _write_outputs(req, image, pre.profile, tmp_image, tmp_files)
         return LinkResult(findings, notes.lines, linked=True, written=written)
     finally:
@@ -90,19 +103,34 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
             outputs.remove(t)
 
 
-def _run_linker(argv: list[str], stdout, stderr) -> None:
+def _run_linker(argv: list[str], stdout, stderr, tmp: str, output: str) -> None:
+    """Run the linker; its messages go to ``stderr`` (altlink's own by default) with the
+    temporary output's name replaced by the real one, so that they name a file the user
+    knows ("fw.elf has a LOAD segment with RWX permissions")."""
     try:
-        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(argv, stdout=stdout,
+                                stderr=subprocess.PIPE if stderr is None else stderr)
     except OSError as e:
         raise LinkerError(f"{argv[0]}: cannot run the linker: {e.strerror}") from None
     try:
-        rc = proc.wait()
+        _, err = proc.communicate()
     except BaseException:
         proc.send_signal(signal.SIGTERM)
         proc.wait()
         raise
-    if rc != 0:
-        raise LinkerError(f"altlink link: the linker failed (exit {rc}): {' '.join(argv[:1])}")
+    if err:
+        err = err.replace(tmp.encode(), output.encode()).replace(
+            os.path.basename(tmp).encode(), os.path.basename(output).encode())
+        out = getattr(sys.stderr, "buffer", None)
+        if out is not None:
+            sys.stderr.flush()
+            out.write(err)
+            out.flush()
+        else:
+            sys.stderr.write(err.decode("utf-8", "replace"))
+    if proc.returncode != 0:
+        raise LinkerError(f"altlink link: the linker failed (exit {proc.returncode}): "
+                          f"{argv[0]}")
 
 
 def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
@@ -156,47 +184,77 @@ def _signature(inp: Input, e: Entry) -> tuple:
     return (e.cap_raw, e.orig_len, e.alt_len)
 
 
-def cross_check(objects: list[Input], image: Input, profile) -> list[Finding]:
-    """Every entry collected from the objects must be in the image, in order, at the place its
-    symbol+offset got, with the same site and replacement code (ALT013, ALT016)."""
+def cross_check(objects: list[Input], image: Input, profile,
+                members: frozenset[str] = frozenset()) -> list[Finding]:
+    """Every entry collected from the objects must be in the image, at the place its
+    symbol+offset got, with the same site and replacement code (ALT013, ALT016).
+
+    An object's entries are found in the image as one block, in their order. First every
+    object whose sites all match is placed; then an object whose block is there with some
+    sites moved or gone (a /DISCARD/ rule that lld lets through) is placed by its other
+    entries and replacements, and the entries that differ are reported one by one. ``members``
+    names the inputs that are archive members: the linker pulls in only some of them, and the
+    entries of one it did not link are not missing.
+    """
     findings: list[Finding] = []
-    img_entries = image.table.entries
+    img = image.table.entries
     syms = _ImageSymbols(image.elf)
-    pos = 0
-    for obj in objects:
-        ents = obj.table.entries
-        if not ents:
-            continue
-        start = _find_block(obj, ents, image, img_entries, pos)
-        if start is None:
-            what = "the table is not in the image" if not img_entries else \
+    used: set[int] = set()
+    placed: dict[int, int] = {}
+    todo = [k for k, obj in enumerate(objects) if obj.table.entries]
+
+    def place(match) -> None:
+        pos = 0
+        for k in todo:
+            if k in placed:
+                continue
+            obj = objects[k]
+            start = _find_block(obj, image, img, pos, used, match)
+            if start is not None:
+                n = len(obj.table.entries)
+                placed[k] = start
+                used.update(range(start, start + n))
+                pos = start + n
+
+    place(_site_matches)
+    unplaced = [k for k in todo if k not in placed and
+                (objects[k].path not in members or _member_linked(objects[k], image, syms))]
+    if unplaced:
+        todo = unplaced
+        place(lambda obj, e, image, ie: _site_matches(obj, e, image, ie) or
+              _alt_matches(obj, e, image, ie, syms, profile))
+    for k, obj in enumerate(objects):
+        if k in placed:
+            for j, e in enumerate(obj.table.entries):
+                ie = img[placed[k] + j]
+                if not _site_matches(obj, e, image, ie):
+                    findings.append(_moved_site(obj, e, image, ie))
+                elif image.elf.type != ET_REL:  # addresses and linked code: images only
+                    findings += _compare_entry(obj, e, image, ie, syms, profile)
+        elif k in unplaced:
+            what = "the table is not in the image" if not img else \
                 "not found in the image's table"
-            for e in ents:
+            for e in obj.table.entries:
                 findings.append(finding(
                     "ALT013", f"entry is missing from the linked image ({what}; discarded by "
                     "the linker script or --gc-sections? keep the table with KEEP())",
                     obj.path, f"{e.table_section} entry {e.index} site "
                     f"{e.site.section}+{e.site.offset:#x}", entry=e.index))
-            continue
-        for j, e in enumerate(ents):
-            ie = img_entries[start + j]
-            findings += _compare_entry(obj, e, image, ie, syms, profile)
-        pos = start + len(ents)
     return findings
 
 
-def _find_block(obj: Input, ents: list[Entry], image: Input, img: list[Entry],
-                pos: int) -> int | None:
+def _find_block(obj: Input, image: Input, img: list[Entry], pos: int, used: set[int],
+                match) -> int | None:
+    ents = obj.table.entries
     k = len(ents)
     first = _signature(obj, ents[0])
-    candidates = [pos] + [i for i in range(len(img)) if i != pos]
-    for i in candidates:
-        if i + k > len(img):
+    for i in itertools.chain((pos,), range(len(img))):  # where the last block ended first
+        if i + k > len(img) or _signature(image, img[i]) != first:
             continue
-        if _signature(image, img[i]) != first:
+        if any(i + j in used for j in range(k)):
             continue
         if all(_signature(obj, e) == _signature(image, img[i + j]) and
-               _site_matches(obj, e, image, img[i + j]) for j, e in enumerate(ents)):
+               match(obj, e, image, img[i + j]) for j, e in enumerate(ents)):
             return i
     return None
 
@@ -213,28 +271,124 @@ def _masked_words(inp: Input, sec_index: int, offset: int, length: int) -> list[
     return [None if (offset + 4 * i) in relocs else w for i, w in enumerate(words)]
 
 
+def _words_at(image: Input, place, length: int) -> list[int | None] | None:
+    """The words at a place of the output: by address in an image; by section and offset,
+    masked where relocations remain, in a relocatable output (``ld -r``)."""
+    if image.elf.type == ET_REL:
+        if not place.defined or place.section_index >= len(image.elf.sections):
+            return None
+        return _masked_words(image, place.section_index, place.offset, length) or None
+    data = image.elf.read_addr(place.address, length) if place.address is not None else None
+    if data is None or len(data) < length:
+        return None
+    return list(struct.unpack(f"<{length // 4}I", data[:length // 4 * 4]))
+
+
+def _words_match(want: list[int | None], got: list[int | None] | None) -> bool:
+    if got is None or len(got) < len(want):
+        return False
+    return all(w is None or h is None or w == h for w, h in zip(want, got))
+
+
 def _site_matches(obj: Input, e: Entry, image: Input, ie: Entry) -> bool:
-    if not e.site.defined or ie.site.address is None:
+    if not e.site.defined:
         return False
     want = _masked_words(obj, e.site.section_index, e.site.offset, e.orig_len)
-    got = image.elf.read_addr(ie.site.address, e.orig_len)
-    if got is None or len(got) < 4 * len(want):
+    return _words_match(want, _words_at(image, ie.site, e.orig_len))
+
+
+def _alt_matches(obj: Input, e: Entry, image: Input, ie: Entry, syms: _ImageSymbols,
+                 profile) -> bool:
+    """The entry's replacement (or callback) is the image entry's: evidence that the image
+    entry is this one even where its site is not."""
+    if profile.is_callback(e.cap_raw):
+        if not e.alt.symbol:
+            return False
+        if image.elf.type == ET_REL:
+            return ie.alt.symbol == e.alt.symbol
+        return ie.alt.address in syms.addresses(e.alt.symbol)
+    if not e.alt.defined or not e.alt_len:
         return False
-    have = struct.unpack(f"<{len(want)}I", got[:4 * len(want)])
-    return all(w is None or w == h for w, h in zip(want, have))
+    want = _masked_words(obj, e.alt.section_index, e.alt.offset, e.alt_len)
+    return bool(want) and _words_match(want, _words_at(image, ie.alt, e.alt_len))
+
+
+def _moved_site(obj: Input, e: Entry, image: Input, ie: Entry) -> Finding:
+    """ALT013 for an entry that is in the image but whose site is not the object's code."""
+    addr = ie.site.address
+    where = f"{e.site.section}+{e.site.offset:#x}"
+    if addr is None:  # a relocatable output
+        msg = (f"site {where} is {ie.site.describe()} in the output, which does not hold the "
+               "object's code for it")
+        return finding("ALT013", msg, obj.path,
+                       f"{e.table_section} entry {e.index} -> output entry {ie.index}",
+                       entry=e.index)
+    sec = image.elf.section_at(addr)
+    if sec is None or not sec.executable:
+        inside = f"in {sec.name}" if sec is not None else "outside every section"
+        msg = (f"site {where} is at {addr:#x} in the image, {inside}: the linker discarded "
+               f"{e.site.section} (a /DISCARD/ rule, or --gc-sections) but kept the entry, "
+               "which now patches whatever is at that address")
+    else:
+        msg = (f"site {where} is at {addr:#x} in the image ({sec.name}), which does not hold "
+               "the object's code for it")
+    return finding("ALT013", msg, obj.path,
+                   f"{e.table_section} entry {e.index} -> image entry {ie.index}",
+                   entry=e.index)
+
+
+def _member_linked(obj: Input, image: Input, syms: _ImageSymbols) -> bool:
+    """Did the linker pull this archive member in? Yes when one of its global definitions is
+    in the image with the member's own bytes there."""
+    for s in obj.elf.symbols:
+        if not s.name or s.bind == STB_LOCAL or not s.defined or s.type == STT_SECTION or \
+                not 0 < s.shndx < len(obj.elf.sections):
+            continue
+        sec = obj.elf.sections[s.shndx]
+        if not sec.alloc or sec.type == SHT_NOBITS:
+            continue
+        if image.elf.type == ET_REL and s.name in syms.globals:
+            return True  # ld -r: names are all there is to go by
+        for addr in syms.addresses(s.name):
+            n = min(16, sec.size - s.value) // 4
+            if n <= 0:
+                continue
+            want = _masked_words(obj, s.shndx, s.value, 4 * n)
+            if any(w is not None for w in want) and \
+                    _words_match(want, _words_at(image, _Addr(addr), 4 * n)):
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class _Addr:
+    """An address of an image, where a table Place is expected."""
+
+    address: int
+    defined: bool = True
 
 
 class _ImageSymbols:
     def __init__(self, elf: ElfFile) -> None:
+        self.elf = elf
         self.by_name: dict[str, list[int]] = {}
         for s in elf.symbols:
             if s.defined and s.name and s.type != STT_SECTION:
                 self.by_name.setdefault(s.name, []).append(s.value)
         self.globals = {s.name: s.value for s in elf.symbols
                         if s.defined and s.name and s.bind != STB_LOCAL}
+        self._names: dict[int, list[str]] | None = None
 
     def addresses(self, name: str) -> list[int]:
         return self.by_name.get(name, [])
+
+    def names_at(self, addr: int) -> list[str]:
+        if self._names is None:
+            self._names = {}
+            for name, addrs in self.by_name.items():
+                for a in addrs:
+                    self._names.setdefault(a, []).append(name)
+        return self._names.get(addr, [])
 
 
 def _expected_addresses(obj: Input, shndx: int, offset: int, syms: _ImageSymbols) -> set[int]:
@@ -277,6 +431,48 @@ def _compare_entry(obj: Input, e: Entry, image: Input, ie: Entry, syms: _ImageSy
     return out
 
 
+# Names the linkers give the code they insert: GNU ld's veneers and erratum stubs, lld's
+# thunks and erratum patches.
+_STUB_MARKS = ("_veneer", "__AArch64AbsLongThunk_", "__AArch64ADRPThunk_", "Thunk_",
+               "__CortexA53843419_", "__erratum_843419_", "__erratum_835769_")
+
+
+def _looks_like_stub(image: Input, syms: _ImageSymbols, addr: int) -> bool:
+    """Code the linker made: named as a veneer or thunk, or the veneer sequences themselves
+    (ADRP x16 / ADD x16 / BR x16; LDR x16, literal / BR x16)."""
+    if any(m in n for n in syms.names_at(addr) for m in _STUB_MARKS):
+        return True
+    code = image.elf.read_addr(addr, 12)
+    if code is None or len(code) < 8:
+        return False
+    w = struct.unpack(f"<{len(code) // 4}I", code)
+    if (w[0] & 0x9F00001F) == 0x90000010 and len(w) > 2 and \
+            (w[1] & 0xFFC003FF) == 0x91000210 and w[2] == 0xD61F0200:
+        return True
+    return (w[0] & 0xFF00001F) == 0x58000010 and w[1] == 0xD61F0200
+
+
+def _branch_targets(obj: Input, r, syms: _ImageSymbols) -> tuple[str, set[int]]:
+    """What a relocated branch in an object was meant to reach: a name and the image
+    addresses it may be at (empty when the image does not say)."""
+    try:
+        sym = obj.elf.symbol(r.sym)
+    except IndexError:
+        return "?", set()
+    if sym.type != STT_SECTION and sym.name:
+        if sym.bind != STB_LOCAL and sym.name in syms.globals:
+            return sym.name, {syms.globals[sym.name] + r.addend}
+        if not sym.defined:
+            return sym.name, set()
+        return sym.name, _expected_addresses(obj, sym.shndx, sym.value + r.addend, syms)
+    if not 0 < sym.shndx < len(obj.elf.sections):
+        return "?", set()
+    sec = obj.elf.sections[sym.shndx]
+    off = sym.value + r.addend
+    name = obj.names.at_offset(sym.shndx, off) or f"{sec.name}+{off:#x}"
+    return name, _expected_addresses(obj, sym.shndx, off, syms)
+
+
 def _compare_replacement(obj: Input, e: Entry, image: Input, ie: Entry, syms: _ImageSymbols,
                          place: str) -> list[Finding]:
     """Re-read the replacement as linked: the linker may have rewritten it (ALT016)."""
@@ -305,24 +501,23 @@ def _compare_replacement(obj: Input, e: Entry, image: Input, ie: Entry, syms: _I
                                    entry=e.index))
             continue
         if before.kind != after.kind or before.name != after.name:
-            out.append(finding("ALT016", f"the linker changed replacement instruction {i} from "
-                               f"{before.name} to {after.name} ({_dis(lw, pc)})", obj.path, place,
-                               entry=e.index))
+            out.append(finding("ALT016", f"the linker turned replacement instruction {i} "
+                               f"({_mnemonic(w)}) into {_dis(lw, pc)}: an erratum fix or "
+                               "relaxation, which is not valid once the code moves", obj.path,
+                               place, entry=e.index))
             continue
         if after.kind == "branch26":
-            try:
-                sym = obj.elf.symbol(r.sym)
-            except IndexError:
+            tgt = insn.target(lw, pc)
+            if tgt is None:
                 continue
-            if sym.name and sym.type != STT_SECTION and sym.bind != STB_LOCAL:
-                want = syms.globals.get(sym.name)
-                tgt = insn.target(lw, pc)
-                if want is not None and tgt is not None and tgt != want + r.addend:
-                    out.append(finding(
-                        "ALT016", f"replacement instruction {i} branches to {tgt:#x}, not to "
-                        f"{sym.name} at {want + r.addend:#x}: the linker redirected it through "
-                        "a veneer or stub, which is not reachable once the code moves",
-                        obj.path, place, entry=e.index))
+            name, want = _branch_targets(obj, r, syms)
+            if (tgt not in want) if want else _looks_like_stub(image, syms, tgt):
+                to = f"{name} at {min(want):#x}" if want else name
+                out.append(finding(
+                    "ALT016", f"replacement instruction {i} branches to {tgt:#x}, not to "
+                    f"{to}: the linker redirected it through a veneer or stub, which is not "
+                    "reachable once the code moves (place the target within 128 MiB of the "
+                    "replacement and of the site)", obj.path, place, entry=e.index))
     return out
 
 
@@ -331,24 +526,46 @@ def _dis(word: int, pc: int) -> str:
     return d[0] if d else f"{word:#010x}"
 
 
+def _mnemonic(word: int) -> str:
+    """The instruction as the object holds it (before relocation: the operands are not
+    meaningful yet)."""
+    return _dis(word, 0).split(" ", 1)[0]
+
+
 # -- sorting ---------------------------------------------------------------------------------
 
-def sort_table(path: str, image: Input) -> list[Finding]:
-    """Sort the image's table by site address (stable), rewriting the relative offsets."""
+def sort_table(path: str, image: Input, name: str | None = None) -> None:
+    """Sort the image's table by site address, rewriting the relative offsets in place.
+
+    The sort is stable, so entries for the same site keep their order (the later one still
+    wins). It is refused (AltlinkError) where it would change the meaning of the table: two
+    overlapping sites whose entries it would reorder, or a table that relocations still
+    describe (``--emit-relocs``). ``name`` is how messages call the image.
+    """
+    name = name or path
     entries = image.table.entries
     if not entries:
-        return []
-    spans = sorted((e.site.address, e.site.address + e.orig_len, e.index) for e in entries)
-    for (_a1, b1, i1), (a2, _b2, i2) in zip(spans, spans[1:]):
-        if a2 < b1:
-            return [finding("ALT010", f"--sort-table refused: entries {i1} and {i2} patch "
-                            "overlapping sites, so their order matters", image.path,
-                            f"site {a2:#x}")]
-    sec = image.table.sections[0]
+        return
     if len(image.table.sections) != 1:
-        return [finding("ALT012", "--sort-table needs exactly one .altinstructions section",
-                        image.path)]
+        raise AltlinkError(f"{name}: --sort-table needs exactly one .altinstructions section, "
+                           f"the image has {len(image.table.sections)}")
+    sec = image.table.sections[0]
+    if image.elf.relocation_sections_for(sec):
+        raise AltlinkError(f"{name}: --sort-table refused: relocations describe "
+                           ".altinstructions (--emit-relocs?) and would no longer match it")
     order = sorted(entries, key=lambda e: (e.site.address, e.index))
+    active: list[Entry] = []  # earlier in sorted order, still overlapping the current site
+    for e in order:
+        active = [a for a in active if a.site.address + a.orig_len > e.site.address]
+        for a in active:
+            if a.index > e.index and a.site.address < e.site.address:
+                raise AltlinkError(
+                    f"{name}: --sort-table refused: entries {e.index} (site "
+                    f"{e.site.address:#x}, {e.orig_len} bytes) and {a.index} (site "
+                    f"{a.site.address:#x}, {a.orig_len} bytes) patch overlapping sites, and "
+                    "sorting would change which one is applied last; fix the overlap (ALT010) "
+                    "or link without --sort-table")
+        active.append(e)
     out = bytearray()
     for i, e in enumerate(order):
         addr = sec.addr + i * ENTRY_SIZE
@@ -358,7 +575,6 @@ def sort_table(path: str, image: Input) -> list[Finding]:
     with open(path, "r+b") as f:
         f.seek(sec.offset)
         f.write(out)
-    return []
 
 
 def print_notes(notes: list[str]) -> None:

@@ -20,7 +20,7 @@ _TAKES_ARG = {
     "--filter", "--auxiliary", "--hash-style", "--build-id", "--sort-section",
     "-Map", "--Map", "--target", "-target", "-x", "-Xlinker", "-Xassembler", "-Xpreprocessor",
     "-include", "-isystem", "-I", "-MF", "-MT", "-MQ", "-B", "-specs", "--specs", "-arch",
-    "-idirafter", "-iprefix", "-imacros", "-iquote", "-isysroot",
+    "-idirafter", "-iprefix", "-imacros", "-iquote", "-isysroot", "-plugin", "-plugin-opt",
 }
 _OUTPUT_SPELLINGS = ("-o", "--output")
 
@@ -28,14 +28,18 @@ _OUTPUT_SPELLINGS = ("-o", "--output")
 @dataclass
 class LinkCommand:
     argv: list[str]  # the command with response files expanded
-    output_index: int  # index in argv of the output path's argument
-    output: str
+    output_index: int | None  # index in argv of the output path's argument; None: no -o
+    output: str | None
     inputs: list[str] = field(default_factory=list)  # objects and archives, in link order
     lib_dirs: list[str] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)
 
     def with_output(self, path: str) -> list[str]:
+        """The command with its output redirected to ``path`` (an ``-o`` added where the
+        command had none: ld, lld and the compiler drivers all take one)."""
         argv = list(self.argv)
+        if self.output_index is None:
+            return [*argv, "-o", path]
         arg = argv[self.output_index]
         if arg in _OUTPUT_SPELLINGS:
             argv[self.output_index + 1] = path
@@ -136,9 +140,6 @@ def parse(command: list[str]) -> LinkCommand:
         if not a.startswith("-") and _is_input_file(a):
             inputs.append(a)
         i += 1
-    if out_index is None or output is None:
-        raise AltlinkError("altlink link: the linker command has no -o OUTPUT; altlink needs "
-                           "it to link to a temporary file")
     cmd = LinkCommand(argv, out_index, output, [], lib_dirs, scripts)
     resolved = {pos: _find_lib(name, lib_dirs, static_only) for pos, name in libs}
     for pos, path in enumerate(inputs):
@@ -155,6 +156,10 @@ def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
     while j < len(words):
         w = words[j]
         nxt = words[j + 1] if j + 1 < len(words) else None
+        if w in _OUTPUT_SPELLINGS or w.startswith("--output="):
+            raise AltlinkError(f"altlink link: the output is given to the linker through the "
+                               f"driver ({w}); give it as the driver's own -o OUTPUT, which "
+                               "altlink redirects to a temporary file")
         if w in ("-T", "--script") and nxt is not None:
             scripts.append(nxt)
             j += 2

@@ -162,6 +162,8 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
         if length <= 0 or length % 4 or length > 1024:
             raise PatchError(f"entry {idx}: site length {length} is not a multiple of 4 in "
                              "1..1024")
+        if site_addr % 4:
+            raise PatchError(f"entry {idx}: site {site_addr:#x} is not 4-byte aligned (ALT003)")
         callback = profile.is_callback(cap_raw)
         cap = profile.cap(cap_raw)
         if cap is not None and cap not in plan.caps:
@@ -171,6 +173,14 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
         else:
             repl = rec.get("replacement") or {}
             repl_addr = _int(repl.get("address"), f"entry {idx} replacement address")
+            # The C runtime refuses these too (altlink/runtime/alt_runtime.c).
+            repl_len = len(str(repl.get("bytes") or "")) // 2
+            if repl_len != length:
+                raise PatchError(f"entry {idx}: replacement is {repl_len} bytes, site is "
+                                 f"{length} (ALT001)")
+            if repl_addr % 4:
+                raise PatchError(f"entry {idx}: replacement {repl_addr:#x} is not 4-byte "
+                                 "aligned")
             words = _static_words(mem, idx, site_addr, repl_addr, length, profile.abi)
         new = struct.pack(f"<{len(words)}I", *words)
         off = mem.offset(site_addr, length)

@@ -1,13 +1,17 @@
 """The raw binary of a linked image: exactly what ``objcopy -O binary`` writes.
 
 objcopy writes every allocated section with contents (not NOBITS, not empty) at its load
-address (LMA) relative to the lowest one, gaps filled with zeros.
+address (LMA) relative to the lowest one, gaps filled with zeros. The LMA is BFD's
+(``_bfd_elf_make_section_from_shdr``): from the first segment that holds the section, by
+file offset (``p_paddr + sh_offset - p_offset``); the virtual address where no segment holds
+it, or where every ``p_paddr`` is zero and there is more than one loadable segment (linkers
+that do not fill in ``p_paddr``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from altlink.elf import PT_LOAD, SHT_NOBITS, ElfFile, Section
+from altlink.elf import PT_LOAD, SHT_NOBITS, ElfFile, Section, Segment
 from altlink.errors import AltlinkError
 
 MAX_BIN = 1 << 32  # a raw image over 4 GiB means a linker script with far-apart regions
@@ -27,13 +31,30 @@ class RawLayout:
         return None
 
 
+PT_TLS = 7
+SHF_TLS = 0x400
+
+
 def lma_of(elf: ElfFile, sec: Section) -> int:
-    for seg in elf.segments:
-        if seg.type == PT_LOAD and seg.vaddr <= sec.addr and \
-                sec.addr + sec.size <= seg.vaddr + seg.memsz and \
-                seg.offset <= sec.offset < seg.offset + max(seg.filesz, 1):
-            return seg.paddr + sec.addr - seg.vaddr
+    segs = elf.segments
+    if all(seg.paddr == 0 for seg in segs) and \
+            sum(1 for seg in segs if seg.type == PT_LOAD and seg.memsz) > 1:
+        return sec.addr
+    tls = bool(sec.flags & SHF_TLS)
+    for seg in segs:
+        if seg.type == (PT_TLS if tls else PT_LOAD) and _in_segment(sec, seg):
+            if sec.type == SHT_NOBITS:
+                return seg.paddr + sec.addr - seg.vaddr
+            return seg.paddr + sec.offset - seg.offset
     return sec.addr
+
+
+def _in_segment(sec: Section, seg: Segment) -> bool:
+    """ELF_SECTION_IN_SEGMENT of binutils (checking addresses, not strict)."""
+    if sec.type != SHT_NOBITS and not (
+            sec.offset >= seg.offset and sec.offset - seg.offset + sec.size <= seg.filesz):
+        return False
+    return sec.addr >= seg.vaddr and sec.addr - seg.vaddr + sec.size <= seg.memsz
 
 
 def layout(elf: ElfFile) -> RawLayout:

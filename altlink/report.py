@@ -45,7 +45,9 @@ def to_json(findings: list[Finding]) -> dict:
 def to_sarif(findings: list[Finding]) -> dict:
     rules = [{"id": code, "name": code,
               "shortDescription": {"text": title},
-              "helpUri": DOCS.format(code=code),
+              # helpUri must be an absolute URI (SARIF 3.49.12); the pages ship in the
+              # repository, not at a fixed address, so name them in the help text instead.
+              "help": {"text": f"See {DOCS.format(code=code)} in the altlink repository."},
               "defaultConfiguration": {"level": sev}}
              for code, (sev, title) in sorted(CODES.items())]
     results = []

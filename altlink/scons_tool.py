@@ -151,19 +151,21 @@ def _link_action(target, source, env):
 
     image, manifest, binary = (t.get_path() for t in target[:3])
     cmd = [str(a) for a in env.subst_list("$ALTLINKCOM", target=target[:1], source=source)[0]]
+    disabled = frozenset(str(w)[3:] for w in SCons.Util.flatten([env.get("ALTLINK_WFLAGS", [])])
+                         if str(w).startswith("no-"))
+    policy = Policy(disabled, bool(env.get("ALTLINK_WERROR")))
     try:
         req = LinkRequest(cmd, image, manifest, binary, _link_options(env),
                           [_path(f) for f in _files(env, "ALTLINK_SYMBOLS_FROM")],
-                          bool(env.get("ALTLINK_SORT")), bool(env.get("ALTLINK_SOURCE_LINES")))
+                          bool(env.get("ALTLINK_SORT")), bool(env.get("ALTLINK_SOURCE_LINES")),
+                          policy)
         result = link(req)
     except AltlinkError as e:
         sys.stderr.write(f"{e}\n")
         return e.exit_code
     for n in result.notes:
         sys.stderr.write(n + "\n")
-    disabled = frozenset(str(w)[3:] for w in SCons.Util.flatten([env.get("ALTLINK_WFLAGS", [])])
-                         if str(w).startswith("no-"))
-    findings = Policy(disabled, bool(env.get("ALTLINK_WERROR"))).apply(result.findings)
+    findings = result.findings
     sys.stderr.write(render(findings, "text"))
     return 1 if has_errors(findings) else 0
 

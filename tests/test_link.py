@@ -1,0 +1,1133 @@
+"""``altlink link`` (SPEC sections 3-5) with the real linkers: GNU ld, the gcc driver and lld.
+
+Inputs are small assembly, C and LTO files built here; outputs are read back with
+pyelftools and ``objcopy``, never with altlink's own reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import pytest
+from elftools.elf.elffile import ELFFile
+from toolchain import GNU_CC, LDSCRIPTS, ROOT, compile, run, write
+
+GNU_LD = "aarch64-linux-gnu-ld"
+LLD = "ld.lld"
+GCC = GNU_CC[0]
+OBJCOPY = "aarch64-linux-gnu-objcopy"
+AR = "aarch64-linux-gnu-ar"
+NCAPS = 4
+LINKERS = ("ld", "gcc", "lld")
+LD_LINKERS = ("ld", "lld")
+
+# -- running altlink ------------------------------------------------------------------------
+
+
+def altlink(*args, cwd: Path) -> subprocess.CompletedProcess:
+    """The command line, as a user runs it (``python -m altlink``), from ``cwd``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def linker_command(linker: str, objs, out="ld-out.elf", script: Path | None = None,
+                   flags=()) -> list[str]:
+    """A complete static link command for one of the three linkers."""
+    if linker == "gcc":
+        cmd = [GCC, "-nostdlib", "-static", "-Wl,--build-id=none"]
+        if script is not None:
+            cmd += [f"-L{LDSCRIPTS}", f"-Wl,-T,{script}"]
+        return [*cmd, *[f"-Wl,{f}" for f in flags], *map(str, objs), "-o", out]
+    cmd = [GNU_LD if linker == "ld" else LLD, "-static"]
+    if script is not None:
+        cmd += ["-L", str(LDSCRIPTS), "-T", str(script)]  # GNU ld: -L before the -T using it
+    return [*cmd, *flags, *map(str, objs), "-o", out]
+
+
+def no_outputs(*paths: Path) -> bool:
+    return not any(p.exists() for p in paths)
+
+
+def temp_leftovers(d: Path) -> list[str]:
+    """Hidden temporary files altlink makes beside its outputs (``.NAME.XXXX.tag``)."""
+    return sorted(p.name for p in d.iterdir() if p.name.startswith("."))
+
+
+def fake_linker(d: Path, real: str = GNU_LD) -> tuple[Path, Path]:
+    """A linker that records that it ran, then runs the real one."""
+    log = d / "linker-ran"
+    script = write(d / "fake-ld", f'#!/bin/sh\necho "$@" >> "{log}"\nexec {real} "$@"\n')
+    script.chmod(0o755)
+    return script, log
+
+
+# -- sources --------------------------------------------------------------------------------
+
+MAIN_S = r"""
+#include <altlink/alternative.h>
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+	alternative_insn "mov x0, #1", "mov x0, #2", 1
+	alternative_if 2
+	b helper
+	movz x1, #3
+	alternative_else
+	nop
+	nop
+	alternative_endif
+#ifdef ALTLINK_ABI_LINUX_V61
+	alternative_cb 3, my_cb
+#else
+	alternative_cb my_cb
+#endif
+	mov x2, #0
+	alternative_cb_end
+	bl helper
+	mov x8, #93
+	svc #0
+	.size _start, . - _start
+
+	.globl helper
+	.type helper, %function
+helper:
+	ret
+	.size helper, . - helper
+
+	.globl my_cb
+	.type my_cb, %function
+my_cb:
+	ret
+	.size my_cb, . - my_cb
+
+	.data
+	.globl counter
+counter:
+	.quad 1
+	.bss
+	.globl scratch
+scratch:
+	.space 256
+"""
+
+# Text and data in two load regions with a gap between them, and a .bss at the end.
+FW_LD = """
+ENTRY(_start)
+SECTIONS
+{
+	. = 0x400000;
+	.text : { *(.text .text.*) }
+	INCLUDE alternatives.ld
+	.rodata : { *(.rodata .rodata.*) }
+	. = 0x480000;
+	.data : { *(.data .data.*) }
+	.bss : { *(.bss .bss.*) *(COMMON) }
+}
+"""
+
+
+def entry_asm(site: str, repl: str, cap: int, orig_len: str, alt_len: str) -> str:
+    """A hand-written table entry (for what the header's .org check would refuse)."""
+    return (f"\t.pushsection .altinstructions, \"a\"\n\t.balign 4\n\t.word {site} - .\n"
+            f"\t.word {repl} - .\n\t.hword {cap}\n\t.byte {orig_len}\n\t.byte {alt_len}\n"
+            "\t.popsection\n")
+
+
+# ALT001: the replacement is 8 bytes, the site 4.
+BAD_S = r"""
+	.text
+	.globl bad_fn
+	.type bad_fn, %function
+bad_fn:
+1:	nop
+2:	ret
+""" + entry_asm("1b", "3f", 1, "2b - 1b", "4f - 3f") + r"""
+	.pushsection .altinstr_replacement, "ax"
+3:	mov x0, #1
+	mov x1, #1
+4:
+	.popsection
+"""
+
+
+def lib_member(name: str, reg: str) -> str:
+    return f"""
+#include <altlink/alternative.h>
+	.text
+	.globl {name}
+	.type {name}, %function
+{name}:
+	alternative_insn "mov {reg}, #1", "mov {reg}, #2", 1
+	ret
+"""
+
+
+CALLS_USED_S = r"""
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+	bl used_fn
+	mov x8, #93
+	svc #0
+"""
+
+
+def asm(tmp: Path, name: str, text: str, toolchain: str = "gnu", defines=()) -> Path:
+    src = write(tmp / f"{name}.S", text)
+    return compile(src, tmp / f"{name}.o", toolchain, defines=[f"ALT_NCAPS={NCAPS}", *defines])
+
+
+# -- an independent reader --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    site: int
+    alt: int
+    cap: int
+    orig_len: int
+    alt_len: int
+
+
+class Image:
+    """A linked image read with pyelftools."""
+
+    def __init__(self, path: Path):
+        self.data = path.read_bytes()
+        self.elf = ELFFile(io.BytesIO(self.data))
+        self.sections = [s for s in self.elf.iter_sections()]
+
+    def section(self, name: str):
+        return self.elf.get_section_by_name(name)
+
+    def table(self) -> list[Row]:
+        sec = self.section(".altinstructions")
+        if sec is None:
+            return []
+        data, base = sec.data(), sec["sh_addr"]
+        out = []
+        for off in range(0, len(data) - len(data) % 12, 12):
+            o, a, cap, ol, al = struct.unpack_from("<iiHBB", data, off)
+            out.append(Row(base + off + o, base + off + 4 + a, cap, ol, al))
+        return out
+
+    def offset_of(self, addr: int) -> int:
+        for s in self.sections:
+            if s["sh_flags"] & 2 and s["sh_type"] != "SHT_NOBITS" and \
+                    s["sh_addr"] <= addr < s["sh_addr"] + s["sh_size"]:
+                return s["sh_offset"] + addr - s["sh_addr"]
+        raise KeyError(hex(addr))
+
+    def read(self, addr: int, size: int) -> bytes:
+        off = self.offset_of(addr)
+        return self.data[off:off + size]
+
+    def symbol(self, name: str) -> int:
+        return self.elf.get_section_by_name(".symtab").get_symbol_by_name(name)[0]["st_value"]
+
+
+def objcopy_binary(image: Path, out: Path) -> bytes:
+    run([OBJCOPY, "-O", "binary", image, out])
+    return out.read_bytes()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# == the whole link, with each linker ============================================================
+
+
+@pytest.mark.parametrize("linker", LINKERS)
+def test_link_writes_image_binary_and_manifest(tmp_path, linker):
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    for d in ("img", "bin", "meta"):
+        (tmp_path / d).mkdir()
+    cmd = linker_command(linker, [obj], "linker-out.elf", script)
+    p = altlink("link", "-o", "img/fw.elf", "--manifest", "meta/fw.json", "--bin", "bin/fw.bin",
+                "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    image, binary, mpath = tmp_path / "img/fw.elf", tmp_path / "bin/fw.bin", tmp_path / "meta/fw.json"
+    assert image.is_file() and binary.is_file() and mpath.is_file()
+    assert not (tmp_path / "linker-out.elf").exists(), "the linker's own -o must be redirected"
+    for d in ("img", "bin", "meta"):
+        assert temp_leftovers(tmp_path / d) == []
+
+    # The raw binary is what objcopy makes of the image: a gap of zeros between the two load
+    # regions, and nothing for the trailing .bss.
+    ref = objcopy_binary(image, tmp_path / "ref.bin")
+    assert binary.read_bytes() == ref
+    img = Image(image)
+    assert img.symbol("counter") >= 0x480000
+    assert len(ref) == img.symbol("counter") + 8 - 0x400000
+
+    m = json.loads(mpath.read_text())
+    schema = json.loads((ROOT / "altlink" / "schema" / "manifest.schema.json").read_text())
+    jsonschema.validate(m, schema, cls=jsonschema.Draft202012Validator)
+    # Paths relative to the manifest's directory; hashes of the files as written.
+    assert m["image"]["path"] == "../img/fw.elf"
+    assert m["image"]["bin"]["path"] == "../bin/fw.bin"
+    assert m["image"]["sha256"] == sha256(image)
+    assert m["image"]["bin"]["sha256"] == sha256(binary)
+    assert m["image"]["bin"]["base"] == "0x400000"
+    assert m["ncaps"] == NCAPS
+
+    # Every entry as the table in the image has it, and its offsets point at the site's bytes.
+    rows = img.table()
+    assert [(e["kind"], e["cap_raw"]) for e in m["entries"]] == \
+        [("static", 1), ("static", 2), ("callback", NCAPS)]
+    assert len(rows) == 3
+    raw = binary.read_bytes()
+    for e, row in zip(m["entries"], rows):
+        site = e["site"]
+        assert int(site["address"], 16) == row.site and site["length"] == row.orig_len
+        want = img.read(row.site, row.orig_len)
+        assert bytes.fromhex(site["bytes"]) == want
+        assert site["file_offset"] == img.offset_of(row.site)
+        assert img.data[site["file_offset"]:site["file_offset"] + row.orig_len] == want
+        assert raw[site["bin_offset"]:site["bin_offset"] + row.orig_len] == want
+        if e["kind"] == "static":
+            assert int(e["replacement"]["address"], 16) == row.alt
+            assert bytes.fromhex(e["replacement"]["bytes"]) == img.read(row.alt, row.alt_len)
+            assert e["callback"] is None
+        else:
+            assert e["callback"] == {"symbol": "my_cb", "address": hex(img.symbol("my_cb"))}
+            assert e["replacement"] is None
+    # The branch in entry 1's replacement leaves it: a fix-up to helper.
+    assert m["entries"][1]["replacement"]["fixups"] == [
+        {"insn": 0, "kind": "branch26", "target": hex(img.symbol("helper"))}]
+    assert m["entries"][0]["site"]["symbol"] == "_start"
+    table = img.section(".altinstructions")
+    assert m["table"] == {"address": hex(table["sh_addr"]), "size": 36,
+                          "file_offset": table["sh_offset"],
+                          "bin_offset": table["sh_addr"] - 0x400000}
+
+
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_link_without_linker_script(tmp_path, linker):
+    """The linker's default layout (no fragment, no KEEP): still three outputs that agree."""
+    obj = asm(tmp_path, "main", MAIN_S)
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--bin", "fw.bin", "--",
+                *linker_command(linker, [obj]), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "fw.bin").read_bytes() == objcopy_binary(tmp_path / "fw.elf",
+                                                                 tmp_path / "ref.bin")
+    m = json.loads((tmp_path / "fw.json").read_text())
+    assert m["image"]["path"] == "fw.elf" and len(m["entries"]) == 3
+
+
+def test_manifest_is_deterministic(tmp_path):
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cmd = linker_command("ld", [obj], "x.elf", script)
+    outs = []
+    for _ in range(2):
+        p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--bin", "fw.bin", "--",
+                    *cmd, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        outs.append([(tmp_path / n).read_bytes() for n in ("fw.json", "fw.elf", "fw.bin")])
+    assert outs[0] == outs[1]
+    # Keys sorted at every level (whatever the layout of the text).
+    def check_sorted(pairs):
+        keys = [k for k, _ in pairs]
+        assert keys == sorted(keys)
+        return dict(pairs)
+
+    json.loads(outs[0][0].decode("utf-8"), object_pairs_hook=check_sorted)
+
+
+def test_verify_show_diff(tmp_path):
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--",
+                *linker_command("ld", [obj], "x.elf", script), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((tmp_path / "fw.json").read_text())
+
+    p = altlink("verify", "fw.elf", "fw.json", cwd=tmp_path)
+    assert p.returncode == 0 and "matches" in p.stdout, p.stdout + p.stderr
+
+    # show: the disassembly of every site and replacement, and the callback.
+    p = altlink("show", "fw.json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    for e in m["entries"]:
+        for line in e["site"]["disasm"] + (e["replacement"] or {}).get("disasm", []):
+            assert line in p.stdout
+    assert "mov x0, #2" in p.stdout and "callback my_cb" in p.stdout
+    # An image shows the same (an image alone does not tell callbacks apart: --ncaps).
+    assert altlink("show", "--ncaps", NCAPS, "fw.elf", cwd=tmp_path).stdout.splitlines()[1:] == \
+        p.stdout.splitlines()[1:]
+
+    # A modified image no longer matches its manifest.
+    data = bytearray((tmp_path / "fw.elf").read_bytes())
+    off = m["entries"][0]["site"]["file_offset"]
+    data[off:off + 4] = bytes.fromhex("1f2003d5")  # nop
+    (tmp_path / "patched.elf").write_bytes(bytes(data))
+    p = altlink("verify", "patched.elf", "fw.json", cwd=tmp_path)
+    assert p.returncode == 1
+    assert "sha256" in p.stdout and "entry 0: site bytes differ" in p.stdout
+
+    # diff: a relink with another replacement reports the changed entry, and only it.
+    asm(tmp_path, "main", MAIN_S.replace('"mov x0, #2"', '"mov x0, #3"'))
+    p = altlink("link", "-o", "fw2.elf", "--manifest", "fw2.json", "--",
+                *linker_command("ld", [tmp_path / "main.o"], "x.elf", script), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    p = altlink("diff", "fw.json", "fw2.json", cwd=tmp_path)
+    assert p.returncode == 0
+    changed = [line for line in p.stdout.splitlines() if line.strip()]
+    assert len(changed) == 1 and changed[0].startswith("~"), p.stdout
+    assert "replacement code changed" in changed[0] and "_start" in changed[0]
+    assert altlink("diff", "fw.json", "fw.json", cwd=tmp_path).stdout.strip() == "no differences"
+
+
+# Data loaded into ROM after the code (LMA != VMA), a NOLOAD .bss between, a second RAM region.
+LOAD_ADDRESS_LD = """
+ENTRY(_start)
+MEMORY
+{
+	rom (rx) : ORIGIN = 0x400000, LENGTH = 1M
+	ram (rwx) : ORIGIN = 0x480000, LENGTH = 1M
+}
+SECTIONS
+{
+	.text : { *(.text .text.*) } > rom
+	.altinstr_replacement : { KEEP(*(.altinstr_replacement)) } > rom
+	.altinstructions : { KEEP(*(.altinstructions)) } > rom
+	.bss (NOLOAD) : { *(.bss .bss.*) } > ram
+	.data : { *(.data .data.*) } > ram AT > rom
+	.sram 0x490000 : { LONG(0x12345678) } > ram
+}
+"""
+
+
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_raw_binary_uses_load_addresses(tmp_path, linker):
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "lma.ld", LOAD_ADDRESS_LD)
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--bin", "fw.bin", "--",
+                *linker_command(linker, [obj], "x.elf", script), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    raw = (tmp_path / "fw.bin").read_bytes()
+    assert raw == objcopy_binary(tmp_path / "fw.elf", tmp_path / "ref.bin")
+    # .data is in the binary right after the code (its LMA), not at 0x480000.
+    img = Image(tmp_path / "fw.elf")
+    data = img.section(".data")
+    assert data["sh_addr"] >= 0x480000 and 0 <= raw.find(data.data()) < 0x1000
+    assert len(raw) == 0x90004
+
+    # Linkers that leave every p_paddr zero: objcopy then places sections by their VMA.
+    from altlink import rawbin
+    from altlink.elf import read_elf
+
+    elf = bytearray((tmp_path / "fw.elf").read_bytes())
+    phoff, phnum = struct.unpack_from("<Q", elf, 0x20)[0], struct.unpack_from("<H", elf, 0x38)[0]
+    for i in range(phnum):
+        struct.pack_into("<Q", elf, phoff + 56 * i + 24, 0)
+    (tmp_path / "zero.elf").write_bytes(bytes(elf))
+    ref = objcopy_binary(tmp_path / "zero.elf", tmp_path / "zero.bin")
+    assert ref != raw
+    assert rawbin.raw_binary(read_elf(str(tmp_path / "zero.elf"))) == ref
+
+
+# == cross-check: what the linker did to the table and the replacements ==========================
+
+NO_KEEP_LD = """
+ENTRY(_start)
+SECTIONS
+{
+	. = 0x400000;
+	.text : { *(.text .text.*) }
+	.altinstr_replacement : { *(.altinstr_replacement) }
+	.altinstructions : { *(.altinstructions) }
+	.data : { *(.data .data.*) }
+	.bss : { *(.bss .bss.*) }
+}
+"""
+
+
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_gc_sections_dropping_the_table_is_alt013(tmp_path, linker):
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "nokeep.ld", NO_KEEP_LD)
+    cmd = linker_command(linker, [obj], "x.elf", script, ["--gc-sections"])
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--bin", "fw.bin", "--", *cmd,
+                cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    lines = [line for line in p.stderr.splitlines() if "ALT013" in line]
+    assert len(lines) == 3 and all("main.o: error: ALT013:" in x for x in lines), p.stderr
+    assert "KEEP" in lines[0]
+    assert no_outputs(tmp_path / "fw.elf", tmp_path / "fw.json", tmp_path / "fw.bin")
+    assert temp_leftovers(tmp_path) == []
+    # The same script keeps the table without --gc-sections.
+    cmd = linker_command(linker, [obj], "x.elf", script)
+    assert altlink("link", "-o", "fw.elf", "--", *cmd, cwd=tmp_path).returncode == 0
+
+
+EXIT_TEXT_S = r"""
+#include <altlink/alternative.h>
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+	alternative_insn "mov x0, #1", "mov x0, #2", 1
+	mov x8, #93
+	svc #0
+
+	.section .exit.text, "ax"
+	.globl exit_fn
+	.type exit_fn, %function
+exit_fn:
+	alternative_insn "mov x1, #1", "mov x1, #2", 2
+	ret
+"""
+
+DISCARD_LD = """
+ENTRY(_start)
+SECTIONS
+{
+	. = 0x400000;
+	.text : { *(.text .text.*) }
+	INCLUDE alternatives.ld
+	/DISCARD/ : { *(.exit.text) }
+}
+"""
+
+
+def test_discarded_site_section_gnu_ld_refuses_to_link(tmp_path):
+    """GNU ld itself rejects the table's reference into the discarded section: exit 3, its
+    message passed through, nothing written."""
+    obj = asm(tmp_path, "exit", EXIT_TEXT_S)
+    script = write(tmp_path / "discard.ld", DISCARD_LD)
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--",
+                *linker_command("ld", [obj], "x.elf", script), cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert "referenced in section `.altinstructions'" in p.stderr
+    assert "defined in discarded section `.exit.text'" in p.stderr
+    assert no_outputs(tmp_path / "fw.elf", tmp_path / "fw.json")
+    assert temp_leftovers(tmp_path) == []
+
+
+def test_discarded_site_section_lld_is_alt013(tmp_path):
+    """lld links silently, resolving the site of the discarded section's entry to address 0:
+    altlink reports that entry (and only that one)."""
+    obj = asm(tmp_path, "exit", EXIT_TEXT_S)
+    script = write(tmp_path / "discard.ld", DISCARD_LD)
+    cmd = linker_command("lld", [obj], "x.elf", script)
+    assert run(cmd, cwd=tmp_path).returncode == 0  # lld alone says nothing
+    assert Image(tmp_path / "x.elf").table()[1].site == 0
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    lines = [line for line in p.stderr.splitlines() if "ALT013" in line]
+    assert len(lines) == 1, p.stderr
+    assert ".exit.text" in lines[0] and "discarded" in lines[0] and "entry 1" in lines[0]
+    assert "entry 0" not in p.stderr  # the entry in .text is fine
+    assert no_outputs(tmp_path / "fw.elf", tmp_path / "fw.json")
+
+
+FAR_S = r"""
+#include <altlink/alternative.h>
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+	alternative_insn "nop", "BRANCH far_function", 1
+	mov x8, #93
+	svc #0
+
+	.section .far.text, "ax"
+	GLOBAL
+	.type far_function, %function
+far_function:
+	ret
+"""
+
+
+def far_source(branch: str, global_: bool = True) -> str:
+    return FAR_S.replace("BRANCH", branch).replace(
+        "GLOBAL", ".globl far_function" if global_ else "")
+
+
+# far_function 256 MiB above the code: a direct BL cannot reach it.
+FAR_LD = """
+ENTRY(_start)
+SECTIONS
+{
+	. = 0x400000;
+	.text : { *(.text .text.*) }
+	INCLUDE alternatives.ld
+	. = 0x10400000;
+	.far : { *(.far.text) }
+}
+"""
+
+
+@pytest.mark.parametrize("symbol", ["global", "local", "stripped"])
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_veneer_in_replacement_is_alt016(tmp_path, linker, symbol):
+    """Found by the target's symbol (global or local), and in an image without symbols by
+    the veneer's code."""
+    obj = asm(tmp_path, "far", far_source("bl", symbol == "global"))
+    script = write(tmp_path / "far.ld", FAR_LD)
+    cmd = linker_command(linker, [obj], "x.elf", script, ["-s"] if symbol == "stripped" else [])
+    # What the linker does on its own: the BL in the replacement goes to a veneer.
+    run(cmd, cwd=tmp_path)
+    img = Image(tmp_path / "x.elf")
+    row = img.table()[0]
+    word = struct.unpack("<I", img.read(row.alt, 4))[0]
+    assert word >> 26 == 0x25  # still a BL ...
+    target = row.alt + (((word & 0x3FFFFFF) ^ 0x2000000) - 0x2000000) * 4
+    assert target != 0x10400000 and abs(target - row.alt) < 0x1000  # ... to a nearby veneer
+
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "ALT016" in p.stderr and "veneer" in p.stderr, p.stderr
+    assert no_outputs(tmp_path / "fw.elf", tmp_path / "fw.json")
+
+
+# The replacement sits next to far_function, the site 256 MiB away: the linker is content,
+# but the branch re-encoded at the site cannot reach.
+FAR_REPLACEMENT_LD = """
+ENTRY(_start)
+SECTIONS
+{
+	. = 0x400000;
+	.text : { *(.text .text.*) }
+	.altinstructions : { KEEP(*(.altinstructions)) }
+	. = 0x10400000;
+	.altinstr_replacement : { KEEP(*(.altinstr_replacement)) }
+	.far : { . += 0x100; *(.far.text) }
+}
+"""
+
+
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_branch_out_of_range_at_the_site_is_alt009(tmp_path, linker):
+    obj = asm(tmp_path, "far", far_source("b"))
+    script = write(tmp_path / "far.ld", FAR_REPLACEMENT_LD)
+    p = altlink("link", "-o", "fw.elf", "--", *linker_command(linker, [obj], "x.elf", script),
+                cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "fw.elf: error: ALT009:" in p.stderr and "+-128 MiB" in p.stderr, p.stderr
+    assert "ALT016" not in p.stderr  # the linker did not touch the replacement
+    assert not (tmp_path / "fw.elf").exists()
+    # Reachable from the site (the same code, near layout): fine.
+    script = write(tmp_path / "near.ld", FAR_REPLACEMENT_LD.replace("0x10400000", "0x500000"))
+    p = altlink("link", "-o", "fw.elf", "--", *linker_command(linker, [obj], "x.elf", script),
+                cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+
+
+# ADRP at page offset 0xff8, a load, then a load through the ADRP's register: the Cortex-A53
+# erratum 843419 sequence. The replacement section is page-aligned so that the layout is known.
+ERRATUM_S = r"""
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+1:	nop
+	nop
+	nop
+2:	mov x8, #93
+	svc #0
+""" + entry_asm("1b", "3f", 1, "2b - 1b", "4f - 3f") + r"""
+	.pushsection .altinstr_replacement, "ax"
+	.balign 4096
+	.skip 0xff8
+3:	adrp x0, data_word
+	ldr x1, [x1]
+	ldr x2, [x0, #:lo12:data_word]
+4:
+	.popsection
+	.data
+	.balign 8
+	.globl data_word
+data_word:
+	.quad 7
+"""
+
+ERRATUM_LD = """
+ENTRY(_start)
+SECTIONS
+{
+	. = 0x400000;
+	.text : { *(.text .text.*) }
+	.altinstr_replacement : { KEEP(*(.altinstr_replacement)) }
+	.altinstructions : { KEEP(*(.altinstructions)) }
+	.data : { *(.data) }
+}
+"""
+
+
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_erratum_843419_fix_in_replacement_is_alt016(tmp_path, linker):
+    obj = asm(tmp_path, "erratum", ERRATUM_S)
+    script = write(tmp_path / "erratum.ld", ERRATUM_LD)
+    plain = linker_command(linker, [obj], "x.elf", script)
+    p = altlink("link", "-o", "fw.elf", "--", *plain, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr  # without the erratum fix the code stays as written
+
+    fixed = linker_command(linker, [obj], "x.elf", script, ["--fix-cortex-a53-843419"])
+    run(fixed, cwd=tmp_path)
+    img = Image(tmp_path / "x.elf")
+    row = img.table()[0]
+    assert row.alt % 4096 == 0xFF8
+    words = struct.unpack("<3I", img.read(row.alt, 12))
+    if linker == "ld":  # GNU ld: the ADRP becomes an ADR (the target is within 1 MiB)
+        assert words[0] & 0x9F000000 == 0x10000000
+    else:  # lld: the final load becomes a branch to a patch stub
+        assert words[2] >> 26 == 0x05
+    p = altlink("link", "-o", "fw2.elf", "--", *fixed, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "ALT016" in p.stderr, p.stderr
+    assert ("adrp" in p.stderr and "adr " in p.stderr) if linker == "ld" else \
+        "instruction 2" in p.stderr
+    assert not (tmp_path / "fw2.elf").exists()
+
+
+# == failures: nothing written, nothing left behind ==============================================
+
+
+def test_prelink_finding_stops_before_the_linker_runs(tmp_path):
+    main = asm(tmp_path, "main", MAIN_S)
+    bad = asm(tmp_path, "bad", BAD_S)
+    ld, log = fake_linker(tmp_path)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cmd = [str(ld), "-static", "-L", str(LDSCRIPTS), "-T", str(script), str(main), str(bad),
+           "-o", "x.elf"]
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--bin", "fw.bin", "--", *cmd,
+                cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "bad.o" in p.stderr and "ALT001" in p.stderr and "replacement is 8 bytes, site is 4" \
+        in p.stderr
+    assert not log.exists(), "the linker ran"
+    assert no_outputs(tmp_path / "fw.elf", tmp_path / "fw.json", tmp_path / "fw.bin",
+                      tmp_path / "x.elf")
+    assert temp_leftovers(tmp_path) == []
+    # The fake linker works: without the bad object it runs, and altlink succeeds.
+    cmd.remove(str(bad))
+    p = altlink("link", "-o", "fw.elf", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert log.exists()
+
+
+UNDEFINED_S = r"""
+	.text
+	.globl _start
+_start:
+	bl missing_function
+"""
+
+
+@pytest.mark.parametrize("linker", LINKERS)
+def test_linker_failure_exits_3_and_leaves_nothing(tmp_path, linker):
+    obj = asm(tmp_path, "undef", UNDEFINED_S)
+    out = tmp_path / "out"
+    out.mkdir()
+    p = altlink("link", "-o", "out/fw.elf", "--manifest", "out/fw.json", "--bin", "out/fw.bin",
+                "--", *linker_command(linker, [obj], "x.elf"), cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    # The linker's own message, and altlink's one line naming the linker.
+    want = "undefined symbol: missing_function" if linker == "lld" else \
+        "undefined reference to `missing_function'"
+    assert want in p.stderr
+    assert "the linker failed" in p.stderr and "Traceback" not in p.stderr
+    assert list(out.iterdir()) == []  # no outputs and no temporary files
+    assert not (tmp_path / "x.elf").exists()
+
+
+def test_failed_link_keeps_the_previous_outputs(tmp_path):
+    good = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    outs = [tmp_path / n for n in ("fw.elf", "fw.json", "fw.bin")]
+    args = ("link", "-o", "fw.elf", "--manifest", "fw.json", "--bin", "fw.bin", "--")
+    assert altlink(*args, *linker_command("ld", [good], "x.elf", script),
+                   cwd=tmp_path).returncode == 0
+    before = [p.read_bytes() for p in outs]
+    # The linker fails ...
+    undef = asm(tmp_path, "undef", UNDEFINED_S.replace("_start", "other"))
+    p = altlink(*args, *linker_command("ld", [good, undef], "x.elf", script), cwd=tmp_path)
+    assert p.returncode == 3
+    assert [p.read_bytes() for p in outs] == before
+    # ... or a check fails, before the link or after it.
+    bad = asm(tmp_path, "bad", BAD_S)
+    assert altlink(*args, *linker_command("ld", [good, bad], "x.elf", script),
+                   cwd=tmp_path).returncode == 1
+    nokeep = write(tmp_path / "nokeep.ld", NO_KEEP_LD)
+    assert altlink(*args, *linker_command("ld", [good], "x.elf", nokeep, ["--gc-sections"]),
+                   cwd=tmp_path).returncode == 1
+    assert [p.read_bytes() for p in outs] == before
+    assert temp_leftovers(tmp_path) == []
+
+
+def test_missing_linker_is_exit_3(tmp_path):
+    obj = asm(tmp_path, "main", MAIN_S)
+    p = altlink("link", "-o", "fw.elf", "--", "no-such-linker", str(obj), "-o", "x.elf",
+                cwd=tmp_path)
+    assert p.returncode == 3 and "no-such-linker" in p.stderr and "Traceback" not in p.stderr
+    assert temp_leftovers(tmp_path) == [] and not (tmp_path / "fw.elf").exists()
+
+
+def test_output_directory_missing_is_exit_2(tmp_path):
+    obj = asm(tmp_path, "main", MAIN_S)
+    ld, log = fake_linker(tmp_path)
+    p = altlink("link", "-o", "nowhere/fw.elf", "--", ld, str(obj), "-o", "x.elf", cwd=tmp_path)
+    assert p.returncode == 2 and "nowhere" in p.stderr and "Traceback" not in p.stderr
+    assert not log.exists()
+    p = altlink("link", "-o", "fw.elf", "--manifest", "nowhere/fw.json", "--", ld, str(obj),
+                "-o", "x.elf", cwd=tmp_path)
+    assert p.returncode == 2 and "nowhere" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "fw.elf").exists() and temp_leftovers(tmp_path) == []
+
+def test_warning_made_an_error_writes_no_outputs(tmp_path):
+    """The policy decides before anything is written: a warning under --werror stops the link,
+    a silenced error does not (Python API: the request carries the policy)."""
+    from altlink.findings import Policy
+    from altlink.link import LinkRequest, link
+
+    same = asm(tmp_path, "same", SAME_SITE_S)  # ALT010 warning: two entries for one site
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cmd = linker_command("ld", [same], str(tmp_path / "x.elf"), script)
+    out = tmp_path / "fw.elf"
+    res = link(LinkRequest(cmd, str(out), policy=Policy(werror=True)))
+    assert [f.code for f in res.findings] == ["ALT010"] and res.findings[0].severity == "error"
+    assert not out.exists() and not res.written
+    res = link(LinkRequest(cmd, str(out)))
+    assert [f.severity for f in res.findings] == ["warning"] and out.exists()
+    out.unlink()
+    bad = asm(tmp_path, "bad", BAD_S)
+    cmd = linker_command("ld", [same, bad], str(tmp_path / "x.elf"), script)
+    res = link(LinkRequest(cmd, str(out), policy=Policy(frozenset({"ALT001"}))))
+    assert "ALT001" not in [f.code for f in res.findings]
+    assert res.written and out.exists()
+
+
+# == the linker command ============================================================================
+
+
+def test_response_files_nested_and_quoted(tmp_path):
+    d = tmp_path / "my objs"
+    d.mkdir()
+    main = asm(d, "main", MAIN_S)
+    bad = asm(d, "bad", BAD_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    write(tmp_path / "inner.rsp", f"-L '{LDSCRIPTS}'\n-T \"{script}\"\n-o 'linker out.elf'\n")
+    write(tmp_path / "outer.rsp", f'"{main}" @inner.rsp\n')
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", GNU_LD, "-static",
+                "@outer.rsp", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads((tmp_path / "fw.json").read_text())["entries"]) == 3
+    assert not (tmp_path / "linker out.elf").exists()
+    # The objects named in a response file are checked before the link.
+    write(tmp_path / "outer.rsp", f'"{main}" "{bad}" @inner.rsp\n')
+    p = altlink("link", "-o", "fw2.elf", "--", GNU_LD, "-static", "@outer.rsp", cwd=tmp_path)
+    assert p.returncode == 1 and "my objs/bad.o" in p.stderr and "ALT001" in p.stderr
+    # An unreadable response file is unusable input, one line naming it.
+    p = altlink("link", "-o", "fw3.elf", "--", GNU_LD, "@missing.rsp", cwd=tmp_path)
+    assert p.returncode == 2 and "missing.rsp" in p.stderr and "Traceback" not in p.stderr
+
+
+def make_archive(tmp_path: Path, members: dict[str, str], thin: bool = False) -> Path:
+    objs = [asm(tmp_path, name, text) for name, text in members.items()]
+    lib = tmp_path / "libx.a"
+    lib.unlink(missing_ok=True)
+    run([AR, "rcsT" if thin else "rcs", lib, *[o.name for o in objs]], cwd=tmp_path)
+    return lib
+
+
+LIB = {"used": lib_member("used_fn", "x3"), "unused": lib_member("unused_fn", "x4")}
+
+
+@pytest.mark.parametrize("form", ["-lx", "path", "thin", "-Wl,-lx"])
+def test_archives(tmp_path, form):
+    make_archive(tmp_path, LIB, thin=form == "thin")
+    start = asm(tmp_path, "start", CALLS_USED_S)
+    if form == "-lx":
+        cmd = [GNU_LD, "-static", str(start), "-L.", "-lx", "-o", "x.elf"]
+    elif form == "-Wl,-lx":
+        cmd = [GCC, "-nostdlib", "-static", str(start), "-Wl,-L.,-lx", "-o", "x.elf"]
+    else:
+        cmd = [LLD, "-static", str(start), "libx.a", "-o", "x.elf"]
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", *cmd, cwd=tmp_path)
+    # Only the member the linker pulled in is in the image, and the other one's entry is not
+    # reported missing.
+    assert p.returncode == 0, p.stderr
+    m = json.loads((tmp_path / "fw.json").read_text())
+    assert [e["site"]["symbol"] for e in m["entries"]] == ["used_fn"]
+    assert m["entries"][0]["replacement"]["disasm"] == ["mov x3, #2"]
+
+    # A bad member is checked before the link, and named as the linkers name members.
+    make_archive(tmp_path, {**LIB, "bad": BAD_S}, thin=form == "thin")
+    p = altlink("link", "-o", "fw2.elf", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "libx.a(bad.o)" in p.stderr and "ALT001" in p.stderr
+
+
+def test_archive_member_whose_table_is_dropped_is_alt013(tmp_path):
+    make_archive(tmp_path, LIB)
+    start = asm(tmp_path, "start", CALLS_USED_S)
+    script = write(tmp_path / "nokeep.ld", NO_KEEP_LD)
+    p = altlink("link", "-o", "fw.elf", "--", GNU_LD, "-static", "--gc-sections", "-T",
+                script, start, "-L.", "-lx", "-o", "x.elf", cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    lines = [x for x in p.stderr.splitlines() if "ALT013" in x]
+    assert len(lines) == 1 and "libx.a(used.o)" in lines[0], p.stderr
+
+
+@pytest.mark.parametrize("spelling", ["-o OUT", "-oOUT", "--output=OUT", "--output OUT",
+                                      "-Wl-form", "none"])
+def test_output_spellings(tmp_path, spelling):
+    obj = asm(tmp_path, "main", MAIN_S)
+    if spelling == "-Wl-form":
+        cmd = [GCC, "-nostdlib", "-static", "-Wl,--build-id=none", str(obj), "-o", "OUT"]
+    else:
+        cmd = [GNU_LD, "-static", str(obj)]
+        cmd += {"none": [], "-oOUT": ["-oOUT"], "--output=OUT": ["--output=OUT"],
+                "-o OUT": ["-o", "OUT"], "--output OUT": ["--output", "OUT"]}[spelling]
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "fw.elf").exists()
+    # The linker wrote to altlink's temporary file, never to its own output.
+    assert not (tmp_path / "OUT").exists() and not (tmp_path / "a.out").exists()
+    assert temp_leftovers(tmp_path) == []
+    assert len(json.loads((tmp_path / "fw.json").read_text())["entries"]) == 3
+
+
+
+def test_driver_passed_output_is_refused(tmp_path):
+    obj = asm(tmp_path, "main", MAIN_S)
+    for form in (["-Wl,-o,x.elf"], ["-Xlinker", "--output=x.elf"]):
+        p = altlink("link", "-o", "fw.elf", "--", GCC, "-nostdlib", "-static", str(obj), *form,
+                    cwd=tmp_path)
+        assert p.returncode == 2 and "driver's own -o" in p.stderr, p.stderr
+        assert not (tmp_path / "fw.elf").exists()
+
+
+def test_linker_messages_name_the_output(tmp_path):
+    """The linker writes a temporary file; its messages still name the file the user asked
+    for."""
+    obj = asm(tmp_path, "main", MAIN_S)
+    cmd = linker_command("ld", [obj], "ld-out.elf", write(tmp_path / "one.ld", NO_KEEP_LD))
+    plain = run(cmd, cwd=tmp_path)
+    if "RWX" not in plain.stderr:
+        pytest.skip("this GNU ld does not warn about RWX segments")
+    p = altlink("link", "-o", "fw.elf", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "warning: fw.elf has a LOAD segment with RWX permissions" in p.stderr, p.stderr
+    assert ".fw.elf." not in p.stderr
+
+LTO_C = r"""
+#include <altlink/alternative.h>
+extern void far_function(void);
+void _start(void)
+{
+	asm volatile(ALTERNATIVE("nop", "b far_function", 1));
+	for (;;)
+		;
+}
+"""
+
+FAR_FUNCTION_S = r"""
+	.section .far.text, "ax"
+	.globl far_function
+	.type far_function, %function
+far_function:
+	ret
+"""
+
+
+@pytest.mark.parametrize("toolchain", ["llvm", "gnu"])
+def test_lto_object_is_noted_and_the_image_checked(tmp_path, toolchain):
+    src = write(tmp_path / "lto.c", LTO_C)
+    lto = compile(src, tmp_path / "lto.o", toolchain, flags=["-flto"],
+                  defines=[f"ALT_NCAPS={NCAPS}"])
+    # No table before the link: LLVM bitcode, or GCC's IR in .gnu.lto_ sections.
+    if toolchain == "llvm":
+        assert lto.read_bytes()[:4] == b"BC\xc0\xde"
+    else:
+        assert Image(lto).section(".altinstructions") is None
+    far = asm(tmp_path, "far", FAR_FUNCTION_S)
+
+    def command(script):
+        if toolchain == "llvm":
+            return linker_command("lld", [lto, far], "x.elf", script)
+        return [*linker_command("gcc", [lto, far], "x.elf", script), "-flto", "-O2"]
+
+    near = write(tmp_path / "near.ld", FAR_REPLACEMENT_LD.replace("0x10400000", "0x500000"))
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", *command(near),
+                cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "lto.o: note: LTO object" in p.stderr
+    m = json.loads((tmp_path / "fw.json").read_text())
+    assert len(m["entries"]) == 1
+    assert m["entries"][0]["replacement"]["fixups"][0]["kind"] == "branch26"
+    # The same code laid out so that the branch cannot reach from the site: found after the
+    # link, since only the image has the entry.
+    far_ld = write(tmp_path / "far.ld", FAR_REPLACEMENT_LD)
+    p = altlink("link", "-o", "fw2.elf", "--", *command(far_ld), cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "lto.o: note: LTO object" in p.stderr and "ALT009" in p.stderr
+    assert not (tmp_path / "fw2.elf").exists()
+
+
+
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_relocatable_link(tmp_path, linker):
+    """``ld -r`` (how kernel modules are linked): the combined object is cross-checked by
+    section and offset; it has no addresses, so no manifest or raw binary."""
+    main = asm(tmp_path, "main", MAIN_S)
+    lib = asm(tmp_path, "lib", lib_member("used_fn", "x3"))
+    ld = GNU_LD if linker == "ld" else LLD
+    p = altlink("link", "-o", "combined.o", "--", ld, "-r", main, lib, "-o", "x.o",
+                cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert len(Image(tmp_path / "combined.o").section(".altinstructions").data()) == 4 * 12
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--",
+                *linker_command(linker, ["combined.o"], "x.elf"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads((tmp_path / "fw.json").read_text())["entries"]) == 4
+    p = altlink("link", "-o", "combined2.o", "--manifest", "c.json", "--", ld, "-r", main, lib,
+                "-o", "x.o", cwd=tmp_path)
+    assert p.returncode == 2 and "relocatable object" in p.stderr
+    assert no_outputs(tmp_path / "combined2.o", tmp_path / "c.json")
+
+# == --sort-table ==================================================================================
+
+# Three entries in reverse site order, each with its own replacement and capability.
+UNSORTED_S = r"""
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+10:	nop
+11:	nop
+12:	nop
+	nop
+13:	mov x8, #93
+	svc #0
+""" + entry_asm("12b", "22f", 3, "13b - 12b", "23f - 22f") + \
+    entry_asm("11b", "21f", 2, "12b - 11b", "22f - 21f") + \
+    entry_asm("10b", "20f", 1, "11b - 10b", "21f - 20f") + r"""
+	.pushsection .altinstr_replacement, "ax"
+20:	mov x0, #1
+21:	b _start
+22:	mov x2, #3
+	mov x3, #3
+23:
+	.popsection
+"""
+
+# Two entries for one site (ALT010 warning): the later one wins, in either table order.
+SAME_SITE_S = r"""
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+	nop
+1:	nop
+2:	mov x8, #93
+	svc #0
+""" + entry_asm("1b", "3f", 1, "2b - 1b", "4f - 3f") + \
+    entry_asm("1b", "4f", 2, "2b - 1b", "5f - 4f") + \
+    entry_asm("_start", "5f", 3, "1b - _start", "6f - 5f") + r"""
+	.pushsection .altinstr_replacement, "ax"
+3:	mov x0, #1
+4:	mov x0, #2
+5:	mov x0, #3
+6:
+	.popsection
+"""
+
+
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_sort_table(tmp_path, linker):
+    obj = asm(tmp_path, "unsorted", UNSORTED_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cmd = linker_command(linker, [obj], "x.elf", script)
+    assert altlink("link", "-o", "plain.elf", "--", *cmd, cwd=tmp_path).returncode == 0
+    p = altlink("link", "--sort-table", "-o", "sorted.elf", "--manifest", "sorted.json", "--bin",
+                "sorted.bin", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    plain, srt = Image(tmp_path / "plain.elf"), Image(tmp_path / "sorted.elf")
+    before, after = plain.table(), srt.table()
+    assert [r.site for r in before] == sorted((r.site for r in before), reverse=True)
+    assert [r.site for r in after] == sorted(r.site for r in before)
+    assert sorted(after, key=lambda r: r.site) == sorted(before, key=lambda r: r.site)
+    # Only the table changed; the table symbols still bound it.
+    assert srt.symbol("__alt_instructions") == plain.symbol("__alt_instructions")
+    tab = srt.section(".altinstructions")
+    lo, hi = tab["sh_offset"], tab["sh_offset"] + tab["sh_size"]
+    assert srt.data[:lo] == plain.data[:lo] and srt.data[hi:] == plain.data[hi:]
+    # The manifest and the raw binary describe the sorted image.
+    m = json.loads((tmp_path / "sorted.json").read_text())
+    assert [int(e["site"]["address"], 16) for e in m["entries"]] == [r.site for r in after]
+    assert [e["cap"] for e in m["entries"]] == [1, 2, 3]
+    assert (tmp_path / "sorted.bin").read_bytes() == objcopy_binary(tmp_path / "sorted.elf",
+                                                                    tmp_path / "ref.bin")
+    assert altlink("verify", "sorted.elf", "sorted.json", cwd=tmp_path).returncode == 0
+
+
+def test_sort_table_keeps_the_order_of_entries_for_one_site(tmp_path):
+    obj = asm(tmp_path, "same", SAME_SITE_S)
+    cmd = linker_command("ld", [obj], "x.elf", write(tmp_path / "fw.ld", FW_LD))
+    p = altlink("link", "--sort-table", "-o", "fw.elf", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "warning: ALT010" in p.stderr
+    rows = Image(tmp_path / "fw.elf").table()
+    assert [r.cap for r in rows] == [3, 1, 2]  # by site; 1 still before 2
+
+
+OVERLAP_S = r"""
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+	nop
+1:	nop
+	nop
+2:	mov x8, #93
+	svc #0
+""" + entry_asm("1b", "3f", 1, "2b - 1b", "4f - 3f") + \
+    entry_asm("_start", "4f", 2, "2b - 1b", "5f - 4f") + r"""
+	.pushsection .altinstr_replacement, "ax"
+3:	mov x0, #1
+	mov x0, #1
+4:	mov x0, #2
+	mov x0, #2
+5:
+	.popsection
+"""
+
+
+def test_sort_table_refuses_to_reorder_overlapping_entries(tmp_path):
+    from altlink.errors import AltlinkError
+    from altlink.findings import Policy
+    from altlink.link import LinkRequest, link
+
+    obj = asm(tmp_path, "overlap", OVERLAP_S)
+    cmd = linker_command("ld", [obj], str(tmp_path / "x.elf"),
+                         write(tmp_path / "fw.ld", FW_LD))
+    p = altlink("link", "--sort-table", "-o", "fw.elf", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 1 and "ALT010" in p.stderr and "overlapping" in p.stderr
+    # Even with ALT010 silenced, sorting would change which entry wins: refused.
+    out = tmp_path / "fw.elf"
+    req = LinkRequest(cmd, str(out), sort_table=True, policy=Policy(frozenset({"ALT010"})))
+    with pytest.raises(AltlinkError, match=r"fw\.elf: --sort-table refused: entries 0 .* "
+                       r"and 1 .* overlapping"):
+        link(req)
+    assert not out.exists() and temp_leftovers(tmp_path) == []
+    req.sort_table = False
+    assert link(req).written == [str(out)]
