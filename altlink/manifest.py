@@ -82,7 +82,7 @@ def _entry(image: Input, e: Entry, profile: Profile, caps: CapTable | None,
     site = {"address": hx(site_addr), "file_offset": elf.file_offset(site_addr),
             "bin_offset": binary.layout.offset_of(site_addr, elf) if binary else None,
             "length": e.orig_len, "symbol": image.names.at_address(site_addr),
-            "bytes": site_bytes.hex(), "disasm": insn.disasm(site_bytes, site_addr)}
+            "bytes": site_bytes.hex(), "disasm": _disasm(site_bytes, site_addr)}
     if sources is not None:
         src = sources(site_addr)
         if src:
@@ -104,8 +104,17 @@ def _entry(image: Input, e: Entry, profile: Profile, caps: CapTable | None,
         if c.kind in insn.FIXUP_KINDS and insn.needs_fixup(word, e.alt.address, e.alt_len, pc):
             fixups.append({"insn": i, "kind": c.kind, "target": hx(insn.target(word, pc))})
     rec["replacement"] = {"address": hx(e.alt.address), "bytes": repl.hex(),
-                          "disasm": insn.disasm(repl, e.alt.address), "fixups": fixups}
+                          "disasm": _disasm(repl, e.alt.address), "fixups": fixups}
     return rec
+
+
+def _disasm(code: bytes, address: int) -> list[str]:
+    """Whole instructions only: a malformed entry's odd length leaves a tail, shown raw."""
+    whole = len(code) // 4 * 4
+    out = insn.disasm(code[:whole], address)
+    if whole < len(code):
+        out.append(f".byte {', '.join(f'{b:#04x}' for b in code[whole:])}")
+    return out
 
 
 def dumps(manifest: dict) -> str:
@@ -133,7 +142,7 @@ def load(path: str) -> dict:
             data = json.load(f)
     except OSError as e:
         raise AltlinkError(f"{path}: cannot read the manifest: {e.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # deep nesting: recursion
         raise AltlinkError(f"{path}: not a JSON manifest: {e}") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
         raise AltlinkError(f"{path}: not an altlink manifest (schema {SCHEMA_ID!r} expected)")
@@ -168,4 +177,20 @@ def _shape_problem(m: dict) -> str | None:
         fixups = (e.get("replacement") or {}).get("fixups")
         if fixups is not None and not listof(fixups, dict):
             return f"{where}.replacement.fixups is not a list of objects"
+        for part, key, kind in _SCALARS:
+            v = (e.get(part) or {}) if part else e
+            v = v.get(key)
+            if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+                return f"{where}{'.' + part if part else ''}.{key} is not " \
+                    f"{'an integer' if kind is int else 'a string'}"
+    if not isinstance(m.get("caps") or {}, dict):
+        return "caps is not an object"
     return None
+
+
+# The scalar fields the commands read, where present: (part of the entry, key, type).
+_SCALARS = [(None, "index", int), (None, "kind", str), (None, "cap_raw", int), (None, "cap", int),
+            ("site", "address", str), ("site", "length", int), ("site", "symbol", str),
+            ("site", "bytes", str), ("site", "source", str), ("replacement", "address", str),
+            ("replacement", "bytes", str), ("callback", "address", str),
+            ("callback", "symbol", str)]

@@ -2,8 +2,12 @@
 #ifndef FW_H
 #define FW_H
 
-/* start.S: Linux system calls through `svc #0`. */
+/* start.S: Linux system calls through `svc #0`; each returns -errno on failure. */
+long sys_openat(int dirfd, const char *path, int flags, int mode);
+long sys_close(int fd);
+long sys_read(int fd, void *buf, unsigned long len);
 long sys_write(int fd, const void *buf, unsigned long len);
+long sys_mprotect(void *addr, unsigned long len, int prot);
 void sys_exit(int status) __attribute__((noreturn));
 
 /* sites.S: each returns 0 when its original code ran, 1 when its replacement did. */

@@ -1,6 +1,7 @@
 /*
- * The sample firmware: six alternative sites, and a report of which code
- * each one ran.
+ * The sample firmware: six alternative sites, patched at start-up by the
+ * altlink runtime (altlink/runtime/) for the capabilities named on the
+ * command line, and a report of which code each site ran.
  *
  *   site mul        a static alternative in C            HAS_FAST_MUL
  *   site crc        alternative_if/else/endif (sites.S)  HAS_CRC
@@ -9,13 +10,26 @@
  *   site adrp       a replacement that uses ADRP + ADD   HAS_FAST_MUL
  *   callback site   a callback alternative in C          (HAS_LSE under linux-v6.1)
  *
- * Usage: fw [CAPABILITY...], e.g. `qemu-aarch64 fw.elf HAS_CRC HAS_LSE`.
- * Nothing applies the alternatives yet, so every site reports "original".
+ * Usage: fw [--no-patch] [--blob FILE] [--dump] [CAPABILITY...]
+ *
+ *   qemu-aarch64 fw.elf HAS_CRC HAS_LSE
+ *
+ *   CAPABILITY   the capabilities the "CPU" has (names from caps.txt)
+ *   --no-patch   leave the code as it is (an image patched offline by
+ *                `altlink patch` runs this way)
+ *   --blob FILE  patch from a compact manifest (`altlink manifest fw.elf
+ *                --compact FILE`) instead of the image's own table
+ *   --dump       after patching, print the text (__text_start..__text_end)
+ *                in hex, to compare with an image patched offline
+ *
+ * Exit status: 0, 1 when patching failed, 2 for a bad command line.
  */
+#include <stddef.h>
 #include <stdint.h>
 
 #include "caps.h"			/* generated from caps.txt: first */
 #include <altlink/alternative.h>
+#include "alt_runtime.h"		/* the runtime: after alternative.h */
 
 #include "fw.h"
 
@@ -33,6 +47,33 @@ static unsigned long length(const char *s)
 static void print(const char *s)
 {
 	sys_write(1, s, length(s));
+}
+
+/* `value` as `digits` hexadecimal digits at `out`; returns the end. */
+static char *hex(char *out, uint64_t value, int digits)
+{
+	for (int i = digits - 1; i >= 0; i--, value >>= 4)
+		out[i] = "0123456789abcdef"[value & 0xf];
+	return out + digits;
+}
+
+static void print_hex(uint64_t value, int digits)
+{
+	char buf[16];
+
+	sys_write(1, buf, (unsigned long)(hex(buf, value, digits) - buf));
+}
+
+static void print_number(uint32_t value)
+{
+	char buf[10];
+	int i = sizeof(buf);
+
+	do {
+		buf[--i] = (char)('0' + value % 10);
+		value /= 10;
+	} while (value != 0);
+	sys_write(1, buf + i, sizeof(buf) - (unsigned long)i);
 }
 
 static void report(const char *site, int variant)
@@ -89,7 +130,7 @@ static int callback_site(void)
 	return variant;
 }
 
-/* ---- capabilities from the command line --------------------------------- */
+/* ---- the command line ---------------------------------------------------- */
 
 static const struct {
 	const char *name;
@@ -109,44 +150,195 @@ static int same(const char *a, const char *b)
 	return *a == *b;
 }
 
-/* The set of capabilities named in argv[1..], or -1 after printing an error. */
-static int64_t caps_from_args(int argc, char **argv)
-{
-	int64_t caps = 0;
+struct options {
+	uint64_t caps;			/* bit n: capability n is present */
+	int patch;			/* 0 with --no-patch */
+	const char *blob;		/* --blob FILE, or NULL: the image's table */
+	int dump;			/* --dump */
+};
 
+/* Fills `opt` from argv[1..]; 0 on success, -1 after printing an error. */
+static int parse_args(int argc, char **argv, struct options *opt)
+{
+	opt->caps = 0;
+	opt->patch = 1;
+	opt->blob = NULL;
+	opt->dump = 0;
 	for (int i = 1; i < argc; i++) {
 		unsigned int j = 0;
 
+		if (same(argv[i], "--no-patch")) {
+			opt->patch = 0;
+			continue;
+		}
+		if (same(argv[i], "--dump")) {
+			opt->dump = 1;
+			continue;
+		}
+		if (same(argv[i], "--blob") && i + 1 < argc) {
+			opt->blob = argv[++i];
+			continue;
+		}
 		while (j < sizeof(cap_names) / sizeof(cap_names[0]) && !same(argv[i], cap_names[j].name))
 			j++;
 		if (j == sizeof(cap_names) / sizeof(cap_names[0])) {
-			print("fw: unknown capability ");
+			print(argv[i][0] == '-' ? "fw: unknown option " : "fw: unknown capability ");
 			print(argv[i]);
 			print("\n");
 			return -1;
 		}
-		caps |= (int64_t)1 << cap_names[j].cap;
+		opt->caps |= (uint64_t)1 << cap_names[j].cap;
 	}
-	return caps;
+	return 0;
+}
+
+/* ---- patching, through the altlink runtime -------------------------------- */
+
+/* From the linker script (fw.ld) and the altlink fragment (alternatives.ld). */
+extern char __text_start[], __text_end[];
+extern struct alt_instr __alt_instructions[], __alt_instructions_end[];
+
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define PROT_EXEC 4
+#define PAGE_SIZE 4096ul
+
+static unsigned long text_pages(void)
+{
+	unsigned long size = (unsigned long)(__text_end - __text_start);
+
+	return (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+}
+
+/*
+ * The runtime's hooks around each write of a site. The text stays
+ * executable while it is writable: the runtime and the callbacks run from it.
+ */
+static int text_writable(void *ctx, void *site, size_t len)
+{
+	(void)ctx;
+	(void)site;
+	(void)len;
+	return sys_mprotect(__text_start, text_pages(), PROT_READ | PROT_WRITE | PROT_EXEC) != 0;
+}
+
+static int text_executable(void *ctx, void *site, size_t len)
+{
+	(void)ctx;
+	(void)site;
+	(void)len;
+	return sys_mprotect(__text_start, text_pages(), PROT_READ | PROT_EXEC) != 0;
+}
+
+#define AT_FDCWD (-100)
+#define O_RDONLY 0
+
+static unsigned char blob[4096];	/* room for 168 entries */
+
+/* Reads the file at `path` into blob[]; its size, or -1 after printing an error. */
+static long read_blob(const char *path)
+{
+	long fd = sys_openat(AT_FDCWD, path, O_RDONLY, 0);
+	long size = 0, n;
+
+	if (fd < 0) {
+		print("fw: cannot open ");
+		print(path);
+		print("\n");
+		return -1;
+	}
+	do {
+		n = sys_read((int)fd, blob + size, sizeof(blob) - (unsigned long)size);
+		size += n > 0 ? n : 0;
+	} while (n > 0 && size < (long)sizeof(blob));
+	sys_close((int)fd);
+	if (n < 0 || size == (long)sizeof(blob)) {
+		print("fw: cannot read ");
+		print(path);
+		print(n < 0 ? "\n" : ": larger than the buffer\n");
+		return -1;
+	}
+	return size;
+}
+
+/*
+ * Applies the alternatives for `caps`: from the image's own table, or from
+ * the compact manifest at blob_path. 0 on success, -1 after printing why.
+ */
+static int apply_alternatives(uint64_t caps, const char *blob_path)
+{
+	struct alt_config cfg = {
+		.profile = ALT_PROFILE_DEFAULT,	/* linux-v6.1 with -DALTLINK_ABI_LINUX_V61 */
+		.ncaps = ALT_NCAPS,
+		.caps = &caps,
+		.caps_bits = 64,
+		.make_writable = text_writable,
+		.restore = text_executable,
+		.sync = NULL,			/* the runtime's own cache maintenance */
+	};
+	struct alt_result res;
+
+	if (blob_path == NULL) {
+		alt_apply_table(&cfg, __alt_instructions, __alt_instructions_end, &res);
+	} else {
+		long size = read_blob(blob_path);
+
+		if (size < 0)
+			return -1;
+		alt_apply_blob(&cfg, blob, (size_t)size, 0, &res);	/* linked where it runs */
+	}
+	if (res.status == ALT_OK)
+		return 0;
+	print("fw: patching failed at entry ");
+	print_number(res.entry);
+	if (res.insn >= 0) {
+		print(", instruction ");
+		print_number((uint32_t)res.insn);
+		print(" (0x");
+		print_hex(res.word, 8);
+		print(")");
+	}
+	print(": ");
+	print(alt_strerror(res.status));
+	print("\n");
+	return -1;
+}
+
+/* --dump: the text as hex, 32 bytes a line, each line after its address. */
+static void dump_text(void)
+{
+	const unsigned char *p = (const unsigned char *)__text_start;
+	const unsigned char *end = (const unsigned char *)__text_end;
+
+	print("text ");
+	print_hex((uintptr_t)p, 16);
+	print("..");
+	print_hex((uintptr_t)end, 16);
+	print(":\n");
+	for (; p < end; p += 32) {
+		char line[16 + 1 + 2 * 32 + 1];
+		char *out = hex(line, (uintptr_t)p, 16);
+
+		*out++ = ' ';
+		for (int i = 0; i < 32 && p + i < end; i++)
+			out = hex(out, p[i], 2);
+		*out++ = '\n';
+		sys_write(1, line, (unsigned long)(out - line));
+	}
 }
 
 /* ---- main --------------------------------------------------------------- */
 
 int fw_main(int argc, char **argv)
 {
-	int64_t caps = caps_from_args(argc, argv);
+	struct options opt;
 
-	if (caps < 0)
+	if (parse_args(argc, argv, &opt) < 0)
 		return 2;
 
-	/*
-	 * Patch here: once, before any site runs. A runtime patcher applies the
-	 * table between __alt_instructions and __alt_instructions_end (see
-	 * altlink/ldscripts/alternatives.ld) for the capabilities in `caps`,
-	 * making the text between __text_start and __text_end writable first.
-	 * Nothing does yet, so every site runs its original code.
-	 */
-	(void)caps;
+	/* Patch once, before any site runs. */
+	if (opt.patch && apply_alternatives(opt.caps, opt.blob) < 0)
+		return 1;
 
 	report("site mul", mul_site());
 	report("site crc", crc_site());
@@ -156,5 +348,8 @@ int fw_main(int argc, char **argv)
 	print(adrp_site());
 	print("\n");
 	report("callback site", callback_site());
+
+	if (opt.dump)
+		dump_text();
 	return 0;
 }

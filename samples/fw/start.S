@@ -33,15 +33,27 @@ _start:
 	b	sys_exit			// exit status: fw_main's result
 	.size	_start, . - _start
 
-	.text
-	/* long sys_write(int fd, const void *buf, unsigned long len) */
-	.globl	sys_write
-	.type	sys_write, %function
-sys_write:
-	mov	x8, #64				// __NR_write
+	/*
+	 * long name(...): Linux system call `number`, arguments in x0..x5 as
+	 * the C calling convention already has them; the result (or -errno)
+	 * in x0.
+	 */
+	.macro	syscall name, number
+	.globl	\name
+	.type	\name, %function
+\name:
+	mov	x8, #\number
 	svc	#0
 	ret
-	.size	sys_write, . - sys_write
+	.size	\name, . - \name
+	.endm
+
+	.text
+	syscall	sys_openat, 56
+	syscall	sys_close, 57
+	syscall	sys_read, 63
+	syscall	sys_write, 64
+	syscall	sys_mprotect, 226
 
 	/* void sys_exit(int status) */
 	.globl	sys_exit
