@@ -474,3 +474,14 @@ def test_fragment_keeps_the_table_with_gc_sections(tmp_path, toolchain):
     assert elf.get_section_by_name(".altinstructions").data_size == 12 * SAMPLE_SITES
     assert elf.get_section_by_name(".altinstr_replacement").data_size > 0
     assert qemu(image, "--no-patch").stdout.splitlines() == UNPATCHED
+
+
+@pytest.mark.parametrize("toolchain", ["gnu", "llvm"])
+def test_types_only_then_full_inclusion_keeps_the_macros(tmp_path, toolchain):
+    """A types-only inclusion (as the C runtime's header does) must not hide the macros from a
+    later full inclusion in the same file."""
+    src = write(tmp_path / "both.c", "#define ALTLINK_TYPES_ONLY\n#include <altlink/alternative.h>\n"
+                "#undef ALTLINK_TYPES_ONLY\n#define ALT_NCAPS 2\n#include <altlink/alternative.h>\n"
+                "int f(void) { int x; asm volatile(ALTERNATIVE(\"mov %w0, #0\", \"mov %w0, #1\", 1)"
+                " : \"=r\"(x)); return x + (int)sizeof(struct alt_instr); }\n")
+    compile(src, tmp_path / "both.o", toolchain)

@@ -30,19 +30,16 @@
 #include <stdint.h>
 
 /*
- * struct alt_instr and alt_callback_fn. A file that also uses the macros of
- * <altlink/alternative.h> includes that header (after its capability header)
- * before this one: the header has one include guard, so including it here
- * first, types only, would leave that file without the macros.
+ * struct alt_instr and alt_callback_fn, types only. A file that also uses the
+ * macros includes <altlink/alternative.h> itself, before or after this one:
+ * the header guards its types and its macros separately.
  */
-#ifndef ALTLINK_ALTERNATIVE_H
 #ifdef ALTLINK_TYPES_ONLY
 #include <altlink/alternative.h>
 #else
 #define ALTLINK_TYPES_ONLY
 #include <altlink/alternative.h>
 #undef ALTLINK_TYPES_ONLY
-#endif
 #endif
 
 #ifdef __cplusplus

@@ -68,6 +68,9 @@
  *
  * The numeric local labels 661 to 664 are used by the macros, as in Linux.
  */
+/* Two include guards: the types (always), and the macros (unless
+ * ALTLINK_TYPES_ONLY), so a types-only inclusion does not hide the macros
+ * from a later full one. */
 #ifndef ALTLINK_ALTERNATIVE_H
 #define ALTLINK_ALTERNATIVE_H
 
@@ -134,8 +137,10 @@ typedef void alt_callback_fn(struct alt_instr *alt, uint32_t *origptr,
 			     uint32_t *updptr, int nr_inst);
 typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 #endif /* !ALTLINK_IN_ASSEMBLY */
+#endif /* ALTLINK_ALTERNATIVE_H: the types */
 
-#ifndef ALTLINK_TYPES_ONLY
+#if !defined(ALTLINK_TYPES_ONLY) && !defined(ALTLINK_ALTERNATIVE_MACROS_H)
+#define ALTLINK_ALTERNATIVE_MACROS_H
 
 #if !defined(ALTLINK_ABI_LINUX_V61) && !defined(ALT_NCAPS)
 #error "altlink/alternative.h: ALT_NCAPS is not defined. Under the linux-v4.17 profile a callback entry is marked by cap == ALT_NCAPS: include the capability header generated from your table (e.g. env.AltCaps('caps.h', 'caps.txt')) before <altlink/alternative.h>, or define ALT_NCAPS; define ALTLINK_ABI_LINUX_V61 for the linux-v6.1 profile."
@@ -354,5 +359,4 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 	.endm
 
 #endif /* ALTLINK_IN_ASSEMBLY */
-#endif /* !ALTLINK_TYPES_ONLY */
-#endif /* ALTLINK_ALTERNATIVE_H */
+#endif /* the macros */
