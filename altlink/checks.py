@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from altlink import insn
 from altlink.caps import CapTable
@@ -216,8 +216,15 @@ class Checker:
             return
         if callable(place):
             place = place()
-        self.findings.append(finding(code, message, inp.path, place,
-                                     entry=entry.index if entry else None, severity=severity))
+        f = finding(code, message, inp.path, place, entry=entry.index if entry else None,
+                    severity=severity)
+        if entry is not None:
+            site = entry.site
+            if site.address is not None:
+                f = replace(f, site=("", site.address))
+            elif site.defined:
+                f = replace(f, site=(site.section, site.offset))
+        self.findings.append(f)
 
     # -- places ------------------------------------------------------------------------------
     def site_place(self, inp: Input, e: Entry) -> str:

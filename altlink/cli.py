@@ -161,8 +161,9 @@ def options_from(args, tables=None):
 def _emit(findings, args, out) -> int:
     from altlink.findings import has_errors
     from altlink.report import render
+    from altlink.sources import attach
 
-    findings = _policy(args).apply(findings)
+    findings = attach(_policy(args).apply(findings))
     out.write(render(findings, args.format))
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
 
@@ -247,13 +248,13 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
         from altlink import rawbin
         lay = rawbin.layout(elf)
         bin_info = manifestmod.BinInfo(binary, manifestmod.sha256_file(binary), lay)
-    sources = None
+    lines = None
     if getattr(args, "source_lines", False):
-        from altlink.dwarf import LineTable
+        from altlink.sources import site_lines
         base = os.path.dirname(os.path.abspath(manifest_path)) if manifest_path else os.getcwd()
-        sources = LineTable(elf, base).lookup
+        lines = site_lines(path, [e.site.address for e in image.table.entries], base)
     m = manifestmod.build(image, profile, options.caps, path, manifestmod.sha256_file(path),
-                          manifest_path, bin_info, sources)
+                          manifest_path, bin_info, lines)
     return m, findings
 
 
@@ -338,7 +339,10 @@ def cmd_patch(args, out) -> int:
         elf = read_elf(args.image)
         binary = rawbin.raw_binary(elf)
         elf.close()
-    result = patch.patch(args.image, m, plan, binary=binary)
+    try:
+        result = patch.patch(args.image, m, plan, binary=binary)
+    except patch.ManifestError as e:
+        raise AltlinkError(f"{args.manifest}: {e}") from None
     mode = os.stat(args.image).st_mode & 0o777
     outputs.write_bytes(args.output, result.image, mode)
     if args.bin and result.binary is not None:

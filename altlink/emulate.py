@@ -44,7 +44,10 @@ class Emulator:
         # cannot (e.g. under ulimit -v); a callback needs a few pages of translated code.
         self.uc.ctl_set_tcg_buffer_size(TCG_BUFFER)
         self.ranges: list[tuple[int, int]] = []
-        self._map_segments(data)
+        try:
+            self._map_segments(data)
+        except unicorn.UcError as e:  # overlapping, wrapping or oversized segments
+            raise AltlinkError(f"{elf.path}: cannot load the segments to emulate: {e}") from None
         self._apply_dynamic_relocations()
         top = max((e for _, e in self.ranges), default=0x100000)
         base = _up(top) + 0x100000

@@ -1,7 +1,7 @@
 """Findings: the stable diagnostic codes of SPEC section 3 and one finding as plain data."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 ERROR, WARNING, NOTE = "error", "warning", "note"
 
@@ -44,6 +44,9 @@ class Finding:
     place: str = ""
     source: str | None = None
     entry: int | None = None
+    # Where the site is, for source lines: (section, offset) in an object, ("", address) in an
+    # image; None when the finding is not about a site.
+    site: tuple[str, int] | None = field(default=None, compare=False)
 
     def with_severity(self, severity: str) -> Finding:
         return replace(self, severity=severity)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 
-from altlink import archive, insn, linkcmd, outputs, rawbin
+from altlink import archive, insn, linkcmd, outputs, rawbin, sources
 from altlink import manifest as manifestmod
 from altlink.checks import Checker, Input, Options
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, read_elf
@@ -70,7 +70,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
     pre = Checker(objects, req.options, images)
     findings = req.policy.apply(pre.run())
     if has_errors(findings):
-        return LinkResult(findings, notes.lines)
+        return LinkResult(sources.attach(findings), notes.lines)
 
     tmp_image = outputs.temp_path(req.output, "elf")
     tmp_files = [tmp_image]
@@ -86,7 +86,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         findings += req.policy.apply([replace(f, file=req.output) if f.file == tmp_image else f
                                       for f in post_findings])
         if has_errors(findings):
-            return LinkResult(findings, notes.lines, linked=True)
+            return LinkResult(sources.attach(findings, paths={req.output: tmp_image}),
+                              notes.lines, linked=True)
         if req.sort_table:
             sort_table(tmp_image, image, req.output)
             image.elf.close()
@@ -96,6 +97,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                                "which has no addresses: no raw binary or manifest for it; "
                                "link the final image for those")
         os.chmod(tmp_image, (0o666 if image.elf.type == ET_REL else 0o777) & ~outputs._umask())
+        findings = sources.attach(findings, paths={req.output: tmp_image})
         written = _write_outputs(req, image, pre.profile, tmp_image, tmp_files)
         return LinkResult(findings, notes.lines, linked=True, written=written)
     finally:
@@ -148,13 +150,13 @@ def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
         bin_info = manifestmod.BinInfo(req.binary, _sha(data), lay)
     tmp_manifest = None
     if req.manifest:
-        sources = None
+        lines = None
         if req.source_lines:
-            from altlink.dwarf import LineTable
-            sources = LineTable(elf, os.path.dirname(os.path.abspath(req.manifest))).lookup
+            lines = sources.site_lines(tmp_image, [e.site.address for e in image.table.entries],
+                                       os.path.dirname(os.path.abspath(req.manifest)))
         m = manifestmod.build(image, profile, req.options.caps, req.output,
                               manifestmod.sha256_file(tmp_image), req.manifest, bin_info,
-                              sources)
+                              lines)
         tmp_manifest = outputs.temp_path(req.manifest, "json")
         tmp_files.append(tmp_manifest)
         with open(tmp_manifest, "w", encoding="utf-8") as f:

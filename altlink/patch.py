@@ -16,7 +16,7 @@ from typing import Callable
 from altlink import insn, rawbin
 from altlink.elf import from_bytes
 from altlink.errors import AltlinkError
-from altlink.table import Profile
+from altlink.table import ABIS, Profile
 
 # A Python callback: (entry record, original words, nr_inst) -> the nr_inst new words.
 PyCallback = Callable[[dict, list, int], list]
@@ -26,6 +26,10 @@ class PatchError(AltlinkError):
     """An entry cannot be applied (a finding at error severity: exit 1)."""
 
     exit_code = 1
+
+
+class ManifestError(AltlinkError):
+    """A manifest field the patcher cannot read (exit 2; the CLI names the manifest file)."""
 
 
 @dataclass
@@ -86,11 +90,14 @@ def load_callbacks(path: str) -> dict[str, PyCallback]:
 
 def _int(v, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, str)):
-        raise AltlinkError(f"manifest: {what} is not a number")
+        raise ManifestError(f"{what} is not a number")
     try:
-        return v if isinstance(v, int) else int(v, 0)
+        n = v if isinstance(v, int) else int(v, 0)
     except ValueError:
-        raise AltlinkError(f"manifest: {what} {v!r} is not a number") from None
+        raise ManifestError(f"{what} {v[:40]!r} is not a number") from None
+    if not -(1 << 64) < n < 1 << 64:  # and a huge one would not even print
+        raise ManifestError(f"{what} does not fit in 64 bits")
+    return n
 
 
 class _Memory:
@@ -145,15 +152,18 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
     mem = _Memory(image_path, data, plan.max_insns)
     ncaps = m.get("ncaps")
     profile = Profile(str(m.get("abi")), ncaps if isinstance(ncaps, int) else None)
+    if profile.abi not in ABIS:
+        raise ManifestError(f"profile {str(m.get('abi'))[:40]!r} is not one of "
+                            f"{', '.join(ABIS)}")
     entries = m.get("entries")
     if not isinstance(entries, list):
-        raise AltlinkError("manifest: no entry list")
+        raise ManifestError("no entry list")
     lay = rawbin.layout(mem.elf) if binary is not None else None
     out_bin = bytearray(binary) if binary is not None else None
     applied, written = [], []
     for rec in entries:
         if not isinstance(rec, dict):
-            raise AltlinkError("manifest: an entry is not an object")
+            raise ManifestError("an entry is not an object")
         idx = rec.get("index")
         cap_raw = _int(rec.get("cap_raw"), f"entry {idx} cap_raw")
         site = rec.get("site") or {}

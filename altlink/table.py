@@ -29,6 +29,7 @@ REPLACEMENT_SECTION = ".altinstr_replacement"
 ABIS = ("linux-v4.17", "linux-v6.1")
 DEFAULT_ABI = "linux-v4.17"
 CB_BIT_V61 = 0x8000
+ADDR_MASK = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,9 @@ def read_image_table(elf: ElfFile) -> Table:
             off = i * ENTRY_SIZE
             orig_rel, alt_rel, cap, orig_len, alt_len = ENTRY.unpack_from(data, off)
             addr = sec.addr + off
-            site = _image_place(elf, addr + orig_rel)
-            alt = _image_place(elf, addr + 4 + alt_rel)
+            # 64-bit address arithmetic, as the runtime's: below 0 wraps to the top.
+            site = _image_place(elf, (addr + orig_rel) & ADDR_MASK)
+            alt = _image_place(elf, (addr + 4 + alt_rel) & ADDR_MASK)
             outside = [f"{name} offset points outside the image ({p.address:#x})"
                        for name, p in (("site", site), ("replacement", alt)) if not p.defined]
             if outside:
