@@ -318,10 +318,33 @@ class Checker:
                      f"{e.cap_raw}, but NCAPS is {p.ncaps}: the table and the code disagree",
                      inp, place, e)
             return False
+        if p.abi == "linux-v6.1" and callback and e.alt_len and e.alt_len == e.orig_len \
+                and not self._names_a_function(inp, e):
+            # A static entry whose capability reached the callback bit (Linux 6.1 guards
+            # against it: "cpucaps have overflown ARM64_CB_BIT"), not a callback with a length.
+            self.add("ALT011", f"capability field {e.cap_raw:#06x} has bit 15 set, the callback "
+                     "marker of linux-v6.1, but the entry has a replacement as long as its site, "
+                     "as a static entry does: its capability does not fit below 0x8000, and the "
+                     "patcher would call the replacement code as a callback", inp, place, e)
+            return False
         if cap is not None and p.ncaps is not None and cap >= p.ncaps:
             self.add("ALT011", f"capability {cap} is not in the table (NCAPS {p.ncaps})",
                      inp, place, e)
         return True
+
+    @staticmethod
+    def _names_a_function(inp: Input, e: Entry) -> bool:
+        """Does the entry's second field point at a function (a callback's shape), rather
+        than at code inside a section (a replacement's)?"""
+        if e.alt.address is not None:  # an image
+            sym = inp.names.function_at(e.alt.address)
+            return sym is not None and sym.type in (STT_FUNC, STT_GNU_IFUNC)
+        if not e.alt.symbol:
+            return False  # a section symbol plus an offset
+        if not e.alt.defined:
+            return True  # defined elsewhere in the link set, as callbacks are
+        return any(s.name == e.alt.symbol and s.shndx == e.alt.section_index
+                   and s.type in (STT_FUNC, STT_GNU_IFUNC) for s in inp.elf.symbols)
 
     def _section_of(self, inp: Input, shndx: int, address: int | None) -> Section | None:
         if address is not None:
@@ -402,6 +425,17 @@ class Checker:
                 continue
             internal = self._internal_target(inp, e, sec, off, word, c, r)
             if internal:
+                end = e.alt.offset + e.alt_len
+                if image and c.offset is not None and off + c.offset == end \
+                        and _linker_stub(inp, e.alt.address + e.alt_len):
+                    # lld puts a range-extension thunk right after the replacement: a patcher
+                    # takes the branch for one to the end of the block and copies it as is.
+                    self.add("ALT016", f"replacement instruction {i} ({_dis(word, at)}) "
+                             "branches to a linker thunk or veneer right after the replacement: "
+                             "a patcher copies it as a branch to the end of the block, and at the "
+                             "site it falls through instead of reaching the thunk's target "
+                             "(place the target within 128 MiB of the replacement)",
+                             inp, place, e)
                 continue
             problem = insn.profile_problem(word, self.profile.abi)
             if problem:
@@ -596,6 +630,25 @@ class Checker:
                     self.add("ALT010", f"entries {e1.index} and {e2.index} patch overlapping "
                              "sites", inp, place, e2, severity=ERROR)
             active.append((s2, a2, b2, e2))
+
+
+# What the linkers call the code they insert (GNU ld's veneers, lld's thunks), and that code:
+# ADRP x16 / ADD x16 / BR x16, or LDR x16, literal / BR x16.
+_STUB_NAMES = ("_veneer", "Thunk_")
+
+
+def _linker_stub(inp: Input, addr: int) -> bool:
+    sym = inp.names.function_at(addr)
+    if sym is not None and any(m in sym.name for m in _STUB_NAMES):
+        return True
+    code = inp.elf.read_addr(addr, 12) or inp.elf.read_addr(addr, 8)
+    if not code:
+        return False
+    w = struct.unpack(f"<{len(code) // 4}I", code)
+    if len(w) > 2 and (w[0] & 0x9F00001F) == 0x90000010 and \
+            (w[1] & 0xFFC003FF) == 0x91000210 and w[2] == 0xD61F0200:
+        return True
+    return (w[0] & 0xFF00001F) == 0x58000010 and w[1] == 0xD61F0200
 
 
 def _maybe_branch(w: int) -> bool:

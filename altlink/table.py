@@ -144,6 +144,17 @@ def _size_finding(elf: ElfFile, sec: Section) -> Finding:
                    f"section {sec.index} {sec.name}")
 
 
+def _entsize_finding(elf: ElfFile, sec: Section) -> Finding | None:
+    """sh_entsize is 0 (unspecified: what compilers and Linux write) or the entry's 12 bytes;
+    anything else misleads a tool that steps through the table by it (objtool once wrote
+    one that disagreed with the kernel's, Linux dc02368164bd)."""
+    if sec.entsize in (0, ENTRY_SIZE):
+        return None
+    return finding("ALT012", f"sh_entsize of {sec.name} is {sec.entsize}, but an entry is "
+                   f"{ENTRY_SIZE} bytes; set it to 0 or {ENTRY_SIZE}", elf.path,
+                   f"section {sec.index} {sec.name}")
+
+
 def read_object_table(elf: ElfFile) -> Table:
     """Entries of a relocatable object, resolved through their PREL32 relocations."""
     entries: list[Entry] = []
@@ -158,6 +169,9 @@ def read_object_table(elf: ElfFile) -> Table:
             continue
         if sec.size % ENTRY_SIZE:
             findings.append(_size_finding(elf, sec))
+        bad_entsize = _entsize_finding(elf, sec)
+        if bad_entsize:
+            findings.append(bad_entsize)
         data = elf.section_data(sec)
         relocs = {}
         for rs in elf.relocation_sections_for(sec):
@@ -223,6 +237,9 @@ def read_image_table(elf: ElfFile) -> Table:
     for sec in secs:
         if sec.size % ENTRY_SIZE:
             findings.append(_size_finding(elf, sec))
+        bad_entsize = _entsize_finding(elf, sec)
+        if bad_entsize:
+            findings.append(bad_entsize)
         data = elf.section_data(sec)
         if sec.type == SHT_NOBITS:  # nothing to read
             findings.append(finding("ALT012", ".altinstructions has no contents (NOBITS)",
