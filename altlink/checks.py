@@ -309,8 +309,8 @@ class Checker:
                    place: str) -> bool:
         p = self.profile
         named = e.alt.symbol
-        if named is None and e.alt.address is not None:  # an image: no relocation is left
-            sym = inp.names.function_at(e.alt.address)
+        if named is None and e.alt.address is not None and not callback and e.alt_len == 0:
+            sym = inp.names.function_at(e.alt.address)  # an image: no relocation is left
             named = sym.name if sym else None
         if p.abi == "linux-v4.17" and not callback and e.alt_len == 0 and named \
                 and p.ncaps is not None and e.orig_len:

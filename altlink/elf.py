@@ -178,6 +178,7 @@ class ElfFile:
         self.shnum = shnum
         self._symbols: list[Symbol] | None = None
         self._one_symbol: dict[int, Symbol] = {}
+        self._last_at: list[tuple[int, int, Section]] = []
         self._strtab: bytes | None = None
         self._section_data: dict[int, bytes] = {}
 
@@ -375,13 +376,23 @@ class ElfFile:
         return [s.addr for s in secs], secs
 
     def section_at(self, addr: int) -> Section | None:
-        """The allocated section holding the address (for linked images)."""
+        """The allocated section holding the address (for linked images). The last answer is
+        kept with the address range over which it holds: lookups come in runs."""
+        for lo, hi, last in self._last_at:
+            if lo <= addr < hi:
+                return last
         starts, secs = self._alloc_index
         i = bisect_right(starts, addr) - 1
         # Sections may nest or overlap (e.g. TLS); walk back over a few candidates.
         for j in range(i, max(i - 4, -1), -1):
-            if secs[j].addr <= addr < secs[j].addr + secs[j].size:
-                return secs[j]
+            sec = secs[j]
+            if sec.addr <= addr < sec.addr + sec.size:
+                if j == i:  # the first candidate: it holds up to the next section's start
+                    end = sec.addr + sec.size
+                    if i + 1 < len(starts):
+                        end = min(end, starts[i + 1])
+                    self._last_at = [(sec.addr, end, sec), *self._last_at[:3]]
+                return sec
         return None
 
     def read_addr(self, addr: int, size: int) -> bytes | None:

@@ -64,6 +64,7 @@ stable-review patches that touch ``get_alt_insn``):
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -184,6 +185,7 @@ _CMPBR_REG = {0: "cbcc", 2: "cbbcc", 3: "cbhcc"}
 _LITERAL_GPR = ("ldr-literal", "ldr-literal", "ldrsw-literal", "prfm-literal")
 
 
+@lru_cache(maxsize=1 << 16)
 def decode(word: int) -> Classified:
     """Classify ``word`` by its encoding alone (no capstone).
 
@@ -470,7 +472,7 @@ def _cs():
     return _CS
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1 << 16)
 def _capstone_probe(word: int) -> tuple[str, bool] | None:
     code = word.to_bytes(4, "little")
     md = _cs()
@@ -505,20 +507,25 @@ def disasm(code: bytes, address: int) -> list[str]:
 
     Capstone's text, with a PC-relative target as a bare address
     (``b.eq 0x401000``), and ``.inst 0x%08x`` for a word capstone cannot decode.
+    The text of a word that does not depend on its address is cached by word:
+    a kernel's manifest disassembles tens of thousands of mostly equal words.
     """
     if len(code) % 4:
         raise ValueError(f"code is {len(code)} bytes, not a whole number of instructions")
-    md = _cs()
-    lines: list[str] = []
-    offset = 0
-    while offset < len(code):
-        for _addr, _size, mnemonic, op_str in md.disasm_lite(code[offset:], address + offset):
-            word = int.from_bytes(code[offset : offset + 4], "little")
-            if op_str and decode(word).offset is not None:
-                op_str = _TARGET_TEXT.sub(r"\1", op_str)
-            lines.append(f"{mnemonic} {op_str}" if op_str else mnemonic)
-            offset += 4
-        if offset < len(code):
-            lines.append(f".inst {int.from_bytes(code[offset : offset + 4], 'little'):#010x}")
-            offset += 4
-    return lines
+    n = len(code) // 4
+    words = struct.unpack(f"<{n}I", code)
+    return [_word_text(w, address + 4 * i if classify(w).kind != "plain" else None)
+            for i, w in enumerate(words)]
+
+
+@lru_cache(maxsize=1 << 15)
+def _word_text(word: int, address: int | None) -> str:
+    """Capstone's text for one word; ``address`` None for a word whose text does not
+    depend on where it is."""
+    got = next(_cs().disasm_lite(word.to_bytes(4, "little"), address or 0), None)
+    if got is None:
+        return f".inst {word:#010x}"
+    _addr, _size, mnemonic, op_str = got
+    if op_str and address is not None and decode(word).offset is not None:
+        op_str = _TARGET_TEXT.sub(r"\1", op_str)
+    return f"{mnemonic} {op_str}" if op_str else mnemonic
