@@ -103,6 +103,23 @@ def _definition(elf: ElfFile, name: str, global_only: bool) -> Definition | None
     return Definition(elf.path, s, secs[s.shndx] if s.shndx < len(secs) else None)
 
 
+def _image_definition(elf: ElfFile, name: str) -> Definition | None:
+    """Where a ``--symbols-from`` image defines ``name`` (a global wins), looked up by name
+    alone: the image's whole symbol table is not decoded for a handful of callbacks."""
+    cache = elf.__dict__.setdefault("_altlink_image_defs", {})
+    if name in cache:
+        return cache[name]
+    found = [s for s in elf.find_symbols(name)
+             if s.shndx != SHN_UNDEF and s.type != STT_SECTION]
+    found.sort(key=lambda s: s.bind == STB_LOCAL)
+    d = None
+    if found:
+        s, secs = found[0], elf.sections
+        d = Definition(elf.path, s, secs[s.shndx] if s.shndx < len(secs) else None)
+    cache[name] = d
+    return d
+
+
 class SymbolSpace:
     """The global symbols of a link set, then those of ``--symbols-from`` images."""
 
@@ -120,7 +137,7 @@ class SymbolSpace:
             if d is not None:
                 return d
         for elf in self.images:
-            d = _definition(elf, name, False)
+            d = _image_definition(elf, name)
             if d is not None:
                 return d
         return None

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 from altlink import __version__
@@ -37,6 +39,17 @@ def _common(p: argparse.ArgumentParser, findings: bool = True) -> None:
         r.add_argument("--werror", action="store_true", help="make warnings errors")
         r.add_argument("-W", dest="wflags", action="append", default=[], metavar="no-CODE",
                        help="silence one code, e.g. -W no-ALT014")
+
+
+def _positive(text: str) -> int:
+    """An instruction limit: unicorn reads a count of 0 as "no limit"."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be at least 1 (0 would mean no limit)")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run these callbacks of the image in an emulator")
     pt.add_argument("--callbacks", metavar="FILE.py",
                     help="Python implementations of callbacks, by name")
-    pt.add_argument("--max-insns", type=int, default=1_000_000, metavar="N",
+    pt.add_argument("--max-insns", type=_positive, default=1_000_000, metavar="N",
                     help="instruction limit for an emulated callback (default 1000000)")
 
     cp = sub.add_parser("caps", help="write the C header of a capability table")
@@ -139,11 +152,12 @@ def options_from(args, tables=None):
     from altlink.table import DEFAULT_ABI, Profile, detect_abi
 
     abi = args.abi
+    note = None
     if abi is None and tables:
         abi = detect_abi(tables)
         if abi is not None:
-            sys.stderr.write(f"altlink: note: the table marks callbacks with bit 15: using "
-                             f"--abi {abi} (pass --abi to choose)\n")
+            note = (f"altlink: note: the table marks callbacks with bit 15: using --abi {abi} "
+                    "(pass --abi to choose)\n")
     abi = abi or DEFAULT_ABI
     ncaps = args.ncaps
     if ncaps is None and os.environ.get("ALTLINK_NCAPS"):
@@ -155,6 +169,8 @@ def options_from(args, tables=None):
     if ncaps is not None and ncaps < 0:
         raise AltlinkError(f"altlink: --ncaps {ncaps} is negative")
     table = capsmod.load(args.cap_table) if args.cap_table else None
+    if note:
+        _Notes.of(args).write(note)
     return Options(Profile(abi, ncaps), table, getattr(args, "module", False))
 
 
@@ -173,7 +189,7 @@ def cmd_scan(args, out) -> int:
     from altlink.checks import resolve_ncaps
     from altlink.scan import scan_json, scan_text
 
-    loaded = inputsmod.load(args.files, notes=sys.stderr)
+    loaded = inputsmod.load(args.files, notes=_Notes.of(args))
     tables = [i.table for i in loaded]
     options = options_from(args, tables)
     findings = [f for t in tables for f in t.findings]
@@ -192,25 +208,15 @@ def cmd_scan(args, out) -> int:
 
 
 def cmd_check(args, out) -> int:
-    from altlink import inputs as inputsmod
-    from altlink.checks import check
-    from altlink.elf import ET_REL, read_elf
+    from altlink.batch import check_paths
 
-    loaded = inputsmod.load(args.files, notes=sys.stderr)
-    options = options_from(args, [i.table for i in loaded])
-    images = [read_elf(p) for p in args.symbols_from]
-    objects = [i for i in loaded if i.elf.type == ET_REL]
-    # A kernel module (.modinfo) is a finished link of its own: each is checked alone,
-    # the other objects together as one link set.
-    modules = [i for i in objects if i.is_module]
-    rest = [i for i in objects if not i.is_module]
-    findings = []
-    for mod in modules:
-        findings += check([mod], options, images)
-    if rest:
-        findings += check(rest, options, images)
-    for img in (i for i in loaded if i.elf.type != ET_REL):
-        findings += check([img], options, images)
+    tables = None
+    if args.abi is None:  # the profile is read from the tables: load them once for that
+        from altlink import inputs as inputsmod
+
+        tables = [i.table for i in inputsmod.load(args.files)]
+    findings = check_paths(args.files, options_from(args, tables), args.symbols_from,
+                           notes=_Notes.of(args))
     return _emit(findings, args, out)
 
 
@@ -356,11 +362,42 @@ COMMANDS = {"patch": cmd_patch, "scan": cmd_scan, "check": cmd_check, "link": cm
             "verify": cmd_verify, "show": cmd_show, "diff": cmd_diff, "caps": cmd_caps}
 
 
+class _Notes:
+    """Notes for stderr, written when the command ends: an unusable input found after a note
+    is still exit 2 with one line."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, s: str) -> None:
+        self.lines.append(s)
+
+    @staticmethod
+    def of(args) -> _Notes:
+        if not hasattr(args, "_notes"):
+            args._notes = _Notes()
+        return args._notes
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised so that the cleanup of temporary outputs runs (Python's default ends
+    the process on the spot, leaving them behind)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None, out=None) -> int:
     out = out or sys.stdout
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signal.signal's rule
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args, out)
+        rc = COMMANDS[args.command](args, out)
+        sys.stderr.write("".join(_Notes.of(args).lines))
+        return rc
     except AltlinkError as e:
         sys.stderr.write(f"{e}\n")
         return e.exit_code
@@ -369,3 +406,9 @@ def main(argv: list[str] | None = None, out=None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("altlink: interrupted\n")
         return 130
+    except Terminated:
+        sys.stderr.write("altlink: terminated\n")
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -330,6 +330,30 @@ class ElfFile:
             self._one_symbol[index] = got
         return got
 
+    def find_symbols(self, name: str) -> list[Symbol]:
+        """The symbols named ``name``, without decoding the whole table: its occurrences in the
+        string table (tails of longer names too, as linkers share them), then the entries whose
+        ``st_name`` is one of them (a vmlinux has 150,000 symbols; a check asks for a few)."""
+        if self._symbols is not None:
+            return [s for s in self._symbols if s.name == name]
+        sec = self.symtab
+        if sec is None or not name or sec.size % _SYM.size:
+            return []
+        if self._strtab is None:
+            self._strtab = self.section_data(self.section(sec.link)) if sec.link else b""
+        strtab = self._strtab
+        key = name.encode("utf-8") + b"\0"
+        offsets = set()
+        pos = strtab.find(key)
+        while pos >= 0:
+            offsets.add(pos)
+            pos = strtab.find(key, pos + 1)
+        if not offsets:
+            return []
+        data = self.section_data(sec)
+        st_names = memoryview(data).cast("I")[0::_SYM.size // 4]
+        return [self.symbol(i) for i, n in enumerate(st_names) if n in offsets]
+
     # -- relocations -----------------------------------------------------------------------
     def relocation_sections_for(self, target: Section) -> list[Section]:
         return [s for s in self.sections

@@ -165,3 +165,19 @@ def test_profile_is_detected_from_the_callback_bit():
     # Static-only tables give no evidence: the default stays.
     proc = altlink("scan", "--format", "json", SLICE / "modules" / "mdio-cavium.ko")
     assert json.loads(proc.stdout)["abi"] == "linux-v4.17"
+
+
+def test_modules_checked_in_parallel_give_the_same_findings(monkeypatch):
+    """Modules are checked over the cores; the findings and their order do not depend on it."""
+    from altlink import batch
+    from altlink.checks import Options
+    from altlink.table import Profile
+
+    monkeypatch.setattr(batch, "PARALLEL_MIN", 1)
+    paths = [str(p) for p in SLICE_MODULES]
+    options = Options(Profile("linux-v6.1", None))
+    serial = batch.check_paths(paths, options, [], jobs=1)
+    parallel = batch.check_paths(paths, options, [], jobs=2)
+    assert serial == parallel
+    assert {f.code for f in serial} == {"ALT006"}  # no --symbols-from: callbacks unresolved
+    assert [f.file for f in serial] == sorted((f.file for f in serial), key=paths.index)

@@ -1,0 +1,86 @@
+"""Checking many files at once: kernel modules (each a finished link of its own) one by one,
+over the machine's cores; the other objects as one link set; images each alone."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import TextIO
+
+from altlink import archive
+from altlink.checks import Input, Options, check
+from altlink.elf import ET_REL, read_elf
+from altlink.errors import AltlinkError
+from altlink.findings import Finding
+
+PARALLEL_MIN = 64  # fewer modules than this are not worth a second process
+
+
+def _check_modules(paths: list[str], options: Options, symbols_from: list[str]
+                   ) -> tuple[list[Finding], list[str]]:
+    """Check each file that is a kernel module alone, closing it after; the others' paths are
+    returned for the caller to check together."""
+    images = [read_elf(p) for p in symbols_from]
+    findings: list[Finding] = []
+    others: list[str] = []
+    for path in paths:
+        if archive.is_archive(path) or _bitcode(path):
+            others.append(path)
+            continue
+        elf = read_elf(path)
+        if elf.type != ET_REL or ".modinfo" not in elf.sections_by_name:
+            elf.close()
+            others.append(path)
+            continue
+        inp = Input.load(elf)
+        findings += check([inp], options, images)
+        elf.close()
+    return findings, others
+
+
+def _bitcode(path: str) -> bool:
+    from altlink.inputs import BITCODE_MAGICS
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in BITCODE_MAGICS
+    except OSError:
+        return False
+
+
+def _worker(job: tuple[list[str], Options, list[str]]):
+    try:
+        return _check_modules(*job)
+    except AltlinkError as e:
+        return e
+
+
+def check_paths(paths: list[str], options: Options, symbols_from: list[str],
+                notes: TextIO | None = None, jobs: int | None = None) -> list[Finding]:
+    """All the findings for ``altlink check PATHS``, in the order of the paths."""
+    from altlink import inputs as inputsmod
+
+    jobs = jobs or min(os.cpu_count() or 1, 8)
+    if jobs > 1 and len(paths) >= PARALLEL_MIN:
+        size = -(-len(paths) // jobs)
+        chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(len(chunks), mp_context=ctx) as pool:
+            results = list(pool.map(_worker, [(c, options, symbols_from) for c in chunks]))
+        findings: list[Finding] = []
+        others: list[str] = []
+        for r in results:
+            if isinstance(r, AltlinkError):
+                raise r
+            findings += r[0]
+            others += r[1]
+    else:
+        findings, others = _check_modules(paths, options, symbols_from)
+    loaded = inputsmod.load(others, notes=notes)
+    images = [read_elf(p) for p in symbols_from]
+    objects = [i for i in loaded if i.elf.type == ET_REL]
+    if objects:
+        findings += check(objects, options, images)
+    for img in (i for i in loaded if i.elf.type != ET_REL):
+        findings += check([img], options, images)
+    return findings
