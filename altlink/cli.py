@@ -245,6 +245,7 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
     elf = read_elf(path)
     if elf.type == ET_REL:
         raise AltlinkError(f"{path}: a relocatable object, not a linked image; link it first")
+    image_sha = manifestmod.sha256_later(path)
     image = Input.load(elf)
     options = options_from(args, [image.table])
     findings = list(image.table.findings)
@@ -259,8 +260,8 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
         from altlink.sources import site_lines
         base = os.path.dirname(os.path.abspath(manifest_path)) if manifest_path else os.getcwd()
         lines = site_lines(path, [e.site.address for e in image.table.entries], base)
-    m = manifestmod.build(image, profile, options.caps, path, manifestmod.sha256_file(path),
-                          manifest_path, bin_info, lines)
+    m = manifestmod.build(image, profile, options.caps, path, image_sha(), manifest_path,
+                          bin_info, lines)
     return m, findings
 
 

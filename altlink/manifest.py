@@ -37,6 +37,31 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def sha256_later(path: str):
+    """Start hashing a file in a thread (hashlib releases the GIL: a 270 MB image hashes while
+    its table is decoded); returns a function that waits for the digest."""
+    import threading
+
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["sha"] = sha256_file(path)
+        except AltlinkError as e:
+            box["error"] = e
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+
+    def result() -> str:
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box["sha"]
+
+    return result
+
+
 def relpath(path: str, manifest_path: str | None) -> str:
     base = os.path.dirname(os.path.abspath(manifest_path)) if manifest_path else os.getcwd()
     return os.path.relpath(os.path.abspath(path), base)
