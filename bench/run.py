@@ -1,0 +1,601 @@
+#!/usr/bin/env python3
+"""altlink's benchmarks: each altlink figure beside a reference measured in the same run.
+
+    .venv/bin/python bench/run.py [--quick] [--objects N] [--kernel DIR] [--reps N]
+                                  [--profile] [--wait-load L] [--write docs/performance.md]
+
+Not part of the test suite (STYLE: speed is measured here, never asserted in a test). It
+prints a Markdown report on stdout; ``--write FILE`` also puts it, without the profiles, into
+FILE between the ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` markers (the text around
+them is kept). The first run compiles the synthetic firmware into ``bench/out/`` (2,000
+objects: about a minute on 2 CPUs); later runs reuse it. A full run then takes 3 to 5 minutes.
+
+What it measures, on the same files, each command several times (``--reps``, 5; 3 with
+``--quick``), altlink and its reference interleaved so that a change in the load of this shared
+machine hits both alike; the figures are the best wall time (and the median), the CPU time
+(user + system, of the process and the children it waited for) and the peak RSS (``wait4``):
+
+- ``altlink check --abi linux-v6.1 --symbols-from vmlinux`` over every module of the real
+  kernel, against ``readelf -W -r -x .altinstructions`` over the same modules (as xargs would
+  run it: as few processes as the command line allows);
+- ``altlink manifest --abi linux-v6.1`` of the real vmlinux, against ``readelf -W -x
+  .altinstructions`` of it;
+- a link of the synthetic firmware (``bench/synth.py``) by ``scons -Q alt.elf`` (AltProgram)
+  against ``scons -Q plain.elf`` (Program): same objects, linker, flags and linker script, the
+  same SConstruct, objects built before, the image deleted before each run;
+- the same relink after one object changed (to see the effect of any caching);
+- ``altlink link`` against the bare linker, without SCons;
+- ``altlink check`` over the synthetic objects against readelf over them;
+- ``altlink --version``: the interpreter's start-up and the CLI's imports, the floor of every
+  altlink command.
+
+The kernel comes from ``--kernel DIR`` or ``tools/fetch_kernel.py --offline``; without one its
+rows are skipped. ``--profile`` adds a cProfile summary (top 20 by own time) of each altlink
+command that misses its target.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import pstats
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import synth  # noqa: E402
+
+BIN = os.path.dirname(os.path.abspath(sys.executable))
+PYTHON = sys.executable
+ALTLINK = os.path.join(BIN, "altlink")
+SCONS = os.path.join(BIN, "scons")
+READELF = "aarch64-linux-gnu-readelf"
+LD = "aarch64-linux-gnu-ld"
+OUT = synth.OUT
+ARG_LIMIT = 128 * 1024  # GNU xargs' default buffer: what `xargs readelf ...` would pass
+
+# Python's compiled bytecode is kept, as an installed package has it (this machine sets
+# PYTHONDONTWRITEBYTECODE, which would make every altlink run compile its modules again); in
+# bench/out, so that nothing is written into the package.
+PYCACHE = os.path.join(OUT, "pycache")
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV["PYTHONPYCACHEPREFIX"] = PYCACHE
+
+
+# -- one timed run -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sample:
+    wall: float
+    cpu: float     # user + system of the process and the children it waited for
+    rss_kb: int    # peak resident set of the largest of them
+    rc: int
+
+
+def run_once(argv: list[str], cwd: str | None = None, stdout=subprocess.DEVNULL,
+             stderr=subprocess.DEVNULL) -> Sample:
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, cwd=cwd, stdout=stdout, stderr=stderr, env=ENV)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return Sample(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, p.returncode)
+
+
+@dataclass
+class Job:
+    """A command to time: one process, or several run one after the other (xargs batches)."""
+
+    name: str
+    argvs: list[list[str]]
+    cwd: str | None = None
+    prepare: Callable[[], None] | None = None  # before each run, not timed
+    ok_rcs: tuple[int, ...] = (0,)
+
+    def run(self) -> Sample:
+        if self.prepare:
+            self.prepare()
+        t0 = time.perf_counter()
+        samples = [run_once(a, self.cwd) for a in self.argvs]
+        wall = time.perf_counter() - t0
+        return Sample(wall, sum(s.cpu for s in samples), max(s.rss_kb for s in samples),
+                      max(s.rc for s in samples))
+
+    def check(self) -> str | None:
+        """One run with the output kept: None when it succeeded, else what went wrong."""
+        if self.prepare:
+            self.prepare()
+        for a in self.argvs:
+            with tempfile.TemporaryFile() as out:
+                s = run_once(a, self.cwd, stdout=out, stderr=subprocess.STDOUT)
+                if s.rc not in self.ok_rcs:
+                    out.seek(0)
+                    text = out.read().decode("utf-8", "replace").strip().splitlines()
+                    return f"exit {s.rc}: " + (text[0][:200] if text else "(no output)")
+        return None
+
+
+@dataclass
+class Series:
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        return min(s.wall for s in self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(s.wall for s in self.samples)
+
+    @property
+    def cpu(self) -> float:
+        return min(s.cpu for s in self.samples)
+
+    @property
+    def rss_mb(self) -> float:
+        return max(s.rss_kb for s in self.samples) / 1024
+
+
+def batches(prefix: list[str], files: list[str], limit: int = ARG_LIMIT) -> list[list[str]]:
+    """``prefix + files`` split as xargs splits it: as few commands as fit ``limit`` bytes."""
+    out, cur, size = [], [], sum(len(a) + 1 for a in prefix)
+    for f in files:
+        if cur and size + len(f) + 1 > limit:
+            out.append(prefix + cur)
+            cur, size = [], sum(len(a) + 1 for a in prefix)
+        cur.append(f)
+        size += len(f) + 1
+    if cur:
+        out.append(prefix + cur)
+    return out
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    title: str
+    subject: Job
+    reference: Job | None
+    target: str                                   # as the report prints it
+    meets: Callable[[Series, Series | None], bool] | None = None
+    profile_argv: list[str] | None = None         # altlink's arguments, for --profile
+    profile_cwd: str | None = None
+    before_rep: Callable[[int], None] | None = None
+    note: str = ""
+    s: Series = field(default_factory=Series)
+    r: Series = field(default_factory=Series)
+    error: str | None = None
+    load: float = 0.0                             # the highest 1-minute load seen during it
+
+    def measure(self, reps: int, log) -> None:
+        jobs = [self.subject] + ([self.reference] if self.reference else [])
+        for j in jobs:  # a first run: warms the page cache, and must succeed
+            problem = j.check()
+            if problem:
+                self.error = f"{j.name}: {problem}"
+                log(f"  {self.title}: {self.error}")
+                return
+        for k in range(reps):
+            if self.before_rep:
+                self.before_rep(k)
+            order = jobs if k % 2 == 0 else jobs[::-1]
+            for j in order:
+                sample = j.run()
+                (self.s if j is self.subject else self.r).samples.append(sample)
+            self.load = max(self.load, os.getloadavg()[0])
+        log(f"  {self.title}: {self.s.best:.3f} s" +
+            (f" vs {self.r.best:.3f} s" if self.reference else ""))
+
+    def met(self) -> bool | None:
+        if self.error or self.meets is None or not self.s.samples:
+            return None
+        return self.meets(self.s, self.r if self.reference else None)
+
+
+def ratio(s: Series, r: Series) -> float:
+    return s.best / r.best if r.best > 0 else float("inf")
+
+
+# -- machine facts ---------------------------------------------------------------------------------
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _git() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "altlink"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.splitlines()
+    return f"{head}" + (f" with uncommitted changes to {len(dirty)} paths under altlink/"
+                        if dirty else "")
+
+
+def machine_facts() -> dict:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    model = "?"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    model = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import SCons
+
+    import altlink
+    return {
+        "cpus": cpus, "cpu_model": model, "load_start": os.getloadavg(),
+        "python": platform.python_version(), "system": f"{platform.system()} "
+        f"{platform.release()} {platform.machine()}",
+        "ld": _first_line([LD, "--version"]), "readelf": _first_line([READELF, "--version"]),
+        "scons": SCons.__version__, "altlink": altlink.__version__, "git": _git(),
+    }
+
+
+def load_verdict(load: float, cpus: int) -> str:
+    if load >= cpus:
+        return "HIGH: the machine was busy, every figure is pessimistic"
+    if load >= cpus / 2:
+        return "moderate"
+    return "low"
+
+
+def wait_for_load(limit: float, max_wait: float, log) -> None:
+    t0 = time.time()
+    while os.getloadavg()[0] > limit and time.time() - t0 < max_wait:
+        log(f"load {os.getloadavg()[0]:.2f} > {limit}: waiting ...")
+        time.sleep(30)
+
+
+# -- the kernel ------------------------------------------------------------------------------------
+
+def find_kernel(given: str | None) -> str | None:
+    if given:
+        return given
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fetch_kernel.py"),
+                        "--offline", "-q"], capture_output=True, text=True)
+    d = r.stdout.strip()
+    return d if r.returncode == 0 and d and os.path.isdir(d) else None
+
+
+def kernel_rows(kdir: str) -> tuple[list[Row], str]:
+    mods = sorted(os.path.relpath(os.path.join(dp, f), kdir)
+                  for dp, _, fs in os.walk(os.path.join(kdir, "modules"))
+                  for f in fs if f.endswith(".ko"))
+    rows: list[Row] = []
+    have_vmlinux = os.path.exists(os.path.join(kdir, "vmlinux"))
+    if mods and have_vmlinux:
+        args = ["check", "--abi", "linux-v6.1", "--symbols-from", "vmlinux", *mods]
+        ref = batches([READELF, "-W", "-r", "-x", ".altinstructions"], mods)
+        rows.append(Row(
+            f"`altlink check --abi linux-v6.1 --symbols-from vmlinux`, {len(mods)} kernel "
+            "modules",
+            Job("altlink check", [[ALTLINK, *args]], kdir),
+            Job("readelf", ref, kdir, ok_rcs=(0, 1)),
+            "≤ readelf", lambda s, r: s.best <= r.best, args, kdir,
+            note=f"readelf `-W -r -x .altinstructions`, {len(ref)} process(es) as xargs "
+            "batches them"))
+    if have_vmlinux:
+        out = os.path.join(OUT, "vmlinux.alt.json")
+        args = ["manifest", "--abi", "linux-v6.1", "vmlinux", "-o", out]
+        rows.append(Row(
+            "`altlink manifest --abi linux-v6.1` of vmlinux",
+            Job("altlink manifest", [[ALTLINK, *args]], kdir),
+            Job("readelf", [[READELF, "-W", "-x", ".altinstructions", "vmlinux"]], kdir),
+            "< 1.5 s, < 300 MB", lambda s, r: s.best < 1.5 and s.rss_mb < 300, args, kdir,
+            note="readelf `-W -x .altinstructions vmlinux` (the table's bytes only)"))
+    size = os.path.getsize(os.path.join(kdir, "vmlinux")) if have_vmlinux else 0
+    desc = f"`{kdir}`: {len(mods)} modules" + (
+        f", vmlinux {size / 1e6:.0f} MB" if have_vmlinux else ", no vmlinux")
+    return rows, desc
+
+
+# -- the synthetic firmware -----------------------------------------------------------------------
+
+def synthetic_rows(fw: synth.Firmware, abi: str) -> list[Row]:
+    synth.write_sconstruct(fw, abi)
+    d = fw.dir
+    objs = fw.objects
+
+    def rm(*names: str) -> Callable[[], None]:
+        def f() -> None:
+            for n in names:
+                try:
+                    os.remove(os.path.join(d, n))
+                except FileNotFoundError:
+                    pass
+        return f
+
+    # Build both once (SCons records the objects' signatures), so that each timed run only
+    # relinks.
+    subprocess.run([SCONS, "-Q", "alt.elf", "plain.elf"], cwd=d, check=True,
+                   stdout=subprocess.DEVNULL, env=ENV)
+    rows = []
+    scons_alt = [SCONS, "-Q", "alt.elf"]
+    scons_plain = [SCONS, "-Q", "plain.elf"]
+    rows.append(Row(
+        "SCons with nothing to do (`scons -Q alt.elf`, up to date)",
+        Job("scons AltProgram", [scons_alt], d), Job("scons Program", [scons_plain], d),
+        "(SCons' own cost)", None,
+        note="Program: `scons -Q plain.elf`, up to date: start-up, reading the SConstruct, "
+        "the signatures of the objects"))
+    rows.append(Row(
+        f"AltProgram link, {len(objs)} objects, {fw.entries:,} entries (`scons -Q alt.elf`)",
+        Job("scons AltProgram", [scons_alt], d, prepare=rm("alt.elf")),
+        Job("scons Program", [scons_plain], d, prepare=rm("plain.elf")),
+        "≤ 1.3 × Program", lambda s, r: s.best <= 1.3 * r.best,
+        ["link", "-o", "prof/alt.elf", "--manifest", "prof/alt.alt.json", "--bin",
+         "prof/alt.bin", "--cap-table", "cpucaps", "--abi", abi, "--",
+         LD, "-static", "--build-id=none", f"-L{_ldscripts()}", "-T", "fw.ld", *objs,
+         "-o", "prof/alt.elf"], d,
+        note="Program: `scons -Q plain.elf`, same SConstruct, objects, ld, flags and script; "
+        "the image deleted before each run"))
+    rows.append(Row(
+        "the same relink after one object changed",
+        Job("scons AltProgram", [scons_alt], d),
+        Job("scons Program", [scons_plain], d),
+        "≤ 1.3 × Program", lambda s, r: s.best <= 1.3 * r.best,
+        before_rep=lambda k: synth.swap(fw, k + 1),
+        note=f"`{fw.variant_object}` replaced by a rebuild with other constants before each "
+        "pair of runs"))
+    os.makedirs(os.path.join(d, "cli"), exist_ok=True)
+    os.makedirs(os.path.join(d, "prof"), exist_ok=True)
+    ld = [LD, "-static", "--build-id=none", f"-L{_ldscripts()}", "-T", "fw.ld", *objs]
+    rows.append(Row(
+        "`altlink link` (no SCons), the same link",
+        Job("altlink link", [[ALTLINK, "link", "-o", "cli/alt.elf", "--manifest",
+                              "cli/alt.alt.json", "--bin", "cli/alt.bin", "--cap-table",
+                              "cpucaps", "--abi", abi, "--", *ld, "-o", "cli/alt.elf"]], d),
+        Job("ld", [ld + ["-o", "cli/plain.elf"]], d),
+        "(decomposes the row above)", None,
+        note="reference: the bare `aarch64-linux-gnu-ld` command"))
+    args = ["check", "--cap-table", "cpucaps", "--abi", abi, *objs]
+    rows.append(Row(
+        f"`altlink check`, the {len(objs)} synthetic objects",
+        Job("altlink check", [[ALTLINK, *args]], d),
+        Job("readelf", batches([READELF, "-W", "-r", "-x", ".altinstructions"], objs), d),
+        "≤ readelf", lambda s, r: s.best <= r.best, args, d,
+        note="readelf `-W -r -x .altinstructions` over the same objects"))
+    return rows
+
+
+def _ldscripts() -> str:
+    return os.path.join(ROOT, "altlink", "ldscripts")
+
+
+# -- profiles --------------------------------------------------------------------------------------
+
+def profile(row: Row, top: int = 20) -> str:
+    """cProfile of the row's altlink command: the ``top`` functions by own time, then where
+    the command's time goes (its callees by cumulative time, two levels deep)."""
+    prof = os.path.join(OUT, "profile.out")
+    argv = [PYTHON, "-m", "cProfile", "-o", prof, "-m", "altlink", *row.profile_argv]
+    subprocess.run(argv, cwd=row.profile_cwd, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=ENV)
+    buf = io.StringIO()
+    st = pstats.Stats(prof, stream=buf)
+    st.sort_stats("tottime").print_stats(top)
+    text = _short(buf.getvalue())
+    text = re.sub(r"^.*profile\.out\n", "", text, flags=re.MULTILINE)
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    lines += ["", "where the time goes (cumulative, callees of the command):"]
+    lines += _tree(st, "cmd_" + row.profile_argv[0])
+    return "\n".join(lines)
+
+
+def _short(text: str) -> str:
+    return text.replace(ROOT + "/", "").replace(sys.base_prefix + "/lib/", "")
+
+
+def _tree(st: pstats.Stats, root_name: str, depth: int = 3, share: float = 0.04) -> list[str]:
+    stats = st.stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+    roots = [k for k in stats if k[2] == root_name and k[0].endswith("cli.py")]
+    if not roots:
+        return ["  (command function not found)"]
+    total = stats[roots[0]][3] or 1.0
+    out: list[str] = []
+
+    def walk(key, level: int) -> None:
+        kids = []
+        for k, v in stats.items():
+            edge = v[4].get(key)
+            if edge:
+                kids.append((edge[3], k))
+        for ct, k in sorted(kids, reverse=True):
+            if ct < share * total:
+                break
+            name = _short(f"{k[0]}:{k[1]}({k[2]})")
+            out.append(f"{'  ' * (level + 1)}{ct:6.3f} s {100 * ct / total:3.0f}%  {name}")
+            if level < depth:
+                walk(k, level + 1)
+
+    out.append(f"  {total:6.3f} s 100%  {root_name}")
+    walk(roots[0], 1)
+    return out
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+def fmt_s(x: float) -> str:
+    return f"{x:.2f} s" if x >= 0.1 else f"{x * 1000:.0f} ms"
+
+
+def report(facts: dict, rows: list[Row], extra: list[str], reps: int, profiles: dict) -> str:
+    cpus = facts["cpus"]
+    l0 = facts["load_start"]
+    l1 = facts["load_end"]
+    peak = max([r.load for r in rows] + [l0[0], l1[0]])
+    out = ["### Machine and run", ""]
+    out.append(f"- {cpus} CPUs ({facts['cpu_model']}), {facts['system']}; Python "
+               f"{facts['python']}, SCons {facts['scons']}, {facts['ld']}")
+    out.append(f"- load average (1/5/15 min) at the start {l0[0]:.2f} / {l0[1]:.2f} / "
+               f"{l0[2]:.2f}, at the end {l1[0]:.2f} / {l1[1]:.2f} / {l1[2]:.2f}, highest "
+               f"1-min load seen {peak:.2f}: **{load_verdict(peak, cpus)}**")
+    out.append(f"- altlink {facts['altlink']} at git {facts['git']}")
+    out += [f"- {x}" for x in extra]
+    out.append("- Python bytecode cached (`PYTHONPYCACHEPREFIX=bench/out/pycache`), as for an "
+               "installed package")
+    out.append(f"- {reps} runs of each command, altlink and reference interleaved; wall = best "
+               "(median); CPU = user + system of the fastest run; RSS = peak resident set")
+    out += ["", "### Figures", "",
+            "| measurement | altlink: wall best (median) | CPU | peak RSS | reference: wall "
+            "best (median) | CPU | ratio wall (CPU) | target | met |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.error:
+            out.append(f"| {r.title} | failed: {r.error} | | | | | | {r.target} | — |")
+            continue
+        s = r.s
+        line = f"| {r.title} | {fmt_s(s.best)} ({fmt_s(s.median)}) | {fmt_s(s.cpu)} | " \
+               f"{s.rss_mb:.0f} MB | "
+        if r.reference:
+            q = r.r
+            rc = s.cpu / q.cpu if q.cpu else float("inf")
+            line += f"{fmt_s(q.best)} ({fmt_s(q.median)}) | {fmt_s(q.cpu)} | " \
+                    f"{ratio(s, q):.2f} ({rc:.2f}) | "
+        else:
+            line += "— | — | — | "
+        met = r.met()
+        line += f"{r.target} | {'—' if met is None else ('yes' if met else '**no**')} |"
+        out.append(line)
+    notes = [f"- {r.title}: {r.note}" for r in rows if r.note]
+    forced = next((r for r in rows if r.title.startswith("AltProgram link")), None)
+    relink = next((r for r in rows if r.title.startswith("the same relink")), None)
+    if forced and relink and forced.s.samples and relink.s.samples and not (
+            forced.error or relink.error):
+        notes.append(f"- relink after one changed object / full link: AltProgram "
+                     f"{relink.s.best / forced.s.best:.2f}, Program "
+                     f"{relink.r.best / forced.r.best:.2f} (1.00 = nothing is reused)")
+    if notes:
+        out += ["", "References:", ""] + notes
+    if profiles:
+        out += ["", "### Profiles of the commands that miss their target", ""]
+        for title, text in profiles.items():
+            out += [f"{title} (cProfile, top 20 by own time):", "", "```", text, "```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def write_doc(path: str, text: str, command: str) -> None:
+    block = f"{BEGIN}\n<!-- written by `{command}`; edit the text outside the markers -->\n\n" \
+            f"{text}\n{END}"
+    old = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = f.read()
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    else:
+        new = (old.rstrip() + "\n\n" if old else "# Performance\n\n") + block + "\n"
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(new)
+    os.replace(path + ".tmp", path)
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="300 objects and 3 runs each (unless --objects/--reps say otherwise)")
+    ap.add_argument("--objects", type=int, help="synthetic objects (default 2000)")
+    ap.add_argument("--sites", type=int, default=20, help="alternative sites per object")
+    ap.add_argument("--kernel", metavar="DIR",
+                    help="kernel directory with vmlinux and modules/ (default: "
+                    "tools/fetch_kernel.py --offline)")
+    ap.add_argument("--no-kernel", action="store_true", help="skip the real kernel")
+    ap.add_argument("--no-synthetic", action="store_true", help="skip the synthetic firmware")
+    ap.add_argument("--reps", type=int, help="runs of each command (default 5, --quick 3)")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel compilations (default 2)")
+    ap.add_argument("--abi", default="linux-v4.17", choices=("linux-v4.17", "linux-v6.1"),
+                    help="profile of the synthetic firmware")
+    ap.add_argument("--profile", action="store_true",
+                    help="cProfile each altlink command that misses its target")
+    ap.add_argument("--wait-load", type=float, metavar="L",
+                    help="first wait (up to 30 min) until the 1-minute load is at most L")
+    ap.add_argument("--write", metavar="FILE", help="also write the report into FILE")
+    args = ap.parse_args(argv)
+    reps = args.reps or (3 if args.quick else 5)
+    n_objects = args.objects or (300 if args.quick else 2000)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    os.makedirs(OUT, exist_ok=True)
+    if args.wait_load is not None:
+        wait_for_load(args.wait_load, 1800, log)
+    facts = machine_facts()
+    if facts["load_start"][0] >= facts["cpus"]:
+        log(f"note: the load average is {facts['load_start'][0]:.2f} on {facts['cpus']} CPUs: "
+            "the figures will be pessimistic (--wait-load waits for a quieter machine)")
+    rows: list[Row] = []
+    extra: list[str] = []
+    if not args.no_kernel:
+        kdir = find_kernel(args.kernel)
+        if kdir:
+            krows, desc = kernel_rows(kdir)
+            rows += krows
+            extra.append(f"kernel: {desc}")
+        else:
+            extra.append("kernel: none found (`python3 tools/fetch_kernel.py`), its rows "
+                         "are skipped")
+    if not args.no_synthetic:
+        p = synth.Params(objects=n_objects, sites=args.sites, abi=args.abi)
+        t0 = time.perf_counter()
+        fw = synth.build(p, args.jobs, ALTLINK, log)
+        built = time.perf_counter() - t0
+        extra.append(
+            f"synthetic firmware: {len(fw.objects)} objects ({n_objects} generated + start.S "
+            f"+ base.c), {fw.entries:,} entries ({fw.callbacks:,} callbacks, {fw.branches:,} "
+            f"replacements branching out), profile {args.abi}, in "
+            f"`{os.path.relpath(fw.dir, ROOT)}`" +
+            (f" (compiled now in {built:.0f} s)" if built > 5 else " (cached)"))
+        rows += synthetic_rows(fw, args.abi)
+    startup = Row("`altlink --version` (start-up: interpreter and CLI imports)",
+                  Job("altlink --version", [[ALTLINK, "--version"]]), None, "—")
+    rows.append(startup)
+
+    log(f"measuring, {reps} runs each ...")
+    for r in rows:
+        r.measure(reps, log)
+    if not args.no_synthetic:
+        synth.restore(fw)
+    profiles: dict[str, str] = {}
+    if args.profile:
+        for r in rows:
+            if r.profile_argv and r.met() is False:
+                log(f"profiling {r.title} ...")
+                profiles[r.title] = profile(r)
+    facts["load_end"] = os.getloadavg()
+    text = report(facts, rows, extra, reps, profiles)
+    sys.stdout.write(text)
+    if args.write:  # the figures only: profiles are for whoever is optimizing, on stdout
+        cmd = ".venv/bin/python bench/run.py " + " ".join(argv or sys.argv[1:])
+        write_doc(args.write, report(facts, rows, extra, reps, {}), cmd.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
