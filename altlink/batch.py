@@ -16,26 +16,25 @@ from altlink.findings import Finding
 PARALLEL_MIN = 64  # fewer modules than this are not worth a second process
 
 
-def _check_modules(paths: list[str], options: Options, symbols_from: list[str]
-                   ) -> tuple[list[Finding], list[str]]:
-    """Check each file that is a kernel module alone, closing it after; the others' paths are
-    returned for the caller to check together."""
+def _check_modules(paths: list[tuple[int, str]], options: Options, symbols_from: list[str]
+                   ) -> tuple[list[tuple[int, list[Finding]]], list[tuple[int, str]]]:
+    """Check each file that is a kernel module alone, closing it after: its findings under its
+    position; the other files' positions and paths are returned for the caller to check."""
     images = [read_elf(p) for p in symbols_from]
-    findings: list[Finding] = []
-    others: list[str] = []
-    for path in paths:
+    found: list[tuple[int, list[Finding]]] = []
+    others: list[tuple[int, str]] = []
+    for pos, path in paths:
         if archive.is_archive(path) or _bitcode(path):
-            others.append(path)
+            others.append((pos, path))
             continue
         elf = read_elf(path)
         if elf.type != ET_REL or ".modinfo" not in elf.sections_by_name:
             elf.close()
-            others.append(path)
+            others.append((pos, path))
             continue
-        inp = Input.load(elf)
-        findings += check([inp], options, images)
+        found.append((pos, check([Input.load(elf)], options, images)))
         elf.close()
-    return findings, others
+    return found, others
 
 
 def _bitcode(path: str) -> bool:
@@ -61,21 +60,24 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     from altlink import inputs as inputsmod
 
     jobs = jobs or min(os.cpu_count() or 1, 8)
+    numbered = list(enumerate(paths))
     if jobs > 1 and len(paths) >= PARALLEL_MIN:
-        size = -(-len(paths) // jobs)
-        chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+        # Interleaved shares: module sizes vary along a sorted tree of paths.
+        shares = [numbered[i::jobs] for i in range(jobs)]
         ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(len(chunks), mp_context=ctx) as pool:
-            results = list(pool.map(_worker, [(c, options, symbols_from) for c in chunks]))
-        findings: list[Finding] = []
-        others: list[str] = []
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            results = list(pool.map(_worker, [(sh, options, symbols_from) for sh in shares]))
+        found: list[tuple[int, list[Finding]]] = []
+        rest: list[tuple[int, str]] = []
         for r in results:
             if isinstance(r, AltlinkError):
                 raise r
-            findings += r[0]
-            others += r[1]
+            found += r[0]
+            rest += r[1]
     else:
-        findings, others = _check_modules(paths, options, symbols_from)
+        found, rest = _check_modules(numbered, options, symbols_from)
+    findings = [f for _, fs in sorted(found, key=lambda t: t[0]) for f in fs]
+    others = [p for _, p in sorted(rest)]
     loaded = inputsmod.load(others, notes=notes)
     images = [read_elf(p) for p in symbols_from]
     objects = [i for i in loaded if i.elf.type == ET_REL]
