@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 
 from altlink.errors import AltlinkError
@@ -89,6 +90,11 @@ def read_member(m: Member) -> bytes:
     if m.data is not None:
         return m.data
     try:
+        # A member is a path: a device (/dev/zero) would be read without end, a pipe opened
+        # without end.
+        if not stat.S_ISREG(os.stat(m.path or "").st_mode):
+            raise AltlinkError(f"{m.display}: thin archive member {m.path} is not a regular "
+                               "file")
         with open(m.path or "", "rb") as f:
             return f.read()
     except OSError as e:

@@ -96,9 +96,9 @@ def parse_header(text: str, path: str = "<header>") -> CapTable:
             numbered[n] = key[len("ALT_CAP_"):]
     if ncaps is None:
         raise AltlinkError(f"{path}: no '#define ALT_NCAPS <count>' in the capability header")
-    missing = [i for i in range(ncaps) if i not in numbered]
-    extra = [i for i in numbered if i >= ncaps]
-    if missing or extra:
+    # The numbers must be exactly 0..NCAPS-1 (compared without listing 0..NCAPS-1: the count
+    # is the file's, and may be huge).
+    if ncaps != len(numbered) or any(not 0 <= i < ncaps for i in numbered):
         raise AltlinkError(f"{path}: ALT_NCAPS is {ncaps} but the header defines capability "
                            f"numbers {sorted(numbered)}")
     return CapTable(tuple(numbered[i] for i in range(ncaps)), path)

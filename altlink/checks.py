@@ -464,7 +464,7 @@ class Checker:
                 to = e.site.address + 4 * i
                 try:
                     insn.relocate(word, pc, to, abi=self.profile.abi)
-                except insn.RangeError as err:
+                except (insn.RangeError, ValueError) as err:  # ValueError: misaligned
                     self.add("ALT009", f"replacement instruction {i} ({_dis(word, at)}) at the "
                              f"site {to:#x}: {err}", inp, place, e)
 
@@ -553,10 +553,11 @@ class Checker:
     def _check_branches_into_replacements(self, inp: Input) -> None:
         """ALT017: a branch from outside a replacement into it, or from one replacement into
         another entry's replacement. Replacement code runs only once copied to its site."""
-        ranges = sorted((e.alt.address, e.alt.address + e.alt_len, e)
-                        for e in inp.table.entries
-                        if e.alt.address is not None and e.alt_len
-                        and not self.profile.is_callback(e.cap_raw))
+        ranges = sorted(((e.alt.address, e.alt.address + e.alt_len, e)
+                         for e in inp.table.entries
+                         if e.alt.address is not None and e.alt_len
+                         and not self.profile.is_callback(e.cap_raw)),
+                        key=lambda r: (r[0], r[1], r[2].index))  # entries may share one
         if not ranges:
             return
         starts = [r[0] for r in ranges]

@@ -38,6 +38,8 @@ class Emulator:
         self.uc_mod = unicorn
         self.regs = arm64_const
         self.elf = elf
+        if max_insns < 1:  # unicorn reads a count of 0 as "no limit"
+            raise AltlinkError(f"the instruction limit must be at least 1, not {max_insns}")
         self.max_insns = max_insns
         self.uc = unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
         # unicorn reserves a 1 GiB code buffer by default, and exits the process when it

@@ -163,15 +163,17 @@ def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
             f.write(manifestmod.dumps(m))
     elf.close()
     written = []
-    # The image first, the manifest last: a manifest on disk always has its image beside it.
-    outputs.commit(tmp_image, req.output)
-    written.append(req.output)
-    if tmp_bin:
-        outputs.commit(tmp_bin, req.binary)
-        written.append(req.binary)
-    if tmp_manifest:
-        outputs.commit(tmp_manifest, req.manifest)
-        written.append(req.manifest)
+    # The image first, the manifest last: a manifest on disk always has its image beside it;
+    # and no signal between the renames (a new image beside the old manifest).
+    with outputs.signals_held():
+        outputs.commit(tmp_image, req.output)
+        written.append(req.output)
+        if tmp_bin:
+            outputs.commit(tmp_bin, req.binary)
+            written.append(req.binary)
+        if tmp_manifest:
+            outputs.commit(tmp_manifest, req.manifest)
+            written.append(req.manifest)
     return written
 
 
@@ -482,7 +484,7 @@ def _compare_replacement(obj: Input, e: Entry, image: Input, ie: Entry, syms: _I
     sec = obj.elf.sections[e.alt.section_index]
     n = e.alt_len // 4
     data = obj.elf.section_data(sec)
-    if e.alt.offset + 4 * n > len(data):
+    if e.alt.offset < 0 or e.alt.offset + 4 * n > len(data):
         return out
     words = struct.unpack_from(f"<{n}I", data, e.alt.offset)
     got = image.elf.read_addr(ie.alt.address, 4 * n)
@@ -571,12 +573,22 @@ def sort_table(path: str, image: Input, name: str | None = None) -> None:
     out = bytearray()
     for i, e in enumerate(order):
         addr = sec.addr + i * ENTRY_SIZE
-        out += ENTRY.pack(e.site.address - addr, e.alt.address - (addr + 4), e.cap_raw,
-                          e.orig_len, e.alt_len)
+        rel = (_rel32(e.site.address, addr), _rel32(e.alt.address, addr + 4))
+        if None in rel:  # only an entry reported outside the image (ALT012) can be this far
+            raise AltlinkError(f"{name}: --sort-table refused: entry {e.index} (site "
+                               f"{e.site.address:#x}, replacement {e.alt.address:#x}) is out "
+                               f"of reach of a 32-bit offset from its new place {addr:#x}")
+        out += ENTRY.pack(*rel, e.cap_raw, e.orig_len, e.alt_len)
     image.elf.close()
     with open(path, "r+b") as f:
         f.seek(sec.offset)
         f.write(out)
+
+
+def _rel32(target: int, field: int) -> int | None:
+    """The s32 offset from ``field`` to ``target`` in 64-bit address arithmetic, or None."""
+    rel = (target - field + (1 << 63)) % (1 << 64) - (1 << 63)
+    return rel if -(1 << 31) <= rel < 1 << 31 else None
 
 
 def print_notes(notes: list[str]) -> None:

@@ -50,12 +50,23 @@ class LinkCommand:
         return argv
 
 
-def expand_response_files(argv: list[str], depth: int = 0) -> list[str]:
+# Response files read for one command, at most (libiberty's expandargv allows as many): the
+# depth limit alone lets a file that names itself four times expand 4^16 times.
+MAX_RESPONSE_FILES = 2000
+
+
+def expand_response_files(argv: list[str], depth: int = 0,
+                          budget: list[int] | None = None) -> list[str]:
     """``@file`` arguments replaced by the file's words (POSIX shell quoting, nested)."""
+    budget = [MAX_RESPONSE_FILES] if budget is None else budget
     out: list[str] = []
     for a in argv:
         if a.startswith("@") and len(a) > 1 and depth < 16:
             path = a[1:]
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise AltlinkError(f"{path}: more than {MAX_RESPONSE_FILES} response files "
+                                   "(one that names itself?)")
             try:
                 with open(path, encoding="utf-8") as f:
                     words = shlex.split(f.read(), comments=False, posix=True)
@@ -63,7 +74,7 @@ def expand_response_files(argv: list[str], depth: int = 0) -> list[str]:
                 raise AltlinkError(f"{path}: cannot read response file: {e.strerror}") from None
             except ValueError as e:
                 raise AltlinkError(f"{path}: bad quoting in response file: {e}") from None
-            out.extend(expand_response_files(words, depth + 1))
+            out.extend(expand_response_files(words, depth + 1, budget))
         else:
             out.append(a)
     return out

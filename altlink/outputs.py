@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 
 from altlink.errors import AltlinkError
 
@@ -51,6 +53,32 @@ def write_bytes(target: str, data: bytes, mode: int | None = None) -> None:
     except BaseException:
         remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT and SIGTERM wait until the block ends (then are handled as before): the renames
+    that put a set of outputs in place happen all or none. Python runs signal handlers in the
+    main thread only, so elsewhere no signal can land in the block anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: h for s, h in old.items() if h is not None}  # None: set outside Python, kept
+    for s in old:
+        signal.signal(s, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if got:
+            h = old[got[0]]
+            if callable(h):
+                h(got[0], None)
+            elif h == signal.SIG_DFL:
+                signal.raise_signal(got[0])
 
 
 def commit(tmp: str, target: str) -> None:

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from altlink.elf import PT_LOAD, SHT_NOBITS, ElfFile, Section, Segment
 from altlink.errors import AltlinkError
 
-MAX_BIN = 1 << 32  # a raw image over 4 GiB means a linker script with far-apart regions
+# A raw image this large means a linker script with far-apart regions (a kernel Image is tens
+# of MiB); the bound keeps a moved section address from allocating gigabytes (it is built in
+# memory, and the patcher holds a few copies).
+MAX_BIN = 1 << 28
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ SANITIZER_PREFIXES = ("__tsan_", "__asan_", "__sanitizer_cov_", "__sanitizer_", 
 MAX_FUNCTIONS = 4000  # functions visited per callback
 MAX_DEPTH = 8  # calls followed for sanitizer hooks
 SITE_DEPTH = 1  # alternative sites: in the callback and the functions it calls directly
+# Bytes of code scanned per image, over all callbacks: function extents are symbol sizes, which
+# a file may make overlap (each function sized to the end of .text makes the walk quadratic).
+MAX_SCAN = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ def callback_reach(elf: ElfFile, callbacks: dict[str, int], sites: list[tuple[in
     site_starts = sorted(sites)
     keys = [s[0] for s in site_starts]
     out: list[Reached] = []
+    budget = MAX_SCAN
     for cb_name, cb_addr in sorted(callbacks.items()):
         seen: set[int] = set()
         stack = [(cb_addr, (cb_name,))]
@@ -114,8 +118,9 @@ def callback_reach(elf: ElfFile, callbacks: dict[str, int], sites: list[tuple[in
                 j = bisect_right(keys, start - 1)
                 for a, _len, entry in site_starts[j:i]:
                     out.append(Reached(cb_name, "site", f"{name}+{a - start:#x}", path, entry))
-            if depth >= MAX_DEPTH:
+            if depth >= MAX_DEPTH or end - start > budget:
                 continue
+            budget -= end - start
             for tgt in _calls(elf, start, end):
                 if start <= tgt < end:
                     continue

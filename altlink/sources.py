@@ -58,11 +58,11 @@ def lookup(path: str, section: str, offsets: list[int], base: str | None = None
         cmd += ["-j", section]
     uniq = sorted(set(offsets))
     try:
-        proc = subprocess.run(cmd, input="".join(f"{o:#x}\n" for o in uniq),
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(cmd, input="".join(f"{o:#x}\n" for o in uniq).encode(),
+                              capture_output=True, timeout=120)
     except (OSError, subprocess.SubprocessError):
         return {}
-    lines = proc.stdout.splitlines()
+    lines = proc.stdout.decode("utf-8", "replace").splitlines()  # file names are bytes
     out = {}
     base = base or os.getcwd()
     for off, line in zip(uniq, lines):

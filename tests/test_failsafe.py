@@ -1,0 +1,370 @@
+"""Outputs are complete or absent (issue: "never ... leave a half-written output"): ``link``,
+``patch`` and ``manifest -o`` write a temporary file beside the output and rename it into place
+only when it is complete, so that an earlier output stays intact until a new one replaces it.
+
+Proved by interrupting real runs: ``altlink link`` with a slow fake linker (it sleeps, then
+copies an image to its ``-o``) gets SIGINT or SIGTERM before the linker, while it runs, and
+while altlink writes a 48 MiB image, binary and manifest; afterwards the earlier outputs are
+byte-for-byte what they were (or all three are the new, consistent set), and no temporary file
+(``.NAME.*``) or orphaned linker is left. In-process runs interrupt each step in turn. A failed
+link leaves no outputs, or the earlier ones intact; the patcher writes only inside the sites and
+refuses a manifest made for another image.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fuzz import fuzz as harness
+from fuzz import mutate, seeds
+from toolchain import ROOT, env_without_altlink_vars
+
+from altlink import cli
+
+pytestmark = pytest.mark.skipif(not seeds.have_toolchain(),
+                                reason="the AArch64 GNU toolchain is not installed")
+
+BIG = 48 << 20  # bytes of .rodata in the big image: a window for a signal while writing
+
+# A linker that copies --copy-from= to its -o, after touching "started" and sleeping $SLEEP.
+SLOW_LD = """#!/bin/sh
+src=; out=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --copy-from=*) src=${1#--copy-from=} ;;
+    -o) shift; out=$1 ;;
+  esac
+  shift
+done
+touch started
+sleep "${SLEEP:-0}"
+exec cp "$src" "$out"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_altlink_env(monkeypatch):
+    for k in ("ALTLINK_ABI", "ALTLINK_NCAPS"):
+        monkeypatch.delenv(k, raising=False)
+
+
+@pytest.fixture(scope="module")
+def seed_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("failsafe") / "seeds"
+    harness.prepare_seeds(str(d), firmware=False)
+    # The big image: the seed's objects and a 48 MiB .rodata, linked by GNU ld.
+    big = d / "big.S"
+    big.write_text(f'\t.section .rodata, "a"\n\t.globl blob\nblob:\t.fill {BIG}, 1, 0x5a\n')
+    subprocess.run([seeds.CC, "-c", big, "-o", d / "big.o"], check=True)
+    subprocess.run([seeds.LD, "-static", "-nostdlib", "-Ttext=0x400000", "-e", "_start",
+                    "--build-id=none", d / "seed-v417.o", d / "libcb.a", d / "big.o", "-o",
+                    d / "big.elf"], check=True)
+    (d / "slow-ld").write_text(SLOW_LD)
+    (d / "slow-ld").chmod(0o755)
+    return d
+
+
+OUTS = ("out.elf", "out.alt.json", "out.bin")
+
+
+def link_argv(seed_dir: Path, image: str) -> list[str]:
+    return ["link", "--ncaps", "4", "-o", "out.elf", "--manifest", "out.alt.json", "--bin",
+            "out.bin", "--", str(seed_dir / "slow-ld"), f"--copy-from={seed_dir / image}",
+            str(seed_dir / "seed-v417.o"), str(seed_dir / "libcb.a"), "-o", "out.elf"]
+
+
+def old_outputs(d: Path) -> dict[str, bytes]:
+    old = {n: f"an earlier {n}\n".encode() for n in OUTS}
+    for n, data in old.items():
+        (d / n).write_bytes(data)
+    return old
+
+
+def temporaries(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if p.name.startswith("."))
+
+
+def consistent_new_set(d: Path) -> bool:
+    """The three outputs are a complete new set: the manifest's hashes are the files'."""
+    try:
+        m = json.loads((d / "out.alt.json").read_text())
+    except (OSError, ValueError):
+        return False
+    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    return (m["image"]["sha256"] == sha(d / "out.elf")
+            and m["image"]["bin"]["sha256"] == sha(d / "out.bin"))
+
+
+def assert_outputs_kept(d: Path, old: dict[str, bytes] | None, allow_new: bool) -> None:
+    assert temporaries(d) == [], temporaries(d)
+    if allow_new and consistent_new_set(d):
+        return
+    for n in OUTS:
+        if old is None:
+            assert not (d / n).exists(), n
+        else:
+            assert (d / n).read_bytes() == old[n], n
+
+
+def start(seed_dir: Path, d: Path, image: str, sleep: float) -> subprocess.Popen:
+    env = env_without_altlink_vars()
+    env.update(PYTHONPATH=str(ROOT), SLEEP=str(sleep))
+    return subprocess.Popen([sys.executable, "-m", "altlink", *link_argv(seed_dir, image)],
+                            cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for(cond, timeout: float = 60.0, step: float = 0.002) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+# ---- interrupting real runs --------------------------------------------------------------------
+
+MOMENTS = ["startup", "linker", "writing"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("moment", MOMENTS)
+@pytest.mark.parametrize("earlier", [True, False], ids=["earlier-outputs", "no-outputs"])
+def test_interrupted_link_leaves_old_outputs_and_no_temporaries(seed_dir, tmp_path, sig,
+                                                                 moment, earlier):
+    d = tmp_path
+    old = old_outputs(d) if earlier else None
+    if moment == "startup":  # as soon as the process exists: before anything is written
+        proc = start(seed_dir, d, "v417.elf", 0)
+        time.sleep(0.05)
+    elif moment == "linker":  # while the linker runs (it sleeps 3 s before writing)
+        proc = start(seed_dir, d, "v417.elf", 3)
+        assert wait_for(lambda: (d / "started").exists()), "the linker never started"
+        time.sleep(0.2)
+    else:  # while altlink writes the outputs of a 48 MiB image
+        proc = start(seed_dir, d, "big.elf", 0)
+        assert wait_for(lambda: any(n.startswith((".out.bin.", ".out.alt.json."))
+                                    for n in temporaries(d)) or proc.poll() is not None)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    interrupted = 130 if sig == signal.SIGINT else 143
+    if moment == "startup":  # maybe before cli.main runs: Python's own handling, any message
+        assert proc.returncode != 0
+    elif moment == "linker":
+        assert proc.returncode == interrupted, err
+        assert "Traceback" not in err
+        time.sleep(3.5)  # the linker was stopped with altlink: it writes nothing later
+    else:  # the signal came while writing, or just after the run ended
+        assert proc.returncode in (interrupted, 0), err
+        assert "Traceback" not in err
+    assert_outputs_kept(d, old, allow_new=moment == "writing")
+
+
+def test_interrupt_while_writing_lands_inside_the_writing(seed_dir, tmp_path):
+    """The "writing" moment above is real: the temporary outputs exist for a while before the
+    renames (so the signal lands while altlink writes, not after)."""
+    proc = start(seed_dir, tmp_path, "big.elf", 0)
+    seen = wait_for(lambda: any(n.startswith(".out.bin.") for n in temporaries(tmp_path)))
+    proc.communicate(timeout=120)
+    assert seen and proc.returncode == 0
+    assert consistent_new_set(tmp_path) and temporaries(tmp_path) == []
+
+
+# ---- interrupting each step, in-process ----------------------------------------------------------
+
+STEPS = [
+    ("altlink.link.Checker.run", "the checks of the objects"),
+    ("altlink.link._run_linker", "the linker"),
+    ("altlink.link.cross_check", "the cross-check"),
+    ("altlink.rawbin.raw_binary", "the raw binary"),
+    ("altlink.manifest.build", "the manifest"),
+    ("altlink.manifest.dumps", "the manifest's text"),
+]
+
+
+@pytest.mark.parametrize("target", [s for s, _ in STEPS], ids=[w for _, w in STEPS])
+@pytest.mark.parametrize("earlier", [True, False], ids=["earlier-outputs", "no-outputs"])
+def test_link_interrupted_at_each_step(seed_dir, tmp_path, monkeypatch, target, earlier):
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(target, interrupt)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLEEP", "0")
+    old = old_outputs(tmp_path) if earlier else None
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 130
+    assert err.getvalue().splitlines()[-1] == "altlink: interrupted"
+    assert_outputs_kept(tmp_path, old, allow_new=False)
+
+
+def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch):
+    """SIGTERM is turned into an exception while cli.main runs (Python's default would end
+    the process without running any ``finally``), and the handler is put back afterwards."""
+    def term(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler raises here
+        raise AssertionError("SIGTERM did not interrupt")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr("altlink.rawbin.raw_binary", term)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLEEP", "0")
+    old = old_outputs(tmp_path)
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 143
+    assert err.getvalue().splitlines()[-1] == "altlink: terminated"
+    assert_outputs_kept(tmp_path, old, allow_new=False)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize("command", ["patch", "manifest"])
+def test_single_output_commands_interrupted_while_writing(seed_dir, tmp_path, monkeypatch,
+                                                          command):
+    """``patch -o`` and ``manifest -o``: interrupted between writing the temporary file and
+    renaming it, the earlier output is intact and the temporary file is gone."""
+    def interrupt(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").write_bytes(b"earlier\n")
+    if command == "patch":
+        argv = ["patch", str(seed_dir / "v417.elf"), "--manifest",
+                str(seed_dir / "v417.alt.json"), "--caps", "0,1", "-o", "out", "--emulate",
+                "patch_cb"]
+    else:
+        argv = ["manifest", "--ncaps", "4", str(seed_dir / "v417.elf"), "-o", "out"]
+    monkeypatch.setattr(os, "fsync", interrupt)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert cli.main(argv, out=io.StringIO()) == 130
+    assert (tmp_path / "out").read_bytes() == b"earlier\n"
+    assert temporaries(tmp_path) == []
+
+
+# ---- failed links ----------------------------------------------------------------------------
+
+
+def failing_link(seed_dir: Path, d: Path, how: str) -> list[str]:
+    argv = link_argv(seed_dir, "v417.elf")
+    if how == "linker":  # exit 3: the linker fails
+        (d / "false-ld").write_text("#!/bin/sh\necho 'ld: cannot find -lnothing' >&2\nexit 1\n")
+        (d / "false-ld").chmod(0o755)
+        argv[argv.index("--") + 1] = str(d / "false-ld")
+    elif how == "cross-check":  # exit 1: the "linked" image lost an entry's site (ALT013)
+        data = (seed_dir / "v417.elf").read_bytes()
+        sec = mutate.layout(data).named(".altinstructions")[0]
+        buf = bytearray(data)
+        mutate.poke(buf, sec[3] + 4 * 12 + 10, 1, 8)  # orig_len of entry 4: 4 -> 8
+        (d / "other.elf").write_bytes(buf)
+        argv[argv.index("--") + 2] = f"--copy-from={d / 'other.elf'}"
+    else:  # exit 2: an object that is not ELF
+        (d / "junk.o").write_bytes(b"\x7fELF" + b"\0" * 8)
+        argv.insert(argv.index("--") + 3, str(d / "junk.o"))
+    return argv
+
+
+@pytest.mark.parametrize("how,rc", [("linker", 3), ("cross-check", 1), ("input", 2)])
+@pytest.mark.parametrize("earlier", [True, False], ids=["earlier-outputs", "no-outputs"])
+def test_failed_link_leaves_no_outputs_or_the_earlier_ones(seed_dir, tmp_path, monkeypatch,
+                                                          how, rc, earlier):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLEEP", "0")
+    old = old_outputs(tmp_path) if earlier else None
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert cli.main(failing_link(seed_dir, tmp_path, how), out=io.StringIO()) == rc
+    assert_outputs_kept(tmp_path, old, allow_new=False)
+
+
+def test_link_replaces_all_three_outputs_together(seed_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLEEP", "0")
+    old_outputs(tmp_path)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 0
+    assert consistent_new_set(tmp_path) and temporaries(tmp_path) == []
+    assert (tmp_path / "out.elf").read_bytes() == (seed_dir / "v417.elf").read_bytes()
+
+
+# ---- the patcher ------------------------------------------------------------------------------
+
+
+def site_ranges(manifest: dict, key: str) -> list[tuple[int, int]]:
+    return [(e["site"][key], e["site"]["length"]) for e in manifest["entries"]]
+
+
+def changed(a: bytes, b: bytes) -> list[int]:
+    assert len(a) == len(b)
+    return [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+
+
+@pytest.mark.parametrize("name,caps,emulate", [
+    ("v417", "0,1,2,3", "patch_cb"), ("v61", "0,1,2", "patch_cb,spin_cb"), ("v61", "", ""),
+])
+def test_patcher_writes_only_inside_the_sites(seed_dir, tmp_path, name, caps, emulate):
+    m = json.loads((seed_dir / f"{name}.alt.json").read_text())
+    img, binary = seed_dir / f"{name}.elf", seed_dir / f"{name}.bin"
+    argv = ["patch", img, "--manifest", seed_dir / f"{name}.alt.json", "--caps", caps, "-o",
+            tmp_path / "p.elf", "--bin", tmp_path / "p.bin"]
+    if emulate:
+        argv += ["--emulate", emulate]
+    assert cli.main([str(a) for a in argv], out=io.StringIO()) == 0
+    for src, out, key in ((img, tmp_path / "p.elf", "file_offset"),
+                          (binary, tmp_path / "p.bin", "bin_offset")):
+        diff = changed(src.read_bytes(), out.read_bytes())
+        allowed = site_ranges(m, key)
+        assert all(any(o <= i < o + n for o, n in allowed) for i in diff), diff
+        assert bool(diff) == bool(caps)  # and it did patch
+
+
+def test_patcher_refuses_a_manifest_for_another_image(seed_dir, tmp_path, capsys):
+    img = tmp_path / "in.elf"
+    data = bytearray((seed_dir / "v417.elf").read_bytes())
+    data[-1] ^= 1  # one byte outside everything altlink reads
+    img.write_bytes(data)
+    out = tmp_path / "p.elf"
+    out.write_bytes(b"earlier\n")
+    rc = cli.main(["patch", str(img), "--manifest", str(seed_dir / "v417.alt.json"), "--caps",
+                   "0", "-o", str(out)], out=io.StringIO())
+    assert rc == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and str(img) in err[0] and "sha256" in err[0]
+    assert out.read_bytes() == b"earlier\n" and temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_between_the_renames_waits_for_all_three(seed_dir, tmp_path, monkeypatch, sig):
+    """The three renames are one step: a signal after the image is in place, before the
+    manifest is, would leave a new image beside the old manifest. It is held until all three
+    are renamed (the run still reports the interruption)."""
+    from altlink import outputs
+
+    commit = outputs.commit
+    calls = []
+
+    def commit_then_signal(tmp, target):
+        calls.append(target)
+        commit(tmp, target)
+        if len(calls) == 1:
+            os.kill(os.getpid(), sig)
+            time.sleep(0.5)  # an unblocked signal is handled here
+
+    monkeypatch.setattr(outputs, "commit", commit_then_signal)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLEEP", "0")
+    old_outputs(tmp_path)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    rc = cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO())
+    assert rc == (130 if sig == signal.SIGINT else 143)
+    assert len(calls) == 3
+    assert consistent_new_set(tmp_path) and temporaries(tmp_path) == []
