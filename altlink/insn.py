@@ -514,8 +514,28 @@ def disasm(code: bytes, address: int) -> list[str]:
         raise ValueError(f"code is {len(code)} bytes, not a whole number of instructions")
     n = len(code) // 4
     words = struct.unpack(f"<{n}I", code)
-    return [_word_text(w, address + 4 * i if classify(w).kind != "plain" else None)
-            for i, w in enumerate(words)]
+    out = []
+    for i, w in enumerate(words):
+        pc = address + 4 * i
+        template = _target_template(w)
+        if template is not None:  # the text with the target recomputed for this address
+            out.append(template.format(f"{target(w, pc):#x}"))
+        else:
+            out.append(_word_text(w, pc if classify(w).kind != "plain" else None))
+    return out
+
+
+@lru_cache(maxsize=1 << 15)
+def _target_template(word: int) -> str | None:
+    """For a PC-relative word whose target the decoder knows, capstone's text with the
+    target left as ``{}``: the text then depends on the address only through the target, so
+    capstone runs once per word, not once per place. None for other words."""
+    if decode(word).offset is None:
+        return None
+    text = _word_text(word, 0)
+    if not text.endswith(f"{target(word, 0):#x}"):
+        return None
+    return text[: -len(f"{target(word, 0):#x}")].replace("{", "{{").replace("}", "}}") + "{}"
 
 
 @lru_cache(maxsize=1 << 15)
