@@ -283,7 +283,7 @@ class ElfFile:
         out = []
         append = out.append
         find = strtab.find
-        names: dict[int, str] = {0: ""}
+        names = _string_table(strtab)
         new = tuple.__new__
         for i, (name, info, _other, shndx, value, size) in enumerate(_SYM.iter_unpack(data)):
             if shndx == SHN_XINDEX:
@@ -436,6 +436,18 @@ class ElfFile:
         if isinstance(self.data, mmap.mmap):
             self._section_data.clear()
             self.data.close()
+
+
+def _string_table(strtab: bytes) -> dict[int, str]:
+    """Every string of a string table by the offset where it starts, split and decoded at C
+    speed (names that share another's tail are looked up on their own)."""
+    out: dict[int, str] = {0: ""}
+    pos = 0
+    for part in strtab.split(b"\0"):
+        if part:
+            out[pos] = part.decode("utf-8", "replace")
+        pos += len(part) + 1
+    return out
 
 
 def _cstr(table: bytes, off: int) -> str:
