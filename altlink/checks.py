@@ -32,6 +32,10 @@ from altlink.symbols import Symbolizer
 from altlink.table import REPLACEMENT_SECTION, Entry, Profile, Table, read_table
 
 MAX_CB_MASK = 0x7FFF
+# The per-entry codes decided on the objects; a check of the linked image that wants none of
+# them makes only the checks the final addresses decide.
+OBJECT_ENTRY_CODES = frozenset({"ALT001", "ALT002", "ALT003", "ALT004", "ALT005", "ALT006",
+                                "ALT007", "ALT008", "ALT010", "ALT011", "ALT015"})
 
 
 @dataclass
@@ -212,10 +216,17 @@ class Checker:
     def run(self) -> list[Finding]:
         self._check_cap_table()
         self._check_flags_agree()
+        # After a link, the entry checks the objects already passed are not made again: only
+        # what the final addresses decide (ALT009, a thunk at a replacement's end: ALT016).
+        relink = self.only is not None and not (self.only & OBJECT_ENTRY_CODES)
         for inp in self.inputs:
             for e in inp.table.entries:
-                self._check_entry(inp, e)
-            self._check_overlaps(inp)
+                if relink:
+                    self._check_entry_linked(inp, e)
+                else:
+                    self._check_entry(inp, e)
+            if self._wanted("ALT010"):
+                self._check_overlaps(inp)
             if inp.elf.type != ET_REL:
                 self._check_table_alignment(inp)
                 self._check_branches_into_replacements(inp)
@@ -321,6 +332,21 @@ class Checker:
         repl_sec = self._check_replacement_place(inp, e, site_place)
         if repl_sec is not None and site_sec is not None:
             self._check_replacement_code(inp, e, repl_sec, site_place)
+
+    def _check_entry_linked(self, inp: Input, e: Entry) -> None:
+        if self.profile.is_callback(e.cap_raw) or e.alt.address is None \
+                or e.site.address is None:
+            return
+        site_sec = inp.elf.section_at(e.site.address)
+        repl_sec = inp.elf.section_at(e.alt.address)
+        if site_sec is None or repl_sec is None or repl_sec.type == 8 \
+                or e.alt.offset + min(e.alt_len, e.orig_len) > repl_sec.size:
+            return
+
+        def site_place() -> str:
+            return self.site_place(inp, e)
+
+        self._check_replacement_code(inp, e, repl_sec, site_place)
 
     def _check_cap(self, inp: Input, e: Entry, callback: bool, cap: int | None,
                    place: str) -> bool:

@@ -256,6 +256,22 @@ def decode(word: int) -> Classified:
     return _PLAIN
 
 
+def _may_be_pcrel(word: int) -> bool:
+    """Whether a word the decoder calls plain lies in an encoding group where a PC-relative
+    form could be: not data processing (register, SIMD/FP, or immediate: the immediate group's
+    only PC-relative class is ADR/ADRP, which :func:`decode` knows), not loads and stores
+    (their only PC-relative class, the literal loads, :func:`decode` knows). The branch and
+    system group and the unallocated and SVE/SME groups are left to capstone."""
+    op0 = (word >> 25) & 0xF
+    if op0 & 0x7 in (0x5, 0x7):  # data processing: register, SIMD and FP
+        return False
+    if op0 & 0xE == 0x8:  # data processing: immediate
+        return False
+    if op0 & 0x5 == 0x4:  # loads and stores
+        return False
+    return True
+
+
 def classify(word: int) -> Classified:
     """Classify ``word``: :func:`decode`, then capstone's second opinion.
 
@@ -264,7 +280,7 @@ def classify(word: int) -> Classified:
     copied silently. Capstone's answers are cached per word (bounded).
     """
     found = decode(word)
-    if found is _PLAIN:
+    if found is _PLAIN and _may_be_pcrel(word):
         probe = _capstone_probe(word)
         if probe is not None and probe[1]:
             return Classified("pcrel-unknown", None, f"capstone:{probe[0]}")

@@ -577,9 +577,13 @@ def test_unallocated_pcrel_slots_are_errors(tmp_path):
 
 
 def test_capstone_opinion_overrides_plain(monkeypatch):
-    word = 0x8B020020  # add x0, x1, x2
+    word = 0xD503201F  # nop: the branch and system group, where new PC-relative forms appear
     assert insn.classify(word).kind == "plain"
     monkeypatch.setattr(insn, "_capstone_probe", lambda w: ("newbranch", True))
+    # Data processing and load/store words are not asked: their PC-relative classes (ADR/ADRP,
+    # the literal loads) are the decoder's own.
+    for other in (0x8B020020, 0x52800020, 0xF9400020):  # add x0,x1,x2; mov w0,#1; ldr x0,[x1]
+        assert insn.classify(other).kind == "plain"
     found = insn.classify(word)
     assert found == insn.Classified("pcrel-unknown", None, "capstone:newbranch")
     assert insn.decode(word).kind == "plain"  # the decoder alone does not know
