@@ -206,6 +206,15 @@ def cross_check(objects: list[Input], image: Input, profile,
     used: set[int] = set()
     placed: dict[int, int] = {}
     todo = [k for k, obj in enumerate(objects) if obj.table.entries]
+    memo: dict[tuple[int, int, int], bool] = {}
+
+    def site_ok(obj: Input, e: Entry, image: Input, ie: Entry) -> bool:
+        """_site_matches, once per pair: placing and comparing ask the same question."""
+        key = (id(obj), e.index, ie.index)
+        got = memo.get(key)
+        if got is None:
+            got = memo[key] = _site_matches(obj, e, image, ie)
+        return got
 
     def place(match) -> None:
         pos = 0
@@ -220,18 +229,18 @@ def cross_check(objects: list[Input], image: Input, profile,
                 used.update(range(start, start + n))
                 pos = start + n
 
-    place(_site_matches)
+    place(site_ok)
     unplaced = [k for k in todo if k not in placed and
                 (objects[k].path not in members or _member_linked(objects[k], image, syms))]
     if unplaced:
         todo = unplaced
-        place(lambda obj, e, image, ie: _site_matches(obj, e, image, ie) or
+        place(lambda obj, e, image, ie: site_ok(obj, e, image, ie) or
               _alt_matches(obj, e, image, ie, syms, profile))
     for k, obj in enumerate(objects):
         if k in placed:
             for j, e in enumerate(obj.table.entries):
                 ie = img[placed[k] + j]
-                if not _site_matches(obj, e, image, ie):
+                if not site_ok(obj, e, image, ie):
                     findings.append(_moved_site(obj, e, image, ie))
                 elif image.elf.type != ET_REL:  # addresses and linked code: images only
                     findings += _compare_entry(obj, e, image, ie, syms, profile)
