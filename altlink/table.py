@@ -155,6 +155,19 @@ def _entsize_finding(elf: ElfFile, sec: Section) -> Finding | None:
                    f"section {sec.index} {sec.name}")
 
 
+def _section_findings(elf: ElfFile, sec: Section) -> list[Finding]:
+    """What is wrong with a table section itself: no contents, a size that is not whole
+    entries, an entry size other than 12."""
+    if sec.type == SHT_NOBITS:
+        return [finding("ALT012", ".altinstructions has no contents (NOBITS)", elf.path,
+                        f"section {sec.index} {sec.name}")]
+    out = [_size_finding(elf, sec)] if sec.size % ENTRY_SIZE else []
+    bad_entsize = _entsize_finding(elf, sec)
+    if bad_entsize:
+        out.append(bad_entsize)
+    return out
+
+
 def read_object_table(elf: ElfFile) -> Table:
     """Entries of a relocatable object, resolved through their PREL32 relocations."""
     entries: list[Entry] = []
@@ -163,15 +176,9 @@ def read_object_table(elf: ElfFile) -> Table:
     flags = {s.flags for s in secs}
     base = 0
     for sec in secs:
+        findings += _section_findings(elf, sec)
         if sec.type == SHT_NOBITS:  # nothing to read (and no relocations)
-            findings.append(finding("ALT012", ".altinstructions has no contents (NOBITS)",
-                                    elf.path, f"section {sec.index} {sec.name}"))
             continue
-        if sec.size % ENTRY_SIZE:
-            findings.append(_size_finding(elf, sec))
-        bad_entsize = _entsize_finding(elf, sec)
-        if bad_entsize:
-            findings.append(bad_entsize)
         data = elf.section_data(sec)
         relocs = {}
         for rs in elf.relocation_sections_for(sec):
@@ -235,16 +242,10 @@ def read_image_table(elf: ElfFile) -> Table:
     findings: list[Finding] = []
     secs = table_sections(elf)
     for sec in secs:
-        if sec.size % ENTRY_SIZE:
-            findings.append(_size_finding(elf, sec))
-        bad_entsize = _entsize_finding(elf, sec)
-        if bad_entsize:
-            findings.append(bad_entsize)
-        data = elf.section_data(sec)
+        findings += _section_findings(elf, sec)
         if sec.type == SHT_NOBITS:  # nothing to read
-            findings.append(finding("ALT012", ".altinstructions has no contents (NOBITS)",
-                                    elf.path, f"section {sec.index} {sec.name}"))
             continue
+        data = elf.section_data(sec)
         for i in range(sec.size // ENTRY_SIZE):
             off = i * ENTRY_SIZE
             orig_rel, alt_rel, cap, orig_len, alt_len = ENTRY.unpack_from(data, off)
