@@ -261,8 +261,12 @@ class ElfFile:
     # -- symbols ---------------------------------------------------------------------------
     @cached_property
     def symtab(self) -> Section | None:
+        """The symbol table; a stripped shared library or image still has its dynamic one."""
         for s in self.sections:
             if s.type == SHT_SYMTAB:
+                return s
+        for s in self.sections:
+            if s.type == SHT_DYNSYM:
                 return s
         return None
 

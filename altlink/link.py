@@ -62,11 +62,15 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
     exactly when the run succeeds."""
     cmd = linkcmd.parse(req.command)
     notes = _Notes()
-    objects = load_inputs(cmd.inputs, notes=notes)
+    loaded = load_inputs(cmd.inputs, notes=notes)
+    # Shared libraries on the command line are not linked in: they only define symbols (a
+    # callback may live in one), as --symbols-from images do.
+    objects = [i for i in loaded if i.elf.type == ET_REL]
+    shared = [i.elf for i in loaded if i.elf.type != ET_REL]
     archives = [p for p in cmd.inputs if archive.is_archive(p)]
     members = frozenset(o.path for o in objects
                         if any(o.path.startswith(a + "(") for a in archives))
-    images = [read_elf(p) for p in req.symbols_from]
+    images = [read_elf(p) for p in req.symbols_from] + shared
     pre = Checker(objects, req.options, images)
     findings = req.policy.apply(pre.run())
     if has_errors(findings):

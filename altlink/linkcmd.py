@@ -193,8 +193,8 @@ def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
 
 
 def _find_lib(name: str, dirs: list[str], static_only: bool) -> str | None:
-    """The archive a ``-lNAME`` resolves to among the ``-L`` directories (shared objects and
-    system libraries outside them are not part of the checked link set)."""
+    """The archive or shared library a ``-lNAME`` resolves to among the ``-L`` directories
+    (libraries outside them, the system's, are not part of the checked link set)."""
     if name.startswith(":"):
         cands = [name[1:]]
     else:
@@ -203,6 +203,7 @@ def _find_lib(name: str, dirs: list[str], static_only: bool) -> str | None:
         for c in cands:
             p = os.path.join(d, c)
             if os.path.isfile(p):
-                return p if p.endswith(".a") or _is_input_file(p) and not p.endswith(".so") \
-                    else None
+                # An archive's members may be linked in; a shared library (a linker script
+                # named .so, such as libc.so, is neither) only defines symbols.
+                return p if _is_input_file(p) else None
     return None

@@ -1131,3 +1131,56 @@ def test_sort_table_refuses_to_reorder_overlapping_entries(tmp_path):
     assert not out.exists() and temp_leftovers(tmp_path) == []
     req.sort_table = False
     assert link(req).written == [str(out)]
+
+
+SHARED_LIB_S = """
+    .text
+    .globl lib_cb
+    .type lib_cb, %function
+lib_cb: ret
+    .size lib_cb, .-lib_cb
+"""
+
+CALLS_LIB_CB_S = """
+    .text
+    .globl _start
+    .type _start, %function
+_start:
+661: nop
+662: ret
+    .pushsection .altinstructions, "a"
+    .word 661b - .
+    .word lib_cb - .
+    .hword 0x8001
+    .byte 4
+    .byte 0
+    .popsection
+"""
+
+
+@pytest.mark.parametrize("how", ["path", "-l", "stripped"])
+def test_callback_defined_in_a_shared_library(tmp_path, how):
+    """A shared library on the link command is not checked as an input, but its symbols
+    (the dynamic ones, when it is stripped) resolve callbacks."""
+    from tests.toolchain import run, write
+
+    lib_o = tmp_path / "lib.o"
+    run(["aarch64-linux-gnu-gcc", "-c", write(tmp_path / "lib.S", SHARED_LIB_S), "-o", lib_o])
+    so = tmp_path / "libcb.so"
+    run(["aarch64-linux-gnu-ld", "-shared", lib_o, "-o", so])
+    if how == "stripped":
+        run(["aarch64-linux-gnu-strip", so])
+    main_o = tmp_path / "main.o"
+    run(["aarch64-linux-gnu-gcc", "-c", write(tmp_path / "main.S", CALLS_LIB_CB_S), "-o",
+         main_o])
+    lib_args = ["-L", str(tmp_path), "-lcb"] if how == "-l" else [str(so)]
+    proc = subprocess.run([sys.executable, "-m", "altlink", "link", "--abi", "linux-v6.1",
+                           "-o", str(tmp_path / "fw.elf"), "--", "aarch64-linux-gnu-ld",
+                           str(main_o), *lib_args, "-o", str(tmp_path / "fw.elf")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "ALT006" not in proc.stderr
+    # Without the library the callback is unresolved: the test above can fail.
+    proc = subprocess.run([sys.executable, "-m", "altlink", "check", "--abi", "linux-v6.1",
+                           str(main_o)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "ALT006" in proc.stdout
