@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 
 from altlink import __version__
 from altlink.errors import AltlinkError
@@ -123,13 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("table", metavar="TABLE")
     cp.add_argument("-o", dest="output", metavar="HEADER", help="write here (default: stdout)")
     return p
-
-
-@dataclass(frozen=True)
-class Reporting:
-    fmt: str
-    disabled: frozenset
-    werror: bool
 
 
 def _policy(args):

@@ -12,7 +12,6 @@ import mmap
 import os
 import struct
 from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -93,9 +92,6 @@ class Section:
     @property
     def alloc(self) -> bool:
         return bool(self.flags & SHF_ALLOC)
-
-    def contains_addr(self, addr: int, length: int = 0) -> bool:
-        return self.addr <= addr and addr + length <= self.addr + self.size
 
 
 @dataclass(frozen=True)
@@ -514,7 +510,3 @@ def from_bytes(path: str, data: bytes) -> ElfFile:
     elf.sections  # noqa: B018
     return elf
 
-
-def iter_words(code: bytes) -> Iterator[int]:
-    n = len(code) // 4
-    return iter(struct.unpack(f"<{n}I", code[:n * 4]))

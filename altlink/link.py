@@ -604,9 +604,4 @@ def _rel32(target: int, field: int) -> int | None:
     return rel if -(1 << 31) <= rel < 1 << 31 else None
 
 
-def print_notes(notes: list[str]) -> None:
-    for n in notes:
-        sys.stderr.write(n + "\n")
-
-
-__all__ = ["LinkRequest", "LinkResult", "link", "cross_check", "sort_table", "ET_REL"]
+__all__ = ["LinkRequest", "LinkResult", "link", "cross_check", "sort_table"]

@@ -94,13 +94,6 @@ class Profile:
             return None
         return cap_raw
 
-    def callback_marker(self, cap: int | None) -> int:
-        if self.abi == "linux-v6.1":
-            return CB_BIT_V61 | (cap or 0)
-        if self.ncaps is None:
-            raise ValueError("NCAPS is unknown")
-        return self.ncaps
-
 
 @dataclass
 class Table:
