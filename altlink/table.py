@@ -15,6 +15,8 @@ from altlink.elf import (
     SHN_LORESERVE,
     SHN_UNDEF,
     SHT_NOBITS,
+    SHT_REL,
+    SHT_RELA,
     STT_SECTION,
     ElfFile,
     Section,
@@ -175,6 +177,13 @@ def read_object_table(elf: ElfFile) -> Table:
         data = elf.section_data(sec)
         relocs = {}
         for rs in elf.relocation_sections_for(sec):
+            whole = {SHT_RELA: 24, SHT_REL: 16}.get(rs.type)
+            if whole and rs.size % whole:  # a malformed table, not an unreadable file
+                findings.append(finding(
+                    "ALT012", f"{rs.name} is {rs.size} bytes, not a multiple of {whole}: the "
+                    "table's relocations cannot be read", elf.path,
+                    f"section {rs.index} {rs.name}"))
+                continue
             for r in elf.relocations(rs):
                 relocs.setdefault(r.offset, r)
         n = sec.size // ENTRY_SIZE

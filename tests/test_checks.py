@@ -757,3 +757,51 @@ def test_alt010_every_overlapping_pair_is_reported(tmp_path):
         ("entries 0 and 1 patch overlapping sites", ".text+0x4 site1"),
         ("entries 0 and 2 patch overlapping sites", ".text+0x8 site2"),
     ]
+
+
+def test_alt012_relocation_section_not_whole_entries(tmp_path):
+    """A .rela.altinstructions whose size is not whole RELA entries is a malformed table
+    (ALT012, exit 1), not an unreadable file."""
+    import struct as _struct
+    import subprocess
+    import sys
+
+    from elftools.elf.elffile import ELFFile
+    from toolchain import run
+
+    src = write(tmp_path / "t.S", """
+    .text
+    .globl f
+    .type f, %function
+f:
+661: nop
+662: ret
+    .pushsection .altinstructions, "a"
+    .word 661b - .
+    .word 663f - .
+    .hword 0
+    .byte 4
+    .byte 4
+    .popsection
+    .pushsection .altinstr_replacement, "ax"
+663: nop
+    .popsection
+""")
+    obj = tmp_path / "t.o"
+    run(["aarch64-linux-gnu-gcc", "-c", src, "-o", obj])
+    data = bytearray(obj.read_bytes())
+    with open(obj, "rb") as f:
+        elf = ELFFile(f)
+        shoff, shentsize = elf["e_shoff"], elf["e_shentsize"]
+        index = next(i for i, s in enumerate(elf.iter_sections())
+                     if s.name == ".rela.altinstructions")
+    size_at = shoff + index * shentsize + 32  # sh_size of an Elf64_Shdr
+    size = _struct.unpack_from("<Q", data, size_at)[0]
+    _struct.pack_into("<Q", data, size_at, size - 8)
+    obj.write_bytes(bytes(data))
+    proc = subprocess.run([sys.executable, "-m", "altlink", "check", "--ncaps", "1",
+                           "--format", "json", str(obj)], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    findings = json.loads(proc.stdout)["findings"]
+    assert {f["code"] for f in findings} == {"ALT012"}
+    assert any("not a multiple of 24" in f["message"] for f in findings)
