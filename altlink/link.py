@@ -76,9 +76,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
     if has_errors(findings):
         return LinkResult(sources.attach(findings), notes.lines)
 
-    tmp_image = outputs.temp_path(req.output, "elf")
-    tmp_files = [tmp_image]
+    tmp_files: list[str] = []
     try:
+        tmp_image = outputs.temp_path(req.output, "elf", tmp_files)
         _run_linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
                     req.output)
         image = Input.load(read_elf(tmp_image))
@@ -147,8 +147,7 @@ def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
     if req.binary:
         lay = rawbin.layout(elf)
         data = rawbin.raw_binary(elf, lay)
-        tmp_bin = outputs.temp_path(req.binary, "bin")
-        tmp_files.append(tmp_bin)
+        tmp_bin = outputs.temp_path(req.binary, "bin", tmp_files)
         with open(tmp_bin, "wb") as f:
             f.write(data)
         bin_info = manifestmod.BinInfo(req.binary, _sha(data), lay)
@@ -161,8 +160,7 @@ def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
         m = manifestmod.build(image, profile, req.options.caps, req.output,
                               manifestmod.sha256_file(tmp_image), req.manifest, bin_info,
                               lines)
-        tmp_manifest = outputs.temp_path(req.manifest, "json")
-        tmp_files.append(tmp_manifest)
+        tmp_manifest = outputs.temp_path(req.manifest, "json", tmp_files)
         with open(tmp_manifest, "w", encoding="utf-8") as f:
             f.write(manifestmod.dumps(m))
     elf.close()

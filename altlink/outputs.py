@@ -12,14 +12,21 @@ import threading
 from altlink.errors import AltlinkError
 
 
-def temp_path(target: str, tag: str = "tmp") -> str:
-    """A new, empty temporary file in the target's directory (same filesystem: rename works)."""
+def temp_path(target: str, tag: str = "tmp", keep: list[str] | None = None) -> str:
+    """A new, empty temporary file in the target's directory (same filesystem: rename works).
+
+    With ``keep``, the path is added to that list, the caller's list of files to remove, in
+    the same step as the file is made: a signal cannot fall between the two and leave a file
+    nobody removes."""
     d = os.path.dirname(os.path.abspath(target))
-    try:
-        fd, path = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=f".{tag}",
-                                    dir=d)
-    except OSError as e:
-        raise AltlinkError(f"{target}: cannot create a file in {d}: {e.strerror}") from None
+    with signals_held():
+        try:
+            fd, path = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
+                                        suffix=f".{tag}", dir=d)
+        except OSError as e:
+            raise AltlinkError(f"{target}: cannot create a file in {d}: {e.strerror}") from None
+        if keep is not None:
+            keep.append(path)
     os.close(fd)
     os.chmod(path, 0o666 & ~_umask())
     return path
@@ -38,8 +45,9 @@ def remove(path: str | None) -> None:
 
 
 def write_bytes(target: str, data: bytes, mode: int | None = None) -> None:
-    tmp = temp_path(target)
+    made: list[str] = []
     try:
+        tmp = temp_path(target, keep=made)
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -47,12 +55,12 @@ def write_bytes(target: str, data: bytes, mode: int | None = None) -> None:
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, target)
+        made.clear()
     except OSError as e:
-        remove(tmp)
         raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None
-    except BaseException:
-        remove(tmp)
-        raise
+    finally:
+        for path in made:
+            remove(path)
 
 
 @contextlib.contextmanager
