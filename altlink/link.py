@@ -113,16 +113,22 @@ def _run_linker(argv: list[str], stdout, stderr, tmp: str, output: str) -> None:
     """Run the linker; its messages go to ``stderr`` (altlink's own by default) with the
     temporary output's name replaced by the real one, so that they name a file the user
     knows ("fw.elf has a LOAD segment with RWX permissions")."""
+    proc = None
     try:
-        proc = subprocess.Popen(argv, stdout=stdout,
-                                stderr=subprocess.PIPE if stderr is None else stderr)
-    except OSError as e:
-        raise LinkerError(f"{argv[0]}: cannot run the linker: {e.strerror}") from None
-    try:
+        # Started with signals held: an interrupt cannot fall between the linker's start and
+        # altlink knowing it, which would leave it running to write the temporary file after
+        # altlink removed it.
+        with outputs.signals_held():
+            try:
+                proc = subprocess.Popen(argv, stdout=stdout,
+                                        stderr=subprocess.PIPE if stderr is None else stderr)
+            except OSError as e:
+                raise LinkerError(f"{argv[0]}: cannot run the linker: {e.strerror}") from None
         _, err = proc.communicate()
     except BaseException:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait()
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
         raise
     if err:
         err = err.replace(tmp.encode(), output.encode()).replace(
