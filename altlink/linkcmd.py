@@ -6,7 +6,9 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
+from altlink.archive import MAGIC, THIN_MAGIC
 from altlink.errors import AltlinkError
+from altlink.inputs import BITCODE_MAGICS
 
 # Options whose value is the next argument (linker and compiler-driver spellings).
 _TAKES_ARG = {
@@ -86,8 +88,7 @@ def _is_input_file(path: str) -> bool:
             head = f.read(8)
     except OSError:
         return False
-    return head[:4] in (b"\x7fELF", b"BC\xc0\xde", b"\xde\xc0\x17\x0b") or head in (
-        b"!<arch>\n", b"!<thin>\n")
+    return head[:4] == b"\x7fELF" or head[:4] in BITCODE_MAGICS or head in (MAGIC, THIN_MAGIC)
 
 
 def parse(command: list[str]) -> LinkCommand:

@@ -71,12 +71,6 @@ def repl(label: str, *insns: str, section: str = '.altinstr_replacement, "ax"') 
     return f"\t.pushsection {section}\n\t.balign 4\n{label}:\n{body}\t.popsection\n"
 
 
-@pytest.fixture(autouse=True)
-def _no_altlink_env(monkeypatch):
-    for k in ("ALTLINK_ABI", "ALTLINK_NCAPS"):
-        monkeypatch.delenv(k, raising=False)
-
-
 def build(tmp: Path, name: str, body: str, prelude: bool = True, flags=()) -> Path:
     """Assemble ``body`` (after the prelude) with gcc/GNU as into ``tmp/name.o``."""
     src = write(tmp / f"{name}.S", (PRELUDE if prelude else "") + body)

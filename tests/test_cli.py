@@ -32,12 +32,6 @@ pytestmark = pytest.mark.skipif(
 AS = "aarch64-linux-gnu-as"
 
 
-@pytest.fixture(autouse=True)
-def _no_altlink_env(monkeypatch):
-    for k in ("ALTLINK_ABI", "ALTLINK_NCAPS"):
-        monkeypatch.delenv(k, raising=False)
-
-
 def altlink(*args, cwd=None, env=None):
     """``python -m altlink ARGS`` as a separate process."""
     e = env_without_altlink_vars()

@@ -34,26 +34,9 @@ pytestmark = pytest.mark.skipif(not seeds.have_toolchain(),
 
 BIG = 48 << 20  # bytes of .rodata in the big image: a window for a signal while writing
 
-# A linker that copies --copy-from= to its -o, after touching "started" and sleeping $SLEEP.
-SLOW_LD = """#!/bin/sh
-src=; out=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --copy-from=*) src=${1#--copy-from=} ;;
-    -o) shift; out=$1 ;;
-  esac
-  shift
-done
-touch started
-sleep "${SLEEP:-0}"
-exec cp "$src" "$out"
-"""
-
-
-@pytest.fixture(autouse=True)
-def _no_altlink_env(monkeypatch):
-    for k in ("ALTLINK_ABI", "ALTLINK_NCAPS"):
-        monkeypatch.delenv(k, raising=False)
+# The fuzz harness's fake linker (copies --copy-from= to its -o), slowed: it touches "started",
+# then sleeps $SLEEP before it writes.
+SLOW_LD = seeds.FAKE_LD.replace('exec cp', 'touch started\nsleep "${SLEEP:-0}"\nexec cp')
 
 
 @pytest.fixture(scope="module")

@@ -30,12 +30,6 @@ pytestmark = pytest.mark.skipif(not seeds.have_toolchain(),
 
 
 
-@pytest.fixture(autouse=True)
-def _no_altlink_env(monkeypatch):
-    for k in ("ALTLINK_ABI", "ALTLINK_NCAPS"):
-        monkeypatch.delenv(k, raising=False)
-
-
 @pytest.fixture(scope="module")
 def seed_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("fuzz") / "seeds"
