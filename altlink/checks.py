@@ -8,6 +8,8 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import NamedTuple
 
 from altlink import insn
 from altlink.caps import CapTable
@@ -28,6 +30,7 @@ from altlink.elf import (
     Symbol,
 )
 from altlink.findings import ERROR, WARNING, Finding, finding
+from altlink.records import Deferred, ObjectRecord
 from altlink.symbols import Symbolizer
 from altlink.table import REPLACEMENT_SECTION, Entry, Profile, Table, read_table
 
@@ -188,10 +191,15 @@ class Checker:
 
     def __init__(self, inputs: list[Input], options: Options,
                  symbols_from: list[ElfFile] | None = None,
-                 only: frozenset[str] | None = None) -> None:
+                 only: frozenset[str] | None = None, defer: bool = False) -> None:
         self.inputs = inputs
         self.options = options
         self.only = only
+        # Deferring (an object's record, records.make_record): a callback the object leaves
+        # undefined becomes a Deferred, resolved once the whole link set is known; the
+        # link-set checks (capability table, flags) are left to the link set.
+        self.defer = defer
+        self._pos = 0
         self.findings: list[Finding] = []
         for inp in inputs:
             self.findings.extend(f for f in inp.table.findings if self._wanted(f.code))
@@ -214,13 +222,14 @@ class Checker:
 
     # -- driver ------------------------------------------------------------------------------
     def run(self) -> list[Finding]:
-        self._check_cap_table()
-        self._check_flags_agree()
+        if not self.defer:
+            self._check_cap_table()
+            self._check_flags_agree()
         # After a link, the entry checks the objects already passed are not made again: only
         # what the final addresses decide (ALT009, a thunk at a replacement's end: ALT016).
         relink = self.only is not None and not (self.only & OBJECT_ENTRY_CODES)
         for inp in self.inputs:
-            for e in inp.table.entries:
+            for self._pos, e in enumerate(inp.table.entries):
                 if relink:
                     self._check_entry_linked(inp, e)
                 else:
@@ -296,15 +305,9 @@ class Checker:
                                          "16-bit cap field", path))
 
     def _check_flags_agree(self) -> None:
-        seen: dict[int, str] = {}
-        for inp in self.inputs:
-            for s in inp.table.sections:
-                seen.setdefault(s.flags, inp.path)
-        if len(seen) > 1:
-            desc = ", ".join(f"{_flags(f)} in {p}" for f, p in seen.items())
-            first = self.inputs[0]
-            self.add("ALT012", f"inputs disagree on the flags of .altinstructions: {desc}",
-                     first, "link set")
+        f = flags_finding([(i.path, [s.flags for s in i.table.sections]) for i in self.inputs])
+        if f is not None and self._wanted(f.code):
+            self.findings.append(f)
 
     # -- one entry ---------------------------------------------------------------------------
     def _check_entry(self, inp: Input, e: Entry) -> None:
@@ -530,6 +533,9 @@ class Checker:
                 self.add("ALT007", f"callback {name} is not a function", inp, place, e)
             return
         if not alt.defined:
+            if self.defer:
+                self.findings.append(Deferred(self._pos, alt.symbol or ""))
+                return
             d = self.space().lookup(alt.symbol or "", inp)
             if d is None:
                 self.add("ALT006", f"callback {alt.symbol} is not defined in the link set",
@@ -717,6 +723,85 @@ def _flags(flags: int) -> str:
 def _dis(word: int, address: int = 0) -> str:
     got = insn.disasm(struct.pack("<I", word), address)
     return got[0] if got else f".inst {word:#010x}"
+
+
+def flags_finding(tables: list[tuple[str, list[int]]]) -> Finding | None:
+    """ALT012 when the link set's objects give .altinstructions different flags: ``tables``
+    is each input's path and its table sections' flags."""
+    seen: dict[int, str] = {}
+    for path, flags in tables:
+        for f in flags:
+            seen.setdefault(f, path)
+    if len(seen) < 2:
+        return None
+    desc = ", ".join(f"{_flags(f)} in {p}" for f, p in seen.items())
+    return finding("ALT012", f"inputs disagree on the flags of .altinstructions: {desc}",
+                   tables[0][0], "link set")
+
+
+class _DefSymbol(NamedTuple):
+    type: int
+
+
+class _DefSection(NamedTuple):
+    name: str
+    executable: bool
+
+
+class RecordSpace(SymbolSpace):
+    """The global symbols of a link set from its objects' records, then those of
+    ``--symbols-from`` images."""
+
+    def __init__(self, records: list[ObjectRecord], images: list[ElfFile]) -> None:
+        super().__init__([], images)
+        self.records = records
+        self._first: dict[str, tuple[str, tuple]] | None = None
+
+    def lookup(self, name: str, asking=None) -> Definition | None:
+        if self._first is None:
+            self._first = {}
+            for r in self.records:
+                for n, d in r.defines.items():
+                    self._first.setdefault(n, (r.path, d))
+        got = self._first.get(name)
+        if got is not None:
+            path, (typ, secname, executable) = got
+            sec = _DefSection(secname, executable) if secname is not None else None
+            return Definition(path, _DefSymbol(typ), sec)  # type: ignore[arg-type]
+        return super().lookup(name, asking)
+
+
+def check_records(records: list[ObjectRecord], options: Options, images: list[ElfFile],
+                  findings: list[Finding]) -> list[Finding]:
+    """The pre-link checks of a link set from its objects' records (``options`` resolved:
+    NCAPS known, ``module`` saying whether the set is a module), appended to ``findings``:
+    the findings Checker makes over the objects themselves, in the same order."""
+    linkset = Checker([], options, images)
+    linkset.findings = findings
+    linkset._check_cap_table()
+    f = flags_finding([(r.path, list(r.flags)) for r in records])
+    if f is not None:
+        findings.append(f)
+    space = RecordSpace(records, images)
+    own = {r.path for r in records}
+    for rec in records:
+        for item in rec.findings:
+            if not isinstance(item, Deferred):
+                findings.append(item)
+                continue
+            d = space.lookup(item.symbol, rec.path)
+            if d is not None and not (options.module and d.path in own) and \
+                    d.section is not None and d.section.executable and _is_function(d.symbol):
+                continue  # resolved, to a function in code: nothing to say
+            # Something to report: the object is read again to word it as Checker does.
+            inp = rec.full()
+            one = Checker([inp], options, images)
+            one.findings = []
+            one._space, one._own, one.module = space, own, options.module
+            e = inp.table.entries[item.index]
+            one._check_callback(inp, e, partial(one.site_place, inp, e))
+            findings += one.findings
+    return findings
 
 
 def check(inputs: list[Input], options: Options,

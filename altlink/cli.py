@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sort the table in the image by site address")
     ln.add_argument("--source-lines", action="store_true",
                     help="add DWARF source lines to the manifest")
+    ln.add_argument("--cache-dir", metavar="DIR",
+                    help="keep the objects' records here, by content, so that a relink reads "
+                    "only the objects that changed (default $ALTLINK_CACHE_DIR, else "
+                    "$XDG_CACHE_HOME/altlink/records)")
+    ln.add_argument("--no-cache", action="store_true",
+                    help="neither read nor keep records")
     ln.add_argument("--module", action="store_true", help=argparse.SUPPRESS)
     ln.add_argument("linker", nargs=argparse.REMAINDER, metavar="LINKER_COMMAND")
 
@@ -220,6 +226,10 @@ def cmd_link(args, out) -> int:
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
     req = LinkRequest(command, args.output, args.manifest, args.bin, options_from(args),
                       args.symbols_from, args.sort_table, args.source_lines, _policy(args))
+    if args.no_cache:
+        req.cache_dir = None
+    elif args.cache_dir is not None:
+        req.cache_dir = args.cache_dir
     result = link(req)
     for n in result.notes:
         sys.stderr.write(n + "\n")

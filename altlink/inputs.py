@@ -22,7 +22,12 @@ def is_lto(data: bytes, e: elf.ElfFile | None = None) -> bool:
 
 def load(paths: list[str], notes: TextIO | None = None) -> list[Input]:
     """Read every named file (archives: every ELF member); LTO objects are noted and skipped."""
-    out: list[Input] = []
+    return [Input.load(e) for e in load_elfs(paths, notes)]
+
+
+def load_elfs(paths: list[str], notes: TextIO | None = None) -> list[elf.ElfFile]:
+    """As ``load``, without decoding the tables yet."""
+    out: list[elf.ElfFile] = []
     for path in paths:
         if archive.is_archive(path):
             for m in archive.members(path):
@@ -36,7 +41,7 @@ def load(paths: list[str], notes: TextIO | None = None) -> list[Input]:
                 if is_lto(data, e):
                     _note(notes, m.display)
                     continue
-                out.append(Input.load(e))
+                out.append(e)
             continue
         try:
             with open(path, "rb") as f:
@@ -50,7 +55,7 @@ def load(paths: list[str], notes: TextIO | None = None) -> list[Input]:
         if is_lto(head, e):
             _note(notes, path)
             continue
-        out.append(Input.load(e))
+        out.append(e)
     return out
 
 

@@ -14,14 +14,23 @@ import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 
-from altlink import archive, insn, linkcmd, outputs, rawbin, sources
+from altlink import archive, inputs, insn, linkcmd, outputs, rawbin, sources
 from altlink import manifest as manifestmod
 from altlink.checks import Checker, Input, Options
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, read_elf
 from altlink.errors import AltlinkError, LinkerError
 from altlink.findings import Finding, Policy, finding, has_errors
-from altlink.inputs import load as load_inputs
-from altlink.table import ENTRY, ENTRY_SIZE, Entry
+from altlink.records import (
+    EntryDigest,
+    ObjectRecord,
+    Target,
+    default_cache_dir,
+    expected,
+    make_record,
+    masked_words,
+    records_of,
+)
+from altlink.table import ENTRY, ENTRY_SIZE, Entry, Profile
 
 # The checks that only a linked image can answer; the others were made on the objects.
 POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})
@@ -38,6 +47,8 @@ class LinkRequest:
     sort_table: bool = False
     source_lines: bool = False
     policy: Policy = field(default_factory=Policy)
+    # Where the objects' records are kept between links (records.ObjectCache); None: nowhere.
+    cache_dir: str | None = field(default_factory=lambda: default_cache_dir())
 
 
 @dataclass
@@ -62,30 +73,32 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
     exactly when the run succeeds."""
     cmd = linkcmd.parse(req.command)
     notes = _Notes()
-    loaded = load_inputs(cmd.inputs, notes=notes)
+    loaded = inputs.load_elfs(cmd.inputs, notes=notes)
     # Shared libraries on the command line are not linked in: they only define symbols (a
     # callback may live in one), as --symbols-from images do.
-    objects = [i for i in loaded if i.elf.type == ET_REL]
-    shared = [i.elf for i in loaded if i.elf.type != ET_REL]
+    objects = [e for e in loaded if e.type == ET_REL]
+    shared = [e for e in loaded if e.type != ET_REL]
     archives = [p for p in cmd.inputs if archive.is_archive(p)]
     members = frozenset(o.path for o in objects
                         if any(o.path.startswith(a + "(") for a in archives))
     images = [read_elf(p) for p in req.symbols_from] + shared
-    pre = Checker(objects, req.options, images)
-    findings = req.policy.apply(pre.run())
-    if has_errors(findings):
-        return LinkResult(sources.attach(findings), notes.lines)
 
     tmp_files: list[str] = []
+    linker = None
     try:
+        records, profile, findings = collect(objects, req.options, images, req.cache_dir)
+        findings = req.policy.apply(findings)
+        if has_errors(findings):  # the linker does not run: no map, no messages of its own
+            return LinkResult(sources.attach(findings), notes.lines)
         tmp_image = outputs.temp_path(req.output, "elf", tmp_files)
-        _run_linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
-                    req.output)
+        linker = _Linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
+                         req.output)
+        linker.finish()
         image = Input.load(read_elf(tmp_image))
-        post = Checker([image], Options(pre.profile, req.options.caps, req.options.module),
+        post = Checker([image], Options(profile, req.options.caps, req.options.module),
                        images)
         post.only = POST_LINK_CODES
-        post_findings = post.run() + cross_check(objects, image, pre.profile, members)
+        post_findings = post.run() + cross_check(records, image, profile, members)
         # Findings in the linked image name the output, not the temporary file.
         findings += req.policy.apply([replace(f, file=req.output) if f.file == tmp_image else f
                                       for f in post_findings])
@@ -102,47 +115,87 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                                "link the final image for those")
         os.chmod(tmp_image, (0o666 if image.elf.type == ET_REL else 0o777) & ~outputs._umask())
         findings = sources.attach(findings, paths={req.output: tmp_image})
-        written = _write_outputs(req, image, pre.profile, tmp_image, tmp_files)
+        written = _write_outputs(req, image, profile, tmp_image, tmp_files)
         return LinkResult(findings, notes.lines, linked=True, written=written)
     finally:
+        if linker is not None:
+            linker.stop()  # before the temporary files go: it writes one of them
         for t in tmp_files:
             outputs.remove(t)
 
 
-def _run_linker(argv: list[str], stdout, stderr, tmp: str, output: str) -> None:
-    """Run the linker; its messages go to ``stderr`` (altlink's own by default) with the
-    temporary output's name replaced by the real one, so that they name a file the user
-    knows ("fw.elf has a LOAD segment with RWX permissions")."""
-    proc = None
-    try:
+def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
+            cache_dir: str | None) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
+    """The records of a link set's objects, the profile (NCAPS resolved) and the pre-link
+    findings: those Checker makes over the objects, in its order."""
+    from altlink.checks import check_records, resolve_ncaps
+
+    profile_findings: list[Finding] = []
+    profile = options.profile
+    if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
+        profile = resolve_ncaps(profile, options.caps, [], profile_findings)
+        opts = Options(profile, options.caps, options.module)
+        records = records_of(objects, opts, cache_dir)
+    else:  # NCAPS is inferred from every entry of the link set: nothing can be kept
+        loaded = [Input.load(e) for e in objects]
+        profile = resolve_ncaps(profile, None, [i.table for i in loaded], profile_findings)
+        opts = Options(profile, None, options.module)
+        records = [make_record(i, opts) for i in loaded]
+    if not opts.module and any(r.is_module for r in records):
+        # A .modinfo in any object makes the whole link set a module (ALT015).
+        opts = replace(opts, module=True)
+        records = records_of(objects, opts, cache_dir, [r._input for r in records])
+    findings = [f for r in records for f in r.table_findings] + profile_findings
+    return records, profile, check_records(records, opts, images, findings)
+
+
+class _Linker:
+    """The real linker, writing a temporary image. Its messages go to
+    ``stderr`` (altlink's own by default) once it is done, with the temporary output's name
+    replaced by the real one, so that they name a file the user knows ("fw.elf has a LOAD
+    segment with RWX permissions")."""
+
+    def __init__(self, argv: list[str], stdout, stderr, tmp: str, output: str) -> None:
+        self.argv, self.tmp, self.output = argv, tmp, output
+        self.stderr = stderr
         # Started with signals held: an interrupt cannot fall between the linker's start and
         # altlink knowing it, which would leave it running to write the temporary file after
         # altlink removed it.
         with outputs.signals_held():
             try:
-                proc = subprocess.Popen(argv, stdout=stdout,
-                                        stderr=subprocess.PIPE if stderr is None else stderr)
+                self.proc: subprocess.Popen | None = subprocess.Popen(
+                    argv, stdout=stdout, stderr=subprocess.PIPE if stderr is None else stderr)
             except OSError as e:
                 raise LinkerError(f"{argv[0]}: cannot run the linker: {e.strerror}") from None
+
+    def finish(self) -> None:
+        """Wait for the linker; its messages are shown; LinkerError when it failed."""
+        proc = self.proc
         _, err = proc.communicate()
-    except BaseException:
-        if proc is not None and proc.poll() is None:
+        self.proc = None
+        if err:
+            err = err.replace(self.tmp.encode(), self.output.encode()).replace(
+                os.path.basename(self.tmp).encode(), os.path.basename(self.output).encode())
+            out = getattr(sys.stderr, "buffer", None)
+            if out is not None:
+                sys.stderr.flush()
+                out.write(err)
+                out.flush()
+            else:
+                sys.stderr.write(err.decode("utf-8", "replace"))
+        if proc.returncode != 0:
+            raise LinkerError(f"altlink link: the linker failed (exit {proc.returncode}): "
+                              f"{self.argv[0]}")
+
+    def stop(self) -> None:
+        """A linker still running (altlink was interrupted) is ended and its messages
+        dropped: the link did not happen."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            proc.wait()
-        raise
-    if err:
-        err = err.replace(tmp.encode(), output.encode()).replace(
-            os.path.basename(tmp).encode(), os.path.basename(output).encode())
-        out = getattr(sys.stderr, "buffer", None)
-        if out is not None:
-            sys.stderr.flush()
-            out.write(err)
-            out.flush()
-        else:
-            sys.stderr.write(err.decode("utf-8", "replace"))
-    if proc.returncode != 0:
-        raise LinkerError(f"altlink link: the linker failed (exit {proc.returncode}): "
-                          f"{argv[0]}")
+        proc.communicate()
 
 
 def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
@@ -192,11 +245,11 @@ def _sha(data: bytes) -> str:
 
 # -- cross-check ---------------------------------------------------------------------------------
 
-def _signature(inp: Input, e: Entry) -> tuple:
+def _signature(e) -> tuple:
     return (e.cap_raw, e.orig_len, e.alt_len)
 
 
-def cross_check(objects: list[Input], image: Input, profile,
+def cross_check(objects: list[ObjectRecord], image: Input, profile,
                 members: frozenset[str] = frozenset()) -> list[Finding]:
     """Every entry collected from the objects must be in the image, at the place its
     symbol+offset got, with the same site and replacement code (ALT013, ALT016).
@@ -206,23 +259,29 @@ def cross_check(objects: list[Input], image: Input, profile,
     sites moved or gone (a /DISCARD/ rule that lld lets through) is placed by its other
     entries and replacements, and the entries that differ are reported one by one. ``members``
     names the inputs that are archive members: the linker pulls in only some of them, and the
-    entries of one it did not link are not missing.
+    entries of one it did not link are not missing. The objects are compared through their
+    records' digests; only those rarer paths read an object again.
     """
     findings: list[Finding] = []
     img = image.table.entries
     syms = _ImageSymbols(image.elf)
     used: set[int] = set()
     placed: dict[int, int] = {}
-    todo = [k for k, obj in enumerate(objects) if obj.table.entries]
+    todo = [k for k, obj in enumerate(objects) if obj.digest]
     memo: dict[tuple[int, int, int], bool] = {}
 
-    def site_ok(obj: Input, e: Entry, image: Input, ie: Entry) -> bool:
+    def site_ok(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry) -> bool:
         """_site_matches, once per pair: placing and comparing ask the same question."""
-        key = (id(obj), e.index, ie.index)
+        key = (id(obj), e.pos, ie.index)
         got = memo.get(key)
         if got is None:
-            got = memo[key] = _site_matches(obj, e, image, ie)
+            got = memo[key] = e.site_words is not None and \
+                _words_match(e.site_words, _words_at(image, ie.site, e.orig_len))
         return got
+
+    def alt_ok(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry) -> bool:
+        full = obj.full()
+        return _alt_matches(full, full.table.entries[e.pos], image, ie, syms, profile)
 
     def place(match) -> None:
         pos = 0
@@ -232,21 +291,22 @@ def cross_check(objects: list[Input], image: Input, profile,
             obj = objects[k]
             start = _find_block(obj, image, img, pos, used, match)
             if start is not None:
-                n = len(obj.table.entries)
+                n = len(obj.digest)
                 placed[k] = start
                 used.update(range(start, start + n))
                 pos = start + n
 
     place(site_ok)
     unplaced = [k for k in todo if k not in placed and
-                (objects[k].path not in members or _member_linked(objects[k], image, syms))]
+                (objects[k].path not in members or
+                 _member_linked(objects[k].full(), image, syms))]
     if unplaced:
         todo = unplaced
         place(lambda obj, e, image, ie: site_ok(obj, e, image, ie) or
-              _alt_matches(obj, e, image, ie, syms, profile))
+              alt_ok(obj, e, image, ie))
     for k, obj in enumerate(objects):
         if k in placed:
-            for j, e in enumerate(obj.table.entries):
+            for j, e in enumerate(obj.digest):
                 ie = img[placed[k] + j]
                 if not site_ok(obj, e, image, ie):
                     findings.append(_moved_site(obj, e, image, ie))
@@ -255,41 +315,29 @@ def cross_check(objects: list[Input], image: Input, profile,
         elif k in unplaced:
             what = "the table is not in the image" if not img else \
                 "not found in the image's table"
-            for e in obj.table.entries:
+            for e in obj.digest:
                 findings.append(finding(
                     "ALT013", f"entry is missing from the linked image ({what}; discarded by "
                     "the linker script or --gc-sections? keep the table with KEEP())",
                     obj.path, f"{e.table_section} entry {e.index} site "
-                    f"{e.site.section}+{e.site.offset:#x}", entry=e.index))
+                    f"{e.site_section}+{e.site_offset:#x}", entry=e.index))
     return findings
 
 
-def _find_block(obj: Input, image: Input, img: list[Entry], pos: int, used: set[int],
+def _find_block(obj: ObjectRecord, image: Input, img: list[Entry], pos: int, used: set[int],
                 match) -> int | None:
-    ents = obj.table.entries
+    ents = obj.digest
     k = len(ents)
-    first = _signature(obj, ents[0])
+    first = _signature(ents[0])
     for i in itertools.chain((pos,), range(len(img))):  # where the last block ended first
-        if i + k > len(img) or _signature(image, img[i]) != first:
+        if i + k > len(img) or _signature(img[i]) != first:
             continue
         if any(i + j in used for j in range(k)):
             continue
-        if all(_signature(obj, e) == _signature(image, img[i + j]) and
+        if all(_signature(e) == _signature(img[i + j]) and
                match(obj, e, image, img[i + j]) for j, e in enumerate(ents)):
             return i
     return None
-
-
-def _masked_words(inp: Input, sec_index: int, offset: int, length: int) -> list[int | None]:
-    """Words of an object's section, None where a relocation will change them."""
-    sec = inp.elf.sections[sec_index]
-    data = inp.elf.section_data(sec)
-    relocs = inp.relocs_of(sec)
-    n = length // 4
-    if offset < 0 or offset + 4 * n > len(data):
-        return []
-    words = struct.unpack_from(f"<{n}I", data, offset)
-    return [None if (offset + 4 * i) in relocs else w for i, w in enumerate(words)]
 
 
 def _words_at(image: Input, place, length: int) -> list[int | None] | None:
@@ -298,24 +346,17 @@ def _words_at(image: Input, place, length: int) -> list[int | None] | None:
     if image.elf.type == ET_REL:
         if not place.defined or place.section_index >= len(image.elf.sections):
             return None
-        return _masked_words(image, place.section_index, place.offset, length) or None
+        return masked_words(image, place.section_index, place.offset, length) or None
     data = image.elf.read_addr(place.address, length) if place.address is not None else None
     if data is None or len(data) < length:
         return None
     return list(struct.unpack(f"<{length // 4}I", data[:length // 4 * 4]))
 
 
-def _words_match(want: list[int | None], got: list[int | None] | None) -> bool:
+def _words_match(want, got: list[int | None] | None) -> bool:
     if got is None or len(got) < len(want):
         return False
     return all(w is None or h is None or w == h for w, h in zip(want, got))
-
-
-def _site_matches(obj: Input, e: Entry, image: Input, ie: Entry) -> bool:
-    if not e.site.defined:
-        return False
-    want = _masked_words(obj, e.site.section_index, e.site.offset, e.orig_len)
-    return _words_match(want, _words_at(image, ie.site, e.orig_len))
 
 
 def _alt_matches(obj: Input, e: Entry, image: Input, ie: Entry, syms: _ImageSymbols,
@@ -330,14 +371,14 @@ def _alt_matches(obj: Input, e: Entry, image: Input, ie: Entry, syms: _ImageSymb
         return ie.alt.address in syms.addresses(e.alt.symbol)
     if not e.alt.defined or not e.alt_len:
         return False
-    want = _masked_words(obj, e.alt.section_index, e.alt.offset, e.alt_len)
+    want = masked_words(obj, e.alt.section_index, e.alt.offset, e.alt_len)
     return bool(want) and _words_match(want, _words_at(image, ie.alt, e.alt_len))
 
 
-def _moved_site(obj: Input, e: Entry, image: Input, ie: Entry) -> Finding:
+def _moved_site(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry) -> Finding:
     """ALT013 for an entry that is in the image but whose site is not the object's code."""
     addr = ie.site.address
-    where = f"{e.site.section}+{e.site.offset:#x}"
+    where = f"{e.site_section}+{e.site_offset:#x}"
     if addr is None:  # a relocatable output
         msg = (f"site {where} is {ie.site.describe()} in the output, which does not hold the "
                "object's code for it")
@@ -348,7 +389,7 @@ def _moved_site(obj: Input, e: Entry, image: Input, ie: Entry) -> Finding:
     if sec is None or not sec.executable:
         inside = f"in {sec.name}" if sec is not None else "outside every section"
         msg = (f"site {where} is at {addr:#x} in the image, {inside}: the linker discarded "
-               f"{e.site.section} (a /DISCARD/ rule, or --gc-sections) but kept the entry, "
+               f"{e.site_section} (a /DISCARD/ rule, or --gc-sections) but kept the entry, "
                "which now patches whatever is at that address")
     else:
         msg = (f"site {where} is at {addr:#x} in the image ({sec.name}), which does not hold "
@@ -374,7 +415,7 @@ def _member_linked(obj: Input, image: Input, syms: _ImageSymbols) -> bool:
             n = min(16, sec.size - s.value) // 4
             if n <= 0:
                 continue
-            want = _masked_words(obj, s.shndx, s.value, 4 * n)
+            want = masked_words(obj, s.shndx, s.value, 4 * n)
             if any(w is not None for w in want) and \
                     _words_match(want, _words_at(image, _Addr(addr), 4 * n)):
                 return True
@@ -412,41 +453,24 @@ class _ImageSymbols:
         return self._names.get(addr, [])
 
 
-def _expected_addresses(obj: Input, shndx: int, offset: int, syms: _ImageSymbols) -> set[int]:
-    """Where the image put an object's section offset, through the symbols defined there."""
-    sym = None
-    best = None
-    for s in obj.elf.symbols:
-        if s.shndx == shndx and s.name and s.type != STT_SECTION and s.value <= offset \
-                and not s.name.startswith(("$", ".L")):
-            key = (s.value, s.bind != STB_LOCAL)
-            if best is None or key > best:
-                best, sym = key, s
-    if sym is None:
-        return set()
-    if sym.bind != STB_LOCAL and sym.name in syms.globals:
-        return {syms.globals[sym.name] + offset - sym.value}
-    return {a + offset - sym.value for a in syms.addresses(sym.name)}
-
-
-def _compare_entry(obj: Input, e: Entry, image: Input, ie: Entry, syms: _ImageSymbols,
-                   profile) -> list[Finding]:
+def _compare_entry(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry,
+                   syms: _ImageSymbols, profile) -> list[Finding]:
     out: list[Finding] = []
     place = f"{e.table_section} entry {e.index} -> image entry {ie.index}"
-    want = _expected_addresses(obj, e.site.section_index, e.site.offset, syms)
+    want = expected(e.site_anchor, syms)
     if want and ie.site.address not in want:
         out.append(finding("ALT013", f"site is at {ie.site.address:#x} in the image, but "
-                           f"{e.site.section}+{e.site.offset:#x} was linked at "
+                           f"{e.site_section}+{e.site_offset:#x} was linked at "
                            f"{min(want):#x}", obj.path, place, entry=e.index))
     if profile.is_callback(e.cap_raw):
-        if e.alt.symbol and not e.alt.defined:
-            got = syms.globals.get(e.alt.symbol)
+        if e.alt_symbol and not e.alt_defined:
+            got = syms.globals.get(e.alt_symbol)
             if got is not None and got != ie.alt.address:
-                out.append(finding("ALT013", f"callback {e.alt.symbol} is at {got:#x}, but the "
+                out.append(finding("ALT013", f"callback {e.alt_symbol} is at {got:#x}, but the "
                                    f"image entry points at {ie.alt.address:#x}", obj.path,
                                    place, entry=e.index))
         return out
-    if not e.alt.defined or ie.alt.address is None:
+    if not e.alt_defined or ie.alt.address is None or e.alt_words is None:
         return out
     out += _compare_replacement(obj, e, image, ie, syms, place)
     return out
@@ -473,67 +497,48 @@ def _looks_like_stub(image: Input, syms: _ImageSymbols, addr: int) -> bool:
     return (w[0] & 0xFF00001F) == 0x58000010 and w[1] == 0xD61F0200
 
 
-def _branch_targets(obj: Input, r, syms: _ImageSymbols) -> tuple[str, set[int]]:
-    """What a relocated branch in an object was meant to reach: a name and the image
-    addresses it may be at (empty when the image does not say)."""
-    try:
-        sym = obj.elf.symbol(r.sym)
-    except IndexError:
-        return "?", set()
-    if sym.type != STT_SECTION and sym.name:
-        if sym.bind != STB_LOCAL and sym.name in syms.globals:
-            return sym.name, {syms.globals[sym.name] + r.addend}
-        if not sym.defined:
-            return sym.name, set()
-        return sym.name, _expected_addresses(obj, sym.shndx, sym.value + r.addend, syms)
-    if not 0 < sym.shndx < len(obj.elf.sections):
-        return "?", set()
-    sec = obj.elf.sections[sym.shndx]
-    off = sym.value + r.addend
-    name = obj.names.at_offset(sym.shndx, off) or f"{sec.name}+{off:#x}"
-    return name, _expected_addresses(obj, sym.shndx, off, syms)
+def _branch_targets(t: Target, syms: _ImageSymbols) -> set[int]:
+    """The image addresses a relocated branch of an object was meant to reach (empty when
+    the image does not say)."""
+    if t.global_name is not None and t.global_name in syms.globals:
+        return {syms.globals[t.global_name] + t.addend}
+    return expected(t.anchor, syms)
 
 
-def _compare_replacement(obj: Input, e: Entry, image: Input, ie: Entry, syms: _ImageSymbols,
-                         place: str) -> list[Finding]:
+def _compare_replacement(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry,
+                         syms: _ImageSymbols, place: str) -> list[Finding]:
     """Re-read the replacement as linked: the linker may have rewritten it (ALT016)."""
     out: list[Finding] = []
-    sec = obj.elf.sections[e.alt.section_index]
-    n = e.alt_len // 4
-    data = obj.elf.section_data(sec)
-    if e.alt.offset < 0 or e.alt.offset + 4 * n > len(data):
-        return out
-    words = struct.unpack_from(f"<{n}I", data, e.alt.offset)
+    words = e.alt_words
+    n = len(words)
     got = image.elf.read_addr(ie.alt.address, 4 * n)
     if got is None or len(got) < 4 * n:
         out.append(finding("ALT013", "replacement is not in the image's contents", obj.path,
                            place, entry=e.index))
         return out
     linked = struct.unpack(f"<{n}I", got)
-    relocs = obj.relocs_of(sec)
-    for i, (w, lw) in enumerate(zip(words, linked)):
-        r = relocs.get(e.alt.offset + 4 * i)
+    for i, (w, lw, r) in enumerate(zip(words, linked, e.alt_relocs)):
         pc = ie.alt.address + 4 * i
-        before, after = insn.decode(w), insn.decode(lw)
         if r is None:
             if w != lw:
                 out.append(finding("ALT016", f"the linker rewrote replacement instruction {i}: "
                                    f"{_dis(w, pc)} became {_dis(lw, pc)}", obj.path, place,
                                    entry=e.index))
             continue
+        before, after = insn.decode(w), insn.decode(lw)
         if before.kind != after.kind or before.name != after.name:
             out.append(finding("ALT016", f"the linker turned replacement instruction {i} "
                                f"({_mnemonic(w)}) into {_dis(lw, pc)}: an erratum fix or "
                                "relaxation, which is not valid once the code moves", obj.path,
                                place, entry=e.index))
             continue
-        if after.kind == "branch26":
+        if after.kind == "branch26" and isinstance(r, Target):
             tgt = insn.target(lw, pc)
             if tgt is None:
                 continue
-            name, want = _branch_targets(obj, r, syms)
+            want = _branch_targets(r, syms)
             if (tgt not in want) if want else _looks_like_stub(image, syms, tgt):
-                to = f"{name} at {min(want):#x}" if want else name
+                to = f"{r.name} at {min(want):#x}" if want else r.name
                 out.append(finding(
                     "ALT016", f"replacement instruction {i} branches to {tgt:#x}, not to "
                     f"{to}: the linker redirected it through a veneer or stub, which is not "

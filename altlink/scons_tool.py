@@ -159,6 +159,10 @@ def _link_action(target, source, env):
                           [_path(f) for f in _files(env, "ALTLINK_SYMBOLS_FROM")],
                           bool(env.get("ALTLINK_SORT")), bool(env.get("ALTLINK_SOURCE_LINES")),
                           policy)
+        cache = env.get("ALTLINK_CACHE_DIR")
+        if cache is not None:  # None: altlink's default; "" or False: no cache
+            # A path as SCons reads one: relative to the SConscript, "#" for the top.
+            req.cache_dir = env.Dir(env.subst(str(cache))).get_abspath() if cache else None
         result = link(req)
     except AltlinkError as e:
         sys.stderr.write(f"{e}\n")

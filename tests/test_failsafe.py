@@ -166,7 +166,7 @@ def test_interrupt_while_writing_lands_inside_the_writing(seed_dir, tmp_path):
 
 STEPS = [
     ("altlink.link.Checker.run", "the checks of the objects"),
-    ("altlink.link._run_linker", "the linker"),
+    ("altlink.link._Linker.finish", "the linker"),
     ("altlink.link.cross_check", "the cross-check"),
     ("altlink.rawbin.raw_binary", "the raw binary"),
     ("altlink.manifest.build", "the manifest"),

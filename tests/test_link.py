@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from elftools.elf.elffile import ELFFile
-from toolchain import GNU_CC, LDSCRIPTS, ROOT, compile, run, write
+from toolchain import GNU_CC, LDSCRIPTS, ROOT, compile, env_without_altlink_vars, run, write
 
 GNU_LD = "aarch64-linux-gnu-ld"
 LLD = "ld.lld"
@@ -35,7 +35,7 @@ LD_LINKERS = ("ld", "lld")
 
 def altlink(*args, cwd: Path) -> subprocess.CompletedProcess:
     """The command line, as a user runs it (``python -m altlink``), from ``cwd``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    env = env_without_altlink_vars()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -25,7 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from toolchain import INCLUDE, LDSCRIPTS, ROOT, compile, link, qemu, run, write
+from toolchain import (
+    INCLUDE,
+    LDSCRIPTS,
+    ROOT,
+    compile,
+    env_without_altlink_vars,
+    link,
+    qemu,
+    run,
+    write,
+)
 
 from altlink import cli, compact, insn, rawbin
 from altlink import manifest as manifestmod
@@ -81,7 +91,7 @@ def build_sample(base: Path, abi: str) -> dict[str, Sample]:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(SAMPLE, root / "samples", ignore=ignore)
         shutil.copytree(ROOT / "site_scons", root / "site_scons", ignore=ignore)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+        env = env_without_altlink_vars()
         env["PATH"] = f"{SCONS.parent}{os.pathsep}{env.get('PATH', '')}"
         proc = subprocess.run([str(SCONS), "-Q", f"ALTLINK_ABI={abi}"], cwd=root, env=env,
                               capture_output=True, text=True)

@@ -60,4 +60,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def env_without_altlink_vars() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    """The environment without the user's ALTLINK_* settings; the record cache stays the
+    test session's (tests/conftest.py), never the user's."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("ALTLINK_") or k == "ALTLINK_CACHE_DIR"}

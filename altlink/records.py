@@ -1,0 +1,414 @@
+"""What the link stage needs of each object, as plain data that can be kept by content.
+
+An object's record holds what the object alone decides: its table's findings and the pre-link
+findings of its entries; the callbacks it leaves to the link set (``Deferred``, resolved when
+every object's definitions are known); its global definitions; and the digest of its entries
+that the cross-check compares with the linked image (masked site and replacement words, the
+symbols that anchor each site and branch target). The link set's own checks (the capability
+table, the flags the objects give the table, callbacks between objects) and the cross-check
+then need no object's ELF, except to word a finding, where the object is read again.
+
+A relink reads the records of unchanged objects from the cache (``ObjectCache``): keyed by the
+object's sha256, the altlink version, the record format and the options, never by path.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import struct
+import tempfile
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, NamedTuple
+
+from altlink import __version__
+from altlink.elf import SHN_UNDEF, STB_LOCAL, STT_SECTION, ElfFile
+from altlink.errors import AltlinkError
+from altlink.findings import Finding
+
+RECORD_FORMAT = 1
+
+
+class Deferred(NamedTuple):
+    """A callback the object leaves undefined: resolved against the whole link set."""
+
+    index: int  # the entry's position in the object's table
+    symbol: str
+
+
+class Anchor(NamedTuple):
+    """A section offset as the image finds it: the symbol before it and the distance."""
+
+    name: str
+    is_global: bool
+    delta: int
+
+
+class Target(NamedTuple):
+    """What a relocated branch in a replacement is meant to reach."""
+
+    name: str  # for messages
+    global_name: str | None  # a global symbol, looked up by name in the image
+    addend: int
+    anchor: Anchor | None  # else, where the symbol's section offset went
+
+
+class EntryDigest(NamedTuple):
+    pos: int  # position in the object's table.entries
+    index: int
+    table_section: str
+    cap_raw: int
+    orig_len: int
+    alt_len: int
+    site_section: str
+    site_offset: int
+    site_words: tuple | None  # masked (None where relocated); None: the site is undefined
+    site_anchor: Anchor | None
+    alt_symbol: str | None
+    alt_defined: bool
+    alt_words: tuple | None  # as in the object; None: no replacement to compare
+    alt_relocs: tuple | None  # per word: None, True (relocated), or a Target (a branch)
+
+
+@dataclass
+class ObjectRecord:
+    path: str
+    is_module: bool
+    flags: tuple[int, ...]  # of its .altinstructions sections
+    table_findings: list[Finding]
+    findings: list  # Finding | Deferred, in the order the checks made them
+    defines: dict[str, tuple[int, str | None, bool]]  # global name: (type, section, exec)
+    digest: list[EntryDigest]
+    _load: Callable | None = field(default=None, repr=False, compare=False)
+    _input: object = field(default=None, repr=False, compare=False)
+
+    def full(self):
+        """The object's Input, read again where a rare path needs more than the record."""
+        if self._input is None:
+            self._input = self._load()
+        return self._input
+
+    # -- plain data for the cache: tuples, and this module's named tuples (_NoGlobals) ----------
+    def to_plain(self) -> tuple:
+        fs = [_finding_plain(f, self.path) for f in self.table_findings]
+        es = [f if isinstance(f, Deferred) else _finding_plain(f, self.path)
+              for f in self.findings]
+        return (RECORD_FORMAT, self.is_module, self.flags, fs, es, self.defines, self.digest)
+
+    @classmethod
+    def from_plain(cls, path: str, t: tuple) -> ObjectRecord:
+        fmt, is_module, flags, fs, es, defines, digest = t
+        if fmt != RECORD_FORMAT:
+            raise ValueError("record format")
+        return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs],
+                   [f if isinstance(f, Deferred) else _finding_from(f, path) for f in es],
+                   defines, digest)
+
+
+def _finding_plain(f: Finding, path: str) -> tuple:
+    return ("f", f.code, f.severity, f.message, f.file == path, f.file, f.place, f.source,
+            f.entry, f.site)
+
+
+def _finding_from(t: tuple, path: str) -> Finding:
+    _, code, severity, message, own, file, place, source, entry, site = t
+    return Finding(code, severity, message, path if own else file, place, source, entry,
+                   tuple(site) if site is not None else None)
+
+
+# -- making a record -------------------------------------------------------------------------
+
+def make_record(inp, options) -> ObjectRecord:
+    """The record of one object (an ``checks.Input``) under resolved options: the profile's
+    NCAPS known, and ``options.module`` saying whether the link set is a module."""
+    from altlink.checks import Checker
+
+    checker = Checker([inp], options, defer=True)
+    table_findings = list(inp.table.findings)
+    findings = checker.run()[len(table_findings):]
+    elf = inp.elf
+    return ObjectRecord(inp.path, inp.is_module, tuple(s.flags for s in inp.table.sections),
+                        table_findings, findings, _defines(elf), digest(inp, options.profile),
+                        _input=inp)
+
+
+def _defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
+    """The global definitions, the first of each name (as ``checks._definition`` takes)."""
+    out: dict[str, tuple[int, str | None, bool]] = {}
+    secs = elf.sections
+    for s in elf.symbols:
+        if s.shndx == SHN_UNDEF or not s.name or s.type == STT_SECTION or s.bind == STB_LOCAL:
+            continue
+        if s.name not in out:
+            sec = secs[s.shndx] if s.shndx < len(secs) else None
+            out[s.name] = (s.type, sec.name if sec else None, bool(sec and sec.executable))
+    return out
+
+
+class Anchors:
+    """For each section of an object, the symbols a place in it is found by in the image: the
+    last named symbol at or before the offset (a global before a local at the same value,
+    else the first in the symbol table; no ``$x``/``.L`` labels)."""
+
+    def __init__(self, elf: ElfFile) -> None:
+        self._by_sec: dict[int, tuple[list[tuple], list[int]]] = {}
+        rows: dict[int, list[tuple]] = {}
+        for pos, s in enumerate(elf.symbols):
+            if s.name and s.type != STT_SECTION and not s.name.startswith(("$", ".L")):
+                rows.setdefault(s.shndx, []).append((s.value, s.bind != STB_LOCAL, -pos,
+                                                     s.name))
+        for shndx, r in rows.items():
+            r.sort()
+            self._by_sec[shndx] = (r, [x[0] for x in r])
+
+    def at(self, shndx: int, offset: int) -> Anchor | None:
+        got = self._by_sec.get(shndx)
+        if got is None:
+            return None
+        rows, values = got
+        i = bisect_right(values, offset) - 1
+        if i < 0:
+            return None
+        # The rows with the largest value <= offset: the last of them is the best key.
+        value, is_global, _, name = rows[i]
+        return Anchor(name, is_global, offset - value)
+
+
+def expected(anchor: Anchor | None, syms) -> set[int]:
+    """Where the image put an anchored place (``link._ImageSymbols``); empty: unknown."""
+    if anchor is None:
+        return set()
+    name, is_global, delta = anchor
+    if is_global and name in syms.globals:
+        return {syms.globals[name] + delta}
+    return {a + delta for a in syms.addresses(name)}
+
+
+def digest(inp, profile) -> list[EntryDigest]:
+    elf = inp.elf
+    anchors = Anchors(elf)
+    secs = elf.sections
+    out = []
+    for pos, e in enumerate(inp.table.entries):
+        site = e.site
+        site_words = None
+        site_anchor = None
+        if site.defined:
+            site_words = tuple(masked_words(inp, site.section_index, site.offset, e.orig_len))
+            site_anchor = anchors.at(site.section_index, site.offset)
+        alt = e.alt
+        alt_words = alt_relocs = None
+        if alt.defined and not profile.is_callback(e.cap_raw) and \
+                0 < alt.section_index < len(secs):
+            sec = secs[alt.section_index]
+            data = elf.section_data(sec)
+            n = e.alt_len // 4
+            if 0 <= alt.offset and alt.offset + 4 * n <= len(data):
+                alt_words = struct.unpack_from(f"<{n}I", data, alt.offset)
+                relocs = inp.relocs_of(sec)
+                alt_relocs = tuple(_reloc_target(inp, relocs.get(alt.offset + 4 * i), w,
+                                                 anchors) for i, w in enumerate(alt_words))
+        out.append(EntryDigest(pos, e.index, e.table_section, e.cap_raw, e.orig_len, e.alt_len,
+                               site.section, site.offset, site_words, site_anchor, alt.symbol,
+                               alt.defined, alt_words, alt_relocs))
+    return out
+
+
+def _reloc_target(inp, r, word: int, anchors: Anchors):
+    from altlink import insn
+
+    if r is None:
+        return None
+    if insn.decode(word).kind != "branch26":
+        return True
+    elf = inp.elf
+    try:
+        sym = elf.symbol(r.sym)
+    except IndexError:
+        return Target("?", None, 0, None)
+    if sym.type != STT_SECTION and sym.name:
+        glob = sym.name if sym.bind != STB_LOCAL else None
+        if not sym.defined:
+            return Target(sym.name, glob, r.addend, None)
+        return Target(sym.name, glob, r.addend, anchors.at(sym.shndx, sym.value + r.addend))
+    if not 0 < sym.shndx < len(elf.sections):
+        return Target("?", None, 0, None)
+    off = sym.value + r.addend
+    name = inp.names.at_offset(sym.shndx, off) or f"{elf.sections[sym.shndx].name}+{off:#x}"
+    return Target(name, None, r.addend, anchors.at(sym.shndx, off))
+
+
+def masked_words(inp, sec_index: int, offset: int, length: int) -> list[int | None]:
+    """Words of an object's section, None where a relocation will change them."""
+    sec = inp.elf.sections[sec_index]
+    data = inp.elf.section_data(sec)
+    relocs = inp.relocs_of(sec)
+    n = length // 4
+    if offset < 0 or offset + 4 * n > len(data):
+        return []
+    words = struct.unpack_from(f"<{n}I", data, offset)
+    return [None if (offset + 4 * i) in relocs else w for i, w in enumerate(words)]
+
+
+# -- many objects: from the cache, else made, on the machine's cores ---------------------------
+
+PARALLEL_MIN = 64  # fewer objects to read than this are not worth a second process
+
+
+def records_of(objects: list[ElfFile], options, cache_dir: str | None,
+               loaded: list | None = None) -> list[ObjectRecord]:
+    """The records of the objects, in their order: from the cache where it has them, the
+    others made (``loaded`` may give objects already read, as ``checks.Input``)."""
+    from altlink.checks import Input
+
+    key = ObjectCache.options_key_of(options) if cache_dir else None
+    cache = ObjectCache(cache_dir, key) if key else None
+    out: list[ObjectRecord | None] = [None] * len(objects)
+    where: list[str | None] = [None] * len(objects)
+    todo: list[int] = []
+    for i, elf in enumerate(objects):
+        if cache is not None:
+            out[i], where[i] = cache.get(elf)
+        if out[i] is None:
+            todo.append(i)
+        else:
+            out[i]._load = partial(Input.load, elf)
+    jobs = min(os.cpu_count() or 1, 8)
+    if jobs > 1 and len(todo) >= PARALLEL_MIN and (loaded is None):
+        _make_in_parallel(objects, todo, options, cache, where, out, jobs)
+    else:
+        for i in todo:
+            inp = loaded[i] if loaded is not None and loaded[i] is not None else \
+                Input.load(objects[i])
+            out[i] = make_record(inp, options)
+            if cache is not None:
+                cache.put(where[i], out[i])
+    return out  # type: ignore[return-value]
+
+
+def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, where, out,
+                      jobs: int) -> None:
+    """Make the records of ``todo`` in ``jobs`` forked processes (each writes the cache)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from altlink.checks import Input
+
+    global _JOB
+    _JOB = (objects, options, cache, where)
+    shares = [todo[k::jobs] for k in range(jobs)]
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            results = list(pool.map(_make_share, shares))
+    finally:
+        _JOB = None
+    errors = [(i, plain) for share, got in zip(shares, results) for i, plain in zip(share, got)
+              if isinstance(plain, AltlinkError)]
+    if errors:
+        raise min(errors, key=lambda t: t[0])[1]  # the first in input order
+    for share, got in zip(shares, results):
+        for i, plain in zip(share, got):
+            out[i] = ObjectRecord.from_plain(objects[i].path, plain)
+            out[i]._load = partial(Input.load, objects[i])
+
+
+_JOB: tuple | None = None  # what the forked processes work on, set before the fork
+
+
+def _make_share(share: list[int]) -> list:
+    from altlink.checks import Input
+
+    objects, options, cache, where = _JOB  # type: ignore[misc]
+    got: list = []
+    for i in share:
+        try:
+            rec = make_record(Input.load(objects[i]), options)
+        except AltlinkError as e:
+            got.append(e)
+            break  # the share's first error; the caller reports the first of all
+        if cache is not None:
+            cache.put(where[i], rec)
+        got.append(rec.to_plain())
+    return got
+
+
+# -- the cache -------------------------------------------------------------------------------
+
+def default_cache_dir() -> str | None:
+    """``$ALTLINK_CACHE_DIR`` (empty: no cache), else ``$XDG_CACHE_HOME/altlink/records``."""
+    env = os.environ.get("ALTLINK_CACHE_DIR")
+    if env is not None:
+        return env or None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "altlink", "records")
+
+
+class _NoGlobals(pickle.Unpickler):
+    """Records are tuples, lists, dicts, strings, numbers and this module's named tuples: a
+    record file naming any other class or function (which unpickling would call) is
+    refused."""
+
+    def find_class(self, module, name):
+        if module == __name__ and name in _RECORD_TYPES:
+            return _RECORD_TYPES[name]
+        raise pickle.UnpicklingError(f"{module}.{name} in a record")
+
+
+class ObjectCache:
+    """Records by content. Best effort: a record that cannot be read or written is made
+    again; files are written under a temporary name and renamed, so concurrent links (scons
+    -j) never see half a record, and two writing the same one write the same bytes."""
+
+    def __init__(self, directory: str, options_key: str) -> None:
+        self.dir = directory
+        self.options_key = options_key
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def options_key_of(options) -> str | None:
+        """What of the options a record depends on; None: records cannot be kept (NCAPS
+        still to be inferred from the whole link set)."""
+        p = options.profile
+        if p.ncaps is None and p.abi == "linux-v4.17":
+            return None
+        caps = options.caps
+        caps_key = hashlib.sha256(repr(caps.names).encode()).hexdigest() if caps else "-"
+        return f"{p.abi}/{p.ncaps}/{caps_key}/{int(options.module)}"
+
+    def _path(self, data) -> str:
+        h = hashlib.sha256()
+        h.update(f"altlink {__version__} record {RECORD_FORMAT} {self.options_key}\0".encode())
+        h.update(data)
+        key = h.hexdigest()
+        return os.path.join(self.dir, key[:2], key[2:])
+
+    def get(self, elf: ElfFile) -> tuple[ObjectRecord | None, str]:
+        path = self._path(elf.data)
+        try:
+            with open(path, "rb") as f:
+                rec = ObjectRecord.from_plain(elf.path, _NoGlobals(f).load())
+        except Exception:  # noqa: BLE001 - a missing or unusable record is made again
+            self.misses += 1
+            return None, path
+        self.hits += 1
+        return rec, path
+
+    def put(self, where: str, rec: ObjectRecord) -> None:
+        try:
+            os.makedirs(os.path.dirname(where), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".rec.", dir=os.path.dirname(where))
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    pickle.dump(rec.to_plain(), f, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(tmp, where)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError:
+            pass  # a read-only or full cache directory: the link goes on without it
+
+
+_RECORD_TYPES = {t.__name__: t for t in (EntryDigest, Anchor, Target, Deferred)}

@@ -1,0 +1,262 @@
+"""The objects' records and their cache (``altlink/records.py``): the link stage's pre-link
+findings and cross-check come from records, made from the objects or read back from the cache.
+
+What is checked:
+- a record gives the findings ``altlink check`` gives on the same objects, in the same order,
+  whether made now, made by the processes that share the work, or read from the cache;
+- a relink makes records only for the objects that changed, and the cache is keyed by
+  content and options, never by path;
+- a damaged or hostile cache is never trusted, and an unusable one never fails a link;
+- the link's outputs are the same with and without the cache.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from dataclasses import astuple
+from pathlib import Path
+
+import pytest
+from test_checks import BAD, CALLBACK, MODINFO, OTHER, PRELUDE, R0, build, clean_source
+from test_link import FW_LD, MAIN_S, asm, linker_command
+from toolchain import GNU_LD, LDSCRIPTS, compile, write
+
+from altlink import cli, records
+from altlink.checks import Checker, Input
+from altlink.elf import read_elf
+from altlink.link import LinkRequest, collect, link
+
+pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
+
+
+def options(*args):
+    """The check options the command-line arguments give."""
+    ns = cli.build_parser().parse_args(["check", *map(str, args), "x.o"])
+    return cli.options_from(ns)
+
+
+def as_rows(findings) -> list[tuple]:
+    return [astuple(f) for f in findings]  # with ``site``, which equality leaves out
+
+
+def checker_findings(paths, opts, images=()) -> list[tuple]:
+    """What ``altlink check`` says of the objects as one link set."""
+    inputs = [Input.load(read_elf(str(p))) for p in paths]
+    return as_rows(Checker(inputs, opts, [read_elf(str(i)) for i in images]).run())
+
+
+def record_findings(paths, opts, cache: Path | None, images=()) -> list[tuple]:
+    """What the link stage's pre-link check says of them, through records."""
+    elfs = [read_elf(str(p)) for p in paths]
+    _, _, found = collect(elfs, opts, [read_elf(str(i)) for i in images],
+                          str(cache) if cache else None)
+    return as_rows(found)
+
+
+def assert_same_three_ways(tmp_path, paths, opts, images=()) -> list[tuple]:
+    """Records made now, written to a cache, and read back: the checker's findings each time."""
+    want = checker_findings(paths, opts, images)
+    cache = tmp_path / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    assert record_findings(paths, opts, None, images) == want
+    assert record_findings(paths, opts, cache, images) == want  # made, then kept
+    if records.ObjectCache.options_key_of(opts) is not None:
+        assert any(cache.rglob("*")), "no record was kept"
+    assert record_findings(paths, opts, cache, images) == want  # read back
+    return want
+
+
+# ---- records say what the checker says ------------------------------------------------------
+
+@pytest.mark.parametrize("case", BAD, ids=lambda c: c.id)
+def test_records_give_the_checker_findings(tmp_path, case):
+    o = build(tmp_path, "bad", case.body, flags=case.flags)
+    want = assert_same_three_ways(tmp_path, [o], options(*case.args))
+    assert {w[0] for w in want} == {case.code}  # the case does make its finding
+
+
+def test_records_of_a_link_set_with_callbacks_between_objects(tmp_path):
+    """Callbacks resolved in another object, missing (ALT006), not a function (ALT007), and
+    a module's own (ALT015): the link-set part of the check, from the records' definitions."""
+    sites = build(tmp_path, "sites", clean_source("v4.17"))
+    other = compile(write(tmp_path / "other.S", OTHER), tmp_path / "other.o")
+    data_cb = build(tmp_path, "datacb", '\t.data\n\t.globl cb_other\ncb_other:\t.word 0\n',
+                    prelude=False)
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    assert assert_same_three_ways(tmp_path, [sites, other], v417) == []
+    missing = assert_same_three_ways(tmp_path, [sites], v417)
+    assert [w[0] for w in missing] == ["ALT006"] * 3
+    not_code = assert_same_three_ways(tmp_path, [sites, data_cb], v417)
+    assert [w[0] for w in not_code] == ["ALT007"] * 3
+    module = assert_same_three_ways(tmp_path, [sites, other],
+                                    options("--abi", "linux-v4.17", "--ncaps", "4", "--module"))
+    assert [w[0] for w in module] == ["ALT015"] * 3
+
+
+def test_records_of_a_module_found_by_its_modinfo(tmp_path):
+    """A .modinfo in one object makes the whole link set a module: the records of the other
+    objects are made again under the module's rules."""
+    a = build(tmp_path, "a", "\tent site0, my_cb, 4, 4, 0\n")
+    b = build(tmp_path, "b", MODINFO + CALLBACK, prelude=False)
+    found = assert_same_three_ways(tmp_path, [a, b], options("--abi", "linux-v4.17",
+                                                             "--ncaps", "4"))
+    assert [w[0] for w in found] == ["ALT015"]
+
+
+def test_records_with_flags_that_disagree_and_a_cap_table(tmp_path):
+    a = build(tmp_path, "a", R0 + "\tent site0, r0, 1, 4, 4\n")
+    b = build(tmp_path, "b", '\t.pushsection .altinstructions, "aw"\n\t.word site0 - .\n'
+              "\t.word r0 - .\n\t.hword 7\n\t.byte 4, 4\n\t.popsection\n" + R0)
+    caps = write(tmp_path / "caps", "A\nB\nC\n")
+    found = assert_same_three_ways(tmp_path, [a, b], options("--cap-table", caps))
+    assert [w[0] for w in found] == ["ALT012", "ALT011"]
+
+
+def test_records_where_ncaps_is_inferred_are_not_kept(tmp_path):
+    """v4.17 without --ncaps: NCAPS comes from every entry of the link set, so no record of
+    one object can be kept."""
+    sites = build(tmp_path, "sites", clean_source("v4.17"))
+    other = compile(write(tmp_path / "other.S", OTHER), tmp_path / "other.o")
+    opts = options("--abi", "linux-v4.17")
+    assert record_findings([sites, other], opts, tmp_path / "c") == \
+        checker_findings([sites, other], opts) == []
+    assert not (tmp_path / "c").exists()
+
+
+def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch):
+    """Enough objects for the work to be shared between processes: the same records, and the
+    first unreadable object in input order is the one reported."""
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    objs = [build(tmp_path, f"o{k}", R0 + f"\tent site{k % 3}, r0, {k % 6}, 4, 4\n")
+            for k in range(records.PARALLEL_MIN + 6)]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    want = checker_findings(objs, v417)
+    assert {w[0] for w in want} == {"ALT002", "ALT011"}  # caps 4 (a callback's) and 5
+    assert record_findings(objs, v417, None) == want
+    assert record_findings(objs, v417, tmp_path / "cache") == want
+    # One record per content: objects with the same bytes under other names share one.
+    assert len(list((tmp_path / "cache").rglob("*/*"))) == len({o.read_bytes() for o in objs})
+    # Two damaged objects: the first one named.
+    for k in (40, 9):
+        data = bytearray(objs[k].read_bytes())
+        data[0x28:0x30] = (1 << 40).to_bytes(8, "little")  # e_shoff past the end
+        objs[k].write_bytes(data)
+    with pytest.raises(Exception, match=r"o9\.o"):
+        record_findings(objs, v417, None)
+
+
+# ---- the cache --------------------------------------------------------------------------------
+
+def count_made(monkeypatch) -> list[str]:
+    made: list[str] = []
+    real = records.make_record
+
+    def counting(inp, opts):
+        made.append(os.path.basename(inp.path))
+        return real(inp, opts)
+
+    monkeypatch.setattr(records, "make_record", counting)
+    return made
+
+
+def test_a_relink_reads_again_only_the_object_that_changed(tmp_path, monkeypatch):
+    objs = [build(tmp_path, f"o{k}", R0 + f"\tent site{k % 3}, r0, {k % 4}, 4, 4\n")
+            for k in range(5)]
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    made = count_made(monkeypatch)
+    cache = tmp_path / "cache"
+    record_findings(objs, v417, cache)
+    assert sorted(made) == [f"o{k}.o" for k in range(5)]
+    made.clear()
+    assert record_findings(objs, v417, cache) == checker_findings(objs, v417)
+    assert made == []
+    build(tmp_path, "o2", R0 + "\tent site1, r0, 3, 4, 4\n")  # other contents
+    assert record_findings(objs, v417, cache) == checker_findings(objs, v417)
+    assert made == ["o2.o"]
+
+
+def test_the_key_is_the_content_and_the_options_not_the_path(tmp_path, monkeypatch):
+    o = build(tmp_path, "a", R0 + "\tent site0, r0, 1, 4, 8\n")  # ALT001
+    moved = tmp_path / "elsewhere" / "b.o"
+    moved.parent.mkdir()
+    shutil.copy(o, moved)
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    cache = tmp_path / "cache"
+    made = count_made(monkeypatch)
+    record_findings([o], v417, cache)
+    found = record_findings([moved], v417, cache)
+    assert made == ["a.o"]  # the copy's record was read, not made
+    assert found == checker_findings([moved], v417) and str(moved) in found[0][3]
+    record_findings([o], options("--abi", "linux-v4.17", "--ncaps", "5"), cache)
+    record_findings([o], options("--abi", "linux-v6.1"), cache)
+    assert made == ["a.o"] * 3  # other options: other records
+
+
+def test_a_damaged_or_hostile_record_is_made_again(tmp_path, monkeypatch):
+    o = build(tmp_path, "a", R0 + "\tent site0, r0, 1, 4, 8\n")
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    cache = tmp_path / "cache"
+    want = record_findings([o], v417, cache)
+    (rec,) = [p for p in cache.rglob("*") if p.is_file()]
+    made = count_made(monkeypatch)
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch pwned",))
+
+    for damage in (b"", rec.read_bytes()[:20], b"not a pickle", pickle.dumps(Boom()),
+                   pickle.dumps((records.RECORD_FORMAT + 1, "future"))):
+        rec.write_bytes(damage)
+        assert record_findings([o], v417, cache) == want
+    assert len(made) == 5 and not Path("pwned").exists() and not (tmp_path / "pwned").exists()
+
+
+def test_an_unusable_cache_does_not_fail_the_link(tmp_path):
+    o = build(tmp_path, "a", R0 + "\tent site0, r0, 1, 4, 4\n")
+    blocker = write(tmp_path / "file", "not a directory")
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    assert record_findings([o], v417, blocker / "cache") == checker_findings([o], v417)
+    if os.geteuid() != 0:  # root writes anyway
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        assert record_findings([o], v417, ro) == checker_findings([o], v417)
+
+
+def test_link_outputs_are_the_same_with_and_without_the_cache(tmp_path, monkeypatch):
+    """The whole link, twice with a cache (made, then read) and once without: the same image,
+    raw binary, manifest (apart from its own name) and findings."""
+    main = asm(tmp_path, "main", MAIN_S)
+    helper = build(tmp_path, "h", R0 + "\tent site0, r0, 1, 4, 4\n")
+    script = write(tmp_path / "fw.ld", FW_LD)
+    monkeypatch.chdir(tmp_path)
+    outs = {}
+    for run, cache in (("nocache", None), ("made", "cache"), ("read", "cache")):
+        d = tmp_path / run
+        d.mkdir()
+        cmd = linker_command("ld", [main, helper], str(d / "fw.elf"), script)
+        req = LinkRequest(cmd, str(d / "fw.elf"), str(d / "fw.json"), str(d / "fw.bin"),
+                          options("--abi", "linux-v4.17", "--ncaps", "4"),
+                          cache_dir=str(tmp_path / cache) if cache else None)
+        res = link(req)
+        assert res.linked and res.written, res.findings
+        outs[run] = ((d / "fw.elf").read_bytes(), (d / "fw.bin").read_bytes(),
+                     (d / "fw.json").read_text().replace(run, "RUN"),
+                     [(f.code, f.message) for f in res.findings])
+    assert outs["nocache"] == outs["made"] == outs["read"]
+    assert any((tmp_path / "cache").rglob("*"))
+
+
+def test_cli_cache_options(tmp_path):
+    main = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cmd = [GNU_LD[0], "-static", "-L", str(LDSCRIPTS), "-T", str(script), str(main),
+           "-o", "x.elf"]
+    common = ["link", "-o", str(tmp_path / "fw.elf"), "--ncaps", "4"]
+    assert cli.main([*common, "--cache-dir", str(tmp_path / "c1"), "--", *cmd]) == 0
+    assert len([p for p in (tmp_path / "c1").rglob("*") if p.is_file()]) == 1
+    os.environ["ALTLINK_CACHE_DIR"] = str(tmp_path / "c2")  # conftest restores it
+    assert cli.main([*common, "--no-cache", "--", *cmd]) == 0
+    assert not (tmp_path / "c2").exists()
+    assert cli.main([*common, "--", *cmd]) == 0
+    assert (tmp_path / "c2").exists()
