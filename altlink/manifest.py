@@ -5,10 +5,12 @@ directory; bound to the image and its raw binary by sha256.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from altlink import insn
@@ -85,7 +87,9 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
         img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
                       "base": hx(binary.layout.base)}
     cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
-    entries = [_entry(image, e, profile, caps, binary, sources) for e in image.table.entries]
+    records = _Records(image, profile, caps, binary, sources)
+    with _collector_paused():
+        entries = [records.entry(e) for e in image.table.entries]
     table = image.table.sections[0] if image.table.sections else None
     out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
            "caps": cap_names, "entries": entries}
@@ -97,63 +101,140 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     return out
 
 
-def _entry(image: Input, e: Entry, profile: Profile, caps: CapTable | None,
-           binary: BinInfo | None, sources) -> dict:
-    elf = image.elf
-    callback = profile.is_callback(e.cap_raw)
-    cap = profile.cap(e.cap_raw)
-    site_addr = e.site.address
-    site_bytes = elf.read_addr(site_addr, e.orig_len) or b""
-    site = {"address": hx(site_addr), "file_offset": elf.file_offset(site_addr),
-            "bin_offset": binary.layout.offset_of(site_addr, elf) if binary else None,
-            "length": e.orig_len, "symbol": image.names.at_address(site_addr),
-            "bytes": site_bytes.hex(), "disasm": _disasm(site_bytes, site_addr)}
-    if sources is not None:
-        src = sources(site_addr)
-        if src:
-            site["source"] = src
-    rec = {"index": e.index, "kind": "callback" if callback else "static", "cap": cap,
-           "cap_raw": e.cap_raw,
-           "cap_name": caps.name(cap) if caps is not None and cap is not None else None,
-           "site": site, "replacement": None, "callback": None}
-    if callback:
-        sym = image.names.function_at(e.alt.address)
-        rec["callback"] = {"symbol": sym.name if sym else None, "address": hx(e.alt.address)}
+@contextmanager
+def _collector_paused():
+    """The cyclic garbage collector paused while the records are made: they are tens of
+    thousands of new containers, none in a cycle, and each full collection that their number
+    sets off would walk them and the whole heap again (a third of the time of 40,000 records,
+    more in a big process such as SCons). Reference counting still frees what they drop."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class _Records:
+    """The entries' records of one manifest. What many entries share is worked out once: the
+    fields of each capability number, and what each distinct byte string of code is (a table
+    repeats a few sites and replacements many times)."""
+
+    def __init__(self, image: Input, profile: Profile, caps: CapTable | None,
+                 binary: BinInfo | None, sources) -> None:
+        self.elf = image.elf
+        self.names = image.names
+        self.profile = profile
+        self.caps = caps
+        self.layout = binary.layout if binary is not None else None
+        self.sources = sources
+        self._cap_fields: dict[int, tuple[str, int | None, str | None]] = {}
+        self._codes: dict[bytes, _Code] = {}
+
+    def entry(self, e: Entry) -> dict:
+        elf = self.elf
+        kind, cap, cap_name = self._cap(e.cap_raw)
+        site_addr = e.site.address
+        site_bytes = elf.read_addr(site_addr, e.orig_len) or b""
+        site = {"address": f"{site_addr:#x}", "file_offset": elf.file_offset(site_addr),
+                "bin_offset": self.layout.offset_of(site_addr, elf)
+                if self.layout is not None else None,
+                "length": e.orig_len, "symbol": self.names.at_address(site_addr),
+                "bytes": site_bytes.hex(),
+                "disasm": self._code(site_bytes, site_addr).disasm(site_bytes, site_addr)}
+        if self.sources is not None:
+            src = self.sources(site_addr)
+            if src:
+                site["source"] = src
+        rec = {"index": e.index, "kind": kind, "cap": cap, "cap_raw": e.cap_raw,
+               "cap_name": cap_name, "site": site, "replacement": None, "callback": None}
+        alt_addr = e.alt.address
+        if kind == "callback":
+            sym = self.names.function_at(alt_addr)
+            rec["callback"] = {"symbol": sym.name if sym else None, "address": f"{alt_addr:#x}"}
+            return rec
+        alt_len = e.alt_len
+        repl = elf.read_addr(alt_addr, alt_len) or b""
+        code = self._code(repl, alt_addr)
+        fixups = []
+        for i, word, fixup_kind in code.branches:
+            pc = alt_addr + 4 * i
+            if insn.needs_fixup(word, alt_addr, alt_len, pc):
+                fixups.append({"insn": i, "kind": fixup_kind,
+                               "target": f"{insn.target(word, pc):#x}"})
+        rec["replacement"] = {"address": f"{alt_addr:#x}", "bytes": repl.hex(),
+                              "disasm": code.disasm(repl, alt_addr), "fixups": fixups}
         return rec
-    repl = elf.read_addr(e.alt.address, e.alt_len) or b""
-    fixups = []
-    n = len(repl) // 4
-    for i, word in enumerate(struct.unpack(f"<{n}I", repl[:n * 4])):
-        pc = e.alt.address + 4 * i
-        c = insn.decode(word)
-        if c.kind in insn.FIXUP_KINDS and insn.needs_fixup(word, e.alt.address, e.alt_len, pc):
-            fixups.append({"insn": i, "kind": c.kind, "target": hx(insn.target(word, pc))})
-    rec["replacement"] = {"address": hx(e.alt.address), "bytes": repl.hex(),
-                          "disasm": _disasm(repl, e.alt.address), "fixups": fixups}
-    return rec
+
+    def _cap(self, cap_raw: int) -> tuple[str, int | None, str | None]:
+        """The entry's kind, capability and capability name."""
+        got = self._cap_fields.get(cap_raw)
+        if got is None:
+            profile, caps = self.profile, self.caps
+            cap = profile.cap(cap_raw)
+            got = ("callback" if profile.is_callback(cap_raw) else "static", cap,
+                   caps.name(cap) if caps is not None and cap is not None else None)
+            self._cap_fields[cap_raw] = got
+        return got
+
+    def _code(self, code: bytes, address: int) -> _Code:
+        """What ``code`` is, worked out at its first place, ``address``."""
+        got = self._codes.get(code)
+        if got is None:
+            got = self._codes[code] = _analyse(code, address)
+        return got
 
 
-def _disasm(code: bytes, address: int) -> list[str]:
-    """Whole instructions only: a malformed entry's odd length leaves a tail, shown raw."""
+@dataclass(frozen=True)
+class _Code:
+    """What a byte string of code is wherever it lies: its disassembly, where the lines of the
+    PC-relative words (their text shows the target) are left to each place; and the words that
+    may need a fix-up when it is a replacement, as (index, word, kind)."""
+
+    lines: tuple[str, ...]
+    moving: tuple[int, ...]  # the lines that depend on the address
+    branches: tuple[tuple[int, int, str], ...]
+
+    def disasm(self, code: bytes, address: int) -> list[str]:
+        """:func:`insn.disasm` of ``code`` at ``address`` (whole words; a malformed entry's
+        odd tail shown raw)."""
+        lines = list(self.lines)
+        for i in self.moving:
+            lines[i] = insn.disasm(code[4 * i:4 * i + 4], address + 4 * i)[0]
+        return lines
+
+
+def _analyse(code: bytes, address: int) -> _Code:
     whole = len(code) // 4 * 4
-    out = insn.disasm(code[:whole], address)
+    words = struct.unpack(f"<{whole // 4}I", code[:whole])
+    lines = insn.disasm(code[:whole], address)
     if whole < len(code):
-        out.append(f".byte {', '.join(f'{b:#04x}' for b in code[whole:])}")
-    return out
+        lines.append(f".byte {', '.join(f'{b:#04x}' for b in code[whole:])}")
+    moving, branches = [], []
+    for i, word in enumerate(words):
+        if insn.classify(word).kind != "plain":  # a plain word reads the same everywhere
+            moving.append(i)
+        kind = insn.decode(word).kind
+        if kind in insn.FIXUP_KINDS:
+            branches.append((i, word, kind))
+    return _Code(tuple(lines), tuple(moving), tuple(branches))
+
+
+# One encoder for every entry (json.dumps with options makes a new one per call).
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
 def dumps(manifest: dict) -> str:
     """Keys sorted; one line per entry (diffable, and written by json's C encoder: a kernel's
     manifest of 28,000 entries takes a fraction of a second, where ``indent`` would take
     seconds)."""
-    def compact(v) -> str:
-        return json.dumps(v, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
-
+    compact = _ENCODER.encode
     parts = []
     for key in sorted(manifest):
         val = manifest[key]
         if key == "entries" and isinstance(val, list):
-            body = ",\n  ".join(compact(e) for e in val)
+            body = ",\n  ".join(map(compact, val))
             text = f"[\n  {body}\n ]" if val else "[]"
         else:
             text = compact(val)

@@ -8,9 +8,9 @@ used).
 from __future__ import annotations
 
 from bisect import bisect_right
+from functools import cached_property
 
 from altlink.elf import (
-    SHN_ABS,
     SHN_LORESERVE,
     SHN_UNDEF,
     STB_GLOBAL,
@@ -25,6 +25,8 @@ from altlink.elf import (
 
 _ALIAS_PREFIXES = ("__pi_", "__efistub_", "__kvm_nvhe_", "__hyp_", "__pfx_", "__cfi_")
 _NAMED_TYPES = (STT_FUNC, STT_NOTYPE, STT_OBJECT, STT_GNU_IFUNC)
+# ARM mapping symbols ($x, $d), local labels (.L) and the assembler's fake labels (L0\x01).
+_UNNAMED_PREFIXES = ("$", ".L", "L0\x01")
 
 
 def is_label(sym: Symbol) -> bool:
@@ -32,9 +34,7 @@ def is_label(sym: Symbol) -> bool:
     name = sym.name
     if not name or sym.type not in _NAMED_TYPES:
         return False
-    if name[0] == "$" or name.startswith(".L") or name.startswith("L0\x01"):
-        return False
-    return True
+    return not name.startswith(_UNNAMED_PREFIXES)
 
 
 def rank(sym: Symbol) -> tuple:
@@ -52,20 +52,17 @@ class _Index:
     def __init__(self, syms: list[Symbol]) -> None:
         best: dict[int, Symbol] = {}
         for s in syms:
-            cur = best.get(s.value)
-            if cur is None or rank(s) < rank(cur):
+            cur = best.setdefault(s.value, s)
+            if cur is not s and rank(s) < rank(cur):
                 best[s.value] = s
         self.keys = sorted(best)
         self.syms = [best[k] for k in self.keys]
 
     def lookup(self, value: int) -> Symbol | None:
-        i = bisect_right(self.keys, value) - 1
-        if i < 0:
-            return None
-        s = self.syms[i]
-        # Prefer a symbol whose extent covers the place; a sized symbol that ends before it
-        # still names it (as objdump does) when nothing closer exists.
-        return s
+        # The closest symbol at or before the place: a sized symbol that ends before it still
+        # names it (as objdump does) when nothing closer exists.
+        i = bisect_right(self.keys, value)
+        return self.syms[i - 1] if i else None
 
 
 class Symbolizer:
@@ -74,7 +71,6 @@ class Symbolizer:
     def __init__(self, elf: ElfFile) -> None:
         self.elf = elf
         self._by_section: dict[int, _Index] = {}
-        self._by_addr: _Index | None = None
 
     def _section_index(self, shndx: int) -> _Index:
         idx = self._by_section.get(shndx)
@@ -87,20 +83,19 @@ class Symbolizer:
         sym = self._section_index(shndx).lookup(offset)
         return _fmt(sym.name, offset - sym.value) if sym else None
 
+    @cached_property
     def _addr_index(self) -> _Index:
-        if self._by_addr is None:
-            self._by_addr = _Index([s for s in self.elf.symbols
-                                    if s.shndx not in (SHN_UNDEF, SHN_ABS)
-                                    and s.shndx < SHN_LORESERVE and is_label(s)])
-        return self._by_addr
+        """The symbols defined in a section (not undefined, absolute or common)."""
+        return _Index([s for s in self.elf.symbols
+                       if SHN_UNDEF < s.shndx < SHN_LORESERVE and is_label(s)])
 
     def at_address(self, addr: int) -> str | None:
-        sym = self._addr_index().lookup(addr)
+        sym = self._addr_index.lookup(addr)
         return _fmt(sym.name, addr - sym.value) if sym else None
 
     def function_at(self, addr: int) -> Symbol | None:
         """The best-named symbol that starts exactly at the address."""
-        sym = self._addr_index().lookup(addr)
+        sym = self._addr_index.lookup(addr)
         return sym if sym is not None and sym.value == addr else None
 
     def function_at_offset(self, shndx: int, offset: int) -> Symbol | None:
