@@ -13,6 +13,7 @@ import threading
 
 from altlink import __version__
 from altlink.errors import AltlinkError
+from altlink.gcpause import collector_paused
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER = 0, 1, 2, 3
 
@@ -398,7 +399,8 @@ def main(argv: list[str] | None = None, out=None) -> int:
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
-        rc = COMMANDS[args.command](args, out)
+        with collector_paused():
+            rc = COMMANDS[args.command](args, out)
         sys.stderr.write("".join(_Notes.of(args).lines))
         return rc
     except AltlinkError as e:

@@ -5,18 +5,17 @@ directory; bound to the image and its raw binary by sha256.
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
 import struct
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from altlink import insn
 from altlink.caps import CapTable
 from altlink.checks import Input
 from altlink.errors import AltlinkError
+from altlink.gcpause import collector_paused
 from altlink.rawbin import RawLayout
 from altlink.table import Entry, Profile
 
@@ -88,7 +87,7 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
                       "base": hx(binary.layout.base)}
     cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
     records = _Records(image, profile, caps, binary, sources)
-    with _collector_paused():
+    with collector_paused():
         entries = [records.entry(e) for e in image.table.entries]
     table = image.table.sections[0] if image.table.sections else None
     out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
@@ -99,21 +98,6 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
                         "bin_offset": binary.layout.offset_of(table.addr, elf)
                         if binary else None}
     return out
-
-
-@contextmanager
-def _collector_paused():
-    """The cyclic garbage collector paused while the records are made: they are tens of
-    thousands of new containers, none in a cycle, and each full collection that their number
-    sets off would walk them and the whole heap again (a third of the time of 40,000 records,
-    more in a big process such as SCons). Reference counting still frees what they drop."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class _Records:

@@ -17,7 +17,6 @@ import hashlib
 import os
 import pickle
 import struct
-import tempfile
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import partial
@@ -366,6 +365,7 @@ class ObjectCache:
         self.dir = directory
         self.options_key = options_key
         self.hits = self.misses = 0
+        self._folders: set[str] = set()
 
     @staticmethod
     def options_key_of(options) -> str | None:
@@ -378,7 +378,8 @@ class ObjectCache:
         caps_key = hashlib.sha256(repr(caps.names).encode()).hexdigest() if caps else "-"
         return f"{p.abi}/{p.ncaps}/{caps_key}/{int(options.module)}"
 
-    def _path(self, data) -> str:
+    def record_path(self, data) -> str:
+        """Where the record of an object with these bytes is kept."""
         h = hashlib.sha256()
         h.update(f"altlink {__version__} record {RECORD_FORMAT} {self.options_key}\0".encode())
         h.update(data)
@@ -386,7 +387,7 @@ class ObjectCache:
         return os.path.join(self.dir, key[:2], key[2:])
 
     def get(self, elf: ElfFile) -> tuple[ObjectRecord | None, str]:
-        path = self._path(elf.data)
+        path = self.record_path(elf.data)
         try:
             with open(path, "rb") as f:
                 rec = ObjectRecord.from_plain(elf.path, _NoGlobals(f).load())
@@ -397,18 +398,28 @@ class ObjectCache:
         return rec, path
 
     def put(self, where: str, rec: ObjectRecord) -> None:
+        tmp = f"{where}.{os.getpid()}.tmp"  # this process's own: no other writes it
         try:
-            os.makedirs(os.path.dirname(where), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".rec.", dir=os.path.dirname(where))
+            folder = os.path.dirname(where)
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
             try:
-                with os.fdopen(fd, "wb") as f:
+                with open(tmp, "wb") as f:
                     pickle.dump(rec.to_plain(), f, protocol=pickle.HIGHEST_PROTOCOL)
                 os.replace(tmp, where)
             except BaseException:
-                os.unlink(tmp)
+                _unlink(tmp)
                 raise
         except OSError:
             pass  # a read-only or full cache directory: the link goes on without it
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 _RECORD_TYPES = {t.__name__: t for t in (EntryDigest, Anchor, Target, Deferred)}

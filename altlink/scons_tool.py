@@ -146,6 +146,7 @@ def _link_options(env):
 
 def _link_action(target, source, env):
     from altlink.findings import Policy, has_errors
+    from altlink.gcpause import collector_paused
     from altlink.link import LinkRequest, link
     from altlink.report import render
 
@@ -163,7 +164,8 @@ def _link_action(target, source, env):
         if cache is not None:  # None: altlink's default; "" or False: no cache
             # A path as SCons reads one: relative to the SConscript, "#" for the top.
             req.cache_dir = env.Dir(env.subst(str(cache))).get_abspath() if cache else None
-        result = link(req)
+        with collector_paused():
+            result = link(req)
     except AltlinkError as e:
         sys.stderr.write(f"{e}\n")
         return e.exit_code

@@ -187,17 +187,18 @@ def read_object_table(elf: ElfFile) -> Table:
             for r in elf.relocations(rs):
                 relocs.setdefault(r.offset, r)
         n = sec.size // ENTRY_SIZE
+        targets: dict[int, tuple] = {}  # a table's relocations name few symbols
         for i in range(n):
             off = i * ENTRY_SIZE
             _, _, cap, orig_len, alt_len = ENTRY.unpack_from(data, off)
             index = base + i
-            where = f"{sec.name} entry {index}"
             places = []
             for field, name in ((0, "site"), (4, "replacement")):
                 r = relocs.get(off + field)
-                place, problem = _resolve(elf, r, name)
+                place, problem = _resolve(elf, r, name, targets)
                 if problem:
-                    findings.append(finding("ALT012", problem, elf.path, where, entry=index))
+                    findings.append(finding("ALT012", problem, elf.path,
+                                            f"{sec.name} entry {index}", entry=index))
                     place = None
                 places.append(place)
             if places[0] is None or places[1] is None:
@@ -215,27 +216,39 @@ def read_object_table(elf: ElfFile) -> Table:
     return Table(elf.path, entries, findings, secs)
 
 
-def _resolve(elf: ElfFile, r, what: str) -> tuple[Place | None, str | None]:
+def _resolve(elf: ElfFile, r, what: str, targets: dict[int, tuple]
+             ) -> tuple[Place | None, str | None]:
     if r is None:
         return None, f"no relocation for the {what} offset (an absolute offset in an object " \
                      "cannot be resolved)"
     if r.type != R_AARCH64_PREL32:
         return None, f"{what} relocation is {reloc_name(r.type)}, expected R_AARCH64_PREL32"
+    target = targets.get(r.sym)
+    if target is None:
+        target = targets[r.sym] = _target(elf, r.sym)
+    if isinstance(target, str):
+        return None, f"{what} {target}"
+    secname, shndx, value, named = target
+    return Place(secname, shndx, value + r.addend, None, named, r.addend), None
+
+
+def _target(elf: ElfFile, index: int) -> tuple | str:
+    """What a table relocation's symbol resolves to: (section name, index, value, symbol
+    name) or, for a symbol that cannot be a place, what is wrong with it."""
     try:
-        sym = elf.symbol(r.sym)
+        sym = elf.symbol(index)
     except IndexError:
-        return None, f"{what} relocation refers to symbol index {r.sym}, past the symbol table"
+        return f"relocation refers to symbol index {index}, past the symbol table"
     if sym.shndx == SHN_UNDEF:
-        return Place("", SHN_UNDEF, r.addend, None, sym.name or None, r.addend), None
+        return "", SHN_UNDEF, 0, sym.name or None
     if sym.shndx in (SHN_ABS, SHN_COMMON) or sym.shndx >= SHN_LORESERVE:
-        return None, f"{what} relocation is against {sym.name or 'a symbol'} in a special " \
-                     f"section ({sym.shndx:#x}), not code"
+        return f"relocation is against {sym.name or 'a symbol'} in a special section " \
+               f"({sym.shndx:#x}), not code"
     if sym.shndx >= len(elf.sections):
-        return None, f"{what} relocation is against a symbol in section {sym.shndx}, which " \
-                     "does not exist"
+        return f"relocation is against a symbol in section {sym.shndx}, which does not exist"
     sec = elf.sections[sym.shndx]
     named = None if sym.type == STT_SECTION else (sym.name or None)
-    return Place(sec.name, sec.index, sym.value + r.addend, None, named, r.addend), None
+    return sec.name, sec.index, sym.value, named
 
 
 def read_image_table(elf: ElfFile) -> Table:
