@@ -12,7 +12,9 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from altlink import archive, inputs, insn, linkcmd, outputs, rawbin, sources
 from altlink import manifest as manifestmod
@@ -84,7 +86,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
     images = [read_elf(p) for p in req.symbols_from] + shared
 
     tmp_files: list[str] = []
-    linker = None
+    linker = writer = None
     try:
         records, profile, findings = collect(objects, req.options, images, req.cache_dir)
         findings = req.policy.apply(findings)
@@ -95,6 +97,12 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                          req.output)
         linker.finish()
         image = Input.load(read_elf(tmp_image))
+        tmp_bin = tmp_manifest = None
+        if not req.sort_table and image.elf.type != ET_REL and (req.binary or req.manifest):
+            tmp_bin, tmp_manifest = _temp_outputs(req, tmp_files)
+            writer = _Forked(partial(_make_files, req, image, profile, tmp_image, tmp_bin,
+                                     tmp_manifest))
+            writer.start()
         post = Checker([image], Options(profile, req.options.caps, req.options.module),
                        images)
         post.only = POST_LINK_CODES
@@ -115,11 +123,20 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                                "link the final image for those")
         os.chmod(tmp_image, (0o666 if image.elf.type == ET_REL else 0o777) & ~outputs._umask())
         findings = sources.attach(findings, paths={req.output: tmp_image})
-        written = _write_outputs(req, image, profile, tmp_image, tmp_files)
+        if writer is not None and not writer.run_here:
+            writer.result()
+        else:
+            if writer is None:
+                tmp_bin, tmp_manifest = _temp_outputs(req, tmp_files)
+            _make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest)
+        image.elf.close()
+        written = _commit(req, tmp_image, tmp_bin, tmp_manifest)
         return LinkResult(findings, notes.lines, linked=True, written=written)
     finally:
         if linker is not None:
             linker.stop()  # before the temporary files go: it writes one of them
+        if writer is not None:
+            writer.cancel()  # likewise
         for t in tmp_files:
             outputs.remove(t)
 
@@ -198,20 +215,24 @@ class _Linker:
         proc.communicate()
 
 
-def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
-                   tmp_files: list[str]) -> list[str]:
+def _temp_outputs(req: LinkRequest, tmp_files: list[str]) -> tuple[str | None, str | None]:
+    """The temporary files of the raw binary and the manifest, as the request asks for them."""
+    return (outputs.temp_path(req.binary, "bin", tmp_files) if req.binary else None,
+            outputs.temp_path(req.manifest, "json", tmp_files) if req.manifest else None)
+
+
+def _make_files(req: LinkRequest, image: Input, profile, tmp_image: str, tmp_bin: str | None,
+                tmp_manifest: str | None) -> None:
+    """Write the raw binary and the manifest of the image into their temporary files."""
     elf = image.elf
     bin_info = None
-    tmp_bin = None
-    if req.binary:
+    if tmp_bin:
         lay = rawbin.layout(elf)
         data = rawbin.raw_binary(elf, lay)
-        tmp_bin = outputs.temp_path(req.binary, "bin", tmp_files)
         with open(tmp_bin, "wb") as f:
             f.write(data)
         bin_info = manifestmod.BinInfo(req.binary, _sha(data), lay)
-    tmp_manifest = None
-    if req.manifest:
+    if tmp_manifest:
         lines = None
         if req.source_lines:
             lines = sources.site_lines(tmp_image, [e.site.address for e in image.table.entries],
@@ -219,10 +240,12 @@ def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
         m = manifestmod.build(image, profile, req.options.caps, req.output,
                               manifestmod.sha256_file(tmp_image), req.manifest, bin_info,
                               lines)
-        tmp_manifest = outputs.temp_path(req.manifest, "json", tmp_files)
         with open(tmp_manifest, "w", encoding="utf-8") as f:
             f.write(manifestmod.dumps(m))
-    elf.close()
+
+
+def _commit(req: LinkRequest, tmp_image: str, tmp_bin: str | None,
+            tmp_manifest: str | None) -> list[str]:
     written = []
     # The image first, the manifest last: a manifest on disk always has its image beside it;
     # and no signal between the renames (a new image beside the old manifest).
@@ -236,6 +259,90 @@ def _write_outputs(req: LinkRequest, image: Input, profile, tmp_image: str,
             outputs.commit(tmp_manifest, req.manifest)
             written.append(req.manifest)
     return written
+
+
+class _Forked:
+    """``work`` run in a forked process, beside the caller: the raw binary and the manifest
+    depend only on the image, so they are written while the image is checked. The process
+    writes only temporary files the caller made and removes; it ends with ``os._exit``, so
+    none of the caller's clean-up runs twice.
+
+    Only a process with one thread forks (a fork copies only the calling thread, and locks
+    another one held would stay held in the copy); elsewhere, for instance in an SCons -j
+    build, ``run_here`` says so and the caller does the work itself."""
+
+    def __init__(self, work) -> None:
+        self.work = work
+        self.pid: int | None = None
+        self.run_here = not hasattr(os, "fork") or threading.active_count() > 1
+
+    def start(self) -> None:
+        """Fork. A signal that comes meanwhile is handled after ``pid`` is set, once the
+        caller already holds this object, so that its clean-up ends the child too."""
+        if self.run_here:
+            return
+        r, w = os.pipe()
+        with outputs.signals_held():
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child's coverage is not collected
+                _child(self.work, r, w)
+            self.pid, self._pipe = pid, r
+            os.close(w)
+
+    def result(self) -> None:
+        """Wait for the work; its AltlinkError is raised here."""
+        if self.pid is None:
+            return
+        chunks = []
+        while chunk := os.read(self._pipe, 65536):
+            chunks.append(chunk)
+        os.close(self._pipe)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            return
+        if code in (_INTERRUPTED, -signal.SIGINT):
+            raise KeyboardInterrupt  # as if the work had run here
+        err = AltlinkError(b"".join(chunks).decode("utf-8", "replace") or
+                           f"altlink link: writing the outputs failed (status {code})")
+        if code > 0:
+            err.exit_code = code
+        raise err
+
+    def cancel(self) -> None:
+        """End the work (a check failed, or altlink was interrupted)."""
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self._pipe)
+        self.pid = None
+
+
+_INTERRUPTED = 130  # the child's exit status for a KeyboardInterrupt
+
+
+def _child(work, r: int, w: int) -> None:  # pragma: no cover - runs in the forked process
+    os.close(r)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_DFL)  # the parent cleans up; the child just ends
+    code, msg = 0, ""
+    try:
+        work()
+    except AltlinkError as e:
+        code, msg = e.exit_code, str(e)
+    except KeyboardInterrupt:
+        code = _INTERRUPTED
+    except BaseException as e:  # noqa: BLE001 - reported by the parent, as one line
+        code, msg = 70, f"altlink link: writing the outputs failed: {e!r}"
+    try:
+        os.write(w, msg.encode())
+    finally:
+        os._exit(code)
 
 
 def _sha(data: bytes) -> str:

@@ -200,7 +200,8 @@ def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch):
         raise AssertionError("SIGTERM did not interrupt")
 
     before = signal.getsignal(signal.SIGTERM)
-    monkeypatch.setattr("altlink.rawbin.raw_binary", term)
+    # The cross-check runs in altlink's own process, while a forked one writes the outputs.
+    monkeypatch.setattr("altlink.link.cross_check", term)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SLEEP", "0")
     old = old_outputs(tmp_path)
@@ -277,6 +278,85 @@ def test_link_replaces_all_three_outputs_together(seed_dir, tmp_path, monkeypatc
     assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 0
     assert consistent_new_set(tmp_path) and temporaries(tmp_path) == []
     assert (tmp_path / "out.elf").read_bytes() == (seed_dir / "v417.elf").read_bytes()
+
+
+# ---- the forked writer -----------------------------------------------------------------------
+# The raw binary and the manifest are written by a forked process while altlink checks the image.
+
+
+def no_children() -> bool:
+    """This process has no child left, running or unwaited-for."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_writer_failure_is_the_link_failure(seed_dir, tmp_path, monkeypatch):
+    """An error while writing (here, in the forked process) is altlink's: its one line, exit 2,
+    no outputs, no temporary files, no process left."""
+    from altlink.errors import AltlinkError
+
+    def fail(*a, **k):
+        raise AltlinkError("out.alt.json: the disk is full (a test)")
+
+    monkeypatch.setattr("altlink.manifest.build", fail)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLEEP", "0")
+    old = old_outputs(tmp_path)
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 2
+    assert err.getvalue().splitlines()[-1] == "out.alt.json: the disk is full (a test)"
+    assert_outputs_kept(tmp_path, old, allow_new=False)
+    assert no_children()
+
+
+def test_writer_is_stopped_when_a_check_fails(seed_dir, tmp_path, monkeypatch):
+    """The image fails the cross-check while the outputs are being written: the writer is
+    ended, and nothing it wrote is left."""
+    def slow_build(*a, **k):
+        time.sleep(30)  # still writing when the check fails
+
+    monkeypatch.setattr("altlink.manifest.build", slow_build)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLEEP", "0")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    start = time.monotonic()
+    assert cli.main(failing_link(seed_dir, tmp_path, "cross-check"), out=io.StringIO()) == 1
+    assert time.monotonic() - start < 20, "altlink waited for the writer"
+    assert_outputs_kept(tmp_path, None, allow_new=False)
+    assert no_children()
+
+
+def test_with_other_threads_the_outputs_are_written_in_process(seed_dir, tmp_path, monkeypatch):
+    """A process with other threads (an SCons -j build) does not fork: the same outputs."""
+    import threading
+
+    monkeypatch.setenv("SLEEP", "0")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    got = {}
+    for how in ("forked", "threads"):
+        d = tmp_path / how
+        d.mkdir()
+        monkeypatch.chdir(d)
+        stop = threading.Event()
+        t = threading.Thread(target=stop.wait) if how == "threads" else None
+        if t:
+            t.start()
+        try:
+            forks = []
+            real_fork = os.fork
+            monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+            assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 0
+        finally:
+            stop.set()
+            if t:
+                t.join()
+        assert forks == ([] if how == "threads" else [1])
+        got[how] = [(d / n).read_bytes() for n in OUTS]
+    assert got["forked"] == got["threads"]
 
 
 # ---- the patcher ------------------------------------------------------------------------------
