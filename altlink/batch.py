@@ -2,12 +2,9 @@
 over the machine's cores; the other objects as one link set; images each alone."""
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import TextIO
 
-from altlink import archive
+from altlink import archive, forkmap
 from altlink.checks import Input, Options, check
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
@@ -59,14 +56,12 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     """All the findings for ``altlink check PATHS``, in the order of the paths."""
     from altlink import inputs as inputsmod
 
-    jobs = jobs or min(os.cpu_count() or 1, 8)
+    jobs = jobs or min(forkmap.cpus(), 8)
     numbered = list(enumerate(paths))
-    if jobs > 1 and len(paths) >= PARALLEL_MIN:
+    if jobs > 1 and len(paths) >= PARALLEL_MIN and forkmap.can_fork():
         # Interleaved shares: module sizes vary along a sorted tree of paths.
         shares = [numbered[i::jobs] for i in range(jobs)]
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            results = list(pool.map(_worker, [(sh, options, symbols_from) for sh in shares]))
+        results = forkmap.fork_map(_worker, [(sh, options, symbols_from) for sh in shares])
         found: list[tuple[int, list[Finding]]] = []
         rest: list[tuple[int, str]] = []
         for r in results:

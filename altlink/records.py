@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, NamedTuple
 
-from altlink import __version__
+from altlink import __version__, forkmap
 from altlink.elf import SHN_UNDEF, STB_LOCAL, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
@@ -274,8 +274,8 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
             todo.append(i)
         else:
             out[i]._load = partial(Input.load, elf)
-    jobs = min(os.cpu_count() or 1, 8)
-    if jobs > 1 and len(todo) >= PARALLEL_MIN and (loaded is None):
+    jobs = min(forkmap.cpus(), 8)
+    if jobs > 1 and len(todo) >= PARALLEL_MIN and loaded is None and forkmap.can_fork():
         _make_in_parallel(objects, todo, options, cache, where, out, jobs)
     else:
         for i in todo:
@@ -289,38 +289,27 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
 
 def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, where, out,
                       jobs: int) -> None:
-    """Make the records of ``todo`` in ``jobs`` forked processes (each writes the cache)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
+    """Make the records of ``todo`` in this process and ``jobs - 1`` forked ones, in
+    interleaved shares (object sizes vary along a sorted list); each keeps its own records."""
     from altlink.checks import Input
 
-    global _JOB
-    _JOB = (objects, options, cache, where)
     shares = [todo[k::jobs] for k in range(jobs)]
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            results = list(pool.map(_make_share, shares))
-    finally:
-        _JOB = None
-    errors = [(i, plain) for share, got in zip(shares, results) for i, plain in zip(share, got)
-              if isinstance(plain, AltlinkError)]
+    results = forkmap.fork_map(partial(_make_share, objects, options, cache, where), shares)
+    errors = [(i, got) for share, res in zip(shares, results) for i, got in zip(share, res)
+              if isinstance(got, AltlinkError)]
     if errors:
         raise min(errors, key=lambda t: t[0])[1]  # the first in input order
-    for share, got in zip(shares, results):
-        for i, plain in zip(share, got):
-            out[i] = ObjectRecord.from_plain(objects[i].path, plain)
+    for k, (share, res) in enumerate(zip(shares, results)):
+        for i, got in zip(share, res):
+            out[i] = got if k == 0 else ObjectRecord.from_plain(objects[i].path, got)
             out[i]._load = partial(Input.load, objects[i])
 
 
-_JOB: tuple | None = None  # what the forked processes work on, set before the fork
-
-
-def _make_share(share: list[int]) -> list:
+def _make_share(objects: list[ElfFile], options, cache, where, share: list[int]) -> list:
+    """The records of a share: plain data when made in a forked process, to send back."""
     from altlink.checks import Input
 
-    objects, options, cache, where = _JOB  # type: ignore[misc]
+    here = not forkmap.in_child()
     got: list = []
     for i in share:
         try:
@@ -330,7 +319,7 @@ def _make_share(share: list[int]) -> list:
             break  # the share's first error; the caller reports the first of all
         if cache is not None:
             cache.put(where[i], rec)
-        got.append(rec.to_plain())
+        got.append(rec if here else rec.to_plain())
     return got
 
 

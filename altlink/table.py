@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from altlink.elf import (
     ET_REL,
@@ -34,8 +35,7 @@ CB_BIT_V61 = 0x8000
 ADDR_MASK = (1 << 64) - 1
 
 
-@dataclass(frozen=True)
-class Place:
+class Place(NamedTuple):
     """Where an entry's site or replacement (or callback) is.
 
     In an object: a section (index and name) and an offset in it, or, for a relocation against
@@ -60,9 +60,9 @@ class Place:
         return f"{self.section}+{self.offset:#x}"
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One table entry as read, before any profile interprets ``cap_raw``."""
+class Entry(NamedTuple):
+    """One table entry as read, before any profile interprets ``cap_raw``. (Named tuples:
+    a kernel's tables have tens of thousands of entries, and a tuple is made at C speed.)"""
 
     file: str
     index: int
