@@ -71,8 +71,9 @@ def reloc_name(rtype: int) -> str:
     return RELOC_NAMES.get(rtype, f"relocation type {rtype}")
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):
+    """One section header (a named tuple: a kernel module has dozens, made for every file)."""
+
     index: int
     name: str
     type: int
@@ -205,13 +206,18 @@ class ElfFile:
             st = raw[shstrndx]
             names = self._bytes_at(st[4], st[5], f"section name table (section {shstrndx})")
         out = []
+        strings = _string_table(names)  # split at C speed; a name inside another's tail: below
+        new = tuple.__new__
+        end = self.size
         for i, (name, typ, flags, addr, off, size, link, info, align, entsize) in enumerate(raw):
-            if typ != SHT_NOBITS and typ != SHT_NULL and (off > self.size or size > self.size - off):
+            nm = strings.get(name)
+            if nm is None:
                 nm = _cstr(names, name)
+            if typ != SHT_NOBITS and typ != SHT_NULL and (off > end or size > end - off):
                 raise self.error(f"section {i} ({nm}) at {off:#x}+{size:#x} runs past the end "
-                                 f"of the file ({self.size:#x} bytes)")
-            out.append(Section(i, _cstr(names, name), typ, flags, addr, off, size, link, info,
-                               align, entsize))
+                                 f"of the file ({end:#x} bytes)")
+            out.append(new(Section, (i, nm, typ, flags, addr, off, size, link, info, align,
+                                     entsize)))
         return out
 
     @cached_property
