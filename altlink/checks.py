@@ -318,11 +318,9 @@ class Checker:
         def site_place() -> str:
             return self.site_place(inp, e)
 
-        label = self.cap_label(cap)
-
         if not self._check_cap(inp, e, callback, cap, site_place):
             return
-        site_sec = self._check_site(inp, e, site_place, label)
+        site_sec = self._check_site(inp, e, site_place, cap)
         if callback:
             if e.alt_len != 0:
                 self.add("ALT002", f"callback entry has alt_len {e.alt_len}, must be 0",
@@ -331,7 +329,7 @@ class Checker:
             return
         if e.alt_len != e.orig_len:
             self.add("ALT001", f"replacement is {e.alt_len} bytes, site is {e.orig_len} "
-                     f"({label})", inp, site_place, e)
+                     f"({self.cap_label(cap)})", inp, site_place, e)
         repl_sec = self._check_replacement_place(inp, e, site_place)
         if repl_sec is not None and site_sec is not None:
             self._check_replacement_code(inp, e, repl_sec, site_place)
@@ -399,13 +397,14 @@ class Checker:
             return inp.elf.sections[shndx]
         return None
 
-    def _check_site(self, inp: Input, e: Entry, place: str, label: str) -> Section | None:
+    def _check_site(self, inp: Input, e: Entry, place: str, cap: int | None) -> Section | None:
         if e.orig_len == 0 or e.orig_len % 4:
             self.add("ALT003", f"site length {e.orig_len} is not a non-zero multiple of 4 "
-                     f"({label})", inp, place, e)
+                     f"({self.cap_label(cap)})", inp, place, e)
         pos = e.site.address if e.site.address is not None else e.site.offset
         if pos % 4:
-            self.add("ALT003", f"site is not 4-byte aligned ({label})", inp, place, e)
+            self.add("ALT003", f"site is not 4-byte aligned ({self.cap_label(cap)})", inp, place,
+                     e)
         if e.site.address is not None and not e.site.defined:
             return None  # outside the image: reported by the table reader (ALT012)
         sec = self._section_of(inp, e.site.section_index, e.site.address)

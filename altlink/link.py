@@ -36,6 +36,8 @@ from altlink.table import ENTRY, ENTRY_SIZE, Entry, Profile
 
 # The checks that only a linked image can answer; the others were made on the objects.
 POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})
+# What the image shows of an entry the cross-check already reported from its object.
+_SAME_PROBLEM = frozenset({"ALT012", "ALT013", "ALT016"})
 
 
 @dataclass
@@ -106,7 +108,13 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         post = Checker([image], Options(profile, req.options.caps, req.options.module),
                        images)
         post.only = POST_LINK_CODES
-        post_findings = post.run() + cross_check(records, image, profile, members)
+        seen: set[int] = set()
+        crossed = cross_check(records, image, profile, members, seen)
+        # One problem, one finding: where the cross-check reported an image entry from its
+        # object (which names the source), the image's own view of it is not repeated (lld's
+        # thunk after a replacement: ALT016 twice; a discarded site: ALT013 and ALT012).
+        post_findings = [f for f in post.run() if not (
+            f.entry in seen and f.file == tmp_image and f.code in _SAME_PROBLEM)] + crossed
         # Findings in the linked image name the output, not the temporary file.
         findings += req.policy.apply([replace(f, file=req.output) if f.file == tmp_image else f
                                       for f in post_findings])
@@ -357,7 +365,8 @@ def _signature(e) -> tuple:
 
 
 def cross_check(objects: list[ObjectRecord], image: Input, profile,
-                members: frozenset[str] = frozenset()) -> list[Finding]:
+                members: frozenset[str] = frozenset(),
+                reported: set[int] | None = None) -> list[Finding]:
     """Every entry collected from the objects must be in the image, at the place its
     symbol+offset got, with the same site and replacement code (ALT013, ALT016).
 
@@ -367,7 +376,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     entries and replacements, and the entries that differ are reported one by one. ``members``
     names the inputs that are archive members: the linker pulls in only some of them, and the
     entries of one it did not link are not missing. The objects are compared through their
-    records' digests; only those rarer paths read an object again.
+    records' digests; only those rarer paths read an object again. ``reported`` gets the
+    image entries a finding was made for.
     """
     findings: list[Finding] = []
     img = image.table.entries
@@ -416,9 +426,14 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
             for j, e in enumerate(obj.digest):
                 ie = img[placed[k] + j]
                 if not site_ok(obj, e, image, ie):
-                    findings.append(_moved_site(obj, e, image, ie))
+                    made = [_moved_site(obj, e, image, ie)]
                 elif image.elf.type != ET_REL:  # addresses and linked code: images only
-                    findings += _compare_entry(obj, e, image, ie, syms, profile)
+                    made = _compare_entry(obj, e, image, ie, syms, profile)
+                else:
+                    continue
+                if made and reported is not None:
+                    reported.add(ie.index)
+                findings += made
         elif k in unplaced:
             what = "the table is not in the image" if not img else \
                 "not found in the image's table"

@@ -188,23 +188,19 @@ def read_object_table(elf: ElfFile) -> Table:
                 relocs.setdefault(r.offset, r)
         n = sec.size // ENTRY_SIZE
         targets: dict[int, tuple] = {}  # a table's relocations name few symbols
-        for i in range(n):
+        get, path, name = relocs.get, elf.path, sec.name
+        for i, (_, _, cap, orig_len, alt_len) in enumerate(
+                ENTRY.iter_unpack(data[:n * ENTRY_SIZE])):
             off = i * ENTRY_SIZE
-            _, _, cap, orig_len, alt_len = ENTRY.unpack_from(data, off)
-            index = base + i
-            places = []
-            for field, name in ((0, "site"), (4, "replacement")):
-                r = relocs.get(off + field)
-                place, problem = _resolve(elf, r, name, targets)
-                if problem:
-                    findings.append(finding("ALT012", problem, elf.path,
-                                            f"{sec.name} entry {index}", entry=index))
-                    place = None
-                places.append(place)
-            if places[0] is None or places[1] is None:
+            site, site_problem = _resolve(elf, get(off), "site", targets)
+            alt, alt_problem = _resolve(elf, get(off + 4), "replacement", targets)
+            if site_problem or alt_problem:
+                findings.extend(finding("ALT012", problem, path, f"{name} entry {base + i}",
+                                        entry=base + i)
+                                for problem in (site_problem, alt_problem) if problem)
                 continue
-            entries.append(Entry(elf.path, index, sec.name, off, places[0], places[1], cap,
-                                 orig_len, alt_len))
+            entries.append(_new(Entry, (path, base + i, name, off, site, alt, cap, orig_len,
+                                        alt_len, None)))
         base += n
     if len(flags) > 1:
         findings.append(finding("ALT012", "the .altinstructions sections of this object have "
@@ -214,6 +210,9 @@ def read_object_table(elf: ElfFile) -> Table:
                                 "expected): the table would not be loaded", elf.path,
                                 f"section {secs[0].index} {secs[0].name}"))
     return Table(elf.path, entries, findings, secs)
+
+
+_new = tuple.__new__  # a named tuple made at C speed, every field given
 
 
 def _resolve(elf: ElfFile, r, what: str, targets: dict[int, tuple]
@@ -229,7 +228,7 @@ def _resolve(elf: ElfFile, r, what: str, targets: dict[int, tuple]
     if isinstance(target, str):
         return None, f"{what} {target}"
     secname, shndx, value, named = target
-    return Place(secname, shndx, value + r.addend, None, named, r.addend), None
+    return _new(Place, (secname, shndx, value + r.addend, None, named, r.addend)), None
 
 
 def _target(elf: ElfFile, index: int) -> tuple | str:
