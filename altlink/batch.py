@@ -52,8 +52,10 @@ def _worker(job: tuple[list[str], Options, list[str]]):
 
 
 def check_paths(paths: list[str], options: Options, symbols_from: list[str],
-                notes: TextIO | None = None, jobs: int | None = None) -> list[Finding]:
-    """All the findings for ``altlink check PATHS``, in the order of the paths."""
+                notes: TextIO | None = None, jobs: int | None = None,
+                cache_dir: str | None = None) -> list[Finding]:
+    """All the findings for ``altlink check PATHS``, in the order of the paths; the records
+    of objects are kept in ``cache_dir`` (records.ObjectCache)."""
     from altlink import inputs as inputsmod
 
     jobs = jobs or min(forkmap.cpus(), 8)
@@ -73,11 +75,13 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
         found, rest = _check_modules(numbered, options, symbols_from)
     findings = [f for _, fs in sorted(found, key=lambda t: t[0]) for f in fs]
     others = [p for _, p in sorted(rest)]
-    loaded = inputsmod.load(others, notes=notes)
+    loaded = inputsmod.load_elfs(others, notes=notes)
     images = [read_elf(p) for p in symbols_from]
-    objects = [i for i in loaded if i.elf.type == ET_REL]
-    if objects:
-        findings += check(objects, options, images)
-    for img in (i for i in loaded if i.elf.type != ET_REL):
-        findings += check([img], options, images)
+    objects = [e for e in loaded if e.type == ET_REL]
+    if objects:  # one link set, checked through its objects' records, as the link stage does
+        from altlink.link import collect
+
+        findings += collect(objects, options, images, cache_dir)[2]
+    for img in (e for e in loaded if e.type != ET_REL):
+        findings += check([Input.load(img)], options, images)
     return findings

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(c)
     c.add_argument("--module", action="store_true",
                    help="kernel-module rules (also automatic for objects with .modinfo)")
+    _cache_options(c)
     c.add_argument("files", nargs="+", metavar="FILE")
 
     ln = sub.add_parser("link", help="check, link, cross-check, write image, manifest, binary",
@@ -80,12 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sort the table in the image by site address")
     ln.add_argument("--source-lines", action="store_true",
                     help="add DWARF source lines to the manifest")
-    ln.add_argument("--cache-dir", metavar="DIR",
-                    help="keep the objects' records here, by content, so that a relink reads "
-                    "only the objects that changed (default $ALTLINK_CACHE_DIR, else "
-                    "$XDG_CACHE_HOME/altlink/records)")
-    ln.add_argument("--no-cache", action="store_true",
-                    help="neither read nor keep records")
+    _cache_options(ln)
     ln.add_argument("--module", action="store_true", help=argparse.SUPPRESS)
     ln.add_argument("linker", nargs=argparse.REMAINDER, metavar="LINKER_COMMAND")
 
@@ -129,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("table", metavar="TABLE")
     cp.add_argument("-o", dest="output", metavar="HEADER", help="write here (default: stdout)")
     return p
+
+
+def _cache_options(p) -> None:
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="keep the objects' records here, by content, so that a relink or a "
+                   "check again reads only the objects that changed (default "
+                   "$ALTLINK_CACHE_DIR, else $XDG_CACHE_HOME/altlink/records)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor keep records")
 
 
 def _policy(args):
@@ -215,8 +219,16 @@ def cmd_check(args, out) -> int:
 
         tables = [i.table for i in inputsmod.load(args.files)]
     findings = check_paths(args.files, options_from(args, tables), args.symbols_from,
-                           notes=_Notes.of(args))
+                           notes=_Notes.of(args), cache_dir=_cache_dir(args))
     return _emit(findings, args, out)
+
+
+def _cache_dir(args) -> str | None:
+    from altlink.records import default_cache_dir
+
+    if args.no_cache:
+        return None
+    return args.cache_dir if args.cache_dir is not None else default_cache_dir()
 
 
 def cmd_link(args, out) -> int:
@@ -227,10 +239,7 @@ def cmd_link(args, out) -> int:
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
     req = LinkRequest(command, args.output, args.manifest, args.bin, options_from(args),
                       args.symbols_from, args.sort_table, args.source_lines, _policy(args))
-    if args.no_cache:
-        req.cache_dir = None
-    elif args.cache_dir is not None:
-        req.cache_dir = args.cache_dir
+    req.cache_dir = _cache_dir(args)
     result = link(req)
     for n in result.notes:
         sys.stderr.write(n + "\n")

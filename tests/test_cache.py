@@ -18,7 +18,7 @@ from dataclasses import astuple
 from pathlib import Path
 
 import pytest
-from test_checks import BAD, CALLBACK, MODINFO, OTHER, PRELUDE, R0, build, clean_source
+from test_checks import BAD, CALLBACK, MODINFO, OTHER, R0, build, clean_source
 from test_link import FW_LD, MAIN_S, asm, linker_command
 from toolchain import GNU_LD, LDSCRIPTS, compile, write
 
@@ -260,3 +260,20 @@ def test_cli_cache_options(tmp_path):
     assert not (tmp_path / "c2").exists()
     assert cli.main([*common, "--", *cmd]) == 0
     assert (tmp_path / "c2").exists()
+
+
+def test_check_reads_records_too(tmp_path, monkeypatch, capsys):
+    """``altlink check`` of objects goes through the same records: a second check of the same
+    objects makes none, and says the same."""
+    a = build(tmp_path, "a", R0 + "\tent site0, r0, 1, 4, 8\n")  # ALT001
+    b = build(tmp_path, "b", R0 + "\tent site1, r0, 2, 4, 4\n")
+    args = ["check", "--abi", "linux-v4.17", "--ncaps", "4", "--cache-dir", str(tmp_path / "c"),
+            str(a), str(b)]
+    made = count_made(monkeypatch)
+    assert cli.main(args) == 1
+    first = capsys.readouterr()
+    assert sorted(made) == ["a.o", "b.o"] and "ALT001" in first.out
+    assert cli.main(args) == 1
+    assert capsys.readouterr() == first and sorted(made) == ["a.o", "b.o"]
+    assert cli.main([*args[:5], "--no-cache", *args[7:]]) == 1
+    assert capsys.readouterr() == first and len(made) == 4

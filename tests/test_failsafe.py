@@ -337,6 +337,7 @@ def test_with_other_threads_the_outputs_are_written_in_process(seed_dir, tmp_pat
     monkeypatch.setenv("SLEEP", "0")
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     got = {}
+    real_fork = os.fork
     for how in ("forked", "threads"):
         d = tmp_path / how
         d.mkdir()
@@ -346,9 +347,8 @@ def test_with_other_threads_the_outputs_are_written_in_process(seed_dir, tmp_pat
         if t:
             t.start()
         try:
-            forks = []
-            real_fork = os.fork
-            monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+            forks: list[int] = []
+            monkeypatch.setattr(os, "fork", lambda forks=forks: forks.append(1) or real_fork())
             assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 0
         finally:
             stop.set()
