@@ -6,6 +6,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
+from altlink import ldscript
 from altlink.archive import MAGIC, THIN_MAGIC
 from altlink.errors import AltlinkError
 from altlink.inputs import BITCODE_MAGICS
@@ -149,18 +150,47 @@ def parse(command: list[str]) -> LinkCommand:
         if a in _TAKES_ARG and a not in _OUTPUT_SPELLINGS:
             i += 2
             continue
-        if not a.startswith("-") and _is_input_file(a):
+        if not a.startswith("-"):
             inputs.append(a)
         i += 1
     cmd = LinkCommand(argv, out_index, output, [], lib_dirs, scripts)
     resolved = {pos: _find_lib(name, lib_dirs, static_only) for pos, name in libs}
+    implicit: list[str] = []
     for pos, path in enumerate(inputs):
-        if pos in resolved:
-            if resolved[pos]:
-                cmd.inputs.append(resolved[pos])
-        elif path:
+        path = resolved.get(pos, path)
+        if not path:
+            continue
+        if _is_input_file(path):
             cmd.inputs.append(path)
+        elif _may_be_script(path):
+            implicit.append(path)  # ld reads a file it does not recognise as a script
+    _script_inputs(cmd, scripts + implicit, static_only)
     return cmd
+
+
+# What a compiler driver compiles rather than passes to the linker as a script.
+_SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".C", ".s", ".S", ".sx", ".i", ".ii",
+                    ".h", ".hpp", ".m", ".mm", ".f", ".F", ".f90", ".go", ".rs", ".d")
+
+
+def _may_be_script(path: str) -> bool:
+    return os.path.isfile(path) and not path.endswith(_SOURCE_SUFFIXES)
+
+
+def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> None:
+    """Add the objects and archives that the linker scripts name (INPUT, GROUP), after the
+    command line's own, each once."""
+    found = ldscript.Found()
+    for s in scripts:
+        path = ldscript.resolve(s, cmd.lib_dirs)  # -T: also in the -L directories
+        if path is not None:
+            ldscript.scan(path, cmd.lib_dirs, lambda n: _find_lib(n, cmd.lib_dirs, static_only),
+                          found)
+    seen = {os.path.realpath(p) for p in cmd.inputs}
+    for p in found.inputs:
+        if _is_input_file(p) and os.path.realpath(p) not in seen:
+            seen.add(os.path.realpath(p))
+            cmd.inputs.append(p)
 
 
 def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
@@ -188,7 +218,7 @@ def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
         elif w in _TAKES_ARG:
             j += 2
             continue
-        elif not w.startswith("-") and _is_input_file(w):
+        elif not w.startswith("-"):
             inputs.append(w)
         j += 1
 
@@ -204,7 +234,7 @@ def _find_lib(name: str, dirs: list[str], static_only: bool) -> str | None:
         for c in cands:
             p = os.path.join(d, c)
             if os.path.isfile(p):
-                # An archive's members may be linked in; a shared library (a linker script
-                # named .so, such as libc.so, is neither) only defines symbols.
-                return p if _is_input_file(p) else None
+                # An archive's members may be linked in; a shared library only defines
+                # symbols; a linker script named .so (libc.so) is read for what it names.
+                return p
     return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 
 import SCons.Action
@@ -93,9 +92,6 @@ def _emitter(target, source, env):
     return [image, manifest, binary], source
 
 
-_INCLUDE = re.compile(r"^\s*INCLUDE\s+\"?([^\s\";]+)\"?", re.MULTILINE)
-
-
 def _scan_link(node, env, libpath):
     """Implicit dependencies of the link: libraries (as Program has), the linker script and
     what it INCLUDEs, the capability table and the ``--symbols-from`` images."""
@@ -110,23 +106,22 @@ def _scan_link(node, env, libpath):
 
 
 def _ldscript_includes(env, script) -> list:
-    path = _path(script)
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return []
-    dirs = [os.path.dirname(path), LDSCRIPT_DIR]
-    dirs += [env.Dir(d).srcnode().get_abspath() for d in SCons.Util.flatten(
+    """The scripts a linker script INCLUDEs and the files its INPUT and GROUP commands name
+    (altlink.ldscript): a change to any of them relinks."""
+    from altlink import ldscript
+
+    dirs = [LDSCRIPT_DIR] + [env.Dir(d).srcnode().get_abspath() for d in SCons.Util.flatten(
         [env.get("LIBPATH", [])]) if d]
-    out = []
-    for name in _INCLUDE.findall(text):
+
+    def find_lib(name: str) -> str | None:
         for d in dirs:
-            cand = os.path.join(d, name)
-            if os.path.isfile(cand):
-                out.append(env.File(cand))
-                break
-    return out
+            for c in (f"lib{name}.a", f"lib{name}.so"):
+                if os.path.isfile(os.path.join(d, c)):
+                    return os.path.join(d, c)
+        return None
+
+    found = ldscript.scan(_path(script), dirs, find_lib)
+    return [env.File(p) for p in found.scripts[1:] + found.inputs]
 
 
 def _link_options(env):

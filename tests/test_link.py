@@ -876,6 +876,71 @@ def test_archives(tmp_path, form):
     assert "libx.a(bad.o)" in p.stderr and "ALT001" in p.stderr
 
 
+@pytest.mark.parametrize("linker", LD_LINKERS)
+@pytest.mark.parametrize("form", ["INPUT in -T", "GROUP via INCLUDE", "implicit script",
+                                  "-l script"])
+def test_inputs_named_by_linker_scripts(tmp_path, linker, form):
+    """Objects and archives that a linker script names (INPUT, GROUP with AS_NEEDED, through an
+    INCLUDE, in a script given as an input, in a libNAME.so that is a script) are part of the
+    link set: checked before the link, and cross-checked after it."""
+    sub = tmp_path / "sub"
+    main = asm(tmp_path, "main", MAIN_S)
+    helper = asm(sub, "helper2", lib_member("helper2_fn", "x5"))
+    make_archive(tmp_path, LIB)
+    names = {"INPUT in -T": f"INPUT({helper.name})",
+             "GROUP via INCLUDE": f'GROUP("{helper.name}" AS_NEEDED(-lx))',
+             "implicit script": f"INPUT ( {helper.name} libx.a )",
+             "-l script": f"GROUP ( {helper.name} -lx )"}[form]
+    script = FW_LD
+    extra = []
+    if form == "INPUT in -T":
+        script = names + "\n" + FW_LD
+    elif form == "GROUP via INCLUDE":
+        write(sub / "inputs.ld", "/* the firmware's parts */\n" + names + "\n")
+        script = "INCLUDE inputs.ld\n" + FW_LD
+    elif form == "implicit script":
+        extra = [str(write(tmp_path / "parts.lds", names + "\n"))]
+    else:
+        # A script named as a library (libc.so is one); .a, since the link is -static.
+        write(sub / "libparts.a", "/* GNU ld script */\n" + names + "\n")
+        extra = ["-lparts"]
+    ldscript = write(tmp_path / "fw.ld", script)
+    # GNU ld looks for an INCLUDEd script in the -L directories given before the -T.
+    cmd = [GNU_LD if linker == "ld" else LLD, "-static", "-L", str(LDSCRIPTS), f"-L{sub}", "-L.",
+           "-T", str(ldscript), str(main), *extra, "--undefined=helper2_fn",
+           "--undefined=used_fn", "-o", "x.elf"]
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((tmp_path / "fw.json").read_text())
+    want = {"helper2_fn"} if form == "INPUT in -T" else {"helper2_fn", "used_fn"}
+    assert want <= {e["site"]["symbol"] for e in m["entries"]}
+    assert "unused_fn" not in {e["site"]["symbol"] for e in m["entries"]}
+
+    # A bad object named only by the script is checked before the link: ALT001, by name.
+    bad = asm(sub, "helper2", BAD_S.replace("bad_fn", "helper2_fn"))
+    p = altlink("link", "-o", "fw2.elf", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 1 and f"{bad.name}: error: ALT001" in p.stderr, p.stderr
+    assert not (tmp_path / "fw2.elf").exists()
+
+
+def test_linker_script_reading_is_bounded(tmp_path):
+    """A script that INCLUDEs itself, a comment never closed, a binary file given as a script:
+    read without end or error."""
+    from altlink import ldscript
+
+    loop = write(tmp_path / "loop.ld", "INCLUDE loop.ld\nINPUT(a.o) /* never closed INPUT(b.o)")
+    write(tmp_path / "a.o", "a file")
+    write(tmp_path / "b.o", "a file")
+    found = ldscript.scan(str(loop), [str(tmp_path)], lambda n: None)
+    assert found.scripts == [str(loop)]  # read once
+    assert found.inputs == ["a.o"] or found.inputs == [str(tmp_path / "a.o")]  # not b.o
+    (tmp_path / "bin.ld").write_bytes(b"\x7fELF\0\0INPUT(a.o)")
+    assert ldscript.scan(str(tmp_path / "bin.ld"), [], lambda n: None).inputs == []
+    assert ldscript.tokens('GROUP ( "a b.o" AS_NEEDED(-lc) ) /* x */ INPUT(c.o,d.o)') == \
+        ["GROUP", "(", "a b.o", "AS_NEEDED", "(", "-lc", ")", ")", "INPUT", "(", "c.o", ",",
+         "d.o", ")"]
+
+
 def test_archive_member_whose_table_is_dropped_is_alt013(tmp_path):
     make_archive(tmp_path, LIB)
     start = asm(tmp_path, "start", CALLS_USED_S)

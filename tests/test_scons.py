@@ -160,7 +160,8 @@ def test_cachedir_restores_all_three(project, tmp_path_factory):
     assert not linked(proc)
 
 
-@pytest.mark.parametrize("edit", ["ldscript", "captable", "abi", "linkflags", "fragment_dep"])
+@pytest.mark.parametrize("edit", ["ldscript", "captable", "abi", "linkflags", "fragment_dep",
+                                  "script_input"])
 def test_changes_relink(project, edit):
     scons(project)
     args = []
@@ -180,6 +181,18 @@ def test_changes_relink(project, edit):
         write(project / "alternatives.ld", frag)
         scons(project)  # picks up the new include path candidate
         (project / "alternatives.ld").write_text(frag + "\n/* edited */\n")
+    elif edit == "script_input":
+        # An object that only the linker script names (INPUT) is a dependency too.
+        write(project / "extra.S", ".text\n.globl extra\nextra: ret\n")
+        subprocess.run(["aarch64-linux-gnu-gcc", "-c", "extra.S", "-o", "extra.o"],
+                       cwd=project, check=True)
+        p = project / "fw.ld"
+        p.write_text("INPUT(extra.o)\n" + p.read_text())
+        scons(project)
+        assert not linked(scons(project))
+        write(project / "extra.S", ".text\n.globl extra\nextra: nop\n ret\n")
+        subprocess.run(["aarch64-linux-gnu-gcc", "-c", "extra.S", "-o", "extra.o"],
+                       cwd=project, check=True)
     proc = scons(project, *args)
     assert linked(proc), proc.stdout
 

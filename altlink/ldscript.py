@@ -1,0 +1,103 @@
+"""What a GNU linker script adds to a link: the files of its ``INPUT`` and ``GROUP`` commands
+(``AS_NEEDED`` lists too, and ``-lNAME``), and the scripts it ``INCLUDE``s.
+
+Only those commands are read; the rest of the script is the linker's. Names are resolved as
+GNU ld does: a file name as given (relative to the current directory), else in the ``-L``
+directories; an ``INCLUDE``d script in the current directory, the including script's, then the
+``-L`` directories. A name that resolves to nothing is left to the linker to report.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+MAX_DEPTH = 16  # INCLUDE nesting, as a guard against a script that includes itself
+MAX_SIZE = 16 << 20  # a linker script is text of a few kilobytes; more is not one
+
+_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.S)
+_TOKEN = re.compile(r'"[^"]*"|[(),;]|[^\s(),;"]+')
+
+
+@dataclass
+class Found:
+    inputs: list[str] = field(default_factory=list)  # in the order the script names them
+    scripts: list[str] = field(default_factory=list)  # every script read, the first too
+
+
+def tokens(text: str) -> list[str]:
+    return [t[1:-1] if t.startswith('"') else t for t in _TOKEN.findall(_COMMENT.sub(" ", text))]
+
+
+def scan(path: str, lib_dirs: list[str], find_lib: Callable[[str], str | None],
+         found: Found | None = None, depth: int = 0) -> Found:
+    """The inputs the script at ``path`` adds, and the scripts read; ``find_lib`` resolves a
+    ``-lNAME`` as the command line's libraries are."""
+    found = found if found is not None else Found()
+    if depth > MAX_DEPTH or path in found.scripts:
+        return found
+    text = _read(path)
+    if text is None:
+        return found
+    found.scripts.append(path)
+    toks = tokens(text)
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        if t == "INCLUDE" and i + 1 < len(toks):
+            inc = resolve(toks[i + 1], [os.path.dirname(path), *lib_dirs])
+            if inc is not None:
+                scan(inc, lib_dirs, find_lib, found, depth + 1)
+            i += 2
+            continue
+        if t in ("INPUT", "GROUP") and i + 1 < len(toks) and toks[i + 1] == "(":
+            i = _files(toks, i + 2, lib_dirs, find_lib, found.inputs)
+            continue
+        i += 1
+    return found
+
+
+def _files(toks: list[str], i: int, lib_dirs: list[str], find_lib, out: list[str]) -> int:
+    """The names of an INPUT/GROUP list from ``toks[i]`` to its closing parenthesis (an
+    AS_NEEDED list inside included); the index after it."""
+    level = 1
+    while i < len(toks) and level:
+        t = toks[i]
+        i += 1
+        if t == "(":
+            level += 1
+        elif t == ")":
+            level -= 1
+        elif t in (",", ";", "AS_NEEDED"):
+            continue
+        else:
+            got = find_lib(t[2:]) if t.startswith("-l") else \
+                resolve(t[1:] if t.startswith("=") else t, lib_dirs)
+            if got is not None and got not in out:
+                out.append(got)
+    return i
+
+
+def resolve(name: str, dirs: list[str]) -> str | None:
+    """``name`` as given (from the current directory), else in the first of ``dirs``."""
+    if os.path.isfile(name):
+        return name
+    if os.path.isabs(name):
+        return None
+    for d in dirs:
+        cand = os.path.join(d, name)
+        if os.path.isfile(cand):
+            return cand
+    return None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SIZE + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_SIZE or b"\0" in data[:4096]:
+        return None  # binary, or too big to be a script
+    return data.decode("utf-8", "replace")
