@@ -161,6 +161,13 @@ class RelocMap:
     def __contains__(self, offset: int) -> bool:
         return any(offset in index for _, index in self._parts) or offset in self._plain
 
+    @property
+    def offsets(self):
+        """Every relocated offset, for many membership tests (``in``) at C speed."""
+        if len(self._parts) == 1 and not self._plain:
+            return self._parts[0][1]
+        return {*self._plain, *(o for _, index in self._parts for o in index)}
+
 
 class ElfFile:
     """One AArch64 ELF64 little-endian file, mapped read-only; parsed lazily, cached."""

@@ -189,30 +189,50 @@ def digest(inp, profile) -> list[EntryDigest]:
     elf = inp.elf
     anchors = Anchors(elf)
     secs = elf.sections
+    # Per section: its bytes, its relocations and their offsets (a table's entries point
+    # into few sections).
+    parts: dict[int, tuple] = {}
+
+    def part(index: int) -> tuple:
+        got = parts.get(index)
+        if got is None:
+            relocs = inp.relocs_of(secs[index])
+            got = parts[index] = (elf.section_data(secs[index]), relocs, relocs.offsets)
+        return got
+
     out = []
+    new = tuple.__new__
     for pos, e in enumerate(inp.table.entries):
-        site = e.site
-        site_words = None
-        site_anchor = None
-        if site.defined:
-            site_words = tuple(masked_words(inp, site.section_index, site.offset, e.orig_len))
+        site, alt = e.site, e.alt
+        site_words = site_anchor = None
+        if site.section_index:  # defined
+            site_words = _masked(part(site.section_index), site.offset, e.orig_len)
             site_anchor = anchors.at(site.section_index, site.offset)
-        alt = e.alt
         alt_words = alt_relocs = None
-        if alt.defined and not profile.is_callback(e.cap_raw) and \
+        if alt.section_index and not profile.is_callback(e.cap_raw) and \
                 0 < alt.section_index < len(secs):
-            sec = secs[alt.section_index]
-            data = elf.section_data(sec)
+            data, relocs, offsets = part(alt.section_index)
             n = e.alt_len // 4
             if 0 <= alt.offset and alt.offset + 4 * n <= len(data):
                 alt_words = struct.unpack_from(f"<{n}I", data, alt.offset)
-                relocs = inp.relocs_of(sec)
-                alt_relocs = tuple(_reloc_target(inp, relocs.get(alt.offset + 4 * i), w,
-                                                 anchors) for i, w in enumerate(alt_words))
-        out.append(EntryDigest(pos, e.index, e.table_section, e.cap_raw, e.orig_len, e.alt_len,
-                               site.section, site.offset, site_words, site_anchor, alt.symbol,
-                               alt.defined, alt_words, alt_relocs))
+                alt_relocs = tuple(
+                    None if (alt.offset + 4 * i) not in offsets else
+                    _reloc_target(inp, relocs.get(alt.offset + 4 * i), w, anchors)
+                    for i, w in enumerate(alt_words))
+        out.append(new(EntryDigest, (pos, e.index, e.table_section, e.cap_raw, e.orig_len,
+                                     e.alt_len, site.section, site.offset, site_words,
+                                     site_anchor, alt.symbol, bool(alt.section_index),
+                                     alt_words, alt_relocs)))
     return out
+
+
+def _masked(part: tuple, offset: int, length: int) -> tuple:
+    data, _, offsets = part
+    n = length // 4
+    if offset < 0 or offset + 4 * n > len(data):
+        return ()
+    words = struct.unpack_from(f"<{n}I", data, offset)
+    return tuple(None if (offset + 4 * i) in offsets else w for i, w in enumerate(words))
 
 
 def _reloc_target(inp, r, word: int, anchors: Anchors):

@@ -394,13 +394,16 @@ def synthetic_rows(fw: synth.Firmware, abi: str) -> list[Row]:
         Job("ld", [ld + ["-o", "cli/plain.elf"]], d),
         "(decomposes the row above)", None,
         note="reference: the bare `aarch64-linux-gnu-ld` command"))
-    args = ["check", "--cap-table", "cpucaps", "--abi", abi, *objs]
-    rows.append(Row(
-        f"`altlink check`, the {len(objs)} synthetic objects",
-        Job("altlink check", [[ALTLINK, *args]], d),
-        Job("readelf", batches([READELF, "-W", "-r", "-x", ".altinstructions"], objs), d),
-        "≤ readelf", lambda s, r: s.best <= r.best, args, d,
-        note="readelf `-W -r -x .altinstructions` over the same objects"))
+    readelf = Job("readelf", batches([READELF, "-W", "-r", "-x", ".altinstructions"], objs), d)
+    for cached in (False, True):
+        args = ["check", "--cap-table", "cpucaps", "--abi", abi,
+                *([] if cached else ["--no-cache"]), *objs]
+        rows.append(Row(
+            f"`altlink check`, the {len(objs)} synthetic objects, " +
+            ("records cached" if cached else "`--no-cache`"),
+            Job("altlink check", [[ALTLINK, *args]], d), readelf,
+            "≤ readelf", lambda s, r: s.best <= r.best, args, d,
+            note="readelf `-W -r -x .altinstructions` over the same objects"))
     return rows
 
 
