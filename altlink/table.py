@@ -260,25 +260,27 @@ def read_image_table(elf: ElfFile) -> Table:
         if sec.type == SHT_NOBITS:  # nothing to read
             continue
         data = elf.section_data(sec)
-        for i in range(sec.size // ENTRY_SIZE):
+        n = sec.size // ENTRY_SIZE
+        path, name, base = elf.path, sec.name, sec.addr
+        for i, (orig_rel, alt_rel, cap, orig_len, alt_len) in enumerate(
+                ENTRY.iter_unpack(data[:n * ENTRY_SIZE])):
             off = i * ENTRY_SIZE
-            orig_rel, alt_rel, cap, orig_len, alt_len = ENTRY.unpack_from(data, off)
-            addr = sec.addr + off
+            addr = base + off
             # 64-bit address arithmetic, as the runtime's: below 0 wraps to the top.
             site = _image_place(elf, (addr + orig_rel) & ADDR_MASK)
             alt = _image_place(elf, (addr + 4 + alt_rel) & ADDR_MASK)
-            outside = [f"{name} offset points outside the image ({p.address:#x})"
-                       for name, p in (("site", site), ("replacement", alt)) if not p.defined]
-            if outside:
-                findings.append(finding("ALT012", "; ".join(outside), elf.path,
-                                        f"{sec.name} entry {len(entries)}", entry=len(entries)))
-            entries.append(Entry(elf.path, len(entries), sec.name, off, site, alt, cap,
-                                 orig_len, alt_len, addr))
+            if not (site.section_index and alt.section_index):
+                outside = [f"{what} offset points outside the image ({p.address:#x})"
+                           for what, p in (("site", site), ("replacement", alt)) if not p.defined]
+                findings.append(finding("ALT012", "; ".join(outside), path,
+                                        f"{name} entry {len(entries)}", entry=len(entries)))
+            entries.append(_new(Entry, (path, len(entries), name, off, site, alt, cap, orig_len,
+                                        alt_len, addr)))
     return Table(elf.path, entries, findings, secs)
 
 
 def _image_place(elf: ElfFile, addr: int) -> Place:
     sec = elf.section_at(addr)
     if sec is None:
-        return Place("", SHN_UNDEF, 0, addr)
-    return Place(sec.name, sec.index, addr - sec.addr, addr)
+        return _new(Place, ("", SHN_UNDEF, 0, addr, None, 0))
+    return _new(Place, (sec.name, sec.index, addr - sec.addr, addr, None, 0))
