@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from altlink import archive, forkmap
+from altlink import forkmap
 from altlink.checks import Input, Options, check
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
@@ -21,7 +21,7 @@ def _check_modules(paths: list[tuple[int, str]], options: Options, symbols_from:
     found: list[tuple[int, list[Finding]]] = []
     others: list[tuple[int, str]] = []
     for pos, path in paths:
-        if archive.is_archive(path) or _bitcode(path):
+        if not _plain_elf(path):  # an archive or bitcode: checked with the other files
             others.append((pos, path))
             continue
         elf = read_elf(path)
@@ -34,12 +34,12 @@ def _check_modules(paths: list[tuple[int, str]], options: Options, symbols_from:
     return found, others
 
 
-def _bitcode(path: str) -> bool:
-    from altlink.inputs import BITCODE_MAGICS
-
+def _plain_elf(path: str) -> bool:
+    """Does the file start as an ELF file (not an archive, not LLVM bitcode)? A file that
+    cannot be read is left to the common path, which names the problem."""
     try:
         with open(path, "rb") as f:
-            return f.read(4) in BITCODE_MAGICS
+            return f.read(4) == b"\x7fELF"
     except OSError:
         return False
 

@@ -200,6 +200,7 @@ class Checker:
         # link-set checks (capability table, flags) are left to the link set.
         self.defer = defer
         self._pos = 0
+        self._callbacks_ok: set[tuple[str | None, str]] = set()
         self.findings: list[Finding] = []
         for inp in inputs:
             self.findings.extend(f for f in inp.table.findings if self._wanted(f.code))
@@ -535,6 +536,8 @@ class Checker:
             if self.defer:
                 self.findings.append(Deferred(self._pos, alt.symbol or ""))
                 return
+            if (alt.symbol, inp.path) in self._callbacks_ok:
+                return  # the same callback, from the same file, already found fine
             d = self.space().lookup(alt.symbol or "", inp)
             if d is None:
                 self.add("ALT006", f"callback {alt.symbol} is not defined in the link set",
@@ -543,7 +546,10 @@ class Checker:
             if module and d.path in self._own:
                 self.add("ALT015", f"callback {alt.symbol} is defined by the module itself "
                          "(Linux rejects such modules at load)", inp, place, e)
+            before = len(self.findings)
             self._check_callback_def(inp, e, d.symbol, d.section, alt.symbol or "", place)
+            if len(self.findings) == before and not (module and d.path in self._own):
+                self._callbacks_ok.add((alt.symbol, inp.path))
             return
         sec = inp.elf.sections[alt.section_index]
         if alt.symbol:
