@@ -174,20 +174,29 @@ STEPS = [
 ]
 
 
+def link_in_process(seed_dir: Path, d: Path, monkeypatch, target: str, fake,
+                    earlier: bool = True) -> tuple[int, str, dict[str, bytes] | None]:
+    """``cli.main`` of a link in ``d`` with ``target`` replaced by ``fake``: the exit status,
+    the last line on stderr, and the earlier outputs put there first (None: none)."""
+    monkeypatch.setattr(target, fake)
+    monkeypatch.chdir(d)
+    monkeypatch.setenv("SLEEP", "0")
+    old = old_outputs(d) if earlier else None
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    rc = cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO())
+    lines = err.getvalue().splitlines()
+    return rc, lines[-1] if lines else "", old
+
+
 @pytest.mark.parametrize("target", [s for s, _ in STEPS], ids=[w for _, w in STEPS])
 @pytest.mark.parametrize("earlier", [True, False], ids=["earlier-outputs", "no-outputs"])
 def test_link_interrupted_at_each_step(seed_dir, tmp_path, monkeypatch, target, earlier):
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(target, interrupt)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SLEEP", "0")
-    old = old_outputs(tmp_path) if earlier else None
-    err = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", err)
-    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 130
-    assert err.getvalue().splitlines()[-1] == "altlink: interrupted"
+    rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch, target, interrupt, earlier)
+    assert (rc, last) == (130, "altlink: interrupted")
     assert_outputs_kept(tmp_path, old, allow_new=False)
 
 
@@ -201,14 +210,9 @@ def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch):
 
     before = signal.getsignal(signal.SIGTERM)
     # The cross-check runs in altlink's own process, while a forked one writes the outputs.
-    monkeypatch.setattr("altlink.link.cross_check", term)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SLEEP", "0")
-    old = old_outputs(tmp_path)
-    err = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", err)
-    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 143
-    assert err.getvalue().splitlines()[-1] == "altlink: terminated"
+    rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch, "altlink.link.cross_check",
+                                    term)
+    assert (rc, last) == (143, "altlink: terminated")
     assert_outputs_kept(tmp_path, old, allow_new=False)
     assert signal.getsignal(signal.SIGTERM) == before
 
@@ -301,14 +305,9 @@ def test_writer_failure_is_the_link_failure(seed_dir, tmp_path, monkeypatch):
     def fail(*a, **k):
         raise AltlinkError("out.alt.json: the disk is full (a test)")
 
-    monkeypatch.setattr("altlink.manifest.build", fail)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SLEEP", "0")
-    old = old_outputs(tmp_path)
-    err = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", err)
-    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 2
-    assert err.getvalue().splitlines()[-1] == "out.alt.json: the disk is full (a test)"
+    rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch, "altlink.manifest.build",
+                                    fail)
+    assert (rc, last) == (2, "out.alt.json: the disk is full (a test)")
     assert_outputs_kept(tmp_path, old, allow_new=False)
     assert no_children()
 
