@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,9 +101,24 @@ def assert_outputs_kept(d: Path, old: dict[str, bytes] | None, allow_new: bool) 
 def start(seed_dir: Path, d: Path, image: str, sleep: float) -> subprocess.Popen:
     env = env_without_altlink_vars()
     env.update(PYTHONPATH=str(ROOT), SLEEP=str(sleep))
+    # SIGINT as a terminal gives it: a suite started in the background (nohup, `&` in a
+    # script) passes it on ignored, and Python then never raises KeyboardInterrupt.
     return subprocess.Popen([sys.executable, "-m", "altlink", *link_argv(seed_dir, image)],
                             cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.fixture(autouse=True)
+def _sigint_raises(monkeypatch):
+    """In-process runs get KeyboardInterrupt for SIGINT even when the suite was started with
+    SIGINT ignored (in the background)."""
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        yield
+        signal.signal(signal.SIGINT, previous)
+    else:
+        yield
 
 
 def wait_for(cond, timeout: float = 60.0, step: float = 0.002) -> bool:
