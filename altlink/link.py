@@ -6,7 +6,6 @@ name and renamed into place only when every check has passed.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import struct
@@ -400,27 +399,68 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
         full = obj.full()
         return _alt_matches(full, full.table.entries[e.pos], image, ie, syms, profile)
 
-    def place(match) -> None:
+    # Where an object's block may be. With the image's symbols: where they say its first site
+    # went. Else where the last block ended, then the image entries with the signature and
+    # the first site word of its first entry (the first pass) or only the signature (the
+    # second, where sites may differ). Never the whole table for each object: that grows
+    # with the square of the objects (tables out of link order, archive members the linker
+    # left out). The index is made when first needed.
+    by_sig: dict[tuple, list[int]] = {}
+    by_word: dict[tuple, list[int]] = {}
+    by_addr: dict[int | None, list[int]] = {}
+
+    def index() -> None:
+        if by_sig or not img:
+            return
+        for i, ie in enumerate(img):
+            sig = _signature(ie)
+            by_sig.setdefault(sig, []).append(i)
+            got = _words_at(image, ie.site, 4)
+            by_word.setdefault((sig, got[0] if got else None), []).append(i)
+            by_addr.setdefault(ie.site.address, []).append(i)
+
+    def by_site(e: EntryDigest, pos: int):
+        if image.elf.type != ET_REL:  # ld -r: symbols are not addresses yet
+            want = expected(e.site_anchor, syms)
+            if want:
+                index()
+                yield from sorted(i for a in want for i in by_addr.get(a, ()))
+                return
+        yield pos
+        index()
+        sig = _signature(e)
+        if not e.site_words or e.site_words[0] is None:  # relocated: any word
+            yield from by_sig.get(sig, [])
+        else:  # a word the image cannot show (None) may be it too
+            yield from sorted(by_word.get((sig, e.site_words[0]), []) +
+                              by_word.get((sig, None), []))
+
+    def by_signature(e: EntryDigest, pos: int):
+        yield pos
+        index()
+        yield from by_sig.get(_signature(e), [])
+
+    def place(match, candidates) -> None:
         pos = 0
         for k in todo:
             if k in placed:
                 continue
             obj = objects[k]
-            start = _find_block(obj, image, img, pos, used, match)
+            start = _find_block(obj, image, img, used, match, candidates(obj.digest[0], pos))
             if start is not None:
                 n = len(obj.digest)
                 placed[k] = start
                 used.update(range(start, start + n))
                 pos = start + n
 
-    place(site_ok)
+    place(site_ok, by_site)
     unplaced = [k for k in todo if k not in placed and
                 (objects[k].path not in members or
                  _member_linked(objects[k].full(), image, syms))]
     if unplaced:
         todo = unplaced
         place(lambda obj, e, image, ie: site_ok(obj, e, image, ie) or
-              alt_ok(obj, e, image, ie))
+              alt_ok(obj, e, image, ie), by_signature)
     for k, obj in enumerate(objects):
         if k in placed:
             for j, e in enumerate(obj.digest):
@@ -446,12 +486,14 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     return findings
 
 
-def _find_block(obj: ObjectRecord, image: Input, img: list[Entry], pos: int, used: set[int],
-                match) -> int | None:
+def _find_block(obj: ObjectRecord, image: Input, img: list[Entry], used: set[int], match,
+                candidates) -> int | None:
+    """The first of the image positions ``candidates`` where the object's entries are, unused,
+    as one block."""
     ents = obj.digest
     k = len(ents)
     first = _signature(ents[0])
-    for i in itertools.chain((pos,), range(len(img))):  # where the last block ended first
+    for i in candidates:
         if i + k > len(img) or _signature(img[i]) != first:
             continue
         if any(i + j in used for j in range(k)):

@@ -941,6 +941,53 @@ def test_linker_script_reading_is_bounded(tmp_path):
          "d.o", ")"]
 
 
+OUT_OF_ORDER_LD = """
+ENTRY(_start)
+SECTIONS
+{
+	. = 0x400000;
+	.text : { *(.text .text.*) }
+	.altinstructions : ALIGN(4) { KEEP(*z*.o(.altinstructions)) KEEP(*(.altinstructions)) }
+	.altinstr_replacement : { KEEP(*(.altinstr_replacement)) }
+}
+"""
+
+
+def test_tables_out_of_link_order_are_matched_by_symbol(tmp_path, monkeypatch):
+    """A linker script that puts some objects' tables first: each object's entries are found
+    where its symbols say, not by searching the whole table for each object (which grows with
+    the square of the objects, and with many alike entries takes minutes)."""
+    import altlink.link as linkmod
+    from altlink.checks import Options
+    from altlink.link import LinkRequest, link
+    from altlink.table import Profile
+
+    n = 120
+    objs = []
+    for k in range(n):
+        name = f"{'z' if k % 2 else 'a'}{k:03d}"  # the z objects' tables go first
+        body = (f"\t.text\n\t.globl f{k}\n\t.type f{k}, %function\nf{k}:\n1:\tnop\n2:\tret\n"
+                + entry_asm("1b", "3f", 1, "2b - 1b", "4f - 3f") +
+                "\t.pushsection .altinstr_replacement, \"ax\"\n3:\tmov x0, #1\n4:\n"
+                "\t.popsection\n")
+        src = write(tmp_path / f"{name}.s", body)
+        objs.append(tmp_path / f"{name}.o")
+        run(["aarch64-linux-gnu-as", str(src), "-o", str(objs[-1])])
+    start = asm(tmp_path, "start", CALLS_USED_S.replace("bl used_fn", "bl f0"))
+    script = write(tmp_path / "order.ld", OUT_OF_ORDER_LD)
+    looked = []
+    real = linkmod._words_at
+    monkeypatch.setattr(linkmod, "_words_at", lambda *a: looked.append(1) or real(*a))
+    monkeypatch.chdir(tmp_path)
+    res = link(LinkRequest([GNU_LD, "-static", "-T", str(script), str(start), *map(str, objs),
+                            "-o", "x.elf"], str(tmp_path / "fw.elf"),
+                           options=Options(Profile("linux-v4.17", NCAPS))))
+    assert res.linked and res.findings == [], res.findings
+    order = Image(tmp_path / "fw.elf").table()
+    assert [r.site for r in order] != sorted(r.site for r in order)  # out of link order
+    assert len(looked) < 6 * n, len(looked)  # a linear number of looks, not n * n / 4
+
+
 def test_archive_member_whose_table_is_dropped_is_alt013(tmp_path):
     make_archive(tmp_path, LIB)
     start = asm(tmp_path, "start", CALLS_USED_S)
