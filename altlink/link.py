@@ -423,6 +423,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
         if image.elf.type != ET_REL:  # ld -r: symbols are not addresses yet
             want = expected(e.site_anchor, syms)
             if want:
+                if pos < len(img) and img[pos].site.address in want:
+                    yield pos  # in link order, as usual: no index needed
                 index()
                 yield from sorted(i for a in want for i in by_addr.get(a, ()))
                 return
