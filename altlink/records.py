@@ -17,6 +17,7 @@ import hashlib
 import os
 import pickle
 import struct
+import threading
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import partial
@@ -350,7 +351,12 @@ def default_cache_dir() -> str | None:
     env = os.environ.get("ALTLINK_CACHE_DIR")
     if env is not None:
         return env or None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):  # no home directory to speak of: no cache
+            return None
+        base = os.path.join(home, ".cache")
     return os.path.join(base, "altlink", "records")
 
 
@@ -407,7 +413,8 @@ class ObjectCache:
         return rec, path
 
     def put(self, where: str, rec: ObjectRecord) -> None:
-        tmp = f"{where}.{os.getpid()}.tmp"  # this process's own: no other writes it
+        # This thread's own (an SCons -j build links in threads of one process).
+        tmp = f"{where}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             folder = os.path.dirname(where)
             if folder not in self._folders:

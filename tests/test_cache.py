@@ -277,3 +277,15 @@ def test_check_reads_records_too(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr() == first and sorted(made) == ["a.o", "b.o"]
     assert cli.main([*args[:5], "--no-cache", *args[7:]]) == 1
     assert capsys.readouterr() == first and len(made) == 4
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("ALTLINK_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert records.default_cache_dir() == str(tmp_path / "xdg" / "altlink" / "records")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert records.default_cache_dir() == str(tmp_path / "home" / ".cache" / "altlink" /
+                                              "records")
+    monkeypatch.setenv("ALTLINK_CACHE_DIR", "")
+    assert records.default_cache_dir() is None
