@@ -100,8 +100,12 @@ class ObjectRecord:
     @classmethod
     def from_plain(cls, path: str, t: tuple) -> ObjectRecord:
         fmt, is_module, flags, fs, es, defines, digest = t
-        if fmt != RECORD_FORMAT:
-            raise ValueError("record format")
+        if fmt != RECORD_FORMAT or not (
+                isinstance(is_module, bool) and isinstance(flags, tuple)
+                and isinstance(fs, list) and isinstance(es, list)
+                and isinstance(defines, dict) and isinstance(digest, list)
+                and all(type(d) is EntryDigest for d in digest)):
+            raise ValueError("not a record of this format")
         return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs],
                    [f if isinstance(f, Deferred) else _finding_from(f, path) for f in es],
                    defines, digest)

@@ -205,11 +205,13 @@ def test_a_damaged_or_hostile_record_is_made_again(tmp_path, monkeypatch):
         def __reduce__(self):
             return (os.system, ("touch pwned",))
 
+    wrong_shape = (records.RECORD_FORMAT, False, (), [], [], {}, ["not a digest"])
     for damage in (b"", rec.read_bytes()[:20], b"not a pickle", pickle.dumps(Boom()),
-                   pickle.dumps((records.RECORD_FORMAT + 1, "future"))):
+                   pickle.dumps((records.RECORD_FORMAT + 1, "future")),
+                   pickle.dumps(wrong_shape)):
         rec.write_bytes(damage)
         assert record_findings([o], v417, cache) == want
-    assert len(made) == 5 and not Path("pwned").exists() and not (tmp_path / "pwned").exists()
+    assert len(made) == 6 and not Path("pwned").exists() and not (tmp_path / "pwned").exists()
 
 
 def test_an_unusable_cache_does_not_fail_the_link(tmp_path):
