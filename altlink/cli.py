@@ -12,7 +12,7 @@ import sys
 import threading
 
 from altlink import __version__
-from altlink.errors import AltlinkError
+from altlink.errors import AltlinkError, one_line
 from altlink.gcpause import collector_paused
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER = 0, 1, 2, 3
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None, out=None) -> int:
         sys.stderr.write("".join(_Notes.of(args).lines))
         return rc
     except AltlinkError as e:
-        sys.stderr.write(f"{e}\n")
+        sys.stderr.write(f"{one_line(str(e))}\n")
         return e.exit_code
     except BrokenPipeError:
         return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from altlink import __version__
+from altlink.errors import one_line
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Finding
 
 FORMATS = ("text", "json", "sarif")
@@ -12,6 +13,10 @@ DOCS = "docs/codes/{code}.md"
 
 
 def text_line(f: Finding) -> str:
+    return one_line(_text_line(f))
+
+
+def _text_line(f: Finding) -> str:
     """``src/foo.c:42: error: ALT001: msg [obj/foo.o .text+0x40 func+0x10]`` or, without a
     source line, ``obj/foo.o: error: ALT001: msg [.text+0x40 func+0x10]``."""
     if f.source:

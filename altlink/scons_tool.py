@@ -18,7 +18,7 @@ import SCons.Scanner.Prog
 import SCons.Util
 
 import altlink
-from altlink.errors import AltlinkError
+from altlink.errors import AltlinkError, one_line
 
 PACKAGE = altlink
 PACKAGE_DIR = os.path.dirname(os.path.abspath(altlink.__file__))
@@ -162,7 +162,7 @@ def _link_action(target, source, env):
         with collector_paused():
             result = link(req)
     except AltlinkError as e:
-        sys.stderr.write(f"{e}\n")
+        sys.stderr.write(f"{one_line(str(e))}\n")
         return e.exit_code
     for n in result.notes:
         sys.stderr.write(n + "\n")
@@ -189,7 +189,7 @@ def _caps_action(target, source, env):
         table = capsmod.load(_path(source[0]))
         outputs.write_bytes(target[0].get_abspath(), capsmod.header(table).encode())
     except AltlinkError as e:
-        sys.stderr.write(f"{e}\n")
+        sys.stderr.write(f"{one_line(str(e))}\n")
         return 2
     return 0
 

@@ -516,3 +516,20 @@ def test_every_code_has_its_page():
             assert section in page, (code, section)
         assert f": {severity}: {code}: " in page, code  # an example diagnostic
         assert f"| [{code}]({code}.md) | {severity}" in index, code
+
+
+def test_names_from_a_file_never_break_the_one_line_error(tmp_path, monkeypatch, capsys):
+    """A section or symbol name may hold a newline or a form feed (found by the fuzzer: a
+    section name "\\f" in an error): the error stays one line, the character escaped."""
+    from altlink.errors import AltlinkError, one_line
+
+    assert one_line("plain name é") == "plain name é"
+    assert one_line("a\nb\fc\u2028d\x85") == "a\\nb\\x0cc\\u2028d\\x85"
+
+    def broken(args, out):
+        raise AltlinkError("x.o: section 18 (\f\n) runs past the end of the file")
+
+    monkeypatch.setitem(cli.COMMANDS, "scan", broken)
+    assert cli.main(["scan", "x.o"]) == 2
+    err = capsys.readouterr().err
+    assert err == "x.o: section 18 (\\x0c\\n) runs past the end of the file\n"
