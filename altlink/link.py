@@ -96,6 +96,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         tmp_image = outputs.temp_path(req.output, "elf", tmp_files)
         linker = _Linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
                          req.output)
+        linker.start()
         linker.finish()
         image = Input.load(read_elf(tmp_image))
         tmp_bin = tmp_manifest = None
@@ -181,16 +182,21 @@ class _Linker:
 
     def __init__(self, argv: list[str], stdout, stderr, tmp: str, output: str) -> None:
         self.argv, self.tmp, self.output = argv, tmp, output
-        self.stderr = stderr
-        # Started with signals held: an interrupt cannot fall between the linker's start and
-        # altlink knowing it, which would leave it running to write the temporary file after
-        # altlink removed it.
+        self.stdout, self.stderr = stdout, stderr
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start it with signals held, once the caller holds this object: an interrupt then
+        comes after ``proc`` is known, so the caller's clean-up stops the linker, which would
+        otherwise go on to write the temporary file after altlink removed it."""
         with outputs.signals_held():
             try:
-                self.proc: subprocess.Popen | None = subprocess.Popen(
-                    argv, stdout=stdout, stderr=subprocess.PIPE if stderr is None else stderr)
+                self.proc = subprocess.Popen(
+                    self.argv, stdout=self.stdout,
+                    stderr=subprocess.PIPE if self.stderr is None else self.stderr)
             except OSError as e:
-                raise LinkerError(f"{argv[0]}: cannot run the linker: {e.strerror}") from None
+                raise LinkerError(f"{self.argv[0]}: cannot run the linker: {e.strerror}") \
+                    from None
 
     def finish(self) -> None:
         """Wait for the linker; its messages are shown; LinkerError when it failed."""

@@ -216,6 +216,28 @@ def test_link_interrupted_at_each_step(seed_dir, tmp_path, monkeypatch, target, 
     assert_outputs_kept(tmp_path, old, allow_new=False)
 
 
+def test_interrupt_as_the_linker_starts_stops_it(seed_dir, tmp_path, monkeypatch):
+    """SIGINT while the linker is being started (signals held): the interrupt comes once
+    altlink knows the linker, which is stopped, so it cannot write its temporary image after
+    altlink removed it."""
+    real = subprocess.Popen
+
+    def popen_then_interrupt(*a, **k):
+        proc = real(*a, **k)
+        os.kill(os.getpid(), signal.SIGINT)  # held: handled when the start is complete
+        return proc
+
+    monkeypatch.setenv("SLEEP", "1")  # the slow linker writes its -o after a second
+    monkeypatch.setattr("altlink.link.subprocess.Popen", popen_then_interrupt)
+    monkeypatch.chdir(tmp_path)
+    old = old_outputs(tmp_path)
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 130
+    time.sleep(1.5)  # a linker left running would have written by now
+    assert_outputs_kept(tmp_path, old, allow_new=False)
+
+
 def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch):
     """SIGTERM is turned into an exception while cli.main runs (Python's default would end
     the process without running any ``finally``), and the handler is put back afterwards."""
