@@ -16,9 +16,11 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 from altlink import outputs
+from altlink.errors import AltlinkError
 
 S = TypeVar("S")
 R = TypeVar("R")
@@ -49,60 +51,75 @@ def fork_map(fn: Callable[[S], R], shares: Sequence[S]) -> list[R]:
     the earliest share first; a signal here ends the children."""
     if len(shares) < 2 or not can_fork():
         return [fn(s) for s in shares]
-    children: list[tuple[int, int]] = []  # (pid, read end)
+    children = [Forked(partial(fn, share)) for share in shares[1:]]
     try:
-        for share in shares[1:]:
-            r, w = os.pipe()
-            with outputs.signals_held():  # no signal between the fork and knowing the child
-                pid = os.fork()
-                if pid == 0:  # pragma: no cover - runs in the child
-                    _child(fn, share, r, w)
-                children.append((pid, r))
-                os.close(w)
-        first = fn(shares[0])
-        results: list = [first]
-        while children:
-            pid, r = children[0]
-            data = _read_all(r)
-            os.close(r)
-            os.waitpid(pid, 0)
-            children.pop(0)
-            results.append(_result(data))
-        return results
+        for child in children:
+            child.start()
+        return [fn(shares[0])] + [child.result() for child in children]
     finally:
-        for pid, r in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid, 0)
-            os.close(r)
+        for child in children:
+            child.cancel()
+
+
+class Forked:
+    """``fn()`` in a forked copy of this process; ``result()`` gives what it returned, sent
+    back pickled, or raises what it raised (a KeyboardInterrupt too), as if it had run here.
+    The copy ends with ``os._exit``: none of the caller's clean-up runs in it. The caller
+    checks ``can_fork()`` first."""
+
+    def __init__(self, fn: Callable[[], R]) -> None:
+        self.fn = fn
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        """Fork, with signals held: one that comes meanwhile is handled once ``pid`` is set,
+        so that the caller, who already holds this object, can end the child."""
+        r, w = os.pipe()
+        with outputs.signals_held():
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                _child(self.fn, r, w)
+            self.pid, self._pipe = pid, r
+            os.close(w)
+
+    def result(self):
+        chunks = []
+        while chunk := os.read(self._pipe, 1 << 20):
+            chunks.append(chunk)
+        os.close(self._pipe)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if chunks:
+            got = pickle.loads(b"".join(chunks))
+            if isinstance(got, _Failed):
+                raise got.error
+            return got
+        code = os.waitstatus_to_exitcode(status)
+        if code == -signal.SIGINT:
+            raise KeyboardInterrupt
+        raise AltlinkError(f"altlink: a forked worker ended without a result (status {code})")
+
+    def cancel(self) -> None:
+        """End the child if it is still there (the caller failed or was interrupted)."""
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self._pipe)
+        self.pid = None
 
 
 class _Failed:
-    """A share's exception, as the child sends it."""
+    """The child's exception, as it sends it."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
 
-def _result(data: bytes):
-    if not data:
-        raise RuntimeError("altlink: a forked worker ended without a result")
-    got = pickle.loads(data)
-    if isinstance(got, _Failed):
-        raise got.error
-    return got
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _child(fn, share, r: int, w: int) -> None:  # pragma: no cover - runs in the child
+def _child(fn, r: int, w: int) -> None:  # pragma: no cover - runs in the child
     global _in_child
     _in_child = True
     os.close(r)
@@ -111,8 +128,8 @@ def _child(fn, share, r: int, w: int) -> None:  # pragma: no cover - runs in the
     code = 0
     try:
         try:
-            data = pickle.dumps(fn(share), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as e:  # noqa: BLE001 - raised again in the parent
+            data = pickle.dumps(fn(), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as e:  # noqa: BLE001 - raised again in the parent
             try:
                 data = pickle.dumps(_Failed(e), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # noqa: BLE001 - an exception that does not pickle

@@ -11,11 +11,10 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from altlink import archive, inputs, insn, linkcmd, outputs, rawbin, sources
+from altlink import archive, forkmap, inputs, insn, linkcmd, outputs, rawbin, sources
 from altlink import manifest as manifestmod
 from altlink.checks import Checker, Input, Options
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, read_elf
@@ -102,9 +101,10 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         tmp_bin = tmp_manifest = None
         if not req.sort_table and image.elf.type != ET_REL and (req.binary or req.manifest):
             tmp_bin, tmp_manifest = _temp_outputs(req, tmp_files)
-            writer = _Forked(partial(_make_files, req, image, profile, tmp_image, tmp_bin,
-                                     tmp_manifest))
-            writer.start()
+            if forkmap.can_fork():  # written by a forked copy while the image is checked
+                writer = forkmap.Forked(partial(_make_files, req, image, profile, tmp_image,
+                                                tmp_bin, tmp_manifest))
+                writer.start()
         post = Checker([image], Options(profile, req.options.caps, req.options.module),
                        images)
         post.only = POST_LINK_CODES
@@ -131,10 +131,10 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                                "link the final image for those")
         os.chmod(tmp_image, (0o666 if image.elf.type == ET_REL else 0o777) & ~outputs._umask())
         findings = sources.attach(findings, paths={req.output: tmp_image})
-        if writer is not None and not writer.run_here:
+        if writer is not None:
             writer.result()
         else:
-            if writer is None:
+            if tmp_bin is None and tmp_manifest is None:
                 tmp_bin, tmp_manifest = _temp_outputs(req, tmp_files)
             _make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest)
         image.elf.close()
@@ -272,90 +272,6 @@ def _commit(req: LinkRequest, tmp_image: str, tmp_bin: str | None,
             outputs.commit(tmp_manifest, req.manifest)
             written.append(req.manifest)
     return written
-
-
-class _Forked:
-    """``work`` run in a forked process, beside the caller: the raw binary and the manifest
-    depend only on the image, so they are written while the image is checked. The process
-    writes only temporary files the caller made and removes; it ends with ``os._exit``, so
-    none of the caller's clean-up runs twice.
-
-    Only a process with one thread forks (a fork copies only the calling thread, and locks
-    another one held would stay held in the copy); elsewhere, for instance in an SCons -j
-    build, ``run_here`` says so and the caller does the work itself."""
-
-    def __init__(self, work) -> None:
-        self.work = work
-        self.pid: int | None = None
-        self.run_here = not hasattr(os, "fork") or threading.active_count() > 1
-
-    def start(self) -> None:
-        """Fork. A signal that comes meanwhile is handled after ``pid`` is set, once the
-        caller already holds this object, so that its clean-up ends the child too."""
-        if self.run_here:
-            return
-        r, w = os.pipe()
-        with outputs.signals_held():
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child's coverage is not collected
-                _child(self.work, r, w)
-            self.pid, self._pipe = pid, r
-            os.close(w)
-
-    def result(self) -> None:
-        """Wait for the work; its AltlinkError is raised here."""
-        if self.pid is None:
-            return
-        chunks = []
-        while chunk := os.read(self._pipe, 65536):
-            chunks.append(chunk)
-        os.close(self._pipe)
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = None
-        code = os.waitstatus_to_exitcode(status)
-        if code == 0:
-            return
-        if code in (_INTERRUPTED, -signal.SIGINT):
-            raise KeyboardInterrupt  # as if the work had run here
-        err = AltlinkError(b"".join(chunks).decode("utf-8", "replace") or
-                           f"altlink link: writing the outputs failed (status {code})")
-        if code > 0:
-            err.exit_code = code
-        raise err
-
-    def cancel(self) -> None:
-        """End the work (a check failed, or altlink was interrupted)."""
-        if self.pid is None:
-            return
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self.pid, 0)
-        os.close(self._pipe)
-        self.pid = None
-
-
-_INTERRUPTED = 130  # the child's exit status for a KeyboardInterrupt
-
-
-def _child(work, r: int, w: int) -> None:  # pragma: no cover - runs in the forked process
-    os.close(r)
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_DFL)  # the parent cleans up; the child just ends
-    code, msg = 0, ""
-    try:
-        work()
-    except AltlinkError as e:
-        code, msg = e.exit_code, str(e)
-    except KeyboardInterrupt:
-        code = _INTERRUPTED
-    except BaseException as e:  # noqa: BLE001 - reported by the parent, as one line
-        code, msg = 70, f"altlink link: writing the outputs failed: {e!r}"
-    try:
-        os.write(w, msg.encode())
-    finally:
-        os._exit(code)
 
 
 def _sha(data: bytes) -> str:
