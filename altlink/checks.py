@@ -86,9 +86,9 @@ class Definition:
     section: Section | None
 
 
-def _definition(elf: ElfFile, name: str, global_only: bool) -> Definition | None:
-    """Where an ELF file defines ``name`` (a global wins over locals). The name index is made
-    once per file and kept on it: a kernel's modules are checked one by one against one
+def definitions(elf: ElfFile, global_only: bool) -> dict[str, Symbol]:
+    """The symbols an ELF file defines, by name (a global wins over locals, else the first).
+    Made once per file and kept on it: a kernel's modules are checked one by one against one
     vmlinux."""
     cache = elf.__dict__.setdefault("_altlink_defs", {})
     index = cache.get(global_only)
@@ -103,7 +103,12 @@ def _definition(elf: ElfFile, name: str, global_only: bool) -> Definition | None
             if cur is None or (cur.bind == STB_LOCAL and s.bind != STB_LOCAL):
                 index[s.name] = s
         cache[global_only] = index
-    s = index.get(name)
+    return index
+
+
+def _definition(elf: ElfFile, name: str, global_only: bool) -> Definition | None:
+    """Where an ELF file defines ``name`` (``definitions``)."""
+    s = definitions(elf, global_only).get(name)
     if s is None:
         return None
     secs = elf.sections

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Callable, NamedTuple
 
 from altlink import __version__, forkmap
-from altlink.elf import SHN_UNDEF, STB_LOCAL, STT_SECTION, ElfFile
+from altlink.elf import STB_LOCAL, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
 
@@ -139,15 +139,15 @@ def make_record(inp, options) -> ObjectRecord:
 
 
 def _defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
-    """The global definitions, the first of each name (as ``checks._definition`` takes)."""
+    """The global definitions (``checks.definitions``): what a callback check needs of each,
+    its type and its section's name and whether it is code."""
+    from altlink.checks import definitions
+
     out: dict[str, tuple[int, str | None, bool]] = {}
     secs = elf.sections
-    for s in elf.symbols:
-        if s.shndx == SHN_UNDEF or not s.name or s.type == STT_SECTION or s.bind == STB_LOCAL:
-            continue
-        if s.name not in out:
-            sec = secs[s.shndx] if s.shndx < len(secs) else None
-            out[s.name] = (s.type, sec.name if sec else None, bool(sec and sec.executable))
+    for name, s in definitions(elf, True).items():
+        sec = secs[s.shndx] if s.shndx < len(secs) else None
+        out[name] = (s.type, sec.name if sec else None, bool(sec and sec.executable))
     return out
 
 
@@ -264,16 +264,12 @@ def _reloc_target(inp, r, word: int, anchors: Anchors):
     return Target(name, None, r.addend, anchors.at(sym.shndx, off))
 
 
-def masked_words(inp, sec_index: int, offset: int, length: int) -> list[int | None]:
-    """Words of an object's section, None where a relocation will change them."""
+def masked_words(inp, sec_index: int, offset: int, length: int) -> tuple:
+    """Words of an object's section, None where a relocation will change them; empty when
+    they run past the section."""
     sec = inp.elf.sections[sec_index]
-    data = inp.elf.section_data(sec)
     relocs = inp.relocs_of(sec)
-    n = length // 4
-    if offset < 0 or offset + 4 * n > len(data):
-        return []
-    words = struct.unpack_from(f"<{n}I", data, offset)
-    return [None if (offset + 4 * i) in relocs else w for i, w in enumerate(words)]
+    return _masked((inp.elf.section_data(sec), relocs, relocs.offsets), offset, length)
 
 
 # -- many objects: from the cache, else made, on the machine's cores ---------------------------
