@@ -154,7 +154,7 @@ def parse(command: list[str]) -> LinkCommand:
             inputs.append(a)
         i += 1
     cmd = LinkCommand(argv, out_index, output, [], lib_dirs, scripts)
-    resolved = {pos: _find_lib(name, lib_dirs, static_only) for pos, name in libs}
+    resolved = {pos: find_lib(name, lib_dirs, static_only) for pos, name in libs}
     implicit: list[str] = []
     for pos, path in enumerate(inputs):
         path = resolved.get(pos, path)
@@ -184,7 +184,7 @@ def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> N
     for s in scripts:
         path = ldscript.resolve(s, cmd.lib_dirs)  # -T: also in the -L directories
         if path is not None:
-            ldscript.scan(path, cmd.lib_dirs, lambda n: _find_lib(n, cmd.lib_dirs, static_only),
+            ldscript.scan(path, cmd.lib_dirs, lambda n: find_lib(n, cmd.lib_dirs, static_only),
                           found)
     seen = {os.path.realpath(p) for p in cmd.inputs}
     for p in found.inputs:
@@ -223,7 +223,7 @@ def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
         j += 1
 
 
-def _find_lib(name: str, dirs: list[str], static_only: bool) -> str | None:
+def find_lib(name: str, dirs: list[str], static_only: bool) -> str | None:
     """The archive or shared library a ``-lNAME`` resolves to among the ``-L`` directories
     (libraries outside them, the system's, are not part of the checked link set)."""
     if name.startswith(":"):

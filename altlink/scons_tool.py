@@ -108,19 +108,11 @@ def _scan_link(node, env, libpath):
 def _ldscript_includes(env, script) -> list:
     """The scripts a linker script INCLUDEs and the files its INPUT and GROUP commands name
     (altlink.ldscript): a change to any of them relinks."""
-    from altlink import ldscript
+    from altlink import ldscript, linkcmd
 
     dirs = [LDSCRIPT_DIR] + [env.Dir(d).srcnode().get_abspath() for d in SCons.Util.flatten(
         [env.get("LIBPATH", [])]) if d]
-
-    def find_lib(name: str) -> str | None:
-        for d in dirs:
-            for c in (f"lib{name}.a", f"lib{name}.so"):
-                if os.path.isfile(os.path.join(d, c)):
-                    return os.path.join(d, c)
-        return None
-
-    found = ldscript.scan(_path(script), dirs, find_lib)
+    found = ldscript.scan(_path(script), dirs, lambda n: linkcmd.find_lib(n, dirs, False))
     return [env.File(p) for p in found.scripts[1:] + found.inputs]
 
 
