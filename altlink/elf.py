@@ -161,7 +161,7 @@ class RelocMap:
     def __contains__(self, offset: int) -> bool:
         return any(offset in index for _, index in self._parts) or offset in self._plain
 
-    @property
+    @cached_property
     def offsets(self):
         """Every relocated offset, for many membership tests (``in``) at C speed."""
         if len(self._parts) == 1 and not self._plain:
