@@ -544,6 +544,9 @@ class Checker:
             if (alt.symbol, inp.path) in self._callbacks_ok:
                 return  # the same callback, from the same file, already found fine
             d = self.space().lookup(alt.symbol or "", inp)
+            if _callback_fine(d, module, self._own):
+                self._callbacks_ok.add((alt.symbol, inp.path))
+                return
             if d is None:
                 self.add("ALT006", f"callback {alt.symbol} is not defined in the link set",
                          inp, self.entry_place(e), e)
@@ -551,10 +554,7 @@ class Checker:
             if module and d.path in self._own:
                 self.add("ALT015", f"callback {alt.symbol} is defined by the module itself "
                          "(Linux rejects such modules at load)", inp, place, e)
-            before = len(self.findings)
             self._check_callback_def(inp, e, d.symbol, d.section, alt.symbol or "", place)
-            if len(self.findings) == before and not (module and d.path in self._own):
-                self._callbacks_ok.add((alt.symbol, inp.path))
             return
         sec = inp.elf.sections[alt.section_index]
         if alt.symbol:
@@ -735,6 +735,13 @@ def _dis(word: int, address: int = 0) -> str:
     return got[0] if got else f".inst {word:#010x}"
 
 
+def _callback_fine(d: Definition | None, module: bool, own: set[str]) -> bool:
+    """A callback defined elsewhere in the link set needs no finding: defined (ALT006), not
+    by the module itself (ALT015), a function in code (ALT007)."""
+    return d is not None and not (module and d.path in own) and d.section is not None \
+        and d.section.executable and _is_function(d.symbol)
+
+
 def flags_finding(tables: list[tuple[str, list[int]]]) -> Finding | None:
     """ALT012 when the link set's objects give .altinstructions different flags: ``tables``
     is each input's path and its table sections' flags."""
@@ -799,10 +806,8 @@ def check_records(records: list[ObjectRecord], options: Options, images: list[El
             if not isinstance(item, Deferred):
                 findings.append(item)
                 continue
-            d = space.lookup(item.symbol, rec.path)
-            if d is not None and not (options.module and d.path in own) and \
-                    d.section is not None and d.section.executable and _is_function(d.symbol):
-                continue  # resolved, to a function in code: nothing to say
+            if _callback_fine(space.lookup(item.symbol, rec.path), options.module, own):
+                continue
             # Something to report: the object is read again to word it as Checker does.
             inp = rec.full()
             one = Checker([inp], options, images)
