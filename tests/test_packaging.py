@@ -1,0 +1,49 @@
+"""Packaging: ``pip install`` of the project prints no setuptools warnings (a first ``./run``
+printed some 220 lines of them), and the wheel carries every data file the commands read."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+
+from toolchain import ROOT
+
+DATA = ["altlink/include/altlink/alternative.h", "altlink/ldscripts/alternatives.ld",
+        "altlink/runtime/alt_runtime.c", "altlink/runtime/alt_runtime.h",
+        "altlink/schema/manifest.schema.json", "altlink/site_tools/altlink.py"]
+
+
+def _copy(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "altlink", src / "altlink",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return src
+
+
+def _pip_quietly(*args):
+    proc = subprocess.run([sys.executable, "-m", "pip", *args, "--no-deps", "-q",
+                           "--disable-pip-version-check"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    # pip's own notes about this machine's index settings are not the project's
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines()
+             if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln]
+    assert lines == []
+
+
+def test_an_editable_install_is_quiet(tmp_path):
+    """What ``./run`` does (``pip install -e``), into a prefix of its own."""
+    _pip_quietly("install", "-e", str(_copy(tmp_path)), "--prefix", str(tmp_path / "prefix"))
+    assert list((tmp_path / "prefix").rglob("__editable__.altlink-*.pth"))
+
+
+def test_the_wheel_builds_quietly_with_its_data(tmp_path):
+    _pip_quietly("wheel", "-w", str(tmp_path / "dist"), str(_copy(tmp_path)))
+    (wheel,) = (tmp_path / "dist").glob("altlink-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = [d for d in DATA if d not in names]
+    assert missing == []
