@@ -18,6 +18,7 @@ from altlink.elf import (
     SHN_UNDEF,
     SHT_NOBITS,
     STB_LOCAL,
+    STB_WEAK,
     STT_FUNC,
     STT_GNU_IFUNC,
     STT_NOTYPE,
@@ -219,6 +220,8 @@ class Checker:
         # and a callback defined in any of them is the module's own (ALT015).
         self.module = options.module or any(i.is_module for i in objects)
         self._own = {i.path for i in objects}
+        # The word scan of ALT017 (branches.into_ranges); the tests name one implementation.
+        self.branch_scan = None
 
     def space(self) -> SymbolSpace:
         """The link set's global symbols, read when a callback first needs resolving."""
@@ -246,6 +249,8 @@ class Checker:
                 self._check_table_alignment(inp)
                 self._check_branches_into_replacements(inp)
                 self._check_callback_reach(inp)
+            elif self._wanted("ALT017"):
+                self._check_object_branches(inp)
         return self.findings
 
     def _wanted(self, code: str) -> bool:
@@ -603,7 +608,10 @@ class Checker:
         if not ranges:
             return
         starts = [r[0] for r in ranges]
+        ends = [r[1] for r in ranges]
         from bisect import bisect_right
+
+        from altlink import branches
 
         def owner(addr: int):
             i = bisect_right(starts, addr) - 1
@@ -611,19 +619,11 @@ class Checker:
                 return ranges[i][2]
             return None
 
-        lo, hi = ranges[0][0], max(r[1] for r in ranges)
+        scan = self.branch_scan or branches.into_ranges
         for sec in inp.elf.sections:
             if not sec.executable or not sec.size or sec.type == 8:
                 continue
-            data = inp.elf.section_data(sec)
-            n = len(data) // 4
-            for i, word in enumerate(struct.unpack(f"<{n}I", data[:4 * n])):
-                if not _maybe_branch(word):
-                    continue
-                pc = sec.addr + 4 * i
-                tgt = insn.target(word, pc)
-                if tgt is None or not lo <= tgt < hi:
-                    continue
+            for pc, _word, tgt in scan(inp.elf.section_data(sec), sec.addr, starts, ends):
                 dst = owner(tgt)
                 if dst is None:
                     continue
@@ -638,6 +638,78 @@ class Checker:
                 self.add("ALT017", f"{what} branches into the replacement of entry "
                          f"{dst.index} at {tgt:#x}, which runs only once copied to its site",
                          inp, self.site_place(inp, dst), dst)
+
+    def _check_object_branches(self, inp: Input) -> None:
+        """ALT017 in an object, where the object already fixes the target: a branch the
+        assembler resolved inside a section of replacements (no relocation), and a relocated
+        branch of a replacement whose symbol the object defines (not weak) in a section of
+        replacements. Other relocated branches land where the link puts them: the linked image
+        is checked for those."""
+        secs = inp.elf.sections
+        by_sec: dict[int, list[tuple[int, int, Entry]]] = {}
+        for e in inp.table.entries:
+            if e.alt.defined and e.alt.address is None and e.alt_len > 0 \
+                    and not self.profile.is_callback(e.cap_raw) \
+                    and 0 < e.alt.section_index < len(secs) \
+                    and secs[e.alt.section_index].type != SHT_NOBITS:
+                by_sec.setdefault(e.alt.section_index, []).append(
+                    (e.alt.offset, e.alt.offset + e.alt_len, e))
+        if not by_sec:
+            return
+        from bisect import bisect_right
+
+        from altlink import branches
+
+        index = {}
+        for shndx, ranges in by_sec.items():
+            ranges.sort(key=lambda r: (r[0], r[1], r[2].index))  # entries may share one
+            index[shndx] = ([r[0] for r in ranges], [r[1] for r in ranges], ranges)
+
+        def owner(shndx: int, off: int) -> Entry | None:
+            got = index.get(shndx)
+            if got is None:
+                return None
+            starts, _, ranges = got
+            i = bisect_right(starts, off) - 1
+            if i >= 0 and ranges[i][0] <= off < ranges[i][1]:
+                return ranges[i][2]
+            return None
+
+        for shndx, (starts, ends, ranges) in index.items():
+            sec = secs[shndx]
+            data = inp.elf.section_data(sec)
+            relocs = inp.relocs_of(sec)
+            relocated = relocs.offsets
+            found = [(off, shndx, tgt) for off, _w, tgt in
+                     branches.into_ranges_py(data, 0, starts, ends) if off not in relocated]
+            for lo, hi, _e in ranges:
+                for off in range(lo - lo % 4, min(hi, len(data) - 3), 4):
+                    if off not in relocated or not branches.maybe_branch(
+                            int.from_bytes(data[off:off + 4], "little")):
+                        continue
+                    r = relocs.get(off)
+                    try:
+                        sym = inp.elf.symbol(r.sym)
+                    except IndexError:
+                        continue
+                    if sym.shndx in index and sym.bind != STB_WEAK:
+                        found.append((off, sym.shndx, sym.value + r.addend))
+            for off, tshndx, tgt in sorted(set(found)):
+                dst = owner(tshndx, tgt)
+                if dst is None:
+                    continue
+                src = owner(shndx, off)
+                if src is dst or (src is not None and tshndx == shndx and
+                                  src.alt.offset <= tgt <= src.alt.offset + src.alt_len):
+                    continue  # internal, or to its own end (end inclusive): moves as a block
+                if src is None:
+                    name = inp.names.at_offset(shndx, off)
+                    what = f"code at {sec.name}+{off:#x}" + (f" ({name})" if name else "")
+                else:
+                    what = f"the replacement of entry {src.index}"
+                self.add("ALT017", f"{what} branches into the replacement of entry "
+                         f"{dst.index} at {secs[tshndx].name}+{tgt:#x}, which runs only once "
+                         "copied to its site", inp, self.site_place(inp, dst), dst)
 
     def _check_callback_reach(self, inp: Input) -> None:
         """ALT014: sanitizer hooks and alternative sites a callback reaches in an image."""
@@ -709,12 +781,6 @@ def _linker_stub(inp: Input, addr: int) -> bool:
             (w[1] & 0xFFC003FF) == 0x91000210 and w[2] == 0xD61F0200:
         return True
     return (w[0] & 0xFF00001F) == 0x58000010 and w[1] == 0xD61F0200
-
-
-def _maybe_branch(w: int) -> bool:
-    """A cheap filter for the immediate branches (B, BL, B.cond, BC.cond, CB(N)Z, TB(N)Z)."""
-    return ((w & 0x7C000000) == 0x14000000 or (w & 0xFF000000) == 0x54000000
-            or (w & 0x7E000000) in (0x34000000, 0x36000000))
 
 
 _SYMBOL_TYPES = {STT_NOTYPE: "STT_NOTYPE", STT_OBJECT: "STT_OBJECT", STT_FUNC: "STT_FUNC",

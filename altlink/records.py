@@ -28,7 +28,7 @@ from altlink.elf import STB_LOCAL, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: objects have their ALT017 findings
 
 
 class Deferred(NamedTuple):

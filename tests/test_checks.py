@@ -665,10 +665,29 @@ def test_alt017_branch_from_code_into_a_replacement(tmp_path):
 
 def test_alt017_branch_from_one_replacement_into_another(tmp_path):
     body = (R0 + repl("r1", "b r0") + "\tent site0, r0, 1, 4, 4\n\tent site1, r1, 2, 4, 4\n")
-    assert_clean(*V417, build(tmp_path, "obj", body))
+    # The assembler resolved the branch inside .altinstr_replacement: the object shows it.
+    obj = build(tmp_path, "obj", body)
+    assert_only("ALT017", *V417, obj, count=1, place=".text+0x0 func",
+                message="the replacement of entry 1 branches into the replacement of entry 0 "
+                "at .altinstr_replacement+0x0")
     image = image_of(tmp_path, body)
     assert_only("ALT017", *V417, image, count=1, place=".text+0x0 func",
                 message="the replacement of entry 1 branches into the replacement of entry 0")
+
+
+def test_alt017_object_relocated_branch_between_replacements(tmp_path):
+    """A replacement's branch relocated against a symbol the object defines among its
+    replacements (a global label: the assembler leaves a relocation) lands there at any
+    layout; the object's check says so, as the link's does. A weak one may be replaced."""
+    body = (R0.replace("r0:", "\t.globl r0\nr0:") + repl("r1", "b r0")
+            + "\tent site0, r0, 1, 4, 4\n\tent site1, r1, 2, 4, 4\n")
+    assert_only("ALT017", *V417, build(tmp_path, "glob", body), count=1,
+                message="the replacement of entry 1 branches into the replacement of entry 0")
+    assert_clean(*V417, build(tmp_path, "weak", body.replace(".globl r0", ".weak r0")))
+    # To its own start, to its own end (where the next one starts), and out: fine.
+    own = (repl("r0", "b 1f") + "1:\n" + repl("r1", "b r1") + repl("r2", "b func")
+           + "\tent site0, r0, 1, 4, 4\n\tent site1, r1, 2, 4, 4\n\tent site2, r2, 3, 4, 4\n")
+    assert_clean(*V417, build(tmp_path, "own", own.replace("\t.popsection\n1:\n", "1:\n\t.popsection\n", 1)))
 
 
 # The object checks hold on the linked image too (the table read back from the image).

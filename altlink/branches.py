@@ -1,0 +1,101 @@
+"""The immediate branches of a section's code (B, BL, B.cond, BC.cond, CB(N)Z, TB(N)Z) that
+land in given address ranges: the word scan behind ALT017 (a branch into a replacement).
+
+A kernel's text is millions of words, of which a fifth are branches, and the few that matter
+are those into a replacement. Two implementations give the same answer:
+
+- :func:`into_ranges_py`, the reference: one word at a time, each decoded by ``insn``.
+- :func:`into_ranges_np`, the same scan over the whole section at C speed with numpy (the
+  opcode masks, the displacements and the range lookup are array operations); a Python loop
+  only for the branches it finds in a range.
+
+:func:`into_ranges` picks by size: numpy takes longer to import than the reference takes
+over a small image (docs/performance.md, "ALT017").
+"""
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+
+from altlink import insn
+
+# Words of code from which the numpy scan is used: its import costs about what the reference
+# takes over this many words.
+NUMPY_FROM_WORDS = 200_000
+
+
+def maybe_branch(w: int) -> bool:
+    """A cheap filter for the immediate branches (B, BL, B.cond, BC.cond, CB(N)Z, TB(N)Z)."""
+    return ((w & 0x7C000000) == 0x14000000 or (w & 0xFF000000) == 0x54000000
+            or (w & 0x7E000000) in (0x34000000, 0x36000000))
+
+
+def into_ranges(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple[int, int, int]]:
+    """(pc, word, target) of every immediate branch of ``data`` (code at ``addr``) whose
+    target is in a range: ``starts`` sorted, and a target ``t`` is in a range when the last
+    range starting at or before ``t`` ends after it (``ends[i]`` for that ``i``)."""
+    if len(data) // 4 >= NUMPY_FROM_WORDS:
+        return into_ranges_np(data, addr, starts, ends)
+    return into_ranges_py(data, addr, starts, ends)
+
+
+def into_ranges_py(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:
+    """The reference: :func:`into_ranges`, a word at a time."""
+    if not starts:
+        return []
+    lo, hi = starts[0], max(ends)
+    n = len(data) // 4
+    out = []
+    for i, word in enumerate(struct.unpack_from(f"<{n}I", data)):
+        if not maybe_branch(word):
+            continue
+        pc = addr + 4 * i
+        tgt = insn.target(word, pc)
+        if tgt is None or not lo <= tgt < hi:
+            continue
+        j = bisect_right(starts, tgt) - 1
+        if j >= 0 and tgt < ends[j]:
+            out.append((pc, word, tgt))
+    return out
+
+
+# The opcode byte (bits 31:24) of each immediate branch: 1 B/BL (imm26), 2 B.cond, BC.cond,
+# CB(N)Z (imm19 at bit 5), 3 TB(N)Z (imm14 at bit 5); as maybe_branch and insn.decode.
+_KIND = bytearray(256)
+for _b in range(256):
+    if _b & 0x7C == 0x14:
+        _KIND[_b] = 1
+    elif _b == 0x54 or _b & 0x7E == 0x34:
+        _KIND[_b] = 2
+    elif _b & 0x7E == 0x36:
+        _KIND[_b] = 3
+_KIND = bytes(_KIND)
+
+
+def into_ranges_np(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:
+    """:func:`into_ranges` over the whole section at once, with numpy."""
+    import numpy as np
+
+    if not starts:
+        return []
+    n = len(data) // 4
+    if n == 0:
+        return []
+    buf = np.frombuffer(data, dtype=np.uint8, count=4 * n)
+    kinds = np.frombuffer(_KIND, dtype=np.uint8)[buf[3::4]]
+    idx = np.flatnonzero(kinds)
+    if not len(idx):
+        return []
+    kind = kinds[idx]
+    w = np.frombuffer(data, dtype="<u4", count=n)[idx].astype(np.int64)
+    off = np.where(kind == 1, ((w & 0x3FFFFFF) ^ 0x2000000) - 0x2000000,
+                   np.where(kind == 2, (((w >> 5) & 0x7FFFF) ^ 0x40000) - 0x40000,
+                            (((w >> 5) & 0x3FFF) ^ 0x2000) - 0x2000)) << 2
+    pc = idx.astype(np.uint64) * np.uint64(4) + np.uint64(addr)
+    tgt = pc + off.astype(np.uint64)  # modulo 2**64, as the hardware computes it
+    s = np.array(starts, dtype=np.uint64)
+    e = np.array(ends, dtype=np.uint64)
+    j = np.searchsorted(s, tgt, side="right").astype(np.int64) - 1
+    hit = (j >= 0) & (tgt < e[np.maximum(j, 0)])
+    sel = np.flatnonzero(hit)
+    return list(zip(pc[sel].tolist(), w[sel].tolist(), tgt[sel].tolist()))
