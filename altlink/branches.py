@@ -78,6 +78,8 @@ def into_ranges_np(data, addr: int, starts: list[int], ends: list[int]) -> list[
 
     if not starts:
         return []
+    if starts[0] < 0 or max(ends) >= 1 << 64:  # not addresses: the reference handles any int
+        return into_ranges_py(data, addr, starts, ends)
     n = len(data) // 4
     if n == 0:
         return []

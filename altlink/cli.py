@@ -358,12 +358,19 @@ def cmd_patch(args, out) -> int:
         elf = read_elf(args.image)
         binary = rawbin.raw_binary(elf)
         elf.close()
+    # The image is copied to a temporary file beside the output and patched there in place.
+    made: list[str] = []
     try:
-        result = patch.patch(args.image, m, plan, binary=binary)
-    except patch.ManifestError as e:
-        raise AltlinkError(f"{args.manifest}: {e}") from None
-    mode = os.stat(args.image).st_mode & 0o777
-    outputs.write_bytes(args.output, result.image, mode)
+        tmp = outputs.temp_path(args.output, keep=made)
+        try:
+            result = patch.patch(args.image, m, plan, binary=binary, output=tmp)
+        except patch.ManifestError as e:
+            raise AltlinkError(f"{args.manifest}: {e}") from None
+        outputs.finish(tmp, args.output, os.stat(args.image).st_mode & 0o777)
+        made.clear()
+    finally:
+        for path in made:
+            outputs.remove(path)
     if args.bin and result.binary is not None:
         outputs.write_bytes(args.bin, result.binary)
     sys.stderr.write(f"{args.output}: applied {len(result.applied)} of "

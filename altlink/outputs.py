@@ -50,17 +50,29 @@ def write_bytes(target: str, data: bytes, mode: int | None = None) -> None:
         tmp = temp_path(target, keep=made)
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        finish(tmp, target, mode)
         made.clear()
     except OSError as e:
         raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None
     finally:
         for path in made:
             remove(path)
+
+
+def finish(tmp: str, target: str, mode: int | None = None) -> None:
+    """A temporary file, written in full, put in place: on disk first, then its mode, then
+    renamed over the target."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None
 
 
 @contextlib.contextmanager

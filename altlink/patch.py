@@ -9,6 +9,7 @@ user asks: ``--emulate`` runs the image's own callback in an emulator (:mod:`alt
 from __future__ import annotations
 
 import importlib.util
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import Callable
@@ -44,7 +45,7 @@ class Plan:
 
 @dataclass
 class Result:
-    image: bytes
+    image: bytes | None  # None when patched in place (``patch(output=...)``)
     binary: bytes | None
     applied: list[int]  # indexes of the entries applied
     written: list[tuple[int, int]]  # (file offset, length) of every write into the image
@@ -104,9 +105,9 @@ class _Memory:
     """The image's loadable contents by address, over a mutable copy of the file; and the
     emulator for callbacks, made when first needed."""
 
-    def __init__(self, path: str, data: bytearray, max_insns: int) -> None:
+    def __init__(self, path: str, data, view, max_insns: int) -> None:
         self.data = data
-        self.elf = from_bytes(path, bytes(data))
+        self.elf = from_bytes(path, view)
         self.max_insns = max_insns
         self.emulator = None
         secs = self.elf.sections_by_name.get(".altinstructions", [])
@@ -132,24 +133,82 @@ class _Memory:
 
 
 def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
-          binary: bytes | None = None) -> Result:
+          binary: bytes | None = None, output: str | None = None) -> Result:
     """Apply the manifest's entries to the image at ``image_path`` (and to ``binary``, its raw
     binary, when given); returns the patched bytes. Raises PatchError on an entry that cannot
-    be applied, AltlinkError on a manifest that does not belong to the image."""
-    try:
-        with open(image_path, "rb") as f:
-            data = bytearray(f.read())
-    except OSError as e:
-        raise AltlinkError(f"{image_path}: cannot read: {e.strerror}") from None
+    be applied, AltlinkError on a manifest that does not belong to the image.
+
+    With ``output`` (a file the caller made, such as a temporary file beside the target), the
+    image is copied there by the kernel and patched in place through a writable mapping, and
+    ``Result.image`` is None: the process holds no copy of the image, only the pages of the
+    sites and replacements it touches (a kernel image is hundreds of megabytes)."""
     if check_hash:
-        import hashlib
-        got = hashlib.sha256(data).hexdigest()
+        got = _sha256_file(image_path)
         want = (m.get("image") or {}).get("sha256")
         if got != want:
             raise AltlinkError(f"{image_path}: sha256 {got[:16]}... does not match the "
                                f"manifest's {str(want)[:16]}...: this manifest belongs to "
                                "another image")
-    mem = _Memory(image_path, data, plan.max_insns)
+    if output is None:
+        try:
+            with open(image_path, "rb") as f:
+                data = bytearray(f.read())
+        except OSError as e:
+            raise AltlinkError(f"{image_path}: cannot read: {e.strerror}") from None
+        return _patch(image_path, data, bytes(data), m, plan, binary)
+    mapped = _mapped_copy(image_path, output)
+    try:
+        result = _patch(image_path, mapped, mapped, m, plan, binary)
+        mapped.flush()
+    finally:
+        mapped.close()
+    return result
+
+
+def _sha256_file(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                h.update(chunk)
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
+    return h.hexdigest()
+
+
+def _mapped_copy(image_path: str, output: str):
+    """``output`` made a copy of the image (by the kernel: copy_file_range or sendfile), mapped
+    for writing."""
+    import mmap
+    import shutil
+
+    try:
+        shutil.copyfile(image_path, output)
+    except OSError as e:
+        raise AltlinkError(f"{image_path}: cannot copy to {output}: {e.strerror}") from None
+    try:
+        fd = os.open(output, os.O_RDWR)
+    except OSError as e:
+        raise AltlinkError(f"{output}: cannot open: {e.strerror}") from None
+    try:
+        if os.fstat(fd).st_size == 0:
+            raise AltlinkError(f"{image_path}: empty file, not an ELF file")
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_WRITE)
+    except OSError as e:
+        raise AltlinkError(f"{output}: cannot map: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _patch(image_path: str, data, view, m: dict, plan: Plan, binary: bytes | None) -> Result:
+    """Patch ``data`` (a bytearray, or the mapped copy) in place; ``view`` is what the image's
+    headers are read from (the original bytes, or the mapping itself)."""
+    mem = _Memory(image_path, data, view, plan.max_insns)
     ncaps = m.get("ncaps")
     profile = Profile(str(m.get("abi")), ncaps if isinstance(ncaps, int) else None)
     if profile.abi not in ABIS:
@@ -204,8 +263,8 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
                 raise AltlinkError(f"entry {idx}: site {site_addr:#x} is not in the raw binary")
             out_bin[boff:boff + length] = new
         applied.append(idx)
-    return Result(bytes(data), bytes(out_bin) if out_bin is not None else None, applied,
-                  written)
+    return Result(bytes(data) if isinstance(data, bytearray) else None,
+                  bytes(out_bin) if out_bin is not None else None, applied, written)
 
 
 def _static_words(mem: _Memory, idx, site: int, repl: int, length: int, abi: str) -> list[int]:
