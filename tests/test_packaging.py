@@ -37,7 +37,9 @@ def _pip_quietly(*args):
 
 def test_an_editable_install_is_quiet(tmp_path):
     """What ``./run`` does (``pip install -e``), into a prefix of its own."""
-    _pip_quietly("install", "-e", str(_copy(tmp_path)), "--prefix", str(tmp_path / "prefix"))
+    # --ignore-installed: else pip first uninstalls the altlink of the running environment
+    _pip_quietly("install", "-e", str(_copy(tmp_path)), "--prefix", str(tmp_path / "prefix"),
+                 "--ignore-installed")
     assert list((tmp_path / "prefix").rglob("__editable__.altlink-*.pth"))
 
 
