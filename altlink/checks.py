@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import NamedTuple
 
-from altlink import insn
+from altlink import branches, insn
 from altlink.caps import CapTable
 from altlink.elf import (
     ET_REL,
@@ -358,7 +358,7 @@ class Checker:
         def site_place() -> str:
             return self.site_place(inp, e)
 
-        self._check_replacement_code(inp, e, repl_sec, site_place)
+        self._check_replacement_code(inp, e, repl_sec, site_place, linked=True)
 
     def _check_cap(self, inp: Input, e: Entry, callback: bool, cap: int | None,
                    place: str) -> bool:
@@ -455,16 +455,24 @@ class Checker:
         return sec
 
     # -- replacement code --------------------------------------------------------------------
-    def _check_replacement_code(self, inp: Input, e: Entry, sec: Section, place: str) -> None:
+    def _check_replacement_code(self, inp: Input, e: Entry, sec: Section, place: str,
+                                linked: bool = False) -> None:
+        """``linked``: only what the final addresses decide (ALT009, ALT016), which only the
+        words a patcher re-encodes can give: the others are not classified at all."""
         n = min(e.alt_len, e.orig_len) // 4
         if n == 0:
             return
         data = inp.elf.section_data(sec)
         words = struct.unpack_from(f"<{n}I", data, e.alt.offset)
+        if linked and not any(branches.maybe_branch(w) or (w & 0x9F000000) == 0x90000000
+                              for w in words):
+            return  # no branch, no ADRP
         relocs = inp.relocs_of(sec) if inp.elf.type == ET_REL else {}
         image = e.alt.address is not None
         for i, word in enumerate(words):
-            c = insn.classify(word)
+            c = insn.decode(word) if linked else insn.classify(word)
+            if linked and c.kind not in insn.FIXUP_KINDS:
+                continue
             off = e.alt.offset + 4 * i
             r = relocs.get(off)
             if c.kind == "plain":
@@ -611,8 +619,6 @@ class Checker:
         ends = [r[1] for r in ranges]
         from bisect import bisect_right
 
-        from altlink import branches
-
         def owner(addr: int):
             i = bisect_right(starts, addr) - 1
             if i >= 0 and ranges[i][0] <= addr < ranges[i][1]:
@@ -657,8 +663,6 @@ class Checker:
         if not by_sec:
             return
         from bisect import bisect_right
-
-        from altlink import branches
 
         index = {}
         for shndx, ranges in by_sec.items():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import tempfile
 import threading
 
 from altlink.errors import AltlinkError
@@ -18,6 +17,8 @@ def temp_path(target: str, tag: str = "tmp", keep: list[str] | None = None) -> s
     With ``keep``, the path is added to that list, the caller's list of files to remove, in
     the same step as the file is made: a signal cannot fall between the two and leave a file
     nobody removes."""
+    import tempfile  # here: it imports random, which a check of objects does not need
+
     d = os.path.dirname(os.path.abspath(target))
     with signals_held():
         try:
