@@ -30,7 +30,7 @@ from altlink.elf import (
     Section,
     Symbol,
 )
-from altlink.findings import ERROR, WARNING, Finding, finding
+from altlink.findings import CODES, ERROR, WARNING, Finding, finding
 from altlink.records import Deferred, ObjectRecord
 from altlink.symbols import Symbolizer
 from altlink.table import REPLACEMENT_SECTION, Entry, Profile, Table, read_table
@@ -892,3 +892,20 @@ def check_records(records: list[ObjectRecord], options: Options, images: list[El
 def check(inputs: list[Input], options: Options,
           symbols_from: list[ElfFile] | None = None) -> list[Finding]:
     return Checker(inputs, options, symbols_from).run()
+
+
+# What manifest and patch refuse: the codes check reports at error severity (ALT010 is an
+# error for overlapping sites, a warning for one shared site). The warnings' checks (ALT014's
+# reach of the callbacks) are not run for it.
+REFUSING_CODES = frozenset(c for c, (sev, _t) in CODES.items() if sev == ERROR) | {"ALT010"}
+
+
+def refusals(image: Input, options: Options) -> dict[int, Finding]:
+    """The entries of a linked image that ``check`` reports at error severity under
+    ``options``, each with its first such finding: ``manifest`` leaves them out and ``patch``
+    refuses them, with the same code and message as ``check``."""
+    out: dict[int, Finding] = {}
+    for f in Checker([image], options, only=REFUSING_CODES).run():
+        if f.severity == ERROR and f.entry is not None:
+            out.setdefault(f.entry, f)
+    return out

@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", dest="output", metavar="M", help="write here (default: stdout)")
     m.add_argument("--bin", metavar="B", help="also describe this raw binary of the image")
     m.add_argument("--source-lines", action="store_true", help="add DWARF source lines")
+    m.add_argument("--nested", action="append", default=[], metavar="START,END",
+                   help="also the ELF image embedded between these two symbols (repeatable; "
+                   "Linux's vdso_start,vdso_end is found without it)")
     m.add_argument("--compact", metavar="FILE",
                    help="also write the compact binary manifest for C runtimes here (the JSON "
                    "then goes only to -o)")
@@ -114,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the active capabilities, by name or number ('' for none)")
     pt.add_argument("-o", dest="output", required=True, metavar="OUT", help="the patched image")
     pt.add_argument("--bin", metavar="B", help="also write the patched raw binary here")
+    pt.add_argument("--boot-caps", metavar="A,B",
+                    help="capabilities applied in a first pass, before the others (default: "
+                    "for linux-v6.1, Linux 6.1's boot-scope capabilities; '' for table order)")
     pt.add_argument("--emulate", action="append", default=[], metavar="NAME,...",
                     help="run these callbacks of the image in an emulator")
     pt.add_argument("--callbacks", metavar="FILE.py",
@@ -249,7 +255,8 @@ def cmd_link(args, out) -> int:
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
 
 
-def _image_manifest(path: str, args, manifest_path: str | None, binary: str | None = None):
+def _image_manifest(path: str, args, manifest_path: str | None, binary: str | None = None,
+                    refuse: bool = False):
     from altlink import manifest as manifestmod
     from altlink.checks import Input, resolve_ncaps
     from altlink.elf import ET_REL, read_elf
@@ -272,9 +279,14 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
         from altlink.sources import site_lines
         base = os.path.dirname(os.path.abspath(manifest_path)) if manifest_path else os.getcwd()
         lines = site_lines(path, [e.site.address for e in image.table.entries], base)
+    from altlink import nested as nestedmod
+
+    pairs = [nestedmod.parse_pair(p) for p in getattr(args, "nested", None) or []]
+    nested = nestedmod.find(elf, elf.data, pairs)
+    refused: list = []
     m = manifestmod.build(image, profile, options.caps, path, image_sha(), manifest_path,
-                          bin_info, lines)
-    return m, findings
+                          bin_info, lines, refuse=refuse, nested=nested, findings=refused)
+    return m, findings + [f for f in refused if f not in findings]
 
 
 def cmd_manifest(args, out) -> int:
@@ -282,7 +294,7 @@ def cmd_manifest(args, out) -> int:
     from altlink import outputs
     from altlink.report import render
 
-    m, findings = _image_manifest(args.image, args, args.output, args.bin)
+    m, findings = _image_manifest(args.image, args, args.output, args.bin, refuse=True)
     if findings:
         sys.stderr.write(render(findings, "text"))
     text = manifestmod.dumps(m)
@@ -293,6 +305,9 @@ def cmd_manifest(args, out) -> int:
         outputs.write_bytes(args.output, text.encode("utf-8"))
     elif not args.compact:
         out.write(text)
+    # The entries check reports at error severity are left out of the manifest (listed under
+    # "refused", and named on stderr as check names them): the manifest of the others is
+    # usable, so it is written, and the command succeeds.
     return EXIT_OK
 
 
@@ -351,8 +366,15 @@ def cmd_patch(args, out) -> int:
 
     m = manifestmod.load(args.manifest)
     emulate = frozenset(n.strip() for part in args.emulate for n in part.split(",") if n.strip())
+    try:
+        patch.check_emulate(emulate, m)
+        boot = None if args.boot_caps is None else patch.parse_caps(args.boot_caps, m,
+                                                                     "--boot-caps")
+        caps = patch.parse_caps(args.caps, m)
+    except AltlinkError as e:  # against the manifest's table and callbacks: name it
+        raise AltlinkError(f"{args.manifest}: {e}") from None
     callbacks = patch.load_callbacks(args.callbacks) if args.callbacks else {}
-    plan = patch.Plan(patch.parse_caps(args.caps, m), emulate, callbacks, args.max_insns)
+    plan = patch.Plan(caps, emulate, callbacks, args.max_insns, boot)
     binary = None
     if args.bin:
         elf = read_elf(args.image)
@@ -373,8 +395,10 @@ def cmd_patch(args, out) -> int:
             outputs.remove(path)
     if args.bin and result.binary is not None:
         outputs.write_bytes(args.bin, result.binary)
-    sys.stderr.write(f"{args.output}: applied {len(result.applied)} of "
-                     f"{len(m.get('entries') or [])} alternatives\n")
+    total = len(m.get("entries") or []) + sum(len(n.get("entries") or [])
+                                              for n in m.get("nested") or [])
+    sys.stderr.write(f"{args.output}: applied {len(result.applied) + result.nested_applied} "
+                     f"of {total} alternatives\n")
     return EXIT_OK
 
 

@@ -15,7 +15,10 @@ from altlink import insn
 from altlink.caps import CapTable
 from altlink.checks import Input
 from altlink.errors import AltlinkError
+from altlink.findings import Finding
 from altlink.gcpause import collector_paused
+from altlink.nested import Nested
+from altlink.nested import find as find_nested
 from altlink.rawbin import RawLayout
 from altlink.table import Entry, Profile
 
@@ -77,8 +80,15 @@ class BinInfo:
 
 def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str,
           image_sha: str, manifest_path: str | None, binary: BinInfo | None = None,
-          sources=None) -> dict:
-    """The manifest of a linked image whose table was decoded into ``image``."""
+          sources=None, refuse: bool = False, nested: list[Nested] | None = None,
+          findings: list[Finding] | None = None) -> dict:
+    """The manifest of a linked image whose table was decoded into ``image``.
+
+    With ``refuse``, the entries ``check`` reports at error severity are left out, listed
+    under ``refused`` with their code and message (and their findings appended to
+    ``findings``). ``nested``: the images embedded in it (default: those the profile's
+    symbols bound, :mod:`altlink.nested`), whose entries the manifest carries too.
+    """
     elf = image.elf
     img = {"path": relpath(image_path, manifest_path), "sha256": image_sha,
            "machine": "aarch64"}
@@ -87,16 +97,88 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
                       "base": hx(binary.layout.base)}
     cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
     records = _Records(image, profile, caps, binary, sources)
+    refused = _refusals(image, profile, caps, refuse, findings)
     with collector_paused():
-        entries = [records.entry(e) for e in image.table.entries]
+        entries = [records.entry(e) for e in image.table.entries if e.index not in refused]
     table = image.table.sections[0] if image.table.sections else None
     out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
            "caps": cap_names, "entries": entries}
+    if refused:
+        out["refused"] = _refused_records(refused)
+    if nested is None:
+        nested = find_nested(elf, elf.data)
+    if nested:
+        out["nested"] = [_nested(n, elf, profile, caps, binary, refuse, findings) for n in nested]
     if table is not None:
         out["table"] = {"address": hx(table.addr), "size": table.size,
                         "file_offset": table.offset,
                         "bin_offset": binary.layout.offset_of(table.addr, elf)
                         if binary else None}
+    return out
+
+
+def _refusals(image: Input, profile: Profile, caps: CapTable | None, refuse: bool,
+              findings: list[Finding] | None) -> dict[int, Finding]:
+    if not refuse:
+        return {}
+    from altlink.checks import Options, refusals
+
+    got = refusals(image, Options(profile, caps))
+    if findings is not None:
+        findings.extend(got[i] for i in sorted(got))
+    return got
+
+
+def _refused_records(refused: dict[int, Finding]) -> list[dict]:
+    return [{"index": i, "code": refused[i].code, "message": refused[i].message}
+            for i in sorted(refused)]
+
+
+def _nested(n: Nested, outer_elf, profile: Profile, caps: CapTable | None,
+            binary: BinInfo | None, refuse: bool, findings: list[Finding] | None) -> dict:
+    """The record of an embedded image: where it lies in the outer image, and its entries,
+    each place with ``outer``: the same bytes' address and offsets in the outer image."""
+    inner = Input.load(n.elf)
+    refused = _refusals(inner, profile, caps, refuse, findings)
+    records = _Records(inner, profile, caps, None, None)
+    layout = binary.layout if binary is not None else None
+
+    def outer(part: dict | None) -> None:
+        if part is None:
+            return
+        off = part["file_offset"]
+        if off is None:
+            part["outer"] = None
+            return
+        addr = n.outer_address(off)
+        part["outer"] = {"address": hx(addr), "file_offset": n.outer_file_offset(off),
+                         "bin_offset": layout.offset_of(addr, outer_elf)
+                         if layout is not None else None}
+
+    entries = []
+    with collector_paused():
+        for e in inner.table.entries:
+            if e.index in refused:
+                continue
+            rec = records.entry(e)
+            outer(rec["site"])
+            if rec["replacement"] is not None:
+                rec["replacement"]["file_offset"] = n.elf.file_offset(e.alt.address)
+                outer(rec["replacement"])
+            entries.append(rec)
+    out = {"start": n.start, "end": n.end, "address": hx(n.address),
+           "file_offset": n.file_offset,
+           "bin_offset": layout.offset_of(n.address, outer_elf) if layout else None,
+           "size": n.size, "sha256": hashlib.sha256(n.elf.data).hexdigest(),
+           "entries": entries}
+    table = inner.table.sections[0] if inner.table.sections else None
+    if table is not None:
+        out["table"] = {"address": hx(table.addr), "size": table.size,
+                        "file_offset": table.offset,
+                        "outer": {"address": hx(n.outer_address(table.offset)),
+                                  "file_offset": n.outer_file_offset(table.offset)}}
+    if refused:
+        out["refused"] = _refused_records(refused)
     return out
 
 

@@ -35,12 +35,28 @@ class ManifestError(AltlinkError):
 
 @dataclass
 class Plan:
-    """What to apply: the active capabilities and how to run callbacks."""
+    """What to apply: the active capabilities and how to run callbacks. ``boot_caps``: the
+    capabilities applied in a first pass (None: the profile's default, :func:`boot_caps`)."""
 
     caps: frozenset[int]
     emulate: frozenset[str] = frozenset()
     callbacks: dict[str, PyCallback] = field(default_factory=dict)
     max_insns: int = 1_000_000
+    boot_caps: frozenset[int] | None = None
+    # False only to study the patcher's own semantics on entries check refuses (the tests
+    # that compare it with the C runtime): the command line always refuses them.
+    refuse: bool = True
+
+
+# Linux 6.1's boot-scope capabilities (arch/arm64/kernel/cpufeature.c: the types
+# ARM64_CPUCAP_BOOT_CPU_FEATURE and ARM64_CPUCAP_STRICT_BOOT_CPU_FEATURE, which have
+# SCOPE_BOOT_CPU). update_cpu_capabilities() sets them in boot_capabilities when the boot CPU
+# has them; apply_boot_alternatives() applies the entries of those capabilities first, then
+# apply_alternatives_all() the vDSO's entries and the rest of the kernel's, in table order.
+LINUX_61_BOOT_CAPS = ("ALWAYS_BOOT", "HAS_SYSREG_GIC_CPUIF", "HAS_VIRT_HOST_EXTN",
+                      "HAS_ADDRESS_AUTH_ARCH_QARMA5", "HAS_ADDRESS_AUTH_ARCH_QARMA3",
+                      "HAS_ADDRESS_AUTH_IMP_DEF", "HAS_ADDRESS_AUTH", "HAS_IRQ_PRIO_MASKING",
+                      "BTI", "MTE", "MTE_ASYMM")
 
 
 @dataclass
@@ -49,12 +65,42 @@ class Result:
     binary: bytes | None
     applied: list[int]  # indexes of the entries applied
     written: list[tuple[int, int]]  # (file offset, length) of every write into the image
+    nested_applied: int = 0  # entries of nested images applied
 
 
-def parse_caps(spec: str, manifest: dict) -> frozenset[int]:
-    """``A,B`` by name (from the manifest's table) or number; empty for none."""
-    names = {str(v): int(k) for k, v in (manifest.get("caps") or {}).items()
-             if str(k).isdigit()}
+# Prefixes a capability name may carry in the user's words but not in the table (Linux's
+# generated header says ARM64_HAS_LSE_ATOMICS for the cpucaps line HAS_LSE_ATOMICS).
+_NAME_PREFIXES = ("ARM64_", "ALT_CAP_")
+
+
+def _cap_names(manifest: dict) -> dict[str, int]:
+    """Every name a capability of the manifest's table answers to: its own, the same with
+    ``ARM64_`` or ``ALT_CAP_`` in front, and, where every name of the table shares a prefix
+    ending in ``_`` (``ARM64_HAS_X``, ``ARM64_WORKAROUND_Y``), the name without it."""
+    table = {str(v): int(k) for k, v in (manifest.get("caps") or {}).items()
+             if str(k).isdigit() and isinstance(v, str)}
+    out = dict(table)
+    for name, n in table.items():
+        for prefix in _NAME_PREFIXES:
+            out.setdefault(prefix + name, n)
+    if len(table) > 1:
+        common = os.path.commonprefix(list(table))
+        common = common[:common.rfind("_") + 1]
+        if common:
+            for name, n in table.items():
+                if len(name) > len(common):
+                    out.setdefault(name[len(common):], n)
+    return out
+
+
+def parse_caps(spec: str, manifest: dict, what: str = "--caps") -> frozenset[int]:
+    """``A,B`` by name (from the manifest's table, with or without the table's prefix) or
+    number; empty for none. A name not in the table, or a number that is not a capability
+    (NCAPS or above; with no NCAPS known, above the profile's field), is an error."""
+    names = _cap_names(manifest)
+    ncaps = manifest.get("ncaps")
+    limit = ncaps if isinstance(ncaps, int) and not isinstance(ncaps, bool) else (
+        0x8000 if manifest.get("abi") == "linux-v6.1" else 0x10000)
     out = set()
     for part in (p.strip() for p in spec.split(",")):
         if not part:
@@ -62,11 +108,52 @@ def parse_caps(spec: str, manifest: dict) -> frozenset[int]:
         if part in names:
             out.add(names[part])
         elif part.isdigit():
+            if int(part) >= limit:
+                raise AltlinkError(f"{what}: no capability {part} (the manifest's NCAPS is "
+                                   f"{limit})" if limit == ncaps else
+                                   f"{what}: {part} is not a capability number (below {limit})")
             out.add(int(part))
         else:
-            known = ", ".join(sorted(names)) or "none: the manifest has no capability table"
-            raise AltlinkError(f"--caps: unknown capability {part!r} (known: {known})")
+            table = sorted(str(v) for v in (manifest.get("caps") or {}).values())
+            known = ", ".join(table) or "none: the manifest has no capability table"
+            raise AltlinkError(f"{what}: unknown capability {part!r} (known: {known})")
     return frozenset(out)
+
+
+def boot_caps(manifest: dict) -> frozenset[int]:
+    """The profile's default first-pass set: Linux 6.1's boot-scope capabilities that the
+    manifest's table names (none for linux-v4.17: table order)."""
+    if manifest.get("abi") != "linux-v6.1":
+        return frozenset()
+    names = _cap_names(manifest)
+    return frozenset(names[n] for n in LINUX_61_BOOT_CAPS if n in names)
+
+
+def callback_names(manifest: dict) -> set[str]:
+    """The callbacks of the manifest's entries, nested images' included."""
+    out = set()
+    for rec in _all_records(manifest):
+        cb = rec.get("callback") if isinstance(rec, dict) else None
+        if isinstance(cb, dict) and isinstance(cb.get("symbol"), str):
+            out.add(cb["symbol"])
+    return out
+
+
+def check_emulate(names, manifest: dict) -> None:
+    """``--emulate`` names only callbacks of the image."""
+    known = callback_names(manifest)
+    for name in sorted(names):
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise AltlinkError(f"--emulate: {name!r} is not a callback of the image (its "
+                               f"callbacks: {listed})")
+
+
+def _all_records(manifest: dict):
+    yield from manifest.get("entries") or []
+    for n in manifest.get("nested") or []:
+        if isinstance(n, dict):
+            yield from n.get("entries") or []
 
 
 def load_callbacks(path: str) -> dict[str, PyCallback]:
@@ -105,6 +192,8 @@ class _Memory:
     """The image's loadable contents by address, over a mutable copy of the file; and the
     emulator for callbacks, made when first needed."""
 
+    nested = False
+
     def __init__(self, path: str, data, view, max_insns: int) -> None:
         self.data = data
         self.elf = from_bytes(path, view)
@@ -131,6 +220,57 @@ class _Memory:
         off = self.offset(addr, length)
         return bytes(self.data[off:off + length])
 
+    def outer_address(self, addr: int) -> int:
+        """The address of the byte at ``addr`` in the outer image (the raw binary's)."""
+        return addr
+
+
+class _NestedMemory(_Memory):
+    """An image embedded in the outer one (:mod:`altlink.nested`): addresses are its own,
+    the bytes read and written are the outer image's copy, where the kernel patches them."""
+
+    nested = True
+
+    def __init__(self, outer: _Memory, rec: dict, where: str) -> None:
+        self.data = outer.data
+        self.base = _int(rec.get("file_offset"), f"{where} file_offset")
+        self.base_addr = _int(rec.get("address"), f"{where} address")
+        size = _int(rec.get("size"), f"{where} size")
+        if not 0 <= self.base <= self.base + size <= len(self.data):
+            raise ManifestError(f"{where} lies outside the image")
+        self.elf = from_bytes(f"{outer.elf.path}[{rec.get('start')}]",
+                              bytes(self.data[self.base:self.base + size]))
+        self.emulator = None
+        self.table_addr = None
+
+    def emulate(self):
+        raise AltlinkError("emulating a callback of a nested image is not supported (give "
+                           "a Python implementation with --callbacks)")
+
+    def offset(self, addr: int, length: int) -> int:
+        return self.base + super().offset(addr, length)
+
+    def outer_address(self, addr: int) -> int:
+        return self.base_addr + super().offset(addr, 4)
+
+
+def _refuse(mem: _Memory, records: list, profile: Profile, manifest: dict, where: str) -> None:
+    """An entry that ``check`` reports at error severity is refused, with check's words."""
+    from altlink.caps import CapTable
+    from altlink.checks import Input, Options, refusals
+    from altlink.report import text_line
+
+    names = manifest.get("caps") or {}
+    table = None
+    if profile.ncaps and all(str(i) in names for i in range(profile.ncaps)):
+        table = CapTable(tuple(str(names[str(i)]) for i in range(profile.ncaps)))
+    refused = refusals(Input.load(mem.elf), Options(profile, table))
+    for rec in records:
+        f = refused.get(rec.get("index")) if isinstance(rec, dict) else None
+        if f is not None:
+            raise PatchError(f"{where}entry {rec.get('index')}: refused, as check reports: "
+                             f"{text_line(f)}")
+
 
 def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
           binary: bytes | None = None, output: str | None = None) -> Result:
@@ -141,7 +281,13 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
     With ``output`` (a file the caller made, such as a temporary file beside the target), the
     image is copied there by the kernel and patched in place through a writable mapping, and
     ``Result.image`` is None: the process holds no copy of the image, only the pages of the
-    sites and replacements it touches (a kernel image is hundreds of megabytes)."""
+    sites and replacements it touches (a kernel image is hundreds of megabytes).
+
+    Order: the entries of the first-pass capabilities (``plan.boot_caps``; by default the
+    profile's, :func:`boot_caps`) in table order, then those of the nested images, then the
+    image's other entries in table order, as Linux 6.1 boots. Entries on separate sites do
+    not depend on the order; two entries on one site do (the one applied last wins).
+    """
     if check_hash:
         got = _sha256_file(image_path)
         want = (m.get("image") or {}).get("sha256")
@@ -217,26 +363,82 @@ def _patch(image_path: str, data, view, m: dict, plan: Plan, binary: bytes | Non
     entries = m.get("entries")
     if not isinstance(entries, list):
         raise ManifestError("no entry list")
+    nested = []
+    for i, rec in enumerate(m.get("nested") or []):
+        if not isinstance(rec, dict) or not isinstance(rec.get("entries"), list):
+            raise ManifestError(f"nested image {i} is not an object with an entry list")
+        where = f"nested image {i} ({rec.get('start')})"
+        nested.append((_NestedMemory(mem, rec, where), rec["entries"], f"{where}: "))
+    if plan.refuse:
+        _refuse(mem, entries, profile, m, "")
+        for nmem, recs, where in nested:
+            _refuse(nmem, recs, profile, m, where)
     lay = rawbin.layout(mem.elf) if binary is not None else None
     out_bin = bytearray(binary) if binary is not None else None
-    applied, written = [], []
-    for rec in entries:
-        if not isinstance(rec, dict):
-            raise ManifestError("an entry is not an object")
-        idx = rec.get("index")
-        cap_raw = _int(rec.get("cap_raw"), f"entry {idx} cap_raw")
-        site = rec.get("site") or {}
-        site_addr = _int(site.get("address"), f"entry {idx} site address")
-        length = _int(site.get("length"), f"entry {idx} site length")
-        if length <= 0 or length % 4 or length > 1024:
-            raise PatchError(f"entry {idx}: site length {length} is not a multiple of 4 in "
-                             "1..1024")
-        if site_addr % 4:
-            raise PatchError(f"entry {idx}: site {site_addr:#x} is not 4-byte aligned (ALT003)")
-        callback = profile.is_callback(cap_raw)
-        cap = profile.cap(cap_raw)
-        if cap is not None and cap not in plan.caps:
-            continue
+    applied: list[int] = []
+    written: list[tuple[int, int]] = []
+    first = boot_caps(m) if plan.boot_caps is None else plan.boot_caps
+    run = _Run(profile, plan, mem.elf, lay, out_bin, written)
+    # Pass 1: the boot capabilities (Linux 6.1's apply_boot_alternatives); none: table order,
+    # one pass, as the C runtime applies.
+    if first:
+        applied += run.apply(mem, entries, lambda cap: cap in first)
+    # Pass 2 (apply_alternatives_all): the nested images (apply_alternatives_vdso), then the
+    # image's other entries.
+    for nmem, recs, where in nested:
+        run.apply(nmem, recs, lambda cap: True, where)
+    applied += run.apply(mem, entries, lambda cap: cap not in first)
+    return Result(bytes(data) if isinstance(data, bytearray) else None,
+                  bytes(out_bin) if out_bin is not None else None, applied, written,
+                  run.nested_applied)
+
+
+class _Run:
+    """Applying entries: the plan, and where each write goes."""
+
+    def __init__(self, profile: Profile, plan: Plan, outer_elf, lay,
+                 out_bin: bytearray | None, written: list[tuple[int, int]]) -> None:
+        self.profile, self.plan, self.lay, self.out_bin = profile, plan, lay, out_bin
+        self.outer_elf = outer_elf
+        self.written = written
+        self.nested_applied = 0
+
+    def apply(self, mem: _Memory, entries: list, this_pass, where: str = "") -> list[int]:
+        profile, plan = self.profile, self.plan
+        applied = []
+        for rec in entries:
+            if not isinstance(rec, dict):
+                raise ManifestError(f"{where}an entry is not an object")
+            idx = rec.get("index")
+            cap_raw = _int(rec.get("cap_raw"), f"{where}entry {idx} cap_raw")
+            try:  # the site's shape, whether or not the entry is applied (as the C runtime)
+                site_addr, length = _site(rec, idx)
+            except PatchError as e:
+                raise PatchError(f"{where}{e}") from None
+            callback = profile.is_callback(cap_raw)
+            cap = profile.cap(cap_raw)
+            if cap is not None:
+                if cap not in plan.caps or not this_pass(cap):
+                    continue
+                if profile.ncaps is not None and cap >= profile.ncaps:
+                    continue  # never applied, as Linux's cpus_have_cap() answers
+            elif not this_pass(None):
+                continue  # a linux-v4.17 callback: in the second pass
+            try:
+                self._apply_one(mem, rec, idx, callback, site_addr, length)
+            except PatchError as e:
+                if where:
+                    raise PatchError(f"{where}{e}") from None
+                raise
+            if mem.nested:
+                self.nested_applied += 1
+            else:
+                applied.append(idx)
+        return applied
+
+    def _apply_one(self, mem: _Memory, rec: dict, idx, callback: bool, site_addr: int,
+                   length: int) -> None:
+        plan = self.plan
         if callback:
             words = _run_callback(mem, rec, site_addr, length, plan)
         else:
@@ -250,21 +452,30 @@ def _patch(image_path: str, data, view, m: dict, plan: Plan, binary: bytes | Non
             if repl_addr % 4:
                 raise PatchError(f"entry {idx}: replacement {repl_addr:#x} is not 4-byte "
                                  "aligned")
-            words = _static_words(mem, idx, site_addr, repl_addr, length, profile.abi)
+            words = _static_words(mem, idx, site_addr, repl_addr, length, self.profile.abi)
         new = struct.pack(f"<{len(words)}I", *words)
         off = mem.offset(site_addr, length)
-        data[off:off + length] = new
-        written.append((off, length))
+        mem.data[off:off + length] = new
+        self.written.append((off, length))
         if mem.emulator is not None:
             mem.emulator.write(site_addr, new)
-        if out_bin is not None and lay is not None:
-            boff = lay.offset_of(site_addr, mem.elf)
-            if boff is None or boff + length > len(out_bin):
+        if self.out_bin is not None and self.lay is not None:
+            boff = self.lay.offset_of(mem.outer_address(site_addr), self.outer_elf)
+            if boff is None or boff + length > len(self.out_bin):
                 raise AltlinkError(f"entry {idx}: site {site_addr:#x} is not in the raw binary")
-            out_bin[boff:boff + length] = new
-        applied.append(idx)
-    return Result(bytes(data) if isinstance(data, bytearray) else None,
-                  bytes(out_bin) if out_bin is not None else None, applied, written)
+            self.out_bin[boff:boff + length] = new
+
+
+def _site(rec: dict, idx) -> tuple[int, int]:
+    site = rec.get("site") or {}
+    site_addr = _int(site.get("address"), f"entry {idx} site address")
+    length = _int(site.get("length"), f"entry {idx} site length")
+    if length <= 0 or length % 4 or length > 1024:
+        raise PatchError(f"entry {idx}: site length {length} is not a multiple of 4 in "
+                         "1..1024")
+    if site_addr % 4:
+        raise PatchError(f"entry {idx}: site {site_addr:#x} is not 4-byte aligned (ALT003)")
+    return site_addr, length
 
 
 def _static_words(mem: _Memory, idx, site: int, repl: int, length: int, abi: str) -> list[int]:
@@ -318,4 +529,5 @@ def _run_callback(mem: _Memory, rec: dict, site: int, length: int, plan: Plan) -
                      f"{name or 'NAME'} to run the image's own code, or --callbacks FILE.py")
 
 
-__all__ = ["Plan", "Result", "PatchError", "patch", "parse_caps", "load_callbacks"]
+__all__ = ["Plan", "Result", "PatchError", "patch", "parse_caps", "load_callbacks", "boot_caps",
+           "check_emulate", "LINUX_61_BOOT_CAPS"]

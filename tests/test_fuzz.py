@@ -259,6 +259,14 @@ def test_manifest_of_a_site_length_not_a_multiple_of_4(seed_dir, tmp_path):
     rc, _, err = main("manifest", "--ncaps", "4", img, "-o", tmp_path / "m.json")
     assert rc == 0, err
     m = json.loads((tmp_path / "m.json").read_text())
+    # check refuses the entry (ALT003): the manifest leaves it out; `show`, which lists every
+    # entry, disassembles it.
+    assert {(r["index"], r["code"]) for r in m["refused"]} >= {(3, "ALT003")}
+    assert 3 not in [e["index"] for e in m["entries"]]
+    from altlink import cli as climod
+
+    m, _ = climod._image_manifest(str(img), climod.build_parser().parse_args(
+        ["show", "--ncaps", "4", str(img)]), None)
     site = m["entries"][3]["site"]
     assert site["length"] == 14 and len(site["bytes"]) == 28
     assert site["disasm"][:3] == ["nop", "nop", "nop"]
@@ -277,6 +285,11 @@ def test_table_offsets_wrap_at_64_bits(seed_dir, tmp_path):
     assert rc == 0, err
     assert "ALT012" in err and "-0x" not in err
     m = json.loads((tmp_path / "m.json").read_text())
+    assert [r["code"] for r in m["refused"] if r["index"] == 4] == ["ALT012"]
+    from altlink import cli as climod
+
+    m, _ = climod._image_manifest(str(img), climod.build_parser().parse_args(
+        ["show", "--ncaps", "4", str(img)]), None)
     cb, table = m["entries"][4]["callback"], int(m["table"]["address"], 16)
     assert cb["address"] == hex((table + 4 * 12 + 4 - 0x80000000) % (1 << 64))
     rc, _, err = main("check", "--ncaps", "4", img)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from test_runtime import ABIS, CAPS, SUBSETS, TOOLCHAINS, Sample, build_sample, parse_run
-from toolchain import LDSCRIPTS, compile, link, qemu, run, write
+from toolchain import LDSCRIPTS, SIMPLE_LD, compile, link, qemu, run, write
 
 from altlink import cli
 from altlink import manifest as manifestmod
@@ -183,16 +183,7 @@ void _start(void)
 }
 """
 
-BAD_LD = """
-ENTRY(_start)
-SECTIONS
-{
-	. = 0x400000;
-	.text : { *(.text .text.*) }
-	INCLUDE alternatives.ld
-	/DISCARD/ : { *(.eh_frame .note.gnu.property) }
-}
-"""
+BAD_LD = SIMPLE_LD
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,18 @@ GNU_CC = ["aarch64-linux-gnu-gcc"]
 CLANG_CC = ["clang", "--target=aarch64-linux-gnu"]
 GNU_LD = ["aarch64-linux-gnu-ld"]
 LLD = ["ld.lld"]
+# A linker script for a small static image at 0x400000 with the alternatives fragment (link
+# with -L LDSCRIPTS).
+SIMPLE_LD = """
+ENTRY(_start)
+SECTIONS
+{
+	. = 0x400000;
+	.text : { *(.text .text.*) }
+	INCLUDE alternatives.ld
+	/DISCARD/ : { *(.eh_frame .note.gnu.property) }
+}
+"""
 FREESTANDING = ["-ffreestanding", "-fno-pic", "-fno-stack-protector", "-nostdlib", "-O2"]
 
 TOOLCHAINS = {"gnu": (GNU_CC, GNU_LD), "llvm": (CLANG_CC, LLD)}

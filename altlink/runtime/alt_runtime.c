@@ -347,19 +347,22 @@ enum alt_status alt_apply_blob(const struct alt_config *cfg, const void *blob, s
 			       uintptr_t bias, struct alt_result *res)
 {
 	const unsigned char *b = blob;
-	uint32_t header_size, entry_size, count, ncaps;
+	uint32_t header_size, entry_size, count, ncaps, version;
 	uint64_t table;
 
 	if (!start(cfg, res))
 		return res == NULL ? ALT_E_CONFIG : res->status;
 	res->status = ALT_E_BLOB;
-	if (b == NULL || size < ALT_BLOB_HEADER_SIZE || le(b, 4) != ALT_BLOB_MAGIC ||
-	    le(b + 4, 2) != ALT_BLOB_VERSION)
+	if (b == NULL || size < ALT_BLOB_HEADER_SIZE || le(b, 4) != ALT_BLOB_MAGIC)
+		return ALT_E_BLOB;
+	version = (uint32_t)le(b + 4, 2);
+	if (version != 1 && version != ALT_BLOB_VERSION)
 		return ALT_E_BLOB;
 	header_size = (uint32_t)le(b + 6, 2);
 	entry_size = (uint32_t)le(b + 8, 2);
 	count = (uint32_t)le(b + 16, 4);
-	if (header_size < ALT_BLOB_HEADER_SIZE || entry_size < ALT_BLOB_ENTRY_SIZE ||
+	if (header_size < ALT_BLOB_HEADER_SIZE ||
+	    entry_size < (version == 1 ? ALT_BLOB_ENTRY_SIZE_V1 : ALT_BLOB_ENTRY_SIZE) ||
 	    header_size > size || (size - header_size) / entry_size < count)
 		return ALT_E_BLOB;
 	ncaps = (uint32_t)le(b + 12, 4);
@@ -382,8 +385,14 @@ enum alt_status alt_apply_blob(const struct alt_config *cfg, const void *blob, s
 		e.cap_raw = (uint32_t)le(p + 16, 2);
 		e.orig_len = p[18];
 		e.alt_len = p[19];
-		e.table_entry = table != 0 ?
-			(struct alt_instr *)(uintptr_t)(table + bias) + i : NULL;
+		if (version == 1) {	/* entry i is the table's i-th */
+			e.table_entry = table != 0 ?
+				(struct alt_instr *)(uintptr_t)(table + bias) + i : NULL;
+		} else {		/* its own address: entries may be left out, or nested */
+			uint64_t at = le(p + 24, 8);
+
+			e.table_entry = at != 0 ? (struct alt_instr *)(uintptr_t)(at + bias) : NULL;
+		}
 		res->entry = i;
 		if (apply_entry(cfg, ncaps, &e, res) != ALT_OK)
 			return res->status;

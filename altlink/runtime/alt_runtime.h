@@ -144,9 +144,10 @@ const char *alt_strerror(enum alt_status status);
 
 /* The compact binary manifest (README.md): header and entry layout. */
 #define ALT_BLOB_MAGIC 0x42544c41u	/* "ALTB" as a little-endian u32 */
-#define ALT_BLOB_VERSION 1
+#define ALT_BLOB_VERSION 2	/* version 1 (24-byte entries) is read too */
 #define ALT_BLOB_HEADER_SIZE 40
-#define ALT_BLOB_ENTRY_SIZE 24
+#define ALT_BLOB_ENTRY_SIZE 32
+#define ALT_BLOB_ENTRY_SIZE_V1 24
 
 #ifdef __cplusplus
 }

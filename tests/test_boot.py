@@ -1,0 +1,63 @@
+"""The boot proof (docs/boot-proof.md): a Linux 6.1 arm64 kernel built from Debian's
+linux-source-6.1 boots under qemu-system-aarch64 on several CPU models; every alternative
+site of the booted kernel, the vDSO's included, is compared with `altlink patch` of the same
+vmlinux for the capabilities that kernel detected (tests/bootproof.py).
+
+The kernel build is the session's ``kbuild`` fixture (its O= directory) where the suite has
+one, else the directory ``ALTLINK_KBUILD_OUT`` names; without either the test is skipped.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import bootproof
+import pytest
+
+pytestmark = pytest.mark.kernel_build
+
+# The callbacks of Linux 6.1 arm64 whose result depends on state only the running kernel
+# has: the SMCCC conduit (HVC or SMC, from the firmware's PSCI node) and whether the
+# Spectre-v4 mitigation is dynamic. Their sites are listed by name, not required identical.
+RUNTIME_CALLBACKS = {"smccc_patch_fw_mitigation_conduit",
+                     "spectre_v4_patch_fw_mitigation_enable",
+                     "spectre_bhb_patch_loop_iter", "spectre_bhb_patch_wa3",
+                     "spectre_bhb_patch_clearbhb", "kvm_update_va_mask",
+                     "kvm_patch_vector_branch", "kvm_get_kimage_voffset",
+                     "kvm_compute_final_ctr_el0", "cortex_a76_erratum_1463225_svc_handler"}
+
+
+@pytest.fixture(scope="module")
+def kernel_out(request) -> Path:
+    try:
+        return Path(request.getfixturevalue("kbuild"))
+    except pytest.FixtureLookupError:
+        pass
+    env = os.environ.get("ALTLINK_KBUILD_OUT")
+    if env and (Path(env) / "vmlinux").exists():
+        return Path(env)
+    pytest.skip("no kernel build: the kbuild fixture or ALTLINK_KBUILD_OUT")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("boot")
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-aarch64") is None,
+                    reason="qemu-system-aarch64 (Debian's qemu-system-arm) is not installed")
+@pytest.mark.parametrize("cpu", bootproof.CPUS)
+def test_every_site_of_the_booted_kernel_is_what_altlink_patch_makes(kernel_out, work, cpu):
+    booted = bootproof.boot(kernel_out / "arch" / "arm64" / "boot" / "Image", cpu, work / cpu)
+    assert bootproof.APPLIED in booted.console or "applying boot alternatives" in booted.console
+    c = bootproof.compare(kernel_out, booted, work)
+    # The boot changed sites (the comparison is not of two unpatched texts) ...
+    assert c.changed > 0 and "ALWAYS_SYSTEM" in c.caps, c
+    # ... and every static entry's and image-only callback's site is byte-identical.
+    assert c.static_differ == [] and c.image_only_differ == [], c
+    assert c.nested_compared > 0 and c.nested_identical == c.nested_compared, c
+    runtime_sites = sum(n for _same, n in c.runtime_callbacks.values())
+    runtime_same = sum(same for same, _n in c.runtime_callbacks.values())
+    assert set(c.runtime_callbacks) <= RUNTIME_CALLBACKS, c.runtime_callbacks
+    assert c.identical == c.compared - runtime_sites + runtime_same, c
