@@ -181,3 +181,38 @@ def test_modules_checked_in_parallel_give_the_same_findings(monkeypatch):
     assert serial == parallel
     assert {f.code for f in serial} == {"ALT006"}  # no --symbols-from: callbacks unresolved
     assert [f.file for f in serial] == sorted((f.file for f in serial), key=paths.index)
+
+
+def test_full_vmlinux_vdso_is_nested_and_patched(kernel, tmp_path):
+    """Debian's vmlinux embeds its vDSO between vdso_start and vdso_end, with 4 sites of its
+    own (``isb; mrs x2, cntvct_el0``, under HAS_ECV ``nop; mrs x2, cntvctss_el0``), which
+    Linux patches at boot (apply_alternatives_vdso). The manifest carries them, placed as
+    readelf places them in the vDSO cut out of the file; patch patches them in the image."""
+    vm = _vmlinux(kernel)
+    out = tmp_path / "vmlinux.alt.json"
+    proc = altlink("manifest", *V61, "--cap-table", SLICE / "cpucaps", vm, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(out.read_text())
+    (vdso,) = m["nested"]
+    assert (vdso["start"], vdso["end"], len(vdso["entries"])) == ("vdso_start", "vdso_end", 4)
+    data = vm.read_bytes()
+    cut = tmp_path / "vdso.so"
+    cut.write_bytes(data[vdso["file_offset"]:vdso["file_offset"] + vdso["size"]])
+    ref = refdecode.decode(str(cut))
+    assert [int(e["site"]["address"], 16) for e in vdso["entries"]] == \
+        [r.site_addr for r in ref.entries]
+    for e in vdso["entries"]:
+        assert e["cap_name"] == "HAS_ECV" and e["site"]["length"] == 8
+        assert e["site"]["disasm"] == ["isb", "mrs x2, cntvct_el0"]
+        assert e["replacement"]["disasm"] == ["nop", "mrs x2, cntvctss_el0"]
+        off = e["site"]["outer"]["file_offset"]
+        assert data[off:off + 8].hex() == e["site"]["bytes"]
+    patched = tmp_path / "vmlinux.ecv"
+    proc = altlink("patch", vm, "--manifest", out, "--caps", "ARM64_HAS_ECV", "-o", patched)
+    assert proc.returncode == 0, proc.stderr
+    new = patched.read_bytes()
+    for e in vdso["entries"]:
+        off = e["site"]["outer"]["file_offset"]
+        assert new[off:off + 8] == bytes.fromhex("1f2003d5c2e03bd5"), e["index"]
+    assert f"applied {sum(e['cap_name'] == 'HAS_ECV' for e in m['entries']) + 4} of" \
+        in proc.stderr
