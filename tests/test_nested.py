@@ -168,3 +168,64 @@ def test_nested_image_named_by_the_user(named, tmp_path, capsys):
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and words in err, (pair, err)
         assert not (tmp_path / "x.json").exists()
+
+
+# ---- the C runtime: the sample firmware with a nested image, patched from its compact
+# manifest at run time -------------------------------------------------------------------
+
+EMBED = r"""
+	.section .text.embedded, "ax"
+	.balign	4096
+	.globl	vdso_start, vdso_end
+vdso_start:
+	.incbin	"{inner}"
+	.balign	4096
+vdso_end:
+"""
+
+
+def test_c_runtime_patches_the_nested_image_as_altlink_patch_does(tmp_path):
+    """The sample firmware, linked by `altlink link` with an image embedded between
+    vdso_start and vdso_end: the link's manifest carries the nested entry; the firmware
+    applies its compact manifest with the C runtime (`fw --blob`), and the text it then
+    dumps is what `altlink patch` makes, the nested site included."""
+    from test_runtime import RUNTIME, SAMPLE, parse_run
+
+    fw = SAMPLE / "fw"
+    caps = fw / "caps.txt"
+    assert main("caps", caps, "-o", tmp_path / "caps.h") == 0
+    defines = ["ALTLINK_ABI_LINUX_V61"]
+    inner_src = write(tmp_path / "inner.S", INNER.replace("HAS_BAR", "HAS_CRC"))
+    inner = link([compile(inner_src, tmp_path / "inner.o", "gnu", [f"-I{tmp_path}"], defines)],
+                 tmp_path / "inner.elf", "gnu", write(tmp_path / "inner.ld", INNER_LD),
+                 [f"-L{LDSCRIPTS}"])
+    flags = [f"-I{tmp_path}", f"-I{RUNTIME}", f"-I{fw}", "-Wall", "-Werror"]
+    objs = [compile(fw / "start.S", tmp_path / "start.o", "gnu"),
+            compile(fw / "sites.S", tmp_path / "sites.o", "gnu", flags, defines),
+            compile(fw / "main.c", tmp_path / "main.o", "gnu", flags, defines),
+            compile(RUNTIME / "alt_runtime.c", tmp_path / "alt_runtime.o", "gnu", flags,
+                    defines),
+            compile(write(tmp_path / "embed.S", EMBED.format(inner=inner)),
+                    tmp_path / "embed.o", "gnu")]
+    elf, m_path = tmp_path / "fw.elf", tmp_path / "fw.alt.json"
+    assert main("link", "--abi", "linux-v6.1", "--cap-table", caps, "-o", elf, "--manifest",
+                m_path, "--", "aarch64-linux-gnu-ld", f"-L{LDSCRIPTS}", "-T", fw / "fw.ld",
+                *objs, "-o", elf) == 0
+    m = manifestmod.load(str(m_path))
+    (n,) = m["nested"]
+    (e,) = n["entries"]
+    assert e["cap_name"] == "HAS_CRC"
+    blob = tmp_path / "fw.altb"
+    blob.write_bytes(compact.encode(m))
+    site = int(e["site"]["outer"]["address"], 16)
+    for subset in (["HAS_CRC"], ["HAS_LSE"], ["HAS_CRC", "HAS_LSE"]):
+        booted = parse_run(qemu(elf, "--blob", blob, "--dump", *subset))
+        out = tmp_path / "p.elf"
+        assert main("patch", elf, "--manifest", m_path, "--caps", ",".join(subset),
+                    "--emulate", "fw_callback", "-o", out) == 0
+        off = read_elf(str(out)).file_offset(booted.text_start)  # one segment, as in the file
+        offline = out.read_bytes()[off:off + len(booted.text)]
+        assert booted.text == offline, subset
+        at = site - booted.text_start
+        want = e["replacement"]["bytes"] if "HAS_CRC" in subset else e["site"]["bytes"]
+        assert booted.text[at:at + 4].hex() == want, subset
