@@ -36,6 +36,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from altlink.patch import LINUX_61_BOOT_CAPS  # noqa: E402
+
 RAM_BASE = 0x40000000  # QEMU virt
 DUMP_SIZE = 64 << 20
 PANIC = "Kernel panic - not syncing"
@@ -187,14 +190,15 @@ def compare(out: Path, booted: Booted, workdir: Path) -> Comparison:
     def phys(va: int) -> int:
         return booted.load + va - text
 
-    cap_table = out / "arch" / "arm64" / "include" / "generated" / "asm" / "cpucaps.h"
     manifest = workdir / "vmlinux.alt.json"
     if not manifest.exists():
-        got = altlink("manifest", "--abi", "linux-v6.1", "--cap-table", cap_table, vmlinux,
-                      "-o", manifest)
+        got = altlink("manifest", "--abi", "linux-v6.1", "--cap-table", cap_table(out),
+                      vmlinux, "-o", manifest)
         if got.returncode != 0:
             raise RuntimeError(f"altlink manifest: {got.stderr}")
     m = json.loads(manifest.read_text())
+    names = m["caps"]
+    boot_caps = [n for n, name in names.items() if name in LINUX_61_BOOT_CAPS]
     ncaps = m["ncaps"]
     words = booted.read(phys(symbols["cpu_hwcaps"]), (ncaps + 63) // 64 * 8)
     bits = int.from_bytes(words, "little")
@@ -206,7 +210,8 @@ def compare(out: Path, booted: Booted, workdir: Path) -> Comparison:
     keep.write_text(f"NAMES = {runtime!r}\n" + KEEP_CALLBACKS)
     patched = workdir / f"vmlinux.{booted.cpu}"
     args = ["patch", vmlinux, "--manifest", manifest, "--caps",
-            ",".join(map(str, detected)), "-o", patched, "--callbacks", keep]
+            ",".join(map(str, detected)), "--boot-caps", ",".join(boot_caps), "-o", patched,
+            "--callbacks", keep]
     emulate = [c for c in callbacks if c in IMAGE_ONLY_CALLBACKS]
     if emulate:
         args += ["--emulate", ",".join(emulate)]
@@ -216,7 +221,6 @@ def compare(out: Path, booted: Booted, workdir: Path) -> Comparison:
     offline = patched.read_bytes()
     original = vmlinux.read_bytes()
     patched.unlink()
-    names = m["caps"]
     result = Comparison(booted.cpu, [names[str(n)] for n in detected])
     for e in m["entries"]:
         site = e["site"]
@@ -246,6 +250,23 @@ def compare(out: Path, booted: Booted, workdir: Path) -> Comparison:
                 result.static_differ.append(f"{nested['start']} entry {e['index']} "
                                             f"{e['site']['symbol']} ({e['cap_name']})")
     return result
+
+
+def cap_table(out: Path) -> Path:
+    """The build's generated capability header (ARM64_<NAME> n, ARM64_NCAPS)."""
+    return out / "arch" / "arm64" / "include" / "generated" / "asm" / "cpucaps.h"
+
+
+def entry_keys(m: dict) -> list[tuple]:
+    """What a manifest says the kernel patches: each entry's site, length, capability field
+    and replacement or callback, the nested images' included."""
+    def key(e: dict, where: str) -> tuple:
+        alt = e["replacement"] or e["callback"]
+        return (where, e["index"], e["site"]["address"], e["site"]["length"], e["cap_raw"],
+                alt["address"])
+
+    return [key(e, "") for e in m["entries"]] + [
+        key(e, n["start"]) for n in m.get("nested") or [] for e in n["entries"]]
 
 
 def row(c: Comparison) -> str:

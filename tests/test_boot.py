@@ -8,6 +8,7 @@ one, else the directory ``ALTLINK_KBUILD_OUT`` names; without either the test is
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -43,6 +44,21 @@ def kernel_out(request) -> Path:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("boot")
+
+
+def test_the_links_manifest_describes_what_the_kernel_patches(kernel_out, work):
+    """Where the kernel was linked through altlink (Kbuild's LD), the link's own manifest has
+    every entry, the vDSO's included, that a manifest of the final vmlinux has."""
+    own = kernel_out / "vmlinux.alt.json"
+    if not own.exists():
+        pytest.skip("this kernel was not linked through altlink (no vmlinux.alt.json)")
+    made = work / "final.alt.json"
+    got = bootproof.altlink("manifest", "--abi", "linux-v6.1", "--cap-table",
+                            bootproof.cap_table(kernel_out), kernel_out / "vmlinux", "-o", made)
+    assert got.returncode == 0, got.stderr
+    final = json.loads(made.read_text())
+    assert final.get("refused") is None and len(final["nested"][0]["entries"]) > 0
+    assert bootproof.entry_keys(json.loads(own.read_text())) == bootproof.entry_keys(final)
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-aarch64") is None,
