@@ -34,9 +34,13 @@ def into_ranges(data, addr: int, starts: list[int], ends: list[int]) -> list[tup
     """(pc, word, target) of every immediate branch of ``data`` (code at ``addr``) whose
     target is in a range: ``starts`` sorted, and a target ``t`` is in a range when the last
     range starting at or before ``t`` ends after it (``ends[i]`` for that ``i``)."""
-    if len(data) // 4 >= NUMPY_FROM_WORDS:
-        return into_ranges_np(data, addr, starts, ends)
-    return into_ranges_py(data, addr, starts, ends)
+    return scanner(len(data))(data, addr, starts, ends)
+
+
+def scanner(code_bytes: int):
+    """The implementation for this much code, in one section or over all that one check
+    scans (numpy, once imported, is quicker on any section)."""
+    return into_ranges_np if code_bytes // 4 >= NUMPY_FROM_WORDS else into_ranges_py
 
 
 def into_ranges_py(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:

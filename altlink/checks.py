@@ -625,10 +625,9 @@ class Checker:
                 return ranges[i][2]
             return None
 
-        scan = self.branch_scan or branches.into_ranges
-        for sec in inp.elf.sections:
-            if not sec.executable or not sec.size or sec.type == 8:
-                continue
+        code = [s for s in inp.elf.sections if s.executable and s.size and s.type != SHT_NOBITS]
+        scan = self.branch_scan or branches.scanner(sum(s.size for s in code))
+        for sec in code:
             for pc, _word, tgt in scan(inp.elf.section_data(sec), sec.addr, starts, ends):
                 dst = owner(tgt)
                 if dst is None:
