@@ -43,6 +43,26 @@ def scanner(code_bytes: int):
     return into_ranges_np if code_bytes // 4 >= NUMPY_FROM_WORDS else into_ranges_py
 
 
+def prefetch(code_bytes: int):
+    """numpy imported in a thread while the caller waits on something else (the link, on its
+    linker), when a scan of this much code will use it: the thread to join, or None."""
+    import sys
+    import threading
+
+    if scanner(code_bytes) is not into_ranges_np or "numpy" in sys.modules:
+        return None
+    t = threading.Thread(target=_import_numpy, name="altlink-numpy", daemon=True)
+    t.start()
+    return t
+
+
+def _import_numpy() -> None:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        pass  # the scan itself reports it
+
+
 def into_ranges_py(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:
     """The reference: :func:`into_ranges`, a word at a time."""
     if not starts:

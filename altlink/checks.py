@@ -464,8 +464,7 @@ class Checker:
             return
         data = inp.elf.section_data(sec)
         words = struct.unpack_from(f"<{n}I", data, e.alt.offset)
-        if linked and not any(branches.maybe_branch(w) or (w & 0x9F000000) == 0x90000000
-                              for w in words):
+        if linked and not any(w >> 24 in _REENCODED_TOPS for w in words):
             return  # no branch, no ADRP
         relocs = inp.relocs_of(sec) if inp.elf.type == ET_REL else {}
         image = e.alt.address is not None
@@ -785,6 +784,11 @@ def _linker_stub(inp: Input, addr: int) -> bool:
         return True
     return (w[0] & 0xFF00001F) == 0x58000010 and w[1] == 0xD61F0200
 
+
+# The top bytes of the words a patcher re-encodes: the immediate branches
+# (branches.maybe_branch) and ADRP.
+_REENCODED_TOPS = frozenset(b for b in range(256) if branches.maybe_branch(b << 24)
+                            or (b << 24) & 0x9F000000 == 0x90000000)
 
 _SYMBOL_TYPES = {STT_NOTYPE: "STT_NOTYPE", STT_OBJECT: "STT_OBJECT", STT_FUNC: "STT_FUNC",
                  STT_SECTION: "STT_SECTION", 6: "STT_TLS"}

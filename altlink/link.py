@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from altlink import archive, forkmap, inputs, insn, linkcmd, outputs, rawbin, sources
+from altlink import archive, branches, forkmap, inputs, insn, linkcmd, outputs, rawbin, sources
 from altlink import manifest as manifestmod
 from altlink.checks import Checker, Input, Options
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, read_elf
@@ -96,7 +96,12 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         linker = _Linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
                          req.output)
         linker.start()
+        # numpy, for the image's ALT017 scan, is imported while the linker runs.
+        numpy_import = branches.prefetch(sum(s.size for o in objects for s in o.sections
+                                             if s.executable))
         linker.finish()
+        if numpy_import is not None:
+            numpy_import.join()  # before any fork: forkmap forks only a single thread
         image = Input.load(read_elf(tmp_image))
         tmp_bin = tmp_manifest = None
         if not req.sort_table and image.elf.type != ET_REL and (req.binary or req.manifest):

@@ -86,8 +86,10 @@ class Symbolizer:
     @cached_property
     def _addr_index(self) -> _Index:
         """The symbols defined in a section (not undefined, absolute or common)."""
+        named, unnamed = _NAMED_TYPES, _UNNAMED_PREFIXES  # is_label, inline: 150,000 symbols
         return _Index([s for s in self.elf.symbols
-                       if SHN_UNDEF < s.shndx < SHN_LORESERVE and is_label(s)])
+                       if SHN_UNDEF < s.shndx < SHN_LORESERVE and s.type in named and s.name
+                       and not s.name.startswith(unnamed)])
 
     def at_address(self, addr: int) -> str | None:
         sym = self._addr_index.lookup(addr)
