@@ -193,6 +193,9 @@ def test_full_vmlinux_vdso_is_nested_and_patched(kernel, tmp_path):
     proc = altlink("manifest", *V61, "--cap-table", SLICE / "cpucaps", vm, "-o", out)
     assert proc.returncode == 0, proc.stderr
     m = json.loads(out.read_text())
+    from test_nested import schema_errors
+
+    assert schema_errors(m) == []
     (vdso,) = m["nested"]
     assert (vdso["start"], vdso["end"], len(vdso["entries"])) == ("vdso_start", "vdso_end", 4)
     data = vm.read_bytes()

@@ -65,6 +65,13 @@ def main(*args) -> int:
     return cli.main([str(a) for a in args])
 
 
+def schema_errors(m: dict) -> list[str]:
+    import jsonschema
+
+    schema = json.loads(open(manifestmod.SCHEMA_FILE).read())
+    return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(m)]
+
+
 def build(tmp, start: str, end: str):
     caps = write(tmp / "caps.txt", CAPS)
     assert main("caps", caps, "-o", tmp / "caps.h") == 0
@@ -100,6 +107,7 @@ def test_nested_entries_have_places_in_both_images(vdso, tmp_path):
     assert main("manifest", *V61, "--cap-table", caps, outer, "--bin", tmp_path / "o.bin",
                 "-o", m_path) == 0
     m = manifestmod.load(str(m_path))
+    assert schema_errors(m) == []
     assert m["entries"] == []  # the outer image has no table of its own
     (n,) = m["nested"]
     o = read_elf(str(outer))
@@ -212,6 +220,7 @@ def test_c_runtime_patches_the_nested_image_as_altlink_patch_does(tmp_path):
                 m_path, "--", "aarch64-linux-gnu-ld", f"-L{LDSCRIPTS}", "-T", fw / "fw.ld",
                 *objs, "-o", elf) == 0
     m = manifestmod.load(str(m_path))
+    assert schema_errors(m) == []
     (n,) = m["nested"]
     (e,) = n["entries"]
     assert e["cap_name"] == "HAS_CRC"

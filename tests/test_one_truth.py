@@ -113,6 +113,9 @@ def test_manifest_refuses_what_check_refuses_with_its_words(image, tmp_path, cap
     refused_lines = error_lines(capsys.readouterr().err)
     assert refused_lines == checked
     data = manifestmod.load(str(m))
+    from test_nested import schema_errors
+
+    assert schema_errors(data) == []
     assert [e["index"] for e in data["entries"]] == [0, 4, 5]
     assert {(r["index"], r["code"]) for r in data["refused"]} == {
         (1, "ALT008"), (2, "ALT002"), (3, "ALT011")}
