@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from altlink.errors import AltlinkError
 
 MAGIC = b"!<arch>\n"
+_LONG_NAME = re.compile(r"/(\d+)(?::(\d+))?")
 THIN_MAGIC = b"!<thin>\n"
 _HDR = 60
 
@@ -30,11 +32,10 @@ def is_archive(path: str) -> bool:
 
 
 def members(path: str) -> list[Member]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
+    """The members of a GNU or thin archive, in order, as bfd finds them: a thin archive's
+    member is the file its name gives, relative to the archive's directory; one that names an
+    element of a nested archive (``/OFFSET:ORIGIN``) is that archive's element at ``ORIGIN``."""
+    data = _read(path)
     thin = data.startswith(THIN_MAGIC)
     if not (thin or data.startswith(MAGIC)):
         raise AltlinkError(f"{path}: not an ar archive")
@@ -42,48 +43,102 @@ def members(path: str) -> list[Member]:
     longnames = b""
     pos = 8
     while pos + _HDR <= len(data):
-        hdr = data[pos:pos + _HDR]
-        if hdr[58:60] != b"`\n":
-            raise AltlinkError(f"{path}: bad archive member header at offset {pos:#x}")
-        raw_name = hdr[0:16].decode("latin-1").rstrip()
-        try:
-            size = int(hdr[48:58].decode("ascii").strip() or "0")
-        except ValueError:
-            raise AltlinkError(f"{path}: bad member size at offset {pos:#x}") from None
-        body = pos + _HDR
-        if size < 0 or (body + size > len(data) and not (thin and raw_name not in ("/", "//"))):
-            raise AltlinkError(f"{path}: member at offset {pos:#x} ({size} bytes) runs past "
-                               "the end of the archive")
+        raw_name, size, body = _header(path, data, pos, thin)
         if raw_name == "//":
             longnames = data[body:body + size]
         elif raw_name in ("/", "/SYM64/", "__.SYMDEF", "__.SYMDEF SORTED"):
             pass
+        elif thin:
+            out.append(_thin_member(path, raw_name, longnames, pos, 0))
+            pos = body + (body & 1)  # a thin member's data is not in the archive
+            continue
         else:
-            name = _member_name(path, raw_name, longnames, pos)
-            if thin:
-                member_path = os.path.join(os.path.dirname(path), name)
-                out.append(Member(name, f"{path}({name})", None, member_path))
-                pos = body  # a thin member's data is not in the archive
-                pos += pos & 1
-                continue
+            name, _ = _member_name(path, raw_name, longnames, pos)
             out.append(Member(name, f"{path}({name})", data[body:body + size]))
         pos = body + size
         pos += pos & 1
     return out
 
 
-def _member_name(path: str, raw: str, longnames: bytes, pos: int) -> str:
-    if raw.startswith("/") and raw[1:].isdigit():
-        off = int(raw[1:])
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _header(path: str, data: bytes, pos: int, thin: bool) -> tuple[str, int, int]:
+    """The raw name, the size and the offset of the body of the member header at ``pos``."""
+    hdr = data[pos:pos + _HDR]
+    if len(hdr) < _HDR or hdr[58:60] != b"`\n":
+        raise AltlinkError(f"{path}: bad archive member header at offset {pos:#x}")
+    raw_name = hdr[0:16].decode("latin-1").rstrip()
+    try:
+        size = int(hdr[48:58].decode("ascii").strip() or "0")
+    except ValueError:
+        raise AltlinkError(f"{path}: bad member size at offset {pos:#x}") from None
+    body = pos + _HDR
+    if size < 0 or (body + size > len(data) and not (thin and raw_name not in ("/", "//"))):
+        raise AltlinkError(f"{path}: member at offset {pos:#x} ({size} bytes) runs past "
+                           "the end of the archive")
+    return raw_name, size, body
+
+
+def _thin_member(path: str, raw_name: str, longnames: bytes, pos: int, depth: int) -> Member:
+    name, origin = _member_name(path, raw_name, longnames, pos)
+    member_path = os.path.join(os.path.dirname(path), name)
+    if origin == 0:
+        return Member(name, f"{path}({name})", None, member_path)
+    # An element of a nested archive: the one whose header is at ORIGIN in that archive.
+    if depth > 8:
+        raise AltlinkError(f"{path}: member at {pos:#x}: nested archives too deep")
+    nested = _read(member_path)
+    nested_thin = nested.startswith(THIN_MAGIC)
+    if not (nested_thin or nested.startswith(MAGIC)):
+        raise AltlinkError(f"{path}: member at {pos:#x} names element {origin:#x} of "
+                           f"{member_path}, which is not an ar archive")
+    longnames_n = _longnames(member_path, nested, nested_thin)
+    raw, size, body = _header(member_path, nested, origin, nested_thin)
+    if nested_thin:
+        inner = _thin_member(member_path, raw, longnames_n, origin, depth + 1)
+        return replace(inner, display=f"{path}({inner.path})")
+    inner_name, _ = _member_name(member_path, raw, longnames_n, origin)
+    return Member(inner_name, f"{member_path}({inner_name})", nested[body:body + size])
+
+
+def _longnames(path: str, data: bytes, thin: bool) -> bytes:
+    pos = 8
+    while pos + _HDR <= len(data):
+        raw_name, size, body = _header(path, data, pos, thin)
+        if raw_name == "//":
+            return data[body:body + size]
+        if raw_name not in ("/", "/SYM64/"):
+            return b""  # the name table comes before the first member
+        pos = body + size + ((body + size) & 1)
+    return b""
+
+
+def _member_name(path: str, raw: str, longnames: bytes, pos: int) -> tuple[str, int]:
+    """A member's name and, for an element of a nested archive in a thin archive, its
+    ``origin`` (0 otherwise). Names in the table end with "/\n" (GNU) or "\n"."""
+    if raw.startswith("/") and raw[1:2].isdigit():
+        # As bfd reads it (strtol): the digits, then ":ORIGIN" or anything else; `ar m` on a
+        # thin archive writes "/1651          /".
+        m = _LONG_NAME.match(raw)
+        off = int(m.group(1))
+        origin_text = m.group(2)
         if off >= len(longnames):
             raise AltlinkError(f"{path}: member at {pos:#x} names long name {off}, past the "
                                "name table")
         end = longnames.find(b"\n", off)
         name = longnames[off:end if end >= 0 else len(longnames)].decode("utf-8", "replace")
-        return name.rstrip("/")
+        if name.endswith("/"):
+            name = name[:-1]
+        return name, int(origin_text or 0)
     if raw.startswith("#1/"):  # BSD long names are not used by GNU toolchains
         raise AltlinkError(f"{path}: BSD-format archive member names are not supported")
-    return raw.rstrip("/")
+    return (raw[:-1] if raw.endswith("/") else raw), 0
 
 
 def read_member(m: Member) -> bytes:
@@ -97,6 +152,18 @@ def read_member(m: Member) -> bytes:
                                "file")
         with open(m.path or "", "rb") as f:
             return f.read()
+    except OSError as e:
+        raise AltlinkError(f"{m.display}: cannot read thin archive member {m.path}: "
+                           f"{e.strerror}") from None
+
+
+def read_head(m: Member, n: int = 20) -> bytes:
+    """The first ``n`` bytes of a member: enough to tell what it is without reading it all."""
+    if m.data is not None:
+        return m.data[:n]
+    try:
+        with open(m.path or "", "rb") as f:
+            return f.read(n)
     except OSError as e:
         raise AltlinkError(f"{m.display}: cannot read thin archive member {m.path}: "
                            f"{e.strerror}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from altlink import forkmap
-from altlink.checks import Input, Options, check
+from altlink.checks import Input, Options, check, is_module_elf
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
@@ -25,7 +25,7 @@ def _check_modules(paths: list[tuple[int, str]], options: Options, symbols_from:
             others.append((pos, path))
             continue
         elf = read_elf(path)
-        if elf.type != ET_REL or ".modinfo" not in elf.sections_by_name:
+        if elf.type != ET_REL or not is_module_elf(elf):
             elf.close()
             others.append((pos, path))
             continue

@@ -68,7 +68,17 @@ class Input:
 
     @property
     def is_module(self) -> bool:
-        return ".modinfo" in self.elf.sections_by_name
+        return is_module_elf(self.elf)
+
+
+# What makes a link set a kernel module: the ``struct module`` that modpost's ``*.mod.c``
+# defines, which Linux loads with it. Not ``.modinfo``: since Linux 5.2 the built-in modules keep
+# theirs in vmlinux.
+MODULE_SECTION = ".gnu.linkonce.this_module"
+
+
+def is_module_elf(elf: ElfFile) -> bool:
+    return MODULE_SECTION in elf.sections_by_name
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,9 @@ class Options:
     profile: Profile = Profile()
     caps: CapTable | None = None
     module: bool = False
+    # A partial link (ld -r): a symbol it leaves undefined is resolved by a later link, where
+    # a callback that is still undefined is reported.
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,8 +229,8 @@ class Checker:
         self._objects = objects
         self._symbols_from = symbols_from or []
         self._space: SymbolSpace | None = None
-        # A module is one link set: a .modinfo in any of its objects makes them all the module,
-        # and a callback defined in any of them is the module's own (ALT015).
+        # A module is one link set: the module structure in any of its objects makes them all
+        # the module, and a callback defined in any of them is the module's own (ALT015).
         self.module = options.module or any(i.is_module for i in objects)
         self._own = {i.path for i in objects}
         # The word scan of ALT017 (branches.into_ranges); the tests name one implementation.
@@ -560,8 +573,11 @@ class Checker:
                 self._callbacks_ok.add((alt.symbol, inp.path))
                 return
             if d is None:
-                self.add("ALT006", f"callback {alt.symbol} is not defined in the link set",
-                         inp, self.entry_place(e), e)
+                if not unresolved_is_error(self.options, module, self._symbols_from):
+                    return
+                where = " or in the --symbols-from images" if self._symbols_from else ""
+                self.add("ALT006", f"callback {alt.symbol} is not defined in the link "
+                         f"set{where}", inp, self.entry_place(e), e)
                 return
             if module and d.path in self._own:
                 self.add("ALT015", f"callback {alt.symbol} is defined by the module itself "
@@ -806,6 +822,15 @@ def _flags(flags: int) -> str:
 def _dis(word: int, address: int = 0) -> str:
     got = insn.disasm(struct.pack("<I", word), address)
     return got[0] if got else f".inst {word:#010x}"
+
+
+def unresolved_is_error(options: Options, module: bool, images: list) -> bool:
+    """Whether a callback defined nowhere in the link set is ALT006. A partial link leaves it
+    to the link that follows; a module's is resolved against the kernel when it is loaded, so
+    it is checked only against the kernel images the user names (``--symbols-from``)."""
+    if options.partial:
+        return False
+    return not module or bool(images)
 
 
 def _callback_fine(d: Definition | None, module: bool, own: set[str]) -> bool:

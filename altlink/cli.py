@@ -16,6 +16,7 @@ from altlink.errors import AltlinkError, one_line
 from altlink.gcpause import collector_paused
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER = 0, 1, 2, 3
+ABIS = ("linux-v4.17", "linux-v6.1")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,20 +26,40 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser, findings: bool = True) -> None:
     g = p.add_argument_group("profile")
-    g.add_argument("--abi", choices=("linux-v4.17", "linux-v6.1"),
+    g.add_argument("--abi", choices=ABIS,
                    default=os.environ.get("ALTLINK_ABI") or None,
                    help="table ABI profile (default linux-v4.17, or $ALTLINK_ABI)")
-    g.add_argument("--cap-table", metavar="F", help="capability table (text or generated header)")
+    g.add_argument("--cap-table", metavar="F", default=os.environ.get("ALTLINK_CAP_TABLE") or None,
+                   help="capability table (text or generated header; or $ALTLINK_CAP_TABLE)")
     g.add_argument("--ncaps", type=int, metavar="N",
                    help="number of capabilities where there is no table (or $ALTLINK_NCAPS)")
-    g.add_argument("--symbols-from", metavar="IMAGE", action="append", default=[],
-                   help="also resolve callbacks against this image's symbols (repeatable)")
+    g.add_argument("--symbols-from", metavar="IMAGE", action="append", default=None,
+                   help="also resolve callbacks against this image's symbols (repeatable; or "
+                   "$ALTLINK_SYMBOLS_FROM, a list of paths separated by ':')")
     if findings:
         r = p.add_argument_group("report")
         r.add_argument("--format", choices=("text", "json", "sarif"), default="text")
-        r.add_argument("--werror", action="store_true", help="make warnings errors")
+        r.add_argument("--werror", action="store_true", default=_env_flag("ALTLINK_WERROR"),
+                       help="make warnings errors (or $ALTLINK_WERROR=1)")
         r.add_argument("-W", dest="wflags", action="append", default=[], metavar="no-CODE",
                        help="silence one code, e.g. -W no-ALT014")
+
+
+def _env_flag(name: str) -> bool:
+    """A yes/no environment variable: 1, yes, true, on; or 0, no, false, off, empty."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "no", "false", "off"):
+        return False
+    if value in ("1", "yes", "true", "on"):
+        return True
+    raise AltlinkError(f"{name}={os.environ[name]!r}: expected 1 or 0 (yes/no, true/false)")
+
+
+def _env_paths(args) -> None:
+    """``--symbols-from`` given on the command line wins over ``$ALTLINK_SYMBOLS_FROM``."""
+    if getattr(args, "symbols_from", False) is None:
+        value = os.environ.get("ALTLINK_SYMBOLS_FROM", "")
+        args.symbols_from = [p for p in value.split(os.pathsep) if p]
 
 
 def _positive(text: str) -> int:
@@ -66,16 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate objects (as one link set) or images")
     _common(c)
     c.add_argument("--module", action="store_true",
-                   help="kernel-module rules (also automatic for objects with .modinfo)")
+                   help="kernel-module rules (also automatic for a link set with .gnu.linkonce.this_module, the module structure modpost adds)")
     _cache_options(c)
     c.add_argument("files", nargs="+", metavar="FILE")
 
     ln = sub.add_parser("link", help="check, link, cross-check, write image, manifest, binary",
-                        usage="altlink link -o OUT [--manifest M] [--bin B] [--sort-table] "
+                        usage="altlink link [-o OUT] [--manifest M] [--bin B] [--sort-table] "
                         "[options] -- LINKER_COMMAND...")
     _common(ln)
-    ln.add_argument("-o", dest="output", required=True, metavar="OUT", help="the image")
-    ln.add_argument("--manifest", metavar="M", help="write the manifest here")
+    ln.add_argument("-o", dest="output", metavar="OUT",
+                    help="the image (default: the linker command's own -o)")
+    ln.add_argument("--manifest", metavar="M",
+                    help="write the manifest here (default: the image's name plus "
+                    "$ALTLINK_MANIFEST, a suffix such as .alt.json, where it is set)")
     ln.add_argument("--bin", metavar="B", help="write the raw binary (objcopy -O binary) here")
     ln.add_argument("--sort-table", action="store_true",
                     help="sort the table in the image by site address")
@@ -161,6 +185,8 @@ def options_from(args, tables=None):
     from altlink.table import DEFAULT_ABI, Profile, detect_abi
 
     abi = args.abi
+    if abi is not None and abi not in ABIS:
+        raise AltlinkError(f"ALTLINK_ABI={abi!r}: expected one of {', '.join(ABIS)}")
     note = None
     if abi is None and tables:
         abi = detect_abi(tables)
@@ -242,8 +268,13 @@ def cmd_link(args, out) -> int:
     from altlink.link import LinkRequest, link
     from altlink.report import render
 
+    from altlink import launcher
+
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
-    req = LinkRequest(command, args.output, args.manifest, args.bin, options_from(args),
+    plan = launcher.plan(command, args.output, args.manifest, os.environ)
+    if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
+        return launcher.run_unchanged(command)
+    req = LinkRequest(command, plan.output, plan.manifest, args.bin, options_from(args),
                       args.symbols_from, args.sort_table, args.source_lines, _policy(args))
     req.cache_dir = _cache_dir(args)
     result = link(req)
@@ -439,6 +470,7 @@ def main(argv: list[str] | None = None, out=None) -> int:
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
+        _env_paths(args)
         with collector_paused():
             rc = COMMANDS[args.command](args, out)
         sys.stderr.write("".join(_Notes.of(args).lines))

@@ -172,7 +172,7 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
         opts = Options(profile, None, options.module)
         records = [make_record(i, opts) for i in loaded]
     if not opts.module and any(r.is_module for r in records):
-        # A .modinfo in any object makes the whole link set a module (ALT015).
+        # The module structure in any object makes the whole link set a module (ALT015).
         opts = replace(opts, module=True)
         records = records_of(objects, opts, cache_dir, [r._input for r in records])
     findings = [f for r in records for f in r.table_findings] + profile_findings

@@ -18,7 +18,7 @@ from dataclasses import astuple
 from pathlib import Path
 
 import pytest
-from test_checks import BAD, CALLBACK, MODINFO, OTHER, R0, build, clean_source
+from test_checks import BAD, CALLBACK, OTHER, R0, THIS_MODULE, build, clean_source
 from test_link import FW_LD, MAIN_S, asm, linker_command
 from toolchain import GNU_LD, LDSCRIPTS, compile, write
 
@@ -94,11 +94,11 @@ def test_records_of_a_link_set_with_callbacks_between_objects(tmp_path):
     assert [w[0] for w in module] == ["ALT015"] * 3
 
 
-def test_records_of_a_module_found_by_its_modinfo(tmp_path):
-    """A .modinfo in one object makes the whole link set a module: the records of the other
-    objects are made again under the module's rules."""
+def test_records_of_a_module_found_by_its_module_structure(tmp_path):
+    """The module structure in one object makes the whole link set a module: the records of
+    the other objects are made again under the module's rules."""
     a = build(tmp_path, "a", "\tent site0, my_cb, 4, 4, 0\n")
-    b = build(tmp_path, "b", MODINFO + CALLBACK, prelude=False)
+    b = build(tmp_path, "b", THIS_MODULE + CALLBACK, prelude=False)
     found = assert_same_three_ways(tmp_path, [a, b], options("--abi", "linux-v4.17",
                                                              "--ncaps", "4"))
     assert [w[0] for w in found] == ["ALT015"]

@@ -406,14 +406,23 @@ def test_alt012_inputs_disagree_on_table_flags(tmp_path):
 
 # ---- ALT015: modules -------------------------------------------------------------------------
 
+# What modpost's *.mod.c adds to every module: its struct module.
+THIS_MODULE = '\t.section .gnu.linkonce.this_module, "aw"\n\t.zero 64\n\t.text\n'
 MODINFO = '\t.section .modinfo, "a"\n\t.asciz "license=GPL"\n\t.text\n'
 
 
-def test_alt015_automatic_for_an_object_with_modinfo(tmp_path):
-    o = build(tmp_path, "mod", MODINFO + CALLBACK + "\tent site0, my_cb, 4, 4, 0\n")
+def test_alt015_automatic_for_an_object_with_the_module_structure(tmp_path):
+    o = build(tmp_path, "mod", THIS_MODULE + CALLBACK + "\tent site0, my_cb, 4, 4, 0\n")
     assert_only("ALT015", *V417, o, count=1, message="callback my_cb is defined by the module itself")
     plain = build(tmp_path, "plain", CALLBACK + "\tent site0, my_cb, 4, 4, 0\n")
     assert_clean(*V417, plain)  # the same object, not a module: fine
+
+
+def test_modinfo_alone_is_kernel_code(tmp_path):
+    """Built-in modules keep their .modinfo in vmlinux (Linux 5.2 and later): an object with
+    .modinfo and no module structure is part of the kernel, and its callbacks are its own."""
+    o = build(tmp_path, "builtin", MODINFO + CALLBACK + "\tent site0, my_cb, 4, 4, 0\n")
+    assert_clean(*V417, o)
 
 
 def test_alt015_callback_in_another_object_of_the_module(tmp_path):

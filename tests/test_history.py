@@ -311,7 +311,7 @@ def test_5679b2814219_internal_branches_are_not_fixed_up(tmp_path, toolchain, mo
 # Modules apply their alternatives at load, before their own code may run: a callback defined
 # in the module crashed the load (an instruction abort on the module's not yet executable
 # text). The fix makes Linux reject such modules. ALT015 says it at build time, automatically
-# for an object with .modinfo (a .ko, linked with ld -r as Kbuild does) and with --module.
+# for an object with the module structure (a .ko, linked with ld -r as Kbuild does) and with --module.
 
 MODULE_C = r"""
 #include <stdint.h>
@@ -332,6 +332,9 @@ void mod_patch_cb(struct alt_instr *alt, uint32_t *origptr, uint32_t *updptr, in
 
 #ifdef MODINFO
 __attribute__((section(".modinfo"), used)) static const char license[] = "license=GPL";
+#endif
+#ifdef THIS_MODULE	/* what modpost's .mod.c adds to every module */
+__attribute__((section(".gnu.linkonce.this_module"), used)) static char this_module[64];
 #endif
 
 int mod_fast_path(void)
@@ -355,15 +358,16 @@ def test_8e8ae788964a_module_callback_inside_the_module(tmp_path, toolchain):
         return ko
 
     kernel = ("--symbols-from", KERNEL_SYMS)
-    own = module("own", "OWN_CALLBACK", "MODINFO")
+    own = module("own", "OWN_CALLBACK", "MODINFO", "THIS_MODULE")
     assert_only("ALT015", *V61, *kernel, own, count=1, place="mod_fast_path",
                 message="callback mod_patch_cb is defined by the module itself")
-    # The same object without .modinfo is kernel code, unless --module says otherwise.
-    plain = module("plain", "OWN_CALLBACK")
+    # The same object without the module structure is kernel code (a built-in module keeps
+    # its .modinfo in vmlinux), unless --module says otherwise.
+    plain = module("plain", "OWN_CALLBACK", "MODINFO")
     assert_clean(*V61, *kernel, plain)
     assert_only("ALT015", *V61, *kernel, "--module", plain, count=1)
     # The shape of every Debian 6.1 module: the callback is the kernel's alt_cb_patch_nops.
-    assert_clean(*V61, *kernel, module("fixed", "MODINFO"))
+    assert_clean(*V61, *kernel, module("fixed", "MODINFO", "THIS_MODULE"))
 
 
 # == a2c0b0fbe014 (5.18, arm64) and d35652a5fc99 (6.6, x86): instrumented patching code =========

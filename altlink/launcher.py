@@ -1,0 +1,113 @@
+"""The launcher form of ``altlink link``: one string that a build system takes as its linker
+(Kbuild's ``LD=``, CMake's ``CMAKE_<LANG>_LINKER_LAUNCHER``, make's ``$(LD)``).
+
+A build system runs its linker for more than links: it probes it (``ld --version``, ``ld -v``,
+``cc -print-prog-name=ld``), and a configure step may link host objects. altlink checks only
+what links AArch64 ELF inputs; everything else runs the linker unchanged, with its own output,
+status and standard streams, so the build configures exactly as it would without altlink.
+"""
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from altlink import archive, linkcmd
+from altlink.errors import AltlinkError
+
+EM_AARCH64 = 183
+
+# Options after which a linker or a compiler driver prints something and links nothing.
+_PROBES = frozenset({
+    "--version", "-v", "-V", "--help", "-help", "--target-help", "-dumpversion",
+    "-dumpfullversion", "-dumpmachine", "-dumpspecs", "-###", "--print-multi-lib",
+    "-print-multi-lib", "-print-multi-directory", "-print-multi-os-directory",
+    "-print-libgcc-file-name", "-print-search-dirs", "-print-sysroot",
+    "-print-sysroot-headers-suffix", "-print-targets", "--print-supported-cpus",
+})
+_PROBE_PREFIXES = ("-print-file-name=", "-print-prog-name=", "--print-file-name=",
+                   "--print-prog-name=", "-dumpspecs")
+
+# A relocatable (partial) link: no addresses, so no raw binary and no manifest.
+RELOCATABLE = frozenset({"-r", "--relocatable", "-Ur", "-i"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    passthrough: bool
+    output: str | None = None
+    manifest: str | None = None
+
+
+def plan(command: list[str], output: str | None, manifest: str | None,
+         environ) -> Plan:
+    """What ``altlink link`` does with this linker command: run it unchanged (a probe, a link
+    of nothing, a link of no AArch64 input), or link it with these outputs."""
+    if not command:
+        raise AltlinkError("altlink link: no linker command after --")
+    if is_probe(command[1:]):
+        return Plan(True)
+    cmd = linkcmd.parse(command)
+    if not cmd.inputs or not any(_is_aarch64(p) for p in cmd.inputs):
+        return Plan(True)
+    if output is None:
+        # GNU ld, lld and the compiler drivers all write a.out without -o.
+        output = cmd.output if cmd.output is not None else "a.out"
+    if manifest is None and environ.get("ALTLINK_MANIFEST") and not is_relocatable(command):
+        manifest = output + environ["ALTLINK_MANIFEST"]
+    return Plan(False, output, manifest)
+
+
+def is_probe(args: list[str]) -> bool:
+    for a in args:
+        if a in _PROBES or a.startswith(_PROBE_PREFIXES):
+            return True
+        if a.startswith("-Wl,") and any(w in ("--version", "-v") for w in a[4:].split(",")):
+            return True
+    return False
+
+
+def is_relocatable(command: list[str]) -> bool:
+    for a in command[1:]:
+        if a in RELOCATABLE:
+            return True
+        if a.startswith("-Wl,") and any(w in RELOCATABLE for w in a[4:].split(",")):
+            return True
+    return False
+
+
+def _is_aarch64(path: str) -> bool:
+    """Whether an input is (or, for an archive, holds) AArch64 ELF or LTO bitcode: what altlink
+    checks. A host object of a configure probe is not."""
+    try:
+        if archive.is_archive(path):
+            for m in archive.members(path):
+                if _head_is_aarch64(archive.read_head(m)):
+                    return True
+            return False
+        with open(path, "rb") as f:
+            return _head_is_aarch64(f.read(20))
+    except (OSError, AltlinkError):
+        return True  # unreadable: the link proper reports it, naming the file
+
+
+def _head_is_aarch64(head: bytes) -> bool:
+    if head[:4] in (b"BC\xc0\xde", b"\xde\xc0\x17\x0b"):
+        return True  # LTO bitcode: named in a note, checked after the link
+    if head[:4] != b"\x7fELF" or len(head) < 20:
+        return False
+    order = "<" if head[5] == 1 else ">"
+    return struct.unpack_from(order + "H", head, 18)[0] == EM_AARCH64
+
+
+def run_unchanged(command: list[str]) -> int:
+    """Run the linker as it was given, with altlink's standard streams: its output and status
+    are the command's own."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        rc = subprocess.call(command)
+    except OSError as e:
+        raise AltlinkError(f"{command[0]}: cannot run the linker: {e.strerror}") from None
+    return 128 - rc if rc < 0 else rc
