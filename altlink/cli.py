@@ -264,11 +264,10 @@ def _cache_dir(args) -> str | None:
 
 
 def cmd_link(args, out) -> int:
+    from altlink import launcher
     from altlink.findings import has_errors
     from altlink.link import LinkRequest, link
     from altlink.report import render
-
-    from altlink import launcher
 
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
     plan = launcher.plan(command, args.output, args.manifest, os.environ)
@@ -345,12 +344,15 @@ def cmd_manifest(args, out) -> int:
 def cmd_verify(args, out) -> int:
     from altlink.verify import verify
 
-    problems = verify(args.image, args.manifest)
-    for p in problems:
+    verdict = verify(args.image, args.manifest)
+    for p in verdict.problems:
         out.write(f"{args.manifest}: error: {p}\n")
-    if not problems:
-        out.write(f"{args.manifest}: matches {args.image}\n")
-    return EXIT_FINDINGS if problems else EXIT_OK
+    if verdict.problems:
+        return EXIT_FINDINGS
+    if verdict.note:
+        out.write(f"{args.image}: note: {verdict.note}\n")
+    out.write(f"{args.manifest}: matches {args.image}\n")
+    return EXIT_OK
 
 
 def cmd_show(args, out) -> int:

@@ -14,7 +14,18 @@ import sys
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from altlink import archive, branches, forkmap, inputs, insn, linkcmd, outputs, rawbin, sources
+from altlink import (
+    archive,
+    branches,
+    forkmap,
+    inputs,
+    insn,
+    launcher,
+    linkcmd,
+    outputs,
+    rawbin,
+    sources,
+)
 from altlink import manifest as manifestmod
 from altlink.checks import Checker, Input, Options
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, read_elf
@@ -74,6 +85,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
     (a silenced code does not, a warning made an error does), so that the outputs are written
     exactly when the run succeeds."""
     cmd = linkcmd.parse(req.command)
+    if launcher.is_relocatable(req.command):  # ld -r: undefined callbacks are the next link's
+        req = replace(req, options=replace(req.options, partial=True))
     notes = _Notes()
     loaded = inputs.load_elfs(cmd.inputs, notes=notes)
     # Shared libraries on the command line are not linked in: they only define symbols (a
@@ -164,12 +177,12 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
     profile = options.profile
     if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
         profile = resolve_ncaps(profile, options.caps, [], profile_findings)
-        opts = Options(profile, options.caps, options.module)
+        opts = replace(options, profile=profile)
         records = records_of(objects, opts, cache_dir)
     else:  # NCAPS is inferred from every entry of the link set: nothing can be kept
         loaded = [Input.load(e) for e in objects]
         profile = resolve_ncaps(profile, None, [i.table for i in loaded], profile_findings)
-        opts = Options(profile, None, options.module)
+        opts = replace(options, profile=profile, caps=None)
         records = [make_record(i, opts) for i in loaded]
     if not opts.module and any(r.is_module for r in records):
         # The module structure in any object makes the whole link set a module (ALT015).

@@ -11,7 +11,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from altlink import insn
+from altlink import binding, insn
 from altlink.caps import CapTable
 from altlink.checks import Input
 from altlink.errors import AltlinkError
@@ -90,8 +90,13 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     symbols bound, :mod:`altlink.nested`), whose entries the manifest carries too.
     """
     elf = image.elf
+    table = image.table.sections[0] if image.table.sections else None
     img = {"path": relpath(image_path, manifest_path), "sha256": image_sha,
-           "machine": "aarch64"}
+           "machine": "aarch64",
+           "patch_sha256": binding.patch_digest(
+               elf, table.addr if table is not None else None,
+               table.size if table is not None else 0, image.table.entries, profile),
+           "sections": binding.section_digests(elf)}
     if binary is not None:
         img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
                       "base": hx(binary.layout.base)}
@@ -100,7 +105,6 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     refused = _refusals(image, profile, caps, refuse, findings)
     with collector_paused():
         entries = [records.entry(e) for e in image.table.entries if e.index not in refused]
-    table = image.table.sections[0] if image.table.sections else None
     out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
            "caps": cap_names, "entries": entries}
     if refused:

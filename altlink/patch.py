@@ -17,7 +17,7 @@ from typing import Callable
 from altlink import insn, rawbin
 from altlink.elf import from_bytes
 from altlink.errors import AltlinkError
-from altlink.table import ABIS, Profile
+from altlink.table import ABIS, Profile, image_table_sections
 
 # A Python callback: (entry record, original words, nr_inst) -> the nr_inst new words.
 PyCallback = Callable[[dict, list, int], list]
@@ -199,7 +199,7 @@ class _Memory:
         self.elf = from_bytes(path, view)
         self.max_insns = max_insns
         self.emulator = None
-        secs = self.elf.sections_by_name.get(".altinstructions", [])
+        secs, _ = image_table_sections(self.elf)  # the rule every command uses
         self.table_addr = secs[0].addr if secs else None
 
     def emulate(self):
@@ -291,10 +291,12 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
     if check_hash:
         got = _sha256_file(image_path)
         want = (m.get("image") or {}).get("sha256")
-        if got != want:
+        # An image post-processed after the link (sorttable, strip, a signature) is patched
+        # when its table, sites and replacements are as the manifest has them.
+        if got != want and _binding_problems(image_path, m, got):
             raise AltlinkError(f"{image_path}: sha256 {got[:16]}... does not match the "
-                               f"manifest's {str(want)[:16]}...: this manifest belongs to "
-                               "another image")
+                               f"manifest's {str(want)[:16]}..., nor do its table, sites and "
+                               "replacements: this manifest belongs to another image")
     if output is None:
         try:
             with open(image_path, "rb") as f:
@@ -309,6 +311,17 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
     finally:
         mapped.close()
     return result
+
+
+def _binding_problems(image_path: str, m: dict, sha: str) -> list[str]:
+    from altlink import verify
+    from altlink.elf import read_elf
+
+    elf = read_elf(image_path)
+    try:
+        return verify.check(elf, m, sha).problems
+    finally:
+        elf.close()
 
 
 def _sha256_file(path: str) -> str:

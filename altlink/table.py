@@ -250,11 +250,68 @@ def _target(elf: ElfFile, index: int) -> tuple | str:
     return sec.name, sec.index, sym.value, named
 
 
+START_SYMBOL, END_SYMBOL = "__alt_instructions", "__alt_instructions_end"
+
+
+def _bound(elf: ElfFile, name: str) -> int | None | str:
+    """The value of a table-bounding symbol; None where there is none; a string saying what
+    is wrong where there are several that disagree."""
+    values = {s.value for s in elf.find_symbols(name) if s.shndx != SHN_UNDEF}
+    if len(values) > 1:
+        return f"{name} is defined {len(values)} times with different values"
+    return values.pop() if values else None
+
+
+def image_table_sections(elf: ElfFile) -> tuple[list[Section], list[Finding]]:
+    """Where an image's table is: its ``.altinstructions`` output section, or, where a linker
+    script merged that into another output section, the bytes between ``__alt_instructions``
+    and ``__alt_instructions_end`` (as a section named after the start symbol, inside the one
+    that holds them). Symbols that disagree with the section, or that do not bound whole
+    entries, are ALT012."""
+    secs = table_sections(elf)
+    start, end = _bound(elf, START_SYMBOL), _bound(elf, END_SYMBOL)
+    where = f"symbols {START_SYMBOL}/{END_SYMBOL}"
+    bad = [b for b in (start, end) if isinstance(b, str)]
+    if bad:
+        return secs, [finding("ALT012", "; ".join(bad), elf.path, where)]
+    if start is None and end is None:
+        return secs, []
+    if start is None or end is None:
+        have, missing = (START_SYMBOL, END_SYMBOL) if end is None else (END_SYMBOL,
+                                                                         START_SYMBOL)
+        if secs:
+            return secs, []  # the section is the table; a lone symbol bounds nothing
+        return [], [finding("ALT012", f"{have} is defined but {missing} is not: the table "
+                            "cannot be bounded", elf.path, where)]
+    if secs:
+        lo = min(s.addr for s in secs)
+        hi = max(s.addr + s.size for s in secs)
+        if (start, end) != (lo, hi):
+            return secs, [finding(
+                "ALT012", f"{START_SYMBOL}..{END_SYMBOL} is {start:#x}..{end:#x}, but the "
+                f".altinstructions section is {lo:#x}..{hi:#x}: the runtime reads the table "
+                "between the symbols", elf.path, where)]
+        return secs, []
+    if end < start or (end - start) % ENTRY_SIZE:
+        return [], [finding("ALT012", f"{START_SYMBOL}..{END_SYMBOL} is {start:#x}..{end:#x}, "
+                            f"{end - start} bytes: not whole {ENTRY_SIZE}-byte entries",
+                            elf.path, where)]
+    if end == start:
+        return [], []
+    holder = elf.section_at(start)
+    if holder is None or start + (end - start) > holder.addr + holder.size:
+        return [], [finding("ALT012", f"{START_SYMBOL}..{END_SYMBOL} ({start:#x}..{end:#x}) is "
+                            "not inside one section of the image", elf.path, where)]
+    region = holder._replace(name=START_SYMBOL, addr=start,
+                             offset=holder.offset + (start - holder.addr), size=end - start,
+                             entsize=0)
+    return [region], []
+
+
 def read_image_table(elf: ElfFile) -> Table:
     """Entries of a linked image: the relative offsets are already resolved."""
     entries: list[Entry] = []
-    findings: list[Finding] = []
-    secs = table_sections(elf)
+    secs, findings = image_table_sections(elf)
     for sec in secs:
         findings += _section_findings(elf, sec)
         if sec.type == SHT_NOBITS:  # nothing to read

@@ -430,7 +430,10 @@ def test_patcher_writes_only_inside_the_sites(seed_dir, tmp_path, name, caps, em
 def test_patcher_refuses_a_manifest_for_another_image(seed_dir, tmp_path, capsys):
     img = tmp_path / "in.elf"
     data = bytearray((seed_dir / "v417.elf").read_bytes())
-    data[-1] ^= 1  # one byte outside everything altlink reads
+    # One byte of a site: a byte outside everything patching reads would be an image
+    # post-processed after the link, which the manifest still patches.
+    site = json.loads((seed_dir / "v417.alt.json").read_text())["entries"][0]["site"]
+    data[site["file_offset"]] ^= 1
     img.write_bytes(data)
     out = tmp_path / "p.elf"
     out.write_bytes(b"earlier\n")

@@ -108,6 +108,13 @@ def _set(path, value):
     return apply
 
 
+def _both(a, b):
+    def apply(m):
+        a(m)
+        b(m)
+    return apply
+
+
 def _delete(path):
     def apply(m):
         obj = m
@@ -252,7 +259,8 @@ def test_manifest_bytes_are_stable(linked, tmp_path):
     (_set(["entries", 1, "site", "address"], "0x400000"), "entry 1: site 0x400000+8"),
     (_set(["entries", 2, "kind"], "static"), "entry 2: kind static in the manifest, callback"),
     (_delete(["entries", 2]), "the image has 3 entries, the manifest 2"),
-    (_set(["image", "sha256"], "0" * 64), "image sha256"),
+    (_both(_set(["image", "sha256"], "0" * 64), _set(["image", "patch_sha256"], "1" * 64)),
+     "image sha256"),
 ])
 def test_verify_reports_what_differs(linked, tmp_path, change, problem):
     from altlink.cli import main

@@ -1,0 +1,76 @@
+"""What ties a manifest to an image, beyond the sha256 of the image as linked.
+
+Builds rewrite what the linker wrote: Kbuild's ``sorttable`` sorts the exception table in
+place, firmware builds strip symbols, add sections with ``objcopy``, append signatures. Such an
+image is still the one the manifest describes, as far as patching goes, when everything that
+patching reads and writes is unchanged: the table, and every entry's site and replacement (or
+callback), by address and bytes. The manifest keeps a digest of exactly that
+(``image.patch_sha256``), and a digest of each allocated section by name, so that a changed
+image can be told apart: post-processed (the digest of what patching depends on is the same:
+the note names the sections that changed) or moved (it differs: the entries are named).
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from altlink.elf import SHT_NOBITS, ElfFile
+
+_TAG = b"altlink-patch-binding/1\0"
+
+
+def patch_digest(elf: ElfFile, table_addr: int | None, table_size: int, entries,
+                 profile) -> str:
+    """sha256 of the table's address and bytes, and of every entry's site and replacement (or
+    callback) addresses and bytes, in table order."""
+    h = hashlib.sha256(_TAG)
+    if table_addr is not None:
+        h.update(struct.pack("<QQ", table_addr, table_size))
+        h.update(elf.read_addr(table_addr, table_size) or b"")
+    for e in entries:
+        h.update(struct.pack("<QH", e.site.address or 0, e.orig_len))
+        h.update(elf.read_addr(e.site.address, e.orig_len) or b"" if e.site.address is not None
+                 else b"")
+        alt = e.alt.address or 0
+        if profile.is_callback(e.cap_raw):
+            h.update(struct.pack("<QH", alt, 0xffff))
+        else:
+            h.update(struct.pack("<QH", alt, e.alt_len))
+            h.update(elf.read_addr(alt, e.alt_len) or b"" if e.alt.address is not None
+                     else b"")
+    return h.hexdigest()
+
+
+def section_digests(elf: ElfFile) -> dict[str, str]:
+    """The sha256 of each allocated section's contents (``"nobits:SIZE"`` for one without
+    contents), by name; a name given to several sections gets ``#n`` after the first."""
+    out: dict[str, str] = {}
+    for s in elf.sections:
+        if not s.alloc or not s.name:
+            continue
+        name = s.name
+        n = 1
+        while name in out:
+            name = f"{s.name}#{n}"
+            n += 1
+        if s.type == SHT_NOBITS:
+            out[name] = f"nobits:{s.size}"
+        else:
+            out[name] = hashlib.sha256(elf.section_data(s)).hexdigest()
+    return out
+
+
+def what_changed(old: dict[str, str], new: dict[str, str]) -> str:
+    """A short phrase naming the allocated sections that changed, appeared or went."""
+    changed = [n for n in old if n in new and old[n] != new[n]]
+    gone = [n for n in old if n not in new]
+    added = [n for n in new if n not in old]
+    parts = []
+    if changed:
+        parts.append("contents of " + ", ".join(changed))
+    if added:
+        parts.append("sections added: " + ", ".join(added))
+    if gone:
+        parts.append("sections removed: " + ", ".join(gone))
+    return "; ".join(parts) if parts else "only what is not loaded (symbols, debug " \
+        "information, notes outside the segments, layout of the file)"
