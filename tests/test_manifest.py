@@ -52,7 +52,7 @@ def test_schema_ships_with_the_package():
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["properties"]["schema"] == {"const": manifest.SCHEMA_ID}
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert '"schema/*.json"' in pyproject
+    assert '"altlink.schema" = ["*.json"]' in pyproject
 
 
 def test_linked_manifest_validates(validator, linked):
