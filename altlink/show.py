@@ -15,32 +15,54 @@ def show(m: dict) -> str:
     lines.append(f"{img.get('path')}: {len(m.get('entries') or [])} alternatives "
                  f"({m.get('abi')}, NCAPS {m.get('ncaps')})")
     for rec in m.get("entries") or []:
-        site = rec.get("site") or {}
-        head = (f"[{rec.get('index')}] {rec.get('kind')} cap {_cap(rec)}: site "
-                f"{site.get('address')} <{site.get('symbol')}> ({site.get('length')} bytes)")
-        if site.get("source"):
-            head += f" {site['source']}"
-        lines.append(head)
-        left = list(site.get("disasm") or [])
-        if rec.get("kind") == "callback":
-            cb = rec.get("callback") or {}
-            right = [f"callback {cb.get('symbol')} at {cb.get('address')}"]
-            title = "callback"
-        else:
-            repl = rec.get("replacement") or {}
-            right = list(repl.get("disasm") or [])
-            title = f"replacement {repl.get('address')}"
-            for fx in repl.get("fixups") or []:
-                i = fx.get("insn")
-                if isinstance(i, int) and 0 <= i < len(right):
-                    right[i] += f"   ; {fx.get('kind')} fix-up -> {fx.get('target')}"
-        width = max([len(x) for x in left] + [len("site")]) + 2
-        lines.append(f"    {'site'.ljust(width)}| {title}")
-        for i in range(max(len(left), len(right))):
-            a = left[i] if i < len(left) else ""
-            b = right[i] if i < len(right) else ""
-            lines.append(f"    {a.ljust(width)}| {b}")
+        lines += _entry(rec)
+    lines += _refused(m)
+    for n in m.get("nested") or []:
+        lines.append(f"nested image {n.get('start')}..{n.get('end')} at {n.get('address')} "
+                     f"(file offset {n.get('file_offset')}): {len(n.get('entries') or [])} "
+                     "alternatives")
+        for rec in n.get("entries") or []:
+            lines += _entry(rec)
+        lines += _refused(n)
     return "\n".join(lines) + "\n"
+
+
+def _refused(m: dict) -> list[str]:
+    return [f"[{r.get('index')}] refused: {r.get('code')}: {r.get('message')}"
+            for r in m.get("refused") or [] if isinstance(r, dict)]
+
+
+def _entry(rec: dict) -> list[str]:
+    lines = []
+    site = rec.get("site") or {}
+    head = (f"[{rec.get('index')}] {rec.get('kind')} cap {_cap(rec)}: site "
+            f"{site.get('address')} <{site.get('symbol')}> ({site.get('length')} bytes)")
+    outer = site.get("outer")
+    if isinstance(outer, dict):
+        head += f", in the outer image {outer.get('address')}"
+    if site.get("source"):
+        head += f" {site['source']}"
+    lines.append(head)
+    left = list(site.get("disasm") or [])
+    if rec.get("kind") == "callback":
+        cb = rec.get("callback") or {}
+        right = [f"callback {cb.get('symbol')} at {cb.get('address')}"]
+        title = "callback"
+    else:
+        repl = rec.get("replacement") or {}
+        right = list(repl.get("disasm") or [])
+        title = f"replacement {repl.get('address')}"
+        for fx in repl.get("fixups") or []:
+            i = fx.get("insn")
+            if isinstance(i, int) and 0 <= i < len(right):
+                right[i] += f"   ; {fx.get('kind')} fix-up -> {fx.get('target')}"
+    width = max([len(x) for x in left] + [len("site")]) + 2
+    lines.append(f"    {'site'.ljust(width)}| {title}")
+    for i in range(max(len(left), len(right))):
+        a = left[i] if i < len(left) else ""
+        b = right[i] if i < len(right) else ""
+        lines.append(f"    {a.ljust(width)}| {b}")
+    return lines
 
 
 def _key(rec: dict) -> tuple:

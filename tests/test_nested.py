@@ -238,3 +238,20 @@ def test_c_runtime_patches_the_nested_image_as_altlink_patch_does(tmp_path):
         at = site - booted.text_start
         want = e["replacement"]["bytes"] if "HAS_CRC" in subset else e["site"]["bytes"]
         assert booted.text[at:at + 4].hex() == want, subset
+
+
+def test_show_lists_the_nested_entries_and_the_refused(vdso, tmp_path, capsys):
+    outer, _inner, caps = vdso
+    m_path = tmp_path / "m.json"
+    assert main("manifest", *V61, "--cap-table", caps, outer, "-o", m_path) == 0
+    m = json.loads(m_path.read_text())
+    m["refused"] = [{"index": 7, "code": "ALT002", "message": "callback entry has alt_len 4"}]
+    m_path.write_text(json.dumps(m))
+    capsys.readouterr()
+    assert main("show", m_path) == 0
+    text = capsys.readouterr().out
+    e = m["nested"][0]["entries"][0]
+    assert f"nested image vdso_start..vdso_end at {m['nested'][0]['address']}" in text
+    assert f"site {e['site']['address']} <inner_fn> (4 bytes), in the outer image " \
+        f"{e['site']['outer']['address']}" in text
+    assert "[7] refused: ALT002: callback entry has alt_len 4" in text
