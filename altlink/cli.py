@@ -280,9 +280,34 @@ def cmd_link(args, out) -> int:
     for n in result.notes:
         sys.stderr.write(n + "\n")
     findings = _policy(args).apply(result.findings)
+    if os.environ.get("ALTLINK_LOG"):
+        _log_link(os.environ["ALTLINK_LOG"], req, result, findings)
     text = render(findings, args.format)
     (sys.stderr if args.format == "text" else out).write(text)
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
+
+
+def _log_link(path: str, req, result, findings) -> None:
+    """One JSON line per link appended to ``$ALTLINK_LOG``: what a build's links checked
+    (one write with O_APPEND, so that parallel links do not interleave their lines)."""
+    import json
+
+    from altlink.findings import ERROR
+
+    rec = {"output": req.output, "cwd": os.getcwd(), "linked": result.linked,
+           "written": result.written, **result.stats,
+           "errors": sum(f.severity == ERROR for f in findings),
+           "findings": sorted({f.code for f in findings})}
+    line = (json.dumps(rec, sort_keys=True) + "\n").encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot write the link log ($ALTLINK_LOG): "
+                           f"{e.strerror}") from None
 
 
 def _image_manifest(path: str, args, manifest_path: str | None, binary: str | None = None,

@@ -70,6 +70,8 @@ class LinkResult:
     notes: list[str]
     linked: bool = False
     written: list[str] = field(default_factory=list)
+    # What was checked: objects, entries collected from them, entries in the linked image.
+    stats: dict = field(default_factory=dict)
 
 
 class _Notes:
@@ -99,12 +101,15 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
     images = [read_elf(p) for p in req.symbols_from] + shared
 
     tmp_files: list[str] = []
+    stats: dict = {}
     linker = writer = None
     try:
         records, profile, findings = collect(objects, req.options, images, req.cache_dir)
+        stats["objects"] = len(objects)
+        stats["entries"] = sum(len(r.digest) for r in records)
         findings = req.policy.apply(findings)
         if has_errors(findings):  # the linker does not run: no map, no messages of its own
-            return LinkResult(sources.attach(findings), notes.lines)
+            return LinkResult(sources.attach(findings), notes.lines, stats=stats)
         tmp_image = outputs.temp_path(req.output, "elf", tmp_files)
         linker = _Linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
                          req.output)
@@ -116,6 +121,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
         image = Input.load(read_elf(tmp_image))
+        stats["image_entries"] = len(image.table.entries)
         tmp_bin = tmp_manifest = None
         if not req.sort_table and image.elf.type != ET_REL and (req.binary or req.manifest):
             tmp_bin, tmp_manifest = _temp_outputs(req, tmp_files)
@@ -138,7 +144,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                                       for f in post_findings])
         if has_errors(findings):
             return LinkResult(sources.attach(findings, paths={req.output: tmp_image}),
-                              notes.lines, linked=True)
+                              notes.lines, linked=True, stats=stats)
         if req.sort_table:
             sort_table(tmp_image, image, req.output)
             image.elf.close()
@@ -157,7 +163,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
             _make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest)
         image.elf.close()
         written = _commit(req, tmp_image, tmp_bin, tmp_manifest)
-        return LinkResult(findings, notes.lines, linked=True, written=written)
+        return LinkResult(findings, notes.lines, linked=True, written=written, stats=stats)
     finally:
         if linker is not None:
             linker.stop()  # before the temporary files go: it writes one of them

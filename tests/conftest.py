@@ -13,6 +13,22 @@ def record_cache(tmp_path_factory):
 def _no_altlink_env(monkeypatch, record_cache):
     """The user's ALTLINK_ABI or ALTLINK_NCAPS must not change what a test sees, nor their
     record cache be written."""
-    for k in ("ALTLINK_ABI", "ALTLINK_NCAPS"):
+    for k in ("ALTLINK_ABI", "ALTLINK_NCAPS", "ALTLINK_CAP_TABLE", "ALTLINK_SYMBOLS_FROM",
+              "ALTLINK_WERROR", "ALTLINK_MANIFEST", "ALTLINK_LOG"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("ALTLINK_CACHE_DIR", str(record_cache))
+
+
+@pytest.fixture(scope="session")
+def kernel_build():
+    """Linux 6.1 (Debian's linux-source-6.1) built for arm64 with Kbuild's LD pointed at
+    altlink's launcher form (tests/kbuild.py): minutes the first time, then its links only."""
+    import kbuild
+
+    return kbuild.build()
+
+
+@pytest.fixture(scope="session")
+def kbuild(kernel_build):
+    """The O= directory of that build: vmlinux, vmlinux.alt.json, System.map, the modules."""
+    return kernel_build.out

@@ -1,0 +1,161 @@
+"""A real Linux 6.1 arm64 build from Debian's linux-source-6.1, with Kbuild's ``LD`` pointed at
+altlink's launcher form: every link of vmlinux, the vDSO and the modules goes through altlink.
+
+The source is unpacked once and the build directory is kept between runs (under
+``$ALTLINK_KBUILD_DIR``, default ``~/.cache/altlink-tests/linux-6.1``), so that only the first
+run compiles the kernel (minutes on 2 cores). Every run then removes what the links made and
+builds again: the links, and only the links, run again through the altlink under test. A file
+lock makes the build happen once when several test processes (pytest-xdist) want it.
+
+The configuration is ``tinyconfig`` plus :data:`CONFIG` (say it in the README): a serial
+console for the boot proof and four modules whose code has alternatives.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+CROSS = "aarch64-linux-gnu-"
+CAP_HEADER = "arch/arm64/include/generated/asm/cpucaps.h"
+
+# On top of tinyconfig: modules, a PL011 console (qemu's virt machine), and modules with
+# alternatives (uaccess, barriers, LSE atomics): loop, lkdtm, test_user_copy, test_module.
+CONFIG = """
+CONFIG_MODULES=y
+CONFIG_MODULE_UNLOAD=y
+CONFIG_PRINTK=y
+CONFIG_TTY=y
+CONFIG_SERIAL_AMBA_PL011=y
+CONFIG_SERIAL_AMBA_PL011_CONSOLE=y
+CONFIG_SERIAL_EARLYCON=y
+CONFIG_DEBUG_FS=y
+CONFIG_RUNTIME_TESTING_MENU=y
+CONFIG_DEBUG_KERNEL=y
+CONFIG_FUTEX=y
+CONFIG_BLOCK=y
+CONFIG_BLK_DEV=y
+CONFIG_BLK_DEV_LOOP=m
+CONFIG_LKDTM=m
+CONFIG_TEST_LKM=m
+CONFIG_TEST_USER_COPY=m
+"""
+
+# What the links make: removed before each run so that every link runs again.
+LINK_OUTPUTS = ("vmlinux", "vmlinux.o", "vmlinux.alt.json", ".tmp_vmlinux*", "System.map",
+                "arch/arm64/boot/Image", "arch/arm64/kernel/vdso/vdso.so*",
+                "arch/arm64/kernel/vdso-wrap.o", "**/*.ko", "**/*.ko.alt.json")
+
+
+def base_dir() -> Path:
+    env = os.environ.get("ALTLINK_KBUILD_DIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "altlink-tests" / "linux-6.1"
+
+
+def altlink_ld() -> str:
+    """Kbuild's LD: altlink's launcher in front of GNU ld (one string, split by make's shell)."""
+    exe = Path(sys.executable).with_name("altlink")
+    cmd = str(exe) if exe.exists() else f"{sys.executable} -m altlink"
+    return f"{cmd} link --abi linux-v6.1 --cap-table {CAP_HEADER} -- {CROSS}ld"
+
+
+def make_args(out: Path, *targets: str, ld: str | None = None) -> list[str]:
+    return ["make", f"O={out}", "ARCH=arm64", f"CROSS_COMPILE={CROSS}",
+            f"LD={ld or altlink_ld()}", f"-j{os.cpu_count() or 2}", *targets]
+
+
+def build_env(log: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")
+           or k == "ALTLINK_CACHE_DIR"}
+    env.update(ALTLINK_MANIFEST=".alt.json", ALTLINK_LOG=str(log), KBUILD_BUILD_TIMESTAMP="0",
+               KBUILD_BUILD_USER="altlink", KBUILD_BUILD_HOST="test")
+    return env
+
+
+class KernelBuild:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.src = base / "linux-source-6.1"
+        self.out = base / "out"
+        self.log = base / "links.jsonl"
+        self.make_log = base / "make.log"
+
+    def links(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+
+def unpack(base: Path) -> Path:
+    src = base / "linux-source-6.1"
+    if (src / "Makefile").exists():
+        return src
+    if not TARBALL.exists():
+        raise RuntimeError(f"{TARBALL} is missing: apt-get install linux-source-6.1")
+    tmp = base / "unpacking"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(TARBALL), "-C", str(tmp)], check=True)
+    (tmp / "linux-source-6.1").rename(src)
+    shutil.rmtree(tmp)
+    return src
+
+
+def configure(kb: KernelBuild) -> None:
+    frag = kb.base / "altlink.config"
+    if (kb.out / ".config").exists() and frag.exists() and frag.read_text() == CONFIG:
+        return
+    kb.out.mkdir(parents=True, exist_ok=True)
+    frag.write_text(CONFIG)
+    plain = ["make", f"O={kb.out}", "ARCH=arm64", f"CROSS_COMPILE={CROSS}"]
+    subprocess.run([*plain, "tinyconfig"], cwd=kb.src, check=True, capture_output=True)
+    subprocess.run([str(kb.src / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(kb.out),
+                    str(kb.out / ".config"), str(frag)], cwd=kb.src, check=True,
+                   capture_output=True)
+    subprocess.run([*plain, "olddefconfig"], cwd=kb.src, check=True, capture_output=True)
+
+
+def remove_link_outputs(out: Path) -> None:
+    for pattern in LINK_OUTPUTS:
+        for p in out.glob(pattern):
+            if p.is_file():
+                p.unlink()
+    # A module of several objects is first a partial link (ld -r) of them: foo.o from the
+    # objects its foo.mod lists.
+    for mod in out.glob("**/*.mod"):
+        if len(mod.read_text().split()) > 1:
+            mod.with_suffix(".o").unlink(missing_ok=True)
+
+
+def build(base: Path | None = None) -> KernelBuild:
+    """The kernel built (or relinked) through altlink; raises on a failed build, with the end of
+    make's output."""
+    kb = KernelBuild(base or base_dir())
+    kb.base.mkdir(parents=True, exist_ok=True)
+    with open(kb.base / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = kb.base / "built-by"
+        # One build per test run: the workers of one pytest-xdist run share its id.
+        me = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid {os.getpid()}"
+        if stamp.exists() and stamp.read_text() == me and (kb.out / "vmlinux").exists():
+            return kb  # this test run's build, made by another worker
+        unpack(kb.base)
+        configure(kb)
+        remove_link_outputs(kb.out)
+        if kb.log.exists():
+            kb.log.unlink()
+        with open(kb.make_log, "w") as f:
+            p = subprocess.run(make_args(kb.out, "Image", "modules"), cwd=kb.src, stdout=f,
+                               stderr=subprocess.STDOUT, env=build_env(kb.log))
+        if p.returncode != 0:
+            tail = "".join(kb.make_log.read_text().splitlines(True)[-40:])
+            raise RuntimeError(f"the kernel build through altlink failed:\n{tail}")
+        stamp.write_text(me)
+        return kb

@@ -1,0 +1,132 @@
+"""altlink as the linker of a real Linux kernel build (tests/kbuild.py): Debian's
+linux-source-6.1, tinyconfig plus modules, ``make LD="altlink link ... -- aarch64-linux-gnu-ld"``.
+
+Every link that makes vmlinux (and vmlinux.o, the kallsyms passes), the vDSO and each module
+goes through altlink and is clean; what altlink checked is what ``altlink scan`` finds in the
+outputs; the manifest still verifies after Kbuild's own post-link steps; and a defect planted
+in a kernel source file stops the build with ALT008 naming the object, the function and the
+line.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import kbuild
+import pytest
+
+pytestmark = pytest.mark.kernel_build
+
+
+def altlink(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def _ld_lines(make_log: str) -> list[str]:
+    """The outputs Kbuild says it links (quiet mode: "  LD      vmlinux", "  LD [M]  x.ko")."""
+    return [m.group(1) for m in re.finditer(r"^\s+LD(?: \[M\])?\s+(\S+)$", make_log, re.M)]
+
+
+def test_every_link_of_the_kernel_build_goes_through_altlink_clean(kernel_build):
+    links = kernel_build.links()
+    by_output = {rec["output"]: rec for rec in links}
+    said = _ld_lines(kernel_build.make_log.read_text())
+    assert said, "no LD line in make's output"
+    for out in said:  # each link Kbuild ran was altlink's
+        assert any(o == out or o.endswith("/" + out) for o in by_output), (out, sorted(by_output))
+    for rec in links:
+        assert rec["linked"] and rec["errors"] == 0, rec
+    names = {o.rsplit("/", 1)[-1] for o in by_output}
+    assert {"vmlinux", "vmlinux.o", "vdso.so.dbg", "loop.ko", "lkdtm.ko",
+            "test_user_copy.ko", "test_module.ko"} <= names, sorted(names)
+    assert "lkdtm.o" in names  # a multi-object module's partial link (ld -r) too
+
+
+def test_entries_checked_are_the_entries_in_the_outputs(kernel_build):
+    """Per link: the entries collected from the objects, those in the linked output, and what
+    ``altlink scan`` of the output finds are the same number (vmlinux has hundreds)."""
+    out = kernel_build.out
+    finals = [r for r in kernel_build.links()
+              if r["output"].rsplit("/", 1)[-1] in ("vmlinux.o", "vdso.so.dbg")
+              or r["output"].endswith(".ko")]
+    assert len(finals) >= 6
+    for rec in finals:
+        p = altlink("scan", "--abi", "linux-v6.1", "--format", "json", rec["output"],
+                    cwd=rec["cwd"])
+        assert p.returncode == 0, p.stderr
+        scanned = sum(len(f["entries"]) for f in json.loads(p.stdout)["files"])
+        assert rec["entries"] == rec["image_entries"] == scanned, rec
+    vmlinux = next(r for r in kernel_build.links() if r["output"] == "vmlinux")
+    assert vmlinux["entries"] == vmlinux["image_entries"] > 500
+    p = altlink("scan", "--abi", "linux-v6.1", "--format", "json", out / "vmlinux")
+    assert sum(len(f["entries"]) for f in json.loads(p.stdout)["files"]) == \
+        vmlinux["image_entries"]
+    ko = {r["output"].rsplit("/", 1)[-1]: r["image_entries"] for r in finals}
+    assert ko["loop.ko"] > 0 and ko["lkdtm.ko"] > 0  # modules with alternatives
+    assert ko["vdso.so.dbg"] > 0
+
+
+def test_manifest_verifies_after_kbuild_post_link_steps(kernel_build):
+    """sorttable rewrote vmlinux after the link: the manifest still verifies, saying so."""
+    out = kernel_build.out
+    assert "SORTTAB vmlinux" in kernel_build.make_log.read_text()
+    p = altlink("verify", "vmlinux", "vmlinux.alt.json", cwd=out)
+    assert p.returncode == 0, p.stdout
+    assert "vmlinux: note: changed after the link" in p.stdout
+    # sorttable sorts the exception table in place (here it lies in .init.data)
+    assert re.search(r"changed after the link \(sha256 [0-9a-f]{16}\.\.\., linked as "
+                     r"[0-9a-f]{16}\.\.\.\): contents of \S", p.stdout), p.stdout
+    p = altlink("verify", "arch/arm64/kernel/vdso/vdso.so.dbg",
+                "arch/arm64/kernel/vdso/vdso.so.dbg.alt.json", cwd=out)
+    assert p.returncode == 0, p.stdout
+
+
+def test_modules_check_clean_against_the_built_vmlinux(kernel_build):
+    out = kernel_build.out
+    kos = sorted(str(p.relative_to(out)) for p in out.glob("**/*.ko"))
+    p = altlink("check", "--abi", "linux-v6.1", "--cap-table", kbuild.CAP_HEADER,
+                "--symbols-from", "vmlinux", *kos, cwd=out)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+DEFECT_C = r"""
+#include <linux/module.h>
+#include <asm/alternative.h>
+
+static noinline int altlink_defect(void)
+{
+	unsigned long v;
+
+	asm volatile(ALTERNATIVE("mov %0, #0", "adr %0, .", ARM64_HAS_CNP) : "=r"(v));
+	return v != 0;
+}
+
+static int __init defect_init(void)
+{
+	return altlink_defect();
+}
+module_init(defect_init);
+MODULE_LICENSE("GPL");
+"""
+
+
+def test_a_planted_defect_stops_the_build(kernel_build, tmp_path):
+    """An ADR in a replacement, in a kernel source file built by Kbuild (an external module,
+    with debug information): the module's link fails with ALT008 naming the object, the
+    function and the source line, and leaves no .ko."""
+    (tmp_path / "defect.c").write_text(DEFECT_C)
+    (tmp_path / "Kbuild").write_text("obj-m += defect.o\nccflags-y += -g\n")
+    line = DEFECT_C.splitlines().index(
+        next(s for s in DEFECT_C.splitlines() if "ALTERNATIVE(" in s)) + 1
+    p = subprocess.run(kbuild.make_args(kernel_build.out, f"M={tmp_path}", "modules"),
+                       cwd=kernel_build.src, capture_output=True, text=True,
+                       env=kbuild.build_env(tmp_path / "links.jsonl"))
+    assert p.returncode != 0
+    found = [s for s in p.stderr.splitlines() if "ALT008" in s]
+    assert len(found) == 1, p.stderr[-3000:]
+    assert found[0].startswith(f"{tmp_path}/defect.c:{line}: error: ALT008: "), found[0]
+    assert "defect.o" in found[0] and "altlink_defect" in found[0] and "adr" in found[0]
+    assert not (tmp_path / "defect.ko").exists()
