@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     ln.add_argument("--manifest", metavar="M",
                     help="write the manifest here (default: the image's name plus "
                     "$ALTLINK_MANIFEST, a suffix such as .alt.json, where it is set)")
+    ln.add_argument("--manifest-suffix", metavar="SUFFIX",
+                    default=os.environ.get("ALTLINK_MANIFEST") or None,
+                    help="write a manifest beside the image, named after it with this suffix "
+                    "(vmlinux -> vmlinux.alt.json with .alt.json; or $ALTLINK_MANIFEST); not "
+                    "for a partial link (ld -r)")
     ln.add_argument("--bin", metavar="B", help="write the raw binary (objcopy -O binary) here")
     ln.add_argument("--sort-table", action="store_true",
                     help="sort the table in the image by site address")
@@ -150,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Python implementations of callbacks, by name")
     pt.add_argument("--max-insns", type=_positive, default=1_000_000, metavar="N",
                     help="instruction limit for an emulated callback (default 1000000)")
+
+    pa = sub.add_parser("paths", help="where the package keeps its C header, linker-script "
+                        "fragment and C runtime (for Makefiles and other build systems)")
+    what = pa.add_mutually_exclusive_group()
+    what.add_argument("--include", action="store_const", dest="which", const="include",
+                      help="the directory to add with -I for <altlink/alternative.h>")
+    what.add_argument("--ldscripts", action="store_const", dest="which", const="ldscripts",
+                      help="the directory to add with -L for INCLUDE alternatives.ld")
+    what.add_argument("--runtime", action="store_const", dest="which", const="runtime",
+                      help="the directory of the C runtime (alt_runtime.c, alt_runtime.h)")
 
     cp = sub.add_parser("caps", help="write the C header of a capability table")
     cp.add_argument("table", metavar="TABLE")
@@ -270,7 +285,7 @@ def cmd_link(args, out) -> int:
     from altlink.report import render
 
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
-    plan = launcher.plan(command, args.output, args.manifest, os.environ)
+    plan = launcher.plan(command, args.output, args.manifest, args.manifest_suffix)
     if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
         return launcher.run_unchanged(command)
     req = LinkRequest(command, plan.output, plan.manifest, args.bin, options_from(args),
@@ -308,6 +323,19 @@ def _log_link(path: str, req, result, findings) -> None:
     except OSError as e:
         raise AltlinkError(f"{path}: cannot write the link log ($ALTLINK_LOG): "
                            f"{e.strerror}") from None
+
+
+def cmd_paths(args, out) -> int:
+    """One directory per line (include, ldscripts, runtime), or the one asked for."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    dirs = {"include": os.path.join(package, "include"),
+            "ldscripts": os.path.join(package, "ldscripts"),
+            "runtime": os.path.join(package, "runtime")}
+    if args.which:
+        out.write(dirs[args.which] + "\n")
+    else:
+        out.write("".join(f"{k}\t{v}\n" for k, v in dirs.items()))
+    return EXIT_OK
 
 
 def _image_manifest(path: str, args, manifest_path: str | None, binary: str | None = None,
@@ -461,7 +489,8 @@ def cmd_patch(args, out) -> int:
 
 
 COMMANDS = {"patch": cmd_patch, "scan": cmd_scan, "check": cmd_check, "link": cmd_link, "manifest": cmd_manifest,
-            "verify": cmd_verify, "show": cmd_show, "diff": cmd_diff, "caps": cmd_caps}
+            "verify": cmd_verify, "show": cmd_show, "diff": cmd_diff, "caps": cmd_caps,
+            "paths": cmd_paths}
 
 
 class _Notes:

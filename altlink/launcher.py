@@ -41,7 +41,7 @@ class Plan:
 
 
 def plan(command: list[str], output: str | None, manifest: str | None,
-         environ) -> Plan:
+         manifest_suffix: str | None) -> Plan:
     """What ``altlink link`` does with this linker command: run it unchanged (a probe, a link
     of nothing, a link of no AArch64 input), or link it with these outputs."""
     if not command:
@@ -54,8 +54,8 @@ def plan(command: list[str], output: str | None, manifest: str | None,
     if output is None:
         # GNU ld, lld and the compiler drivers all write a.out without -o.
         output = cmd.output if cmd.output is not None else "a.out"
-    if manifest is None and environ.get("ALTLINK_MANIFEST") and not is_relocatable(command):
-        manifest = output + environ["ALTLINK_MANIFEST"]
+    if manifest is None and manifest_suffix and not is_relocatable(command):
+        manifest = output + manifest_suffix
     return Plan(False, output, manifest)
 
 
