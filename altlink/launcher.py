@@ -19,8 +19,10 @@ from altlink.errors import AltlinkError
 EM_AARCH64 = 183
 
 # Options after which a linker or a compiler driver prints something and links nothing.
+# (``-v`` and ``-V`` print the version and still link what they are given: they are probes
+# only in a command without inputs, which runs unchanged anyway.)
 _PROBES = frozenset({
-    "--version", "-v", "-V", "--help", "-help", "--target-help", "-dumpversion",
+    "--version", "--help", "-help", "--target-help", "-dumpversion",
     "-dumpfullversion", "-dumpmachine", "-dumpspecs", "-###", "--print-multi-lib",
     "-print-multi-lib", "-print-multi-directory", "-print-multi-os-directory",
     "-print-libgcc-file-name", "-print-search-dirs", "-print-sysroot",
@@ -63,7 +65,7 @@ def is_probe(args: list[str]) -> bool:
     for a in args:
         if a in _PROBES or a.startswith(_PROBE_PREFIXES):
             return True
-        if a.startswith("-Wl,") and any(w in ("--version", "-v") for w in a[4:].split(",")):
+        if a.startswith("-Wl,") and any(w in ("--version", "--help") for w in a[4:].split(",")):
             return True
     return False
 

@@ -71,6 +71,14 @@ def test_a_link_of_host_objects_runs_unchanged(tmp_path):
     assert (tmp_path / "probe").exists() and not (tmp_path / "probe.alt.json").exists()
 
 
+def test_verbose_link_is_still_checked(tmp_path, main_obj):
+    """``ld -v`` with inputs prints the version and links: altlink checks that link."""
+    p = altlink("link", "--ncaps", "2", "--", *fw_command(tmp_path, [main_obj]), "-v",
+                cwd=tmp_path)
+    assert p.returncode == 1 and "ALT011" in p.stderr
+    assert not (tmp_path / "fw.elf").exists()
+
+
 def test_a_failing_probe_keeps_its_status(tmp_path):
     p = altlink("link", "--", LD, "--no-such-option-at-all", "-v", cwd=tmp_path)
     bare = subprocess.run([LD, "--no-such-option-at-all", "-v"], capture_output=True, text=True)
