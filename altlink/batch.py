@@ -51,6 +51,22 @@ def _worker(job: tuple[list[str], Options, list[str]]):
         return e
 
 
+def _preload_scan(paths: list[str]) -> None:
+    """numpy for the ALT017 scans, imported before the work is shared out, when the inputs
+    are large enough to be worth it (their sizes stand for their code)."""
+    import os
+
+    from altlink import branches
+
+    total = 0
+    for p in paths:
+        try:
+            total += os.path.getsize(p)
+        except OSError:
+            pass  # reported where it is read
+    branches.preload(total)
+
+
 def check_paths(paths: list[str], options: Options, symbols_from: list[str],
                 notes: TextIO | None = None, jobs: int | None = None,
                 cache_dir: str | None = None) -> list[Finding]:
@@ -60,6 +76,7 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
 
     jobs = jobs or min(forkmap.cpus(), 8)
     numbered = list(enumerate(paths))
+    _preload_scan(paths)
     if jobs > 1 and len(paths) >= PARALLEL_MIN and forkmap.can_fork():
         # Interleaved shares: module sizes vary along a sorted tree of paths.
         shares = [numbered[i::jobs] for i in range(jobs)]

@@ -20,8 +20,10 @@ from bisect import bisect_right
 from altlink import insn
 
 # Words of code from which the numpy scan is used: its import costs about what the reference
-# takes over this many words.
+# takes over this many words. Once numpy is imported (``preload``: a check or link whose
+# inputs hold that much code, over many objects), from far fewer: its own cost per section.
 NUMPY_FROM_WORDS = 200_000
+NUMPY_LOADED_FROM_WORDS = 256
 
 
 def maybe_branch(w: int) -> bool:
@@ -39,8 +41,21 @@ def into_ranges(data, addr: int, starts: list[int], ends: list[int]) -> list[tup
 
 def scanner(code_bytes: int):
     """The implementation for this much code, in one section or over all that one check
-    scans (numpy, once imported, is quicker on any section)."""
-    return into_ranges_np if code_bytes // 4 >= NUMPY_FROM_WORDS else into_ranges_py
+    scans (numpy, once imported, is quicker on any but the smallest section)."""
+    import sys
+
+    words = code_bytes // 4
+    if words >= NUMPY_FROM_WORDS or (words >= NUMPY_LOADED_FROM_WORDS and "numpy" in sys.modules):
+        return into_ranges_np
+    return into_ranges_py
+
+
+def preload(code_bytes: int) -> None:
+    """numpy imported now when the scans of this much code, over all the inputs of a command,
+    are quicker with it (Linux objects keep their replacements in .text, which an object's
+    check then scans whole). Before any fork: the forked copies share it."""
+    if code_bytes // 4 >= NUMPY_FROM_WORDS:
+        _import_numpy()
 
 
 def prefetch(code_bytes: int):

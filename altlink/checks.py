@@ -17,6 +17,7 @@ from altlink.elf import (
     ET_REL,
     SHN_UNDEF,
     SHT_NOBITS,
+    SHT_RELA,
     STB_LOCAL,
     STB_WEAK,
     STT_FUNC,
@@ -696,16 +697,17 @@ class Checker:
         for shndx, (starts, ends, ranges) in index.items():
             sec = secs[shndx]
             data = inp.elf.section_data(sec)
-            relocs = inp.relocs_of(sec)
-            relocated = relocs.offsets
-            found = [(off, shndx, tgt) for off, _w, tgt in
-                     branches.into_ranges_py(data, 0, starts, ends) if off not in relocated]
+            reloc_at = _reloc_finder(inp, sec)
+            scan = self.branch_scan or branches.scanner(len(data))
+            found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
+                     if reloc_at(off) is None]
             for lo, hi, _e in ranges:
                 for off in range(lo - lo % 4, min(hi, len(data) - 3), 4):
-                    if off not in relocated or not branches.maybe_branch(
-                            int.from_bytes(data[off:off + 4], "little")):
+                    if not branches.maybe_branch(int.from_bytes(data[off:off + 4], "little")):
                         continue
-                    r = relocs.get(off)
+                    r = reloc_at(off)
+                    if r is None:
+                        continue  # the assembler's: in the scan above
                     try:
                         sym = inp.elf.symbol(r.sym)
                     except IndexError:
@@ -780,6 +782,29 @@ class Checker:
                     self.add("ALT010", f"entries {e1.index} and {e2.index} patch overlapping "
                              "sites", inp, place, e2, severity=ERROR)
             active.append((s2, a2, b2, e2))
+
+
+def _reloc_finder(inp: Input, sec: Section):
+    """The relocation at an offset of ``sec`` (or None), for a few offsets: looked up in the
+    relocation sections' bytes, at C speed, without indexing them all (a kernel module's
+    .text has thousands of relocations, and its ALT017 check asks about a few words)."""
+    known = inp._relocs.get(sec.index)
+    rel = inp.elf.relocation_sections_for(sec)
+    if known is not None or any(rs.type != SHT_RELA or rs.size % 24 for rs in rel):
+        return inp.relocs_of(sec).get
+    parts = [inp.elf.section_data(rs) for rs in rel]
+
+    def at(off: int) -> Reloc | None:
+        key = off.to_bytes(8, "little")
+        for data in parts:
+            pos = data.find(key)
+            while pos >= 0:
+                if pos % 24 == 0:
+                    o, info, addend = struct.unpack_from("<QQq", data, pos)
+                    return Reloc(o, info & 0xFFFFFFFF, info >> 32, addend)
+                pos = data.find(key, pos + 1)
+        return None
+    return at
 
 
 # What the linkers call the code they insert (GNU ld's veneers, lld's thunks), and that code:

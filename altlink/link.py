@@ -181,6 +181,8 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
 
     profile_findings: list[Finding] = []
     profile = options.profile
+    # The objects' ALT017 scans (over whole sections where replacements live in .text).
+    branches.preload(sum(s.size for o in objects for s in o.sections if s.executable))
     if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
         profile = resolve_ncaps(profile, options.caps, [], profile_findings)
         opts = replace(options, profile=profile)
