@@ -551,11 +551,12 @@ class _ImageSymbols:
     def __init__(self, elf: ElfFile) -> None:
         self.elf = elf
         self.by_name: dict[str, list[int]] = {}
+        # s.shndx, not the property s.defined: every symbol of the image passes here
         for s in elf.symbols:
-            if s.defined and s.name and s.type != STT_SECTION:
+            if s.shndx and s.name and s.type != STT_SECTION:
                 self.by_name.setdefault(s.name, []).append(s.value)
         self.globals = {s.name: s.value for s in elf.symbols
-                        if s.defined and s.name and s.bind != STB_LOCAL}
+                        if s.shndx and s.name and s.bind != STB_LOCAL}
         self._names: dict[int, list[str]] | None = None
 
     def addresses(self, name: str) -> list[int]:
