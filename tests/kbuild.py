@@ -115,11 +115,14 @@ def configure(kb: KernelBuild) -> None:
     kb.out.mkdir(parents=True, exist_ok=True)
     frag.write_text(CONFIG)
     plain = ["make", f"O={kb.out}", "ARCH=arm64", f"CROSS_COMPILE={CROSS}"]
-    subprocess.run([*plain, "tinyconfig"], cwd=kb.src, check=True, capture_output=True)
-    subprocess.run([str(kb.src / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(kb.out),
-                    str(kb.out / ".config"), str(frag)], cwd=kb.src, check=True,
-                   capture_output=True)
-    subprocess.run([*plain, "olddefconfig"], cwd=kb.src, check=True, capture_output=True)
+    for cmd in ([*plain, "tinyconfig"],
+                [str(kb.src / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(kb.out),
+                 str(kb.out / ".config"), str(frag)],
+                [*plain, "olddefconfig"]):
+        p = subprocess.run(cmd, cwd=kb.src, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed (exit {p.returncode}):\n"
+                               f"{p.stdout[-2000:]}{p.stderr[-3000:]}")
 
 
 def remove_link_outputs(out: Path) -> None:
