@@ -76,18 +76,20 @@ def diff(old: dict, new: dict) -> str:
     for key in ("abi", "ncaps"):
         if old.get(key) != new.get(key):
             lines.append(f"~ {key}: {old.get(key)} -> {new.get(key)}")
-    a = {}
-    for rec in old.get("entries") or []:
-        a.setdefault(_key(rec), []).append(rec)
-    b = {}
-    for rec in new.get("entries") or []:
-        b.setdefault(_key(rec), []).append(rec)
+    a: dict = {}
+    for where, rec in _records(old):
+        a.setdefault((*_key(rec), where), []).append(rec)
+    b: dict = {}
+    for where, rec in _records(new):
+        b.setdefault((*_key(rec), where), []).append(rec)
     for key in sorted(set(a) | set(b), key=str):
         olds, news = a.get(key, []), b.get(key, [])
         for i in range(max(len(olds), len(news))):
             o = olds[i] if i < len(olds) else None
             n = news[i] if i < len(news) else None
             label = f"{key[1]} cap {key[2]} at {key[0]}"
+            if key[3]:
+                label += f" in the nested image {key[3]}"
             if o is None:
                 lines.append(f"+ {label}")
             elif n is None:
@@ -99,6 +101,16 @@ def diff(old: dict, new: dict) -> str:
     if not lines:
         lines.append("no differences")
     return "\n".join(lines) + "\n"
+
+
+def _records(m: dict):
+    """(nested image's start symbol, or "" for the image's own, entry) of a manifest."""
+    for rec in m.get("entries") or []:
+        yield "", rec
+    for n in m.get("nested") or []:
+        if isinstance(n, dict):
+            for rec in n.get("entries") or []:
+                yield str(n.get("start")), rec
 
 
 def _changes(o: dict, n: dict) -> list[str]:

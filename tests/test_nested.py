@@ -255,3 +255,17 @@ def test_show_lists_the_nested_entries_and_the_refused(vdso, tmp_path, capsys):
     assert f"site {e['site']['address']} <inner_fn> (4 bytes), in the outer image " \
         f"{e['site']['outer']['address']}" in text
     assert "[7] refused: ALT002: callback entry has alt_len 4" in text
+
+
+def test_diff_names_a_nested_entry_that_changed(vdso, tmp_path, capsys):
+    outer, _inner, caps = vdso
+    old = tmp_path / "old.json"
+    assert main("manifest", *V61, "--cap-table", caps, outer, "-o", old) == 0
+    m = json.loads(old.read_text())
+    m["nested"][0]["entries"][0]["replacement"]["bytes"] = "1f2003d5"
+    new = write(tmp_path / "new.json", json.dumps(m))
+    capsys.readouterr()
+    assert main("diff", old, new) == 0
+    out = capsys.readouterr().out
+    assert out == "~ static cap 1 at inner_fn in the nested image vdso_start: replacement " \
+        "code changed\n", out
