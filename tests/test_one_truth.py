@@ -180,3 +180,20 @@ def test_boot_capabilities_first_changes_a_shared_site(image, tmp_path, boot, ex
                 "-o", out) == 0
     assert qemu(out).returncode == expected
     assert qemu(elf).returncode == 3  # unpatched
+
+
+def test_capability_names_with_and_without_the_tables_common_prefix():
+    from altlink.errors import AltlinkError
+    from altlink.patch import parse_caps
+
+    m = {"abi": "linux-v6.1", "ncaps": 3, "caps": {"0": "FW_HAS_A", "1": "FW_HAS_B",
+                                                  "2": "FW_C"}}
+    assert parse_caps("FW_HAS_A,HAS_B,C", m) == {0, 1, 2}  # FW_ is every name's prefix
+    assert parse_caps("ARM64_FW_C,2", m) == {2}
+    for bad in ("A", "HAS_C", "3", "FW_D"):
+        with pytest.raises(AltlinkError):
+            parse_caps(bad, m)
+    # Without NCAPS (no table), a number is taken below the profile's callback bit.
+    assert parse_caps("5", {"abi": "linux-v6.1", "ncaps": None, "caps": {}}) == {5}
+    with pytest.raises(AltlinkError, match="not a capability number"):
+        parse_caps("32768", {"abi": "linux-v6.1", "ncaps": None, "caps": {}})
