@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 import threading
 
 from altlink import __version__
@@ -24,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
         raise AltlinkError(f"{self.prog}: {message}")
 
 
-def _common(p: argparse.ArgumentParser, findings: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, findings: bool = True,
+            formats: tuple[str, ...] = ("text", "json", "sarif")) -> None:
     g = p.add_argument_group("profile")
     g.add_argument("--abi", choices=ABIS,
                    default=os.environ.get("ALTLINK_ABI") or None,
@@ -38,11 +40,14 @@ def _common(p: argparse.ArgumentParser, findings: bool = True) -> None:
                    "$ALTLINK_SYMBOLS_FROM, a list of paths separated by ':')")
     if findings:
         r = p.add_argument_group("report")
-        r.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+        r.add_argument("--format", choices=formats, default="text",
+                       help="text (one line per finding, default), " + " or ".join(
+                           f for f in formats if f != "text")
+                       + (" (SARIF 2.1.0)" if "sarif" in formats else ""))
         r.add_argument("--werror", action="store_true", default=_env_flag("ALTLINK_WERROR"),
                        help="make warnings errors (or $ALTLINK_WERROR=1)")
         r.add_argument("-W", dest="wflags", action="append", default=[], metavar="no-CODE",
-                       help="silence one code, e.g. -W no-ALT014")
+                       help="silence one code, e.g. -W no-ALT014 (repeatable; any case)")
 
 
 def _env_flag(name: str) -> bool:
@@ -73,27 +78,69 @@ def _positive(text: str) -> int:
     return n
 
 
+# What ``altlink COMMAND --help`` ends with: examples, then the exit statuses.
+_EPILOGS = {
+    "scan": (["altlink scan build/fw/main.o", "altlink scan --format json fw.elf"],
+             "0 listed, 1 a table finding at error severity, 2 unusable input or usage"),
+    "check": (["altlink check --cap-table caps.txt build/*.o",
+               "altlink check --abi linux-v6.1 --symbols-from vmlinux $(find . -name '*.ko')"],
+              "0 no finding at error severity, 1 findings at error severity, 2 unusable input "
+              "or usage"),
+    "link": (["altlink link -o fw.elf --manifest fw.alt.json --bin fw.bin --cap-table caps.txt "
+              "\\\n      -- aarch64-linux-gnu-ld -T fw.ld start.o main.o -o fw.elf"],
+             "0 linked and written, 1 findings at error severity, 2 unusable input or usage, "
+             "3 the linker failed (its messages passed through); after a failure none of -o, "
+             "--manifest and --bin is left"),
+    "manifest": (["altlink manifest fw.elf -o fw.alt.json --bin fw.bin"],
+                 "0 written, 2 unusable input or usage"),
+    "verify": (["altlink verify fw.elf fw.alt.json"],
+               "0 the manifest belongs to the image, 1 it does not, 2 unusable input or usage"),
+    "show": (["altlink show fw.alt.json", "altlink show fw.elf"],
+             "0 shown, 2 unusable input or usage"),
+    "diff": (["altlink diff old.alt.json new.alt.json"],
+             "0 no differences, 1 the manifests differ, 2 unusable input or usage"),
+    "patch": (["altlink patch fw.elf --manifest fw.alt.json --caps HAS_CRC,HAS_LSE "
+               "-o fw-patched.elf"],
+              "0 patched, 2 unusable input or usage"),
+    "caps": (["altlink caps caps.txt -o caps.h"], "0 written, 2 unusable input or usage"),
+    "explain": (["altlink explain ALT001"], "0 shown, 2 an unknown code"),
+    "paths": (["altlink paths --include", "altlink paths"], "0 printed, 2 usage"),
+}
+
+
+def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
+    examples, exits = _EPILOGS[name]
+    epilog = ("examples:\n" + "".join(f"  {e}\n" for e in examples) + "\n"
+              + textwrap.fill("exit status: " + exits, 78, subsequent_indent="  ") + "\n")
+    return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                          epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="altlink", description="Link-stage validation and patching of AArch64 "
-                "alternatives.")
-    p.add_argument("--version", action="version", version=f"altlink {__version__}")
+                "alternatives.", epilog="Run 'altlink COMMAND --help' for a command's options, "
+                "examples and exit statuses.")
+    p.add_argument("--version", action="version", version=f"altlink {__version__}",
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    s = sub.add_parser("scan", help="list the entries of objects or images")
-    _common(s)
-    s.add_argument("files", nargs="+", metavar="FILE")
+    s = _command(sub, "scan", "list the entries of objects or images")
+    _common(s, formats=("text", "json"))  # SARIF is for findings; scan lists entries
+    s.add_argument("files", nargs="+", metavar="FILE", help="objects, archives or images")
 
-    c = sub.add_parser("check", help="validate objects (as one link set) or images")
+    c = _command(sub, "check", "validate objects (as one link set) or images")
     _common(c)
     c.add_argument("--module", action="store_true",
                    help="kernel-module rules (also automatic for a link set with .gnu.linkonce.this_module, the module structure modpost adds)")
     _cache_options(c)
-    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("files", nargs="+", metavar="FILE",
+                   help="objects (one link set), kernel modules or images")
 
-    ln = sub.add_parser("link", help="check, link, cross-check, write image, manifest, binary",
-                        usage="altlink link [-o OUT] [--manifest M] [--bin B] [--sort-table] "
-                        "[options] -- LINKER_COMMAND...")
+    ln = _command(sub, "link", "check, link, cross-check, write image, manifest, binary",
+                  usage="altlink link [-o OUT] [--manifest M] [--bin B] [--sort-table] "
+                  "[options] -- LINKER_COMMAND...")
     _common(ln)
     ln.add_argument("-o", dest="output", metavar="OUT",
                     help="the image (default: the linker command's own -o)")
@@ -112,11 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="add DWARF source lines to the manifest")
     _cache_options(ln)
     ln.add_argument("--module", action="store_true", help=argparse.SUPPRESS)
-    ln.add_argument("linker", nargs=argparse.REMAINDER, metavar="LINKER_COMMAND")
+    ln.add_argument("linker", nargs=argparse.REMAINDER, metavar="LINKER_COMMAND",
+                    help="the linker and its arguments, after --")
 
-    m = sub.add_parser("manifest", help="a manifest for an already linked image")
+    m = _command(sub, "manifest", "a manifest for an already linked image")
     _common(m, findings=False)
-    m.add_argument("image", metavar="IMAGE")
+    m.add_argument("image", metavar="IMAGE", help="the linked image")
     m.add_argument("-o", dest="output", metavar="M", help="write here (default: stdout)")
     m.add_argument("--bin", metavar="B", help="also describe this raw binary of the image")
     m.add_argument("--source-lines", action="store_true", help="add DWARF source lines")
@@ -127,21 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the compact binary manifest for C runtimes here (the JSON "
                    "then goes only to -o)")
 
-    v = sub.add_parser("verify", help="does this manifest belong to this image")
-    v.add_argument("image", metavar="IMAGE")
-    v.add_argument("manifest", metavar="M")
+    v = _command(sub, "verify", "does this manifest belong to this image")
+    v.add_argument("image", metavar="IMAGE", help="the image (as linked, or post-processed)")
+    v.add_argument("manifest", metavar="M", help="its manifest")
 
-    sh = sub.add_parser("show", help="a readable table with site and replacement disassembly")
+    sh = _command(sub, "show", "a readable table with site and replacement disassembly")
     _common(sh, findings=False)
-    sh.add_argument("file", metavar="IMAGE-or-MANIFEST")
+    sh.add_argument("file", metavar="IMAGE-or-MANIFEST", help="a linked image or a manifest")
 
-    d = sub.add_parser("diff", help="what changed between two manifests")
-    d.add_argument("old", metavar="M1")
-    d.add_argument("new", metavar="M2")
+    d = _command(sub, "diff", "what changed between two manifests")
+    d.add_argument("old", metavar="M1", help="the old manifest")
+    d.add_argument("new", metavar="M2", help="the new manifest")
 
-    pt = sub.add_parser("patch", help="apply the alternatives for a capability set, offline")
-    pt.add_argument("image", metavar="IMAGE")
-    pt.add_argument("--manifest", required=True, metavar="M")
+    pt = _command(sub, "patch", "apply the alternatives for a capability set, offline")
+    pt.add_argument("image", metavar="IMAGE", help="the linked image")
+    pt.add_argument("--manifest", required=True, metavar="M", help="the image's manifest")
     pt.add_argument("--caps", required=True, metavar="A,B",
                     help="the active capabilities, by name or number ('' for none)")
     pt.add_argument("-o", dest="output", required=True, metavar="OUT", help="the patched image")
@@ -156,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--max-insns", type=_positive, default=1_000_000, metavar="N",
                     help="instruction limit for an emulated callback (default 1000000)")
 
-    pa = sub.add_parser("paths", help="where the package keeps its C header, linker-script "
-                        "fragment and C runtime (for Makefiles and other build systems)")
+    pa = _command(sub, "paths", "where the package keeps its C header, linker-script "
+                  "fragment and C runtime (for Makefiles and other build systems)")
     what = pa.add_mutually_exclusive_group()
     what.add_argument("--include", action="store_const", dest="which", const="include",
                       help="the directory to add with -I for <altlink/alternative.h>")
@@ -166,9 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--runtime", action="store_const", dest="which", const="runtime",
                       help="the directory of the C runtime (alt_runtime.c, alt_runtime.h)")
 
-    cp = sub.add_parser("caps", help="write the C header of a capability table")
-    cp.add_argument("table", metavar="TABLE")
+    cp = _command(sub, "caps", "write the C header of a capability table")
+    cp.add_argument("table", metavar="TABLE", help="the capability table (cpucaps format)")
     cp.add_argument("-o", dest="output", metavar="HEADER", help="write here (default: stdout)")
+
+    ex = _command(sub, "explain", "print the page of a diagnostic code")
+    ex.add_argument("code", metavar="CODE", help="a code such as ALT001 (any case)")
     return p
 
 
@@ -181,12 +232,12 @@ def _cache_options(p) -> None:
 
 
 def _policy(args):
-    from altlink.findings import CODES, Policy
+    from altlink.findings import Policy, known_code
 
     disabled = set()
     for w in args.wflags:
-        code = w[3:] if w.startswith("no-") else None
-        if code not in CODES:
+        code = known_code(w[3:]) if w[:3].lower() == "no-" else None
+        if code is None:
             raise AltlinkError(f"altlink: -W {w}: expected no-ALTnnn with a known code")
         disabled.add(code)
     return Policy(frozenset(disabled), args.werror)
@@ -429,7 +480,19 @@ def cmd_diff(args, out) -> int:
     from altlink import manifest as manifestmod
     from altlink.show import diff
 
-    out.write(diff(manifestmod.load(args.old), manifestmod.load(args.new)))
+    text = diff(manifestmod.load(args.old), manifestmod.load(args.new))
+    out.write(text)
+    return EXIT_OK if text == "no differences\n" else EXIT_FINDINGS  # as diff(1)
+
+
+def cmd_explain(args, out) -> int:
+    from altlink.findings import known_code, page_path
+
+    code = known_code(args.code)
+    if code is None:
+        raise AltlinkError(f"altlink explain: {args.code}: not a diagnostic code (ALT001 to "
+                           "ALT018)")
+    out.write(page_path(code).read_text(encoding="utf-8"))
     return EXIT_OK
 
 
@@ -490,7 +553,7 @@ def cmd_patch(args, out) -> int:
 
 COMMANDS = {"patch": cmd_patch, "scan": cmd_scan, "check": cmd_check, "link": cmd_link, "manifest": cmd_manifest,
             "verify": cmd_verify, "show": cmd_show, "diff": cmd_diff, "caps": cmd_caps,
-            "paths": cmd_paths}
+            "paths": cmd_paths, "explain": cmd_explain}
 
 
 class _Notes:
@@ -525,7 +588,11 @@ def main(argv: list[str] | None = None, out=None) -> int:
     if threading.current_thread() is threading.main_thread():  # signal.signal's rule
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not (sys.argv[1:] if argv is None else argv):  # bare altlink: the commands, as git
+            parser.print_help(sys.stderr)
+            return EXIT_INPUT
+        args = parser.parse_args(argv)
         _env_paths(args)
         with collector_paused():
             rc = COMMANDS[args.command](args, out)

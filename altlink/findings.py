@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 ERROR, WARNING, NOTE = "error", "warning", "note"
 
-# code -> (default severity, short title). The titles name docs/codes/<CODE>.md.
+# code -> (default severity, short title). Each code has a page, altlink/docs/codes/<CODE>.md.
 CODES: dict[str, tuple[str, str]] = {
     "ALT001": (ERROR, "static entry: replacement length differs from the site"),
     "ALT002": (ERROR, "callback entry with a replacement length"),
@@ -26,6 +27,35 @@ CODES: dict[str, tuple[str, str]] = {
     "ALT017": (ERROR, "branch into a replacement from outside it"),
     "ALT018": (WARNING, "alternative table not 4-byte aligned in the image"),
 }
+
+# The pages ship inside the package (``altlink explain CODE`` prints one).
+PAGES = Path(__file__).resolve().parent / "docs" / "codes"
+
+
+def known_code(text: str) -> str | None:
+    """``text`` as a code (``alt014`` is ``ALT014``: codes are case-insensitive), or None."""
+    code = text.strip().upper()
+    return code if code in CODES else None
+
+
+def page_path(code: str) -> Path:
+    return PAGES / f"{code}.md"
+
+
+def page_section(code: str, heading: str) -> str:
+    """The first paragraph under ``## heading`` of a code's page, as one line ("" if none)."""
+    lines = page_path(code).read_text(encoding="utf-8").splitlines()
+    try:
+        start = lines.index(f"## {heading}") + 1
+    except ValueError:
+        return ""
+    para: list[str] = []
+    for line in lines[start:]:
+        if line.startswith("#") or (not line.strip() and para):
+            break
+        if line.strip():
+            para.append(line.strip())
+    return " ".join(para)
 
 
 @dataclass(frozen=True)

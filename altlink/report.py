@@ -5,11 +5,15 @@ import json
 
 from altlink import __version__
 from altlink.errors import one_line
-from altlink.findings import CODES, ERROR, NOTE, WARNING, Finding
+from altlink.findings import CODES, ERROR, NOTE, WARNING, Finding, page_path, page_section
 
 FORMATS = ("text", "json", "sarif")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-DOCS = "docs/codes/{code}.md"
+
+
+def hint(code: str) -> str:
+    """What the first finding of each code ends with in text output."""
+    return f"(altlink explain {code})"
 
 
 def text_line(f: Finding) -> str:
@@ -31,7 +35,14 @@ def render(findings: list[Finding], fmt: str) -> str:
         return json.dumps(to_json(findings), indent=2, sort_keys=True) + "\n"
     if fmt == "sarif":
         return json.dumps(to_sarif(findings), indent=2, sort_keys=True) + "\n"
-    return "".join(text_line(f) + "\n" for f in findings)
+    lines, hinted = [], set()
+    for f in findings:
+        line = text_line(f)
+        if f.code in CODES and f.code not in hinted:
+            hinted.add(f.code)
+            line += f" {hint(f.code)}"
+        lines.append(line + "\n")
+    return "".join(lines)
 
 
 def summary(findings: list[Finding]) -> dict:
@@ -47,14 +58,21 @@ def to_json(findings: list[Finding]) -> dict:
             "summary": summary(findings)}
 
 
+def _rule(code: str, severity: str, title: str) -> dict:
+    """A SARIF rule from the code's page. helpUri must be an absolute URI (SARIF 3.49.12): the
+    page as installed with this altlink, a ``file:`` URI, the same page ``altlink explain``
+    prints."""
+    fix = page_section(code, "How to fix")
+    return {"id": code, "name": code,
+            "shortDescription": {"text": title},
+            "fullDescription": {"text": page_section(code, "What it means") or title},
+            "help": {"text": f"{fix} {hint(code)}".strip()},
+            "helpUri": page_path(code).as_uri(),
+            "defaultConfiguration": {"level": severity}}
+
+
 def to_sarif(findings: list[Finding]) -> dict:
-    rules = [{"id": code, "name": code,
-              "shortDescription": {"text": title},
-              # helpUri must be an absolute URI (SARIF 3.49.12); the pages ship in the
-              # repository, not at a fixed address, so name them in the help text instead.
-              "help": {"text": f"See {DOCS.format(code=code)} in the altlink repository."},
-              "defaultConfiguration": {"level": sev}}
-             for code, (sev, title) in sorted(CODES.items())]
+    rules = [_rule(code, sev, title) for code, (sev, title) in sorted(CODES.items())]
     results = []
     for f in findings:
         loc: dict = {}

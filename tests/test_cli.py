@@ -69,10 +69,21 @@ def test_text_format_one_line_per_finding(objs):
     assert rc == 1
     f = objs["two"]
     assert out.splitlines() == [
-        f"{f}: error: ALT001: replacement is 8 bytes, site is 4 (cap 1) [.text+0x0 func]",
+        f"{f}: error: ALT001: replacement is 8 bytes, site is 4 (cap 1) [.text+0x0 func] "
+        "(altlink explain ALT001)",
         f"{f}: error: ALT008: replacement instruction 0 (ldr-literal, ldr x0, #0) cannot be "
-        "moved: it is PC-relative and no patcher re-encodes it [.text+0x8 site2]",
+        "moved: it is PC-relative and no patcher re-encodes it [.text+0x8 site2] "
+        "(altlink explain ALT008)",
     ]
+
+
+def test_only_the_first_finding_of_a_code_has_the_hint(tmp_path):
+    f = build(tmp_path, "twice", R0_8 + "\tent site0, r0, 1, 4, 8\n\tent site1, r0, 2, 4, 8\n")
+    p = altlink("check", *V417, f)
+    assert p.returncode == 1
+    lines = p.stdout.splitlines()
+    assert [ln.endswith(" (altlink explain ALT001)") for ln in lines] == [True, False]
+    assert lines[1].endswith("(cap 2) [.text+0x4 site1]")
 
 
 def test_text_format_clean_prints_nothing(objs):
@@ -158,14 +169,25 @@ def test_sarif_format(objs):
 
 
 def test_sarif_rules_point_at_the_code_pages(objs):
+    """Each rule carries its page: the summary, the fix, and the installed page's file: URI."""
     _, out = main("check", "--format", "sarif", *V417, objs["clean"])
     doc = json.loads(out)
     check_sarif(doc)
     assert doc["runs"][0]["results"] == []
     for rule in doc["runs"][0]["tool"]["driver"]["rules"]:
-        page = f"docs/codes/{rule['id']}.md"
-        assert (ROOT / page).is_file(), page
-        assert page in json.dumps(rule)
+        code = rule["id"]
+        page = ROOT / "altlink" / "docs" / "codes" / f"{code}.md"
+        assert rule["helpUri"] == page.as_uri()
+        text = " ".join(page.read_text().split())
+        assert len(rule["fullDescription"]["text"]) > 40
+        assert rule["fullDescription"]["text"] in text
+        hint = f" (altlink explain {code})"
+        assert rule["help"]["text"].endswith(hint)
+        fix = rule["help"]["text"][:-len(hint)]
+        assert len(fix) > 20 and fix in text.split("## How to fix")[1]
+    sample = {r["id"]: r for r in doc["runs"][0]["tool"]["driver"]["rules"]}["ALT001"]
+    assert sample["fullDescription"]["text"].startswith("A static (non-callback) entry must "
+                                                         "have `alt_len == orig_len`")
 
 
 def test_sarif_check_is_not_vacuous():
@@ -328,7 +350,6 @@ def test_bad_capability_table_names_file_and_line(objs, tmp_path):
 
 
 BAD_USAGE = [
-    (),
     ("check",),
     ("scan",),
     ("frobnicate", "x.o"),
@@ -339,6 +360,8 @@ BAD_USAGE = [
     ("check", "--no-such-option", "x.o"),
     ("check", "-W", "no-ALT999", "x.o"),
     ("check", "-W", "ALT001", "x.o"),
+    ("scan", "--format", "sarif", "x.o"),  # SARIF is for findings, scan lists entries
+    ("explain", "ALT999"),
 ]
 
 
@@ -506,9 +529,9 @@ def test_scan_agrees_with_refdecode_on_images(tmp_path, profile):
 
 
 def test_every_code_has_its_page():
-    index = (ROOT / "docs" / "codes" / "README.md").read_text()
+    index = (ROOT / "altlink" / "docs" / "codes" / "README.md").read_text()
     for code, (severity, _title) in CODES.items():
-        page = (ROOT / "docs" / "codes" / f"{code}.md").read_text()
+        page = (ROOT / "altlink" / "docs" / "codes" / f"{code}.md").read_text()
         assert page.startswith(f"# {code}: "), code
         assert f"**Default severity:** {severity}" in page, code
         for section in ("## What it means", "## Why it matters at boot", "## Example",
@@ -533,3 +556,58 @@ def test_names_from_a_file_never_break_the_one_line_error(tmp_path, monkeypatch,
     assert cli.main(["scan", "x.o"]) == 2
     err = capsys.readouterr().err
     assert err == "x.o: section 18 (\\x0c\\n) runs past the end of the file\n"
+
+
+# ---- commands that behave as their kind: usage, help, explain --------------------------------
+
+
+def test_bare_altlink_lists_the_commands():
+    """As git does: the usage and every command on stderr, exit 2."""
+    p = altlink()
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith("usage: altlink ")
+    for name in cli.COMMANDS:
+        assert re.search(rf"^    {name} +\S", p.stderr, re.M), name
+    assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_command_help_has_examples_and_exit_statuses(command):
+    p = altlink(command, "--help")
+    assert p.returncode == 0, p.stderr
+    examples = p.stdout.split("\nexamples:\n")[1].split("\n\n")[0]
+    assert examples.startswith(f"  altlink {command} ")
+    exits = " ".join(p.stdout.split("\nexit status: ")[1].split())
+    assert exits.startswith("0 ") and " 2 " in exits
+
+
+def test_every_option_and_argument_has_help():
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, cli.argparse._SubParsersAction)]
+    missing = [f"{name} {a.dest}" for name, p in sub.choices.items() for a in p._actions
+               if not a.help]
+    assert missing == []
+
+
+def test_w_codes_are_case_insensitive(objs):
+    p = altlink("check", *V417, "-W", "no-alt010", objs["warning"])
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+    p = altlink("check", *V417, "-W", "NO-Alt010", objs["warning"])
+    assert (p.returncode, p.stdout) == (0, "")
+    p = altlink("check", *V417, objs["warning"])  # the warning the option silenced
+    assert ": warning: ALT010: " in p.stdout
+
+
+def test_explain_prints_the_installed_page():
+    for code in ("ALT001", "alt001", "Alt014"):
+        p = altlink("explain", code)
+        assert p.returncode == 0 and p.stderr == ""
+        want = (ROOT / "altlink" / "docs" / "codes" / f"{code.upper()}.md").read_text()
+        assert p.stdout == want
+    assert p.stdout.startswith("# ALT014: ")
+
+
+def test_explain_of_an_unknown_code_is_one_line():
+    p = altlink("explain", "ALT999")
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr == "altlink explain: ALT999: not a diagnostic code (ALT001 to ALT018)\n"

@@ -387,11 +387,14 @@ def test_verify_show_diff(tmp_path):
                 *linker_command("ld", [tmp_path / "main.o"], "x.elf", script), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     p = altlink("diff", "fw.json", "fw2.json", cwd=tmp_path)
-    assert p.returncode == 0
+    assert p.returncode == 1  # the manifests differ, as diff(1) says
     changed = [line for line in p.stdout.splitlines() if line.strip()]
     assert len(changed) == 1 and changed[0].startswith("~"), p.stdout
     assert "replacement code changed" in changed[0] and "_start" in changed[0]
-    assert altlink("diff", "fw.json", "fw.json", cwd=tmp_path).stdout.strip() == "no differences"
+    p = altlink("diff", "fw.json", "fw.json", cwd=tmp_path)
+    assert (p.returncode, p.stdout) == (0, "no differences\n")
+    p = altlink("diff", "fw.json", "missing.json", cwd=tmp_path)
+    assert p.returncode == 2 and "missing.json" in p.stderr
 
 
 # Data loaded into ROM after the code (LMA != VMA), a NOLOAD .bss between, a second RAM region.
