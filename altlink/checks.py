@@ -5,6 +5,7 @@ a list of findings. Nothing here prints or knows of JSON.
 """
 from __future__ import annotations
 
+import difflib
 import struct
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -168,6 +169,21 @@ class SymbolSpace:
             if d is not None:
                 return d
         return None
+
+    def function_names(self) -> set[str]:
+        """The global functions the link set and the images define, for "did you mean"."""
+        names = {n for inp in self.objects for n, s in definitions(inp.elf, True).items()
+                 if _is_function(s)}
+        return names | {n for elf in self.images for n, s in definitions(elf, True).items()
+                        if _is_function(s)}
+
+    def did_you_mean(self, name: str) -> str:
+        """`` (did you mean my_cb?)`` for a misspelled callback, or ""."""
+        cache = self.__dict__.setdefault("_close", {})
+        if name not in cache:
+            close = difflib.get_close_matches(name, self.function_names(), n=1, cutoff=0.75)
+            cache[name] = f" (did you mean {close[0]}?)" if close else ""
+        return cache[name]
 
 
 def resolve_ncaps(profile: Profile, caps: CapTable | None, tables: list[Table],
@@ -578,7 +594,8 @@ class Checker:
                     return
                 where = " or in the --symbols-from images" if self._symbols_from else ""
                 self.add("ALT006", f"callback {alt.symbol} is not defined in the link "
-                         f"set{where}", inp, self.entry_place(e), e)
+                         f"set{where}" + self.space().did_you_mean(alt.symbol or ""), inp,
+                         self.entry_place(e), e)
                 return
             if module and d.path in self._own:
                 self.add("ALT015", f"callback {alt.symbol} is defined by the module itself "
@@ -909,6 +926,11 @@ class RecordSpace(SymbolSpace):
             sec = _DefSection(secname, executable) if secname is not None else None
             return Definition(path, _DefSymbol(typ), sec)  # type: ignore[arg-type]
         return super().lookup(name, asking)
+
+    def function_names(self) -> set[str]:
+        names = {n for r in self.records for n, (typ, _sec, _x) in r.defines.items()
+                 if typ in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)}
+        return names | super().function_names()
 
 
 def check_records(records: list[ObjectRecord], options: Options, images: list[ElfFile],

@@ -275,14 +275,31 @@ def options_from(args, tables=None):
     return Options(Profile(abi, ncaps), table, getattr(args, "module", False))
 
 
-def _emit(findings, args, out) -> int:
+def _emit(findings, args, out, options) -> int:
     from altlink.findings import has_errors
     from altlink.report import render
     from altlink.sources import attach
 
     findings = attach(_policy(args).apply(findings))
     out.write(render(findings, args.format))
+    _advise(findings, args, options)
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
+
+
+def _advise(findings, args, options) -> None:
+    """Once, after the findings: the profile or table that explains them, with the option."""
+    from altlink.advice import notes
+
+    if options.caps is not None:
+        source = f"the capability table {options.caps.path}"
+    elif args.ncaps is not None:
+        source = f"--ncaps {args.ncaps}"
+    elif os.environ.get("ALTLINK_NCAPS"):
+        source = f"ALTLINK_NCAPS={os.environ['ALTLINK_NCAPS']}"
+    else:
+        source = None
+    for line in notes(findings, options.profile.abi, source):
+        sys.stderr.write(line + "\n")
 
 
 def cmd_scan(args, out) -> int:
@@ -316,9 +333,10 @@ def cmd_check(args, out) -> int:
         from altlink import inputs as inputsmod
 
         tables = [i.table for i in inputsmod.load(args.files)]
-    findings = check_paths(args.files, options_from(args, tables), args.symbols_from,
-                           notes=_Notes.of(args), cache_dir=_cache_dir(args))
-    return _emit(findings, args, out)
+    options = options_from(args, tables)
+    findings = check_paths(args.files, options, args.symbols_from, notes=_Notes.of(args),
+                           cache_dir=_cache_dir(args))
+    return _emit(findings, args, out, options)
 
 
 def _cache_dir(args) -> str | None:
@@ -330,7 +348,7 @@ def _cache_dir(args) -> str | None:
 
 
 def cmd_link(args, out) -> int:
-    from altlink import launcher
+    from altlink import launcher, outputs
     from altlink.findings import has_errors
     from altlink.link import LinkRequest, link
     from altlink.report import render
@@ -339,17 +357,27 @@ def cmd_link(args, out) -> int:
     plan = launcher.plan(command, args.output, args.manifest, args.manifest_suffix)
     if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
         return launcher.run_unchanged(command)
-    req = LinkRequest(command, plan.output, plan.manifest, args.bin, options_from(args),
-                      args.symbols_from, args.sort_table, args.source_lines, _policy(args))
-    req.cache_dir = _cache_dir(args)
-    result = link(req)
+    # A link that fails, for any reason or none (an interrupt), leaves none of its outputs.
+    targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
+    try:
+        options = options_from(args)
+        req = LinkRequest(command, plan.output, plan.manifest, args.bin, options,
+                          args.symbols_from, args.sort_table, args.source_lines, _policy(args))
+        req.cache_dir = _cache_dir(args)
+        result = link(req)
+    except BaseException:
+        outputs.remove_stale(targets)
+        raise
     for n in result.notes:
         sys.stderr.write(n + "\n")
     findings = _policy(args).apply(result.findings)
     if os.environ.get("ALTLINK_LOG"):
         _log_link(os.environ["ALTLINK_LOG"], req, result, findings)
+    if has_errors(findings):
+        outputs.remove_stale(targets)
     text = render(findings, args.format)
     (sys.stderr if args.format == "text" else out).write(text)
+    _advise(findings, args, options)
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
 
 

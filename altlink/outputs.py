@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import threading
 
 from altlink.errors import AltlinkError
@@ -43,6 +44,17 @@ def remove(path: str | None) -> None:
     if path:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def remove_stale(paths: list[str]) -> None:
+    """The previous outputs at these targets, removed: a failed or interrupted link leaves none
+    of its outputs (as SCons and make do), so that an image from an earlier build cannot be
+    flashed after a failed one. Only regular files go (``-o /dev/null`` stays)."""
+    with signals_held():
+        for path in paths:
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    os.unlink(path)
 
 
 def write_bytes(target: str, data: bytes, mode: int | None = None) -> None:

@@ -2,13 +2,15 @@
 ``patch`` and ``manifest -o`` write a temporary file beside the output and rename it into place
 only when it is complete, so that an earlier output stays intact until a new one replaces it.
 
-Proved by interrupting real runs: ``altlink link`` with a slow fake linker (it sleeps, then
-copies an image to its ``-o``) gets SIGINT or SIGTERM before the linker, while it runs, and
-while altlink writes a 48 MiB image, binary and manifest; afterwards the earlier outputs are
-byte-for-byte what they were (or all three are the new, consistent set), and no temporary file
-(``.NAME.*``) or orphaned linker is left. In-process runs interrupt each step in turn. A failed
-link leaves no outputs, or the earlier ones intact; the patcher writes only inside the sites and
-refuses a manifest made for another image.
+A link that fails or is interrupted leaves none of its outputs: the earlier image, binary and
+manifest are removed too (as SCons and make do), so that a stale image cannot be flashed after
+a failed build. Proved by interrupting real runs: ``altlink link`` with a slow fake linker (it
+sleeps, then copies an image to its ``-o``) gets SIGINT or SIGTERM before the linker, while it
+runs, and while altlink writes a 48 MiB image, binary and manifest; afterwards none of the
+three is there (or all three are the new, consistent set), and no temporary file (``.NAME.*``)
+or orphaned linker is left. In-process runs interrupt each step in turn. ``patch`` and
+``manifest -o`` keep an earlier output intact when interrupted; the patcher writes only inside
+the sites and refuses a manifest made for another image.
 """
 from __future__ import annotations
 
@@ -87,15 +89,17 @@ def consistent_new_set(d: Path) -> bool:
             and m["image"]["bin"]["sha256"] == sha(d / "out.bin"))
 
 
-def assert_outputs_kept(d: Path, old: dict[str, bytes] | None, allow_new: bool) -> None:
+def assert_no_outputs(d: Path, allow_new: bool, old: dict[str, bytes] | None = None) -> None:
+    """No temporary file, and none of the three outputs (the earlier ones removed too); or,
+    with ``allow_new``, the complete new set; or, with ``old``, the earlier ones untouched
+    (a signal before altlink's own code runs)."""
     assert temporaries(d) == [], temporaries(d)
     if allow_new and consistent_new_set(d):
         return
-    for n in OUTS:
-        if old is None:
-            assert not (d / n).exists(), n
-        else:
-            assert (d / n).read_bytes() == old[n], n
+    if old is not None and all((d / n).exists() and (d / n).read_bytes() == old[n]
+                               for n in OUTS):
+        return
+    assert [n for n in OUTS if (d / n).exists()] == []
 
 
 def start(seed_dir: Path, d: Path, image: str, sleep: float) -> subprocess.Popen:
@@ -138,8 +142,8 @@ MOMENTS = ["startup", "linker", "writing"]
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("moment", MOMENTS)
 @pytest.mark.parametrize("earlier", [True, False], ids=["earlier-outputs", "no-outputs"])
-def test_interrupted_link_leaves_old_outputs_and_no_temporaries(seed_dir, tmp_path, sig,
-                                                                 moment, earlier):
+def test_interrupted_link_leaves_no_outputs_and_no_temporaries(seed_dir, tmp_path, sig,
+                                                                moment, earlier):
     d = tmp_path
     old = old_outputs(d) if earlier else None
     if moment == "startup":  # as soon as the process exists: before anything is written
@@ -165,7 +169,7 @@ def test_interrupted_link_leaves_old_outputs_and_no_temporaries(seed_dir, tmp_pa
     else:  # the signal came while writing, or just after the run ended
         assert proc.returncode in (interrupted, 0), err
         assert "Traceback" not in err
-    assert_outputs_kept(d, old, allow_new=moment == "writing")
+    assert_no_outputs(d, allow_new=moment == "writing", old=old if moment == "startup" else None)
 
 
 def test_interrupt_while_writing_lands_inside_the_writing(seed_dir, tmp_path):
@@ -213,7 +217,7 @@ def test_link_interrupted_at_each_step(seed_dir, tmp_path, monkeypatch, target, 
 
     rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch, target, interrupt, earlier)
     assert (rc, last) == (130, "altlink: interrupted")
-    assert_outputs_kept(tmp_path, old, allow_new=False)
+    assert_no_outputs(tmp_path, allow_new=False)
 
 
 def test_interrupt_as_the_linker_starts_stops_it(seed_dir, tmp_path, monkeypatch):
@@ -230,12 +234,12 @@ def test_interrupt_as_the_linker_starts_stops_it(seed_dir, tmp_path, monkeypatch
     monkeypatch.setenv("SLEEP", "1")  # the slow linker writes its -o after a second
     monkeypatch.setattr("altlink.link.subprocess.Popen", popen_then_interrupt)
     monkeypatch.chdir(tmp_path)
-    old = old_outputs(tmp_path)
+    old_outputs(tmp_path)
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 130
     time.sleep(1.5)  # a linker left running would have written by now
-    assert_outputs_kept(tmp_path, old, allow_new=False)
+    assert_no_outputs(tmp_path, allow_new=False)
 
 
 def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch):
@@ -251,7 +255,7 @@ def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch):
     rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch, "altlink.link.cross_check",
                                     term)
     assert (rc, last) == (143, "altlink: terminated")
-    assert_outputs_kept(tmp_path, old, allow_new=False)
+    assert_no_outputs(tmp_path, allow_new=False)
     assert signal.getsignal(signal.SIGTERM) == before
 
 
@@ -302,14 +306,14 @@ def failing_link(seed_dir: Path, d: Path, how: str) -> list[str]:
 
 @pytest.mark.parametrize("how,rc", [("linker", 3), ("cross-check", 1), ("input", 2)])
 @pytest.mark.parametrize("earlier", [True, False], ids=["earlier-outputs", "no-outputs"])
-def test_failed_link_leaves_no_outputs_or_the_earlier_ones(seed_dir, tmp_path, monkeypatch,
-                                                          how, rc, earlier):
+def test_failed_link_leaves_no_outputs(seed_dir, tmp_path, monkeypatch, how, rc, earlier):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SLEEP", "0")
-    old = old_outputs(tmp_path) if earlier else None
+    if earlier:
+        old_outputs(tmp_path)
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert cli.main(failing_link(seed_dir, tmp_path, how), out=io.StringIO()) == rc
-    assert_outputs_kept(tmp_path, old, allow_new=False)
+    assert_no_outputs(tmp_path, allow_new=False)
 
 
 def test_link_replaces_all_three_outputs_together(seed_dir, tmp_path, monkeypatch):
@@ -346,7 +350,7 @@ def test_writer_failure_is_the_link_failure(seed_dir, tmp_path, monkeypatch):
     rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch, "altlink.manifest.build",
                                     fail)
     assert (rc, last) == (2, "out.alt.json: the disk is full (a test)")
-    assert_outputs_kept(tmp_path, old, allow_new=False)
+    assert_no_outputs(tmp_path, allow_new=False)
     assert no_children()
 
 
@@ -363,7 +367,7 @@ def test_writer_is_stopped_when_a_check_fails(seed_dir, tmp_path, monkeypatch):
     start = time.monotonic()
     assert cli.main(failing_link(seed_dir, tmp_path, "cross-check"), out=io.StringIO()) == 1
     assert time.monotonic() - start < 20, "altlink waited for the writer"
-    assert_outputs_kept(tmp_path, None, allow_new=False)
+    assert_no_outputs(tmp_path, allow_new=False)
     assert no_children()
 
 
