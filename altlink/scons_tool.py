@@ -1,13 +1,14 @@
 """The SCons tool (SPEC section 6): ``AltProgram``, ``AltCaps`` and the ``ALTLINK_*`` variables.
 
-A thin adapter: the action calls :func:`altlink.link.link` in-process, exactly what
-``altlink link`` does. Loaded from this repository's ``site_scons/site_tools/altlink.py`` or,
+A thin adapter: the action runs ``altlink link`` in-process (``altlink.cli.main``) with the
+arguments it prints, so that the printed command, run in a shell, does the same. Loaded from this repository's ``site_scons/site_tools/altlink.py`` or,
 for an installed package, with ``toolpath=[altlink.scons_tool.TOOLPATH]``.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import sys
 
 import SCons.Action
@@ -116,59 +117,59 @@ def _ldscript_includes(env, script) -> list:
     return [env.File(p) for p in found.scripts[1:] + found.inputs]
 
 
-def _link_options(env):
-    from altlink import caps as capsmod
-    from altlink.checks import Options
-    from altlink.table import Profile
+def _shown(path: str) -> str:
+    """A path as the printed command gives it: relative to the directory SCons runs in."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith(os.pardir) else rel
 
+
+def _link_argv(target, source, env) -> list[str]:
+    """The arguments of ``altlink link`` for this link: what the action runs and prints."""
+    image, manifest, binary = (t.get_path() for t in target[:3])
+    argv = ["link", "-o", image, "--manifest", manifest, "--bin", binary,
+            "--abi", env.subst("$ALTLINK_ABI") or "linux-v4.17"]
+    for table in _files(env, "ALTLINK_CAP_TABLE")[:1]:
+        argv += ["--cap-table", _shown(_path(table))]
     ncaps = env.get("ALTLINK_NCAPS")
-    tables = _files(env, "ALTLINK_CAP_TABLE")
-    table = capsmod.load(_path(tables[0])) if tables else None
-    try:
-        ncaps = int(ncaps, 0) if isinstance(ncaps, str) and ncaps else ncaps or None
-    except ValueError:
-        raise AltlinkError(f"ALTLINK_NCAPS={ncaps!r} is not a number") from None
-    return Options(Profile(env.subst("$ALTLINK_ABI") or "linux-v4.17", ncaps), table, False)
+    if ncaps is not None and ncaps != "":
+        try:
+            argv += ["--ncaps", str(int(ncaps, 0) if isinstance(ncaps, str) else int(ncaps))]
+        except ValueError:
+            raise AltlinkError(f"ALTLINK_NCAPS={ncaps!r} is not a number") from None
+    for image_ in _files(env, "ALTLINK_SYMBOLS_FROM"):
+        argv += ["--symbols-from", _shown(_path(image_))]
+    argv += [flag for var, flag in (("ALTLINK_SORT", "--sort-table"),
+                                    ("ALTLINK_SOURCE_LINES", "--source-lines"),
+                                    ("ALTLINK_WERROR", "--werror")) if env.get(var)]
+    for w in SCons.Util.flatten([env.get("ALTLINK_WFLAGS", [])]):
+        argv += ["-W", str(w)]
+    cache = env.get("ALTLINK_CACHE_DIR")
+    if cache is not None:  # None: altlink's default; "" or False: no cache
+        # A path as SCons reads one: relative to the SConscript, "#" for the top.
+        argv += (["--cache-dir", _shown(env.Dir(env.subst(str(cache))).get_abspath())]
+                 if cache else ["--no-cache"])
+    cmd = env.subst_list("$ALTLINKCOM", target=target[:1], source=source)[0]
+    return argv + ["--", *(str(a) for a in cmd)]
 
 
 def _link_action(target, source, env):
-    from altlink.findings import Policy, has_errors
-    from altlink.gcpause import collector_paused
-    from altlink.link import LinkRequest, link
-    from altlink.report import render
+    from altlink import cli
 
-    image, manifest, binary = (t.get_path() for t in target[:3])
-    cmd = [str(a) for a in env.subst_list("$ALTLINKCOM", target=target[:1], source=source)[0]]
-    disabled = frozenset(str(w)[3:] for w in SCons.Util.flatten([env.get("ALTLINK_WFLAGS", [])])
-                         if str(w).startswith("no-"))
-    policy = Policy(disabled, bool(env.get("ALTLINK_WERROR")))
     try:
-        req = LinkRequest(cmd, image, manifest, binary, _link_options(env),
-                          [_path(f) for f in _files(env, "ALTLINK_SYMBOLS_FROM")],
-                          bool(env.get("ALTLINK_SORT")), bool(env.get("ALTLINK_SOURCE_LINES")),
-                          policy)
-        cache = env.get("ALTLINK_CACHE_DIR")
-        if cache is not None:  # None: altlink's default; "" or False: no cache
-            # A path as SCons reads one: relative to the SConscript, "#" for the top.
-            req.cache_dir = env.Dir(env.subst(str(cache))).get_abspath() if cache else None
-        with collector_paused():
-            result = link(req)
+        argv = _link_argv(target, source, env)
     except AltlinkError as e:
         sys.stderr.write(f"{one_line(str(e))}\n")
         return e.exit_code
-    for n in result.notes:
-        sys.stderr.write(n + "\n")
-    findings = result.findings
-    sys.stderr.write(render(findings, "text"))
-    return 1 if has_errors(findings) else 0
+    return cli.main(argv)
 
 
 def _link_str(target, source, env):
     if env.get("ALTLINKCOMSTR"):
         return env.subst("$ALTLINKCOMSTR", target=target, source=source)
-    cmd = env.subst("$ALTLINKCOM", target=target[:1], source=source)
-    return (f"altlink link -o {target[0]} --manifest {target[1]} --bin {target[2]} "
-            f"--abi {env.subst('$ALTLINK_ABI')} -- {cmd}")
+    try:
+        return "altlink " + shlex.join(_link_argv(target, source, env))
+    except AltlinkError:  # the action says so
+        return f"altlink link -o {target[0]}"
 
 
 # -- AltCaps ---------------------------------------------------------------------------------

@@ -301,3 +301,77 @@ def test_missing_package_is_a_clear_error(project, tmp_path_factory):
                           text=True, env=env)
     assert proc.returncode != 0
     assert "needs the altlink package" in proc.stderr + proc.stdout
+
+
+# ---- what SCons prints is what it runs -------------------------------------------------------
+
+OPTIONS_SCONSTRUCT = """
+env["ALTLINK_WERROR"] = True
+env["ALTLINK_WFLAGS"] = ["no-alt014"]
+env["ALTLINK_NCAPS"] = "2"
+env["ALTLINK_SORT"] = True
+"""
+
+WARN_S = """
+    .text
+    .globl warn
+warn: nop
+    ret
+    .pushsection .altinstr_replacement, "ax"
+1:  mov x0, #1
+2:  mov x0, #2
+    .popsection
+    .pushsection .altinstructions, "a"
+    .word warn - .
+    .word 1b - .
+    .hword 0
+    .byte 4
+    .byte 4
+    .word warn - .
+    .word 2b - .
+    .hword 1
+    .byte 4
+    .byte 4
+    .popsection
+"""
+
+
+def printed_link(proc) -> str:
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("altlink link ")]
+    return line
+
+
+@pytest.mark.parametrize("warn", [False, True], ids=["passes", "fails"])
+def test_the_printed_command_does_what_scons_did(project, warn):
+    """ALTLINKCOM as printed names every option the action uses (--cap-table, --ncaps, -W,
+    --werror, --sort-table): run in a shell, it gives the same outputs or the same failure."""
+    sc = (project / "SConstruct").read_text().replace('Default(outs)',
+                                                      OPTIONS_SCONSTRUCT + 'Default(outs)')
+    (project / "SConstruct").write_text(sc)
+    if warn:  # a second entry for the same site: ALT010, a warning made an error
+        write(project / "src" / "warn.S", WARN_S)
+        sc = sc.replace('["build/sites.S", "build/main.c"]',
+                        '["build/sites.S", "build/main.c", "build/warn.S"]')
+        (project / "SConstruct").write_text(sc)
+    proc = scons(project, check=False)
+    line = printed_link(proc)
+    for option in ("--cap-table caps.txt", "--ncaps 2", "-W no-alt014", "--werror",
+                   "--sort-table", "--abi linux-v4.17"):
+        assert f" {option} " in line, line
+    by_scons = {o: (project / o).read_bytes() for o in OUTPUTS if (project / o).exists()}
+    for o in OUTPUTS:
+        (project / o).unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    env["PATH"] = f"{SCONS.parent}{os.pathsep}{env['PATH']}"
+    shell = subprocess.run(["sh", "-c", line], cwd=project, capture_output=True, text=True,
+                           env=env)
+    by_shell = {o: (project / o).read_bytes() for o in OUTPUTS if (project / o).exists()}
+    if warn:
+        assert proc.returncode != 0 and shell.returncode == 1
+        finding = [ln for ln in shell.stderr.splitlines() if ": ALT010: " in ln]
+        assert len(finding) == 1 and ": error: ALT010: " in finding[0]
+        assert finding[0] in proc.stderr.splitlines()
+        assert by_scons == by_shell == {}
+    else:
+        assert proc.returncode == 0 and shell.returncode == 0, shell.stderr
+        assert by_shell == by_scons and len(by_shell) == 3
