@@ -752,27 +752,36 @@ def test_linker_failure_exits_3_and_leaves_nothing(tmp_path, linker):
     assert not (tmp_path / "x.elf").exists()
 
 
-def test_failed_link_keeps_the_previous_outputs(tmp_path):
+def test_failed_link_removes_the_previous_outputs(tmp_path):
+    """A failed link leaves none of its outputs, not even the previous good ones (as SCons and
+    make do): a stale image cannot be flashed after a failed build."""
     good = asm(tmp_path, "main", MAIN_S)
     script = write(tmp_path / "fw.ld", FW_LD)
     outs = [tmp_path / n for n in ("fw.elf", "fw.json", "fw.bin")]
     args = ("link", "-o", "fw.elf", "--manifest", "fw.json", "--bin", "fw.bin", "--")
-    assert altlink(*args, *linker_command("ld", [good], "x.elf", script),
-                   cwd=tmp_path).returncode == 0
-    before = [p.read_bytes() for p in outs]
+
+    def relink_good():
+        assert altlink(*args, *linker_command("ld", [good], "x.elf", script),
+                       cwd=tmp_path).returncode == 0
+        assert all(p.is_file() for p in outs)
+
+    relink_good()
     # The linker fails ...
     undef = asm(tmp_path, "undef", UNDEFINED_S.replace("_start", "other"))
     p = altlink(*args, *linker_command("ld", [good, undef], "x.elf", script), cwd=tmp_path)
     assert p.returncode == 3
-    assert [p.read_bytes() for p in outs] == before
+    assert no_outputs(*outs)
     # ... or a check fails, before the link or after it.
+    relink_good()
     bad = asm(tmp_path, "bad", BAD_S)
     assert altlink(*args, *linker_command("ld", [good, bad], "x.elf", script),
                    cwd=tmp_path).returncode == 1
+    assert no_outputs(*outs)
+    relink_good()
     nokeep = write(tmp_path / "nokeep.ld", NO_KEEP_LD)
     assert altlink(*args, *linker_command("ld", [good], "x.elf", nokeep, ["--gc-sections"]),
                    cwd=tmp_path).returncode == 1
-    assert [p.read_bytes() for p in outs] == before
+    assert no_outputs(*outs)
     assert temp_leftovers(tmp_path) == []
 
 

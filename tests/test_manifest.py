@@ -293,9 +293,10 @@ def test_diff_added_and_removed(linked, tmp_path):
     write(tmp_path / "a.json", json.dumps(m))
     write(tmp_path / "b.json", json.dumps(fewer))
     p = altlink("diff", "a.json", "b.json", cwd=tmp_path)
-    assert p.returncode == 0
+    assert p.returncode == 1  # they differ, as diff(1) says
     assert p.stdout.splitlines() == ["- static cap 1 at _start"]
     p = altlink("diff", "b.json", "a.json", cwd=tmp_path)
+    assert p.returncode == 1
     assert p.stdout.splitlines() == ["+ static cap 1 at _start"]
 
 

@@ -160,7 +160,8 @@ def _dumps(m) -> bytes:
 
 
 def _old_outputs(rng: random.Random, case: Case) -> None:
-    """Earlier outputs, some of the time: a failed run must leave them as they were."""
+    """Earlier outputs, some of the time: a failed run must leave them as they were (a failed
+    link, none at all)."""
     if rng.random() < 0.5:
         for o in case.outputs:
             case.old[o] = f"old {o}\n".encode()
@@ -598,6 +599,9 @@ def _judge(case: Case, case_dir: str, res: Outcome, err: str, before: set[str]) 
         if res.rc == 0:
             if o in case.old and data == case.old[o] and not o.endswith(".bin"):
                 return fail("output", f"{verb} exit 0 kept the old {o}", o)
+        elif verb == "link":  # a failed link removes its earlier outputs too
+            if exists:
+                return fail("output", f"{verb} exit {res.rc} left {o}", o)
         elif o in case.old:
             if data != case.old[o]:
                 return fail("output", f"{verb} exit {res.rc} changed {o}", o)

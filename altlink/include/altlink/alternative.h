@@ -66,6 +66,22 @@
  * as a runtime patcher built without a capability table, may define
  * ALTLINK_TYPES_ONLY: it then gets no macros and needs no ALT_NCAPS.
  *
+ * Capabilities are named by the generated header: ALT_CAP_<NAME> for each
+ * name of the table (ALT_CAP_HAS_CRC), and ALT_NCAPS.
+ *
+ * What the assembler says (GNU as and clang, from the checks below):
+ *
+ *   altlink: replacement longer than the site     newinstr has more bytes than
+ *   altlink: replacement shorter than the site    oldinstr (or fewer); an
+ *                                                 ".org" error follows
+ *   altlink: capability X is not defined          X is no ALT_CAP_<NAME> of the
+ *                                                 header included (GNU as; clang
+ *                                                 says "expected absolute
+ *                                                 expression", then the next)
+ *   altlink: capability X is out of range         a number at or above
+ *                                                 ALT_NCAPS (the callback
+ *                                                 marker), or not defined
+ *
  * The numeric local labels 661 to 664 are used by the macros, as in Linux.
  */
 /* Two include guards: the types (always), and the macros (unless
@@ -165,33 +181,91 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 	"\t.byte " alt_len "\n"						\
 	".popsection\n"
 
-/* A static entry's capability must be a constant below the callback marker. */
+#ifdef __clang__
+#define ALTLINK_UNDEF_MACRO_ ""
+#define ALTLINK_UNDEF_PURGE_ ""
+#define ALTLINK_CHECK_DEFINED_(cap) ".set .Laltlink_undef, 0\n"
+#else
+/*
+ * GNU as: a capability that is a name (its first character a letter or _)
+ * must be a defined symbol, else ".if" fails with "non-constant expression".
+ * The macro is made and purged in each asm statement, so that no two define
+ * it, and outside any ".if" (GNU as reads an ".ifndef" even where it skips).
+ */
+#define ALTLINK_UNDEF_MACRO_						\
+	".macro altlink_undef_ c\n"					\
+	".ifndef \\c\n"							\
+	".error \"altlink: capability \\c is not defined (capabilities are "	\
+		"ALT_CAP_<NAME>, from the header generated from your table)\"\n" \
+	".set .Laltlink_undef, 1\n"					\
+	".endif\n"							\
+	".endm\n"
+#define ALTLINK_UNDEF_PURGE_ ".purgem altlink_undef_\n"
+#define ALTLINK_CHECK_DEFINED_(cap)					\
+	".set .Laltlink_first, 1\n"					\
+	".set .Laltlink_name, 0\n"					\
+	".set .Laltlink_undef, 0\n"					\
+	".irpc c, " cap "\n"						\
+	".if .Laltlink_first\n"						\
+	".set .Laltlink_first, 0\n"					\
+	".irpc d, ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_\n"	\
+	".ifc \\c, \\d\n"							\
+	".set .Laltlink_name, 1\n"					\
+	".endif\n"							\
+	".endr\n"							\
+	".endif\n"							\
+	".endr\n"							\
+	".if .Laltlink_name\n"						\
+	"altlink_undef_ " cap "\n"					\
+	".endif\n"
+#endif
+
+/* A static entry's capability must be a defined constant below the callback
+ * marker. */
 #define ALTLINK_CHECK_CAP_(cap)						\
+	ALTLINK_CHECK_DEFINED_(cap)					\
+	".if .Laltlink_undef == 0\n"					\
 	".if (" cap ") < 0 || (" cap ") >= (" ALTLINK_STR(ALTLINK_CAP_LIMIT_) ")\n" \
 	".error \"altlink: capability " cap " is out of range (0 <= cap < " \
-		ALTLINK_STR(ALTLINK_CAP_LIMIT_) ")\"\n"			\
+		ALTLINK_STR(ALTLINK_CAP_LIMIT_) "), or not defined\"\n"	\
+	".endif\n"							\
 	".endif\n"
 
 /*
- * The size check: the two .org lines move the location counter backwards,
- * an assembler error, unless the replacement (663..664) is exactly as long
- * as the site (661..662). They come after all four labels are defined, so a
- * one-pass assembler can evaluate them.
+ * The size check: the replacement (663..664) must be exactly as long as the
+ * site (661..662). The ".if" says which way they differ (GNU as; clang's
+ * integrated assembler cannot evaluate it in an asm statement, and names the
+ * source line of the .org instead); the two .org lines (Linux's check) move
+ * the location counter backwards, an assembler error, unless the lengths
+ * agree. They come after all four labels are defined, so a one-pass
+ * assembler can evaluate them.
  */
-#define ALTLINK_ORG_CHECK_						\
+#ifdef __clang__
+#define ALTLINK_SIZE_MESSAGE_(cap) ""
+#else
+#define ALTLINK_SIZE_MESSAGE_(cap)						\
+	".if (664b - 663b) > (662b - 661b)\n"				\
+	".error \"altlink: replacement longer than the site (cap " cap ")\"\n" \
+	".elseif (664b - 663b) < (662b - 661b)\n"			\
+	".error \"altlink: replacement shorter than the site (cap " cap ")\"\n" \
+	".endif\n"
+#endif
+#define ALTLINK_ORG_CHECK_(cap)						\
+	ALTLINK_SIZE_MESSAGE_(cap)					\
 	".org . - (664b - 663b) + (662b - 661b)\n"			\
 	".org . - (662b - 661b) + (664b - 663b)\n"
 
 #ifdef ALTLINK_ABI_LINUX_V61
 /* Replacement code in subsection 1 of the current section (Linux 5.8+). */
 #define ALTLINK_REPL_BEGIN_ ".subsection 1\n\t.balign 4\n"
-#define ALTLINK_REPL_END_ ALTLINK_ORG_CHECK_ ".previous\n"
+#define ALTLINK_REPL_END_(cap) ALTLINK_ORG_CHECK_(cap) ".previous\n"
 #else
 #define ALTLINK_REPL_BEGIN_ ".pushsection .altinstr_replacement, \"ax\"\n\t.balign 4\n"
-#define ALTLINK_REPL_END_ ".popsection\n" ALTLINK_ORG_CHECK_
+#define ALTLINK_REPL_END_(cap) ".popsection\n" ALTLINK_ORG_CHECK_(cap)
 #endif
 
 #define ALTLINK_ALTERNATIVE_(oldinstr, newinstr, cap, enabled)		\
+	ALTLINK_UNDEF_MACRO_						\
 	".if " ALTLINK_STR(enabled) "\n"				\
 	ALTLINK_CHECK_CAP_(ALTLINK_STR(cap))				\
 	"661:\n\t" oldinstr "\n"					\
@@ -200,8 +274,9 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 	ALTLINK_REPL_BEGIN_						\
 	"663:\n\t" newinstr "\n"					\
 	"664:\n"							\
-	ALTLINK_REPL_END_						\
-	".endif\n"
+	ALTLINK_REPL_END_(ALTLINK_STR(cap))				\
+	".endif\n"							\
+	ALTLINK_UNDEF_PURGE_
 
 /*
  * The optional 4th argument `enabled` defaults to 1 (the trailing 0 keeps
@@ -219,7 +294,9 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 
 #ifdef ALTLINK_ABI_LINUX_V61
 #define ALTERNATIVE_CB(oldinstr, cap, cb)				\
+	ALTLINK_UNDEF_MACRO_						\
 	ALTLINK_CHECK_CAP_(ALTLINK_STR(cap))				\
+	ALTLINK_UNDEF_PURGE_						\
 	ALTLINK_ALTERNATIVE_CB_(oldinstr, ALTLINK_STR(ALT_CB_MARKER(cap)), cb)
 #else
 #define ALTERNATIVE_CB(oldinstr, cb)					\
@@ -242,19 +319,59 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 	.popsection
 	.endm
 
-	/* A static entry's capability must be a constant below the marker. */
-	.macro altlink_check_cap cap
-	.if (\cap) < 0 || (\cap) >= (ALTLINK_CAP_LIMIT_)
-#ifdef ALTLINK_ABI_LINUX_V61
-	.error "altlink: capability out of range (0 <= cap < 0x8000)"
-#else
-	.error "altlink: capability out of range (0 <= cap < ALT_NCAPS; ALT_NCAPS marks a callback)"
-#endif
+	/* A capability that is a name must be a defined symbol (see the C
+	 * version above); GNU as only. */
+	.macro altlink_undef_ cap
+	.ifndef \cap
+	.error "altlink: capability \cap is not defined (capabilities are ALT_CAP_<NAME>, from the header generated from your table)"
+	.set .Laltlink_undef, 1
 	.endif
 	.endm
 
-	/* The size check (see the C version above); after all four labels. */
-	.macro altlink_org_check
+	.macro altlink_check_defined cap
+	.set .Laltlink_undef, 0
+#ifndef __clang__
+	.set .Laltlink_first, 1
+	.set .Laltlink_name, 0
+	.irpc c, \cap
+	.if .Laltlink_first
+	.set .Laltlink_first, 0
+	.irpc d, ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_
+	.ifc \c, \d
+	.set .Laltlink_name, 1
+	.endif
+	.endr
+	.endif
+	.endr
+	.if .Laltlink_name
+	altlink_undef_ \cap
+	.endif
+#endif
+	.endm
+
+	/* A static entry's capability must be a defined constant below the
+	 * marker. */
+	.macro altlink_check_cap cap
+	altlink_check_defined \cap
+	.if .Laltlink_undef == 0
+	.if (\cap) < 0 || (\cap) >= (ALTLINK_CAP_LIMIT_)
+#ifdef ALTLINK_ABI_LINUX_V61
+	.error "altlink: capability \cap is out of range (0 <= cap < 0x8000), or not defined"
+#else
+	.error "altlink: capability \cap is out of range (0 <= cap < ALT_NCAPS; ALT_NCAPS marks a callback), or not defined"
+#endif
+	.endif
+	.endif
+	.endm
+
+	/* The size check (see the C version above); after all four labels.
+	 * swapped: 1 when 661..662 is the replacement (alternative_if). */
+	.macro altlink_org_check swapped=0
+	.if ((664b - 663b) - (662b - 661b)) * (1 - 2 * (\swapped)) > 0
+	.error "altlink: replacement longer than the site"
+	.elseif ((664b - 663b) - (662b - 661b)) * (1 - 2 * (\swapped)) < 0
+	.error "altlink: replacement shorter than the site"
+	.endif
 	.org . - (664b - 663b) + (662b - 661b)
 	.org . - (662b - 661b) + (664b - 663b)
 	.endm
@@ -327,7 +444,7 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 	.if .Laltlink_mode == 0
 	altlink_repl_end
 	.endif
-	altlink_org_check
+	altlink_org_check .Laltlink_mode
 	.endm
 
 	/* alternative_if's replacement, and a site of as many NOPs. */
