@@ -69,18 +69,22 @@
  * Capabilities are named by the generated header: ALT_CAP_<NAME> for each
  * name of the table (ALT_CAP_HAS_CRC), and ALT_NCAPS.
  *
- * What the assembler says (GNU as and clang, from the checks below):
+ * What the assembler says (from the checks below):
  *
  *   altlink: replacement longer than the site     newinstr has more bytes than
- *   altlink: replacement shorter than the site    oldinstr (or fewer); an
- *                                                 ".org" error follows
+ *   altlink: replacement shorter than the site    oldinstr (or fewer); GNU as,
+ *                                                 and clang in assembly (for C
+ *                                                 clang says "invalid .org
+ *                                                 offset" at the source line)
  *   altlink: capability X is not defined          X is no ALT_CAP_<NAME> of the
- *                                                 header included (GNU as; clang
- *                                                 says "expected absolute
- *                                                 expression", then the next)
+ *                                                 header included (GNU as, in
+ *                                                 assembly; in C it says
+ *                                                 "non-constant expression")
  *   altlink: capability X is out of range         a number at or above
  *                                                 ALT_NCAPS (the callback
  *                                                 marker), or not defined
+ *                                                 (clang, after "expected
+ *                                                 absolute expression")
  *
  * The numeric local labels 661 to 664 are used by the macros, as in Linux.
  */
@@ -181,79 +185,39 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 	"\t.byte " alt_len "\n"						\
 	".popsection\n"
 
-#ifdef __clang__
-#define ALTLINK_UNDEF_MACRO_ ""
-#define ALTLINK_UNDEF_PURGE_ ""
-#define ALTLINK_CHECK_DEFINED_(cap) ".set .Laltlink_undef, 0\n"
-#else
 /*
- * GNU as: a capability that is a name (its first character a letter or _)
- * must be a defined symbol, else ".if" fails with "non-constant expression".
- * The macro is made and purged in each asm statement, so that no two define
- * it, and outside any ".if" (GNU as reads an ".ifndef" even where it skips).
+ * A static entry's capability must be a constant below the callback marker.
+ * A name that is not defined fails the ".if" first (GNU as: "non-constant
+ * expression"; clang: "expected absolute expression"), then this names it.
+ * (The assembly macros below check names first, with GNU as; here, where
+ * every line counts against inlining the function, they do not.)
  */
-#define ALTLINK_UNDEF_MACRO_						\
-	".macro altlink_undef_ c\n"					\
-	".ifndef \\c\n"							\
-	".error \"altlink: capability \\c is not defined (capabilities are "	\
-		"ALT_CAP_<NAME>, from the header generated from your table)\"\n" \
-	".set .Laltlink_undef, 1\n"					\
-	".endif\n"							\
-	".endm\n"
-#define ALTLINK_UNDEF_PURGE_ ".purgem altlink_undef_\n"
-#define ALTLINK_CHECK_DEFINED_(cap)					\
-	".set .Laltlink_first, 1\n"					\
-	".set .Laltlink_name, 0\n"					\
-	".set .Laltlink_undef, 0\n"					\
-	".irpc c, " cap "\n"						\
-	".if .Laltlink_first\n"						\
-	".set .Laltlink_first, 0\n"					\
-	".irpc d, ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_\n"	\
-	".ifc \\c, \\d\n"							\
-	".set .Laltlink_name, 1\n"					\
-	".endif\n"							\
-	".endr\n"							\
-	".endif\n"							\
-	".endr\n"							\
-	".if .Laltlink_name\n"						\
-	"altlink_undef_ " cap "\n"					\
-	".endif\n"
-#endif
-
-/* A static entry's capability must be a defined constant below the callback
- * marker. */
 #define ALTLINK_CHECK_CAP_(cap)						\
-	ALTLINK_CHECK_DEFINED_(cap)					\
-	".if .Laltlink_undef == 0\n"					\
 	".if (" cap ") < 0 || (" cap ") >= (" ALTLINK_STR(ALTLINK_CAP_LIMIT_) ")\n" \
 	".error \"altlink: capability " cap " is out of range (0 <= cap < " \
 		ALTLINK_STR(ALTLINK_CAP_LIMIT_) "), or not defined\"\n"	\
-	".endif\n"							\
 	".endif\n"
 
 /*
  * The size check: the replacement (663..664) must be exactly as long as the
- * site (661..662). The ".if" says which way they differ (GNU as; clang's
- * integrated assembler cannot evaluate it in an asm statement, and names the
- * source line of the .org instead); the two .org lines (Linux's check) move
- * the location counter backwards, an assembler error, unless the lengths
- * agree. They come after all four labels are defined, so a one-pass
- * assembler can evaluate them.
+ * site (661..662). It comes after all four labels are defined, so a one-pass
+ * assembler can evaluate it. With GNU as, an ".if" says which way they
+ * differ. clang's integrated assembler cannot evaluate that ".if" in an asm
+ * statement: there, the two .org lines (Linux's check) move the location
+ * counter backwards, an error at the source line, unless the lengths agree.
  */
 #ifdef __clang__
-#define ALTLINK_SIZE_MESSAGE_(cap) ""
+#define ALTLINK_ORG_CHECK_(cap)						\
+	".org . - (664b - 663b) + (662b - 661b)\n"			\
+	".org . - (662b - 661b) + (664b - 663b)\n"
 #else
-#define ALTLINK_SIZE_MESSAGE_(cap)						\
+#define ALTLINK_ORG_CHECK_(cap)						\
 	".if (664b - 663b) > (662b - 661b)\n"				\
 	".error \"altlink: replacement longer than the site (cap " cap ")\"\n" \
 	".elseif (664b - 663b) < (662b - 661b)\n"			\
 	".error \"altlink: replacement shorter than the site (cap " cap ")\"\n" \
 	".endif\n"
 #endif
-#define ALTLINK_ORG_CHECK_(cap)						\
-	ALTLINK_SIZE_MESSAGE_(cap)					\
-	".org . - (664b - 663b) + (662b - 661b)\n"			\
-	".org . - (662b - 661b) + (664b - 663b)\n"
 
 #ifdef ALTLINK_ABI_LINUX_V61
 /* Replacement code in subsection 1 of the current section (Linux 5.8+). */
@@ -265,7 +229,6 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 #endif
 
 #define ALTLINK_ALTERNATIVE_(oldinstr, newinstr, cap, enabled)		\
-	ALTLINK_UNDEF_MACRO_						\
 	".if " ALTLINK_STR(enabled) "\n"				\
 	ALTLINK_CHECK_CAP_(ALTLINK_STR(cap))				\
 	"661:\n\t" oldinstr "\n"					\
@@ -275,8 +238,7 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 	"663:\n\t" newinstr "\n"					\
 	"664:\n"							\
 	ALTLINK_REPL_END_(ALTLINK_STR(cap))				\
-	".endif\n"							\
-	ALTLINK_UNDEF_PURGE_
+	".endif\n"
 
 /*
  * The optional 4th argument `enabled` defaults to 1 (the trailing 0 keeps
@@ -294,9 +256,7 @@ typedef alt_callback_fn *alternative_cb_t;     /* Linux's name, a pointer */
 
 #ifdef ALTLINK_ABI_LINUX_V61
 #define ALTERNATIVE_CB(oldinstr, cap, cb)				\
-	ALTLINK_UNDEF_MACRO_						\
 	ALTLINK_CHECK_CAP_(ALTLINK_STR(cap))				\
-	ALTLINK_UNDEF_PURGE_						\
 	ALTLINK_ALTERNATIVE_CB_(oldinstr, ALTLINK_STR(ALT_CB_MARKER(cap)), cb)
 #else
 #define ALTERNATIVE_CB(oldinstr, cb)					\
