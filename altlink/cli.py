@@ -354,12 +354,13 @@ def cmd_link(args, out) -> int:
     from altlink.report import render
 
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
-    plan = launcher.plan(command, args.output, args.manifest, args.manifest_suffix)
-    if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
-        return launcher.run_unchanged(command)
     # A link that fails, for any reason or none (an interrupt), leaves none of its outputs.
-    targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
+    targets = [p for p in (args.output, args.manifest, args.bin) if p]
     try:
+        plan = launcher.plan(command, args.output, args.manifest, args.manifest_suffix)
+        if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
+            return launcher.run_unchanged(command)
+        targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
         options = options_from(args)
         req = LinkRequest(command, plan.output, plan.manifest, args.bin, options,
                           args.symbols_from, args.sort_table, args.source_lines, _policy(args))
