@@ -276,9 +276,11 @@ def _make_files(req: LinkRequest, image: Input, profile, tmp_image: str, tmp_bin
         if req.source_lines:
             lines = sources.site_lines(tmp_image, [e.site.address for e in image.table.entries],
                                        os.path.dirname(os.path.abspath(req.manifest)))
+        # An entry check refuses, let through by -W no-CODE, is still left out of the
+        # manifest (the link's own checks found nothing else at error severity).
         m = manifestmod.build(image, profile, req.options.caps, req.output,
                               manifestmod.sha256_file(tmp_image), req.manifest, bin_info,
-                              lines)
+                              lines, refuse=bool(req.policy.disabled))
         with open(tmp_manifest, "w", encoding="utf-8") as f:
             f.write(manifestmod.dumps(m))
 

@@ -197,3 +197,18 @@ def test_capability_names_with_and_without_the_tables_common_prefix():
     assert parse_caps("5", {"abi": "linux-v6.1", "ncaps": None, "caps": {}}) == {5}
     with pytest.raises(AltlinkError, match="not a capability number"):
         parse_caps("32768", {"abi": "linux-v6.1", "ncaps": None, "caps": {}})
+
+
+def test_link_leaves_out_what_check_refuses_even_when_silenced(image, tmp_path):
+    """`altlink link -W no-CODE` links a table check refuses; its manifest still leaves the
+    refused entries out, as `altlink manifest` does."""
+    elf, caps = image
+    obj = elf.parent / "t.o"
+    out, m = tmp_path / "l.elf", tmp_path / "l.json"
+    assert main("link", *V61, "--cap-table", caps, "-W", "no-ALT008", "-W", "no-ALT002",
+                "-W", "no-ALT011", "-o", out, "--manifest", m, "--", "aarch64-linux-gnu-ld",
+                f"-L{LDSCRIPTS}", "-T", elf.parent / "t.ld", obj, "-o", out) == 0
+    data = manifestmod.load(str(m))
+    assert [e["index"] for e in data["entries"]] == [0, 4, 5]
+    assert {(r["index"], r["code"]) for r in data["refused"]} == {
+        (1, "ALT008"), (2, "ALT002"), (3, "ALT011")}
