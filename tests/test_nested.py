@@ -265,7 +265,7 @@ def test_diff_names_a_nested_entry_that_changed(vdso, tmp_path, capsys):
     m["nested"][0]["entries"][0]["replacement"]["bytes"] = "1f2003d5"
     new = write(tmp_path / "new.json", json.dumps(m))
     capsys.readouterr()
-    assert main("diff", old, new) == 0
+    assert main("diff", old, new) == 1  # differences, as diff(1)
     out = capsys.readouterr().out
     assert out == "~ static cap 1 at inner_fn in the nested image vdso_start: replacement " \
         "code changed\n", out
