@@ -17,7 +17,8 @@ import sys
 import kbuild
 import pytest
 
-pytestmark = pytest.mark.kernel_build
+# The first use of the build compiles the kernel: minutes, beyond the suite's usual timeout.
+pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(3600)]
 
 
 def altlink(*args, cwd=None) -> subprocess.CompletedProcess:
