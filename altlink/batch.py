@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from altlink import forkmap
+from altlink import forkmap, progress
 from altlink.checks import Input, Options, check, is_module_elf
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
@@ -20,7 +20,9 @@ def _check_modules(paths: list[tuple[int, str]], options: Options, symbols_from:
     images = [read_elf(p) for p in symbols_from]
     found: list[tuple[int, list[Finding]]] = []
     others: list[tuple[int, str]] = []
+    shown = progress.task("checking files", len(paths))
     for pos, path in paths:
+        shown.advance()
         if not _plain_elf(path):  # an archive or bitcode: checked with the other files
             others.append((pos, path))
             continue
@@ -29,9 +31,17 @@ def _check_modules(paths: list[tuple[int, str]], options: Options, symbols_from:
             elf.close()
             others.append((pos, path))
             continue
-        found.append((pos, check([Input.load(elf)], options, images)))
+        inp = Input.load(elf)
+        found.append((pos, check([inp], options, images), _counts([inp.table.entries])))
         elf.close()
+    progress.erase()
     return found, others
+
+
+def _counts(tables) -> tuple[int, int]:
+    """Entries, and callback entries (those with no replacement), for ``check -v``."""
+    entries = [e for t in tables for e in t]
+    return len(entries), sum(e.alt_len == 0 for e in entries)
 
 
 def _plain_elf(path: str) -> bool:
@@ -69,9 +79,11 @@ def _preload_scan(paths: list[str]) -> None:
 
 def check_paths(paths: list[str], options: Options, symbols_from: list[str],
                 notes: TextIO | None = None, jobs: int | None = None,
-                cache_dir: str | None = None) -> list[Finding]:
+                cache_dir: str | None = None, stats: dict | None = None) -> list[Finding]:
     """All the findings for ``altlink check PATHS``, in the order of the paths; the records
-    of objects are kept in ``cache_dir`` (records.ObjectCache)."""
+    of objects are kept in ``cache_dir`` (records.ObjectCache). ``stats``, if given, is
+    filled with what was checked: modules, objects, images, entries, callbacks."""
+    stats = {} if stats is None else stats
     from altlink import inputs as inputsmod
 
     jobs = jobs or min(forkmap.cpus(), 8)
@@ -90,7 +102,9 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
             rest += r[1]
     else:
         found, rest = _check_modules(numbered, options, symbols_from)
-    findings = [f for _, fs in sorted(found, key=lambda t: t[0]) for f in fs]
+    findings = [f for _, fs, _n in sorted(found, key=lambda t: t[0]) for f in fs]
+    stats.update(modules=len(found), entries=sum(n[0] for *_, n in found),
+                 callbacks=sum(n[1] for *_, n in found))
     others = [p for _, p in sorted(rest)]
     loaded = inputsmod.load_elfs(others, notes=notes)
     images = [read_elf(p) for p in symbols_from]
@@ -98,7 +112,16 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     if objects:  # one link set, checked through its objects' records, as the link stage does
         from altlink.link import collect
 
-        findings += collect(objects, options, images, cache_dir)[2]
+        records, _profile, more = collect(objects, options, images, cache_dir)
+        findings += more
+        stats["entries"] += sum(len(r.digest) for r in records)
+        stats["callbacks"] += sum(d.alt_len == 0 for r in records for d in r.digest)
+    stats.update(objects=len(objects), images=0)
     for img in (e for e in loaded if e.type != ET_REL):
-        findings += check([Input.load(img)], options, images)
+        inp = Input.load(img)
+        findings += check([inp], options, images)
+        n = _counts([inp.table.entries])
+        stats["images"] += 1
+        stats["entries"] += n[0]
+        stats["callbacks"] += n[1]
     return findings

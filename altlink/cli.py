@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 
-from altlink import __version__
+from altlink import __version__, progress
 from altlink.errors import AltlinkError, one_line
 from altlink.gcpause import collector_paused
 
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--module", action="store_true",
                    help="kernel-module rules (also automatic for a link set with .gnu.linkonce.this_module, the module structure modpost adds)")
     _cache_options(c)
+    _verbose_option(c)
     c.add_argument("files", nargs="+", metavar="FILE",
                    help="objects (one link set), kernel modules or images")
 
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     ln.add_argument("--source-lines", action="store_true",
                     help="add DWARF source lines to the manifest")
     _cache_options(ln)
+    _verbose_option(ln)
     ln.add_argument("--module", action="store_true", help=argparse.SUPPRESS)
     ln.add_argument("linker", nargs=argparse.REMAINDER, metavar="LINKER_COMMAND",
                     help="the linker and its arguments, after --")
@@ -221,6 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex = _command(sub, "explain", "print the page of a diagnostic code")
     ex.add_argument("code", metavar="CODE", help="a code such as ALT001 (any case)")
     return p
+
+
+def _verbose_option(p) -> None:
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say what was checked (success is otherwise silent)")
+
+
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
+
+
+def _checked(stats: dict, findings) -> str:
+    """``3 entries, 1 callback resolved``: what ``-v`` says of the entries checked."""
+    unresolved = sum(f.code == "ALT006" for f in findings)
+    return (f"{_plural(stats.get('entries', 0), 'entry', 'entries')}, "
+            f"{_plural(stats.get('callbacks', 0) - unresolved, 'callback')} resolved")
 
 
 def _cache_options(p) -> None:
@@ -334,9 +352,16 @@ def cmd_check(args, out) -> int:
 
         tables = [i.table for i in inputsmod.load(args.files)]
     options = options_from(args, tables)
+    stats: dict = {}
     findings = check_paths(args.files, options, args.symbols_from, notes=_Notes.of(args),
-                           cache_dir=_cache_dir(args))
-    return _emit(findings, args, out, options)
+                           cache_dir=_cache_dir(args), stats=stats)
+    rc = _emit(findings, args, out, options)
+    if args.verbose:
+        what = [_plural(stats[k], w) for k, w in (("modules", "module"), ("objects", "object"),
+                                                  ("images", "image")) if stats.get(k)]
+        sys.stderr.write(f"altlink: checked {', '.join(what) or 'nothing'}: "
+                         f"{_checked(stats, findings)}\n")
+    return rc
 
 
 def _cache_dir(args) -> str | None:
@@ -379,6 +404,15 @@ def cmd_link(args, out) -> int:
     text = render(findings, args.format)
     (sys.stderr if args.format == "text" else out).write(text)
     _advise(findings, args, options)
+    if args.verbose:
+        s = result.stats
+        line = (f"altlink: checked {_plural(s.get('objects', 0), 'object')} "
+                f"({_checked(s, findings)})")
+        if result.linked:
+            line += (f"; linked {plan.output} and cross-checked "
+                     f"{_plural(s.get('image_entries', 0), 'entry', 'entries')}")
+        line += f"; wrote {', '.join(result.written) if result.written else 'nothing'}"
+        sys.stderr.write(line + "\n")
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
 
 
@@ -623,11 +657,15 @@ def main(argv: list[str] | None = None, out=None) -> int:
             return EXIT_INPUT
         args = parser.parse_args(argv)
         _env_paths(args)
+        if getattr(args, "format", "text") == "text" and \
+                threading.current_thread() is threading.main_thread():
+            progress.enable(sys.stderr)  # a terminal only
         with collector_paused():
             rc = COMMANDS[args.command](args, out)
         sys.stderr.write("".join(_Notes.of(args).lines))
         return rc
     except AltlinkError as e:
+        progress.erase()
         sys.stderr.write(f"{one_line(str(e))}\n")
         return e.exit_code
     except BrokenPipeError:
@@ -639,5 +677,6 @@ def main(argv: list[str] | None = None, out=None) -> int:
         sys.stderr.write("altlink: terminated\n")
         return 128 + signal.SIGTERM
     finally:
+        progress.disable()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

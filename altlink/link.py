@@ -107,6 +107,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         records, profile, findings = collect(objects, req.options, images, req.cache_dir)
         stats["objects"] = len(objects)
         stats["entries"] = sum(len(r.digest) for r in records)
+        stats["callbacks"] = sum(d.alt_len == 0 for r in records for d in r.digest)
         findings = req.policy.apply(findings)
         if has_errors(findings):  # the linker does not run: no map, no messages of its own
             return LinkResult(sources.attach(findings), notes.lines, stats=stats)

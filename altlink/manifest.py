@@ -11,7 +11,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from altlink import binding, insn
+from altlink import binding, insn, progress
 from altlink.caps import CapTable
 from altlink.checks import Input
 from altlink.errors import AltlinkError
@@ -34,8 +34,11 @@ def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
+            shown = progress.task(f"hashing {path}", os.fstat(f.fileno()).st_size >> 20)
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
+                shown.advance()
+            progress.erase()
     except OSError as e:
         raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
     return h.hexdigest()

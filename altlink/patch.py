@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
-from altlink import insn, rawbin
+from altlink import insn, progress, rawbin
 from altlink.elf import from_bytes
 from altlink.errors import AltlinkError
 from altlink.table import ABIS, Profile, image_table_sections
@@ -330,11 +330,14 @@ def _sha256_file(path: str) -> str:
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
+            shown = progress.task(f"hashing {path}", os.fstat(f.fileno()).st_size >> 20)
             while True:
                 chunk = f.read(1 << 20)
                 if not chunk:
                     break
                 h.update(chunk)
+                shown.advance()
+            progress.erase()
     except OSError as e:
         raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
     return h.hexdigest()

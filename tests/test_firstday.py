@@ -4,6 +4,7 @@ does. Each test checks the exact message, the exit status and the files left beh
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -227,3 +228,115 @@ def test_a_callback_unlike_any_name_gets_no_guess(tmp_path):
     p = altlink("check", "--cap-table", "caps.txt", "start.o", cwd=d)
     assert p.returncode == 1
     assert "callback zzz_other is not defined in the link set [" in p.stdout
+
+
+# ---- 8. progress on a terminal, and only there -------------------------------------------------
+
+MODULE_S = r"""
+	.text
+	.globl f
+	.type f, %function
+f:	nop
+	ret
+	.size f, . - f
+	.pushsection .altinstr_replacement, "ax"
+1:	mov x0, #1
+	.popsection
+	.pushsection .altinstructions, "a"
+	.word f - .
+	.word 1b - .
+	.hword 1
+	.byte 4
+	.byte 4
+	.popsection
+	.section .modinfo, "a"
+	.asciz "license=GPL"
+	.section .gnu.linkonce.this_module, "aw"
+	.zero 64
+"""
+
+
+def modules(d: Path, n: int) -> list[str]:
+    run([CC, "-c", write(d / "m.S", MODULE_S), "-o", d / "m.ko"])
+    names = [f"m{i:03}.ko" for i in range(n)]
+    for name in names:
+        shutil.copy(d / "m.ko", d / name)
+    return names
+
+
+def on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """``python -m altlink ARGV`` with stderr on a pseudo-terminal (stdout a pipe): the exit
+    status, stdout, and what the terminal received."""
+    import pty
+
+    e = env_without_altlink_vars()
+    e.update(PYTHONPATH=str(ROOT), TERM="xterm")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "altlink", *argv], cwd=cwd, env=e,
+                            stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        got += chunk
+    out = proc.stdout.read().decode()
+    os.close(master)
+    return proc.wait(), out, got.decode()
+
+
+def test_progress_on_a_terminal_only(tmp_path):
+    names = modules(tmp_path, 80)
+    rc, out, tty = on_a_terminal(["check", "--ncaps", "4", *names], tmp_path)
+    assert (rc, out) == (0, "")
+    assert "\r\x1b[Kaltlink: checking files " in tty
+    assert "%" in tty and tty.endswith("\r\x1b[K")  # the line erased at the end
+    # not in a machine format, even on a terminal
+    rc, out, tty = on_a_terminal(["check", "--format", "json", "--ncaps", "4", *names],
+                                 tmp_path)
+    assert rc == 0 and tty == "" and json.loads(out)["findings"] == []
+    # not when stderr is not a terminal
+    p = altlink("check", "--ncaps", "4", *names, cwd=tmp_path)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+
+
+def test_progress_is_erased_before_a_message(tmp_path):
+    """A module that cannot be read, after others: the progress line goes before the error."""
+    names = modules(tmp_path, 3)
+    (tmp_path / "bad.ko").write_bytes((tmp_path / "m.ko").read_bytes()[:80])
+    rc, _out, tty = on_a_terminal(["check", "--abi", "linux-v4.17", "--ncaps", "4", *names,
+                                   "bad.ko"], tmp_path)
+    assert rc == 2
+    assert "\r\x1b[Kaltlink: checking files " in tty
+    *drawn, message = tty.split("\r\x1b[K")
+    assert message.startswith("bad.ko: ") and message.endswith("\r\n") and \
+        message.count("\n") == 1, repr(tty)
+
+
+# ---- 9. -v says what was checked ------------------------------------------------------------
+
+
+def test_verbose_link_and_check_say_what_was_checked(tmp_path):
+    d = firmware(tmp_path / "fw")
+    p = altlink(*link_args("start.o"), cwd=d)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")  # success is silent
+    p = altlink("link", "-v", *link_args("start.o")[1:], cwd=d)
+    assert p.returncode == 0
+    assert p.stderr == ("altlink: checked 1 object (2 entries, 1 callback resolved); linked "
+                        "fw.elf and cross-checked 2 entries; wrote fw.elf, fw.bin, "
+                        "fw.alt.json\n")
+    p = altlink("check", "-v", "--cap-table", "caps.txt", "start.o", "fw.elf", cwd=d)
+    assert (p.returncode, p.stdout) == (0, "")
+    assert p.stderr == "altlink: checked 1 object, 1 image: 4 entries, 2 callbacks resolved\n"
+
+
+def test_verbose_failed_link_says_nothing_was_written(tmp_path):
+    d = firmware(tmp_path / "fw", cb="patch_entry_cbb")
+    p = altlink("link", "-v", *link_args("start.o")[1:], cwd=d)
+    assert p.returncode == 1
+    assert p.stderr.splitlines()[-1] == ("altlink: checked 1 object (2 entries, 0 callbacks "
+                                         "resolved); wrote nothing")
