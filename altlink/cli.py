@@ -1,7 +1,8 @@
 """Command line: parses arguments, calls the package, prints. ``main(argv)`` returns the exit code.
 
 Exit status (SPEC section 4): 0 success, 1 findings at error severity, 2 unusable input or
-usage (one line naming the file, never a traceback), 3 the external linker failed.
+usage (one line naming the file, never a traceback), 3 the external linker failed, 4 altlink's
+own failure (a bug: one line, the traceback only with ``ALTLINK_TRACEBACK=1``).
 """
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ from altlink import __version__, progress
 from altlink.errors import AltlinkError, one_line
 from altlink.gcpause import collector_paused
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER = 0, 1, 2, 3
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER, EXIT_INTERNAL = 0, 1, 2, 3, 4
 ABIS = ("linux-v4.17", "linux-v6.1")
+
+EPILOG = """exit status: 0 no errors, 1 findings at error severity, 2 unusable input or usage,
+3 the linker failed, 4 altlink's own failure (a bug in altlink; set ALTLINK_TRACEBACK=1 for
+the traceback)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,7 +125,8 @@ def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="altlink", description="Link-stage validation and patching of AArch64 "
                 "alternatives.", epilog="Run 'altlink COMMAND --help' for a command's options, "
-                "examples and exit statuses.")
+                "examples and exit statuses.\n\n" + EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"altlink {__version__}",
                    help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -636,6 +642,19 @@ class _Notes:
         return args._notes
 
 
+def internal_error(e: BaseException) -> int:
+    """Report an exception that escaped the package (a bug in altlink, never a finding) and
+    give its exit status; the traceback only with ALTLINK_TRACEBACK=1."""
+    if os.environ.get("ALTLINK_TRACEBACK") == "1":
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    sys.stderr.write(one_line(f"altlink: internal error (a bug in altlink, not a problem with "
+                              f"the input): {type(e).__name__}: {e}") +
+                     " (ALTLINK_TRACEBACK=1 shows the traceback)\n")
+    return EXIT_INTERNAL
+
+
 class Terminated(BaseException):
     """SIGTERM, raised so that the cleanup of temporary outputs runs (Python's default ends
     the process on the spot, leaving them behind)."""
@@ -676,6 +695,8 @@ def main(argv: list[str] | None = None, out=None) -> int:
     except Terminated:
         sys.stderr.write("altlink: terminated\n")
         return 128 + signal.SIGTERM
+    except Exception as e:  # noqa: BLE001 - altlink's own failure, not the user's input
+        return internal_error(e)
     finally:
         progress.disable()
         if previous is not None:
