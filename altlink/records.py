@@ -9,7 +9,8 @@ table, the flags the objects give the table, callbacks between objects) and the 
 then need no object's ELF, except to word a finding, where the object is read again.
 
 A relink reads the records of unchanged objects from the cache (``ObjectCache``): keyed by the
-object's sha256, the altlink version, the record format and the options, never by path.
+object's sha256, a hash of altlink's own code (``altlink.code_digest``), the record format and
+the options, never by path.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, NamedTuple
 
-from altlink import __version__, forkmap
+from altlink import code_digest, forkmap
 from altlink.elf import STB_LOCAL, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
@@ -396,7 +397,7 @@ class ObjectCache:
     def record_path(self, data) -> str:
         """Where the record of an object with these bytes is kept."""
         h = hashlib.sha256()
-        h.update(f"altlink {__version__} record {RECORD_FORMAT} {self.options_key}\0".encode())
+        h.update(f"altlink {code_digest()} record {RECORD_FORMAT} {self.options_key}\0".encode())
         h.update(data)
         key = h.hexdigest()
         return os.path.join(self.dir, key[:2], key[2:])

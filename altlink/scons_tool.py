@@ -6,7 +6,6 @@ for an installed package, with ``toolpath=[altlink.scons_tool.TOOLPATH]``.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import sys
@@ -32,21 +31,9 @@ LINK_VARLIST = ["ALTLINKCOM", "ALTLINK_ABI", "ALTLINK_NCAPS", "ALTLINK_CAP_TABLE
                 "ALTLINK_SYMBOLS_FROM", "ALTLINK_LDSCRIPT", "ALTLINK_SORT", "ALTLINK_WERROR",
                 "ALTLINK_WFLAGS", "ALTLINK_SOURCE_LINES", "ALTLINK_VERSION"]
 
-_version_cache: list[str] = []
-
-
 def package_signature() -> str:
     """The altlink version plus a hash of the package's code: editing altlink relinks."""
-    if not _version_cache:
-        h = hashlib.sha256(altlink.__version__.encode())
-        for root, dirs, files in os.walk(PACKAGE_DIR):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for f in sorted(files):
-                if f.endswith((".py", ".h", ".ld", ".json", ".c")):
-                    with open(os.path.join(root, f), "rb") as fh:
-                        h.update(f.encode() + b"\0" + fh.read())
-        _version_cache.append(f"{altlink.__version__}+{h.hexdigest()[:16]}")
-    return _version_cache[0]
+    return f"{altlink.__version__}+{altlink.code_digest()[:16]}"
 
 
 def _files(env, var: str) -> list:

@@ -3,10 +3,19 @@ status, records are keyed by altlink's own sources and validated when read, and 
 process-wide is changed under the threads of an ``scons -j`` build."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+from test_checks import R0_8, build
+from test_link import FW_LD, MAIN_S, asm, linker_command
 from toolchain import ROOT, env_without_altlink_vars, write
+
+needs_toolchain = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld")),
+    reason="the AArch64 GNU toolchain is not installed")
 
 # A wrapper that breaks one function of the package, then runs the command line as the
 # ``altlink`` script does: the error is altlink's own, whatever the input.
@@ -75,3 +84,46 @@ def test_fuzz_signature_keeps_the_package_frames_in_a_clone_named_altlink(tmp_pa
     except ValueError as e:
         sig = harness._signature(e)
     assert sig.startswith("ValueError at forkmap.py:"), sig
+
+
+# -- records made by other code are not read ----------------------------------------------------
+
+def _altlink_from(package_root: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m altlink`` from the package under ``package_root``, run elsewhere (``-m``
+    puts the working directory first on the path)."""
+    e = env_without_altlink_vars()
+    e.pop("ALTLINK_CACHE_DIR", None)
+    e["PYTHONPATH"] = str(package_root)
+    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, env=e)
+
+
+@needs_toolchain
+def test_a_change_to_altlink_makes_the_records_again(tmp_path):
+    """The record cache is keyed by altlink's own code: a copy of the package whose ALT001
+    message says something else, linking with the same cache, says its own message."""
+    main = asm(tmp_path, "main", MAIN_S)
+    bad = build(tmp_path, "bad", R0_8 + "\tent site0, r0, 1, 4, 8\n")  # ALT001
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cache = tmp_path / "cache"
+    cmd = linker_command("ld", [main, bad], str(tmp_path / "fw.elf"), script)
+    args = ["link", "-o", tmp_path / "fw.elf", "--abi", "linux-v4.17", "--ncaps", "4",
+            "--cache-dir", cache, "--", *cmd]
+    first = _altlink_from(ROOT, *args, cwd=tmp_path)
+    assert "Traceback" not in first.stderr
+    assert first.returncode == 1 and "ALT001: replacement is 8 bytes" in first.stderr, first.stderr
+    assert any(p.is_file() for p in cache.rglob("*"))
+
+    copy = tmp_path / "copy"
+    shutil.copytree(ROOT / "altlink", copy / "altlink",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    checks = copy / "altlink" / "checks.py"
+    text = checks.read_text()
+    assert text.count('f"replacement is {e.alt_len} bytes') == 1
+    checks.write_text(text.replace('f"replacement is {e.alt_len} bytes',
+                                   'f"the replacement takes {e.alt_len} bytes'))
+    second = _altlink_from(copy, *args, cwd=tmp_path)
+    assert second.returncode == 1
+    assert "ALT001: the replacement takes 8 bytes" in second.stderr, second.stderr
+    # and the original code, again, reads its own records
+    assert _altlink_from(ROOT, *args, cwd=tmp_path).stderr == first.stderr
