@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 from altlink import code_digest, forkmap
 from altlink.elf import STB_LOCAL, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
-from altlink.findings import Finding
+from altlink.findings import CODES, ERROR, NOTE, WARNING, Finding
 
 RECORD_FORMAT = 2  # 2: objects have their ALT017 findings
 
@@ -100,16 +100,97 @@ class ObjectRecord:
 
     @classmethod
     def from_plain(cls, path: str, t: tuple) -> ObjectRecord:
-        fmt, is_module, flags, fs, es, defines, digest = t
-        if fmt != RECORD_FORMAT or not (
-                isinstance(is_module, bool) and isinstance(flags, tuple)
-                and isinstance(fs, list) and isinstance(es, list)
-                and isinstance(defines, dict) and isinstance(digest, list)
-                and all(type(d) is EntryDigest for d in digest)):
+        """The record from its plain data; a ValueError when any field is not of the shape
+        ``to_plain`` gives (``valid_plain``)."""
+        if not valid_plain(t):
             raise ValueError("not a record of this format")
+        fmt, is_module, flags, fs, es, defines, digest = t
         return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs],
                    [f if isinstance(f, Deferred) else _finding_from(f, path) for f in es],
                    defines, digest)
+
+    def consistent(self, profile) -> bool:
+        """Whether the findings hold what the entries' own fields decide: a static entry whose
+        replacement and site lengths differ, or a callback with a replacement length, has an
+        error of its own (ALT001, ALT002, or ALT011 for a capability the checks stopped at).
+        A record whose findings were lost or cut fails this."""
+        own = {f.entry for f in self.findings
+               if isinstance(f, Finding) and f.severity == ERROR and f.entry is not None}
+        for d in self.digest:
+            callback = profile.is_callback(d.cap_raw)
+            if (d.alt_len != 0 if callback else d.alt_len != d.orig_len) and d.index not in own:
+                return False
+        return True
+
+
+# -- what a record read from a file must look like: every field, its type and its shape -------
+
+def _int(x) -> bool:
+    return type(x) is int
+
+
+def _str(x) -> bool:
+    return type(x) is str
+
+
+def _opt(check, x) -> bool:
+    return x is None or check(x)
+
+
+def _tuple_of(check, x) -> bool:
+    return type(x) is tuple and all(check(v) for v in x)
+
+
+def _anchor(a) -> bool:
+    return type(a) is Anchor and _str(a.name) and type(a.is_global) is bool and _int(a.delta)
+
+
+def _target(t) -> bool:
+    return (type(t) is Target and _str(t.name) and _opt(_str, t.global_name)
+            and _int(t.addend) and _opt(_anchor, t.anchor))
+
+
+def _finding_ok(t) -> bool:
+    if type(t) is not tuple or len(t) != 10:
+        return False
+    tag, code, severity, message, own, file, place, source, entry, site = t
+    return (tag == "f" and code in CODES and severity in (ERROR, WARNING, NOTE)
+            and _str(message) and type(own) is bool and _str(file) and _str(place)
+            and _opt(_str, source) and _opt(_int, entry)
+            and (site is None or (type(site) is tuple and len(site) == 2 and _str(site[0])
+                                  and _int(site[1]))))
+
+
+def _digest_ok(pos: int, d) -> bool:
+    return (type(d) is EntryDigest and d.pos == pos and _int(d.index)
+            and _str(d.table_section) and _int(d.cap_raw) and _int(d.orig_len)
+            and _int(d.alt_len) and _str(d.site_section) and _int(d.site_offset)
+            and _opt(partial(_tuple_of, partial(_opt, _int)), d.site_words)
+            and _opt(_anchor, d.site_anchor) and _opt(_str, d.alt_symbol)
+            and type(d.alt_defined) is bool and _opt(partial(_tuple_of, _int), d.alt_words)
+            and _opt(partial(_tuple_of, lambda r: r is None or r is True or _target(r)),
+                     d.alt_relocs)
+            and (d.alt_words is None) == (d.alt_relocs is None)
+            and (d.alt_words is None or len(d.alt_words) == len(d.alt_relocs)))
+
+
+def valid_plain(t) -> bool:
+    """Whether ``t`` has the shape of ``ObjectRecord.to_plain``, field by field: a record
+    file that was damaged, edited or written by other code is made again, never trusted
+    (a string where the flags go would only fail later, deep in a check)."""
+    if type(t) is not tuple or len(t) != 7 or t[0] != RECORD_FORMAT:
+        return False
+    _, is_module, flags, fs, es, defines, digest = t
+    return (type(is_module) is bool and _tuple_of(lambda f: _int(f) and f >= 0, flags)
+            and type(fs) is list and all(_finding_ok(f) for f in fs)
+            and type(es) is list
+            and all(_finding_ok(f) or (type(f) is Deferred and _int(f.index)
+                                       and _str(f.symbol)) for f in es)
+            and type(defines) is dict
+            and all(_str(k) and type(v) is tuple and len(v) == 3 and _int(v[0])
+                    and _opt(_str, v[1]) and type(v[2]) is bool for k, v in defines.items())
+            and type(digest) is list
+            and all(_digest_ok(pos, d) for pos, d in enumerate(digest)))
 
 
 def _finding_plain(f: Finding, path: str) -> tuple:
@@ -285,7 +366,7 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     from altlink.checks import Input
 
     key = ObjectCache.options_key_of(options) if cache_dir else None
-    cache = ObjectCache(cache_dir, key) if key else None
+    cache = ObjectCache(cache_dir, key, options.profile) if key else None
     out: list[ObjectRecord | None] = [None] * len(objects)
     where: list[str | None] = [None] * len(objects)
     todo: list[int] = []
@@ -377,9 +458,10 @@ class ObjectCache:
     again; files are written under a temporary name and renamed, so concurrent links (scons
     -j) never see half a record, and two writing the same one write the same bytes."""
 
-    def __init__(self, directory: str, options_key: str) -> None:
+    def __init__(self, directory: str, options_key: str, profile=None) -> None:
         self.dir = directory
         self.options_key = options_key
+        self.profile = profile  # the records' own (resolved): to check them against
         self.hits = self.misses = 0
         self._folders: set[str] = set()
 
@@ -407,6 +489,8 @@ class ObjectCache:
         try:
             with open(path, "rb") as f:
                 rec = ObjectRecord.from_plain(elf.path, _NoGlobals(f).load())
+            if self.profile is not None and not rec.consistent(self.profile):
+                raise ValueError("findings missing")
         except Exception:  # noqa: BLE001 - a missing or unusable record is made again
             self.misses += 1
             return None, path
@@ -419,7 +503,9 @@ class ObjectCache:
         try:
             folder = os.path.dirname(where)
             if folder not in self._folders:
-                os.makedirs(folder, exist_ok=True)
+                # Private: the records are the user's own (what a link trusts).
+                os.makedirs(self.dir, mode=0o700, exist_ok=True)
+                os.makedirs(folder, mode=0o700, exist_ok=True)
                 self._folders.add(folder)
             try:
                 with open(tmp, "wb") as f:

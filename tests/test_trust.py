@@ -127,3 +127,58 @@ def test_a_change_to_altlink_makes_the_records_again(tmp_path):
     assert "ALT001: the replacement takes 8 bytes" in second.stderr, second.stderr
     # and the original code, again, reads its own records
     assert _altlink_from(ROOT, *args, cwd=tmp_path).stderr == first.stderr
+
+
+# -- records read from the cache are checked, field by field ------------------------------------
+
+def _edit_record(path: Path, edit) -> None:
+    """Rewrite a record file as a hand or another program might: its plain data, edited."""
+    import pickle
+
+    plain = list(pickle.loads(path.read_bytes()))  # altlink's own record: trusted here
+    edit(plain)
+    path.write_bytes(pickle.dumps(tuple(plain)))
+
+
+@needs_toolchain
+@pytest.mark.parametrize("edit", [
+    pytest.param(lambda t: t.__setitem__(2, ("0x1",)), id="flags-a-string"),
+    pytest.param(lambda t: t.__setitem__(2, "abc"), id="flags-is-a-string"),
+    pytest.param(lambda t: t.__setitem__(4, []), id="findings-removed"),
+    pytest.param(lambda t: t.__setitem__(4, [t[4][0][:3] + (None,) + t[4][0][4:]]),
+                 id="message-not-a-string"),
+    pytest.param(lambda t: t.__setitem__(6, [t[6][0]._replace(orig_len="4")]),
+                 id="digest-length-a-string"),
+    pytest.param(lambda t: t.__setitem__(5, {"f": (2, ".text")}), id="definition-short"),
+])
+def test_a_record_of_the_wrong_shape_is_made_again(tmp_path, monkeypatch, edit):
+    """A record whose flags hold a string crashed a later check with a traceback; one whose
+    findings were removed made an object with an ALT001 error check clean. Each is a cache
+    miss: the record is made again, and the check says what it says without a cache."""
+    from test_cache import count_made, options, record_findings
+
+    o = build(tmp_path, "a", R0_8 + "\tent site0, r0, 1, 4, 8\n")  # ALT001
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    cache = tmp_path / "cache"
+    want = record_findings([o], v417, None)
+    assert [w[0] for w in want] == ["ALT001"]
+    assert record_findings([o], v417, cache) == want
+    (rec,) = [p for p in cache.rglob("*") if p.is_file()]
+    _edit_record(rec, edit)
+    made = count_made(monkeypatch)
+    assert record_findings([o], v417, cache) == want
+    assert made == ["a.o"]  # made again, and kept again
+    assert record_findings([o], v417, cache) == want and made == ["a.o"]
+
+
+@needs_toolchain
+def test_the_cache_directory_is_private(tmp_path):
+    from test_cache import options, record_findings
+
+    o = build(tmp_path, "a", R0_8 + "\tent site0, r0, 1, 4, 4\n")
+    cache = tmp_path / "cache"
+    record_findings([o], options("--abi", "linux-v4.17", "--ncaps", "4"), cache)
+    dirs = [cache, *[p for p in cache.rglob("*") if p.is_dir()]]
+    assert len(dirs) == 2
+    for d in dirs:
+        assert d.stat().st_mode & 0o777 == 0o700, d
