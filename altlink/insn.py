@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import re
 import struct
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -472,20 +473,21 @@ def profile_problem(word: int, abi: str) -> str | None:
 _PROBE_A = 1 << 32
 _PROBE_B = 1 << 33
 _TARGET_TEXT = re.compile(r"#(0x[0-9a-f]+)$")
-_CS = None
+_CS = threading.local()
 
 
 def _cs():
-    """The one capstone handle, made on first use (detail off: not needed)."""
-    global _CS
-    if _CS is None:
+    """This thread's capstone handle, made on its first use (detail off: not needed). A
+    handle is not safe to share between threads (an scons -j build links in several)."""
+    md = getattr(_CS, "md", None)
+    if md is None:
         import capstone
 
         arch = getattr(capstone, "CS_ARCH_AARCH64", None)
         if arch is None:
             arch = capstone.CS_ARCH_ARM64
-        _CS = capstone.Cs(arch, capstone.CS_MODE_ARM)
-    return _CS
+        md = _CS.md = capstone.Cs(arch, capstone.CS_MODE_ARM)
+    return md
 
 
 @lru_cache(maxsize=1 << 16)

@@ -18,26 +18,62 @@ def temp_path(target: str, tag: str = "tmp", keep: list[str] | None = None) -> s
     With ``keep``, the path is added to that list, the caller's list of files to remove, in
     the same step as the file is made: a signal cannot fall between the two and leave a file
     nobody removes."""
-    import tempfile  # here: it imports random, which a check of objects does not need
-
     d = os.path.dirname(os.path.abspath(target))
+    prefix = os.path.join(d, f".{os.path.basename(target)}.")
     with signals_held():
-        try:
-            fd, path = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
-                                        suffix=f".{tag}", dir=d)
-        except OSError as e:
-            raise AltlinkError(f"{target}: cannot create a file in {d}: {e.strerror}") from None
+        for _ in range(100):
+            path = f"{prefix}{os.urandom(4).hex()}.{tag}"
+            try:
+                # The mode as a new file of the target's gets: the kernel applies the umask
+                # (never changed here: other threads of an scons -j build create files too).
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL |
+                             getattr(os, "O_CLOEXEC", 0), 0o666)
+                break
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise AltlinkError(f"{target}: cannot create a file in {d}: {e.strerror}") \
+                    from None
+        else:
+            raise AltlinkError(f"{target}: cannot create a file in {d}: every name was taken")
         if keep is not None:
             keep.append(path)
     os.close(fd)
-    os.chmod(path, 0o666 & ~_umask())
     return path
 
 
-def _umask() -> int:
+def _read_umask() -> int | None:
+    """The process's umask as the kernel reports it (Linux 4.7 and later), read without
+    changing it; None where it is not reported."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _set_and_restore() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+# Where the kernel does not report it, the umask is read once, here, as the package is
+# imported: os.umask can only read it by setting it, and a file another thread made between
+# the set and the restore would get mode 0666.
+_UMASK_AT_IMPORT = _read_umask()
+if _UMASK_AT_IMPORT is None:
+    _UMASK_AT_IMPORT = _set_and_restore()
+
+
+def _umask() -> int:
+    """The umask, for a file another program made (the linker's image) that must get the
+    mode a new file gets: read from the kernel each time, else as it was at import."""
+    m = _read_umask()
+    return _UMASK_AT_IMPORT if m is None else m
 
 
 def remove(path: str | None) -> None:

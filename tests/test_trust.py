@@ -3,9 +3,11 @@ status, records are keyed by altlink's own sources and validated when read, and 
 process-wide is changed under the threads of an ``scons -j`` build."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ needs_toolchain = pytest.mark.skipif(
 # ``altlink`` script does: the error is altlink's own, whatever the input.
 BROKEN = """
 import sys
+import threading
 import altlink.caps
 def broken(table):
     raise TypeError("unexpected shape\\nof a table")
@@ -182,3 +185,124 @@ def test_the_cache_directory_is_private(tmp_path):
     assert len(dirs) == 2
     for d in dirs:
         assert d.stat().st_mode & 0o777 == 0o700, d
+
+
+# -- nothing process-wide changes under the other threads of an scons -j build ------------------
+
+def _mode_of_a_new_file(d: Path, name: str) -> int:
+    p = d / name
+    fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o666)
+    os.close(fd)
+    return p.stat().st_mode & 0o777
+
+
+def test_temporary_files_leave_the_umask_alone(tmp_path, monkeypatch):
+    """altlink set the umask to 0 and back for every temporary file: a thread that made a file
+    in between got mode 0666. Here another thread makes a file at once after each change of
+    the umask (the worst a scheduler can do); none may get a mode the umask forbids, and
+    altlink's own outputs get the mode a new file gets."""
+    from altlink import outputs
+
+    real = os.umask
+    other = tmp_path / "other"
+    other.mkdir()
+    seen: list[int] = []
+
+    def umask_then_another_thread_runs(mask: int) -> int:
+        old = real(mask)
+        t = threading.Thread(target=lambda: seen.append(
+            _mode_of_a_new_file(other, f"f{len(seen)}")))
+        t.start()
+        t.join()
+        return old
+
+    old = real(0o022)
+    try:
+        monkeypatch.setattr(os, "umask", umask_then_another_thread_runs)
+        tmp = outputs.temp_path(str(tmp_path / "out.bin"))
+        outputs.write_bytes(str(tmp_path / "m.json"), b"{}\n")
+        wide = outputs._umask()
+        monkeypatch.undo()
+        seen.append(_mode_of_a_new_file(other, "after"))
+    finally:
+        real(old)
+    assert all(m == 0o644 for m in seen), [oct(m) for m in seen]
+    assert Path(tmp).stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+    assert wide == 0o022
+
+
+def test_the_collector_pause_is_counted_across_threads():
+    """Two links in two threads: the first enters the pause, the second enters, the first
+    leaves while the second still works. The collector stays off until the last leaves, and
+    is on again after (it was on before)."""
+    import gc
+
+    from altlink.gcpause import collector_paused
+
+    assert gc.isenabled()
+    steps = [threading.Event() for _ in range(4)]
+    states: dict[str, bool] = {}
+
+    def first():
+        with collector_paused():
+            steps[0].set()
+            steps[1].wait(10)
+        states["first left"] = gc.isenabled()
+        steps[2].set()
+
+    def second():
+        steps[0].wait(10)
+        with collector_paused():
+            steps[1].set()
+            steps[2].wait(10)
+            states["second working"] = gc.isenabled()
+        states["second left"] = gc.isenabled()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    try:
+        assert states == {"first left": False, "second working": False, "second left": True}
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_collector_pause_keeps_a_collector_that_was_off_off():
+    import gc
+
+    from altlink.gcpause import collector_paused
+
+    gc.disable()
+    try:
+        with collector_paused():
+            with collector_paused():
+                pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_each_thread_has_its_own_capstone_handle():
+    """A capstone handle is not to be shared between threads; each thread gets its own, and
+    threads disassembling at once get what one thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from altlink import insn
+
+    here = insn._cs()
+    assert insn._cs() is here
+    with ThreadPoolExecutor(2) as pool:
+        others = list(pool.map(lambda _: insn._cs(), range(2)))
+    assert all(o is not here for o in others)
+    words = [0x14000010, 0x54000040, 0x90000000, 0xd503201f, 0x8b020020] * 40
+    code = b"".join(w.to_bytes(4, "little") for w in words)
+    want = insn.disasm(code, 0x400000)
+    insn._word_text.cache_clear()
+    insn._target_template.cache_clear()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda a: insn.disasm(code, a), [0x400000] * 8))
+    assert all(g == want for g in got)
