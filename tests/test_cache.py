@@ -22,7 +22,7 @@ from test_checks import BAD, CALLBACK, OTHER, R0, THIS_MODULE, build, clean_sour
 from test_link import FW_LD, MAIN_S, asm, linker_command
 from toolchain import GNU_LD, LDSCRIPTS, compile, write
 
-from altlink import cli, records
+from altlink import cli, forkmap, records
 from altlink.checks import Checker, Input
 from altlink.elf import read_elf
 from altlink.link import LinkRequest, collect, link
@@ -130,10 +130,16 @@ def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch):
     v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
     objs = [build(tmp_path, f"o{k}", R0 + f"\tent site{k % 3}, r0, {k % 6}, 4, 4\n")
             for k in range(records.PARALLEL_MIN + 6)]
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    # Two CPUs, whatever this machine has (forkmap.cpus reads the affinity mask, not
+    # os.cpu_count), and a count of the forks: the work is shared, not done here alone.
+    monkeypatch.setattr(forkmap, "cpus", lambda: 2)
+    forks: list[int] = []
+    start = forkmap.Forked.start
+    monkeypatch.setattr(forkmap.Forked, "start", lambda self: (forks.append(1), start(self)))
     want = checker_findings(objs, v417)
     assert {w[0] for w in want} == {"ALT002", "ALT011"}  # caps 4 (a callback's) and 5
     assert record_findings(objs, v417, None) == want
+    assert forks == [1]
     assert record_findings(objs, v417, tmp_path / "cache") == want
     # One record per content: objects with the same bytes under other names share one.
     assert len(list((tmp_path / "cache").rglob("*/*"))) == len({o.read_bytes() for o in objs})
