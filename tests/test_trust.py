@@ -306,3 +306,109 @@ def test_each_thread_has_its_own_capstone_handle():
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda a: insn.disasm(code, a), [0x400000] * 8))
     assert all(g == want for g in got)
+
+
+# -- source lines come from the DWARF line tables, read here ------------------------------------
+
+LINES_C = """#define ALT_NCAPS 2
+#include <altlink/alternative.h>
+
+__attribute__((noinline)) int f(void)
+{
+	int x;
+	asm volatile(ALTERNATIVE("mov %w0, #0", "mov %w0, #1", 1) : "=r"(x));
+	return x;
+}
+
+int g(void)
+{
+	int y;
+	asm volatile(ALTERNATIVE("mov %w0, #0", "adr %x0, .", 1) : "=r"(y));
+	return y;
+}
+
+void _start(void) { for (;;) f(); }
+"""
+LINES_S = """#define ALT_NCAPS 2
+#include <altlink/alternative.h>
+	.text
+	.globl h
+	.type h, %function
+h:
+	nop
+	alternative_insn "mov x0, #1", "mov x0, #2", 1
+	alternative_insn "mov x0, #3", "adr x0, .", 1
+	ret
+"""
+LINES_LD = """ENTRY(_start)
+SECTIONS { . = 0x400000; .text : { *(.text .text.*) } INCLUDE alternatives.ld
+  /DISCARD/ : { *(.eh_frame .note.gnu.property) } }
+"""
+
+
+def _a_path_with(tmp_path: Path, addr2line: str | None) -> str:
+    """A PATH whose only program is an ``addr2line``: the host's (which does not know
+    AArch64), or one that answers a wrong line for every address."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if addr2line == "host":
+        (bin_dir / "addr2line").symlink_to(shutil.which("addr2line") or "/bin/false")
+    elif addr2line == "wrong":
+        tool = bin_dir / "addr2line"
+        tool.write_text("#!/bin/sh\nwhile read a; do echo wrong.c:999; done\n")
+        tool.chmod(0o755)
+    return str(bin_dir)
+
+
+@needs_toolchain
+@pytest.mark.parametrize("addr2line", ["host", "wrong"])
+def test_source_lines_are_the_lines_the_compiler_was_given(tmp_path, addr2line):
+    """gcc -g of C, and of assembly: a finding in an object names the line of its
+    ALTERNATIVE, and a linked manifest each site's, whatever addr2line is on the PATH (none
+    runs)."""
+    from toolchain import GNU_CC, INCLUDE, LDSCRIPTS, run
+
+    src = tmp_path / "src"
+    c = write(src / "lines.c", LINES_C)
+    s = write(src / "more.S", LINES_S)
+    objs = []
+    for f in (c, s):
+        o = tmp_path / f"{f.stem}.o"
+        run([*GNU_CC, "-g", "-O2", "-ffreestanding", "-fno-pic", "-nostdlib", f"-I{INCLUDE}",
+             "-c", f, "-o", o])
+        objs.append(o)
+    env = {"PATH": _a_path_with(tmp_path, addr2line)}
+    check = _altlink_env(env, "check", "--ncaps", "2", *[o.name for o in objs], cwd=tmp_path)
+    assert check.returncode == 1, check.stderr
+    errors = sorted(check.stdout.splitlines())
+    assert [e.split(": error: ")[0] for e in errors] == ["src/lines.c:14", "src/more.S:9"], \
+        errors
+    assert all(": error: ALT008: " in e for e in errors)
+
+    good_c = write(src / "good.c", LINES_C.replace('"adr %x0, ."', '"mov %w0, #2"'))
+    good_s = write(src / "good.S", LINES_S.replace('"adr x0, ."', '"mov x0, #4"'))
+    objs = []
+    for f in (good_c, good_s):
+        o = tmp_path / f"{f.stem}-{f.suffix[1:]}.o"
+        run([*GNU_CC, "-g", "-O2", "-ffreestanding", "-fno-pic", "-nostdlib", f"-I{INCLUDE}",
+             "-c", f, "-o", o])
+        objs.append(o)
+    ld = shutil.which("aarch64-linux-gnu-ld")
+    link = _altlink_env(env, "link", "-o", "fw.elf", "--manifest", "fw.alt.json", "--ncaps",
+                        "2", "--source-lines", "--", ld, f"-L{LDSCRIPTS}", "-T",
+                        write(tmp_path / "fw.ld", LINES_LD), *objs, "-o", "fw.elf",
+                        cwd=tmp_path)
+    assert link.returncode == 0, link.stderr
+    import json
+
+    m = json.loads((tmp_path / "fw.alt.json").read_text())
+    assert sorted(e["site"]["source"] for e in m["entries"]) == [
+        "src/good.S:8", "src/good.S:9", "src/good.c:14", "src/good.c:7"]
+
+
+def _altlink_env(env: dict, *args, cwd: Path) -> subprocess.CompletedProcess:
+    e = env_without_altlink_vars()
+    e["PYTHONPATH"] = str(ROOT)
+    e.update(env)
+    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=e)
