@@ -1,6 +1,6 @@
 """Command line: parses arguments, calls the package, prints. ``main(argv)`` returns the exit code.
 
-Exit status (SPEC section 4): 0 success, 1 findings at error severity, 2 unusable input or
+Exit status (docs/reference.md, section 4): 0 success, 1 findings at error severity, 2 unusable input or
 usage (one line naming the file, never a traceback), 3 the external linker failed, 4 altlink's
 own failure (a bug: one line, the traceback only with ``ALTLINK_TRACEBACK=1``).
 """
@@ -584,6 +584,9 @@ def cmd_patch(args, out) -> int:
 
     m = manifestmod.load(args.manifest)
     emulate = frozenset(n.strip() for part in args.emulate for n in part.split(",") if n.strip())
+    if emulate:
+        from altlink.emulate import require
+        require()
     try:
         patch.check_emulate(emulate, m)
         boot = None if args.boot_caps is None else patch.parse_caps(args.boot_caps, m,

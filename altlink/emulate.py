@@ -1,7 +1,7 @@
 """Running an image's own alternative callback offline, in an emulator (unicorn).
 
 The image's loadable segments are mapped (dynamic relocations, RELA and RELR, applied first),
-the callback is called with the SPEC's arguments
+the callback is called with the arguments of docs/reference.md, section 2
 ``cb(struct alt_instr *alt, u32 *origptr, u32 *updptr, int nr_inst)`` and a stack, and runs
 until it returns, within an instruction limit. Any fault is a one-line error.
 """
@@ -27,14 +27,21 @@ def _up(x: int) -> int:
     return (x + PAGE - 1) & ~(PAGE - 1)
 
 
+def require() -> None:
+    """Stop with one line, before anything is patched, when the emulator is not installed
+    (an optional part of altlink: the ``emulate`` extra)."""
+    try:
+        import unicorn  # noqa: F401
+    except ImportError:
+        raise AltlinkError("altlink: --emulate needs the unicorn emulator, an optional part: "
+                           "pip install 'altlink[emulate]'") from None
+
+
 class Emulator:
     def __init__(self, elf: ElfFile, data: bytearray, max_insns: int = 1_000_000) -> None:
-        try:
-            import unicorn
-            from unicorn import arm64_const
-        except ImportError:
-            raise AltlinkError("--emulate needs the unicorn package (pip install "
-                               "unicorn)") from None
+        require()
+        import unicorn
+        from unicorn import arm64_const
         self.uc_mod = unicorn
         self.regs = arm64_const
         self.elf = elf

@@ -412,3 +412,46 @@ def _altlink_env(env: dict, *args, cwd: Path) -> subprocess.CompletedProcess:
     e.update(env)
     return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, env=e)
+
+
+# -- dependencies as used ------------------------------------------------------------------------
+
+NO_UNICORN = """
+import sys
+sys.modules["unicorn"] = None  # as if it were not installed: importing it raises ImportError
+from altlink.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@needs_toolchain
+def test_emulate_without_unicorn_is_one_line_naming_the_extra(tmp_path_factory, tmp_path):
+    from fuzz import fuzz as harness
+
+    seeds = tmp_path_factory.mktemp("seeds")
+    harness.prepare_seeds(str(seeds), firmware=False)
+    e = env_without_altlink_vars()
+    e["PYTHONPATH"] = str(ROOT)
+    out = tmp_path / "p.elf"
+    proc = subprocess.run([sys.executable, "-c", NO_UNICORN, "patch", seeds / "v61.elf",
+                           "--manifest", seeds / "v61.alt.json", "--caps", "LSE", "-o", out,
+                           "--emulate", "patch_cb"], capture_output=True, text=True, env=e,
+                          cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == ("altlink: --emulate needs the unicorn emulator, an optional part: "
+                           "pip install 'altlink[emulate]'\n")
+    assert not out.exists()
+
+
+def test_runtime_dependencies_are_the_ones_used():
+    """unicorn only with the emulate (and test) extra, lief not at all; pyelftools, capstone
+    and SCons at run time (each imported by the package: docs/dependencies.md)."""
+    from importlib.metadata import requires
+
+    reqs = requires("altlink") or []
+    runtime = {r.split("==")[0] for r in reqs if "extra ==" not in r}
+    assert runtime == {"pyelftools", "capstone", "numpy", "scons"}, reqs
+    unicorn = [r for r in reqs if r.startswith("unicorn")]
+    assert unicorn and all('extra == "emulate"' in r or 'extra == "test"' in r
+                           for r in unicorn), unicorn
+    assert not any(r.startswith("lief") for r in reqs)
