@@ -1,4 +1,4 @@
-"""The checks of SPEC section 3 over decoded tables: a link set of objects, or a linked image.
+"""The checks of docs/reference.md, section 3 over decoded tables: a link set of objects, or a linked image.
 
 Input is plain data (ELF files, their decoded tables, a profile, a capability table); output is
 a list of findings. Nothing here prints or knows of JSON.

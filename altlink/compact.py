@@ -1,4 +1,4 @@
-"""The compact binary manifest: the table of a manifest (SPEC section 5) in a small
+"""The compact binary manifest: the table of a manifest (docs/reference.md, section 5) in a small
 little-endian form that a C runtime reads (``altlink/runtime/alt_runtime.c``,
 ``alt_apply_blob``). The layout is documented in ``altlink/runtime/README.md``:
 

@@ -1,4 +1,4 @@
-"""Findings: the stable diagnostic codes of SPEC section 3 and one finding as plain data."""
+"""Findings: the stable diagnostic codes of docs/reference.md, section 3 and one finding as plain data."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

@@ -5,7 +5,7 @@ what the copied word must be, depends only on the word (and, for a branch, on
 where its target lies). :func:`decode` answers by encoding alone, in pure
 Python integer operations (it runs on every word of every replacement);
 :func:`classify` adds capstone as a second opinion for words the decoder
-calls plain. The kinds (SPEC section 2):
+calls plain. The kinds (docs/reference.md, section 2):
 
 ``branch26`` B, BL; ``cond19`` B.cond, BC.cond; ``cmp19`` CBZ, CBNZ;
 ``test14`` TBZ, TBNZ; ``adrp`` ADRP
@@ -392,7 +392,7 @@ def relocate(word: int, from_pc: int, to_pc: int, *, abi: str | None = None) -> 
 
 def needs_fixup(word: int, repl_addr: int, alt_len: int, pc: int) -> bool:
     """Whether ``word``, at ``pc`` inside the replacement ``[repl_addr,
-    repl_addr + alt_len)``, cannot be copied to the site verbatim (SPEC 2).
+    repl_addr + alt_len)``, cannot be copied to the site verbatim (docs/reference.md, section 2).
 
     - a branch kind: its target lies outside ``[repl_addr, repl_addr +
       alt_len]`` (end inclusive: a branch to just past the replacement goes
@@ -403,7 +403,7 @@ def needs_fixup(word: int, repl_addr: int, alt_len: int, pc: int) -> bool:
       ADRP of a page inside the replacement has no block-move meaning
       anyway: the site and the replacement are not page-congruent);
     - ``immovable`` and ``pcrel-unknown``: always True (:func:`relocate`
-      raises for them: SPEC 2 makes them errors even with a target inside);
+      raises for them: docs/reference.md, section 2 makes them errors even with a target inside);
     - plain: False.
     """
     found = classify(word)

@@ -1,4 +1,4 @@
-"""The manifest (SPEC section 5): what a runtime or a later stage patches against.
+"""The manifest (docs/reference.md, section 5): what a runtime or a later stage patches against.
 
 JSON, keys sorted, deterministic; addresses as hex strings; paths relative to the manifest's
 directory; bound to the image and its raw binary by sha256.

@@ -1,4 +1,4 @@
-"""Offline patching (SPEC section 2): apply the alternatives of a manifest to its image and raw
+"""Offline patching (docs/reference.md, section 2): apply the alternatives of a manifest to its image and raw
 binary for an active capability set.
 
 Entries are applied in table order on a working copy, so a later entry sees the effect of an

@@ -1,4 +1,4 @@
-"""The SCons tool (SPEC section 6): ``AltProgram``, ``AltCaps`` and the ``ALTLINK_*`` variables.
+"""The SCons tool (docs/reference.md, section 6): ``AltProgram``, ``AltCaps`` and the ``ALTLINK_*`` variables.
 
 A thin adapter: the action runs ``altlink link`` in-process (``altlink.cli.main``) with the
 arguments it prints, so that the printed command, run in a shell, does the same. Loaded from this repository's ``site_scons/site_tools/altlink.py`` or,

@@ -1,5 +1,5 @@
 """Decoding ``.altinstructions``: 12-byte entries from objects (through their relocations) and
-from linked images (through the resolved relative offsets). SPEC section 1.
+from linked images (through the resolved relative offsets). docs/reference.md, section 1.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class Entry(NamedTuple):
 
 @dataclass(frozen=True)
 class Profile:
-    """A table ABI profile (SPEC section 1): tells callbacks and capability numbers apart."""
+    """A table ABI profile (docs/reference.md, section 1): tells callbacks and capability numbers apart."""
 
     abi: str = DEFAULT_ABI
     ncaps: int | None = None

@@ -5,7 +5,7 @@ parsing the text that GNU ``readelf`` prints (``-h``, ``-S``, ``-s``, ``-r``
 and ``-x``), never from pyelftools' relocation classes and never from altlink
 code.  Standard library only.
 
-One entry is 12 bytes, little-endian (SPEC section 1)::
+One entry is 12 bytes, little-endian (docs/reference.md, section 1)::
 
     s32 orig_offset; s32 alt_offset; u16 cap; u8 orig_len; u8 alt_len
 

@@ -1,4 +1,4 @@
-"""The checks of SPEC section 3 (ALT001-ALT012, ALT015, and ALT009/ALT017/ALT018 on linked
+"""The checks of docs/reference.md, section 3 (ALT001-ALT012, ALT015, and ALT009/ALT017/ALT018 on linked
 images), driven through ``altlink check`` on inputs built by the real AArch64 toolchain.
 
 Every broken input is a hand-written ``.altinstructions`` entry in assembly, built to trigger
@@ -245,7 +245,7 @@ def test_one_broken_entry_reports_exactly_its_code(tmp_path, case):
 # (replacement instruction, the name altlink gives it, extra assembler text)
 IMMOVABLE = [
     ("adr x0, func", "adr"),
-    ("adr x0, .", "adr"),  # a target inside the replacement: still an error (SPEC 2)
+    ("adr x0, .", "adr"),  # a target inside the replacement: still an error (docs/reference.md, section 2)
     ("ldr x0, func", "ldr-literal"),
     ("ldr w0, func", "ldr-literal"),
     ("ldrsw x0, func", "ldrsw-literal"),

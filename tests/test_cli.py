@@ -1,4 +1,4 @@
-"""The command line of SPEC sections 3 and 4 for ``scan`` and ``check``: the output formats
+"""The command line of docs/reference.md, sections 3 and 4 for ``scan`` and ``check``: the output formats
 (text, JSON, SARIF 2.1.0), ``--werror``, ``-W no-CODE``, the exit codes, and ``scan`` against
 an independent readelf-based decoder (tests/refdecode.py).
 

@@ -3,7 +3,7 @@ a vendor blob or an attacker hands it"): a bounded, deterministic run of the fuz
 (tests/fuzz/, docs/fuzzing.md), and one regression test per failure the fuzzer found, each on
 a minimized input built here from a real toolchain seed (the mutation named in its docstring).
 
-The allowed outcomes (SPEC section 4): exit 0, 1 or 2; exit 2 with exactly one line on stderr,
+The allowed outcomes (docs/reference.md, section 4): exit 0, 1 or 2; exit 2 with exactly one line on stderr,
 naming the file; never a traceback, a hang or an unbounded allocation.
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ def test_fuzz_bounded_run(seed_dir, seed, cases):
     stats = harness.fuzz(seed=seed, cases=cases, work_dir=str(seed_dir.parent))
     assert stats.cases == cases
     assert stats.failures == [], stats.summary()
-    # The run reaches every target, and every outcome the SPEC allows.
+    # The run reaches every target, and every outcome docs/reference.md, section 4, allows.
     assert set(stats.targets) == set(harness.TARGETS) - {"blob"}  # no firmware: no blob
     assert {0, 1, 2} <= set(stats.exits)
 

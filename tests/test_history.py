@@ -147,7 +147,7 @@ def test_f7b93d42945c_veneer_after_altinstr_replacement(tmp_path, linker):
 #
 # Once replacements sat in the text (f7b93d42945c), branch_insn_requires_update() re-encoded
 # every branch whose target was kernel text, the replacement's own branches included: at the
-# site they jumped back into the replacement's copy. The rule (SPEC 2): a branch whose target
+# site they jumped back into the replacement's copy. The rule (docs/reference.md, section 2): a branch whose target
 # is inside [replacement, replacement + alt_len] (end inclusive) is copied unchanged.
 
 SITES_S = r"""

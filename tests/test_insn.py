@@ -487,7 +487,7 @@ def test_immovable_cannot_be_moved(main_image, i):
     assert insn.needs_fixup(word, pc, 4, pc)  # even when its target is inside
 
 
-# --- SPEC 2: which words need a fix-up ----------------------------------------------
+# --- docs/reference.md, section 2: which words need a fix-up ----------------------------------------------
 
 
 def test_needs_fixup_end_inclusive():

@@ -1,4 +1,4 @@
-"""``altlink link`` (SPEC sections 3-5) with the real linkers: GNU ld, the gcc driver and lld.
+"""``altlink link`` (docs/reference.md, sections 3 to 5) with the real linkers: GNU ld, the gcc driver and lld.
 
 Inputs are small assembly, C and LTO files built here; outputs are read back with
 pyelftools and ``objcopy``, never with altlink's own reader.

@@ -1,4 +1,4 @@
-"""The manifest (SPEC section 5) and its JSON Schema: what ``altlink link --manifest`` and
+"""The manifest (docs/reference.md, section 5) and its JSON Schema: what ``altlink link --manifest`` and
 ``altlink manifest`` write, validated with jsonschema and checked against the image itself."""
 
 from __future__ import annotations

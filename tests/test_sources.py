@@ -1,4 +1,4 @@
-"""Source positions from DWARF line tables: findings start with ``file:line`` (SPEC section 3),
+"""Source positions from DWARF line tables: findings start with ``file:line`` (docs/reference.md, section 3),
 and ``--source-lines`` manifests carry ``source`` for each site."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 /*
- * altlink/runtime/alt_runtime.c: applies an alternatives table (SPEC section
- * 2), from the image's own table or from a compact binary manifest.
+ * altlink/runtime/alt_runtime.c: applies an alternatives table (docs/reference.md,
+ * section 2), from the image's own table or from a compact binary manifest.
  *
  * The rules are altlink/patch.py's, word for word (its instruction decoder is
  * altlink/insn.py's decode()):

@@ -1,6 +1,6 @@
 /*
  * altlink/runtime/alt_runtime.h: a freestanding runtime that applies an
- * AArch64 alternatives table, with the semantics of altlink's SPEC section 2
+ * AArch64 alternatives table, with the semantics of altlink's docs/reference.md, section 2
  * (the same as `altlink patch`). C99 or later, gcc or clang, no libc, no
  * global state.
  *
@@ -46,7 +46,7 @@
 extern "C" {
 #endif
 
-/* The table ABI profile (SPEC section 1): how a callback entry is marked. */
+/* The table ABI profile (docs/reference.md, section 1): how a callback entry is marked. */
 enum alt_profile {
 	ALT_PROFILE_LINUX_V4_17 = 0,	/* callback: cap == ncaps; always runs */
 	ALT_PROFILE_LINUX_V6_1 = 1,	/* callback: cap & 0x8000; runs when cap & 0x7fff is active */

@@ -1,6 +1,6 @@
 """The fuzz harness: mutated objects, images, archives, manifests and compact manifests run
 through ``altlink.cli.main`` (scan, check, manifest, show, verify, diff, patch with and without
-``--emulate``, and link with a fake linker), checking what the SPEC allows.
+``--emulate``, and link with a fake linker), checking what docs/reference.md, section 4, allows.
 
     python -m tests.fuzz.fuzz --seconds 600 --seed 1
     python -m tests.fuzz.fuzz --cases 2000 --seed 7 --crash-dir /tmp/crashes

@@ -125,8 +125,8 @@
 #include <stdint.h>
 
 /*
- * One table entry, 12 bytes, no padding. The layout is the ABI (SPEC section
- * 1, Linux's struct alt_instr); the struct is not declared packed because its
+ * One table entry, 12 bytes, no padding. The layout is the ABI (docs/reference.md,
+ * section 1; Linux's struct alt_instr); the struct is not declared packed because its
  * natural layout already has no padding, and keeping 4-byte alignment lets
  * the compiler use aligned loads (a runtime with the MMU off faults on
  * unaligned ones).
