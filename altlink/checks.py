@@ -287,9 +287,11 @@ class Checker:
         return self.only is None or code in self.only
 
     def add(self, code: str, message: str, inp: Input, place, entry: Entry | None = None,
-            severity: str | None = None) -> None:
+            severity: str | None = None, at: tuple | None = None) -> None:
         """Record a finding; ``place`` may be a callable, named only when a finding is made
-        (naming a place builds the symbol index of its section: most entries never need it)."""
+        (naming a place builds the symbol index of its section: most entries never need it).
+        ``at`` is where its source line is looked up, (section, offset) or ("", address),
+        when that is not the entry's site (an instruction of the replacement)."""
         if not self._wanted(code):
             return
         if callable(place):
@@ -302,7 +304,24 @@ class Checker:
                 f = replace(f, site=("", site.address))
             elif site.defined:
                 f = replace(f, site=(site.section, site.offset))
+        if at is not None:  # its line, else the site's (sources.attach)
+            f = replace(f, site=at + (f.site or ()))
         self.findings.append(f)
+
+    @staticmethod
+    def _insn_at(inp: Input, e: Entry, sec: Section, off: int, i: int) -> tuple | None:
+        """Where replacement instruction ``i`` is, for its source line (the site's where the
+        instruction has none). Only where the replacement is in a section of its own
+        (``.altinstr_replacement``): a line table row there comes from the source of the
+        instruction (assembly). In the site's own section (a later subsection, linux-v6.1),
+        a C function's asm statement leaves its replacement the row of the function's last
+        line, which would mislead: the site's line is kept."""
+        if e.alt.address is not None:  # an image
+            site_sec = inp.elf.section_at(e.site.address) if e.site.address is not None \
+                else None
+            return None if site_sec is sec or site_sec is None or \
+                site_sec.name == sec.name else ("", e.alt.address + 4 * i)
+        return None if sec.name == e.site.section else (sec.name, off)
 
     # -- places ------------------------------------------------------------------------------
     def site_place(self, inp: Input, e: Entry) -> str:
@@ -514,7 +533,7 @@ class Checker:
                        "is PC-relative in a form altlink cannot re-encode; it is never copied "
                        "silently")
                 self.add("ALT008", f"replacement instruction {i} ({c.name}, {_dis(word, at)}) "
-                         f"{why}", inp, place, e)
+                         f"{why}", inp, place, e, at=self._insn_at(inp, e, sec, off, i))
                 continue
             internal = self._internal_target(inp, e, sec, off, word, c, r)
             if internal:
@@ -533,7 +552,7 @@ class Checker:
             problem = insn.profile_problem(word, self.profile.abi)
             if problem:
                 self.add("ALT008", f"replacement instruction {i} ({_dis(word, at)}): {problem}",
-                         inp, place, e)
+                         inp, place, e, at=self._insn_at(inp, e, sec, off, i))
                 continue
             if image:
                 pc = e.alt.address + 4 * i

@@ -75,8 +75,9 @@ class Finding:
     source: str | None = None
     entry: int | None = None
     # Where the site is, for source lines: (section, offset) in an object, ("", address) in an
-    # image; None when the finding is not about a site.
-    site: tuple[str, int] | None = field(default=None, compare=False)
+    # image; None when the finding is not about a site. A finding about one instruction of a
+    # replacement puts that instruction's place first: (section, offset, site section, offset).
+    site: tuple | None = field(default=None, compare=False)
 
     def with_severity(self, severity: str) -> Finding:
         return replace(self, severity=severity)

@@ -254,12 +254,17 @@ def lookup(path: str, section: str, offsets: list[int], base: str | None = None
 def attach(findings: list[Finding], base: str | None = None,
            paths: dict[str, str] | None = None) -> list[Finding]:
     """Findings with ``source`` filled in where the site's file has a line table. ``paths``
-    maps a file as findings name it to where it is on disk (a link's temporary image)."""
+    maps a file as findings name it to where it is on disk (a link's temporary image).
+
+    ``site`` is ``(section, offset)`` (section ``""``: an address); a finding about one
+    instruction of a replacement has ``(section, offset, site_section, site_offset)``: the
+    instruction's line, else (C's asm statements give their replacements no line) the site's."""
     paths = paths or {}
     wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     for f in findings:
         if f.site is not None and f.source is None:
-            wanted[(f.file, f.site[0])].append(f.site[1])
+            for k in range(0, len(f.site) - 1, 2):
+                wanted[(f.file, f.site[k])].append(f.site[k + 1])
     if not wanted:
         return findings
     found = {key: lookup(paths.get(key[0], key[0]), key[1], offs, base)
@@ -267,7 +272,9 @@ def attach(findings: list[Finding], base: str | None = None,
     out = []
     for f in findings:
         if f.site is not None and f.source is None:
-            src = found.get((f.file, f.site[0]), {}).get(f.site[1])
+            src = next((found.get((f.file, f.site[k]), {}).get(f.site[k + 1])
+                        for k in range(0, len(f.site) - 1, 2)
+                        if found.get((f.file, f.site[k]), {}).get(f.site[k + 1])), None)
             if src:
                 f = replace(f, source=src)
         out.append(f)

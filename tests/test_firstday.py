@@ -340,3 +340,67 @@ def test_verbose_failed_link_says_nothing_was_written(tmp_path):
     assert p.returncode == 1
     assert p.stderr.splitlines()[-1] == ("altlink: checked 1 object (2 entries, 0 callbacks "
                                          "resolved); wrote nothing")
+
+
+# ---- ALT008 names the line of the instruction that cannot be moved ----------------------------
+
+ADR_S = """#include "caps.h"
+#include <altlink/alternative.h>
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+	alternative_if ALT_CAP_HAS_B
+	nop
+	adr x0, .
+	alternative_else
+	nop
+	nop
+	alternative_endif
+	mov x8, #93
+	svc #0
+	.size _start, . - _start
+"""
+
+
+@pytest.mark.parametrize("command", ["check", "link"])
+def test_alt008_points_at_the_replacement_instruction(tmp_path, command):
+    """With DWARF lines (``-g``), ALT008 names the line of the ADR in the replacement (9), not
+    the line of the site (11)."""
+    d = firmware(tmp_path / "fw")
+    write(d / "adr.S", ADR_S)
+    run([CC, "-g", "-I", INCLUDE, "-I", d, "-c", d / "adr.S", "-o", d / "adr.o"])
+    if command == "check":
+        p = altlink("check", "--cap-table", "caps.txt", "adr.o", cwd=d)
+        out = p.stdout
+    else:
+        p = altlink(*link_args("adr.o"), cwd=d)
+        out = p.stderr
+    assert p.returncode == 1
+    assert out.startswith("adr.S:9: error: ALT008: replacement instruction 1 (adr"), out
+
+
+ADR_C = """#include "caps.h"
+#include <altlink/alternative.h>
+
+long f(void)
+{
+	long x;
+	asm volatile(ALTERNATIVE("mov %0, #0", "adr %0, .", ALT_CAP_HAS_B) : "=r"(x));
+	return x;
+}
+"""
+
+
+@pytest.mark.parametrize("v61", [False, True], ids=["linux-v4.17", "linux-v6.1"])
+def test_alt008_in_c_names_the_asm_statement(tmp_path, v61):
+    """C gives a replacement no line of its own (or, in a subsection, the function's last
+    line): the finding keeps the line of the ALTERNATIVE (7), never the closing brace (9)."""
+    d = firmware(tmp_path / "fw")
+    write(d / "adr.c", ADR_C)
+    run([CC, "-g", "-O2", "-ffreestanding", "-I", INCLUDE, "-I", d,
+         *(["-DALTLINK_ABI_LINUX_V61"] if v61 else []), "-c", d / "adr.c", "-o", d / "adr.o"])
+    abi = ["--abi", "linux-v6.1"] if v61 else []
+    p = altlink("check", *abi, "--cap-table", "caps.txt", "adr.o", cwd=d)
+    assert p.returncode == 1
+    assert p.stdout.startswith("adr.c:7: error: ALT008: replacement instruction 0 (adr"), p.stdout
