@@ -369,9 +369,20 @@ class ElfFile:
             pos = strtab.find(key, pos + 1)
         if not offsets:
             return []
+        # Each entry's st_name is its first four bytes: the entries that name one of the offsets
+        # are found by searching the table for those bytes, at C speed, keeping the hits at an
+        # entry's start (the same bytes elsewhere in an entry are values or sizes).
         data = self.section_data(sec)
-        st_names = memoryview(data).cast("I")[0::_SYM.size // 4]
-        return [self.symbol(i) for i, n in enumerate(st_names) if n in offsets]
+        size = _SYM.size
+        found = set()
+        for off in offsets:
+            pattern = off.to_bytes(4, "little")
+            pos = data.find(pattern)
+            while pos >= 0:
+                if pos % size == 0:
+                    found.add(pos // size)
+                pos = data.find(pattern, pos + 1)
+        return [self.symbol(i) for i in sorted(found)]
 
     # -- relocations -----------------------------------------------------------------------
     def relocation_sections_for(self, target: Section) -> list[Section]:

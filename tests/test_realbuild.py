@@ -371,3 +371,19 @@ def test_verify_of_a_copy_elsewhere(linked_fw, tmp_path_factory):
     shutil.copy(linked_fw / "fw.elf", other / "fw.elf")
     p = altlink("verify", other / "fw.elf", linked_fw / "fw.json")
     assert p.returncode == 0, p.stdout
+
+
+def test_find_symbols_agrees_with_the_whole_table():
+    """find_symbols searches the table's bytes for the names' offsets: the same symbols as
+    decoding every entry, for names shared as tails of longer ones too."""
+    from toolchain import ROOT
+
+    from altlink.elf import read_elf
+
+    for path in sorted((ROOT / "tests" / "data" / "kernel" / "modules").glob("*.ko"))[:20]:
+        elf = read_elf(str(path))
+        names = {s.name for s in elf.symbols if s.name}
+        for name in sorted(names)[:60] + ["init_module", "cleanup_module", "no_such_name"]:
+            fresh = read_elf(str(path))  # before the whole table is decoded
+            assert fresh.find_symbols(name) == [s for s in elf.symbols if s.name == name], \
+                (path, name)
