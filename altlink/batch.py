@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TextIO
 
 from altlink import forkmap, progress
-from altlink.checks import Input, Options, check, is_module_elf
+from altlink.checks import check
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
+from altlink.linkset import Input, Options, is_module_elf
 
 PARALLEL_MIN = 64  # fewer modules than this are not worth a second process
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import struct
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
 
@@ -28,69 +28,19 @@ from altlink.elf import (
     STT_SECTION,
     ElfFile,
     Reloc,
-    RelocMap,
     Section,
     Symbol,
 )
 from altlink.findings import CODES, ERROR, WARNING, Finding, finding
+from altlink.linkset import Input, Options
 from altlink.records import Deferred, ObjectRecord
-from altlink.symbols import Symbolizer
-from altlink.table import REPLACEMENT_SECTION, Entry, Profile, Table, read_table
+from altlink.table import REPLACEMENT_SECTION, Entry, Profile, Table
 
 MAX_CB_MASK = 0x7FFF
 # The per-entry codes decided on the objects; a check of the linked image that wants none of
 # them makes only the checks the final addresses decide.
 OBJECT_ENTRY_CODES = frozenset({"ALT001", "ALT002", "ALT003", "ALT004", "ALT005", "ALT006",
                                 "ALT007", "ALT008", "ALT010", "ALT011", "ALT015"})
-
-
-@dataclass
-class Input:
-    """One file of a check: its ELF, its decoded table and a namer for its places."""
-
-    elf: ElfFile
-    table: Table
-    names: Symbolizer
-    _relocs: dict[int, RelocMap] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, elf: ElfFile) -> Input:
-        return cls(elf, read_table(elf), Symbolizer(elf))
-
-    @property
-    def path(self) -> str:
-        return self.elf.path
-
-    def relocs_of(self, sec: Section) -> RelocMap:
-        got = self._relocs.get(sec.index)
-        if got is None:
-            got = self.elf.reloc_map(sec)
-            self._relocs[sec.index] = got
-        return got
-
-    @property
-    def is_module(self) -> bool:
-        return is_module_elf(self.elf)
-
-
-# What makes a link set a kernel module: the ``struct module`` that modpost's ``*.mod.c``
-# defines, which Linux loads with it. Not ``.modinfo``: since Linux 5.2 the built-in modules keep
-# theirs in vmlinux.
-MODULE_SECTION = ".gnu.linkonce.this_module"
-
-
-def is_module_elf(elf: ElfFile) -> bool:
-    return MODULE_SECTION in elf.sections_by_name
-
-
-@dataclass(frozen=True)
-class Options:
-    profile: Profile = Profile()
-    caps: CapTable | None = None
-    module: bool = False
-    # A partial link (ld -r): a symbol it leaves undefined is resolved by a later link, where
-    # a callback that is still undefined is reported.
-    partial: bool = False
 
 
 @dataclass(frozen=True)

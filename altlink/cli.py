@@ -271,7 +271,7 @@ def options_from(args, tables=None):
     """The check options (profile, capability table) the common arguments describe. Without
     ``--abi`` (or ``ALTLINK_ABI``), the profile the tables show, else linux-v4.17."""
     from altlink import caps as capsmod
-    from altlink.checks import Options
+    from altlink.linkset import Options
     from altlink.table import DEFAULT_ABI, Profile, detect_abi
 
     abi = args.abi
@@ -461,8 +461,9 @@ def cmd_paths(args, out) -> int:
 def _image_manifest(path: str, args, manifest_path: str | None, binary: str | None = None,
                     refuse: bool = False):
     from altlink import manifest as manifestmod
-    from altlink.checks import Input, resolve_ncaps
+    from altlink.checks import resolve_ncaps
     from altlink.elf import ET_REL, read_elf
+    from altlink.linkset import Input
 
     elf = read_elf(path)
     if elf.type == ET_REL:

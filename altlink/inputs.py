@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import TextIO
 
 from altlink import archive, elf
-from altlink.checks import Input
 from altlink.errors import AltlinkError
+from altlink.linkset import Input
 
 BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 

@@ -27,10 +27,11 @@ from altlink import (
     sources,
 )
 from altlink import manifest as manifestmod
-from altlink.checks import Checker, Input, Options
+from altlink.checks import Checker
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, read_elf
 from altlink.errors import AltlinkError, LinkerError
 from altlink.findings import Finding, Policy, finding, has_errors
+from altlink.linkset import Input, Options
 from altlink.records import (
     EntryDigest,
     ObjectRecord,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from altlink import binding, insn, progress
 from altlink.caps import CapTable
-from altlink.checks import Input
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
 from altlink.gcpause import collector_paused
+from altlink.linkset import Input
 from altlink.nested import Nested
 from altlink.nested import find as find_nested
 from altlink.rawbin import RawLayout
@@ -128,7 +128,8 @@ def _refusals(image: Input, profile: Profile, caps: CapTable | None, refuse: boo
               findings: list[Finding] | None) -> dict[int, Finding]:
     if not refuse:
         return {}
-    from altlink.checks import Options, refusals
+    from altlink.checks import refusals
+    from altlink.linkset import Options
 
     got = refusals(image, Options(profile, caps))
     if findings is not None:

@@ -257,7 +257,8 @@ class _NestedMemory(_Memory):
 def _refuse(mem: _Memory, records: list, profile: Profile, manifest: dict, where: str) -> None:
     """An entry that ``check`` reports at error severity is refused, with check's words."""
     from altlink.caps import CapTable
-    from altlink.checks import Input, Options, refusals
+    from altlink.checks import refusals
+    from altlink.linkset import Input, Options
     from altlink.report import text_line
 
     names = manifest.get("caps") or {}

@@ -207,7 +207,7 @@ def _finding_from(t: tuple, path: str) -> Finding:
 # -- making a record -------------------------------------------------------------------------
 
 def make_record(inp, options) -> ObjectRecord:
-    """The record of one object (an ``checks.Input``) under resolved options: the profile's
+    """The record of one object (an ``linkset.Input``) under resolved options: the profile's
     NCAPS known, and ``options.module`` saying whether the link set is a module."""
     from altlink.checks import Checker
 
@@ -362,8 +362,8 @@ PARALLEL_MIN = 64  # fewer objects to read than this are not worth a second proc
 def records_of(objects: list[ElfFile], options, cache_dir: str | None,
                loaded: list | None = None) -> list[ObjectRecord]:
     """The records of the objects, in their order: from the cache where it has them, the
-    others made (``loaded`` may give objects already read, as ``checks.Input``)."""
-    from altlink.checks import Input
+    others made (``loaded`` may give objects already read, as ``linkset.Input``)."""
+    from altlink.linkset import Input
 
     key = ObjectCache.options_key_of(options) if cache_dir else None
     cache = ObjectCache(cache_dir, key, options.profile) if key else None
@@ -394,7 +394,7 @@ def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, w
                       jobs: int) -> None:
     """Make the records of ``todo`` in this process and ``jobs - 1`` forked ones, in
     interleaved shares (object sizes vary along a sorted list); each keeps its own records."""
-    from altlink.checks import Input
+    from altlink.linkset import Input
 
     shares = [todo[k::jobs] for k in range(jobs)]
     results = forkmap.fork_map(partial(_make_share, objects, options, cache, where), shares)
@@ -410,7 +410,7 @@ def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, w
 
 def _make_share(objects: list[ElfFile], options, cache, where, share: list[int]) -> list:
     """The records of a share: plain data when made in a forked process, to send back."""
-    from altlink.checks import Input
+    from altlink.linkset import Input
 
     here = not forkmap.in_child()
     got: list = []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from altlink.caps import CapTable
-from altlink.checks import Input
+from altlink.linkset import Input
 from altlink.table import Entry, Place, Profile
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from altlink import binding
 from altlink import manifest as manifestmod
-from altlink.checks import Input
 from altlink.elf import ElfFile, read_elf
+from altlink.linkset import Input
 from altlink.table import Profile
 
 

@@ -19,8 +19,9 @@ from test_kernel import SLICE_MODULES, full_kernel
 from toolchain import LDSCRIPTS, ROOT, link
 
 from altlink import branches
-from altlink.checks import Checker, Input, Options
+from altlink.checks import Checker
 from altlink.elf import SHT_NOBITS, read_elf
+from altlink.linkset import Input, Options
 from altlink.table import Profile
 
 pytestmark = pytest.mark.skipif(

@@ -186,7 +186,7 @@ def test_profile_is_detected_from_the_callback_bit():
 def test_modules_checked_in_parallel_give_the_same_findings(monkeypatch, other_image):
     """Modules are checked over the cores; the findings and their order do not depend on it."""
     from altlink import batch
-    from altlink.checks import Options
+    from altlink.linkset import Options
     from altlink.table import Profile
 
     monkeypatch.setattr(batch, "PARALLEL_MIN", 1)

@@ -970,8 +970,8 @@ def test_tables_out_of_link_order_are_matched_by_symbol(tmp_path, monkeypatch):
     where its symbols say, not by searching the whole table for each object (which grows with
     the square of the objects, and with many alike entries takes minutes)."""
     import altlink.link as linkmod
-    from altlink.checks import Options
     from altlink.link import LinkRequest, link
+    from altlink.linkset import Options
     from altlink.table import Profile
 
     n = 120

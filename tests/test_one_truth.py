@@ -16,8 +16,8 @@ from toolchain import LDSCRIPTS, SIMPLE_LD, compile, link, qemu, write
 
 from altlink import cli
 from altlink import manifest as manifestmod
-from altlink.checks import Input
 from altlink.elf import read_elf
+from altlink.linkset import Input
 from altlink.table import Profile
 
 V61 = ["--abi", "linux-v6.1"]

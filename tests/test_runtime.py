@@ -41,9 +41,9 @@ from toolchain import (
 from altlink import cli, compact, insn, rawbin
 from altlink import manifest as manifestmod
 from altlink import patch as patchmod
-from altlink.checks import Input
 from altlink.elf import read_elf
 from altlink.errors import AltlinkError
+from altlink.linkset import Input
 from altlink.table import Profile
 
 RUNTIME = ROOT / "altlink" / "runtime"

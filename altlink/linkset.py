@@ -1,0 +1,61 @@
+"""The link set as data: one input file with its decoded table (``Input``), and what the set is
+checked as (``Options``). Reading a linker command, a manifest or a batch needs these and not
+the checker, which lives in checks.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from altlink.caps import CapTable
+from altlink.elf import ElfFile, RelocMap, Section
+from altlink.symbols import Symbolizer
+from altlink.table import Profile, Table, read_table
+
+
+@dataclass
+class Input:
+    """One file of a check: its ELF, its decoded table and a namer for its places."""
+
+    elf: ElfFile
+    table: Table
+    names: Symbolizer
+    _relocs: dict[int, RelocMap] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, elf: ElfFile) -> Input:
+        return cls(elf, read_table(elf), Symbolizer(elf))
+
+    @property
+    def path(self) -> str:
+        return self.elf.path
+
+    def relocs_of(self, sec: Section) -> RelocMap:
+        got = self._relocs.get(sec.index)
+        if got is None:
+            got = self.elf.reloc_map(sec)
+            self._relocs[sec.index] = got
+        return got
+
+    @property
+    def is_module(self) -> bool:
+        return is_module_elf(self.elf)
+
+
+# What makes a link set a kernel module: the ``struct module`` that modpost's ``*.mod.c``
+# defines, which Linux loads with it. Not ``.modinfo``: since Linux 5.2 the built-in modules keep
+# theirs in vmlinux.
+MODULE_SECTION = ".gnu.linkonce.this_module"
+
+
+def is_module_elf(elf: ElfFile) -> bool:
+    return MODULE_SECTION in elf.sections_by_name
+
+
+@dataclass(frozen=True)
+class Options:
+    profile: Profile = Profile()
+    caps: CapTable | None = None
+    module: bool = False
+    # A partial link (ld -r): a symbol it leaves undefined is resolved by a later link, where
+    # a callback that is still undefined is reported.
+    partial: bool = False
