@@ -9,8 +9,6 @@ import difflib
 import struct
 from collections import Counter
 from dataclasses import dataclass, replace
-from functools import partial
-from typing import NamedTuple
 
 from altlink import branches, insn
 from altlink.caps import CapTable
@@ -31,9 +29,8 @@ from altlink.elf import (
     Section,
     Symbol,
 )
-from altlink.findings import CODES, ERROR, WARNING, Finding, finding
+from altlink.findings import CODES, ERROR, WARNING, Deferred, Finding, finding
 from altlink.linkset import Input, Options
-from altlink.records import Deferred, ObjectRecord
 from altlink.table import REPLACEMENT_SECTION, Entry, Profile, Table
 
 MAX_CB_MASK = 0x7FFF
@@ -555,7 +552,7 @@ class Checker:
             if (alt.symbol, inp.path) in self._callbacks_ok:
                 return  # the same callback, from the same file, already found fine
             d = self.space().lookup(alt.symbol or "", inp)
-            if _callback_fine(d, module, self._own):
+            if callback_fine(d, module, self._own):
                 self._callbacks_ok.add((alt.symbol, inp.path))
                 return
             if d is None:
@@ -844,7 +841,7 @@ def unresolved_is_error(options: Options, module: bool, images: list) -> bool:
     return not module or bool(images)
 
 
-def _callback_fine(d: Definition | None, module: bool, own: set[str]) -> bool:
+def callback_fine(d: Definition | None, module: bool, own: set[str]) -> bool:
     """A callback defined elsewhere in the link set needs no finding: defined (ALT006), not
     by the module itself (ALT015), a function in code (ALT007)."""
     return d is not None and not (module and d.path in own) and d.section is not None \
@@ -863,74 +860,6 @@ def flags_finding(tables: list[tuple[str, list[int]]]) -> Finding | None:
     desc = ", ".join(f"{_flags(f)} in {p}" for f, p in seen.items())
     return finding("ALT012", f"inputs disagree on the flags of .altinstructions: {desc}",
                    tables[0][0], "link set")
-
-
-class _DefSymbol(NamedTuple):
-    type: int
-
-
-class _DefSection(NamedTuple):
-    name: str
-    executable: bool
-
-
-class RecordSpace(SymbolSpace):
-    """The global symbols of a link set from its objects' records, then those of
-    ``--symbols-from`` images."""
-
-    def __init__(self, records: list[ObjectRecord], images: list[ElfFile]) -> None:
-        super().__init__([], images)
-        self.records = records
-        self._first: dict[str, tuple[str, tuple]] | None = None
-
-    def lookup(self, name: str, asking=None) -> Definition | None:
-        if self._first is None:
-            self._first = {}
-            for r in self.records:
-                for n, d in r.defines.items():
-                    self._first.setdefault(n, (r.path, d))
-        got = self._first.get(name)
-        if got is not None:
-            path, (typ, secname, executable) = got
-            sec = _DefSection(secname, executable) if secname is not None else None
-            return Definition(path, _DefSymbol(typ), sec)  # type: ignore[arg-type]
-        return super().lookup(name, asking)
-
-    def function_names(self) -> set[str]:
-        names = {n for r in self.records for n, (typ, _sec, _x) in r.defines.items()
-                 if typ in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)}
-        return names | super().function_names()
-
-
-def check_records(records: list[ObjectRecord], options: Options, images: list[ElfFile],
-                  findings: list[Finding]) -> list[Finding]:
-    """The pre-link checks of a link set from its objects' records (``options`` resolved:
-    NCAPS known, ``module`` saying whether the set is a module), appended to ``findings``:
-    the findings Checker makes over the objects themselves, in the same order."""
-    linkset = Checker([], options, images)
-    linkset.findings = findings
-    linkset._check_cap_table()
-    f = flags_finding([(r.path, list(r.flags)) for r in records])
-    if f is not None:
-        findings.append(f)
-    space = RecordSpace(records, images)
-    own = {r.path for r in records}
-    for rec in records:
-        for item in rec.findings:
-            if not isinstance(item, Deferred):
-                findings.append(item)
-                continue
-            if _callback_fine(space.lookup(item.symbol, rec.path), options.module, own):
-                continue
-            # Something to report: the object is read again to word it as Checker does.
-            inp = rec.full()
-            one = Checker([inp], options, images)
-            one.findings = []
-            one._space, one._own, one.module = space, own, options.module
-            e = inp.table.entries[item.index]
-            one._check_callback(inp, e, partial(one.site_place, inp, e))
-            findings += one.findings
-    return findings
 
 
 def check(inputs: list[Input], options: Options,

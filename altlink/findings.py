@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 ERROR, WARNING, NOTE = "error", "warning", "note"
 
@@ -86,6 +87,14 @@ class Finding:
 def finding(code: str, message: str, file: str, place: str = "", source: str | None = None,
             entry: int | None = None, severity: str | None = None) -> Finding:
     return Finding(code, severity or CODES[code][0], message, file, place, source, entry)
+
+
+class Deferred(NamedTuple):
+    """A callback an object leaves undefined: checked once the whole link set is known
+    (an object's record keeps it in place of a finding)."""
+
+    index: int  # the entry's position in the object's table
+    symbol: str
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from altlink.records import (
     EntryDigest,
     ObjectRecord,
     Target,
+    check_records,
     default_cache_dir,
     expected,
     make_record,
@@ -179,7 +180,7 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
             cache_dir: str | None) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
     """The records of a link set's objects, the profile (NCAPS resolved) and the pre-link
     findings: those Checker makes over the objects, in its order."""
-    from altlink.checks import check_records, resolve_ncaps
+    from altlink.checks import resolve_ncaps
 
     profile_findings: list[Finding] = []
     profile = options.profile

@@ -25,18 +25,20 @@ from functools import partial
 from typing import Callable, NamedTuple
 
 from altlink import code_digest, forkmap
-from altlink.elf import STB_LOCAL, STT_SECTION, ElfFile
+from altlink.checks import (
+    Checker,
+    Definition,
+    SymbolSpace,
+    callback_fine,
+    definitions,
+    flags_finding,
+)
+from altlink.elf import STB_LOCAL, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
-from altlink.findings import CODES, ERROR, NOTE, WARNING, Finding
+from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
+from altlink.linkset import Input, Options
 
 RECORD_FORMAT = 2  # 2: objects have their ALT017 findings
-
-
-class Deferred(NamedTuple):
-    """A callback the object leaves undefined: resolved against the whole link set."""
-
-    index: int  # the entry's position in the object's table
-    symbol: str
 
 
 class Anchor(NamedTuple):
@@ -91,7 +93,7 @@ class ObjectRecord:
             self._input = self._load()
         return self._input
 
-    # -- plain data for the cache: tuples, and this module's named tuples (_NoGlobals) ----------
+    # -- plain data for the cache: tuples, and the named tuples of _RECORD_TYPES (_NoGlobals) ---
     def to_plain(self) -> tuple:
         fs = [_finding_plain(f, self.path) for f in self.table_findings]
         es = [f if isinstance(f, Deferred) else _finding_plain(f, self.path)
@@ -204,13 +206,81 @@ def _finding_from(t: tuple, path: str) -> Finding:
                    tuple(site) if site is not None else None)
 
 
+# -- the link set's checks from the records ------------------------------------------------
+
+class _DefSymbol(NamedTuple):
+    type: int
+
+
+class _DefSection(NamedTuple):
+    name: str
+    executable: bool
+
+
+class RecordSpace(SymbolSpace):
+    """The global symbols of a link set from its objects' records, then those of
+    ``--symbols-from`` images."""
+
+    def __init__(self, records: list[ObjectRecord], images: list[ElfFile]) -> None:
+        super().__init__([], images)
+        self.records = records
+        self._first: dict[str, tuple[str, tuple]] | None = None
+
+    def lookup(self, name: str, asking=None) -> Definition | None:
+        if self._first is None:
+            self._first = {}
+            for r in self.records:
+                for n, d in r.defines.items():
+                    self._first.setdefault(n, (r.path, d))
+        got = self._first.get(name)
+        if got is not None:
+            path, (typ, secname, executable) = got
+            sec = _DefSection(secname, executable) if secname is not None else None
+            return Definition(path, _DefSymbol(typ), sec)  # type: ignore[arg-type]
+        return super().lookup(name, asking)
+
+    def function_names(self) -> set[str]:
+        names = {n for r in self.records for n, (typ, _sec, _x) in r.defines.items()
+                 if typ in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)}
+        return names | super().function_names()
+
+
+def check_records(records: list[ObjectRecord], options: Options, images: list[ElfFile],
+                  findings: list[Finding]) -> list[Finding]:
+    """The pre-link checks of a link set from its objects' records (``options`` resolved:
+    NCAPS known, ``module`` saying whether the set is a module), appended to ``findings``:
+    the findings Checker makes over the objects themselves, in the same order."""
+    linkset = Checker([], options, images)
+    linkset.findings = findings
+    linkset._check_cap_table()
+    f = flags_finding([(r.path, list(r.flags)) for r in records])
+    if f is not None:
+        findings.append(f)
+    space = RecordSpace(records, images)
+    own = {r.path for r in records}
+    for rec in records:
+        for item in rec.findings:
+            if not isinstance(item, Deferred):
+                findings.append(item)
+                continue
+            if callback_fine(space.lookup(item.symbol, rec.path), options.module, own):
+                continue
+            # Something to report: the object is read again to word it as Checker does.
+            inp = rec.full()
+            one = Checker([inp], options, images)
+            one.findings = []
+            one._space, one._own, one.module = space, own, options.module
+            e = inp.table.entries[item.index]
+            one._check_callback(inp, e, partial(one.site_place, inp, e))
+            findings += one.findings
+    return findings
+
+
 # -- making a record -------------------------------------------------------------------------
 
 def make_record(inp, options) -> ObjectRecord:
     """The record of one object (an ``linkset.Input``) under resolved options: the profile's
     NCAPS known, and ``options.module`` saying whether the link set is a module."""
-    from altlink.checks import Checker
-
     checker = Checker([inp], options, defer=True)
     table_findings = list(inp.table.findings)
     findings = checker.run()[len(table_findings):]
@@ -223,8 +293,6 @@ def make_record(inp, options) -> ObjectRecord:
 def _defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
     """The global definitions (``checks.definitions``): what a callback check needs of each,
     its type and its section's name and whether it is code."""
-    from altlink.checks import definitions
-
     out: dict[str, tuple[int, str | None, bool]] = {}
     secs = elf.sections
     for name, s in definitions(elf, True).items():
@@ -363,7 +431,6 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
                loaded: list | None = None) -> list[ObjectRecord]:
     """The records of the objects, in their order: from the cache where it has them, the
     others made (``loaded`` may give objects already read, as ``linkset.Input``)."""
-    from altlink.linkset import Input
 
     key = ObjectCache.options_key_of(options) if cache_dir else None
     cache = ObjectCache(cache_dir, key, options.profile) if key else None
@@ -394,7 +461,6 @@ def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, w
                       jobs: int) -> None:
     """Make the records of ``todo`` in this process and ``jobs - 1`` forked ones, in
     interleaved shares (object sizes vary along a sorted list); each keeps its own records."""
-    from altlink.linkset import Input
 
     shares = [todo[k::jobs] for k in range(jobs)]
     results = forkmap.fork_map(partial(_make_share, objects, options, cache, where), shares)
@@ -410,7 +476,6 @@ def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, w
 
 def _make_share(objects: list[ElfFile], options, cache, where, share: list[int]) -> list:
     """The records of a share: plain data when made in a forked process, to send back."""
-    from altlink.linkset import Input
 
     here = not forkmap.in_child()
     got: list = []
@@ -443,13 +508,14 @@ def default_cache_dir() -> str | None:
 
 
 class _NoGlobals(pickle.Unpickler):
-    """Records are tuples, lists, dicts, strings, numbers and this module's named tuples: a
-    record file naming any other class or function (which unpickling would call) is
-    refused."""
+    """Records are tuples, lists, dicts, strings, numbers and the named tuples of
+    ``_RECORD_TYPES``: a record file naming any other class or function (which unpickling
+    would call) is refused."""
 
     def find_class(self, module, name):
-        if module == __name__ and name in _RECORD_TYPES:
-            return _RECORD_TYPES[name]
+        t = _RECORD_TYPES.get(name)
+        if t is not None and module == t.__module__:
+            return t
         raise pickle.UnpicklingError(f"{module}.{name} in a record")
 
 

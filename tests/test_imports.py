@@ -1,0 +1,138 @@
+"""The package's modules import one another one way: no cycles.
+
+Every ``import`` statement of every module of ``altlink/`` is read with ``ast`` (at module
+level, inside functions and under ``if TYPE_CHECKING``: a cycle hidden in a function is still a
+cycle), the imports of ``altlink`` modules make a graph, and each cycle is reported with the
+modules on it and the lines that import.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from toolchain import ROOT
+
+PACKAGE = ROOT / "altlink"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> dict[str, int]:
+    """The ``altlink`` modules that the module imports, each with the line of its first
+    import (``from altlink import x`` imports the module ``altlink.x`` where there is one,
+    else the package)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: dict[str, int] = {}
+
+    def add(target: str, line: int) -> None:
+        if target in known and target != name:
+            out.setdefault(target, line)
+
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(alias.name, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                if f"{source}.{alias.name}" in known:
+                    add(f"{source}.{alias.name}", node.lineno)
+                else:
+                    add(source, node.lineno)
+    return out
+
+
+def import_graph() -> dict[str, dict[str, int]]:
+    mods = modules()
+    return {name: imports_of(name, path, set(mods)) for name, path in mods.items()}
+
+
+def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
+def describe(comp: list[str], graph: dict[str, dict[str, int]]) -> str:
+    edges = [f"{a} imports {b} (line {graph[a][b]})" for a in comp for b in comp
+             if b in graph[a]]
+    return "; ".join(edges)
+
+
+def test_the_graph_sees_imports_inside_functions_and_relative_ones(tmp_path):
+    # The reader itself: an import inside a function and a relative one are edges.
+    pkg = tmp_path / "altlink"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from altlink.b import g\n    return g\n")
+    (pkg / "b.py").write_text("from . import a\n")
+    (pkg / "c.py").write_text("from altlink import a, b\n")
+    known = {"altlink", "altlink.a", "altlink.b", "altlink.c"}
+    graph = {n: imports_of(n, pkg / f"{n.split('.')[-1]}.py", known)
+             for n in ("altlink.a", "altlink.b", "altlink.c")}
+    assert graph == {"altlink.a": {"altlink.b": 2}, "altlink.b": {"altlink.a": 1},
+                     "altlink.c": {"altlink.a": 1, "altlink.b": 1}}
+    assert cycles(graph) == [["altlink.a", "altlink.b"]]
+
+
+def test_no_module_of_the_package_imports_one_that_imports_it_back():
+    graph = import_graph()
+    assert "altlink.checks" in graph and "altlink.records" in graph
+    found = cycles(graph)
+    assert not found, "import cycles: " + " | ".join(describe(c, graph) for c in found)
+
+
+def test_parsing_a_linker_command_does_not_load_the_checker():
+    # Input and Options live in altlink.linkset, below the checker.
+    graph = import_graph()
+    seen, todo = set(), ["altlink.linkcmd"]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += graph[m]
+    assert "altlink.linkset" in seen
+    assert "altlink.checks" not in seen
