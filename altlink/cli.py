@@ -295,7 +295,7 @@ def options_from(args, tables=None):
         raise AltlinkError(f"altlink: --ncaps {ncaps} is negative")
     table = capsmod.load(args.cap_table) if args.cap_table else None
     if note:
-        _Notes.of(args).write(note)
+        _notes(args).write(note)
     return Options(Profile(abi, ncaps), table, getattr(args, "module", False))
 
 
@@ -331,7 +331,7 @@ def cmd_scan(args, out) -> int:
     from altlink.checks import resolve_ncaps
     from altlink.scan import scan_json, scan_text
 
-    loaded = inputsmod.load(args.files, notes=_Notes.of(args))
+    loaded = inputsmod.load(args.files, notes=_notes(args))
     tables = [i.table for i in loaded]
     options = options_from(args, tables)
     findings = [f for t in tables for f in t.findings]
@@ -359,7 +359,7 @@ def cmd_check(args, out) -> int:
         tables = [i.table for i in inputsmod.load(args.files)]
     options = options_from(args, tables)
     stats: dict = {}
-    findings = check_paths(args.files, options, args.symbols_from, notes=_Notes.of(args),
+    findings = check_paths(args.files, options, args.symbols_from, notes=_notes(args),
                            cache_dir=_cache_dir(args), stats=stats)
     rc = _emit(findings, args, out, options)
     if args.verbose:
@@ -629,21 +629,13 @@ COMMANDS = {"patch": cmd_patch, "scan": cmd_scan, "check": cmd_check, "link": cm
             "paths": cmd_paths, "explain": cmd_explain}
 
 
-class _Notes:
-    """Notes for stderr, written when the command ends: an unusable input found after a note
-    is still exit 2 with one line."""
+def _notes(args):
+    """The command's notes (an ``inputs.Notes``), written to stderr when it ends."""
+    if not hasattr(args, "_notes"):
+        from altlink.inputs import Notes
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, s: str) -> None:
-        self.lines.append(s)
-
-    @staticmethod
-    def of(args) -> _Notes:
-        if not hasattr(args, "_notes"):
-            args._notes = _Notes()
-        return args._notes
+        args._notes = Notes()
+    return args._notes
 
 
 def internal_error(e: BaseException) -> int:
@@ -685,7 +677,8 @@ def main(argv: list[str] | None = None, out=None) -> int:
             progress.enable(sys.stderr)  # a terminal only
         with collector_paused():
             rc = COMMANDS[args.command](args, out)
-        sys.stderr.write("".join(_Notes.of(args).lines))
+        if hasattr(args, "_notes"):
+            sys.stderr.write(args._notes.text())
         return rc
     except AltlinkError as e:
         progress.erase()

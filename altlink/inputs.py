@@ -10,6 +10,25 @@ from altlink.linkset import Input
 BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 
 
+class Notes:
+    """Notes for stderr (``notes=`` of ``load``), kept to be written when the command or the
+    link ends: an unusable input found after a note is still exit 2 with one line."""
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+
+    def write(self, s: str) -> None:
+        self.chunks.append(s)
+
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    @property
+    def lines(self) -> list[str]:
+        """The notes' lines, without their line ends and without empty ones."""
+        return [x for s in self.chunks for x in s.splitlines() if x]
+
+
 def is_lto(data: bytes, e: elf.ElfFile | None = None) -> bool:
     """An LTO object carries IR, not code: LLVM bitcode, or ELF with GCC's .gnu.lto_ sections."""
     if data[:4] in BITCODE_MAGICS:

@@ -76,14 +76,6 @@ class LinkResult:
     stats: dict = field(default_factory=dict)
 
 
-class _Notes:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, s: str) -> None:
-        self.lines.extend(x for x in s.splitlines() if x)
-
-
 def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult:
     """Check, link, cross-check and write. The request's policy decides what stops the link
     (a silenced code does not, a warning made an error does), so that the outputs are written
@@ -91,7 +83,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
     cmd = linkcmd.parse(req.command)
     if launcher.is_relocatable(req.command):  # ld -r: undefined callbacks are the next link's
         req = replace(req, options=replace(req.options, partial=True))
-    notes = _Notes()
+    notes = inputs.Notes()
     loaded = inputs.load_elfs(cmd.inputs, notes=notes)
     # Shared libraries on the command line are not linked in: they only define symbols (a
     # callback may live in one), as --symbols-from images do.
