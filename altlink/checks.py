@@ -790,8 +790,8 @@ def _reloc_finder(inp: Input, sec: Section):
     return at
 
 
-# What the linkers call the code they insert (GNU ld's veneers, lld's thunks), and that code:
-# ADRP x16 / ADD x16 / BR x16, or LDR x16, literal / BR x16.
+# What the linkers call the code they insert (GNU ld's veneers, lld's thunks), and that code
+# (insn.is_veneer).
 _STUB_NAMES = ("_veneer", "Thunk_")
 
 
@@ -802,11 +802,7 @@ def _linker_stub(inp: Input, addr: int) -> bool:
     code = inp.elf.read_addr(addr, 12) or inp.elf.read_addr(addr, 8)
     if not code:
         return False
-    w = struct.unpack(f"<{len(code) // 4}I", code)
-    if len(w) > 2 and (w[0] & 0x9F00001F) == 0x90000010 and \
-            (w[1] & 0xFFC003FF) == 0x91000210 and w[2] == 0xD61F0200:
-        return True
-    return (w[0] & 0xFF00001F) == 0x58000010 and w[1] == 0xD61F0200
+    return insn.is_veneer(struct.unpack(f"<{len(code) // 4}I", code))
 
 
 # The top bytes of the words a patcher re-encodes: the immediate branches

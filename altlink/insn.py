@@ -288,6 +288,16 @@ def classify(word: int) -> Classified:
     return found
 
 
+def is_veneer(words: tuple[int, ...]) -> bool:
+    """The code a linker inserts to reach a far branch target (GNU ld's veneers, lld's
+    thunks): ADRP x16 / ADD x16 / BR x16, or LDR x16, literal / BR x16. ``words``: two or
+    three words from the address."""
+    if len(words) > 2 and (words[0] & 0x9F00001F) == 0x90000010 and \
+            (words[1] & 0xFFC003FF) == 0x91000210 and words[2] == 0xD61F0200:
+        return True
+    return (words[0] & 0xFF00001F) == 0x58000010 and words[1] == 0xD61F0200
+
+
 def target(word: int, pc: int) -> int | None:
     """The absolute address ``word`` refers to when executed at ``pc``.
 

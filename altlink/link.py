@@ -599,17 +599,13 @@ _STUB_MARKS = ("_veneer", "__AArch64AbsLongThunk_", "__AArch64ADRPThunk_", "Thun
 
 def _looks_like_stub(image: Input, syms: _ImageSymbols, addr: int) -> bool:
     """Code the linker made: named as a veneer or thunk, or the veneer sequences themselves
-    (ADRP x16 / ADD x16 / BR x16; LDR x16, literal / BR x16)."""
+    (``insn.is_veneer``)."""
     if any(m in n for n in syms.names_at(addr) for m in _STUB_MARKS):
         return True
     code = image.elf.read_addr(addr, 12)
     if code is None or len(code) < 8:
         return False
-    w = struct.unpack(f"<{len(code) // 4}I", code)
-    if (w[0] & 0x9F00001F) == 0x90000010 and len(w) > 2 and \
-            (w[1] & 0xFFC003FF) == 0x91000210 and w[2] == 0xD61F0200:
-        return True
-    return (w[0] & 0xFF00001F) == 0x58000010 and w[1] == 0xD61F0200
+    return insn.is_veneer(struct.unpack(f"<{len(code) // 4}I", code))
 
 
 def _branch_targets(t: Target, syms: _ImageSymbols) -> set[int]:
