@@ -41,6 +41,7 @@ def members(path: str) -> list[Member]:
         raise AltlinkError(f"{path}: not an ar archive")
     out: list[Member] = []
     longnames = b""
+    nested: dict[str, tuple[bytes, bool, bytes]] = {}  # a nested archive, read once
     pos = 8
     while pos + _HDR <= len(data):
         raw_name, size, body = _header(path, data, pos, thin)
@@ -49,7 +50,7 @@ def members(path: str) -> list[Member]:
         elif raw_name in ("/", "/SYM64/", "__.SYMDEF", "__.SYMDEF SORTED"):
             pass
         elif thin:
-            out.append(_thin_member(path, raw_name, longnames, pos, 0))
+            out.append(_thin_member(path, raw_name, longnames, pos, 0, nested))
             pos = body + (body & 1)  # a thin member's data is not in the archive
             continue
         else:
@@ -85,7 +86,8 @@ def _header(path: str, data: bytes, pos: int, thin: bool) -> tuple[str, int, int
     return raw_name, size, body
 
 
-def _thin_member(path: str, raw_name: str, longnames: bytes, pos: int, depth: int) -> Member:
+def _thin_member(path: str, raw_name: str, longnames: bytes, pos: int, depth: int,
+                 opened: dict[str, tuple[bytes, bool, bytes]]) -> Member:
     name, origin = _member_name(path, raw_name, longnames, pos)
     member_path = os.path.join(os.path.dirname(path), name)
     if origin == 0:
@@ -93,15 +95,18 @@ def _thin_member(path: str, raw_name: str, longnames: bytes, pos: int, depth: in
     # An element of a nested archive: the one whose header is at ORIGIN in that archive.
     if depth > 8:
         raise AltlinkError(f"{path}: member at {pos:#x}: nested archives too deep")
-    nested = _read(member_path)
-    nested_thin = nested.startswith(THIN_MAGIC)
-    if not (nested_thin or nested.startswith(MAGIC)):
-        raise AltlinkError(f"{path}: member at {pos:#x} names element {origin:#x} of "
-                           f"{member_path}, which is not an ar archive")
-    longnames_n = _longnames(member_path, nested, nested_thin)
+    if member_path not in opened:
+        nested = _read(member_path)
+        nested_thin = nested.startswith(THIN_MAGIC)
+        if not (nested_thin or nested.startswith(MAGIC)):
+            raise AltlinkError(f"{path}: member at {pos:#x} names element {origin:#x} of "
+                               f"{member_path}, which is not an ar archive")
+        opened[member_path] = (nested, nested_thin,
+                               _longnames(member_path, nested, nested_thin))
+    nested, nested_thin, longnames_n = opened[member_path]
     raw, size, body = _header(member_path, nested, origin, nested_thin)
     if nested_thin:
-        inner = _thin_member(member_path, raw, longnames_n, origin, depth + 1)
+        inner = _thin_member(member_path, raw, longnames_n, origin, depth + 1, opened)
         return replace(inner, display=f"{path}({inner.path})")
     inner_name, _ = _member_name(member_path, raw, longnames_n, origin)
     return Member(inner_name, f"{member_path}({inner_name})", nested[body:body + size])

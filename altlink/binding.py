@@ -41,6 +41,13 @@ def patch_digest(elf: ElfFile, table_addr: int | None, table_size: int, entries,
     return h.hexdigest()
 
 
+def patch_digest_of(image, profile) -> str:
+    """:func:`patch_digest` of an image whose table was decoded (a ``linkset.Input``)."""
+    table = image.table.sections[0] if image.table.sections else None
+    return patch_digest(image.elf, table.addr if table is not None else None,
+                        table.size if table is not None else 0, image.table.entries, profile)
+
+
 def section_digests(elf: ElfFile) -> dict[str, str]:
     """The sha256 of each allocated section's contents (``"nobits:SIZE"`` for one without
     contents), by name; a name given to several sections gets ``#n`` after the first."""

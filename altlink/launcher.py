@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass
 
 from altlink import archive, linkcmd
+from altlink.elf import EM_AARCH64
 from altlink.errors import AltlinkError
-
-EM_AARCH64 = 183
+from altlink.inputs import BITCODE_MAGICS
 
 # Options after which a linker or a compiler driver prints something and links nothing.
 # (``-v`` and ``-V`` print the version and still link what they are given: they are probes
@@ -95,7 +95,7 @@ def _is_aarch64(path: str) -> bool:
 
 
 def _head_is_aarch64(head: bytes) -> bool:
-    if head[:4] in (b"BC\xc0\xde", b"\xde\xc0\x17\x0b"):
+    if head[:4] in BITCODE_MAGICS:
         return True  # LTO bitcode: named in a note, checked after the link
     if head[:4] != b"\x7fELF" or len(head) < 20:
         return False

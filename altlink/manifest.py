@@ -96,9 +96,7 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     table = image.table.sections[0] if image.table.sections else None
     img = {"path": relpath(image_path, manifest_path), "sha256": image_sha,
            "machine": "aarch64",
-           "patch_sha256": binding.patch_digest(
-               elf, table.addr if table is not None else None,
-               table.size if table is not None else 0, image.table.entries, profile),
+           "patch_sha256": binding.patch_digest_of(image, profile),
            "sections": binding.section_digests(elf)}
     if binary is not None:
         img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
-from altlink import insn, progress, rawbin
+from altlink import insn, rawbin
 from altlink.elf import from_bytes
 from altlink.errors import AltlinkError
 from altlink.table import ABIS, Profile, image_table_sections
@@ -290,7 +290,9 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
     not depend on the order; two entries on one site do (the one applied last wins).
     """
     if check_hash:
-        got = _sha256_file(image_path)
+        from altlink.manifest import sha256_file
+
+        got = sha256_file(image_path)
         want = (m.get("image") or {}).get("sha256")
         # An image post-processed after the link (sorttable, strip, a signature) is patched
         # when its table, sites and replacements are as the manifest has them.
@@ -323,25 +325,6 @@ def _binding_problems(image_path: str, m: dict, sha: str) -> list[str]:
         return verify.check(elf, m, sha).problems
     finally:
         elf.close()
-
-
-def _sha256_file(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            shown = progress.task(f"hashing {path}", os.fstat(f.fileno()).st_size >> 20)
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                h.update(chunk)
-                shown.advance()
-            progress.erase()
-    except OSError as e:
-        raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
-    return h.hexdigest()
 
 
 def _mapped_copy(image_path: str, output: str):

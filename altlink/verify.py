@@ -43,10 +43,7 @@ def check(elf: ElfFile, m: dict, sha: str) -> Verdict:
     if sha == want:
         return verdict
     recorded = img.get("patch_sha256")
-    table = image.table.sections[0] if image.table.sections else None
-    got = binding.patch_digest(elf, table.addr if table is not None else None,
-                               table.size if table is not None else 0, image.table.entries,
-                               profile)
+    got = binding.patch_digest_of(image, profile)
     if recorded is None:
         verdict.problems.insert(0, f"image sha256 {sha} differs from the manifest's {want} "
                                 "(the manifest has no patch binding to tell more)")
