@@ -115,6 +115,9 @@ _EPILOGS = {
 
 def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
     examples, exits = _EPILOGS[name]
+    statuses, _, after = exits.partition("; ")
+    exits = (statuses + ", 4 altlink's own failure (a bug: ALTLINK_TRACEBACK=1 shows the "
+             "traceback)" + (f"; {after}" if after else ""))
     epilog = ("examples:\n" + "".join(f"  {e}\n" for e in examples) + "\n"
               + textwrap.fill("exit status: " + exits, 78, subsequent_indent="  ") + "\n")
     return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",

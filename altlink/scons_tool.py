@@ -121,7 +121,7 @@ def _link_argv(target, source, env) -> list[str]:
     if ncaps is not None and ncaps != "":
         try:
             argv += ["--ncaps", str(int(ncaps, 0) if isinstance(ncaps, str) else int(ncaps))]
-        except ValueError:
+        except (TypeError, ValueError):
             raise AltlinkError(f"ALTLINK_NCAPS={ncaps!r} is not a number") from None
     for image_ in _files(env, "ALTLINK_SYMBOLS_FROM"):
         argv += ["--symbols-from", _shown(_path(image_))]
@@ -147,6 +147,8 @@ def _link_action(target, source, env):
     except AltlinkError as e:
         sys.stderr.write(f"{one_line(str(e))}\n")
         return e.exit_code
+    except Exception as e:  # noqa: BLE001 - altlink's own failure, as cli.main reports one
+        return cli.internal_error(e)
     return cli.main(argv)
 
 
@@ -155,7 +157,7 @@ def _link_str(target, source, env):
         return env.subst("$ALTLINKCOMSTR", target=target, source=source)
     try:
         return "altlink " + shlex.join(_link_argv(target, source, env))
-    except AltlinkError:  # the action says so
+    except Exception:  # noqa: BLE001 - the action says what went wrong
         return f"altlink link -o {target[0]}"
 
 
@@ -163,14 +165,16 @@ def _link_str(target, source, env):
 
 def _caps_action(target, source, env):
     from altlink import caps as capsmod
-    from altlink import outputs
+    from altlink import cli, outputs
 
     try:
         table = capsmod.load(_path(source[0]))
         outputs.write_bytes(target[0].get_abspath(), capsmod.header(table).encode())
     except AltlinkError as e:
         sys.stderr.write(f"{one_line(str(e))}\n")
-        return 2
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - altlink's own failure, as cli.main reports one
+        return cli.internal_error(e)
     return 0
 
 

@@ -576,6 +576,7 @@ def test_every_command_help_has_examples_and_exit_statuses(command):
     assert examples.startswith(f"  altlink {command} ")
     exits = " ".join(p.stdout.split("\nexit status: ")[1].split())
     assert exits.startswith("0 ") and " 2 " in exits
+    assert ", 4 altlink's own failure (a bug: ALTLINK_TRACEBACK=1 shows the traceback)" in exits
 
 
 def test_every_option_and_argument_has_help():

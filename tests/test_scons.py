@@ -375,3 +375,31 @@ def test_the_printed_command_does_what_scons_did(project, warn):
     else:
         assert proc.returncode == 0 and shell.returncode == 0, shell.stderr
         assert by_shell == by_scons and len(by_shell) == 3
+
+
+@pytest.mark.parametrize("where", ["caps", "link"])
+def test_altlinks_own_failure_in_scons_is_one_line_and_status_4(project, where):
+    """A bug in altlink, running inside SCons's own process, is reported as cli reports one:
+    one line, exit status 4 (SCons's "Error 4"), no traceback unless asked for."""
+    planted = {"caps": "import altlink.caps\naltlink.caps.header = boom\n",
+               "link": "import altlink.scons_tool\naltlink.scons_tool._link_argv = boom\n"}[where]
+    sc = (project / "SConstruct").read_text().replace(
+        "import os\n", "import os\ndef boom(*a, **k):\n    raise RuntimeError('planted')\n"
+        + planted, 1)
+    (project / "SConstruct").write_text(sc)
+    proc = scons(project, check=False)
+    assert proc.returncode != 0
+    assert ("altlink: internal error (a bug in altlink, not a problem with the input): "
+            "RuntimeError: planted (ALTLINK_TRACEBACK=1 shows the traceback)") in proc.stderr
+    assert "Error 4" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_ncaps_that_is_not_a_number_is_a_usage_error(project):
+    sc = (project / "SConstruct").read_text().replace(
+        "Default(outs)", 'env["ALTLINK_NCAPS"] = [64]\nDefault(outs)')
+    (project / "SConstruct").write_text(sc)
+    proc = scons(project, check=False)
+    assert "ALTLINK_NCAPS=[64] is not a number" in proc.stderr
+    assert "Error 2" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
