@@ -33,7 +33,7 @@ from altlink.checks import (
     definitions,
     flags_finding,
 )
-from altlink.elf import STB_LOCAL, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, STT_SECTION, ElfFile
+from altlink.elf import STB_LOCAL, STB_WEAK, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input, Options
@@ -304,13 +304,17 @@ def _defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
 class Anchors:
     """For each section of an object, the symbols a place in it is found by in the image: the
     last named symbol at or before the offset (a global before a local at the same value,
-    else the first in the symbol table; no ``$x``/``.L`` labels)."""
+    else the first in the symbol table; no ``$x``/``.L`` labels).
+
+    Weak symbols are never anchors: another object's definition may take the name (Linux's
+    ``__weak`` functions), while the weak copy's code stays linked at its object's place."""
 
     def __init__(self, elf: ElfFile) -> None:
         self._by_sec: dict[int, tuple[list[tuple], list[int]]] = {}
         rows: dict[int, list[tuple]] = {}
         for pos, s in enumerate(elf.symbols):
-            if s.name and s.type != STT_SECTION and not s.name.startswith(("$", ".L")):
+            if s.name and s.type != STT_SECTION and s.bind != STB_WEAK and \
+                    not s.name.startswith(("$", ".L")):
                 rows.setdefault(s.shndx, []).append((s.value, s.bind != STB_LOCAL, -pos,
                                                      s.name))
         for shndx, r in rows.items():

@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from elftools.elf.elffile import ELFFile
-from toolchain import GNU_CC, LDSCRIPTS, ROOT, compile, env_without_altlink_vars, run, write
+from toolchain import GNU_CC, LDSCRIPTS, ROOT, SIMPLE_LD, compile, env_without_altlink_vars, run, write
 
 GNU_LD = "aarch64-linux-gnu-ld"
 LLD = "ld.lld"
@@ -1308,3 +1308,48 @@ def test_callback_defined_in_a_shared_library(tmp_path, how):
     proc = subprocess.run([sys.executable, "-m", "altlink", "check", "--abi", "linux-v6.1",
                            str(main_o)], capture_output=True, text=True)
     assert proc.returncode == 1 and "ALT006" in proc.stdout
+
+
+# A weak function with an alternative site, preempted by a strong definition in another
+# object (the kernel's `__weak arch_cpu_idle` in kernel/sched/idle.c and arm64's own): the
+# weak function's code is still linked, at its object's place; the image's symbol of that
+# name is the other definition.
+WEAK_S = r"""
+#include <altlink/alternative.h>
+	.text
+	.globl _start
+	.type _start, %function
+_start:
+	bl idle
+	b .
+	.weak idle
+	.type idle, %function
+idle:
+	nop
+	alternative_insn "mov x0, #1", "mov x0, #2", 1
+	ret
+"""
+
+STRONG_S = r"""
+	.text
+	.globl idle
+	.type idle, %function
+idle:
+	mov x0, #7
+	ret
+"""
+
+
+@pytest.mark.parametrize("linker", LD_LINKERS)
+def test_a_site_in_a_preempted_weak_function_is_where_its_object_put_it(tmp_path, linker):
+    objs = [asm(tmp_path, "weak", WEAK_S), asm(tmp_path, "strong", STRONG_S)]
+    script = write(tmp_path / "fw.ld", SIMPLE_LD)
+    cmd = linker_command(linker, objs, "x.elf", script)
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", *cmd, cwd=tmp_path)
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    from altlink.elf import read_elf
+
+    elf = read_elf(str(tmp_path / "fw.elf"))
+    start = next(s.value for s in elf.symbols if s.name == "_start")
+    (entry,) = json.loads((tmp_path / "fw.json").read_text())["entries"]
+    assert int(entry["site"]["address"], 16) == start + 12  # bl, b, nop: the weak copy's site
