@@ -33,7 +33,15 @@ from altlink.checks import (
     definitions,
     flags_finding,
 )
-from altlink.elf import STB_LOCAL, STB_WEAK, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, STT_SECTION, ElfFile
+from altlink.elf import (
+    STB_LOCAL,
+    STB_WEAK,
+    STT_FUNC,
+    STT_GNU_IFUNC,
+    STT_NOTYPE,
+    STT_SECTION,
+    ElfFile,
+)
 from altlink.errors import AltlinkError
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input, Options

@@ -19,7 +19,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 from elftools.elf.elffile import ELFFile
-from toolchain import GNU_CC, LDSCRIPTS, ROOT, SIMPLE_LD, compile, env_without_altlink_vars, run, write
+from toolchain import (
+    GNU_CC,
+    LDSCRIPTS,
+    ROOT,
+    SIMPLE_LD,
+    compile,
+    env_without_altlink_vars,
+    run,
+    write,
+)
 
 GNU_LD = "aarch64-linux-gnu-ld"
 LLD = "ld.lld"
