@@ -91,6 +91,11 @@ class Symbolizer:
                        if SHN_UNDEF < s.shndx < SHN_LORESERVE and s.type in named and s.name
                        and not s.name.startswith(unnamed)])
 
+    def index_addresses(self) -> None:
+        """Build the index that names addresses now (say, before a fork that both sides of
+        would otherwise build it in)."""
+        self._addr_index  # noqa: B018
+
     def at_address(self, addr: int) -> str | None:
         sym = self._addr_index.lookup(addr)
         return _fmt(sym.name, addr - sym.value) if sym else None

@@ -143,6 +143,62 @@ def test_patch_refuses_an_entry_check_refuses(image, tmp_path, capsys):
         assert not out.exists()
 
 
+# Run in a fresh process (pytest's workers have threads, and altlink forks only a process
+# with one thread), with the fork thresholds at 0, counting the forks altlink makes.
+FORKED = """
+import sys
+from altlink import cli, forkmap, manifest, patch
+manifest.FORK_REFUSALS_FROM = patch.FORK_REFUSALS_FROM = 0
+start = forkmap.Forked.start
+def counted(self):
+    sys.stderr.write("forked\\n")
+    start(self)
+forkmap.Forked.start = counted
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def forked_main(*args) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", FORKED, *map(str, args)], capture_output=True,
+                       text=True)
+    return r.returncode, r.stderr
+
+
+def test_the_refusing_checks_in_a_forked_copy_give_the_same_answer(image, tmp_path, capsys):
+    """manifest and patch run the refusing checks in a forked copy on big tables: forced here
+    on a small one, the manifest and the refusals are those of the checks run in turn."""
+    elf, caps = image
+    here, there = tmp_path / "here.json", tmp_path / "there.json"
+    assert main("manifest", *V61, "--cap-table", caps, elf, "-o", here) == 0
+    in_turn = capsys.readouterr().err
+    rc, err = forked_main("manifest", *V61, "--cap-table", caps, elf, "-o", there)
+    assert rc == 0 and err.count("forked\n") == 1, err
+    assert err.replace("forked\n", "") == in_turn
+    assert there.read_text() == here.read_text().replace("here.json", "there.json")
+
+    from altlink import caps as capsmod
+
+    table = capsmod.load(str(caps))
+    m = manifestmod.build(Input.load(read_elf(str(elf))), Profile("linux-v6.1", table.ncaps),
+                          table, str(elf), None, None)
+    for keep, code in (((0, 1, 4), "ALT008"), ((0, 2, 4), "ALT002"), ((0, 4), None)):
+        path = write(tmp_path / "m.json", json.dumps(dict(
+            m, entries=[r for r in m["entries"] if r["index"] in keep])))
+        out = tmp_path / "p.elf"
+        rc, err = forked_main("patch", elf, "--manifest", path, "--caps", "0", "-o", out)
+        assert err.count("forked\n") == 1, err
+        err = err.replace("forked\n", "")
+        if code:  # refused, in check's words, even though entry 0 was applied meanwhile
+            assert rc == 1 and len(err.splitlines()) == 1 and f"error: {code}: " in err, err
+            assert not out.exists()
+        else:
+            assert rc == 0 and "applied 2 of 2" in err, err
+            assert qemu(out).returncode == 4
+
+
 def test_patch_takes_only_the_images_capabilities_and_callbacks(image, tmp_path, capsys):
     elf, caps = image
     m = tmp_path / "m.json"
