@@ -14,6 +14,7 @@ from functools import partial
 
 from altlink import binding, insn, progress
 from altlink.caps import CapTable
+from altlink.elf import SHT_NOBITS
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
 from altlink.gcpause import collector_paused
@@ -253,13 +254,24 @@ class _Records:
         self._cap_fields: dict[int, tuple[str, int | None, str | None]] = {}
         self._codes: dict[bytes, _Code] = {}
 
-    def entry(self, e: Entry) -> dict:
+    def _place(self, addr: int, length: int) -> tuple[bytes, int | None]:
+        """The bytes at ``addr`` (b"" where the image has none) and its file offset: as
+        ``read_addr`` and ``file_offset``, from one lookup of the section."""
         elf = self.elf
+        sec = elf.section_at(addr)
+        if sec is None or sec.type == SHT_NOBITS:
+            return b"", None
+        off = addr - sec.addr
+        if addr + length > sec.addr + sec.size:
+            return b"", sec.offset + off
+        return elf.section_data(sec)[off:off + length], sec.offset + off
+
+    def entry(self, e: Entry) -> dict:
         kind, cap, cap_name = self._cap(e.cap_raw)
         site_addr = e.site.address
-        site_bytes = elf.read_addr(site_addr, e.orig_len) or b""
-        site = {"address": f"{site_addr:#x}", "file_offset": elf.file_offset(site_addr),
-                "bin_offset": self.layout.offset_of(site_addr, elf)
+        site_bytes, site_off = self._place(site_addr, e.orig_len)
+        site = {"address": f"{site_addr:#x}", "file_offset": site_off,
+                "bin_offset": self.layout.offset_of(site_addr, self.elf)
                 if self.layout is not None else None,
                 "length": e.orig_len, "symbol": self.names.at_address(site_addr),
                 "bytes": site_bytes.hex(),
@@ -276,7 +288,7 @@ class _Records:
             rec["callback"] = {"symbol": sym.name if sym else None, "address": f"{alt_addr:#x}"}
             return rec
         alt_len = e.alt_len
-        repl = elf.read_addr(alt_addr, alt_len) or b""
+        repl = self._place(alt_addr, alt_len)[0]
         code = self._code(repl, alt_addr)
         fixups = []
         for i, word, fixup_kind in code.branches:
@@ -320,6 +332,8 @@ class _Code:
     def disasm(self, code: bytes, address: int) -> list[str]:
         """:func:`insn.disasm` of ``code`` at ``address`` (whole words; a malformed entry's
         odd tail shown raw)."""
+        if not self.moving:
+            return list(self.lines)
         lines = list(self.lines)
         for i in self.moving:
             lines[i] = insn.disasm(code[4 * i:4 * i + 4], address + 4 * i)[0]
