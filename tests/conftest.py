@@ -19,13 +19,14 @@ def _no_altlink_env(monkeypatch, record_cache):
     monkeypatch.setenv("ALTLINK_CACHE_DIR", str(record_cache))
 
 
-@pytest.fixture(scope="session")
-def kernel_build():
+@pytest.fixture(scope="session", params=["gnu", "llvm"])
+def kernel_build(request):
     """Linux 6.1 (Debian's linux-source-6.1) built for arm64 with Kbuild's LD pointed at
-    altlink's launcher form (tests/kbuild.py): minutes the first time, then its links only."""
+    altlink's launcher form (tests/kbuild.py), once with the GNU toolchain and once with
+    ``LLVM=1``: minutes the first time, then its links only."""
     import kbuild
 
-    return kbuild.build()
+    return kbuild.build(toolchain=request.param)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,10 @@ lock makes the build happen once when several test processes (pytest-xdist) want
 
 The configuration is ``tinyconfig`` plus :data:`CONFIG` (say it in the README): a serial
 console for the boot proof and four modules whose code has alternatives.
+
+Two toolchains (:data:`TOOLCHAINS`), each its own build directory from the one source tree:
+``gnu`` (gcc, GNU as and ld, ``CROSS_COMPILE=aarch64-linux-gnu-``) and ``llvm`` (``LLVM=1``:
+clang with its integrated assembler, ld.lld, llvm-ar/nm/objcopy), the two Linux supports.
 """
 from __future__ import annotations
 
@@ -53,24 +57,37 @@ LINK_OUTPUTS = ("vmlinux", "vmlinux.o", "vmlinux.alt.json", ".tmp_vmlinux*", "Sy
                 "arch/arm64/kernel/vdso-wrap.o", "**/*.ko", "**/*.ko.alt.json")
 
 
-def base_dir() -> Path:
+TOOLCHAINS = ("gnu", "llvm")
+# What make is told to use each toolchain, and the linker altlink runs for it.
+_TOOLCHAIN_ARGS = {"gnu": [f"CROSS_COMPILE={CROSS}"], "llvm": ["LLVM=1"]}
+_LINKER = {"gnu": f"{CROSS}ld", "llvm": "ld.lld"}
+
+
+def base_dir(toolchain: str = "gnu") -> Path:
+    """The build's directory: ``$ALTLINK_KBUILD_DIR`` (the gnu build; the llvm build beside
+    it, with ``-llvm`` added to the name), else under the user's cache."""
     env = os.environ.get("ALTLINK_KBUILD_DIR")
     if env:
-        return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "altlink-tests" / "linux-6.1"
+        base = Path(env)
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                  ".cache")
+        base = Path(cache) / "altlink-tests" / "linux-6.1"
+    return base if toolchain == "gnu" else base.with_name(f"{base.name}-{toolchain}")
 
 
-def altlink_ld() -> str:
-    """Kbuild's LD: altlink's launcher in front of GNU ld (one string, split by make's shell)."""
+def altlink_ld(toolchain: str = "gnu") -> str:
+    """Kbuild's LD: altlink's launcher in front of the toolchain's linker (one string, split
+    by make's shell)."""
     exe = Path(sys.executable).with_name("altlink")
     cmd = str(exe) if exe.exists() else f"{sys.executable} -m altlink"
-    return f"{cmd} link --abi linux-v6.1 --cap-table {CAP_HEADER} -- {CROSS}ld"
+    return f"{cmd} link --abi linux-v6.1 --cap-table {CAP_HEADER} -- {_LINKER[toolchain]}"
 
 
-def make_args(out: Path, *targets: str, ld: str | None = None) -> list[str]:
-    return ["make", f"O={out}", "ARCH=arm64", f"CROSS_COMPILE={CROSS}",
-            f"LD={ld or altlink_ld()}", f"-j{os.cpu_count() or 2}", *targets]
+def make_args(out: Path, *targets: str, ld: str | None = None,
+              toolchain: str = "gnu") -> list[str]:
+    return ["make", f"O={out}", "ARCH=arm64", *_TOOLCHAIN_ARGS[toolchain],
+            f"LD={ld or altlink_ld(toolchain)}", f"-j{os.cpu_count() or 2}", *targets]
 
 
 def build_env(log: Path) -> dict:
@@ -82,12 +99,16 @@ def build_env(log: Path) -> dict:
 
 
 class KernelBuild:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, toolchain: str = "gnu") -> None:
         self.base = base
+        self.toolchain = toolchain
         self.src = base / "linux-source-6.1"
         self.out = base / "out"
         self.log = base / "links.jsonl"
         self.make_log = base / "make.log"
+
+    def make_args(self, *targets: str, ld: str | None = None) -> list[str]:
+        return make_args(self.out, *targets, ld=ld, toolchain=self.toolchain)
 
     def links(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
@@ -95,11 +116,18 @@ class KernelBuild:
 
 def unpack(base: Path) -> Path:
     src = base / "linux-source-6.1"
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / "unpack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _unpack(src)
+
+
+def _unpack(src: Path) -> Path:
     if (src / "Makefile").exists():
         return src
     if not TARBALL.exists():
         raise RuntimeError(f"{TARBALL} is missing: apt-get install linux-source-6.1")
-    tmp = base / "unpacking"
+    tmp = src.with_name("unpacking")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(TARBALL), "-C", str(tmp)], check=True)
@@ -114,7 +142,8 @@ def configure(kb: KernelBuild) -> None:
         return
     kb.out.mkdir(parents=True, exist_ok=True)
     frag.write_text(CONFIG)
-    plain = ["make", f"O={kb.out}", "ARCH=arm64", f"CROSS_COMPILE={CROSS}"]
+    # Kconfig records the compiler and linker it saw (CONFIG_CC_IS_CLANG, CONFIG_LD_IS_LLD).
+    plain = ["make", f"O={kb.out}", "ARCH=arm64", *_TOOLCHAIN_ARGS[kb.toolchain]]
     for cmd in ([*plain, "tinyconfig"],
                 [str(kb.src / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(kb.out),
                  str(kb.out / ".config"), str(frag)],
@@ -137,10 +166,10 @@ def remove_link_outputs(out: Path) -> None:
             mod.with_suffix(".o").unlink(missing_ok=True)
 
 
-def build(base: Path | None = None) -> KernelBuild:
-    """The kernel built (or relinked) through altlink; raises on a failed build, with the end of
-    make's output."""
-    kb = KernelBuild(base or base_dir())
+def build(base: Path | None = None, toolchain: str = "gnu") -> KernelBuild:
+    """The kernel built (or relinked) through altlink with ``toolchain``; raises on a failed
+    build, with the end of make's output."""
+    kb = KernelBuild(base or base_dir(toolchain), toolchain)
     kb.base.mkdir(parents=True, exist_ok=True)
     with open(kb.base / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -149,16 +178,19 @@ def build(base: Path | None = None) -> KernelBuild:
         me = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid {os.getpid()}"
         if stamp.exists() and stamp.read_text() == me and (kb.out / "vmlinux").exists():
             return kb  # this test run's build, made by another worker
-        unpack(kb.base)
+        if toolchain == "gnu":
+            unpack(kb.base)
+        elif not kb.src.is_symlink():  # one source tree for both builds (O= builds)
+            kb.src.symlink_to(unpack(base_dir("gnu")))
         configure(kb)
         remove_link_outputs(kb.out)
         if kb.log.exists():
             kb.log.unlink()
         with open(kb.make_log, "w") as f:
-            p = subprocess.run(make_args(kb.out, "Image", "modules"), cwd=kb.src, stdout=f,
+            p = subprocess.run(kb.make_args("Image", "modules"), cwd=kb.src, stdout=f,
                                stderr=subprocess.STDOUT, env=build_env(kb.log))
         if p.returncode != 0:
             tail = "".join(kb.make_log.read_text().splitlines(True)[-40:])
-            raise RuntimeError(f"the kernel build through altlink failed:\n{tail}")
+            raise RuntimeError(f"the {toolchain} kernel build through altlink failed:\n{tail}")
         stamp.write_text(me)
         return kb

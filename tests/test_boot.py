@@ -3,8 +3,8 @@ linux-source-6.1 boots under qemu-system-aarch64 on several CPU models; every al
 site of the booted kernel, the vDSO's included, is compared with `altlink patch` of the same
 vmlinux for the capabilities that kernel detected (tests/bootproof.py).
 
-The kernel build is the session's ``kbuild`` fixture (tests/kbuild.py: its O= directory,
-linked through altlink), or the O= directory that ``ALTLINK_KBUILD_OUT`` names.
+The kernels are tests/kbuild.py's builds, GNU and LLVM (their O= directories, linked through
+altlink), or the O= directory that ``ALTLINK_KBUILD_OUT`` names.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import bootproof
+import kbuild
 import pytest
 
 # The first use of the kbuild fixture compiles the kernel (minutes on 2 cores; pytest-timeout
@@ -31,18 +32,21 @@ RUNTIME_CALLBACKS = {"smccc_patch_fw_mitigation_conduit",
                      "kvm_compute_final_ctr_el0", "cortex_a76_erratum_1463225_svc_handler"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=kbuild.TOOLCHAINS)
 def kernel_out(request) -> Path:
+    """The kernel built with each toolchain (the kernel_build fixture's builds)."""
     env = os.environ.get("ALTLINK_KBUILD_OUT")
     if env:  # a build directory of one's own, for a quick run
+        if request.param != kbuild.TOOLCHAINS[0]:
+            pytest.skip("ALTLINK_KBUILD_OUT names one build")
         if not (Path(env) / "vmlinux").exists():
             pytest.fail(f"ALTLINK_KBUILD_OUT={env}: no vmlinux there")
         return Path(env)
-    return Path(request.getfixturevalue("kbuild"))
+    return kbuild.build(toolchain=request.param).out
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
+def work(tmp_path_factory, kernel_out) -> Path:
     return tmp_path_factory.mktemp("boot")
 
 

@@ -1,5 +1,6 @@
 """altlink as the linker of a real Linux kernel build (tests/kbuild.py): Debian's
-linux-source-6.1, tinyconfig plus modules, ``make LD="altlink link ... -- aarch64-linux-gnu-ld"``.
+linux-source-6.1, tinyconfig plus modules, ``make LD="altlink link ... -- aarch64-linux-gnu-ld"``
+and, with clang and lld, ``make LLVM=1 LD="altlink link ... -- ld.lld"``.
 
 Every link that makes vmlinux (and vmlinux.o, the kallsyms passes), the vDSO and each module
 goes through altlink and is clean; what altlink checked is what ``altlink scan`` finds in the
@@ -122,7 +123,7 @@ def test_a_planted_defect_stops_the_build(kernel_build, tmp_path):
     (tmp_path / "Kbuild").write_text("obj-m += defect.o\nccflags-y += -g\n")
     line = DEFECT_C.splitlines().index(
         next(s for s in DEFECT_C.splitlines() if "ALTERNATIVE(" in s)) + 1
-    p = subprocess.run(kbuild.make_args(kernel_build.out, f"M={tmp_path}", "modules"),
+    p = subprocess.run(kernel_build.make_args(f"M={tmp_path}", "modules"),
                        cwd=kernel_build.src, capture_output=True, text=True,
                        env=kbuild.build_env(tmp_path / "links.jsonl"))
     assert p.returncode != 0
