@@ -186,7 +186,7 @@ def test_interrupt_while_writing_lands_inside_the_writing(seed_dir, tmp_path):
 
 STEPS = [
     ("altlink.link.Checker.run", "the checks of the objects"),
-    ("altlink.link._Linker.finish", "the linker"),
+    ("altlink.linker.Linker.finish", "the linker"),
     ("altlink.link.cross_check", "the cross-check"),
     ("altlink.rawbin.raw_binary", "the raw binary"),
     ("altlink.manifest.build", "the manifest"),
@@ -232,7 +232,7 @@ def test_interrupt_as_the_linker_starts_stops_it(seed_dir, tmp_path, monkeypatch
         return proc
 
     monkeypatch.setenv("SLEEP", "1")  # the slow linker writes its -o after a second
-    monkeypatch.setattr("altlink.link.subprocess.Popen", popen_then_interrupt)
+    monkeypatch.setattr("altlink.linker.subprocess.Popen", popen_then_interrupt)
     monkeypatch.chdir(tmp_path)
     old_outputs(tmp_path)
     err = io.StringIO()

@@ -978,7 +978,7 @@ def test_tables_out_of_link_order_are_matched_by_symbol(tmp_path, monkeypatch):
     """A linker script that puts some objects' tables first: each object's entries are found
     where its symbols say, not by searching the whole table for each object (which grows with
     the square of the objects, and with many alike entries takes minutes)."""
-    import altlink.link as linkmod
+    from altlink import crosscheck
     from altlink.link import LinkRequest, link
     from altlink.linkset import Options
     from altlink.table import Profile
@@ -997,8 +997,8 @@ def test_tables_out_of_link_order_are_matched_by_symbol(tmp_path, monkeypatch):
     start = asm(tmp_path, "start", CALLS_USED_S.replace("bl used_fn", "bl f0"))
     script = write(tmp_path / "order.ld", OUT_OF_ORDER_LD)
     looked = []
-    real = linkmod._words_at
-    monkeypatch.setattr(linkmod, "_words_at", lambda *a: looked.append(1) or real(*a))
+    real = crosscheck._words_at
+    monkeypatch.setattr(crosscheck, "_words_at", lambda *a: looked.append(1) or real(*a))
     monkeypatch.chdir(tmp_path)
     res = link(LinkRequest([GNU_LD, "-static", "-T", str(script), str(start), *map(str, objs),
                             "-o", "x.elf"], str(tmp_path / "fw.elf"),

@@ -1,0 +1,64 @@
+"""The link's outputs, made from the checked image: the raw binary and the manifest, written
+into temporary files (by a forked copy while the image is checked, where it can fork), then
+committed beside the image. ``req`` is the link's ``link.LinkRequest``."""
+from __future__ import annotations
+
+import os
+
+from altlink import manifest as manifestmod
+from altlink import outputs, rawbin, sources
+from altlink.linkset import Input
+
+
+def temp_outputs(req, tmp_files: list[str]) -> tuple[str | None, str | None]:
+    """The temporary files of the raw binary and the manifest, as the request asks for them."""
+    return (outputs.temp_path(req.binary, "bin", tmp_files) if req.binary else None,
+            outputs.temp_path(req.manifest, "json", tmp_files) if req.manifest else None)
+
+
+def make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
+                tmp_manifest: str | None) -> None:
+    """Write the raw binary and the manifest of the image into their temporary files."""
+    elf = image.elf
+    bin_info = None
+    if tmp_bin:
+        lay = rawbin.layout(elf)
+        data = rawbin.raw_binary(elf, lay)
+        with open(tmp_bin, "wb") as f:
+            f.write(data)
+        bin_info = manifestmod.BinInfo(req.binary, _sha(data), lay)
+    if tmp_manifest:
+        lines = None
+        if req.source_lines:
+            lines = sources.site_lines(tmp_image, [e.site.address for e in image.table.entries],
+                                       os.path.dirname(os.path.abspath(req.manifest)))
+        # An entry check refuses, let through by -W no-CODE, is still left out of the
+        # manifest (the link's own checks found nothing else at error severity).
+        m = manifestmod.build(image, profile, req.options.caps, req.output,
+                              manifestmod.sha256_file(tmp_image), req.manifest, bin_info,
+                              lines, refuse=bool(req.policy.disabled))
+        with open(tmp_manifest, "w", encoding="utf-8") as f:
+            f.write(manifestmod.dumps(m))
+
+
+def commit(req, tmp_image: str, tmp_bin: str | None,
+            tmp_manifest: str | None) -> list[str]:
+    written = []
+    # The image first, the manifest last: a manifest on disk always has its image beside it;
+    # and no signal between the renames (a new image beside the old manifest).
+    with outputs.signals_held():
+        outputs.commit(tmp_image, req.output)
+        written.append(req.output)
+        if tmp_bin:
+            outputs.commit(tmp_bin, req.binary)
+            written.append(req.binary)
+        if tmp_manifest:
+            outputs.commit(tmp_manifest, req.manifest)
+            written.append(req.manifest)
+    return written
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
