@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from altlink import archive, branches, forkmap, inputs, launcher, linkcmd, outputs, sources
-from altlink.checks import Checker
+from altlink.check_core import resolve_ncaps
+from altlink.check_image import check_after_link
+from altlink.check_linkset import check_records
 from altlink.crosscheck import cross_check
 from altlink.elf import ET_REL, ElfFile, read_elf
 from altlink.errors import AltlinkError
@@ -21,18 +23,10 @@ from altlink.findings import Finding, Policy, has_errors
 from altlink.linker import Linker
 from altlink.linkoutputs import commit, make_files, temp_outputs
 from altlink.linkset import Input, Options
-from altlink.records import (
-    ObjectRecord,
-    check_records,
-    default_cache_dir,
-    make_record,
-    records_of,
-)
+from altlink.records import ObjectRecord, default_cache_dir, make_record, records_of
 from altlink.table import Profile
 from altlink.tablesort import sort_table
 
-# The checks that only a linked image can answer; the others were made on the objects.
-POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})
 # What the image shows of an entry the cross-check already reported from its object.
 _SAME_PROBLEM = frozenset({"ALT012", "ALT013", "ALT016"})
 
@@ -93,7 +87,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
             return LinkResult(sources.attach(findings), notes.lines, stats=stats)
         tmp_image = outputs.temp_path(req.output, "elf", tmp_files)
         linker = Linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
-                         req.output)
+                        req.output)
         linker.start()
         # numpy, for the image's ALT017 scan, is imported while the linker runs.
         numpy_import = branches.prefetch(sum(s.size for o in objects for s in o.sections
@@ -110,15 +104,14 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                 writer = forkmap.Forked(partial(make_files, req, image, profile, tmp_image,
                                                 tmp_bin, tmp_manifest))
                 writer.start()
-        post = Checker([image], Options(profile, req.options.caps, req.options.module),
-                       images)
-        post.only = POST_LINK_CODES
+        post = check_after_link(image, Options(profile, req.options.caps, req.options.module),
+                                images)
         seen: set[int] = set()
         crossed = cross_check(records, image, profile, members, seen)
         # One problem, one finding: where the cross-check reported an image entry from its
         # object (which names the source), the image's own view of it is not repeated (lld's
         # thunk after a replacement: ALT016 twice; a discarded site: ALT013 and ALT012).
-        post_findings = [f for f in post.run() if not (
+        post_findings = [f for f in post if not (
             f.entry in seen and f.file == tmp_image and f.code in _SAME_PROBLEM)] + crossed
         # Findings in the linked image name the output, not the temporary file.
         findings += req.policy.apply([replace(f, file=req.output) if f.file == tmp_image else f
@@ -157,9 +150,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
 def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
             cache_dir: str | None) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
     """The records of a link set's objects, the profile (NCAPS resolved) and the pre-link
-    findings: those Checker makes over the objects, in its order."""
-    from altlink.checks import resolve_ncaps
-
+    findings: those ``checks.check`` makes over the objects, in its order."""
     profile_findings: list[Finding] = []
     profile = options.profile
     # The objects' ALT017 scans (over whole sections where replacements live in .text).
@@ -176,7 +167,7 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
     if not opts.module and any(r.is_module for r in records):
         # The module structure in any object makes the whole link set a module (ALT015).
         opts = replace(opts, module=True)
-        records = records_of(objects, opts, cache_dir, [r._input for r in records])
+        records = records_of(objects, opts, cache_dir, [r.loaded for r in records])
     findings = [f for r in records for f in r.table_findings] + profile_findings
     return records, profile, check_records(records, opts, images, findings)
 

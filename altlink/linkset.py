@@ -1,6 +1,6 @@
 """The link set as data: one input file with its decoded table (``Input``), and what the set is
 checked as (``Options``). Reading a linker command, a manifest or a batch needs these and not
-the checker, which lives in checks.py.
+the checks (``check_core`` and the phases' modules).
 """
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ class Input:
             got = self.elf.reloc_map(sec)
             self._relocs[sec.index] = got
         return got
+
+    def relocs_indexed(self, sec: Section) -> bool:
+        """Whether ``relocs_of(sec)`` is already made (a lookup of a few offsets need not)."""
+        return sec.index in self._relocs
 
     @property
     def is_module(self) -> bool:

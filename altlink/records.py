@@ -25,26 +25,12 @@ from functools import partial
 from typing import Callable, NamedTuple
 
 from altlink import code_digest, forkmap
-from altlink.checks import (
-    Checker,
-    Definition,
-    SymbolSpace,
-    callback_fine,
-    definitions,
-    flags_finding,
-)
-from altlink.elf import (
-    STB_LOCAL,
-    STB_WEAK,
-    STT_FUNC,
-    STT_GNU_IFUNC,
-    STT_NOTYPE,
-    STT_SECTION,
-    ElfFile,
-)
+from altlink.check_objects import check_object
+from altlink.elf import STB_LOCAL, STB_WEAK, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
-from altlink.linkset import Input, Options
+from altlink.linkset import Input
+from altlink.symbolspace import definitions
 
 RECORD_FORMAT = 2  # 2: objects have their ALT017 findings
 
@@ -99,6 +85,12 @@ class ObjectRecord:
         """The object's Input, read again where a rare path needs more than the record."""
         if self._input is None:
             self._input = self._load()
+        return self._input
+
+    @property
+    def loaded(self):
+        """The object's Input where this process has read it (the record was made now, or
+        ``full`` was asked), else None."""
         return self._input
 
     # -- plain data for the cache: tuples, and the named tuples of _RECORD_TYPES (_NoGlobals) ---
@@ -214,92 +206,19 @@ def _finding_from(t: tuple, path: str) -> Finding:
                    tuple(site) if site is not None else None)
 
 
-# -- the link set's checks from the records ------------------------------------------------
-
-class _DefSymbol(NamedTuple):
-    type: int
-
-
-class _DefSection(NamedTuple):
-    name: str
-    executable: bool
-
-
-class RecordSpace(SymbolSpace):
-    """The global symbols of a link set from its objects' records, then those of
-    ``--symbols-from`` images."""
-
-    def __init__(self, records: list[ObjectRecord], images: list[ElfFile]) -> None:
-        super().__init__([], images)
-        self.records = records
-        self._first: dict[str, tuple[str, tuple]] | None = None
-
-    def lookup(self, name: str, asking=None) -> Definition | None:
-        if self._first is None:
-            self._first = {}
-            for r in self.records:
-                for n, d in r.defines.items():
-                    self._first.setdefault(n, (r.path, d))
-        got = self._first.get(name)
-        if got is not None:
-            path, (typ, secname, executable) = got
-            sec = _DefSection(secname, executable) if secname is not None else None
-            return Definition(path, _DefSymbol(typ), sec)  # type: ignore[arg-type]
-        return super().lookup(name, asking)
-
-    def function_names(self) -> set[str]:
-        names = {n for r in self.records for n, (typ, _sec, _x) in r.defines.items()
-                 if typ in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)}
-        return names | super().function_names()
-
-
-def check_records(records: list[ObjectRecord], options: Options, images: list[ElfFile],
-                  findings: list[Finding]) -> list[Finding]:
-    """The pre-link checks of a link set from its objects' records (``options`` resolved:
-    NCAPS known, ``module`` saying whether the set is a module), appended to ``findings``:
-    the findings Checker makes over the objects themselves, in the same order."""
-    linkset = Checker([], options, images)
-    linkset.findings = findings
-    linkset._check_cap_table()
-    f = flags_finding([(r.path, list(r.flags)) for r in records])
-    if f is not None:
-        findings.append(f)
-    space = RecordSpace(records, images)
-    own = {r.path for r in records}
-    for rec in records:
-        for item in rec.findings:
-            if not isinstance(item, Deferred):
-                findings.append(item)
-                continue
-            if callback_fine(space.lookup(item.symbol, rec.path), options.module, own):
-                continue
-            # Something to report: the object is read again to word it as Checker does.
-            inp = rec.full()
-            one = Checker([inp], options, images)
-            one.findings = []
-            one._space, one._own, one.module = space, own, options.module
-            e = inp.table.entries[item.index]
-            one._check_callback(inp, e, partial(one.site_place, inp, e))
-            findings += one.findings
-    return findings
-
-
 # -- making a record -------------------------------------------------------------------------
 
 def make_record(inp, options) -> ObjectRecord:
     """The record of one object (an ``linkset.Input``) under resolved options: the profile's
     NCAPS known, and ``options.module`` saying whether the link set is a module."""
-    checker = Checker([inp], options, defer=True)
-    table_findings = list(inp.table.findings)
-    findings = checker.run()[len(table_findings):]
     elf = inp.elf
     return ObjectRecord(inp.path, inp.is_module, tuple(s.flags for s in inp.table.sections),
-                        table_findings, findings, _defines(elf), digest(inp, options.profile),
-                        _input=inp)
+                        list(inp.table.findings), check_object(inp, options), _defines(elf),
+                        digest(inp, options.profile), _input=inp)
 
 
 def _defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
-    """The global definitions (``checks.definitions``): what a callback check needs of each,
+    """The global definitions (``symbolspace.definitions``): what a callback check needs of each,
     its type and its section's name and whether it is code."""
     out: dict[str, tuple[int, str | None, bool]] = {}
     secs = elf.sections

@@ -4,8 +4,9 @@ form at addresses that wrap, the synthetic firmware of the benchmark, the sample
 committed kernel modules, and Debian's vmlinux when it has been fetched.
 
 Each input is compared twice: with its real replacements as the ranges (the findings of the
-check, through ``Checker.branch_scan``), and with dense ranges over its code (thousands of
-branches land in them), so that the comparison is never between two empty lists.
+check, through the ``scan`` of ``check_image.check_branches_into_replacements``), and with
+dense ranges over its code (thousands of branches land in them), so that the comparison is
+never between two empty lists.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from test_kernel import SLICE_MODULES, full_kernel
 from toolchain import LDSCRIPTS, ROOT, link
 
 from altlink import branches
-from altlink.checks import Checker
+from altlink.check_core import Checks
+from altlink.check_image import check_branches_into_replacements
 from altlink.elf import SHT_NOBITS, read_elf
 from altlink.linkset import Input, Options
 from altlink.table import Profile
@@ -66,10 +68,9 @@ def same_findings(path, profile: Profile) -> list:
     inp = Input.load(read_elf(str(path)))
     out = []
     for scan in (branches.into_ranges_np, branches.into_ranges_py):
-        c = Checker([inp], Options(profile))
-        c.branch_scan = scan
-        c._check_branches_into_replacements(inp)
-        out.append(c.findings)
+        ck = Checks(Options(profile))
+        check_branches_into_replacements(ck, inp, scan)
+        out.append(ck.findings)
     assert out[0] == out[1]
     return out[0]
 

@@ -23,7 +23,7 @@ from test_link import FW_LD, MAIN_S, asm, linker_command
 from toolchain import GNU_LD, LDSCRIPTS, compile, write
 
 from altlink import cli, forkmap, records
-from altlink.checks import Checker
+from altlink.checks import check
 from altlink.elf import read_elf
 from altlink.link import LinkRequest, collect, link
 from altlink.linkset import Input
@@ -44,7 +44,7 @@ def as_rows(findings) -> list[tuple]:
 def checker_findings(paths, opts, images=()) -> list[tuple]:
     """What ``altlink check`` says of the objects as one link set."""
     inputs = [Input.load(read_elf(str(p))) for p in paths]
-    return as_rows(Checker(inputs, opts, [read_elf(str(i)) for i in images]).run())
+    return as_rows(check(inputs, opts, [read_elf(str(i)) for i in images]))
 
 
 def record_findings(paths, opts, cache: Path | None, images=()) -> list[tuple]:

@@ -185,8 +185,9 @@ def test_interrupt_while_writing_lands_inside_the_writing(seed_dir, tmp_path):
 # ---- interrupting each step, in-process ----------------------------------------------------------
 
 STEPS = [
-    ("altlink.link.Checker.run", "the checks of the objects"),
+    ("altlink.link.check_records", "the checks of the link set"),
     ("altlink.linker.Linker.finish", "the linker"),
+    ("altlink.link.check_after_link", "the checks of the image"),
     ("altlink.link.cross_check", "the cross-check"),
     ("altlink.rawbin.raw_binary", "the raw binary"),
     ("altlink.manifest.build", "the manifest"),

@@ -120,7 +120,7 @@ def test_a_change_to_altlink_makes_the_records_again(tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(ROOT / "altlink", copy / "altlink",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    checks = copy / "altlink" / "checks.py"
+    checks = copy / "altlink" / "check_entries.py"
     text = checks.read_text()
     assert text.count('f"replacement is {e.alt_len} bytes') == 1
     checks.write_text(text.replace('f"replacement is {e.alt_len} bytes',

@@ -1,0 +1,134 @@
+"""The image's phase: what only a linked image decides. The table's alignment (ALT018),
+branches into replacements from anywhere in its code (ALT017), what the callbacks reach
+(ALT014), and, for entries the objects' checks passed, what the final addresses decide
+(ALT009, a thunk after a replacement: ALT016). ``crosscheck`` compares the image with the
+objects."""
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import replace
+
+from altlink import branches
+from altlink.check_core import Checks, resolve_ncaps
+from altlink.check_entries import check_replacement_code
+from altlink.elf import SHT_NOBITS, ElfFile
+from altlink.findings import Finding
+from altlink.linkset import Input, Options
+from altlink.table import Entry
+
+# The checks that only a linked image can answer; the others were made on the objects.
+POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})
+
+
+def check_after_link(image: Input, options: Options,
+                     symbols_from: list[ElfFile] | None = None) -> list[Finding]:
+    """The checks of a linked image whose objects were checked before the link (``options``
+    as the link set's, the profile resolved): only what the final addresses decide."""
+    findings: list[Finding] = []
+    profile = resolve_ncaps(options.profile, options.caps, [image.table], findings)
+    ck = Checks(replace(options, profile=profile), only=POST_LINK_CODES, findings=findings)
+    for e in image.table.entries:
+        check_linked_entry(ck, image, e)
+    image_checks(ck, image)
+    return ck.findings
+
+
+def image_checks(ck: Checks, inp: Input) -> None:
+    """The image-wide checks, added to ``ck``."""
+    check_table_alignment(ck, inp)
+    check_branches_into_replacements(ck, inp)
+    check_callback_reach(ck, inp)
+
+
+def check_linked_entry(ck: Checks, inp: Input, e: Entry) -> None:
+    """What the final addresses decide of an entry the objects' checks passed: a re-encoded
+    branch or ADRP out of range at the site (ALT009), a thunk right after the replacement
+    (ALT016)."""
+    if ck.profile.is_callback(e.cap_raw) or e.alt.address is None \
+            or e.site.address is None:
+        return
+    site_sec = inp.elf.section_at(e.site.address)
+    repl_sec = inp.elf.section_at(e.alt.address)
+    if site_sec is None or repl_sec is None or repl_sec.type == SHT_NOBITS \
+            or e.alt.offset + min(e.alt_len, e.orig_len) > repl_sec.size:
+        return
+
+    def site_place() -> str:
+        return ck.site_place(inp, e)
+
+    check_replacement_code(ck, inp, e, repl_sec, site_place, linked=True)
+
+def check_table_alignment(ck: Checks, inp: Input) -> None:
+    for sec in inp.table.sections:
+        if sec.addr % 4:
+            ck.add("ALT018", f"{sec.name} is at {sec.addr:#x}, not 4-byte aligned: a "
+                   "runtime reading it with the MMU off faults", inp,
+                   f"section {sec.index} {sec.name}")
+
+def check_branches_into_replacements(ck: Checks, inp: Input, scan=None) -> None:
+    """ALT017: a branch from outside a replacement into it, or from one replacement into
+    another entry's replacement. Replacement code runs only once copied to its site. ``scan`` is
+    the word scan (``branches.into_ranges``); by default the one for the code's size."""
+    ranges = sorted(((e.alt.address, e.alt.address + e.alt_len, e)
+                     for e in inp.table.entries
+                     if e.alt.address is not None and e.alt_len
+                     and not ck.profile.is_callback(e.cap_raw)),
+                    key=lambda r: (r[0], r[1], r[2].index))  # entries may share one
+    if not ranges:
+        return
+    starts = [r[0] for r in ranges]
+    ends = [r[1] for r in ranges]
+    def owner(addr: int):
+        i = bisect_right(starts, addr) - 1
+        if i >= 0 and ranges[i][0] <= addr < ranges[i][1]:
+            return ranges[i][2]
+        return None
+
+    code = [s for s in inp.elf.sections if s.executable and s.size and s.type != SHT_NOBITS]
+    scan = scan or branches.scanner(sum(s.size for s in code))
+    for sec in code:
+        for pc, _word, tgt in scan(inp.elf.section_data(sec), sec.addr, starts, ends):
+            dst = owner(tgt)
+            if dst is None:
+                continue
+            src = owner(pc)
+            if src is dst or (src is not None and
+                              src.alt.address <= tgt <= src.alt.address + src.alt_len):
+                continue  # internal, or to its own end (end inclusive): moves as a block
+            if src is None:
+                what = f"code at {pc:#x} ({inp.names.at_address(pc) or sec.name})"
+            else:
+                what = f"the replacement of entry {src.index}"
+            ck.add("ALT017", f"{what} branches into the replacement of entry "
+                   f"{dst.index} at {tgt:#x}, which runs only once copied to its site",
+                   inp, ck.site_place(inp, dst), dst)
+
+def check_callback_reach(ck: Checks, inp: Input) -> None:
+    """ALT014: sanitizer hooks and alternative sites a callback reaches in an image."""
+    if not ck.wanted("ALT014"):
+        return
+    from altlink.reach import callback_reach
+
+    callbacks: dict[str, int] = {}
+    by_cb: dict[str, Entry] = {}
+    for e in inp.table.entries:
+        if ck.profile.is_callback(e.cap_raw) and e.alt.address is not None:
+            sym = inp.names.function_at(e.alt.address)
+            name = sym.name if sym else f"{e.alt.address:#x}"
+            callbacks.setdefault(name, e.alt.address)
+            by_cb.setdefault(name, e)
+    if not callbacks:
+        return
+    sites = [(e.site.address, e.orig_len, e.index) for e in inp.table.entries
+             if e.site.address is not None]
+    for r in callback_reach(inp.elf, callbacks, sites):
+        e = by_cb[r.callback]
+        via = " -> ".join(r.path)
+        if r.what == "hook":
+            msg = (f"callback {r.callback} reaches the sanitizer hook {r.name} (via {via}): "
+                   "instrumented code runs while text is half-patched; build the callback "
+                   "and its callees without instrumentation (noinstr)")
+        else:
+            msg = (f"callback {r.callback} reaches alternative site {r.name} (entry "
+                   f"{r.entry}, via {via}): it may run code that is being patched")
+        ck.add("ALT014", msg, inp, ck.site_place(inp, e), e)

@@ -1,0 +1,180 @@
+"""The link set's phase: what the whole set of objects decides, once each object was checked
+alone (``check_objects``). The capability table (ALT011), the flags the objects give the table
+(ALT012), and the callbacks an object leaves to the others (``Deferred``): defined (ALT006),
+not by the module itself (ALT015), a function in code (ALT007).
+
+The link stage checks its link set from the objects' records (``check_records``), which hold
+each object's findings and definitions: an object is read again only to word a finding.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from altlink.check_core import Checks
+from altlink.check_entries import check_callback_def
+from altlink.elf import STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, ElfFile
+from altlink.findings import Deferred, Finding, finding
+from altlink.linkset import Input, Options
+from altlink.records import ObjectRecord
+from altlink.symbolspace import Definition, SymbolSpace, is_function
+from altlink.table import Entry
+
+MAX_CB_MASK = 0x7FFF
+
+
+def check_cap_table(ck: Checks) -> None:
+    """ALT011 for a capability count the profile's cap field cannot hold."""
+    p = ck.profile
+    caps = ck.options.caps
+    if p.abi == "linux-v6.1" and p.ncaps is not None and p.ncaps > MAX_CB_MASK:
+        path = caps.path if caps else "<ncaps>"
+        ck.findings.append(finding("ALT011", f"{p.ncaps} capabilities reach the callback "
+                                   "bit 0x8000 of the linux-v6.1 profile", path))
+    if p.abi == "linux-v4.17" and p.ncaps is not None and p.ncaps > 0xFFFF:
+        path = caps.path if caps else "<ncaps>"
+        ck.findings.append(finding("ALT011", f"{p.ncaps} capabilities do not fit the "
+                                   "16-bit cap field", path))
+
+
+def check_flags_agree(ck: Checks, tables: list[tuple[str, list[int]]]) -> None:
+    """ALT012 when the inputs give .altinstructions different flags (``flags_finding``)."""
+    f = flags_finding(tables)
+    if f is not None and ck.wanted(f.code):
+        ck.findings.append(f)
+
+
+def flags_finding(tables: list[tuple[str, list[int]]]) -> Finding | None:
+    """ALT012 when the link set's objects give .altinstructions different flags: ``tables``
+    is each input's path and its table sections' flags."""
+    seen: dict[int, str] = {}
+    for path, flags in tables:
+        for f in flags:
+            seen.setdefault(f, path)
+    if len(seen) < 2:
+        return None
+    desc = ", ".join(f"{_flags(f)} in {p}" for f, p in seen.items())
+    return finding("ALT012", f"inputs disagree on the flags of .altinstructions: {desc}",
+                   tables[0][0], "link set")
+
+
+def _flags(flags: int) -> str:
+    out = "".join(c for bit, c in ((2, "a"), (1, "w"), (4, "x")) if flags & bit)
+    return f'"{out}"'
+
+
+# -- callbacks between objects ---------------------------------------------------------------
+
+def unresolved_is_error(options: Options, module: bool, images: list) -> bool:
+    """Whether a callback defined nowhere in the link set is ALT006. A partial link leaves it
+    to the link that follows; a module's is resolved against the kernel when it is loaded, so
+    it is checked only against the kernel images the user names (``--symbols-from``)."""
+    if options.partial:
+        return False
+    return not module or bool(images)
+
+
+def callback_fine(d: Definition | None, module: bool, own: set[str]) -> bool:
+    """A callback defined elsewhere in the link set needs no finding: defined (ALT006), not
+    by the module itself (ALT015), a function in code (ALT007)."""
+    return d is not None and not (module and d.path in own) and d.section is not None \
+        and d.section.executable and is_function(d.symbol)
+
+
+class Callbacks:
+    """The callbacks the objects of one link set leave to each other, resolved in the link
+    set's symbols (``space``); ``own`` is the paths of the set's objects."""
+
+    def __init__(self, ck: Checks, space: SymbolSpace, own: set[str],
+                 images: list[ElfFile]) -> None:
+        self.ck, self.space, self.own, self.images = ck, space, own, images
+        self._fine: set[tuple[str, str]] = set()
+
+    def resolve(self, path: str, items: list, load: Callable[[], Input],
+                asking: Input | str | None = None) -> None:
+        """Add one object's findings to the check, each ``Deferred`` among them resolved
+        where it stands; ``load`` gives the object's Input, read only to word a finding."""
+        ck = self.ck
+        for item in items:
+            if not isinstance(item, Deferred):
+                ck.findings.append(item)
+                continue
+            if (item.symbol, path) in self._fine:
+                continue  # the same callback, from the same file, already found fine
+            if callback_fine(self.space.lookup(item.symbol, asking), ck.module, self.own):
+                self._fine.add((item.symbol, path))
+                continue
+            inp = load()
+            e = inp.table.entries[item.index]
+            self.check_undefined(inp, e, lambda inp=inp, e=e: ck.site_place(inp, e))
+
+    def check_undefined(self, inp: Input, e: Entry, place) -> None:
+        """The findings of a callback entry whose object leaves the callback undefined."""
+        ck, name = self.ck, e.alt.symbol or ""
+        d = self.space.lookup(name, inp)
+        if callback_fine(d, ck.module, self.own):
+            return
+        if d is None:
+            if not unresolved_is_error(ck.options, ck.module, self.images):
+                return
+            where = " or in the --symbols-from images" if self.images else ""
+            ck.add("ALT006", f"callback {name} is not defined in the link set{where}"
+                   + self.space.did_you_mean(name), inp, ck.entry_place(e), e)
+            return
+        if ck.module and d.path in self.own:
+            ck.add("ALT015", f"callback {name} is defined by the module itself "
+                   "(Linux rejects such modules at load)", inp, place, e)
+        check_callback_def(ck, inp, e, d.symbol, d.section, name, place)
+
+
+# -- the link set's checks from the records ------------------------------------------------
+
+class _DefSymbol(NamedTuple):
+    type: int
+
+
+class _DefSection(NamedTuple):
+    name: str
+    executable: bool
+
+
+class RecordSpace(SymbolSpace):
+    """The global symbols of a link set from its objects' records, then those of
+    ``--symbols-from`` images."""
+
+    def __init__(self, records: list[ObjectRecord], images: list[ElfFile]) -> None:
+        super().__init__([], images)
+        self.records = records
+        self._first: dict[str, tuple[str, tuple]] | None = None
+
+    def lookup(self, name: str, asking=None) -> Definition | None:
+        if self._first is None:
+            self._first = {}
+            for r in self.records:
+                for n, d in r.defines.items():
+                    self._first.setdefault(n, (r.path, d))
+        got = self._first.get(name)
+        if got is not None:
+            path, (typ, secname, executable) = got
+            sec = _DefSection(secname, executable) if secname is not None else None
+            return Definition(path, _DefSymbol(typ), sec)  # type: ignore[arg-type]
+        return super().lookup(name, asking)
+
+    def function_names(self) -> set[str]:
+        names = {n for r in self.records for n, (typ, _sec, _x) in r.defines.items()
+                 if typ in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)}
+        return names | super().function_names()
+
+
+def check_records(records: list[ObjectRecord], options: Options, images: list[ElfFile],
+                  findings: list[Finding]) -> list[Finding]:
+    """The pre-link checks of a link set from its objects' records (``options`` resolved:
+    NCAPS known, ``module`` saying whether the set is a module), appended to ``findings``:
+    the findings ``checks.check`` makes over the objects themselves, in the same order."""
+    ck = Checks(options, findings=findings)
+    check_cap_table(ck)
+    check_flags_agree(ck, [(r.path, list(r.flags)) for r in records])
+    callbacks = Callbacks(ck, RecordSpace(records, images), {r.path for r in records}, images)
+    for rec in records:
+        callbacks.resolve(rec.path, rec.findings, rec.full, rec.path)
+    return findings

@@ -1,0 +1,130 @@
+"""The objects' phase: what one object alone decides, before any link. Its entries' checks
+(``check_entries``), the sites they share, and the branches into replacements the object
+already fixes (ALT017). A callback the object leaves undefined is a ``Deferred`` here, which the
+link set resolves (``check_linkset``). ``records.make_record`` keeps the result."""
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from dataclasses import replace
+
+from altlink import branches
+from altlink.check_core import Checks
+from altlink.check_entries import check_entry, check_overlaps
+from altlink.elf import SHT_NOBITS, SHT_RELA, STB_WEAK, Reloc, Section
+from altlink.findings import Deferred, Finding
+from altlink.linkset import Input, Options
+from altlink.table import Entry
+
+
+def check_object(inp: Input, options: Options) -> list[Finding | Deferred]:
+    """The findings of one object under resolved options (the profile's NCAPS known,
+    ``options.module`` saying whether its link set is a module), in the order they are made;
+    its table's own findings (``inp.table.findings``) are not among them."""
+    # A module is one link set: the module structure in the object makes it the module's.
+    ck = Checks(replace(options, module=options.module or inp.is_module))
+    object_checks(ck, inp)
+    return ck.findings
+
+
+def object_checks(ck: Checks, inp: Input) -> None:
+    """The object's checks, added to ``ck``."""
+    for pos, e in enumerate(inp.table.entries):
+        check_entry(ck, inp, pos, e)
+    if ck.wanted("ALT010"):
+        check_overlaps(ck, inp)
+    if ck.wanted("ALT017"):
+        check_object_branches(ck, inp)
+
+
+def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:
+    """ALT017 in an object, where the object already fixes the target: a branch the
+    assembler resolved inside a section of replacements (no relocation), and a relocated
+    branch of a replacement whose symbol the object defines (not weak) in a section of
+    replacements. Other relocated branches land where the link puts them: the linked image
+    is checked for those. ``scan`` is the word scan (``branches.into_ranges``); by default
+    the one for the code's size."""
+    secs = inp.elf.sections
+    by_sec: dict[int, list[tuple[int, int, Entry]]] = {}
+    for e in inp.table.entries:
+        if e.alt.defined and e.alt.address is None and e.alt_len > 0 \
+                and not ck.profile.is_callback(e.cap_raw) \
+                and 0 < e.alt.section_index < len(secs) \
+                and secs[e.alt.section_index].type != SHT_NOBITS:
+            by_sec.setdefault(e.alt.section_index, []).append(
+                (e.alt.offset, e.alt.offset + e.alt_len, e))
+    if not by_sec:
+        return
+    index = {}
+    for shndx, ranges in by_sec.items():
+        ranges.sort(key=lambda r: (r[0], r[1], r[2].index))  # entries may share one
+        index[shndx] = ([r[0] for r in ranges], [r[1] for r in ranges], ranges)
+
+    def owner(shndx: int, off: int) -> Entry | None:
+        got = index.get(shndx)
+        if got is None:
+            return None
+        starts, _, ranges = got
+        i = bisect_right(starts, off) - 1
+        if i >= 0 and ranges[i][0] <= off < ranges[i][1]:
+            return ranges[i][2]
+        return None
+
+    for shndx, (starts, ends, ranges) in index.items():
+        sec = secs[shndx]
+        data = inp.elf.section_data(sec)
+        reloc_at = _reloc_finder(inp, sec)
+        scan = scan or branches.scanner(len(data))
+        found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
+                 if reloc_at(off) is None]
+        for lo, hi, _e in ranges:
+            for off in range(lo - lo % 4, min(hi, len(data) - 3), 4):
+                if not branches.maybe_branch(int.from_bytes(data[off:off + 4], "little")):
+                    continue
+                r = reloc_at(off)
+                if r is None:
+                    continue  # the assembler's: in the scan above
+                try:
+                    sym = inp.elf.symbol(r.sym)
+                except IndexError:
+                    continue
+                if sym.shndx in index and sym.bind != STB_WEAK:
+                    found.append((off, sym.shndx, sym.value + r.addend))
+        for off, tshndx, tgt in sorted(set(found)):
+            dst = owner(tshndx, tgt)
+            if dst is None:
+                continue
+            src = owner(shndx, off)
+            if src is dst or (src is not None and tshndx == shndx and
+                              src.alt.offset <= tgt <= src.alt.offset + src.alt_len):
+                continue  # internal, or to its own end (end inclusive): moves as a block
+            if src is None:
+                name = inp.names.at_offset(shndx, off)
+                what = f"code at {sec.name}+{off:#x}" + (f" ({name})" if name else "")
+            else:
+                what = f"the replacement of entry {src.index}"
+            ck.add("ALT017", f"{what} branches into the replacement of entry "
+                   f"{dst.index} at {secs[tshndx].name}+{tgt:#x}, which runs only once "
+                   "copied to its site", inp, ck.site_place(inp, dst), dst)
+
+
+def _reloc_finder(inp: Input, sec: Section):
+    """The relocation at an offset of ``sec`` (or None), for a few offsets: looked up in the
+    relocation sections' bytes, at C speed, without indexing them all (a kernel module's
+    .text has thousands of relocations, and its ALT017 check asks about a few words)."""
+    rel = inp.elf.relocation_sections_for(sec)
+    if inp.relocs_indexed(sec) or any(rs.type != SHT_RELA or rs.size % 24 for rs in rel):
+        return inp.relocs_of(sec).get
+    parts = [inp.elf.section_data(rs) for rs in rel]
+
+    def at(off: int) -> Reloc | None:
+        key = off.to_bytes(8, "little")
+        for data in parts:
+            pos = data.find(key)
+            while pos >= 0:
+                if pos % 24 == 0:
+                    o, info, addend = struct.unpack_from("<QQq", data, pos)
+                    return Reloc(o, info & 0xFFFFFFFF, info >> 32, addend)
+                pos = data.find(key, pos + 1)
+        return None
+    return at
