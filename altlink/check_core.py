@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import replace
 
 from altlink.caps import CapTable
-from altlink.elf import SHN_UNDEF
+from altlink.elf import SHN_UNDEF, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE
 from altlink.findings import Finding, finding
 from altlink.linkset import Input, Options
 from altlink.table import Entry, Profile, Table
@@ -120,3 +120,8 @@ def resolve_ncaps(profile: Profile, caps: CapTable | None, tables: list[Table],
                                 "or --cap-table", where))
         return Profile(profile.abi, ncaps)
     return profile
+
+
+def is_function(sym) -> bool:
+    """A symbol a callback may be: a function, or an untyped label (assembly)."""
+    return sym.type in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)

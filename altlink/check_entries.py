@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from altlink import branches, insn
-from altlink.check_core import Checks
+from altlink.check_core import Checks, is_function
 from altlink.elf import (
     ET_REL,
     SHN_UNDEF,
@@ -22,7 +22,6 @@ from altlink.elf import (
 )
 from altlink.findings import ERROR, WARNING, Deferred
 from altlink.linkset import Input
-from altlink.symbolspace import is_function
 from altlink.table import REPLACEMENT_SECTION, Entry
 
 

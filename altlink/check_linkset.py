@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from altlink.check_core import Checks
+from altlink.check_core import Checks, is_function
 from altlink.check_entries import check_callback_def
 from altlink.elf import STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, ElfFile
 from altlink.findings import Deferred, Finding, finding
 from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord
-from altlink.symbolspace import Definition, SymbolSpace, is_function
+from altlink.symbolspace import Definition, SymbolSpace
 from altlink.table import Entry
 
 MAX_CB_MASK = 0x7FFF

@@ -1,6 +1,6 @@
 """The link's flow: check the link set (its objects' records), run the real linker into a
 temporary file (``linker``), check the linked image and cross-check it against what was
-collected (``checks.image``, ``crosscheck``), sort its table if asked (``tablesort``), then write
+collected (``check_image``, ``crosscheck``), sort its table if asked (``tablesort``), then write
 image, raw binary and manifest (``linkoutputs``).
 
 Outputs are complete or absent: everything is written beside its target under a temporary

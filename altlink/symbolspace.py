@@ -5,17 +5,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from altlink.elf import (
-    SHN_UNDEF,
-    STB_LOCAL,
-    STT_FUNC,
-    STT_GNU_IFUNC,
-    STT_NOTYPE,
-    STT_SECTION,
-    ElfFile,
-    Section,
-    Symbol,
-)
+from altlink.check_core import is_function
+from altlink.elf import SHN_UNDEF, STB_LOCAL, STT_SECTION, ElfFile, Section, Symbol
 from altlink.linkset import Input
 
 
@@ -110,8 +101,3 @@ class SymbolSpace:
             close = difflib.get_close_matches(name, self.function_names(), n=1, cutoff=0.75)
             cache[name] = f" (did you mean {close[0]}?)" if close else ""
         return cache[name]
-
-
-def is_function(sym) -> bool:
-    """A symbol a callback may be: a function, or an untyped label (assembly)."""
-    return sym.type in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)

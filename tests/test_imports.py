@@ -135,4 +135,55 @@ def test_parsing_a_linker_command_does_not_load_the_checker():
             seen.add(m)
             todo += graph[m]
     assert "altlink.linkset" in seen
-    assert "altlink.checks" not in seen
+    assert not [m for m in seen if m.startswith(("altlink.check", "altlink.records"))], seen
+
+
+# The phases of a check and of a link, in the order the data goes through them: a module of
+# one phase may use the phases before it, never one after it (the objects' checks know nothing
+# of the link set, the link set's nothing of the image).
+PHASES = [
+    {"altlink.check_core"},
+    {"altlink.check_entries"},
+    {"altlink.check_objects"},
+    {"altlink.records", "altlink.symbolspace"},
+    {"altlink.check_linkset"},
+    {"altlink.check_image", "altlink.crosscheck"},
+    {"altlink.link"},
+]
+
+
+def reachable(graph: dict[str, dict[str, int]], start: str) -> dict[str, list[str]]:
+    """Every module ``start`` imports, directly or not, with the chain of imports to it."""
+    paths = {start: [start]}
+    todo = [start]
+    while todo:
+        m = todo.pop()
+        for n in graph.get(m, {}):
+            if n not in paths:
+                paths[n] = paths[m] + [n]
+                todo.append(n)
+    return paths
+
+
+def later_phase_imports(graph: dict[str, dict[str, int]]) -> list[str]:
+    out = []
+    for k, phase in enumerate(PHASES):
+        later = set().union(*PHASES[k + 1:])
+        for m in sorted(phase):
+            for n, chain in sorted(reachable(graph, m).items()):
+                if n in later:
+                    out.append(" -> ".join(chain))
+    return out
+
+
+def test_the_phase_rule_sees_an_import_of_a_later_phase():
+    graph = {"altlink.check_objects": {"altlink.findings": 3},
+             "altlink.findings": {"altlink.check_linkset": 9}, "altlink.check_linkset": {}}
+    assert later_phase_imports(graph) == [
+        "altlink.check_objects -> altlink.findings -> altlink.check_linkset"]
+
+
+def test_no_phase_imports_a_later_one():
+    graph = import_graph()
+    assert set().union(*PHASES) <= set(graph), "a phase names a module that is gone"
+    assert later_phase_imports(graph) == []
