@@ -47,18 +47,19 @@ def load(paths: list[str], notes: TextIO | None = None) -> list[Input]:
 def load_elfs(paths: list[str], notes: TextIO | None = None) -> list[elf.ElfFile]:
     """As ``load``, without decoding the tables yet."""
     out: list[elf.ElfFile] = []
+    lto: list[str] = []
     for path in paths:
         if archive.is_archive(path):
             for m in archive.members(path):
                 data = archive.read_member(m)
                 if is_lto(data):
-                    _note(notes, m.display)
+                    lto.append(m.display)
                     continue
                 if data[:4] != b"\x7fELF":
                     continue
                 e = elf.from_bytes(m.display, data)
                 if is_lto(data, e):
-                    _note(notes, m.display)
+                    lto.append(m.display)
                     continue
                 out.append(e)
             continue
@@ -68,17 +69,28 @@ def load_elfs(paths: list[str], notes: TextIO | None = None) -> list[elf.ElfFile
         except OSError as err:
             raise AltlinkError(f"{path}: cannot open: {err.strerror}") from None
         if head in BITCODE_MAGICS:
-            _note(notes, path)
+            lto.append(path)
             continue
         e = elf.read_elf(path)
         if is_lto(head, e):
-            _note(notes, path)
+            lto.append(path)
             continue
         out.append(e)
+    if lto and notes is not None:
+        notes.write(lto_note(lto))
     return out
 
 
-def _note(notes: TextIO | None, name: str) -> None:
-    if notes is not None:
-        notes.write(f"{name}: note: LTO object: its alternatives exist only after the link "
-                    "and are checked in the linked image\n")
+def lto_note(names: list[str]) -> str:
+    """One note for the LTO objects of a command, however many (a kernel built with
+    CONFIG_LTO_CLANG has hundreds in one link)."""
+    if len(names) == 1:
+        what = "LTO object: its alternatives exist"
+    else:
+        what = (f"LTO object, and {len(names) - 1} more ({_more(names[1:])}): their "
+                "alternatives exist")
+    return f"{names[0]}: note: {what} only after the link and are checked in the linked image\n"
+
+
+def _more(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
