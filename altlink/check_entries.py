@@ -21,6 +21,7 @@ from altlink.elf import (
     Symbol,
 )
 from altlink.findings import ERROR, WARNING, Deferred
+from altlink.insn import word_text
 from altlink.linkset import Input
 from altlink.table import REPLACEMENT_SECTION, Entry
 
@@ -179,7 +180,7 @@ def check_replacement_code(ck: Checks, inp: Input, e: Entry, sec: Section, place
                    if c.kind == "immovable" else
                    "is PC-relative in a form altlink cannot re-encode; it is never copied "
                    "silently")
-            ck.add("ALT008", f"replacement instruction {i} ({c.name}, {_dis(word, at)}) "
+            ck.add("ALT008", f"replacement instruction {i} ({c.name}, {word_text(word, at)}) "
                    f"{why}", inp, place, e, at=_insn_at(inp, e, sec, off, i))
             continue
         internal = _internal_target(inp, e, sec, off, word, c, r)
@@ -189,7 +190,7 @@ def check_replacement_code(ck: Checks, inp: Input, e: Entry, sec: Section, place
                     and _linker_stub(inp, e.alt.address + e.alt_len):
                 # lld puts a range-extension thunk right after the replacement: a patcher
                 # takes the branch for one to the end of the block and copies it as is.
-                ck.add("ALT016", f"replacement instruction {i} ({_dis(word, at)}) "
+                ck.add("ALT016", f"replacement instruction {i} ({word_text(word, at)}) "
                        "branches to a linker thunk or veneer right after the replacement: "
                        "a patcher copies it as a branch to the end of the block, and at the "
                        "site it falls through instead of reaching the thunk's target "
@@ -198,7 +199,7 @@ def check_replacement_code(ck: Checks, inp: Input, e: Entry, sec: Section, place
             continue
         problem = insn.profile_problem(word, ck.profile.abi)
         if problem:
-            ck.add("ALT008", f"replacement instruction {i} ({_dis(word, at)}): {problem}",
+            ck.add("ALT008", f"replacement instruction {i} ({word_text(word, at)}): {problem}",
                    inp, place, e, at=_insn_at(inp, e, sec, off, i))
             continue
         if image:
@@ -207,7 +208,7 @@ def check_replacement_code(ck: Checks, inp: Input, e: Entry, sec: Section, place
             try:
                 insn.relocate(word, pc, to, abi=ck.profile.abi)
             except (insn.RangeError, ValueError) as err:  # ValueError: misaligned
-                ck.add("ALT009", f"replacement instruction {i} ({_dis(word, at)}) at the "
+                ck.add("ALT009", f"replacement instruction {i} ({word_text(word, at)}) at the "
                        f"site {to:#x}: {err}", inp, place, e)
 
 
@@ -316,19 +317,13 @@ def check_overlaps(ck: Checks, inp: Input) -> None:
         active.append((s2, a2, b2, e2))
 
 
-# What the linkers call the code they insert (GNU ld's veneers, lld's thunks), and that code
-# (insn.is_veneer).
-_STUB_NAMES = ("_veneer", "Thunk_")
-
-
 def _linker_stub(inp: Input, addr: int) -> bool:
+    """Code the linker made at ``addr`` (``insn.is_linker_stub``): the function named there,
+    or the code."""
     sym = inp.names.function_at(addr)
-    if sym is not None and any(m in sym.name for m in _STUB_NAMES):
-        return True
-    code = inp.elf.read_addr(addr, 12) or inp.elf.read_addr(addr, 8)
-    if not code:
-        return False
-    return insn.is_veneer(struct.unpack(f"<{len(code) // 4}I", code))
+    elf = inp.elf
+    return insn.is_linker_stub([sym.name] if sym is not None else [],
+                               elf.read_addr(addr, 12) or elf.read_addr(addr, 8))
 
 
 # The top bytes of the words a patcher re-encodes: the immediate branches
@@ -338,8 +333,3 @@ _REENCODED_TOPS = frozenset(b for b in range(256) if branches.maybe_branch(b << 
 
 _SYMBOL_TYPES = {STT_NOTYPE: "STT_NOTYPE", STT_OBJECT: "STT_OBJECT", STT_FUNC: "STT_FUNC",
                  STT_SECTION: "STT_SECTION", 6: "STT_TLS"}
-
-
-def _dis(word: int, address: int = 0) -> str:
-    got = insn.disasm(struct.pack("<I", word), address)
-    return got[0] if got else f".inst {word:#010x}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from altlink import insn
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile
 from altlink.findings import Finding, finding
+from altlink.insn import mnemonic, word_text
 from altlink.linkset import Input
 from altlink.records import EntryDigest, ObjectRecord, Target, expected, masked_words
 from altlink.table import Entry
@@ -301,21 +302,11 @@ def _compare_entry(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry,
     return out
 
 
-# Names the linkers give the code they insert: GNU ld's veneers and erratum stubs, lld's
-# thunks and erratum patches.
-_STUB_MARKS = ("_veneer", "__AArch64AbsLongThunk_", "__AArch64ADRPThunk_", "Thunk_",
-               "__CortexA53843419_", "__erratum_843419_", "__erratum_835769_")
-
-
 def _looks_like_stub(image: Input, syms: _ImageSymbols, addr: int) -> bool:
-    """Code the linker made: named as a veneer or thunk, or the veneer sequences themselves
-    (``insn.is_veneer``)."""
-    if any(m in n for n in syms.names_at(addr) for m in _STUB_MARKS):
-        return True
-    code = image.elf.read_addr(addr, 12)
-    if code is None or len(code) < 8:
-        return False
-    return insn.is_veneer(struct.unpack(f"<{len(code) // 4}I", code))
+    """Code the linker made at ``addr`` (``insn.is_linker_stub``)."""
+    elf = image.elf
+    return insn.is_linker_stub(syms.names_at(addr),
+                               elf.read_addr(addr, 12) or elf.read_addr(addr, 8))
 
 
 def _branch_targets(t: Target, syms: _ImageSymbols) -> set[int]:
@@ -343,13 +334,13 @@ def _compare_replacement(obj: ObjectRecord, e: EntryDigest, image: Input, ie: En
         if r is None:
             if w != lw:
                 out.append(finding("ALT016", f"the linker rewrote replacement instruction {i}: "
-                                   f"{_dis(w, pc)} became {_dis(lw, pc)}", obj.path, place,
-                                   entry=e.index))
+                                   f"{word_text(w, pc)} became {word_text(lw, pc)}", obj.path,
+                                   place, entry=e.index))
             continue
         before, after = insn.decode(w), insn.decode(lw)
         if before.kind != after.kind or before.name != after.name:
             out.append(finding("ALT016", f"the linker turned replacement instruction {i} "
-                               f"({_mnemonic(w)}) into {_dis(lw, pc)}: an erratum fix or "
+                               f"({mnemonic(w)}) into {word_text(lw, pc)}: an erratum fix or "
                                "relaxation, which is not valid once the code moves", obj.path,
                                place, entry=e.index))
             continue
@@ -366,15 +357,4 @@ def _compare_replacement(obj: ObjectRecord, e: EntryDigest, image: Input, ie: En
                     "reachable once the code moves (place the target within 128 MiB of the "
                     "replacement and of the site)", obj.path, place, entry=e.index))
     return out
-
-
-def _dis(word: int, pc: int) -> str:
-    d = insn.disasm(struct.pack("<I", word), pc)
-    return d[0] if d else f"{word:#010x}"
-
-
-def _mnemonic(word: int) -> str:
-    """The instruction as the object holds it (before relocation: the operands are not
-    meaningful yet)."""
-    return _dis(word, 0).split(" ", 1)[0]
 

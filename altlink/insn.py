@@ -298,6 +298,23 @@ def is_veneer(words: tuple[int, ...]) -> bool:
     return (words[0] & 0xFF00001F) == 0x58000010 and words[1] == 0xD61F0200
 
 
+# Names the linkers give the code they insert: GNU ld's veneers and erratum stubs, lld's
+# thunks and erratum patches.
+STUB_NAME_MARKS = ("_veneer", "__AArch64AbsLongThunk_", "__AArch64ADRPThunk_", "Thunk_",
+                   "__CortexA53843419_", "__erratum_843419_", "__erratum_835769_")
+
+
+def is_linker_stub(names, code: bytes | None) -> bool:
+    """Code a linker inserted: one of ``names`` (the symbols at its address) is named as a
+    veneer, thunk or erratum stub, or ``code`` (8 or 12 bytes from the address, None where
+    there are none) is a veneer's sequence (``is_veneer``)."""
+    if any(m in n for n in names for m in STUB_NAME_MARKS):
+        return True
+    if code is None or len(code) < 8:
+        return False
+    return is_veneer(struct.unpack(f"<{len(code) // 4}I", code[:len(code) // 4 * 4]))
+
+
 def target(word: int, pc: int) -> int | None:
     """The absolute address ``word`` refers to when executed at ``pc``.
 
@@ -551,6 +568,18 @@ def disasm(code: bytes, address: int) -> list[str]:
         else:
             out.append(_word_text(w, pc if classify(w).kind != "plain" else None))
     return out
+
+
+def word_text(word: int, pc: int = 0) -> str:
+    """One instruction word as messages show it: ``disasm``'s line for the word at ``pc``
+    (``.inst 0x%08x`` for a word capstone cannot decode)."""
+    return disasm(word.to_bytes(4, "little"), pc)[0]
+
+
+def mnemonic(word: int) -> str:
+    """The word's mnemonic alone (``.inst`` for a word capstone cannot decode): what an
+    object's word says before relocation, whose operands are not meaningful yet."""
+    return word_text(word).split(" ", 1)[0]
 
 
 @lru_cache(maxsize=1 << 15)

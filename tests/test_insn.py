@@ -604,3 +604,26 @@ def test_capstone_facts():
     assert insn.disasm(b"\x1f\x20\x03\xd5\xff\xff\xff\xff", 0) == ["nop", ".inst 0xffffffff"]
     with pytest.raises(ValueError):
         insn.disasm(b"\x00\x00", 0)
+
+
+def test_one_word_in_messages():
+    # What the checks and the cross-check print of one word: disasm's line, the same
+    # .inst form for a word capstone cannot decode, and the mnemonic alone.
+    assert insn.word_text(0x54FFFFB1, 0x1000) == "bc.ne 0xff4"
+    assert insn.word_text(0xFFFFFFFF, 0x1000) == ".inst 0xffffffff"
+    assert insn.mnemonic(0x54FFFFB1) == "bc.ne"
+    assert insn.mnemonic(0xFFFFFFFF) == ".inst"
+
+
+def test_linker_stubs_by_name_and_by_code():
+    # One recognition for the checks (a thunk after a replacement) and the cross-check (a
+    # branch redirected through a veneer): by the names GNU ld and lld give, or by the code.
+    ldr_br = (0x58000050).to_bytes(4, "little") + (0xD61F0200).to_bytes(4, "little")
+    adrp_add_br = b"".join(w.to_bytes(4, "little") for w in (0x90000010, 0x91000210, 0xD61F0200))
+    nops = (0xD503201F).to_bytes(4, "little") * 3
+    for name in ("__far_veneer", "__AArch64AbsLongThunk_far", "__CortexA53843419_1000",
+                 "__erratum_835769_veneer_0"):
+        assert insn.is_linker_stub([name], nops), name
+    assert insn.is_linker_stub([], ldr_br) and insn.is_linker_stub(["f"], adrp_add_br)
+    assert not insn.is_linker_stub(["far"], nops)
+    assert not insn.is_linker_stub([], None) and not insn.is_linker_stub([], nops[:4])
