@@ -8,7 +8,6 @@ name and renamed into place only when every check has passed.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -127,7 +126,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
             raise AltlinkError(f"{req.output}: the linker made a relocatable object (ld -r), "
                                "which has no addresses: no raw binary or manifest for it; "
                                "link the final image for those")
-        os.chmod(tmp_image, (0o666 if image.elf.type == ET_REL else 0o777) & ~outputs._umask())
+        outputs.give_new_file_mode(tmp_image, executable=image.elf.type != ET_REL)
         findings = sources.attach(findings, paths={req.output: tmp_image})
         if writer is not None:
             writer.result()

@@ -76,6 +76,12 @@ def _umask() -> int:
     return _UMASK_AT_IMPORT if m is None else m
 
 
+def give_new_file_mode(path: str, executable: bool) -> None:
+    """The mode a new file gets under the umask, given to a file another program made (the
+    linker's image): 0777 less the umask for an executable, 0666 less it otherwise."""
+    os.chmod(path, (0o777 if executable else 0o666) & ~_umask())
+
+
 def remove(path: str | None) -> None:
     if path:
         with contextlib.suppress(OSError):
