@@ -97,21 +97,22 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     """
     elf = image.elf
     table = image.table.sections[0] if image.table.sections else None
-    img = {"path": relpath(image_path, manifest_path), "sha256": None,
-           "machine": "aarch64",
-           "patch_sha256": binding.patch_digest_of(image, profile),
-           "sections": binding.section_digests(elf)}
-    if binary is not None:
-        img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
-                      "base": hx(binary.layout.base)}
-    cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
-    records = _Records(image, profile, caps, binary, sources)
     # The checks that refuse entries and the entries' records share nothing but the image:
-    # on two CPUs a forked copy runs the checks while this process makes the records (of
-    # every entry: the refused few are dropped after), and hashes the image in a thread.
+    # on two CPUs a forked copy runs the checks while this process makes the digests and the
+    # records (of every entry: the refused few are dropped after), and hashes the image in a
+    # thread.
     later = _refusals_later(image, profile, caps, refuse, findings)
     try:
         sha = sha256_later(image_path) if image_sha is None else None
+        img = {"path": relpath(image_path, manifest_path), "sha256": None,
+               "machine": "aarch64",
+               "patch_sha256": binding.patch_digest_of(image, profile),
+               "sections": binding.section_digests(elf)}
+        if binary is not None:
+            img["bin"] = {"path": relpath(binary.path, manifest_path),
+                          "sha256": binary.sha256, "base": hx(binary.layout.base)}
+        cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
+        records = _Records(image, profile, caps, binary, sources)
         with collector_paused():
             entries = [records.entry(e) for e in image.table.entries]
         refused = later.result()
