@@ -63,18 +63,22 @@ def _worker(job: tuple[list[str], Options, list[str]]):
 
 
 def _preload_scan(paths: list[str]) -> None:
-    """numpy for the ALT017 scans, imported before the work is shared out, when the inputs
-    are large enough to be worth it (their sizes stand for their code)."""
+    """numpy for the ALT017 scans of the kernel modules, imported before the work is shared
+    out, when they are large enough to be worth it (their sizes stand for their code). Only
+    the ``.ko`` files count: a module named otherwise is scanned all the same, by the
+    reference where numpy is not loaded, and the objects' scans are only for the records
+    the cache does not have (``records.records_of``)."""
     import os
 
     from altlink import branches
 
     total = 0
     for p in paths:
-        try:
-            total += os.path.getsize(p)
-        except OSError:
-            pass  # reported where it is read
+        if p.endswith(".ko"):
+            try:
+                total += os.path.getsize(p)
+            except OSError:
+                pass  # reported where it is read
     branches.preload(total)
 
 

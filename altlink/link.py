@@ -22,7 +22,13 @@ from altlink.findings import Finding, Policy, has_errors
 from altlink.linker import Linker
 from altlink.linkoutputs import commit, make_files, temp_outputs
 from altlink.linkset import Input, Options
-from altlink.records import ObjectRecord, default_cache_dir, make_record, records_of
+from altlink.records import (
+    ObjectRecord,
+    default_cache_dir,
+    make_record,
+    preload_scans,
+    records_of,
+)
 from altlink.table import Profile
 from altlink.tablesort import sort_table
 
@@ -152,13 +158,12 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
     findings: those ``checks.check`` makes over the objects, in its order."""
     profile_findings: list[Finding] = []
     profile = options.profile
-    # The objects' ALT017 scans (over whole sections where replacements live in .text).
-    branches.preload(sum(s.size for o in objects for s in o.sections if s.executable))
     if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
         profile = resolve_ncaps(profile, options.caps, [], profile_findings)
         opts = replace(options, profile=profile)
         records = records_of(objects, opts, cache_dir)
     else:  # NCAPS is inferred from every entry of the link set: nothing can be kept
+        preload_scans(objects)
         loaded = [Input.load(e) for e in objects]
         profile = resolve_ncaps(profile, None, [i.table for i in loaded], profile_findings)
         opts = replace(options, profile=profile, caps=None)

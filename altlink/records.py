@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, NamedTuple
 
-from altlink import code_digest, forkmap
+from altlink import branches, code_digest, forkmap
 from altlink.check_objects import check_object
 from altlink.elf import STB_LOCAL, STB_WEAK, STT_SECTION, ElfFile
 from altlink.errors import AltlinkError
@@ -358,6 +358,12 @@ def masked_words(inp, sec_index: int, offset: int, length: int) -> tuple:
 PARALLEL_MIN = 64  # fewer objects to read than this are not worth a second process
 
 
+def preload_scans(objects: list[ElfFile]) -> None:
+    """numpy imported now when the ALT017 scans of these objects' code are quicker with it
+    (:func:`branches.preload`)."""
+    branches.preload(sum(s.size for o in objects for s in o.sections if s.executable))
+
+
 def records_of(objects: list[ElfFile], options, cache_dir: str | None,
                loaded: list | None = None) -> list[ObjectRecord]:
     """The records of the objects, in their order: from the cache where it has them, the
@@ -375,6 +381,10 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
             todo.append(i)
         else:
             out[i]._load = partial(Input.load, elf)
+    # The ALT017 scans of the objects whose records are made (whole sections where the
+    # replacements live in .text): numpy, when they are worth it, imported before any fork.
+    # A link whose records are all kept imports nothing here.
+    preload_scans([objects[i] for i in todo])
     jobs = min(forkmap.cpus(), 8)
     if jobs > 1 and len(todo) >= PARALLEL_MIN and loaded is None and forkmap.can_fork():
         _make_in_parallel(objects, todo, options, cache, where, out, jobs)
