@@ -109,18 +109,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                 writer = forkmap.Forked(partial(make_files, req, image, profile, tmp_image,
                                                 tmp_bin, tmp_manifest))
                 writer.start()
-        post = check_after_link(image, Options(profile, req.options.caps, req.options.module),
-                                images)
-        seen: set[int] = set()
-        crossed = cross_check(records, image, profile, members, seen)
-        # One problem, one finding: where the cross-check reported an image entry from its
-        # object (which names the source), the image's own view of it is not repeated (lld's
-        # thunk after a replacement: ALT016 twice; a discarded site: ALT013 and ALT012).
-        post_findings = [f for f in post if not (
-            f.entry in seen and f.file == tmp_image and f.code in _SAME_PROBLEM)] + crossed
-        # Findings in the linked image name the output, not the temporary file.
-        findings += req.policy.apply([replace(f, file=req.output) if f.file == tmp_image else f
-                                      for f in post_findings])
+        findings += req.policy.apply(check_linked(req, records, image, profile, members,
+                                                  images, tmp_image))
         if has_errors(findings):
             return LinkResult(sources.attach(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)
@@ -150,6 +140,23 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
             writer.cancel()  # likewise
         for t in tmp_files:
             outputs.remove(t)
+
+
+def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
+                 members: frozenset[str], images: list[ElfFile], tmp_image: str) -> list[Finding]:
+    """The linked image's findings: its own checks (``check_image``) and the cross-check
+    against the objects' records (``crosscheck``), one finding a problem, naming the output
+    (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
+    post = check_after_link(image, Options(profile, req.options.caps, req.options.module),
+                            images)
+    seen: set[int] = set()
+    crossed = cross_check(records, image, profile, members, seen)
+    # One problem, one finding: where the cross-check reported an image entry from its
+    # object (which names the source), the image's own view of it is not repeated (lld's
+    # thunk after a replacement: ALT016 twice; a discarded site: ALT013 and ALT012).
+    found = [f for f in post if not (
+        f.entry in seen and f.file == tmp_image and f.code in _SAME_PROBLEM)] + crossed
+    return [replace(f, file=req.output) if f.file == tmp_image else f for f in found]
 
 
 def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],

@@ -608,7 +608,7 @@ def forget_variant(fw: synth.Firmware, abi: str, records_dir: str) -> None:
     """Remove the records of both builds of the variant object, so that every relink has
     exactly one object to read again (as an edit to one file gives)."""
     from altlink import caps as capsmod
-    from altlink.checks import Options
+    from altlink.linkset import Options
     from altlink.records import ObjectCache
     from altlink.table import Profile
 
