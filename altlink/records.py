@@ -1,11 +1,11 @@
 """What the link stage needs of each object, as plain data that can be kept by content.
 
-An object's record holds what the object alone decides: its table's findings and the pre-link
-findings of its entries; the callbacks it leaves to the link set (``Deferred``, resolved when
-every object's definitions are known); its global definitions; and the digest of its entries
-that the cross-check compares with the linked image (masked site and replacement words, the
-symbols that anchor each site and branch target). The link set's own checks (the capability
-table, the flags the objects give the table, callbacks between objects) and the cross-check
+An object's record holds what the object alone decides: its table's findings and the findings
+of the objects' phase (``check_objects.check_object``); the callbacks it leaves to the link
+set (``Deferred``, resolved when every object's definitions are known); its global
+definitions; and the digest of its entries that the cross-check compares with the linked image
+(masked site and replacement words, the symbols that anchor each site and branch target). The
+link set's own checks (``check_linkset.check_records``) and the cross-check (``crosscheck``)
 then need no object's ELF, except to word a finding, where the object is read again.
 
 A relink reads the records of unchanged objects from the cache (``ObjectCache``): keyed by the
@@ -262,7 +262,7 @@ class Anchors:
 
 
 def expected(anchor: Anchor | None, syms) -> set[int]:
-    """Where the image put an anchored place (``link._ImageSymbols``); empty: unknown."""
+    """Where the image put an anchored place (``crosscheck._ImageSymbols``); empty: unknown."""
     if anchor is None:
         return set()
     name, is_global, delta = anchor
