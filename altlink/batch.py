@@ -115,7 +115,7 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     images = [read_elf(p) for p in symbols_from]
     objects = [e for e in loaded if e.type == ET_REL]
     if objects:  # one link set, checked through its objects' records, as the link stage does
-        from altlink.link import collect
+        from altlink.check_linkset import collect
 
         records, _profile, more = collect(objects, options, images, cache_dir)
         findings += more

@@ -3,22 +3,24 @@ alone (``check_objects``). The capability table (ALT011), the flags the objects 
 (ALT012), and the callbacks an object leaves to the others (``Deferred``): defined (ALT006),
 not by the module itself (ALT015), a function in code (ALT007).
 
-The link stage checks its link set from the objects' records (``check_records``), which hold
-each object's findings and definitions: an object is read again only to word a finding.
+The link stage, and ``altlink check`` of objects, check a link set from its objects' records
+(``collect``, ``check_records``), which hold each object's findings and definitions: an object
+is read again only to word a finding.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import NamedTuple
 
-from altlink.check_core import Checks, is_function
+from altlink.check_core import Checks, is_function, resolve_ncaps
 from altlink.check_entries import check_callback_def
 from altlink.elf import STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, ElfFile
 from altlink.findings import Deferred, Finding, finding
 from altlink.linkset import Input, Options
-from altlink.records import ObjectRecord
+from altlink.records import ObjectRecord, make_record, preload_scans, records_of
 from altlink.symbolspace import Definition, SymbolSpace
-from altlink.table import Entry
+from altlink.table import Entry, Profile
 
 MAX_CB_MASK = 0x7FFF
 
@@ -178,3 +180,27 @@ def check_records(records: list[ObjectRecord], options: Options, images: list[El
     for rec in records:
         callbacks.resolve(rec.path, rec.findings, rec.full, rec.path)
     return findings
+
+
+def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
+            cache_dir: str | None) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
+    """The records of a link set's objects, the profile (NCAPS resolved) and the pre-link
+    findings: those ``checks.check`` makes over the objects, in its order."""
+    profile_findings: list[Finding] = []
+    profile = options.profile
+    if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
+        profile = resolve_ncaps(profile, options.caps, [], profile_findings)
+        opts = replace(options, profile=profile)
+        records = records_of(objects, opts, cache_dir)
+    else:  # NCAPS is inferred from every entry of the link set: nothing can be kept
+        preload_scans(objects)
+        loaded = [Input.load(e) for e in objects]
+        profile = resolve_ncaps(profile, None, [i.table for i in loaded], profile_findings)
+        opts = replace(options, profile=profile, caps=None)
+        records = [make_record(i, opts) for i in loaded]
+    if not opts.module and any(r.is_module for r in records):
+        # The module structure in any object makes the whole link set a module (ALT015).
+        opts = replace(opts, module=True)
+        records = records_of(objects, opts, cache_dir, [r.loaded for r in records])
+    findings = [f for r in records for f in r.table_findings] + profile_findings
+    return records, profile, check_records(records, opts, images, findings)

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from altlink import archive, branches, forkmap, inputs, launcher, linkcmd, outputs, sources
-from altlink.check_core import resolve_ncaps
 from altlink.check_image import check_after_link
-from altlink.check_linkset import check_records
+from altlink.check_linkset import collect
 from altlink.crosscheck import cross_check
 from altlink.elf import ET_REL, ElfFile, read_elf
 from altlink.errors import AltlinkError
@@ -22,13 +21,7 @@ from altlink.findings import Finding, Policy, has_errors
 from altlink.linker import Linker
 from altlink.linkoutputs import commit, make_files, temp_outputs
 from altlink.linkset import Input, Options
-from altlink.records import (
-    ObjectRecord,
-    default_cache_dir,
-    make_record,
-    preload_scans,
-    records_of,
-)
+from altlink.records import ObjectRecord, default_cache_dir
 from altlink.table import Profile
 from altlink.tablesort import sort_table
 
@@ -159,30 +152,4 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     return [replace(f, file=req.output) if f.file == tmp_image else f for f in found]
 
 
-def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
-            cache_dir: str | None) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
-    """The records of a link set's objects, the profile (NCAPS resolved) and the pre-link
-    findings: those ``checks.check`` makes over the objects, in its order."""
-    profile_findings: list[Finding] = []
-    profile = options.profile
-    if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
-        profile = resolve_ncaps(profile, options.caps, [], profile_findings)
-        opts = replace(options, profile=profile)
-        records = records_of(objects, opts, cache_dir)
-    else:  # NCAPS is inferred from every entry of the link set: nothing can be kept
-        preload_scans(objects)
-        loaded = [Input.load(e) for e in objects]
-        profile = resolve_ncaps(profile, None, [i.table for i in loaded], profile_findings)
-        opts = replace(options, profile=profile, caps=None)
-        records = [make_record(i, opts) for i in loaded]
-    if not opts.module and any(r.is_module for r in records):
-        # The module structure in any object makes the whole link set a module (ALT015).
-        opts = replace(opts, module=True)
-        records = records_of(objects, opts, cache_dir, [r.loaded for r in records])
-    findings = [f for r in records for f in r.table_findings] + profile_findings
-    return records, profile, check_records(records, opts, images, findings)
-
-
-
-
-__all__ = ["LinkRequest", "LinkResult", "link", "collect"]
+__all__ = ["LinkRequest", "LinkResult", "link", "check_linked"]

@@ -23,9 +23,10 @@ from test_link import FW_LD, MAIN_S, asm, linker_command
 from toolchain import GNU_LD, LDSCRIPTS, compile, write
 
 from altlink import cli, forkmap, records
+from altlink.check_linkset import collect
 from altlink.checks import check
 from altlink.elf import read_elf
-from altlink.link import LinkRequest, collect, link
+from altlink.link import LinkRequest, link
 from altlink.linkset import Input
 
 pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")

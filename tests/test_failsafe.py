@@ -185,7 +185,7 @@ def test_interrupt_while_writing_lands_inside_the_writing(seed_dir, tmp_path):
 # ---- interrupting each step, in-process ----------------------------------------------------------
 
 STEPS = [
-    ("altlink.link.check_records", "the checks of the link set"),
+    ("altlink.link.collect", "the checks of the link set"),
     ("altlink.linker.Linker.finish", "the linker"),
     ("altlink.link.check_after_link", "the checks of the image"),
     ("altlink.link.cross_check", "the cross-check"),

@@ -138,6 +138,15 @@ def test_parsing_a_linker_command_does_not_load_the_checker():
     assert not [m for m in seen if m.startswith(("altlink.check", "altlink.records"))], seen
 
 
+def test_checking_files_does_not_load_the_link():
+    # altlink check of objects checks their link set as the link does (check_linkset), and
+    # needs nothing of the linker, the cross-check or the link's outputs.
+    seen = reachable(import_graph(), "altlink.batch")
+    assert "altlink.check_linkset" in seen
+    assert not {"altlink.link", "altlink.linker", "altlink.crosscheck",
+                "altlink.linkoutputs"} & set(seen), seen
+
+
 # The phases of a check and of a link, in the order the data goes through them: a module of
 # one phase may use the phases before it, never one after it (the objects' checks know nothing
 # of the link set, the link set's nothing of the image).
