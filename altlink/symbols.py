@@ -71,6 +71,7 @@ class Symbolizer:
     def __init__(self, elf: ElfFile) -> None:
         self.elf = elf
         self._by_section: dict[int, _Index] = {}
+        self._found: dict[int, Symbol | None] = {}  # function_at's answers without the index
 
     def _section_index(self, shndx: int) -> _Index:
         idx = self._by_section.get(shndx)
@@ -86,7 +87,7 @@ class Symbolizer:
     @cached_property
     def _addr_index(self) -> _Index:
         """The symbols defined in a section (not undefined, absolute or common)."""
-        named, unnamed = _NAMED_TYPES, _UNNAMED_PREFIXES  # is_label, inline: 150,000 symbols
+        named, unnamed = _NAMED_TYPES, _UNNAMED_PREFIXES  # addressable, inline: 150,000
         return _Index([s for s in self.elf.symbols
                        if SHN_UNDEF < s.shndx < SHN_LORESERVE and s.type in named and s.name
                        and not s.name.startswith(unnamed)])
@@ -101,13 +102,44 @@ class Symbolizer:
         return _fmt(sym.name, addr - sym.value) if sym else None
 
     def function_at(self, addr: int) -> Symbol | None:
-        """The best-named symbol that starts exactly at the address."""
+        """The best-named symbol that starts exactly at the address. For the first few
+        addresses, found among the symbols of that value (a search of the values at C speed:
+        a link's post-link checks ask this of its few callbacks, and indexing a kernel's
+        symbols takes as long as a hundred searches); after that, from the index."""
+        if "_addr_index" not in self.__dict__:
+            found = self._found
+            if addr in found:
+                return found[addr]
+            if len(found) < DIRECT_LOOKUPS:
+                got = found[addr] = best_label(self.elf.symbols_at_value(addr))
+                return got
         sym = self._addr_index.lookup(addr)
         return sym if sym is not None and sym.value == addr else None
 
     def function_at_offset(self, shndx: int, offset: int) -> Symbol | None:
         sym = self._section_index(shndx).lookup(offset)
         return sym if sym is not None and sym.value == offset else None
+
+
+# The addresses function_at looks up among the symbols of their value before it builds the
+# index instead.
+DIRECT_LOOKUPS = 16
+
+
+def addressable(s: Symbol) -> bool:
+    """A symbol that names an address: what ``Symbolizer._addr_index`` indexes."""
+    return SHN_UNDEF < s.shndx < SHN_LORESERVE and s.type in _NAMED_TYPES and bool(s.name) \
+        and not s.name.startswith(_UNNAMED_PREFIXES)
+
+
+def best_label(syms: list[Symbol]) -> Symbol | None:
+    """Of the symbols of one value, in table order, the one the index keeps for it: the
+    best by :func:`rank`, the first of equals."""
+    best = None
+    for s in syms:
+        if addressable(s) and (best is None or rank(s) < rank(best)):
+            best = s
+    return best
 
 
 def _fmt(name: str, delta: int) -> str:

@@ -43,3 +43,64 @@ def test_debians_vmlinux():
     if kdir is None:
         pytest.skip("Debian's kernel is not fetched (tools/fetch_kernel.py)")
     assert same(kdir / "vmlinux") > 100_000
+
+
+def same_functions(path) -> int:
+    """Symbolizer.function_at gives the same symbol found among those of the address's value
+    (its first few lookups) as from the index of every address, at every symbol's value and
+    beside it."""
+    from altlink.symbols import Symbolizer
+
+    elf = read_elf(str(path))
+    direct, indexed = Symbolizer(elf), Symbolizer(elf)
+    indexed.index_addresses()
+    values = sorted({s.value for s in elf.symbols})
+    step = max(1, len(values) // 2000)  # Debian's vmlinux: 2,000 of 120,000 values
+    named = 0
+    for v in values[::step] + [values[-1] + 4, 1 << 63]:
+        for addr in (v, v + 2, v + 4):
+            direct._found.clear()
+            got = direct.function_at(addr)
+            assert "_addr_index" not in direct.__dict__
+            assert got == indexed.function_at(addr), hex(addr)
+            named += got is not None
+    return named
+
+
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-ld"), reason="no AArch64 toolchain")
+def test_function_at_without_the_index(tmp_path):
+    # Aliases at one address (the plain name wins), a local and a weak one, a data symbol,
+    # mapping symbols and local labels (never names).
+    src = write(tmp_path / "f.S", """
+	.text
+	.globl _start, memcpy, __pi_memcpy
+	.weak w
+	.type memcpy, %function
+	.type __pi_memcpy, %function
+	.type _start, %function
+_start:
+__pi_memcpy:
+memcpy:	ret
+.Llabel:
+loc:	nop
+w:	b	loc
+	.data
+	.globl table
+table:	.quad 0
+""")
+    image = link([compile(src, tmp_path / "f.o")], tmp_path / "f.elf")
+    assert same_functions(image) >= 4
+    from altlink.symbols import Symbolizer
+
+    elf = read_elf(str(image))
+    at = next(s.value for s in elf.symbols if s.name == "memcpy")
+    # Of three functions at one address: not the alias; of _start and memcpy, as long, the
+    # first by name.
+    assert Symbolizer(elf).function_at(at).name == "_start"
+
+
+def test_function_at_without_the_index_on_debians_vmlinux():
+    kdir = full_kernel()
+    if kdir is None:
+        pytest.skip("Debian's kernel is not fetched (tools/fetch_kernel.py)")
+    assert same_functions(kdir / "vmlinux") > 1000
