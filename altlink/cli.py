@@ -471,6 +471,7 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
     elf = read_elf(path)
     if elf.type == ET_REL:
         raise AltlinkError(f"{path}: a relocatable object, not a linked image; link it first")
+    image_sha = manifestmod.sha256_later(path)
     image = Input.load(elf)
     options = options_from(args, [image.table])
     findings = list(image.table.findings)
@@ -490,8 +491,7 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
     pairs = [nestedmod.parse_pair(p) for p in getattr(args, "nested", None) or []]
     nested = nestedmod.find(elf, elf.data, pairs)
     refused: list = []
-    # The image is hashed by build, in a thread, once the refusing checks are forked off.
-    m = manifestmod.build(image, profile, options.caps, path, None, manifest_path,
+    m = manifestmod.build(image, profile, options.caps, path, image_sha(), manifest_path,
                           bin_info, lines, refuse=refuse, nested=nested, findings=refused)
     return m, findings + [f for f in refused if f not in findings]
 

@@ -10,7 +10,6 @@ import json
 import os
 import struct
 from dataclasses import dataclass
-from functools import partial
 
 from altlink import binding, insn, progress
 from altlink.caps import CapTable
@@ -84,43 +83,30 @@ class BinInfo:
 
 
 def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str,
-          image_sha: str | None, manifest_path: str | None, binary: BinInfo | None = None,
+          image_sha: str, manifest_path: str | None, binary: BinInfo | None = None,
           sources=None, refuse: bool = False, nested: list[Nested] | None = None,
           findings: list[Finding] | None = None) -> dict:
     """The manifest of a linked image whose table was decoded into ``image``.
 
     With ``refuse``, the entries ``check`` reports at error severity are left out, listed
     under ``refused`` with their code and message (and their findings appended to
-    ``findings``). ``image_sha``: the image's sha256, or None to hash ``image_path`` here.
-    ``nested``: the images embedded in it (default: those the profile's
+    ``findings``). ``nested``: the images embedded in it (default: those the profile's
     symbols bound, :mod:`altlink.nested`), whose entries the manifest carries too.
     """
     elf = image.elf
     table = image.table.sections[0] if image.table.sections else None
-    # The checks that refuse entries and the entries' records share nothing but the image:
-    # on two CPUs a forked copy runs the checks while this process makes the digests and the
-    # records (of every entry: the refused few are dropped after), and hashes the image in a
-    # thread.
-    later = _refusals_later(image, profile, caps, refuse, findings)
-    try:
-        sha = sha256_later(image_path) if image_sha is None else None
-        img = {"path": relpath(image_path, manifest_path), "sha256": None,
-               "machine": "aarch64",
-               "patch_sha256": binding.patch_digest_of(image, profile),
-               "sections": binding.section_digests(elf)}
-        if binary is not None:
-            img["bin"] = {"path": relpath(binary.path, manifest_path),
-                          "sha256": binary.sha256, "base": hx(binary.layout.base)}
-        cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
-        records = _Records(image, profile, caps, binary, sources)
-        with collector_paused():
-            entries = [records.entry(e) for e in image.table.entries]
-        refused = later.result()
-    finally:
-        later.cancel()
-    if refused:
-        entries = [r for r in entries if r["index"] not in refused]
-    img["sha256"] = image_sha if sha is None else sha()
+    img = {"path": relpath(image_path, manifest_path), "sha256": image_sha,
+           "machine": "aarch64",
+           "patch_sha256": binding.patch_digest_of(image, profile),
+           "sections": binding.section_digests(elf)}
+    if binary is not None:
+        img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
+                      "base": hx(binary.layout.base)}
+    cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
+    records = _Records(image, profile, caps, binary, sources)
+    refused = _refusals(image, profile, caps, refuse, findings)
+    with collector_paused():
+        entries = [records.entry(e) for e in image.table.entries if e.index not in refused]
     out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
            "caps": cap_names, "entries": entries}
     if refused:
@@ -139,51 +125,15 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
 
 def _refusals(image: Input, profile: Profile, caps: CapTable | None, refuse: bool,
               findings: list[Finding] | None) -> dict[int, Finding]:
-    return _refusals_later(image, profile, caps, refuse, findings).result()
-
-
-def _refusals_later(image: Input, profile: Profile, caps: CapTable | None, refuse: bool,
-                    findings: list[Finding] | None) -> _Later:
-    """Start working out the entries check refuses (:func:`checks.refusals`): in a forked copy
-    of this process where it can fork (one thread), else when asked."""
     if not refuse:
-        return _Later(dict, None, None)
-    from altlink import forkmap
+        return {}
     from altlink.checks import refusals
     from altlink.linkset import Options
 
-    work = partial(refusals, image, Options(profile, caps))
-    child = None
-    if forkmap.can_fork() and len(image.table.entries) >= FORK_REFUSALS_FROM:
-        image.names.index_addresses()  # once, before the fork: both sides name places
-        child = forkmap.Forked(work)
-        child.start()
-    return _Later(work, child, findings)
-
-
-class _Later:
-    """The refused entries, being worked out: ``result()`` waits for them (and appends their
-    findings to the caller's list); ``cancel()`` ends the forked copy if it still runs."""
-
-    def __init__(self, work, child, findings: list[Finding] | None) -> None:
-        self.work, self.child, self.findings = work, child, findings
-
-    def result(self) -> dict[int, Finding]:
-        got = self.work() if self.child is None else self.child.result()
-        self.child = None
-        if self.findings is not None:
-            self.findings.extend(got[i] for i in sorted(got))
-        return got
-
-    def cancel(self) -> None:
-        if self.child is not None:
-            self.child.cancel()
-            self.child = None
-
-
-# Entries from which the refusing checks run in a forked copy: a fork costs a few
-# milliseconds, the checks about 20 µs an entry.
-FORK_REFUSALS_FROM = 2000
+    got = refusals(image, Options(profile, caps))
+    if findings is not None:
+        findings.extend(got[i] for i in sorted(got))
+    return got
 
 
 def _refused_records(refused: dict[int, Finding]) -> list[dict]:

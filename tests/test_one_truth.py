@@ -147,8 +147,8 @@ def test_patch_refuses_an_entry_check_refuses(image, tmp_path, capsys):
 # with one thread), with the fork thresholds at 0, counting the forks altlink makes.
 FORKED = """
 import sys
-from altlink import cli, forkmap, manifest, patch
-manifest.FORK_REFUSALS_FROM = patch.FORK_REFUSALS_FROM = 0
+from altlink import cli, forkmap, patch
+patch.FORK_REFUSALS_FROM = 0
 start = forkmap.Forked.start
 def counted(self):
     sys.stderr.write("forked\\n")
@@ -167,23 +167,16 @@ def forked_main(*args) -> tuple[int, str]:
     return r.returncode, r.stderr
 
 
-def test_the_refusing_checks_in_a_forked_copy_give_the_same_answer(image, tmp_path, capsys):
-    """manifest and patch run the refusing checks in a forked copy on big tables: forced here
-    on a small one, the manifest and the refusals are those of the checks run in turn."""
+def test_the_refusing_checks_in_a_forked_copy_give_the_same_answer(image, tmp_path):
+    """patch runs the refusing checks in a forked copy on big tables, on the image as given,
+    while it patches its copy: forced here on a small one, an entry check refuses is still
+    refused in check's words, even after the entries before it were applied."""
     elf, caps = image
-    here, there = tmp_path / "here.json", tmp_path / "there.json"
-    assert main("manifest", *V61, "--cap-table", caps, elf, "-o", here) == 0
-    in_turn = capsys.readouterr().err
-    rc, err = forked_main("manifest", *V61, "--cap-table", caps, elf, "-o", there)
-    assert rc == 0 and err.count("forked\n") == 1, err
-    assert err.replace("forked\n", "") == in_turn
-    assert there.read_text() == here.read_text().replace("here.json", "there.json")
-
     from altlink import caps as capsmod
 
     table = capsmod.load(str(caps))
     m = manifestmod.build(Input.load(read_elf(str(elf))), Profile("linux-v6.1", table.ncaps),
-                          table, str(elf), None, None)
+                          table, str(elf), manifestmod.sha256_file(str(elf)), None)
     for keep, code in (((0, 1, 4), "ALT008"), ((0, 2, 4), "ALT002"), ((0, 4), None)):
         path = write(tmp_path / "m.json", json.dumps(dict(
             m, entries=[r for r in m["entries"] if r["index"] in keep])))
