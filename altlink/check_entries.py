@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from altlink import branches, insn
+from altlink import insn
 from altlink.check_core import Checks, is_function
 from altlink.elf import (
     ET_REL,
@@ -152,64 +152,73 @@ def _check_replacement_place(ck: Checks, inp: Input, e: Entry, place: str) -> Se
     return sec
 
 
-def check_replacement_code(ck: Checks, inp: Input, e: Entry, sec: Section, place: str,
-                           linked: bool = False) -> None:
-    """``linked``: only what the final addresses decide (ALT009, ALT016), which only the
-    words a patcher re-encodes can give: the others are not classified at all."""
+def check_replacement_code(ck: Checks, inp: Input, e: Entry, sec: Section, place: str) -> None:
+    """The replacement's instructions, each as a patcher copies it to the site."""
+    words = replacement_words(inp, e, sec)
+    if not words:
+        return
+    relocs = inp.relocs_of(sec) if inp.elf.type == ET_REL else {}
+    for i, word in enumerate(words):
+        check_replacement_word(ck, inp, e, sec, place, i, word, insn.classify(word),
+                               relocs.get(e.alt.offset + 4 * i))
+
+
+def replacement_words(inp: Input, e: Entry, sec: Section) -> tuple[int, ...]:
+    """The words of the replacement that a patcher copies over the site (as many as both
+    hold); ``sec`` is the replacement's section."""
     n = min(e.alt_len, e.orig_len) // 4
     if n == 0:
+        return ()
+    return struct.unpack_from(f"<{n}I", inp.elf.section_data(sec), e.alt.offset)
+
+
+def check_replacement_word(ck: Checks, inp: Input, e: Entry, sec: Section, place: str, i: int,
+                           word: int, c: insn.Classified, r: Reloc | None) -> None:
+    """Replacement instruction ``i`` (``word``, of kind ``c``; ``r`` its relocation in an
+    object) copied to the site: movable at all (ALT008), re-encodable under the profile
+    (ALT008), in range from the site in an image (ALT009), and not a branch to a linker's thunk
+    right after the replacement (ALT016)."""
+    if c.kind == "plain":
         return
-    data = inp.elf.section_data(sec)
-    words = struct.unpack_from(f"<{n}I", data, e.alt.offset)
-    if linked and not any(w >> 24 in _REENCODED_TOPS for w in words):
-        return  # no branch, no ADRP
-    relocs = inp.relocs_of(sec) if inp.elf.type == ET_REL else {}
+    off = e.alt.offset + 4 * i
     image = e.alt.address is not None
-    for i, word in enumerate(words):
-        c = insn.decode(word) if linked else insn.classify(word)
-        if linked and c.kind not in insn.FIXUP_KINDS:
-            continue
-        off = e.alt.offset + 4 * i
-        r = relocs.get(off)
-        if c.kind == "plain":
-            continue
-        # In an image, show the instruction where it is linked (its real target).
-        at = e.alt.address + 4 * i if image else 0
-        if c.kind in ("immovable", "pcrel-unknown"):
-            why = ("cannot be moved: it is PC-relative and no patcher re-encodes it"
-                   if c.kind == "immovable" else
-                   "is PC-relative in a form altlink cannot re-encode; it is never copied "
-                   "silently")
-            ck.add("ALT008", f"replacement instruction {i} ({c.name}, {word_text(word, at)}) "
-                   f"{why}", inp, place, e, at=_insn_at(inp, e, sec, off, i))
-            continue
-        internal = _internal_target(inp, e, sec, off, word, c, r)
-        if internal:
-            end = e.alt.offset + e.alt_len
-            if image and c.offset is not None and off + c.offset == end \
-                    and _linker_stub(inp, e.alt.address + e.alt_len):
-                # lld puts a range-extension thunk right after the replacement: a patcher
-                # takes the branch for one to the end of the block and copies it as is.
-                ck.add("ALT016", f"replacement instruction {i} ({word_text(word, at)}) "
-                       "branches to a linker thunk or veneer right after the replacement: "
-                       "a patcher copies it as a branch to the end of the block, and at the "
-                       "site it falls through instead of reaching the thunk's target "
-                       "(place the target within 128 MiB of the replacement)",
-                       inp, place, e)
-            continue
-        problem = insn.profile_problem(word, ck.profile.abi)
-        if problem:
-            ck.add("ALT008", f"replacement instruction {i} ({word_text(word, at)}): {problem}",
-                   inp, place, e, at=_insn_at(inp, e, sec, off, i))
-            continue
-        if image:
-            pc = e.alt.address + 4 * i
-            to = e.site.address + 4 * i
-            try:
-                insn.relocate(word, pc, to, abi=ck.profile.abi)
-            except (insn.RangeError, ValueError) as err:  # ValueError: misaligned
-                ck.add("ALT009", f"replacement instruction {i} ({word_text(word, at)}) at the "
-                       f"site {to:#x}: {err}", inp, place, e)
+    # In an image, show the instruction where it is linked (its real target).
+    at = e.alt.address + 4 * i if image else 0
+    if c.kind in ("immovable", "pcrel-unknown"):
+        why = ("cannot be moved: it is PC-relative and no patcher re-encodes it"
+               if c.kind == "immovable" else
+               "is PC-relative in a form altlink cannot re-encode; it is never copied "
+               "silently")
+        ck.add("ALT008", f"replacement instruction {i} ({c.name}, {word_text(word, at)}) "
+               f"{why}", inp, place, e, at=_insn_at(inp, e, sec, off, i))
+        return
+    internal = _internal_target(inp, e, sec, off, word, c, r)
+    if internal:
+        end = e.alt.offset + e.alt_len
+        if image and c.offset is not None and off + c.offset == end \
+                and _linker_stub(inp, e.alt.address + e.alt_len):
+            # lld puts a range-extension thunk right after the replacement: a patcher
+            # takes the branch for one to the end of the block and copies it as is.
+            ck.add("ALT016", f"replacement instruction {i} ({word_text(word, at)}) "
+                   "branches to a linker thunk or veneer right after the replacement: "
+                   "a patcher copies it as a branch to the end of the block, and at the "
+                   "site it falls through instead of reaching the thunk's target "
+                   "(place the target within 128 MiB of the replacement)",
+                   inp, place, e)
+        return
+    problem = insn.profile_problem(word, ck.profile.abi)
+    if problem:
+        ck.add("ALT008", f"replacement instruction {i} ({word_text(word, at)}): {problem}",
+               inp, place, e, at=_insn_at(inp, e, sec, off, i))
+        return
+    if image:
+        pc = e.alt.address + 4 * i
+        to = e.site.address + 4 * i
+        try:
+            insn.relocate(word, pc, to, abi=ck.profile.abi)
+        except (insn.RangeError, ValueError) as err:  # ValueError: misaligned
+            ck.add("ALT009", f"replacement instruction {i} ({word_text(word, at)}) at the "
+                   f"site {to:#x}: {err}", inp, place, e)
 
 
 def _internal_target(inp: Input, e: Entry, sec: Section, off: int, word: int,
@@ -325,11 +334,6 @@ def _linker_stub(inp: Input, addr: int) -> bool:
     return insn.is_linker_stub([sym.name] if sym is not None else [],
                                elf.read_addr(addr, 12) or elf.read_addr(addr, 8))
 
-
-# The top bytes of the words a patcher re-encodes: the immediate branches
-# (branches.maybe_branch) and ADRP.
-_REENCODED_TOPS = frozenset(b for b in range(256) if branches.maybe_branch(b << 24)
-                            or (b << 24) & 0x9F000000 == 0x90000000)
 
 _SYMBOL_TYPES = {STT_NOTYPE: "STT_NOTYPE", STT_OBJECT: "STT_OBJECT", STT_FUNC: "STT_FUNC",
                  STT_SECTION: "STT_SECTION", 6: "STT_TLS"}

@@ -8,9 +8,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import replace
 
-from altlink import branches
+from altlink import branches, insn
 from altlink.check_core import Checks, resolve_ncaps
-from altlink.check_entries import check_replacement_code
+from altlink.check_entries import check_replacement_word, replacement_words
 from altlink.elf import SHT_NOBITS, ElfFile
 from altlink.findings import Finding
 from altlink.linkset import Input, Options
@@ -56,7 +56,19 @@ def check_linked_entry(ck: Checks, inp: Input, e: Entry) -> None:
     def site_place() -> str:
         return ck.site_place(inp, e)
 
-    check_replacement_code(ck, inp, e, repl_sec, site_place, linked=True)
+    words = replacement_words(inp, e, repl_sec)
+    if not any(w >> 24 in _REENCODED_TOPS for w in words):
+        return  # no branch, no ADRP: the others are not classified at all
+    for i, word in enumerate(words):
+        c = insn.decode(word)
+        if c.kind in insn.FIXUP_KINDS:
+            check_replacement_word(ck, inp, e, repl_sec, site_place, i, word, c, None)
+
+
+# The top bytes of the words a patcher re-encodes: the immediate branches
+# (branches.maybe_branch) and ADRP.
+_REENCODED_TOPS = frozenset(b for b in range(256) if branches.maybe_branch(b << 24)
+                            or (b << 24) & 0x9F000000 == 0x90000000)
 
 def check_table_alignment(ck: Checks, inp: Input) -> None:
     for sec in inp.table.sections:
