@@ -10,8 +10,13 @@ from dataclasses import replace
 
 from altlink import branches, insn
 from altlink.check_core import Checks, resolve_ncaps
-from altlink.check_entries import check_replacement_word, replacement_words
-from altlink.elf import SHT_NOBITS, ElfFile
+from altlink.check_entries import (
+    check_entry,
+    check_overlaps,
+    check_replacement_word,
+    replacement_words,
+)
+from altlink.elf import SHT_NOBITS
 from altlink.findings import Finding
 from altlink.linkset import Input, Options
 from altlink.table import Entry
@@ -20,8 +25,7 @@ from altlink.table import Entry
 POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})
 
 
-def check_after_link(image: Input, options: Options,
-                     symbols_from: list[ElfFile] | None = None) -> list[Finding]:
+def check_after_link(image: Input, options: Options) -> list[Finding]:
     """The checks of a linked image whose objects were checked before the link (``options``
     as the link set's, the profile resolved): only what the final addresses decide."""
     findings: list[Finding] = []
@@ -31,6 +35,17 @@ def check_after_link(image: Input, options: Options,
         check_linked_entry(ck, image, e)
     image_checks(ck, image)
     return ck.findings
+
+
+def image_alone_checks(ck: Checks, inp: Input) -> None:
+    """An image checked alone (``altlink check`` of an image, and what manifest and patch
+    refuse): each entry's checks as for an object's, the sites they share, then the
+    image-wide checks; added to ``ck``."""
+    for pos, e in enumerate(inp.table.entries):
+        check_entry(ck, inp, pos, e)
+    if ck.wanted("ALT010"):
+        check_overlaps(ck, inp)
+    image_checks(ck, inp)
 
 
 def image_checks(ck: Checks, inp: Input) -> None:

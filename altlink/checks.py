@@ -12,8 +12,7 @@ from dataclasses import replace
 from functools import partial
 
 from altlink.check_core import Checks, resolve_ncaps
-from altlink.check_entries import check_entry, check_overlaps
-from altlink.check_image import image_checks
+from altlink.check_image import image_alone_checks
 from altlink.check_linkset import Callbacks, check_cap_table, check_flags_agree
 from altlink.check_objects import object_checks
 from altlink.elf import ET_REL, ElfFile
@@ -21,7 +20,7 @@ from altlink.findings import CODES, ERROR, Finding
 from altlink.linkset import Input, Options
 from altlink.symbolspace import SymbolSpace
 
-__all__ = ["check", "refusals", "resolve_ncaps", "REFUSING_CODES"]
+__all__ = ["check", "refusals", "REFUSING_CODES"]
 
 
 def check(inputs: list[Input], options: Options, symbols_from: list[ElfFile] | None = None,
@@ -44,11 +43,7 @@ def check(inputs: list[Input], options: Options, symbols_from: list[ElfFile] | N
             object_checks(one, inp)
             callbacks.resolve(inp.path, one.findings, partial(_itself, inp), inp)
         else:
-            for pos, e in enumerate(inp.table.entries):
-                check_entry(ck, inp, pos, e)
-            if ck.wanted("ALT010"):
-                check_overlaps(ck, inp)
-            image_checks(ck, inp)
+            image_alone_checks(ck, inp)
     return ck.findings
 
 

@@ -331,7 +331,7 @@ def _advise(findings, args, options) -> None:
 
 def cmd_scan(args, out) -> int:
     from altlink import inputs as inputsmod
-    from altlink.checks import resolve_ncaps
+    from altlink.check_core import resolve_ncaps
     from altlink.scan import scan_json, scan_text
 
     loaded = inputsmod.load(args.files, notes=_notes(args))
@@ -464,7 +464,7 @@ def cmd_paths(args, out) -> int:
 def _image_manifest(path: str, args, manifest_path: str | None, binary: str | None = None,
                     refuse: bool = False):
     from altlink import manifest as manifestmod
-    from altlink.checks import resolve_ncaps
+    from altlink.check_core import resolve_ncaps
     from altlink.elf import ET_REL, read_elf
     from altlink.linkset import Input
 

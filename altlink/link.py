@@ -15,7 +15,7 @@ from altlink import archive, branches, forkmap, inputs, launcher, linkcmd, outpu
 from altlink.check_image import check_after_link
 from altlink.check_linkset import collect
 from altlink.crosscheck import cross_check
-from altlink.elf import ET_REL, ElfFile, read_elf
+from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
 from altlink.linker import Linker
@@ -103,7 +103,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
                                                 tmp_bin, tmp_manifest))
                 writer.start()
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
-                                                  images, tmp_image))
+                                                  tmp_image))
         if has_errors(findings):
             return LinkResult(sources.attach(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)
@@ -136,12 +136,11 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
 
 
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
-                 members: frozenset[str], images: list[ElfFile], tmp_image: str) -> list[Finding]:
+                 members: frozenset[str], tmp_image: str) -> list[Finding]:
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
-    post = check_after_link(image, Options(profile, req.options.caps, req.options.module),
-                            images)
+    post = check_after_link(image, Options(profile, req.options.caps, req.options.module))
     seen: set[int] = set()
     crossed = cross_check(records, image, profile, members, seen)
     # One problem, one finding: where the cross-check reported an image entry from its
