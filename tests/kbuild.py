@@ -29,11 +29,22 @@ TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 CROSS = "aarch64-linux-gnu-"
 CAP_HEADER = "arch/arm64/include/generated/asm/cpucaps.h"
 
-# On top of tinyconfig: modules, a PL011 console (qemu's virt machine), and modules with
-# alternatives (uaccess, barriers, LSE atomics): loop, lkdtm, test_user_copy, test_module.
+# On top of tinyconfig: modules, a PL011 console (qemu's virt machine), modules with
+# alternatives (uaccess, barriers, LSE atomics): loop, lkdtm, test_user_copy, test_module; and
+# the link shape of a distribution's or defconfig's kernel: a relocatable (-pie) vmlinux with
+# KASLR, linked three times for kallsyms, versioned modules with PLTs, pseudo-NMI (the
+# interrupt masking sites), jump labels.
 CONFIG = """
 CONFIG_MODULES=y
 CONFIG_MODULE_UNLOAD=y
+CONFIG_MODVERSIONS=y
+CONFIG_ARM64_MODULE_PLTS=y
+CONFIG_RELOCATABLE=y
+CONFIG_RANDOMIZE_BASE=y
+CONFIG_KALLSYMS=y
+CONFIG_KALLSYMS_ALL=y
+CONFIG_ARM64_PSEUDO_NMI=y
+CONFIG_JUMP_LABEL=y
 CONFIG_PRINTK=y
 CONFIG_TTY=y
 CONFIG_SERIAL_AMBA_PL011=y
