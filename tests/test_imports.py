@@ -8,6 +8,7 @@ modules on it and the lines that import.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from toolchain import ROOT
@@ -196,3 +197,15 @@ def test_no_phase_imports_a_later_one():
     graph = import_graph()
     assert set().union(*PHASES) <= set(graph), "a phase names a module that is gone"
     assert later_phase_imports(graph) == []
+
+
+def test_the_code_map_names_every_module_and_only_those():
+    # docs/code-map.md is how a newcomer finds the flow: a module added, moved or removed
+    # without it going there makes the map wrong.
+    text = (ROOT / "docs" / "code-map.md").read_text()
+    tables = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    named = {n for ln in tables for n in re.findall(r"`([a-z_]+)`", ln.split("|")[1])}
+    package = {m.split(".", 1)[1] for m in modules() if "." in m and m.count(".") == 1}
+    package -= {"__main__"}
+    assert named == package, (f"not in the map: {sorted(package - named)}; "
+                              f"in the map, not in the package: {sorted(named - package)}")
