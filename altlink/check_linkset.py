@@ -94,8 +94,10 @@ class Callbacks:
 
     def resolve(self, path: str, items: list, load: Callable[[], Input],
                 asking: Input | str | None = None) -> None:
-        """Add one object's findings to the check, each ``Deferred`` among them resolved
-        where it stands; ``load`` gives the object's Input, read only to word a finding."""
+        """Add one object's findings (``path``'s ``items``: findings and ``Deferred``) to the
+        check, each ``Deferred`` resolved where it stands. ``load`` gives the object's Input,
+        read only to word a finding; ``asking`` is the object as the symbol space knows it
+        (``SymbolSpace.lookup`` skips it: it leaves the name undefined)."""
         ck = self.ck
         for item in items:
             if not isinstance(item, Deferred):
