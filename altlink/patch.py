@@ -12,7 +12,6 @@ import importlib.util
 import os
 import struct
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Callable
 
 from altlink import insn, rawbin
@@ -290,17 +289,6 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
     image's other entries in table order, as Linux 6.1 boots. Entries on separate sites do
     not depend on the order; two entries on one site do (the one applied last wins).
     """
-    # The checks that refuse entries run in a forked copy, on the image as given, while this
-    # process hashes, copies and patches; their answer is taken where they would have run.
-    refusing = _Refusals.start(image_path, m, plan)
-    try:
-        return _patch_checked(image_path, m, plan, check_hash, binary, output, refusing)
-    finally:
-        refusing.cancel()
-
-
-def _patch_checked(image_path: str, m: dict, plan: Plan, check_hash: bool, binary: bytes | None,
-                   output: str | None, refusing: _Refusals) -> Result:
     if check_hash:
         from altlink.manifest import sha256_file
 
@@ -318,10 +306,10 @@ def _patch_checked(image_path: str, m: dict, plan: Plan, check_hash: bool, binar
                 data = bytearray(f.read())
         except OSError as e:
             raise AltlinkError(f"{image_path}: cannot read: {e.strerror}") from None
-        return _patch(image_path, data, bytes(data), m, plan, binary, refusing)
+        return _patch(image_path, data, bytes(data), m, plan, binary)
     mapped = _mapped_copy(image_path, output)
     try:
-        result = _patch(image_path, mapped, mapped, m, plan, binary, refusing)
+        result = _patch(image_path, mapped, mapped, m, plan, binary)
         mapped.flush()
     finally:
         mapped.close()
@@ -363,76 +351,10 @@ def _mapped_copy(image_path: str, output: str):
         os.close(fd)
 
 
-def _patch(image_path: str, data, view, m: dict, plan: Plan, binary: bytes | None,
-           refusing: _Refusals) -> Result:
+def _patch(image_path: str, data, view, m: dict, plan: Plan, binary: bytes | None) -> Result:
     """Patch ``data`` (a bytearray, or the mapped copy) in place; ``view`` is what the image's
     headers are read from (the original bytes, or the mapping itself)."""
     mem = _Memory(image_path, data, view, plan.max_insns)
-    profile, entries, nested = _parts(mem, m)
-    if plan.refuse and not refusing.forked:
-        _refuse_all(mem, entries, nested, profile, m)
-    try:
-        result = _apply_all(mem, m, entries, nested, profile, plan, binary)
-    except AltlinkError:
-        refusing.result()  # an entry refused comes first, as if the checks had run before
-        raise
-    refusing.result()
-    return result
-
-
-class _Refusals:
-    """The refusing checks of :func:`_refuse`, run in a forked copy of this process (one
-    thread, and a table big enough to be worth it) on the image file as given, not on the
-    copy being patched; ``result()`` raises the PatchError they raise."""
-
-    def __init__(self, child) -> None:
-        self.child = child
-        self.forked = child is not None
-
-    @classmethod
-    def start(cls, image_path: str, m: dict, plan: Plan) -> _Refusals:
-        from altlink import forkmap
-
-        entries = m.get("entries")
-        if not (plan.refuse and forkmap.can_fork() and isinstance(entries, list)
-                and len(entries) >= FORK_REFUSALS_FROM):
-            return cls(None)
-        child = forkmap.Forked(partial(_refuse_file, image_path, m, plan.max_insns))
-        child.start()
-        return cls(child)
-
-    def result(self) -> None:
-        if self.child is not None:
-            child, self.child = self.child, None
-            child.result()
-
-    def cancel(self) -> None:
-        if self.child is not None:
-            self.child.cancel()
-            self.child = None
-
-
-# Entries from which the refusing checks run in a forked copy (a fork costs a few
-# milliseconds, the checks about 20 µs an entry).
-FORK_REFUSALS_FROM = 2000
-
-
-def _refuse_file(image_path: str, m: dict, max_insns: int) -> None:
-    """:func:`_refuse_all` on the image file as it is (in the forked copy)."""
-    import mmap
-
-    try:
-        with open(image_path, "rb") as f:
-            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as e:
-        raise AltlinkError(f"{image_path}: cannot read: {e}") from None
-    mem = _Memory(image_path, data, data, max_insns)
-    profile, entries, nested = _parts(mem, m)
-    _refuse_all(mem, entries, nested, profile, m)
-
-
-def _parts(mem: _Memory, m: dict) -> tuple[Profile, list, list]:
-    """The manifest's profile, entries and nested images (their memories over ``mem``)."""
     ncaps = m.get("ncaps")
     profile = Profile(str(m.get("abi")), ncaps if isinstance(ncaps, int) else None)
     if profile.abi not in ABIS:
@@ -447,18 +369,10 @@ def _parts(mem: _Memory, m: dict) -> tuple[Profile, list, list]:
             raise ManifestError(f"nested image {i} is not an object with an entry list")
         where = f"nested image {i} ({rec.get('start')})"
         nested.append((_NestedMemory(mem, rec, where), rec["entries"], f"{where}: "))
-    return profile, entries, nested
-
-
-def _refuse_all(mem: _Memory, entries: list, nested: list, profile: Profile, m: dict) -> None:
-    _refuse(mem, entries, profile, m, "")
-    for nmem, recs, where in nested:
-        _refuse(nmem, recs, profile, m, where)
-
-
-def _apply_all(mem: _Memory, m: dict, entries: list, nested: list, profile: Profile,
-               plan: Plan, binary: bytes | None) -> Result:
-    data = mem.data
+    if plan.refuse:
+        _refuse(mem, entries, profile, m, "")
+        for nmem, recs, where in nested:
+            _refuse(nmem, recs, profile, m, where)
     lay = rawbin.layout(mem.elf) if binary is not None else None
     out_bin = bytearray(binary) if binary is not None else None
     applied: list[int] = []

@@ -143,55 +143,6 @@ def test_patch_refuses_an_entry_check_refuses(image, tmp_path, capsys):
         assert not out.exists()
 
 
-# Run in a fresh process (pytest's workers have threads, and altlink forks only a process
-# with one thread), with the fork thresholds at 0, counting the forks altlink makes.
-FORKED = """
-import sys
-from altlink import cli, forkmap, patch
-patch.FORK_REFUSALS_FROM = 0
-start = forkmap.Forked.start
-def counted(self):
-    sys.stderr.write("forked\\n")
-    start(self)
-forkmap.Forked.start = counted
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
-def forked_main(*args) -> tuple[int, str]:
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, "-c", FORKED, *map(str, args)], capture_output=True,
-                       text=True)
-    return r.returncode, r.stderr
-
-
-def test_the_refusing_checks_in_a_forked_copy_give_the_same_answer(image, tmp_path):
-    """patch runs the refusing checks in a forked copy on big tables, on the image as given,
-    while it patches its copy: forced here on a small one, an entry check refuses is still
-    refused in check's words, even after the entries before it were applied."""
-    elf, caps = image
-    from altlink import caps as capsmod
-
-    table = capsmod.load(str(caps))
-    m = manifestmod.build(Input.load(read_elf(str(elf))), Profile("linux-v6.1", table.ncaps),
-                          table, str(elf), manifestmod.sha256_file(str(elf)), None)
-    for keep, code in (((0, 1, 4), "ALT008"), ((0, 2, 4), "ALT002"), ((0, 4), None)):
-        path = write(tmp_path / "m.json", json.dumps(dict(
-            m, entries=[r for r in m["entries"] if r["index"] in keep])))
-        out = tmp_path / "p.elf"
-        rc, err = forked_main("patch", elf, "--manifest", path, "--caps", "0", "-o", out)
-        assert err.count("forked\n") == 1, err
-        err = err.replace("forked\n", "")
-        if code:  # refused, in check's words, even though entry 0 was applied meanwhile
-            assert rc == 1 and len(err.splitlines()) == 1 and f"error: {code}: " in err, err
-            assert not out.exists()
-        else:
-            assert rc == 0 and "applied 2 of 2" in err, err
-            assert qemu(out).returncode == 4
-
-
 def test_patch_takes_only_the_images_capabilities_and_callbacks(image, tmp_path, capsys):
     elf, caps = image
     m = tmp_path / "m.json"
