@@ -236,19 +236,37 @@ def _lines(f, section: str, offsets: list[int]) -> dict[int, tuple[str, int]]:
     return {addresses[a]: row for a, row in found.items()}
 
 
+def rows_pyelftools(path: str, section: str, offsets: list[int]
+                    ) -> dict[int, tuple[str, int]]:
+    """(file, line) for each offset (sorted), read with pyelftools: the reference that
+    ``dwarflines`` is tested against, and what answers where ``dwarflines`` cannot."""
+    try:
+        with open(path, "rb") as f:
+            return _lines(f, section, offsets)
+    except Exception:  # noqa: BLE001 - damaged or unknown DWARF: no source lines, no failure
+        return {}
+
+
+def rows(path: str, section: str, offsets: list[int]) -> dict[int, tuple[str, int]]:
+    """(file, line) for each offset (sorted): ``dwarflines`` reads the bytes; what it does
+    not know (``dwarflines.Unsupported``, or bytes it cannot read) pyelftools reads."""
+    from altlink import dwarflines
+
+    try:
+        return dwarflines.lines(path, section, offsets)
+    except Exception:  # noqa: BLE001 - the reference decides, damaged DWARF included
+        return rows_pyelftools(path, section, offsets)
+
+
 def lookup(path: str, section: str, offsets: list[int], base: str | None = None
            ) -> dict[int, str]:
     """``file:line`` for each offset of ``section`` (or address, with section ``""``) that a
     line table covers; nothing for a file without one, or whose DWARF cannot be read."""
     if not offsets:
         return {}
-    try:
-        with open(path, "rb") as f:
-            rows = _lines(f, section, sorted(set(offsets)))
-    except Exception:  # noqa: BLE001 - damaged or unknown DWARF: no source lines, no failure
-        return {}
+    rows_ = rows(path, section, sorted(set(offsets)))
     base = base or os.getcwd()
-    return {off: f"{_relative(name, base)}:{line}" for off, (name, line) in rows.items()}
+    return {off: f"{_relative(name, base)}:{line}" for off, (name, line) in rows_.items()}
 
 
 def attach(findings: list[Finding], base: str | None = None,
