@@ -431,6 +431,8 @@ class _Dwarf:
                 raise Unsupported(f"line table form {form:#x}")
             formats.append((ctype, form))
         n, i = _uleb(data, i)
+        if n and (not formats or n > len(data) - i):  # each entry takes a byte at least
+            raise Unsupported("directory or file count")
         out = []
         for _ in range(n):
             entry = {}
@@ -466,54 +468,61 @@ class _Dwarf:
         return self._string(self.str if form == 0x0E else self.line_str, value)
 
 
+_TABLES: dict[tuple, tuple] = {}
+
+
+def _tables(min_len: int, line_base: int, line_range: int, opcode_base: int, lengths):
+    """What each special opcode adds to the address and to the line; what const_add_pc adds;
+    the number of operands of each standard opcode."""
+    key = (min_len, line_base, line_range, opcode_base, tuple(lengths))
+    t = _TABLES.get(key)
+    if t is None:
+        adv = [0] * 256
+        ladv = [0] * 256
+        for op in range(opcode_base, 256):
+            adj = op - opcode_base
+            adv[op] = min_len * (adj // line_range)
+            ladv[op] = line_base + adj % line_range
+        nops = [lengths[op - 1] if op - 1 < len(lengths) else 0 for op in range(256)]
+        t = _TABLES[key] = (adv, ladv, min_len * ((255 - opcode_base) // line_range), nops)
+    return t
+
+
 def _covered(data, start: int, end: int, params, wanted: list[int]
              ) -> dict[tuple[int, int], list[int]]:
     """The rows of one line program that cover addresses of ``wanted`` (sorted), as
     (file, line): addresses. A row covers the addresses from its own up to the next row's
     in its sequence; the addresses of a key are in the order the rows came."""
     min_len, max_ops, line_base, line_range, opcode_base, lengths, addr_size = params
-    if line_range == 0:
-        raise Unsupported("line_range 0")
+    if line_range == 0 or max_ops != 1:  # VLIW's op_index: not AArch64
+        raise Unsupported("line_range 0, or several operations per instruction")
+    adv, ladv, const_add, nops = _tables(min_len, line_base, line_range, opcode_base, lengths)
+    if opcode_base > 5 and nops[5] != 1 or opcode_base > 6 and nops[6] != 0:
+        raise Unsupported("set_column or negate_stmt with other operands")
     out: dict[tuple[int, int], list[int]] = {}
     nwanted = len(wanted)
-    # What each special opcode adds to the address (max_ops 1) and to the line.
-    adv = [0] * 256
-    ladv = [0] * 256
-    for op in range(opcode_base, 256):
-        adj = op - opcode_base
-        adv[op] = min_len * (adj // line_range)
-        ladv[op] = line_base + adj % line_range
-    const_step = (255 - opcode_base) // line_range
-    nops = [lengths[op - 1] if op - 1 < len(lengths) else 0 for op in range(256)]
     uleb = _uleb
 
-    address, file, line, op_index = 0, 1, 1, 0
+    address, file, line = 0, 1, 1
     has_prev = False
     pa = pf = pl = 0  # the last row of this sequence
     nw = -1  # the first wanted address at or after pa; -1: look again at the next row
     i = start
     # The opcodes in the order of how often GCC's and clang's tables use them.
-    column_1 = nops[5] == 1  # set_column with its one operand, as the standard has it
-    negate_0 = nops[6] == 0
     while i < end:
         op = data[i]
         i += 1
         if op >= opcode_base:  # special opcode: advance, then a row
-            if max_ops == 1:
-                address += adv[op]
-            else:
-                step = (op - opcode_base) // line_range
-                address += min_len * ((op_index + step) // max_ops)
-                op_index = (op_index + step) % max_ops
+            address += adv[op]
             line += ladv[op]
-        elif op == 5 and column_1:  # set_column
+        elif op == 5:  # set_column
             while data[i] & 0x80:
                 i += 1
             i += 1
             continue
         elif op == 1:  # copy: a row
             pass
-        elif op == 6 and negate_0:  # negate_stmt
+        elif op == 6:  # negate_stmt
             continue
         elif op == 3:  # advance_line
             b = data[i]
@@ -551,38 +560,28 @@ def _covered(data, start: int, end: int, params, wanted: list[int]
                         out.setdefault((pf, pl), []).extend(wanted[a:b])
                 has_prev = False
                 nw = -1
-                address, file, line, op_index = 0, 1, 1, 0
+                address, file, line = 0, 1, 1
             elif sub == 2:  # set_address
                 size = n - 1 if n > 1 else addr_size
                 if size is None:
                     raise Unsupported("set_address size")
                 address = int.from_bytes(data[args:args + size], "little")
-                op_index = 0
                 nw = -1
             continue
         elif op == 2:  # advance_pc
             b = data[i]
             if b < 0x80:
-                step = b
+                address += min_len * b
                 i += 1
             else:
                 step, i = uleb(data, i)
-            if max_ops == 1:
                 address += min_len * step
-            else:
-                address += min_len * ((op_index + step) // max_ops)
-                op_index = (op_index + step) % max_ops
             continue
         elif op == 8:  # const_add_pc
-            if max_ops == 1:
-                address += min_len * const_step
-            else:
-                address += min_len * ((op_index + const_step) // max_ops)
-                op_index = (op_index + const_step) % max_ops
+            address += const_add
             continue
         elif op == 9:  # fixed_advance_pc
             address += data[i] | data[i + 1] << 8
-            op_index = 0
             i += 2
             continue
         else:  # prologue_end, set_isa, ... and unknown ones: their operands skipped
