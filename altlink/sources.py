@@ -1,13 +1,20 @@
-"""Source lines for findings and manifests, from the DWARF line tables (read with pyelftools).
+"""Source lines for findings and manifests, from the DWARF line tables.
 
 No external program runs: a host's ``addr2line`` that does not know AArch64 gave wrong
-names (``c.c/c.c/c.c:3``). A relocatable object's line table holds its places as
-relocations against its sections; pyelftools applies them (``R_AARCH64_ABS64`` and
-``ABS32``) once altlink has given each allocated section of the object a base of its own
-(its index times 2**32), so that the address of a row names its section as well as the
-offset in it. A linked image's rows are addresses. A file's tables are read only when
-something asks for a line in it (a finding with a site, or ``--source-lines``), and in an
-image with ``.debug_aranges`` only the compilation units that hold the asked addresses.
+names (``c.c/c.c/c.c:3``). ``dwarflines`` reads the tables from the file's bytes; what it
+does not know (compressed sections, forms, unit types and relocations it does not read,
+damaged tables) is read with pyelftools here (``rows_pyelftools``), the reference that
+``dwarflines`` is tested against at every address of gcc's and clang's objects and images.
+
+A relocatable object's line table holds its places as relocations against its sections;
+pyelftools applies them (``R_AARCH64_ABS64`` and ``ABS32``) once altlink has given each
+allocated section of the object a base of its own (its index times 2**32), so that the
+address of a row names its section as well as the offset in it. A linked image's rows are
+addresses. A file's tables are read only when something asks for a line in it (a finding
+with a site, or ``--source-lines``), and in an image with ``.debug_aranges`` only the
+compilation units that hold the asked addresses. At an address, the row is the last one at
+or before it in its sequence, before the next row's address; where several units cover it,
+the last unit's.
 """
 from __future__ import annotations
 
@@ -266,7 +273,8 @@ def lookup(path: str, section: str, offsets: list[int], base: str | None = None
         return {}
     rows_ = rows(path, section, sorted(set(offsets)))
     base = base or os.getcwd()
-    return {off: f"{_relative(name, base)}:{line}" for off, (name, line) in rows_.items()}
+    names = {name: _relative(name, base) for name, _line in set(rows_.values())}
+    return {off: f"{names[name]}:{line}" for off, (name, line) in rows_.items()}
 
 
 def attach(findings: list[Finding], base: str | None = None,

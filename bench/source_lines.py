@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def timed(cmd, stdin=None, env=None):
     with open(os.devnull, "wb") as out:
         t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=subprocess.DEVNULL, env=env)
+        p = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=subprocess.DEVNULL, env=env,
+                             cwd="/")  # not a checkout: python -m would import its package
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) not in (0, 1):
@@ -47,6 +48,7 @@ def main() -> None:
         kdir = subprocess.run([sys.executable, str(ROOT / "tools" / "fetch_kernel.py"),
                                "--offline", "-q"], capture_output=True, text=True).stdout.strip()
         image = str(Path(kdir) / "vmlinux")
+    image = os.path.abspath(image)
     env_py = [sys.executable, "-m", "altlink", "manifest"]
     proc = subprocess.run([*env_py, image], capture_output=True, text=True)
     sites = [e["site"]["address"] for e in json.loads(proc.stdout)["entries"]]
