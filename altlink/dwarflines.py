@@ -136,6 +136,8 @@ def _relocated(elf: _Elf) -> dict[str, bytes]:
     """The debug sections of a relocatable object that this reader uses, relocated as
     pyelftools relocates them once ``sources._placed`` has moved the symbols; every other
     section pyelftools would relocate is checked to be one it accepts."""
+    if struct.unpack_from("<H", elf.data, 18)[0] != 183:  # EM_AARCH64: its relocations
+        raise Unsupported("a relocatable object for another machine")
     alloc = {i for i, h in enumerate(elf.headers) if h[2] & 2}  # SHF_ALLOC
     symvalues: dict[int, list[int]] = {}
     out: dict[str, bytes] = {}
@@ -158,10 +160,12 @@ def _relocated(elf: _Elf) -> dict[str, bytes]:
         values = symvalues.get(link)
         if values is None:
             raw = elf._raw(link)
+            placed = elf.headers[link][1] == 2  # sources._placed moves SHT_SYMTAB's only
             values = []
             for pos in range(0, len(raw) - len(raw) % 24, 24):
                 shndx, value = struct.unpack_from("<HQ", raw, pos + 6)
-                values.append((shndx << _BASE_SHIFT) + value if shndx in alloc else value)
+                values.append((shndx << _BASE_SHIFT) + value if placed and shndx in alloc
+                              else value)
             symvalues[link] = values
         relocs = elf._raw(rel)
         patched = bytearray(data)
