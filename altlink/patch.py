@@ -289,10 +289,18 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
     image's other entries in table order, as Linux 6.1 boots. Entries on separate sites do
     not depend on the order; two entries on one site do (the one applied last wins).
     """
+    # The image is hashed in a thread while the kernel copies it (both release the GIL); the
+    # verdict is taken before anything is applied, and before a failed copy is reported.
+    digest = None
     if check_hash:
-        from altlink.manifest import sha256_file
+        from altlink.manifest import sha256_later
 
-        got = sha256_file(image_path)
+        digest = sha256_later(image_path)
+
+    def check_binding() -> None:
+        if digest is None:
+            return
+        got = digest()
         want = (m.get("image") or {}).get("sha256")
         # An image post-processed after the link (sorttable, strip, a signature) is patched
         # when its table, sites and replacements are as the manifest has them.
@@ -300,15 +308,22 @@ def patch(image_path: str, m: dict, plan: Plan, *, check_hash: bool = True,
             raise AltlinkError(f"{image_path}: sha256 {got[:16]}... does not match the "
                                f"manifest's {str(want)[:16]}..., nor do its table, sites and "
                                "replacements: this manifest belongs to another image")
+
     if output is None:
+        check_binding()
         try:
             with open(image_path, "rb") as f:
                 data = bytearray(f.read())
         except OSError as e:
             raise AltlinkError(f"{image_path}: cannot read: {e.strerror}") from None
         return _patch(image_path, data, bytes(data), m, plan, binary)
-    mapped = _mapped_copy(image_path, output)
     try:
+        mapped = _mapped_copy(image_path, output)
+    except AltlinkError:
+        check_binding()  # what is wrong with the image comes first, as when it was hashed first
+        raise
+    try:
+        check_binding()
         result = _patch(image_path, mapped, mapped, m, plan, binary)
         mapped.flush()
     finally:
