@@ -183,3 +183,23 @@ def test_debian_vmlinux_sites_as_pyelftools_reads_them():
     sample = sorted({a + d for a in sites[::200] for d in (-4, 0, 2, 4)})
     rows = _same(vmlinux, "", sample)
     assert len(rows) > len(sample) // 2
+
+
+@pytest.mark.skipif(not shutil.which("ld.lld"), reason="no ld.lld")
+@pytest.mark.parametrize("toolchain", ["gnu", "llvm"])
+def test_two_units_at_one_address(tmp_path, toolchain):
+    """An overlay links two units' code at one address: both line tables cover it (clang
+    writes no .debug_aranges, so both units are read; GCC's name both). The answer is the
+    later unit's, as pyelftools' reading gives it."""
+    one = write(tmp_path / "one.c", "int one(int x)\n{\n\treturn x * 7 + 1;\n}\n")
+    two = write(tmp_path / "two.c", "int two(int x)\n{\n\tif (x > 3)\n\t\treturn x - 3;\n"
+                "\treturn x * 5;\n}\n")
+    objs = [compile(src, src.with_suffix(".o"), toolchain, ["-g"]) for src in (one, two)]
+    script = write(tmp_path / "ov.ld", """SECTIONS {
+  OVERLAY 0x400000 : AT(0x10000) { .ov1 { *one.o(.text) } .ov2 { *two.o(.text) } }
+  /DISCARD/ : { *(.eh_frame .note.gnu.property .comment) }
+}
+""")
+    image = link(objs, tmp_path / "ov.elf", toolchain, script, flags=["-e", "0"])
+    rows = _same(image, "", list(range(0x400000 - 8, 0x400000 + 0x20)))
+    assert rows and {f for f, _ in rows.values()} == {str(two)}, rows
