@@ -342,18 +342,22 @@ def kernel_rows(kdir: str) -> tuple[list[Row], str]:
 
 def kbuild_link(kdir: str) -> tuple[list[str], list[str]] | None:
     """The final vmlinux link of a Linux 6.1 Kbuild tree built through altlink (``make
-    LD="altlink link OPTIONS -- LD"``), without kallsyms: altlink's options and the bare
-    linker command, as ``scripts/link-vmlinux.sh`` runs it, output left to the caller."""
+    LD="altlink link OPTIONS -- LD"``): altlink's options and the bare linker command, as
+    ``scripts/link-vmlinux.sh`` runs it, output left to the caller. With kallsyms that is the
+    last of its links, which adds the symbol table the links before it made
+    (``.tmp_vmlinux.kallsyms2.o``, or ``3`` when a third link was needed), still in the tree."""
+    import re
     import shlex
 
     try:
         with open(os.path.join(kdir, ".vmlinux.cmd"), encoding="utf-8") as f:
             line = next(x for x in f if x.startswith("cmd_vmlinux :="))
         with open(os.path.join(kdir, ".config"), encoding="utf-8") as f:
-            if "CONFIG_KALLSYMS=y" in f.read():
-                return None  # three links, with generated symbol tables between them
+            config = set(re.findall(r"^(CONFIG_\w+)=y$", f.read(), re.M))
     except (OSError, StopIteration):
         return None
+    if config & {"CONFIG_LTO_CLANG", "CONFIG_DEBUG_INFO_BTF", "CONFIG_VMLINUX_MAP"}:
+        return None  # another form of the link (vmlinux.o, a BTF object, a map)
     words = shlex.split(line.split(":=", 1)[1].split(";")[0])
     if len(words) < 4:
         return None
@@ -363,10 +367,22 @@ def kbuild_link(kdir: str) -> tuple[list[str], list[str]] | None:
         cut = ld.index("--")
         opts = [o for o in ld[:cut] if o != "link" and not o.endswith("altlink")]
         ld = ld[cut + 1:]
+    # Makefile: with modules, the libraries are in vmlinux.a; without, they are linked apart
+    modules = "CONFIG_MODULES" in config
+    objs = ["vmlinux.a", *([".vmlinux.export.o"] if modules else []),
+            "init/version-timestamp.o"]
+    libs = [] if modules else ["arch/arm64/lib/lib.a", "lib/lib.a"]
+    extra: list[str] = []
+    if "CONFIG_KALLSYMS" in config:
+        made = [(os.path.getmtime(p), p) for p in (
+            os.path.join(kdir, f".tmp_vmlinux.kallsyms{n}.o") for n in (2, 3))
+            if os.path.exists(p)]
+        if not made:
+            return None
+        extra = [os.path.basename(max(made)[1])]  # the last step's (a third is rare)
     cmd = ld + shlex.split(kbuild_ldflags) + shlex.split(ldflags_vmlinux) + [
-        "--script=./arch/arm64/kernel/vmlinux.lds", "--whole-archive", "vmlinux.a",
-        ".vmlinux.export.o", "init/version-timestamp.o", "--no-whole-archive",
-        "--start-group", "--end-group"]
+        "--script=./arch/arm64/kernel/vmlinux.lds", "--whole-archive", *objs,
+        "--no-whole-archive", "--start-group", *libs, "--end-group", *extra]
     return opts, cmd
 
 
@@ -387,7 +403,7 @@ def kbuild_rows(kdir: str) -> tuple[list[Row], str]:
             ["--no-cache", "--manifest", img + ".alt.json"]
         argv += ["--", *ld, "-o", img]
         rows.append(Row(
-            "`altlink link` of a Linux 6.1 tinyconfig vmlinux (Kbuild), " +
+            "`altlink link` of a Linux 6.1 vmlinux (Kbuild), " +
             ("records cached, no manifest" if cached else "no record cache, with manifest"),
             Job("altlink link", [[ALTLINK, *argv]], kdir),
             Job("ld", [ld + ["-o", plain]], kdir),
@@ -398,7 +414,9 @@ def kbuild_rows(kdir: str) -> tuple[list[Row], str]:
             f"`{' '.join(ld[:1])} ... vmlinux.a ...`, output in `bench/out/kbuild`"))
     n = len(subprocess.run(["ar", "t", "vmlinux.a"], cwd=kdir, capture_output=True,
                            text=True).stdout.split())
-    return rows, f"`{kdir}`: its vmlinux link (`vmlinux.a`, {n} members)"
+    kallsyms = [w for w in ld if w.startswith(".tmp_vmlinux.kallsyms")]
+    return rows, f"`{kdir}`: its final vmlinux link (`vmlinux.a`, {n} members" + (
+        f", with kallsyms: `{kallsyms[0]}`)" if kallsyms else ")")
 
 
 # -- growth: link cost against the number of objects and the size of the text --------------------
@@ -784,8 +802,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="first wait (up to 30 min) until the 1-minute load is at most L")
     ap.add_argument("--write", metavar="FILE", help="also write the report into FILE")
     ap.add_argument("--kbuild", metavar="DIR",
-                    help="a Linux 6.1 Kbuild output tree built through altlink link (no "
-                    "kallsyms): its vmlinux link is timed against the bare linker")
+                    help="a Linux 6.1 Kbuild output tree built through altlink link (with "
+                    "kallsyms or without): its final vmlinux link is timed against the bare "
+                    "linker")
     ap.add_argument("--growth", action="store_true",
                     help="also the growth table: links of 500, 2,000 and 8,000 objects, and of "
                     "300 objects with 0 to 64 MiB more code")
