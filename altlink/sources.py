@@ -25,6 +25,8 @@ from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import replace
 
+from altlink import dwarflines
+from altlink.dwarflines import _sleb, _uleb
 from altlink.findings import Finding
 
 _BASE_SHIFT = 32  # a relocatable object's section n is placed at n << 32
@@ -109,30 +111,6 @@ def _rows_at(dwarf, cus, wanted: list[int], found: dict[int, tuple[str, int]]) -
             if name is not None and line > 0:
                 for a in addresses:
                     found[a] = (name, line)
-
-
-def _uleb(data, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, i
-        shift += 7
-
-
-def _sleb(data, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            if b & 0x40:
-                value -= 1 << shift
-            return value, i
 
 
 def _covered(lineprog, data, wanted: list[int]) -> dict[tuple[int, int], list[int]]:
@@ -257,8 +235,6 @@ def rows_pyelftools(path: str, section: str, offsets: list[int]
 def rows(path: str, section: str, offsets: list[int]) -> dict[int, tuple[str, int]]:
     """(file, line) for each offset (sorted): ``dwarflines`` reads the bytes; what it does
     not know (``dwarflines.Unsupported``, or bytes it cannot read) pyelftools reads."""
-    from altlink import dwarflines
-
     try:
         return dwarflines.lines(path, section, offsets)
     except Exception:  # noqa: BLE001 - the reference decides, damaged DWARF included
