@@ -15,6 +15,7 @@ the options, never by path.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import pickle
 import struct
@@ -191,8 +192,76 @@ def valid_plain(t) -> bool:
             and type(defines) is dict
             and all(_str(k) and type(v) is tuple and len(v) == 3 and _int(v[0])
                     and _opt(_str, v[1]) and type(v[2]) is bool for k, v in defines.items())
-            and type(digest) is list
-            and all(_digest_ok(pos, d) for pos, d in enumerate(digest)))
+            and type(digest) is list and digests_ok(digest))
+
+
+def digests_ok_py(digest: list) -> bool:
+    """The reference for ``digests_ok``: each entry's digest, field by field."""
+    return all(_digest_ok(pos, d) for pos, d in enumerate(digest))
+
+
+_NONE = type(None)
+
+
+def _types(xs) -> set:
+    return set(map(type, xs))
+
+
+def _anchors_ok(anchors: list) -> bool:
+    if not anchors:
+        return True
+    if _types(anchors) != {Anchor}:
+        return False
+    names, globs, deltas = zip(*anchors)
+    return _types(names) == {str} and _types(globs) == {bool} and _types(deltas) == {int}
+
+
+def digests_ok(digest: list) -> bool:
+    """Whether every item of an object's digest list is an ``EntryDigest`` of the shape
+    ``digest`` makes, as ``digests_ok_py`` decides it entry by entry, but a field at a time
+    over the whole list (a type's set, at C speed): reading a record back is most of a cached
+    link's work on its objects."""
+    if not digest:
+        return True
+    if _types(digest) != {EntryDigest}:
+        return False
+    (pos, index, table_section, cap_raw, orig_len, alt_len, site_section, site_offset,
+     site_words, site_anchor, alt_symbol, alt_defined, alt_words, alt_relocs) = zip(*digest)
+    if pos != tuple(range(len(digest))):
+        return False
+    for col in (index, cap_raw, orig_len, alt_len, site_offset):
+        if _types(col) != {int}:
+            return False
+    if _types(table_section) != {str} or _types(site_section) != {str} \
+            or _types(alt_defined) != {bool} or not _types(alt_symbol) <= {str, _NONE}:
+        return False
+    if not _types(site_words) <= {tuple, _NONE} or not _types(alt_words) <= {tuple, _NONE} \
+            or not _types(alt_relocs) <= {tuple, _NONE}:
+        return False
+    chain = itertools.chain.from_iterable
+    if not _types(chain(w for w in site_words if w is not None)) <= {int, _NONE}:
+        return False
+    if not _types(site_anchor) <= {Anchor, _NONE} \
+            or not _anchors_ok([a for a in site_anchor if a is not None]):
+        return False
+    words = [w for w in alt_words if w is not None]
+    relocs = [r for r in alt_relocs if r is not None]
+    if [w is None for w in alt_words] != [r is None for r in alt_relocs] \
+            or list(map(len, words)) != list(map(len, relocs)):
+        return False
+    if not _types(chain(words)) <= {int}:
+        return False
+    marks = list(chain(relocs))
+    if not _types(marks) <= {_NONE, bool, Target} \
+            or False in [m for m in marks if type(m) is bool]:
+        return False
+    targets = [m for m in marks if type(m) is Target]
+    if not targets:
+        return True
+    names, global_names, addends, anchors = zip(*targets)
+    return (_types(names) == {str} and _types(global_names) <= {str, _NONE}
+            and _types(addends) == {int} and _types(anchors) <= {Anchor, _NONE}
+            and _anchors_ok([a for a in anchors if a is not None]))
 
 
 def _finding_plain(f: Finding, path: str) -> tuple:
