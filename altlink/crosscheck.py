@@ -21,7 +21,7 @@ def _signature(e) -> tuple:
 
 def cross_check(objects: list[ObjectRecord], image: Input, profile,
                 members: frozenset[str] = frozenset(),
-                reported: set[int] | None = None) -> list[Finding]:
+                reported: set[int] | None = None, fast: bool = True) -> list[Finding]:
     """Every entry collected from the objects must be in the image, at the place its
     symbol+offset got, with the same site and replacement code (ALT013, ALT016).
 
@@ -33,6 +33,11 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     entries of one it did not link are not missing. The objects are compared through their
     records' digests; only those rarer paths read an object again. ``reported`` gets the
     image entries a finding was made for.
+
+    ``fast`` (the default) reads the code of a linked image's whole table at once, each place
+    through the section its entry already names (``_PlaceReader``), before any entry is
+    compared; ``fast=False`` reads each place by address when a comparison asks for it (the
+    reference the tests compare with: the same findings).
     """
     findings: list[Finding] = []
     img = image.table.entries
@@ -41,6 +46,7 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     placed: dict[int, int] = {}
     todo = [k for k, obj in enumerate(objects) if obj.digest]
     memo: dict[tuple[int, int, int], bool] = {}
+    reader = _PlaceReader(image.elf) if fast and image.elf.type != ET_REL else None
 
     def site_ok(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry) -> bool:
         """_site_matches, once per pair: placing and comparing ask the same question."""
@@ -50,6 +56,17 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
             got = memo[key] = e.site_words is not None and \
                 _words_match(e.site_words, _words_at(image, ie.site, e.orig_len))
         return got
+
+    keys = None
+    if reader is not None:  # every site's words, read once (a placed block's signature
+        site_words = [reader.words(ie.site, ie.orig_len) for ie in img]  # is its entries')
+        at = {ie.index: k for k, ie in enumerate(img)}
+        # A block whose signatures and site words are all the image's: found by one compare
+        keys = [(ie.cap_raw, ie.orig_len, ie.alt_len, w) for ie, w in zip(img, site_words)]
+
+        def site_ok(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry) -> bool:
+            return e.site_words is not None and \
+                _words_match(e.site_words, site_words[at[ie.index]])
 
     def alt_ok(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry) -> bool:
         full = obj.full()
@@ -104,7 +121,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
             if k in placed:
                 continue
             obj = objects[k]
-            start = _find_block(obj, image, img, used, match, candidates(obj.digest[0], pos))
+            start = _find_block(obj, image, img, used, match, candidates(obj.digest[0], pos),
+                                keys)
             if start is not None:
                 n = len(obj.digest)
                 placed[k] = start
@@ -112,6 +130,7 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
                 pos = start + n
 
     place(site_ok, by_site)
+    by_sites = set(placed)  # every site of these blocks matched
     unplaced = [k for k in todo if k not in placed and
                 (objects[k].path not in members or
                  _member_linked(objects[k].full(), image, syms))]
@@ -123,10 +142,10 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
         if k in placed:
             for j, e in enumerate(obj.digest):
                 ie = img[placed[k] + j]
-                if not site_ok(obj, e, image, ie):
+                if k not in by_sites and not site_ok(obj, e, image, ie):
                     made = [_moved_site(obj, e, image, ie)]
                 elif image.elf.type != ET_REL:  # addresses and linked code: images only
-                    made = _compare_entry(obj, e, image, ie, syms, profile)
+                    made = _compare_entry(obj, e, image, ie, syms, profile, reader)
                 else:
                     continue
                 if made and reported is not None:
@@ -145,17 +164,25 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
 
 
 def _find_block(obj: ObjectRecord, image: Input, img: list[Entry], used: set[int], match,
-                candidates) -> int | None:
+                candidates, keys: list | None = None) -> int | None:
     """The first of the image positions ``candidates`` where the object's entries are, unused,
-    as one block."""
+    as one block. ``keys`` (signature and site words of each image entry) finds a block that
+    ``match`` would accept for its sites alone at C speed; ``match`` decides the others."""
     ents = obj.digest
     k = len(ents)
     first = _signature(ents[0])
+    mine = None
     for i in candidates:
         if i + k > len(img) or _signature(img[i]) != first:
             continue
         if any(i + j in used for j in range(k)):
             continue
+        if keys is not None:
+            if mine is None:  # an undefined site (None) never matches
+                mine = [(e.cap_raw, e.orig_len, e.alt_len, e.site_words) for e in ents] \
+                    if all(e.site_words is not None for e in ents) else False
+            if mine and keys[i:i + k] == mine:
+                return i
         if all(_signature(e) == _signature(img[i + j]) and
                match(obj, e, image, img[i + j]) for j, e in enumerate(ents)):
             return i
@@ -255,6 +282,38 @@ class _Addr:
     defined: bool = True
 
 
+class _PlaceReader:
+    """Reads a linked image's code at a table entry's place through the section the place
+    already names (``table._image_place`` found it by address, as ``ElfFile.read_addr`` would
+    again): the same bytes as ``read_addr(place.address, size)``, without the lookup."""
+
+    def __init__(self, elf: ElfFile) -> None:
+        self.elf = elf
+        self._secs: dict[int, tuple[bytes, int] | None] = {}
+        self._fmt: dict[int, str] = {}
+
+    def read(self, place, size: int) -> bytes | None:
+        idx = place.section_index
+        got = self._secs.get(idx, False)
+        if got is False:
+            sec = self.elf.sections[idx] if 0 < idx < len(self.elf.sections) else None
+            got = self._secs[idx] = None if sec is None or sec.type == SHT_NOBITS or \
+                not sec.alloc else (self.elf.section_data(sec), sec.size)
+        if got is None or place.offset + size > got[1]:
+            return None
+        return got[0][place.offset:place.offset + size]
+
+    def words(self, place, length: int) -> tuple | None:
+        """``_words_at`` of an image."""
+        data = self.read(place, length)
+        if data is None or len(data) < length:
+            return None
+        fmt = self._fmt.get(length)
+        if fmt is None:
+            fmt = self._fmt[length] = f"<{length // 4}I"
+        return struct.unpack(fmt, data[:length // 4 * 4])
+
+
 class _ImageSymbols:
     def __init__(self, elf: ElfFile) -> None:
         self.elf = elf
@@ -280,7 +339,8 @@ class _ImageSymbols:
 
 
 def _compare_entry(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry,
-                   syms: _ImageSymbols, profile) -> list[Finding]:
+                   syms: _ImageSymbols, profile, reader: _PlaceReader | None = None
+                   ) -> list[Finding]:
     out: list[Finding] = []
     place = f"{e.table_section} entry {e.index} -> image entry {ie.index}"
     want = expected(e.site_anchor, syms)
@@ -298,7 +358,7 @@ def _compare_entry(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry,
         return out
     if not e.alt_defined or ie.alt.address is None or e.alt_words is None:
         return out
-    out += _compare_replacement(obj, e, image, ie, syms, place)
+    out += _compare_replacement(obj, e, image, ie, syms, place, reader)
     return out
 
 
@@ -318,17 +378,21 @@ def _branch_targets(t: Target, syms: _ImageSymbols) -> set[int]:
 
 
 def _compare_replacement(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry,
-                         syms: _ImageSymbols, place: str) -> list[Finding]:
+                         syms: _ImageSymbols, place: str, reader: _PlaceReader | None = None
+                         ) -> list[Finding]:
     """Re-read the replacement as linked: the linker may have rewritten it (ALT016)."""
     out: list[Finding] = []
     words = e.alt_words
     n = len(words)
-    got = image.elf.read_addr(ie.alt.address, 4 * n)
+    got = reader.read(ie.alt, 4 * n) if reader is not None else \
+        image.elf.read_addr(ie.alt.address, 4 * n)
     if got is None or len(got) < 4 * n:
         out.append(finding("ALT013", "replacement is not in the image's contents", obj.path,
                            place, entry=e.index))
         return out
     linked = struct.unpack(f"<{n}I", got)
+    if linked == tuple(words) and not any(e.alt_relocs):
+        return out  # the usual case: no relocated word, the object's code unchanged
     for i, (w, lw, r) in enumerate(zip(words, linked, e.alt_relocs)):
         pc = ie.alt.address + 4 * i
         if r is None:

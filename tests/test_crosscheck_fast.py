@@ -1,0 +1,174 @@
+"""The cross-check's two ways (``altlink/crosscheck.py``): ``cross_check`` reads a linked
+image's whole table at once, each place through the section its entry names, and finds an
+object's block by one compare of signatures and site words; ``fast=False`` reads each place
+by address when a comparison asks for it, entry by entry (the reference). Both must give the
+same findings, and report the same image entries.
+
+What is checked, on links made by the real linkers (GNU ld and ld.lld) with problems planted:
+- the table dropped by --gc-sections (ALT013, every entry missing);
+- a site's section discarded, which lld lets through (ALT013: the entry placed by its
+  replacement, its site moved);
+- a replacement's BL sent through a veneer (ALT016), by a global and by a local symbol;
+- an archive member whose table was dropped, and one the linker left out;
+- a clean link with entries out of link order;
+and, with the tests' kernel builds (``kernel_build``: GNU and LLVM), their vmlinux against
+the objects of its final link: clean, and with one site word of an object changed (ALT013).
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import astuple, replace
+
+import kbuild
+import pytest
+from test_link import (
+    CALLS_USED_S,
+    DISCARD_LD,
+    EXIT_TEXT_S,
+    FAR_LD,
+    GNU_LD,
+    LIB,
+    LLD,
+    MAIN_S,
+    NCAPS,
+    NO_KEEP_LD,
+    OUT_OF_ORDER_LD,
+    asm,
+    entry_asm,
+    far_source,
+    linker_command,
+    make_archive,
+)
+from toolchain import run, write
+
+from altlink import crosscheck, inputs
+from altlink import link as link_mod
+from altlink.check_linkset import collect
+from altlink.cli import build_parser, options_from
+from altlink.elf import ET_REL, read_elf
+from altlink.link import LinkRequest, link
+from altlink.linkset import Input, Options
+from altlink.table import Profile
+
+pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD), reason="no AArch64 binutils")
+
+
+def both(records, image, profile, members=frozenset()):
+    """The findings and reported entries of both ways; they must agree."""
+    got = {}
+    for fast in (True, False):
+        seen: set[int] = set()
+        found = crosscheck.cross_check(records, image, profile, members, seen, fast=fast)
+        got[fast] = ([astuple(f) for f in found], seen)
+    assert got[True] == got[False]
+    return got[True]
+
+
+@pytest.fixture
+def compared(monkeypatch):
+    """Every cross-check a link makes runs both ways; the codes each found are kept."""
+    codes: list[list[str]] = []
+    real = link_mod.cross_check
+
+    def spy(records, image, profile, members=frozenset(), reported=None):
+        rows, _ = both(records, image, profile, members)
+        codes.append([r[0] for r in rows])
+        return real(records, image, profile, members, reported)
+
+    monkeypatch.setattr(link_mod, "cross_check", spy)
+    return codes
+
+
+def run_link(tmp_path, cmd, name="fw.elf"):
+    opts = Options(Profile("linux-v4.17", NCAPS))
+    return link(LinkRequest(cmd, str(tmp_path / name), options=opts, cache_dir=None))
+
+
+@pytest.mark.parametrize("linker", ["ld", "lld"])
+def test_table_dropped(tmp_path, monkeypatch, compared, linker):
+    if linker == "lld" and not shutil.which(LLD):
+        pytest.skip("no ld.lld")
+    monkeypatch.chdir(tmp_path)
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "nokeep.ld", NO_KEEP_LD)
+    run_link(tmp_path, linker_command(linker, [obj], "x.elf", script, ["--gc-sections"]))
+    assert compared == [["ALT013"] * 3]
+
+
+def test_discarded_site_lld(tmp_path, monkeypatch, compared):
+    if not shutil.which(LLD):
+        pytest.skip("no ld.lld")
+    monkeypatch.chdir(tmp_path)
+    obj = asm(tmp_path, "exit", EXIT_TEXT_S)
+    script = write(tmp_path / "discard.ld", DISCARD_LD)
+    run_link(tmp_path, linker_command("lld", [obj], "x.elf", script))
+    assert compared == [["ALT013"]]
+
+
+@pytest.mark.parametrize("symbol", [True, False])
+def test_veneer(tmp_path, monkeypatch, compared, symbol):
+    monkeypatch.chdir(tmp_path)
+    obj = asm(tmp_path, "far", far_source("bl", symbol))
+    script = write(tmp_path / "far.ld", FAR_LD)
+    run_link(tmp_path, linker_command("ld", [obj], "x.elf", script))
+    assert compared == [["ALT016"]]
+
+
+def test_archive_members(tmp_path, monkeypatch, compared):
+    monkeypatch.chdir(tmp_path)
+    make_archive(tmp_path, LIB)
+    start = asm(tmp_path, "start", CALLS_USED_S)
+    script = write(tmp_path / "nokeep.ld", NO_KEEP_LD)
+    run_link(tmp_path, [GNU_LD, "-static", "--gc-sections", "-T", str(script), str(start),
+                        "-L.", "-lx", "-o", "x.elf"])
+    keep = write(tmp_path / "keep.ld", NO_KEEP_LD.replace(
+        "*(.altinstructions)", "KEEP(*(.altinstructions))"))
+    run_link(tmp_path, [GNU_LD, "-static", "-T", str(keep), str(start), "-L.", "-lx",
+                        "-o", "y.elf"], "fw2.elf")
+    assert compared == [["ALT013"], []]
+
+
+def test_out_of_order(tmp_path, monkeypatch, compared):
+    """Tables out of link order (the z objects' first), alike entries: found by symbol."""
+    monkeypatch.chdir(tmp_path)
+    objs = []
+    for k in range(12):
+        name = f"{'z' if k % 2 else 'a'}{k:03d}"
+        body = (f"\t.text\n\t.globl f{k}\n\t.type f{k}, %function\nf{k}:\n1:\tnop\n2:\tret\n"
+                + entry_asm("1b", "3f", 1, "2b - 1b", "4f - 3f") +
+                "\t.pushsection .altinstr_replacement, \"ax\"\n3:\tmov x0, #1\n4:\n"
+                "\t.popsection\n")
+        src = write(tmp_path / f"{name}.s", body)
+        objs.append(tmp_path / f"{name}.o")
+        run(["aarch64-linux-gnu-as", str(src), "-o", str(objs[-1])])
+    start = asm(tmp_path, "start", CALLS_USED_S.replace("bl used_fn", "bl f0"))
+    script = write(tmp_path / "order.ld", OUT_OF_ORDER_LD)
+    res = run_link(tmp_path, [GNU_LD, "-static", "-T", str(script), str(start),
+                              *map(str, objs), "-o", "x.elf"])
+    assert res.linked and compared == [[]]
+
+
+@pytest.mark.kernel_build
+@pytest.mark.timeout(3600)
+def test_kernel_build(kernel_build):
+    """The final vmlinux link's objects (with kallsyms, the last step's symbol table) and the
+    vmlinux the build made."""
+    out = kernel_build.out
+    names = ["vmlinux.a", ".vmlinux.export.o", "init/version-timestamp.o",
+             ".tmp_vmlinux.kallsyms2.o"]
+    objects = [e for e in inputs.load_elfs([str(out / n) for n in names]) if e.type == ET_REL]
+    image = Input.load(read_elf(str(out / "vmlinux")))
+    opts = options_from(build_parser().parse_args(
+        ["check", "--abi", "linux-v6.1", "--cap-table", str(out / kbuild.CAP_HEADER), "x.o"]))
+    records, profile, _ = collect(objects, opts, [], None)
+    assert sum(len(r.digest) for r in records) > 500
+    rows, _ = both(records, image, profile)
+    assert rows == []
+    # One object's site word changed: that entry is reported, the same way by both.
+    k = next(k for k, r in enumerate(records)
+             if r.digest and r.digest[0].site_words and r.digest[0].site_words[0] is not None)
+    d = records[k].digest[0]
+    changed = replace(records[k], digest=[
+        d._replace(site_words=(d.site_words[0] ^ 1, *d.site_words[1:])), *records[k].digest[1:]])
+    rows, seen = both([*records[:k], changed, *records[k + 1:]], image, profile)
+    assert rows and {r[0] for r in rows} == {"ALT013"} and seen
