@@ -25,16 +25,57 @@ from altlink.table import Entry
 POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})
 
 
-def check_after_link(image: Input, options: Options) -> list[Finding]:
+def check_after_link(image: Input, options: Options, fast: bool = True) -> list[Finding]:
     """The checks of a linked image whose objects were checked before the link (``options``
-    as the link set's, the profile resolved): only what the final addresses decide."""
+    as the link set's, the profile resolved): only what the final addresses decide.
+    ``fast`` passes over the entries ``may_reencode`` rules out for the whole table at once;
+    ``fast=False`` (the reference) asks ``check_linked_entry`` of each."""
     findings: list[Finding] = []
     profile = resolve_ncaps(options.profile, options.caps, [image.table], findings)
     ck = Checks(replace(options, profile=profile), only=POST_LINK_CODES, findings=findings)
-    for e in image.table.entries:
+    for e in may_reencode(image, profile) if fast else image.table.entries:
         check_linked_entry(ck, image, e)
     image_checks(ck, image)
     return ck.findings
+
+
+def may_reencode(inp: Input, profile) -> list[Entry]:
+    """The entries of an image that ``check_linked_entry`` has to look at, in their order:
+    all but those it would pass without a finding because none of their replacement words is
+    one a patcher re-encodes (a branch or ADRP). Each replacement section's words are
+    classified at once by their top byte (``bytes.translate``); an entry the mask cannot
+    answer (a place not 4-byte aligned, or past the section's bytes) is kept."""
+    out: list[Entry] = []
+    secs = inp.elf.sections
+    masks: dict[int, bytes | None] = {}
+    callback: dict[int, bool] = {}
+    for e in inp.table.entries:
+        cb = callback.get(e.cap_raw)
+        if cb is None:
+            cb = callback[e.cap_raw] = profile.is_callback(e.cap_raw)
+        alt = e.alt
+        # check_linked_entry returns at once (section_at found the place's section when the
+        # table was read: index 0 is none)
+        if cb or alt.address is None or e.site.address is None or not e.site.section_index \
+                or not alt.section_index:
+            continue
+        idx = alt.section_index
+        mask = masks.get(idx, False)
+        if mask is False:
+            sec = secs[idx] if idx < len(secs) else None
+            mask = masks[idx] = None if sec is None or sec.type == SHT_NOBITS else \
+                inp.elf.section_data(sec)[3::4].translate(_REENCODED_MASK)
+        if mask is None:
+            out.append(e)  # check_linked_entry decides
+            continue
+        size = min(e.alt_len, e.orig_len)
+        if alt.offset + size > secs[idx].size or size < 4:
+            continue  # returns at once, or has no word
+        n = size // 4
+        words = mask[alt.offset // 4:alt.offset // 4 + n]
+        if alt.offset % 4 or len(words) != n or words.count(0) != n:
+            out.append(e)
+    return out
 
 
 def image_alone_checks(ck: Checks, inp: Input) -> None:
@@ -84,6 +125,7 @@ def check_linked_entry(ck: Checks, inp: Input, e: Entry) -> None:
 # (branches.maybe_branch) and ADRP.
 _REENCODED_TOPS = frozenset(b for b in range(256) if branches.maybe_branch(b << 24)
                             or (b << 24) & 0x9F000000 == 0x90000000)
+_REENCODED_MASK = bytes(b in _REENCODED_TOPS for b in range(256))
 
 def check_table_alignment(ck: Checks, inp: Input) -> None:
     for sec in inp.table.sections:
@@ -96,11 +138,15 @@ def check_branches_into_replacements(ck: Checks, inp: Input, scan=None) -> None:
     """ALT017: a branch from outside a replacement into it, or from one replacement into
     another entry's replacement. Replacement code runs only once copied to its site. ``scan`` is
     the word scan (``branches.into_ranges``); by default the one for the code's size."""
-    ranges = sorted(((e.alt.address, e.alt.address + e.alt_len, e)
-                     for e in inp.table.entries
-                     if e.alt.address is not None and e.alt_len
-                     and not ck.profile.is_callback(e.cap_raw)),
-                    key=lambda r: (r[0], r[1], r[2].index))  # entries may share one
+    callback: dict[int, bool] = {}
+    for e in inp.table.entries:
+        if e.cap_raw not in callback:
+            callback[e.cap_raw] = ck.profile.is_callback(e.cap_raw)
+    # by address, end and index (entries may share one), then position: never the entries
+    ranges = [(r[0], r[1], r[4]) for r in sorted(
+        (e.alt.address, e.alt.address + e.alt_len, e.index, pos, e)
+        for pos, e in enumerate(inp.table.entries)
+        if e.alt.address is not None and e.alt_len and not callback[e.cap_raw])]
     if not ranges:
         return
     starts = [r[0] for r in ranges]

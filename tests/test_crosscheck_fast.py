@@ -11,6 +11,8 @@ What is checked, on links made by the real linkers (GNU ld and ld.lld) with prob
 - a replacement's BL sent through a veneer (ALT016), by a global and by a local symbol;
 - an archive member whose table was dropped, and one the linker left out;
 - a clean link with entries out of link order;
+- a replacement's B that cannot reach from the site (ALT009, the post-link checks, whose
+  ``fast`` way, ``check_image.may_reencode``, is held to the entry-by-entry one in every link);
 and, with the tests' kernel builds (``kernel_build``: GNU and LLVM), their vmlinux against
 the objects of its final link: clean, and with one site word of an object changed (ALT013).
 """
@@ -26,6 +28,7 @@ from test_link import (
     DISCARD_LD,
     EXIT_TEXT_S,
     FAR_LD,
+    FAR_REPLACEMENT_LD,
     GNU_LD,
     LIB,
     LLD,
@@ -41,7 +44,7 @@ from test_link import (
 )
 from toolchain import run, write
 
-from altlink import crosscheck, inputs
+from altlink import check_image, crosscheck, inputs
 from altlink import link as link_mod
 from altlink.check_linkset import collect
 from altlink.cli import build_parser, options_from
@@ -76,7 +79,25 @@ def compared(monkeypatch):
         return real(records, image, profile, members, reported)
 
     monkeypatch.setattr(link_mod, "cross_check", spy)
+    real_post = link_mod.check_after_link
+
+    def post_spy(image, options):
+        got = [[astuple(f) for f in check_image.check_after_link(image, options, fast=fast)]
+               for fast in (True, False)]
+        assert got[0] == got[1]
+        post.append([r[0] for r in got[0]])
+        return real_post(image, options)
+
+    monkeypatch.setattr(link_mod, "check_after_link", post_spy)
     return codes
+
+
+post: list[list[str]] = []  # the post-link checks' codes, per link, for the tests to look at
+
+
+@pytest.fixture(autouse=True)
+def _post():
+    post.clear()
 
 
 def run_link(tmp_path, cmd, name="fw.elf"):
@@ -112,6 +133,18 @@ def test_veneer(tmp_path, monkeypatch, compared, symbol):
     script = write(tmp_path / "far.ld", FAR_LD)
     run_link(tmp_path, linker_command("ld", [obj], "x.elf", script))
     assert compared == [["ALT016"]]
+
+
+@pytest.mark.parametrize("linker", ["ld", "lld"])
+def test_branch_out_of_range_at_the_site(tmp_path, monkeypatch, compared, linker):
+    """ALT009 from the post-link checks: a B in the replacement cannot reach from the site."""
+    if linker == "lld" and not shutil.which(LLD):
+        pytest.skip("no ld.lld")
+    monkeypatch.chdir(tmp_path)
+    obj = asm(tmp_path, "far", far_source("b"))
+    script = write(tmp_path / "far.ld", FAR_REPLACEMENT_LD)
+    run_link(tmp_path, linker_command(linker, [obj], "x.elf", script))
+    assert post == [["ALT009"]] and compared == [[]]
 
 
 def test_archive_members(tmp_path, monkeypatch, compared):
@@ -164,6 +197,11 @@ def test_kernel_build(kernel_build):
     assert sum(len(r.digest) for r in records) > 500
     rows, _ = both(records, image, profile)
     assert rows == []
+    post_opts = Options(profile, opts.caps, opts.module)
+    assert check_image.check_after_link(image, post_opts) == \
+        check_image.check_after_link(image, post_opts, fast=False) == []
+    # the fast path did leave entries to the entry-by-entry check (branches, ADRP)
+    assert 0 < len(check_image.may_reencode(image, profile)) < len(image.table.entries)
     # One object's site word changed: that entry is reported, the same way by both.
     k = next(k for k, r in enumerate(records)
              if r.digest and r.digest[0].site_words and r.digest[0].site_words[0] is not None)
