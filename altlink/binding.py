@@ -22,7 +22,53 @@ _TAG = b"altlink-patch-binding/1\0"
 def patch_digest(elf: ElfFile, table_addr: int | None, table_size: int, entries,
                  profile) -> str:
     """sha256 of the table's address and bytes, and of every entry's site and replacement (or
-    callback) addresses and bytes, in table order."""
+    callback) addresses and bytes, in table order. An image entry's place names the section
+    its address is in (``table.read_image_table`` found it), so its bytes are read from that
+    section without another lookup, and hashed in one update; ``patch_digest_py``, which
+    reads each place by address, is the reference."""
+    h = hashlib.sha256(_TAG)
+    if table_addr is not None:
+        h.update(struct.pack("<QQ", table_addr, table_size))
+        h.update(elf.read_addr(table_addr, table_size) or b"")
+    secs = elf.sections
+    datas: dict[int, tuple[bytes, int] | None] = {}
+    callback: dict[int, bool] = {}
+
+    def read(place, size: int) -> bytes:  # ElfFile.read_addr, from the place's section
+        idx = place.section_index
+        got = datas.get(idx, False)
+        if got is False:
+            sec = secs[idx] if 0 < idx < len(secs) else None
+            got = datas[idx] = None if sec is None or sec.type == SHT_NOBITS else \
+                (elf.section_data(sec), sec.size)
+        if got is None or place.offset + size > got[1]:
+            return b""
+        return got[0][place.offset:place.offset + size]
+
+    parts = []
+    add = parts.append
+    pack = struct.pack
+    for e in entries:
+        site, alt = e.site, e.alt
+        add(pack("<QH", site.address or 0, e.orig_len))
+        if site.address is not None:
+            add(read(site, e.orig_len))
+        cb = callback.get(e.cap_raw)
+        if cb is None:
+            cb = callback[e.cap_raw] = profile.is_callback(e.cap_raw)
+        if cb:
+            add(pack("<QH", alt.address or 0, 0xffff))
+        else:
+            add(pack("<QH", alt.address or 0, e.alt_len))
+            if alt.address is not None:
+                add(read(alt, e.alt_len))
+    h.update(b"".join(parts))
+    return h.hexdigest()
+
+
+def patch_digest_py(elf: ElfFile, table_addr: int | None, table_size: int, entries,
+                    profile) -> str:
+    """The reference for ``patch_digest``: each place read by address, hashed in turn."""
     h = hashlib.sha256(_TAG)
     if table_addr is not None:
         h.update(struct.pack("<QQ", table_addr, table_size))

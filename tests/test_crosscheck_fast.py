@@ -44,7 +44,7 @@ from test_link import (
 )
 from toolchain import run, write
 
-from altlink import check_image, crosscheck, inputs
+from altlink import binding, check_image, crosscheck, inputs
 from altlink import link as link_mod
 from altlink.check_linkset import collect
 from altlink.cli import build_parser, options_from
@@ -210,3 +210,38 @@ def test_kernel_build(kernel_build):
         d._replace(site_words=(d.site_words[0] ^ 1, *d.site_words[1:])), *records[k].digest[1:]])
     rows, seen = both([*records[:k], changed, *records[k + 1:]], image, profile)
     assert rows and {r[0] for r in rows} == {"ALT013"} and seen
+
+
+# -- the manifest's patch digest: read by place (binding.patch_digest) and by address --------
+
+def assert_same_digest(image: Input, profile) -> None:
+    table = image.table.sections[0] if image.table.sections else None
+    args = (image.elf, table.addr if table is not None else None,
+            table.size if table is not None else 0, image.table.entries, profile)
+    assert binding.patch_digest(*args) == binding.patch_digest_py(*args)
+
+
+@pytest.mark.parametrize("case", ["main-ld", "main-lld", "discard-lld", "veneer-ld"])
+def test_patch_digest_by_place(tmp_path, case):
+    """Linked by the bare linker: clean, a site at address 0 outside every section (lld's
+    discarded section), a veneer."""
+    src, script, linker = {"main-ld": (MAIN_S, NO_KEEP_LD, "ld"),
+                           "main-lld": (MAIN_S, NO_KEEP_LD, "lld"),
+                           "discard-lld": (EXIT_TEXT_S, DISCARD_LD, "lld"),
+                           "veneer-ld": (far_source("bl"), FAR_LD, "ld")}[case]
+    if linker == "lld" and not shutil.which(LLD):
+        pytest.skip("no ld.lld")
+    obj = asm(tmp_path, "x", src)
+    ld = write(tmp_path / "x.ld", script)
+    run(linker_command(linker, [obj], str(tmp_path / "x.elf"), ld), cwd=tmp_path)
+    image = Input.load(read_elf(str(tmp_path / "x.elf")))
+    assert image.table.entries
+    assert_same_digest(image, Profile("linux-v4.17", NCAPS))
+
+
+@pytest.mark.kernel_build
+@pytest.mark.timeout(3600)
+def test_patch_digest_by_place_kernel(kernel_build):
+    image = Input.load(read_elf(str(kernel_build.out / "vmlinux")))
+    assert len(image.table.entries) > 500
+    assert_same_digest(image, Profile("linux-v6.1", 80))
