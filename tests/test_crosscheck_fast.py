@@ -35,12 +35,11 @@ from test_link import (
     MAIN_S,
     NCAPS,
     NO_KEEP_LD,
-    OUT_OF_ORDER_LD,
     asm,
-    entry_asm,
     far_source,
     linker_command,
     make_archive,
+    out_of_order_objects,
 )
 from toolchain import run, write
 
@@ -164,18 +163,7 @@ def test_archive_members(tmp_path, monkeypatch, compared):
 def test_out_of_order(tmp_path, monkeypatch, compared):
     """Tables out of link order (the z objects' first), alike entries: found by symbol."""
     monkeypatch.chdir(tmp_path)
-    objs = []
-    for k in range(12):
-        name = f"{'z' if k % 2 else 'a'}{k:03d}"
-        body = (f"\t.text\n\t.globl f{k}\n\t.type f{k}, %function\nf{k}:\n1:\tnop\n2:\tret\n"
-                + entry_asm("1b", "3f", 1, "2b - 1b", "4f - 3f") +
-                "\t.pushsection .altinstr_replacement, \"ax\"\n3:\tmov x0, #1\n4:\n"
-                "\t.popsection\n")
-        src = write(tmp_path / f"{name}.s", body)
-        objs.append(tmp_path / f"{name}.o")
-        run(["aarch64-linux-gnu-as", str(src), "-o", str(objs[-1])])
-    start = asm(tmp_path, "start", CALLS_USED_S.replace("bl used_fn", "bl f0"))
-    script = write(tmp_path / "order.ld", OUT_OF_ORDER_LD)
+    objs, start, script = out_of_order_objects(tmp_path, 12)
     res = run_link(tmp_path, [GNU_LD, "-static", "-T", str(script), str(start),
                               *map(str, objs), "-o", "x.elf"])
     assert res.linked and compared == [[]]

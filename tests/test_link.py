@@ -974,16 +974,9 @@ SECTIONS
 """
 
 
-def test_tables_out_of_link_order_are_matched_by_symbol(tmp_path, monkeypatch):
-    """A linker script that puts some objects' tables first: each object's entries are found
-    where its symbols say, not by searching the whole table for each object (which grows with
-    the square of the objects, and with many alike entries takes minutes)."""
-    from altlink import crosscheck
-    from altlink.link import LinkRequest, link
-    from altlink.linkset import Options
-    from altlink.table import Profile
-
-    n = 120
+def out_of_order_objects(tmp_path: Path, n: int) -> tuple[list[Path], Path, Path]:
+    """``n`` objects with one alike entry each, a start object and OUT_OF_ORDER_LD, which puts
+    the tables of the z objects (every other one) first."""
     objs = []
     for k in range(n):
         name = f"{'z' if k % 2 else 'a'}{k:03d}"  # the z objects' tables go first
@@ -995,7 +988,20 @@ def test_tables_out_of_link_order_are_matched_by_symbol(tmp_path, monkeypatch):
         objs.append(tmp_path / f"{name}.o")
         run(["aarch64-linux-gnu-as", str(src), "-o", str(objs[-1])])
     start = asm(tmp_path, "start", CALLS_USED_S.replace("bl used_fn", "bl f0"))
-    script = write(tmp_path / "order.ld", OUT_OF_ORDER_LD)
+    return objs, start, write(tmp_path / "order.ld", OUT_OF_ORDER_LD)
+
+
+def test_tables_out_of_link_order_are_matched_by_symbol(tmp_path, monkeypatch):
+    """A linker script that puts some objects' tables first: each object's entries are found
+    where its symbols say, not by searching the whole table for each object (which grows with
+    the square of the objects, and with many alike entries takes minutes)."""
+    from altlink import crosscheck
+    from altlink.link import LinkRequest, link
+    from altlink.linkset import Options
+    from altlink.table import Profile
+
+    n = 120
+    objs, start, script = out_of_order_objects(tmp_path, n)
     looked = []
     real = crosscheck._words_at
     monkeypatch.setattr(crosscheck, "_words_at", lambda *a: looked.append(1) or real(*a))
