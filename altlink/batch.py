@@ -6,30 +6,27 @@ from typing import TextIO
 
 from altlink import forkmap, progress
 from altlink.checks import check
-from altlink.elf import ET_REL, read_elf
+from altlink.elf import ET_REL, ElfFile, map_elf, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
-from altlink.linkset import Input, Options, is_module_elf
+from altlink.linkset import MODULE_SECTION, Input, Options, is_module_elf
 
 PARALLEL_MIN = 64  # fewer modules than this are not worth a second process
 
 
-def _check_modules(paths: list[tuple[int, str]], options: Options, symbols_from: list[str]
+def _check_modules(items: list[tuple[int, str, ElfFile]], options: Options,
+                   symbols_from: list[str]
                    ) -> tuple[list[tuple[int, list[Finding]]], list[tuple[int, str]]]:
     """Check each file that is a kernel module alone, closing it after: its findings under its
-    position; the other files' positions and paths are returned for the caller to check."""
+    position; the other files' positions and paths are returned for the caller to check.
+    ``items`` are the files that may be modules (``_sort_out``), mapped."""
     images = [read_elf(p) for p in symbols_from]
     found: list[tuple[int, list[Finding]]] = []
     others: list[tuple[int, str]] = []
-    shown = progress.task("checking files", len(paths))
-    for pos, path in paths:
+    shown = progress.task("checking files", len(items))
+    for pos, path, elf in items:
         shown.advance()
-        if not _plain_elf(path):  # an archive or bitcode: checked with the other files
-            others.append((pos, path))
-            continue
-        elf = read_elf(path)
-        if elf.type != ET_REL or not is_module_elf(elf):
-            elf.close()
+        if not is_module_elf(elf):  # its section headers read and checked now
             others.append((pos, path))
             continue
         inp = Input.load(elf)
@@ -39,20 +36,35 @@ def _check_modules(paths: list[tuple[int, str]], options: Options, symbols_from:
     return found, others
 
 
+def _sort_out(numbered: list[tuple[int, str]]
+              ) -> tuple[list[tuple[int, str, ElfFile]], list[tuple[int, str]],
+                         dict[str, list[ElfFile]]]:
+    """Each file mapped once: the objects that may be kernel modules (their section names
+    hold the module's section), to check alone; the other files' positions and paths, with
+    the ELF files among them already mapped (for ``inputs.load_elfs``). A file that is not
+    an ELF file (an archive, bitcode) or cannot be read is left to ``load_elfs``, which reads
+    it or names the problem."""
+    maybe: list[tuple[int, str, ElfFile]] = []
+    rest: list[tuple[int, str]] = []
+    mapped: dict[str, list[ElfFile]] = {}
+    for pos, path in numbered:
+        try:
+            elf = map_elf(path)
+        except AltlinkError:
+            rest.append((pos, path))
+            continue
+        if elf.type == ET_REL and elf.may_have_section(MODULE_SECTION):
+            maybe.append((pos, path, elf))
+        else:
+            rest.append((pos, path))
+            mapped.setdefault(path, []).append(elf)
+    return maybe, rest, mapped
+
+
 def _counts(tables) -> tuple[int, int]:
     """Entries, and callback entries (those with no replacement), for ``check -v``."""
     entries = [e for t in tables for e in t]
     return len(entries), sum(e.alt_len == 0 for e in entries)
-
-
-def _plain_elf(path: str) -> bool:
-    """Does the file start as an ELF file (not an archive, not LLVM bitcode)? A file that
-    cannot be read is left to the common path, which names the problem."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
 
 
 def _worker(job: tuple[list[str], Options, list[str]]):
@@ -92,26 +104,32 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     from altlink import inputs as inputsmod
 
     jobs = jobs or min(forkmap.cpus(), 8)
-    numbered = list(enumerate(paths))
-    _preload_scan(paths)
-    if jobs > 1 and len(paths) >= PARALLEL_MIN and forkmap.can_fork():
+    maybe, rest, mapped = _sort_out(list(enumerate(paths)))
+    _preload_scan([p for _, p, _e in maybe])
+    if jobs > 1 and len(maybe) >= PARALLEL_MIN and forkmap.can_fork():
         # Interleaved shares: module sizes vary along a sorted tree of paths.
-        shares = [numbered[i::jobs] for i in range(jobs)]
+        shares = [maybe[i::jobs] for i in range(jobs)]
         results = forkmap.fork_map(_worker, [(sh, options, symbols_from) for sh in shares])
         found: list[tuple[int, list[Finding]]] = []
-        rest: list[tuple[int, str]] = []
         for r in results:
             if isinstance(r, AltlinkError):
                 raise r
             found += r[0]
             rest += r[1]
     else:
-        found, rest = _check_modules(numbered, options, symbols_from)
+        found, not_modules = _check_modules(maybe, options, symbols_from)
+        rest += not_modules
+    modules = {pos for pos, *_ in found}
+    for pos, path, elf in maybe:  # mapped here: closed, or read as the objects they are
+        if pos in modules:
+            elf.close()
+        else:
+            mapped.setdefault(path, []).append(elf)
     findings = [f for _, fs, _n in sorted(found, key=lambda t: t[0]) for f in fs]
     stats.update(modules=len(found), entries=sum(n[0] for *_, n in found),
                  callbacks=sum(n[1] for *_, n in found))
     others = [p for _, p in sorted(rest)]
-    loaded = inputsmod.load_elfs(others, notes=notes)
+    loaded = inputsmod.load_elfs(others, notes=notes, mapped=mapped)
     images = [read_elf(p) for p in symbols_from]
     objects = [e for e in loaded if e.type == ET_REL]
     if objects:  # one link set, checked through its objects' records, as the link stage does

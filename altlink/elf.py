@@ -193,10 +193,9 @@ class ElfFile:
         return AltlinkError(f"{self.path}: {what}")
 
     # -- headers ---------------------------------------------------------------------------
-    @cached_property
-    def sections(self) -> list[Section]:
-        if self.shoff == 0:
-            return []
+    def _header_table(self) -> tuple[int, int]:
+        """The number of section headers and the index of the section name table, checked
+        against the file (the table is not empty: ``shoff`` is not 0)."""
         if self.shentsize != _SHDR.size:
             raise self.error(f"section header size {self.shentsize}, expected {_SHDR.size}")
         shnum, shstrndx = self.shnum, self.shstrndx
@@ -209,11 +208,37 @@ class ElfFile:
         if shnum > MAX_SECTIONS or self.shoff + shnum * _SHDR.size > self.size:
             raise self.error(f"section header table ({shnum} entries at {self.shoff:#x}) "
                              "runs past the end of the file")
+        return shnum, shstrndx
+
+    def _names_at(self, shstrndx: int, header: tuple) -> bytes:
+        return self._bytes_at(header[4], header[5], f"section name table (section {shstrndx})")
+
+    def may_have_section(self, name: str) -> bool:
+        """False only when no section can be named ``name``: its bytes, ending with a NUL or
+        the table, are nowhere in the section name table. A test of a few microseconds, before
+        ``sections`` is decoded (True where the table cannot be read: ``sections`` says why)."""
+        if self.shoff == 0:
+            return False
+        try:
+            shnum, shstrndx = self._header_table()
+            if not 0 < shstrndx < shnum:
+                return False
+            names = self._names_at(shstrndx, _SHDR.unpack_from(
+                self.data, self.shoff + shstrndx * _SHDR.size))
+        except (AltlinkError, struct.error):
+            return True
+        key = name.encode("utf-8")
+        return key + b"\0" in names or names.endswith(key)
+
+    @cached_property
+    def sections(self) -> list[Section]:
+        if self.shoff == 0:
+            return []
+        shnum, shstrndx = self._header_table()
         raw = list(_SHDR.iter_unpack(self.data[self.shoff:self.shoff + shnum * _SHDR.size]))
         names = b""
         if 0 < shstrndx < shnum:
-            st = raw[shstrndx]
-            names = self._bytes_at(st[4], st[5], f"section name table (section {shstrndx})")
+            names = self._names_at(shstrndx, raw[shstrndx])
         out = []
         strings = _string_table(names)  # split at C speed; a name inside another's tail: below
         new = tuple.__new__
@@ -564,6 +589,14 @@ def check_header(path: str, head: bytes) -> None:
 
 def read_elf(path: str) -> ElfFile:
     """Open and map an AArch64 ELF64 file; raises AltlinkError (exit 2) when it is not one."""
+    elf = map_elf(path)
+    elf.sections  # noqa: B018  (validate the section headers now, with the file's name)
+    return elf
+
+
+def map_elf(path: str) -> ElfFile:
+    """``read_elf`` but for the section headers, which are read and checked when first asked
+    for (``sections``)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
@@ -580,9 +613,7 @@ def read_elf(path: str) -> ElfFile:
     finally:
         os.close(fd)
     check_header(path, data[:_EHDR.size])
-    elf = ElfFile(path, data)
-    elf.sections  # noqa: B018  (validate the section headers now, with the file's name)
-    return elf
+    return ElfFile(path, data)
 
 
 def from_bytes(path: str, data: bytes) -> ElfFile:

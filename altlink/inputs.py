@@ -44,11 +44,21 @@ def load(paths: list[str], notes: TextIO | None = None) -> list[Input]:
     return [Input.load(e) for e in load_elfs(paths, notes)]
 
 
-def load_elfs(paths: list[str], notes: TextIO | None = None) -> list[elf.ElfFile]:
-    """As ``load``, without decoding the tables yet."""
+def load_elfs(paths: list[str], notes: TextIO | None = None,
+              mapped: dict[str, list[elf.ElfFile]] | None = None) -> list[elf.ElfFile]:
+    """As ``load``, without decoding the tables yet. ``mapped`` may give ELF files already
+    mapped (``elf.map_elf``) by path, one for each time the path is named, taken in turn."""
     out: list[elf.ElfFile] = []
     lto: list[str] = []
     for path in paths:
+        if mapped and mapped.get(path):
+            e = mapped[path].pop(0)
+            e.sections  # noqa: B018  (checked as read_elf checks them)
+            if is_lto(b"", e):
+                lto.append(path)
+            else:
+                out.append(e)
+            continue
         if archive.is_archive(path):
             for m in archive.members(path):
                 data = archive.read_member(m)

@@ -1,0 +1,103 @@
+"""``altlink check`` of many files (``altlink/batch.py``): each file is mapped once, the kernel
+modules told from the other objects by their section names before any is decoded.
+
+What is checked:
+- ``ElfFile.may_have_section``, the quick test, never misses a module that ``is_module_elf``
+  (the section headers decoded) finds: on the committed kernel modules, on built objects, on
+  an object with a longer section name ending in the module's, and on a names table cut
+  right after the module's name (no NUL after it); and it passes the plain objects;
+- a file that only looks like a module is checked as the object it is, with the same findings
+  as when checked without the modules, serially and over forked processes;
+- every file is opened once.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from collections import Counter
+
+import pytest
+from test_checks import CALLBACK, R0_8, THIS_MODULE, build
+from test_kernel import SLICE_MODULES
+from toolchain import GNU_LD
+
+from altlink import batch, elf
+from altlink.linkset import MODULE_SECTION, Options, is_module_elf
+from altlink.table import Profile
+
+pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
+
+V417 = Options(Profile("linux-v4.17", 4))
+DECOY = '\t.section .x.gnu.linkonce.this_module, "aw"\n\t.zero 8\n\t.text\n'
+
+
+def objects(tmp_path):
+    mod = build(tmp_path, "mod", THIS_MODULE + CALLBACK + "\tent site0, my_cb, 4, 4, 0\n")
+    decoy = build(tmp_path, "decoy", DECOY + R0_8 + "\tent site0, r0, 1, 4, 8\n")  # ALT001
+    plain = build(tmp_path, "plain", CALLBACK + "\tent site0, my_cb, 4, 4, 0\n")
+    return mod, decoy, plain
+
+
+def cut_after_module_name(src, dst):
+    """A copy of a module object whose section name table ends right after the module's
+    section name, without its NUL (hand-made: no tool writes one)."""
+    data = bytearray(src.read_bytes())
+    e = elf.read_elf(str(src))
+    st = e.sections[e.shstrndx]
+    names = bytes(data[st.offset:st.offset + st.size])
+    at = names.index(MODULE_SECTION.encode() + b"\0")
+    size_at = e.shoff + e.shstrndx * 64 + 32  # sh_size of the names table's header
+    struct.pack_into("<Q", data, size_at, at + len(MODULE_SECTION))
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_the_quick_test_never_misses_a_module(tmp_path):
+    mod, decoy, plain = objects(tmp_path)
+    cut = cut_after_module_name(mod, tmp_path / "cut.o")
+    modules = [*SLICE_MODULES, mod, cut]
+    for p in [*modules, decoy, plain]:
+        full = is_module_elf(elf.read_elf(str(p)))
+        quick = elf.map_elf(str(p)).may_have_section(MODULE_SECTION)
+        assert quick or not full, p
+        assert full == (p in modules), p
+    assert elf.map_elf(str(decoy)).may_have_section(MODULE_SECTION)  # a tail: kept to check
+    assert not elf.map_elf(str(plain)).may_have_section(MODULE_SECTION)
+    assert MODULE_SECTION in elf.read_elf(str(cut)).sections_by_name
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_file_that_looks_like_a_module_is_checked_as_an_object(tmp_path, monkeypatch,
+                                                                 parallel):
+    mod, decoy, plain = objects(tmp_path)
+    if parallel:
+        monkeypatch.setattr(batch, "PARALLEL_MIN", 1)
+    jobs = 2 if parallel else 1
+    paths = [str(decoy), str(mod), str(plain)]
+    got = batch.check_paths(paths, V417, [], jobs=jobs)
+    want = (batch.check_paths([str(mod)], V417, [], jobs=1)
+            + batch.check_paths([str(decoy), str(plain)], V417, [], jobs=1))
+    assert got == want
+    assert [f.code for f in got] == ["ALT015", "ALT001"]
+    assert got[1].file == str(decoy)
+
+
+def test_each_file_is_opened_once(tmp_path, monkeypatch):
+    mod, decoy, plain = objects(tmp_path)
+    paths = [str(mod), str(decoy), str(plain), *map(str, SLICE_MODULES[:2])]
+    opened: Counter = Counter()
+    real_os_open, real_open = os.open, open
+
+    def os_open(path, *a, **k):
+        opened[str(path)] += 1
+        return real_os_open(path, *a, **k)
+
+    def io_open(path, *a, **k):
+        opened[str(path)] += 1
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr("builtins.open", io_open)
+    batch.check_paths(paths, V417, [], jobs=1)
+    assert {p: opened[p] for p in paths} == {p: 1 for p in paths}
