@@ -5,11 +5,12 @@ branches into replacements from anywhere in its code (ALT017), what the callback
 objects."""
 from __future__ import annotations
 
+import struct
 from bisect import bisect_right
 from dataclasses import replace
 
 from altlink import branches, insn
-from altlink.check_core import Checks, resolve_ncaps
+from altlink.check_core import Checks, is_function, resolve_ncaps
 from altlink.check_entries import (
     check_entry,
     check_overlaps,
@@ -19,7 +20,7 @@ from altlink.check_entries import (
 from altlink.elf import SHT_NOBITS
 from altlink.findings import Finding
 from altlink.linkset import Input, Options
-from altlink.table import Entry
+from altlink.table import REPLACEMENT_SECTION, Entry
 
 # The checks that only a linked image can answer; the others were made on the objects.
 POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})
@@ -78,15 +79,122 @@ def may_reencode(inp: Input, profile) -> list[Entry]:
     return out
 
 
-def image_alone_checks(ck: Checks, inp: Input) -> None:
+def image_alone_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
     """An image checked alone (``altlink check`` of an image, and what manifest and patch
     refuse): each entry's checks as for an object's, the sites they share, then the
-    image-wide checks; added to ``ck``."""
-    for pos, e in enumerate(inp.table.entries):
-        check_entry(ck, inp, pos, e)
-    if ck.wanted("ALT010"):
+    image-wide checks; added to ``ck``. ``fast`` runs ``check_entry`` only on the entries
+    ``may_find`` keeps, and ``check_overlaps`` only where two sites overlap
+    (``sites_overlap``); ``fast=False`` (the reference) runs both over every entry."""
+    if fast:
+        for pos, e in may_find(ck, inp):
+            check_entry(ck, inp, pos, e)
+    else:
+        for pos, e in enumerate(inp.table.entries):
+            check_entry(ck, inp, pos, e)
+    if ck.wanted("ALT010") and (not fast or sites_overlap(inp)):
         check_overlaps(ck, inp)
     image_checks(ck, inp)
+
+
+def may_find(ck: Checks, inp: Input) -> list[tuple[int, Entry]]:
+    """The entries of an image (with their positions, in order) that ``check_entry`` has to
+    look at: all but those whose fields, places and replacement words show that it would make
+    no finding. What many entries share is decided once: each capability field, each section,
+    each callback address, each distinct replacement's bytes (``insn.classify`` of its words:
+    all plain, and none of the replacement checks applies). An entry outside what this knows
+    (a place that is not an address, or not in a section) is kept."""
+    p = ck.profile
+    secs = inp.elf.sections
+    nsecs = len(secs)
+    ncaps = p.ncaps
+    caps: dict[int, tuple[bool, bool]] = {}  # cap_raw -> (callback, capability in range)
+    callbacks: dict[int, bool] = {}  # callback address -> no finding
+    plain: dict[bytes, bool] = {}  # a replacement's bytes -> every word plain
+    datas: dict[int, bytes] = {}
+    out: list[tuple[int, Entry]] = []
+    keep = out.append
+    for pos, e in enumerate(inp.table.entries):
+        cap_raw, olen, alen = e.cap_raw, e.orig_len, e.alt_len
+        got = caps.get(cap_raw)
+        if got is None:
+            cap = p.cap(cap_raw)
+            got = caps[cap_raw] = (p.is_callback(cap_raw),
+                                   cap is None or ncaps is None or cap < ncaps)
+        cb, cap_ok = got
+        site, alt = e.site, e.alt
+        saddr = site.address
+        # _check_cap: its lookups (alt_len 0 in a static entry, a callback with a
+        # replacement) and ALT011; _check_site: ALT003, ALT004
+        if not cap_ok or alen == 0 and not cb or cb and alen or saddr is None \
+                or alt.address is None or not olen or olen % 4 or saddr % 4 \
+                or not 0 < site.section_index < nsecs:
+            keep((pos, e))
+            continue
+        sec = secs[site.section_index]
+        if not sec.executable or site.offset + olen > sec.size or site.offset < 0:
+            keep((pos, e))
+            continue
+        if cb:  # check_callback, once per address
+            if alt.section_index:
+                ok = callbacks.get(alt.address)
+                if ok is None:
+                    ok = callbacks[alt.address] = _callback_ok(inp, alt)
+                if not ok:
+                    keep((pos, e))
+            continue
+        if alen != olen:
+            keep((pos, e))  # ALT001
+            continue
+        idx = alt.section_index
+        if not idx:
+            continue  # outside the image: no finding here (ALT012 from the table reader)
+        if idx >= nsecs:
+            keep((pos, e))
+            continue
+        rsec = secs[idx]
+        if not (rsec.executable or rsec.name == REPLACEMENT_SECTION) or \
+                rsec.type == SHT_NOBITS or alt.offset < 0 or alt.offset + alen > rsec.size:
+            keep((pos, e))  # ALT005
+            continue
+        data = datas.get(idx)
+        if data is None:
+            data = datas[idx] = inp.elf.section_data(rsec)
+        code = data[alt.offset:alt.offset + alen]
+        ok = plain.get(code)
+        if ok is None:
+            ok = plain[code] = all(insn.classify(w).kind == "plain" for w in
+                                   struct.unpack(f"<{len(code) // 4}I", code))
+        if not ok:
+            keep((pos, e))
+    return out
+
+
+def _callback_ok(inp: Input, alt) -> bool:
+    """``check_callback`` of an image's callback at ``alt`` makes no finding."""
+    sec = inp.elf.sections[alt.section_index]
+    sym = inp.names.function_at(alt.address)
+    return sec.executable and (sym is None or is_function(sym))
+
+
+def sites_overlap(inp: Input) -> bool:
+    """Whether ``check_overlaps`` has anything to report: two sites of one section that share
+    a byte (an identical range included), by one sort of the sites."""
+    entries = inp.table.entries
+    spans = sorted(zip([e.site.section_index for e in entries],
+                       [e.site.offset for e in entries],
+                       [e.site.offset + e.orig_len for e in entries],
+                       [e.orig_len and e.site.defined for e in entries]))
+    sec, end = None, 0
+    for s, a, b, real in spans:
+        if not real:
+            continue
+        if s == sec and a < end:
+            return True
+        if s != sec:
+            sec, end = s, b
+        elif b > end:
+            end = b
+    return False
 
 
 def image_checks(ck: Checks, inp: Input) -> None:

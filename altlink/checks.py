@@ -24,10 +24,11 @@ __all__ = ["check", "refusals", "REFUSING_CODES"]
 
 
 def check(inputs: list[Input], options: Options, symbols_from: list[ElfFile] | None = None,
-          only: frozenset[str] | None = None) -> list[Finding]:
+          only: frozenset[str] | None = None, fast: bool = True) -> list[Finding]:
     """The findings of the inputs as one check: objects as one link set (a module when any
     of them is one), an image alone; callbacks are looked up in the objects, then in the
-    ``symbols_from`` images. ``only``, if given, is the codes wanted."""
+    ``symbols_from`` images. ``only``, if given, is the codes wanted. ``fast=False`` checks
+    an image's entries one by one (``check_image.image_alone_checks``, the reference)."""
     images = symbols_from or []
     findings = [f for i in inputs for f in i.table.findings if only is None or f.code in only]
     profile = resolve_ncaps(options.profile, options.caps, [i.table for i in inputs], findings)
@@ -43,7 +44,7 @@ def check(inputs: list[Input], options: Options, symbols_from: list[ElfFile] | N
             object_checks(one, inp)
             callbacks.resolve(inp.path, one.findings, partial(_itself, inp), inp)
         else:
-            image_alone_checks(ck, inp)
+            image_alone_checks(ck, inp, fast)
     return ck.findings
 
 
@@ -58,12 +59,12 @@ def _itself(inp: Input) -> Input:
 REFUSING_CODES = frozenset(c for c, (sev, _t) in CODES.items() if sev == ERROR) | {"ALT010"}
 
 
-def refusals(image: Input, options: Options) -> dict[int, Finding]:
+def refusals(image: Input, options: Options, fast: bool = True) -> dict[int, Finding]:
     """The entries of a linked image that ``check`` reports at error severity under
     ``options``, each with its first such finding: ``manifest`` leaves them out and ``patch``
     refuses them, with the same code and message as ``check``."""
     out: dict[int, Finding] = {}
-    for f in check([image], options, only=REFUSING_CODES):
+    for f in check([image], options, only=REFUSING_CODES, fast=fast):
         if f.severity == ERROR and f.entry is not None:
             out.setdefault(f.entry, f)
     return out

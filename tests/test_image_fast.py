@@ -1,0 +1,230 @@
+"""An image's checks (``check_image.image_alone_checks``: what ``altlink check`` reports of an
+image, and what ``manifest`` and ``patch`` refuse) have two ways: ``fast`` runs the entry
+checks only on the entries ``check_image.may_find`` keeps and the overlap check only where
+``check_image.sites_overlap`` finds two sites sharing a byte; ``fast=False`` checks every
+entry (the reference). Both must give the same findings, in the same order, and refuse the
+same entries.
+
+They are compared on every image the tests have, linked by the real linkers: the small images
+of the checks' tests (one broken entry each), the synthetic firmware of the benchmark, the
+sample firmware (GNU and LLVM), the tests' kernel builds (``kernel_build``) and Debian's vmlinux
+when it has been fetched; each as linked (clean), and with its table broken in every way the
+entry checks know (``broken``: hand-made fields and places in a real table), so that the
+comparison is never between two empty lists.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+from dataclasses import astuple
+from pathlib import Path
+
+import pytest
+from test_checks import CALLBACK, IMAGE_BAD, image_of, repl
+from test_kernel import full_kernel
+from toolchain import LDSCRIPTS, ROOT, link
+
+from altlink import checks, insn
+from altlink.caps import load as load_caps
+from altlink.elf import SHT_NOBITS, read_elf
+from altlink.linkset import Input, Options
+from altlink.table import Profile, Table, _image_place
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld")),
+    reason="the AArch64 GNU toolchain is not installed",
+)
+
+V417 = Profile("linux-v4.17", 4)
+
+
+def same_findings(inp: Input, options: Options) -> list[tuple]:
+    """The findings of ``altlink check`` of the image, and the entries manifest and patch
+    refuse, both ways: they must agree. Returns the findings."""
+    got = [[astuple(f) for f in checks.check([inp], options, fast=fast)]
+           for fast in (True, False)]
+    assert got[0] == got[1]
+    refused = [checks.refusals(inp, options, fast=fast) for fast in (True, False)]
+    assert refused[0] == refused[1]
+    return got[0]
+
+
+def broken(inp: Input, profile: Profile, moving: list[int], seed: int = 1,
+           every: int = 7) -> Input:
+    """``inp`` with one entry in ``every`` broken (the others as linked), each in one of the
+    ways the entry checks look for: lengths, alignment, sites and replacements in data, past
+    their section's end or outside the image, replacements at other code (any instruction:
+    branches, literals), callback markers on static entries and the reverse, capabilities
+    beyond NCAPS, callbacks at data or in the middle of a function, overlapping sites;
+    ``moving``: addresses of PC-relative words (``moving_words``), for replacements."""
+    elf = inp.elf
+    rng = random.Random(seed)
+    code = [s for s in elf.sections if s.alloc and s.executable and s.size >= 64
+            and s.type != SHT_NOBITS]
+    data = [s for s in elf.sections if s.alloc and not s.executable and s.size >= 16
+            and s.type != SHT_NOBITS and s.name != ".altinstructions"]
+    marker = 0x8000 if profile.abi == "linux-v6.1" else profile.ncaps
+
+    def at(addr: int):
+        return _image_place(elf, addr)
+
+    def some_code(n: int = 1) -> int:
+        sec = rng.choice(code)
+        return sec.addr + rng.randrange(0, (sec.size - 4 * n) // 4) * 4
+
+    count = 4 * seed
+
+    def mutate(e, prev):
+        nonlocal count
+        how = count % 17
+        count += 1
+        if how == 16 and moving:  # a replacement starting at a PC-relative word
+            return e._replace(alt=at(rng.choice(moving)), orig_len=4, alt_len=4, cap_raw=1)
+        if how == 0:
+            return e._replace(orig_len=6)
+        if how == 1:
+            return e._replace(orig_len=0)
+        if how == 2:
+            return e._replace(alt_len=e.orig_len + 4)
+        if how == 3 and e.site.address is not None:
+            return e._replace(site=at(e.site.address + 2))
+        if how == 4 and data:
+            return e._replace(site=at(rng.choice(data).addr))
+        if how == 5:
+            sec = rng.choice(code)
+            return e._replace(site=at(sec.addr + sec.size - 4), orig_len=8, alt_len=8)
+        if how == 6 and data:
+            return e._replace(alt=at(rng.choice(data).addr + 4))
+        if how == 7:
+            sec = rng.choice(code)
+            return e._replace(alt=at(sec.addr + sec.size - 4), orig_len=8, alt_len=8)
+        if how in (8, 9):  # a static replacement at any code: many kinds of instruction
+            n = rng.choice((1, 2, 4))
+            return e._replace(alt=at(some_code(n)), orig_len=4 * n, alt_len=4 * n,
+                              cap_raw=1)
+        if how == 10 and marker is not None:
+            return e._replace(cap_raw=marker | 2 if marker == 0x8000 else marker)
+        if how == 11:
+            return e._replace(cap_raw=1, alt_len=0)
+        if how == 12 and marker is not None:  # a callback at data, or mid-function
+            where = rng.choice(data).addr if data and rng.random() < 0.5 else some_code() + 4
+            return e._replace(cap_raw=marker | 3 if marker == 0x8000 else marker,
+                              alt=at(where), alt_len=0)
+        if how == 13:
+            return e._replace(cap_raw=(profile.ncaps or 64) + 5)
+        if how == 14 and prev is not None and prev.site.address is not None:
+            return e._replace(site=at(prev.site.address), orig_len=prev.orig_len + 4)
+        return e._replace(site=at(0x10), alt=at(0x20))  # outside every section
+
+    entries, prev = [], None
+    for e in inp.table.entries:
+        if rng.randrange(every) == 0:
+            e = mutate(e, prev)
+        entries.append(e)
+        prev = e
+    t = inp.table
+    return Input(elf, Table(t.path, entries, list(t.findings), t.sections), inp.names)
+
+
+def moving_words(elf, rng: random.Random, tries: int = 20_000) -> list[int]:
+    """Addresses of words a patcher cannot copy as they are (PC-relative: literals, ADR,
+    branches, ADRP), found among a sample of the code's words."""
+    code = [s for s in elf.sections if s.alloc and s.executable and s.size >= 64
+            and s.type != SHT_NOBITS]
+    out = []
+    for _ in range(tries):
+        sec = rng.choice(code)
+        addr = sec.addr + rng.randrange(0, sec.size // 4) * 4
+        if insn.classify(int.from_bytes(elf.read_addr(addr, 4), "little")).kind != "plain":
+            out.append(addr)
+    return out
+
+
+def compare(path: Path, profile: Profile, every: int = 7, seeds=(1, 2),
+            caps=None) -> tuple[list, set]:
+    """The image as linked and broken: the findings as linked, and the codes found broken."""
+    options = Options(profile, caps)
+    inp = Input.load(read_elf(str(path)))
+    assert inp.table.entries
+    clean = same_findings(inp, options)
+    moving = moving_words(inp.elf, random.Random(0))
+    codes: set[str] = set()
+    for seed in seeds:
+        codes |= {f[0] for f in same_findings(broken(inp, profile, moving, seed, every),
+                                                options)}
+    return clean, codes
+
+
+# The codes every broken table shows; ALT007 needs data to put a callback in, ALT008 a
+# PC-relative word the patcher cannot move, ALT009 a re-encoded one that no longer reaches.
+BROKEN = {"ALT001", "ALT002", "ALT003", "ALT004", "ALT005", "ALT010", "ALT011"}
+
+
+@pytest.mark.parametrize("code,body,message", IMAGE_BAD, ids=[c for c, _, _ in IMAGE_BAD])
+def test_one_broken_entry(tmp_path, code, body, message):
+    image = image_of(tmp_path, body)
+    found = same_findings(Input.load(read_elf(str(image))), Options(V417))
+    assert {f[0] for f in found} == {code} and message in found[0][2]
+
+
+# 16 sites, their replacements and 4 callback entries, beside code of every kind (PC-relative
+# literals and addresses, branches) for replacements moved onto it.
+SMALL = (CALLBACK + "\t.data\n\t.type dobj, %object\ndobj:\t.xword 0, 0\n\t.size dobj, 16\n"
+         "\t.text\nother:\tadr x0, func\n\tldr x1, func\n\tb func\n\tadrp x2, func\n"
+         "\tcbz x0, func\n\tbl my_cb\n\tret\n"
+         + "".join(f"s{i}:\tnop\n" for i in range(16))
+         + "".join(repl(f"q{i}", "movz x0, #1") for i in range(16))
+         + "".join(f"\tent s{i}, q{i}, {i % 4}, 4, 4\n" for i in range(16))
+         + "".join(f"\tent site{i}, my_cb, 4, 4, 0\n" for i in range(3)))
+
+
+def test_a_small_image_broken_every_way(tmp_path):
+    clean, codes = compare(image_of(tmp_path, SMALL), V417, every=2, seeds=range(12))
+    assert clean == [] and BROKEN | {"ALT007", "ALT008"} <= codes
+
+
+def test_the_synthetic_firmware(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import synth
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    fw = synth.build(synth.Params(objects=24), jobs=2,
+                     altlink=str(Path(sys.executable).parent / "altlink"))
+    d = Path(fw.dir)
+    image = link([d / o for o in fw.objects], tmp_path / "fw.elf", script=d / "fw.ld",
+                 flags=["-L", LDSCRIPTS, "-static"])
+    clean, codes = compare(image, Profile("linux-v4.17", 85))
+    assert clean == [] and BROKEN | {"ALT009"} <= codes
+
+
+@pytest.mark.parametrize("toolchain", ["gnu", "llvm"])
+def test_the_sample_firmware(tmp_path, toolchain):
+    from test_header import build_sample
+
+    if toolchain == "llvm" and not shutil.which("ld.lld"):
+        pytest.skip("no ld.lld")
+    image = build_sample(tmp_path / toolchain, toolchain, "linux-v4.17")
+    clean, codes = compare(image, Profile("linux-v4.17", 3), every=2, seeds=range(20))
+    assert clean == [] and BROKEN | {"ALT007"} <= codes
+
+
+@pytest.mark.kernel_build
+@pytest.mark.timeout(3600)
+def test_kernel_build(kernel_build):
+    import kbuild
+
+    caps = load_caps(str(kernel_build.out / kbuild.CAP_HEADER))
+    clean, codes = compare(kernel_build.out / "vmlinux", Profile("linux-v6.1", caps.ncaps),
+                           caps=caps)
+    assert clean == [] and BROKEN | {"ALT007"} <= codes
+
+
+def test_debian_vmlinux():
+    kernel = full_kernel()
+    if kernel is None:
+        pytest.skip("Debian's kernel is not fetched (tools/fetch_kernel.py)")
+    clean, codes = compare(kernel / "vmlinux", Profile("linux-v6.1"), every=40, seeds=(1,))
+    assert clean == [] and BROKEN | {"ALT007"} <= codes
+
