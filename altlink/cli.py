@@ -462,7 +462,7 @@ def cmd_paths(args, out) -> int:
 
 
 def _image_manifest(path: str, args, manifest_path: str | None, binary: str | None = None,
-                    refuse: bool = False):
+                    refuse: bool = False, encoded: bool = False):
     from altlink import manifest as manifestmod
     from altlink.check_core import resolve_ncaps
     from altlink.elf import ET_REL, read_elf
@@ -492,7 +492,8 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
     nested = nestedmod.find(elf, elf.data, pairs)
     refused: list = []
     m = manifestmod.build(image, profile, options.caps, path, image_sha(), manifest_path,
-                          bin_info, lines, refuse=refuse, nested=nested, findings=refused)
+                          bin_info, lines, refuse=refuse, nested=nested, findings=refused,
+                          encoded=encoded)
     return m, findings + [f for f in refused if f not in findings]
 
 
@@ -501,7 +502,9 @@ def cmd_manifest(args, out) -> int:
     from altlink import outputs
     from altlink.report import render
 
-    m, findings = _image_manifest(args.image, args, args.output, args.bin, refuse=True)
+    # the entries as JSON text unless the compact form reads them
+    m, findings = _image_manifest(args.image, args, args.output, args.bin, refuse=True,
+                                  encoded=not args.compact)
     if findings:
         sys.stderr.write(render(findings, "text"))
     text = manifestmod.dumps(m)

@@ -582,6 +582,19 @@ def mnemonic(word: int) -> str:
     return word_text(word).split(" ", 1)[0]
 
 
+def target_line(word: int) -> tuple[str, int, bool] | None:
+    """How ``disasm`` writes ``word`` at any address ``pc``: ``prefix + f"{t:#x}"``, where
+    ``t`` is ``target(word, pc)``: ``(pc + offset)``, or for ADRP (``page``)
+    ``(pc & ~0xfff) + offset``, modulo 2**64. Returns (prefix, offset, page); None for a
+    word whose line is made otherwise."""
+    template = _target_template(word)
+    if template is None:
+        return None
+    found = decode(word)
+    return (template[:-2].replace("{{", "{").replace("}}", "}"), found.offset,
+            found.kind == "adrp")
+
+
 @lru_cache(maxsize=1 << 15)
 def _target_template(word: int) -> str | None:
     """For a PC-relative word whose target the decoder knows, capstone's text with the

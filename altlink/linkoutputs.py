@@ -36,7 +36,7 @@ def make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
         # manifest (the link's own checks found nothing else at error severity).
         m = manifestmod.build(image, profile, req.options.caps, req.output,
                               manifestmod.sha256_file(tmp_image), req.manifest, bin_info,
-                              lines, refuse=bool(req.policy.disabled))
+                              lines, refuse=bool(req.policy.disabled), encoded=True)
         with open(tmp_manifest, "w", encoding="utf-8") as f:
             f.write(manifestmod.dumps(m))
 

@@ -85,13 +85,15 @@ class BinInfo:
 def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str,
           image_sha: str, manifest_path: str | None, binary: BinInfo | None = None,
           sources=None, refuse: bool = False, nested: list[Nested] | None = None,
-          findings: list[Finding] | None = None) -> dict:
+          findings: list[Finding] | None = None, encoded: bool = False) -> dict:
     """The manifest of a linked image whose table was decoded into ``image``.
 
     With ``refuse``, the entries ``check`` reports at error severity are left out, listed
     under ``refused`` with their code and message (and their findings appended to
     ``findings``). ``nested``: the images embedded in it (default: those the profile's
     symbols bound, :mod:`altlink.nested`), whose entries the manifest carries too.
+    ``encoded``: the entries as their JSON text (``Encoded``), for ``dumps`` alone to read:
+    the same text, made without a dict per entry or json's encoder.
     """
     elf = image.elf
     table = image.table.sections[0] if image.table.sections else None
@@ -106,7 +108,11 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     records = _Records(image, profile, caps, binary, sources)
     refused = _refusals(image, profile, caps, refuse, findings)
     with collector_paused():
-        entries = [records.entry(e) for e in image.table.entries if e.index not in refused]
+        if encoded:
+            entries = Encoded(map(records.entry_json, [e for e in image.table.entries
+                                                       if e.index not in refused]))
+        else:
+            entries = [records.entry(e) for e in image.table.entries if e.index not in refused]
     out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
            "caps": cap_names, "entries": entries}
     if refused:
@@ -204,6 +210,13 @@ class _Records:
         self.sources = sources
         self._cap_fields: dict[int, tuple[str, int | None, str | None]] = {}
         self._codes: dict[bytes, _Code] = {}
+        # entry_json's: the text of each capability field's keys, of each callback, of each
+        # fixed disassembly; each section's bytes and its offset in the raw binary
+        self._cap_json: dict[int, str] = {}
+        self._callback_json: dict[int, str] = {}
+        self._disasm_json: dict[bytes, str] = {}
+        self._sec_data: dict[int, tuple | None] = {}
+        self._bin_at: dict[int, int | None] = {}
 
     def _place(self, addr: int, length: int) -> tuple[bytes, int | None]:
         """The bytes at ``addr`` (b"" where the image has none) and its file offset: as
@@ -251,6 +264,112 @@ class _Records:
                               "disasm": code.disasm(repl, alt_addr), "fixups": fixups}
         return rec
 
+    def entry_json(self, e: Entry) -> str:
+        """``entry``'s record as ``dumps`` writes it (``_ENCODER.encode(self.entry(e))``),
+        written directly: each place's bytes from the section it names, what entries share
+        (capability fields, callbacks, disassemblies of code that reads the same anywhere)
+        written once. ``tests/test_manifest_fast.py`` compares the two."""
+        head = self._cap_json.get(e.cap_raw)
+        if head is None:
+            kind, cap, cap_name = self._cap(e.cap_raw)
+            head = self._cap_json[e.cap_raw] = (
+                f'"cap": {_int(cap)}, "cap_name": {_str(cap_name)}, "cap_raw": {e.cap_raw}, ')
+        site = e.site
+        site_addr = site.address
+        site_bytes, site_off = self._at(site, e.orig_len)
+        sym = self.names.at_address(site_addr)
+        parts = [f'"address": "{site_addr:#x}", "bin_offset": {_int(self._bin_offset(site))}, '
+                 f'"bytes": "{site_bytes.hex()}", "disasm": {self._disasm(site_bytes, site_addr)}, '
+                 f'"file_offset": {_int(site_off)}, "length": {e.orig_len}, ']
+        if self.sources is not None:
+            src = self.sources(site_addr)
+            if src:
+                parts.append(f'"source": {_enc(src)}, ')
+        site_text = "".join(parts)
+        sym_text = "null" if sym is None else _enc(sym)
+        alt_addr = e.alt.address
+        if self._cap(e.cap_raw)[0] == "callback":
+            cb = self._callback_json.get(alt_addr)
+            if cb is None:
+                fn = self.names.function_at(alt_addr)
+                cb = self._callback_json[alt_addr] = (
+                    f'{{"address": "{alt_addr:#x}", '
+                    f'"symbol": {"null" if fn is None else _enc(fn.name)}}}')
+            return (f'{{"callback": {cb}, {head}"index": {e.index}, "kind": "callback", '
+                    f'"replacement": null, "site": {{{site_text}"symbol": {sym_text}}}}}')
+        alt_len = e.alt_len
+        repl = self._at(e.alt, alt_len)[0]
+        code = self._code(repl, alt_addr)
+        fixups = []
+        for i, word, fixup_kind in code.branches:
+            pc = alt_addr + 4 * i
+            if insn.needs_fixup(word, alt_addr, alt_len, pc):
+                fixups.append(f'{{"insn": {i}, "kind": {_enc(fixup_kind)}, '
+                              f'"target": "{insn.target(word, pc):#x}"}}')
+        return (f'{{"callback": null, {head}"index": {e.index}, "kind": "static", '
+                f'"replacement": {{"address": "{alt_addr:#x}", "bytes": "{repl.hex()}", '
+                f'"disasm": {self._disasm(repl, alt_addr)}, "fixups": [{", ".join(fixups)}]}}, '
+                f'"site": {{{site_text}"symbol": {sym_text}}}}}')
+
+    def _at(self, place, length: int) -> tuple[bytes, int | None]:
+        """``_place(place.address, length)``, from the section the image's table reader
+        found the place in (``table.read_image_table``: ``section_at`` of its address)."""
+        idx = place.section_index
+        got = self._sec_data.get(idx, False)
+        if got is False:
+            secs = self.elf.sections
+            sec = secs[idx] if 0 < idx < len(secs) else None
+            got = self._sec_data[idx] = None if sec is None or sec.type == SHT_NOBITS \
+                else (sec, self.elf.section_data(sec))
+        if got is None or place.address != got[0].addr + place.offset:
+            return self._place(place.address, length)
+        sec, data = got
+        off = place.offset
+        if place.address + length > sec.addr + sec.size:
+            return b"", sec.offset + off
+        return data[off:off + length], sec.offset + off
+
+    def _bin_offset(self, place) -> int | None:
+        """``layout.offset_of`` of the place's address: from its section's offset in the raw
+        binary where the layout's sections do not overlap (one holds each address)."""
+        layout = self.layout
+        if layout is None:
+            return None
+        idx = place.section_index
+        got = self._bin_at.get(idx, False)
+        if got is False:
+            got = self._bin_at[idx] = _section_lma(layout, self.elf, idx)
+        if got is None or place.address != got[0] + place.offset \
+                or not 0 <= place.offset < got[1]:
+            return layout.offset_of(place.address, self.elf)
+        return got[2] + place.offset
+
+    def _disasm(self, code: bytes, address: int) -> str:
+        """The JSON list of ``_code(code, address).disasm(code, address)``: written once for
+        code that reads the same anywhere; else each line that depends on the address made
+        from its target (``insn.target_line``), or by ``insn.disasm`` where it is not."""
+        got = self._disasm_json.get(code)
+        if got is None:
+            c = self._code(code, address)
+            if not c.moving:
+                got = self._disasm_json[code] = f"[{', '.join(map(_enc, c.lines))}]"
+                return got
+            got = self._disasm_json[code] = _moving_plan(c, code)
+        if type(got) is str:
+            return got
+        parts = []
+        for part in got:
+            if type(part) is str:
+                parts.append(part)
+            elif type(part) is int:
+                pc = address + 4 * part
+                parts.append(_enc(insn.disasm(code[4 * part:4 * part + 4], pc)[0]))
+            else:
+                prefix, i, offset, page = part
+                pc = address + 4 * i
+                parts.append(f'{prefix}{((pc & _PAGE) if page else pc) + offset & _MASK64:#x}"')
+        return f"[{', '.join(parts)}]"
+
     def _cap(self, cap_raw: int) -> tuple[str, int | None, str | None]:
         """The entry's kind, capability and capability name."""
         got = self._cap_fields.get(cap_raw)
@@ -291,6 +410,22 @@ class _Code:
         return lines
 
 
+_PAGE = ~0xFFF
+_MASK64 = (1 << 64) - 1
+
+
+def _moving_plan(c: _Code, code: bytes) -> list:
+    """How ``_Records._disasm`` writes the lines of ``c`` (code with lines that depend on
+    the address), each as JSON: a fixed line as its text; a line ``insn.target_line`` makes
+    as (its text up to the target, its index, the target's offset, page); else its index."""
+    plan: list = list(map(_enc, c.lines))
+    for i in c.moving:
+        word = code[4 * i:4 * i + 4]
+        line = insn.target_line(int.from_bytes(word, "little")) if len(word) == 4 else None
+        plan[i] = i if line is None else (_enc(line[0])[:-1], i, line[1], line[2])
+    return plan
+
+
 def _analyse(code: bytes, address: int) -> _Code:
     whole = len(code) // 4 * 4
     words = struct.unpack(f"<{whole // 4}I", code[:whole])
@@ -307,8 +442,36 @@ def _analyse(code: bytes, address: int) -> _Code:
     return _Code(tuple(lines), tuple(moving), tuple(branches))
 
 
+def _section_lma(layout: RawLayout, elf, idx: int) -> tuple[int, int, int] | None:
+    """(address, size, offset in the raw binary) of section ``idx`` where ``layout.offset_of``
+    finds every address of it in that section: the section is in the layout and no other
+    section of the layout overlaps it. None otherwise (``offset_of`` decides)."""
+    mine = [(s, lma) for s, lma in layout.sections if s.index == idx]
+    if len(mine) != 1 or not 0 < idx < len(elf.sections) or elf.sections[idx] != mine[0][0]:
+        return None
+    sec, lma = mine[0]
+    if any(s.index != idx and s.addr < sec.addr + sec.size and sec.addr < s.addr + s.size
+           for s, _ in layout.sections):
+        return None
+    return sec.addr, sec.size, lma - layout.base
+
+
+class Encoded(list):
+    """A manifest's entries already encoded as JSON text, one string each (``build``'s
+    ``encoded``): ``dumps`` writes them as they are."""
+
+
 # One encoder for every entry (json.dumps with options makes a new one per call).
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+_enc = json.encoder.encode_basestring  # a str as _ENCODER writes it (ensure_ascii=False)
+
+
+def _str(v: str | None) -> str:
+    return "null" if v is None else _enc(v)
+
+
+def _int(v: int | None) -> str:
+    return "null" if v is None else int.__repr__(v)
 
 
 def dumps(manifest: dict) -> str:
@@ -320,7 +483,7 @@ def dumps(manifest: dict) -> str:
     for key in sorted(manifest):
         val = manifest[key]
         if key == "entries" and isinstance(val, list):
-            body = ",\n  ".join(map(compact, val))
+            body = ",\n  ".join(val if isinstance(val, Encoded) else map(compact, val))
             text = f"[\n  {body}\n ]" if val else "[]"
         else:
             text = compact(val)

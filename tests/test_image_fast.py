@@ -1,4 +1,6 @@
-"""An image's checks (``check_image.image_alone_checks``: what ``altlink check`` reports of an
+"""Two fast ways over a linked image, each held to the reference it replaces.
+
+The image's checks (``check_image.image_alone_checks``: what ``altlink check`` reports of an
 image, and what ``manifest`` and ``patch`` refuse) have two ways: ``fast`` runs the entry
 checks only on the entries ``check_image.may_find`` keeps and the overlap check only where
 ``check_image.sites_overlap`` finds two sites sharing a byte; ``fast=False`` checks every
@@ -11,6 +13,13 @@ sample firmware (GNU and LLVM), the tests' kernel builds (``kernel_build``) and 
 when it has been fetched; each as linked (clean), and with its table broken in every way the
 entry checks know (``broken``: hand-made fields and places in a real table), so that the
 comparison is never between two empty lists.
+
+The manifest's entries: ``manifest.build(..., encoded=True)`` writes each entry's JSON text
+directly (``_Records.entry_json``); the reference builds a dict per entry for json's encoder.
+``manifest.dumps`` must give the same bytes both ways, on the same images as linked and
+broken (entries refused, places outside sections, odd lengths), with and without the raw
+binary's offsets, with source lines (an image with DWARF), and with the vdso nested in
+Debian's vmlinux.
 """
 from __future__ import annotations
 
@@ -25,7 +34,8 @@ from test_checks import CALLBACK, IMAGE_BAD, image_of, repl
 from test_kernel import full_kernel
 from toolchain import LDSCRIPTS, ROOT, link
 
-from altlink import checks, insn
+from altlink import checks, insn, rawbin
+from altlink import manifest as manifestmod
 from altlink.caps import load as load_caps
 from altlink.elf import SHT_NOBITS, read_elf
 from altlink.linkset import Input, Options
@@ -141,18 +151,42 @@ def moving_words(elf, rng: random.Random, tries: int = 20_000) -> list[int]:
     return out
 
 
+def same_manifest(inp: Input, profile: Profile, caps=None, binary: bool = True,
+                  sources=None) -> dict:
+    """The manifest's text both ways (refusing what check refuses), without and with the raw
+    binary's layout: the same bytes. Returns the reference's manifest (with the layout)."""
+    out = None
+    for bin_info in ([None, manifestmod.BinInfo("fw.bin", "ab" * 32, rawbin.layout(inp.elf))]
+                     if binary else [None]):
+        texts = []
+        for encoded in (True, False):
+            out = manifestmod.build(inp, profile, caps, inp.path, "cd" * 32, None, bin_info,
+                                    sources, refuse=True, encoded=encoded)
+            texts.append(manifestmod.dumps(out))
+        assert texts[0] == texts[1]
+    return out
+
+
+manifests: list[dict] = []
+
+
 def compare(path: Path, profile: Profile, every: int = 7, seeds=(1, 2),
             caps=None) -> tuple[list, set]:
-    """The image as linked and broken: the findings as linked, and the codes found broken."""
+    """The image as linked and broken: the findings as linked, and the codes found broken.
+    Each one's manifest too (``same_manifest``; the last as linked is kept in ``manifests``)."""
     options = Options(profile, caps)
     inp = Input.load(read_elf(str(path)))
     assert inp.table.entries
     clean = same_findings(inp, options)
+    manifest = same_manifest(inp, profile, caps)
+    manifests[:] = [manifest]
+    assert len(manifest["entries"]) == len(inp.table.entries) - len(manifest.get("refused", []))
     moving = moving_words(inp.elf, random.Random(0))
     codes: set[str] = set()
     for seed in seeds:
-        codes |= {f[0] for f in same_findings(broken(inp, profile, moving, seed, every),
-                                                options)}
+        bad = broken(inp, profile, moving, seed, every)
+        codes |= {f[0] for f in same_findings(bad, options)}
+        assert same_manifest(bad, profile, caps).get("refused")
     return clean, codes
 
 
@@ -227,4 +261,20 @@ def test_debian_vmlinux():
         pytest.skip("Debian's kernel is not fetched (tools/fetch_kernel.py)")
     clean, codes = compare(kernel / "vmlinux", Profile("linux-v6.1"), every=40, seeds=(1,))
     assert clean == [] and BROKEN | {"ALT007"} <= codes
+    assert [n["start"] for n in manifests[0]["nested"]] == ["vdso_start"]
 
+
+
+def test_manifest_with_source_lines(tmp_path):
+    from test_link import MAIN_S, NCAPS, linker_command
+    from toolchain import compile, run, write
+
+    from altlink.sources import site_lines
+
+    obj = compile(write(tmp_path / "main.S", MAIN_S), tmp_path / "main.o", flags=["-g"],
+                  defines=[f"ALT_NCAPS={NCAPS}"])
+    run(linker_command("ld", [obj], str(tmp_path / "fw.elf")), cwd=tmp_path)
+    inp = Input.load(read_elf(str(tmp_path / "fw.elf")))
+    lines = site_lines(inp.path, [e.site.address for e in inp.table.entries], str(tmp_path))
+    m = same_manifest(inp, Profile("linux-v4.17", NCAPS), sources=lines)
+    assert [e["site"]["source"].split(":")[0] for e in m["entries"]] == ["main.S"] * 3
