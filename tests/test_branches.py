@@ -106,7 +106,9 @@ def test_every_branch_form_and_wrapping_addresses():
     assert branches.into_ranges_np(data, 0, [], []) == branches.into_ranges_py(data, 0, [], [])
 
 
-def test_the_synthetic_firmware(tmp_path):
+def synthetic_firmware(tmp_path: Path) -> Path:
+    """The benchmark's synthetic firmware, 24 objects (compiled once, in bench/out), linked
+    by GNU ld into ``tmp_path/fw.elf``."""
     sys.path.insert(0, str(ROOT / "bench"))
     try:
         import synth
@@ -115,8 +117,12 @@ def test_the_synthetic_firmware(tmp_path):
     fw = synth.build(synth.Params(objects=24), jobs=2,
                      altlink=str(Path(sys.executable).parent / "altlink"))
     d = Path(fw.dir)
-    image = link([d / o for o in fw.objects], tmp_path / "fw.elf", script=d / "fw.ld",
-                 flags=["-L", LDSCRIPTS, "-static"])
+    return link([d / o for o in fw.objects], tmp_path / "fw.elf", script=d / "fw.ld",
+                flags=["-L", LDSCRIPTS, "-static"])
+
+
+def test_the_synthetic_firmware(tmp_path):
+    image = synthetic_firmware(tmp_path)
     assert same_scan(read_elf(str(image)), step=16) > 20
     assert same_findings(image, Profile("linux-v4.17", 85)) == []
 

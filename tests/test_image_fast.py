@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import random
 import shutil
-import sys
 from dataclasses import astuple
 from pathlib import Path
 
 import pytest
 from test_checks import CALLBACK, IMAGE_BAD, image_of, repl
 from test_kernel import full_kernel
-from toolchain import LDSCRIPTS, ROOT, link
 
 from altlink import checks, insn, rawbin
 from altlink import manifest as manifestmod
@@ -219,16 +217,9 @@ def test_a_small_image_broken_every_way(tmp_path):
 
 
 def test_the_synthetic_firmware(tmp_path):
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import synth
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    fw = synth.build(synth.Params(objects=24), jobs=2,
-                     altlink=str(Path(sys.executable).parent / "altlink"))
-    d = Path(fw.dir)
-    image = link([d / o for o in fw.objects], tmp_path / "fw.elf", script=d / "fw.ld",
-                 flags=["-L", LDSCRIPTS, "-static"])
+    from test_branches import synthetic_firmware
+
+    image = synthetic_firmware(tmp_path)
     clean, codes = compare(image, Profile("linux-v4.17", 85))
     assert clean == [] and BROKEN | {"ALT009"} <= codes
 
