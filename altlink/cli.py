@@ -383,26 +383,35 @@ def _cache_dir(args) -> str | None:
 
 def cmd_link(args, out) -> int:
     from altlink import launcher, outputs
-    from altlink.findings import has_errors
-    from altlink.link import LinkRequest, link
-    from altlink.report import render
+    from altlink.linker import LinkStart
 
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
     # A link that fails, for any reason or none (an interrupt), leaves none of its outputs.
     targets = [p for p in (args.output, args.manifest, args.bin) if p]
+    start = None
     try:
         plan = launcher.plan(command, args.output, args.manifest, args.manifest_suffix)
         if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
             return launcher.run_unchanged(command)
         targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
+        # The linker starts before the checks' modules are imported and the capability table
+        # read: all of that runs beside it.
+        start = LinkStart(command, plan.output)
+        from altlink.link import LinkRequest, link
+
         options = options_from(args)
         req = LinkRequest(command, plan.output, plan.manifest, args.bin, options,
                           args.symbols_from, args.sort_table, args.source_lines, _policy(args))
         req.cache_dir = _cache_dir(args)
-        result = link(req)
+        result = link(req, start=start)
     except BaseException:
+        if start is not None:
+            start.close()
         outputs.remove_stale(targets)
         raise
+    from altlink.findings import has_errors
+    from altlink.report import render
+
     for n in result.notes:
         sys.stderr.write(n + "\n")
     findings = _policy(args).apply(result.findings)

@@ -19,6 +19,9 @@ from typing import NamedTuple
 
 from altlink.errors import AltlinkError
 
+# What an LTO object (LLVM bitcode, raw or wrapped) starts with instead of ELF.
+BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
+
 EM_AARCH64 = 183
 ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
 ET_NAMES = {ET_REL: "relocatable object", ET_EXEC: "executable", ET_DYN: "shared object"}

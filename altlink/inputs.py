@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import TextIO
 
 from altlink import archive, elf
+from altlink.elf import BITCODE_MAGICS
 from altlink.errors import AltlinkError
 from altlink.linkset import Input
-
-BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 
 
 class Notes:

@@ -14,9 +14,8 @@ import sys
 from dataclasses import dataclass
 
 from altlink import archive, linkcmd
-from altlink.elf import EM_AARCH64
+from altlink.elf import BITCODE_MAGICS, EM_AARCH64
 from altlink.errors import AltlinkError
-from altlink.inputs import BITCODE_MAGICS
 
 # Options after which a linker or a compiler driver prints something and links nothing.
 # (``-v`` and ``-V`` print the version and still link what they are given: they are probes

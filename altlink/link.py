@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from altlink import archive, branches, forkmap, inputs, launcher, linkcmd, outputs, sources
+from altlink import archive, branches, forkmap, inputs, launcher, outputs, sources
 from altlink.check_image import check_after_link
 from altlink.check_linkset import collect
 from altlink.crosscheck import cross_check
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
-from altlink.linker import Linker
+from altlink.linker import LinkStart
 from altlink.linkoutputs import commit, make_files, temp_outputs
 from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord, default_cache_dir
@@ -54,39 +54,41 @@ class LinkResult:
     stats: dict = field(default_factory=dict)
 
 
-def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult:
+def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
+         start: LinkStart | None = None) -> LinkResult:
     """Check, link, cross-check and write. The request's policy decides what stops the link
     (a silenced code does not, a warning made an error does), so that the outputs are written
-    exactly when the run succeeds."""
-    cmd = linkcmd.parse(req.command)
+    exactly when the run succeeds. ``start``: the command read and its linker started by the
+    caller (``LinkStart``), before it imported this module; else that happens here first."""
+    if start is None:
+        start = LinkStart(req.command, req.output, linker_stdout, linker_stderr)
+    cmd = start.cmd
     if launcher.is_relocatable(req.command):  # ld -r: undefined callbacks are the next link's
         req = replace(req, options=replace(req.options, partial=True))
     notes = inputs.Notes()
-    loaded = inputs.load_elfs(cmd.inputs, notes=notes)
-    # Shared libraries on the command line are not linked in: they only define symbols (a
-    # callback may live in one), as --symbols-from images do.
-    objects = [e for e in loaded if e.type == ET_REL]
-    shared = [e for e in loaded if e.type != ET_REL]
-    archives = [p for p in cmd.inputs if archive.is_archive(p)]
-    members = frozenset(o.path for o in objects
-                        if any(o.path.startswith(a + "(") for a in archives))
-    images = [read_elf(p) for p in req.symbols_from] + shared
-
-    tmp_files: list[str] = []
+    tmp_files = start.tmp_files
     stats: dict = {}
-    linker = writer = None
+    writer = None
     try:
+        loaded = inputs.load_elfs(cmd.inputs, notes=notes)
+        # Shared libraries on the command line are not linked in: they only define symbols (a
+        # callback may live in one), as --symbols-from images do.
+        objects = [e for e in loaded if e.type == ET_REL]
+        shared = [e for e in loaded if e.type != ET_REL]
+        archives = [p for p in cmd.inputs if archive.is_archive(p)]
+        members = frozenset(o.path for o in objects
+                            if any(o.path.startswith(a + "(") for a in archives))
+        images = [read_elf(p) for p in req.symbols_from] + shared
         records, profile, findings = collect(objects, req.options, images, req.cache_dir)
         stats["objects"] = len(objects)
         stats["entries"] = sum(len(r.digest) for r in records)
         stats["callbacks"] = sum(d.alt_len == 0 for r in records for d in r.digest)
         findings = req.policy.apply(findings)
-        if has_errors(findings):  # the linker does not run: no map, no messages of its own
+        if has_errors(findings):  # a linker already running is stopped: nothing of its shows
+            start.stop()
             return LinkResult(sources.attach(findings), notes.lines, stats=stats)
-        tmp_image = outputs.temp_path(req.output, "elf", tmp_files)
-        linker = Linker(cmd.with_output(tmp_image), linker_stdout, linker_stderr, tmp_image,
-                        req.output)
-        linker.start()
+        linker = start.linker_started()
+        tmp_image = linker.tmp
         # numpy, for the image's ALT017 scan, is imported while the linker runs.
         numpy_import = branches.prefetch(sum(s.size for o in objects for s in o.sections
                                              if s.executable))
@@ -127,12 +129,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None) -> LinkResult
         written = commit(req, tmp_image, tmp_bin, tmp_manifest)
         return LinkResult(findings, notes.lines, linked=True, written=written, stats=stats)
     finally:
-        if linker is not None:
-            linker.stop()  # before the temporary files go: it writes one of them
         if writer is not None:
-            writer.cancel()  # likewise
-        for t in tmp_files:
-            outputs.remove(t)
+            writer.cancel()  # before the temporary files go: it writes some of them
+        start.close()  # stops a linker still running (it writes one), removes the files
 
 
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
@@ -140,15 +139,31 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
-    post = check_after_link(image, Options(profile, req.options.caps, req.options.module))
-    seen: set[int] = set()
-    crossed = cross_check(records, image, profile, members, seen)
+    image.elf.symbols  # read once, for both sides of the fork below
+    crossing = None
+    if forkmap.can_fork():  # the cross-check runs in a forked copy, beside the image's checks
+        crossing = forkmap.Forked(partial(_crossed, records, image, profile, members))
+        crossing.start()
+    try:
+        post = check_after_link(image, Options(profile, req.options.caps, req.options.module))
+        crossed, seen = crossing.result() if crossing is not None else \
+            _crossed(records, image, profile, members)
+    finally:
+        if crossing is not None:
+            crossing.cancel()
     # One problem, one finding: where the cross-check reported an image entry from its
     # object (which names the source), the image's own view of it is not repeated (lld's
     # thunk after a replacement: ALT016 twice; a discarded site: ALT013 and ALT012).
     found = [f for f in post if not (
         f.entry in seen and f.file == tmp_image and f.code in _SAME_PROBLEM)] + crossed
     return [replace(f, file=req.output) if f.file == tmp_image else f for f in found]
+
+
+def _crossed(records: list[ObjectRecord], image: Input, profile: Profile,
+             members: frozenset[str]) -> tuple[list[Finding], set[int]]:
+    """``cross_check``'s findings and the image entries they were made for."""
+    seen: set[int] = set()
+    return cross_check(records, image, profile, members, seen), seen
 
 
 __all__ = ["LinkRequest", "LinkResult", "link", "check_linked"]

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from altlink import ldscript
 from altlink.archive import MAGIC, THIN_MAGIC
+from altlink.elf import BITCODE_MAGICS
 from altlink.errors import AltlinkError
-from altlink.inputs import BITCODE_MAGICS
 
 # Options whose value is the next argument (linker and compiler-driver spellings).
 _TAKES_ARG = {
@@ -238,3 +238,25 @@ def find_lib(name: str, dirs: list[str], static_only: bool) -> str | None:
                 # symbols; a linker script named .so (libc.so) is read for what it names.
                 return p
     return None
+
+
+# Words in an option that may make the linker (or the compiler driver in front of it) write a
+# file besides its output, or keep one: a map, a dependency file, an import library, a
+# reproduction archive, statistics, LTO's saved temporaries or cache, a trace. Too wide on
+# purpose: a word matched only costs the overlap below.
+_SIDE_OUTPUT_WORDS = ("map", "depend", "implib", "reproduce", "why-extract", "stats",
+                      "save-temps", "lto", "plugin", "dump", "trace", "cache", "print",
+                      "incremental", "time-")
+
+
+def writes_only_output(argv: list[str]) -> bool:
+    """Whether the linker command writes nothing but its output (``-o``), as far as its options
+    tell: then the linker may start before the inputs are checked, since a refused link only has
+    to remove that one (temporary) file. Every option is looked at, ``-Wl,`` lists split."""
+    for a in argv[1:]:
+        pieces = a[4:].split(",") if a.startswith("-Wl,") else [a]
+        for p in pieces:
+            if p.startswith("-") and p != "-" and any(w in p.lower()
+                                                      for w in _SIDE_OUTPUT_WORDS):
+                return False
+    return True

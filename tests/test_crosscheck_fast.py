@@ -78,6 +78,8 @@ def compared(monkeypatch):
         return real(records, image, profile, members, reported)
 
     monkeypatch.setattr(link_mod, "cross_check", spy)
+    # in this process, where the spy keeps what it saw (a link forks its cross-check)
+    monkeypatch.setattr(link_mod.forkmap, "can_fork", lambda: False)
     real_post = link_mod.check_after_link
 
     def post_spy(image, options):

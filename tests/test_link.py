@@ -74,11 +74,16 @@ def temp_leftovers(d: Path) -> list[str]:
 
 
 def fake_linker(d: Path, real: str = GNU_LD) -> tuple[Path, Path]:
-    """A linker that records that it ran, then runs the real one."""
+    """A linker that records that it ran, says so on stdout and stderr, then runs the real
+    one."""
     log = d / "linker-ran"
-    script = write(d / "fake-ld", f'#!/bin/sh\necho "$@" >> "{log}"\nexec {real} "$@"\n')
+    script = write(d / "fake-ld", f'#!/bin/sh\necho "$@" >> "{log}"\necho "{LINKER_SAYS}"\n'
+                   f'echo "{LINKER_SAYS}" >&2\nexec {real} "$@"\n')
     script.chmod(0o755)
     return script, log
+
+
+LINKER_SAYS = "the fake linker ran"
 
 
 # -- sources --------------------------------------------------------------------------------
@@ -713,7 +718,10 @@ def test_erratum_843419_fix_in_replacement_is_alt016(tmp_path, linker):
 # == failures: nothing written, nothing left behind ==============================================
 
 
-def test_prelink_finding_stops_before_the_linker_runs(tmp_path):
+def test_prelink_finding_stops_the_link_and_shows_nothing_of_the_linker(tmp_path):
+    """The linker starts while the inputs are checked, where it writes nothing but its output:
+    a finding in an object then stops it; nothing it printed is shown, and neither its output
+    nor any temporary file is left."""
     main = asm(tmp_path, "main", MAIN_S)
     bad = asm(tmp_path, "bad", BAD_S)
     ld, log = fake_linker(tmp_path)
@@ -725,15 +733,40 @@ def test_prelink_finding_stops_before_the_linker_runs(tmp_path):
     assert p.returncode == 1, p.stderr
     assert "bad.o" in p.stderr and "ALT001" in p.stderr and "replacement is 8 bytes, site is 4" \
         in p.stderr
-    assert not log.exists(), "the linker ran"
+    assert LINKER_SAYS not in p.stdout + p.stderr
     assert no_outputs(tmp_path / "fw.elf", tmp_path / "fw.json", tmp_path / "fw.bin",
                       tmp_path / "x.elf")
     assert temp_leftovers(tmp_path) == []
-    # The fake linker works: without the bad object it runs, and altlink succeeds.
+    # The fake linker works: without the bad object it runs, what it printed is shown (its
+    # stdout, held while it might still be stopped, too), and altlink succeeds.
     cmd.remove(str(bad))
     p = altlink("link", "-o", "fw.elf", "--", *cmd, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert log.exists()
+    assert LINKER_SAYS in p.stdout and LINKER_SAYS in p.stderr
+
+
+@pytest.mark.parametrize("option", [["-Map", "fw.map"], ["-Map=fw.map"], ["--dependency-file",
+                                    "fw.d"]], ids=["Map", "Map=", "dependency-file"])
+def test_prelink_finding_with_a_linker_that_writes_other_files_never_starts_it(tmp_path,
+                                                                               option):
+    """A linker command that writes a file besides its output (a map, a dependency file) does
+    not start before the inputs are checked: a refused link leaves no such file either."""
+    main = asm(tmp_path, "main", MAIN_S)
+    bad = asm(tmp_path, "bad", BAD_S)
+    ld, log = fake_linker(tmp_path)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cmd = [str(ld), "-static", *option, "-L", str(LDSCRIPTS), "-T", str(script), str(main),
+           str(bad), "-o", "fw.elf"]
+    p = altlink("link", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert not log.exists(), "the linker ran"
+    assert sorted(x.name for x in tmp_path.iterdir()) == [
+        "bad.S", "bad.o", "fake-ld", "fw.ld", "main.S", "main.o"]
+    cmd.remove(str(bad))
+    p = altlink("link", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert log.exists() and (tmp_path / option[-1].split("=")[-1]).exists()
 
 
 UNDEFINED_S = r"""
@@ -1012,6 +1045,8 @@ def test_tables_out_of_link_order_are_matched_by_symbol(tmp_path, monkeypatch):
     import altlink.link
     monkeypatch.setattr(altlink.link, "cross_check", partial(crosscheck.cross_check,
                                                              fast=False))
+    # counted in this process (a link forks its cross-check where it can)
+    monkeypatch.setattr(altlink.link.forkmap, "can_fork", lambda: False)
     monkeypatch.chdir(tmp_path)
     res = link(LinkRequest([GNU_LD, "-static", "-T", str(script), str(start), *map(str, objs),
                             "-o", "x.elf"], str(tmp_path / "fw.elf"),
