@@ -139,7 +139,7 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
-    image.elf.symbols  # read once, for both sides of the fork below
+    _ = image.elf.symbols  # read once, for both sides of the fork below
     crossing = None
     if forkmap.can_fork():  # the cross-check runs in a forked copy, beside the image's checks
         crossing = forkmap.Forked(partial(_crossed, records, image, profile, members))

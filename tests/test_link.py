@@ -769,6 +769,32 @@ def test_prelink_finding_with_a_linker_that_writes_other_files_never_starts_it(t
     assert log.exists() and (tmp_path / option[-1].split("=")[-1]).exists()
 
 
+@pytest.mark.parametrize("argv,only", [
+    # Kbuild's vmlinux and module links, a firmware link through the gcc driver
+    (["ld", "-EL", "-maarch64elf", "-z", "noexecstack", "--no-undefined", "-X", "--pic-veneer",
+      "--build-id=sha1", "--orphan-handling=warn", "--script=vmlinux.lds", "--whole-archive",
+      "vmlinux.a", "--no-whole-archive", "-o", "vmlinux"], True),
+    (["ld", "-r", "-EL", "-maarch64elf", "--build-id=sha1", "-T", "module.lds", "-o", "m.ko",
+      "m.o", "m.mod.o"], True),
+    (["aarch64-linux-gnu-gcc", "-nostdlib", "-Wl,--gc-sections,-T,fw.ld", "map.o", "dump.o",
+      "-o", "fw.elf"], True),  # names of files are not options
+    (["ld", "-Map", "fw.map", "a.o", "-o", "fw.elf"], False),
+    (["ld.lld", "--Map=fw.map", "a.o", "-o", "fw.elf"], False),
+    (["gcc", "-Wl,--gc-sections,-Map=fw.map", "a.o", "-o", "fw.elf"], False),
+    (["gcc", "-Xlinker", "-Map", "-Xlinker", "fw.map", "a.o", "-o", "fw.elf"], False),
+    (["gcc", "-Wl,--dependency-file=fw.d", "a.o", "-o", "fw.elf"], False),
+    (["ld.lld", "--reproduce=r.tar", "a.o", "-o", "fw.elf"], False),
+    (["ld.lld", "--why-extract=w.txt", "a.o", "-o", "fw.elf"], False),
+    (["gcc", "-flto", "-save-temps", "a.o", "-o", "fw.elf"], False),
+    (["clang", "-Wl,--thinlto-cache-dir=c", "a.o", "-o", "fw.elf"], False),
+], ids=["kbuild-vmlinux", "kbuild-module", "driver", "Map", "lld-Map", "Wl-Map", "Xlinker-Map",
+        "dependency-file", "reproduce", "why-extract", "save-temps", "thinlto-cache"])
+def test_which_linker_commands_may_start_before_the_checks(argv, only):
+    from altlink import linkcmd
+
+    assert linkcmd.writes_only_output(argv) is only
+
+
 UNDEFINED_S = r"""
 	.text
 	.globl _start
