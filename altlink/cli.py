@@ -396,7 +396,7 @@ def cmd_link(args, out) -> int:
         targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
         # The linker starts before the checks' modules are imported and the capability table
         # read: all of that runs beside it.
-        start = LinkStart(command, plan.output)
+        start = LinkStart(command, plan.output, parsed=plan.command)
         from altlink.link import LinkRequest, link
 
         options = options_from(args)

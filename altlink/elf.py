@@ -600,6 +600,19 @@ def read_elf(path: str) -> ElfFile:
 def map_elf(path: str) -> ElfFile:
     """``read_elf`` but for the section headers, which are read and checked when first asked
     for (``sections``)."""
+    data = map_file(path)
+    check_header(path, data[:_EHDR.size])
+    return ElfFile(path, data)
+
+
+# Files up to this size are read rather than mapped: one read costs less than a mapping and
+# its removal (a link reads thousands of small objects).
+READ_BELOW = 1 << 18
+
+
+def map_file(path: str) -> mmap.mmap | bytes:
+    """A regular, non-empty file's bytes: mapped read-only, or read when it is small;
+    AltlinkError (exit 2) naming it otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
@@ -610,19 +623,23 @@ def map_elf(path: str) -> ElfFile:
             raise AltlinkError(f"{path}: not a regular file")
         if st.st_size == 0:
             raise AltlinkError(f"{path}: empty file, not an ELF file")
-        data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        if st.st_size < READ_BELOW:
+            data = os.read(fd, st.st_size)
+            while len(data) < st.st_size and (more := os.read(fd, st.st_size - len(data))):
+                data += more
+            return data
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     except OSError as e:
         raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
     finally:
         os.close(fd)
-    check_header(path, data[:_EHDR.size])
-    return ElfFile(path, data)
 
 
 def from_bytes(path: str, data: bytes) -> ElfFile:
-    """An ELF file held in memory (an archive member); ``path`` names it in messages."""
+    """An ELF file held in memory (an archive member, a mapped file); ``path`` names it in
+    messages."""
     check_header(path, data[:_EHDR.size])
     elf = ElfFile(path, data)
-    elf.sections  # noqa: B018
+    elf.sections  # noqa: B018  (validate the section headers now, with the file's name)
     return elf
 

@@ -5,7 +5,6 @@ from typing import TextIO
 
 from altlink import archive, elf
 from altlink.elf import BITCODE_MAGICS
-from altlink.errors import AltlinkError
 from altlink.linkset import Input
 
 
@@ -58,7 +57,10 @@ def load_elfs(paths: list[str], notes: TextIO | None = None,
             else:
                 out.append(e)
             continue
-        if archive.is_archive(path):
+        data = elf.map_file(path)  # each file opened once: its first bytes say what it is
+        head = data[:8]
+        if head in (archive.MAGIC, archive.THIN_MAGIC):
+            del data  # read again by member (a mapping is closed with its last reference)
             for m in archive.members(path):
                 data = archive.read_member(m)
                 if is_lto(data):
@@ -72,15 +74,10 @@ def load_elfs(paths: list[str], notes: TextIO | None = None,
                     continue
                 out.append(e)
             continue
-        try:
-            with open(path, "rb") as f:
-                head = f.read(4)
-        except OSError as err:
-            raise AltlinkError(f"{path}: cannot open: {err.strerror}") from None
-        if head in BITCODE_MAGICS:
+        if head[:4] in BITCODE_MAGICS:
             lto.append(path)
             continue
-        e = elf.read_elf(path)
+        e = elf.from_bytes(path, data)
         if is_lto(head, e):
             lto.append(path)
             continue

@@ -39,6 +39,7 @@ class Plan:
     passthrough: bool
     output: str | None = None
     manifest: str | None = None
+    command: linkcmd.LinkCommand | None = None  # the linker command as read, for the link
 
 
 def plan(command: list[str], output: str | None, manifest: str | None,
@@ -57,7 +58,7 @@ def plan(command: list[str], output: str | None, manifest: str | None,
         output = cmd.output if cmd.output is not None else "a.out"
     if manifest is None and manifest_suffix and not is_relocatable(command):
         manifest = output + manifest_suffix
-    return Plan(False, output, manifest)
+    return Plan(False, output, manifest, cmd)
 
 
 def is_probe(args: list[str]) -> bool:

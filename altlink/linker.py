@@ -94,10 +94,12 @@ class LinkStart:
     ``linker`` is None where it has to wait for the checks: a command that may write other
     files (a map, a dependency file), or an output directory where no temporary file can be
     made (reported after the inputs' findings, as when the linker starts late).
+    ``parsed``: the command as ``linkcmd.parse`` read it already (``launcher.plan``).
     ``tmp_files`` are the link's temporary files, removed by ``close``."""
 
-    def __init__(self, command: list[str], output: str, stdout=None, stderr=None) -> None:
-        self.cmd = linkcmd.parse(command)
+    def __init__(self, command: list[str], output: str, stdout=None, stderr=None,
+                 parsed: linkcmd.LinkCommand | None = None) -> None:
+        self.cmd = parsed if parsed is not None else linkcmd.parse(command)
         self.output, self.stdout, self.stderr = output, stdout, stderr
         self.tmp_files: list[str] = []
         self.linker: Linker | None = None
