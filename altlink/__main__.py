@@ -1,5 +1,3 @@
-import sys
+from altlink.cli import run
 
-from altlink.cli import main
-
-sys.exit(main())
+run()

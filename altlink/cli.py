@@ -713,3 +713,18 @@ def main(argv: list[str] | None = None, out=None) -> int:
         progress.disable()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def run() -> None:
+    """The ``altlink`` command: ``main``, then the process ends at once, its streams flushed
+    (``os._exit``): freeing what a link leaves in memory, one object at a time, is work for
+    nobody (40 ms after a kernel's link; ``main`` itself has removed its temporary files).
+    Callers in the same process (SCons, the tests) use ``main``, which returns."""
+    rc = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe, a closed stream: nothing more to say
+            pass
+    os._exit(rc)
+
