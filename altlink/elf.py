@@ -220,18 +220,30 @@ class ElfFile:
         """False only when no section can be named ``name``: its bytes, ending with a NUL or
         the table, are nowhere in the section name table. A test of a few microseconds, before
         ``sections`` is decoded (True where the table cannot be read: ``sections`` says why)."""
-        if self.shoff == 0:
-            return False
-        try:
-            shnum, shstrndx = self._header_table()
-            if not 0 < shstrndx < shnum:
-                return False
-            names = self._names_at(shstrndx, _SHDR.unpack_from(
-                self.data, self.shoff + shstrndx * _SHDR.size))
-        except (AltlinkError, struct.error):
+        names = self._section_name_table()
+        if names is None:
             return True
         key = name.encode("utf-8")
         return key + b"\0" in names or names.endswith(key)
+
+    def may_have_section_prefix(self, prefix: str) -> bool:
+        """``may_have_section`` for any name that starts with ``prefix``."""
+        names = self._section_name_table()
+        return names is None or prefix.encode("utf-8") in names
+
+    def _section_name_table(self) -> bytes | None:
+        """The section name table's bytes (empty where there is none), None where it cannot be
+        read."""
+        if self.shoff == 0:
+            return b""
+        try:
+            shnum, shstrndx = self._header_table()
+            if not 0 < shstrndx < shnum:
+                return b""
+            return self._names_at(shstrndx, _SHDR.unpack_from(
+                self.data, self.shoff + shstrndx * _SHDR.size))
+        except (AltlinkError, struct.error):
+            return None
 
     @cached_property
     def sections(self) -> list[Section]:

@@ -32,7 +32,8 @@ def is_lto(data: bytes, e: elf.ElfFile | None = None) -> bool:
     if data[:4] in BITCODE_MAGICS:
         return True
     if e is not None:
-        return any(s.name.startswith(".gnu.lto_") for s in e.sections) and not any(
+        return e.may_have_section_prefix(".gnu.lto_") and any(
+            s.name.startswith(".gnu.lto_") for s in e.sections) and not any(
             s.executable and s.size for s in e.sections)
     return False
 
