@@ -746,6 +746,27 @@ def test_prelink_finding_stops_the_link_and_shows_nothing_of_the_linker(tmp_path
     assert LINKER_SAYS in p.stdout and LINKER_SAYS in p.stderr
 
 
+@pytest.mark.parametrize("problem", ["cap-table", "input"])
+def test_unusable_input_after_the_linker_started_stops_it(tmp_path, problem):
+    """The linker starts before altlink reads its capability table and the inputs: an
+    unusable one is exit 2 with its one line, and the linker, already running, leaves
+    nothing (no message, no output, no temporary file)."""
+    main = asm(tmp_path, "main", MAIN_S)
+    ld, log = fake_linker(tmp_path)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    junk = tmp_path / "junk.o"  # an ELF header whose section headers are past the end
+    junk.write_bytes(main.read_bytes()[:128])
+    opts = ["--cap-table", "missing.txt"] if problem == "cap-table" else []
+    inputs = [str(main)] + ([str(junk)] if problem == "input" else [])
+    p = altlink("link", *opts, "-o", "fw.elf", "--", str(ld), "-static", "-L", str(LDSCRIPTS),
+                "-T", str(script), *inputs, "-o", "x.elf", cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert ("missing.txt" if problem == "cap-table" else "junk.o") in p.stderr
+    assert LINKER_SAYS not in p.stdout + p.stderr
+    assert no_outputs(tmp_path / "fw.elf", tmp_path / "x.elf")
+    assert temp_leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("option", [["-Map", "fw.map"], ["-Map=fw.map"], ["--dependency-file",
                                     "fw.d"]], ids=["Map", "Map=", "dependency-file"])
 def test_prelink_finding_with_a_linker_that_writes_other_files_never_starts_it(tmp_path,
