@@ -241,12 +241,13 @@ def find_lib(name: str, dirs: list[str], static_only: bool) -> str | None:
 
 
 # Words in an option that may make the linker (or the compiler driver in front of it) write a
-# file besides its output, or keep one: a map, a dependency file, an import library, a
-# reproduction archive, statistics, LTO's saved temporaries or cache, a trace. Too wide on
-# purpose: a word matched only costs the overlap below.
+# file besides its output, keep one, or run something: a map, a dependency file, an import
+# library, a reproduction archive, statistics, LTO's saved temporaries or cache, a trace, a
+# separate debug file (mold), lld's error-handling script. Too wide on purpose: a word
+# matched only costs the overlap below.
 _SIDE_OUTPUT_WORDS = ("map", "depend", "implib", "reproduce", "why-extract", "stats",
                       "save-temps", "lto", "plugin", "dump", "trace", "cache", "print",
-                      "incremental", "time-")
+                      "incremental", "time-", "debug-file", "error-handling")
 
 
 def writes_only_output(argv: list[str]) -> bool:

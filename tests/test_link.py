@@ -808,8 +808,11 @@ def test_prelink_finding_with_a_linker_that_writes_other_files_never_starts_it(t
     (["ld.lld", "--why-extract=w.txt", "a.o", "-o", "fw.elf"], False),
     (["gcc", "-flto", "-save-temps", "a.o", "-o", "fw.elf"], False),
     (["clang", "-Wl,--thinlto-cache-dir=c", "a.o", "-o", "fw.elf"], False),
+    (["mold", "--separate-debug-file", "a.o", "-o", "fw.elf"], False),
+    (["ld.lld", "--error-handling-script=./on-error.sh", "a.o", "-o", "fw.elf"], False),
 ], ids=["kbuild-vmlinux", "kbuild-module", "driver", "Map", "lld-Map", "Wl-Map", "Xlinker-Map",
-        "dependency-file", "reproduce", "why-extract", "save-temps", "thinlto-cache"])
+        "dependency-file", "reproduce", "why-extract", "save-temps", "thinlto-cache",
+        "separate-debug-file", "error-handling-script"])
 def test_which_linker_commands_may_start_before_the_checks(argv, only):
     from altlink import linkcmd
 
