@@ -84,7 +84,10 @@ def image_alone_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
     refuse): each entry's checks as for an object's, the sites they share, then the
     image-wide checks; added to ``ck``. ``fast`` runs ``check_entry`` only on the entries
     ``may_find`` keeps, and ``check_overlaps`` only where two sites overlap
-    (``sites_overlap``); ``fast=False`` (the reference) runs both over every entry."""
+    (``sites_overlap``); ``fast=False`` (the reference) runs both over every entry.
+    numpy is imported first where ALT017's scan will use it, so that naming a callback or a
+    linker's stub indexes the image's symbols from their columns (``symbols.column_index``)."""
+    branches.preload(sum(s.size for s in _code_sections(inp)))
     if fast:
         for pos, e in may_find(ck, inp):
             check_entry(ck, inp, pos, e)
@@ -265,7 +268,7 @@ def check_branches_into_replacements(ck: Checks, inp: Input, scan=None) -> None:
             return ranges[i][2]
         return None
 
-    code = [s for s in inp.elf.sections if s.executable and s.size and s.type != SHT_NOBITS]
+    code = _code_sections(inp)
     scan = scan or branches.scanner(sum(s.size for s in code))
     for sec in code:
         for pc, _word, tgt in scan(inp.elf.section_data(sec), sec.addr, starts, ends):
@@ -283,6 +286,11 @@ def check_branches_into_replacements(ck: Checks, inp: Input, scan=None) -> None:
             ck.add("ALT017", f"{what} branches into the replacement of entry "
                    f"{dst.index} at {tgt:#x}, which runs only once copied to its site",
                    inp, ck.site_place(inp, dst), dst)
+
+def _code_sections(inp: Input) -> list:
+    """The sections ALT017's scan reads: code with contents."""
+    return [s for s in inp.elf.sections if s.executable and s.size and s.type != SHT_NOBITS]
+
 
 def check_callback_reach(ck: Checks, inp: Input) -> None:
     """ALT014: sanitizer hooks and alternative sites a callback reaches in an image."""

@@ -427,7 +427,27 @@ class ElfFile:
 
     def symbols_at_value(self, value: int) -> list[Symbol]:
         """The symbols whose value is ``value``, in table order (``list.index`` over the
-        values, at C speed)."""
+        values, at C speed). While the table is not decoded, its entries whose value field
+        holds those 8 bytes, found by searching the table for them (as ``find_symbols``);
+        ``symbols_at_value_py`` is the reference."""
+        sec = self.symtab
+        if self._symbols is None and sec is not None and sec.size % _SYM.size == 0 \
+                and 0 <= value < 1 << 64:
+            data = self.section_data(sec)
+            pattern = value.to_bytes(8, "little")
+            out = []
+            pos = data.find(pattern, 8)
+            while pos >= 0:
+                if pos % _SYM.size == 8:
+                    out.append(self.symbol(pos // _SYM.size))
+                    pos = data.find(pattern, pos + _SYM.size)
+                else:
+                    pos = data.find(pattern, pos + 1)
+            return out
+        return self.symbols_at_value_py(value)
+
+    def symbols_at_value_py(self, value: int) -> list[Symbol]:
+        """``symbols_at_value`` from the decoded symbols."""
         values = self._values
         if values is None:
             values = self._values = [s.value for s in self.symbols]

@@ -86,11 +86,25 @@ class Symbolizer:
 
     @cached_property
     def _addr_index(self) -> _Index:
-        """The symbols defined in a section (not undefined, absolute or common)."""
-        named, unnamed = _NAMED_TYPES, _UNNAMED_PREFIXES  # addressable, inline: 150,000
-        return _Index([s for s in self.elf.symbols
-                       if SHN_UNDEF < s.shndx < SHN_LORESERVE and s.type in named and s.name
-                       and not s.name.startswith(unnamed)])
+        """The symbols defined in a section (not undefined, absolute or common). From the
+        symbol table's columns (``column_index``) where the symbols are not decoded yet and
+        numpy is loaded; else from the symbols (``address_index``, the reference)."""
+        if self._columns_pay():
+            got = column_index(self.elf)
+            if got is not None:
+                return got
+        return address_index(self.elf)
+
+    def _columns_pay(self) -> bool:
+        """Whether ``column_index`` is the cheaper way to the index: a large symbol table not
+        decoded yet (its list of symbols would be made for the index alone), numpy loaded (a
+        large image's check has it for ALT017)."""
+        import sys
+
+        elf = self.elf
+        sec = elf.symtab
+        return elf._symbols is None and "numpy" in sys.modules and sec is not None \
+            and sec.size >= COLUMNS_FROM_SYMBOLS * 24
 
     def index_addresses(self) -> None:
         """Build the index that names addresses now (say, before a fork that both sides of
@@ -124,6 +138,121 @@ class Symbolizer:
 # The addresses function_at looks up among the symbols of their value before it builds the
 # index instead.
 DIRECT_LOOKUPS = 16
+# The symbols from which the index of addresses is made from the table's columns, when numpy
+# is loaded (Debian's vmlinux: 155,000 symbols, 0.25 s and 65 MB to decode them and index
+# them one by one; a tinyconfig kernel 33,000).
+COLUMNS_FROM_SYMBOLS = 20_000
+
+
+def address_index(elf: ElfFile) -> _Index:
+    """The index of the addressable symbols (``addressable``), made from the decoded symbols:
+    the reference for ``column_index``."""
+    named, unnamed = _NAMED_TYPES, _UNNAMED_PREFIXES  # addressable, inline: 150,000
+    return _Index([s for s in elf.symbols
+                   if SHN_UNDEF < s.shndx < SHN_LORESERVE and s.type in named and s.name
+                   and not s.name.startswith(unnamed)])
+
+
+class _ColumnIndex(_Index):
+    """``_Index`` over the values of the symbol table, each value's best symbol kept as its
+    index in the table and decoded when a lookup answers with it (``ElfFile.symbol``)."""
+
+    def __init__(self, elf: ElfFile, keys: list[int], best: list[int]) -> None:
+        self.elf = elf
+        self.keys = keys
+        self.best = best
+
+    @property
+    def syms(self) -> list[Symbol]:  # for the tests: the same list as _Index's
+        return [self.elf.symbol(i) for i in self.best]
+
+    def lookup(self, value: int) -> Symbol | None:
+        i = bisect_right(self.keys, value)
+        return self.elf.symbol(self.best[i - 1]) if i else None
+
+
+def column_index(elf: ElfFile) -> _Index | None:
+    """``address_index`` made from the symbol table's columns with numpy, without decoding a
+    symbol: which are addressable, and each value's best by ``rank`` (the name's bytes read in
+    the string table; names compared as text only where all else ties). None where the table
+    is not one this reads (an extended section index, a string table not all ASCII: its
+    lengths in bytes are not in characters), for ``address_index``."""
+    from altlink.branches import _numpy
+
+    np = _numpy()
+    sec = elf.symtab
+    if sec is None or sec.entsize not in (0, 24) or sec.size % 24 or not sec.size:
+        return None
+    strtab = elf.section_data(elf.section(sec.link)) if sec.link else b""
+    if not strtab.isascii() or not all(p.startswith("__") for p in _ALIAS_PREFIXES):
+        return None  # (the aliases are told apart below by their "__" first)
+    rec = np.frombuffer(elf.section_data(sec), dtype=np.dtype(
+        [("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
+         ("value", "<u8"), ("size", "<u8")]))
+    shndx = rec["shndx"]
+    if (shndx == 0xFFFF).any():  # SHN_XINDEX
+        return None
+    st_name = rec["name"].astype(np.int64)
+    size = len(strtab)
+    inside = st_name < size
+    # the string table with a NUL after it: a name read past its end stops there
+    text = np.frombuffer(strtab + b"\0" * 16, dtype=np.uint8)
+    at = np.where(inside, st_name, size)
+
+    def starts(where, prefix: str, skip: int = 0):
+        """Which of the names at offsets ``where`` start with ``prefix`` (its first ``skip``
+        bytes known to match)."""
+        m = np.ones(len(where), dtype=bool)
+        for k, ch in enumerate(prefix.encode()[skip:], skip):
+            m &= text[np.minimum(where + k, size)] == ch
+        return m
+
+    typ = rec["info"] & 0xF
+    bind = rec["info"] >> 4
+    c0, c1 = text[at], text[np.minimum(at + 1, size)]
+    keep = (shndx > SHN_UNDEF) & (shndx < SHN_LORESERVE) & inside & (c0 != 0) \
+        & np.isin(typ, _NAMED_TYPES)
+    for prefix in _UNNAMED_PREFIXES:
+        keep &= ~starts(at, prefix)
+    idx = np.flatnonzero(keep)
+    if not len(idx):
+        return _ColumnIndex(elf, [], [])
+    # the aliases' prefixes all start with "__": only those names are read further
+    under = np.flatnonzero((c0[idx] == 95) & (c1[idx] == 95))
+    alias = np.zeros(len(idx), dtype=bool)
+    where = at[idx[under]]
+    hits = np.zeros(len(under), dtype=bool)
+    for prefix in _ALIAS_PREFIXES:
+        hits |= starts(where, prefix, 2)
+    alias[under] = hits
+    nuls = np.flatnonzero(text[:size + 1] == 0)
+    length = nuls[np.searchsorted(nuls, st_name[idx])] - st_name[idx]
+    notfunc = (typ[idx] != STT_FUNC) & (typ[idx] != STT_GNU_IFUNC)
+    local = (bind[idx] != STB_GLOBAL) & (bind[idx] != STB_WEAK)
+    values = rec["value"][idx]
+    order = np.lexsort((idx, length, local, notfunc, alias, values))
+    values, idx = values[order], idx[order]
+    ranks = np.stack([alias[order], notfunc[order], local[order], length[order]])
+    first = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    best = idx[first]
+    # where the second of a value ties with its first on all but the name, the names decide
+    nxt = first + 1
+    ok = nxt < len(values)
+    tied = first[ok][(values[nxt[ok]] == values[first[ok]])
+                     & (ranks[:, nxt[ok]] == ranks[:, first[ok]]).all(axis=0)]
+    if len(tied):
+        pos = np.searchsorted(first, tied).tolist()
+        best = best.tolist()
+        for k, f in zip(pos, tied.tolist()):
+            g = f
+            while g + 1 < len(values) and values[g + 1] == values[f] \
+                    and (ranks[:, g + 1] == ranks[:, f]).all():
+                g += 1
+            names = [(elf.symbol(int(i)).name, int(i)) for i in idx[f:g + 1]]
+            best[k] = min(names)[1]
+    else:
+        best = best.tolist()
+    return _ColumnIndex(elf, values[first].tolist(), best)
 
 
 def addressable(s: Symbol) -> bool:

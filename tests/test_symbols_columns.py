@@ -1,7 +1,14 @@
 """The symbol table read a column at a time (``elf._symbols_by_column``, at C speed) gives the
 same symbols as the reading one symbol at a time, on the committed kernel modules, an image
 of the toolchain, and Debian's vmlinux when it has been fetched (48,000 of its 155,000 names
-are tails of longer names, as the linker shares them)."""
+are tails of longer names, as the linker shares them).
+
+The symbols of one value found in the table's bytes (``ElfFile.symbols_at_value`` before the
+table is decoded) are those of the decoded table (``symbols_at_value_py``). The index that
+names addresses made from the table's columns with numpy
+(``symbols.column_index``, no symbol decoded) is the index made from the decoded symbols
+(``symbols.address_index``): the same values, the same best symbol for each (aliases, ties
+broken by name), the same answers between them; on the same files and the kernel builds."""
 from __future__ import annotations
 
 import shutil
@@ -26,6 +33,53 @@ def test_kernel_modules():
     assert sum(same(m) for m in SLICE_MODULES) > 1000
 
 
+def same_index(path) -> int:
+    """``column_index`` against ``address_index``; returns the number of values indexed."""
+    from altlink import symbols
+
+    got = symbols.column_index(read_elf(str(path)))
+    ref = symbols.address_index(read_elf(str(path)))
+    assert got is not None
+    assert got.keys == ref.keys
+    assert got.syms == ref.syms
+    step = max(1, len(ref.keys) // 3000)
+    for v in [*ref.keys[::step], 0, 1 << 63]:
+        for addr in (v - 1, v, v + 2):
+            assert got.lookup(addr) == ref.lookup(addr), hex(addr)
+    # The symbols of one value, found in the table's bytes while it is not decoded
+    fresh, decoded = read_elf(str(path)), read_elf(str(path))
+    for v in [*ref.keys[::step * 4], 0, 1 << 63]:
+        assert fresh.symbols_at_value(v) == decoded.symbols_at_value_py(v), hex(v)
+    assert fresh._symbols is None and decoded._symbols is not None
+    return len(ref.keys)
+
+
+def test_index_of_kernel_modules():
+    assert sum(same_index(m) for m in SLICE_MODULES) > 1000
+
+
+@pytest.mark.kernel_build
+@pytest.mark.timeout(3600)
+def test_index_of_the_kernel_builds(kernel_build):
+    assert same_index(kernel_build.out / "vmlinux") > 10_000
+
+
+def test_index_of_debians_vmlinux():
+    kdir = full_kernel()
+    if kdir is None:
+        pytest.skip("Debian's kernel is not fetched (tools/fetch_kernel.py)")
+    assert same_index(kdir / "vmlinux") > 100_000
+    # A large image's namer indexes it from the columns once numpy is loaded, and decodes
+    # none of its symbols for that.
+    from altlink import branches, symbols
+
+    branches.preload(1 << 30)
+    elf = read_elf(str(kdir / "vmlinux"))
+    names = symbols.Symbolizer(elf)
+    assert names.function_at(next(iter(names._addr_index.keys))) is not None
+    assert isinstance(names._addr_index, symbols._ColumnIndex) and elf._symbols is None
+
+
 @pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-ld"), reason="no AArch64 toolchain")
 def test_an_image_with_a_name_that_is_not_ascii(tmp_path):
     # A string table that is not all ASCII is split byte by byte (offsets are not characters).
@@ -36,6 +90,9 @@ def test_an_image_with_a_name_that_is_not_ascii(tmp_path):
     assert same(image) >= 4
     names = {s.name for s in read_elf(str(image)).symbols}
     assert {"__pi_memcpy", "memcpy", "x\u00e9t\u00e9"} <= names
+    from altlink import symbols  # its lengths in bytes are not in characters: not read so
+
+    assert symbols.column_index(read_elf(str(image))) is None
 
 
 def test_debians_vmlinux():
@@ -90,6 +147,7 @@ table:	.quad 0
 """)
     image = link([compile(src, tmp_path / "f.o")], tmp_path / "f.elf")
     assert same_functions(image) >= 4
+    assert same_index(image) >= 4  # _start and memcpy tie but for their names
     from altlink.symbols import Symbolizer
 
     elf = read_elf(str(image))
