@@ -171,6 +171,37 @@ def test_out_of_order(tmp_path, monkeypatch, compared):
     assert res.linked and compared == [[]]
 
 
+def planted_links(tmp_path):
+    """Links with a problem for the cross-check planted: (command, the codes it finds)."""
+    obj = asm(tmp_path, "main", MAIN_S)
+    nokeep = write(tmp_path / "nokeep.ld", NO_KEEP_LD)
+    far = asm(tmp_path, "far", far_source("bl", True))
+    far_ld = write(tmp_path / "far.ld", FAR_LD)
+    yield linker_command("ld", [obj], "x.elf", nokeep, ["--gc-sections"]), {"ALT013"}
+    yield linker_command("ld", [far], "x.elf", far_ld), {"ALT016"}
+
+
+def test_the_forked_cross_check_finds_what_the_one_in_process_finds(tmp_path, monkeypatch):
+    """The cross-check runs in a forked copy where it costs enough to be worth it: its
+    findings come back whole (messages, places, entries) and the image's view of an entry it
+    reported is still not repeated."""
+    monkeypatch.chdir(tmp_path)
+    forks: list[int] = []
+    real_start = link_mod.forkmap.Forked.start
+    monkeypatch.setattr(link_mod.forkmap.Forked, "start",
+                        lambda self: forks.append(1) or real_start(self))
+    for k, (cmd, codes) in enumerate(planted_links(tmp_path)):
+        got = {}
+        for forked in (True, False):
+            monkeypatch.setattr(link_mod, "FORK_CROSS_CHECK_FROM", 0 if forked else 1e9)
+            forks.clear()
+            res = run_link(tmp_path, cmd, f"fw{k}.elf")
+            assert bool(forks) == forked
+            got[forked] = [astuple(f) for f in res.findings]
+        assert got[True] == got[False]
+        assert {f[0] for f in got[True]} == codes, got[True]
+
+
 @pytest.mark.kernel_build
 @pytest.mark.timeout(3600)
 def test_kernel_build(kernel_build):
