@@ -8,6 +8,7 @@ name and renamed into place only when every check has passed.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -92,6 +93,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         # numpy, for the image's ALT017 scan, is imported while the linker runs.
         numpy_import = branches.prefetch(sum(s.size for o in objects for s in o.sections
                                              if s.executable))
+        _remove_earlier_outputs(req, cmd)
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
@@ -132,6 +134,17 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         if writer is not None:
             writer.cancel()  # before the temporary files go: it writes some of them
         start.close()  # stops a linker still running (it writes one), removes the files
+
+
+def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
+    """The outputs of an earlier link removed while the linker runs (as ld removes its output
+    before it writes): this link replaces them, or, failing, removes them all the same
+    (``cli.cmd_link``), and freeing an image's blocks is then not on the link's path. A
+    target that is also read (an input, a script, a ``--symbols-from`` image) stays until it
+    is replaced."""
+    targets = [p for p in (req.output, req.manifest, req.binary) if p]
+    read = {os.path.realpath(p) for p in (*cmd.inputs, *cmd.scripts, *req.symbols_from)}
+    outputs.remove_stale([p for p in targets if os.path.realpath(p) not in read])
 
 
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
