@@ -24,10 +24,6 @@ class Linker:
         self.proc: subprocess.Popen | None = None
         self.held_stdout = False
 
-    @property
-    def started(self) -> bool:
-        return self.proc is not None
-
     def start(self, hold_stdout: bool = False) -> None:
         """Start it with signals held, once the caller holds this object: an interrupt then
         comes after ``proc`` is known, so the caller's clean-up stops the linker, which would
