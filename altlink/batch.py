@@ -137,8 +137,8 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
 
         records, _profile, more = collect(objects, options, images, cache_dir)
         findings += more
-        stats["entries"] += sum(len(r.digest) for r in records)
-        stats["callbacks"] += sum(d.alt_len == 0 for r in records for d in r.digest)
+        stats["entries"] += sum(r.entries for r in records)
+        stats["callbacks"] += sum(r.callbacks for r in records)
     stats.update(objects=len(objects), images=0)
     for img in (e for e in loaded if e.type != ET_REL):
         inp = Input.load(img)

@@ -15,6 +15,7 @@ the options, never by path.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import os
 import pickle
@@ -33,7 +34,7 @@ from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input
 from altlink.symbolspace import definitions
 
-RECORD_FORMAT = 2  # 2: objects have their ALT017 findings
+RECORD_FORMAT = 3  # 2: objects have their ALT017 findings; 3: the digest kept packed
 
 
 class Anchor(NamedTuple):
@@ -70,6 +71,12 @@ class EntryDigest(NamedTuple):
     alt_relocs: tuple | None  # per word: None, True (relocated), or a Target (a branch)
 
 
+# The columns of an entry's digest that a record keeps apart from the others: what checking a
+# record's findings (``ObjectRecord.consistent``) and counting its entries need.
+_SUMMARY = ("index", "cap_raw", "orig_len", "alt_len")
+_PACKED = tuple(f for f in EntryDigest._fields if f != "pos" and f not in _SUMMARY)
+
+
 @dataclass
 class ObjectRecord:
     path: str
@@ -78,9 +85,21 @@ class ObjectRecord:
     table_findings: list[Finding]
     findings: list  # Finding | Deferred, in the order the checks made them
     defines: dict[str, tuple[int, str | None, bool]]  # global name: (type, section, exec)
+    # A property (below): a record read back keeps its digest packed (``_packed``) until the
+    # digest is first asked for (the cross-check does; ``altlink check`` of objects does not).
     digest: list[EntryDigest]
     _load: Callable | None = field(default=None, repr=False, compare=False)
     _input: object = field(default=None, repr=False, compare=False)
+    # (summary columns, packed columns, the records to unpack with it or None): the record's
+    # plain data, until the digest is made
+    _packed: tuple | None = field(default=None, repr=False, compare=False)
+    # the profile the record was made under: to make the digest again from the object,
+    # where the packed one proves damaged
+    _profile: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._digest is not None:  # given (``dataclasses.replace`` too): nothing packed
+            self._packed = None
 
     def full(self):
         """The object's Input, read again where a rare path needs more than the record."""
@@ -94,23 +113,45 @@ class ObjectRecord:
         ``full`` was asked), else None."""
         return self._input
 
+    def summary(self) -> tuple[tuple, tuple, tuple, tuple]:
+        """The entries' index, cap_raw, orig_len and alt_len columns, without making the
+        digest where it is still packed."""
+        if self._packed is not None:
+            return self._packed[0]
+        if not self._digest:
+            return ((), (), (), ())
+        cols = tuple(zip(*self._digest))
+        return tuple(cols[EntryDigest._fields.index(f)] for f in _SUMMARY)  # type: ignore
+
+    @property
+    def entries(self) -> int:
+        return len(self.summary()[0])
+
+    @property
+    def callbacks(self) -> int:
+        """The entries with no replacement (``alt_len`` 0)."""
+        return self.summary()[3].count(0)
+
     # -- plain data for the cache: tuples, and the named tuples of _RECORD_TYPES (_NoGlobals) ---
     def to_plain(self) -> tuple:
         fs = [_finding_plain(f, self.path) for f in self.table_findings]
         es = [f if isinstance(f, Deferred) else _finding_plain(f, self.path)
               for f in self.findings]
-        return (RECORD_FORMAT, self.is_module, self.flags, fs, es, self.defines, self.digest)
+        summary, packed = self._packed[:2] if self._packed else _pack(self._digest)
+        return (RECORD_FORMAT, self.is_module, self.flags, fs, es, self.defines, summary,
+                packed)
 
     @classmethod
     def from_plain(cls, path: str, t: tuple) -> ObjectRecord:
         """The record from its plain data; a ValueError when any field is not of the shape
-        ``to_plain`` gives (``valid_plain``)."""
+        ``to_plain`` gives (``valid_plain``). The digest stays packed: it is checked when it
+        is unpacked (``digest``)."""
         if not valid_plain(t):
             raise ValueError("not a record of this format")
-        fmt, is_module, flags, fs, es, defines, digest = t
+        fmt, is_module, flags, fs, es, defines, summary, packed = t
         return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs],
                    [f if isinstance(f, Deferred) else _finding_from(f, path) for f in es],
-                   defines, digest)
+                   defines, None, _packed=(summary, packed, None))
 
     def consistent(self, profile) -> bool:
         """Whether the findings hold what the entries' own fields decide: a static entry whose
@@ -119,11 +160,110 @@ class ObjectRecord:
         A record whose findings were lost or cut fails this."""
         own = {f.entry for f in self.findings
                if isinstance(f, Finding) and f.severity == ERROR and f.entry is not None}
-        for d in self.digest:
-            callback = profile.is_callback(d.cap_raw)
-            if (d.alt_len != 0 if callback else d.alt_len != d.orig_len) and d.index not in own:
+        is_callback = profile.is_callback
+        for index, cap_raw, orig_len, alt_len in zip(*self.summary()):
+            if (alt_len != 0 if is_callback(cap_raw) else alt_len != orig_len) \
+                    and index not in own:
                 return False
         return True
+
+
+def _get_digest(rec: ObjectRecord) -> list[EntryDigest]:
+    if rec._digest is None:
+        summary, packed, group = rec._packed
+        if group:
+            _unpack_group(group)
+            if rec._digest is not None:
+                return rec._digest
+        got = _unpack(summary, packed)
+        if got is None:  # damaged: made again from the object, as the cache would
+            if rec._profile is None or rec._load is None:
+                raise ValueError(f"{rec.path}: the record's digest is damaged")
+            got = digest(rec.full(), rec._profile)
+        rec._digest = got
+        rec._packed = None
+    return rec._digest
+
+
+def _set_digest(rec: ObjectRecord, value) -> None:
+    rec._digest = value
+
+
+ObjectRecord.digest = property(_get_digest, _set_digest)  # type: ignore[assignment]
+
+
+def _pack(digest: list[EntryDigest]) -> tuple[tuple, bytes]:
+    """A digest as plain data: the summary columns (``_SUMMARY``), and the others pickled
+    into bytes (``_PACKED``), read only when the digest is asked for."""
+    if not digest:
+        cols: dict = {f: () for f in EntryDigest._fields}
+    else:
+        cols = dict(zip(EntryDigest._fields, zip(*digest)))
+    packed = pickle.dumps(tuple(cols[f] for f in _PACKED), protocol=pickle.HIGHEST_PROTOCOL)
+    return tuple(cols[f] for f in _SUMMARY), packed
+
+
+def _packed_columns(summary: tuple, packed: bytes) -> tuple | None:
+    """The packed columns of ``_pack``, each as long as the summary's; None where they are
+    not that (damaged, or written by other code)."""
+    try:
+        cols = _NoGlobals(io.BytesIO(packed)).load()
+    except Exception:  # noqa: BLE001 - damaged: the caller makes the digest again
+        return None
+    n = len(summary[0])
+    if type(cols) is not tuple or len(cols) != len(_PACKED) or \
+            any(type(c) is not tuple or len(c) != n for c in cols):
+        return None
+    return cols
+
+
+def _in_order(summaries: list[tuple], packs: list[tuple]) -> list[tuple]:
+    """The digest's columns but for the positions, in EntryDigest's order, each the given
+    objects' columns end to end."""
+    chain = itertools.chain.from_iterable
+    by_name = {f: tuple(chain(s[k] for s in summaries)) for k, f in enumerate(_SUMMARY)}
+    by_name.update((f, tuple(chain(p[k] for p in packs))) for k, f in enumerate(_PACKED))
+    return [by_name[f] for f in EntryDigest._fields[1:]]
+
+
+def _unpack(summary: tuple, packed: bytes) -> list[EntryDigest] | None:
+    """The digest from ``_pack``'s data (the summary already checked by ``valid_plain``);
+    None where the packed columns are not of the shape ``_pack`` gives (``digests_ok``)."""
+    cols = _packed_columns(summary, packed)
+    if cols is None:
+        return None
+    got = list(map(partial(tuple.__new__, EntryDigest),
+                   zip(range(len(summary[0])), *_in_order([summary], [cols]))))
+    return got if digests_ok(got) else None
+
+
+def _unpack_group(group: list[ObjectRecord]) -> None:
+    """The packed digests of records read back together (``records_of``), unpacked and
+    checked at once (``columns_ok`` over all their columns end to end: a check per object
+    costs more than the object's entries). Where that fails, or a record's columns are not
+    of the right shape, the record is left to be unpacked alone (``_unpack``)."""
+    todo, summaries, packs = [], [], []
+    for r in group:
+        if r._digest is None and r._packed is not None:
+            summary, packed, _ = r._packed
+            r._packed = (summary, packed, None)  # whatever comes of it: unpacked alone after
+            cols = _packed_columns(summary, packed)
+            if cols is not None:
+                todo.append(r)
+                summaries.append(summary)
+                packs.append(cols)
+    if not todo:
+        return
+    cols = _in_order(summaries, packs)
+    if not columns_ok(*cols):
+        return
+    pos = itertools.chain.from_iterable(range(len(s[0])) for s in summaries)
+    every = list(map(partial(tuple.__new__, EntryDigest), zip(pos, *cols)))
+    start = 0
+    for r, s in zip(todo, summaries):
+        end = start + len(s[0])
+        r._digest, r._packed = every[start:end], None
+        start = end
 
 
 # -- what a record read from a file must look like: every field, its type and its shape -------
@@ -180,10 +320,11 @@ def _digest_ok(pos: int, d) -> bool:
 def valid_plain(t) -> bool:
     """Whether ``t`` has the shape of ``ObjectRecord.to_plain``, field by field: a record
     file that was damaged, edited or written by other code is made again, never trusted
-    (a string where the flags go would only fail later, deep in a check)."""
-    if type(t) is not tuple or len(t) != 7 or t[0] != RECORD_FORMAT:
+    (a string where the flags go would only fail later, deep in a check). The packed columns
+    of the digest are only bytes here: they are checked when unpacked (``_unpack``)."""
+    if type(t) is not tuple or len(t) != 8 or t[0] != RECORD_FORMAT:
         return False
-    _, is_module, flags, fs, es, defines, digest = t
+    _, is_module, flags, fs, es, defines, summary, packed = t
     return (type(is_module) is bool and _tuple_of(lambda f: _int(f) and f >= 0, flags)
             and type(fs) is list and all(_finding_ok(f) for f in fs)
             and type(es) is list
@@ -192,7 +333,9 @@ def valid_plain(t) -> bool:
             and type(defines) is dict
             and all(_str(k) and type(v) is tuple and len(v) == 3 and _int(v[0])
                     and _opt(_str, v[1]) and type(v[2]) is bool for k, v in defines.items())
-            and type(digest) is list and digests_ok(digest))
+            and type(summary) is tuple and len(summary) == len(_SUMMARY)
+            and all(type(c) is tuple and _types(c) <= {int} for c in summary)
+            and len(set(map(len, summary))) == 1 and type(packed) is bytes)
 
 
 def digests_ok_py(digest: list) -> bool:
@@ -225,10 +368,16 @@ def digests_ok(digest: list) -> bool:
         return True
     if _types(digest) != {EntryDigest}:
         return False
-    (pos, index, table_section, cap_raw, orig_len, alt_len, site_section, site_offset,
-     site_words, site_anchor, alt_symbol, alt_defined, alt_words, alt_relocs) = zip(*digest)
-    if pos != tuple(range(len(digest))):
-        return False
+    pos, *cols = zip(*digest)
+    return pos == tuple(range(len(digest))) and columns_ok(*cols)
+
+
+def columns_ok(index, table_section, cap_raw, orig_len, alt_len, site_section, site_offset,
+               site_words, site_anchor, alt_symbol, alt_defined, alt_words, alt_relocs
+               ) -> bool:
+    """``digests_ok`` but for the positions, over the digest's columns (of one object, or of
+    many objects' digests end to end: the records read back by one link are checked at once,
+    ``_unpack_group``)."""
     for col in (index, cap_raw, orig_len, alt_len, site_offset):
         if _types(col) != {int}:
             return False
@@ -450,6 +599,7 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
             todo.append(i)
         else:
             out[i]._load = partial(Input.load, elf)
+            out[i]._profile = options.profile
     # The ALT017 scans of the objects whose records are made (whole sections where the
     # replacements live in .text): numpy, when they are worth it, imported before any fork.
     # A link whose records are all kept imports nothing here.
@@ -464,6 +614,9 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
             out[i] = make_record(inp, options)
             if cache is not None:
                 cache.put(where[i], out[i])
+    group = [r for r in out if r is not None and r._packed is not None]
+    for r in group:
+        r._packed = (*r._packed[:2], group)
     return out  # type: ignore[return-value]
 
 
@@ -482,6 +635,7 @@ def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, w
         for i, got in zip(share, res):
             out[i] = got if k == 0 else ObjectRecord.from_plain(objects[i].path, got)
             out[i]._load = partial(Input.load, objects[i])
+            out[i]._profile = options.profile
 
 
 def _make_share(objects: list[ElfFile], options, cache, where, share: list[int]) -> list:

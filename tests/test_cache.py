@@ -213,7 +213,7 @@ def test_a_damaged_or_hostile_record_is_made_again(tmp_path, monkeypatch):
         def __reduce__(self):
             return (os.system, ("touch pwned",))
 
-    wrong_shape = (records.RECORD_FORMAT, False, (), [], [], {}, ["not a digest"])
+    wrong_shape = (records.RECORD_FORMAT, False, (), [], [], {}, (("x",), (), (), ()), b"")
     for damage in (b"", rec.read_bytes()[:20], b"not a pickle", pickle.dumps(Boom()),
                    pickle.dumps((records.RECORD_FORMAT + 1, "future")),
                    pickle.dumps(wrong_shape)):

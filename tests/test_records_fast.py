@@ -8,9 +8,19 @@ What is checked:
   of its objects: both accept them;
 - every field of such a digest replaced by values of the wrong type or shape, one at a time:
   both refuse it, or both accept it.
+
+A record read back keeps its digest packed (its columns pickled apart) until the digest is
+asked for; what is checked of that:
+- unpacked, it is the digest made from the object, for the toolchain-built objects and the
+  kernel build's, and the summary columns and counts are the digest's;
+- packed columns that are damaged (not a pickle, the wrong number of columns or entries, a
+  field of the wrong type) are never used: the digest is made again from the object, the
+  same as without the cache.
 """
 from __future__ import annotations
 
+import os
+import pickle
 import shutil
 
 import kbuild
@@ -31,7 +41,19 @@ V61 = ("--abi", "linux-v6.1", "--ncaps", "80")
 
 def digests(paths, opts) -> list[list[EntryDigest]]:
     recs, _, _ = collect([read_elf(str(p)) for p in paths], opts, [], None)
+    for r in recs:
+        assert_unpacks_the_same(r)
     return [r.digest for r in recs]
+
+
+def assert_unpacks_the_same(rec) -> None:
+    """A record made now, as plain data (the cache's) and back: its digest unpacks the same."""
+    back = records.ObjectRecord.from_plain(rec.path, rec.to_plain())
+    assert back._packed is not None  # not unpacked yet
+    assert (back.summary(), back.entries, back.callbacks) == \
+        (rec.summary(), len(rec.digest), sum(d.alt_len == 0 for d in rec.digest))
+    assert back.digest == rec.digest and back._packed is None
+    assert back == rec
 
 
 def toolchain_digests(tmp_path) -> list[list[EntryDigest]]:
@@ -90,3 +112,55 @@ def test_both_refuse_the_same_damage(tmp_path):
               else [one[0]._replace(pos=1)], [*one, *one]):
         assert records.digests_ok(d) == records.digests_ok_py(d) is False
     assert refused > tried // 2 and refused < tried  # some damage is still a good shape
+
+
+def _damaged_packs(packed: bytes, n: int) -> list[bytes]:
+    cols = pickle.loads(packed)
+    out = [b"", packed[:len(packed) // 2], b"not a pickle", pickle.dumps(cols[:-1]),
+           pickle.dumps(list(cols)), pickle.dumps(tuple(c[:-1] for c in cols))]
+    for k in range(len(cols)):  # each packed column with a value of the wrong type
+        out.append(pickle.dumps(tuple(c if j != k else (b"x", *c[1:])
+                                      for j, c in enumerate(cols))))
+    assert n > 0
+    return out
+
+
+def test_a_damaged_packed_digest_is_made_again_from_the_object(tmp_path, monkeypatch):
+    """Two objects' records read back together: one with its packed columns damaged (each
+    damage in turn), the other intact. The records' digests are unpacked together; the
+    damaged one is made again from its object, the intact one is unpacked as it is."""
+    objs = [asm(tmp_path, "g", far_source("bl", True)), asm(tmp_path, "l", far_source("b", False))]
+    opts = options("--abi", "linux-v4.17", "--ncaps", "4")
+    want = digests(objs, opts)
+    cache = tmp_path / "cache"
+    collect([read_elf(str(p)) for p in objs], opts, [], str(cache))
+    files = {pickle.loads(p.read_bytes())[7]: p for p in cache.rglob("*") if p.is_file()}
+    assert len(files) == 2
+    path = max(files.values(), key=lambda p: p.stat().st_size)
+    plain = pickle.loads(path.read_bytes())  # altlink's own record: trusted here
+    made = []
+    real = records.digest
+
+    def counting(inp, profile):
+        made.append(os.path.basename(inp.path))
+        return real(inp, profile)
+
+    monkeypatch.setattr(records, "digest", counting)
+
+    def read_back():
+        recs, _, _ = collect([read_elf(str(p)) for p in objs], opts, [], str(cache))
+        assert all(r._packed is not None for r in recs)  # the records themselves read back
+        return recs
+
+    damaged = _damaged_packs(plain[7], len(plain[6][0]))
+    for bad in damaged:
+        path.write_bytes(pickle.dumps((*plain[:7], bad)))
+        assert [r.digest for r in read_back()] == want
+    assert len(made) == len(damaged) and len(set(made)) == 1
+    path.write_bytes(pickle.dumps(plain))  # and the record as altlink wrote it: unpacked
+    assert [r.digest for r in read_back()] == want and len(made) == len(damaged)
+    # each alone, as a record that is not read back with others is
+    for r in read_back():
+        r._packed = (*r._packed[:2], None)
+        assert r.digest in want
+    assert len(made) == len(damaged)

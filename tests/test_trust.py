@@ -150,8 +150,10 @@ def _edit_record(path: Path, edit) -> None:
     pytest.param(lambda t: t.__setitem__(4, []), id="findings-removed"),
     pytest.param(lambda t: t.__setitem__(4, [t[4][0][:3] + (None,) + t[4][0][4:]]),
                  id="message-not-a-string"),
-    pytest.param(lambda t: t.__setitem__(6, [t[6][0]._replace(orig_len="4")]),
+    pytest.param(lambda t: t.__setitem__(6, (t[6][0], t[6][1], ("4", *t[6][2][1:]), t[6][3])),
                  id="digest-length-a-string"),
+    pytest.param(lambda t: t.__setitem__(6, (t[6][0], t[6][1], t[6][2], ())),
+                 id="digest-columns-cut"),
     pytest.param(lambda t: t.__setitem__(5, {"f": (2, ".text")}), id="definition-short"),
 ])
 def test_a_record_of_the_wrong_shape_is_made_again(tmp_path, monkeypatch, edit):
