@@ -2,12 +2,14 @@
 land in given address ranges: the word scan behind ALT017 (a branch into a replacement).
 
 A kernel's text is millions of words, of which a fifth are branches, and the few that matter
-are those into a replacement. Two implementations give the same answer:
+are those into a replacement. Three implementations give the same answer:
 
 - :func:`into_ranges_py`, the reference: one word at a time, each decoded by ``insn``.
 - :func:`into_ranges_np`, the same scan over the whole section at C speed with numpy (the
   opcode masks, the displacements and the range lookup are array operations); a Python loop
   only for the branches it finds in a range.
+- :func:`into_ranges_bytes`, without numpy: the branches found by their opcode byte at C
+  speed, each of them decoded in Python (for code too small to be worth numpy's import).
 
 :func:`into_ranges` picks by size: numpy takes longer to import than the reference takes
 over a small image (docs/performance.md, "ALT017").
@@ -49,7 +51,7 @@ def scanner(code_bytes: int):
     words = code_bytes // 4
     if words >= NUMPY_FROM_WORDS or (words >= NUMPY_LOADED_FROM_WORDS and "numpy" in sys.modules):
         return into_ranges_np
-    return into_ranges_py
+    return into_ranges_bytes
 
 
 def preload(code_bytes: int) -> None:
@@ -125,6 +127,33 @@ def into_ranges_py(data, addr: int, starts: list[int], ends: list[int]) -> list[
     return out
 
 
+def into_ranges_bytes(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:
+    """:func:`into_ranges` without numpy: the words whose opcode byte is a branch's are found
+    at C speed (``bytes.translate``, then ``find``), and only those are decoded, as the
+    reference decodes them."""
+    if not starts:
+        return []
+    lo, hi = starts[0], max(ends)
+    n = len(data) // 4
+    marks = bytes(data[3:4 * n:4]).translate(_IS_BRANCH)
+    out = []
+    find, unpack_from, target = marks.find, _WORD.unpack_from, insn.target
+    i = find(1)
+    while i >= 0:
+        word = unpack_from(data, 4 * i)[0]
+        pc = addr + 4 * i
+        tgt = target(word, pc)
+        if tgt is not None and lo <= tgt < hi:
+            j = bisect_right(starts, tgt) - 1
+            if j >= 0 and tgt < ends[j]:
+                out.append((pc, word, tgt))
+        i = find(1, i + 1)
+    return out
+
+
+_WORD = struct.Struct("<I")
+
+
 # The opcode byte (bits 31:24) of each immediate branch: 1 B/BL (imm26), 2 B.cond, BC.cond,
 # CB(N)Z (imm19 at bit 5), 3 TB(N)Z (imm14 at bit 5); as maybe_branch and insn.decode.
 _KIND = bytearray(256)
@@ -136,6 +165,7 @@ for _b in range(256):
     elif _b & 0x7E == 0x36:
         _KIND[_b] = 3
 _KIND = bytes(_KIND)
+_IS_BRANCH = bytes(min(k, 1) for k in _KIND)  # 1 where maybe_branch holds
 
 
 def into_ranges_np(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:

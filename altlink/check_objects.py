@@ -77,8 +77,14 @@ def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:
         scan = scan or branches.scanner(len(data))
         found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
                  if reloc_at(off) is None]
+        # Each word's opcode byte says at once whether it may be a branch (maybe_branch): a
+        # replacement with none is passed without a word's decoding.
+        marks = data[3:len(data) // 4 * 4:4].translate(branches._IS_BRANCH)
         for lo, hi, _e in ranges:
-            for off in range(lo - lo % 4, min(hi, len(data) - 3), 4):
+            start, stop = lo - lo % 4, min(hi, len(data) - 3)
+            if 0 <= start < stop and 1 not in marks[start // 4:(stop + 3) // 4]:
+                continue
+            for off in range(start, stop, 4):
                 if not branches.maybe_branch(int.from_bytes(data[off:off + 4], "little")):
                     continue
                 r = reloc_at(off)

@@ -1,4 +1,5 @@
-"""The numpy scan of ALT017 (``branches.into_ranges_np``) gives what the per-word reference
+"""The numpy scan of ALT017 (``branches.into_ranges_np``) and the scan by opcode bytes
+(``branches.into_ranges_bytes``) give what the per-word reference
 (``branches.into_ranges_py``) gives, on every input the tests have: words of every branch
 form at addresses that wrap, the synthetic firmware of the benchmark, the sample firmware, the
 committed kernel modules, and Debian's vmlinux when it has been fetched.
@@ -59,6 +60,7 @@ def same_scan(elf, at_zero: bool = False, step: int = 96) -> int:
         data = elf.section_data(s)
         got = branches.into_ranges_np(data, b, starts, ends)
         assert got == branches.into_ranges_py(data, b, starts, ends), s.name
+        assert got == branches.into_ranges_bytes(data, b, starts, ends), s.name
         total += len(got)
     return total
 
@@ -67,11 +69,11 @@ def same_findings(path, profile: Profile) -> list:
     """ALT017 of the image with each scan: the same findings."""
     inp = Input.load(read_elf(str(path)))
     out = []
-    for scan in (branches.into_ranges_np, branches.into_ranges_py):
+    for scan in (branches.into_ranges_np, branches.into_ranges_py, branches.into_ranges_bytes):
         ck = Checks(Options(profile))
         check_branches_into_replacements(ck, inp, scan)
         out.append(ck.findings)
-    assert out[0] == out[1]
+    assert out[0] == out[1] == out[2]
     return out[0]
 
 
@@ -101,9 +103,11 @@ def test_every_branch_form_and_wrapping_addresses():
         starts, ends = [s for s, _ in order], [e for _, e in order]
         got = branches.into_ranges_np(data, addr, starts, ends)
         assert got == branches.into_ranges_py(data, addr, starts, ends), hex(addr)
+        assert got == branches.into_ranges_bytes(data, addr, starts, ends), hex(addr)
         assert len(got) > 1000
         assert all(t < 1 << 64 for _, _, t in got)
-    assert branches.into_ranges_np(data, 0, [], []) == branches.into_ranges_py(data, 0, [], [])
+    assert branches.into_ranges_np(data, 0, [], []) == branches.into_ranges_py(data, 0, [], []) \
+        == branches.into_ranges_bytes(data, 0, [], [])
 
 
 def synthetic_firmware(tmp_path: Path) -> Path:
