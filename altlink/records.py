@@ -21,6 +21,7 @@ import os
 import pickle
 import struct
 import threading
+import weakref
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import partial
@@ -237,13 +238,13 @@ def _unpack(summary: tuple, packed: bytes) -> list[EntryDigest] | None:
     return got if digests_ok(got) else None
 
 
-def _unpack_group(group: list[ObjectRecord]) -> None:
+def _unpack_group(group: _Group) -> None:
     """The packed digests of records read back together (``records_of``), unpacked and
     checked at once (``columns_ok`` over all their columns end to end: a check per object
     costs more than the object's entries). Where that fails, or a record's columns are not
     of the right shape, the record is left to be unpacked alone (``_unpack``)."""
     todo, summaries, packs = [], [], []
-    for r in group:
+    for r in group.records():
         if r._digest is None and r._packed is not None:
             summary, packed, _ = r._packed
             r._packed = (summary, packed, None)  # whatever comes of it: unpacked alone after
@@ -686,10 +687,22 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
             out[i] = make_record(inp, options)
             if cache is not None:
                 cache.put(where[i], out[i])
-    group = [r for r in out if r is not None and r._packed is not None]
-    for r in group:
+    packed = [r for r in out if r is not None and r._packed is not None]
+    group = _Group(packed)
+    for r in packed:
         r._packed = (*r._packed[:2], group)
     return out  # type: ignore[return-value]
+
+
+class _Group:
+    """The records one ``records_of`` read back, to unpack together (``_unpack_group``):
+    held by each of them, holding them weakly (no cycle for the collector to find)."""
+
+    def __init__(self, recs: list[ObjectRecord]) -> None:
+        self.refs = [weakref.ref(r) for r in recs]
+
+    def records(self) -> list[ObjectRecord]:
+        return [r for r in map(weakref.ref.__call__, self.refs) if r is not None]
 
 
 def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, where, out,

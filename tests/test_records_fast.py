@@ -164,7 +164,11 @@ def test_a_damaged_packed_digest_is_made_again_from_the_object(tmp_path, monkeyp
         assert [r.digest for r in read_back()] == want
     assert len(made) == len(damaged) and len(set(made)) == 1
     path.write_bytes(pickle.dumps(plain))  # and the record as altlink wrote it: unpacked
+    alone = []
+    real_unpack = records._unpack
+    monkeypatch.setattr(records, "_unpack", lambda *a: alone.append(a) or real_unpack(*a))
     assert [r.digest for r in read_back()] == want and len(made) == len(damaged)
+    assert alone == []  # both unpacked together
     # each alone, as a record that is not read back with others is
     for r in read_back():
         r._packed = (*r._packed[:2], None)
