@@ -328,15 +328,50 @@ def valid_plain(t) -> bool:
     _, is_module, flags, fs, es, defines, summary, packed = t
     return (type(is_module) is bool and _tuple_of(lambda f: _int(f) and f >= 0, flags)
             and type(fs) is list and all(_finding_ok(f) for f in fs)
-            and type(es) is list
-            and all(_finding_ok(f) or (type(f) is Deferred and _int(f.index)
-                                       and _str(f.symbol)) for f in es)
-            and type(defines) is dict
-            and all(_str(k) and type(v) is tuple and len(v) == 3 and _int(v[0])
-                    and _opt(_str, v[1]) and type(v[2]) is bool for k, v in defines.items())
+            and type(es) is list and items_ok(es)
+            and type(defines) is dict and defines_ok(defines)
             and type(summary) is tuple and len(summary) == len(_SUMMARY)
             and all(type(c) is tuple and _types(c) <= {int} for c in summary)
             and len(set(map(len, summary))) == 1 and type(packed) is bytes)
+
+
+def items_ok_py(items: list) -> bool:
+    """The reference for ``items_ok``: each finding or ``Deferred`` on its own."""
+    return all(_finding_ok(f) or (type(f) is Deferred and _int(f.index) and _str(f.symbol))
+               for f in items)
+
+
+def items_ok(items: list) -> bool:
+    """Whether an object's findings list holds findings (``_finding_ok``) and ``Deferred``
+    callbacks of the right shape, as ``items_ok_py`` decides it; the ``Deferred`` a field at
+    a time (most of an object's list, where its callbacks are defined elsewhere)."""
+    deferred = [f for f in items if type(f) is Deferred]
+    if len(deferred) < len(items) and \
+            not all(map(_finding_ok, [f for f in items if type(f) is not Deferred])):
+        return False
+    if not deferred:
+        return True
+    index, symbol = zip(*deferred)
+    return _types(index) == {int} and _types(symbol) == {str}
+
+
+def defines_ok_py(defines: dict) -> bool:
+    """The reference for ``defines_ok``: each definition on its own."""
+    return all(_str(k) and type(v) is tuple and len(v) == 3 and _int(v[0])
+               and _opt(_str, v[1]) and type(v[2]) is bool for k, v in defines.items())
+
+
+def defines_ok(defines: dict) -> bool:
+    """Whether an object's definitions are of the shape ``_defines`` gives, as
+    ``defines_ok_py`` decides it, a field at a time over them all."""
+    if not defines:
+        return True
+    values = list(defines.values())
+    if _types(defines) != {str} or _types(values) != {tuple} or set(map(len, values)) != {3}:
+        return False
+    typ, section, executable = zip(*values)
+    return _types(typ) == {int} and _types(section) <= {str, _NONE} \
+        and _types(executable) == {bool}
 
 
 def digests_ok_py(digest: list) -> bool:

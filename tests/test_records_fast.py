@@ -14,6 +14,10 @@ word at a time, is the reference: both give the same digests of every object abo
 objects with every form of entry (relocated site words, branches out of replacements,
 callbacks, damaged tables).
 
+``items_ok`` and ``defines_ok`` check a record's findings and definitions a field at a time;
+``items_ok_py`` and ``defines_ok_py``, one at a time, are their references: the same verdicts
+on real records and on each item damaged.
+
 A record read back keeps its digest packed (its columns pickled apart) until the digest is
 asked for; what is checked of that:
 - unpacked, it is the digest made from the object, for the toolchain-built objects and the
@@ -216,3 +220,44 @@ def test_digest_and_the_reference_agree_on_every_form(tmp_path):
     assert any(d.site_words and None in d.site_words for d in seen)
     assert any(d.alt_relocs and any(m is not None for m in d.alt_relocs) for d in seen)
     assert any(d.alt_relocs and all(m is None for m in d.alt_relocs) for d in seen)
+
+
+def test_findings_and_definitions_are_checked_the_same_both_ways(tmp_path):
+    """``items_ok`` and ``defines_ok`` against their references, on the records of objects with
+    findings, callbacks left to others and definitions, and on each damaged in every way."""
+    from test_checks import BAD, CALLBACK, R0_8
+    from test_checks import build as build_checked
+
+    from altlink.findings import Deferred
+
+    objs = [build_checked(tmp_path, "cb", "\tent site0, other_cb, 4, 4, 0\n"),
+            build_checked(tmp_path, "def", CALLBACK + R0_8 + "\tent site0, r0, 1, 4, 8\n")]
+    objs += [build_checked(tmp_path, f"bad{k}", c.body, flags=c.flags)
+             for k, c in enumerate(BAD[:6])]
+    recs, _, _ = collect([read_elf(str(p)) for p in objs],
+                         options("--abi", "linux-v4.17", "--ncaps", "4"), [], None)
+    plains = [r.to_plain() for r in recs]
+    items = [t[4] for t in plains]
+    defines = [t[5] for t in plains]
+    assert any(type(f) is Deferred for es in items for f in es)
+    assert any(type(f) is tuple for es in items for f in es)
+    assert any(defines)
+    for es in items:
+        assert records.items_ok(es) and records.items_ok_py(es)
+        for k in range(len(es)):
+            for bad in [*BAD_VALUES, Deferred(1, 2), Deferred("1", "x"), Deferred(True, "x"),
+                        ("f",) + es[k][1:] if type(es[k]) is tuple else ("f", 1)]:
+                damaged = [*es[:k], bad, *es[k + 1:]]
+                assert records.items_ok(damaged) == records.items_ok_py(damaged), (k, bad)
+    for d in defines:
+        assert records.defines_ok(d) and records.defines_ok_py(d)
+        for name in d:
+            for bad in [*BAD_VALUES, (2, ".text"), (2, ".text", True, 1), ("2", ".text", True),
+                        (2, b".text", True), (2, None, True), (2, ".text", 1), (True, "t", True)]:
+                damaged = {**d, name: bad}
+                assert records.defines_ok(damaged) == records.defines_ok_py(damaged), bad
+            damaged = {**d, 5: d[name]}
+            assert records.defines_ok(damaged) == records.defines_ok_py(damaged) is False
+
+
+BAD_VALUES = [None, True, 0, "x", b"x", (), (1,), [1], ("x", 1)]
