@@ -82,8 +82,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         images = [read_elf(p) for p in req.symbols_from] + shared
         records, profile, findings = collect(objects, req.options, images, req.cache_dir)
         stats["objects"] = len(objects)
-        stats["entries"] = sum(len(r.digest) for r in records)
-        stats["callbacks"] = sum(d.alt_len == 0 for r in records for d in r.digest)
+        stats["entries"] = sum(r.entries for r in records)  # records read back stay packed
+        stats["callbacks"] = sum(r.callbacks for r in records)
         findings = req.policy.apply(findings)
         if has_errors(findings):  # a linker already running is stopped: nothing of its shows
             start.stop()
