@@ -164,7 +164,127 @@ def _section_findings(elf: ElfFile, sec: Section) -> list[Finding]:
 
 
 def read_object_table(elf: ElfFile) -> Table:
-    """Entries of a relocatable object, resolved through their PREL32 relocations."""
+    """Entries of a relocatable object, resolved through their PREL32 relocations:
+    ``read_object_table_py``'s, with the relocations indexed by offset at once and an entry
+    whose two relocations are PREL32 against good symbols resolved in place (the others, as
+    the reference resolves them)."""
+    entries: list[Entry] = []
+    findings: list[Finding] = []
+    secs = table_sections(elf)
+    flags = {s.flags for s in secs}
+    base = 0
+    for sec in secs:
+        findings += _section_findings(elf, sec)
+        if sec.type == SHT_NOBITS:  # nothing to read (and no relocations)
+            continue
+        data = elf.section_data(sec)
+        n = sec.size // ENTRY_SIZE
+        rel_secs = elf.relocation_sections_for(sec)
+        got = _entries_in_order(elf, sec, data, rel_secs, n, base)
+        if got is not None:
+            entries += got
+            base += n
+            continue
+        relocs: dict = {}
+        for rs in rel_secs:
+            whole = {SHT_RELA: 24, SHT_REL: 16}.get(rs.type)
+            if whole and rs.size % whole:  # a malformed table, not an unreadable file
+                findings.append(finding(
+                    "ALT012", f"{rs.name} is {rs.size} bytes, not a multiple of {whole}: the "
+                    "table's relocations cannot be read", elf.path,
+                    f"section {rs.index} {rs.name}"))
+                continue
+            rels = elf.relocations(rs)
+            # The first relocation at an offset, as setdefault keeps it: the list reversed.
+            these = dict(zip([r.offset for r in reversed(rels)], reversed(rels)))
+            these.update(relocs)  # an earlier section's stays
+            relocs = these
+        targets: dict[int, tuple] = {}  # a table's relocations name few symbols
+        get, path, name = relocs.get, elf.path, sec.name
+        for i, (_, _, cap, orig_len, alt_len) in enumerate(
+                ENTRY.iter_unpack(data[:n * ENTRY_SIZE])):
+            off = i * ENTRY_SIZE
+            rs_, ra = get(off), get(off + 4)
+            if rs_ is not None and ra is not None and rs_.type == R_AARCH64_PREL32 \
+                    and ra.type == R_AARCH64_PREL32:
+                ts = targets.get(rs_.sym)
+                if ts is None:
+                    ts = targets[rs_.sym] = _target(elf, rs_.sym)
+                ta = targets.get(ra.sym)
+                if ta is None:
+                    ta = targets[ra.sym] = _target(elf, ra.sym)
+                if type(ts) is tuple and type(ta) is tuple:
+                    entries.append(_new(Entry, (
+                        path, base + i, name, off,
+                        _new(Place, (ts[0], ts[1], ts[2] + rs_.addend, None, ts[3], rs_.addend)),
+                        _new(Place, (ta[0], ta[1], ta[2] + ra.addend, None, ta[3], ra.addend)),
+                        cap, orig_len, alt_len, None)))
+                    continue
+            site, site_problem = _resolve(elf, rs_, "site", targets)
+            alt, alt_problem = _resolve(elf, ra, "replacement", targets)
+            if site_problem or alt_problem:
+                findings.extend(finding("ALT012", problem, path, f"{name} entry {base + i}",
+                                        entry=base + i)
+                                for problem in (site_problem, alt_problem) if problem)
+                continue
+            entries.append(_new(Entry, (path, base + i, name, off, site, alt, cap, orig_len,
+                                        alt_len, None)))
+        base += n
+    if len(flags) > 1:
+        findings.append(finding("ALT012", "the .altinstructions sections of this object have "
+                                "different flags", elf.path))
+    if secs and not all(s.flags & SHF_ALLOC for s in secs):
+        findings.append(finding("ALT012", ".altinstructions is not allocated (flags \"a\" "
+                                "expected): the table would not be loaded", elf.path,
+                                f"section {secs[0].index} {secs[0].name}"))
+    return Table(elf.path, entries, findings, secs)
+
+
+def _entries_in_order(elf: ElfFile, sec: Section, data: bytes, rel_secs: list[Section],
+                      n: int, base: int) -> list[Entry] | None:
+    """A table's entries read from its relocations' columns, where the assembler wrote them
+    as it does: one RELA section, two PREL32 relocations an entry, at the entry's two
+    offsets in order, against symbols that are places. None otherwise (the caller reads the
+    table entry by entry)."""
+    if len(rel_secs) != 1 or rel_secs[0].type != SHT_RELA or rel_secs[0].size != 48 * n \
+            or not n:
+        return None
+    rel = elf.section_data(rel_secs[0])
+    words = memoryview(rel).cast("I")  # each relocation: offset (2 words), type, symbol, addend
+    if words[0::6].tolist() != _pair_offsets(n) or any(words[1::6]) \
+            or set(words[2::6].tolist()) != {R_AARCH64_PREL32}:
+        return None
+    syms = words[3::6].tolist()
+    addends = memoryview(rel).cast("q")[2::3].tolist()
+    targets = {i: _target(elf, i) for i in set(syms)}
+    if any(type(t) is not tuple for t in targets.values()):
+        return None
+    path, name, new = elf.path, sec.name, _new
+    out = []
+    for i, (_, _, cap, orig_len, alt_len) in enumerate(ENTRY.iter_unpack(data[:n * ENTRY_SIZE])):
+        ts, ta = targets[syms[2 * i]], targets[syms[2 * i + 1]]
+        a_s, a_a = addends[2 * i], addends[2 * i + 1]
+        out.append(new(Entry, (path, base + i, name, i * ENTRY_SIZE,
+                               new(Place, (ts[0], ts[1], ts[2] + a_s, None, ts[3], a_s)),
+                               new(Place, (ta[0], ta[1], ta[2] + a_a, None, ta[3], a_a)),
+                               cap, orig_len, alt_len, None)))
+    return out
+
+
+_OFFSET_LISTS: dict[int, list[int]] = {}
+
+
+def _pair_offsets(n: int) -> list[int]:
+    """0, 4, 12, 16, ...: the offsets of a table's n entries' two fields, in order."""
+    got = _OFFSET_LISTS.get(n)
+    if got is None:
+        got = _OFFSET_LISTS[n] = [o for i in range(n) for o in (12 * i, 12 * i + 4)]
+    return got
+
+
+def read_object_table_py(elf: ElfFile) -> Table:
+    """The reference for ``read_object_table``: each entry's two places resolved by
+    ``_resolve``, each relocation indexed on its own."""
     entries: list[Entry] = []
     findings: list[Finding] = []
     secs = table_sections(elf)

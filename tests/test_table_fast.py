@@ -1,0 +1,89 @@
+"""Reading an object's table (``altlink/table.py``): ``read_object_table`` reads a table whose
+relocations are as the assembler writes them from their columns (``_entries_in_order``), any
+other with its relocations indexed at once, an entry with two good PREL32 relocations
+resolved in place; ``read_object_table_py``, each place through ``_resolve``, is the
+reference. Both must give
+the same table (entries, findings, sections).
+
+What is checked:
+- the committed kernel modules, objects with every form of entry and every broken table of
+  the checks' tests, and the kernel build's objects (both toolchains);
+- an object's table and its relocations with bytes changed at random (hand-made: malformed
+  input): the same table, or the same error.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+
+import pytest
+from test_checks import BAD, build, clean_source
+from test_kernel import SLICE_MODULES
+from toolchain import GNU_LD
+
+from altlink import table
+from altlink.elf import from_bytes, read_elf
+from altlink.errors import AltlinkError
+from altlink.table import read_object_table, read_object_table_py
+
+pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
+
+
+def same_table(elf) -> int:
+    fast, ref = read_object_table(elf), read_object_table_py(elf)
+    assert fast == ref, elf.path
+    assert [e.site for e in fast.entries] == [e.site for e in ref.entries]  # every field
+    return len(fast.entries) + len(fast.findings)
+
+
+def test_modules_and_every_form_of_entry(tmp_path, monkeypatch):
+    ways = []  # which of the fast path's two ways each table section took
+    real = table._entries_in_order
+    monkeypatch.setattr(table, "_entries_in_order",
+                        lambda *a: ways.append(real(*a) is None) or real(*a))
+    seen = sum(same_table(read_elf(str(p))) for p in SLICE_MODULES)
+    objs = [build(tmp_path, f"clean{p}", clean_source(p)) for p in ("v4.17", "v6.1")]
+    objs += [build(tmp_path, f"bad{k}", c.body, flags=c.flags) for k, c in enumerate(BAD)]
+    findings = 0
+    for o in objs:
+        elf = read_elf(str(o))
+        seen += same_table(elf)
+        findings += len(read_object_table(elf).findings)
+    assert seen > 1000 and findings > 0  # tables with findings of their own were compared
+    assert ways.count(False) > 10 and ways.count(True) >= 3  # by columns, and entry by entry
+
+
+@pytest.mark.kernel_build
+@pytest.mark.timeout(3600)  # the first use of the build compiles the kernel
+def test_the_kernel_builds_objects(kernel_build):
+    objs = sorted(p for p in kernel_build.out.glob("**/*.o") if p.stat().st_size)
+    assert sum(same_table(read_elf(str(p))) for p in objs) > 100
+
+
+def _section_bytes(elf, name):
+    (sec,) = [s for s in elf.sections if s.name == name]
+    return sec.offset, sec.size
+
+
+def test_damaged_tables_and_relocations(tmp_path):
+    o = build(tmp_path, "clean", clean_source("v4.17"))
+    data = o.read_bytes()
+    elf = read_elf(str(o))
+    spans = [_section_bytes(elf, ".altinstructions"), _section_bytes(elf, ".rela.altinstructions")]
+    rng = random.Random(13)
+    errors = compared = 0
+    for k in range(400):
+        damaged = bytearray(data)
+        off, size = spans[k % 2]
+        for _ in range(rng.randint(1, 4)):
+            damaged[off + rng.randrange(size)] = rng.randrange(256)
+        got = []
+        for read in (read_object_table, read_object_table_py):
+            try:
+                got.append(read(from_bytes("damaged.o", bytes(damaged))))
+            except AltlinkError as e:
+                got.append(str(e))
+        assert got[0] == got[1], k
+        errors += isinstance(got[0], str)
+        compared += not isinstance(got[0], str) and bool(got[0].findings)
+    assert compared > 10  # damage the table reports, not only unreadable files
