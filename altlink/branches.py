@@ -169,7 +169,10 @@ _IS_BRANCH = bytes(min(k, 1) for k in _KIND)  # 1 where maybe_branch holds
 
 
 def into_ranges_np(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:
-    """:func:`into_ranges` over the whole section at once, with numpy."""
+    """:func:`into_ranges` over the whole section at once, with numpy. The displacements in
+    32-bit arithmetic (sign-extended by shifts); the range lookup only for the branches whose
+    target lands in a word some range touches (``_near``), where the code is not much smaller
+    than the span of the ranges."""
     np = _numpy()
 
     if not starts:
@@ -185,15 +188,45 @@ def into_ranges_np(data, addr: int, starts: list[int], ends: list[int]) -> list[
     if not len(idx):
         return []
     kind = kinds[idx]
-    w = np.frombuffer(data, dtype="<u4", count=n)[idx].astype(np.int64)
-    off = np.where(kind == 1, ((w & 0x3FFFFFF) ^ 0x2000000) - 0x2000000,
-                   np.where(kind == 2, (((w >> 5) & 0x7FFFF) ^ 0x40000) - 0x40000,
-                            (((w >> 5) & 0x3FFF) ^ 0x2000) - 0x2000)) << 2
+    w = np.frombuffer(data, dtype="<u4", count=n)[idx]
+    s = w.view(np.int32)
+    # imm26 at bit 0; imm19 and imm14 at bit 5; each sign-extended, in bytes
+    off = np.where(kind == 1, (s << 6) >> 4,
+                   np.where(kind == 2, ((s << 8) >> 13) << 2, ((s << 13) >> 18) << 2))
     pc = idx.astype(np.uint64) * np.uint64(4) + np.uint64(addr)
-    tgt = pc + off.astype(np.uint64)  # modulo 2**64, as the hardware computes it
-    s = np.array(starts, dtype=np.uint64)
-    e = np.array(ends, dtype=np.uint64)
-    j = np.searchsorted(s, tgt, side="right").astype(np.int64) - 1
-    hit = (j >= 0) & (tgt < e[np.maximum(j, 0)])
-    sel = np.flatnonzero(hit)
+    tgt = pc + off.astype(np.int64).astype(np.uint64)  # modulo 2**64, as the hardware computes it
+    near = _near(np, tgt, starts, ends, n)
+    t = tgt if near is None else tgt[near]
+    st = np.array(starts, dtype=np.uint64)
+    en = np.array(ends, dtype=np.uint64)
+    j = np.searchsorted(st, t, side="right").astype(np.int64) - 1
+    sel = np.flatnonzero((j >= 0) & (t < en[np.maximum(j, 0)]))
+    if near is not None:
+        sel = near[sel]
     return list(zip(pc[sel].tolist(), w[sel].tolist(), tgt[sel].tolist()))
+
+
+def _near(np, tgt, starts: list[int], ends: list[int], n: int):
+    """The positions of the targets in ``tgt`` that land in a 4-byte word of
+    ``[starts[0], max(ends))`` that some range touches (a map of those words): every target in
+    a range among them. None where that map would be larger than 4 words a word of code."""
+    lo, hi = starts[0], max(ends)
+    if hi <= lo:
+        return np.zeros(0, dtype=np.intp)
+    span = ((hi - lo - 1) >> 2) + 1
+    if span > max(4 * n, 1 << 16):
+        return None
+    st = np.array(starts, dtype=np.uint64)
+    en = np.array(ends, dtype=np.uint64)
+    real = en > st
+    first = ((st[real] - np.uint64(lo)) >> np.uint64(2)).astype(np.int64)
+    last = ((en[real] - np.uint64(lo + 1)) >> np.uint64(2)).astype(np.int64)
+    lens = last - first + 1
+    total = int(lens.sum())
+    if total > 4 * span + 1024:
+        return None
+    touched = np.zeros(span, dtype=bool)
+    touched[np.repeat(first - (np.cumsum(lens) - lens), lens) + np.arange(total)] = True
+    rel = tgt - np.uint64(lo)
+    inside = np.flatnonzero(rel < np.uint64(hi - lo))
+    return inside[touched[(rel[inside] >> np.uint64(2)).astype(np.intp)]]
