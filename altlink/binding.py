@@ -109,7 +109,7 @@ def section_digests(elf: ElfFile) -> dict[str, str]:
         if s.type == SHT_NOBITS:
             out[name] = f"nobits:{s.size}"
         else:
-            out[name] = hashlib.sha256(elf.section_data(s)).hexdigest()
+            out[name] = hashlib.sha256(elf.section_view(s)).hexdigest()
     return out
 
 

@@ -227,6 +227,9 @@ def _near(np, tgt, starts: list[int], ends: list[int], n: int):
         return None
     touched = np.zeros(span, dtype=bool)
     touched[np.repeat(first - (np.cumsum(lens) - lens), lens) + np.arange(total)] = True
-    rel = tgt - np.uint64(lo)
-    inside = np.flatnonzero(rel < np.uint64(hi - lo))
-    return inside[touched[(rel[inside] >> np.uint64(2)).astype(np.intp)]]
+    word = tgt - np.uint64(lo)  # the word of the span each target is in, if any
+    inside = word < np.uint64(hi - lo)
+    word >>= np.uint64(2)
+    word[~inside] = 0
+    inside &= touched[word.view(np.int64)]
+    return np.flatnonzero(inside)

@@ -304,6 +304,17 @@ class ElfFile:
             self._section_data[sec.index] = got
         return got
 
+    def section_view(self, sec: Section):
+        """The section's bytes as ``section_data`` gives them, for a read that needs no copy
+        (a hash): the cached copy where there is one, else a view of the file's bytes, not
+        kept (the section headers were checked against the file when read)."""
+        got = self._section_data.get(sec.index)
+        if got is not None or sec.type == SHT_NOBITS:
+            return self.section_data(sec)
+        if sec.offset > self.size or sec.size > self.size - sec.offset:
+            return self.section_data(sec)  # its error
+        return memoryview(self.data)[sec.offset:sec.offset + sec.size]
+
     def _bytes_at(self, off: int, size: int, what: str) -> bytes:
         if off > self.size or size > self.size - off:
             raise self.error(f"{what} at {off:#x}+{size:#x} runs past the end of the file")
