@@ -161,14 +161,20 @@ class _ColumnIndex(_Index):
         self.elf = elf
         self.keys = keys
         self.best = best
+        self._decoded: dict[int, Symbol] = {}  # by position in keys
 
     @property
     def syms(self) -> list[Symbol]:  # for the tests: the same list as _Index's
         return [self.elf.symbol(i) for i in self.best]
 
     def lookup(self, value: int) -> Symbol | None:
-        i = bisect_right(self.keys, value)
-        return self.elf.symbol(self.best[i - 1]) if i else None
+        i = bisect_right(self.keys, value) - 1
+        if i < 0:
+            return None
+        got = self._decoded.get(i)
+        if got is None:
+            got = self._decoded[i] = self.elf.symbol(self.best[i])
+        return got
 
 
 def column_index(elf: ElfFile) -> _Index | None:
