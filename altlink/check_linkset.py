@@ -91,6 +91,9 @@ class Callbacks:
                  images: list[ElfFile]) -> None:
         self.ck, self.space, self.own, self.images = ck, space, own, images
         self._fine: set[tuple[str, str]] = set()
+        # Callbacks found fine whichever file asks: where the space's answer does not depend
+        # on the asking file (``SymbolSpace.asking_matters``), one lookup a name.
+        self._fine_names: set[str] = set()
 
     def resolve(self, path: str, items: list, load: Callable[[], Input],
                 asking: Input | str | None = None) -> None:
@@ -103,10 +106,13 @@ class Callbacks:
             if not isinstance(item, Deferred):
                 ck.findings.append(item)
                 continue
-            if (item.symbol, path) in self._fine:
+            if (item.symbol, path) in self._fine or item.symbol in self._fine_names:
                 continue  # the same callback, from the same file, already found fine
             if callback_fine(self.space.lookup(item.symbol, asking), ck.module, self.own):
-                self._fine.add((item.symbol, path))
+                if self.space.asking_matters:
+                    self._fine.add((item.symbol, path))
+                else:
+                    self._fine_names.add(item.symbol)
                 continue
             inp = load()
             e = inp.table.entries[item.index]
@@ -145,6 +151,8 @@ class _DefSection(NamedTuple):
 class RecordSpace(SymbolSpace):
     """The global symbols of a link set from its objects' records, then those of
     ``--symbols-from`` images."""
+
+    asking_matters = False  # no object is skipped: an object's record has its name undefined
 
     def __init__(self, records: list[ObjectRecord], images: list[ElfFile]) -> None:
         super().__init__([], images)

@@ -68,6 +68,10 @@ def _image_definition(elf: ElfFile, name: str) -> Definition | None:
 class SymbolSpace:
     """The global symbols of a link set, then those of ``--symbols-from`` images."""
 
+    # Whether ``lookup``'s answer may depend on ``asking`` (the objects are searched, less the
+    # one asking); a space that never skips one says False (``check_linkset.RecordSpace``).
+    asking_matters = True
+
     def __init__(self, objects: list[Input], images: list[ElfFile]) -> None:
         self.objects = objects
         self.images = images

@@ -94,6 +94,14 @@ def test_records_of_a_link_set_with_callbacks_between_objects(tmp_path):
     module = assert_same_three_ways(tmp_path, [sites, other],
                                     options("--abi", "linux-v4.17", "--ncaps", "4", "--module"))
     assert [w[0] for w in module] == ["ALT015"] * 3
+    # The same callbacks from two objects (a name found fine once is fine for every object
+    # of the set: the records' symbol space skips no object), fine and not.
+    sites2 = build(tmp_path, "sites2", clean_source("v4.17"))
+    assert assert_same_three_ways(tmp_path, [sites, sites2, other], v417) == []
+    module = assert_same_three_ways(tmp_path, [sites, other, sites2],
+                                    options("--abi", "linux-v4.17", "--ncaps", "4", "--module"))
+    assert [(w[0], os.path.basename(w[3])) for w in module] == \
+        [("ALT015", "sites.o")] * 3 + [("ALT015", "sites2.o")] * 3
 
 
 def test_records_of_a_module_found_by_its_module_structure(tmp_path):
