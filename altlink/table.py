@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import partial
+from itertools import repeat
 from typing import NamedTuple
 
 from altlink.elf import (
@@ -428,8 +430,14 @@ def image_table_sections(elf: ElfFile) -> tuple[list[Section], list[Finding]]:
     return [region], []
 
 
-def read_image_table(elf: ElfFile) -> Table:
-    """Entries of a linked image: the relative offsets are already resolved."""
+# The entries from which an image's table is read a column at a time, when numpy is loaded.
+COLUMNS_FROM_ENTRIES = 256
+
+
+def read_image_table(elf: ElfFile, columns: bool = True) -> Table:
+    """Entries of a linked image: the relative offsets are already resolved. With numpy
+    loaded, a large table is read a column at a time (``_image_entries_np``); ``columns=False``
+    reads it entry by entry (the reference)."""
     entries: list[Entry] = []
     secs, findings = image_table_sections(elf)
     for sec in secs:
@@ -439,6 +447,16 @@ def read_image_table(elf: ElfFile) -> Table:
         data = elf.section_data(sec)
         n = sec.size // ENTRY_SIZE
         path, name, base = elf.path, sec.name, sec.addr
+        got = _image_entries_np(elf, sec, data, n, len(entries)) if columns else None
+        if got is not None:
+            for e in got[1]:  # an entry with a place outside the image, as below
+                outside = [f"{what} offset points outside the image ({p.address:#x})"
+                           for what, p in (("site", e.site), ("replacement", e.alt))
+                           if not p.defined]
+                findings.append(finding("ALT012", "; ".join(outside), path,
+                                        f"{name} entry {e.index}", entry=e.index))
+            entries += got[0]
+            continue
         for i, (orig_rel, alt_rel, cap, orig_len, alt_len) in enumerate(
                 ENTRY.iter_unpack(data[:n * ENTRY_SIZE])):
             off = i * ENTRY_SIZE
@@ -454,6 +472,56 @@ def read_image_table(elf: ElfFile) -> Table:
             entries.append(_new(Entry, (path, len(entries), name, off, site, alt, cap, orig_len,
                                         alt_len, addr)))
     return Table(elf.path, entries, findings, secs)
+
+
+def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: int):
+    """The loop of ``read_image_table`` over one table section, a column at a time with
+    numpy (each place's section found as ``ElfFile.section_at`` finds it, for all at once):
+    (the entries, those of them with a place outside the image). None where numpy is not
+    loaded, the table is small, or an address would pass 2**64 (the loop decides)."""
+    import sys
+
+    np = sys.modules.get("numpy")
+    starts, secs = elf._alloc_index
+    if np is None or n < COLUMNS_FROM_ENTRIES or sec.addr + n * ENTRY_SIZE >= 1 << 64 \
+            or any(s.addr + s.size >= 1 << 64 for s in secs):
+        return None
+    rows = np.frombuffer(data, dtype=np.dtype([("site", "<i4"), ("alt", "<i4"), ("cap", "<u2"),
+                                               ("orig_len", "u1"), ("alt_len", "u1")]),
+                         count=n)
+    addr = np.arange(n, dtype=np.uint64) * np.uint64(ENTRY_SIZE) + np.uint64(sec.addr)
+    # 64-bit address arithmetic, as the runtime's: below 0 wraps to the top.
+    site = addr + rows["site"].astype(np.int64).astype(np.uint64)
+    alt = addr + np.uint64(4) + rows["alt"].astype(np.int64).astype(np.uint64)
+    lo = np.array(starts, dtype=np.uint64)
+    hi = np.array([s.addr + s.size for s in secs], dtype=np.uint64)
+    names = [s.name for s in secs] + [""]  # [-1]: outside every section
+    indexes = [s.index for s in secs] + [SHN_UNDEF]
+    new = partial(_new, Place)
+
+    def places(at):
+        found = np.full(n, -1, dtype=np.int64)
+        if len(secs):
+            i = np.searchsorted(lo, at, side="right").astype(np.int64) - 1
+            for k in range(4):  # section_at's walk back over sections that nest or overlap
+                j = np.maximum(i - k, 0)
+                hit = (found < 0) & (i - k >= 0) & (lo[j] <= at) & (at < hi[j])
+                found[hit] = j[hit]
+        offset = np.where(found >= 0, at - lo[np.maximum(found, 0)], 0).tolist() \
+            if len(secs) else [0] * n
+        which = found.tolist()
+        return found, list(map(new, zip(map(names.__getitem__, which),
+                                         map(indexes.__getitem__, which), offset,
+                                         at.tolist(), repeat(None), repeat(0))))
+
+    site_in, sites = places(site)
+    alt_in, alts = places(alt)
+    entries = list(map(partial(_new, Entry), zip(
+        repeat(elf.path), range(first, first + n), repeat(sec.name),
+        range(0, n * ENTRY_SIZE, ENTRY_SIZE), sites, alts, rows["cap"].tolist(),
+        rows["orig_len"].tolist(), rows["alt_len"].tolist(), addr.tolist())))
+    outside = [entries[i] for i in np.flatnonzero((site_in < 0) | (alt_in < 0)).tolist()]
+    return entries, outside
 
 
 def _image_place(elf: ElfFile, addr: int) -> Place:

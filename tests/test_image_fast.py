@@ -20,7 +20,8 @@ directly (``_Records.entry_json``); the reference builds a dict per entry for js
 broken (entries refused, places outside sections, odd lengths), with and without the raw
 binary's offsets, with source lines (an image with DWARF), and with the vdso nested in
 Debian's vmlinux. Its sections' digests, hashed through views of the file
-(``ElfFile.section_view``), are those of their copies.
+(``ElfFile.section_view``), are those of their copies; its table read a column at a time
+(``table.read_image_table`` with numpy), the entries and findings read entry by entry.
 """
 from __future__ import annotations
 
@@ -166,6 +167,23 @@ def same_section_digests(path) -> int:
     return len(ref)
 
 
+def same_table(path) -> int:
+    """``table.read_image_table`` a column at a time (numpy loaded, from any size) and entry
+    by entry: the same entries (named tuples of the same types) and findings."""
+    from altlink import branches, table
+
+    branches.preload(1 << 30)
+    was, table.COLUMNS_FROM_ENTRIES = table.COLUMNS_FROM_ENTRIES, 0
+    try:
+        got = table.read_image_table(read_elf(str(path)))
+    finally:
+        table.COLUMNS_FROM_ENTRIES = was
+    ref = table.read_image_table(read_elf(str(path)), columns=False)
+    assert got.entries == ref.entries and got.findings == ref.findings
+    assert [type(e.site) for e in got.entries] == [type(e.site) for e in ref.entries]
+    return len(ref.entries)
+
+
 def same_manifest(inp: Input, profile: Profile, caps=None, binary: bool = True,
                   sources=None) -> dict:
     """The manifest's text both ways (refusing what check refuses), without and with the raw
@@ -193,6 +211,7 @@ def compare(path: Path, profile: Profile, every: int = 7, seeds=(1, 2),
     inp = Input.load(read_elf(str(path)))
     assert inp.table.entries
     assert same_section_digests(path) > 2
+    assert same_table(path) == len(inp.table.entries)
     clean = same_findings(inp, options)
     manifest = same_manifest(inp, profile, caps)
     manifests[:] = [manifest]
@@ -287,3 +306,15 @@ def test_manifest_with_source_lines(tmp_path):
     lines = site_lines(inp.path, [e.site.address for e in inp.table.entries], str(tmp_path))
     m = same_manifest(inp, Profile("linux-v4.17", NCAPS), sources=lines)
     assert [e["site"]["source"].split(":")[0] for e in m["entries"]] == ["main.S"] * 3
+
+
+def test_table_with_places_outside_the_image(tmp_path):
+    """Offsets that resolve outside every section (ALT012), read both ways."""
+    outside = ('\t.pushsection .altinstructions, "a"\n\t.word other - . + 0x10000000\n'
+               "\t.word q1 - .\n\t.hword 2\n\t.byte 4, 4\n"
+               "\t.word other + 4 - .\n\t.word my_cb - . - 0x100000\n\t.hword 4\n"
+               "\t.byte 4, 0\n\t.popsection\n")
+    image = image_of(tmp_path, SMALL + outside)
+    assert same_table(image) == 21
+    found = same_findings(Input.load(read_elf(str(image))), Options(V417))
+    assert [f[0] for f in found] == ["ALT012", "ALT012"]
