@@ -505,9 +505,10 @@ def _image_manifest(path: str, args, manifest_path: str | None, binary: str | No
     pairs = [nestedmod.parse_pair(p) for p in getattr(args, "nested", None) or []]
     nested = nestedmod.find(elf, elf.data, pairs)
     refused: list = []
-    m = manifestmod.build(image, profile, options.caps, path, image_sha(), manifest_path,
+    m = manifestmod.build(image, profile, options.caps, path, "", manifest_path,
                           bin_info, lines, refuse=refuse, nested=nested, findings=refused,
                           encoded=encoded)
+    m["image"]["sha256"] = image_sha()  # hashed in a thread while the manifest was made
     return m, findings + [f for f in refused if f not in findings]
 
 
