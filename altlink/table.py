@@ -232,14 +232,21 @@ def read_object_table(elf: ElfFile) -> Table:
             entries.append(_new(Entry, (path, base + i, name, off, site, alt, cap, orig_len,
                                         alt_len, None)))
         base += n
-    if len(flags) > 1:
-        findings.append(finding("ALT012", "the .altinstructions sections of this object have "
-                                "different flags", elf.path))
-    if secs and not all(s.flags & SHF_ALLOC for s in secs):
-        findings.append(finding("ALT012", ".altinstructions is not allocated (flags \"a\" "
-                                "expected): the table would not be loaded", elf.path,
-                                f"section {secs[0].index} {secs[0].name}"))
+    findings += _table_flags_findings(elf, secs, flags)
     return Table(elf.path, entries, findings, secs)
+
+
+def _table_flags_findings(elf: ElfFile, secs: list[Section], flags) -> list[Finding]:
+    """ALT012 for an object's table sections themselves: flags that differ, or not allocated."""
+    out = []
+    if len(flags) > 1:
+        out.append(finding("ALT012", "the .altinstructions sections of this object have "
+                           "different flags", elf.path))
+    if secs and not all(s.flags & SHF_ALLOC for s in secs):
+        out.append(finding("ALT012", ".altinstructions is not allocated (flags \"a\" "
+                           "expected): the table would not be loaded", elf.path,
+                           f"section {secs[0].index} {secs[0].name}"))
+    return out
 
 
 def _entries_in_order(elf: ElfFile, sec: Section, data: bytes, rel_secs: list[Section],
@@ -324,13 +331,7 @@ def read_object_table_py(elf: ElfFile) -> Table:
             entries.append(_new(Entry, (path, base + i, name, off, site, alt, cap, orig_len,
                                         alt_len, None)))
         base += n
-    if len(flags) > 1:
-        findings.append(finding("ALT012", "the .altinstructions sections of this object have "
-                                "different flags", elf.path))
-    if secs and not all(s.flags & SHF_ALLOC for s in secs):
-        findings.append(finding("ALT012", ".altinstructions is not allocated (flags \"a\" "
-                                "expected): the table would not be loaded", elf.path,
-                                f"section {secs[0].index} {secs[0].name}"))
+    findings += _table_flags_findings(elf, secs, flags)
     return Table(elf.path, entries, findings, secs)
 
 
