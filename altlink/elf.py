@@ -635,9 +635,7 @@ def check_header(path: str, head: bytes) -> None:
 
 def read_elf(path: str) -> ElfFile:
     """Open and map an AArch64 ELF64 file; raises AltlinkError (exit 2) when it is not one."""
-    elf = map_elf(path)
-    elf.sections  # noqa: B018  (validate the section headers now, with the file's name)
-    return elf
+    return from_bytes(path, map_file(path))
 
 
 def map_elf(path: str) -> ElfFile:

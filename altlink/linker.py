@@ -102,10 +102,9 @@ class LinkStart:
         if not linkcmd.writes_only_output(self.cmd.argv):
             return
         try:
-            tmp = outputs.temp_path(output, "elf", self.tmp_files)
+            self.linker = self._new_linker()
         except AltlinkError:
             return
-        self.linker = Linker(self.cmd.with_output(tmp), stdout, stderr, tmp, output)
         try:
             self.linker.start(hold_stdout=True)
         except BaseException:  # an interrupt held while it started: the caller has no object
@@ -115,11 +114,14 @@ class LinkStart:
     def linker_started(self) -> Linker:
         """The linker, started now if it was not yet (the checks passed)."""
         if self.linker is None:
-            tmp = outputs.temp_path(self.output, "elf", self.tmp_files)
-            self.linker = Linker(self.cmd.with_output(tmp), self.stdout, self.stderr, tmp,
-                                 self.output)
+            self.linker = self._new_linker()
             self.linker.start()
         return self.linker
+
+    def _new_linker(self) -> Linker:
+        """The linker, not started, writing a new temporary file beside the output."""
+        tmp = outputs.temp_path(self.output, "elf", self.tmp_files)
+        return Linker(self.cmd.with_output(tmp), self.stdout, self.stderr, tmp, self.output)
 
     def stop(self) -> None:
         """A linker still running is stopped, its messages dropped (``Linker.stop``)."""
