@@ -4,22 +4,20 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, replace
+from collections import namedtuple
+from collections.abc import Iterator
 
 from altlink.errors import AltlinkError
+from altlink.filekind import AR_MAGIC as MAGIC
+from altlink.filekind import AR_THIN_MAGIC as THIN_MAGIC
 
-MAGIC = b"!<arch>\n"
 _LONG_NAME = re.compile(r"/(\d+)(?::(\d+))?")
-THIN_MAGIC = b"!<thin>\n"
 _HDR = 60
 
-
-@dataclass(frozen=True)
-class Member:
-    name: str
-    display: str  # "lib.a(foo.o)", as linkers name members
-    data: bytes | None  # None for a thin archive's member, read from ``path``
-    path: str | None = None
+# name; display: "lib.a(foo.o)", as linkers name members; data: bytes, or None for a thin
+# archive's member, read from ``path``. (A named tuple: the launcher reads archives before the
+# linker starts, and dataclasses would cost it 8 ms of imports.)
+Member = namedtuple("Member", "name display data path", defaults=(None,))
 
 
 def is_archive(path: str) -> bool:
@@ -35,11 +33,15 @@ def members(path: str) -> list[Member]:
     """The members of a GNU or thin archive, in order, as bfd finds them: a thin archive's
     member is the file its name gives, relative to the archive's directory; one that names an
     element of a nested archive (``/OFFSET:ORIGIN``) is that archive's element at ``ORIGIN``."""
+    return list(iter_members(path))
+
+
+def iter_members(path: str) -> Iterator[Member]:
+    """``members``, one at a time: who needs only the first few reads no further."""
     data = _read(path)
     thin = data.startswith(THIN_MAGIC)
     if not (thin or data.startswith(MAGIC)):
         raise AltlinkError(f"{path}: not an ar archive")
-    out: list[Member] = []
     longnames = b""
     nested: dict[str, tuple[bytes, bool, bytes]] = {}  # a nested archive, read once
     pos = 8
@@ -50,15 +52,14 @@ def members(path: str) -> list[Member]:
         elif raw_name in ("/", "/SYM64/", "__.SYMDEF", "__.SYMDEF SORTED"):
             pass
         elif thin:
-            out.append(_thin_member(path, raw_name, longnames, pos, 0, nested))
+            yield _thin_member(path, raw_name, longnames, pos, 0, nested)
             pos = body + (body & 1)  # a thin member's data is not in the archive
             continue
         else:
             name, _ = _member_name(path, raw_name, longnames, pos)
-            out.append(Member(name, f"{path}({name})", data[body:body + size]))
+            yield Member(name, f"{path}({name})", data[body:body + size])
         pos = body + size
         pos += pos & 1
-    return out
 
 
 def _read(path: str) -> bytes:
@@ -107,7 +108,7 @@ def _thin_member(path: str, raw_name: str, longnames: bytes, pos: int, depth: in
     raw, size, body = _header(member_path, nested, origin, nested_thin)
     if nested_thin:
         inner = _thin_member(member_path, raw, longnames_n, origin, depth + 1, opened)
-        return replace(inner, display=f"{path}({inner.path})")
+        return inner._replace(display=f"{path}({inner.path})")
     inner_name, _ = _member_name(member_path, raw, longnames_n, origin)
     return Member(inner_name, f"{member_path}({inner_name})", nested[body:body + size])
 

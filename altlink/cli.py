@@ -10,7 +10,6 @@ import argparse
 import os
 import signal
 import sys
-import textwrap
 import threading
 
 from altlink import __version__, progress
@@ -114,6 +113,8 @@ _EPILOGS = {
 
 
 def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
+    import textwrap
+
     examples, exits = _EPILOGS[name]
     statuses, _, after = exits.partition("; ")
     exits = (statuses + ", 4 altlink's own failure (a bug: ALTLINK_TRACEBACK=1 shows the "
@@ -125,7 +126,12 @@ def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
                           **kw)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; ``only``: with that command's parser alone (what a run of
+    that command needs: the link's linker starts sooner without the others, 5 ms)."""
+    def want(name: str) -> bool:
+        return only is None or name == only
+
     p = _Parser(prog="altlink", description="Link-stage validation and patching of AArch64 "
                 "alternatives.", epilog="Run 'altlink COMMAND --help' for a command's options, "
                 "examples and exit statuses.\n\n" + EPILOG,
@@ -135,102 +141,113 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    s = _command(sub, "scan", "list the entries of objects or images")
-    _common(s, formats=("text", "json"))  # SARIF is for findings; scan lists entries
-    s.add_argument("files", nargs="+", metavar="FILE", help="objects, archives or images")
+    if want("scan"):
+        s = _command(sub, "scan", "list the entries of objects or images")
+        _common(s, formats=("text", "json"))  # SARIF is for findings; scan lists entries
+        s.add_argument("files", nargs="+", metavar="FILE", help="objects, archives or images")
 
-    c = _command(sub, "check", "validate objects (as one link set) or images")
-    _common(c)
-    c.add_argument("--module", action="store_true",
-                   help="kernel-module rules (also automatic for a link set with .gnu.linkonce.this_module, the module structure modpost adds)")
-    _cache_options(c)
-    _verbose_option(c)
-    c.add_argument("files", nargs="+", metavar="FILE",
-                   help="objects (one link set), kernel modules or images")
+    if want("check"):
+        c = _command(sub, "check", "validate objects (as one link set) or images")
+        _common(c)
+        c.add_argument("--module", action="store_true",
+                       help="kernel-module rules (also automatic for a link set with .gnu.linkonce.this_module, the module structure modpost adds)")
+        _cache_options(c)
+        _verbose_option(c)
+        c.add_argument("files", nargs="+", metavar="FILE",
+                       help="objects (one link set), kernel modules or images")
 
-    ln = _command(sub, "link", "check, link, cross-check, write image, manifest, binary",
-                  usage="altlink link [-o OUT] [--manifest M] [--bin B] [--sort-table] "
-                  "[options] -- LINKER_COMMAND...")
-    _common(ln)
-    ln.add_argument("-o", dest="output", metavar="OUT",
-                    help="the image (default: the linker command's own -o)")
-    ln.add_argument("--manifest", metavar="M",
-                    help="write the manifest here (default: the image's name plus "
-                    "$ALTLINK_MANIFEST, a suffix such as .alt.json, where it is set)")
-    ln.add_argument("--manifest-suffix", metavar="SUFFIX",
-                    default=os.environ.get("ALTLINK_MANIFEST") or None,
-                    help="write a manifest beside the image, named after it with this suffix "
-                    "(vmlinux -> vmlinux.alt.json with .alt.json; or $ALTLINK_MANIFEST); not "
-                    "for a partial link (ld -r)")
-    ln.add_argument("--bin", metavar="B", help="write the raw binary (objcopy -O binary) here")
-    ln.add_argument("--sort-table", action="store_true",
-                    help="sort the table in the image by site address")
-    ln.add_argument("--source-lines", action="store_true",
-                    help="add DWARF source lines to the manifest")
-    _cache_options(ln)
-    _verbose_option(ln)
-    ln.add_argument("--module", action="store_true", help=argparse.SUPPRESS)
-    ln.add_argument("linker", nargs=argparse.REMAINDER, metavar="LINKER_COMMAND",
-                    help="the linker and its arguments, after --")
+    if want("link"):
+        ln = _command(sub, "link", "check, link, cross-check, write image, manifest, binary",
+                      usage="altlink link [-o OUT] [--manifest M] [--bin B] [--sort-table] "
+                      "[options] -- LINKER_COMMAND...")
+        _common(ln)
+        ln.add_argument("-o", dest="output", metavar="OUT",
+                        help="the image (default: the linker command's own -o)")
+        ln.add_argument("--manifest", metavar="M",
+                        help="write the manifest here (default: the image's name plus "
+                        "$ALTLINK_MANIFEST, a suffix such as .alt.json, where it is set)")
+        ln.add_argument("--manifest-suffix", metavar="SUFFIX",
+                        default=os.environ.get("ALTLINK_MANIFEST") or None,
+                        help="write a manifest beside the image, named after it with this suffix "
+                        "(vmlinux -> vmlinux.alt.json with .alt.json; or $ALTLINK_MANIFEST); not "
+                        "for a partial link (ld -r)")
+        ln.add_argument("--bin", metavar="B", help="write the raw binary (objcopy -O binary) here")
+        ln.add_argument("--sort-table", action="store_true",
+                        help="sort the table in the image by site address")
+        ln.add_argument("--source-lines", action="store_true",
+                        help="add DWARF source lines to the manifest")
+        _cache_options(ln)
+        _verbose_option(ln)
+        ln.add_argument("--module", action="store_true", help=argparse.SUPPRESS)
+        ln.add_argument("linker", nargs=argparse.REMAINDER, metavar="LINKER_COMMAND",
+                        help="the linker and its arguments, after --")
 
-    m = _command(sub, "manifest", "a manifest for an already linked image")
-    _common(m, findings=False)
-    m.add_argument("image", metavar="IMAGE", help="the linked image")
-    m.add_argument("-o", dest="output", metavar="M", help="write here (default: stdout)")
-    m.add_argument("--bin", metavar="B", help="also describe this raw binary of the image")
-    m.add_argument("--source-lines", action="store_true", help="add DWARF source lines")
-    m.add_argument("--nested", action="append", default=[], metavar="START,END",
-                   help="also the ELF image embedded between these two symbols (repeatable; "
-                   "Linux's vdso_start,vdso_end is found without it)")
-    m.add_argument("--compact", metavar="FILE",
-                   help="also write the compact binary manifest for C runtimes here (the JSON "
-                   "then goes only to -o)")
+    if want("manifest"):
+        m = _command(sub, "manifest", "a manifest for an already linked image")
+        _common(m, findings=False)
+        m.add_argument("image", metavar="IMAGE", help="the linked image")
+        m.add_argument("-o", dest="output", metavar="M", help="write here (default: stdout)")
+        m.add_argument("--bin", metavar="B", help="also describe this raw binary of the image")
+        m.add_argument("--source-lines", action="store_true", help="add DWARF source lines")
+        m.add_argument("--nested", action="append", default=[], metavar="START,END",
+                       help="also the ELF image embedded between these two symbols (repeatable; "
+                       "Linux's vdso_start,vdso_end is found without it)")
+        m.add_argument("--compact", metavar="FILE",
+                       help="also write the compact binary manifest for C runtimes here (the JSON "
+                       "then goes only to -o)")
 
-    v = _command(sub, "verify", "does this manifest belong to this image")
-    v.add_argument("image", metavar="IMAGE", help="the image (as linked, or post-processed)")
-    v.add_argument("manifest", metavar="M", help="its manifest")
+    if want("verify"):
+        v = _command(sub, "verify", "does this manifest belong to this image")
+        v.add_argument("image", metavar="IMAGE", help="the image (as linked, or post-processed)")
+        v.add_argument("manifest", metavar="M", help="its manifest")
 
-    sh = _command(sub, "show", "a readable table with site and replacement disassembly")
-    _common(sh, findings=False)
-    sh.add_argument("file", metavar="IMAGE-or-MANIFEST", help="a linked image or a manifest")
+    if want("show"):
+        sh = _command(sub, "show", "a readable table with site and replacement disassembly")
+        _common(sh, findings=False)
+        sh.add_argument("file", metavar="IMAGE-or-MANIFEST", help="a linked image or a manifest")
 
-    d = _command(sub, "diff", "what changed between two manifests")
-    d.add_argument("old", metavar="M1", help="the old manifest")
-    d.add_argument("new", metavar="M2", help="the new manifest")
+    if want("diff"):
+        d = _command(sub, "diff", "what changed between two manifests")
+        d.add_argument("old", metavar="M1", help="the old manifest")
+        d.add_argument("new", metavar="M2", help="the new manifest")
 
-    pt = _command(sub, "patch", "apply the alternatives for a capability set, offline")
-    pt.add_argument("image", metavar="IMAGE", help="the linked image")
-    pt.add_argument("--manifest", required=True, metavar="M", help="the image's manifest")
-    pt.add_argument("--caps", required=True, metavar="A,B",
-                    help="the active capabilities, by name or number ('' for none)")
-    pt.add_argument("-o", dest="output", required=True, metavar="OUT", help="the patched image")
-    pt.add_argument("--bin", metavar="B", help="also write the patched raw binary here")
-    pt.add_argument("--boot-caps", metavar="A,B",
-                    help="capabilities applied in a first pass, before the others (default: "
-                    "for linux-v6.1, Linux 6.1's boot-scope capabilities; '' for table order)")
-    pt.add_argument("--emulate", action="append", default=[], metavar="NAME,...",
-                    help="run these callbacks of the image in an emulator")
-    pt.add_argument("--callbacks", metavar="FILE.py",
-                    help="Python implementations of callbacks, by name")
-    pt.add_argument("--max-insns", type=_positive, default=1_000_000, metavar="N",
-                    help="instruction limit for an emulated callback (default 1000000)")
+    if want("patch"):
+        pt = _command(sub, "patch", "apply the alternatives for a capability set, offline")
+        pt.add_argument("image", metavar="IMAGE", help="the linked image")
+        pt.add_argument("--manifest", required=True, metavar="M", help="the image's manifest")
+        pt.add_argument("--caps", required=True, metavar="A,B",
+                        help="the active capabilities, by name or number ('' for none)")
+        pt.add_argument("-o", dest="output", required=True, metavar="OUT", help="the patched image")
+        pt.add_argument("--bin", metavar="B", help="also write the patched raw binary here")
+        pt.add_argument("--boot-caps", metavar="A,B",
+                        help="capabilities applied in a first pass, before the others (default: "
+                        "for linux-v6.1, Linux 6.1's boot-scope capabilities; '' for table order)")
+        pt.add_argument("--emulate", action="append", default=[], metavar="NAME,...",
+                        help="run these callbacks of the image in an emulator")
+        pt.add_argument("--callbacks", metavar="FILE.py",
+                        help="Python implementations of callbacks, by name")
+        pt.add_argument("--max-insns", type=_positive, default=1_000_000, metavar="N",
+                        help="instruction limit for an emulated callback (default 1000000)")
 
-    pa = _command(sub, "paths", "where the package keeps its C header, linker-script "
-                  "fragment and C runtime (for Makefiles and other build systems)")
-    what = pa.add_mutually_exclusive_group()
-    what.add_argument("--include", action="store_const", dest="which", const="include",
-                      help="the directory to add with -I for <altlink/alternative.h>")
-    what.add_argument("--ldscripts", action="store_const", dest="which", const="ldscripts",
-                      help="the directory to add with -L for INCLUDE alternatives.ld")
-    what.add_argument("--runtime", action="store_const", dest="which", const="runtime",
-                      help="the directory of the C runtime (alt_runtime.c, alt_runtime.h)")
+    if want("paths"):
+        pa = _command(sub, "paths", "where the package keeps its C header, linker-script "
+                      "fragment and C runtime (for Makefiles and other build systems)")
+        what = pa.add_mutually_exclusive_group()
+        what.add_argument("--include", action="store_const", dest="which", const="include",
+                          help="the directory to add with -I for <altlink/alternative.h>")
+        what.add_argument("--ldscripts", action="store_const", dest="which", const="ldscripts",
+                          help="the directory to add with -L for INCLUDE alternatives.ld")
+        what.add_argument("--runtime", action="store_const", dest="which", const="runtime",
+                          help="the directory of the C runtime (alt_runtime.c, alt_runtime.h)")
 
-    cp = _command(sub, "caps", "write the C header of a capability table")
-    cp.add_argument("table", metavar="TABLE", help="the capability table (cpucaps format)")
-    cp.add_argument("-o", dest="output", metavar="HEADER", help="write here (default: stdout)")
+    if want("caps"):
+        cp = _command(sub, "caps", "write the C header of a capability table")
+        cp.add_argument("table", metavar="TABLE", help="the capability table (cpucaps format)")
+        cp.add_argument("-o", dest="output", metavar="HEADER", help="write here (default: stdout)")
 
-    ex = _command(sub, "explain", "print the page of a diagnostic code")
-    ex.add_argument("code", metavar="CODE", help="a code such as ALT001 (any case)")
+    if want("explain"):
+        ex = _command(sub, "explain", "print the page of a diagnostic code")
+        ex.add_argument("code", metavar="CODE", help="a code such as ALT001 (any case)")
     return p
 
 
@@ -687,8 +704,9 @@ def main(argv: list[str] | None = None, out=None) -> int:
     if threading.current_thread() is threading.main_thread():  # signal.signal's rule
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        parser = build_parser()
-        if not (sys.argv[1:] if argv is None else argv):  # bare altlink: the commands, as git
+        words = sys.argv[1:] if argv is None else argv
+        parser = build_parser(words[0] if words and words[0] in _EPILOGS else None)
+        if not words:  # bare altlink: the commands, as git
             parser.print_help(sys.stderr)
             return EXIT_INPUT
         args = parser.parse_args(argv)

@@ -18,11 +18,8 @@ from itertools import accumulate
 from typing import NamedTuple
 
 from altlink.errors import AltlinkError
+from altlink.filekind import BITCODE_MAGICS, EM_AARCH64  # noqa: F401 - elf's names too
 
-# What an LTO object (LLVM bitcode, raw or wrapped) starts with instead of ELF.
-BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
-
-EM_AARCH64 = 183
 ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
 ET_NAMES = {ET_REL: "relocatable object", ET_EXEC: "executable", ET_DYN: "shared object"}
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
-from dataclasses import dataclass
 
 from altlink import archive, linkcmd
-from altlink.elf import BITCODE_MAGICS, EM_AARCH64
 from altlink.errors import AltlinkError
+from altlink.filekind import BITCODE_MAGICS, ELF_MAGIC, EM_AARCH64
 
 # Options after which a linker or a compiler driver prints something and links nothing.
 # (``-v`` and ``-V`` print the version and still link what they are given: they are probes
@@ -34,12 +33,21 @@ _PROBE_PREFIXES = ("-print-file-name=", "-print-prog-name=", "--print-file-name=
 RELOCATABLE = frozenset({"-r", "--relocatable", "-Ur", "-i"})
 
 
-@dataclass(frozen=True)
 class Plan:
-    passthrough: bool
-    output: str | None = None
-    manifest: str | None = None
-    command: linkcmd.LinkCommand | None = None  # the linker command as read, for the link
+    """What to do with a command: run it unchanged (``passthrough``), or link it into
+    ``output`` with this manifest; ``command``: the linker command as read, for the link.
+    (A plain class, as everything the launcher imports before the linker starts: dataclasses
+    would cost 8 ms of imports on the way to the linker.)"""
+
+    __slots__ = ("passthrough", "output", "manifest", "command")
+
+    def __init__(self, passthrough: bool, output: str | None = None,
+                 manifest: str | None = None,
+                 command: linkcmd.LinkCommand | None = None) -> None:
+        self.passthrough = passthrough
+        self.output = output
+        self.manifest = manifest
+        self.command = command
 
 
 def plan(command: list[str], output: str | None, manifest: str | None,
@@ -84,7 +92,7 @@ def _is_aarch64(path: str) -> bool:
     checks. A host object of a configure probe is not."""
     try:
         if archive.is_archive(path):
-            for m in archive.members(path):
+            for m in archive.iter_members(path):  # the first AArch64 member decides
                 if _head_is_aarch64(archive.read_head(m)):
                     return True
             return False
@@ -97,7 +105,7 @@ def _is_aarch64(path: str) -> bool:
 def _head_is_aarch64(head: bytes) -> bool:
     if head[:4] in BITCODE_MAGICS:
         return True  # LTO bitcode: named in a note, checked after the link
-    if head[:4] != b"\x7fELF" or len(head) < 20:
+    if head[:4] != ELF_MAGIC or len(head) < 20:
         return False
     order = "<" if head[5] == 1 else ">"
     return struct.unpack_from(order + "H", head, 18)[0] == EM_AARCH64

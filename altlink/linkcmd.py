@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass, field
 
 from altlink import ldscript
-from altlink.archive import MAGIC, THIN_MAGIC
-from altlink.elf import BITCODE_MAGICS
 from altlink.errors import AltlinkError
+from altlink.filekind import AR_MAGIC, AR_THIN_MAGIC, BITCODE_MAGICS, ELF_MAGIC
 
 # Options whose value is the next argument (linker and compiler-driver spellings).
 _TAKES_ARG = {
@@ -28,14 +26,28 @@ _TAKES_ARG = {
 _OUTPUT_SPELLINGS = ("-o", "--output")
 
 
-@dataclass
 class LinkCommand:
-    argv: list[str]  # the command with response files expanded
-    output_index: int | None  # index in argv of the output path's argument; None: no -o
-    output: str | None
-    inputs: list[str] = field(default_factory=list)  # objects and archives, in link order
-    lib_dirs: list[str] = field(default_factory=list)
-    scripts: list[str] = field(default_factory=list)
+    """A linker command as read: ``argv`` with response files expanded; ``output_index``, the
+    index in argv of the output path's argument (None: no -o); ``output``; ``inputs``, the
+    objects and archives in link order; the ``-L`` directories; the ``-T`` scripts. (Not a
+    dataclass: it is read before the linker starts, and dataclasses' import is 8 ms.)"""
+
+    __slots__ = ("argv", "output_index", "output", "inputs", "lib_dirs", "scripts")
+
+    def __init__(self, argv: list[str], output_index: int | None, output: str | None,
+                 inputs: list[str] | None = None, lib_dirs: list[str] | None = None,
+                 scripts: list[str] | None = None) -> None:
+        self.argv = argv
+        self.output_index = output_index
+        self.output = output
+        self.inputs = [] if inputs is None else inputs
+        self.lib_dirs = [] if lib_dirs is None else lib_dirs
+        self.scripts = [] if scripts is None else scripts
+
+    def __repr__(self) -> str:
+        return (f"LinkCommand(argv={self.argv!r}, output_index={self.output_index!r}, "
+                f"output={self.output!r}, inputs={self.inputs!r}, "
+                f"lib_dirs={self.lib_dirs!r}, scripts={self.scripts!r})")
 
     def with_output(self, path: str) -> list[str]:
         """The command with its output redirected to ``path`` (an ``-o`` added where the
@@ -89,7 +101,8 @@ def _is_input_file(path: str) -> bool:
             head = f.read(8)
     except OSError:
         return False
-    return head[:4] == b"\x7fELF" or head[:4] in BITCODE_MAGICS or head in (MAGIC, THIN_MAGIC)
+    return head[:4] == ELF_MAGIC or head[:4] in BITCODE_MAGICS or head in (AR_MAGIC,
+                                                                             AR_THIN_MAGIC)
 
 
 def parse(command: list[str]) -> LinkCommand:
