@@ -157,9 +157,15 @@ def check_replacement_code(ck: Checks, inp: Input, e: Entry, sec: Section, place
     words = replacement_words(inp, e, sec)
     if not words:
         return
-    relocs = inp.relocs_of(sec) if inp.elf.type == ET_REL else {}
+    relocs = None  # the section's relocations, indexed for the first word that needs them
+    classify = insn.classify
     for i, word in enumerate(words):
-        check_replacement_word(ck, inp, e, sec, place, i, word, insn.classify(word),
+        c = classify(word)
+        if c.kind == "plain":
+            continue  # nothing to check (check_replacement_word), its relocation unasked
+        if relocs is None:
+            relocs = inp.relocs_of(sec) if inp.elf.type == ET_REL else {}
+        check_replacement_word(ck, inp, e, sec, place, i, word, c,
                                relocs.get(e.alt.offset + 4 * i))
 
 
