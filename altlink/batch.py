@@ -14,20 +14,33 @@ from altlink.linkset import MODULE_SECTION, Input, Options, is_module_elf
 PARALLEL_MIN = 64  # fewer modules than this are not worth a second process
 
 
-def _check_modules(items: list[tuple[int, str, ElfFile]], options: Options,
+def _check_modules(items: list[tuple[int, str, ElfFile | None]], options: Options,
                    symbols_from: list[str]
-                   ) -> tuple[list[tuple[int, list[Finding]]], list[tuple[int, str]]]:
+                   ) -> tuple[list[tuple[int, list[Finding]]],
+                              list[tuple[int, str, ElfFile | None]]]:
     """Check each file that is a kernel module alone, closing it after: its findings under its
-    position; the other files' positions and paths are returned for the caller to check.
-    ``items`` are the files that may be modules (``_sort_out``), mapped."""
+    position; the other files' positions, paths and mappings are returned for the caller to
+    check (the mapping None where it was not made here: in a forked worker, or unreadable).
+    ``items`` are the files that may be modules (``_sort_out``), mapped, or None where the
+    file is to be mapped here (a ``.ko`` file: read by the worker that checks it)."""
     images = [read_elf(p) for p in symbols_from]
     found: list[tuple[int, list[Finding]]] = []
-    others: list[tuple[int, str]] = []
+    others: list[tuple[int, str, ElfFile | None]] = []
+    keep = not forkmap.in_child()  # a mapping made here can go back to the caller
     shown = progress.task("checking files", len(items))
     for pos, path, elf in items:
         shown.advance()
+        if elf is None:
+            try:
+                elf = map_elf(path)
+            except AltlinkError:
+                others.append((pos, path, None))  # load_elfs names the problem
+                continue
+            if not _may_be_module(elf):
+                others.append((pos, path, elf if keep else None))
+                continue
         if not is_module_elf(elf):  # its section headers read and checked now
-            others.append((pos, path))
+            others.append((pos, path, elf if keep else None))
             continue
         inp = Input.load(elf)
         found.append((pos, check([inp], options, images), _counts([inp.table.entries])))
@@ -36,24 +49,35 @@ def _check_modules(items: list[tuple[int, str, ElfFile]], options: Options,
     return found, others
 
 
+def _may_be_module(elf: ElfFile) -> bool:
+    """Whether the file may be a kernel module, without decoding its section headers."""
+    return elf.type == ET_REL and elf.may_have_section(MODULE_SECTION)
+
+
 def _sort_out(numbered: list[tuple[int, str]]
-              ) -> tuple[list[tuple[int, str, ElfFile]], list[tuple[int, str]],
+              ) -> tuple[list[tuple[int, str, ElfFile | None]], list[tuple[int, str]],
                          dict[str, list[ElfFile]]]:
     """Each file mapped once: the objects that may be kernel modules (their section names
     hold the module's section), to check alone; the other files' positions and paths, with
-    the ELF files among them already mapped (for ``inputs.load_elfs``). A file that is not
-    an ELF file (an archive, bitcode) or cannot be read is left to ``load_elfs``, which reads
-    it or names the problem."""
-    maybe: list[tuple[int, str, ElfFile]] = []
+    the ELF files among them already mapped (for ``inputs.load_elfs``). A file named
+    ``.ko`` is not mapped here but by the worker that checks it (``_check_modules``), so that
+    the workers read the modules at once; one that proves not to be a module is read again
+    by ``load_elfs`` where a worker mapped it. A file that is not an ELF file (an archive,
+    bitcode) or cannot be read is left to ``load_elfs``, which reads it or names the
+    problem."""
+    maybe: list[tuple[int, str, ElfFile | None]] = []
     rest: list[tuple[int, str]] = []
     mapped: dict[str, list[ElfFile]] = {}
     for pos, path in numbered:
+        if path.endswith(".ko"):
+            maybe.append((pos, path, None))
+            continue
         try:
             elf = map_elf(path)
         except AltlinkError:
             rest.append((pos, path))
             continue
-        if elf.type == ET_REL and elf.may_have_section(MODULE_SECTION):
+        if _may_be_module(elf):
             maybe.append((pos, path, elf))
         else:
             rest.append((pos, path))
@@ -111,19 +135,28 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
         shares = [maybe[i::jobs] for i in range(jobs)]
         results = forkmap.fork_map(_worker, [(sh, options, symbols_from) for sh in shares])
         found: list[tuple[int, list[Finding]]] = []
+        not_modules: list[tuple[int, str, ElfFile | None]] = []
         for r in results:
             if isinstance(r, AltlinkError):
                 raise r
             found += r[0]
-            rest += r[1]
+            not_modules += r[1]
     else:
         found, not_modules = _check_modules(maybe, options, symbols_from)
-        rest += not_modules
     modules = {pos for pos, *_ in found}
-    for pos, path, elf in maybe:  # mapped here: closed, or read as the objects they are
-        if pos in modules:
-            elf.close()
-        else:
+    here = {}  # mapped here: closed where another process checked it as a module
+    for pos, _path, elf in maybe:
+        if elf is not None:
+            if pos in modules:
+                elf.close()
+            else:
+                here[pos] = elf
+    # The others are read as the objects they are, from their mappings where there are any.
+    for pos, path, elf in sorted(not_modules, key=lambda t: t[0]):
+        rest.append((pos, path))
+        if elf is None:
+            elf = here.get(pos)
+        if elf is not None:
             mapped.setdefault(path, []).append(elf)
     findings = [f for _, fs, _n in sorted(found, key=lambda t: t[0]) for f in fs]
     stats.update(modules=len(found), entries=sum(n[0] for *_, n in found),

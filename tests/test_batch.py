@@ -23,6 +23,7 @@ from test_kernel import SLICE_MODULES
 from toolchain import GNU_LD
 
 from altlink import batch, elf
+from altlink.errors import AltlinkError
 from altlink.linkset import MODULE_SECTION, Options, is_module_elf
 from altlink.table import Profile
 
@@ -81,6 +82,29 @@ def test_a_file_that_looks_like_a_module_is_checked_as_an_object(tmp_path, monke
     assert got == want
     assert [f.code for f in got] == ["ALT015", "ALT001"]
     assert got[1].file == str(decoy)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_ko_file_that_is_no_module_is_checked_as_an_object(tmp_path, monkeypatch, parallel):
+    # A .ko file is mapped by the worker that checks it (batch._sort_out): one that is not a
+    # module goes back to be checked with the objects, as the same file named .o is.
+    mod, decoy, plain = objects(tmp_path)
+    ko_decoy = tmp_path / "decoy.ko"
+    ko_plain = tmp_path / "plain.ko"
+    shutil.copy(decoy, ko_decoy)
+    shutil.copy(plain, ko_plain)
+    junk = tmp_path / "junk.ko"
+    junk.write_text("not an object\n")
+    if parallel:
+        monkeypatch.setattr(batch, "PARALLEL_MIN", 1)
+    jobs = 2 if parallel else 1
+    got = batch.check_paths([str(ko_decoy), str(mod), str(ko_plain)], V417, [], jobs=jobs)
+    want = batch.check_paths([str(decoy), str(mod), str(plain)], V417, [], jobs=1)
+    assert [(f.code, f.message) for f in got] == [(f.code, f.message) for f in want]
+    assert [f.code for f in got] == ["ALT015", "ALT001"]
+    assert got[1].file == str(ko_decoy)
+    with pytest.raises(AltlinkError, match=r"junk\.ko: not an ELF file"):
+        batch.check_paths([str(ko_decoy), str(junk), str(mod)], V417, [], jobs=jobs)
 
 
 def test_each_file_is_opened_once(tmp_path, monkeypatch):
