@@ -12,7 +12,6 @@ from dataclasses import replace
 from functools import partial
 
 from altlink.check_core import Checks, resolve_ncaps
-from altlink.check_image import image_alone_checks
 from altlink.check_linkset import Callbacks, check_cap_table, check_flags_agree
 from altlink.check_objects import object_checks
 from altlink.elf import ET_REL, ElfFile
@@ -44,6 +43,8 @@ def check(inputs: list[Input], options: Options, symbols_from: list[ElfFile] | N
             object_checks(one, inp)
             callbacks.resolve(inp.path, one.findings, partial(_itself, inp), inp)
         else:
+            from altlink.check_image import image_alone_checks  # not for objects and modules
+
             image_alone_checks(ck, inp, fast)
     return ck.findings
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ERROR, WARNING, NOTE = "error", "warning", "note"
 
@@ -29,8 +31,7 @@ CODES: dict[str, tuple[str, str]] = {
     "ALT018": (WARNING, "alternative table not 4-byte aligned in the image"),
 }
 
-# The pages ship inside the package (``altlink explain CODE`` prints one).
-PAGES = Path(__file__).resolve().parent / "docs" / "codes"
+# The pages ship inside the package (``altlink explain CODE`` prints one): ``page_path``.
 
 
 def known_code(text: str) -> str | None:
@@ -40,7 +41,9 @@ def known_code(text: str) -> str | None:
 
 
 def page_path(code: str) -> Path:
-    return PAGES / f"{code}.md"
+    from pathlib import Path  # only for a page (pathlib is a tenth of a check's imports)
+
+    return Path(__file__).resolve().parent / "docs" / "codes" / f"{code}.md"
 
 
 def page_section(code: str, heading: str) -> str:

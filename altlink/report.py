@@ -1,8 +1,6 @@
 """Rendering findings: one line each (text), JSON, or SARIF 2.1.0."""
 from __future__ import annotations
 
-import json
-
 from altlink import __version__
 from altlink.errors import one_line
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Finding, page_path, page_section
@@ -32,8 +30,12 @@ def _text_line(f: Finding) -> str:
 
 def render(findings: list[Finding], fmt: str) -> str:
     if fmt == "json":
+        import json
+
         return json.dumps(to_json(findings), indent=2, sort_keys=True) + "\n"
     if fmt == "sarif":
+        import json
+
         return json.dumps(to_sarif(findings), indent=2, sort_keys=True) + "\n"
     lines, hinted = [], set()
     for f in findings:

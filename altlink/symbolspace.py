@@ -2,7 +2,6 @@
 images named by ``--symbols-from``; what a callback check looks a name up in."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from altlink.check_core import is_function
@@ -102,6 +101,8 @@ class SymbolSpace:
         """`` (did you mean my_cb?)`` for a misspelled callback, or ""."""
         cache = self.__dict__.setdefault("_close", {})
         if name not in cache:
+            import difflib  # only for a finding's hint
+
             close = difflib.get_close_matches(name, self.function_names(), n=1, cutoff=0.75)
             cache[name] = f" (did you mean {close[0]}?)" if close else ""
         return cache[name]
