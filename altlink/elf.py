@@ -600,6 +600,9 @@ def _string_table(strtab: bytes) -> dict[int, str]:
     return out
 
 
+string_table = _string_table  # for the column readers of other modules
+
+
 def _cstr(table: bytes, off: int) -> str:
     if off >= len(table):
         return ""

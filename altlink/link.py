@@ -152,12 +152,15 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
-    symbols = image.elf.symbols  # read once, for both sides of the fork below
+    symtab = image.elf.symtab
     crossing = None
     # The cross-check runs in a forked copy, beside the image's checks, where it is worth a
     # fork (2 to 4 ms for a link's process, 15 ms at 250 MB): the many links of a kernel's
-    # modules (tens of entries and hundreds of symbols each) cross-check here.
-    if forkmap.can_fork() and _cross_check_cost(len(image.table.entries), len(symbols)) >= \
+    # modules (tens of entries and hundreds of symbols each) cross-check here. Neither side
+    # decodes the whole symbol table where numpy reads its columns (``symbols.columns_pay``):
+    # each side reads what it asks for, at the same time.
+    if forkmap.can_fork() and _cross_check_cost(
+            len(image.table.entries), symtab.size // 24 if symtab else 0) >= \
             FORK_CROSS_CHECK_FROM:
         crossing = forkmap.Forked(partial(_crossed, records, image, profile, members))
         crossing.start()

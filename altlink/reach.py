@@ -12,7 +12,8 @@ import struct
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from altlink.elf import SHN_UNDEF, STT_FUNC, STT_GNU_IFUNC, ElfFile
+from altlink.elf import SHN_UNDEF, STT_FUNC, STT_GNU_IFUNC, ElfFile, Symbol
+from altlink.symbols import SymtabColumns, columns_pay
 
 SANITIZER_PREFIXES = ("__tsan_", "__asan_", "__sanitizer_cov_", "__sanitizer_", "__kasan_",
                       "__kcsan_", "__hwasan_", "__msan_")
@@ -41,9 +42,24 @@ def _is_sanitizer(name: str) -> bool:
 
 class FunctionMap:
     """Function extents of an image from its symbol table (sized FUNC symbols; unsized ones
-    end at the next function)."""
+    end at the next function). Of the functions at one address: in table order, one sized
+    where the one kept is not, or one with a shorter name, replaces it.
 
-    def __init__(self, elf: ElfFile) -> None:
+    ``columns`` (None: where it pays, as for ``Symbolizer``'s index: a large table not decoded
+    yet, numpy loaded) makes the map from the table's columns (``function_columns``) and
+    decodes a symbol only when a walk reaches it; else from the decoded symbols (the
+    reference the tests compare with)."""
+
+    def __init__(self, elf: ElfFile, columns: bool | None = None) -> None:
+        self.elf = elf
+        if columns is None:
+            columns = columns_pay(elf)
+        got = function_columns(elf) if columns else None
+        if got is not None:
+            self.starts, self._best = got
+            self._syms: list | None = None
+            self._decoded: dict[int, Symbol] = {}
+            return
         funcs = {}
         for s in elf.symbols:
             if s.shndx == SHN_UNDEF or s.type not in (STT_FUNC, STT_GNU_IFUNC) or not s.name:
@@ -52,14 +68,28 @@ class FunctionMap:
             if cur is None or (s.size and not cur.size) or len(s.name) < len(cur.name):
                 funcs[s.value] = s
         self.starts = sorted(funcs)
-        self.syms = [funcs[a] for a in self.starts]
-        self.elf = elf
+        self._syms = [funcs[a] for a in self.starts]
+
+    @property
+    def syms(self) -> list[Symbol]:
+        """The function kept at each of ``starts``."""
+        if self._syms is None:
+            return [self._sym(i) for i in range(len(self.starts))]
+        return self._syms
+
+    def _sym(self, i: int) -> Symbol:
+        if self._syms is not None:
+            return self._syms[i]
+        got = self._decoded.get(i)
+        if got is None:
+            got = self._decoded[i] = self.elf.symbol(self._best[i])
+        return got
 
     def extent(self, addr: int) -> tuple[int, int, str] | None:
         i = bisect_right(self.starts, addr) - 1
         if i < 0:
             return None
-        s = self.syms[i]
+        s = self._sym(i)
         end = s.value + s.size if s.size else (
             self.starts[i + 1] if i + 1 < len(self.starts) else s.value + 4)
         if not s.value <= addr < end:
@@ -69,8 +99,41 @@ class FunctionMap:
     def name_at(self, addr: int) -> str | None:
         i = bisect_right(self.starts, addr) - 1
         if i >= 0 and self.starts[i] == addr:
-            return self.syms[i].name
+            return self._sym(i).name
         return None
+
+
+def function_columns(elf: ElfFile) -> tuple[list[int], list[int]] | None:
+    """``FunctionMap``'s choice made from the symbol table's columns with numpy: the sorted
+    addresses of the functions and, for each, the index in the table of the symbol kept. An
+    address with one candidate (nearly all) is decided at once; one with several (aliases) by
+    the reference's rule, over its candidates in table order. None where the columns cannot
+    be read (``SymtabColumns``)."""
+    cols = SymtabColumns.columns(elf)
+    if cols is None:
+        return None
+    np, rec = cols.np, cols.rec
+    idx = np.flatnonzero((rec["shndx"] != SHN_UNDEF) & cols.named()
+                         & ((cols.typ == STT_FUNC) | (cols.typ == STT_GNU_IFUNC)))
+    if not len(idx):
+        return [], []
+    values = rec["value"][idx]
+    order = np.argsort(values, kind="stable")  # by address, table order among equals
+    values, idx = values[order], idx[order]
+    first = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    best = idx[first].tolist()
+    many = np.flatnonzero(np.diff(np.append(first, len(values))) > 1)
+    if len(many):
+        sizes = rec["size"][idx]
+        lengths = cols.name_lengths(idx)
+        ends = np.append(first, len(values))
+        for k in many.tolist():
+            cur = first[k]
+            for j in range(first[k] + 1, ends[k + 1]):
+                if (sizes[j] and not sizes[cur]) or lengths[j] < lengths[cur]:
+                    cur = j
+            best[k] = int(idx[cur])
+    return values[first].tolist(), best
 
 
 def _calls(elf: ElfFile, start: int, end: int) -> list[int]:

@@ -96,15 +96,7 @@ class Symbolizer:
         return address_index(self.elf)
 
     def _columns_pay(self) -> bool:
-        """Whether ``column_index`` is the cheaper way to the index: a large symbol table not
-        decoded yet (its list of symbols would be made for the index alone), numpy loaded (a
-        large image's check has it for ALT017)."""
-        import sys
-
-        elf = self.elf
-        sec = elf.symtab
-        return elf._symbols is None and "numpy" in sys.modules and sec is not None \
-            and sec.size >= COLUMNS_FROM_SYMBOLS * 24
+        return columns_pay(self.elf)
 
     def index_addresses(self) -> None:
         """Build the index that names addresses now (say, before a fork that both sides of
@@ -133,6 +125,18 @@ class Symbolizer:
     def function_at_offset(self, shndx: int, offset: int) -> Symbol | None:
         sym = self._section_index(shndx).lookup(offset)
         return sym if sym is not None and sym.value == offset else None
+
+
+def columns_pay(elf: ElfFile) -> bool:
+    """Whether an index of the symbols is cheaper made from the table's columns
+    (``SymtabColumns``): a large symbol table not decoded yet (its list of symbols would be
+    made for the index alone), numpy loaded (a large image's check and link have it for
+    ALT017)."""
+    import sys
+
+    sec = elf.symtab
+    return elf._symbols is None and "numpy" in sys.modules and sec is not None \
+        and sec.size >= COLUMNS_FROM_SYMBOLS * 24
 
 
 # The addresses function_at looks up among the symbols of their value before it builds the
@@ -177,46 +181,85 @@ class _ColumnIndex(_Index):
         return got
 
 
-def column_index(elf: ElfFile) -> _Index | None:
-    """``address_index`` made from the symbol table's columns with numpy, without decoding a
-    symbol: which are addressable, and each value's best by ``rank`` (the name's bytes read in
-    the string table; names compared as text only where all else ties). None where the table
-    is not one this reads (an extended section index, a string table not all ASCII: its
-    lengths in bytes are not in characters), for ``address_index``."""
-    from altlink.branches import _numpy
+class SymtabColumns:
+    """An image's symbol table as numpy columns over its bytes, without decoding a symbol:
+    ``rec`` (the entries: name, info, other, shndx, value, size), ``st_name`` and ``at`` (each
+    name's offset, ``at`` clamped to the string table's end), ``inside`` (the offset is in the
+    table), ``text`` (the string table's bytes, a NUL after them), ``size`` (its length),
+    ``typ`` and ``bind``, ``strtab`` itself. ``columns`` gives None where the table is not one this reads (an
+    extended section index, a string table not all ASCII: its lengths in bytes would not be
+    its names' lengths in characters)."""
 
-    np = _numpy()
-    sec = elf.symtab
-    if sec is None or sec.entsize not in (0, 24) or sec.size % 24 or not sec.size:
-        return None
-    strtab = elf.section_data(elf.section(sec.link)) if sec.link else b""
-    if not strtab.isascii() or not all(p.startswith("__") for p in _ALIAS_PREFIXES):
-        return None  # (the aliases are told apart below by their "__" first)
-    rec = np.frombuffer(elf.section_data(sec), dtype=np.dtype(
-        [("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
-         ("value", "<u8"), ("size", "<u8")]))
-    shndx = rec["shndx"]
-    if (shndx == 0xFFFF).any():  # SHN_XINDEX
-        return None
-    st_name = rec["name"].astype(np.int64)
-    size = len(strtab)
-    inside = st_name < size
-    # the string table with a NUL after it: a name read past its end stops there
-    text = np.frombuffer(strtab + b"\0" * 16, dtype=np.uint8)
-    at = np.where(inside, st_name, size)
+    def __init__(self, np, rec, strtab: bytes) -> None:
+        self.np = np
+        self.rec = rec
+        self.st_name = rec["name"].astype(np.int64)
+        self.strtab = strtab
+        self.size = size = len(strtab)
+        self.inside = self.st_name < size
+        # the string table with a NUL after it: a name read past its end stops there
+        self.text = np.frombuffer(strtab + b"\0" * 16, dtype=np.uint8)
+        self.at = np.where(self.inside, self.st_name, size)
+        self.typ = rec["info"] & 0xF
+        self.bind = rec["info"] >> 4
+        self._nuls = None
 
-    def starts(where, prefix: str, skip: int = 0):
+    @classmethod
+    def columns(cls, elf: ElfFile) -> SymtabColumns | None:
+        from altlink.branches import _numpy
+
+        np = _numpy()
+        sec = elf.symtab
+        if sec is None or sec.entsize not in (0, 24) or sec.size % 24 or not sec.size:
+            return None
+        strtab = elf.section_data(elf.section(sec.link)) if sec.link else b""
+        if not strtab.isascii():
+            return None
+        rec = np.frombuffer(elf.section_data(sec), dtype=np.dtype(
+            [("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
+             ("value", "<u8"), ("size", "<u8")]))
+        if (rec["shndx"] == 0xFFFF).any():  # SHN_XINDEX
+            return None
+        return cls(np, rec, strtab)
+
+    def starts(self, where, prefix: str, skip: int = 0):
         """Which of the names at offsets ``where`` start with ``prefix`` (its first ``skip``
         bytes known to match)."""
+        np, text, size = self.np, self.text, self.size
         m = np.ones(len(where), dtype=bool)
         for k, ch in enumerate(prefix.encode()[skip:], skip):
             m &= text[np.minimum(where + k, size)] == ch
         return m
 
-    typ = rec["info"] & 0xF
-    bind = rec["info"] >> 4
+    def named(self):
+        """Which symbols have a name (not empty, not past the string table)."""
+        return self.inside & (self.text[self.at] != 0)
+
+    def name_lengths(self, idx):
+        """The lengths of the names of the symbols ``idx`` (named ones)."""
+        np = self.np
+        if self._nuls is None:
+            self._nuls = np.flatnonzero(self.text[:self.size + 1] == 0)
+        st = self.st_name[idx]
+        return self._nuls[np.searchsorted(self._nuls, st)] - st
+
+
+def column_index(elf: ElfFile) -> _Index | None:
+    """``address_index`` made from the symbol table's columns with numpy, without decoding a
+    symbol: which are addressable, and each value's best by ``rank`` (the name's bytes read in
+    the string table; names compared as text only where all else ties). None where the table
+    is not one this reads (``SymtabColumns``), for ``address_index``."""
+    if not all(p.startswith("__") for p in _ALIAS_PREFIXES):
+        return None  # (the aliases are told apart below by their "__" first)
+    cols = SymtabColumns.columns(elf)
+    if cols is None:
+        return None
+    np, rec, at, text, size, starts = cols.np, cols.rec, cols.at, cols.text, cols.size, \
+        cols.starts
+    shndx = rec["shndx"]
+    typ, bind = cols.typ, cols.bind
     c0, c1 = text[at], text[np.minimum(at + 1, size)]
-    keep = (shndx > SHN_UNDEF) & (shndx < SHN_LORESERVE) & inside & (c0 != 0) \
+    keep = (shndx > SHN_UNDEF) & (shndx < SHN_LORESERVE) & cols.inside & (c0 != 0) \
         & np.isin(typ, _NAMED_TYPES)
     for prefix in _UNNAMED_PREFIXES:
         keep &= ~starts(at, prefix)
@@ -231,8 +274,7 @@ def column_index(elf: ElfFile) -> _Index | None:
     for prefix in _ALIAS_PREFIXES:
         hits |= starts(where, prefix, 2)
     alias[under] = hits
-    nuls = np.flatnonzero(text[:size + 1] == 0)
-    length = nuls[np.searchsorted(nuls, st_name[idx])] - st_name[idx]
+    length = cols.name_lengths(idx)
     notfunc = (typ[idx] != STT_FUNC) & (typ[idx] != STT_GNU_IFUNC)
     local = (bind[idx] != STB_GLOBAL) & (bind[idx] != STB_WEAK)
     values = rec["value"][idx]

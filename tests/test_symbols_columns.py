@@ -162,3 +162,108 @@ def test_function_at_without_the_index_on_debians_vmlinux():
     if kdir is None:
         pytest.skip("Debian's kernel is not fetched (tools/fetch_kernel.py)")
     assert same_functions(kdir / "vmlinux") > 1000
+
+
+def same_functions_map(path) -> int:
+    """``reach.FunctionMap`` made from the table's columns is the one made from the decoded
+    symbols: the same functions at the same addresses (aliases chosen by the same rule), the
+    same extents and names at and beside each. Returns the number of functions."""
+    from altlink.reach import FunctionMap
+
+    got = FunctionMap(read_elf(str(path)), columns=True)
+    ref = FunctionMap(read_elf(str(path)), columns=False)
+    assert got._syms is None and ref._syms is not None  # the columns were read
+    assert got.starts == ref.starts
+    assert got.syms == ref.syms
+    step = max(1, len(ref.starts) // 3000)
+    for v in [*ref.starts[::step], 0, 1 << 63]:
+        for addr in (v - 4, v, v + 4):
+            assert got.extent(addr) == ref.extent(addr), hex(addr)
+            assert got.name_at(addr) == ref.name_at(addr), hex(addr)
+    return len(ref.starts)
+
+
+def same_by_name(path) -> int:
+    """The cross-check's index of an image's symbols by name, from the columns and from the
+    decoded symbols: every name's addresses in table order, the globals. Returns the number
+    of names."""
+    from altlink.crosscheck import _ImageSymbols
+
+    got = _ImageSymbols(read_elf(str(path)), columns=True)
+    ref = _ImageSymbols(read_elf(str(path)), columns=False)
+    assert got.elf._symbols is None  # nothing decoded
+    assert got.by_name == ref.by_name and list(got.by_name) == list(ref.by_name)
+    assert got.globals == ref.globals
+    for name in [*list(ref.by_name)[::7], "", "no-such-symbol"]:
+        assert got.addresses(name) == ref.addresses(name), name
+    return len(ref.by_name)
+
+
+def test_functions_and_names_of_kernel_modules():
+    # Modules: functions of several sections at the same offsets (aliases by value).
+    assert sum(same_functions_map(m) for m in SLICE_MODULES) > 500
+    assert sum(same_by_name(m) for m in SLICE_MODULES) > 1000
+
+
+@pytest.mark.kernel_build
+@pytest.mark.timeout(3600)
+def test_functions_and_names_of_the_kernel_builds(kernel_build):
+    assert same_functions_map(kernel_build.out / "vmlinux") > 5_000
+    assert same_by_name(kernel_build.out / "vmlinux") > 10_000
+
+
+def test_functions_and_names_of_debians_vmlinux():
+    kdir = full_kernel()
+    if kdir is None:
+        pytest.skip("Debian's kernel is not fetched (tools/fetch_kernel.py)")
+    assert same_functions_map(kdir / "vmlinux") > 40_000
+    assert same_by_name(kdir / "vmlinux") > 100_000
+
+
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-ld"), reason="no AArch64 toolchain")
+def test_functions_and_names_with_aliases(tmp_path):
+    # At one address, in table order: a sized function, an unsized one with a shorter name
+    # (it wins: a shorter name), a sized one with a longer name (it wins back: sized over
+    # unsized), a local of the same name as a global elsewhere, a tail of a longer name.
+    src = write(tmp_path / "a.S", """
+	.text
+	.globl _start, long_function_name, f, longer_function_name
+	.type _start, %function
+_start:
+	bl f
+	ret
+	.size _start, 8
+	.type long_function_name, %function
+	.type f, %function
+	.type longer_function_name, %function
+long_function_name:
+f:
+longer_function_name:
+	ret
+	.size long_function_name, 4
+	.size longer_function_name, 4
+	.type helper, %function
+helper:
+	ret
+	.size helper, 4
+	.type function_name, %function
+function_name:
+	ret
+""")
+    other = write(tmp_path / "b.S", """
+	.text
+	.globl helper
+	.type helper, %function
+helper:
+	nop
+	ret
+	.size helper, 8
+""")
+    image = link([compile(src, tmp_path / "a.o"), compile(other, tmp_path / "b.o")],
+                 tmp_path / "a.elf")
+    assert same_functions_map(image) >= 4
+    assert same_by_name(image) >= 6
+    from altlink.crosscheck import _ImageSymbols
+
+    names = _ImageSymbols(read_elf(str(image)), columns=True)
+    assert len(names.addresses("helper")) == 2 and "helper" in names.globals
