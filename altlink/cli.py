@@ -6,7 +6,6 @@ own failure (a bug: one line, the traceback only with ``ALTLINK_TRACEBACK=1``).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
@@ -24,12 +23,19 @@ EPILOG = """exit status: 0 no errors, 1 findings at error severity, 2 unusable i
 the traceback)"""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # usage errors exit 2 with one line
-        raise AltlinkError(f"{self.prog}: {message}")
+def _parser_class():
+    """The parsers' class: usage errors exit 2 with one line. (argparse, with ``re``, is
+    imported only when a parser is built: a link starts its linker before, ``_early_link``.)"""
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str):
+            raise AltlinkError(f"{self.prog}: {message}")
+
+    return _Parser
 
 
-def _common(p: argparse.ArgumentParser, findings: bool = True,
+def _common(p, findings: bool = True,
             formats: tuple[str, ...] = ("text", "json", "sarif")) -> None:
     g = p.add_argument_group("profile")
     g.add_argument("--abi", choices=ABIS,
@@ -73,6 +79,8 @@ def _env_paths(args) -> None:
 
 def _positive(text: str) -> int:
     """An instruction limit: unicorn reads a count of 0 as "no limit"."""
+    import argparse
+
     try:
         n = int(text)
     except ValueError:
@@ -112,7 +120,8 @@ _EPILOGS = {
 }
 
 
-def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
+def _command(sub, name: str, help: str, **kw):
+    import argparse
     import textwrap
 
     examples, exits = _EPILOGS[name]
@@ -126,12 +135,15 @@ def _command(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
                           **kw)
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None):
     """The command line's parser; ``only``: with that command's parser alone (what a run of
     that command needs: the link's linker starts sooner without the others, 5 ms)."""
+    import argparse
+
     def want(name: str) -> bool:
         return only is None or name == only
 
+    _Parser = _parser_class()
     p = _Parser(prog="altlink", description="Link-stage validation and patching of AArch64 "
                 "alternatives.", epilog="Run 'altlink COMMAND --help' for a command's options, "
                 "examples and exit statuses.\n\n" + EPILOG,
@@ -405,15 +417,21 @@ def cmd_link(args, out) -> int:
     command = args.linker[1:] if args.linker[:1] == ["--"] else args.linker
     # A link that fails, for any reason or none (an interrupt), leaves none of its outputs.
     targets = [p for p in (args.output, args.manifest, args.bin) if p]
-    start = None
+    start = early = getattr(args, "early_link", None)
     try:
-        plan = launcher.plan(command, args.output, args.manifest, args.manifest_suffix)
+        if early is not None and (early.command != command or early.output != args.output):
+            early.close()  # (never: both read the same words)
+            start = early = None
+        plan = launcher.plan(command, args.output, args.manifest, args.manifest_suffix,
+                             parsed=early.start.cmd if early is not None else None)
         if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
             return launcher.run_unchanged(command)
         targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
         # The linker starts before the checks' modules are imported and the capability table
-        # read: all of that runs beside it.
-        start = LinkStart(command, plan.output, parsed=plan.command)
+        # read: all of that runs beside it. (From ``main``, before the command line was
+        # parsed, where the words allow: ``_early_link``.)
+        start = early.start if early is not None else \
+            LinkStart(command, plan.output, parsed=plan.command)
         from altlink.link import LinkRequest, link
 
         options = options_from(args)
@@ -698,18 +716,95 @@ def _terminate(signum, frame):
     raise Terminated
 
 
+class _EarlyLink:
+    """A link's linker started by ``main`` before the command line is parsed: the linker
+    command and altlink's ``-o`` as read from the words, and its ``LinkStart``."""
+
+    def __init__(self, command: list[str], output: str | None, start) -> None:
+        self.command, self.output, self.start = command, output, start
+
+    def close(self) -> None:
+        self.start.close()
+
+
+# The options of ``altlink link`` (its parser, ``build_parser``) that take a value, and those
+# that do not; tests/test_cli.py checks both against the parser.
+LINK_VALUE_OPTIONS = frozenset({
+    "--manifest", "--manifest-suffix", "--bin", "--abi", "--cap-table", "--ncaps",
+    "--symbols-from", "--format", "--cache-dir"})
+LINK_FLAG_OPTIONS = frozenset({
+    "--sort-table", "--source-lines", "--werror", "--no-cache", "-v", "--verbose", "--module"})
+
+
+def _early_link(words: list[str]) -> _EarlyLink | None:
+    """``altlink link OPTIONS -- LINKER...``: the linker started before argparse is imported
+    and the command line parsed (about 15 ms sooner), where the words before ``--`` are all
+    options of the link's own, spelled in full, so that ``-o`` is known for certain. Anything
+    else (an abbreviation, ``--help``, a bad option, a command the launcher passes through,
+    a command it cannot read) starts nothing here: the parser and ``cmd_link`` decide as
+    usual, and report what is wrong."""
+    try:
+        cut = words.index("--")
+    except ValueError:
+        return None
+    opts, command = words[:cut], words[cut + 1:]
+    given: dict[str, str] = {}  # -o and the outputs' options, as the parser will read them
+    i = 0
+    while i < len(opts):
+        a = opts[i]
+        if a in ("-o", "-W") or a in LINK_VALUE_OPTIONS:
+            if i + 1 == len(opts):
+                return None
+            given[a] = opts[i + 1]
+            i += 2
+            continue
+        if a.startswith("-o") and not a.startswith("-o="):
+            given["-o"] = a[2:]
+        elif a.startswith("--") and a.split("=", 1)[0] in LINK_VALUE_OPTIONS:
+            name, _, value = a.partition("=")
+            given[name] = value
+        elif not (a in LINK_FLAG_OPTIONS or (a.startswith("-W") and a != "-W")):
+            return None
+        i += 1
+    from altlink import launcher
+    from altlink.linker import LinkStart
+
+    output = given.get("-o")
+    try:
+        plan = launcher.plan(command, output, given.get("--manifest"), given.get(
+            "--manifest-suffix", os.environ.get("ALTLINK_MANIFEST") or None))
+    except AltlinkError:
+        return None  # reported by cmd_link, which reads the command again
+    if plan.passthrough:
+        return None
+    try:
+        start = LinkStart(command, plan.output, parsed=plan.command)
+    except BaseException:  # an interrupt: a link that fails leaves none of its outputs
+        from altlink import outputs
+
+        outputs.remove_stale([p for p in (plan.output, plan.manifest, given.get("--bin"))
+                              if p])
+        raise
+    return _EarlyLink(command, output, start)
+
+
 def main(argv: list[str] | None = None, out=None) -> int:
     out = out or sys.stdout
     previous = None
     if threading.current_thread() is threading.main_thread():  # signal.signal's rule
         previous = signal.signal(signal.SIGTERM, _terminate)
+    early = None
     try:
         words = sys.argv[1:] if argv is None else argv
+        if words[:1] == ["link"]:
+            early = _early_link(words[1:])
         parser = build_parser(words[0] if words and words[0] in _EPILOGS else None)
         if not words:  # bare altlink: the commands, as git
             parser.print_help(sys.stderr)
             return EXIT_INPUT
         args = parser.parse_args(argv)
+        if early is not None:
+            args.early_link, early = early, None  # cmd_link's now, which closes it
         _env_paths(args)
         if getattr(args, "format", "text") == "text" and \
                 threading.current_thread() is threading.main_thread():
@@ -734,6 +829,8 @@ def main(argv: list[str] | None = None, out=None) -> int:
     except Exception as e:  # noqa: BLE001 - altlink's own failure, not the user's input
         return internal_error(e)
     finally:
+        if early is not None:  # a usage error or an interrupt before cmd_link had it
+            early.close()
         progress.disable()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

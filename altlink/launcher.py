@@ -51,16 +51,20 @@ class Plan:
 
 
 def plan(command: list[str], output: str | None, manifest: str | None,
-         manifest_suffix: str | None) -> Plan:
+         manifest_suffix: str | None, parsed: linkcmd.LinkCommand | None = None) -> Plan:
     """What ``altlink link`` does with this linker command: run it unchanged (a probe, a link
-    of nothing, a link of no AArch64 input), or link it with these outputs."""
+    of nothing, a link of no AArch64 input), or link it with these outputs. ``parsed``: the
+    command as a plan of it read it before (which was not passed through)."""
     if not command:
         raise AltlinkError("altlink link: no linker command after --")
-    if is_probe(command[1:]):
-        return Plan(True)
-    cmd = linkcmd.parse(command)
-    if not cmd.inputs or not any(_is_aarch64(p) for p in cmd.inputs):
-        return Plan(True)
+    if parsed is not None:
+        cmd = parsed
+    else:
+        if is_probe(command[1:]):
+            return Plan(True)
+        cmd = linkcmd.parse(command)
+        if not cmd.inputs or not any(_is_aarch64(p) for p in cmd.inputs):
+            return Plan(True)
     if output is None:
         # GNU ld, lld and the compiler drivers all write a.out without -o.
         output = cmd.output if cmd.output is not None else "a.out"

@@ -7,6 +7,7 @@ those cases run ``python -m altlink`` as a real process.
 """
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import re
@@ -581,7 +582,7 @@ def test_every_command_help_has_examples_and_exit_statuses(command):
 
 def test_every_option_and_argument_has_help():
     parser = cli.build_parser()
-    (sub,) = [a for a in parser._actions if isinstance(a, cli.argparse._SubParsersAction)]
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     missing = [f"{name} {a.dest}" for name, p in sub.choices.items() for a in p._actions
                if not a.help]
     assert missing == []

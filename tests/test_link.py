@@ -819,6 +819,83 @@ def test_which_linker_commands_may_start_before_the_checks(argv, only):
     assert linkcmd.writes_only_output(argv) is only
 
 
+def test_the_early_linker_is_stopped_by_a_usage_error(tmp_path):
+    """``altlink link`` starts its linker before argparse reads the command line, where the
+    words before ``--`` are the link's own options spelled in full: a value the parser then
+    rejects (an unknown --abi) is exit 2 with the parser's line, and the linker, already
+    running, leaves nothing."""
+    main = asm(tmp_path, "main", MAIN_S)
+    ld, log = fake_linker(tmp_path)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cmd = [str(ld), "-static", "-L", str(LDSCRIPTS), "-T", str(script), str(main), "-o", "x.elf"]
+    p = altlink("link", "--abi", "linux-v9", "-o", "fw.elf", "--manifest", "fw.json", "--",
+                *cmd, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert "invalid choice: 'linux-v9'" in p.stderr
+    assert log.exists()  # it was started, before the parser
+    assert LINKER_SAYS not in p.stdout + p.stderr
+    assert no_outputs(tmp_path / "fw.elf", tmp_path / "fw.json", tmp_path / "x.elf")
+    assert temp_leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("opts, early", [
+    (["-o", "fw.elf", "--manifest", "fw.json", "--bin=fw.bin", "-Wno-ALT014", "-v"], True),
+    (["-ofw.elf", "--werror", "-W", "no-ALT014", "--no-cache"], True),
+    ([], True),
+    (["-o", "fw.elf", "--manif", "fw.json"], False),  # an abbreviation: the parser decides
+    (["-vo", "fw.elf"], False),  # short options run together: the parser decides
+    (["--help"], False),
+])
+def test_which_link_command_lines_start_the_linker_before_they_are_parsed(tmp_path, opts,
+                                                                          early):
+    """``cli._early_link`` reads ``-o`` from the words themselves, before argparse is
+    imported, only where every word before ``--`` is an option of the link spelled in full;
+    the linker then starts with argparse not yet loaded. Elsewhere it starts nothing."""
+    main = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    words = ["link", *opts, "--", GNU_LD, "-static", "-L", str(LDSCRIPTS), "-T", str(script),
+             str(main), "-o", "x.elf"]
+    code = (
+        "import sys\n"
+        "from altlink import cli, linker\n"
+        "seen = []\n"
+        "class Spy(linker.LinkStart):\n"
+        "    def __init__(self, *a, **k):\n"
+        "        seen.append('argparse' in sys.modules)\n"
+        "        super().__init__(*a, **k)\n"
+        "linker.LinkStart = Spy\n"
+        "try:\n"
+        "    cli.main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('EARLY' if seen and seen[0] is False else 'LATE')\n")
+    e = env_without_altlink_vars()
+    e["PYTHONPATH"] = str(ROOT)
+    p = subprocess.run([sys.executable, "-c", code, *words], capture_output=True, text=True,
+                       cwd=tmp_path, env=e)
+    assert p.stdout.split()[-1:] == (["EARLY"] if early else ["LATE"]), p.stdout + p.stderr
+    if "--help" not in opts:
+        assert temp_leftovers(tmp_path) == []
+
+
+def test_the_early_link_options_are_the_link_parser_s():
+    """``cli.LINK_VALUE_OPTIONS`` and ``LINK_FLAG_OPTIONS`` (read before argparse is) are the
+    options of the link's parser, by whether they take a value (and -o, -W besides)."""
+    import argparse
+
+    from altlink import cli
+
+    parser = cli.build_parser("link")
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    values, flags = set(), set()
+    for a in sub.choices["link"]._actions:
+        if isinstance(a, argparse._HelpAction) or not a.option_strings:
+            continue
+        (flags if a.nargs == 0 else values).update(a.option_strings)
+    assert values == cli.LINK_VALUE_OPTIONS | {"-o", "-W"}
+    assert flags == cli.LINK_FLAG_OPTIONS
+
+
 UNDEFINED_S = r"""
 	.text
 	.globl _start
