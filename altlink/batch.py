@@ -162,7 +162,9 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     stats.update(modules=len(found), entries=sum(n[0] for *_, n in found),
                  callbacks=sum(n[1] for *_, n in found))
     others = [p for _, p in sorted(rest)]
-    loaded = inputsmod.load_elfs(others, notes=notes, mapped=mapped)
+    # The objects' section headers are checked where their records are made: those whose
+    # records are kept were checked when the records were made.
+    loaded = inputsmod.load_elfs(others, notes=notes, mapped=mapped, defer=True)
     images = [read_elf(p) for p in symbols_from]
     objects = [e for e in loaded if e.type == ET_REL]
     if objects:  # one link set, checked through its objects' records, as the link stage does

@@ -5,6 +5,7 @@ from typing import TextIO
 
 from altlink import archive, elf
 from altlink.elf import BITCODE_MAGICS
+from altlink.errors import AltlinkError
 from altlink.linkset import Input
 
 
@@ -44,48 +45,74 @@ def load(paths: list[str], notes: TextIO | None = None) -> list[Input]:
 
 
 def load_elfs(paths: list[str], notes: TextIO | None = None,
-              mapped: dict[str, list[elf.ElfFile]] | None = None) -> list[elf.ElfFile]:
+              mapped: dict[str, list[elf.ElfFile]] | None = None,
+              defer: bool = False) -> list[elf.ElfFile]:
     """As ``load``, without decoding the tables yet. ``mapped`` may give ELF files already
-    mapped (``elf.map_elf``) by path, one for each time the path is named, taken in turn."""
+    mapped (``elf.map_elf``) by path, one for each time the path is named, taken in turn.
+
+    ``defer``: the section headers of the relocatable objects among ``mapped`` are not
+    checked here but where they are first read: ``records.records_of`` checks those of the
+    objects whose records it makes, in their order, before it makes any; an object whose
+    record is kept had them checked when the record was made (the same bytes, the same
+    code: the record's key). A file found unusable here is reported after the deferred
+    objects before it are checked, so that the first unusable file is named, as without."""
     out: list[elf.ElfFile] = []
     lto: list[str] = []
+    deferred: list[elf.ElfFile] = []
     for path in paths:
-        if mapped and mapped.get(path):
-            e = mapped[path].pop(0)
-            e.sections  # noqa: B018  (checked as read_elf checks them)
-            if is_lto(b"", e):
-                lto.append(path)
-            else:
-                out.append(e)
-            continue
-        data = elf.map_file(path)  # each file opened once: its first bytes say what it is
-        head = data[:8]
-        if head in (archive.MAGIC, archive.THIN_MAGIC):
-            del data  # read again by member (a mapping is closed with its last reference)
-            for m in archive.members(path):
-                data = archive.read_member(m)
-                if is_lto(data):
-                    lto.append(m.display)
-                    continue
-                if data[:4] != b"\x7fELF":
-                    continue
-                e = elf.from_bytes(m.display, data)
-                if is_lto(data, e):
-                    lto.append(m.display)
-                    continue
-                out.append(e)
-            continue
-        if head[:4] in BITCODE_MAGICS:
-            lto.append(path)
-            continue
-        e = elf.from_bytes(path, data)
-        if is_lto(head, e):
-            lto.append(path)
-            continue
-        out.append(e)
+        try:
+            _load_one(path, out, lto, mapped, deferred if defer else None)
+        except AltlinkError:
+            for d in deferred:
+                d.sections  # noqa: B018  (an earlier file's error first)
+            raise
     if lto and notes is not None:
         notes.write(lto_note(lto))
     return out
+
+
+def _load_one(path: str, out: list[elf.ElfFile], lto: list[str],
+              mapped: dict[str, list[elf.ElfFile]] | None,
+              deferred: list[elf.ElfFile] | None) -> None:
+    """``path``'s ELF files appended to ``out`` (an archive's members), or its name to ``lto``;
+    a mapped object's section headers left unchecked where ``deferred`` is given (it is
+    appended there)."""
+    if mapped and mapped.get(path):
+        e = mapped[path].pop(0)
+        if deferred is not None and e.type == elf.ET_REL:
+            deferred.append(e)
+        else:
+            e.sections  # noqa: B018  (checked as read_elf checks them)
+        if is_lto(b"", e):
+            lto.append(path)
+        else:
+            out.append(e)
+        return
+    data = elf.map_file(path)  # each file opened once: its first bytes say what it is
+    head = data[:8]
+    if head in (archive.MAGIC, archive.THIN_MAGIC):
+        del data  # read again by member (a mapping is closed with its last reference)
+        for m in archive.members(path):
+            data = archive.read_member(m)
+            if is_lto(data):
+                lto.append(m.display)
+                continue
+            if data[:4] != b"\x7fELF":
+                continue
+            e = elf.from_bytes(m.display, data)
+            if is_lto(data, e):
+                lto.append(m.display)
+                continue
+            out.append(e)
+        return
+    if head[:4] in BITCODE_MAGICS:
+        lto.append(path)
+        return
+    e = elf.from_bytes(path, data)
+    if is_lto(head, e):
+        lto.append(path)
+        return
+    out.append(e)
 
 
 def lto_note(names: list[str]) -> str:

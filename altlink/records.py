@@ -708,6 +708,11 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
         else:
             out[i]._load = partial(Input.load, elf)
             out[i]._profile = options.profile
+    # The section headers of the objects whose records are made, checked in their order
+    # before any is made (``inputs.load_elfs`` may leave them: ``defer``): the first unusable
+    # one is named. Those of an object whose record is kept were checked when it was made.
+    for i in todo:
+        objects[i].sections  # noqa: B018
     # The ALT017 scans of the objects whose records are made (whole sections where the
     # replacements live in .text): numpy, when they are worth it, imported before any fork.
     # A link whose records are all kept imports nothing here.

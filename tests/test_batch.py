@@ -22,7 +22,7 @@ from test_checks import CALLBACK, R0_8, THIS_MODULE, build
 from test_kernel import SLICE_MODULES
 from toolchain import GNU_LD
 
-from altlink import batch, elf
+from altlink import batch, elf, inputs
 from altlink.errors import AltlinkError
 from altlink.linkset import MODULE_SECTION, Options, is_module_elf
 from altlink.table import Profile
@@ -125,3 +125,37 @@ def test_each_file_is_opened_once(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", io_open)
     batch.check_paths(paths, V417, [], jobs=1)
     assert {p: opened[p] for p in paths} == {p: 1 for p in paths}
+
+
+def past_the_end(src, dst, section: int = 1):
+    """A copy of an object whose section ``section`` starts past the end of the file
+    (hand-made: an unusable object, as a truncated download leaves one)."""
+    data = bytearray(src.read_bytes())
+    e = elf.read_elf(str(src))
+    struct.pack_into("<Q", data, e.shoff + section * 64 + 24, len(data) + 0x100)  # sh_offset
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_an_unusable_object_is_named_first_with_records_kept(tmp_path):
+    # check_paths leaves the objects' section headers to records_of (load_elfs defer=True):
+    # an object whose record is kept was checked when the record was made; the first
+    # unusable file is still the one named, records kept or not, whatever comes after it.
+    mod, decoy, plain = objects(tmp_path)
+    bad1 = past_the_end(plain, tmp_path / "bad1.o")
+    bad2 = past_the_end(plain, tmp_path / "bad2.o", section=2)  # not a module's look-alike
+    junk = tmp_path / "junk.o"
+    junk.write_text("not an object\n")
+    cache = str(tmp_path / "records")
+    assert batch.check_paths([str(decoy), str(plain)], V417, [], jobs=1, cache_dir=cache)
+    for order, first in [([decoy, bad1, plain, bad2], bad1), ([bad2, decoy, bad1], bad2),
+                         ([plain, bad1, junk], bad1), ([junk, bad1, decoy], junk)]:
+        paths = [str(p) for p in order]
+        for cache_dir in (cache, None):
+            with pytest.raises(AltlinkError) as got:
+                batch.check_paths(paths, V417, [], jobs=1, cache_dir=cache_dir)
+            with pytest.raises(AltlinkError) as want:  # every file checked as it is read
+                inputs.load_elfs(paths)
+            assert str(got.value) == str(want.value)
+            assert str(got.value).startswith(f"{first}: ")
+    assert "runs past the end of the file" in str(got.value) or str(junk) in str(got.value)
