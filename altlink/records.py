@@ -149,6 +149,11 @@ class ObjectRecord:
         is unpacked (``digest``)."""
         if not valid_plain(t):
             raise ValueError("not a record of this format")
+        return cls.from_valid(path, t)
+
+    @classmethod
+    def from_valid(cls, path: str, t: tuple) -> ObjectRecord:
+        """``from_plain`` of data ``valid_plain`` (or ``valid_plains``) already passed."""
         fmt, is_module, flags, fs, es, defines, summary, packed = t
         return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs],
                    [f if isinstance(f, Deferred) else _finding_from(f, path) for f in es],
@@ -333,6 +338,62 @@ def valid_plain(t) -> bool:
             and type(summary) is tuple and len(summary) == len(_SUMMARY)
             and all(type(c) is tuple and _types(c) <= {int} for c in summary)
             and len(set(map(len, summary))) == 1 and type(packed) is bytes)
+
+
+def valid_plains(ts: list) -> list[bool]:
+    """``valid_plain`` of each of ``ts`` (the records one ``records_of`` reads back), a field
+    at a time over them all: every field's values of every record end to end, checked at
+    once; where that finds anything wrong, each record on its own, so that only the bad ones
+    are made again. ``valid_plains_py`` is the reference."""
+    if ts and _all_valid(ts):
+        return [True] * len(ts)
+    return valid_plains_py(ts)
+
+
+def valid_plains_py(ts: list) -> list[bool]:
+    """The reference for ``valid_plains``: each record on its own."""
+    return list(map(valid_plain, ts))
+
+
+def _all_valid(ts: list) -> bool:
+    """Whether every one of ``ts`` passes ``valid_plain``, decided over them all at once:
+    for each field, the set of the types of all its values (and of the values inside them)."""
+    chain = itertools.chain.from_iterable
+    if _types(ts) != {tuple} or set(map(len, ts)) != {8}:
+        return False
+    fmt, is_module, flags, fs, es, defines, summary, packed = zip(*ts)
+    if fmt.count(RECORD_FORMAT) != len(fmt) or _types(is_module) != {bool} \
+            or _types(flags) != {tuple} or _types(fs) != {list} or _types(es) != {list} \
+            or _types(defines) != {dict} or _types(summary) != {tuple} \
+            or _types(packed) != {bytes}:
+        return False
+    every_flag = list(chain(flags))
+    if every_flag and (_types(every_flag) != {int} or min(every_flag) < 0):
+        return False
+    if not all(map(_finding_ok, chain(fs))) or not items_ok(list(chain(es))):
+        return False
+    if not _defines_all_ok(defines):
+        return False
+    if set(map(len, summary)) != {len(_SUMMARY)}:
+        return False
+    columns = list(chain(summary))
+    if _types(columns) != {tuple} or not _types(chain(columns)) <= {int}:
+        return False
+    return all(len(a) == len(b) == len(c) == len(d) for a, b, c, d in summary)
+
+
+def _defines_all_ok(dicts) -> bool:
+    """``defines_ok`` of each of ``dicts``, over all their names and definitions at once."""
+    chain = itertools.chain.from_iterable
+    values = list(chain(map(dict.values, dicts)))
+    if not values:
+        return True
+    if _types(chain(dicts)) != {str} or _types(values) != {tuple} \
+            or set(map(len, values)) != {3}:
+        return False
+    typ, section, executable = zip(*values)
+    return _types(typ) == {int} and _types(section) <= {str, _NONE} \
+        and _types(executable) == {bool}
 
 
 def items_ok_py(items: list) -> bool:
@@ -700,9 +761,10 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     out: list[ObjectRecord | None] = [None] * len(objects)
     where: list[str | None] = [None] * len(objects)
     todo: list[int] = []
+    if cache is not None:
+        for i, (rec, path) in enumerate(cache.get_many(objects)):
+            out[i], where[i] = rec, path
     for i, elf in enumerate(objects):
-        if cache is not None:
-            out[i], where[i] = cache.get(elf)
         if out[i] is None:
             todo.append(i)
         else:
@@ -819,6 +881,7 @@ class ObjectCache:
         self.profile = profile  # the records' own (resolved): to check them against
         self.hits = self.misses = 0
         self._folders: set[str] = set()
+        self._keyed = None  # the hash of the key's prefix, copied for each object
 
     @staticmethod
     def options_key_of(options) -> str | None:
@@ -833,11 +896,43 @@ class ObjectCache:
 
     def record_path(self, data) -> str:
         """Where the record of an object with these bytes is kept."""
-        h = hashlib.sha256()
-        h.update(f"altlink {code_digest()} record {RECORD_FORMAT} {self.options_key}\0".encode())
+        if self._keyed is None:
+            self._keyed = hashlib.sha256(
+                f"altlink {code_digest()} record {RECORD_FORMAT} {self.options_key}\0".encode())
+        h = self._keyed.copy()
         h.update(data)
         key = h.hexdigest()
         return os.path.join(self.dir, key[:2], key[2:])
+
+    def get_many(self, elfs: list[ElfFile]) -> list[tuple[ObjectRecord | None, str]]:
+        """``get`` of each of ``elfs``: the records read back together, checked together
+        (``valid_plains``)."""
+        paths = [self.record_path(e.data) for e in elfs]
+        plains: list = []
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    plains.append(_NoGlobals(f).load())
+            except Exception:  # noqa: BLE001 - a missing or unusable record is made again
+                plains.append(None)
+        read = [t for t in plains if t is not None]
+        ok = iter(valid_plains(read))
+        out: list[tuple[ObjectRecord | None, str]] = []
+        for e, path, t in zip(elfs, paths, plains):
+            rec = None
+            if t is not None and next(ok):
+                try:
+                    rec = ObjectRecord.from_valid(e.path, t)
+                    if self.profile is not None and not rec.consistent(self.profile):
+                        rec = None  # findings missing
+                except Exception:  # noqa: BLE001 - as get: made again
+                    rec = None
+            if rec is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            out.append((rec, path))
+        return out
 
     def get(self, elf: ElfFile) -> tuple[ObjectRecord | None, str]:
         path = self.record_path(elf.data)

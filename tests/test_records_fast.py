@@ -261,3 +261,53 @@ def test_findings_and_definitions_are_checked_the_same_both_ways(tmp_path):
 
 
 BAD_VALUES = [None, True, 0, "x", b"x", (), (1,), [1], ("x", 1)]
+
+
+def test_records_read_back_together_are_refused_as_each_alone(tmp_path):
+    """``valid_plains`` (the records one ``records_of`` reads back, checked a field at a time
+    over them all) against ``valid_plains_py`` (each on its own, ``valid_plain``): the same
+    verdict for every record, when one of several is damaged in any field, at any depth."""
+    from test_checks import BAD, CALLBACK, R0_8
+    from test_checks import build as build_checked
+
+    from altlink.findings import Deferred
+
+    objs = [build_checked(tmp_path, "cb", "\tent site0, other_cb, 4, 4, 0\n"),
+            build_checked(tmp_path, "def", CALLBACK + R0_8 + "\tent site0, r0, 1, 4, 8\n")]
+    objs += [build_checked(tmp_path, f"bad{k}", c.body, flags=c.flags)
+             for k, c in enumerate(BAD[:6])]
+    recs, _, _ = collect([read_elf(str(p)) for p in objs],
+                         options("--abi", "linux-v4.17", "--ncaps", "4"), [], None)
+    plains = [r.to_plain() for r in recs]
+    assert records.valid_plains(plains) == records.valid_plains_py(plains) == [True] * len(plains)
+    assert any(t[4] for t in plains) and any(t[5] for t in plains)  # findings, definitions
+    damaged: list = []
+    for k, t in enumerate(plains):
+        fmt, is_module, flags, fs, es, defines, summary, packed = t
+        for field in range(8):  # each field replaced
+            for bad in [*BAD_VALUES, [], {}, 1.0]:
+                damaged.append((k, (*t[:field], bad, *t[field + 1:])))
+        damaged += [(k, t[:7]), (k, (*t, 1)), (k, list(t)), (k, (4, *t[1:]))]
+        for bad in [-1, True, 1.0, "x", None]:
+            damaged.append((k, (fmt, is_module, (*flags, bad), *t[3:])))
+            damaged.append((k, (*t[:6], (summary[0] + (bad,), *summary[1:]), packed)))
+            damaged.append((k, (*t[:6], tuple(c + (bad,) for c in summary), packed)))
+        damaged.append((k, (*t[:6], (summary[0] + (1,), *summary[1:]), packed)))  # lengths
+        damaged.append((k, (*t[:6], summary[:3], packed)))
+        damaged.append((k, (*t[:6], list(summary), packed)))
+        for bad in [*BAD_VALUES, Deferred(1, 2), Deferred("1", "x"), ("f", 1)]:
+            damaged.append((k, (*t[:3], [*fs, bad], *t[4:])))
+            damaged.append((k, (*t[:4], [*es, bad], *t[5:])))
+        for name in defines:
+            for bad in [*BAD_VALUES, (2, ".text"), ("2", ".text", True), (2, b".text", True),
+                        (2, ".text", 1), (True, "t", True)]:
+                damaged.append((k, (*t[:5], {**defines, name: bad}, *t[6:])))
+            damaged.append((k, (*t[:5], {**defines, 5: defines[name]}, *t[6:])))
+    refused = 0
+    for k, bad in damaged:
+        ts = [*plains[:k], bad, *plains[k + 1:]]
+        want = records.valid_plains_py(ts)
+        assert records.valid_plains(ts) == want, (k, bad)
+        assert want[:k] + want[k + 1:] == [True] * (len(ts) - 1)
+        refused += not want[k]
+    assert refused > len(damaged) * 9 // 10  # nearly every damage is refused
