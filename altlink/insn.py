@@ -500,6 +500,7 @@ def profile_problem(word: int, abi: str) -> str | None:
 _PROBE_A = 1 << 32
 _PROBE_B = 1 << 33
 _TARGET_TEXT = re.compile(r"#(0x[0-9a-f]+)$")
+_BARE = r"\1"  # the target without its "#"
 _CS = threading.local()
 
 
@@ -608,6 +609,103 @@ def _target_template(word: int) -> str | None:
     return text[: -len(f"{target(word, 0):#x}")].replace("{", "{{").replace("}", "}}") + "{}"
 
 
+def word_line(word: int) -> str | tuple[str, int, bool] | None:
+    """How ``disasm`` writes ``word`` at any address: its text where the word is plain
+    (:func:`classify`: it reads the same everywhere); :func:`target_line` where it is
+    PC-relative (a tuple, or None where its line is made at each address by ``disasm``)."""
+    if classify(word).kind == "plain":
+        return _word_text(word, None)
+    return target_line(word)
+
+
+def word_lines(words) -> dict[int, str | tuple[str, int, bool] | None]:
+    """:func:`word_line` of each of ``words`` (distinct), with capstone run over all of them
+    at once (a manifest has thousands of distinct words: one call each costs three times
+    the decoding). The words lie side by side from address 0: a plain word's text is the
+    same at any address, and the lines of the PC-relative words are made from their text
+    there and at 4 GiB above (``_target_line_at``); the probe of the words :func:`classify`
+    asks capstone about is made at the probe's two addresses plus the word's place.
+    ``word_line`` is the reference (``tests/test_image_fast.py`` compares the two)."""
+    words = list(words)
+    if not words:
+        return {}
+    sure = _SURELY_PLAIN
+    found = [_PLAIN if sure[w >> 24] else decode(w) for w in words]
+    texts = _texts(words, 0)
+    out: dict[int, str | tuple[str, int, bool] | None] = {}
+    probe = [i for i, (w, f) in enumerate(zip(words, found))
+             if f is _PLAIN and _may_be_pcrel(w)]
+    if probe:
+        pw = [words[i] for i in probe]
+        for i, a, b in zip(probe, _texts(pw, _PROBE_A, True), _texts(pw, _PROBE_B, True)):
+            # _capstone_probe: the word reads the PC where its operands differ 4 GiB apart
+            if a is not None and (b is None or a[1] != b[1]):
+                found[i] = None  # pcrel-unknown: its lines are made at each address
+    known = [i for i, f in enumerate(found) if f is not _PLAIN and f is not None
+             and f.offset is not None]  # the words with a target
+    far = [words[i] for i in known]
+    far = dict(zip(known, (_target_line_at(w, found[i], t, _FAR + 4 * j) for j, (i, w, t)
+                           in enumerate(zip(known, far, _texts(far, _FAR))))))
+    for i, (w, f, text) in enumerate(zip(words, found, texts)):
+        if f is _PLAIN:
+            out[w] = text
+        elif f is None or f.offset is None:
+            out[w] = None
+        else:
+            line = _target_line_at(w, f, text, 4 * i)
+            out[w] = line if line is not None and line == far[i] \
+                and target(w, 0) >= _SMALL else target_line(w)
+    return out
+
+
+# By the word's top byte (bits 31:24): whether every word with it is plain by decode alone
+# and not one that classify asks capstone about (decode's and _may_be_pcrel's tests read
+# only bits 31:24 to tell these apart).
+_SURELY_PLAIN = bytes(decode(t << 24) is _PLAIN and not _may_be_pcrel(t << 24)
+                      for t in range(256))
+_FAR = 1 << 32  # where word_lines decodes the PC-relative words a second time
+# Capstone writes a small number in decimal ("b #4"): a word whose target is this small at
+# one of the addresses is left to target_line (its text at address 0).
+_SMALL = 1 << 12
+
+
+def _texts(words: list[int], base: int, raw: bool = False) -> list:
+    """Capstone's text of each word, the words side by side from ``base``, as
+    ``_word_text(word, None)`` writes it; with ``raw``, (mnemonic, operands), or None where
+    capstone cannot decode the word."""
+    import capstone
+
+    md = getattr(_CS, "skip", None)
+    if md is None:  # a handle that steps over a word it cannot decode (4 bytes on AArch64)
+        md = _CS.skip = capstone.Cs(_cs().arch, capstone.CS_MODE_ARM)
+        md.skipdata = True
+    out: list = [None] * len(words)
+    for addr, size, mnemonic, op_str in md.disasm_lite(
+            struct.pack(f"<{len(words)}I", *words), base):
+        i = (addr - base) >> 2
+        if mnemonic == ".byte" or size != 4:
+            continue  # skipped: not decoded
+        out[i] = (mnemonic, op_str) if raw else f"{mnemonic} {op_str}" if op_str else mnemonic
+    if not raw:
+        for i, t in enumerate(out):
+            if t is None:
+                out[i] = f".inst {words[i]:#010x}"
+    return out
+
+
+def _target_line_at(word: int, found: Classified, text: str,
+                    pc: int) -> tuple[str, int, bool] | None:
+    """``target_line(word)`` from the word's text at ``pc`` (``_word_text(word, pc)``
+    without the target's ``#``): None where the text does not end with the target."""
+    tail = target(word, pc)
+    if tail < _SMALL:
+        return None
+    tail = f"#{tail:#x}"  # (the "#" that _word_text takes off the target)
+    if not text.endswith(tail) or text.startswith(".inst "):
+        return None
+    return text[:-len(tail)], found.offset, found.kind == "adrp"
+
+
 @lru_cache(maxsize=1 << 15)
 def _word_text(word: int, address: int | None) -> str:
     """Capstone's text for one word; ``address`` None for a word whose text does not
@@ -617,5 +715,5 @@ def _word_text(word: int, address: int | None) -> str:
         return f".inst {word:#010x}"
     _addr, _size, mnemonic, op_str = got
     if op_str and address is not None and decode(word).offset is not None:
-        op_str = _TARGET_TEXT.sub(r"\1", op_str)
+        op_str = _TARGET_TEXT.sub(_BARE, op_str)
     return f"{mnemonic} {op_str}" if op_str else mnemonic

@@ -10,6 +10,7 @@ import json
 import os
 import struct
 from dataclasses import dataclass
+from itertools import repeat
 
 from altlink import binding, insn, progress
 from altlink.caps import CapTable
@@ -109,8 +110,8 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     refused = _refusals(image, profile, caps, refuse, findings)
     with collector_paused():
         if encoded:
-            entries = Encoded(map(records.entry_json, [e for e in image.table.entries
-                                                       if e.index not in refused]))
+            entries = Encoded(records.entries_json([e for e in image.table.entries
+                                                    if e.index not in refused]))
         else:
             entries = [records.entry(e) for e in image.table.entries if e.index not in refused]
     out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
@@ -217,6 +218,9 @@ class _Records:
         self._disasm_json: dict[bytes, str] = {}
         self._sec_data: dict[int, tuple | None] = {}
         self._bin_at: dict[int, int | None] = {}
+        # entries_json's: what each byte string of code reads as (_prepare)
+        self._code_json: dict[bytes, tuple[str | None, tuple]] = {}
+        self._simple: dict[bytes, str | None] = {}
 
     def _place(self, addr: int, length: int) -> tuple[bytes, int | None]:
         """The bytes at ``addr`` (b"" where the image has none) and its file offset: as
@@ -268,12 +272,8 @@ class _Records:
         """``entry``'s record as ``dumps`` writes it (``_ENCODER.encode(self.entry(e))``),
         written directly: each place's bytes from the section it names, what entries share
         (capability fields, callbacks, disassemblies of code that reads the same anywhere)
-        written once. ``tests/test_manifest_fast.py`` compares the two."""
-        head = self._cap_json.get(e.cap_raw)
-        if head is None:
-            kind, cap, cap_name = self._cap(e.cap_raw)
-            head = self._cap_json[e.cap_raw] = (
-                f'"cap": {_int(cap)}, "cap_name": {_str(cap_name)}, "cap_raw": {e.cap_raw}, ')
+        written once. ``tests/test_image_fast.py`` compares the two."""
+        head = self._head(e.cap_raw)
         site = e.site
         site_addr = site.address
         site_bytes, site_off = self._at(site, e.orig_len)
@@ -289,38 +289,197 @@ class _Records:
         sym_text = "null" if sym is None else _enc(sym)
         alt_addr = e.alt.address
         if self._cap(e.cap_raw)[0] == "callback":
-            cb = self._callback_json.get(alt_addr)
-            if cb is None:
-                fn = self.names.function_at(alt_addr)
-                cb = self._callback_json[alt_addr] = (
-                    f'{{"address": "{alt_addr:#x}", '
-                    f'"symbol": {"null" if fn is None else _enc(fn.name)}}}')
+            cb = self._callback(alt_addr)
             return (f'{{"callback": {cb}, {head}"index": {e.index}, "kind": "callback", '
                     f'"replacement": null, "site": {{{site_text}"symbol": {sym_text}}}}}')
         alt_len = e.alt_len
         repl = self._at(e.alt, alt_len)[0]
-        code = self._code(repl, alt_addr)
+        fixups = self._fixups(self._code(repl, alt_addr).branches, alt_addr, alt_len)
+        return (f'{{"callback": null, {head}"index": {e.index}, "kind": "static", '
+                f'"replacement": {{"address": "{alt_addr:#x}", "bytes": "{repl.hex()}", '
+                f'"disasm": {self._disasm(repl, alt_addr)}, "fixups": [{fixups}]}}, '
+                f'"site": {{{site_text}"symbol": {sym_text}}}}}')
+
+    def entries_json(self, entries: list[Entry], columns: bool = True) -> list[str]:
+        """``entry_json`` of each entry, made a column at a time where there are many: each
+        field of every entry at once (places read from their sections, symbols named by
+        ``Symbolizer.at_addresses``), what each distinct byte string of code reads as made
+        once for all (``_prepare``: capstone run once over all their words), each entry's
+        text one format. An entry with a place that ``_at`` or ``_bin_offset`` would not
+        read from its section directly is made by ``entry_json``. ``columns=False``:
+        ``entry_json`` of each (the reference, compared in ``tests/test_image_fast.py``)."""
+        if not columns or len(entries) < COLUMNS_FROM_ENTRIES:
+            return list(map(self.entry_json, entries))
+        cols = list(zip(*entries))
+        index, sites, alts, cap_raws, orig_lens, alt_lens = cols[1], *cols[4:9]
+        _, s_idx, s_off, s_addr, _, _ = zip(*sites)
+        _, a_idx, a_off, a_addr, _, _ = zip(*alts)
+        kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
+        callback = list(map(kinds.__getitem__, cap_raws))
+        # each place: (bytes, file offset, offset in the raw binary or "null"), or None where
+        # _at or _bin_offset would not read it from its section directly
+        site = self._places(s_idx, s_off, s_addr, orig_lens)
+        repl = self._places(a_idx, a_off, a_addr, alt_lens)
+        bad = [k for k, (sp, rp, cb) in enumerate(zip(site, repl, callback))
+               if sp is None or (rp is None and not cb)]
+        for k in bad:  # made by entry_json below
+            site[k] = repl[k] = _NOWHERE
+        self._prepare({p[0] for p in site} | {p[0] for p in repl})
+        codes = self._code_json
+        # the site's bytes and disassembly; for a code whose lines depend on the address,
+        # from its lines' plan (_disasm)
+        st = [codes[p[0]][0] for p in site]
+        for k in [k for k, t in enumerate(st) if t is None]:
+            c = site[k][0]
+            st[k] = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, s_addr[k])}'
+        # the replacement's record (a callback's: none)
+        simple = self._simple
+        rc = [None if cb else simple[p[0]] for p, cb in zip(repl, callback)]
+        for k in [k for k, (t, cb) in enumerate(zip(rc, callback)) if t is None and not cb]:
+            c, aa = repl[k][0], a_addr[k]
+            text, branches = codes[c]
+            if text is None:  # lines that depend on the address
+                text = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, aa)}'
+            rc[k] = f'{text}, "fixups": [{self._fixups(branches, aa, alt_lens[k])}]'
+        rt = [_CALLBACK_KIND if cb else
+              f'"kind": "static", "replacement": {{"address": "{aa:#x}", {r}}}'
+              for r, aa, cb in zip(rc, a_addr, callback)]
+        cbt = [self._callback(aa) if cb else "null" for aa, cb in zip(a_addr, callback)]
+        heads = {c: self._head(c) for c in kinds}
+        sym = [_NULL if n is None else _enc(n) for n in self.names.at_addresses(s_addr)]
+        if self.sources is not None:
+            src = [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, s_addr)]
+        else:
+            src = repeat("")
+        out = [f'{{"callback": {c}, {h}"index": {i}, {r}, "site": {{"address": "{sa:#x}", '
+               f'"bin_offset": {sp[2]}, {t}, "file_offset": {sp[1]}, "length": {n}, '
+               f'{so}"symbol": {y}}}}}'
+               for c, h, i, r, sa, sp, t, n, so, y in zip(
+                   cbt, map(heads.__getitem__, cap_raws), index, rt, s_addr, site, st,
+                   orig_lens, src, sym)]
+        for k in bad:
+            out[k] = self.entry_json(entries[k])
+        return out
+
+    def _fixups(self, branches, alt_addr: int, alt_len: int) -> str:
+        """The text of a replacement's fix-ups (inside the list's brackets): of its words
+        that may need one (``_Code.branches``), those that do at ``alt_addr``."""
         fixups = []
-        for i, word, fixup_kind in code.branches:
+        for i, word, fixup_kind in branches:
             pc = alt_addr + 4 * i
             if insn.needs_fixup(word, alt_addr, alt_len, pc):
                 fixups.append(f'{{"insn": {i}, "kind": {_enc(fixup_kind)}, '
                               f'"target": "{insn.target(word, pc):#x}"}}')
-        return (f'{{"callback": null, {head}"index": {e.index}, "kind": "static", '
-                f'"replacement": {{"address": "{alt_addr:#x}", "bytes": "{repl.hex()}", '
-                f'"disasm": {self._disasm(repl, alt_addr)}, "fixups": [{", ".join(fixups)}]}}, '
-                f'"site": {{{site_text}"symbol": {sym_text}}}}}')
+        return ", ".join(fixups)
+
+    def _head(self, cap_raw: int) -> str:
+        """The text of the capability fields' keys of an entry (``entry_json``'s)."""
+        head = self._cap_json.get(cap_raw)
+        if head is None:
+            kind, cap, cap_name = self._cap(cap_raw)
+            head = self._cap_json[cap_raw] = (
+                f'"cap": {_int(cap)}, "cap_name": {_str(cap_name)}, "cap_raw": {cap_raw}, ')
+        return head
+
+    def _callback(self, addr: int) -> str:
+        """The text of a callback's record (``entry_json``'s)."""
+        cb = self._callback_json.get(addr)
+        if cb is None:
+            fn = self.names.function_at(addr)
+            cb = self._callback_json[addr] = (
+                f'{{"address": "{addr:#x}", '
+                f'"symbol": {"null" if fn is None else _enc(fn.name)}}}')
+        return cb
+
+    def _places(self, idx, off, addr, length) -> list:
+        """For each place (its section's index, offset, address, and the length read): its
+        bytes, file offset and offset in the raw binary (``null`` without one), where ``_at``
+        and ``_bin_offset`` read them from the section directly; else None."""
+        layout = self.layout
+        info = {}
+        for i in set(idx):
+            got = self._section(i)
+            if got is None:
+                info[i] = None
+                continue
+            sec, data = got
+            if layout is None:
+                info[i] = (sec.addr, sec.size, sec.offset, data, "null", sec.size + 1)
+                continue
+            b = self._bin_at.get(i, False)
+            if b is False:
+                b = self._bin_at[i] = _section_lma(layout, self.elf, i)
+            # _bin_offset's: the place's offset inside the section
+            info[i] = None if b is None else (sec.addr, sec.size, sec.offset, data,
+                                              b[2], sec.size)
+        return [(g[3][o:o + n], g[2] + o, g[4] if type(g[4]) is str else g[4] + o)
+                if g is not None and a - o == g[0] and 0 <= o and o + n <= g[1] and o < g[5]
+                else None
+                for g, o, a, n in zip(map(info.__getitem__, idx), off, addr, length)]
+
+    def _prepare(self, codes) -> None:
+        """What ``entries_json`` writes of each of ``codes`` not known yet, from
+        ``insn.word_lines`` of all their words at once: in ``_code_json``, its bytes and
+        disassembly (``"bytes": ..., "disasm": [...]``, None where a line depends on the
+        address: then its lines' plan is put in ``_disasm_json``, as ``_disasm`` makes
+        it) and its words that may need a fix-up (``_Code.branches``); in ``_simple``, the
+        replacement's fields after its address where they are the same anywhere."""
+        known = self._code_json
+        new = [c for c in codes if c not in known]
+        if not new:
+            return
+        groups: dict[int, list[bytes]] = {}  # by length: each length's words read at once
+        for c in new:
+            groups.setdefault(len(c), []).append(c)
+        split = []
+        for n, group in groups.items():
+            k = n // 4
+            data = b"".join(group) if n == 4 * k else b"".join(c[:4 * k] for c in group)
+            flat = struct.unpack(f"<{k * len(group)}I", data)
+            split.append((n, k, group, flat))
+        lines = insn.word_lines(set().union(*(f for _, _, _, f in split)))
+        text = {w: _enc(t) for w, t in lines.items() if type(t) is str}
+        # (a word that may need a fix-up is PC-relative: its line is not a text)
+        kinds = {w: k for w, t in lines.items() if type(t) is not str
+                 and (k := insn.decode(w).kind) in insn.FIXUP_KINDS}
+        simple, plans = self._simple, self._disasm_json
+        for n, k, group, flat in split:
+            got = list(map(text.get, flat))
+            rows = list(zip(*[iter(got)] * k)) if k else [()] * len(group)
+            marked = {i // k for i, w in enumerate(flat) if w in kinds} if kinds else ()
+            tail = n > 4 * k
+            rest = range(len(group))
+            if not tail:  # the codes that read the same anywhere and need no fix-up
+                done = [(c, f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]')
+                        for j, (c, row) in enumerate(zip(group, rows))
+                        if None not in row and j not in marked]
+                known.update((c, (t, ())) for c, t in done)
+                simple.update((c, f'{t}, "fixups": []') for c, t in done)
+                rest = [j for j, row in enumerate(rows) if None in row or j in marked]
+            for j in rest:
+                c, row = group[j], rows[j]
+                if tail:
+                    row = (*row, _enc(_tail_line(c)))
+                branches = ()
+                if j in marked:
+                    branches = tuple((i, w, kinds[w]) for i, w in
+                                     enumerate(flat[j * k:j * k + k]) if w in kinds)
+                if None in row:  # lines that depend on the address: their plan (_disasm)
+                    plans[c] = [t if t is not None else i
+                                if (line := lines[flat[j * k + i]]) is None
+                                else (_enc(line[0])[:-1], i, line[1], line[2])
+                                for i, t in enumerate(row)]
+                    known[c] = (None, branches)
+                    simple[c] = None
+                    continue
+                t = f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]'
+                known[c] = (t, branches)
+                simple[c] = None if branches else f'{t}, "fixups": []'
 
     def _at(self, place, length: int) -> tuple[bytes, int | None]:
         """``_place(place.address, length)``, from the section the image's table reader
         found the place in (``table.read_image_table``: ``section_at`` of its address)."""
-        idx = place.section_index
-        got = self._sec_data.get(idx, False)
-        if got is False:
-            secs = self.elf.sections
-            sec = secs[idx] if 0 < idx < len(secs) else None
-            got = self._sec_data[idx] = None if sec is None or sec.type == SHT_NOBITS \
-                else (sec, self.elf.section_data(sec))
+        got = self._section(place.section_index)
         if got is None or place.address != got[0].addr + place.offset:
             return self._place(place.address, length)
         sec, data = got
@@ -328,6 +487,16 @@ class _Records:
         if place.address + length > sec.addr + sec.size:
             return b"", sec.offset + off
         return data[off:off + length], sec.offset + off
+
+    def _section(self, idx: int) -> tuple | None:
+        """(section, its bytes) of section ``idx``; None for none, or one without bytes."""
+        got = self._sec_data.get(idx, False)
+        if got is False:
+            secs = self.elf.sections
+            sec = secs[idx] if 0 < idx < len(secs) else None
+            got = self._sec_data[idx] = None if sec is None or sec.type == SHT_NOBITS \
+                else (sec, self.elf.section_data(sec))
+        return got
 
     def _bin_offset(self, place) -> int | None:
         """``layout.offset_of`` of the place's address: from its section's offset in the raw
@@ -426,12 +595,29 @@ def _moving_plan(c: _Code, code: bytes) -> list:
     return plan
 
 
+# entries_json makes its entries a column at a time from this many entries on
+COLUMNS_FROM_ENTRIES = 64
+_NOWHERE = (b"", None, None)  # the place entries_json leaves to entry_json
+_CALLBACK_KIND = '"kind": "callback", "replacement": null'
+_NULL = "null"
+
+
+def _words(code: bytes) -> tuple[int, ...]:
+    """The whole words of ``code``."""
+    return struct.unpack(f"<{len(code) // 4}I", code[:len(code) // 4 * 4])
+
+
+def _tail_line(code: bytes) -> str:
+    """The line of the bytes of ``code`` after its last whole word."""
+    return f".byte {', '.join(f'{b:#04x}' for b in code[len(code) // 4 * 4:])}"
+
+
 def _analyse(code: bytes, address: int) -> _Code:
     whole = len(code) // 4 * 4
     words = struct.unpack(f"<{whole // 4}I", code[:whole])
     lines = insn.disasm(code[:whole], address)
     if whole < len(code):
-        lines.append(f".byte {', '.join(f'{b:#04x}' for b in code[whole:])}")
+        lines.append(_tail_line(code))
     moving, branches = [], []
     for i, word in enumerate(words):
         if insn.classify(word).kind != "plain":  # a plain word reads the same everywhere

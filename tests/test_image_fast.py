@@ -15,11 +15,15 @@ entry checks know (``broken``: hand-made fields and places in a real table), so 
 comparison is never between two empty lists.
 
 The manifest's entries: ``manifest.build(..., encoded=True)`` writes each entry's JSON text
-directly (``_Records.entry_json``); the reference builds a dict per entry for json's encoder.
-``manifest.dumps`` must give the same bytes both ways, on the same images as linked and
-broken (entries refused, places outside sections, odd lengths), with and without the raw
-binary's offsets, with source lines (an image with DWARF), and with the vdso nested in
-Debian's vmlinux. Its sections' digests, hashed through views of the file
+directly, a column at a time (``_Records.entries_json``: each distinct code's lines from
+``insn.word_lines``, capstone run once over all the words; the sites named by
+``Symbolizer.at_addresses``) or entry by entry (``_Records.entry_json``); the reference
+builds a dict per entry for json's encoder. ``manifest.dumps`` must give the same bytes all
+three ways, on the same images as linked and broken (entries refused, places outside
+sections, odd lengths), with and without the raw binary's offsets, with source lines (an
+image with DWARF), and with the vdso nested in Debian's vmlinux; ``insn.word_lines`` is also
+held to ``insn.word_line`` on the words of each image's code and on words of every class
+with targets near zero (capstone writes a small number in decimal). Its sections' digests, hashed through views of the file
 (``ElfFile.section_view``), are those of their copies; its table read a column at a time
 (``table.read_image_table`` with numpy), the entries and findings read entry by entry.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import struct
 from dataclasses import astuple
 from pathlib import Path
 
@@ -186,18 +191,47 @@ def same_table(path) -> int:
 
 def same_manifest(inp: Input, profile: Profile, caps=None, binary: bool = True,
                   sources=None) -> dict:
-    """The manifest's text both ways (refusing what check refuses), without and with the raw
-    binary's layout: the same bytes. Returns the reference's manifest (with the layout)."""
+    """The manifest's text three ways (refusing what check refuses): its entries' text a
+    column at a time (from any number of entries), entry by entry, and from a dict per
+    entry; without and with the raw binary's layout: the same bytes. Returns the
+    reference's manifest (with the layout)."""
     out = None
     for bin_info in ([None, manifestmod.BinInfo("fw.bin", "ab" * 32, rawbin.layout(inp.elf))]
                      if binary else [None]):
         texts = []
-        for encoded in (True, False):
-            out = manifestmod.build(inp, profile, caps, inp.path, "cd" * 32, None, bin_info,
-                                    sources, refuse=True, encoded=encoded)
+        for encoded, columns_from in ((True, 0), (True, 1 << 62), (False, 0)):
+            was, manifestmod.COLUMNS_FROM_ENTRIES = manifestmod.COLUMNS_FROM_ENTRIES, \
+                columns_from
+            try:
+                out = manifestmod.build(inp, profile, caps, inp.path, "cd" * 32, None,
+                                        bin_info, sources, refuse=True, encoded=encoded)
+            finally:
+                manifestmod.COLUMNS_FROM_ENTRIES = was
             texts.append(manifestmod.dumps(out))
-        assert texts[0] == texts[1]
+        assert texts[0] == texts[1] == texts[2]
     return out
+
+
+def same_word_lines(inp: Input) -> int:
+    """``insn.word_lines`` of the words of the image's code (a sample of each executable
+    section, its replacements whole) and ``insn.word_line`` of each: the same lines."""
+    words: set[int] = set()
+    for sec in inp.elf.sections:
+        if sec.alloc and sec.executable and sec.type != SHT_NOBITS:
+            data = inp.elf.section_data(sec)
+            n = len(data) // 4
+            words.update(struct.unpack(f"<{n}I", data[:4 * n])[:20_000])
+    got = insn.word_lines(words)
+    assert got == {w: insn.word_line(w) for w in words}
+    return len(words)
+
+
+def same_names(inp: Input) -> int:
+    """``Symbolizer.at_addresses`` of the sites and beside them, and ``at_address`` of each."""
+    addrs = [a + d for e in inp.table.entries if (a := e.site.address) is not None
+             for d in (-4, 0, 4)]
+    assert inp.names.at_addresses(addrs) == [inp.names.at_address(a) for a in addrs]
+    return len(addrs)
 
 
 manifests: list[dict] = []
@@ -213,6 +247,7 @@ def compare(path: Path, profile: Profile, every: int = 7, seeds=(1, 2),
     assert same_section_digests(path) > 2
     assert same_table(path) == len(inp.table.entries)
     clean = same_findings(inp, options)
+    assert same_word_lines(inp) > 5 and same_names(inp)
     manifest = same_manifest(inp, profile, caps)
     manifests[:] = [manifest]
     assert len(manifest["entries"]) == len(inp.table.entries) - len(manifest.get("refused", []))
@@ -318,3 +353,33 @@ def test_table_with_places_outside_the_image(tmp_path):
     assert same_table(image) == 21
     found = same_findings(Input.load(read_elf(str(image))), Options(V417))
     assert [f[0] for f in found] == ["ALT012", "ALT012"]
+
+
+def test_word_lines_near_address_zero():
+    """``insn.word_lines`` against ``insn.word_line`` on words of every class: random words,
+    and the PC-relative kinds with random fields and with targets within a few KiB of
+    their place (capstone writes a target below 10 in decimal: ``b #4``; such a word's line
+    is left to each place, and ``word_lines`` must not make one from its text elsewhere)."""
+    rng = random.Random(13)
+    words = {rng.randrange(1 << 32) for _ in range(20_000)} | {0x14000001}
+    for base, mask, field in ((0x14000000, 0x03FFFFFF, 0x03FFFFFF),  # b
+                              (0x94000000, 0x03FFFFFF, 0x03FFFFFF),  # bl
+                              (0x54000000, 0x00FFFFFF, 0x00FFFFE0),  # b.cond, bc.cond
+                              (0xB4000000, 0x01FFFFFF, 0x00FFFFE0),  # cbz, cbnz
+                              (0x36000000, 0x81FFFFFF, 0x0007FFE0),  # tbz, tbnz
+                              (0x10000000, 0x7FFFFFFF, 0x00FFFFE0),  # adr, adrp
+                              (0x18000000, 0xC4FFFFFF, 0x00FFFFE0),  # literal loads
+                              (0x74000000, 0x81FFFFFF, 0x00003FE0),  # FEAT_CMPBR
+                              (0xD5000000, 0x00FFFFFF, 0)):  # system
+        for _ in range(1500):
+            word = base | rng.randrange(1 << 32) & mask
+            words.add(word)
+            if field:  # the same word with a small displacement, forward or back
+                low = field & -field
+                words.add(word & ~field | rng.randrange(-64, 1100) * low & field)
+    got = insn.word_lines(words)
+    assert got == {w: insn.word_line(w) for w in words}
+    # the test has words of each kind of line: text, a target line, and each place's
+    kinds = {type(v) for v in got.values()}
+    assert kinds == {str, tuple, type(None)}
+    assert got[0x14000001] is None and insn.word_line(0x14000001) is None  # "b #4"
