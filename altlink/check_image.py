@@ -254,10 +254,12 @@ def check_branches_into_replacements(ck: Checks, inp: Input, scan=None) -> None:
         if e.cap_raw not in callback:
             callback[e.cap_raw] = ck.profile.is_callback(e.cap_raw)
     # by address, end and index (entries may share one), then position: never the entries
-    ranges = [(r[0], r[1], r[4]) for r in sorted(
-        (e.alt.address, e.alt.address + e.alt_len, e.index, pos, e)
-        for pos, e in enumerate(inp.table.entries)
-        if e.alt.address is not None and e.alt_len and not callback[e.cap_raw])]
+    ents = inp.table.entries
+    keys = [(e.alt.address, e.alt.address + e.alt_len, e.index, pos)
+            for pos, e in enumerate(ents)
+            if e.alt.address is not None and e.alt_len and not callback[e.cap_raw]]
+    keys.sort()
+    ranges = [(a, end, ents[pos]) for a, end, _, pos in keys]
     if not ranges:
         return
     starts = [r[0] for r in ranges]
@@ -300,11 +302,18 @@ def check_callback_reach(ck: Checks, inp: Input) -> None:
 
     callbacks: dict[str, int] = {}
     by_cb: dict[str, Entry] = {}
+    is_callback: dict[int, bool] = {}
+    named: set[int] = set()  # callback addresses named already (thousands of entries, a few)
     for e in inp.table.entries:
-        if ck.profile.is_callback(e.cap_raw) and e.alt.address is not None:
-            sym = inp.names.function_at(e.alt.address)
-            name = sym.name if sym else f"{e.alt.address:#x}"
-            callbacks.setdefault(name, e.alt.address)
+        cb = is_callback.get(e.cap_raw)
+        if cb is None:
+            cb = is_callback[e.cap_raw] = ck.profile.is_callback(e.cap_raw)
+        addr = e.alt.address
+        if cb and addr is not None and addr not in named:
+            named.add(addr)
+            sym = inp.names.function_at(addr)
+            name = sym.name if sym else f"{addr:#x}"
+            callbacks.setdefault(name, addr)
             by_cb.setdefault(name, e)
     if not callbacks:
         return
