@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-from altlink import manifest as manifestmod
 from altlink import outputs, rawbin, sources
 from altlink.linkset import Input
 
@@ -18,7 +17,13 @@ def temp_outputs(req, tmp_files: list[str]) -> tuple[str | None, str | None]:
 
 def make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
                 tmp_manifest: str | None) -> None:
-    """Write the raw binary and the manifest of the image into their temporary files."""
+    """Write the raw binary and the manifest of the image into their temporary files. (The
+    manifest's module is imported here: a link that writes neither, as each of a kernel's
+    module links, does without it.)"""
+    if not (tmp_bin or tmp_manifest):
+        return
+    from altlink import manifest as manifestmod
+
     elf = image.elf
     bin_info = None
     if tmp_bin:

@@ -878,6 +878,26 @@ def test_which_link_command_lines_start_the_linker_before_they_are_parsed(tmp_pa
         assert temp_leftovers(tmp_path) == []
 
 
+def test_a_link_without_manifest_or_binary_does_not_load_their_modules(tmp_path):
+    """A kernel build runs a link for each module (``ld -r``, no manifest, no raw binary):
+    those links do without the manifest's module (and its imports: json, hashlib's
+    digests of files, the disassembler)."""
+    main = asm(tmp_path, "main", MAIN_S)
+    words = ["link", "--", GNU_LD, "-r", str(main), "-o", "m.ko"]
+    code = ("import sys\n"
+            "from altlink import cli\n"
+            "rc = cli.main(sys.argv[1:])\n"
+            "print(rc, ' '.join(m for m in ('altlink.manifest', 'capstone') if m in sys.modules))\n")
+    e = env_without_altlink_vars()
+    e["PYTHONPATH"] = str(ROOT)
+    e["ALTLINK_CACHE_DIR"] = str(tmp_path / "cache")
+    for _ in range(2):  # the record made, then read back
+        p = subprocess.run([sys.executable, "-c", code, *words], capture_output=True,
+                           text=True, cwd=tmp_path, env=e)
+        assert p.stdout.split() == ["0"], p.stdout + p.stderr
+    assert (tmp_path / "m.ko").exists()
+
+
 def test_the_early_link_options_are_the_link_parser_s():
     """``cli.LINK_VALUE_OPTIONS`` and ``LINK_FLAG_OPTIONS`` (read before argparse is) are the
     options of the link's parser, by whether they take a value (and -o, -W besides)."""
