@@ -412,11 +412,57 @@ def kbuild_rows(kdir: str) -> tuple[list[Row], str]:
             (lambda s, r: s.best <= 2 * r.best), argv, kdir,
             note="the same command as `scripts/link-vmlinux.sh` runs it, bare: "
             f"`{' '.join(ld[:1])} ... vmlinux.a ...`, output in `bench/out/kbuild`"))
+    mods = kbuild_module_links(kdir)
+    if mods:
+        outdir = os.path.join(work, "modules")
+        os.makedirs(outdir, exist_ok=True)
+        alt_cmds, ld_cmds = [], []
+        for k, (mopts, mld, inputs) in enumerate(mods):
+            out = os.path.join(outdir, f"m{k}")
+            alt_cmds.append([ALTLINK, "link", *mopts, "--cache-dir", records, "--",
+                             *mld, "-o", out + ".alt.ko", *inputs])
+            ld_cmds.append([*mld, "-o", out + ".ko", *inputs])
+        rows.append(Row(
+            f"the tree's {len(mods)} module links (`ld -r`, each its own process), records "
+            "cached", Job("altlink link", alt_cmds, kdir), Job("ld", ld_cmds, kdir),
+            "(no target: start-up)", None,
+            note="each module's final link as Kbuild runs it (`.<module>.ko.cmd`: the module's "
+            "object and its `.mod.o`, `-T scripts/module.lds`), one after the other, bare: "
+            "the same `ld -r` commands"))
     n = len(subprocess.run(["ar", "t", "vmlinux.a"], cwd=kdir, capture_output=True,
                            text=True).stdout.split())
     kallsyms = [w for w in ld if w.startswith(".tmp_vmlinux.kallsyms")]
     return rows, f"`{kdir}`: its final vmlinux link (`vmlinux.a`, {n} members" + (
-        f", with kallsyms: `{kallsyms[0]}`)" if kallsyms else ")")
+        f", with kallsyms: `{kallsyms[0]}`)" if kallsyms else ")") + (
+        f" and its {len(mods)} module links" if mods else "")
+
+
+def kbuild_module_links(kdir: str, most: int = 20) -> list[tuple[list[str], list[str],
+                                                                 list[str]]]:
+    """Up to ``most`` of the tree's module links (``cmd_X.ko := LD ... -o X.ko X.o X.mod.o``,
+    as Kbuild's ``scripts/Makefile.modfinal`` runs them): altlink's options, the bare linker
+    command without its output, and the inputs. Only links through ``altlink link``."""
+    import glob
+    import shlex
+
+    out = []
+    for cmd in sorted(glob.glob(os.path.join(kdir, "**", ".*.ko.cmd"), recursive=True)):
+        try:
+            with open(cmd, encoding="utf-8") as f:
+                line = next(x for x in f if x.startswith("cmd_"))
+        except (OSError, StopIteration):
+            continue
+        words = shlex.split(line.split(":=", 1)[1].split(";")[0])
+        if "--" not in words or "-o" not in words:
+            continue
+        cut = words.index("--")
+        opts = [o for o in words[:cut] if o != "link" and not o.endswith("altlink")]
+        ld = words[cut + 1:]
+        o = ld.index("-o")
+        out.append((opts, ld[:o], ld[o + 2:]))
+        if len(out) == most:
+            break
+    return out
 
 
 # -- growth: link cost against the number of objects and the size of the text --------------------
