@@ -1,7 +1,10 @@
 """Checking many files at once: kernel modules (each a finished link of its own) one by one,
-over the machine's cores; the other objects as one link set; images each alone."""
+over the machine's cores, through their records where there is a record cache; the other
+objects as one link set; images each alone."""
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import TextIO
 
 from altlink import forkmap, progress
@@ -15,15 +18,23 @@ PARALLEL_MIN = 64  # fewer modules than this are not worth a second process
 
 
 def _check_modules(items: list[tuple[int, str, ElfFile | None]], options: Options,
-                   symbols_from: list[str]
+                   symbols_from: list[str], cache_dir: str | None = None
                    ) -> tuple[list[tuple[int, list[Finding]]],
                               list[tuple[int, str, ElfFile | None]]]:
     """Check each file that is a kernel module alone, closing it after: its findings under its
     position; the other files' positions, paths and mappings are returned for the caller to
     check (the mapping None where it was not made here: in a forked worker, or unreadable).
     ``items`` are the files that may be modules (``_sort_out``), mapped, or None where the
-    file is to be mapped here (a ``.ko`` file: read by the worker that checks it)."""
+    file is to be mapped here (a ``.ko`` file: read by the worker that checks it).
+
+    With ``cache_dir``, each module is checked as the link set of one object it is, through
+    its record (``check_linkset.collect``, as the objects are): a module checked before, and
+    unchanged, is not checked again. numpy is imported for the scans of those whose records
+    are made, where the modules are large enough (``_preload_scan``): not at all where every
+    record is kept."""
     images = [read_elf(p) for p in symbols_from]
+    making = _Once(partial(_preload_scan, [path for _pos, path, _elf in items])) \
+        if cache_dir is not None else None
     found: list[tuple[int, list[Finding]]] = []
     others: list[tuple[int, str, ElfFile | None]] = []
     keep = not forkmap.in_child()  # a mapping made here can go back to the caller
@@ -39,14 +50,49 @@ def _check_modules(items: list[tuple[int, str, ElfFile | None]], options: Option
             if not _may_be_module(elf):
                 others.append((pos, path, elf if keep else None))
                 continue
-        if not is_module_elf(elf):  # its section headers read and checked now
+        if cache_dir is not None:
+            # A record kept for these bytes says whether they are a module's: its section
+            # headers need not be decoded to know.
+            got = _module_from_record(elf, options, images, cache_dir, making)
+            if got is None:
+                others.append((pos, path, elf if keep else None))
+                continue
+            found.append((pos, *got))
+        elif not is_module_elf(elf):  # its section headers read and checked now
             others.append((pos, path, elf if keep else None))
             continue
-        inp = Input.load(elf)
-        found.append((pos, check([inp], options, images), _counts([inp.table.entries])))
+        else:
+            inp = Input.load(elf)
+            found.append((pos, check([inp], options, images), _counts([inp.table.entries])))
         elf.close()
     progress.erase()
     return found, others
+
+
+class _Once:
+    """``fn()`` the first time it is called, nothing after."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            fn()
+
+
+def _module_from_record(elf: ElfFile, options: Options, images: list[ElfFile],
+                        cache_dir: str, making) -> tuple[list[Finding], tuple[int, int]] | None:
+    """A module's findings (``checks.check`` over it alone) and its counts, through its
+    record: the link set of one object, a module (``check_linkset.collect``). None where
+    the file is not a module (its record says so: ``is_module_elf`` when it was made)."""
+    from altlink.check_linkset import collect
+
+    records, _profile, findings = collect([elf], replace(options, module=True), images,
+                                          cache_dir, before_making=making)
+    if not records[0].is_module:
+        return None
+    return findings, (records[0].entries, records[0].callbacks)
 
 
 def _may_be_module(elf: ElfFile) -> bool:
@@ -91,7 +137,7 @@ def _counts(tables) -> tuple[int, int]:
     return len(entries), sum(e.alt_len == 0 for e in entries)
 
 
-def _worker(job: tuple[list[str], Options, list[str]]):
+def _worker(job: tuple[list[str], Options, list[str], str | None]):
     try:
         return _check_modules(*job)
     except AltlinkError as e:
@@ -129,11 +175,13 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
 
     jobs = jobs or min(forkmap.cpus(), 8)
     maybe, rest, mapped = _sort_out(list(enumerate(paths)))
-    _preload_scan([p for _, p, _e in maybe])
+    if cache_dir is None:  # else in each worker, where it has records to make
+        _preload_scan([p for _, p, _e in maybe])
     if jobs > 1 and len(maybe) >= PARALLEL_MIN and forkmap.can_fork():
         # Interleaved shares: module sizes vary along a sorted tree of paths.
         shares = [maybe[i::jobs] for i in range(jobs)]
-        results = forkmap.fork_map(_worker, [(sh, options, symbols_from) for sh in shares])
+        results = forkmap.fork_map(_worker, [(sh, options, symbols_from, cache_dir)
+                                             for sh in shares])
         found: list[tuple[int, list[Finding]]] = []
         not_modules: list[tuple[int, str, ElfFile | None]] = []
         for r in results:
@@ -142,7 +190,7 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
             found += r[0]
             not_modules += r[1]
     else:
-        found, not_modules = _check_modules(maybe, options, symbols_from)
+        found, not_modules = _check_modules(maybe, options, symbols_from, cache_dir)
     modules = {pos for pos, *_ in found}
     here = {}  # mapped here: closed where another process checked it as a module
     for pos, _path, elf in maybe:

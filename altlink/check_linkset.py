@@ -193,16 +193,20 @@ def check_records(records: list[ObjectRecord], options: Options, images: list[El
 
 
 def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
-            cache_dir: str | None) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
+            cache_dir: str | None, before_making: Callable[[], None] | None = None
+            ) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
     """The records of a link set's objects, the profile (NCAPS resolved) and the pre-link
-    findings: those ``checks.check`` makes over the objects, in its order."""
+    findings: those ``checks.check`` makes over the objects, in its order.
+    ``before_making`` is called before any record is made (``records_of``)."""
     profile_findings: list[Finding] = []
     profile = options.profile
     if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
         profile = resolve_ncaps(profile, options.caps, [], profile_findings)
         opts = replace(options, profile=profile)
-        records = records_of(objects, opts, cache_dir)
+        records = records_of(objects, opts, cache_dir, before_making=before_making)
     else:  # NCAPS is inferred from every entry of the link set: nothing can be kept
+        if before_making is not None:
+            before_making()
         preload_scans(objects)
         loaded = [Input.load(e) for e in objects]
         profile = resolve_ncaps(profile, None, [i.table for i in loaded], profile_findings)

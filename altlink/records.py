@@ -345,9 +345,12 @@ def valid_plains(ts: list) -> list[bool]:
     at a time over them all: every field's values of every record end to end, checked at
     once; where that finds anything wrong, each record on its own, so that only the bad ones
     are made again. ``valid_plains_py`` is the reference."""
-    if ts and _all_valid(ts):
+    if len(ts) >= VALID_TOGETHER_FROM and _all_valid(ts):
         return [True] * len(ts)
     return valid_plains_py(ts)
+
+
+VALID_TOGETHER_FROM = 4  # fewer records are checked each alone: quicker than the set-up
 
 
 def valid_plains_py(ts: list) -> list[bool]:
@@ -752,9 +755,11 @@ def preload_scans(objects: list[ElfFile]) -> None:
 
 
 def records_of(objects: list[ElfFile], options, cache_dir: str | None,
-               loaded: list | None = None) -> list[ObjectRecord]:
+               loaded: list | None = None,
+               before_making: Callable[[], None] | None = None) -> list[ObjectRecord]:
     """The records of the objects, in their order: from the cache where it has them, the
-    others made (``loaded`` may give objects already read, as ``linkset.Input``)."""
+    others made (``loaded`` may give objects already read, as ``linkset.Input``).
+    ``before_making`` is called once before any record is made, if one is."""
 
     key = ObjectCache.options_key_of(options) if cache_dir else None
     cache = ObjectCache(cache_dir, key, options.profile) if key else None
@@ -775,6 +780,8 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     # one is named. Those of an object whose record is kept were checked when it was made.
     for i in todo:
         objects[i].sections  # noqa: B018
+    if todo and before_making is not None:
+        before_making()
     # The ALT017 scans of the objects whose records are made (whole sections where the
     # replacements live in .text): numpy, when they are worth it, imported before any fork.
     # A link whose records are all kept imports nothing here.

@@ -200,6 +200,37 @@ def test_modules_checked_in_parallel_give_the_same_findings(monkeypatch, other_i
     assert [f.file for f in serial] == sorted((f.file for f in serial), key=paths.index)
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_modules_checked_through_their_records_give_the_checkers_findings(
+        monkeypatch, other_image, tmp_path, jobs):
+    """With a record cache, each module is checked as the link set of one object it is,
+    through its record (batch._module_from_record), made the first time and read back the
+    next: the findings, their order and the counts are the checker's (no cache), against the
+    kernel's symbols and against an image without the modules' callbacks (ALT006)."""
+    from altlink import batch, cli
+
+    monkeypatch.setattr(batch, "PARALLEL_MIN", 1)
+    paths = [str(p) for p in SLICE_MODULES]
+    with_caps = cli.options_from(cli.build_parser().parse_args(
+        ["check", *V61, "--cap-table", str(SLICE / "cpucaps"), "x.ko"]))
+    for k, (options, images) in enumerate([
+            (with_caps, [str(other_image)]), (with_caps, [str(SLICE / "vmlinux.syms")]),
+            (cli.options_from(cli.build_parser().parse_args(["check", *V61, "x.ko"])), [])]):
+        want_stats: dict = {}
+        want = batch.check_paths(paths, options, images, jobs=1, stats=want_stats)
+        cache = str(tmp_path / f"records{k}")
+        for _ in ("made", "read back"):
+            stats: dict = {}
+            assert batch.check_paths(paths, options, images, jobs=jobs, cache_dir=cache,
+                                     stats=stats) == want
+            assert stats == want_stats
+        assert len(os.listdir(cache)) > 1  # the records were kept
+        if images == [str(other_image)]:
+            assert {f.code for f in want} == {"ALT006"}
+        else:
+            assert want == []
+
+
 def test_full_vmlinux_vdso_is_nested_and_patched(kernel, tmp_path):
     """Debian's vmlinux embeds its vDSO between vdso_start and vdso_end, with 4 sites of its
     own (``isb; mrs x2, cntvct_el0``, under HAS_ECV ``nop; mrs x2, cntvctss_el0``), which
