@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from itertools import chain
 
 from altlink.elf import SHT_NOBITS, ElfFile
 
@@ -66,6 +67,21 @@ def patch_digest(elf: ElfFile, table_addr: int | None, table_size: int, entries,
     return h.hexdigest()
 
 
+def digest_of_places(elf: ElfFile, table_addr: int | None, table_size: int, site_addrs,
+                     orig_lens, site_bytes, alt_addrs, alt_lens, alt_bytes) -> str:
+    """``patch_digest`` from the places of every entry already read (a manifest's columns):
+    each entry's site address, length and bytes, its replacement's address, length and bytes
+    (for a callback, 0xffff and none), hashed in one update."""
+    h = hashlib.sha256(_TAG)
+    if table_addr is not None:
+        h.update(struct.pack("<QQ", table_addr, table_size))
+        h.update(elf.read_addr(table_addr, table_size) or b"")
+    head = struct.Struct("<QH").pack
+    h.update(b"".join(chain.from_iterable(zip(map(head, site_addrs, orig_lens), site_bytes,
+                                              map(head, alt_addrs, alt_lens), alt_bytes))))
+    return h.hexdigest()
+
+
 def patch_digest_py(elf: ElfFile, table_addr: int | None, table_size: int, entries,
                     profile) -> str:
     """The reference for ``patch_digest``: each place read by address, hashed in turn."""
@@ -87,11 +103,15 @@ def patch_digest_py(elf: ElfFile, table_addr: int | None, table_size: int, entri
     return h.hexdigest()
 
 
-def patch_digest_of(image, profile) -> str:
-    """:func:`patch_digest` of an image whose table was decoded (a ``linkset.Input``)."""
+def patch_digest_of(image, profile, places=None) -> str:
+    """:func:`patch_digest` of an image whose table was decoded (a ``linkset.Input``);
+    ``places``: every entry's places already read, for ``digest_of_places``."""
     table = image.table.sections[0] if image.table.sections else None
-    return patch_digest(image.elf, table.addr if table is not None else None,
-                        table.size if table is not None else 0, image.table.entries, profile)
+    where = (image.elf, table.addr if table is not None else None,
+             table.size if table is not None else 0)
+    if places is not None:
+        return digest_of_places(*where, *places)
+    return patch_digest(*where, image.table.entries, profile)
 
 
 def section_digests(elf: ElfFile) -> dict[str, str]:

@@ -43,7 +43,7 @@ def make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
                               manifestmod.sha256_file(tmp_image), req.manifest, bin_info,
                               lines, refuse=bool(req.policy.disabled), encoded=True)
         with open(tmp_manifest, "w", encoding="utf-8") as f:
-            f.write(manifestmod.dumps(m))
+            manifestmod.dump(m, f)
 
 
 def commit(req, tmp_image: str, tmp_bin: str | None,

@@ -100,7 +100,7 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     table = image.table.sections[0] if image.table.sections else None
     img = {"path": relpath(image_path, manifest_path), "sha256": image_sha,
            "machine": "aarch64",
-           "patch_sha256": binding.patch_digest_of(image, profile),
+           "patch_sha256": None,
            "sections": binding.section_digests(elf)}
     if binary is not None:
         img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
@@ -114,6 +114,9 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
                                                     if e.index not in refused]))
         else:
             entries = [records.entry(e) for e in image.table.entries if e.index not in refused]
+    # (from the places the entries' columns read, where they read every entry's)
+    img["patch_sha256"] = binding.patch_digest_of(image, profile,
+                                                  None if refused else records.places)
     out = {"schema": SCHEMA_ID, "abi": profile.abi, "ncaps": profile.ncaps, "image": img,
            "caps": cap_names, "entries": entries}
     if refused:
@@ -221,6 +224,8 @@ class _Records:
         # entries_json's: what each byte string of code reads as (_prepare)
         self._code_json: dict[bytes, tuple[str | None, tuple]] = {}
         self._simple: dict[bytes, str | None] = {}
+        # every entry's places as entries_json read them, where it read them all
+        self.places: tuple | None = None
 
     def _place(self, addr: int, length: int) -> tuple[bytes, int | None]:
         """The bytes at ``addr`` (b"" where the image has none) and its file offset: as
@@ -359,6 +364,10 @@ class _Records:
                    orig_lens, src, sym)]
         for k in bad:
             out[k] = self.entry_json(entries[k])
+        if not bad:  # binding.digest_of_places's columns
+            self.places = (s_addr, orig_lens, [p[0] for p in site], a_addr,
+                           [0xFFFF if cb else n for cb, n in zip(callback, alt_lens)],
+                           [b"" if cb else p[0] for cb, p in zip(callback, repl)])
         return out
 
     def _fixups(self, branches, alt_addr: int, alt_len: int) -> str:
@@ -675,6 +684,34 @@ def dumps(manifest: dict) -> str:
             text = compact(val)
         parts.append(f" {json.dumps(key)}: {text}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def dump(manifest: dict, f) -> None:
+    """Write ``dumps(manifest)`` to the text file ``f``, its entries a few thousand at a
+    time: no copy of the whole text is made (a link's 40,000 entries are 15 MB, and each
+    copy of that is fresh memory)."""
+    from itertools import islice
+
+    compact = _ENCODER.encode
+    sep = "{\n"
+    for key in sorted(manifest):
+        val = manifest[key]
+        f.write(f"{sep} {json.dumps(key)}: ")
+        sep = ",\n"
+        if key == "entries" and isinstance(val, list) and val:
+            texts = iter(val if isinstance(val, Encoded) else map(compact, val))
+            f.write("[\n  ")
+            f.write(",\n  ".join(islice(texts, _CHUNK)))
+            while chunk := list(islice(texts, _CHUNK)):
+                f.write(",\n  ")
+                f.write(",\n  ".join(chunk))
+            f.write("\n ]")
+        else:
+            f.write(compact(val))
+    f.write("\n}\n")
+
+
+_CHUNK = 2048  # the entries dump writes at a time
 
 
 def load(path: str) -> dict:

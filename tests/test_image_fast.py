@@ -19,7 +19,9 @@ directly, a column at a time (``_Records.entries_json``: each distinct code's li
 ``insn.word_lines``, capstone run once over all the words; the sites named by
 ``Symbolizer.at_addresses``) or entry by entry (``_Records.entry_json``); the reference
 builds a dict per entry for json's encoder. ``manifest.dumps`` must give the same bytes all
-three ways, on the same images as linked and broken (entries refused, places outside
+three ways (and ``manifest.dump``, which writes it in pieces, the same as ``dumps``), its
+patch digest made from the places the columns read (``binding.digest_of_places``) or by
+``binding.patch_digest``, on the same images as linked and broken (entries refused, places outside
 sections, odd lengths), with and without the raw binary's offsets, with source lines (an
 image with DWARF), and with the vdso nested in Debian's vmlinux; ``insn.word_lines`` is also
 held to ``insn.word_line`` on the words of each image's code and on words of every class
@@ -29,6 +31,7 @@ with targets near zero (capstone writes a small number in decimal). Its sections
 """
 from __future__ import annotations
 
+import io
 import random
 import shutil
 import struct
@@ -209,6 +212,13 @@ def same_manifest(inp: Input, profile: Profile, caps=None, binary: bool = True,
                 manifestmod.COLUMNS_FROM_ENTRIES = was
             texts.append(manifestmod.dumps(out))
         assert texts[0] == texts[1] == texts[2]
+        written = io.StringIO()  # as the link writes it: a few thousand entries at a time
+        was, manifestmod._CHUNK = manifestmod._CHUNK, 7
+        try:
+            manifestmod.dump(out, written)
+        finally:
+            manifestmod._CHUNK = was
+        assert written.getvalue() == texts[2]
     return out
 
 
