@@ -337,7 +337,7 @@ class _Records:
         for k in [k for k, t in enumerate(st) if t is None]:
             c = site[k][0]
             st[k] = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, s_addr[k])}'
-        # the replacement's record (a callback's: none)
+        # the replacement's fields after its address (a callback's: none)
         simple = self._simple
         rc = [None if cb else simple[p[0]] for p, cb in zip(repl, callback)]
         for k in [k for k, (t, cb) in enumerate(zip(rc, callback)) if t is None and not cb]:
@@ -346,22 +346,23 @@ class _Records:
             if text is None:  # lines that depend on the address
                 text = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, aa)}'
             rc[k] = f'{text}, "fixups": [{self._fixups(branches, aa, alt_lens[k])}]'
-        rt = [_CALLBACK_KIND if cb else
-              f'"kind": "static", "replacement": {{"address": "{aa:#x}", {r}}}'
-              for r, aa, cb in zip(rc, a_addr, callback)]
-        cbt = [self._callback(aa) if cb else "null" for aa, cb in zip(a_addr, callback)]
+        cbs = {aa: self._callback(aa) for aa, cb in zip(a_addr, callback) if cb}
         heads = {c: self._head(c) for c in kinds}
-        sym = [_NULL if n is None else _enc(n) for n in self.names.at_addresses(s_addr)]
         if self.sources is not None:
             src = [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, s_addr)]
         else:
             src = repeat("")
-        out = [f'{{"callback": {c}, {h}"index": {i}, {r}, "site": {{"address": "{sa:#x}", '
-               f'"bin_offset": {sp[2]}, {t}, "file_offset": {sp[1]}, "length": {n}, '
-               f'{so}"symbol": {y}}}}}'
-               for c, h, i, r, sa, sp, t, n, so, y in zip(
-                   cbt, map(heads.__getitem__, cap_raws), index, rt, s_addr, site, st,
-                   orig_lens, src, sym)]
+        out = [f'{{"callback": null, {heads[cr]}"index": {i}, "kind": "static", "replacement": '
+               f'{{"address": "{aa:#x}", {r}}}, "site": {{"address": "{sa:#x}", "bin_offset": '
+               f'{sp[2]}, {t}, "file_offset": {sp[1]}, "length": {n}, {so}"symbol": '
+               f'{_NULL if y is None else _enc(y)}}}}}' if not cb else
+               f'{{"callback": {cbs[aa]}, {heads[cr]}"index": {i}, "kind": "callback", '
+               f'"replacement": null, "site": {{"address": "{sa:#x}", "bin_offset": {sp[2]}, '
+               f'{t}, "file_offset": {sp[1]}, "length": {n}, {so}"symbol": '
+               f'{_NULL if y is None else _enc(y)}}}}}'
+               for cb, cr, i, aa, r, sa, sp, t, n, so, y in zip(
+                   callback, cap_raws, index, a_addr, rc, s_addr, site, st, orig_lens, src,
+                   self.names.at_addresses(s_addr))]
         for k in bad:
             out[k] = self.entry_json(entries[k])
         if not bad:  # binding.digest_of_places's columns
