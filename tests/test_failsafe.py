@@ -191,7 +191,7 @@ STEPS = [
     ("altlink.link.cross_check", "the cross-check"),
     ("altlink.rawbin.raw_binary", "the raw binary"),
     ("altlink.manifest.build", "the manifest"),
-    ("altlink.manifest.dumps", "the manifest's text"),
+    ("altlink.manifest.dump", "the manifest's text"),
 ]
 
 
