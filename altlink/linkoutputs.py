@@ -22,6 +22,14 @@ def make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
     module links, does without it.)"""
     if not (tmp_bin or tmp_manifest):
         return
+    from altlink.gcpause import collector_paused
+
+    with collector_paused():  # (what it makes lives until it ends: nothing to collect)
+        _make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest)
+
+
+def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
+                tmp_manifest: str | None) -> None:
     from altlink import manifest as manifestmod
 
     elf = image.elf
