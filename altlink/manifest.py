@@ -329,7 +329,8 @@ class _Records:
                if sp is None or (rp is None and not cb)]
         for k in bad:  # made by entry_json below
             site[k] = repl[k] = _NOWHERE
-        self._prepare({p[0] for p in site} | {p[0] for p in repl})
+        self._prepare({p[0] for p in site}
+                      | {p[0] for p, cb in zip(repl, callback) if not cb})
         codes = self._code_json
         # the site's bytes and disassembly; for a code whose lines depend on the address,
         # from its lines' plan (_disasm)

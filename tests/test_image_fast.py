@@ -193,7 +193,7 @@ def same_table(path) -> int:
 
 
 def same_manifest(inp: Input, profile: Profile, caps=None, binary: bool = True,
-                  sources=None) -> dict:
+                  sources=None, refuse: bool = True) -> dict:
     """The manifest's text three ways (refusing what check refuses): its entries' text a
     column at a time (from any number of entries), entry by entry, and from a dict per
     entry; without and with the raw binary's layout: the same bytes. Returns the
@@ -207,7 +207,7 @@ def same_manifest(inp: Input, profile: Profile, caps=None, binary: bool = True,
                 columns_from
             try:
                 out = manifestmod.build(inp, profile, caps, inp.path, "cd" * 32, None,
-                                        bin_info, sources, refuse=True, encoded=encoded)
+                                        bin_info, sources, refuse=refuse, encoded=encoded)
             finally:
                 manifestmod.COLUMNS_FROM_ENTRIES = was
             texts.append(manifestmod.dumps(out))
@@ -267,6 +267,8 @@ def compare(path: Path, profile: Profile, every: int = 7, seeds=(1, 2),
         bad = broken(inp, profile, moving, seed, every)
         codes |= {f[0] for f in same_findings(bad, options)}
         assert same_manifest(bad, profile, caps).get("refused")
+        if seed == seeds[0]:  # every broken entry written (build's default): none refused
+            assert not same_manifest(bad, profile, caps, refuse=False).get("refused")
     return clean, codes
 
 
@@ -361,8 +363,14 @@ def test_table_with_places_outside_the_image(tmp_path):
                "\t.byte 4, 0\n\t.popsection\n")
     image = image_of(tmp_path, SMALL + outside)
     assert same_table(image) == 21
-    found = same_findings(Input.load(read_elf(str(image))), Options(V417))
+    inp = Input.load(read_elf(str(image)))
+    found = same_findings(inp, Options(V417))
     assert [f[0] for f in found] == ["ALT012", "ALT012"]
+    # the manifest with the entries check refuses kept (build's default): the callback
+    # outside the image is named by its address alone
+    entries = same_manifest(inp, V417, refuse=False)["entries"]
+    assert [e["callback"] for e in entries if e["index"] == 20] == [
+        {"address": hex(inp.table.entries[20].alt.address), "symbol": None}]
 
 
 def test_word_lines_near_address_zero():
