@@ -620,11 +620,12 @@ def word_line(word: int) -> str | tuple[str, int, bool] | None:
 
 def word_lines(words) -> dict[int, str | tuple[str, int, bool] | None]:
     """:func:`word_line` of each of ``words`` (distinct), with capstone run over all of them
-    at once (a manifest has thousands of distinct words: one call each costs three times
-    the decoding). The words lie side by side from address 0: a plain word's text is the
-    same at any address, and the lines of the PC-relative words are made from their text
-    there and at 4 GiB above (``_target_line_at``); the probe of the words :func:`classify`
-    asks capstone about is made at the probe's two addresses plus the word's place.
+    at once (a manifest has thousands of distinct words, and a call per word spends twice
+    capstone's decoding in Python around it). The words lie side by side from address 0:
+    a plain word's text is the same at any address, and the lines of the PC-relative words
+    are made from their text there and at 4 GiB above (``_target_line_at``); the probe of
+    the words :func:`classify` asks capstone about is made at the probe's two addresses
+    plus the word's place.
     ``word_line`` is the reference (``tests/test_image_fast.py`` compares the two)."""
     words = list(words)
     if not words:
