@@ -88,8 +88,9 @@ def _module_from_record(elf: ElfFile, options: Options, images: list[ElfFile],
     the file is not a module (its record says so: ``is_module_elf`` when it was made)."""
     from altlink.check_linkset import collect
 
+    # No link takes a module as an input: its record's digest is made only if asked for.
     records, _profile, findings = collect([elf], replace(options, module=True), images,
-                                          cache_dir, before_making=making)
+                                          cache_dir, before_making=making, with_digest=False)
     if not records[0].is_module:
         return None
     return findings, (records[0].entries, records[0].callbacks)

@@ -193,17 +193,19 @@ def check_records(records: list[ObjectRecord], options: Options, images: list[El
 
 
 def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
-            cache_dir: str | None, before_making: Callable[[], None] | None = None
-            ) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
+            cache_dir: str | None, before_making: Callable[[], None] | None = None,
+            with_digest: bool = True) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
     """The records of a link set's objects, the profile (NCAPS resolved) and the pre-link
     findings: those ``checks.check`` makes over the objects, in its order.
-    ``before_making`` is called before any record is made (``records_of``)."""
+    ``before_making`` is called before any record is made; ``with_digest=False`` leaves the
+    digests of the records made to be made when asked for (``records.make_record``)."""
     profile_findings: list[Finding] = []
     profile = options.profile
     if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
         profile = resolve_ncaps(profile, options.caps, [], profile_findings)
         opts = replace(options, profile=profile)
-        records = records_of(objects, opts, cache_dir, before_making=before_making)
+        records = records_of(objects, opts, cache_dir, before_making=before_making,
+                             with_digest=with_digest)
     else:  # NCAPS is inferred from every entry of the link set: nothing can be kept
         if before_making is not None:
             before_making()
@@ -211,10 +213,11 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
         loaded = [Input.load(e) for e in objects]
         profile = resolve_ncaps(profile, None, [i.table for i in loaded], profile_findings)
         opts = replace(options, profile=profile, caps=None)
-        records = [make_record(i, opts) for i in loaded]
+        records = [make_record(i, opts, with_digest) for i in loaded]
     if not opts.module and any(r.is_module for r in records):
         # The module structure in any object makes the whole link set a module (ALT015).
         opts = replace(opts, module=True)
-        records = records_of(objects, opts, cache_dir, [r.loaded for r in records])
+        records = records_of(objects, opts, cache_dir, [r.loaded for r in records],
+                             with_digest=with_digest)
     findings = [f for r in records for f in r.table_findings] + profile_findings
     return records, profile, check_records(records, opts, images, findings)

@@ -181,9 +181,9 @@ def _get_digest(rec: ObjectRecord) -> list[EntryDigest]:
             _unpack_group(group)
             if rec._digest is not None:
                 return rec._digest
-        got = _unpack(summary, packed)
-        if got is None:  # damaged: made again from the object, as the cache would
-            if rec._profile is None or rec._load is None:
+        got = _unpack(summary, packed) if packed != NOT_MADE else None
+        if got is None:  # damaged (or not made): made from the object, as the cache would
+            if rec._profile is None or (rec._load is None and rec._input is None):
                 raise ValueError(f"{rec.path}: the record's digest is damaged")
             got = digest(rec.full(), rec._profile)
         rec._digest = got
@@ -526,13 +526,29 @@ def _finding_from(t: tuple, path: str) -> Finding:
 
 # -- making a record -------------------------------------------------------------------------
 
-def make_record(inp, options) -> ObjectRecord:
+def make_record(inp, options, with_digest: bool = True) -> ObjectRecord:
     """The record of one object (an ``linkset.Input``) under resolved options: the profile's
-    NCAPS known, and ``options.module`` saying whether the link set is a module."""
+    NCAPS known, and ``options.module`` saying whether the link set is a module.
+    ``with_digest=False``: the digest is not made now (``NOT_MADE``), but from the object
+    when it is first asked for; the summary columns are the table's."""
     elf = inp.elf
-    return ObjectRecord(inp.path, inp.is_module, tuple(s.flags for s in inp.table.sections),
-                        list(inp.table.findings), check_object(inp, options), _defines(elf),
-                        digest(inp, options.profile), _input=inp)
+    flags = tuple(s.flags for s in inp.table.sections)
+    found = check_object(inp, options)
+    if not with_digest:
+        entries = inp.table.entries
+        summary = (tuple(e.index for e in entries), tuple(e.cap_raw for e in entries),
+                   tuple(e.orig_len for e in entries), tuple(e.alt_len for e in entries))
+        return ObjectRecord(inp.path, inp.is_module, flags, list(inp.table.findings), found,
+                            _defines(elf), None, _input=inp, _profile=options.profile,
+                            _packed=(summary, NOT_MADE, None))
+    return ObjectRecord(inp.path, inp.is_module, flags, list(inp.table.findings), found,
+                        _defines(elf), digest(inp, options.profile), _input=inp)
+
+
+# The packed digest of a record made without it (``make_record``'s ``with_digest``): the
+# check of a kernel module, which no link takes as an input, never asks for it. It is made
+# from the object where it is asked for, as a damaged one is.
+NOT_MADE = b""
 
 
 def _defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
@@ -756,10 +772,12 @@ def preload_scans(objects: list[ElfFile]) -> None:
 
 def records_of(objects: list[ElfFile], options, cache_dir: str | None,
                loaded: list | None = None,
-               before_making: Callable[[], None] | None = None) -> list[ObjectRecord]:
+               before_making: Callable[[], None] | None = None,
+               with_digest: bool = True) -> list[ObjectRecord]:
     """The records of the objects, in their order: from the cache where it has them, the
     others made (``loaded`` may give objects already read, as ``linkset.Input``).
-    ``before_making`` is called once before any record is made, if one is."""
+    ``before_making`` is called once before any record is made, if one is; ``with_digest``
+    (``make_record``'s) for those made."""
 
     key = ObjectCache.options_key_of(options) if cache_dir else None
     cache = ObjectCache(cache_dir, key, options.profile) if key else None
@@ -788,12 +806,12 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     preload_scans([objects[i] for i in todo])
     jobs = min(forkmap.cpus(), 8)
     if jobs > 1 and len(todo) >= PARALLEL_MIN and loaded is None and forkmap.can_fork():
-        _make_in_parallel(objects, todo, options, cache, where, out, jobs)
+        _make_in_parallel(objects, todo, options, cache, where, out, jobs, with_digest)
     else:
         for i in todo:
             inp = loaded[i] if loaded is not None and loaded[i] is not None else \
                 Input.load(objects[i])
-            out[i] = make_record(inp, options)
+            out[i] = make_record(inp, options, with_digest)
             if cache is not None:
                 cache.put(where[i], out[i])
     packed = [r for r in out if r is not None and r._packed is not None]
@@ -815,12 +833,13 @@ class _Group:
 
 
 def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, where, out,
-                      jobs: int) -> None:
+                      jobs: int, with_digest: bool = True) -> None:
     """Make the records of ``todo`` in this process and ``jobs - 1`` forked ones, in
     interleaved shares (object sizes vary along a sorted list); each keeps its own records."""
 
     shares = [todo[k::jobs] for k in range(jobs)]
-    results = forkmap.fork_map(partial(_make_share, objects, options, cache, where), shares)
+    results = forkmap.fork_map(partial(_make_share, objects, options, cache, where,
+                                       with_digest), shares)
     errors = [(i, got) for share, res in zip(shares, results) for i, got in zip(share, res)
               if isinstance(got, AltlinkError)]
     if errors:
@@ -832,14 +851,15 @@ def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, w
             out[i]._profile = options.profile
 
 
-def _make_share(objects: list[ElfFile], options, cache, where, share: list[int]) -> list:
+def _make_share(objects: list[ElfFile], options, cache, where, with_digest: bool,
+                share: list[int]) -> list:
     """The records of a share: plain data when made in a forked process, to send back."""
 
     here = not forkmap.in_child()
     got: list = []
     for i in share:
         try:
-            rec = make_record(Input.load(objects[i]), options)
+            rec = make_record(Input.load(objects[i]), options, with_digest)
         except AltlinkError as e:
             got.append(e)
             break  # the share's first error; the caller reports the first of all

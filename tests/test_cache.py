@@ -168,9 +168,9 @@ def count_made(monkeypatch) -> list[str]:
     made: list[str] = []
     real = records.make_record
 
-    def counting(inp, opts):
+    def counting(inp, opts, *more):
         made.append(os.path.basename(inp.path))
-        return real(inp, opts)
+        return real(inp, opts, *more)
 
     monkeypatch.setattr(records, "make_record", counting)
     return made

@@ -311,3 +311,24 @@ def test_records_read_back_together_are_refused_as_each_alone(tmp_path):
         assert want[:k] + want[k + 1:] == [True] * (len(ts) - 1)
         refused += not want[k]
     assert refused > len(damaged) * 9 // 10  # nearly every damage is refused
+
+
+def test_a_record_made_without_its_digest_makes_it_when_asked(tmp_path):
+    """The module check's records (``with_digest=False``: no link takes a module) keep no
+    digest; asked for, it is made from the object: the digest of a record made with it, for
+    the record made now, read back from the cache, and read back together with others."""
+    from test_kernel import SLICE_MODULES
+
+    opts = options(*V61)
+    elfs = [read_elf(str(p)) for p in SLICE_MODULES[:4]]
+    full, _, _ = collect(elfs, opts, [], None)
+    cache = str(tmp_path / "records")
+    for _ in ("made", "read back"):
+        recs, _, _ = collect(elfs, opts, [], cache, with_digest=False)
+        for r, f in zip(recs, full):
+            assert r.summary() == f.summary() and (r.entries, r.callbacks) == \
+                (f.entries, f.callbacks)
+            assert r._packed is not None and r._packed[1] == records.NOT_MADE
+            assert r.to_plain()[7] == records.NOT_MADE
+        assert [r.digest for r in recs] == [f.digest for f in full]
+        assert sum(r.entries for r in full) > 10
