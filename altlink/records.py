@@ -938,8 +938,7 @@ class ObjectCache:
         plains: list = []
         for path in paths:
             try:
-                with open(path, "rb") as f:
-                    plains.append(_NoGlobals(f).load())
+                plains.append(_NoGlobals(io.BytesIO(_read_whole(path))).load())
             except Exception:  # noqa: BLE001 - a missing or unusable record is made again
                 plains.append(None)
         read = [t for t in plains if t is not None]
@@ -993,6 +992,22 @@ class ObjectCache:
                 raise
         except OSError:
             pass  # a read-only or full cache directory: the link goes on without it
+
+
+def _read_whole(path: str, chunk: int = 1 << 16) -> bytes:
+    """A file's bytes by ``os.read`` (a record is a few kilobytes: one read, without a file
+    object's buffering)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, chunk)
+        if len(data) == chunk:  # more to come
+            parts = [data]
+            while more := os.read(fd, chunk):
+                parts.append(more)
+            data = b"".join(parts)
+        return data
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: str) -> None:

@@ -332,3 +332,13 @@ def test_a_record_made_without_its_digest_makes_it_when_asked(tmp_path):
             assert r.to_plain()[7] == records.NOT_MADE
         assert [r.digest for r in recs] == [f.digest for f in full]
         assert sum(r.entries for r in full) > 10
+
+
+def test_a_record_file_is_read_whole_whatever_its_size(tmp_path):
+    # records._read_whole reads a chunk, and on while a read fills one.
+    for size in (0, 1, 63, 64, 65, 128, 200, 1 << 17):
+        p = tmp_path / f"r{size}"
+        data = os.urandom(size)
+        p.write_bytes(data)
+        assert records._read_whole(str(p), 64) == data, size
+        assert records._read_whole(str(p)) == data, size
