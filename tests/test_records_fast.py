@@ -222,13 +222,11 @@ def test_digest_and_the_reference_agree_on_every_form(tmp_path):
     assert any(d.alt_relocs and all(m is None for m in d.alt_relocs) for d in seen)
 
 
-def test_findings_and_definitions_are_checked_the_same_both_ways(tmp_path):
-    """``items_ok`` and ``defines_ok`` against their references, on the records of objects with
-    findings, callbacks left to others and definitions, and on each damaged in every way."""
+def checked_plains(tmp_path) -> list[tuple]:
+    """The plain records (``to_plain``) of objects with findings, callbacks left to others
+    and definitions."""
     from test_checks import BAD, CALLBACK, R0_8
     from test_checks import build as build_checked
-
-    from altlink.findings import Deferred
 
     objs = [build_checked(tmp_path, "cb", "\tent site0, other_cb, 4, 4, 0\n"),
             build_checked(tmp_path, "def", CALLBACK + R0_8 + "\tent site0, r0, 1, 4, 8\n")]
@@ -236,7 +234,15 @@ def test_findings_and_definitions_are_checked_the_same_both_ways(tmp_path):
              for k, c in enumerate(BAD[:6])]
     recs, _, _ = collect([read_elf(str(p)) for p in objs],
                          options("--abi", "linux-v4.17", "--ncaps", "4"), [], None)
-    plains = [r.to_plain() for r in recs]
+    return [r.to_plain() for r in recs]
+
+
+def test_findings_and_definitions_are_checked_the_same_both_ways(tmp_path):
+    """``items_ok`` and ``defines_ok`` against their references, on the records of objects with
+    findings, callbacks left to others and definitions, and on each damaged in every way."""
+    from altlink.findings import Deferred
+
+    plains = checked_plains(tmp_path)
     items = [t[4] for t in plains]
     defines = [t[5] for t in plains]
     assert any(type(f) is Deferred for es in items for f in es)
@@ -267,18 +273,9 @@ def test_records_read_back_together_are_refused_as_each_alone(tmp_path):
     """``valid_plains`` (the records one ``records_of`` reads back, checked a field at a time
     over them all) against ``valid_plains_py`` (each on its own, ``valid_plain``): the same
     verdict for every record, when one of several is damaged in any field, at any depth."""
-    from test_checks import BAD, CALLBACK, R0_8
-    from test_checks import build as build_checked
-
     from altlink.findings import Deferred
 
-    objs = [build_checked(tmp_path, "cb", "\tent site0, other_cb, 4, 4, 0\n"),
-            build_checked(tmp_path, "def", CALLBACK + R0_8 + "\tent site0, r0, 1, 4, 8\n")]
-    objs += [build_checked(tmp_path, f"bad{k}", c.body, flags=c.flags)
-             for k, c in enumerate(BAD[:6])]
-    recs, _, _ = collect([read_elf(str(p)) for p in objs],
-                         options("--abi", "linux-v4.17", "--ncaps", "4"), [], None)
-    plains = [r.to_plain() for r in recs]
+    plains = checked_plains(tmp_path)
     assert records.valid_plains(plains) == records.valid_plains_py(plains) == [True] * len(plains)
     assert any(t[4] for t in plains) and any(t[5] for t in plains)  # findings, definitions
     damaged: list = []
