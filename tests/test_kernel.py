@@ -224,14 +224,16 @@ def test_modules_checked_through_their_records_give_the_checkers_findings(
             (opts("--abi", "linux-v4.17"), [str(other_image)])]):
         want_stats: dict = {}
         want = batch.check_paths(paths, options, images, jobs=1, stats=want_stats)
-        cache = str(tmp_path / f"records{k}")
+        # One cache for all: the records the first made (against an image without the
+        # callbacks) are read back by the second (against the kernel's symbols), which finds
+        # them defined: a record holds nothing of the images.
+        cache = str(tmp_path / "records")
         for _ in ("made", "read back"):
             stats: dict = {}
             assert batch.check_paths(paths, options, images, jobs=jobs, cache_dir=cache,
                                      stats=stats) == want
             assert stats == want_stats
-        if k < 4:
-            assert len(os.listdir(cache)) > 1  # the records were kept
+        assert len(os.listdir(cache)) > 1  # the records were kept
         if k == 0:
             assert {f.code for f in want} == {"ALT006"}
         elif k < 3:
