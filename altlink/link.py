@@ -153,24 +153,26 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
     symtab = image.elf.symtab
-    crossing = None
-    # The cross-check runs in a forked copy, beside the image's checks, where it is worth a
-    # fork (2 to 4 ms for a link's process, 15 ms at 250 MB): the many links of a kernel's
-    # modules (tens of entries and hundreds of symbols each) cross-check here. Neither side
-    # decodes the whole symbol table where numpy reads its columns (``symbols.columns_pay``):
-    # each side reads what it asks for, at the same time.
+    options = Options(profile, req.options.caps, req.options.module)
+    checking = None
+    # The image's checks run in a forked copy, beside the cross-check here, where the work is
+    # worth a fork (2 to 4 ms for a link's process, 15 ms at 250 MB): the many links of a
+    # kernel's modules (tens of entries and hundreds of symbols each) do both here. The
+    # cross-check, the larger, stays in this process: the same work in a fresh copy is slower
+    # (each page it touches first is copied). Neither side decodes the whole symbol table
+    # where numpy reads its columns (``symbols.columns_pay``): each reads what it asks for.
     if forkmap.can_fork() and _cross_check_cost(
             len(image.table.entries), symtab.size // 24 if symtab else 0) >= \
             FORK_CROSS_CHECK_FROM:
-        crossing = forkmap.Forked(partial(_crossed, records, image, profile, members))
-        crossing.start()
+        checking = forkmap.Forked(partial(check_after_link, image, options))
+        checking.start()
     try:
-        post = check_after_link(image, Options(profile, req.options.caps, req.options.module))
-        crossed, seen = crossing.result() if crossing is not None else \
-            _crossed(records, image, profile, members)
+        crossed, seen = _crossed(records, image, profile, members)
+        post = checking.result() if checking is not None else \
+            check_after_link(image, options)
     finally:
-        if crossing is not None:
-            crossing.cancel()
+        if checking is not None:
+            checking.cancel()
     # One problem, one finding: where the cross-check reported an image entry from its
     # object (which names the source), the image's own view of it is not repeated (lld's
     # thunk after a replacement: ALT016 twice; a discarded site: ALT013 and ALT012).

@@ -252,8 +252,8 @@ def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch):
         raise AssertionError("SIGTERM did not interrupt")
 
     before = signal.getsignal(signal.SIGTERM)
-    # The image's checks run in altlink's own process, while forked ones cross-check the
-    # image and write the outputs.
+    # In this small link the image's checks and the cross-check run in altlink's own
+    # process (a large one forks the image's checks), while a forked one writes the outputs.
     rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch,
                                     "altlink.link.check_after_link", term)
     assert (rc, last) == (143, "altlink: terminated")
@@ -397,7 +397,7 @@ def test_with_other_threads_the_outputs_are_written_in_process(seed_dir, tmp_pat
             stop.set()
             if t:
                 t.join()
-        assert bool(forks) == (how == "forked")  # the outputs' writer, the cross-check
+        assert bool(forks) == (how == "forked")  # the outputs' writer, the image's checks
         got[how] = [(d / n).read_bytes() for n in OUTS]
     assert got["forked"] == got["threads"]
 
