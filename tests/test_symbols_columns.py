@@ -193,9 +193,22 @@ def same_by_name(path) -> int:
     ref = _ImageSymbols(read_elf(str(path)), columns=False)
     assert got.elf._symbols is None  # nothing decoded
     assert got.by_name == ref.by_name and list(got.by_name) == list(ref.by_name)
-    assert got.globals == ref.globals
-    for name in [*list(ref.by_name)[::7], "", "no-such-symbol"]:
+    assert got._globals == ref._globals
+    names = [*list(ref.by_name)[::7], "", "no-such-symbol"]
+    for name in names:
         assert got.addresses(name) == ref.addresses(name), name
+    # The names the cross-check asks for read alone, and any other name asked after them:
+    # the same answers (the rest read when first needed).
+    wanted = set(names[::2])
+    some = _ImageSymbols(read_elf(str(path)), columns=True, wanted=wanted)
+    assert some._wanted == wanted and set(some._last) | set(some._globals) <= wanted
+    for name in names:
+        for syms in (some, ref):
+            assert (name in syms.globals) == (name in ref._globals), name
+        assert some.globals.get(name) == ref._globals.get(name), name
+        assert some.addresses(name) == ref.addresses(name), name
+    assert some._wanted is None  # an unwanted name was asked for: all read now
+    assert some.by_name == ref.by_name
     return len(ref.by_name)
 
 
