@@ -18,7 +18,7 @@ from altlink.symbols import SymtabColumns, columns_pay
 from altlink.table import Entry
 
 
-def _names_asked(objects: list[ObjectRecord]) -> set[str]:
+def names_asked(objects: list[ObjectRecord]) -> set[str]:
     """The image symbols the cross-check of these records looks up by name: where each site
     and each branch target of a replacement was anchored, each callback, each global a
     replacement branches to. (Another, asked for on a rarer path, reads the rest.)"""
@@ -45,7 +45,8 @@ def _signature(e) -> tuple:
 
 def cross_check(objects: list[ObjectRecord], image: Input, profile,
                 members: frozenset[str] = frozenset(),
-                reported: set[int] | None = None, fast: bool = True) -> list[Finding]:
+                reported: set[int] | None = None, fast: bool = True,
+                asked: set[str] | None = None) -> list[Finding]:
     """Every entry collected from the objects must be in the image, at the place its
     symbol+offset got, with the same site and replacement code (ALT013, ALT016).
 
@@ -56,7 +57,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     names the inputs that are archive members: the linker pulls in only some of them, and the
     entries of one it did not link are not missing. The objects are compared through their
     records' digests; only those rarer paths read an object again. ``reported`` gets the
-    image entries a finding was made for.
+    image entries a finding was made for. ``asked``: ``names_asked(objects)``, where the caller
+    made it already (a link, while its linker runs).
 
     ``fast`` (the default) reads the code of a linked image's whole table at once, each place
     through the section its entry already names (``_PlaceReader``), before any entry is
@@ -65,7 +67,7 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     """
     findings: list[Finding] = []
     img = image.table.entries
-    syms = _ImageSymbols(image.elf, wanted=_names_asked(objects))
+    syms = _ImageSymbols(image.elf, wanted=names_asked(objects) if asked is None else asked)
     used: set[int] = set()
     placed: dict[int, int] = {}
     todo = [k for k, obj in enumerate(objects) if obj.digest]

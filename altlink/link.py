@@ -15,7 +15,7 @@ from functools import partial
 from altlink import archive, branches, forkmap, inputs, launcher, outputs, sources
 from altlink.check_image import check_after_link
 from altlink.check_linkset import collect
-from altlink.crosscheck import cross_check
+from altlink.crosscheck import cross_check, names_asked
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
@@ -94,6 +94,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         numpy_import = branches.prefetch(sum(s.size for o in objects for s in o.sections
                                              if s.executable))
         _remove_earlier_outputs(req, cmd)
+        # What the cross-check will ask of the image, made while the linker runs: the
+        # records' digests unpacked, the names they look up (a kernel link: 7 ms).
+        asked = names_asked(records)
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
@@ -107,7 +110,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                                                 tmp_bin, tmp_manifest))
                 writer.start()
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
-                                                  tmp_image))
+                                                  tmp_image, asked))
         if has_errors(findings):
             return LinkResult(sources.attach(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)
@@ -148,7 +151,8 @@ def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
 
 
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
-                 members: frozenset[str], tmp_image: str) -> list[Finding]:
+                 members: frozenset[str], tmp_image: str,
+                 asked: set[str] | None = None) -> list[Finding]:
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
@@ -167,7 +171,7 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
         checking = forkmap.Forked(partial(check_after_link, image, options))
         checking.start()
     try:
-        crossed, seen = _crossed(records, image, profile, members)
+        crossed, seen = _crossed(records, image, profile, members, asked)
         post = checking.result() if checking is not None else \
             check_after_link(image, options)
     finally:
@@ -191,10 +195,11 @@ def _cross_check_cost(entries: int, symbols: int) -> float:
 
 
 def _crossed(records: list[ObjectRecord], image: Input, profile: Profile,
-             members: frozenset[str]) -> tuple[list[Finding], set[int]]:
+             members: frozenset[str], asked: set[str] | None = None
+             ) -> tuple[list[Finding], set[int]]:
     """``cross_check``'s findings and the image entries they were made for."""
     seen: set[int] = set()
-    return cross_check(records, image, profile, members, seen), seen
+    return cross_check(records, image, profile, members, seen, asked=asked), seen
 
 
 __all__ = ["LinkRequest", "LinkResult", "link", "check_linked"]

@@ -72,13 +72,15 @@ def compared(monkeypatch):
     codes: list[list[str]] = []
     real = link_mod.cross_check
 
-    def spy(records, image, profile, members=frozenset(), reported=None):
+    def spy(records, image, profile, members=frozenset(), reported=None, asked=None):
+        # the names the link made while its linker ran are those the records ask for
+        assert asked is None or asked == crosscheck.names_asked(records)
         rows, _ = both(records, image, profile, members)
         codes.append([r[0] for r in rows])
-        return real(records, image, profile, members, reported)
+        return real(records, image, profile, members, reported, asked=asked)
 
     monkeypatch.setattr(link_mod, "cross_check", spy)
-    # in this process, where the spy keeps what it saw (a link forks its cross-check)
+    # in this process, where the spies keep what they saw (a link forks the image's checks)
     monkeypatch.setattr(link_mod.forkmap, "can_fork", lambda: False)
     real_post = link_mod.check_after_link
 
