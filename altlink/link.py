@@ -94,9 +94,11 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         numpy_import = branches.prefetch(sum(s.size for o in objects for s in o.sections
                                              if s.executable))
         _remove_earlier_outputs(req, cmd)
-        # What the cross-check will ask of the image, made while the linker runs: the
-        # records' digests unpacked, the names they look up (a kernel link: 7 ms).
-        asked = names_asked(records)
+        # What the cross-check will ask of the image, made while the linker still runs: the
+        # records' digests unpacked, the names they look up (a kernel link's 1,000 entries: 7
+        # ms). Not for many entries: the forks after the link would start that much later.
+        asked = names_asked(records) if linker.running() and \
+            stats["entries"] <= ASK_EARLY_ENTRIES else None
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
@@ -183,6 +185,10 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     found = [f for f in post if not (
         f.entry in seen and f.file == tmp_image and f.code in _SAME_PROBLEM)] + crossed
     return [replace(f, file=req.output) if f.file == tmp_image else f for f in found]
+
+
+# The entries whose names the link gathers for the cross-check while its linker runs, at most.
+ASK_EARLY_ENTRIES = 5_000
 
 
 # The cross-check's own time, as measured on the synthetic firmware and the kernel builds: about

@@ -42,6 +42,10 @@ class Linker:
                 raise LinkerError(f"{self.argv[0]}: cannot run the linker: {e.strerror}") \
                     from None
 
+    def running(self) -> bool:
+        """Whether the linker is still at work (started, not yet exited)."""
+        return self.proc is not None and self.proc.poll() is None
+
     def finish(self) -> None:
         """Wait for the linker; its messages are shown; LinkerError when it failed."""
         proc = self.proc
