@@ -357,6 +357,8 @@ def _by_name_columns(elf: ElfFile, wanted: set[str] | None = None
         return None
     np, rec = cols.np, cols.rec
     idx = np.flatnonzero((rec["shndx"] != 0) & cols.named())
+    if wanted is not None:  # the symbols of those names only (a kernel's: 1,000 of 41,000)
+        return _wanted_by_name(cols, idx, wanted)
     strtab = cols.strtab
     strings = string_table(strtab)
     offs = cols.st_name[idx].tolist()
@@ -371,10 +373,13 @@ def _by_name_columns(elf: ElfFile, wanted: set[str] | None = None
     all_values = rec["value"][idx].tolist()
     keep = (cols.typ[idx] != STT_SECTION).tolist()
     glob = (cols.bind[idx] != STB_LOCAL).tolist()
-    if wanted is not None:  # the symbols of those names only (a kernel's: 1,000 of 41,000)
-        sel = list(map(wanted.__contains__, all_names))
-        all_names, all_values = list(compress(all_names, sel)), list(compress(all_values, sel))
-        keep, glob = list(compress(keep, sel)), list(compress(glob, sel))
+    return _by_name_dicts(all_names, all_values, keep, glob)
+
+
+def _by_name_dicts(all_names: list[str], all_values: list[int], keep: list[bool],
+                   glob: list[bool]) -> tuple[dict[str, int], dict[str, list[int]], dict[str, int]]:
+    """``_by_name_columns``' dicts from the symbols' names, values, whether each is kept (not a
+    section symbol) and whether it is global, in table order."""
     names, values = list(compress(all_names, keep)), list(compress(all_values, keep))
     last = dict(zip(names, values))
     many: dict[str, list[int]] = {}
@@ -383,6 +388,62 @@ def _by_name_columns(elf: ElfFile, wanted: set[str] | None = None
         for n, v in compress(zip(names, values), map(twice.__contains__, names)):
             many.setdefault(n, []).append(v)
     return last, many, dict(compress(zip(all_names, all_values), glob))
+
+
+_KEY_WORDS = 3  # a name's key: its first 24 bytes
+_LO, _HI = 0x0101010101010101, 0x8080808080808080
+_MULT = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+
+
+def _name_key(name: bytes) -> int:
+    """``_wanted_by_name``'s key of one name, its top 16 bits: the name's first 24 bytes, 8 at
+    a time (zeros past its end), mixed as the numpy side mixes them."""
+    key = 0
+    for j in range(_KEY_WORDS):
+        key = (key * _MULT + int.from_bytes(name[8 * j:8 * j + 8], "little")) & _MASK64
+    return (key * _MULT & _MASK64) >> 48
+
+
+def _wanted_by_name(cols: SymtabColumns, idx, wanted: set[str]):
+    """``_by_name_columns`` for the ``wanted`` names, without a name of the others made. Each
+    symbol's name gets a 16-bit key from its first 24 bytes, read from the string table with
+    numpy 8 at a time (up to its NUL, found by ``strlen``'s bit trick); only the symbols whose
+    key is a wanted name's have their names read and compared (a kernel's 41,000 symbols: 3
+    ms instead of 20)."""
+    np = cols.np
+    u64 = np.uint64
+    # Every offset of the string table read as a little-endian word: the 8 bytes from there
+    # (16 NULs follow the table, so a word never reads past the buffer).
+    words = np.ndarray((cols.size + 1,), dtype="<u8", buffer=cols.text, strides=(1,))
+    st = np.minimum(cols.st_name[idx], cols.size)
+    key = np.zeros(len(st), dtype=u64)
+    live = np.ones(len(st), dtype=bool)  # no NUL yet in the name's words before this one
+    for j in range(_KEY_WORDS):
+        w = words[np.minimum(st + 8 * j, cols.size)] if j else words[st]
+        if j:
+            w[~live] = 0
+        zero = (w - u64(_LO)) & ~w & u64(_HI)  # the high bit of each NUL byte (and above)
+        low = zero & (~zero + u64(1))  # the first NUL's high bit; 0 where there is none
+        w &= (low >> u64(7)) - u64(1)  # the bytes before the NUL (all 8 where none)
+        live &= zero == 0
+        key *= u64(_MULT)
+        key += w
+    key *= u64(_MULT)
+    table = np.zeros(1 << 16, dtype=bool)
+    table[[_name_key(n.encode()) for n in wanted if n.isascii()]] = True
+    sel = np.flatnonzero(table[(key >> u64(48)).astype(np.intp)])
+    strtab, find = cols.strtab, cols.strtab.find
+    names = []
+    for a in st[sel].tolist():
+        end = find(b"\0", a)
+        names.append(strtab[a:end if end >= 0 else len(strtab)].decode("ascii"))
+    hit = list(map(wanted.__contains__, names))
+    rows = idx[sel]
+    return _by_name_dicts(list(compress(names, hit)),
+                          list(compress(cols.rec["value"][rows].tolist(), hit)),
+                          list(compress((cols.typ[rows] != STT_SECTION).tolist(), hit)),
+                          list(compress((cols.bind[rows] != STB_LOCAL).tolist(), hit)))
 
 
 _MISSING = object()

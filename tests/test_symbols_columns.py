@@ -187,7 +187,7 @@ def same_by_name(path) -> int:
     """The cross-check's index of an image's symbols by name, from the columns and from the
     decoded symbols: every name's addresses in table order, the globals. Returns the number
     of names."""
-    from altlink.crosscheck import _ImageSymbols
+    from altlink.crosscheck import _by_name_columns, _ImageSymbols
 
     got = _ImageSymbols(read_elf(str(path)), columns=True)
     ref = _ImageSymbols(read_elf(str(path)), columns=False)
@@ -202,6 +202,17 @@ def same_by_name(path) -> int:
     wanted = set(names[::2])
     some = _ImageSymbols(read_elf(str(path)), columns=True, wanted=wanted)
     assert some._wanted == wanted and set(some._last) | set(some._globals) <= wanted
+    for name in wanted:  # answered from the wanted names' index alone
+        assert some.addresses(name) == ref.addresses(name), name
+        assert some.globals.get(name) == ref._globals.get(name), name
+    assert some._wanted == wanted
+    # The index of the wanted names (found by their keys) is the whole index's part for them,
+    # for a sample of the names, for all of them, and for none.
+    elf = read_elf(str(path))
+    whole = _by_name_columns(elf)
+    for want in (wanted, set(ref.by_name) | set(ref._globals), {"no-such-symbol", "é"}):
+        assert _by_name_columns(elf, want) == \
+            tuple({k: v for k, v in part.items() if k in want} for part in whole)
     for name in names:
         for syms in (some, ref):
             assert (name in syms.globals) == (name in ref._globals), name
