@@ -128,10 +128,21 @@ class Symbolizer:
             if addr in found:
                 return found[addr]
             if len(found) < DIRECT_LOOKUPS:
-                got = found[addr] = best_label(self.elf.symbols_at_value(addr))
+                got = found[addr] = best_label(self._symbols_at_value(addr))
                 return got
         sym = self._addr_index.lookup(addr)
         return sym if sym is not None and sym.value == addr else None
+
+    def _symbols_at_value(self, addr: int) -> list[Symbol]:
+        """``ElfFile.symbols_at_value``; from the table's values column where the columns are
+        made or pay (a kernel's table: one compare at C speed, where searching its bytes for
+        the value's finds it in other fields too, 1 ms a lookup)."""
+        elf = self.elf
+        cols = SymtabColumns.columns(elf) if 0 <= addr < 1 << 64 and (
+            getattr(elf, _COLUMNS, None) is not None or columns_pay(elf)) else None
+        if cols is None:
+            return elf.symbols_at_value(addr)
+        return [elf.symbol(i) for i in cols.np.flatnonzero(cols.rec["value"] == addr).tolist()]
 
     def function_at_offset(self, shndx: int, offset: int) -> Symbol | None:
         sym = self._section_index(shndx).lookup(offset)
@@ -192,6 +203,9 @@ class _ColumnIndex(_Index):
         return got
 
 
+_COLUMNS = "_symtab_columns"  # where SymtabColumns.columns keeps an ElfFile's columns
+
+
 class SymtabColumns:
     """An image's symbol table as numpy columns over its bytes, without decoding a symbol:
     ``rec`` (the entries: name, info, other, shndx, value, size), ``st_name`` and ``at`` (each
@@ -217,6 +231,16 @@ class SymtabColumns:
 
     @classmethod
     def columns(cls, elf: ElfFile) -> SymtabColumns | None:
+        """The columns of the image's table, made once for each ``ElfFile`` (the checks of an
+        image ask for them from several places)."""
+        got = getattr(elf, _COLUMNS, False)
+        if got is False:
+            got = cls._make(elf)
+            setattr(elf, _COLUMNS, got)
+        return got
+
+    @classmethod
+    def _make(cls, elf: ElfFile) -> SymtabColumns | None:
         from altlink.branches import _numpy
 
         np = _numpy()
