@@ -13,7 +13,7 @@ import threading
 
 from altlink import __version__, progress
 from altlink.errors import AltlinkError, one_line
-from altlink.gcpause import collector_paused
+from altlink.gcpause import collector_paused, process_ends
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER, EXIT_INTERNAL = 0, 1, 2, 3, 4
 ABIS = ("linux-v4.17", "linux-v6.1")
@@ -841,6 +841,7 @@ def run() -> None:
     (``os._exit``): freeing what a link leaves in memory, one object at a time, is work for
     nobody (40 ms after a kernel's link; ``main`` itself has removed its temporary files).
     Callers in the same process (SCons, the tests) use ``main``, which returns."""
+    process_ends()
     rc = main()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -22,6 +22,26 @@ from contextlib import contextmanager
 _lock = threading.Lock()
 _depth = 0
 _was_enabled = False
+_kept: list | None = None  # what ``keep`` holds, once ``process_ends`` was called
+
+
+def process_ends() -> None:
+    """This process ends with ``os._exit`` when its command is done (the ``altlink`` command,
+    ``cli.run``): the collector stays off to the end (turned on again after a link of
+    hundreds of thousands of objects, its first collection walks them all: 10 to 20 ms after
+    a kernel's link), and what ``keep`` is given is never freed."""
+    global _kept
+    gc.disable()
+    _kept = []
+
+
+def keep(*objs) -> None:
+    """Hold ``objs`` until the process ends, where it ends with ``os._exit``
+    (``process_ends``): freeing a link's inputs, records and image one object at a time, when
+    the function that made them returns, is work for nobody (6 ms after a kernel's link).
+    Elsewhere (SCons, the tests, which call ``cli.main``): nothing."""
+    if _kept is not None:
+        _kept.append(objs)
 
 
 @contextmanager

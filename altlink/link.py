@@ -19,6 +19,7 @@ from altlink.crosscheck import cross_check, names_asked
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
+from altlink.gcpause import keep
 from altlink.linker import LinkStart
 from altlink.linkoutputs import commit, make_files, temp_outputs
 from altlink.linkset import Input, Options
@@ -134,6 +135,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
             make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest)
         image.elf.close()
         written = commit(req, tmp_image, tmp_bin, tmp_manifest)
+        keep(loaded, records, image)  # not freed one by one on the way out
         return LinkResult(findings, notes.lines, linked=True, written=written, stats=stats)
     finally:
         if writer is not None:

@@ -288,6 +288,35 @@ def test_the_collector_pause_keeps_a_collector_that_was_off_off():
         gc.enable()
 
 
+def test_what_the_altlink_command_keeps_is_freed_only_where_its_process_ends(tmp_path):
+    """``gcpause.keep`` holds nothing for callers in a process that goes on (SCons, the
+    tests); once ``process_ends`` (the ``altlink`` command, which ends with ``os._exit``), it
+    holds what it is given, and the collector stays off after the command's pause."""
+    code = """
+import gc, weakref
+from altlink import gcpause
+
+class Thing:
+    pass
+
+def kept_alive():
+    thing = Thing()
+    ref = weakref.ref(thing)
+    gcpause.keep(thing)
+    del thing
+    return ref() is not None
+
+print(kept_alive())
+gcpause.process_ends()
+with gcpause.collector_paused():
+    pass
+print(kept_alive(), gc.isenabled())
+"""
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert got == ["False", "True", "False"]
+
+
 def test_each_thread_has_its_own_capstone_handle():
     """A capstone handle is not to be shared between threads; each thread gets its own, and
     threads disassembling at once get what one thread gets."""
