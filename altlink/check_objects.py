@@ -8,13 +8,13 @@ import struct
 from bisect import bisect_right
 from dataclasses import replace
 
-from altlink import branches
+from altlink import branches, insn
 from altlink.check_core import Checks
 from altlink.check_entries import check_entry, check_overlaps
-from altlink.elf import SHT_NOBITS, SHT_RELA, STB_WEAK, Reloc, Section
+from altlink.elf import SHF_EXECINSTR, SHT_NOBITS, SHT_RELA, STB_WEAK, Reloc, Section
 from altlink.findings import Deferred, Finding
 from altlink.linkset import Input, Options
-from altlink.table import Entry
+from altlink.table import REPLACEMENT_SECTION, Entry
 
 
 def check_object(inp: Input, options: Options) -> list[Finding | Deferred]:
@@ -27,14 +27,96 @@ def check_object(inp: Input, options: Options) -> list[Finding | Deferred]:
     return ck.findings
 
 
-def object_checks(ck: Checks, inp: Input) -> None:
-    """The object's checks, added to ``ck``."""
-    for pos, e in enumerate(inp.table.entries):
-        check_entry(ck, inp, pos, e)
+def object_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
+    """The object's checks, added to ``ck``. ``check_entry`` runs on the entries
+    ``may_find`` keeps (an undefined callback that is otherwise fine is its ``Deferred``
+    alone); ``fast=False``, the reference, runs it on every entry."""
+    entries = inp.table.entries
+    if fast:
+        for pos, deferred in may_find(ck, inp):
+            if deferred:
+                ck.findings.append(Deferred(pos, entries[pos].alt.symbol or ""))
+            else:
+                check_entry(ck, inp, pos, entries[pos])
+    else:
+        for pos, e in enumerate(entries):
+            check_entry(ck, inp, pos, e)
     if ck.wanted("ALT010"):
         check_overlaps(ck, inp)
     if ck.wanted("ALT017"):
         check_object_branches(ck, inp)
+
+
+def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
+    """The entries of an object (their positions, in order) that ``check_entry`` has to look
+    at, each with True where all it would make is the entry's ``Deferred`` (a callback the
+    object leaves undefined, its fields and site fine). The others are those whose fields,
+    places and replacement words show that it would make no finding. What many entries share
+    is decided once: each capability field, each section, each distinct replacement's bytes
+    (``insn.classify`` of its words: all plain, and none of the replacement checks
+    applies). An entry outside what this knows (a place by address, a defined callback) is
+    kept."""
+    p = ck.profile
+    secs = inp.elf.sections
+    nsecs = len(secs)
+    ncaps = p.ncaps
+    caps: dict[int, tuple[bool, bool]] = {}  # cap_raw -> (callback, capability in range)
+    plain: dict[bytes, bool] = {}  # a replacement's bytes -> every word plain
+    datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
+    out: list[tuple[int, bool]] = []
+    keep = out.append
+    for pos, e in enumerate(inp.table.entries):
+        cap_raw, olen, alen = e.cap_raw, e.orig_len, e.alt_len
+        got = caps.get(cap_raw)
+        if got is None:
+            cap = p.cap(cap_raw)
+            got = caps[cap_raw] = (p.is_callback(cap_raw),
+                                   cap is None or ncaps is None or cap < ncaps)
+        cb, cap_ok = got
+        site, alt = e.site, e.alt
+        # _check_cap: ALT011 (alt_len 0 in a static entry, a callback with a replacement, a
+        # capability out of the table); _check_site: ALT003, ALT004
+        if not cap_ok or (alen == 0 and not cb) or (cb and alen) \
+                or site.address is not None or alt.address is not None \
+                or not olen or olen % 4 or site.offset % 4 \
+                or not 0 < site.section_index < nsecs:
+            keep((pos, False))
+            continue
+        sec = secs[site.section_index]
+        if not sec.flags & SHF_EXECINSTR or site.offset + olen > sec.size or site.offset < 0:
+            keep((pos, False))
+            continue
+        idx = alt.section_index
+        if cb:  # check_callback: an undefined one is the link set's (Deferred)
+            keep((pos, not idx))
+            continue
+        if alen != olen or not 0 < idx < nsecs:
+            keep((pos, False))  # ALT001, ALT005
+            continue
+        rsec = secs[idx]
+        if not (rsec.flags & SHF_EXECINSTR or rsec.name == REPLACEMENT_SECTION) or \
+                rsec.type == SHT_NOBITS or alt.offset < 0 or alt.offset + alen > rsec.size:
+            keep((pos, False))  # ALT005
+            continue
+        got = datas.get(idx)
+        if got is None:
+            data = inp.elf.section_data(rsec)
+            # each word's top byte: 1 where it may not be plain (``insn._SURELY_PLAIN``)
+            got = datas[idx] = (data, data[3:len(data) // 4 * 4:4].translate(_MAYBE_NOT_PLAIN))
+        data, marks = got
+        if not alt.offset % 4 and 1 not in marks[alt.offset // 4:(alt.offset + alen) // 4]:
+            continue  # every word plain by its top byte alone
+        code = data[alt.offset:alt.offset + alen]
+        ok = plain.get(code)
+        if ok is None:
+            ok = plain[code] = all(insn.classify(w).kind == "plain" for w in
+                                   struct.unpack(f"<{len(code) // 4}I", code))
+        if not ok:
+            keep((pos, False))
+    return out
+
+
+_MAYBE_NOT_PLAIN = bytes(1 - b for b in insn._SURELY_PLAIN)
 
 
 def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:

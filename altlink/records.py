@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import operator
 import os
 import pickle
 import struct
@@ -29,7 +30,15 @@ from typing import Callable, NamedTuple
 
 from altlink import branches, code_digest, forkmap
 from altlink.check_objects import check_object
-from altlink.elf import STB_LOCAL, STB_WEAK, STT_SECTION, ElfFile
+from altlink.elf import (
+    SHN_UNDEF,
+    SHN_XINDEX,
+    STB_LOCAL,
+    STB_WEAK,
+    STT_SECTION,
+    ElfFile,
+    _cstr,
+)
 from altlink.errors import AltlinkError
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input
@@ -553,7 +562,18 @@ NOT_MADE = b""
 
 def _defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
     """The global definitions (``symbolspace.definitions``): what a callback check needs of each,
-    its type and its section's name and whether it is code."""
+    its type and its section's name and whether it is code. Where the symbol table is not
+    decoded yet, from its global symbols alone (``_global_defines``); ``_defines_py`` is the
+    reference."""
+    if elf._symbols is None:
+        got = _global_defines(elf)
+        if got is not None:
+            return got
+    return _defines_py(elf)
+
+
+def _defines_py(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
+    """The reference for ``_defines``: from every decoded symbol."""
     out: dict[str, tuple[int, str | None, bool]] = {}
     secs = elf.sections
     for name, s in definitions(elf, True).items():
@@ -562,13 +582,106 @@ def _defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]]:
     return out
 
 
+def _global_defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]] | None:
+    """``_defines`` from the symbol table's bytes, decoding only the symbols from the first
+    that is not local (the table's locals come first: a kernel object's hundreds of local
+    symbols, most of its table, are skipped at C speed). None where the table is not one
+    this reads (``_defines_py`` then reads it, or says what is wrong with it)."""
+    try:
+        sec = elf.symtab
+        if sec is None:
+            return {}
+        if sec.entsize not in (0, 24) or sec.size % 24:
+            return None
+        strtab = elf.section_data(elf.section(sec.link)) if sec.link else b""
+        data = elf.section_data(sec)
+    except AltlinkError:
+        return None
+    binds = data[4::24].translate(_INFO_BIND)
+    first = len(binds) - len(binds.lstrip(b"\0"))  # the first symbol that is not local
+    tail = memoryview(data)[first * 24:]
+    shndx = tail.cast("H")[3::12].tolist()
+    if SHN_XINDEX in shndx:
+        return None
+    names = tail.cast("I")[0::6].tolist()
+    types = bytes(tail[4::24]).translate(_INFO_TYPE)
+    binds = binds[first:]
+    secs = elf.sections
+    nsecs = len(secs)
+    out: dict[str, tuple[int, str | None, bool]] = {}
+    for k, x in enumerate(shndx):
+        if x == SHN_UNDEF or types[k] == STT_SECTION or binds[k] == STB_LOCAL:
+            continue
+        name = _cstr(strtab, names[k])
+        if not name or name in out:
+            continue
+        sec = secs[x] if x < nsecs else None
+        out[name] = (types[k], sec.name if sec else None, bool(sec and sec.executable))
+    return out
+
+
+_INFO_TYPE = bytes(b & 0xF for b in range(256))
+_INFO_BIND = bytes(b >> 4 for b in range(256))
+
+
 class Anchors:
     """For each section of an object, the symbols a place in it is found by in the image: the
     last named symbol at or before the offset (a global before a local at the same value,
     else the first in the symbol table; no ``$x``/``.L`` labels).
 
     Weak symbols are never anchors: another object's definition may take the name (Linux's
-    ``__weak`` functions), while the weak copy's code stays linked at its object's place."""
+    ``__weak`` functions), while the weak copy's code stays linked at its object's place.
+
+    A section's rows are made when a place in it is first asked for, from the symbols of that
+    section alone (found by their section index, at C speed): an object's entries name two or
+    three sections of dozens, and an object without entries asks nothing (a kernel's
+    ``vmlinux.a`` has 349 of those among 559 members). ``AnchorsPy``, which sorts every
+    section's symbols at once, is the reference."""
+
+    def __init__(self, elf: ElfFile) -> None:
+        self._elf = elf
+        self._by_sec: dict[int, tuple[list[tuple], list[int]] | None] = {}
+        self._shndx: list[int] | None = None
+
+    def _section(self, shndx: int) -> tuple[list[tuple], list[int]] | None:
+        syms = self._elf.symbols
+        col = self._shndx
+        if col is None:
+            col = self._shndx = list(map(_SHNDX, syms))
+        r = []
+        for pos in itertools.compress(range(len(col)), map(shndx.__eq__, col)):
+            s = syms[pos]
+            if s.name and s.type != STT_SECTION and s.bind != STB_WEAK and \
+                    not s.name.startswith(("$", ".L")):
+                r.append((s.value, s.bind != STB_LOCAL, -pos, s.name))
+        got = None
+        if r:
+            r.sort()
+            got = (r, [x[0] for x in r])
+        self._by_sec[shndx] = got
+        return got
+
+    def at(self, shndx: int, offset: int) -> Anchor | None:
+        got = self._by_sec.get(shndx, _UNSEEN)
+        if got is _UNSEEN:
+            got = self._section(shndx)
+        if got is None:
+            return None
+        rows, values = got
+        i = bisect_right(values, offset) - 1
+        if i < 0:
+            return None
+        # The rows with the largest value <= offset: the last of them is the best key.
+        value, is_global, _, name = rows[i]
+        return Anchor(name, is_global, offset - value)
+
+
+_UNSEEN = object()
+_SHNDX = operator.itemgetter(6)  # Symbol.shndx
+
+
+class AnchorsPy:
+    """The reference for ``Anchors``: every section's rows made at once."""
 
     def __init__(self, elf: ElfFile) -> None:
         self._by_sec: dict[int, tuple[list[tuple], list[int]]] = {}
@@ -590,7 +703,6 @@ class Anchors:
         i = bisect_right(values, offset) - 1
         if i < 0:
             return None
-        # The rows with the largest value <= offset: the last of them is the best key.
         value, is_global, _, name = rows[i]
         return Anchor(name, is_global, offset - value)
 
