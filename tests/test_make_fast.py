@@ -1,0 +1,204 @@
+"""Making an object's record (``altlink/records.py``, ``altlink/check_objects.py``): each fast
+way against its reference, on the same objects.
+
+- ``Anchors`` makes a section's rows when a place in it is first asked for; ``AnchorsPy``
+  makes every section's at once. Both name every place the same: at each symbol's value,
+  beside it, and at a section's start and end, in every section.
+- ``_defines`` reads an object's global definitions from the symbol table's global tail;
+  ``_defines_py`` from every decoded symbol. The same dict, in the same order, for real
+  objects and for symbol tables with bytes changed at random (hand-made: malformed input),
+  or the same error.
+- ``object_checks`` runs ``check_entry`` only where ``may_find`` cannot pass an entry;
+  ``fast=False`` runs it on every entry. The same findings and ``Deferred`` callbacks in the
+  same order, under both profiles, as a module and not.
+
+The objects: every good and broken entry of the checks' tests, the committed kernel modules,
+the benchmark's synthetic firmware (24 objects), and, where they are there, the kernel
+build's objects and Debian's 992 modules.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+from dataclasses import astuple, is_dataclass, replace
+from pathlib import Path
+
+import kbuild
+import pytest
+from test_cache import options
+from test_checks import BAD, CALLBACK, R0_8, build, clean_source
+from test_kernel import SLICE_MODULES
+from toolchain import GNU_LD
+
+from altlink import records
+from altlink.check_core import Checks, resolve_ncaps
+from altlink.check_objects import may_find, object_checks
+from altlink.elf import from_bytes, read_elf
+from altlink.errors import AltlinkError
+from altlink.linkset import Input
+
+pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
+
+ROOT = Path(__file__).resolve().parent.parent
+V417 = ("--abi", "linux-v4.17", "--ncaps", "4")
+V61 = ("--abi", "linux-v6.1", "--ncaps", "80")
+
+
+def checked_objects(tmp_path) -> list[tuple[Path, tuple]]:
+    """Objects with every form of entry and every broken entry, each with its arguments."""
+    out = [(build(tmp_path, f"clean{p}", clean_source(p)), args)
+           for p, args in (("v4.17", V417), ("v6.1", V61))]
+    out.append((build(tmp_path, "cb", "\tent site0, other_cb, 4, 4, 0\n"), V417))
+    out.append((build(tmp_path, "def", CALLBACK + R0_8 + "\tent site0, r0, 1, 4, 8\n"), V417))
+    out += [(build(tmp_path, f"bad{k}", c.body, flags=c.flags), c.args)
+            for k, c in enumerate(BAD)]
+    return out
+
+
+def synthetic_objects() -> tuple[list[Path], tuple]:
+    """The benchmark's synthetic firmware's objects (compiled once, in bench/out)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import synth
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    fw = synth.build(synth.Params(objects=24), jobs=2,
+                     altlink=str(Path(sys.executable).parent / "altlink"))
+    d = Path(fw.dir)
+    return [d / o for o in fw.objects], ("--abi", "linux-v4.17", "--cap-table", d / "cpucaps")
+
+
+def as_rows(items) -> list[tuple]:
+    """Findings with every field (``site`` too, which equality leaves out), and Deferred."""
+    return [astuple(f) if is_dataclass(f) else ("deferred", *f) for f in items]
+
+
+def same_anchors(path) -> int:
+    elf = read_elf(str(path))
+    fast, ref = records.Anchors(elf), records.AnchorsPy(elf)
+    asked = 0
+    for sec in elf.sections:
+        offsets = {0, sec.size, sec.size - 1, -1}
+        offsets.update(v + d for s in elf.symbols if s.shndx == sec.index
+                       for v in (s.value,) for d in (-4, -1, 0, 1, 4))
+        for off in sorted(offsets):
+            assert fast.at(sec.index, off) == ref.at(sec.index, off), (path, sec.name, off)
+            asked += ref.at(sec.index, off) is not None
+    assert fast.at(len(elf.sections) + 5, 0) is None
+    return asked
+
+
+def same_defines(path=None, data=None) -> int:
+    """``_defines`` of a fresh reading against ``_defines_py``'s, or the same error."""
+    def read():
+        return read_elf(str(path)) if data is None else from_bytes("x.o", data)
+
+    try:
+        fast = records._defines(read())
+    except AltlinkError as e:
+        fast = ("error", str(e))
+    try:
+        ref = records._defines_py(read())
+    except AltlinkError as e:
+        ref = ("error", str(e))
+    assert fast == ref, path
+    if isinstance(fast, dict):
+        assert list(fast) == list(ref)  # the same order: the first definition of a name wins
+    return len(fast)
+
+
+def same_checks(path, args) -> int:
+    """``object_checks`` both ways, as the link set's object and as a module's."""
+    base = options(*args)
+    made = 0
+    for module in (False, True):
+        got = []
+        for fast in (True, False):
+            inp = Input.load(read_elf(str(path)))
+            profile = resolve_ncaps(base.profile, base.caps, [inp.table], [])
+            ck = Checks(replace(base, profile=profile, module=module))
+            object_checks(ck, inp, fast=fast)
+            got.append(as_rows(ck.findings))
+        assert got[0] == got[1], (path, module)
+        made += len(got[0])
+    return made
+
+
+def test_every_form_of_entry(tmp_path):
+    objs = checked_objects(tmp_path)
+    findings = sum(same_checks(p, a) for p, a in objs)
+    assert findings > len(BAD)  # the broken entries' findings were compared
+    assert sum(same_anchors(p) for p, _ in objs) > 100
+    assert sum(same_defines(p) for p, _ in objs) > 0
+    # the filter passed some entries and kept others
+    inp = Input.load(read_elf(str(objs[0][0])))
+    ck = Checks(options(*V417))
+    kept = may_find(ck, inp)
+    assert 0 < len(kept) < len(inp.table.entries)
+
+
+def test_the_committed_modules():
+    for p in SLICE_MODULES:
+        same_checks(p, V61)
+        same_anchors(p)
+    assert sum(same_defines(p) for p in SLICE_MODULES) > 10
+
+
+def test_the_synthetic_firmware():
+    objs, args = synthetic_objects()
+    deferred = 0
+    for p in objs:
+        same_checks(p, args)
+        same_anchors(p)
+        same_defines(p)
+        inp = Input.load(read_elf(str(p)))
+        profile = resolve_ncaps(options(*args).profile, options(*args).caps, [inp.table], [])
+        deferred += sum(d for _, d in may_find(Checks(replace(options(*args), profile=profile)),
+                                               inp))
+    assert deferred > 10  # callbacks defined elsewhere: their Deferred made by the filter
+
+
+def test_damaged_symbol_tables(tmp_path):
+    o = build(tmp_path, "def", CALLBACK + R0_8 + "\tent site0, r0, 1, 4, 8\n"
+              "\t.globl g1\n\t.weak w1\n\t.local l1\ng1:\nw1:\nl1:\tnop\n")
+    data = o.read_bytes()
+    elf = read_elf(str(o))
+    (symtab,) = [s for s in elf.sections if s.name == ".symtab"]
+    assert same_defines(o) >= 3
+    rng = random.Random(13)
+    for _ in range(400):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            sym = rng.randrange(symtab.size // 24)
+            field = rng.choice([0, 4, 6, 7])  # name, info, shndx (both bytes)
+            b[symtab.offset + 24 * sym + field] = rng.randrange(256)
+        same_defines(data=bytes(b))
+
+
+@pytest.mark.kernel_build
+@pytest.mark.timeout(3600)  # the first use of the build compiles the kernel
+def test_the_kernel_builds_objects(kernel_build):
+    objs = sorted(p for p in kernel_build.out.glob("kernel/**/*.o") if p.stat().st_size)
+    objs = [p for p in objs if not p.name.endswith(".mod.o")]
+    assert len(objs) > 50
+    args = (*V61, "--cap-table", kernel_build.out / kbuild.CAP_HEADER)
+    for p in objs:
+        same_checks(p, args)
+        same_anchors(p)
+        same_defines(p)
+
+
+def test_debians_modules():
+    from test_kernel import full_kernel
+
+    kdir = full_kernel()
+    if kdir is None:
+        pytest.skip("the full kernel is not fetched (python3 tools/fetch_kernel.py)")
+    mods = sorted((kdir / "modules").rglob("*.ko"))
+    assert len(mods) > 900
+    for p in mods:
+        same_checks(p, ("--abi", "linux-v6.1"))
+        same_defines(p)
+    for p in mods[::20]:
+        same_anchors(p)
