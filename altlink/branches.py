@@ -62,12 +62,19 @@ def preload(code_bytes: int) -> None:
         _import_numpy()
 
 
-def prefetch(code_bytes: int):
+# The entries of a link from which its cross-check compares them as arrays, with numpy
+# (``crosscheck.ARRAYS_FROM_ENTRIES``).
+NUMPY_FROM_ENTRIES = 2_000
+
+
+def prefetch(code_bytes: int, entries: int = 0):
     """numpy imported in a thread while the caller waits on something else (the link, on its
-    linker), when a scan of this much code will use it: the thread to join, or None."""
+    linker), when a scan of this much code will use it, or the cross-check of this many
+    entries (``NUMPY_FROM_ENTRIES``): the thread to join, or None."""
     import sys
 
-    if scanner(code_bytes) is not into_ranges_np or "numpy" in sys.modules:
+    if (scanner(code_bytes) is not into_ranges_np and entries < NUMPY_FROM_ENTRIES) or \
+            "numpy" in sys.modules:
         return None
     t = threading.Thread(target=_import_numpy, name="altlink-numpy", daemon=True)
     t.start()

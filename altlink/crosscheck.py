@@ -3,17 +3,29 @@ the linked image, at the place its symbol got, with the same site and replacemen
 (ALT013, ALT016)."""
 from __future__ import annotations
 
+import itertools
 import struct
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from itertools import compress
 
 from altlink import insn
+from altlink.branches import NUMPY_FROM_ENTRIES
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, string_table
 from altlink.findings import Finding, finding
 from altlink.insn import mnemonic, word_text
 from altlink.linkset import Input
-from altlink.records import EntryDigest, ObjectRecord, Target, expected, masked_words
+from altlink.records import (
+    Anchor,
+    EntryDigest,
+    ObjectRecord,
+    Target,
+    digest_alone,
+    expected,
+    masked_words,
+    packed_columns_of,
+)
 from altlink.symbols import SymtabColumns, columns_pay
 from altlink.table import Entry
 
@@ -60,13 +72,19 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     image entries a finding was made for. ``asked``: ``names_asked(objects)``, where the caller
     made it already (a link, while its linker runs).
 
-    ``fast`` (the default) reads the code of a linked image's whole table at once, each place
-    through the section its entry already names (``_PlaceReader``), before any entry is
-    compared; ``fast=False`` reads each place by address when a comparison asks for it (the
+    ``fast`` (the default) compares a large table's entries all at once where every block is
+    where the objects are (``_cross_check_arrays``), else reads the code of a linked image's
+    whole table at once, each place through the section its entry already names
+    (``_PlaceReader``), before any entry is compared; ``fast=False`` reads each place by address when a comparison asks for it (the
     reference the tests compare with: the same findings).
     """
-    findings: list[Finding] = []
     img = image.table.entries
+    if fast and image.elf.type != ET_REL and len(img) >= ARRAYS_FROM_ENTRIES and \
+            "numpy" in sys.modules:
+        got = _cross_check_arrays(objects, image, profile, reported, asked)
+        if got is not None:
+            return got
+    findings: list[Finding] = []
     # The names asked for matter where the image's symbols are read from their columns only
     # (a large table): a small one is indexed whole, and 40,000 entries' names cost 20 ms.
     columns = columns_pay(image.elf)
@@ -646,3 +664,279 @@ def _compare_replacement(obj: ObjectRecord, e: EntryDigest, image: Input, ie: En
                     "replacement and of the site)", obj.path, place, entry=e.index))
     return out
 
+
+# -- the whole link set at once ---------------------------------------------------------------
+
+# The image entries from which ``cross_check`` compares the records with the image as arrays
+# (``_cross_check_arrays``), where numpy is loaded (a link of as many entries imports it
+# while its linker runs) and the table was read as columns.
+ARRAYS_FROM_ENTRIES = NUMPY_FROM_ENTRIES
+
+_MASK64 = (1 << 64) - 1
+
+
+def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
+                        reported: set[int] | None, asked: set[str] | None
+                        ) -> list[Finding] | None:
+    """``cross_check`` of a linked image whose table holds every object's block where the
+    objects are, in their order (a link's usual table), decided for all entries at once:
+    the records' packed columns end to end (``records.packed_columns_of``) against the
+    image's table columns (``Table.columns``) and the words at their places. Each block is
+    placed where the reference's first candidate is (its first site anchored there, every
+    signature and known site word the image's), so the placement is the reference's; then
+    each entry's anchor, callback and replacement words are compared as arrays, and an entry
+    where any of them differs, or that they cannot decide (a relocated word but a branch to
+    a named place, a name with several addresses), is compared by ``_compare_entry``, the
+    reference. None where any block is not where the array compare looks for it (the
+    caller places them one by one)."""
+    import numpy as np
+
+    img = image.table.entries
+    tab = image.table.columns
+    if tab is None or len(tab["cap"]) != len(img):
+        return None
+    packs = packed_columns_of(objects)
+    ns = [len(s[0]) for s, _ in packs]
+    n = sum(ns)
+    if n == 0 or n > len(img):
+        return None
+    chain = itertools.chain.from_iterable
+    summaries = [s for s, _ in packs]
+    cols = list(zip(*(c for _, c in packs)))
+    (_, _, _, site_count, site_bytes, site_known, anchor_name, anchor_global, anchor_delta,
+     alt_symbol, alt_defined, alt_count, alt_bytes, alt_marks, targets) = cols
+    try:
+        cap = np.fromiter(chain(s[1] for s in summaries), dtype=np.int64, count=n)
+        olen = np.fromiter(chain(s[2] for s in summaries), dtype=np.int64, count=n)
+        alen = np.fromiter(chain(s[3] for s in summaries), dtype=np.int64, count=n)
+    except (OverflowError, ValueError):  # a number no table holds: the reference decides
+        return None
+    if not (np.array_equal(cap, tab["cap"][:n]) and np.array_equal(olen, tab["orig_len"][:n])
+            and np.array_equal(alen, tab["alt_len"][:n])):
+        return None
+    # Every site's words: known where the record knows them, as the image has them.
+    scount = np.frombuffer(b"".join(site_count), dtype=np.uint8).astype(np.int64) - 1
+    if not np.array_equal(scount, olen // 4):  # an undefined site, or words cut short
+        return None
+    elf = image.elf
+    sizes = _readable_sizes(elf)
+    site_sec, site_off = tab["site_sec"][:n], tab["site_off"][:n].astype(np.int64)
+    if not np.all(site_off + olen <= sizes[site_sec]):
+        return None
+    want = np.frombuffer(b"".join(site_bytes), dtype="<u4")
+    got = _gather_words(np, elf, site_sec, site_off, scount)
+    same = want == got
+    if any(site_known):
+        known = np.frombuffer(b"".join(k or b"\1" * (len(w) // 4)
+                                       for k, w in zip(site_known, site_bytes)), dtype=np.uint8)
+        same |= known == 0
+    if not same.all():
+        return None
+    names = list(chain(anchor_name))
+    symbols = list(chain(alt_symbol))
+    every_target = list(chain(targets))
+    columns = columns_pay(elf)  # as the reference decides it
+    if columns and asked is None:  # names_asked's, from the columns
+        asked = set(names) | {s for s in symbols if s}
+        asked.discard(None)
+        for t in every_target:
+            if t[1] is not None:
+                asked.add(t[1])
+            if t[3] is not None:
+                asked.add(t[3][0])
+    syms = _ImageSymbols(elf, columns, wanted=asked if columns else None)
+    # Each site where its anchor says (the reference's ``_anchored_at``); a block's first
+    # site decides where the reference looks for it.
+    site_addr = tab["site_addr"][:n]
+    deltas = np.frombuffer(b"".join(d if type(d) is bytes else b"" for d in anchor_delta),
+                           dtype="<u8") if all(type(d) is bytes for d in anchor_delta) else None
+    if deltas is None:
+        return None
+    is_global = np.frombuffer(b"".join(anchor_global), dtype=np.uint8) == 1
+    anchored = _anchors_hold(np, syms, names, is_global, deltas, site_addr)
+    firsts = np.cumsum([0, *ns[:-1]])[np.array(ns) > 0]
+    if not anchored[firsts].all():
+        return None
+    # Now every block is where the reference places it: compare each entry.
+    flagged = ~anchored
+    by_cap = np.zeros(1 << 16, dtype=bool)  # (the table's capability field: 16 bits)
+    for c in set(cap.tolist()):
+        by_cap[c] = profile.is_callback(c)
+    is_cb = by_cap[cap]
+    alt_addr = tab["alt_addr"][:n]
+    defined = np.frombuffer(b"".join(alt_defined), dtype=np.uint8) == 1
+    # a callback named but not defined in its object: where the image's global is
+    cb_named = is_cb & ~defined & np.array([bool(s) for s in symbols], dtype=bool)
+    if cb_named.any():
+        at = np.flatnonzero(cb_named)
+        value, has = _globals_of(np, syms, [symbols[i] for i in at.tolist()])
+        flagged[at] |= has & (value != alt_addr[at])
+    # a replacement: its words as the image has them, unchanged where nothing relocates them
+    acount = np.frombuffer(b"".join(alt_count), dtype=np.uint8).astype(np.int64)
+    compare = ~is_cb & defined & (acount > 0)
+    words_n = np.where(acount > 0, acount - 1, 0)
+    alt_sec, alt_off = tab["alt_sec"][:n], tab["alt_off"][:n].astype(np.int64)
+    fits = alt_off + 4 * words_n <= sizes[alt_sec]
+    flagged |= compare & ~fits
+    compare &= fits
+    _compare_replacements(np, elf, syms, compare, words_n, alt_sec, alt_off, alt_addr,
+                          alt_bytes, alt_marks, every_target, flagged)
+    findings: list[Finding] = []
+    if not flagged.any():
+        return findings
+    # The entries the arrays could not pass: each compared by the reference.
+    reader = _PlaceReader(elf)
+    ends = np.cumsum(ns)
+    for r in np.flatnonzero(flagged).tolist():
+        k = int(np.searchsorted(ends, r, side="right"))
+        obj = objects[k]
+        e = digest_alone(obj)[r - (int(ends[k]) - ns[k])]
+        ie = img[r]
+        made = _compare_entry(obj, e, image, ie, syms, profile, reader)
+        if made and reported is not None:
+            reported.add(ie.index)
+        findings += made
+    return findings
+
+
+def _readable_sizes(elf: ElfFile):
+    """For each section index, how many bytes of it ``_PlaceReader.read`` reads (-1: none
+    read, not even nothing: no section, or one without contents in memory)."""
+    import numpy as np
+
+    out = np.full(max(len(elf.sections), 1), -1, dtype=np.int64)
+    for k, sec in enumerate(elf.sections):
+        if 0 < k and sec.alloc and sec.type != SHT_NOBITS:
+            out[k] = min(sec.size, len(elf.section_data(sec)))
+    return out
+
+
+def _gather_words(np, elf: ElfFile, secs, offsets, counts):
+    """The little-endian words of each entry's place (``counts`` words from ``offsets`` in
+    the sections ``secs``, all within their readable bytes), end to end."""
+    total = int(counts.sum())
+    out = np.zeros(total, dtype=np.uint32)
+    if not total:
+        return out
+    entry = np.repeat(np.arange(len(counts)), counts)
+    first = np.cumsum(counts) - counts
+    at = offsets[entry].astype(np.int64) + 4 * (np.arange(total) - first[entry])
+    where = secs[entry]
+    for s in np.flatnonzero(np.bincount(where)).tolist():  # (np.unique imports numpy.ma)
+        sel = np.flatnonzero(where == s)
+        data = np.frombuffer(elf.section_data(elf.sections[s]), dtype=np.uint8)
+        b = data[at[sel][:, None] + np.arange(4)].astype(np.uint32)
+        out[sel] = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
+    return out
+
+
+def _globals_of(np, syms: _ImageSymbols, names: list[str]):
+    """The image's global value of each name (a symbol's 64-bit value), and whether it has
+    one."""
+    get = syms.globals.get
+    values = {name: get(name) for name in dict.fromkeys(names)}
+    got = [values[n] for n in names]
+    return (np.array([0 if v is None else v for v in got], dtype=np.uint64),
+            np.array([v is not None for v in got], dtype=bool))
+
+
+def _anchors_hold(np, syms: _ImageSymbols, names: list, is_global, deltas, addr):
+    """``_anchored_at`` of each entry's anchor (name None: no anchor, which holds) at its
+    image site's address, for all at once: a name's global value or its one address plus the
+    delta; a name with several addresses asked of ``_anchored_at`` itself."""
+    get, addresses = syms.globals.get, syms.addresses
+    uniq = {}
+    for name in dict.fromkeys(names):
+        if name is None:
+            continue
+        g = get(name)
+        a = addresses(name)
+        uniq[name] = (len(uniq), g, a)
+    m = len(uniq) + 1  # [m - 1]: no anchor
+    gval = np.zeros(m, dtype=np.uint64)
+    ghas = np.zeros(m, dtype=bool)
+    aval = np.zeros(m, dtype=np.uint64)
+    acount = np.zeros(m, dtype=np.int64)
+    for k, g, a in uniq.values():  # (symbols' values: 64-bit numbers)
+        if g is not None:
+            gval[k], ghas[k] = g, True
+        acount[k] = len(a)
+        if len(a) == 1:
+            aval[k] = a[0]
+    ids = np.array([m - 1 if name is None else uniq[name][0] for name in names], dtype=np.int64)
+    none = ids == m - 1
+    by_global = is_global & ghas[ids] & ~none
+    base = np.where(by_global, gval[ids], aval[ids])
+    to = base + deltas
+    hit = (to >= base) & (to == addr)
+    ok = none | np.where(by_global, hit, (acount[ids] == 0) | ((acount[ids] == 1) & hit))
+    hard = ~none & ~ok & ~by_global & (acount[ids] > 1)
+    for r in np.flatnonzero(hard).tolist():
+        name = names[r]
+        ok[r] = _anchored_at(Anchor(name, bool(is_global[r]), int(deltas[r])), syms,
+                             int(addr[r]))
+    return ok
+
+
+def _compare_replacements(np, elf, syms, compare, words_n, alt_sec, alt_off, alt_addr,
+                          alt_bytes, alt_marks, every_target, flagged) -> None:
+    """``_compare_replacement``'s verdict on each entry of ``compare``, as arrays: the
+    replacement's words as the image has them are the object's, but where a relocation
+    falls: there, a B or BL the linker left a B or BL to where its ``Target`` says (one
+    address); anything else there is flagged for the reference (``flagged``, set in place)."""
+    counts = np.where(compare, words_n, 0)
+    want_all = np.frombuffer(b"".join(alt_bytes), dtype="<u4")
+    # the records' words of every replacement (callbacks' too: they hold none), and of those
+    # compared
+    every_n = words_n
+    first_all = np.cumsum(every_n) - every_n
+    entry = np.repeat(np.arange(len(counts)), counts)
+    first = np.cumsum(counts) - counts
+    within = np.arange(int(counts.sum())) - first[entry]
+    rec_at = first_all[entry] + within
+    want = want_all[rec_at]
+    got = _gather_words(np, elf, alt_sec, alt_off, counts)
+    differs = want != got
+    if any(alt_marks):
+        marks_all = np.frombuffer(b"".join(m or bytes(len(w) // 4)
+                                           for m, w in zip(alt_marks, alt_bytes)),
+                                  dtype=np.uint8)
+        marks = marks_all[rec_at]
+        # the Target of each mark 2, in order over all the records
+        tnum = np.cumsum(marks_all == 2) - 1
+        moved = marks != 0
+        ok = np.zeros(len(marks), dtype=bool)
+        branch = np.flatnonzero(marks == 2)
+        if len(branch):
+            w, lw = want[branch], got[branch]
+            same_op = ((w >> 26) == (lw >> 26)) & (((w >> 26) & 0x1F) == 5)
+            imm = (lw & 0x3FFFFFF).astype(np.int64)
+            imm = np.where(imm >= 1 << 25, imm - (1 << 26), imm) * 4
+            pc = alt_addr[entry[branch]] + (4 * within[branch]).astype(np.uint64)
+            tgt = pc + imm.astype(np.uint64)  # wraps as the reference's & MASK64
+            aim, single = _target_addresses(np, syms, every_target, tnum[rec_at][branch])
+            ok[branch] = same_op & single & (tgt == aim)
+        differs = np.where(moved, ~ok, differs)
+    bad = np.zeros(len(counts), dtype=bool)
+    np.logical_or.at(bad, entry[differs], True)
+    flagged |= bad
+
+
+def _target_addresses(np, syms: _ImageSymbols, every_target: list, which):
+    """The one address each ``Target`` (``records._pack_columns``' tuples, by position in
+    ``every_target``) is meant to reach (``_branch_targets``), and whether it is one address
+    (not none, not several, within 64 bits)."""
+    memo: dict = {}
+    aims = []
+    for k in which.tolist():
+        t = every_target[k]
+        got = memo.get(t)
+        if got is None:
+            name, global_name, addend, anchor = t
+            want = _branch_targets(Target(name, global_name, addend,
+                                          None if anchor is None else Anchor(*anchor)), syms)
+            got = memo[t] = next(iter(want)) if len(want) == 1 and \
+                0 <= next(iter(want)) <= _MASK64 else -1
+        aims.append(got)
+    aim = np.array([a if a >= 0 else 0 for a in aims], dtype=np.uint64)
+    return aim, np.array([a >= 0 for a in aims], dtype=bool)

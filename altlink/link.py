@@ -93,7 +93,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         tmp_image = linker.tmp
         # numpy, for the image's ALT017 scan, is imported while the linker runs.
         numpy_import = branches.prefetch(sum(s.size for o in objects for s in o.sections
-                                             if s.executable))
+                                             if s.executable), stats["entries"])
         _remove_earlier_outputs(req, cmd)
         # What the cross-check will ask of the image, made while the linker still runs: the
         # records' digests unpacked, the names they look up (a kernel link's 1,000 entries: 7

@@ -44,7 +44,8 @@ from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input
 from altlink.symbolspace import definitions
 
-RECORD_FORMAT = 3  # 2: objects have their ALT017 findings; 3: the digest kept packed
+RECORD_FORMAT = 4  # 2: objects have their ALT017 findings; 3: the digest kept packed;
+# 4: its words and flags packed as bytes (``_pack_columns``)
 
 
 class Anchor(NamedTuple):
@@ -84,7 +85,10 @@ class EntryDigest(NamedTuple):
 # The columns of an entry's digest that a record keeps apart from the others: what checking a
 # record's findings (``ObjectRecord.consistent``) and counting its entries need.
 _SUMMARY = ("index", "cap_raw", "orig_len", "alt_len")
-_PACKED = tuple(f for f in EntryDigest._fields if f != "pos" and f not in _SUMMARY)
+# The packed columns (``_pack_columns``): the others, the words and flags as bytes.
+_PACKED = ("table_section", "site_section", "site_offset", "site_count", "site_bytes",
+           "site_known", "anchor_name", "anchor_global", "anchor_delta", "alt_symbol",
+           "alt_defined", "alt_count", "alt_bytes", "alt_marks", "targets")
 
 
 @dataclass
@@ -183,10 +187,12 @@ class ObjectRecord:
         return True
 
 
-def _get_digest(rec: ObjectRecord) -> list[EntryDigest]:
+def _get_digest(rec: ObjectRecord, together: bool = True) -> list[EntryDigest]:
+    """The record's digest, unpacked where it is still packed: with the others read back
+    with it (``_unpack_group``), or, ``together=False``, alone."""
     if rec._digest is None:
         summary, packed, group = rec._packed
-        if group:
+        if group and together:
             _unpack_group(group)
             if rec._digest is not None:
                 return rec._digest
@@ -200,6 +206,12 @@ def _get_digest(rec: ObjectRecord) -> list[EntryDigest]:
     return rec._digest
 
 
+def digest_alone(rec: ObjectRecord) -> list[EntryDigest]:
+    """The record's digest, unpacked alone where it is still packed (not with the records
+    read back with it: the cross-check's arrays ask for a few objects' digests)."""
+    return _get_digest(rec, together=False)
+
+
 def _set_digest(rec: ObjectRecord, value) -> None:
     rec._digest = value
 
@@ -208,77 +220,261 @@ ObjectRecord.digest = property(_get_digest, _set_digest)  # type: ignore[assignm
 
 
 def _pack(digest: list[EntryDigest]) -> tuple[tuple, bytes]:
-    """A digest as plain data: the summary columns (``_SUMMARY``), and the others pickled
-    into bytes (``_PACKED``), read only when the digest is asked for."""
+    """A digest as plain data: the summary columns (``_SUMMARY``), and the others
+    (``_pack_columns``) pickled into bytes, read only when the digest is asked for."""
     if not digest:
-        cols: dict = {f: () for f in EntryDigest._fields}
+        summary: tuple = ((), (), (), ())
     else:
         cols = dict(zip(EntryDigest._fields, zip(*digest)))
-    packed = pickle.dumps(tuple(cols[f] for f in _PACKED), protocol=pickle.HIGHEST_PROTOCOL)
-    return tuple(cols[f] for f in _SUMMARY), packed
+        summary = tuple(cols[f] for f in _SUMMARY)
+    return summary, pickle.dumps(_pack_columns(digest), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _packed_columns(summary: tuple, packed: bytes) -> tuple | None:
-    """The packed columns of ``_pack``, each as long as the summary's; None where they are
-    not that (damaged, or written by other code)."""
+def _u32(words: list[int]) -> bytes:
+    return struct.pack(f"<{len(words)}I", *words)
+
+
+def _pack_columns(digest: list[EntryDigest]) -> tuple:
+    """The digest's columns but for the summary, as ``_PACKED`` names them: names and offsets
+    as tuples; the words, their counts and the flags as bytes (a count is the number of words
+    plus one, 0 for None; a word the image cannot show, None, is 0 in ``site_bytes`` and 0 in
+    ``site_known``, which is empty where every word is known; a replacement word's mark is 0
+    for None, 1 for True, 2 for a ``Target``, the next of ``targets``, and ``alt_marks`` is
+    empty where every mark is None); each anchor's delta a 64-bit word (a tuple of numbers
+    where one does not fit)."""
+    chain = itertools.chain.from_iterable
+    n = len(digest)
+    if not n:
+        return ((), (), (), b"", b"", b"", (), b"", b"", (), b"", b"", b"", b"", ())
+    (_, _, table_section, _, _, _, site_section, site_offset, site_words, site_anchor,
+     alt_symbol, alt_defined, alt_words, alt_relocs) = zip(*digest)
+    site_count = bytes([0 if w is None else len(w) + 1 for w in site_words])
+    words = list(chain(w for w in site_words if w is not None))
+    site_known = b""
+    if None in words:
+        site_known = bytes([w is not None for w in words])
+        words = [0 if w is None else w for w in words]
+    deltas = [0 if a is None else a.delta for a in site_anchor]
+    try:
+        anchor_delta: bytes | tuple = struct.pack(f"<{n}Q", *deltas)
+    except struct.error:  # beyond 64 bits (an offset past its section)
+        anchor_delta = tuple(deltas)
+    marks = list(chain(r for r in alt_relocs if r is not None))
+    alt_marks, targets = b"", ()
+    if any(marks):
+        alt_marks = bytes([0 if m is None else 1 if m is True else 2 for m in marks])
+        targets = tuple([(t.name, t.global_name, t.addend,
+                          None if t.anchor is None else tuple(t.anchor))
+                         for t in marks if type(t) is Target])
+    return (table_section, site_section, site_offset, site_count, _u32(words), site_known,
+            tuple([None if a is None else a.name for a in site_anchor]),
+            bytes([a is not None and a.is_global for a in site_anchor]), anchor_delta,
+            alt_symbol, bytes(alt_defined),
+            bytes([0 if w is None else len(w) + 1 for w in alt_words]),
+            _u32(list(chain(w for w in alt_words if w is not None))), alt_marks, targets)
+
+
+def _loaded(packed: bytes) -> tuple | None:
+    """The packed columns unpickled (only ``_RECORD_TYPES`` may be named); None where they
+    are not a tuple of as many columns as ``_PACKED`` names."""
     try:
         cols = _NoGlobals(io.BytesIO(packed)).load()
     except Exception:  # noqa: BLE001 - damaged: the caller makes the digest again
         return None
-    n = len(summary[0])
-    if type(cols) is not tuple or len(cols) != len(_PACKED) or \
-            any(type(c) is not tuple or len(c) != n for c in cols):
+    return cols if type(cols) is tuple and len(cols) == len(_PACKED) else None
+
+
+def _word_counts(counts: list[bytes]) -> list[int]:
+    """The number of words each count column gives (a count is words plus one, 0 for None)."""
+    return [s - len(c) + c.count(0) for s, c in zip(map(sum, counts), counts)]
+
+
+def columns_fine(ns: list[int], packs: list[tuple]) -> bool:
+    """Whether ``packs`` (loaded by ``_loaded``) are the packed columns of records of ``ns``
+    entries each, of the shape ``_pack_columns`` gives: each column's type and length, the
+    words the counts ask for, the flags' values, the types of every name, offset and
+    target; decided over all the records at once (a check per record costs more than its
+    twenty entries)."""
+    chain = itertools.chain.from_iterable
+    (table_section, site_section, site_offset, site_count, site_bytes, site_known,
+     anchor_name, anchor_global, anchor_delta, alt_symbol, alt_defined, alt_count,
+     alt_bytes, alt_marks, targets) = zip(*packs)
+    for col in (table_section, site_section, site_offset, anchor_name, alt_symbol, targets):
+        if _types(col) != {tuple}:
+            return False
+    for col in (site_count, site_bytes, site_known, anchor_global, alt_defined, alt_count,
+                alt_bytes, alt_marks):
+        if _types(col) != {bytes}:
+            return False
+    for col in (table_section, site_section, site_offset, site_count, anchor_name,
+                anchor_global, alt_symbol, alt_defined, alt_count):
+        if list(map(len, col)) != ns:
+            return False
+    if not _types(anchor_delta) <= {bytes, tuple} or list(map(len, anchor_delta)) != \
+            [8 * n if type(d) is bytes else n for d, n in zip(anchor_delta, ns)]:
+        return False
+    for counts, words, flags, values in ((site_count, site_bytes, site_known, b"\0\1"),
+                                         (alt_count, alt_bytes, alt_marks, b"\0\1\2")):
+        wn = _word_counts(counts)
+        if list(map(len, words)) != [4 * w for w in wn] or \
+                any(len(f) not in (0, w) for f, w in zip(flags, wn)) or \
+                b"".join(flags).translate(None, values):
+            return False
+    if b"".join(anchor_global).translate(None, b"\0\1") or \
+            b"".join(alt_defined).translate(None, b"\0\1"):
+        return False
+    if list(map(len, targets)) != [m.count(2) for m in alt_marks]:
+        return False
+    if not _types(chain(table_section)) <= {str} or not _types(chain(site_section)) <= {str} \
+            or not _types(chain(site_offset)) <= {int} \
+            or not _types(chain(anchor_name)) <= {str, _NONE} \
+            or not _types(chain(alt_symbol)) <= {str, _NONE} \
+            or not _types(chain(d for d in anchor_delta if type(d) is tuple)) <= {int}:
+        return False
+    every = list(chain(targets))
+    if not every:
+        return True
+    if _types(every) != {tuple} or set(map(len, every)) != {4}:
+        return False
+    names, global_names, addends, anchors = zip(*every)
+    anchors = [a for a in anchors if a is not None]
+    if not (_types(names) == {str} and _types(global_names) <= {str, _NONE}
+            and _types(addends) == {int} and _types(anchors) <= {tuple}):
+        return False
+    if not anchors:
+        return True
+    if set(map(len, anchors)) != {3}:
+        return False
+    a_names, a_globals, a_deltas = zip(*anchors)
+    return _types(a_names) == {str} and _types(a_globals) == {bool} and \
+        _types(a_deltas) == {int}
+
+
+def _packed_columns(summary: tuple, packed: bytes) -> tuple | None:
+    """The packed columns of ``_pack``, for a record of the summary's entries; None where
+    they are not of the shape ``_pack_columns`` gives (damaged, or written by other code)."""
+    cols = _loaded(packed)
+    if cols is None or not columns_fine([len(summary[0])], [cols]):
         return None
     return cols
 
 
-def _in_order(summaries: list[tuple], packs: list[tuple]) -> list[tuple]:
-    """The digest's columns but for the positions, in EntryDigest's order, each the given
-    objects' columns end to end."""
+def _digests_from(summaries: list[tuple], packs: list[tuple]) -> list[EntryDigest]:
+    """The digests of records (their summaries, their packed columns, which ``columns_fine``
+    passed), end to end."""
     chain = itertools.chain.from_iterable
-    by_name = {f: tuple(chain(s[k] for s in summaries)) for k, f in enumerate(_SUMMARY)}
-    by_name.update((f, tuple(chain(p[k] for p in packs))) for k, f in enumerate(_PACKED))
-    return [by_name[f] for f in EntryDigest._fields[1:]]
+    cols = list(zip(*packs))
+    (table_section, site_section, site_offset, site_count, site_bytes, site_known,
+     anchor_name, anchor_global, anchor_delta, alt_symbol, alt_defined, alt_count,
+     alt_bytes, alt_marks, targets) = cols
+    site_words = _split_words(site_count, site_bytes, site_known, None)
+    deltas = list(chain(d if type(d) is tuple else struct.unpack(f"<{len(d) // 8}Q", d)
+                        for d in anchor_delta))
+    new = tuple.__new__
+    anchors = [None if name is None else new(Anchor, (name, g == 1, d))
+               for name, g, d in zip(chain(anchor_name), b"".join(anchor_global), deltas)]
+    every = iter([new(Target, (name, glob, addend, None if a is None else new(Anchor, a)))
+                  for name, glob, addend, a in chain(targets)])
+    marks = _split_words(alt_count, None, alt_marks, every)
+    alt_words = _split_words(alt_count, alt_bytes, b"", None)
+    pos = chain(range(len(s[0])) for s in summaries)
+    index, cap_raw, orig_len, alt_len = [tuple(chain(s[k] for s in summaries)) for k in range(4)]
+    return list(map(new, itertools.repeat(EntryDigest), zip(
+        pos, index, chain(table_section), cap_raw, orig_len, alt_len, chain(site_section),
+        chain(site_offset), site_words, anchors, chain(alt_symbol),
+        map((1).__eq__, b"".join(alt_defined)), alt_words, marks)))
+
+
+def _split_words(counts: tuple, data: tuple | None, flags: tuple, targets) -> list:
+    """Each entry's words (``data``: the records' word bytes), or with ``data`` None its
+    replacement's marks (None, True, or the next of ``targets``), from the records' count
+    columns; None where the count is 0. ``flags``: the records' known (or mark) bytes, empty
+    for a record where all words are known (or no mark is set)."""
+    chain = itertools.chain.from_iterable
+    wn = _word_counts(counts)
+    if data is not None:
+        values: tuple | list = struct.unpack(f"<{sum(wn)}I", b"".join(data))
+        if any(flags):
+            known = b"".join(f or b"\1" * w for f, w in zip(flags, wn))
+            values = [v if k else None for v, k in zip(values, known)]
+    elif any(flags):
+        values = [None if m == 0 else True if m == 1 else next(targets)
+                  for m in b"".join(f or bytes(w) for f, w in zip(flags, wn))]
+    else:
+        values = (None,) * sum(wn)
+    out: list = []
+    add = out.append
+    p = 0
+    for c in chain(counts):
+        if c:
+            add(tuple(values[p:p + c - 1]))
+            p += c - 1
+        else:
+            add(None)
+    return out
 
 
 def _unpack(summary: tuple, packed: bytes) -> list[EntryDigest] | None:
     """The digest from ``_pack``'s data (the summary already checked by ``valid_plain``);
-    None where the packed columns are not of the shape ``_pack`` gives (``digests_ok``)."""
+    None where the packed columns are not of the shape ``_pack`` gives (``columns_fine``)."""
     cols = _packed_columns(summary, packed)
     if cols is None:
         return None
-    got = list(map(partial(tuple.__new__, EntryDigest),
-                   zip(range(len(summary[0])), *_in_order([summary], [cols]))))
+    got = _digests_from([summary], [cols])
     return got if digests_ok(got) else None
 
 
 def _unpack_group(group: _Group) -> None:
     """The packed digests of records read back together (``records_of``), unpacked and
-    checked at once (``columns_ok`` over all their columns end to end: a check per object
-    costs more than the object's entries). Where that fails, or a record's columns are not
-    of the right shape, the record is left to be unpacked alone (``_unpack``)."""
+    checked at once (``columns_fine`` over all their columns: a check per object costs more
+    than the object's entries). Where that fails, or a record's columns are not a tuple of
+    the right length, the record is left to be unpacked alone (``_unpack``)."""
     todo, summaries, packs = [], [], []
     for r in group.records():
         if r._digest is None and r._packed is not None:
             summary, packed, _ = r._packed
             r._packed = (summary, packed, None)  # whatever comes of it: unpacked alone after
-            cols = _packed_columns(summary, packed)
+            cols = _loaded(packed)
             if cols is not None:
                 todo.append(r)
                 summaries.append(summary)
                 packs.append(cols)
-    if not todo:
+    if not todo or not columns_fine([len(s[0]) for s in summaries], packs):
         return
-    cols = _in_order(summaries, packs)
-    if not columns_ok(*cols):
-        return
-    pos = itertools.chain.from_iterable(range(len(s[0])) for s in summaries)
-    every = list(map(partial(tuple.__new__, EntryDigest), zip(pos, *cols)))
+    every = _digests_from(summaries, packs)
     start = 0
     for r, s in zip(todo, summaries):
         end = start + len(s[0])
         r._digest, r._packed = every[start:end], None
         start = end
+
+
+def packed_columns_of(recs: list[ObjectRecord]) -> list[tuple]:
+    """Each record's (summary, packed columns) (``_pack_columns``' shape), without making its
+    digest where it is still packed: the columns read back (checked together, as
+    ``_unpack_group`` checks them), else made from the digest (a record made now, or one whose
+    packed columns prove damaged, made again from its object as ``digest`` makes it)."""
+    out: list = [None] * len(recs)
+    at, ns, packs = [], [], []
+    for k, r in enumerate(recs):
+        if r._digest is None and r._packed is not None and r._packed[1] != NOT_MADE:
+            cols = _loaded(r._packed[1])
+            if cols is not None:
+                at.append(k)
+                ns.append(len(r._packed[0][0]))
+                packs.append(cols)
+    if at and columns_fine(ns, packs):
+        for k, cols in zip(at, packs):
+            out[k] = (recs[k]._packed[0], cols)
+    else:
+        for k, n, cols in zip(at, ns, packs):
+            if columns_fine([n], [cols]):
+                out[k] = (recs[k]._packed[0], cols)
+    for k, r in enumerate(recs):
+        if out[k] is None:
+            d = _get_digest(r, together=False)
+            out[k] = (r.summary(), _pack_columns(d))
+    return out
 
 
 # -- what a record read from a file must look like: every field, its type and its shape -------

@@ -107,6 +107,9 @@ class Table:
     entries: list[Entry]
     findings: list[Finding]
     sections: list[Section]
+    # An image's table read a column at a time (``read_image_table`` with numpy): the
+    # entries' fields as arrays (``IMAGE_COLUMNS``), for checks over the whole table at once.
+    columns: dict | None = None
 
 
 def detect_abi(tables: list[Table]) -> str | None:
@@ -441,6 +444,7 @@ def read_image_table(elf: ElfFile, columns: bool = True) -> Table:
     reads it entry by entry (the reference)."""
     entries: list[Entry] = []
     secs, findings = image_table_sections(elf)
+    parts: list[dict] | None = []
     for sec in secs:
         findings += _section_findings(elf, sec)
         if sec.type == SHT_NOBITS:  # nothing to read
@@ -449,6 +453,10 @@ def read_image_table(elf: ElfFile, columns: bool = True) -> Table:
         n = sec.size // ENTRY_SIZE
         path, name, base = elf.path, sec.name, sec.addr
         got = _image_entries_np(elf, sec, data, n, len(entries)) if columns else None
+        if got is None:
+            parts = None
+        elif parts is not None:
+            parts.append(got[2])
         if got is not None:
             for e in got[1]:  # an entry with a place outside the image, as below
                 outside = [f"{what} offset points outside the image ({p.address:#x})"
@@ -472,13 +480,26 @@ def read_image_table(elf: ElfFile, columns: bool = True) -> Table:
                                         f"{name} entry {len(entries)}", entry=len(entries)))
             entries.append(_new(Entry, (path, len(entries), name, off, site, alt, cap, orig_len,
                                         alt_len, addr)))
-    return Table(elf.path, entries, findings, secs)
+    cols = None
+    if parts:
+        import numpy as np
+
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in IMAGE_COLUMNS}
+    return Table(elf.path, entries, findings, secs, cols)
+
+
+# The columns of an image's table read with numpy (``Table.columns``), each an array of its
+# entries' values: their own address, their site's and replacement's address, section index
+# (0: outside every section, as ``Place.section_index``) and offset in it, and the fields.
+IMAGE_COLUMNS = ("address", "site_addr", "site_sec", "site_off", "alt_addr", "alt_sec",
+                 "alt_off", "cap", "orig_len", "alt_len")
 
 
 def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: int):
     """The loop of ``read_image_table`` over one table section, a column at a time with
     numpy (each place's section found as ``ElfFile.section_at`` finds it, for all at once):
-    (the entries, those of them with a place outside the image). None where numpy is not
+    (the entries, those of them with a place outside the image, the columns
+    ``IMAGE_COLUMNS`` names). None where numpy is not
     loaded, the table is small, or an address would pass 2**64 (the loop decides)."""
     import sys
 
@@ -498,7 +519,9 @@ def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: in
     hi = np.array([s.addr + s.size for s in secs], dtype=np.uint64)
     names = [s.name for s in secs] + [""]  # [-1]: outside every section
     indexes = [s.index for s in secs] + [SHN_UNDEF]
+    sec_index = np.array(indexes, dtype=np.int64)
     new = partial(_new, Place)
+    cols: dict = {}
 
     def places(at):
         found = np.full(n, -1, dtype=np.int64)
@@ -508,9 +531,11 @@ def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: in
                 j = np.maximum(i - k, 0)
                 hit = (found < 0) & (i - k >= 0) & (lo[j] <= at) & (at < hi[j])
                 found[hit] = j[hit]
-        offset = np.where(found >= 0, at - lo[np.maximum(found, 0)], 0).tolist() \
-            if len(secs) else [0] * n
+        offsets = np.where(found >= 0, at - lo[np.maximum(found, 0)], 0).astype(np.uint64) \
+            if len(secs) else np.zeros(n, dtype=np.uint64)
+        offset = offsets.tolist()
         which = found.tolist()
+        cols[len(cols)] = (sec_index[found], offsets)
         return found, list(map(new, zip(map(names.__getitem__, which),
                                          map(indexes.__getitem__, which), offset,
                                          at.tolist(), repeat(None), repeat(0))))
@@ -522,7 +547,12 @@ def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: in
         range(0, n * ENTRY_SIZE, ENTRY_SIZE), sites, alts, rows["cap"].tolist(),
         rows["orig_len"].tolist(), rows["alt_len"].tolist(), addr.tolist())))
     outside = [entries[i] for i in np.flatnonzero((site_in < 0) | (alt_in < 0)).tolist()]
-    return entries, outside
+    (site_sec, site_off), (alt_sec, alt_off) = cols[0], cols[1]
+    return entries, outside, {
+        "address": addr, "site_addr": site, "site_sec": site_sec, "site_off": site_off,
+        "alt_addr": alt, "alt_sec": alt_sec, "alt_off": alt_off,
+        "cap": rows["cap"].astype(np.int64), "orig_len": rows["orig_len"].astype(np.int64),
+        "alt_len": rows["alt_len"].astype(np.int64)}
 
 
 def _image_place(elf: ElfFile, addr: int) -> Place:

@@ -45,6 +45,8 @@ from toolchain import run, write
 
 from altlink import binding, check_image, crosscheck, inputs
 from altlink import link as link_mod
+from altlink import records as records_mod
+from altlink import table as table_mod
 from altlink.check_linkset import collect
 from altlink.cli import build_parser, options_from
 from altlink.elf import ET_REL, read_elf
@@ -55,15 +57,56 @@ from altlink.table import Profile
 pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD), reason="no AArch64 binutils")
 
 
-def both(records, image, profile, members=frozenset()):
-    """The findings and reported entries of both ways; they must agree."""
+def with_columns(image: Input) -> Input:
+    """The image with its table read as columns (``Table.columns``), whatever its size."""
+    import numpy  # noqa: F401 - the columns are read with it
+
+    real = table_mod.COLUMNS_FROM_ENTRIES
+    table_mod.COLUMNS_FROM_ENTRIES = 0
+    try:
+        read = table_mod.read_image_table(image.elf)
+    finally:
+        table_mod.COLUMNS_FROM_ENTRIES = real
+    assert read.entries == image.table.entries
+    assert read.columns is not None or not read.sections
+    return Input(image.elf, read, image.names)
+
+
+def both(records, image, profile, members=frozenset(), arrays=None):
+    """The findings and reported entries of every way; they must agree: the reference
+    (``fast=False``), the table read at once and each block found by one compare, and the
+    whole table compared as arrays (``_cross_check_arrays``: on the table read as columns,
+    from any number of entries). ``arrays``: whether the arrays must have decided (True),
+    must have left it to the block-by-block way (False), or either (None)."""
     got = {}
-    for fast in (True, False):
+    decided = []
+    real = crosscheck._cross_check_arrays
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        decided.append(out is not None)
+        return out
+
+    for way in ("reference", "blocks", "arrays"):
         seen: set[int] = set()
-        found = crosscheck.cross_check(records, image, profile, members, seen, fast=fast)
-        got[fast] = ([astuple(f) for f in found], seen)
-    assert got[True] == got[False]
-    return got[True]
+        img, limit = image, 1 << 62
+        if way == "arrays" and image.elf.type != ET_REL:
+            img, limit = with_columns(image), 0
+        old = crosscheck.ARRAYS_FROM_ENTRIES
+        crosscheck.ARRAYS_FROM_ENTRIES = limit
+        crosscheck._cross_check_arrays = spy
+        try:
+            found = crosscheck.cross_check(records, img, profile, members, seen,
+                                           fast=way != "reference")
+        finally:
+            crosscheck.ARRAYS_FROM_ENTRIES = old
+            crosscheck._cross_check_arrays = real
+        got[way] = ([astuple(f) for f in found], seen)
+    assert got["blocks"] == got["reference"]
+    assert got["arrays"] == got["reference"]
+    if arrays is not None and image.elf.type != ET_REL:
+        assert decided == [arrays]
+    return got["reference"]
 
 
 @pytest.fixture
@@ -268,3 +311,180 @@ def test_patch_digest_by_place_kernel(kernel_build):
     image = Input.load(read_elf(str(kernel_build.out / "vmlinux")))
     assert len(image.table.entries) > 500
     assert_same_digest(image, Profile("linux-v6.1", 80))
+
+
+# -- the whole table as arrays: the synthetic firmware, clean and broken ---------------------
+
+def synthetic_link(tmp_path):
+    """The benchmark's synthetic firmware, 24 objects (compiled once, in bench/out), linked
+    by GNU ld: (its records, the image's path, the profile)."""
+    import sys
+    from pathlib import Path
+
+    from test_cache import options
+    from toolchain import LDSCRIPTS, ROOT
+    from toolchain import link as ld_link
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import synth
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    fw = synth.build(synth.Params(objects=24), jobs=2,
+                     altlink=str(Path(sys.executable).parent / "altlink"))
+    d = Path(fw.dir)
+    objs = [d / o for o in fw.objects]
+    image = ld_link(objs, tmp_path / "fw.elf", script=d / "fw.ld",
+                    flags=["-L", LDSCRIPTS, "-static"])
+    opts = options("--abi", "linux-v4.17", "--cap-table", d / "cpucaps")
+    records, profile, _ = collect([read_elf(str(p)) for p in objs], opts, [], None)
+    return records, image, profile
+
+
+def broken(image, tmp_path, name: str, change) -> Input:
+    """A copy of the image with ``change(data, elf, entries, table section)`` made to its
+    bytes."""
+    elf = read_elf(str(image))
+    entries = Input.load(elf).table.entries
+    data = bytearray(image.read_bytes())
+    change(data, elf, entries, elf.sections_by_name[".altinstructions"][0])
+    out = tmp_path / f"{name}.elf"
+    out.write_bytes(bytes(data))
+    return Input.load(read_elf(str(out)))
+
+
+def _file_offset(elf, addr: int) -> int:
+    sec = elf.section_at(addr)
+    return sec.offset + addr - sec.addr
+
+
+def _replacements(entries, elf, data, top: int | None = None):
+    """The entries with a replacement in .altinstr_replacement (whose first word's top six
+    bits are ``top``, where given)."""
+    for e in entries:
+        if e.alt_len and e.alt.section == ".altinstr_replacement":
+            o = _file_offset(elf, e.alt.address)
+            if top is None or int.from_bytes(data[o:o + 4], "little") >> 26 == top:
+                yield e, o
+
+
+def _word_changed(data, elf, entries, tab):
+    for _, o in list(_replacements(entries, elf, data))[3:6]:
+        data[o] ^= 0x20  # a register of a plain word: ALT016
+
+
+def _branch_moved(data, elf, entries, tab):
+    for _, o in list(_replacements(entries, elf, data, top=5))[:2]:
+        w = int.from_bytes(data[o:o + 4], "little")  # a B one word further: ALT016
+        data[o:o + 4] = ((w & 0xFC000000) | ((w + 1) & 0x3FFFFFF)).to_bytes(4, "little")
+
+
+def _b_made_bl(data, elf, entries, tab):
+    for _, o in list(_replacements(entries, elf, data, top=5))[-2:]:
+        data[o + 3] |= 0x80
+
+
+def _callback_moved(data, elf, entries, tab):
+    for e in [e for e in entries if e.alt_len == 0][:2]:
+        o = tab.offset + e.table_offset + 4
+        v = int.from_bytes(data[o:o + 4], "little", signed=True) + 4
+        data[o:o + 4] = v.to_bytes(4, "little", signed=True)
+
+
+def _replacement_outside(data, elf, entries, tab):
+    e = next(e for e, _ in _replacements(entries, elf, data))
+    o = tab.offset + e.table_offset + 4
+    data[o:o + 4] = (-0x1000000).to_bytes(4, "little", signed=True)
+
+
+def _site_word_changed(data, elf, entries, tab):
+    data[_file_offset(elf, entries[len(entries) // 2].site.address)] ^= 1
+
+
+def _last_two_swapped(data, elf, entries, tab):
+    a, b = (tab.offset + e.table_offset for e in entries[-2:])
+    data[a:a + 12], data[b:b + 12] = data[b:b + 12], data[a:a + 12]
+
+
+# (the change, whether the arrays decide, the codes found)
+BREAKAGES = [(_word_changed, True, {"ALT016"}), (_branch_moved, True, {"ALT016"}),
+             (_b_made_bl, True, {"ALT016"}), (_callback_moved, True, {"ALT013"}),
+             (_replacement_outside, True, {"ALT013"}), (_site_word_changed, False, {"ALT013"}),
+             (_last_two_swapped, False, {"ALT013"})]
+
+
+def test_the_synthetic_firmware_as_arrays(tmp_path):
+    """Its 24 objects' records against the image GNU ld made: clean, compared as arrays
+    (replacements that branch to a global, callbacks, two-word sites); then broken each way
+    the cross-check finds, where the arrays leave the entries they cannot pass to the
+    reference (a rewritten word, a branch sent elsewhere or made a BL, a callback moved, a
+    replacement outside the image), or find a block not where they look and leave the whole
+    table to the block-by-block way (a site word changed, two entries swapped)."""
+    records, image, profile = synthetic_link(tmp_path)
+    assert sum(r.entries for r in records) > 400
+    digests = [r.digest for r in records]
+    marks = [m for d in digests for e in d for m in (e.alt_relocs or ())]
+    assert any(isinstance(m, records_mod.Target) for m in marks)
+    assert any(profile.is_callback(e.cap_raw) for d in digests for e in d)
+    assert both(records, Input.load(read_elf(str(image))), profile, arrays=True) == ([], set())
+    for change, arrays, codes in BREAKAGES:
+        rows, seen = both(records, broken(image, tmp_path, change.__name__, change), profile,
+                          arrays=arrays)
+        assert {r[0] for r in rows} == codes, change.__name__
+        assert bool(seen) == (change is not _last_two_swapped)  # (missing: not placed)
+
+
+def test_the_arrays_read_records_packed_and_made(tmp_path, monkeypatch):
+    """The records read back from the cache, their digests still packed (the arrays read
+    their columns without making the digests), and made now, give the same findings; a
+    record whose packed columns are damaged is made again from its object."""
+    records, image, profile = synthetic_link(tmp_path)
+    packed = [records_mod.ObjectRecord.from_plain(r.path, r.to_plain()) for r in records]
+    for r, p in zip(records, packed):
+        p._input, p._profile = r.full(), profile
+    damaged = packed[5]
+    damaged._packed = (damaged._packed[0], b"not a pickle", None)
+    img = broken(image, tmp_path, "word", _word_changed)
+    want = both(records, img, profile, arrays=True)
+    assert want[0]
+    monkeypatch.setattr(crosscheck, "ARRAYS_FROM_ENTRIES", 0)
+    seen: set[int] = set()
+    found = crosscheck.cross_check(packed, with_columns(img), profile, frozenset(), seen)
+    assert ([astuple(f) for f in found], seen) == want
+    # only the objects of the entries reported, and the damaged one, were unpacked
+    unpacked = [p for p in packed if p._packed is None]
+    assert damaged in unpacked and len(unpacked) <= 1 + len(want[0])
+    assert damaged.digest == records[5].digest
+
+
+def test_a_site_moved_to_the_same_words(tmp_path):
+    """An entry's site moved to other code with the same words (a NOP): its words pass, its
+    anchor does not (ALT013, the site linked elsewhere). Where the entry is not its object's
+    first, the arrays place every block and leave that entry to the reference; where it is
+    the first, the block is not where they look, and the block-by-block way decides."""
+    records, image, profile = synthetic_link(tmp_path)
+    nop = 0xD503201F
+    firsts, k = set(), 0
+    for r in records:
+        if r.entries:
+            firsts.add(k)
+        k += r.entries
+    elf = read_elf(str(image))
+    text = elf.sections_by_name[".text"][0]
+    code = elf.section_data(text)
+    nops = [text.addr + o for o in range(0, len(code), 4)
+            if int.from_bytes(code[o:o + 4], "little") == nop]
+    entries = Input.load(elf).table.entries
+    for first in (False, True):
+        e = next(e for e in entries if (e.index in firsts) == first and e.orig_len == 4 and
+                 e.site.address in nops)
+        to = next(a for a in nops if a != e.site.address)
+
+        def move(data, elf, entries, tab, e=e, to=to):
+            o = tab.offset + e.table_offset
+            data[o:o + 4] = (to - (tab.addr + e.table_offset)).to_bytes(4, "little", signed=True)
+
+        rows, seen = both(records, broken(image, tmp_path, f"moved{first}", move), profile,
+                          arrays=not first)
+        assert [r[0] for r in rows] == ["ALT013"] and seen == {e.index}
+        assert "was linked at" in rows[0][2]
