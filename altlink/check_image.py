@@ -29,12 +29,12 @@ POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "
 def check_after_link(image: Input, options: Options, fast: bool = True) -> list[Finding]:
     """The checks of a linked image whose objects were checked before the link (``options``
     as the link set's, the profile resolved): only what the final addresses decide.
-    ``fast`` passes over the entries ``may_reencode`` rules out for the whole table at once;
-    ``fast=False`` (the reference) asks ``check_linked_entry`` of each."""
+    ``fast`` passes over the entries ``linked_entries_to_check`` rules out for the whole table
+    at once; ``fast=False`` (the reference) asks ``check_linked_entry`` of each."""
     findings: list[Finding] = []
     profile = resolve_ncaps(options.profile, options.caps, [image.table], findings)
     ck = Checks(replace(options, profile=profile), only=POST_LINK_CODES, findings=findings)
-    for e in may_reencode(image, profile) if fast else image.table.entries:
+    for e in linked_entries_to_check(image, profile) if fast else image.table.entries:
         check_linked_entry(ck, image, e)
     image_checks(ck, image)
     return ck.findings
@@ -77,6 +77,70 @@ def may_reencode(inp: Input, profile) -> list[Entry]:
         if alt.offset % 4 or len(words) != n or words.count(0) != n:
             out.append(e)
     return out
+
+
+def linked_entries_to_check(inp: Input, profile) -> list[Entry]:
+    """The entries of an image that ``check_linked_entry`` has to look at, in their order:
+    ``may_reencode``'s, and where the table was read as columns (``Table.columns``, numpy
+    loaded), fewer: a replacement whose re-encoded words are all B or BL, each decided at
+    once as ``check_replacement_word`` decides it (a target inside the replacement but not
+    at its end: copied as a block; outside: its displacement from the site in reach, a
+    multiple of 4), is passed too."""
+    cols = inp.table.columns
+    if cols is None or len(cols["cap"]) != len(inp.table.entries):
+        return may_reencode(inp, profile)
+    import numpy as np
+
+    entries = inp.table.entries
+    secs = inp.elf.sections
+    cap = cols["cap"]
+    by_cap = np.zeros(1 << 16, dtype=bool)  # (the table's capability field: 16 bits)
+    for c in set(cap.tolist()):
+        by_cap[c] = profile.is_callback(c)
+    alt_sec, site_sec = cols["alt_sec"], cols["site_sec"]
+    alt_off = cols["alt_off"].astype(np.int64)
+    alen, olen = cols["alt_len"], cols["orig_len"]
+    size = np.minimum(alen, olen)
+    # check_linked_entry returns at once for a callback, or a place outside every section
+    todo = ~by_cap[cap] & (site_sec != 0) & (alt_sec != 0)
+    keep = np.zeros(len(cap), dtype=bool)
+    reencoded = np.frombuffer(_REENCODED_MASK, dtype=np.uint8).astype(bool)
+    for s in np.flatnonzero(np.bincount(alt_sec[todo])).tolist():
+        mine = todo & (alt_sec == s)
+        sec = secs[s] if s < len(secs) else None
+        if sec is None or sec.type == SHT_NOBITS:
+            keep |= mine  # check_linked_entry decides
+            continue
+        data = inp.elf.section_data(sec)
+        mine &= (alt_off + size <= sec.size) & (size >= 4)  # else: at once, or no word
+        n = size // 4
+        odd = mine & ((alt_off % 4 != 0) | (alt_off // 4 + n > len(data) // 4))
+        keep |= odd  # the mask cannot answer
+        at = np.flatnonzero(mine & ~odd)
+        if not len(at):
+            continue
+        counts = n[at]
+        entry = np.repeat(at, counts)
+        first = np.cumsum(counts) - counts
+        i = np.arange(int(counts.sum())) - np.repeat(first, counts)
+        words = np.frombuffer(data, dtype="<u4", count=len(data) // 4)[alt_off[entry] // 4 + i]
+        moved = reencoded[words >> 24]
+        if not moved.any():
+            continue
+        branch = ((words >> 26) & 0x1F) == 5  # B, BL (insn.decode's branch26)
+        imm = (words & 0x3FFFFFF).astype(np.int64)
+        imm = np.where(imm >= 1 << 25, imm - (1 << 26), imm) * 4
+        rel = 4 * i + imm  # the target, from the replacement's start
+        inside = (rel >= 0) & (rel <= alen[entry])
+        # outside: the displacement from the site, as insn.relocate computes it (64-bit)
+        disp = (cols["alt_addr"][entry] - cols["site_addr"][entry]
+                + imm.astype(np.uint64)).view(np.int64)
+        reach = (disp % 4 == 0) & (disp >= -(1 << 27)) & (disp <= (1 << 27) - 4)
+        passed = ~moved | (branch & np.where(inside, rel != alen[entry], reach))
+        bad = np.zeros(len(cap), dtype=bool)
+        np.logical_or.at(bad, entry[~passed], True)
+        keep |= bad
+    return [entries[i] for i in np.flatnonzero(keep).tolist()]
 
 
 def image_alone_checks(ck: Checks, inp: Input, fast: bool = True) -> None:

@@ -488,3 +488,45 @@ def test_a_site_moved_to_the_same_words(tmp_path):
                           arrays=not first)
         assert [r[0] for r in rows] == ["ALT013"] and seen == {e.index}
         assert "was linked at" in rows[0][2]
+
+
+def _branch_far(data, elf, entries, tab):
+    """A replacement's B sent 128 MiB - 4 on: in reach from the replacement, not from the
+    site below it (ALT009)."""
+    for _, o in list(_replacements(entries, elf, data, top=5))[:2]:
+        w = int.from_bytes(data[o:o + 4], "little")
+        data[o:o + 4] = ((w & 0xFC000000) | 0x1FFFFFF).to_bytes(4, "little")
+
+
+def _branch_inside(data, elf, entries, tab):
+    """Replacements' Bs to themselves and to the replacement's end (copied as a block; the
+    end asks whether a linker's thunk is there)."""
+    found = list(_replacements(entries, elf, data, top=5))
+    for k, (e, o) in enumerate(found[:4]):
+        w = int.from_bytes(data[o:o + 4], "little")
+        data[o:o + 4] = ((w & 0xFC000000) | (k % 2) * (e.alt_len // 4)).to_bytes(4, "little")
+
+
+def test_the_synthetic_firmware_after_the_link(tmp_path):
+    """The image's checks after the link (``check_after_link``) on the table read as
+    columns, where B and BL are decided at once (``linked_entries_to_check``), against the
+    entry-by-entry reference: clean, with Bs out of reach from their sites (ALT009), with Bs
+    inside their replacements, and broken the cross-check's ways."""
+    records, image, profile = synthetic_link(tmp_path)
+    opts = Options(profile)
+    cases = [("clean", None, set())] + [(c.__name__, c, None) for c, _, _ in BREAKAGES] + \
+        [("far", _branch_far, {"ALT009"}), ("inside", _branch_inside, set())]
+    for name, change, codes in cases:
+        img = with_columns(Input.load(read_elf(str(image))) if change is None else
+                           broken(image, tmp_path, name, change))
+        got = [astuple(f) for f in check_image.check_after_link(img, opts)]
+        assert got == [astuple(f) for f in check_image.check_after_link(img, opts, fast=False)]
+        kept = check_image.linked_entries_to_check(img, profile)
+        mask = check_image.may_reencode(img, profile)
+        assert set(kept) <= set(mask) and len(mask) > 20, name
+        if codes is not None:
+            assert {f[0] for f in got} == codes, name
+        if name in ("far", "inside"):
+            assert 0 < len(kept) <= 4, name
+        elif name == "clean":
+            assert kept == []
