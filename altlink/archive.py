@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections import namedtuple
 from collections.abc import Iterator
@@ -11,7 +10,6 @@ from altlink.errors import AltlinkError
 from altlink.filekind import AR_MAGIC as MAGIC
 from altlink.filekind import AR_THIN_MAGIC as THIN_MAGIC
 
-_LONG_NAME = re.compile(r"/(\d+)(?::(\d+))?")
 _HDR = 60
 
 # name; display: "lib.a(foo.o)", as linkers name members; data: bytes, or None for a thin
@@ -128,12 +126,15 @@ def _longnames(path: str, data: bytes, thin: bool) -> bytes:
 def _member_name(path: str, raw: str, longnames: bytes, pos: int) -> tuple[str, int]:
     """A member's name and, for an element of a nested archive in a thin archive, its
     ``origin`` (0 otherwise). Names in the table end with "/\n" (GNU) or "\n"."""
-    if raw.startswith("/") and raw[1:2].isdigit():
+    if raw.startswith("/") and raw[1:2].isdecimal():
         # As bfd reads it (strtol): the digits, then ":ORIGIN" or anything else; `ar m` on a
-        # thin archive writes "/1651          /".
-        m = _LONG_NAME.match(raw)
-        off = int(m.group(1))
-        origin_text = m.group(2)
+        # thin archive writes "/1651          /". (Read without ``re``: the launcher reads a
+        # kernel's thin archive before the linker starts.)
+        end = _decimal_end(raw, 1)
+        off = int(raw[1:end])
+        origin_text = None
+        if raw[end:end + 1] == ":" and _decimal_end(raw, end + 1) > end + 1:
+            origin_text = raw[end + 1:_decimal_end(raw, end + 1)]
         if off >= len(longnames):
             raise AltlinkError(f"{path}: member at {pos:#x} names long name {off}, past the "
                                "name table")
@@ -145,6 +146,13 @@ def _member_name(path: str, raw: str, longnames: bytes, pos: int) -> tuple[str, 
     if raw.startswith("#1/"):  # BSD long names are not used by GNU toolchains
         raise AltlinkError(f"{path}: BSD-format archive member names are not supported")
     return (raw[:-1] if raw.endswith("/") else raw), 0
+
+
+def _decimal_end(text: str, i: int) -> int:
+    """Where the run of decimal digits at ``text[i]`` ends."""
+    while i < len(text) and text[i].isdecimal():
+        i += 1
+    return i
 
 
 def read_member(m: Member) -> bytes:

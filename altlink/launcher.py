@@ -9,7 +9,6 @@ status and standard streams, so the build configures exactly as it would without
 from __future__ import annotations
 
 import struct
-import subprocess
 import sys
 
 from altlink import archive, linkcmd
@@ -118,6 +117,8 @@ def _head_is_aarch64(head: bytes) -> bool:
 def run_unchanged(command: list[str]) -> int:
     """Run the linker as it was given, with altlink's standard streams: its output and status
     are the command's own."""
+    import subprocess
+
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 
 from altlink import ldscript
 from altlink.errors import AltlinkError
@@ -83,6 +82,8 @@ def expand_response_files(argv: list[str], depth: int = 0,
                 raise AltlinkError(f"{path}: more than {MAX_RESPONSE_FILES} response files "
                                    "(one that names itself?)")
             try:
+                import shlex
+
                 with open(path, encoding="utf-8") as f:
                     words = shlex.split(f.read(), comments=False, posix=True)
             except OSError as e:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 
 from altlink import linkcmd, outputs
@@ -16,61 +15,140 @@ class Linker:
     """The real linker, writing a temporary image. Its messages go to
     ``stderr`` (altlink's own by default) once it is done, with the temporary output's name
     replaced by the real one, so that they name a file the user knows ("fw.elf has a LOAD
-    segment with RWX permissions")."""
+    segment with RWX permissions").
+
+    It is started with ``os.posix_spawnp``, as the shell would start it: the file descriptors
+    altlink was given (a make jobserver's, say) are the linker's too, and SIGPIPE and SIGXFSZ,
+    which Python ignores, are the default again. What it prints that altlink shows later
+    goes to an unnamed temporary file, not a pipe that it could fill and wait on. (Not
+    ``subprocess``, whose imports, 5 ms, would delay the start of every link.)"""
 
     def __init__(self, argv: list[str], stdout, stderr, tmp: str, output: str) -> None:
         self.argv, self.tmp, self.output = argv, tmp, output
         self.stdout, self.stderr = stdout, stderr
-        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self.status: int | None = None  # the exit status, once it was waited for
         self.held_stdout = False
+        self._held: dict[int, int] = {}  # fd 1 and 2 of the linker: the file that holds it
 
     def start(self, hold_stdout: bool = False) -> None:
         """Start it with signals held, once the caller holds this object: an interrupt then
-        comes after ``proc`` is known, so the caller's clean-up stops the linker, which would
+        comes after ``pid`` is known, so the caller's clean-up stops the linker, which would
         otherwise go on to write the temporary file after altlink removed it.
 
         ``hold_stdout``: what the linker prints on its standard output (``-M``, ``--verbose``)
         is kept and shown with its messages once it is done, as when the link may still be
         refused while it runs: a refused link shows nothing of the linker's."""
         self.held_stdout = hold_stdout and self.stdout is None
+        actions = []
+        try:
+            for fd, given, hold in ((1, self.stdout, self.held_stdout),
+                                    (2, self.stderr, self.stderr is None)):
+                if hold:
+                    self._held[fd] = _unnamed_file()
+                    actions.append((os.POSIX_SPAWN_DUP2, self._held[fd], fd))
+                elif given is not None:
+                    actions.append((os.POSIX_SPAWN_DUP2, _fileno(given), fd))
+        except OSError as e:
+            self._close_held()
+            raise LinkerError(f"altlink link: cannot hold the linker's messages: "
+                              f"{e.strerror}") from None
         with outputs.signals_held():
             try:
-                self.proc = subprocess.Popen(
-                    self.argv, stdout=subprocess.PIPE if self.held_stdout else self.stdout,
-                    stderr=subprocess.PIPE if self.stderr is None else self.stderr)
+                self.pid = os.posix_spawnp(
+                    self.argv[0], self.argv, os.environ, file_actions=actions,
+                    setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
             except OSError as e:
+                self._close_held()
                 raise LinkerError(f"{self.argv[0]}: cannot run the linker: {e.strerror}") \
                     from None
 
     def running(self) -> bool:
         """Whether the linker is still at work (started, not yet exited)."""
-        return self.proc is not None and self.proc.poll() is None
+        if self.pid is None or self.status is not None:
+            return False
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return True
+        self.status = os.waitstatus_to_exitcode(status)
+        return False
+
+    def _wait(self) -> int:
+        while self.status is None:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+            except InterruptedError:  # (retried by Python itself; kept for clarity)
+                continue
+            self.status = os.waitstatus_to_exitcode(status)
+        return self.status
 
     def finish(self) -> None:
         """Wait for the linker; its messages are shown; LinkerError when it failed."""
-        proc = self.proc
-        held, err = proc.communicate()
-        self.proc = None
+        status = self._wait()
+        self.pid = None
+        held, err = self._read_held(1), self._read_held(2)
+        self._close_held()
         if held:
             _write(sys.stdout, held)
         if err:
             err = err.replace(self.tmp.encode(), self.output.encode()).replace(
                 os.path.basename(self.tmp).encode(), os.path.basename(self.output).encode())
             _write(sys.stderr, err)
-        if proc.returncode != 0:
-            raise LinkerError(f"altlink link: the linker failed (exit {proc.returncode}): "
+        if status != 0:
+            raise LinkerError(f"altlink link: the linker failed (exit {status}): "
                               f"{self.argv[0]}")
 
     def stop(self) -> None:
         """A linker still running (altlink was interrupted) is ended and its messages
         dropped: the link did not happen."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        proc.communicate()
+        if self.pid is not None:
+            if self.running():
+                try:
+                    os.kill(self.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            self._wait()
+            self.pid = None
+        self._close_held()
 
+    def _read_held(self, fd: int) -> bytes:
+        got = self._held.get(fd)
+        if got is None:
+            return b""
+        size = os.fstat(got).st_size
+        return os.pread(got, size, 0) if size else b""
+
+    def _close_held(self) -> None:
+        for got in self._held.values():
+            os.close(got)
+        self._held.clear()
+
+
+def _unnamed_file() -> int:
+    """A file for the linker's messages that no one else sees and that goes when closed: an
+    ``O_TMPFILE`` in the temporary directory, else a file made there and removed at once."""
+    tmpdir = os.environ.get("TMPDIR") or "/tmp"
+    flags = getattr(os, "O_TMPFILE", 0)
+    if flags:
+        try:
+            return os.open(tmpdir, flags | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except OSError:
+            pass  # a file system without it
+    for n in range(100):
+        path = os.path.join(tmpdir, f".altlink-linker-{os.getpid()}-{n}")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            continue
+        os.unlink(path)
+        return fd
+    raise OSError(17, "no free name in " + tmpdir)
+
+
+def _fileno(stream) -> int:
+    """The descriptor of a stream given for the linker's output (a file object or a
+    descriptor)."""
+    return stream if isinstance(stream, int) else stream.fileno()
 
 
 def _write(stream, data: bytes) -> None:

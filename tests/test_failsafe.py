@@ -225,15 +225,15 @@ def test_interrupt_as_the_linker_starts_stops_it(seed_dir, tmp_path, monkeypatch
     """SIGINT while the linker is being started (signals held): the interrupt comes once
     altlink knows the linker, which is stopped, so it cannot write its temporary image after
     altlink removed it."""
-    real = subprocess.Popen
+    real = os.posix_spawnp
 
-    def popen_then_interrupt(*a, **k):
-        proc = real(*a, **k)
+    def spawn_then_interrupt(*a, **k):
+        pid = real(*a, **k)
         os.kill(os.getpid(), signal.SIGINT)  # held: handled when the start is complete
-        return proc
+        return pid
 
     monkeypatch.setenv("SLEEP", "1")  # the slow linker writes its -o after a second
-    monkeypatch.setattr("altlink.linker.subprocess.Popen", popen_then_interrupt)
+    monkeypatch.setattr(os, "posix_spawnp", spawn_then_interrupt)
     monkeypatch.chdir(tmp_path)
     old_outputs(tmp_path)
     err = io.StringIO()

@@ -10,6 +10,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -746,6 +748,44 @@ def test_prelink_finding_stops_the_link_and_shows_nothing_of_the_linker(tmp_path
     assert LINKER_SAYS in p.stdout and LINKER_SAYS in p.stderr
 
 
+def test_the_linker_runs_as_the_shell_would_run_it(tmp_path):
+    """The linker gets the descriptors altlink was given (a make jobserver's pipe: an LTO
+    link's lto-wrapper uses it) and SIGPIPE at its default, as when it runs without altlink;
+    what it prints, a megabyte on each stream while altlink still checks, is all shown, with
+    the temporary output's name replaced by the output's."""
+    main = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    seen = tmp_path / "seen"
+    ld = write(tmp_path / "chatty-ld", f"""#!/bin/sh
+for a in "$@"; do case "$prev" in -o) out=$a;; esac; prev=$a; done
+{{ [ -e /proc/self/fd/$JOBSERVER_FD ] && echo fd-open; grep '^SigIgn' /proc/self/status; }} > {seen}
+head -c 1000000 /dev/zero | tr '\\0' 'o'; echo
+head -c 1000000 /dev/zero | tr '\\0' 'e' >&2; echo "wrote $out" >&2
+exec {GNU_LD} "$@"
+""")
+    ld.chmod(0o755)
+    r, w = os.pipe()
+    try:
+        env = env_without_altlink_vars()
+        env["PYTHONPATH"] = str(ROOT)
+        env["JOBSERVER_FD"] = str(r)
+        p = subprocess.run(
+            [sys.executable, "-m", "altlink", "link", "-o", "fw.elf", "--", str(ld), "-static",
+             "-L", str(LDSCRIPTS), "-T", str(script), str(main), "-o", "fw.elf"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, pass_fds=(r,))
+    finally:
+        os.close(r)
+        os.close(w)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = seen.read_text().split()
+    assert lines[0] == "fd-open"
+    ignored = int(lines[-1], 16)  # SigIgn: the mask of ignored signals
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+    assert p.stdout.count("o") >= 1_000_000 and p.stderr.count("e") >= 1_000_000
+    assert "wrote fw.elf" in p.stderr
+    assert (tmp_path / "fw.elf").exists() and temp_leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("problem", ["cap-table", "input"])
 def test_unusable_input_after_the_linker_started_stops_it(tmp_path, problem):
     """The linker starts before altlink reads its capability table and the inputs: an
@@ -838,37 +878,47 @@ def test_the_early_linker_is_stopped_by_a_usage_error(tmp_path):
     assert temp_leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("opts, early", [
-    (["-o", "fw.elf", "--manifest", "fw.json", "--bin=fw.bin", "-Wno-ALT014", "-v"], True),
-    (["-ofw.elf", "--werror", "-W", "no-ALT014", "--no-cache"], True),
-    ([], True),
-    (["-o", "fw.elf", "--manif", "fw.json"], False),  # an abbreviation: the parser decides
-    (["-vo", "fw.elf"], False),  # short options run together: the parser decides
-    (["--help"], False),
+@pytest.mark.parametrize("opts, early, thin", [
+    (["-o", "fw.elf", "--manifest", "fw.json", "--bin=fw.bin", "-Wno-ALT014", "-v"], True,
+     False),
+    (["-ofw.elf", "--werror", "-W", "no-ALT014", "--no-cache"], True, False),
+    ([], True, False),
+    (["-o", "fw.elf"], True, True),  # Kbuild's vmlinux.a: a thin archive, long member names
+    (["-o", "fw.elf", "--manif", "fw.json"], False, False),  # an abbreviation: the parser
+    (["-vo", "fw.elf"], False, False),  # short options run together: the parser decides
+    (["--help"], False, False),
 ])
 def test_which_link_command_lines_start_the_linker_before_they_are_parsed(tmp_path, opts,
-                                                                          early):
+                                                                          early, thin):
     """``cli._early_link`` reads ``-o`` from the words themselves, before argparse is
     imported, only where every word before ``--`` is an option of the link spelled in full;
-    the linker then starts with argparse not yet loaded. Elsewhere it starts nothing."""
+    the linker then starts with none of argparse, re, subprocess, shlex, dataclasses or
+    typing loaded (their imports would delay it). Elsewhere it starts nothing."""
     main = asm(tmp_path, "main", MAIN_S)
     script = write(tmp_path / "fw.ld", FW_LD)
+    inputs = [str(main)]
+    if thin:  # a member named past 15 characters: a long name, /OFFSET
+        long = tmp_path / "a_member_with_a_long_name.o"
+        shutil.copy(main, long)
+        subprocess.run([AR, "rcsT", str(tmp_path / "vmlinux.a"), str(long)], check=True)
+        inputs = ["--whole-archive", str(tmp_path / "vmlinux.a"), "--no-whole-archive"]
     words = ["link", *opts, "--", GNU_LD, "-static", "-L", str(LDSCRIPTS), "-T", str(script),
-             str(main), "-o", "x.elf"]
+             *inputs, "-o", "x.elf"]
     code = (
         "import sys\n"
         "from altlink import cli, linker\n"
         "seen = []\n"
         "class Spy(linker.LinkStart):\n"
         "    def __init__(self, *a, **k):\n"
-        "        seen.append('argparse' in sys.modules)\n"
+        "        seen.append(sorted({'argparse', 're', 'subprocess', 'shlex', 'dataclasses',\n"
+        "                            'typing'} & set(sys.modules)))\n"
         "        super().__init__(*a, **k)\n"
         "linker.LinkStart = Spy\n"
         "try:\n"
         "    cli.main(sys.argv[1:])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print('EARLY' if seen and seen[0] is False else 'LATE')\n")
+        "print(seen[:1], 'EARLY' if seen and seen[0] == [] else 'LATE')\n")
     e = env_without_altlink_vars()
     e["PYTHONPATH"] = str(ROOT)
     p = subprocess.run([sys.executable, "-c", code, *words], capture_output=True, text=True,
@@ -1140,6 +1190,24 @@ def test_linker_script_reading_is_bounded(tmp_path):
     assert ldscript.tokens('GROUP ( "a b.o" AS_NEEDED(-lc) ) /* x */ INPUT(c.o,d.o)') == \
         ["GROUP", "(", "a b.o", "AS_NEEDED", "(", "-lc", ")", ")", "INPUT", "(", "c.o", ",",
          "d.o", ")"]
+
+
+def test_linker_script_words_are_the_regular_expressions_words():
+    """``ldscript.tokens`` (str methods) gives ``tokens_re``'s words: on binutils' own scripts,
+    altlink's, and on every short text of the characters that matter (quotes, comments never
+    closed, punctuation, tabs)."""
+    import glob
+    import itertools
+
+    from altlink import ldscript
+
+    texts = [Path(p).read_text(errors="replace") for p in
+             sorted(glob.glob("/usr/lib/aarch64-linux-gnu/ldscripts/*"))[:40] +
+             sorted(glob.glob(str(LDSCRIPTS / "*.ld")))]
+    assert len(texts) > 10
+    texts += ["".join(t) for n in range(7) for t in itertools.product('a /*"(;\t', repeat=n)]
+    for text in texts:
+        assert ldscript.tokens(text) == ldscript.tokens_re(text), repr(text)
 
 
 OUT_OF_ORDER_LD = """
