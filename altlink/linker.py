@@ -45,7 +45,7 @@ class Linker:
             for fd, given, hold in ((1, self.stdout, self.held_stdout),
                                     (2, self.stderr, self.stderr is None)):
                 if hold:
-                    self._held[fd] = _unnamed_file()
+                    self._held[fd] = _unnamed_file(self.tmp)
                     actions.append((os.POSIX_SPAWN_DUP2, self._held[fd], fd))
                 elif given is not None:
                     actions.append((os.POSIX_SPAWN_DUP2, _fileno(given), fd))
@@ -124,25 +124,32 @@ class Linker:
         self._held.clear()
 
 
-def _unnamed_file() -> int:
-    """A file for the linker's messages that no one else sees and that goes when closed: an
-    ``O_TMPFILE`` in the temporary directory, else a file made there and removed at once."""
-    tmpdir = os.environ.get("TMPDIR") or "/tmp"
-    flags = getattr(os, "O_TMPFILE", 0)
-    if flags:
-        try:
-            return os.open(tmpdir, flags | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        except OSError:
-            pass  # a file system without it
-    for n in range(100):
-        path = os.path.join(tmpdir, f".altlink-linker-{os.getpid()}-{n}")
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except FileExistsError:
-            continue
-        os.unlink(path)
-        return fd
-    raise OSError(17, "no free name in " + tmpdir)
+def _unnamed_file(beside: str) -> int:
+    """A file for the linker's messages that no one else sees and that goes when closed: in
+    the temporary directory (``$TMPDIR``, else /tmp), else beside the output (``beside``,
+    where the linker writes too); an ``O_TMPFILE``, else a file made there and removed at
+    once."""
+    dirs = [d for d in (os.environ.get("TMPDIR"), "/tmp", os.path.dirname(beside) or ".") if d]
+    error: OSError | None = None
+    for tmpdir in dirs:
+        flags = getattr(os, "O_TMPFILE", 0)
+        if flags:
+            try:
+                return os.open(tmpdir, flags | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            except OSError:
+                pass  # a file system without it, or no such directory: made and removed
+        for n in range(100):
+            path = os.path.join(tmpdir, f".altlink-linker-{os.getpid()}-{n}")
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                error = e
+                break
+            os.unlink(path)
+            return fd
+    raise error or OSError(17, "no free name for a temporary file")
 
 
 def _fileno(stream) -> int:

@@ -786,6 +786,24 @@ exec {GNU_LD} "$@"
     assert (tmp_path / "fw.elf").exists() and temp_leftovers(tmp_path) == []
 
 
+def test_the_linker_s_messages_are_held_without_a_temporary_directory(tmp_path):
+    """$TMPDIR names no directory: the linker's messages are held beside the output, where
+    the linker writes too, and shown as ever."""
+    main = asm(tmp_path, "main", MAIN_S)
+    ld, log = fake_linker(tmp_path)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    env = env_without_altlink_vars()
+    env["PYTHONPATH"] = str(ROOT)
+    env["TMPDIR"] = str(tmp_path / "no-such-dir")
+    p = subprocess.run(
+        [sys.executable, "-m", "altlink", "link", "-o", "fw.elf", "--", str(ld), "-static",
+         "-L", str(LDSCRIPTS), "-T", str(script), str(main), "-o", "fw.elf"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert LINKER_SAYS in p.stdout and LINKER_SAYS in p.stderr
+    assert temp_leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("problem", ["cap-table", "input"])
 def test_unusable_input_after_the_linker_started_stops_it(tmp_path, problem):
     """The linker starts before altlink reads its capability table and the inputs: an
