@@ -9,6 +9,7 @@ name and renamed into place only when every check has passed.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -149,9 +150,26 @@ def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
     (``cli.cmd_link``), and freeing an image's blocks is then not on the link's path. A
     target that is also read (an input, a script, a ``--symbols-from`` image) stays until it
     is replaced."""
-    targets = [p for p in (req.output, req.manifest, req.binary) if p]
-    read = {os.path.realpath(p) for p in (*cmd.inputs, *cmd.scripts, *req.symbols_from)}
-    outputs.remove_stale([p for p in targets if os.path.realpath(p) not in read])
+    # The same file by its device and inode, whatever the path's spelling (a symbolic link,
+    # "..", a hard link): the targets that exist first (none at a first link), then one
+    # stat an input, not the 4,000 lstat calls of realpath for a 2,000-object link.
+    present: dict[tuple[int, int], str] = {}
+    for p in (req.output, req.manifest, req.binary):
+        try:
+            st = os.lstat(p) if p else None
+        except OSError:
+            continue
+        if st is not None and stat.S_ISREG(st.st_mode):  # (remove_stale's rule)
+            present[(st.st_dev, st.st_ino)] = p
+    for p in (*cmd.inputs, *cmd.scripts, *req.symbols_from):
+        if not present:
+            return
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        present.pop((st.st_dev, st.st_ino), None)
+    outputs.remove_stale(list(present.values()))
 
 
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,

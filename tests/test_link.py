@@ -786,6 +786,28 @@ exec {GNU_LD} "$@"
     assert (tmp_path / "fw.elf").exists() and temp_leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("spelling", ["same", "symlink", "dotdot"])
+def test_an_output_that_is_also_an_input_stays_until_it_is_replaced(tmp_path, spelling):
+    """``ld -r part.o more.o -o part.o``: the earlier outputs are removed while the linker
+    runs, but not one the linker still has to read, however its path is spelled (the same
+    file by a symbolic link, or through ".."). A slow linker reads it after that removal."""
+    part = asm(tmp_path, "part", MAIN_S)
+    more = asm(tmp_path, "more", ".text\n.globl more_fn\nmore_fn:\n\tret\n")
+    (tmp_path / "sub").mkdir()
+    given = {"same": part.name, "symlink": "alias.o", "dotdot": "sub/../part.o"}[spelling]
+    if spelling == "symlink":
+        (tmp_path / "alias.o").symlink_to(part.name)
+    slow = write(tmp_path / "slow-ld", f"#!/bin/sh\nsleep 2\nexec {GNU_LD} \"$@\"\n")
+    slow.chmod(0o755)
+    before = part.read_bytes()
+    p = altlink("link", "-o", "part.o", "--", str(slow), "-r", given, more.name, "-o",
+                "part.o", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert part.read_bytes() != before  # relinked: part.o now holds more_fn as well
+    assert b"more_fn" in part.read_bytes()
+    assert temp_leftovers(tmp_path) == []
+
+
 def test_the_linker_s_messages_are_held_without_a_temporary_directory(tmp_path):
     """$TMPDIR names no directory: the linker's messages are held beside the output, where
     the linker writes too, and shown as ever."""
