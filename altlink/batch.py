@@ -19,7 +19,8 @@ PARALLEL_MIN = 64  # fewer modules than this are not worth a second process
 
 
 def _check_modules(items: list[tuple[int, str, ElfFile | None]], options: Options,
-                   symbols_from: list[str], cache_dir: str | None = None
+                   symbols_from: list[str], cache_dir: str | None = None,
+                   images: list[ElfFile] | None = None, shown=None
                    ) -> tuple[list[tuple[int, list[Finding]]],
                               list[tuple[int, str, ElfFile | None]]]:
     """Check each file that is a kernel module alone, closing it after: its findings under its
@@ -33,13 +34,15 @@ def _check_modules(items: list[tuple[int, str, ElfFile | None]], options: Option
     unchanged, is not checked again. numpy is imported for the scans of those whose records
     are made, where the modules are large enough (``_preload_scan``): not at all where every
     record is kept."""
-    images = [read_elf(p) for p in symbols_from]
+    if images is None:
+        images = [read_elf(p) for p in symbols_from]
     making = _Once(partial(_preload_scan, [path for _pos, path, _elf in items])) \
         if cache_dir is not None else None
     found: list[tuple[int, list[Finding]]] = []
     others: list[tuple[int, str, ElfFile | None]] = []
     keep = not forkmap.in_child()  # a mapping made here can go back to the caller
-    shown = progress.task("checking files", len(items))
+    if shown is None:
+        shown = progress.task("checking files", len(items))
     for pos, path, elf in items:
         shown.advance()
         if elf is None:
@@ -139,11 +142,18 @@ def _counts(tables) -> tuple[int, int]:
     return len(entries), sum(e.alt_len == 0 for e in entries)
 
 
-def _worker(job: tuple[list[str], Options, list[str], str | None]):
+def _chunk(options: Options, symbols_from: list[str], cache_dir: str | None,
+           images: list[ElfFile], shown, items: list[tuple[int, str, ElfFile | None]]
+           ) -> tuple[list, bool]:
+    """``_check_modules`` of a chunk of the files (``forkmap.queue_map``): its result, or the
+    chunk's first error, which stops its process."""
     try:
-        return _check_modules(*job)
+        return [_check_modules(items, options, symbols_from, cache_dir, images, shown)], False
     except AltlinkError as e:
-        return e
+        return [e], True
+
+
+MODULES_CHUNK = 16  # files a process takes at a time
 
 
 def _preload_scan(paths: list[str]) -> None:
@@ -180,17 +190,21 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     if cache_dir is None:  # else in each worker, where it has records to make
         _preload_scan([p for _, p, _e in maybe])
     if jobs > 1 and len(maybe) >= PARALLEL_MIN and forkmap.can_fork():
-        # Interleaved shares: module sizes vary along a sorted tree of paths.
-        shares = [maybe[i::jobs] for i in range(jobs)]
-        results = forkmap.fork_map(_worker, [(sh, options, symbols_from, cache_dir)
-                                             for sh in shares])
+        # Each process takes the next chunk of files when it is done with one: module sizes
+        # vary along a sorted tree of paths. The --symbols-from images are read once, here.
+        images = [read_elf(p) for p in symbols_from]
+        shown = progress.task("checking files", len(maybe))
+        got = sorted(forkmap.queue_map(partial(_chunk, options, symbols_from, cache_dir,
+                                               images, shown), maybe, jobs, MODULES_CHUNK),
+                     key=lambda t: t[0])
         found: list[tuple[int, list[Finding]]] = []
         not_modules: list[tuple[int, str, ElfFile | None]] = []
-        for r in results:
+        for _lo, (r,) in got:
             if isinstance(r, AltlinkError):
-                raise r
+                raise r  # the first in the paths' order: every chunk before it was checked
             found += r[0]
             not_modules += r[1]
+        progress.erase()
     else:
         found, not_modules = _check_modules(maybe, options, symbols_from, cache_dir)
     modules = {pos for pos, *_ in found}

@@ -310,7 +310,12 @@ def check_callback_def(ck: Checks, inp: Input, e: Entry, sym: Symbol, sec: Secti
                inp, place, e)
 
 
-def check_overlaps(ck: Checks, inp: Input) -> None:
+def check_overlaps(ck: Checks, inp: Input, fast: bool = False) -> None:
+    """ALT010 for the sites that entries of one table share. ``fast``: nothing more where one
+    sort of the sites finds none beginning before the one before it ends (``sites_overlap``;
+    an object's check, ``check_objects.object_checks``); else, the reference, the sweep."""
+    if fast and not sites_overlap(inp.table.entries):
+        return
     spans = sorted(((e.site.section_index, e.site.offset, e.site.offset + e.orig_len, e)
                     for e in inp.table.entries if e.orig_len and e.site.defined),
                    key=lambda t: (t[0], t[1], t[2], t[3].index))
@@ -330,6 +335,18 @@ def check_overlaps(ck: Checks, inp: Input) -> None:
                 ck.add("ALT010", f"entries {e1.index} and {e2.index} patch overlapping "
                        "sites", inp, place, e2, severity=ERROR)
         active.append((s2, a2, b2, e2))
+
+
+def sites_overlap(entries: list[Entry]) -> bool:
+    """Whether two of the entries' defined sites share a byte: sorted by section and start,
+    a site that begins before the one before it in its section ends (each site ends where
+    the next begins or before, so no earlier one reaches further)."""
+    rows = sorted([(e.site.section_index, e.site.offset, e.site.offset + e.orig_len)
+                   for e in entries if e.orig_len and e.site.section_index])
+    for (s1, _a1, b1), (s2, a2, _b2) in zip(rows, rows[1:]):
+        if s1 == s2 and b1 > a2:
+            return True
+    return False
 
 
 def _linker_stub(inp: Input, addr: int) -> bool:

@@ -30,7 +30,8 @@ def check_object(inp: Input, options: Options) -> list[Finding | Deferred]:
 def object_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
     """The object's checks, added to ``ck``. ``check_entry`` runs on the entries
     ``may_find`` keeps (an undefined callback that is otherwise fine is its ``Deferred``
-    alone); ``fast=False``, the reference, runs it on every entry."""
+    alone), and the overlap check where one sort of the sites finds two sharing a byte;
+    ``fast=False``, the reference, runs both on every entry."""
     entries = inp.table.entries
     if fast:
         for pos, deferred in may_find(ck, inp):
@@ -42,7 +43,7 @@ def object_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
         for pos, e in enumerate(entries):
             check_entry(ck, inp, pos, e)
     if ck.wanted("ALT010"):
-        check_overlaps(ck, inp)
+        check_overlaps(ck, inp, fast)
     if ck.wanted("ALT017"):
         check_object_branches(ck, inp)
 

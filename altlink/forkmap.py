@@ -61,6 +61,66 @@ def fork_map(fn: Callable[[S], R], shares: Sequence[S]) -> list[R]:
             child.cancel()
 
 
+def queue_map(fn: Callable[[list[S]], tuple[list[R], bool]], items: Sequence[S], jobs: int,
+              chunk: int, after_fork: Callable[[], None] | None = None
+              ) -> list[tuple[int, list[R]]]:
+    """``fn`` over ``items`` in chunks of ``chunk``, in this process and ``jobs - 1`` forked
+    ones, each taking the next chunk whenever it is done with one: the work is shared as it
+    goes, however the items' costs vary (and whatever else the machine runs: a link's
+    linker). ``fn(chunk_items)`` gives the chunk's results and whether its process is to stop
+    (an error: a later chunk is not worth making). The results, each chunk's under the
+    position of its first item; a chunk no process took is not among them. ``after_fork``
+    is called here once the copies run (work only this process needs first).
+
+    The chunks are handed out through a pipe that holds their numbers, written before the
+    fork: a process reads the next 4 bytes, and the kernel gives each read to one reader
+    (the pipe's lock). Chunks go out in order, so every chunk before the first one that
+    stopped a process was made whole."""
+    spans = [(lo, min(lo + chunk, len(items))) for lo in range(0, len(items), max(chunk, 1))]
+    if jobs < 2 or len(spans) < 2 or not can_fork():
+        if after_fork is not None:
+            after_fork()
+        out = []
+        for lo, hi in spans:
+            got, stop = fn(items[lo:hi])
+            out.append((lo, got))
+            if stop:
+                break
+        return out
+    if len(spans) * 4 > 1 << 15:  # the numbers must fit the pipe's buffer (64 KiB)
+        return queue_map(fn, items, jobs, -(-len(items) // (1 << 13)), after_fork)
+    r, w = os.pipe()
+    try:
+        os.write(w, b"".join(k.to_bytes(4, "little") for k in range(len(spans))))
+    finally:
+        os.close(w)
+
+    def work() -> list[tuple[int, list[R]]]:
+        done = []
+        while ticket := os.read(r, 4):
+            lo, hi = spans[int.from_bytes(ticket, "little")]
+            got, stop = fn(items[lo:hi])
+            done.append((lo, got))
+            if stop:
+                break
+        return done
+
+    children = [Forked(work) for _ in range(jobs - 1)]
+    try:
+        for child in children:
+            child.start()
+        if after_fork is not None:
+            after_fork()
+        out = work()
+        for child in children:
+            out += child.result()
+        return out
+    finally:
+        for child in children:
+            child.cancel()
+        os.close(r)
+
+
 class Forked:
     """``fn()`` in a forked copy of this process; ``result()`` gives what it returned, sent
     back pickled, or raises what it raised (a KeyboardInterrupt too), as if it had run here.

@@ -1109,13 +1109,17 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     if todo and before_making is not None:
         before_making()
     # The ALT017 scans of the objects whose records are made (whole sections where the
-    # replacements live in .text): numpy, when they are worth it, imported before any fork.
-    # A link whose records are all kept imports nothing here.
-    preload_scans([objects[i] for i in todo])
+    # replacements live in .text): numpy, when they are worth it. Where the records are made
+    # in forked copies too, it is imported here once they run, and they scan with the
+    # standard library (or import it for a large section of their own): the import is not
+    # on the way to the fork, and the copies take more of the work meanwhile. A link whose
+    # records are all kept imports nothing here.
+    scans = partial(preload_scans, [objects[i] for i in todo])
     jobs = min(forkmap.cpus(), 8)
     if jobs > 1 and len(todo) >= PARALLEL_MIN and loaded is None and forkmap.can_fork():
-        _make_in_parallel(objects, todo, options, cache, where, out, jobs, with_digest)
+        _make_in_parallel(objects, todo, options, cache, where, out, jobs, with_digest, scans)
     else:
+        scans()
         for i in todo:
             inp = loaded[i] if loaded is not None and loaded[i] is not None else \
                 Input.load(objects[i])
@@ -1141,27 +1145,42 @@ class _Group:
 
 
 def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, where, out,
-                      jobs: int, with_digest: bool = True) -> None:
-    """Make the records of ``todo`` in this process and ``jobs - 1`` forked ones, in
-    interleaved shares (object sizes vary along a sorted list); each keeps its own records."""
+                      jobs: int, with_digest: bool = True,
+                      after_fork: Callable[[], None] | None = None) -> None:
+    """Make the records of ``todo`` in this process and ``jobs - 1`` forked ones, which take
+    chunks of ``MAKE_CHUNK`` objects in turn as each is done with one (``forkmap.queue_map``:
+    object sizes vary, and a link's linker runs beside them); each keeps its own records.
+    ``after_fork`` runs here once the copies work (numpy's import, ``records_of``)."""
 
-    shares = [todo[k::jobs] for k in range(jobs)]
-    results = forkmap.fork_map(partial(_make_share, objects, options, cache, where,
-                                       with_digest), shares)
-    errors = [(i, got) for share, res in zip(shares, results) for i, got in zip(share, res)
-              if isinstance(got, AltlinkError)]
+    got = forkmap.queue_map(partial(_make_share, objects, options, cache, where, with_digest),
+                            todo, jobs, MAKE_CHUNK, after_fork)
+    errors = [(todo[lo + k], r) for lo, res in got for k, r in enumerate(res)
+              if isinstance(r, AltlinkError)]
     if errors:
         raise min(errors, key=lambda t: t[0])[1]  # the first in input order
-    for k, (share, res) in enumerate(zip(shares, results)):
-        for i, got in zip(share, res):
-            out[i] = got if k == 0 else ObjectRecord.from_plain(objects[i].path, got)
+    plain = [(todo[lo + k], r) for lo, res in got for k, r in enumerate(res)
+             if type(r) is tuple]
+    ok = valid_plains([r for _, r in plain])
+    for (i, t), good in zip(plain, ok):
+        if not good:
+            raise ValueError(f"{objects[i].path}: a forked worker's record is not one")
+        out[i] = ObjectRecord.from_valid(objects[i].path, t)
+    for lo, res in got:
+        for k, r in enumerate(res):
+            i = todo[lo + k]
+            if type(r) is not tuple:
+                out[i] = r
             out[i]._load = partial(Input.load, objects[i])
             out[i]._profile = options.profile
 
 
+MAKE_CHUNK = 8  # objects a process takes at a time (``_make_in_parallel``)
+
+
 def _make_share(objects: list[ElfFile], options, cache, where, with_digest: bool,
-                share: list[int]) -> list:
-    """The records of a share: plain data when made in a forked process, to send back."""
+                share: list[int]) -> tuple[list, bool]:
+    """The records of a share, and whether it met an error (the last item then): plain data
+    when made in a forked process, to send back."""
 
     here = not forkmap.in_child()
     got: list = []
@@ -1170,11 +1189,11 @@ def _make_share(objects: list[ElfFile], options, cache, where, with_digest: bool
             rec = make_record(Input.load(objects[i]), options, with_digest)
         except AltlinkError as e:
             got.append(e)
-            break  # the share's first error; the caller reports the first of all
+            return got, True  # the share's first error; the caller reports the first of all
         if cache is not None:
             cache.put(where[i], rec)
         got.append(rec if here else rec.to_plain())
-    return got
+    return got, False
 
 
 # -- the cache -------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ def test_a_file_that_looks_like_a_module_is_checked_as_an_object(tmp_path, monke
     mod, decoy, plain = objects(tmp_path)
     if parallel:
         monkeypatch.setattr(batch, "PARALLEL_MIN", 1)
+        monkeypatch.setattr(batch, "MODULES_CHUNK", 1)  # a chunk a file: each process takes some
     jobs = 2 if parallel else 1
     paths = [str(decoy), str(mod), str(plain)]
     got = batch.check_paths(paths, V417, [], jobs=jobs)
@@ -99,6 +100,7 @@ def test_a_ko_file_that_is_no_module_is_checked_as_an_object(tmp_path, monkeypat
     junk.write_text("not an object\n")
     if parallel:
         monkeypatch.setattr(batch, "PARALLEL_MIN", 1)
+        monkeypatch.setattr(batch, "MODULES_CHUNK", 1)  # a chunk a file: each process takes some
     jobs = 2 if parallel else 1
     # With a record cache, a module is checked through its record, which says whether the
     # file is a module (batch._module_from_record): made the first time, read back the next.

@@ -190,6 +190,7 @@ def test_modules_checked_in_parallel_give_the_same_findings(monkeypatch, other_i
     from altlink.table import Profile
 
     monkeypatch.setattr(batch, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(batch, "MODULES_CHUNK", 2)
     paths = [str(p) for p in SLICE_MODULES]
     options = Options(Profile("linux-v6.1", None))
     images = [str(other_image)]  # not the kernel: the modules' callbacks are unresolved
@@ -210,6 +211,7 @@ def test_modules_checked_through_their_records_give_the_checkers_findings(
     from altlink import batch, cli
 
     monkeypatch.setattr(batch, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(batch, "MODULES_CHUNK", 2)
     paths = [str(p) for p in SLICE_MODULES]
     with_caps = cli.options_from(cli.build_parser().parse_args(
         ["check", *V61, "--cap-table", str(SLICE / "cpucaps"), "x.ko"]))
