@@ -36,7 +36,7 @@ def check_after_link(image: Input, options: Options, fast: bool = True) -> list[
     ck = Checks(replace(options, profile=profile), only=POST_LINK_CODES, findings=findings)
     for e in linked_entries_to_check(image, profile) if fast else image.table.entries:
         check_linked_entry(ck, image, e)
-    image_checks(ck, image)
+    image_checks(ck, image, fast)
     return ck.findings
 
 
@@ -160,7 +160,7 @@ def image_alone_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
             check_entry(ck, inp, pos, e)
     if ck.wanted("ALT010") and (not fast or sites_overlap(inp)):
         check_overlaps(ck, inp)
-    image_checks(ck, inp)
+    image_checks(ck, inp, fast)
 
 
 def may_find(ck: Checks, inp: Input) -> list[tuple[int, Entry]]:
@@ -264,11 +264,13 @@ def sites_overlap(inp: Input) -> bool:
     return False
 
 
-def image_checks(ck: Checks, inp: Input) -> None:
-    """The image-wide checks, added to ``ck``."""
+def image_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
+    """The image-wide checks, added to ``ck``. ``fast``: where the table was read as columns
+    (``Table.columns``), ALT017's ranges and ALT014's callbacks and sites are taken from them
+    at once; ``fast=False`` (the reference) from the entries, one by one."""
     check_table_alignment(ck, inp)
-    check_branches_into_replacements(ck, inp)
-    check_callback_reach(ck, inp)
+    check_branches_into_replacements(ck, inp, fast=fast)
+    check_callback_reach(ck, inp, fast=fast)
 
 
 def check_linked_entry(ck: Checks, inp: Input, e: Entry) -> None:
@@ -309,25 +311,33 @@ def check_table_alignment(ck: Checks, inp: Input) -> None:
                    "runtime reading it with the MMU off faults", inp,
                    f"section {sec.index} {sec.name}")
 
-def check_branches_into_replacements(ck: Checks, inp: Input, scan=None) -> None:
+def check_branches_into_replacements(ck: Checks, inp: Input, scan=None,
+                                     fast: bool = True) -> None:
     """ALT017: a branch from outside a replacement into it, or from one replacement into
     another entry's replacement. Replacement code runs only once copied to its site. ``scan`` is
-    the word scan (``branches.into_ranges``); by default the one for the code's size."""
-    callback: dict[int, bool] = {}
-    for e in inp.table.entries:
-        if e.cap_raw not in callback:
-            callback[e.cap_raw] = ck.profile.is_callback(e.cap_raw)
-    # by address, end and index (entries may share one), then position: never the entries
+    the word scan (``branches.into_ranges``); by default the one for the code's size.
+    ``fast``: the replacements' ranges sorted from the table's columns (``_ranges_np``) where
+    it was read as columns."""
     ents = inp.table.entries
-    keys = [(e.alt.address, e.alt.address + e.alt_len, e.index, pos)
-            for pos, e in enumerate(ents)
-            if e.alt.address is not None and e.alt_len and not callback[e.cap_raw]]
-    keys.sort()
-    ranges = [(a, end, ents[pos]) for a, end, _, pos in keys]
+    got = _ranges_np(ck, inp) if fast else None
+    if got is not None:
+        starts, ends, at = got
+        ranges = _Ranges(starts, ends, at, ents)
+    else:
+        callback: dict[int, bool] = {}
+        for e in ents:
+            if e.cap_raw not in callback:
+                callback[e.cap_raw] = ck.profile.is_callback(e.cap_raw)
+        # by address, end and index (entries may share one), then position: never the entries
+        keys = [(e.alt.address, e.alt.address + e.alt_len, e.index, pos)
+                for pos, e in enumerate(ents)
+                if e.alt.address is not None and e.alt_len and not callback[e.cap_raw]]
+        keys.sort()
+        ranges = [(a, end, ents[pos]) for a, end, _, pos in keys]
+        starts = [r[0] for r in ranges]
+        ends = [r[1] for r in ranges]
     if not ranges:
         return
-    starts = [r[0] for r in ranges]
-    ends = [r[1] for r in ranges]
     def owner(addr: int):
         i = bisect_right(starts, addr) - 1
         if i >= 0 and ranges[i][0] <= addr < ranges[i][1]:
@@ -353,36 +363,99 @@ def check_branches_into_replacements(ck: Checks, inp: Input, scan=None) -> None:
                    f"{dst.index} at {tgt:#x}, which runs only once copied to its site",
                    inp, ck.site_place(inp, dst), dst)
 
+class _Ranges:
+    """ALT017's ranges as ``(start, end, entry)`` by position, made from their columns
+    (``_ranges_np``) only where a branch lands in one."""
+
+    def __init__(self, starts: list[int], ends: list[int], at: list[int], ents) -> None:
+        self.starts, self.ends, self.at, self.ents = starts, ends, at, ents
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> tuple:
+        return self.starts[i], self.ends[i], self.ents[self.at[i]]
+
+
+def _callbacks_np(ck: Checks, cap):
+    """Whether each entry is a callback (``cap``: the table's capability column)."""
+    import numpy as np
+
+    by_cap = np.zeros(1 << 16, dtype=bool)  # (the table's capability field: 16 bits)
+    for c in set(cap.tolist()):
+        by_cap[c] = ck.profile.is_callback(c)
+    return by_cap[cap]
+
+
+def _ranges_np(ck: Checks, inp: Input) -> tuple[list[int], list[int], list[int]] | None:
+    """ALT017's replacement ranges from the table's columns (``Table.columns``): the starts,
+    the ends and the entries' positions, sorted as the reference sorts them (by address, end,
+    index: an image entry's index is its position). None where the table was not read as
+    columns, or a range would end past 2**64 (the reference keeps such a number whole)."""
+    cols = inp.table.columns
+    if cols is None or len(cols["cap"]) != len(inp.table.entries):
+        return None
+    import numpy as np
+
+    alen = cols["alt_len"]
+    at = np.flatnonzero(~_callbacks_np(ck, cols["cap"]) & (alen > 0))
+    start = cols["alt_addr"][at]
+    end = start + alen[at].astype(np.uint64)
+    if (end < start).any():
+        return None
+    order = np.lexsort((at, end, start))
+    return start[order].tolist(), end[order].tolist(), at[order].tolist()
+
+
 def _code_sections(inp: Input) -> list:
     """The sections ALT017's scan reads: code with contents."""
     return [s for s in inp.elf.sections if s.executable and s.size and s.type != SHT_NOBITS]
 
 
-def check_callback_reach(ck: Checks, inp: Input) -> None:
-    """ALT014: sanitizer hooks and alternative sites a callback reaches in an image."""
+def check_callback_reach(ck: Checks, inp: Input, fast: bool = True) -> None:
+    """ALT014: sanitizer hooks and alternative sites a callback reaches in an image.
+    ``fast``: the callbacks and the sites taken from the table's columns where it was read as
+    columns (the distinct callback addresses found at once, the sites sorted by numpy)."""
     if not ck.wanted("ALT014"):
         return
     from altlink.reach import callback_reach
 
     callbacks: dict[str, int] = {}
     by_cb: dict[str, Entry] = {}
-    is_callback: dict[int, bool] = {}
     named: set[int] = set()  # callback addresses named already (thousands of entries, a few)
-    for e in inp.table.entries:
-        cb = is_callback.get(e.cap_raw)
-        if cb is None:
-            cb = is_callback[e.cap_raw] = ck.profile.is_callback(e.cap_raw)
-        addr = e.alt.address
-        if cb and addr is not None and addr not in named:
-            named.add(addr)
-            sym = inp.names.function_at(addr)
-            name = sym.name if sym else f"{addr:#x}"
-            callbacks.setdefault(name, addr)
-            by_cb.setdefault(name, e)
+    cols = inp.table.columns if fast else None
+    if cols is not None and len(cols["cap"]) == len(inp.table.entries):
+        import numpy as np
+
+        at = np.flatnonzero(_callbacks_np(ck, cols["cap"]))
+        addrs = cols["alt_addr"][at]
+        order = np.argsort(addrs, kind="stable")  # each address's first entry, in order
+        ranked = addrs[order]
+        firsts = order[np.concatenate(([True], ranked[1:] != ranked[:-1]))] if len(at) else at
+        found = [(int(addrs[k]), inp.table.entries[int(at[k])]) for k in np.sort(firsts)]
+        sites = (cols["site_addr"], cols["orig_len"], np.arange(len(cols["cap"])))
+    else:
+        is_callback: dict[int, bool] = {}
+        found = []
+        for e in inp.table.entries:
+            cb = is_callback.get(e.cap_raw)
+            if cb is None:
+                cb = is_callback[e.cap_raw] = ck.profile.is_callback(e.cap_raw)
+            addr = e.alt.address
+            if cb and addr is not None and addr not in named:
+                named.add(addr)
+                found.append((addr, e))
+        sites = None
+    for addr, e in found:
+        sym = inp.names.function_at(addr)
+        name = sym.name if sym else f"{addr:#x}"
+        callbacks.setdefault(name, addr)
+        by_cb.setdefault(name, e)
     if not callbacks:
         return
-    sites = [(e.site.address, e.orig_len, e.index) for e in inp.table.entries
-             if e.site.address is not None]
+    if sites is None:
+        sites = [(e.site.address, e.orig_len, e.index) for e in inp.table.entries
+                 if e.site.address is not None]
     for r in callback_reach(inp.elf, callbacks, sites):
         e = by_cb[r.callback]
         via = " -> ".join(r.path)

@@ -152,12 +152,32 @@ def _calls(elf: ElfFile, start: int, end: int) -> list[int]:
     return out
 
 
-def callback_reach(elf: ElfFile, callbacks: dict[str, int], sites: list[tuple[int, int, int]],
+class _SortedSites:
+    """Sites given as columns (numpy arrays of addresses, lengths and entries), sorted as
+    ``sorted`` sorts their tuples; a slice's tuples made when asked for."""
+
+    def __init__(self, addrs, lengths, entries) -> None:
+        import numpy as np
+
+        order = np.lexsort((entries, lengths, addrs))
+        self.keys = addrs[order].tolist()
+        self._lengths, self._entries = lengths[order], entries[order]
+
+    def __getitem__(self, s: slice) -> list[tuple[int, int, int]]:
+        return list(zip(self.keys[s], self._lengths[s].tolist(), self._entries[s].tolist()))
+
+
+def callback_reach(elf: ElfFile, callbacks: dict[str, int], sites,
                    funcs: FunctionMap | None = None) -> list[Reached]:
-    """What each callback (name -> address) reaches. ``sites`` are (address, length, entry)."""
+    """What each callback (name -> address) reaches. ``sites`` are (address, length, entry)
+    tuples, or three arrays of them (an image's table columns)."""
     funcs = funcs or FunctionMap(elf)
-    site_starts = sorted(sites)
-    keys = [s[0] for s in site_starts]
+    if isinstance(sites, tuple):
+        site_starts = _SortedSites(*sites)
+        keys = site_starts.keys
+    else:
+        site_starts = sorted(sites)
+        keys = [s[0] for s in site_starts]
     out: list[Reached] = []
     budget = MAX_SCAN
     for cb_name, cb_addr in sorted(callbacks.items()):

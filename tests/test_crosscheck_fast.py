@@ -507,15 +507,37 @@ def _branch_inside(data, elf, entries, tab):
         data[o:o + 4] = ((w & 0xFC000000) | (k % 2) * (e.alt_len // 4)).to_bytes(4, "little")
 
 
+def _branch_into_replacement(data, elf, entries, tab):
+    """Words of .text made Bs into replacements (ALT017)."""
+    text = elf.sections_by_name[".text"][0]
+    for k, e in enumerate([e for e in entries if e.alt_len >= 8][:3]):
+        pc = text.addr + 64 + 8 * k
+        o = text.offset + pc - text.addr
+        data[o:o + 4] = (0x14000000 | (((e.alt.address + 4 - pc) >> 2) & 0x3FFFFFF)
+                         ).to_bytes(4, "little")
+
+
+def _callback_at_a_site(data, elf, entries, tab):
+    """A callback entry pointed at the function of another entry's site (ALT014)."""
+    cb = next(e for e in entries if e.alt_len == 0)
+    site = entries[-1].site.address
+    o = tab.offset + cb.table_offset + 4
+    data[o:o + 4] = (site - (tab.addr + cb.table_offset + 4)).to_bytes(4, "little", signed=True)
+
+
 def test_the_synthetic_firmware_after_the_link(tmp_path):
     """The image's checks after the link (``check_after_link``) on the table read as
     columns, where B and BL are decided at once (``linked_entries_to_check``), against the
     entry-by-entry reference: clean, with Bs out of reach from their sites (ALT009), with Bs
-    inside their replacements, and broken the cross-check's ways."""
+    inside their replacements, branches into replacements (ALT017), a callback at an
+    alternative site (ALT014), and broken the cross-check's ways; ALT017's ranges and ALT014's
+    callbacks and sites are taken from the columns there too."""
     records, image, profile = synthetic_link(tmp_path)
     opts = Options(profile)
     cases = [("clean", None, set())] + [(c.__name__, c, None) for c, _, _ in BREAKAGES] + \
-        [("far", _branch_far, {"ALT009"}), ("inside", _branch_inside, set())]
+        [("far", _branch_far, {"ALT009"}), ("inside", _branch_inside, set()),
+         ("into", _branch_into_replacement, {"ALT017"}),
+         ("callback", _callback_at_a_site, {"ALT014"})]
     for name, change, codes in cases:
         img = with_columns(Input.load(read_elf(str(image))) if change is None else
                            broken(image, tmp_path, name, change))
