@@ -29,10 +29,51 @@ def _parser_class():
     import argparse
 
     class _Parser(argparse.ArgumentParser):
+        def __init__(self, *a, **k) -> None:
+            k.setdefault("formatter_class", _formatter_class())
+            super().__init__(*a, **k)
+
         def error(self, message: str):
             raise AltlinkError(f"{self.prog}: {message}")
 
+        def format_help(self) -> str:
+            lazy = getattr(self, "_lazy_epilog", None)
+            if lazy is not None:  # filled when help is shown, not for every run
+                self.epilog, self._lazy_epilog = lazy(), None
+            return super().format_help()
+
     return _Parser
+
+
+def _formatter_class():
+    """argparse's help formatter (the descriptions as written), whose width is the terminal's
+    as ``shutil.get_terminal_size`` gives it, found without importing shutil: argparse makes a
+    formatter for every option it is given, and shutil's imports (bz2, lzma) were 3 ms of
+    each run, a kernel module's link's too."""
+    import argparse
+
+    class _Formatter(argparse.RawDescriptionHelpFormatter):
+        def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+            if width is None:
+                width = _terminal_columns() - 2  # (argparse's margin)
+            super().__init__(prog, indent_increment, max_help_position, width)
+
+    return _Formatter
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else standard output's terminal,
+    else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 def _common(p, findings: bool = True,
@@ -121,18 +162,22 @@ _EPILOGS = {
 
 
 def _command(sub, name: str, help: str, **kw):
-    import argparse
+    parser = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                            **kw)
+    parser._lazy_epilog = lambda: _epilog(name)  # made only for --help (textwrap)
+    return parser
+
+
+def _epilog(name: str) -> str:
+    """A command's help epilog: its examples and its exit statuses."""
     import textwrap
 
     examples, exits = _EPILOGS[name]
     statuses, _, after = exits.partition("; ")
     exits = (statuses + ", 4 altlink's own failure (a bug: ALTLINK_TRACEBACK=1 shows the "
              "traceback)" + (f"; {after}" if after else ""))
-    epilog = ("examples:\n" + "".join(f"  {e}\n" for e in examples) + "\n"
-              + textwrap.fill("exit status: " + exits, 78, subsequent_indent="  ") + "\n")
-    return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
-                          epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
-                          **kw)
+    return ("examples:\n" + "".join(f"  {e}\n" for e in examples) + "\n"
+            + textwrap.fill("exit status: " + exits, 78, subsequent_indent="  ") + "\n")
 
 
 def build_parser(only: str | None = None):
@@ -146,8 +191,7 @@ def build_parser(only: str | None = None):
     _Parser = _parser_class()
     p = _Parser(prog="altlink", description="Link-stage validation and patching of AArch64 "
                 "alternatives.", epilog="Run 'altlink COMMAND --help' for a command's options, "
-                "examples and exit statuses.\n\n" + EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+                "examples and exit statuses.\n\n" + EPILOG)
     p.add_argument("--version", action="version", version=f"altlink {__version__}",
                    help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
