@@ -808,6 +808,21 @@ def test_an_output_that_is_also_an_input_stays_until_it_is_replaced(tmp_path, sp
     assert temp_leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("linker, why", [("no-such-ld", "No such file or directory"),
+                                         ("./fw.ld", "Permission denied")])
+def test_a_linker_that_cannot_run_is_one_line_and_exit_3(tmp_path, linker, why):
+    """A linker that is not there, or not a program: exit 3 (the linker failed) with one line
+    naming it and why, and nothing left behind."""
+    main = asm(tmp_path, "main", MAIN_S)
+    write(tmp_path / "fw.ld", FW_LD)
+    p = altlink("link", "-o", "fw.elf", "--manifest", "fw.json", "--", linker, "-T", "fw.ld",
+                str(main), "-o", "fw.elf", cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert p.stderr.splitlines() == [f"{linker}: cannot run the linker: {why}"]
+    assert no_outputs(tmp_path / "fw.elf", tmp_path / "fw.json")
+    assert temp_leftovers(tmp_path) == []
+
+
 def test_the_linker_s_messages_are_held_without_a_temporary_directory(tmp_path):
     """$TMPDIR names no directory: the linker's messages are held beside the output, where
     the linker writes too, and shown as ever."""
