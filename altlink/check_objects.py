@@ -66,28 +66,27 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
     datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
     out: list[tuple[int, bool]] = []
     keep = out.append
-    for pos, e in enumerate(inp.table.entries):
-        cap_raw, olen, alen = e.cap_raw, e.orig_len, e.alt_len
+    for pos, (_f, _i, _t, _o, site, alt, cap_raw, olen, alen, _a) in \
+            enumerate(inp.table.entries):
         got = caps.get(cap_raw)
         if got is None:
             cap = p.cap(cap_raw)
             got = caps[cap_raw] = (p.is_callback(cap_raw),
                                    cap is None or ncaps is None or cap < ncaps)
         cb, cap_ok = got
-        site, alt = e.site, e.alt
+        _sn, sidx, soff, saddr, _ss, _sa = site
+        _an, idx, aoff, aaddr, _as, _aa = alt
         # _check_cap: ALT011 (alt_len 0 in a static entry, a callback with a replacement, a
         # capability out of the table); _check_site: ALT003, ALT004
         if not cap_ok or (alen == 0 and not cb) or (cb and alen) \
-                or site.address is not None or alt.address is not None \
-                or not olen or olen % 4 or site.offset % 4 \
-                or not 0 < site.section_index < nsecs:
+                or saddr is not None or aaddr is not None \
+                or not olen or olen % 4 or soff % 4 or not 0 < sidx < nsecs:
             keep((pos, False))
             continue
-        sec = secs[site.section_index]
-        if not sec.flags & SHF_EXECINSTR or site.offset + olen > sec.size or site.offset < 0:
+        sec = secs[sidx]
+        if not sec.flags & SHF_EXECINSTR or soff + olen > sec.size or soff < 0:
             keep((pos, False))
             continue
-        idx = alt.section_index
         if cb:  # check_callback: an undefined one is the link set's (Deferred)
             keep((pos, not idx))
             continue
@@ -96,7 +95,7 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
             continue
         rsec = secs[idx]
         if not (rsec.flags & SHF_EXECINSTR or rsec.name == REPLACEMENT_SECTION) or \
-                rsec.type == SHT_NOBITS or alt.offset < 0 or alt.offset + alen > rsec.size:
+                rsec.type == SHT_NOBITS or aoff < 0 or aoff + alen > rsec.size:
             keep((pos, False))  # ALT005
             continue
         got = datas.get(idx)
@@ -105,16 +104,43 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
             # each word's top byte: 1 where it may not be plain (``insn._SURELY_PLAIN``)
             got = datas[idx] = (data, data[3:len(data) // 4 * 4:4].translate(_MAYBE_NOT_PLAIN))
         data, marks = got
-        if not alt.offset % 4 and 1 not in marks[alt.offset // 4:(alt.offset + alen) // 4]:
+        if not aoff % 4 and 1 not in marks[aoff // 4:(aoff + alen) // 4]:
             continue  # every word plain by its top byte alone
-        code = data[alt.offset:alt.offset + alen]
+        code = data[aoff:aoff + alen]
         ok = plain.get(code)
         if ok is None:
             ok = plain[code] = all(insn.classify(w).kind == "plain" for w in
                                    struct.unpack(f"<{len(code) // 4}I", code))
-        if not ok:
+        if not ok and not _moves_fine(inp, rsec, aoff, code, p.abi):
             keep((pos, False))
     return out
+
+
+def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str) -> bool:
+    """Whether ``check_replacement_code`` of an object's replacement (``code``, at
+    ``offset`` of ``sec``) would make no finding: each word plain, or one a patcher moves
+    (no ALT008: not immovable, and the profile's patcher handles it, ``profile_problem``).
+    What an object's check reports of such a word depends on nothing else: where its target
+    is decides only an image's findings. What the check reads to get there (the section's
+    relocations, a relocated word's symbol) is read here too, with the same errors."""
+    relocs = None
+    for i, w in enumerate(struct.unpack(f"<{len(code) // 4}I", code)):
+        c = insn.classify(w)
+        if c.kind == "plain":
+            continue
+        if c.kind in ("immovable", "pcrel-unknown"):
+            return False
+        if relocs is None:
+            relocs = inp.relocs_of(sec)
+        r = relocs.get(offset + 4 * i)
+        if c.kind != "adrp" and r is not None:
+            try:
+                inp.elf.symbol(r.sym)  # _internal_target's
+            except IndexError:
+                pass
+        if insn.profile_problem(w, abi):
+            return False
+    return True
 
 
 _MAYBE_NOT_PLAIN = bytes(1 - b for b in insn._SURELY_PLAIN)
@@ -128,19 +154,24 @@ def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:
     is checked for those. ``scan`` is the word scan (``branches.into_ranges``); by default
     the one for the code's size."""
     secs = inp.elf.sections
-    by_sec: dict[int, list[tuple[int, int, Entry]]] = {}
+    nsecs = len(secs)
+    is_callback = ck.profile.is_callback
+    callback: dict[int, bool] = {}  # cap_raw: is_callback's answer
+    by_sec: dict[int, list[tuple[int, int, int, Entry]]] = {}
     for e in inp.table.entries:
-        if e.alt.defined and e.alt.address is None and e.alt_len > 0 \
-                and not ck.profile.is_callback(e.cap_raw) \
-                and 0 < e.alt.section_index < len(secs) \
-                and secs[e.alt.section_index].type != SHT_NOBITS:
-            by_sec.setdefault(e.alt.section_index, []).append(
-                (e.alt.offset, e.alt.offset + e.alt_len, e))
+        _n, shndx, offset, address, _s, _a = e.alt
+        alt_len = e.alt_len
+        if shndx and address is None and alt_len > 0 and 0 < shndx < nsecs:
+            cb = callback.get(e.cap_raw)
+            if cb is None:
+                cb = callback[e.cap_raw] = is_callback(e.cap_raw)
+            if not cb and secs[shndx].type != SHT_NOBITS:
+                by_sec.setdefault(shndx, []).append((offset, offset + alt_len, e.index, e))
     if not by_sec:
         return
     index = {}
     for shndx, ranges in by_sec.items():
-        ranges.sort(key=lambda r: (r[0], r[1], r[2].index))  # entries may share one
+        ranges.sort()  # by start, end and index (entries may share one; an index is unique)
         index[shndx] = ([r[0] for r in ranges], [r[1] for r in ranges], ranges)
 
     def owner(shndx: int, off: int) -> Entry | None:
@@ -150,7 +181,7 @@ def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:
         starts, _, ranges = got
         i = bisect_right(starts, off) - 1
         if i >= 0 and ranges[i][0] <= off < ranges[i][1]:
-            return ranges[i][2]
+            return ranges[i][3]
         return None
 
     for shndx, (starts, ends, ranges) in index.items():
@@ -163,7 +194,7 @@ def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:
         # Each word's opcode byte says at once whether it may be a branch (maybe_branch): a
         # replacement with none is passed without a word's decoding.
         marks = data[3:len(data) // 4 * 4:4].translate(branches._IS_BRANCH)
-        for lo, hi, _e in ranges:
+        for lo, hi, _i, _e in ranges:
             start, stop = lo - lo % 4, min(hi, len(data) - 3)
             if 0 <= start < stop and 1 not in marks[start // 4:(stop + 3) // 4]:
                 continue

@@ -916,55 +916,78 @@ def expected(anchor: Anchor | None, syms) -> set[int]:
 def digest(inp, profile) -> list[EntryDigest]:
     """Each entry of an object's table as the cross-check compares it with the linked image
     (``EntryDigest``): ``digest_py``'s, but where no relocation falls in a run of words (a
-    set test over the run, at C speed) the words are taken as they are."""
+    set test over the run, at C speed) the words are taken as they are, and each entry's
+    fields are read by unpacking its tuple, its anchor found in ``Anchors``' rows in place."""
     elf = inp.elf
     anchors = Anchors(elf)
-    at = anchors.at
+    by_sec, section = anchors._by_sec, anchors._section
     secs = elf.sections
     nsecs = len(secs)
     parts: dict[int, tuple] = {}  # per section: bytes, relocations, relocated offsets' set
     is_callback = profile.is_callback
+    callback: dict[int, bool] = {}
     out = []
+    append = out.append
     new = tuple.__new__
-    for pos, e in enumerate(inp.table.entries):
-        site, alt = e.site, e.alt
+    for pos, (_file, index, table_section, _toff, site, alt, cap_raw, orig_len, alt_len,
+              _addr) in enumerate(inp.table.entries):
+        site_section, shndx, offset = site[0], site[1], site[2]
         site_words = site_anchor = None
-        shndx = site.section_index
         if shndx:  # defined
             got = parts.get(shndx)
             if got is None:
                 got = parts[shndx] = _part(inp, secs[shndx])
             data, relocs, relocated = got
-            offset, n = site.offset, e.orig_len // 4
+            n = orig_len // 4
             if offset < 0 or offset + 4 * n > len(data):
                 site_words = ()
             else:
                 site_words = _words(n).unpack_from(data, offset)
-                if not relocated.isdisjoint(range(offset, offset + 4 * n, 4)):
-                    site_words = _masked(got, offset, e.orig_len)
-            site_anchor = at(shndx, offset)
+                if relocated and not relocated.isdisjoint(range(offset, offset + 4 * n, 4)):
+                    site_words = _masked(got, offset, orig_len)
+            rows = by_sec.get(shndx, _UNSEEN)
+            if rows is _UNSEEN:
+                rows = section(shndx)
+            if rows is not None:  # Anchors.at
+                i = bisect_right(rows[1], offset) - 1
+                if i >= 0:
+                    value, is_global, _, name = rows[0][i]
+                    site_anchor = new(Anchor, (name, is_global, offset - value))
         alt_words = alt_relocs = None
-        shndx = alt.section_index
-        if shndx and 0 < shndx < nsecs and not is_callback(e.cap_raw):
-            got = parts.get(shndx)
-            if got is None:
-                got = parts[shndx] = _part(inp, secs[shndx])
-            data, relocs, relocated = got
-            offset, n = alt.offset, e.alt_len // 4
-            if 0 <= offset and offset + 4 * n <= len(data):
-                alt_words = _words(n).unpack_from(data, offset)
-                if relocated.isdisjoint(range(offset, offset + 4 * n, 4)):
-                    alt_relocs = (None,) * n
-                else:
-                    alt_relocs = tuple(
-                        None if (offset + 4 * i) not in relocated else
-                        _reloc_target(inp, relocs.get(offset + 4 * i), w, anchors)
-                        for i, w in enumerate(alt_words))
-        out.append(new(EntryDigest, (pos, e.index, e.table_section, e.cap_raw, e.orig_len,
-                                     e.alt_len, site.section, site.offset, site_words,
-                                     site_anchor, alt.symbol, bool(alt.section_index),
-                                     alt_words, alt_relocs)))
+        shndx = alt[1]
+        if shndx and 0 < shndx < nsecs:
+            cb = callback.get(cap_raw)
+            if cb is None:
+                cb = callback[cap_raw] = is_callback(cap_raw)
+            if not cb:
+                got = parts.get(shndx)
+                if got is None:
+                    got = parts[shndx] = _part(inp, secs[shndx])
+                data, relocs, relocated = got
+                offset, n = alt[2], alt_len // 4
+                if 0 <= offset and offset + 4 * n <= len(data):
+                    alt_words = _words(n).unpack_from(data, offset)
+                    if not relocated or relocated.isdisjoint(range(offset, offset + 4 * n, 4)):
+                        alt_relocs = _nones(n)
+                    else:
+                        alt_relocs = tuple(
+                            None if (offset + 4 * i) not in relocated else
+                            _reloc_target(inp, relocs.get(offset + 4 * i), w, anchors)
+                            for i, w in enumerate(alt_words))
+        append(new(EntryDigest, (pos, index, table_section, cap_raw, orig_len, alt_len,
+                                 site_section, site[2], site_words, site_anchor, alt[4],
+                                 bool(alt[1]), alt_words, alt_relocs)))
     return out
+
+
+_NONES: dict[int, tuple] = {}
+
+
+def _nones(n: int) -> tuple:
+    got = _NONES.get(n)
+    if got is None:
+        got = _NONES[n] = (None,) * n
+    return got
 
 
 def _part(inp, sec) -> tuple:
