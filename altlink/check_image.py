@@ -86,12 +86,12 @@ def linked_entries_to_check(inp: Input, profile) -> list[Entry]:
     once as ``check_replacement_word`` decides it (a target inside the replacement but not
     at its end: copied as a block; outside: its displacement from the site in reach, a
     multiple of 4), is passed too."""
-    cols = inp.table.columns
-    if cols is None or len(cols["cap"]) != len(inp.table.entries):
+    table = inp.table
+    cols = table.columns
+    if cols is None or len(cols["cap"]) != table.size:
         return may_reencode(inp, profile)
     import numpy as np
 
-    entries = inp.table.entries
     secs = inp.elf.sections
     cap = cols["cap"]
     by_cap = np.zeros(1 << 16, dtype=bool)  # (the table's capability field: 16 bits)
@@ -140,7 +140,7 @@ def linked_entries_to_check(inp: Input, profile) -> list[Entry]:
         bad = np.zeros(len(cap), dtype=bool)
         np.logical_or.at(bad, entry[~passed], True)
         keep |= bad
-    return [entries[i] for i in np.flatnonzero(keep).tolist()]
+    return [table.entry(i) for i in np.flatnonzero(keep).tolist()]
 
 
 def image_alone_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
@@ -318,12 +318,12 @@ def check_branches_into_replacements(ck: Checks, inp: Input, scan=None,
     the word scan (``branches.into_ranges``); by default the one for the code's size.
     ``fast``: the replacements' ranges sorted from the table's columns (``_ranges_np``) where
     it was read as columns."""
-    ents = inp.table.entries
     got = _ranges_np(ck, inp) if fast else None
     if got is not None:
         starts, ends, at = got
-        ranges = _Ranges(starts, ends, at, ents)
+        ranges = _Ranges(starts, ends, at, inp.table)
     else:
+        ents = inp.table.entries
         callback: dict[int, bool] = {}
         for e in ents:
             if e.cap_raw not in callback:
@@ -367,14 +367,14 @@ class _Ranges:
     """ALT017's ranges as ``(start, end, entry)`` by position, made from their columns
     (``_ranges_np``) only where a branch lands in one."""
 
-    def __init__(self, starts: list[int], ends: list[int], at: list[int], ents) -> None:
-        self.starts, self.ends, self.at, self.ents = starts, ends, at, ents
+    def __init__(self, starts: list[int], ends: list[int], at: list[int], table) -> None:
+        self.starts, self.ends, self.at, self.table = starts, ends, at, table
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def __getitem__(self, i: int) -> tuple:
-        return self.starts[i], self.ends[i], self.ents[self.at[i]]
+        return self.starts[i], self.ends[i], self.table.entry(self.at[i])
 
 
 def _callbacks_np(ck: Checks, cap):
@@ -393,7 +393,7 @@ def _ranges_np(ck: Checks, inp: Input) -> tuple[list[int], list[int], list[int]]
     index: an image entry's index is its position). None where the table was not read as
     columns, or a range would end past 2**64 (the reference keeps such a number whole)."""
     cols = inp.table.columns
-    if cols is None or len(cols["cap"]) != len(inp.table.entries):
+    if cols is None or len(cols["cap"]) != inp.table.size:
         return None
     import numpy as np
 
@@ -424,7 +424,7 @@ def check_callback_reach(ck: Checks, inp: Input, fast: bool = True) -> None:
     by_cb: dict[str, Entry] = {}
     named: set[int] = set()  # callback addresses named already (thousands of entries, a few)
     cols = inp.table.columns if fast else None
-    if cols is not None and len(cols["cap"]) == len(inp.table.entries):
+    if cols is not None and len(cols["cap"]) == inp.table.size:
         import numpy as np
 
         at = np.flatnonzero(_callbacks_np(ck, cols["cap"]))
@@ -432,7 +432,7 @@ def check_callback_reach(ck: Checks, inp: Input, fast: bool = True) -> None:
         order = np.argsort(addrs, kind="stable")  # each address's first entry, in order
         ranked = addrs[order]
         firsts = order[np.concatenate(([True], ranked[1:] != ranked[:-1]))] if len(at) else at
-        found = [(int(addrs[k]), inp.table.entries[int(at[k])]) for k in np.sort(firsts)]
+        found = [(int(addrs[k]), inp.table.entry(int(at[k]))) for k in np.sort(firsts)]
         sites = (cols["site_addr"], cols["orig_len"], np.arange(len(cols["cap"])))
     else:
         is_callback: dict[int, bool] = {}

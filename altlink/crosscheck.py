@@ -78,12 +78,12 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     (``_PlaceReader``), before any entry is compared; ``fast=False`` reads each place by address when a comparison asks for it (the
     reference the tests compare with: the same findings).
     """
-    img = image.table.entries
-    if fast and image.elf.type != ET_REL and len(img) >= ARRAYS_FROM_ENTRIES and \
+    if fast and image.elf.type != ET_REL and image.table.size >= ARRAYS_FROM_ENTRIES and \
             "numpy" in sys.modules:
         got = _cross_check_arrays(objects, image, profile, reported, asked)
         if got is not None:
             return got
+    img = image.table.entries
     findings: list[Finding] = []
     # The names asked for matter where the image's symbols are read from their columns only
     # (a large table): a small one is indexed whole, and 40,000 entries' names cost 20 ms.
@@ -691,14 +691,14 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
     caller places them one by one)."""
     import numpy as np
 
-    img = image.table.entries
-    tab = image.table.columns
-    if tab is None or len(tab["cap"]) != len(img):
+    table = image.table
+    tab = table.columns
+    if tab is None or len(tab["cap"]) != table.size:
         return None
     packs = packed_columns_of(objects)
     ns = [len(s[0]) for s, _ in packs]
     n = sum(ns)
-    if n == 0 or n > len(img):
+    if n == 0 or n > table.size:
         return None
     chain = itertools.chain.from_iterable
     summaries = [s for s, _ in packs]
@@ -791,7 +791,7 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
         k = int(np.searchsorted(ends, r, side="right"))
         obj = objects[k]
         e = digest_alone(obj)[r - (int(ends[k]) - ns[k])]
-        ie = img[r]
+        ie = table.entry(r)
         made = _compare_entry(obj, e, image, ie, syms, profile, reader)
         if made and reported is not None:
             reported.add(ie.index)

@@ -105,7 +105,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
         image = Input.load(read_elf(tmp_image))
-        stats["image_entries"] = len(image.table.entries)
+        stats["image_entries"] = image.table.size
         tmp_bin = tmp_manifest = None
         if not req.sort_table and image.elf.type != ET_REL and (req.binary or req.manifest):
             tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
@@ -188,7 +188,7 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     # (each page it touches first is copied). Neither side decodes the whole symbol table
     # where numpy reads its columns (``symbols.columns_pay``): each reads what it asks for.
     if forkmap.can_fork() and _cross_check_cost(
-            len(image.table.entries), symtab.size // 24 if symtab else 0) >= \
+            image.table.size, symtab.size // 24 if symtab else 0) >= \
             FORK_CROSS_CHECK_FROM:
         checking = forkmap.Forked(partial(check_after_link, image, options))
         checking.start()

@@ -111,6 +111,17 @@ class Table:
     # entries' fields as arrays (``IMAGE_COLUMNS``), for checks over the whole table at once.
     columns: dict | None = None
 
+    @property
+    def size(self) -> int:
+        """The number of entries, without making them where they are not made yet."""
+        got = self.__dict__["_entries"]
+        return got.size if type(got) is _Unread else len(got)
+
+    def entry(self, i: int) -> Entry:
+        """Entry ``i`` (``entries[i]``), made alone where the entries are not made yet."""
+        got = self.__dict__["_entries"]
+        return got.one(i) if type(got) is _Unread else got[i]
+
 
 def detect_abi(tables: list[Table]) -> str | None:
     """The profile a table's own entries show, where ``--abi`` was not given: linux-v6.1
@@ -444,7 +455,8 @@ def read_image_table(elf: ElfFile, columns: bool = True) -> Table:
     reads it entry by entry (the reference)."""
     entries: list[Entry] = []
     secs, findings = image_table_sections(elf)
-    parts: list[dict] | None = []
+    parts: list[_SectionRows] = []  # read as columns, their entries not made yet
+    cols: list[dict] | None = []
     for sec in secs:
         findings += _section_findings(elf, sec)
         if sec.type == SHT_NOBITS:  # nothing to read
@@ -452,20 +464,24 @@ def read_image_table(elf: ElfFile, columns: bool = True) -> Table:
         data = elf.section_data(sec)
         n = sec.size // ENTRY_SIZE
         path, name, base = elf.path, sec.name, sec.addr
-        got = _image_entries_np(elf, sec, data, n, len(entries)) if columns else None
-        if got is None:
-            parts = None
-        elif parts is not None:
-            parts.append(got[2])
+        got = _image_entries_np(elf, sec, data, n, len(entries) + sum(p.n for p in parts)) \
+            if columns else None
         if got is not None:
-            for e in got[1]:  # an entry with a place outside the image, as below
-                outside = [f"{what} offset points outside the image ({p.address:#x})"
-                           for what, p in (("site", e.site), ("replacement", e.alt))
-                           if not p.defined]
-                findings.append(finding("ALT012", "; ".join(outside), path,
-                                        f"{name} entry {e.index}", entry=e.index))
-            entries += got[0]
+            rows, outside, c = got
+            for index, site, site_in, alt, alt_in in outside:  # a place outside the image
+                what = [f"{w} offset points outside the image ({a:#x})"
+                        for w, a, inside in (("site", site, site_in), ("replacement", alt, alt_in))
+                        if not inside]
+                findings.append(finding("ALT012", "; ".join(what), path, f"{name} entry {index}",
+                                        entry=index))
+            parts.append(rows)
+            if cols is not None:
+                cols.append(c)
             continue
+        cols = None
+        for p in parts:  # the entries before this section's, made now
+            entries += p.all()
+        parts = []
         for i, (orig_rel, alt_rel, cap, orig_len, alt_len) in enumerate(
                 ENTRY.iter_unpack(data[:n * ENTRY_SIZE])):
             off = i * ENTRY_SIZE
@@ -480,12 +496,16 @@ def read_image_table(elf: ElfFile, columns: bool = True) -> Table:
                                         f"{name} entry {len(entries)}", entry=len(entries)))
             entries.append(_new(Entry, (path, len(entries), name, off, site, alt, cap, orig_len,
                                         alt_len, addr)))
-    cols = None
-    if parts:
+    columns_read = None
+    if cols:
         import numpy as np
 
-        cols = {k: np.concatenate([p[k] for p in parts]) for k in IMAGE_COLUMNS}
-    return Table(elf.path, entries, findings, secs, cols)
+        columns_read = {k: np.concatenate([c[k] for c in cols]) for k in IMAGE_COLUMNS}
+    if parts and not entries:  # all read as columns: the entries made when asked for
+        return Table(elf.path, _Unread(parts), findings, secs, columns_read)  # type: ignore
+    for p in parts:
+        entries += p.all()
+    return Table(elf.path, entries, findings, secs, columns_read)
 
 
 # The columns of an image's table read with numpy (``Table.columns``), each an array of its
@@ -498,9 +518,10 @@ IMAGE_COLUMNS = ("address", "site_addr", "site_sec", "site_off", "alt_addr", "al
 def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: int):
     """The loop of ``read_image_table`` over one table section, a column at a time with
     numpy (each place's section found as ``ElfFile.section_at`` finds it, for all at once):
-    (the entries, those of them with a place outside the image, the columns
-    ``IMAGE_COLUMNS`` names). None where numpy is not
-    loaded, the table is small, or an address would pass 2**64 (the loop decides)."""
+    (its entries, made when first asked for (``_SectionRows``), the positions of those with
+    a place outside the image and those places (address, in a section), the columns
+    ``IMAGE_COLUMNS`` names). None where numpy is not loaded, the table is small, or an
+    address would pass 2**64 (the loop decides)."""
     import sys
 
     np = sys.modules.get("numpy")
@@ -517,11 +538,7 @@ def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: in
     alt = addr + np.uint64(4) + rows["alt"].astype(np.int64).astype(np.uint64)
     lo = np.array(starts, dtype=np.uint64)
     hi = np.array([s.addr + s.size for s in secs], dtype=np.uint64)
-    names = [s.name for s in secs] + [""]  # [-1]: outside every section
-    indexes = [s.index for s in secs] + [SHN_UNDEF]
-    sec_index = np.array(indexes, dtype=np.int64)
-    new = partial(_new, Place)
-    cols: dict = {}
+    sec_index = np.array([s.index for s in secs] + [SHN_UNDEF], dtype=np.int64)
 
     def places(at):
         found = np.full(n, -1, dtype=np.int64)
@@ -533,26 +550,100 @@ def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: in
                 found[hit] = j[hit]
         offsets = np.where(found >= 0, at - lo[np.maximum(found, 0)], 0).astype(np.uint64) \
             if len(secs) else np.zeros(n, dtype=np.uint64)
-        offset = offsets.tolist()
-        which = found.tolist()
-        cols[len(cols)] = (sec_index[found], offsets)
-        return found, list(map(new, zip(map(names.__getitem__, which),
-                                         map(indexes.__getitem__, which), offset,
-                                         at.tolist(), repeat(None), repeat(0))))
+        return found, offsets
 
-    site_in, sites = places(site)
-    alt_in, alts = places(alt)
-    entries = list(map(partial(_new, Entry), zip(
-        repeat(elf.path), range(first, first + n), repeat(sec.name),
-        range(0, n * ENTRY_SIZE, ENTRY_SIZE), sites, alts, rows["cap"].tolist(),
-        rows["orig_len"].tolist(), rows["alt_len"].tolist(), addr.tolist())))
-    outside = [entries[i] for i in np.flatnonzero((site_in < 0) | (alt_in < 0)).tolist()]
-    (site_sec, site_off), (alt_sec, alt_off) = cols[0], cols[1]
-    return entries, outside, {
-        "address": addr, "site_addr": site, "site_sec": site_sec, "site_off": site_off,
-        "alt_addr": alt, "alt_sec": alt_sec, "alt_off": alt_off,
-        "cap": rows["cap"].astype(np.int64), "orig_len": rows["orig_len"].astype(np.int64),
-        "alt_len": rows["alt_len"].astype(np.int64)}
+    site_in, site_off = places(site)
+    alt_in, alt_off = places(alt)
+    cols = {"address": addr, "site_addr": site, "site_sec": sec_index[site_in],
+            "site_off": site_off, "alt_addr": alt, "alt_sec": sec_index[alt_in],
+            "alt_off": alt_off, "cap": rows["cap"].astype(np.int64),
+            "orig_len": rows["orig_len"].astype(np.int64),
+            "alt_len": rows["alt_len"].astype(np.int64)}
+    bad = np.flatnonzero((site_in < 0) | (alt_in < 0))
+    outside = list(zip((bad + first).tolist(), site[bad].tolist(), (site_in[bad] >= 0).tolist(),
+                       alt[bad].tolist(), (alt_in[bad] >= 0).tolist()))
+    return _SectionRows(elf.path, sec.name, first, n, secs, cols, site_in, alt_in), outside, cols
+
+
+class _SectionRows:
+    """One table section's entries read as columns (``_image_entries_np``): made as
+    ``Entry`` objects all at once (``all``), or one (``one``), when asked for."""
+
+    def __init__(self, path: str, name: str, first: int, n: int, secs: list, cols: dict,
+                 site_in, alt_in) -> None:
+        self.path, self.name, self.first, self.n = path, name, first, n
+        self.names = [s.name for s in secs] + [""]  # [-1]: outside every section
+        self.indexes = [s.index for s in secs] + [SHN_UNDEF]
+        self.cols, self.site_in, self.alt_in = cols, site_in, alt_in
+
+    def _places(self, found, offsets, at) -> list[Place]:
+        which = found.tolist()
+        return list(map(partial(_new, Place), zip(
+            map(self.names.__getitem__, which), map(self.indexes.__getitem__, which),
+            offsets.tolist(), at.tolist(), repeat(None), repeat(0))))
+
+    def all(self) -> list[Entry]:
+        c, n = self.cols, self.n
+        return list(map(partial(_new, Entry), zip(
+            repeat(self.path), range(self.first, self.first + n), repeat(self.name),
+            range(0, n * ENTRY_SIZE, ENTRY_SIZE),
+            self._places(self.site_in, c["site_off"], c["site_addr"]),
+            self._places(self.alt_in, c["alt_off"], c["alt_addr"]), c["cap"].tolist(),
+            c["orig_len"].tolist(), c["alt_len"].tolist(), c["address"].tolist())))
+
+    def one(self, i: int) -> Entry:
+        """The entry at position ``i`` of the table (of this section's)."""
+        k, c = i - self.first, self.cols
+        s, a = int(self.site_in[k]), int(self.alt_in[k])
+        site = _new(Place, (self.names[s], self.indexes[s], int(c["site_off"][k]),
+                            int(c["site_addr"][k]), None, 0))
+        alt = _new(Place, (self.names[a], self.indexes[a], int(c["alt_off"][k]),
+                           int(c["alt_addr"][k]), None, 0))
+        return _new(Entry, (self.path, i, self.name, k * ENTRY_SIZE, site, alt,
+                            int(c["cap"][k]), int(c["orig_len"][k]), int(c["alt_len"][k]),
+                            int(c["address"][k])))
+
+
+class _Unread:
+    """A table's entries not made yet (``Table.entries`` makes them when first asked for):
+    the table sections' rows (``_SectionRows``), and the entries made one by one before
+    (``Table.entry``), which the whole list reuses."""
+
+    def __init__(self, parts: list[_SectionRows]) -> None:
+        self.parts = parts
+        self.size = sum(p.n for p in parts)
+        self.made: dict[int, Entry] = {}
+
+    def all(self) -> list[Entry]:
+        out = [e for p in self.parts for e in p.all()]
+        for i, e in self.made.items():
+            out[i] = e
+        return out
+
+    def one(self, i: int) -> Entry:
+        got = self.made.get(i)
+        if got is None:
+            if not 0 <= i < self.size:
+                raise IndexError(i)
+            part = next(p for p in self.parts if i < p.first + p.n)
+            got = self.made[i] = part.one(i)
+        return got
+
+
+def _entries_get(table: Table) -> list[Entry]:
+    got = table.__dict__["_entries"]
+    if type(got) is _Unread:
+        got = table.__dict__["_entries"] = got.all()
+    return got
+
+
+def _entries_set(table: Table, value) -> None:
+    table.__dict__["_entries"] = value
+
+
+# A table's entries: a list, made when first asked for where the table was read as columns
+# (``read_image_table``); ``Table.size`` and ``Table.entry`` do not make them all.
+Table.entries = property(_entries_get, _entries_set)  # type: ignore[assignment]
 
 
 def _image_place(elf: ElfFile, addr: int) -> Place:

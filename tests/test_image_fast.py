@@ -187,8 +187,25 @@ def same_table(path) -> int:
     finally:
         table.COLUMNS_FROM_ENTRIES = was
     ref = table.read_image_table(read_elf(str(path)), columns=False)
-    assert got.entries == ref.entries and got.findings == ref.findings
+    # read as columns, the entries are made when asked for: one at a time, then all (the
+    # ones made before kept), and the columns hold their fields
+    assert got.size == len(ref.entries) and got.findings == ref.findings
+    some = sorted({0, got.size // 2, got.size - 1}) if got.size else []
+    alone = [got.entry(i) for i in some]
+    assert alone == [ref.entries[i] for i in some]
+    assert got.entries == ref.entries and all(got.entries[i] is e for i, e in zip(some, alone))
     assert [type(e.site) for e in got.entries] == [type(e.site) for e in ref.entries]
+    if got.columns is not None:
+        c = {k: v.tolist() for k, v in got.columns.items()}
+        assert c["cap"] == [e.cap_raw for e in ref.entries]
+        assert c["orig_len"] == [e.orig_len for e in ref.entries]
+        assert c["alt_len"] == [e.alt_len for e in ref.entries]
+        assert c["address"] == [e.address for e in ref.entries]
+        for p in ("site", "alt"):
+            places = [getattr(e, p) for e in ref.entries]
+            assert c[f"{p}_addr"] == [x.address for x in places]
+            assert c[f"{p}_sec"] == [x.section_index for x in places]
+            assert c[f"{p}_off"] == [x.offset for x in places]
     return len(ref.entries)
 
 
