@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from test_kernel import SLICE_MODULES, full_kernel
-from toolchain import LDSCRIPTS, ROOT, link
+from toolchain import LDSCRIPTS, link
+from toolchain import synthetic_firmware as built_firmware
 
 from altlink import branches
 from altlink.check_core import Checks
@@ -113,13 +113,7 @@ def test_every_branch_form_and_wrapping_addresses():
 def synthetic_firmware(tmp_path: Path) -> Path:
     """The benchmark's synthetic firmware, 24 objects (compiled once, in bench/out), linked
     by GNU ld into ``tmp_path/fw.elf``."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import synth
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    fw = synth.build(synth.Params(objects=24), jobs=2,
-                     altlink=str(Path(sys.executable).parent / "altlink"))
+    fw = built_firmware()
     d = Path(fw.dir)
     return link([d / o for o in fw.objects], tmp_path / "fw.elf", script=d / "fw.ld",
                 flags=["-L", LDSCRIPTS, "-static"])

@@ -76,3 +76,17 @@ def env_without_altlink_vars() -> dict:
     test session's (tests/conftest.py), never the user's."""
     return {k: v for k, v in os.environ.items()
             if not k.startswith("ALTLINK_") or k == "ALTLINK_CACHE_DIR"}
+
+
+def synthetic_firmware(objects: int = 24):
+    """The benchmark's synthetic firmware (``bench/synth.py``), compiled once into bench/out:
+    its ``synth.Firmware`` (``dir``, ``objects`` in link order, ``cap_table``, ``ldscript``)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import synth
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return synth.build(synth.Params(objects=objects), jobs=2,
+                       altlink=str(Path(sys.executable).parent / "altlink"))
