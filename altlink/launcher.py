@@ -62,7 +62,7 @@ def plan(command: list[str], output: str | None, manifest: str | None,
         if is_probe(command[1:]):
             return Plan(True)
         cmd = linkcmd.parse(command)
-        if not cmd.inputs or not any(_is_aarch64(p) for p in cmd.inputs):
+        if not cmd.any_input(_is_aarch64):  # (no inputs at all: none is)
             return Plan(True)
     if output is None:
         # GNU ld, lld and the compiler drivers all write a.out without -o.

@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from altlink import archive, branches, forkmap, inputs, launcher, outputs, sources
+from altlink import branches, forkmap, inputs, launcher, outputs, sources
 from altlink.check_image import check_after_link
 from altlink.check_linkset import collect
 from altlink.crosscheck import cross_check, names_asked
@@ -78,7 +78,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         # callback may live in one), as --symbols-from images do.
         objects = [e for e in loaded if e.type == ET_REL]
         shared = [e for e in loaded if e.type != ET_REL]
-        archives = [p for p in cmd.inputs if archive.is_archive(p)]
+        archives = cmd.archives
         members = frozenset(o.path for o in objects
                             if any(o.path.startswith(a + "(") for a in archives))
         images = [read_elf(p) for p in req.symbols_from] + shared

@@ -29,9 +29,16 @@ class LinkCommand:
     """A linker command as read: ``argv`` with response files expanded; ``output_index``, the
     index in argv of the output path's argument (None: no -o); ``output``; ``inputs``, the
     objects and archives in link order; the ``-L`` directories; the ``-T`` scripts. (Not a
-    dataclass: it is read before the linker starts, and dataclasses' import is 8 ms.)"""
+    dataclass: it is read before the linker starts, and dataclasses' import is 8 ms.)
 
-    __slots__ = ("argv", "output_index", "output", "inputs", "lib_dirs", "scripts")
+    ``parse`` leaves the inputs to be told from the other files the command names (each one
+    opened for its first bytes, and the linker scripts read for their INPUT and GROUP) until
+    they are first asked for: a link's linker starts after ``any_input`` has found its first
+    AArch64 input, not after 2,000 files were opened. ``archives``: the inputs that are
+    archives, told by the same bytes."""
+
+    __slots__ = ("argv", "output_index", "output", "_inputs", "lib_dirs", "scripts",
+                 "_pending", "_archives")
 
     def __init__(self, argv: list[str], output_index: int | None, output: str | None,
                  inputs: list[str] | None = None, lib_dirs: list[str] | None = None,
@@ -39,9 +46,40 @@ class LinkCommand:
         self.argv = argv
         self.output_index = output_index
         self.output = output
-        self.inputs = [] if inputs is None else inputs
+        self._inputs = [] if inputs is None else inputs
+        self._archives: set[str] | None = None
         self.lib_dirs = [] if lib_dirs is None else lib_dirs
         self.scripts = [] if scripts is None else scripts
+        self._pending: tuple[list[str], bool] | None = None  # (the words, -static) to read
+
+    @property
+    def inputs(self) -> list[str]:
+        if self._pending is not None:
+            (words, static_only), self._pending = self._pending, None
+            _read_inputs(self, words, static_only)
+        return self._inputs
+
+    @inputs.setter
+    def inputs(self, value: list[str]) -> None:
+        self._inputs, self._pending, self._archives = value, None, None
+
+    @property
+    def archives(self) -> set[str]:
+        """The inputs that are archives."""
+        inputs = self.inputs
+        if self._archives is None:
+            self._archives = {p for p in inputs if _input_kind(p) == "archive"}
+        return self._archives
+
+    def any_input(self, pred) -> bool:
+        """Whether ``pred`` holds for one of the inputs: the command line's in order, first,
+        reading no further than the first it holds for; those its linker scripts add only
+        where none does."""
+        if self._pending is not None:
+            for path in self._pending[0]:
+                if _input_kind(path) is not None and pred(path):
+                    return True
+        return any(pred(p) for p in self.inputs)
 
     def __repr__(self) -> str:
         return (f"LinkCommand(argv={self.argv!r}, output_index={self.output_index!r}, "
@@ -96,14 +134,21 @@ def expand_response_files(argv: list[str], depth: int = 0,
     return out
 
 
-def _is_input_file(path: str) -> bool:
+def _input_kind(path: str) -> str | None:
+    """"archive" or "object" (ELF, LLVM bitcode) by the file's first bytes; None for another
+    file (a linker script, say) or one that cannot be read."""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError:
-        return False
-    return head[:4] == ELF_MAGIC or head[:4] in BITCODE_MAGICS or head in (AR_MAGIC,
-                                                                             AR_THIN_MAGIC)
+        return None
+    if head in (AR_MAGIC, AR_THIN_MAGIC):
+        return "archive"
+    return "object" if head[:4] == ELF_MAGIC or head[:4] in BITCODE_MAGICS else None
+
+
+def _is_input_file(path: str) -> bool:
+    return _input_kind(path) is not None
 
 
 def parse(command: list[str]) -> LinkCommand:
@@ -169,17 +214,28 @@ def parse(command: list[str]) -> LinkCommand:
         i += 1
     cmd = LinkCommand(argv, out_index, output, [], lib_dirs, scripts)
     resolved = {pos: find_lib(name, lib_dirs, static_only) for pos, name in libs}
+    words = [p for p in (resolved.get(pos, path) for pos, path in enumerate(inputs)) if p]
+    cmd._pending = (words, static_only)  # read when the inputs are first asked for
+    return cmd
+
+
+def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
+    """The command's inputs from the files it names (``words``, libraries resolved): the
+    objects and archives, in order, then those its linker scripts add (a file the linker
+    does not recognise is read as a script, as ld does)."""
     implicit: list[str] = []
-    for pos, path in enumerate(inputs):
-        path = resolved.get(pos, path)
-        if not path:
-            continue
-        if _is_input_file(path):
-            cmd.inputs.append(path)
+    archives: set[str] = set()
+    for path in words:
+        kind = _input_kind(path)
+        if kind is not None:
+            cmd._inputs.append(path)
+            if kind == "archive":
+                archives.add(path)
         elif _may_be_script(path):
             implicit.append(path)  # ld reads a file it does not recognise as a script
-    _script_inputs(cmd, scripts + implicit, static_only)
-    return cmd
+    before = len(cmd._inputs)
+    _script_inputs(cmd, cmd.scripts + implicit, static_only)
+    cmd._archives = archives | {p for p in cmd._inputs[before:] if _input_kind(p) == "archive"}
 
 
 # What a compiler driver compiles rather than passes to the linker as a script.
@@ -200,11 +256,13 @@ def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> N
         if path is not None:
             ldscript.scan(path, cmd.lib_dirs, lambda n: find_lib(n, cmd.lib_dirs, static_only),
                           found)
-    seen = {os.path.realpath(p) for p in cmd.inputs}
+    if not found.inputs:  # (most scripts: no realpath of every input)
+        return
+    seen = {os.path.realpath(p) for p in cmd._inputs}
     for p in found.inputs:
         if _is_input_file(p) and os.path.realpath(p) not in seen:
             seen.add(os.path.realpath(p))
-            cmd.inputs.append(p)
+            cmd._inputs.append(p)
 
 
 def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:

@@ -1247,6 +1247,49 @@ def test_linker_script_reading_is_bounded(tmp_path):
          "d.o", ")"]
 
 
+def test_a_link_command_s_inputs_are_read_when_first_asked_for(tmp_path, monkeypatch):
+    """The launcher's plan opens the command's files only up to its first AArch64 input (the
+    linker of a 2,000-object link starts without 2,000 files opened first); the inputs read
+    afterwards are the objects and archives in order, then what a file ld would read as a
+    script adds (INPUT), and the archives among them."""
+    import builtins
+
+    from altlink import launcher
+
+    main = asm(tmp_path, "main", MAIN_S)
+    objs = []
+    for k in range(40):
+        objs.append(tmp_path / f"o{k}.o")
+        shutil.copy(main, objs[-1])
+    subprocess.run([AR, "rcs", str(tmp_path / "libx.a"), str(objs[1])], check=True)
+    extra = write(tmp_path / "extra.ld", f"INPUT({objs[2]})\nINPUT({tmp_path / 'late.o'})\n")
+    shutil.copy(main, tmp_path / "late.o")
+    command = [GNU_LD, *map(str, objs[:20]), str(tmp_path / "libx.a"), str(extra),
+               *map(str, objs[20:]), "-o", str(tmp_path / "x.elf")]
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(path, *a, **k):
+        opened.append(str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    plan = launcher.plan(command, None, None, None)
+    assert not plan.passthrough and plan.output == str(tmp_path / "x.elf")
+    assert set(opened) == {str(objs[0])}
+    inputs = plan.command.inputs
+    assert inputs == [*map(str, objs[:20]), str(tmp_path / "libx.a"), *map(str, objs[20:]),
+                      str(tmp_path / "late.o")]  # objs[2] once, where the command has it
+    assert plan.command.archives == {str(tmp_path / "libx.a")}
+    # A command whose inputs are no AArch64 objects (a configure probe's host object) still
+    # runs unchanged, all of its files read to tell.
+    host = tmp_path / "host.o"
+    host.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x01\x00\x3e\x00" + bytes(44))
+    assert launcher.plan(["ld", str(host), str(extra), "-o", "a"], None, None, None).passthrough \
+        is False  # the script's INPUT adds AArch64 objects
+    assert launcher.plan(["ld", str(host), "-o", "a"], None, None, None).passthrough
+
+
 def test_linker_script_words_are_the_regular_expressions_words():
     """``ldscript.tokens`` (str methods) gives ``tokens_re``'s words: on binutils' own scripts,
     altlink's, and on every short text of the characters that matter (quotes, comments never
