@@ -845,25 +845,33 @@ def _anchors_hold(np, syms: _ImageSymbols, names: list, is_global, deltas, addr)
     image site's address, for all at once: a name's global value or its one address plus the
     delta; a name with several addresses asked of ``_anchored_at`` itself."""
     get, addresses = syms.globals.get, syms.addresses
-    uniq = {}
-    for name in dict.fromkeys(names):
-        if name is None:
-            continue
-        g = get(name)
-        a = addresses(name)
-        uniq[name] = (len(uniq), g, a)
+    # a name's addresses are asked for only where a global's value does not decide: a name
+    # without a global, or one a local anchor names
+    local = set(itertools.compress(names, (~is_global).tolist()))
+    keys = list(dict.fromkeys(names))
+    if None in keys:
+        keys.remove(None)
+    values = list(map(get, keys))
+    uniq = {name: (k, g, addresses(name) if g is None or name in local else ())
+            for k, (name, g) in enumerate(zip(keys, values))}
     m = len(uniq) + 1  # [m - 1]: no anchor
-    gval = np.zeros(m, dtype=np.uint64)
+    gval = np.zeros(m, dtype=np.uint64)  # (symbols' values: 64-bit numbers)
     ghas = np.zeros(m, dtype=bool)
     aval = np.zeros(m, dtype=np.uint64)
     acount = np.zeros(m, dtype=np.int64)
-    for k, g, a in uniq.values():  # (symbols' values: 64-bit numbers)
-        if g is not None:
-            gval[k], ghas[k] = g, True
-        acount[k] = len(a)
-        if len(a) == 1:
-            aval[k] = a[0]
-    ids = np.array([m - 1 if name is None else uniq[name][0] for name in names], dtype=np.int64)
+    rows = list(uniq.values())
+    has = [(k, g) for k, g, _ in rows if g is not None]
+    if has:
+        k, g = zip(*has)
+        gval[list(k)], ghas[list(k)] = g, True
+    acount[:m - 1] = [len(a) for _, _, a in rows]
+    one = [(k, a[0]) for k, _, a in rows if len(a) == 1]
+    if one:
+        k, a = zip(*one)
+        aval[list(k)] = a
+    pos = {name: k for name, (k, _, _) in uniq.items()}
+    pos[None] = m - 1
+    ids = np.fromiter(map(pos.__getitem__, names), dtype=np.int64, count=len(names))
     none = ids == m - 1
     by_global = is_global & ghas[ids] & ~none
     base = np.where(by_global, gval[ids], aval[ids])
