@@ -61,6 +61,12 @@ def fork_map(fn: Callable[[S], R], shares: Sequence[S]) -> list[R]:
             child.cancel()
 
 
+# At most this many chunks: their numbers (4 bytes each) are written before anyone reads, and
+# a pipe holds one page (4 KiB) where the user has used up the pipe pages the kernel allows
+# (fs.pipe-user-pages-soft), 64 KiB otherwise.
+MAX_CHUNKS = 1024
+
+
 def queue_map(fn: Callable[[list[S]], tuple[list[R], bool]], items: Sequence[S], jobs: int,
               chunk: int, after_fork: Callable[[], None] | None = None
               ) -> list[tuple[int, list[R]]]:
@@ -87,8 +93,8 @@ def queue_map(fn: Callable[[list[S]], tuple[list[R], bool]], items: Sequence[S],
             if stop:
                 break
         return out
-    if len(spans) * 4 > 1 << 15:  # the numbers must fit the pipe's buffer (64 KiB)
-        return queue_map(fn, items, jobs, -(-len(items) // (1 << 13)), after_fork)
+    if len(spans) > MAX_CHUNKS:  # the numbers must fit the pipe's buffer: larger chunks
+        return queue_map(fn, items, jobs, -(-len(items) // MAX_CHUNKS), after_fork)
     r, w = os.pipe()
     try:
         os.write(w, b"".join(k.to_bytes(4, "little") for k in range(len(spans))))
