@@ -149,16 +149,16 @@ class Symbolizer:
         return sym if sym is not None and sym.value == offset else None
 
 
-def columns_pay(elf: ElfFile) -> bool:
+def columns_pay(elf: ElfFile, from_symbols: int | None = None) -> bool:
     """Whether an index of the symbols is cheaper made from the table's columns
     (``SymtabColumns``): a large symbol table not decoded yet (its list of symbols would be
     made for the index alone), numpy loaded (a large image's check and link have it for
-    ALT017)."""
+    ALT017). ``from_symbols``: the size from which it pays (``COLUMNS_FROM_SYMBOLS``)."""
     import sys
 
     sec = elf.symtab
     return elf._symbols is None and "numpy" in sys.modules and sec is not None \
-        and sec.size >= COLUMNS_FROM_SYMBOLS * 24
+        and sec.size >= (COLUMNS_FROM_SYMBOLS if from_symbols is None else from_symbols) * 24
 
 
 # The addresses function_at looks up among the symbols of their value before it builds the
