@@ -318,20 +318,13 @@ def test_patch_digest_by_place_kernel(kernel_build):
 def synthetic_link(tmp_path):
     """The benchmark's synthetic firmware, 24 objects (compiled once, in bench/out), linked
     by GNU ld: (its records, the image's path, the profile)."""
-    import sys
     from pathlib import Path
 
     from test_cache import options
-    from toolchain import LDSCRIPTS, ROOT
+    from toolchain import LDSCRIPTS, synthetic_firmware
     from toolchain import link as ld_link
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import synth
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    fw = synth.build(synth.Params(objects=24), jobs=2,
-                     altlink=str(Path(sys.executable).parent / "altlink"))
+    fw = synthetic_firmware()
     d = Path(fw.dir)
     objs = [d / o for o in fw.objects]
     image = ld_link(objs, tmp_path / "fw.elf", script=d / "fw.ld",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sys
 from dataclasses import astuple, is_dataclass, replace
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from test_cache import options
 from test_checks import BAD, CALLBACK, R0_8, build, clean_source
 from test_kernel import SLICE_MODULES
 from toolchain import GNU_LD
+from toolchain import synthetic_firmware as built_firmware
 
 from altlink import records
 from altlink.check_core import Checks, resolve_ncaps
@@ -58,13 +58,7 @@ def checked_objects(tmp_path) -> list[tuple[Path, tuple]]:
 
 def synthetic_objects() -> tuple[list[Path], tuple]:
     """The benchmark's synthetic firmware's objects (compiled once, in bench/out)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import synth
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    fw = synth.build(synth.Params(objects=24), jobs=2,
-                     altlink=str(Path(sys.executable).parent / "altlink"))
+    fw = built_firmware()
     d = Path(fw.dir)
     return [d / o for o in fw.objects], ("--abi", "linux-v4.17", "--cap-table", d / "cpucaps")
 
