@@ -122,6 +122,18 @@ def resolve_ncaps(profile: Profile, caps: CapTable | None, tables: list[Table],
     return profile
 
 
+def cap_in_table(profile: Profile, cap: int | None) -> bool:
+    """Whether an entry's capability is one the table has (no table known: any is); one out
+    of it is ALT011."""
+    return cap is None or profile.ncaps is None or cap < profile.ncaps
+
+
+def cap_facts(profile: Profile, cap_raw: int) -> tuple[bool, bool]:
+    """What an entry's capability field says for the checks: whether it marks a callback,
+    and ``cap_in_table`` of its capability (the filters of many entries ask it once a field)."""
+    return profile.is_callback(cap_raw), cap_in_table(profile, profile.cap(cap_raw))
+
+
 def is_function(sym) -> bool:
     """A symbol a callback may be: a function, or an untyped label (assembly)."""
     return sym.type in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from altlink import insn
-from altlink.check_core import Checks, is_function
+from altlink.check_core import Checks, cap_in_table, is_function
 from altlink.elf import (
     ET_REL,
     SHN_UNDEF,
@@ -76,7 +76,7 @@ def _check_cap(ck: Checks, inp: Input, e: Entry, callback: bool, cap: int | None
                "as a static entry does: its capability does not fit below 0x8000, and the "
                "patcher would call the replacement code as a callback", inp, place, e)
         return False
-    if cap is not None and p.ncaps is not None and cap >= p.ncaps:
+    if not cap_in_table(p, cap):
         ck.add("ALT011", f"capability {cap} is not in the table (NCAPS {p.ncaps})",
                inp, place, e)
     return True

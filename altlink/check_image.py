@@ -10,7 +10,7 @@ from bisect import bisect_right
 from dataclasses import replace
 
 from altlink import branches, insn
-from altlink.check_core import Checks, is_function, resolve_ncaps
+from altlink.check_core import Checks, cap_facts, is_function, resolve_ncaps
 from altlink.check_entries import (
     check_entry,
     check_overlaps,
@@ -173,7 +173,6 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, Entry]]:
     p = ck.profile
     secs = inp.elf.sections
     nsecs = len(secs)
-    ncaps = p.ncaps
     caps: dict[int, tuple[bool, bool]] = {}  # cap_raw -> (callback, capability in range)
     callbacks: dict[int, bool] = {}  # callback address -> no finding
     plain: dict[bytes, bool] = {}  # a replacement's bytes -> every word plain
@@ -184,9 +183,7 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, Entry]]:
         cap_raw, olen, alen = e.cap_raw, e.orig_len, e.alt_len
         got = caps.get(cap_raw)
         if got is None:
-            cap = p.cap(cap_raw)
-            got = caps[cap_raw] = (p.is_callback(cap_raw),
-                                   cap is None or ncaps is None or cap < ncaps)
+            got = caps[cap_raw] = cap_facts(p, cap_raw)
         cb, cap_ok = got
         site, alt = e.site, e.alt
         saddr = site.address

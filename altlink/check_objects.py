@@ -9,7 +9,7 @@ from bisect import bisect_right
 from dataclasses import replace
 
 from altlink import branches, insn
-from altlink.check_core import Checks
+from altlink.check_core import Checks, cap_facts
 from altlink.check_entries import check_entry, check_overlaps
 from altlink.elf import SHF_EXECINSTR, SHT_NOBITS, SHT_RELA, STB_WEAK, Reloc, Section
 from altlink.findings import Deferred, Finding
@@ -60,7 +60,6 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
     p = ck.profile
     secs = inp.elf.sections
     nsecs = len(secs)
-    ncaps = p.ncaps
     caps: dict[int, tuple[bool, bool]] = {}  # cap_raw -> (callback, capability in range)
     plain: dict[bytes, bool] = {}  # a replacement's bytes -> every word plain
     datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
@@ -70,9 +69,7 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
             enumerate(inp.table.entries):
         got = caps.get(cap_raw)
         if got is None:
-            cap = p.cap(cap_raw)
-            got = caps[cap_raw] = (p.is_callback(cap_raw),
-                                   cap is None or ncaps is None or cap < ncaps)
+            got = caps[cap_raw] = cap_facts(p, cap_raw)
         cb, cap_ok = got
         _sn, sidx, soff, saddr, _ss, _sa = site
         _an, idx, aoff, aaddr, _as, _aa = alt
