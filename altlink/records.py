@@ -876,11 +876,12 @@ _UNSEEN = object()
 _SHNDX = operator.itemgetter(6)  # Symbol.shndx
 
 
-class AnchorsPy:
-    """The reference for ``Anchors``: every section's rows made at once."""
+class AnchorsPy(Anchors):
+    """The reference for ``Anchors``: every section's rows made at once (the lookup,
+    ``Anchors.at``, is the same)."""
 
     def __init__(self, elf: ElfFile) -> None:
-        self._by_sec: dict[int, tuple[list[tuple], list[int]]] = {}
+        super().__init__(elf)
         rows: dict[int, list[tuple]] = {}
         for pos, s in enumerate(elf.symbols):
             if s.name and s.type != STT_SECTION and s.bind != STB_WEAK and \
@@ -891,16 +892,8 @@ class AnchorsPy:
             r.sort()
             self._by_sec[shndx] = (r, [x[0] for x in r])
 
-    def at(self, shndx: int, offset: int) -> Anchor | None:
-        got = self._by_sec.get(shndx)
-        if got is None:
-            return None
-        rows, values = got
-        i = bisect_right(values, offset) - 1
-        if i < 0:
-            return None
-        value, is_global, _, name = rows[i]
-        return Anchor(name, is_global, offset - value)
+    def _section(self, shndx: int) -> None:
+        return None  # every section with rows has them already
 
 
 def expected(anchor: Anchor | None, syms) -> set[int]:
