@@ -133,8 +133,8 @@ def _member_name(path: str, raw: str, longnames: bytes, pos: int) -> tuple[str, 
         end = _decimal_end(raw, 1)
         off = int(raw[1:end])
         origin_text = None
-        if raw[end:end + 1] == ":" and _decimal_end(raw, end + 1) > end + 1:
-            origin_text = raw[end + 1:_decimal_end(raw, end + 1)]
+        if raw[end:end + 1] == ":":
+            origin_text = raw[end + 1:_decimal_end(raw, end + 1)] or None
         if off >= len(longnames):
             raise AltlinkError(f"{path}: member at {pos:#x} names long name {off}, past the "
                                "name table")

@@ -74,12 +74,8 @@ class Linker:
         return False
 
     def _wait(self) -> int:
-        while self.status is None:
-            try:
-                _, status = os.waitpid(self.pid, 0)
-            except InterruptedError:  # (retried by Python itself; kept for clarity)
-                continue
-            self.status = os.waitstatus_to_exitcode(status)
+        if self.status is None:  # (an interrupted wait is retried by Python itself)
+            self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
         return self.status
 
     def finish(self) -> None:
