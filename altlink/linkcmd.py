@@ -147,10 +147,6 @@ def _input_kind(path: str) -> str | None:
     return "object" if head[:4] == ELF_MAGIC or head[:4] in BITCODE_MAGICS else None
 
 
-def _is_input_file(path: str) -> bool:
-    return _input_kind(path) is not None
-
-
 def parse(command: list[str]) -> LinkCommand:
     if not command:
         raise AltlinkError("altlink link: no linker command after --")
@@ -224,18 +220,16 @@ def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
     objects and archives, in order, then those its linker scripts add (a file the linker
     does not recognise is read as a script, as ld does)."""
     implicit: list[str] = []
-    archives: set[str] = set()
+    cmd._archives = set()
     for path in words:
         kind = _input_kind(path)
         if kind is not None:
             cmd._inputs.append(path)
             if kind == "archive":
-                archives.add(path)
+                cmd._archives.add(path)
         elif _may_be_script(path):
             implicit.append(path)  # ld reads a file it does not recognise as a script
-    before = len(cmd._inputs)
     _script_inputs(cmd, cmd.scripts + implicit, static_only)
-    cmd._archives = archives | {p for p in cmd._inputs[before:] if _input_kind(p) == "archive"}
 
 
 # What a compiler driver compiles rather than passes to the linker as a script.
@@ -260,9 +254,12 @@ def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> N
         return
     seen = {os.path.realpath(p) for p in cmd._inputs}
     for p in found.inputs:
-        if _is_input_file(p) and os.path.realpath(p) not in seen:
+        kind = _input_kind(p)
+        if kind is not None and os.path.realpath(p) not in seen:
             seen.add(os.path.realpath(p))
             cmd._inputs.append(p)
+            if kind == "archive":
+                cmd._archives.add(p)
 
 
 def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
