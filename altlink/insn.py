@@ -261,8 +261,16 @@ def _may_be_pcrel(word: int) -> bool:
     """Whether a word the decoder calls plain lies in an encoding group where a PC-relative
     form could be: not data processing (register, SIMD/FP, or immediate: the immediate group's
     only PC-relative class is ADR/ADRP, which :func:`decode` knows), not loads and stores
-    (their only PC-relative class, the literal loads, :func:`decode` knows). The branch and
-    system group and the unallocated and SVE/SME groups are left to capstone."""
+    (their only PC-relative class, the literal loads, :func:`decode` knows), and not the
+    three classes of the branch and system group whose every form takes its operands from
+    registers and immediates alone: exception generation (SVC, BRK, ...), the system
+    instructions (hints, barriers, MSR, MRS, SYS, TLBI, DC, ...) and the branches to a
+    register (BR, BLR, RET, ERET, and their pointer-authenticating forms), bits 31:26 110101.
+    The rest of the branch and system group and the unallocated and SVE/SME groups are left
+    to capstone (its import costs a process about 0.09 s of CPU: a kernel's replacements
+    hold MRS, MSR, barriers and RET, which alone asked for it)."""
+    if word >> 26 == 0x35:  # 0xD4000000 to 0xD7FFFFFF
+        return False
     op0 = (word >> 25) & 0xF
     if op0 & 0x7 in (0x5, 0x7):  # data processing: register, SIMD and FP
         return False

@@ -577,12 +577,19 @@ def test_unallocated_pcrel_slots_are_errors(tmp_path):
 
 
 def test_capstone_opinion_overrides_plain(monkeypatch):
-    word = 0xD503201F  # nop: the branch and system group, where new PC-relative forms appear
+    # FEAT_PAuth_LR's RETAASPPC (a return authenticated with the address of a label): the
+    # branch and system group, where new PC-relative forms appear; neither the decoder nor
+    # capstone 5.0.9 knows it.
+    word = 0x5500001F
     assert insn.classify(word).kind == "plain"
     monkeypatch.setattr(insn, "_capstone_probe", lambda w: ("newbranch", True))
     # Data processing and load/store words are not asked: their PC-relative classes (ADR/ADRP,
-    # the literal loads) are the decoder's own.
-    for other in (0x8B020020, 0x52800020, 0xF9400020):  # add x0,x1,x2; mov w0,#1; ldr x0,[x1]
+    # the literal loads) are the decoder's own. Nor are exception generation, the system
+    # instructions and the branches to a register (0xD4000000 to 0xD7FFFFFF): none of their
+    # forms reads the PC.
+    for other in (0x8B020020, 0x52800020, 0xF9400020,  # add x0,x1,x2; mov w0,#1; ldr x0,[x1]
+                  0xD4000001, 0xD503201F, 0xD5384600, 0xD50887BF, 0xD65F03C0, 0xD63F0200,
+                  0xD65F0BFF, 0xD7FFFFFF):  # svc; nop; mrs; tlbi; ret; blr x16; retaa; ...
         assert insn.classify(other).kind == "plain"
     found = insn.classify(word)
     assert found == insn.Classified("pcrel-unknown", None, "capstone:newbranch")
@@ -594,6 +601,24 @@ def test_capstone_opinion_overrides_plain(monkeypatch):
 
 
 # --- capstone -------------------------------------------------------------------
+
+
+def test_capstone_sees_no_pc_in_system_and_register_branches():
+    """The words ``insn.classify`` does not ask capstone about, as it would have: exception
+    generation, the system instructions and the branches to a register (0xD4000000 to
+    0xD7FFFFFF), every 4,099th word and the forms the kernel's replacements hold. Capstone
+    decodes many of them and finds the PC in none."""
+    kernel = (0xD5384600, 0xD5184600, 0xD53CD041, 0xD5033FDF, 0xD5033F9F, 0xD5033FBF,
+              0xD50330FF, 0xD503201F, 0xD50887BF, 0xD50B7E22, 0xD65F03C0, 0xD4200000)
+    decoded = 0
+    for word in (*kernel, *range(0xD4000000, 0xD8000000, 4099)):
+        probe = insn._capstone_probe.__wrapped__(word)
+        if probe is not None:
+            decoded += 1
+            assert not probe[1], f"{word:#010x}: {probe[0]}"
+    assert decoded > 1000
+
+
 
 
 def test_capstone_facts():
