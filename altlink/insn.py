@@ -517,12 +517,9 @@ def _cs():
     handle is not safe to share between threads (an scons -j build links in several)."""
     md = getattr(_CS, "md", None)
     if md is None:
-        import capstone
+        from altlink import csbind
 
-        arch = getattr(capstone, "CS_ARCH_AARCH64", None)
-        if arch is None:
-            arch = capstone.CS_ARCH_ARM64
-        md = _CS.md = capstone.Cs(arch, capstone.CS_MODE_ARM)
+        md = _CS.md = csbind.engine()
     return md
 
 
@@ -682,12 +679,11 @@ def _texts(words: list[int], base: int, raw: bool = False) -> list:
     """Capstone's text of each word, the words side by side from ``base``, as
     ``_word_text(word, None)`` writes it; with ``raw``, (mnemonic, operands), or None where
     capstone cannot decode the word."""
-    import capstone
-
     md = getattr(_CS, "skip", None)
     if md is None:  # a handle that steps over a word it cannot decode (4 bytes on AArch64)
-        md = _CS.skip = capstone.Cs(_cs().arch, capstone.CS_MODE_ARM)
-        md.skipdata = True
+        from altlink import csbind
+
+        md = _CS.skip = csbind.engine(skipdata=True)
     out: list = [None] * len(words)
     for addr, size, mnemonic, op_str in md.disasm_lite(
             struct.pack(f"<{len(words)}I", *words), base):
