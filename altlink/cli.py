@@ -343,9 +343,10 @@ def _policy(args):
     return Policy(frozenset(disabled), args.werror)
 
 
-def options_from(args, tables=None):
+def options_from(args, tables=None, paths=None):
     """The check options (profile, capability table) the common arguments describe. Without
-    ``--abi`` (or ``ALTLINK_ABI``), the profile the tables show, else linux-v4.17."""
+    ``--abi`` (or ``ALTLINK_ABI``), the profile the tables show (``tables``, or the tables of
+    the files ``paths`` names: ``abiscan.detect_abi_paths``), else linux-v4.17."""
     from altlink import caps as capsmod
     from altlink.linkset import Options
     from altlink.table import DEFAULT_ABI, Profile, detect_abi
@@ -354,8 +355,13 @@ def options_from(args, tables=None):
     if abi is not None and abi not in ABIS:
         raise AltlinkError(f"ALTLINK_ABI={abi!r}: expected one of {', '.join(ABIS)}")
     note = None
-    if abi is None and tables:
-        abi = detect_abi(tables)
+    if abi is None and (paths or tables):
+        if paths:
+            from altlink.abiscan import detect_abi_paths
+
+            abi = detect_abi_paths(paths)
+        else:
+            abi = detect_abi(tables)
         if abi is not None:
             note = (f"altlink: note: the table marks callbacks with bit 15: using --abi {abi} "
                     "(pass --abi to choose)\n")
@@ -428,12 +434,8 @@ def cmd_scan(args, out) -> int:
 def cmd_check(args, out) -> int:
     from altlink.batch import check_paths
 
-    tables = None
-    if args.abi is None:  # the profile is read from the tables: load them once for that
-        from altlink import inputs as inputsmod
-
-        tables = [i.table for i in inputsmod.load(args.files)]
-    options = options_from(args, tables)
+    # Without --abi, the profile the tables show: from their raw fields (abiscan).
+    options = options_from(args, paths=args.files)
     stats: dict = {}
     findings = check_paths(args.files, options, args.symbols_from, notes=_notes(args),
                            cache_dir=_cache_dir(args), stats=stats)
