@@ -266,6 +266,21 @@ class ElfFile:
                                      entsize)))
         return out
 
+    def code_size(self) -> int:
+        """The bytes of its executable sections (``sections``' ``executable`` ones but NOBITS),
+        from the section header table's flags, types and sizes alone: the names are not
+        decoded where ``sections`` was not asked for yet (an estimate of the code a link's
+        image will scan, made for thousands of objects whose records are kept)."""
+        if "sections" in self.__dict__ or self.shoff == 0:
+            return sum(s.size for s in self.sections if s.executable and s.type != SHT_NOBITS)
+        try:
+            shnum, _ = self._header_table()
+        except AltlinkError:
+            return sum(s.size for s in self.sections if s.executable)  # (raises its error)
+        return sum(size for _n, typ, flags, _a, _o, size, *_ in _SHDR.iter_unpack(
+            self.data[self.shoff:self.shoff + shnum * _SHDR.size])
+            if flags & SHF_EXECINSTR and typ != SHT_NOBITS)
+
     @cached_property
     def segments(self) -> list[Segment]:
         if self.phoff == 0 or self.phnum == 0:
@@ -641,7 +656,12 @@ def read_elf(path: str) -> ElfFile:
 def map_elf(path: str) -> ElfFile:
     """``read_elf`` but for the section headers, which are read and checked when first asked
     for (``sections``)."""
-    data = map_file(path)
+    return map_bytes(path, map_file(path))
+
+
+def map_bytes(path: str, data) -> ElfFile:
+    """``from_bytes`` but for the section headers, which are read and checked when first
+    asked for (``sections``)."""
     check_header(path, data[:_EHDR.size])
     return ElfFile(path, data)
 

@@ -50,7 +50,7 @@ def load_elfs(paths: list[str], notes: TextIO | None = None,
     """As ``load``, without decoding the tables yet. ``mapped`` may give ELF files already
     mapped (``elf.map_elf``) by path, one for each time the path is named, taken in turn.
 
-    ``defer``: the section headers of the relocatable objects among ``mapped`` are not
+    ``defer``: the section headers of the relocatable objects (archive members too) are not
     checked here but where they are first read: ``records.records_of`` checks those of the
     objects whose records it makes, in their order, before it makes any; an object whose
     record is kept had them checked when the record was made (the same bytes, the same
@@ -99,7 +99,7 @@ def _load_one(path: str, out: list[elf.ElfFile], lto: list[str],
                 continue
             if data[:4] != b"\x7fELF":
                 continue
-            e = elf.from_bytes(m.display, data)
+            e = _elf_file(m.display, data, deferred)
             if is_lto(data, e):
                 lto.append(m.display)
                 continue
@@ -108,11 +108,25 @@ def _load_one(path: str, out: list[elf.ElfFile], lto: list[str],
     if head[:4] in BITCODE_MAGICS:
         lto.append(path)
         return
-    e = elf.from_bytes(path, data)
+    e = _elf_file(path, data, deferred)
     if is_lto(head, e):
         lto.append(path)
         return
     out.append(e)
+
+
+def _elf_file(path: str, data, deferred: list[elf.ElfFile] | None) -> elf.ElfFile:
+    """The ELF file of these bytes, its section headers checked now (``elf.from_bytes``), or,
+    a relocatable object where ``deferred`` is given, left to be checked where first read
+    (it is appended there)."""
+    if deferred is None:
+        return elf.from_bytes(path, data)
+    e = elf.map_bytes(path, data)
+    if e.type == elf.ET_REL:
+        deferred.append(e)
+    else:
+        e.sections  # noqa: B018  (checked as from_bytes checks them)
+    return e
 
 
 def lto_note(names: list[str]) -> str:

@@ -73,7 +73,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
     stats: dict = {}
     writer = None
     try:
-        loaded = inputs.load_elfs(cmd.inputs, notes=notes)
+        # The objects' section headers are checked where their records are made; those of an
+        # object whose record is kept were checked when it was made (its key: the same bytes).
+        loaded = inputs.load_elfs(cmd.inputs, notes=notes, defer=True)
         # Shared libraries on the command line are not linked in: they only define symbols (a
         # callback may live in one), as --symbols-from images do.
         objects = [e for e in loaded if e.type == ET_REL]
@@ -93,8 +95,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         linker = start.linker_started()
         tmp_image = linker.tmp
         # numpy, for the image's ALT017 scan, is imported while the linker runs.
-        numpy_import = branches.prefetch(sum(s.size for o in objects for s in o.sections
-                                             if s.executable), stats["entries"])
+        numpy_import = branches.prefetch(sum(o.code_size() for o in objects),
+                                         stats["entries"])
         _remove_earlier_outputs(req, cmd)
         # What the cross-check will ask of the image, made while the linker still runs: the
         # records' digests unpacked, the names they look up (a kernel link's 1,000 entries: 7
