@@ -15,7 +15,6 @@ from altlink import elf, inputs
 from altlink.errors import AltlinkError
 
 
-
 def _past_the_end(src: Path, dst: Path) -> Path:
     """A copy of an object whose section 1 starts past the end of the file (hand-made: an
     unusable object, as a truncated download leaves one)."""
