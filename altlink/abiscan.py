@@ -48,14 +48,17 @@ class _Unsure(Exception):
     """A table the raw bytes cannot answer for as the reader would: the reference decides."""
 
 
-def detect_abi_paths(paths: list[str]) -> str | None:
+def detect_abi_paths(paths: list[str], mapped: dict[str, list[ElfFile]] | None = None
+                     ) -> str | None:
     """``table.detect_abi`` of the tables of ``inputs.load(paths)``: the same answer, and the
-    same error for an unusable file, without reading the entries."""
+    same error for an unusable file, without reading the entries. ``mapped``, if given, gets
+    the ELF files read on the way (not archives), by path, one for each time the path is
+    named (``elf.map_elf``'s, their headers checked: for ``batch.check_paths``)."""
     shown = 0
     unsure = False
     for path in paths:
         try:
-            shown |= _path_bits(path)
+            shown |= _path_bits(path, mapped)
         except _Unsure:
             unsure = True  # a later file's own problem still comes first: go on
     if unsure:
@@ -93,7 +96,7 @@ def entry_bits(data, n: int) -> int:
     return out
 
 
-def _path_bits(path: str) -> int:
+def _path_bits(path: str, mapped: dict[str, list[ElfFile]] | None = None) -> int:
     """The bits of one named file's tables: as ``inputs._load_one`` reads it (an archive by
     member, LTO objects skipped), raising what it raises."""
     data = elf.map_file(path)
@@ -121,6 +124,8 @@ def _path_bits(path: str) -> int:
     e, h = _checked(path, data)
     if is_lto(head, e):
         return 0
+    if mapped is not None:
+        mapped.setdefault(path, []).append(e)
     return _elf_bits(e, h)
 
 

@@ -105,7 +105,7 @@ def _may_be_module(elf: ElfFile) -> bool:
     return elf.type == ET_REL and elf.may_have_section(MODULE_SECTION)
 
 
-def _sort_out(numbered: list[tuple[int, str]]
+def _sort_out(numbered: list[tuple[int, str]], given: dict[str, list[ElfFile]] | None = None
               ) -> tuple[list[tuple[int, str, ElfFile | None]], list[tuple[int, str]],
                          dict[str, list[ElfFile]]]:
     """Each file mapped once: the objects that may be kernel modules (their section names
@@ -115,19 +115,23 @@ def _sort_out(numbered: list[tuple[int, str]]
     the workers read the modules at once; one that proves not to be a module is read again
     by ``load_elfs`` where a worker mapped it. A file that is not an ELF file (an archive,
     bitcode) or cannot be read is left to ``load_elfs``, which reads it or names the
-    problem."""
+    problem. ``given``: files mapped already (``map_elf``'s), by path, one for each time the
+    path is named, taken in turn (a ``.ko`` file too)."""
     maybe: list[tuple[int, str, ElfFile | None]] = []
     rest: list[tuple[int, str]] = []
     mapped: dict[str, list[ElfFile]] = {}
     for pos, path in numbered:
-        if path.endswith(".ko"):
+        if given and given.get(path):
+            elf = given[path].pop(0)
+        elif path.endswith(".ko"):
             maybe.append((pos, path, None))
             continue
-        try:
-            elf = map_elf(path)
-        except AltlinkError:
-            rest.append((pos, path))
-            continue
+        else:
+            try:
+                elf = map_elf(path)
+            except AltlinkError:
+                rest.append((pos, path))
+                continue
         if _may_be_module(elf):
             maybe.append((pos, path, elf))
         else:
@@ -178,15 +182,18 @@ def _preload_scan(paths: list[str]) -> None:
 
 def check_paths(paths: list[str], options: Options, symbols_from: list[str],
                 notes: TextIO | None = None, jobs: int | None = None,
-                cache_dir: str | None = None, stats: dict | None = None) -> list[Finding]:
+                cache_dir: str | None = None, stats: dict | None = None,
+                mapped: dict[str, list[ElfFile]] | None = None) -> list[Finding]:
     """All the findings for ``altlink check PATHS``, in the order of the paths; the records
     of objects are kept in ``cache_dir`` (records.ObjectCache). ``stats``, if given, is
-    filled with what was checked: modules, objects, images, entries, callbacks."""
+    filled with what was checked: modules, objects, images, entries, callbacks. ``mapped``
+    may give ELF files read already (``abiscan.detect_abi_paths``), as ``_sort_out`` takes
+    them."""
     stats = {} if stats is None else stats
     from altlink import inputs as inputsmod
 
     jobs = jobs or min(forkmap.cpus(), 8)
-    maybe, rest, mapped = _sort_out(list(enumerate(paths)))
+    maybe, rest, mapped = _sort_out(list(enumerate(paths)), mapped)
     if cache_dir is None:  # else in each worker, where it has records to make
         _preload_scan([p for _, p, _e in maybe])
     if jobs > 1 and len(maybe) >= PARALLEL_MIN and forkmap.can_fork():

@@ -343,10 +343,11 @@ def _policy(args):
     return Policy(frozenset(disabled), args.werror)
 
 
-def options_from(args, tables=None, paths=None):
+def options_from(args, tables=None, paths=None, mapped=None):
     """The check options (profile, capability table) the common arguments describe. Without
     ``--abi`` (or ``ALTLINK_ABI``), the profile the tables show (``tables``, or the tables of
-    the files ``paths`` names: ``abiscan.detect_abi_paths``), else linux-v4.17."""
+    the files ``paths`` names: ``abiscan.detect_abi_paths``, which fills ``mapped``), else
+    linux-v4.17."""
     from altlink import caps as capsmod
     from altlink.linkset import Options
     from altlink.table import DEFAULT_ABI, Profile, detect_abi
@@ -359,7 +360,7 @@ def options_from(args, tables=None, paths=None):
         if paths:
             from altlink.abiscan import detect_abi_paths
 
-            abi = detect_abi_paths(paths)
+            abi = detect_abi_paths(paths, mapped)
         else:
             abi = detect_abi(tables)
         if abi is not None:
@@ -434,11 +435,13 @@ def cmd_scan(args, out) -> int:
 def cmd_check(args, out) -> int:
     from altlink.batch import check_paths
 
-    # Without --abi, the profile the tables show: from their raw fields (abiscan).
-    options = options_from(args, paths=args.files)
+    # Without --abi, the profile the tables show: from their raw fields (abiscan), the files
+    # read on the way checked from there.
+    mapped: dict = {}
+    options = options_from(args, paths=args.files, mapped=mapped)
     stats: dict = {}
     findings = check_paths(args.files, options, args.symbols_from, notes=_notes(args),
-                           cache_dir=_cache_dir(args), stats=stats)
+                           cache_dir=_cache_dir(args), stats=stats, mapped=mapped)
     rc = _emit(findings, args, out, options)
     if args.verbose:
         what = [_plural(stats[k], w) for k, w in (("modules", "module"), ("objects", "object"),

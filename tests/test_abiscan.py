@@ -198,12 +198,15 @@ def run_check(*args) -> tuple[int, str, str]:
 
 def test_check_without_abi_as_with_the_reference(seeds, tmp_path, monkeypatch):
     """``altlink check`` without --abi: the same findings, notes and exit status with the
-    reference in the fast way's place, for good files of both profiles and damaged ones."""
+    reference in the fast way's place (and the files read again by ``check_paths``), for
+    good files of both profiles, named twice, and damaged ones."""
     files = seed_files(seeds)
-    runs = [[p] for p in files] + [files]
+    runs = [[p] for p in files] + [files, files + files[:3]]
     runs += [[p] for p in damaged(seeds, tmp_path, 60, 15)]
     got = [run_check(*r) for r in runs]
-    monkeypatch.setattr(abiscan, "detect_abi_paths", abiscan.detect_abi_reference)
+    # The reference reads every table and gives ``check_paths`` no file read on the way.
+    monkeypatch.setattr(abiscan, "detect_abi_paths",
+                        lambda paths, mapped=None: abiscan.detect_abi_reference(paths))
     assert got == [run_check(*r) for r in runs]
     assert any("using --abi linux-v6.1" in err for _, _, err in got)
     assert any(rc == 2 for rc, _, _ in got)
