@@ -86,8 +86,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         images = [read_elf(p) for p in req.symbols_from] + shared
         records, profile, findings = collect(objects, req.options, images, req.cache_dir)
         stats["objects"] = len(objects)
-        stats["entries"] = sum(r.entries for r in records)  # records read back stay packed
-        stats["callbacks"] = sum(r.callbacks for r in records)
+        summaries = [r.summary() for r in records]  # records read back stay packed
+        stats["entries"] = sum(len(s[0]) for s in summaries)
+        stats["callbacks"] = sum(s[3].count(0) for s in summaries)  # (ObjectRecord.callbacks)
         findings = req.policy.apply(findings)
         if has_errors(findings):  # a linker already running is stopped: nothing of its shows
             start.stop()
@@ -95,8 +96,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         linker = start.linker_started()
         tmp_image = linker.tmp
         # numpy, for the image's ALT017 scan, is imported while the linker runs.
-        numpy_import = branches.prefetch(sum(o.code_size() for o in objects),
-                                         stats["entries"])
+        numpy_import = branches.prefetch(
+            0 if stats["entries"] >= branches.NUMPY_FROM_ENTRIES else  # (numpy in any case)
+            sum(o.code_size() for o in objects), stats["entries"])
         _remove_earlier_outputs(req, cmd)
         # What the cross-check will ask of the image, made while the linker still runs: the
         # records' digests unpacked, the names they look up (a kernel link's 1,000 entries: 7
