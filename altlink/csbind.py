@@ -8,7 +8,8 @@ capstone's second opinion on a word (a link's forked manifest writer, ``altlink 
 Here the library is found in the package's folder without importing the package and opened
 with the package's own flags; the prototypes and the instruction's layout are capstone
 5.0's C API (``cs_open``, ``cs_option``, ``cs_disasm``, ``cs_free``, ``cs_version``), and the
-library must say it is 5.0 (``cs_version``) to be used. Where it is not found, or says
+library must say it is 5.0 (``cs_version``) and not a "diet" build without the
+instructions' text (``cs_support``) to be used. Where it is not found, or says
 otherwise, :func:`engine` gives the package's own ``Cs`` (the same methods): the package
 stays the reference, and ``tests/test_csbind.py`` compares the two word for word.
 """
@@ -22,6 +23,7 @@ CS_ARCH_ARM64 = 1  # CS_ARCH_AARCH64 in capstone 6
 CS_MODE_ARM = 0  # little-endian
 CS_OPT_SKIPDATA = 5
 CS_OPT_ON = 3
+CS_SUPPORT_DIET = 0xFFFF + 1  # a "diet" engine, built without the instructions' text
 API = (5, 0)
 
 
@@ -64,6 +66,10 @@ def _open(path: str | None) -> ctypes.CDLL | None:
         major, minor = ctypes.c_int(), ctypes.c_int()
         lib.cs_version(ctypes.byref(major), ctypes.byref(minor))
         if (major.value, minor.value) != API:
+            return None
+        lib.cs_support.restype = ctypes.c_bool
+        lib.cs_support.argtypes = (ctypes.c_int,)
+        if lib.cs_support(CS_SUPPORT_DIET):  # no text: the package's binding says so
             return None
         lib.cs_open.restype = ctypes.c_int
         lib.cs_open.argtypes = (ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_size_t))
