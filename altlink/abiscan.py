@@ -14,6 +14,8 @@ table (and names a table's problem as it does).
 """
 from __future__ import annotations
 
+from array import array
+
 from altlink import archive, elf
 from altlink.elf import (
     BITCODE_MAGICS,
@@ -227,8 +229,9 @@ def _in_order(e: ElfFile, h: _Headers, rel_off: int, n: int) -> None:
     ``table._entries_in_order`` reads every entry: two PREL32 an entry at its two offsets,
     against symbols that are places (``table._target``)."""
     rel = memoryview(e.data[rel_off:rel_off + 48 * n]).cast("I")
-    if rel[0::6].tolist() != _pair_offsets(n) or any(rel[1::6]) \
-            or set(rel[2::6].tolist()) != {R_AARCH64_PREL32}:
+    offsets, high, types_ = _shape(n)
+    if rel[0::6].tobytes() != offsets or rel[1::6].tobytes() != high \
+            or rel[2::6].tobytes() != types_:
         raise _Unsure
     # The symbol table ``ElfFile.symbol`` reads: the first SHT_SYMTAB, else SHT_DYNSYM.
     types = h.type
@@ -245,6 +248,20 @@ def _in_order(e: ElfFile, h: _Headers, rel_off: int, n: int) -> None:
         shndx = data[p] | data[p + 1] << 8
         if shndx and (shndx >= SHN_LORESERVE or shndx >= shnum):
             raise _Unsure
+
+
+_SHAPES: dict[int, tuple[bytes, bytes, bytes]] = {}
+
+
+def _shape(n: int) -> tuple[bytes, bytes, bytes]:
+    """The relocations of a table of ``n`` entries as the assembler writes them, three of
+    their 32-bit columns: the offsets (``table._pair_offsets``), their high halves (0) and
+    the types (PREL32)."""
+    got = _SHAPES.get(n)
+    if got is None:
+        got = _SHAPES[n] = (array("I", _pair_offsets(n)).tobytes(), bytes(8 * n),
+                            array("I", [R_AARCH64_PREL32] * (2 * n)).tobytes())
+    return got
 
 
 def _image_bits(e: ElfFile) -> int:
