@@ -194,6 +194,8 @@ def _elf_bits(e: ElfFile, h: _Headers | None) -> int:
     for i in found:
         if h.type[i] == SHT_NOBITS:
             continue
+        if h.offset[i] + h.size[i] > h.end:  # of no type (unchecked): its read fails
+            raise _Unsure
         n = h.size[i] // ENTRY_SIZE
         rels = [j for j, (t, info) in enumerate(zip(h.type, h.info))
                 if info == i and t in _RELOC_TYPES]
@@ -238,6 +240,9 @@ def _in_order(e: ElfFile, h: _Headers, rel_off: int, n: int) -> None:
     tab = types.index(SHT_SYMTAB) if SHT_SYMTAB in types else \
         types.index(SHT_DYNSYM) if SHT_DYNSYM in types else None
     if tab is None or h.link[tab] >= h.shnum:  # no table; ``section(link)`` fails
+        raise _Unsure
+    names = h.link[tab]  # its string table, read with the first symbol (of no type: unchecked)
+    if names and h.type[names] != SHT_NOBITS and h.offset[names] + h.size[names] > h.end:
         raise _Unsure
     sym_off, sym_size, shnum = h.offset[tab], h.size[tab], h.shnum
     data = e.data

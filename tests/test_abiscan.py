@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import shutil
 import sys
@@ -262,6 +263,12 @@ def variants(data: bytes):
                 buf = bytearray(data)
                 mutate.poke(buf, hdr + 4, 4, t)
                 mutate.poke(buf, hdr + 44, 4, table[0])
+                yield bytes(buf)
+        if name in (".altinstructions", ".strtab"):  # of no type: its extent is checked
+            for t, at in itertools.product((0, mutate.SHT_NOBITS), (24, 32)):  # where it
+                buf = bytearray(data)  # is read, not with the headers
+                mutate.poke(buf, hdr + 4, 4, t)
+                mutate.poke(buf, hdr + at, 8, len(data))  # its offset or its size
                 yield bytes(buf)
         if name == ".shstrtab":
             buf = bytearray(data)
