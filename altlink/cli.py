@@ -787,6 +787,11 @@ LINK_FLAG_OPTIONS = frozenset({
     "--sort-table", "--source-lines", "--werror", "--no-cache", "-v", "--verbose", "--module"})
 
 
+# Whether this process is the ``altlink`` command's own (``run``), which a command passed
+# through unchanged may replace (``launcher.exec_unchanged``); not a caller's (``main``).
+_PROCESS_OURS = False
+
+
 def _early_link(words: list[str]) -> _EarlyLink | None:
     """``altlink link OPTIONS -- LINKER...``: the linker started before argparse is imported
     and the command line parsed (about 15 ms sooner), where the words before ``--`` are all
@@ -827,7 +832,9 @@ def _early_link(words: list[str]) -> _EarlyLink | None:
     except AltlinkError:
         return None  # reported by cmd_link, which reads the command again
     if plan.passthrough:
-        return None
+        if _PROCESS_OURS:  # the altlink command: the linker takes this process's place
+            launcher.exec_unchanged(command)  # (back only where it cannot be run: reported
+        return None                           # by cmd_link, as run_unchanged reports it)
     try:
         start = LinkStart(command, plan.output, parsed=plan.command)
     except BaseException:  # an interrupt: a link that fails leaves none of its outputs
@@ -892,7 +899,9 @@ def run() -> None:
     (``os._exit``): freeing what a link leaves in memory, one object at a time, is work for
     nobody (40 ms after a kernel's link; ``main`` itself has removed its temporary files).
     Callers in the same process (SCons, the tests) use ``main``, which returns."""
+    global _PROCESS_OURS
     process_ends()
+    _PROCESS_OURS = True
     rc = main()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -12,7 +12,7 @@ import struct
 import sys
 
 from altlink import archive, linkcmd
-from altlink.errors import AltlinkError
+from altlink.errors import AltlinkError, LinkerError
 from altlink.filekind import BITCODE_MAGICS, ELF_MAGIC, EM_AARCH64
 
 # Options after which a linker or a compiler driver prints something and links nothing.
@@ -114,6 +114,20 @@ def _head_is_aarch64(head: bytes) -> bool:
     return struct.unpack_from(order + "H", head, 18)[0] == EM_AARCH64
 
 
+def exec_unchanged(command: list[str]) -> None:
+    """The linker in this process's place, as it was given (``os.execvp``): its output,
+    status and signals are the command's own, and nothing of altlink is left to wait for
+    it. Returns only where it cannot be run (for ``run_unchanged`` to report)."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(command[0], command)
+    except (OSError, ValueError):
+        return
+
+
 def run_unchanged(command: list[str]) -> int:
     """Run the linker as it was given, with altlink's standard streams: its output and status
     are the command's own."""
@@ -123,6 +137,6 @@ def run_unchanged(command: list[str]) -> int:
     sys.stderr.flush()
     try:
         rc = subprocess.call(command)
-    except OSError as e:
-        raise AltlinkError(f"{command[0]}: cannot run the linker: {e.strerror}") from None
+    except OSError as e:  # exit 3, as a link whose linker cannot run
+        raise LinkerError(f"{command[0]}: cannot run the linker: {e.strerror}") from None
     return 128 - rc if rc < 0 else rc

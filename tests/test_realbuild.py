@@ -71,6 +71,30 @@ def test_a_link_of_host_objects_runs_unchanged(tmp_path):
     assert (tmp_path / "probe").exists() and not (tmp_path / "probe.alt.json").exists()
 
 
+def test_a_command_passed_through_is_the_linker_in_altlinks_place(tmp_path):
+    """The ``altlink`` command passes a probe on by ``exec``: the linker runs as the process
+    the build started (the same pid), nothing of altlink waits for it. A caller's process
+    (``cli.main``: SCons, the tests) is never replaced: the linker runs beside it. One that
+    cannot be run is named as a link names it (exit 3)."""
+    fake = write(tmp_path / "fake-ld", "#!/bin/sh\necho \"$$ $*\" > pid.txt\nexit 7\n")
+    fake.chmod(0o755)
+    p = subprocess.Popen([sys.executable, "-m", "altlink", "link", "--", str(fake), "--version"],
+                         cwd=tmp_path, env=env_without_altlink_vars())
+    assert p.wait() == 7
+    assert (tmp_path / "pid.txt").read_text().split() == [str(p.pid), "--version"]
+    code = ("import os, sys\nfrom altlink import cli\n"
+            f"rc = cli.main(['link', '--', {str(fake)!r}, '-v'])\n"
+            "print(rc, os.getpid())\n")
+    q = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, env=env_without_altlink_vars())
+    rc, pid = q.stdout.split()
+    assert rc == "7" and (tmp_path / "pid.txt").read_text().split()[0] != pid
+    r = altlink("link", "--", str(tmp_path / "no-such-ld"), "--version", cwd=tmp_path)
+    assert r.returncode == 3
+    assert r.stderr.splitlines() == [
+        f"{tmp_path / 'no-such-ld'}: cannot run the linker: No such file or directory"]
+
+
 def test_verbose_link_is_still_checked(tmp_path, main_obj):
     """``ld -v`` with inputs prints the version and links: altlink checks that link."""
     p = altlink("link", "--ncaps", "2", "--", *fw_command(tmp_path, [main_obj]), "-v",
