@@ -123,9 +123,12 @@ class Engine:
         finally:
             self._lib.cs_free(insns, n)
 
-    def __del__(self) -> None:
-        if getattr(self, "_h", None) is not None and self._h.value:
-            self._lib.cs_close(ctypes.byref(self._h))
+    def __del__(self, _byref=ctypes.byref) -> None:
+        # (``ctypes.byref`` kept from the start: at the interpreter's exit, the modules'
+        # names are gone before the last handles are)
+        h = getattr(self, "_h", None)
+        if h is not None and h.value:
+            self._lib.cs_close(_byref(h))
 
 
 def engine(skipdata: bool = False):
