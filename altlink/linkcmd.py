@@ -137,11 +137,16 @@ def expand_response_files(argv: list[str], depth: int = 0,
 def _input_kind(path: str) -> str | None:
     """"archive" or "object" (ELF, LLVM bitcode) by the file's first bytes; None for another
     file (a linker script, say) or one that cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
+    try:  # (os.read: no file object for 8 bytes; a link names thousands of inputs)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        head = os.read(fd, 8)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if head in (AR_MAGIC, AR_THIN_MAGIC):
         return "archive"
     return "object" if head[:4] == ELF_MAGIC or head[:4] in BITCODE_MAGICS else None
