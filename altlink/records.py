@@ -1228,6 +1228,67 @@ def default_cache_dir() -> str | None:
     return os.path.join(base, "altlink", "records")
 
 
+# The record cache's size, at most (``$ALTLINK_CACHE_SIZE``: bytes, or with a K, M or G suffix;
+# 0: no bound). Each of its 256 folders is kept under its share, as ccache keeps its own:
+# the folder a process writes a record into is looked over at most once a day (its
+# ``TRIM_STAMP`` file), and its oldest records removed until it is under nine tenths of its
+# share. Records altlink no longer reads (another version's, or an object's that changed)
+# are the oldest: they go first.
+DEFAULT_CACHE_SIZE = 1 << 30
+TRIM_EVERY = 24 * 3600.0
+TRIM_STAMP = ".trimmed"
+_FOLDERS = 256
+
+
+def cache_size_limit() -> int:
+    """``$ALTLINK_CACHE_SIZE`` in bytes (0: no bound), else ``DEFAULT_CACHE_SIZE``; an
+    AltlinkError (exit 2) naming the variable for a value that is not a size."""
+    env = os.environ.get("ALTLINK_CACHE_SIZE", "").strip()
+    if not env:
+        return DEFAULT_CACHE_SIZE
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(env[-1:].upper(), 1)
+    digits = env[:-1] if scale != 1 else env
+    if not digits.isdigit():
+        raise AltlinkError(f"ALTLINK_CACHE_SIZE={env!r}: expected a size in bytes, or with a "
+                           "K, M or G suffix (0: no bound)")
+    return int(digits) * scale
+
+
+def trim_folder(folder: str, share: int, now: float) -> None:
+    """One folder of the record cache kept under ``share`` bytes: where its ``TRIM_STAMP`` is
+    missing or older than ``TRIM_EVERY``, the stamp is renewed first (a concurrent process
+    then leaves the folder alone), and the oldest files (by the time they were written)
+    removed until the folder is under nine tenths of its share. Best effort, as the cache is:
+    a record removed while another process reads it is a miss there, made again."""
+    stamp = os.path.join(folder, TRIM_STAMP)
+    try:
+        if now - os.stat(stamp).st_mtime < TRIM_EVERY:
+            return
+    except OSError:
+        pass
+    try:
+        with open(stamp, "wb"):
+            pass
+        os.utime(stamp, (now, now))
+        files = []
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name != TRIM_STAMP and e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    files.append((st.st_mtime, st.st_size, e.path))
+    except OSError:
+        return
+    total = sum(size for _, size, _ in files)
+    if total <= share:
+        return
+    files.sort()
+    for _mtime, size, path in files:
+        if total <= share * 9 // 10:
+            break
+        _unlink(path)
+        total -= size
+
+
 class _NoGlobals(pickle.Unpickler):
     """Records are tuples, lists, dicts, strings, numbers and the named tuples of
     ``_RECORD_TYPES``: a record file naming any other class or function (which unpickling
@@ -1250,7 +1311,8 @@ class ObjectCache:
         self.options_key = options_key
         self.profile = profile  # the records' own (resolved): to check them against
         self.hits = self.misses = 0
-        self._folders: set[str] = set()
+        self._folders: set[str] = set()  # made (and looked over for trimming) by this process
+        self._share = cache_size_limit() // _FOLDERS  # each folder's (0: no bound)
         self._keyed = None  # the hash of the key's prefix, copied for each object
 
     @staticmethod
@@ -1321,7 +1383,8 @@ class ObjectCache:
         tmp = f"{where}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             folder = os.path.dirname(where)
-            if folder not in self._folders:
+            first = folder not in self._folders
+            if first:
                 # Private: the records are the user's own (what a link trusts).
                 os.makedirs(self.dir, mode=0o700, exist_ok=True)
                 os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -1333,6 +1396,10 @@ class ObjectCache:
             except BaseException:
                 _unlink(tmp)
                 raise
+            if first and self._share:
+                import time
+
+                trim_folder(folder, self._share, time.time())
         except OSError:
             pass  # a read-only or full cache directory: the link goes on without it
 

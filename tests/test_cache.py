@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import time
 from dataclasses import astuple
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def options(*args):
     """The check options the command-line arguments give."""
     ns = cli.build_parser().parse_args(["check", *map(str, args), "x.o"])
     return cli.options_from(ns)
+
+
+def record_files(cache: Path) -> list[Path]:
+    """The cache's record files (not its folders' trimming stamps)."""
+    return [p for p in cache.rglob("*") if p.is_file() and not p.name.startswith(".")]
 
 
 def as_rows(findings) -> list[tuple]:
@@ -152,7 +158,7 @@ def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch):
     assert forks == [1]
     assert record_findings(objs, v417, tmp_path / "cache") == want
     # One record per content: objects with the same bytes under other names share one.
-    assert len(list((tmp_path / "cache").rglob("*/*"))) == len({o.read_bytes() for o in objs})
+    assert len(record_files(tmp_path / "cache")) == len({o.read_bytes() for o in objs})
     # Two damaged objects: the first one named.
     for k in (40, 9):
         data = bytearray(objs[k].read_bytes())
@@ -214,7 +220,7 @@ def test_a_damaged_or_hostile_record_is_made_again(tmp_path, monkeypatch):
     v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
     cache = tmp_path / "cache"
     want = record_findings([o], v417, cache)
-    (rec,) = [p for p in cache.rglob("*") if p.is_file()]
+    (rec,) = record_files(cache)
     made = count_made(monkeypatch)
 
     class Boom:
@@ -272,7 +278,7 @@ def test_cli_cache_options(tmp_path):
            "-o", "x.elf"]
     common = ["link", "-o", str(tmp_path / "fw.elf"), "--ncaps", "4"]
     assert cli.main([*common, "--cache-dir", str(tmp_path / "c1"), "--", *cmd]) == 0
-    assert len([p for p in (tmp_path / "c1").rglob("*") if p.is_file()]) == 1
+    assert len(record_files(tmp_path / "c1")) == 1
     os.environ["ALTLINK_CACHE_DIR"] = str(tmp_path / "c2")  # conftest restores it
     assert cli.main([*common, "--no-cache", "--", *cmd]) == 0
     assert not (tmp_path / "c2").exists()
@@ -307,3 +313,67 @@ def test_default_cache_dir(monkeypatch, tmp_path):
                                               "records")
     monkeypatch.setenv("ALTLINK_CACHE_DIR", "")
     assert records.default_cache_dir() is None
+
+
+def test_the_cache_is_kept_under_its_size(tmp_path, monkeypatch):
+    """``$ALTLINK_CACHE_SIZE`` bounds the cache: the folder a link writes a record into is
+    looked over at most once a day (its stamp), and its oldest files go until it is under
+    nine tenths of its share (a 256th); the record just written stays, and the links' findings
+    are the same. 0: no bound; a value that is not a size is one line naming the variable."""
+    objs = [build(tmp_path, f"o{k}", R0 + f"\tent site{k % 3}, r0, {k % 4}, 4, 4\n")
+            for k in range(3)]
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    cache = tmp_path / "cache"
+    want = record_findings(objs, v417, cache)  # records kept, folders stamped now
+    folders = {p.parent for p in record_files(cache)}
+    assert all((f / records.TRIM_STAMP).is_file() for f in folders)
+    # Old files beside the records (another version's records), in one record's folder.
+    (keep,) = [p for p in record_files(cache) if p.parent == sorted(folders)[0]]
+    old = []
+    for k in range(30):
+        f = keep.parent / f"{k:062x}"
+        f.write_bytes(b"x" * 1000)
+        os.utime(f, (1_000_000 + k, 1_000_000 + k))  # 1970: the oldest
+        old.append(f)
+    monkeypatch.setenv("ALTLINK_CACHE_SIZE", str(256 * 10_000))  # 10,000 bytes a folder
+    stamp = keep.parent / records.TRIM_STAMP
+    os.utime(stamp, (1_000_000, 1_000_000))  # looked over more than a day ago
+    keep.unlink()  # made again: written into its folder, which is looked over
+    assert record_findings(objs, v417, cache) == want
+    assert keep.exists() and sum(f.exists() for f in old) <= 9  # the oldest went
+    assert [f.exists() for f in old] == sorted(f.exists() for f in old)
+    assert sum(p.stat().st_size for p in keep.parent.iterdir()) <= 9_000
+    # The stamp renewed by that: the folder is left as it is for a day.
+    for f in old:
+        f.unlink(missing_ok=True)
+    more = []
+    for k in range(30):
+        f = keep.parent / f"{k + 100:062x}"
+        f.write_bytes(b"x" * 1000)
+        os.utime(f, (1_000_000 + k, 1_000_000 + k))
+        more.append(f)
+    keep.unlink()
+    assert record_findings(objs, v417, cache) == want and all(f.exists() for f in more)
+    assert time.time() - stamp.stat().st_mtime < 3600
+    # Its stamp older than a day: the oldest go, down to nine tenths of the share at most.
+    os.utime(stamp, (1_000_000, 1_000_000))
+    keep.unlink()
+    assert record_findings(objs, v417, cache) == want
+    left = [f for f in more if f.exists()]
+    assert keep.exists() and left == more[len(more) - len(left):]  # the newest stayed
+    assert sum(p.stat().st_size for p in keep.parent.iterdir()) <= 9_000
+    # No bound: nothing goes, whatever the stamp says.
+    monkeypatch.setenv("ALTLINK_CACHE_SIZE", "0")
+    os.utime(stamp, (1_000_000, 1_000_000))
+    keep.unlink()
+    record_findings(objs, v417, cache)
+    assert [f.exists() for f in more] == [f in left for f in more]
+    for bad in ("lots", "1T", "-5", "1.5G"):
+        monkeypatch.setenv("ALTLINK_CACHE_SIZE", bad)
+        with pytest.raises(records.AltlinkError, match=f"ALTLINK_CACHE_SIZE='{bad}'"):
+            records.cache_size_limit()
+    for good, n in (("2G", 2 << 30), ("500m", 500 << 20), ("64K", 64 << 10), ("12345", 12345)):
+        monkeypatch.setenv("ALTLINK_CACHE_SIZE", good)
+        assert records.cache_size_limit() == n
+    monkeypatch.delenv("ALTLINK_CACHE_SIZE")
+    assert records.cache_size_limit() == records.DEFAULT_CACHE_SIZE
