@@ -168,7 +168,7 @@ def test_a_record_of_the_wrong_shape_is_made_again(tmp_path, monkeypatch, edit):
     want = record_findings([o], v417, None)
     assert [w[0] for w in want] == ["ALT001"]
     assert record_findings([o], v417, cache) == want
-    (rec,) = [p for p in cache.rglob("*") if p.is_file()]
+    (rec,) = [p for p in cache.rglob("*") if p.is_file() and not p.name.startswith(".")]
     _edit_record(rec, edit)
     made = count_made(monkeypatch)
     assert record_findings([o], v417, cache) == want
