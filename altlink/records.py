@@ -1237,6 +1237,9 @@ def default_cache_dir() -> str | None:
 DEFAULT_CACHE_SIZE = 1 << 30
 TRIM_EVERY = 24 * 3600.0
 TRIM_STAMP = ".trimmed"
+# Files one process removes from a folder at most: a cache far over its bound (a smaller
+# ALTLINK_CACHE_SIZE) is brought under it by the links that write into it, a little each.
+TRIM_BATCH = 64
 _FOLDERS = 256
 
 
@@ -1258,8 +1261,10 @@ def trim_folder(folder: str, share: int, now: float) -> None:
     """One folder of the record cache kept under ``share`` bytes: where its ``TRIM_STAMP`` is
     missing or older than ``TRIM_EVERY``, the stamp is renewed first (a concurrent process
     then leaves the folder alone), and the oldest files (by the time they were written)
-    removed until the folder is under nine tenths of its share. Best effort, as the cache is:
-    a record removed while another process reads it is a miss there, made again."""
+    removed until the folder is under nine tenths of its share (the space they take on disk),
+    ``TRIM_BATCH`` at most (the stamp is then left due, for the next process). Best effort,
+    as the cache is: a record removed while another process reads it is a miss there, made
+    again."""
     stamp = os.path.join(folder, TRIM_STAMP)
     try:
         if now - os.stat(stamp).st_mtime < TRIM_EVERY:
@@ -1275,18 +1280,33 @@ def trim_folder(folder: str, share: int, now: float) -> None:
             for e in it:
                 if e.name != TRIM_STAMP and e.is_file(follow_symlinks=False):
                     st = e.stat(follow_symlinks=False)
-                    files.append((st.st_mtime, st.st_size, e.path))
+                    # (the space it takes on disk, as du counts it: a record of a few hundred
+                    # bytes takes a block of 4 KiB)
+                    files.append((st.st_mtime, getattr(st, "st_blocks", 0) * 512 or st.st_size,
+                                  e.path))
     except OSError:
         return
     total = sum(size for _, size, _ in files)
     if total <= share:
         return
     files.sort()
+    removed = 0
     for _mtime, size, path in files:
         if total <= share * 9 // 10:
             break
+        if removed == TRIM_BATCH:  # the rest by the next process that writes here
+            _set_time(stamp, now - TRIM_EVERY)
+            break
         _unlink(path)
         total -= size
+        removed += 1
+
+
+def _set_time(path: str, t: float) -> None:
+    try:
+        os.utime(path, (t, t))
+    except OSError:
+        pass
 
 
 class _NoGlobals(pickle.Unpickler):

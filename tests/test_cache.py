@@ -315,11 +315,28 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert records.default_cache_dir() is None
 
 
+def _disk(path: Path) -> int:
+    st = path.stat()
+    return getattr(st, "st_blocks", 0) * 512 or st.st_size
+
+
+def _old_files(folder: Path, first: int, n: int) -> list[Path]:
+    """``n`` files of 1,000 bytes written in 1970, as old records would be, oldest first."""
+    out = []
+    for k in range(n):
+        f = folder / f"{first + k:062x}"
+        f.write_bytes(b"x" * 1000)
+        os.utime(f, (1_000_000 + k, 1_000_000 + k))
+        out.append(f)
+    return out
+
+
 def test_the_cache_is_kept_under_its_size(tmp_path, monkeypatch):
     """``$ALTLINK_CACHE_SIZE`` bounds the cache: the folder a link writes a record into is
-    looked over at most once a day (its stamp), and its oldest files go until it is under
-    nine tenths of its share (a 256th); the record just written stays, and the links' findings
-    are the same. 0: no bound; a value that is not a size is one line naming the variable."""
+    looked over at most once a day (its stamp), and its oldest files go until the space they
+    take on disk is under nine tenths of its share (a 256th), at most ``TRIM_BATCH`` a time
+    (the stamp then left due); the record just written stays, and the links' findings are the
+    same. 0: no bound; a value that is not a size is one line naming the variable."""
     objs = [build(tmp_path, f"o{k}", R0 + f"\tent site{k % 3}, r0, {k % 4}, 4, 4\n")
             for k in range(3)]
     v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
@@ -327,47 +344,39 @@ def test_the_cache_is_kept_under_its_size(tmp_path, monkeypatch):
     want = record_findings(objs, v417, cache)  # records kept, folders stamped now
     folders = {p.parent for p in record_files(cache)}
     assert all((f / records.TRIM_STAMP).is_file() for f in folders)
-    # Old files beside the records (another version's records), in one record's folder.
     (keep,) = [p for p in record_files(cache) if p.parent == sorted(folders)[0]]
-    old = []
-    for k in range(30):
-        f = keep.parent / f"{k:062x}"
-        f.write_bytes(b"x" * 1000)
-        os.utime(f, (1_000_000 + k, 1_000_000 + k))  # 1970: the oldest
-        old.append(f)
-    monkeypatch.setenv("ALTLINK_CACHE_SIZE", str(256 * 10_000))  # 10,000 bytes a folder
-    stamp = keep.parent / records.TRIM_STAMP
-    os.utime(stamp, (1_000_000, 1_000_000))  # looked over more than a day ago
-    keep.unlink()  # made again: written into its folder, which is looked over
-    assert record_findings(objs, v417, cache) == want
-    assert keep.exists() and sum(f.exists() for f in old) <= 9  # the oldest went
-    assert [f.exists() for f in old] == sorted(f.exists() for f in old)
-    assert sum(p.stat().st_size for p in keep.parent.iterdir()) <= 9_000
-    # The stamp renewed by that: the folder is left as it is for a day.
-    for f in old:
-        f.unlink(missing_ok=True)
-    more = []
-    for k in range(30):
-        f = keep.parent / f"{k + 100:062x}"
-        f.write_bytes(b"x" * 1000)
-        os.utime(f, (1_000_000 + k, 1_000_000 + k))
-        more.append(f)
-    keep.unlink()
-    assert record_findings(objs, v417, cache) == want and all(f.exists() for f in more)
-    assert time.time() - stamp.stat().st_mtime < 3600
-    # Its stamp older than a day: the oldest go, down to nine tenths of the share at most.
+    folder, stamp = keep.parent, keep.parent / records.TRIM_STAMP
+    old = _old_files(folder, 0, 30)  # another version's records, say
+    share = 16 * _disk(old[0])  # a folder's: room for 16 of them
+    monkeypatch.setenv("ALTLINK_CACHE_SIZE", str(256 * share))
+    # A stamp younger than a day: the folder is left as it is until then.
+    keep.unlink()  # made again: written into its folder
+    assert record_findings(objs, v417, cache) == want and all(f.exists() for f in old)
+    # Looked over more than a day ago: the oldest go, the newest stay, under 9/10 of a share.
     os.utime(stamp, (1_000_000, 1_000_000))
     keep.unlink()
     assert record_findings(objs, v417, cache) == want
-    left = [f for f in more if f.exists()]
-    assert keep.exists() and left == more[len(more) - len(left):]  # the newest stayed
-    assert sum(p.stat().st_size for p in keep.parent.iterdir()) <= 9_000
+    left = [f for f in old if f.exists()]
+    assert keep.exists() and 0 < len(left) < len(old) and left == old[len(old) - len(left):]
+    assert sum(_disk(p) for p in folder.iterdir()) <= share * 9 // 10
+    assert time.time() - stamp.stat().st_mtime < 3600  # renewed
+    # Far over: TRIM_BATCH files a time, the stamp left due for the next writer.
+    monkeypatch.setattr(records, "TRIM_BATCH", 5)
+    more = _old_files(folder, 100, 20)
+    os.utime(stamp, (1_000_000, 1_000_000))
+    gone = []
+    for _ in range(3):
+        keep.unlink()
+        assert record_findings(objs, v417, cache) == want
+        gone.append(sum(not f.exists() for f in more + left))
+        assert time.time() - stamp.stat().st_mtime >= records.TRIM_EVERY  # still due
+    assert gone == [5, 10, 15]
     # No bound: nothing goes, whatever the stamp says.
     monkeypatch.setenv("ALTLINK_CACHE_SIZE", "0")
-    os.utime(stamp, (1_000_000, 1_000_000))
+    present = [f.exists() for f in more + left]
     keep.unlink()
     record_findings(objs, v417, cache)
-    assert [f.exists() for f in more] == [f in left for f in more]
+    assert [f.exists() for f in more + left] == present
     for bad in ("lots", "1T", "-5", "1.5G"):
         monkeypatch.setenv("ALTLINK_CACHE_SIZE", bad)
         with pytest.raises(records.AltlinkError, match=f"ALTLINK_CACHE_SIZE='{bad}'"):
