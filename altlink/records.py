@@ -1239,7 +1239,7 @@ TRIM_EVERY = 24 * 3600.0
 TRIM_STAMP = ".trimmed"
 # Files one process removes from a folder at most: a cache far over its bound (a smaller
 # ALTLINK_CACHE_SIZE) is brought under it by the links that write into it, a little each.
-TRIM_BATCH = 64
+TRIM_BATCH = 16
 _FOLDERS = 256
 
 
