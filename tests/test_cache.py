@@ -346,7 +346,7 @@ def test_the_cache_is_kept_under_its_size(tmp_path, monkeypatch):
     assert all((f / records.TRIM_STAMP).is_file() for f in folders)
     (keep,) = [p for p in record_files(cache) if p.parent == sorted(folders)[0]]
     folder, stamp = keep.parent, keep.parent / records.TRIM_STAMP
-    old = _old_files(folder, 0, 30)  # another version's records, say
+    old = _old_files(folder, 0, 24)  # another version's records, say
     share = 16 * _disk(old[0])  # a folder's: room for 16 of them
     monkeypatch.setenv("ALTLINK_CACHE_SIZE", str(256 * share))
     # A stamp younger than a day: the folder is left as it is until then.
