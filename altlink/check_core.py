@@ -134,6 +134,17 @@ def cap_facts(profile: Profile, cap_raw: int) -> tuple[bool, bool]:
     return profile.is_callback(cap_raw), cap_in_table(profile, profile.cap(cap_raw))
 
 
+def callback_mask(profile: Profile, cap):
+    """``profile.is_callback`` of each entry of a table read as columns (``cap``: its
+    capability column, a numpy array of 16-bit fields), asked once a distinct field."""
+    import numpy as np
+
+    by_cap = np.zeros(1 << 16, dtype=bool)  # (the table's capability field: 16 bits)
+    for c in set(cap.tolist()):
+        by_cap[c] = profile.is_callback(c)
+    return by_cap[cap]
+
+
 def is_function(sym) -> bool:
     """A symbol a callback may be: a function, or an untyped label (assembly)."""
     return sym.type in (STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE)

@@ -10,7 +10,7 @@ from bisect import bisect_right
 from dataclasses import replace
 
 from altlink import branches, insn
-from altlink.check_core import Checks, cap_facts, is_function, resolve_ncaps
+from altlink.check_core import Checks, callback_mask, cap_facts, is_function, resolve_ncaps
 from altlink.check_entries import (
     check_entry,
     check_overlaps,
@@ -94,15 +94,12 @@ def linked_entries_to_check(inp: Input, profile) -> list[Entry]:
 
     secs = inp.elf.sections
     cap = cols["cap"]
-    by_cap = np.zeros(1 << 16, dtype=bool)  # (the table's capability field: 16 bits)
-    for c in set(cap.tolist()):
-        by_cap[c] = profile.is_callback(c)
     alt_sec, site_sec = cols["alt_sec"], cols["site_sec"]
     alt_off = cols["alt_off"].astype(np.int64)
     alen, olen = cols["alt_len"], cols["orig_len"]
     size = np.minimum(alen, olen)
     # check_linked_entry returns at once for a callback, or a place outside every section
-    todo = ~by_cap[cap] & (site_sec != 0) & (alt_sec != 0)
+    todo = ~callback_mask(profile, cap) & (site_sec != 0) & (alt_sec != 0)
     keep = np.zeros(len(cap), dtype=bool)
     reencoded = np.frombuffer(_REENCODED_MASK, dtype=np.uint8).astype(bool)
     for s in np.flatnonzero(np.bincount(alt_sec[todo])).tolist():
@@ -374,16 +371,6 @@ class _Ranges:
         return self.starts[i], self.ends[i], self.table.entry(self.at[i])
 
 
-def _callbacks_np(ck: Checks, cap):
-    """Whether each entry is a callback (``cap``: the table's capability column)."""
-    import numpy as np
-
-    by_cap = np.zeros(1 << 16, dtype=bool)  # (the table's capability field: 16 bits)
-    for c in set(cap.tolist()):
-        by_cap[c] = ck.profile.is_callback(c)
-    return by_cap[cap]
-
-
 def _ranges_np(ck: Checks, inp: Input) -> tuple[list[int], list[int], list[int]] | None:
     """ALT017's replacement ranges from the table's columns (``Table.columns``): the starts,
     the ends and the entries' positions, sorted as the reference sorts them (by address, end,
@@ -395,7 +382,7 @@ def _ranges_np(ck: Checks, inp: Input) -> tuple[list[int], list[int], list[int]]
     import numpy as np
 
     alen = cols["alt_len"]
-    at = np.flatnonzero(~_callbacks_np(ck, cols["cap"]) & (alen > 0))
+    at = np.flatnonzero(~callback_mask(ck.profile, cols["cap"]) & (alen > 0))
     start = cols["alt_addr"][at]
     end = start + alen[at].astype(np.uint64)
     if (end < start).any():
@@ -424,7 +411,7 @@ def check_callback_reach(ck: Checks, inp: Input, fast: bool = True) -> None:
     if cols is not None and len(cols["cap"]) == inp.table.size:
         import numpy as np
 
-        at = np.flatnonzero(_callbacks_np(ck, cols["cap"]))
+        at = np.flatnonzero(callback_mask(ck.profile, cols["cap"]))
         addrs = cols["alt_addr"][at]
         order = np.argsort(addrs, kind="stable")  # each address's first entry, in order
         ranked = addrs[order]

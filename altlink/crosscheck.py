@@ -12,6 +12,7 @@ from itertools import compress
 
 from altlink import insn
 from altlink.branches import NUMPY_FROM_ENTRIES
+from altlink.check_core import callback_mask
 from altlink.elf import ET_REL, SHT_NOBITS, STB_LOCAL, STT_SECTION, ElfFile, string_table
 from altlink.findings import Finding, finding
 from altlink.insn import mnemonic, word_text
@@ -768,10 +769,7 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
         return None
     # Now every block is where the reference places it: compare each entry.
     flagged = ~anchored
-    by_cap = np.zeros(1 << 16, dtype=bool)  # (the table's capability field: 16 bits)
-    for c in set(cap.tolist()):
-        by_cap[c] = profile.is_callback(c)
-    is_cb = by_cap[cap]
+    is_cb = callback_mask(profile, cap)
     alt_addr = tab["alt_addr"][:n]
     defined = np.frombuffer(b"".join(alt_defined), dtype=np.uint8) == 1
     # a callback named but not defined in its object: where the image's global is
