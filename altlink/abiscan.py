@@ -135,8 +135,7 @@ def _checked(path: str, data) -> tuple[ElfFile, _Headers | None]:
     """``elf.from_bytes``: the header and the section headers checked, raising what it
     raises; the section headers are not decoded where their columns show them fine (the
     columns are returned for the table's search; None where there are no section headers)."""
-    elf.check_header(path, data[:64])
-    e = ElfFile(path, data)
+    e = elf.map_bytes(path, data)
     if e.shoff == 0:
         return e, None
     h = _Headers(e)

@@ -271,15 +271,16 @@ class ElfFile:
         from the section header table's flags, types and sizes alone: the names are not
         decoded where ``sections`` was not asked for yet (an estimate of the code a link's
         image will scan, made for thousands of objects whose records are kept)."""
-        if "sections" in self.__dict__ or self.shoff == 0:
-            return sum(s.size for s in self.sections if s.executable and s.type != SHT_NOBITS)
-        try:
-            shnum, _ = self._header_table()
-        except AltlinkError:
-            return sum(s.size for s in self.sections if s.executable)  # (raises its error)
-        return sum(size for _n, typ, flags, _a, _o, size, *_ in _SHDR.iter_unpack(
-            self.data[self.shoff:self.shoff + shnum * _SHDR.size])
-            if flags & SHF_EXECINSTR and typ != SHT_NOBITS)
+        if "sections" not in self.__dict__ and self.shoff:
+            try:
+                shnum, _ = self._header_table()
+            except AltlinkError:
+                pass  # ``sections`` names the problem, below
+            else:
+                return sum(size for _n, typ, flags, _a, _o, size, *_ in _SHDR.iter_unpack(
+                    self.data[self.shoff:self.shoff + shnum * _SHDR.size])
+                    if flags & SHF_EXECINSTR and typ != SHT_NOBITS)
+        return sum(s.size for s in self.sections if s.executable and s.type != SHT_NOBITS)
 
     @cached_property
     def segments(self) -> list[Segment]:
