@@ -13,7 +13,7 @@ import threading
 
 from altlink import __version__, progress
 from altlink.errors import AltlinkError, one_line
-from altlink.gcpause import collector_paused, keep, process_ends
+from altlink.gcpause import collector_paused, ends_here, keep, process_ends
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER, EXIT_INTERNAL = 0, 1, 2, 3, 4
 ABIS = ("linux-v4.17", "linux-v6.1")
@@ -787,11 +787,6 @@ LINK_FLAG_OPTIONS = frozenset({
     "--sort-table", "--source-lines", "--werror", "--no-cache", "-v", "--verbose", "--module"})
 
 
-# Whether this process is the ``altlink`` command's own (``run``), which a command passed
-# through unchanged may replace (``launcher.exec_unchanged``); not a caller's (``main``).
-_PROCESS_OURS = False
-
-
 def _early_link(words: list[str]) -> _EarlyLink | None:
     """``altlink link OPTIONS -- LINKER...``: the linker started before argparse is imported
     and the command line parsed (about 15 ms sooner), where the words before ``--`` are all
@@ -832,7 +827,7 @@ def _early_link(words: list[str]) -> _EarlyLink | None:
     except AltlinkError:
         return None  # reported by cmd_link, which reads the command again
     if plan.passthrough:
-        if _PROCESS_OURS:  # the altlink command: the linker takes this process's place
+        if ends_here():  # the altlink command's process (``run``): the linker takes its place
             launcher.exec_unchanged(command)  # (back only where it cannot be run: reported
         return None                           # by cmd_link, as run_unchanged reports it)
     try:
@@ -899,9 +894,7 @@ def run() -> None:
     (``os._exit``): freeing what a link leaves in memory, one object at a time, is work for
     nobody (40 ms after a kernel's link; ``main`` itself has removed its temporary files).
     Callers in the same process (SCons, the tests) use ``main``, which returns."""
-    global _PROCESS_OURS
     process_ends()
-    _PROCESS_OURS = True
     rc = main()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -35,6 +35,12 @@ def process_ends() -> None:
     _kept = []
 
 
+def ends_here() -> bool:
+    """Whether ``process_ends`` was called: the process is the ``altlink`` command's own,
+    which nothing else goes on in after its command (not SCons's, not a test's)."""
+    return _kept is not None
+
+
 def keep(*objs) -> None:
     """Hold ``objs`` until the process ends, where it ends with ``os._exit``
     (``process_ends``): freeing a link's inputs, records and image one object at a time, when
