@@ -16,7 +16,8 @@ from functools import partial
 from altlink import branches, forkmap, inputs, launcher, outputs, sources
 from altlink.check_image import check_after_link
 from altlink.check_linkset import collect
-from altlink.crosscheck import cross_check, names_asked
+from altlink.crosscheck import ARRAYS_FROM_ENTRIES, cross_check, names_asked, \
+    packed_columns_early
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
@@ -105,6 +106,10 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         # ms). Not for many entries: the forks after the link would start that much later.
         asked = names_asked(records) if linker.running() and \
             stats["entries"] <= ASK_EARLY_ENTRIES else None
+        # More entries are compared as arrays, of the records' packed columns: those read while
+        # the linker runs, a chunk at a time (the forks wait for no more than a chunk).
+        packs = packed_columns_early(records, linker.running) if asked is None and \
+            stats["entries"] >= ARRAYS_FROM_ENTRIES else None
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
@@ -118,7 +123,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                                                 tmp_bin, tmp_manifest))
                 writer.start()
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
-                                                  tmp_image, asked))
+                                                  tmp_image, asked, packs))
         if has_errors(findings):
             return LinkResult(sources.attach(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)
@@ -178,7 +183,7 @@ def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
 
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
                  members: frozenset[str], tmp_image: str,
-                 asked: set[str] | None = None) -> list[Finding]:
+                 asked: set[str] | None = None, packs: list | None = None) -> list[Finding]:
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
@@ -197,7 +202,7 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
         checking = forkmap.Forked(partial(check_after_link, image, options))
         checking.start()
     try:
-        crossed, seen = _crossed(records, image, profile, members, asked)
+        crossed, seen = _crossed(records, image, profile, members, asked, packs)
         post = checking.result() if checking is not None else \
             check_after_link(image, options)
     finally:
@@ -225,11 +230,11 @@ def _cross_check_cost(entries: int, symbols: int) -> float:
 
 
 def _crossed(records: list[ObjectRecord], image: Input, profile: Profile,
-             members: frozenset[str], asked: set[str] | None = None
-             ) -> tuple[list[Finding], set[int]]:
+             members: frozenset[str], asked: set[str] | None = None,
+             packs: list | None = None) -> tuple[list[Finding], set[int]]:
     """``cross_check``'s findings and the image entries they were made for."""
     seen: set[int] = set()
-    return cross_check(records, image, profile, members, seen, asked=asked), seen
+    return cross_check(records, image, profile, members, seen, asked=asked, packs=packs), seen
 
 
 __all__ = ["LinkRequest", "LinkResult", "link", "check_linked"]

@@ -87,25 +87,31 @@ def both(records, image, profile, members=frozenset(), arrays=None):
         decided.append(out is not None)
         return out
 
-    for way in ("reference", "blocks", "arrays"):
+    # (and the arrays given the first half of the records' packed columns, as a link makes
+    # them while its linker runs: ``packed_columns_early``)
+    for way in ("reference", "blocks", "arrays", "arrays, packs made early"):
         seen: set[int] = set()
         img, limit = image, 1 << 62
-        if way == "arrays" and image.elf.type != ET_REL:
+        if way.startswith("arrays") and image.elf.type != ET_REL:
             img, limit = with_columns(image), 0
+        packs = None
+        if way == "arrays, packs made early":
+            packs = crosscheck.packed_columns_of(records[:len(records) // 2])
         old = crosscheck.ARRAYS_FROM_ENTRIES
         crosscheck.ARRAYS_FROM_ENTRIES = limit
         crosscheck._cross_check_arrays = spy
         try:
             found = crosscheck.cross_check(records, img, profile, members, seen,
-                                           fast=way != "reference")
+                                           fast=way != "reference", packs=packs)
         finally:
             crosscheck.ARRAYS_FROM_ENTRIES = old
             crosscheck._cross_check_arrays = real
         got[way] = ([astuple(f) for f in found], seen)
     assert got["blocks"] == got["reference"]
     assert got["arrays"] == got["reference"]
+    assert got["arrays, packs made early"] == got["reference"]
     if arrays is not None and image.elf.type != ET_REL:
-        assert decided == [arrays]
+        assert decided == [arrays, arrays]
     return got["reference"]
 
 
@@ -115,12 +121,15 @@ def compared(monkeypatch):
     codes: list[list[str]] = []
     real = link_mod.cross_check
 
-    def spy(records, image, profile, members=frozenset(), reported=None, asked=None):
-        # the names the link made while its linker ran are those the records ask for
+    def spy(records, image, profile, members=frozenset(), reported=None, asked=None,
+            packs=None):
+        # the names the link made while its linker ran are those the records ask for, and
+        # the packed columns it read then are those of its first records
         assert asked is None or asked == crosscheck.names_asked(records)
+        assert packs is None or packs == crosscheck.packed_columns_of(records[:len(packs)])
         rows, _ = both(records, image, profile, members)
         codes.append([r[0] for r in rows])
-        return real(records, image, profile, members, reported, asked=asked)
+        return real(records, image, profile, members, reported, asked=asked, packs=packs)
 
     monkeypatch.setattr(link_mod, "cross_check", spy)
     # in this process, where the spies keep what they saw (a link forks the image's checks)
@@ -179,6 +188,29 @@ def test_veneer(tmp_path, monkeypatch, compared, symbol):
     script = write(tmp_path / "far.ld", FAR_LD)
     run_link(tmp_path, linker_command("ld", [obj], "x.elf", script))
     assert compared == [["ALT016"]]
+
+
+def test_veneer_found_from_columns_read_while_linking(tmp_path, monkeypatch, compared):
+    """A link of many entries reads its records' packed columns while its linker runs
+    (``packed_columns_early``) and gives them to the cross-check, which finds the same: here
+    with the limits lowered, and the linker taken to run until they are read."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(link_mod, "ASK_EARLY_ENTRIES", -1)
+    monkeypatch.setattr(link_mod, "ARRAYS_FROM_ENTRIES", 0)
+    monkeypatch.setattr(crosscheck, "ARRAYS_FROM_ENTRIES", 0)
+    early = []
+
+    def running_until_read(records, running):
+        early.append(crosscheck.packed_columns_early(records, lambda: True))
+        return early[-1]
+
+    monkeypatch.setattr(link_mod, "packed_columns_early", running_until_read)
+    obj = asm(tmp_path, "far", far_source("bl", True))
+    script = write(tmp_path / "far.ld", FAR_LD)
+    result = run_link(tmp_path, linker_command("ld", [obj], "x.elf", script))
+    assert [len(p) for p in early] == [1]
+    assert compared == [["ALT016"]]
+    assert [f.code for f in result.findings] == ["ALT016"]
 
 
 @pytest.mark.parametrize("linker", ["ld", "lld"])
@@ -545,3 +577,19 @@ def test_the_synthetic_firmware_after_the_link(tmp_path):
             assert 0 < len(kept) <= 4, name
         elif name == "clean":
             assert kept == []
+
+
+def test_packed_columns_early_stop_when_the_linker_ends(tmp_path, monkeypatch):
+    """The records' packed columns read while a linker runs: a chunk at a time, none after
+    it ends; what was read is the first records' ``packed_columns_of``, and the cross-check
+    given it finds what it finds without it."""
+    records, image, profile = synthetic_link(tmp_path)
+    monkeypatch.setattr(crosscheck, "EARLY_PACKS_CHUNK", 3)
+    looks = iter([True, True, False, True])
+    early = crosscheck.packed_columns_early(records, lambda: next(looks))
+    assert len(early) == 6 < len(records)
+    assert early == crosscheck.packed_columns_of(records[:6])
+    assert crosscheck.packed_columns_early(records, lambda: True) == \
+        crosscheck.packed_columns_of(records)
+    img = broken(image, tmp_path, "word", _word_changed)
+    assert both(records, img, profile, arrays=True)[0]
