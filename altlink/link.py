@@ -16,8 +16,7 @@ from functools import partial
 from altlink import branches, forkmap, inputs, launcher, outputs, sources
 from altlink.check_image import check_after_link
 from altlink.check_linkset import collect
-from altlink.crosscheck import ARRAYS_FROM_ENTRIES, cross_check, names_asked, \
-    packed_columns_early
+from altlink.crosscheck import ARRAYS_FROM_ENTRIES, cross_check, names_asked, packed_columns_early
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
