@@ -33,6 +33,9 @@ def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
     from altlink import manifest as manifestmod
 
     elf = image.elf
+    # the image hashed in a thread (hashlib lets go of the interpreter) while the raw binary
+    # and the manifest's entries are made
+    image_sha = manifestmod.sha256_later(tmp_image) if tmp_manifest else None
     bin_info = None
     if tmp_bin:
         lay = rawbin.layout(elf)
@@ -47,9 +50,9 @@ def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
                                        os.path.dirname(os.path.abspath(req.manifest)))
         # An entry check refuses, let through by -W no-CODE, is still left out of the
         # manifest (the link's own checks found nothing else at error severity).
-        m = manifestmod.build(image, profile, req.options.caps, req.output,
-                              manifestmod.sha256_file(tmp_image), req.manifest, bin_info,
-                              lines, refuse=bool(req.policy.disabled), encoded=True)
+        m = manifestmod.build(image, profile, req.options.caps, req.output, "", req.manifest,
+                              bin_info, lines, refuse=bool(req.policy.disabled), encoded=True)
+        m["image"]["sha256"] = image_sha()
         with open(tmp_manifest, "w", encoding="utf-8") as f:
             manifestmod.dump(m, f)
 
