@@ -1,0 +1,195 @@
+"""A real Xen hypervisor build for arm64 (Debian bookworm's xen 4.17 source), with Xen's ``LD``
+pointed at altlink's launcher form: every partial link (``ld -r`` of each directory's
+built_in.o, prelink.o) and the three final links of xen-syms go through altlink.
+
+Xen's arm code has its own copy of the alternatives (``xen/arch/arm/alternative.c``): the
+table is laid out as Linux's, callbacks are marked by ``cpufeature == ARM_NCAPS``, as the
+``linux-v4.17`` profile reads them, and the linker script merges the table into
+``.init.data`` between ``__alt_instructions`` and ``__alt_instructions_end``.
+
+The source is Debian's upstream tarball (:data:`TARBALL`, checked against the sha256 of
+Debian's signed Sources index), downloaded once into ``$ALTLINK_XENBUILD_DIR`` (default
+``~/.cache/altlink-tests/xen-4.17``), or taken from ``$ALTLINK_XEN_TARBALL``. The unpacked
+tree is kept there and built in place: the first run compiles the hypervisor (about half a
+minute on 2 cores), every later run removes what the links made and runs make again, so the
+links run again through the altlink under test. A file lock makes the build happen once when
+several test processes want it.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+VERSION = "4.17.5+72-g01140da4e8"
+TARBALL = f"xen_{VERSION}.orig.tar.xz"
+# The sha256 of the tarball in the Sources index of Debian bookworm (main), xen 4.17.5+72-
+# g01140da4e8-1.
+SHA256 = "53922f4d0a02c577f2ea9d63f65989cd88715779eebeed879ca1d314103ee06e"
+URLS = (f"http://deb.debian.org/debian/pool/main/x/xen/{TARBALL}",
+        f"https://deb.debian.org/debian/pool/main/x/xen/{TARBALL}")
+CROSS = "aarch64-linux-gnu-"
+CPUFEATURE_H = "xen/arch/arm/include/asm/cpufeature.h"
+MAKE_VARS = ("XEN_TARGET_ARCH=arm64", f"CROSS_COMPILE={CROSS}")
+
+# What the links make: removed before each run, so that each link runs again.
+LINK_OUTPUTS = ("**/built_in.o", "**/built_in_bin.o", "common/libfdt/libfdt-temp.o",
+                "prelink.o", "xen-syms", "xen-syms.map", "xen", "**/*.alt.json")
+
+
+def base_dir() -> Path:
+    env = os.environ.get("ALTLINK_XENBUILD_DIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "altlink-tests" / "xen-4.17"
+
+
+def ncaps(src: Path) -> int:
+    """ARM_NCAPS as Xen's own header defines it."""
+    text = (src / CPUFEATURE_H).read_text()
+    m = re.search(r"^#define ARM_NCAPS\s+(\d+)\s*$", text, re.M)
+    if not m:
+        raise RuntimeError(f"{src / CPUFEATURE_H}: no '#define ARM_NCAPS N' line")
+    return int(m.group(1))
+
+
+def cap_names(src: Path) -> list[str]:
+    """The capability names, numbered as Xen's header numbers them (0 .. ARM_NCAPS - 1)."""
+    n = ncaps(src)
+    text = (src / CPUFEATURE_H).read_text()
+    found = {int(v): k for k, v in re.findall(r"^#define ([A-Z0-9_]+)\s+(\d+)\s*$", text, re.M)
+             if k != "ARM_NCAPS" and int(v) < n}
+    if sorted(found) != list(range(n)):
+        raise RuntimeError(f"{src / CPUFEATURE_H}: capabilities 0..{n - 1} not all defined")
+    return [found[i] for i in range(n)]
+
+
+def altlink_ld(n: int) -> str:
+    """Xen's LD: altlink's launcher in front of the GNU linker (one string, split by make's
+    shell), as the README gives it."""
+    exe = Path(sys.executable).with_name("altlink")
+    cmd = str(exe) if exe.exists() else f"{sys.executable} -m altlink"
+    return f"{cmd} link --abi linux-v4.17 --ncaps {n} -- {CROSS}ld"
+
+
+def build_env(log: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")
+           or k == "ALTLINK_CACHE_DIR"}
+    env.update(ALTLINK_MANIFEST=".alt.json", ALTLINK_LOG=str(log))
+    return env
+
+
+class XenBuild:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.src = base / f"xen-{VERSION}"
+        self.xen = self.src / "xen"
+        self.log = base / "links.jsonl"
+        self.make_log = base / "make.log"
+
+    @property
+    def ncaps(self) -> int:
+        return ncaps(self.src)
+
+    def make_args(self, *targets: str, ld: str | None = None, src: Path | None = None
+                  ) -> list[str]:
+        return ["make", "-C", str((src or self.src) / "xen"), *MAKE_VARS,
+                f"LD={ld or altlink_ld(self.ncaps)}", f"-j{min(os.cpu_count() or 2, 4)}",
+                *targets]
+
+    def links(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+
+def fetch(base: Path) -> Path:
+    """The source tarball, verified: ``$ALTLINK_XEN_TARBALL``, else downloaded once into
+    ``base``. Raises with one line when it cannot be had or does not match."""
+    given = os.environ.get("ALTLINK_XEN_TARBALL")
+    path = Path(given) if given else base / TARBALL
+    if not path.exists():
+        if given:
+            raise RuntimeError(f"{path}: ALTLINK_XEN_TARBALL names no file")
+        tmp = path.with_suffix(".part")
+        errors = []
+        for url in URLS:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+                    shutil.copyfileobj(r, f)
+                break
+            except OSError as e:
+                errors.append(f"{url}: {e}")
+        else:
+            raise RuntimeError(f"cannot download Xen's source: {'; '.join(errors)}")
+        tmp.rename(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != SHA256:
+        if not given:
+            path.unlink()
+        raise RuntimeError(f"{path}: sha256 {h.hexdigest()}, Debian's index says {SHA256}")
+    return path
+
+
+def unpack(xb: XenBuild) -> None:
+    if (xb.xen / "Makefile").exists():
+        return
+    tarball = fetch(xb.base)
+    tmp = xb.base / "unpacking"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True)
+    (tmp / xb.src.name).rename(xb.src)
+    shutil.rmtree(tmp)
+
+
+def configure(xb: XenBuild) -> None:
+    if (xb.xen / ".config").exists():
+        return
+    p = subprocess.run(["make", "-C", str(xb.xen), *MAKE_VARS, "defconfig"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"Xen's defconfig failed (exit {p.returncode}):\n"
+                           f"{p.stdout[-2000:]}{p.stderr[-3000:]}")
+
+
+def remove_link_outputs(xen: Path) -> None:
+    for pattern in LINK_OUTPUTS:
+        for p in xen.glob(pattern):
+            if p.is_file() or p.is_symlink():
+                p.unlink()
+
+
+def build(base: Path | None = None) -> XenBuild:
+    """The hypervisor built (or relinked) through altlink; raises on a failed build, with the
+    end of make's output."""
+    xb = XenBuild(base or base_dir())
+    xb.base.mkdir(parents=True, exist_ok=True)
+    with open(xb.base / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = xb.base / "built-by"
+        me = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid {os.getpid()}"
+        if stamp.exists() and stamp.read_text() == me and (xb.xen / "xen-syms").exists():
+            return xb  # this test run's build, made by another worker
+        unpack(xb)
+        configure(xb)
+        remove_link_outputs(xb.xen)
+        if xb.log.exists():
+            xb.log.unlink()
+        with open(xb.make_log, "w") as f:
+            p = subprocess.run(xb.make_args(), stdout=f, stderr=subprocess.STDOUT,
+                               env=build_env(xb.log))
+        if p.returncode != 0:
+            tail = "".join(xb.make_log.read_text().splitlines(True)[-40:])
+            raise RuntimeError(f"the Xen build through altlink failed:\n{tail}")
+        stamp.write_text(me)
+        return xb
