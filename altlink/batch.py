@@ -8,7 +8,6 @@ from functools import partial
 from typing import TextIO
 
 from altlink import forkmap, progress
-from altlink.checks import check
 from altlink.elf import ET_REL, ElfFile, map_elf, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
@@ -66,6 +65,8 @@ def _check_modules(items: list[tuple[int, str, ElfFile | None]], options: Option
             others.append((pos, path, elf if keep else None))
             continue
         else:
+            from altlink.checks import check
+
             inp = Input.load(elf)
             found.append((pos, check([inp], options, images), _counts([inp.table.entries])))
         elf.close()
@@ -247,6 +248,8 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
         stats["callbacks"] += sum(r.callbacks for r in records)
     stats.update(objects=len(objects), images=0)
     for img in (e for e in loaded if e.type != ET_REL):
+        from altlink.checks import check
+
         inp = Input.load(img)
         findings += check([inp], options, images)
         n = _counts([inp.table.entries])

@@ -23,6 +23,8 @@ _DEFINE = re.compile(r"\s*#\s*define\s+(\w+)\s+(\S+)")
 
 @dataclass(frozen=True)
 class CapTable:
+    """A capability table: its names in number order, and the file it was read from."""
+
     names: tuple[str, ...]
     path: str = ""
 

@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from altlink.check_core import Checks, is_function, resolve_ncaps
-from altlink.check_entries import check_callback_def
 from altlink.elf import STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, ElfFile
 from altlink.findings import Deferred, Finding, finding
 from altlink.linkset import Input, Options
@@ -131,6 +130,9 @@ class Callbacks:
             ck.add("ALT006", f"callback {name} is not defined in the link set{where}"
                    + self.space.did_you_mean(name), inp, ck.entry_place(e), e)
             return
+        # (the entries' checks: only where a callback is not fine, imported then)
+        from altlink.check_entries import check_callback_def
+
         if ck.module and d.path in self.own:
             ck.add("ALT015", f"callback {name} is defined by the module itself "
                    "(Linux rejects such modules at load)", inp, place, e)

@@ -98,6 +98,8 @@ class Section(NamedTuple):
 
 @dataclass(frozen=True)
 class Segment:
+    """One program header."""
+
     type: int
     flags: int
     offset: int

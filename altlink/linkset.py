@@ -57,6 +57,8 @@ def is_module_elf(elf: ElfFile) -> bool:
 
 @dataclass(frozen=True)
 class Options:
+    """What the checks of a link set are told: the profile, the capability table, a module."""
+
     profile: Profile = Profile()
     caps: CapTable | None = None
     module: bool = False

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, NamedTuple
 
-from altlink import branches, code_digest, forkmap
-from altlink.check_objects import check_object
+from altlink import code_digest, forkmap
 from altlink.elf import (
     SHN_UNDEF,
     SHN_XINDEX,
@@ -44,8 +43,10 @@ from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input
 from altlink.symbolspace import definitions
 
-RECORD_FORMAT = 4  # 2: objects have their ALT017 findings; 3: the digest kept packed;
-# 4: its words and flags packed as bytes (``_pack_columns``)
+RECORD_FORMAT = 5  # 2: objects have their ALT017 findings; 3: the digest kept packed;
+# 4: its words and flags packed as bytes (``_pack_columns``); 5: the callbacks left to the
+# link set and the definitions as columns of plain values (``to_plain``: no named tuple to
+# build, no class to look up, when a record is read back)
 
 
 class Anchor(NamedTuple):
@@ -93,6 +94,8 @@ _PACKED = ("table_section", "site_section", "site_offset", "site_count", "site_b
 
 @dataclass
 class ObjectRecord:
+    """What the link stage needs of one object (the module's docstring)."""
+
     path: str
     is_module: bool
     flags: tuple[int, ...]  # of its .altinstructions sections
@@ -146,14 +149,32 @@ class ObjectRecord:
         """The entries with no replacement (``alt_len`` 0)."""
         return self.summary()[3].count(0)
 
-    # -- plain data for the cache: tuples, and the named tuples of _RECORD_TYPES (_NoGlobals) ---
+    # -- plain data for the cache: tuples, lists, strings, numbers, bytes (``_NoGlobals``) ---
     def to_plain(self) -> tuple:
+        """The record as plain data (``RECORD_FORMAT`` 5): the format, whether the object is
+        a module, its table's flags, its table's findings, then its other findings apart from
+        the callbacks it leaves to the link set (``Deferred``): the findings, their positions
+        among the items, and the callbacks as two columns (entry indexes, symbols); its
+        definitions as four columns (names, types, sections, executable); the digest's
+        summary columns and its packed columns."""
         fs = [_finding_plain(f, self.path) for f in self.table_findings]
-        es = [f if isinstance(f, Deferred) else _finding_plain(f, self.path)
-              for f in self.findings]
+        es: list = []
+        at: list[int] = []
+        d_index: list[int] = []
+        d_symbol: list[str] = []
+        for k, f in enumerate(self.findings):
+            if isinstance(f, Deferred):
+                d_index.append(f.index)
+                d_symbol.append(f.symbol)
+            else:
+                es.append(_finding_plain(f, self.path))
+                at.append(k)
+        values = tuple(self.defines.values())
+        types, sections, executable = tuple(zip(*values)) if values else ((), (), ())
+        defines = (tuple(self.defines), types, sections, executable)
         summary, packed = self._packed[:2] if self._packed else _pack(self._digest)
-        return (RECORD_FORMAT, self.is_module, self.flags, fs, es, self.defines, summary,
-                packed)
+        return (RECORD_FORMAT, self.is_module, self.flags, fs, es, tuple(at),
+                (tuple(d_index), tuple(d_symbol)), defines, summary, packed)
 
     @classmethod
     def from_plain(cls, path: str, t: tuple) -> ObjectRecord:
@@ -167,10 +188,14 @@ class ObjectRecord:
     @classmethod
     def from_valid(cls, path: str, t: tuple) -> ObjectRecord:
         """``from_plain`` of data ``valid_plain`` (or ``valid_plains``) already passed."""
-        fmt, is_module, flags, fs, es, defines, summary, packed = t
-        return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs],
-                   [f if isinstance(f, Deferred) else _finding_from(f, path) for f in es],
-                   defines, None, _packed=(summary, packed, None))
+        _fmt, is_module, flags, fs, es, at, (d_index, d_symbol), defines, summary, packed = t
+        items: list = list(map(_new_deferred, zip(d_index, d_symbol)))
+        for k, f in zip(at, es):  # in the order of their positions: each lands on its own
+            items.insert(k, _finding_from(f, path))
+        names, types, sections, executable = defines
+        return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs], items,
+                   dict(zip(names, zip(types, sections, executable))), None,
+                   _packed=(summary, packed, None))
 
     def consistent(self, profile) -> bool:
         """Whether the findings hold what the entries' own fields decide: a static entry whose
@@ -217,6 +242,8 @@ def _set_digest(rec: ObjectRecord, value) -> None:
 
 
 ObjectRecord.digest = property(_get_digest, _set_digest)  # type: ignore[assignment]
+
+_new_deferred = partial(tuple.__new__, Deferred)  # Deferred((index, symbol)), at C speed
 
 
 def _pack(digest: list[EntryDigest]) -> tuple[tuple, bytes]:
@@ -533,16 +560,37 @@ def valid_plain(t) -> bool:
     file that was damaged, edited or written by other code is made again, never trusted
     (a string where the flags go would only fail later, deep in a check). The packed columns
     of the digest are only bytes here: they are checked when unpacked (``_unpack``)."""
-    if type(t) is not tuple or len(t) != 8 or t[0] != RECORD_FORMAT:
+    if type(t) is not tuple or len(t) != 10 or t[0] != RECORD_FORMAT:
         return False
-    _, is_module, flags, fs, es, defines, summary, packed = t
+    _, is_module, flags, fs, es, at, deferred, defines, summary, packed = t
     return (type(is_module) is bool and _tuple_of(lambda f: _int(f) and f >= 0, flags)
             and type(fs) is list and all(_finding_ok(f) for f in fs)
-            and type(es) is list and items_ok(es)
-            and type(defines) is dict and defines_ok(defines)
+            and type(es) is list and all(_finding_ok(f) for f in es)
+            and _columns_of(deferred, (_int, _str))
+            and _tuple_of(_int, at) and len(at) == len(es)
+            and _positions_ok(at, len(es) + len(deferred[0]))
+            and _columns_of(defines, (_str, _int, partial(_opt, _str), _bool))
+            and len(set(defines[0])) == len(defines[0])
             and type(summary) is tuple and len(summary) == len(_SUMMARY)
             and all(type(c) is tuple and _types(c) <= {int} for c in summary)
             and len(set(map(len, summary))) == 1 and type(packed) is bytes)
+
+
+def _bool(x) -> bool:
+    return type(x) is bool
+
+
+def _columns_of(cols, checks: tuple) -> bool:
+    """Whether ``cols`` is a tuple of columns (tuples) of one length, as many as ``checks``,
+    each value passing its column's check."""
+    return (type(cols) is tuple and len(cols) == len(checks)
+            and all(_tuple_of(check, col) for check, col in zip(checks, cols))
+            and len(set(map(len, cols))) == 1)
+
+
+def _positions_ok(at: tuple, n: int) -> bool:
+    """Whether ``at`` are positions in a list of ``n`` items, each after the one before."""
+    return all(a < b for a, b in zip(at, at[1:])) and (not at or (at[0] >= 0 and at[-1] < n))
 
 
 def valid_plains(ts: list) -> list[bool]:
@@ -567,20 +615,44 @@ def _all_valid(ts: list) -> bool:
     """Whether every one of ``ts`` passes ``valid_plain``, decided over them all at once:
     for each field, the set of the types of all its values (and of the values inside them)."""
     chain = itertools.chain.from_iterable
-    if _types(ts) != {tuple} or set(map(len, ts)) != {8}:
+    if _types(ts) != {tuple} or set(map(len, ts)) != {10}:
         return False
-    fmt, is_module, flags, fs, es, defines, summary, packed = zip(*ts)
+    fmt, is_module, flags, fs, es, at, deferred, defines, summary, packed = zip(*ts)
     if fmt.count(RECORD_FORMAT) != len(fmt) or _types(is_module) != {bool} \
             or _types(flags) != {tuple} or _types(fs) != {list} or _types(es) != {list} \
-            or _types(defines) != {dict} or _types(summary) != {tuple} \
+            or _types(at) != {tuple} or _types(deferred) != {tuple} \
+            or _types(defines) != {tuple} or _types(summary) != {tuple} \
             or _types(packed) != {bytes}:
         return False
     every_flag = list(chain(flags))
     if every_flag and (_types(every_flag) != {int} or min(every_flag) < 0):
         return False
-    if not all(map(_finding_ok, chain(fs))) or not items_ok(list(chain(es))):
+    if not all(map(_finding_ok, chain(fs))) or not all(map(_finding_ok, chain(es))):
         return False
-    if not _defines_all_ok(defines):
+    # the callbacks: two columns of one length, entry indexes and symbols
+    if set(map(len, deferred)) != {2}:
+        return False
+    d_index, d_symbol = zip(*deferred)
+    if _types(d_index) != {tuple} or _types(d_symbol) != {tuple} \
+            or not _lengths_agree(d_index, d_symbol) \
+            or not _types(chain(d_index)) <= {int} or not _types(chain(d_symbol)) <= {str}:
+        return False
+    # the findings' positions among the items
+    if not _lengths_agree(at, es) or not _types(chain(at)) <= {int}:
+        return False
+    for k in [k for k, a in enumerate(at) if a]:
+        if not _positions_ok(at[k], len(es[k]) + len(d_index[k])):
+            return False
+    # the definitions: four columns of one length, the names each once
+    if set(map(len, defines)) != {4}:
+        return False
+    names, types, sections, executable = zip(*defines)
+    if any(_types(c) != {tuple} for c in (names, types, sections, executable)) \
+            or not _lengths_agree(names, types, sections, executable) \
+            or not _types(chain(names)) <= {str} or not _types(chain(types)) <= {int} \
+            or not _types(chain(sections)) <= {str, _NONE} \
+            or not _types(chain(executable)) <= {bool} \
+            or list(map(len, map(set, names))) != list(map(len, names)):
         return False
     if set(map(len, summary)) != {len(_SUMMARY)}:
         return False
@@ -590,57 +662,10 @@ def _all_valid(ts: list) -> bool:
     return all(len(a) == len(b) == len(c) == len(d) for a, b, c, d in summary)
 
 
-def _defines_all_ok(dicts) -> bool:
-    """``defines_ok`` of each of ``dicts``, over all their names and definitions at once."""
-    chain = itertools.chain.from_iterable
-    values = list(chain(map(dict.values, dicts)))
-    if not values:
-        return True
-    if _types(chain(dicts)) != {str} or _types(values) != {tuple} \
-            or set(map(len, values)) != {3}:
-        return False
-    typ, section, executable = zip(*values)
-    return _types(typ) == {int} and _types(section) <= {str, _NONE} \
-        and _types(executable) == {bool}
-
-
-def items_ok_py(items: list) -> bool:
-    """The reference for ``items_ok``: each finding or ``Deferred`` on its own."""
-    return all(_finding_ok(f) or (type(f) is Deferred and _int(f.index) and _str(f.symbol))
-               for f in items)
-
-
-def items_ok(items: list) -> bool:
-    """Whether an object's findings list holds findings (``_finding_ok``) and ``Deferred``
-    callbacks of the right shape, as ``items_ok_py`` decides it; the ``Deferred`` a field at
-    a time (most of an object's list, where its callbacks are defined elsewhere)."""
-    deferred = [f for f in items if type(f) is Deferred]
-    if len(deferred) < len(items) and \
-            not all(map(_finding_ok, [f for f in items if type(f) is not Deferred])):
-        return False
-    if not deferred:
-        return True
-    index, symbol = zip(*deferred)
-    return _types(index) == {int} and _types(symbol) == {str}
-
-
-def defines_ok_py(defines: dict) -> bool:
-    """The reference for ``defines_ok``: each definition on its own."""
-    return all(_str(k) and type(v) is tuple and len(v) == 3 and _int(v[0])
-               and _opt(_str, v[1]) and type(v[2]) is bool for k, v in defines.items())
-
-
-def defines_ok(defines: dict) -> bool:
-    """Whether an object's definitions are of the shape ``_defines`` gives, as
-    ``defines_ok_py`` decides it, a field at a time over them all."""
-    if not defines:
-        return True
-    values = list(defines.values())
-    if _types(defines) != {str} or _types(values) != {tuple} or set(map(len, values)) != {3}:
-        return False
-    typ, section, executable = zip(*values)
-    return _types(typ) == {int} and _types(section) <= {str, _NONE} \
-        and _types(executable) == {bool}
+def _lengths_agree(*columns) -> bool:
+    """Whether the k-th values of ``columns`` (one value a record) have one length, each k."""
+    lengths = list(map(len, columns[0]))
+    return all(list(map(len, c)) == lengths for c in columns[1:])
 
 
 def digests_ok_py(digest: list) -> bool:
@@ -736,6 +761,8 @@ def make_record(inp, options, with_digest: bool = True) -> ObjectRecord:
     NCAPS known, and ``options.module`` saying whether the link set is a module.
     ``with_digest=False``: the digest is not made now (``NOT_MADE``), but from the object
     when it is first asked for; the summary columns are the table's."""
+    from altlink.check_objects import check_object  # (not for records read back)
+
     elf = inp.elf
     flags = tuple(s.flags for s in inp.table.sections)
     found = check_object(inp, options)
@@ -1091,6 +1118,10 @@ PARALLEL_MIN = 64  # fewer objects to read than this are not worth a second proc
 def preload_scans(objects: list[ElfFile]) -> None:
     """numpy imported now when the ALT017 scans of these objects' code are quicker with it
     (:func:`branches.preload`)."""
+    if not objects:  # (every record kept)
+        return
+    from altlink import branches
+
     branches.preload(sum(s.size for o in objects for s in o.sections if s.executable))
 
 
@@ -1122,6 +1153,8 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     # one is named. Those of an object whose record is kept were checked when it was made.
     for i in todo:
         objects[i].sections  # noqa: B018
+    if todo:  # the objects' checks (``make_record``), imported once, before any fork
+        import altlink.check_objects  # noqa: F401
     if todo and before_making is not None:
         before_making()
     # The ALT017 scans of the objects whose records are made (whole sections where the

@@ -227,7 +227,8 @@ def test_a_damaged_or_hostile_record_is_made_again(tmp_path, monkeypatch):
         def __reduce__(self):
             return (os.system, ("touch pwned",))
 
-    wrong_shape = (records.RECORD_FORMAT, False, (), [], [], {}, (("x",), (), (), ()), b"")
+    wrong_shape = (records.RECORD_FORMAT, False, (), [], [], (), ((), ()), ((), (), (), ()),
+                   (("x",), (), (), ()), b"")
     for damage in (b"", rec.read_bytes()[:20], b"not a pickle", pickle.dumps(Boom()),
                    pickle.dumps((records.RECORD_FORMAT + 1, "future")),
                    pickle.dumps(wrong_shape)):
@@ -386,3 +387,57 @@ def test_the_cache_is_kept_under_its_size(tmp_path, monkeypatch):
         assert records.cache_size_limit() == n
     monkeypatch.delenv("ALTLINK_CACHE_SIZE")
     assert records.cache_size_limit() == records.DEFAULT_CACHE_SIZE
+
+
+_LOADED = """\
+import sys
+from altlink import cli
+from altlink.gcpause import process_ends
+process_ends()  # the altlink command's own process (cli.run)
+rc = cli.main(sys.argv[1:])
+print(rc, type(sys.modules.get("inspect")).__name__,
+      " ".join(m for m in ("ast", "dis", "tokenize", "altlink.check_entries",
+                           "altlink.check_objects", "altlink.insn", "altlink.branches",
+                           "altlink.checks", "altlink.sources") if m in sys.modules))
+"""
+
+
+def test_a_check_whose_records_are_kept_imports_only_what_it_uses(tmp_path):
+    """``altlink check`` of objects whose records are all kept runs none of the objects'
+    checks: it imports neither them (check_entries, check_objects, insn, branches) nor, with
+    no finding, the source lines; and ``inspect`` (with ast, dis, tokenize), which only
+    ``dataclasses`` imports, is a stand-in that no one asks anything of."""
+    import subprocess
+    import sys
+
+    a = build(tmp_path, "a", CALLBACK + R0 + "\tent site0, r0, 1, 4, 4\n")
+    b = build(tmp_path, "b", "\tent site1, my_cb, 4, 4, 0\n")
+    args = ["check", "--abi", "linux-v4.17", "--ncaps", "4", "--cache-dir",
+            str(tmp_path / "c"), str(a), str(b)]
+
+    def loaded() -> str:
+        return subprocess.run([sys.executable, "-c", _LOADED, *args], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    first = loaded()  # the records made: the objects' checks run
+    assert first.startswith("0 ") and "altlink.check_objects" in first, first
+    assert loaded() == "0 _ImportedWhenUsed", "records kept: " + loaded()
+
+
+def test_the_stand_in_for_inspect_imports_it_when_asked(monkeypatch):
+    """The stand-in ``cli._inspect_when_used`` leaves in ``sys.modules`` answers as the module
+    does: the first name asked of it imports ``inspect``, which takes its place."""
+    import inspect as real
+    import sys
+
+    monkeypatch.delitem(sys.modules, "inspect")
+    cli._inspect_when_used()
+    stand_in = sys.modules["inspect"]
+    assert type(stand_in) is cli._ImportedWhenUsed
+    import inspect  # as dataclasses imports it: the stand-in, still
+
+    assert inspect is stand_in and sys.modules["inspect"] is stand_in
+    assert str(inspect.signature(options)) == "(*args)"
+    assert sys.modules["inspect"] is not stand_in and sys.modules["inspect"].signature
+    assert inspect.isfunction is sys.modules["inspect"].isfunction
+    monkeypatch.setitem(sys.modules, "inspect", real)

@@ -14,9 +14,9 @@ word at a time, is the reference: both give the same digests of every object abo
 objects with every form of entry (relocated site words, branches out of replacements,
 callbacks, damaged tables).
 
-``items_ok`` and ``defines_ok`` check a record's findings and definitions a field at a time;
-``items_ok_py`` and ``defines_ok_py``, one at a time, are their references: the same verdicts
-on real records and on each item damaged.
+A record's plain data (``to_plain``) keeps the callbacks an object leaves to the link set and
+its definitions as columns; read back (``from_plain``), the findings, in their order among the
+callbacks, and the definitions are the record's own.
 
 A record read back keeps its digest packed (its columns pickled apart) until the digest is
 asked for; what is checked of that:
@@ -144,7 +144,7 @@ def test_a_damaged_packed_digest_is_made_again_from_the_object(tmp_path, monkeyp
     want = digests(objs, opts)
     cache = tmp_path / "cache"
     collect([read_elf(str(p)) for p in objs], opts, [], str(cache))
-    files = {pickle.loads(p.read_bytes())[7]: p for p in cache.rglob("*")
+    files = {pickle.loads(p.read_bytes())[9]: p for p in cache.rglob("*")
              if p.is_file() and not p.name.startswith(".")}  # (not the trimming stamps)
     assert len(files) == 2
     path = max(files.values(), key=lambda p: p.stat().st_size)
@@ -163,9 +163,9 @@ def test_a_damaged_packed_digest_is_made_again_from_the_object(tmp_path, monkeyp
         assert all(r._packed is not None for r in recs)  # the records themselves read back
         return recs
 
-    damaged = _damaged_packs(plain[7], len(plain[6][0]))
+    damaged = _damaged_packs(plain[9], len(plain[8][0]))
     for bad in damaged:
-        path.write_bytes(pickle.dumps((*plain[:7], bad)))
+        path.write_bytes(pickle.dumps((*plain[:9], bad)))
         assert [r.digest for r in read_back()] == want
     assert len(made) == len(damaged) and len(set(made)) == 1
     path.write_bytes(pickle.dumps(plain))  # and the record as altlink wrote it: unpacked
@@ -226,45 +226,43 @@ def test_digest_and_the_reference_agree_on_every_form(tmp_path):
 def checked_plains(tmp_path) -> list[tuple]:
     """The plain records (``to_plain``) of objects with findings, callbacks left to others
     and definitions."""
+    return [r.to_plain() for r in checked_records(tmp_path)]
+
+
+def checked_records(tmp_path) -> list:
+    """The records of ``checked_plains``' objects, made now."""
     from test_checks import BAD, CALLBACK, R0_8
     from test_checks import build as build_checked
 
     objs = [build_checked(tmp_path, "cb", "\tent site0, other_cb, 4, 4, 0\n"),
-            build_checked(tmp_path, "def", CALLBACK + R0_8 + "\tent site0, r0, 1, 4, 8\n")]
+            build_checked(tmp_path, "def", CALLBACK + R0_8 + "\tent site0, r0, 1, 4, 8\n"),
+            # a finding (ALT001) between two callbacks left to the link set
+            build_checked(tmp_path, "mixed", R0_8 + "\tent site0, other_cb, 4, 4, 0\n"
+                          "\tent site1, r0, 1, 4, 8\n\tent site2, third_cb, 4, 4, 0\n")]
     objs += [build_checked(tmp_path, f"bad{k}", c.body, flags=c.flags)
              for k, c in enumerate(BAD[:6])]
     recs, _, _ = collect([read_elf(str(p)) for p in objs],
                          options("--abi", "linux-v4.17", "--ncaps", "4"), [], None)
-    return [r.to_plain() for r in recs]
+    return recs
 
 
-def test_findings_and_definitions_are_checked_the_same_both_ways(tmp_path):
-    """``items_ok`` and ``defines_ok`` against their references, on the records of objects with
-    findings, callbacks left to others and definitions, and on each damaged in every way."""
-    from altlink.findings import Deferred
+def test_findings_and_definitions_read_back_are_the_records_own(tmp_path):
+    """A record as plain data and back: its findings in their order among the callbacks it
+    leaves to the link set (a finding first, last, between two callbacks, alone), its table's
+    findings and its definitions are the record's own."""
+    from altlink.findings import Deferred, Finding
 
-    plains = checked_plains(tmp_path)
-    items = [t[4] for t in plains]
-    defines = [t[5] for t in plains]
-    assert any(type(f) is Deferred for es in items for f in es)
-    assert any(type(f) is tuple for es in items for f in es)
-    assert any(defines)
-    for es in items:
-        assert records.items_ok(es) and records.items_ok_py(es)
-        for k in range(len(es)):
-            for bad in [*BAD_VALUES, Deferred(1, 2), Deferred("1", "x"), Deferred(True, "x"),
-                        ("f",) + es[k][1:] if type(es[k]) is tuple else ("f", 1)]:
-                damaged = [*es[:k], bad, *es[k + 1:]]
-                assert records.items_ok(damaged) == records.items_ok_py(damaged), (k, bad)
-    for d in defines:
-        assert records.defines_ok(d) and records.defines_ok_py(d)
-        for name in d:
-            for bad in [*BAD_VALUES, (2, ".text"), (2, ".text", True, 1), ("2", ".text", True),
-                        (2, b".text", True), (2, None, True), (2, ".text", 1), (True, "t", True)]:
-                damaged = {**d, name: bad}
-                assert records.defines_ok(damaged) == records.defines_ok_py(damaged), bad
-            damaged = {**d, 5: d[name]}
-            assert records.defines_ok(damaged) == records.defines_ok_py(damaged) is False
+    recs = checked_records(tmp_path)
+    kinds = [[type(f) for f in r.findings] for r in recs]
+    assert [Deferred, Finding, Deferred] in kinds  # a finding between two callbacks
+    assert any(k[:1] == [Finding] for k in kinds) and any(r.defines for r in recs)
+    for r in recs:
+        back = records.ObjectRecord.from_plain(r.path, r.to_plain())
+        assert back.findings == r.findings and back.table_findings == r.table_findings
+        assert [type(f) for f in back.findings] == [type(f) for f in r.findings]
+        assert back.defines == r.defines and list(back.defines) == list(r.defines)
+        assert (back.is_module, back.flags, back.summary()) == \
+            (r.is_module, r.flags, r.summary())
 
 
 BAD_VALUES = [None, True, 0, "x", b"x", (), (1,), [1], ("x", 1)]
@@ -278,29 +276,58 @@ def test_records_read_back_together_are_refused_as_each_alone(tmp_path):
 
     plains = checked_plains(tmp_path)
     assert records.valid_plains(plains) == records.valid_plains_py(plains) == [True] * len(plains)
-    assert any(t[4] for t in plains) and any(t[5] for t in plains)  # findings, definitions
+    assert any(t[4] for t in plains) and any(t[7][0] for t in plains)  # findings, definitions
+    assert any(t[6][0] for t in plains)  # callbacks left to the link set
     damaged: list = []
     for k, t in enumerate(plains):
-        fmt, is_module, flags, fs, es, defines, summary, packed = t
-        for field in range(8):  # each field replaced
+        fmt, is_module, flags, fs, es, at, deferred, defines, summary, packed = t
+        for field in range(10):  # each field replaced
             for bad in [*BAD_VALUES, [], {}, 1.0]:
                 damaged.append((k, (*t[:field], bad, *t[field + 1:])))
-        damaged += [(k, t[:7]), (k, (*t, 1)), (k, list(t)), (k, (4, *t[1:]))]
+        damaged += [(k, t[:9]), (k, (*t, 1)), (k, list(t)), (k, (4, *t[1:]))]
         for bad in [-1, True, 1.0, "x", None]:
             damaged.append((k, (fmt, is_module, (*flags, bad), *t[3:])))
-            damaged.append((k, (*t[:6], (summary[0] + (bad,), *summary[1:]), packed)))
-            damaged.append((k, (*t[:6], tuple(c + (bad,) for c in summary), packed)))
-        damaged.append((k, (*t[:6], (summary[0] + (1,), *summary[1:]), packed)))  # lengths
-        damaged.append((k, (*t[:6], summary[:3], packed)))
-        damaged.append((k, (*t[:6], list(summary), packed)))
-        for bad in [*BAD_VALUES, Deferred(1, 2), Deferred("1", "x"), ("f", 1)]:
+            damaged.append((k, (*t[:8], (summary[0] + (bad,), *summary[1:]), packed)))
+            damaged.append((k, (*t[:8], tuple(c + (bad,) for c in summary), packed)))
+        damaged.append((k, (*t[:8], (summary[0] + (1,), *summary[1:]), packed)))  # lengths
+        damaged.append((k, (*t[:8], summary[:3], packed)))
+        damaged.append((k, (*t[:8], list(summary), packed)))
+        for bad in [*BAD_VALUES, Deferred(1, "x"), ("f", 1)]:
             damaged.append((k, (*t[:3], [*fs, bad], *t[4:])))
-            damaged.append((k, (*t[:4], [*es, bad], *t[5:])))
-        for name in defines:
-            for bad in [*BAD_VALUES, (2, ".text"), ("2", ".text", True), (2, b".text", True),
-                        (2, ".text", 1), (True, "t", True)]:
-                damaged.append((k, (*t[:5], {**defines, name: bad}, *t[6:])))
-            damaged.append((k, (*t[:5], {**defines, 5: defines[name]}, *t[6:])))
+            damaged.append((k, (*t[:4], [*es, bad], (*at, len(es) + len(deferred[0])),
+                                *t[6:])))
+        # the findings' positions among the callbacks
+        n = len(es) + len(deferred[0])
+        for bad_at in [(*at, n), (*at, -1), at[:-1], (*at[:-1], n), (*at[:-1], True),
+                       (*at[:-1], "0"), (*at[:-1], None), tuple(reversed(at)) + at[:1],
+                       list(at), (n,) * len(at), (-1,) * len(at)]:
+            damaged.append((k, (*t[:5], bad_at, *t[6:])))
+        # the callbacks: entry indexes, symbols
+        index, symbol = deferred
+        for bad_cols in [(index,), (index, symbol, ()), (index + (1,), symbol),
+                         (index, symbol + ("x",)), (index + (True,), symbol + ("x",)),
+                         (index + ("1",), symbol + ("x",)), (index + (1,), symbol + (b"x",)),
+                         (index + (1,), symbol + (None,)), (list(index), symbol),
+                         (index, list(symbol)), [index, symbol], (symbol, index)]:
+            damaged.append((k, (*t[:6], bad_cols, *t[7:])))
+        for j in range(len(index)):
+            damaged.append((k, (*t[:6], (index[:j] + ("0",) + index[j + 1:], symbol), *t[7:])))
+            damaged.append((k, (*t[:6], (index, symbol[:j] + (0,) + symbol[j + 1:]), *t[7:])))
+        # the definitions: names, types, sections, executable
+        names, types, sections, execs = defines
+        for bad_cols in [defines[:3], (*defines, ()), list(defines), (names + ("x",), *defines[1:]),
+                         (names, types + (2,), sections, execs)]:
+            damaged.append((k, (*t[:7], bad_cols, *t[8:])))
+        for j in range(len(names)):
+            for c, bads in enumerate([(5, None, b"x"), ("2", None, True, 1.0),
+                                      (b".text", 1, True), (1, None, "x")]):
+                for bad in bads:
+                    col = defines[c][:j] + (bad,) + defines[c][j + 1:]
+                    damaged.append((k, (*t[:7], (*defines[:c], col, *defines[c + 1:]),
+                                        *t[8:])))
+            if j:  # a name given twice
+                twice = names[:j] + (names[0],) + names[j + 1:]
+                damaged.append((k, (*t[:7], (twice, *defines[1:]), *t[8:])))
     refused = 0
     for k, bad in damaged:
         ts = [*plains[:k], bad, *plains[k + 1:]]
@@ -327,7 +354,7 @@ def test_a_record_made_without_its_digest_makes_it_when_asked(tmp_path):
             assert r.summary() == f.summary() and (r.entries, r.callbacks) == \
                 (f.entries, f.callbacks)
             assert r._packed is not None and r._packed[1] == records.NOT_MADE
-            assert r.to_plain()[7] == records.NOT_MADE
+            assert r.to_plain()[9] == records.NOT_MADE
         assert [r.digest for r in recs] == [f.digest for f in full]
         assert sum(r.entries for r in full) > 10
 

@@ -147,14 +147,14 @@ def _edit_record(path: Path, edit) -> None:
 @pytest.mark.parametrize("edit", [
     pytest.param(lambda t: t.__setitem__(2, ("0x1",)), id="flags-a-string"),
     pytest.param(lambda t: t.__setitem__(2, "abc"), id="flags-is-a-string"),
-    pytest.param(lambda t: t.__setitem__(4, []), id="findings-removed"),
+    pytest.param(lambda t: (t.__setitem__(4, []), t.__setitem__(5, ())), id="findings-removed"),
     pytest.param(lambda t: t.__setitem__(4, [t[4][0][:3] + (None,) + t[4][0][4:]]),
                  id="message-not-a-string"),
-    pytest.param(lambda t: t.__setitem__(6, (t[6][0], t[6][1], ("4", *t[6][2][1:]), t[6][3])),
+    pytest.param(lambda t: t.__setitem__(8, (t[8][0], t[8][1], ("4", *t[8][2][1:]), t[8][3])),
                  id="digest-length-a-string"),
-    pytest.param(lambda t: t.__setitem__(6, (t[6][0], t[6][1], t[6][2], ())),
+    pytest.param(lambda t: t.__setitem__(8, (t[8][0], t[8][1], t[8][2], ())),
                  id="digest-columns-cut"),
-    pytest.param(lambda t: t.__setitem__(5, {"f": (2, ".text")}), id="definition-short"),
+    pytest.param(lambda t: t.__setitem__(7, (("f",), (2,), (".text",))), id="definition-short"),
 ])
 def test_a_record_of_the_wrong_shape_is_made_again(tmp_path, monkeypatch, edit):
     """A record whose flags hold a string crashed a later check with a traceback; one whose
