@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import repeat
 from typing import NamedTuple
 
 from altlink.check_core import Checks, is_function, resolve_ncaps
@@ -117,6 +118,11 @@ class Callbacks:
             e = inp.table.entries[item.index]
             self.check_undefined(inp, e, lambda inp=inp, e=e: ck.site_place(inp, e))
 
+    def all_fine(self, symbols) -> bool:
+        """Whether each of these callbacks was found fine already, whichever file asks:
+        ``resolve`` of items that are only these callbacks would add nothing."""
+        return not self.space.asking_matters and self._fine_names.issuperset(symbols)
+
     def check_undefined(self, inp: Input, e: Entry, place) -> None:
         """The findings of a callback entry whose object leaves the callback undefined."""
         ck, name = self.ck, e.alt.symbol or ""
@@ -163,10 +169,7 @@ class RecordSpace(SymbolSpace):
 
     def lookup(self, name: str, asking=None) -> Definition | None:
         if self._first is None:
-            self._first = {}
-            for r in self.records:
-                for n, d in r.defines.items():
-                    self._first.setdefault(n, (r.path, d))
+            self._first = first_definitions(self.records)
         got = self._first.get(name)
         if got is not None:
             path, (typ, secname, executable) = got
@@ -180,16 +183,43 @@ class RecordSpace(SymbolSpace):
         return names | super().function_names()
 
 
+def first_definitions(records: list[ObjectRecord]) -> dict[str, tuple[str, tuple]]:
+    """Each global name defined by the records: the first record's path and definition (a
+    dictionary updated with the records' definitions from the last to the first, at C speed;
+    ``first_definitions_py`` is the reference)."""
+    first: dict[str, tuple[str, tuple]] = {}
+    for r in reversed(records):
+        first.update(zip(r.defines, zip(repeat(r.path), r.defines.values())))
+    return first
+
+
+def first_definitions_py(records: list[ObjectRecord]) -> dict[str, tuple[str, tuple]]:
+    """The reference for ``first_definitions``: name by name, the first kept."""
+    first: dict[str, tuple[str, tuple]] = {}
+    for r in records:
+        for n, d in r.defines.items():
+            first.setdefault(n, (r.path, d))
+    return first
+
+
 def check_records(records: list[ObjectRecord], options: Options, images: list[ElfFile],
-                  findings: list[Finding]) -> list[Finding]:
+                  findings: list[Finding], fast: bool = True) -> list[Finding]:
     """The pre-link checks of a link set from its objects' records (``options`` resolved:
     NCAPS known, ``module`` saying whether the set is a module), appended to ``findings``:
-    the findings ``checks.check`` makes over the objects themselves, in the same order."""
+    the findings ``checks.check`` makes over the objects themselves, in the same order.
+
+    ``fast``: a record read back whose findings are only callbacks found fine already (its
+    symbols, ``Callbacks.all_fine``) is passed without its findings made (``fast=False``,
+    the reference, makes every record's)."""
     ck = Checks(options, findings=findings)
     check_cap_table(ck)
-    check_flags_agree(ck, [(r.path, list(r.flags)) for r in records])
+    if not fast or len({f for r in records for f in r.flags}) > 1:  # (else nothing to find)
+        check_flags_agree(ck, [(r.path, list(r.flags)) for r in records])
     callbacks = Callbacks(ck, RecordSpace(records, images), {r.path for r in records}, images)
     for rec in records:
+        items = rec._items if fast else None
+        if items is not None and not items[0] and callbacks.all_fine(items[3]):
+            continue  # no finding, and callbacks found fine already
         callbacks.resolve(rec.path, rec.findings, rec.full, rec.path)
     return findings
 

@@ -42,11 +42,12 @@ from altlink.errors import AltlinkError
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input
 from altlink.symbolspace import definitions
+from altlink.table import CB_BIT_V61
 
 RECORD_FORMAT = 5  # 2: objects have their ALT017 findings; 3: the digest kept packed;
 # 4: its words and flags packed as bytes (``_pack_columns``); 5: the callbacks left to the
 # link set and the definitions as columns of plain values (``to_plain``: no named tuple to
-# build, no class to look up, when a record is read back)
+# build, no class to look up, when a record is read back), the summary columns as bytes
 
 
 class Anchor(NamedTuple):
@@ -84,8 +85,12 @@ class EntryDigest(NamedTuple):
 
 
 # The columns of an entry's digest that a record keeps apart from the others: what checking a
-# record's findings (``ObjectRecord.consistent``) and counting its entries need.
+# record's findings (``ObjectRecord.consistent``) and counting its entries need. Kept as bytes,
+# an entry a row (``_summary_bytes``): the table's own widths for the capability field and the
+# lengths (``table.ENTRY``), 32 bits for the index.
 _SUMMARY = ("index", "cap_raw", "orig_len", "alt_len")
+_SUMMARY_ROW = struct.Struct("<IHBB")
+_ALT_LEN_AT = 7  # alt_len's byte in a row
 # The packed columns (``_pack_columns``): the others, the words and flags as bytes.
 _PACKED = ("table_section", "site_section", "site_offset", "site_count", "site_bytes",
            "site_known", "anchor_name", "anchor_global", "anchor_delta", "alt_symbol",
@@ -106,6 +111,10 @@ class ObjectRecord:
     # digest is first asked for (the cross-check does; ``altlink check`` of objects does not).
     digest: list[EntryDigest]
     _load: Callable | None = field(default=None, repr=False, compare=False)
+    # A record read back: its findings as plain data (findings, their positions, the
+    # callbacks' entry indexes and symbols), until ``findings`` (a property, below) is asked
+    # for; ``check_linkset.check_records`` asks only where it cannot answer from the symbols.
+    _items: tuple | None = field(default=None, repr=False, compare=False)
     _input: object = field(default=None, repr=False, compare=False)
     # (summary columns, packed columns, the records to unpack with it or None): the record's
     # plain data, until the digest is made
@@ -134,7 +143,11 @@ class ObjectRecord:
         """The entries' index, cap_raw, orig_len and alt_len columns, without making the
         digest where it is still packed."""
         if self._packed is not None:
-            return self._packed[0]
+            got = self._packed[0]
+            if type(got) is bytes:  # as read back: made columns once
+                got = _summary_columns(got)
+                self._packed = (got, *self._packed[1:])
+            return got
         if not self._digest:
             return ((), (), (), ())
         cols = tuple(zip(*self._digest))
@@ -142,12 +155,22 @@ class ObjectRecord:
 
     @property
     def entries(self) -> int:
-        return len(self.summary()[0])
+        rows = self._summary_rows()
+        return len(rows) // _SUMMARY_ROW.size if rows is not None else len(self.summary()[0])
 
     @property
     def callbacks(self) -> int:
         """The entries with no replacement (``alt_len`` 0)."""
+        rows = self._summary_rows()
+        if rows is not None:
+            return rows[_ALT_LEN_AT::_SUMMARY_ROW.size].count(0)
         return self.summary()[3].count(0)
+
+    def _summary_rows(self) -> bytes | None:
+        """The summary as the bytes it was read back as, where it still is."""
+        if self._packed is not None and type(self._packed[0]) is bytes:
+            return self._packed[0]
+        return None
 
     # -- plain data for the cache: tuples, lists, strings, numbers, bytes (``_NoGlobals``) ---
     def to_plain(self) -> tuple:
@@ -174,7 +197,7 @@ class ObjectRecord:
         defines = (tuple(self.defines), types, sections, executable)
         summary, packed = self._packed[:2] if self._packed else _pack(self._digest)
         return (RECORD_FORMAT, self.is_module, self.flags, fs, es, tuple(at),
-                (tuple(d_index), tuple(d_symbol)), defines, summary, packed)
+                (tuple(d_index), tuple(d_symbol)), defines, _summary_bytes(summary), packed)
 
     @classmethod
     def from_plain(cls, path: str, t: tuple) -> ObjectRecord:
@@ -189,13 +212,10 @@ class ObjectRecord:
     def from_valid(cls, path: str, t: tuple) -> ObjectRecord:
         """``from_plain`` of data ``valid_plain`` (or ``valid_plains``) already passed."""
         _fmt, is_module, flags, fs, es, at, (d_index, d_symbol), defines, summary, packed = t
-        items: list = list(map(_new_deferred, zip(d_index, d_symbol)))
-        for k, f in zip(at, es):  # in the order of their positions: each lands on its own
-            items.insert(k, _finding_from(f, path))
         names, types, sections, executable = defines
-        return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs], items,
+        return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs], None,
                    dict(zip(names, zip(types, sections, executable))), None,
-                   _packed=(summary, packed, None))
+                   _packed=(summary, packed, None), _items=(es, at, d_index, d_symbol))
 
     def consistent(self, profile) -> bool:
         """Whether the findings hold what the entries' own fields decide: a static entry whose
@@ -211,12 +231,30 @@ class ObjectRecord:
                 return False
         return True
 
+    def consistent_fast(self, profile) -> bool:
+        """``consistent`` (the reference), with the profile's test of a callback written out
+        for the rows (``Profile.is_callback``: the callback bit of linux-v6.1, else a cap field
+        equal to NCAPS), and the findings looked at only where an entry needs its own."""
+        rows = self._summary_rows()
+        rows = _SUMMARY_ROW.iter_unpack(rows) if rows is not None else zip(*self.summary())
+        if profile.abi == "linux-v6.1":
+            bad = [i for i, c, o, a in rows if (a != 0 if c & CB_BIT_V61 else a != o)]
+        else:
+            n = profile.ncaps  # (None: no entry is a callback)
+            bad = [i for i, c, o, a in rows if (a != 0 if c == n else a != o)]
+        if not bad:
+            return True
+        own = {f.entry for f in self.findings
+               if isinstance(f, Finding) and f.severity == ERROR and f.entry is not None}
+        return own.issuperset(bad)
+
 
 def _get_digest(rec: ObjectRecord, together: bool = True) -> list[EntryDigest]:
     """The record's digest, unpacked where it is still packed: with the others read back
     with it (``_unpack_group``), or, ``together=False``, alone."""
     if rec._digest is None:
-        summary, packed, group = rec._packed
+        summary = rec.summary()
+        _, packed, group = rec._packed
         if group and together:
             _unpack_group(group)
             if rec._digest is not None:
@@ -242,6 +280,41 @@ def _set_digest(rec: ObjectRecord, value) -> None:
 
 
 ObjectRecord.digest = property(_get_digest, _set_digest)  # type: ignore[assignment]
+
+
+def _get_findings(rec: ObjectRecord) -> list:
+    """The record's findings, made from its plain data where it was read back (``_items``):
+    the callbacks, and each finding at its position among them."""
+    if rec._findings is None and rec._items is not None:
+        es, at, d_index, d_symbol = rec._items
+        items: list = list(map(_new_deferred, zip(d_index, d_symbol)))
+        for k, f in zip(at, es):  # in the order of their positions: each lands on its own
+            items.insert(k, _finding_from(f, rec.path))
+        rec._findings, rec._items = items, None
+    return rec._findings
+
+
+def _set_findings(rec: ObjectRecord, value) -> None:
+    rec._findings = value
+
+
+ObjectRecord.findings = property(_get_findings, _set_findings)  # type: ignore[assignment]
+
+
+def _summary_bytes(summary) -> bytes:
+    """The summary columns as bytes, an entry a row (``_SUMMARY_ROW``)."""
+    if type(summary) is bytes:
+        return summary
+    return b"".join(map(_SUMMARY_ROW.pack, *summary))
+
+
+def _summary_columns(summary) -> tuple:
+    """The summary columns (index, cap_raw, orig_len, alt_len) of a summary kept as bytes."""
+    if type(summary) is not bytes:
+        return summary
+    if not summary:
+        return ((), (), (), ())
+    return tuple(zip(*_SUMMARY_ROW.iter_unpack(summary)))
 
 _new_deferred = partial(tuple.__new__, Deferred)  # Deferred((index, symbol)), at C speed
 
@@ -459,7 +532,8 @@ def _unpack_group(group: _Group) -> None:
     todo, summaries, packs = [], [], []
     for r in group.records():
         if r._digest is None and r._packed is not None:
-            summary, packed, _ = r._packed
+            summary = r.summary()
+            _, packed, _ = r._packed
             r._packed = (summary, packed, None)  # whatever comes of it: unpacked alone after
             cols = _loaded(packed)
             if cols is not None:
@@ -488,15 +562,15 @@ def packed_columns_of(recs: list[ObjectRecord]) -> list[tuple]:
             cols = _loaded(r._packed[1])
             if cols is not None:
                 at.append(k)
-                ns.append(len(r._packed[0][0]))
+                ns.append(len(r.summary()[0]))
                 packs.append(cols)
     if at and columns_fine(ns, packs):
         for k, cols in zip(at, packs):
-            out[k] = (recs[k]._packed[0], cols)
+            out[k] = (recs[k].summary(), cols)
     else:
         for k, n, cols in zip(at, ns, packs):
             if columns_fine([n], [cols]):
-                out[k] = (recs[k]._packed[0], cols)
+                out[k] = (recs[k].summary(), cols)
     for k, r in enumerate(recs):
         if out[k] is None:
             d = _get_digest(r, together=False)
@@ -571,9 +645,8 @@ def valid_plain(t) -> bool:
             and _positions_ok(at, len(es) + len(deferred[0]))
             and _columns_of(defines, (_str, _int, partial(_opt, _str), _bool))
             and len(set(defines[0])) == len(defines[0])
-            and type(summary) is tuple and len(summary) == len(_SUMMARY)
-            and all(type(c) is tuple and _types(c) <= {int} for c in summary)
-            and len(set(map(len, summary))) == 1 and type(packed) is bytes)
+            and type(summary) is bytes and len(summary) % _SUMMARY_ROW.size == 0
+            and type(packed) is bytes)
 
 
 def _bool(x) -> bool:
@@ -621,7 +694,7 @@ def _all_valid(ts: list) -> bool:
     if fmt.count(RECORD_FORMAT) != len(fmt) or _types(is_module) != {bool} \
             or _types(flags) != {tuple} or _types(fs) != {list} or _types(es) != {list} \
             or _types(at) != {tuple} or _types(deferred) != {tuple} \
-            or _types(defines) != {tuple} or _types(summary) != {tuple} \
+            or _types(defines) != {tuple} or _types(summary) != {bytes} \
             or _types(packed) != {bytes}:
         return False
     every_flag = list(chain(flags))
@@ -654,12 +727,8 @@ def _all_valid(ts: list) -> bool:
             or not _types(chain(executable)) <= {bool} \
             or list(map(len, map(set, names))) != list(map(len, names)):
         return False
-    if set(map(len, summary)) != {len(_SUMMARY)}:
-        return False
-    columns = list(chain(summary))
-    if _types(columns) != {tuple} or not _types(chain(columns)) <= {int}:
-        return False
-    return all(len(a) == len(b) == len(c) == len(d) for a, b, c, d in summary)
+    # the summary: rows of bytes
+    return not any(map(_SUMMARY_ROW.size.__rmod__, map(len, summary)))
 
 
 def _lengths_agree(*columns) -> bool:
@@ -1367,6 +1436,7 @@ class ObjectCache:
         self._folders: set[str] = set()  # made (and looked over for trimming) by this process
         self._share = cache_size_limit() // _FOLDERS  # each folder's (0: no bound)
         self._keyed = None  # the hash of the key's prefix, copied for each object
+        self._folder = ""  # the directory's path, ending with a separator
 
     @staticmethod
     def options_key_of(options) -> str | None:
@@ -1384,38 +1454,41 @@ class ObjectCache:
         if self._keyed is None:
             self._keyed = hashlib.sha256(
                 f"altlink {code_digest()} record {RECORD_FORMAT} {self.options_key}\0".encode())
+            self._folder = os.path.join(self.dir, "")  # (os.path.join(dir, a, b) is this + a/b)
         h = self._keyed.copy()
         h.update(data)
         key = h.hexdigest()
-        return os.path.join(self.dir, key[:2], key[2:])
+        return f"{self._folder}{key[:2]}/{key[2:]}"
 
     def get_many(self, elfs: list[ElfFile]) -> list[tuple[ObjectRecord | None, str]]:
         """``get`` of each of ``elfs``: the records read back together, checked together
         (``valid_plains``)."""
-        paths = [self.record_path(e.data) for e in elfs]
+        paths = list(map(self.record_path, [e.data for e in elfs]))
         plains: list = []
+        add = plains.append
         for path in paths:
             try:
-                plains.append(_NoGlobals(io.BytesIO(_read_whole(path))).load())
+                add(_NoGlobals(io.BytesIO(_read_whole(path))).load())
             except Exception:  # noqa: BLE001 - a missing or unusable record is made again
-                plains.append(None)
+                add(None)
         read = [t for t in plains if t is not None]
         ok = iter(valid_plains(read))
         out: list[tuple[ObjectRecord | None, str]] = []
+        profile = self.profile
+        from_valid = ObjectRecord.from_valid
         for e, path, t in zip(elfs, paths, plains):
             rec = None
             if t is not None and next(ok):
                 try:
-                    rec = ObjectRecord.from_valid(e.path, t)
-                    if self.profile is not None and not rec.consistent(self.profile):
+                    rec = from_valid(e.path, t)
+                    if profile is not None and not rec.consistent_fast(profile):
                         rec = None  # findings missing
                 except Exception:  # noqa: BLE001 - as get: made again
                     rec = None
-            if rec is None:
-                self.misses += 1
-            else:
-                self.hits += 1
             out.append((rec, path))
+        hits = sum(r is not None for r, _ in out)
+        self.hits += hits
+        self.misses += len(out) - hits
         return out
 
     def get(self, elf: ElfFile) -> tuple[ObjectRecord | None, str]:
@@ -1423,7 +1496,7 @@ class ObjectCache:
         try:
             with open(path, "rb") as f:
                 rec = ObjectRecord.from_plain(elf.path, _NoGlobals(f).load())
-            if self.profile is not None and not rec.consistent(self.profile):
+            if self.profile is not None and not rec.consistent_fast(self.profile):
                 raise ValueError("findings missing")
         except Exception:  # noqa: BLE001 - a missing or unusable record is made again
             self.misses += 1

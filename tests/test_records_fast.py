@@ -41,6 +41,7 @@ from toolchain import GNU_LD
 from altlink import records
 from altlink.check_linkset import collect
 from altlink.elf import read_elf
+from altlink.findings import Deferred
 from altlink.records import Anchor, EntryDigest, Target
 
 pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
@@ -163,7 +164,7 @@ def test_a_damaged_packed_digest_is_made_again_from_the_object(tmp_path, monkeyp
         assert all(r._packed is not None for r in recs)  # the records themselves read back
         return recs
 
-    damaged = _damaged_packs(plain[9], len(plain[8][0]))
+    damaged = _damaged_packs(plain[9], len(plain[8]) // 8)
     for bad in damaged:
         path.write_bytes(pickle.dumps((*plain[:9], bad)))
         assert [r.digest for r in read_back()] == want
@@ -287,11 +288,11 @@ def test_records_read_back_together_are_refused_as_each_alone(tmp_path):
         damaged += [(k, t[:9]), (k, (*t, 1)), (k, list(t)), (k, (4, *t[1:]))]
         for bad in [-1, True, 1.0, "x", None]:
             damaged.append((k, (fmt, is_module, (*flags, bad), *t[3:])))
-            damaged.append((k, (*t[:8], (summary[0] + (bad,), *summary[1:]), packed)))
-            damaged.append((k, (*t[:8], tuple(c + (bad,) for c in summary), packed)))
-        damaged.append((k, (*t[:8], (summary[0] + (1,), *summary[1:]), packed)))  # lengths
-        damaged.append((k, (*t[:8], summary[:3], packed)))
-        damaged.append((k, (*t[:8], list(summary), packed)))
+        # the summary: rows of 8 bytes
+        for bad in [summary[:-1], summary + b"\0", summary[1:], bytearray(summary),
+                    list(summary), tuple(summary), summary.decode("latin-1"),
+                    records._summary_columns(summary), summary + bytes(8)]:
+            damaged.append((k, (*t[:8], bad, packed)))
         for bad in [*BAD_VALUES, Deferred(1, "x"), ("f", 1)]:
             damaged.append((k, (*t[:3], [*fs, bad], *t[4:])))
             damaged.append((k, (*t[:4], [*es, bad], (*at, len(es) + len(deferred[0])),
@@ -338,6 +339,70 @@ def test_records_read_back_together_are_refused_as_each_alone(tmp_path):
     assert refused > len(damaged) * 9 // 10  # nearly every damage is refused
 
 
+def test_the_link_sets_checks_of_records_read_back_are_the_references(tmp_path):
+    """What ``altlink check`` of objects whose records are kept does its own way, against
+    the references, on the records read back of link sets with callbacks defined in another
+    object, twice, nowhere, in data, with findings, flags that disagree and a module:
+    ``check_records`` (records whose callbacks were all found fine passed whole) against
+    ``fast=False``; ``first_definitions`` against ``first_definitions_py``;
+    ``consistent_fast`` against ``consistent``, and on records whose findings were lost or
+    whose lengths changed."""
+    from dataclasses import replace
+
+    from test_cache import OTHER, R0, THIS_MODULE, clean_source
+    from test_checks import BAD, CALLBACK
+    from test_checks import build as build_checked
+    from toolchain import compile, write
+
+    from altlink.check_linkset import check_records, first_definitions, first_definitions_py
+
+    sites = build_checked(tmp_path, "sites", clean_source("v4.17"))
+    sites2 = build_checked(tmp_path, "sites2", clean_source("v4.17"))
+    other = compile(write(tmp_path / "other.S", OTHER), tmp_path / "other.o")
+    data_cb = build_checked(tmp_path, "datacb", "\t.data\n\t.globl cb_other\ncb_other:\t.word 0\n",
+                            prelude=False)
+    aw = build_checked(tmp_path, "aw", '\t.pushsection .altinstructions, "aw"\n'
+                       "\t.word site0 - .\n\t.word r0 - .\n\t.hword 1\n\t.byte 4, 4\n"
+                       "\t.popsection\n" + R0)
+    module = build_checked(tmp_path, "mod", THIS_MODULE + CALLBACK, prelude=False)
+    bad = [build_checked(tmp_path, f"bad{k}", c.body, flags=c.flags)
+           for k, c in enumerate(BAD) if c.args == BAD[0].args]
+    v417 = ("--abi", "linux-v4.17", "--ncaps", "4")
+    sets = [([sites, other], v417), ([sites, sites2, other], v417), ([sites, sites2], v417),
+            ([sites, data_cb, sites2], v417), ([sites, aw, other], v417),
+            ([sites, other, sites2], (*v417, "--module")), ([sites, module], v417),
+            (bad + [sites, other], v417), (bad, v417)]
+    cache = str(tmp_path / "cache")
+    seen = {"skipped": 0, "resolved": 0, "bad": 0}
+    for paths, args in sets:
+        opts = options(*args)
+
+        collect([read_elf(str(p)) for p in paths], opts, [], cache)  # the records kept
+        recs, resolved = _read_back(paths, opts, cache)
+        fast = check_records(recs, resolved, [], [])
+        seen["skipped"] += sum(r._items is not None for r in recs)
+        ref_recs, _ = _read_back(paths, opts, cache)
+        assert fast == check_records(ref_recs, resolved, [], [], fast=False), paths
+        assert first_definitions(recs) == first_definitions_py(recs)
+        for r in ref_recs:
+            assert r.consistent_fast(resolved.profile) == r.consistent(resolved.profile) is True
+            own = [f for f in r.findings if not isinstance(f, Deferred)]
+            lost = replace(r, findings=[f for f in r.findings if isinstance(f, Deferred)])
+            assert lost.consistent_fast(resolved.profile) == lost.consistent(resolved.profile)
+            seen["bad"] += own != [] and not lost.consistent(resolved.profile)
+            index, cap, orig, alt = r.summary()
+            for k in range(len(index)):
+                for new_alt in (0, orig[k], orig[k] + 4):
+                    changed = replace(r, findings=list(r.findings))
+                    rows = records._summary_bytes(
+                        (index, cap, orig, alt[:k] + (new_alt,) + alt[k + 1:]))
+                    changed._packed = (rows, records.NOT_MADE, None)
+                    assert changed.consistent_fast(resolved.profile) == \
+                        changed.consistent(resolved.profile), (r.path, k, new_alt)
+                    seen["resolved"] += not changed.consistent(resolved.profile)
+    assert seen["skipped"] > 3 and seen["bad"] > 3 and seen["resolved"] > 10, seen
+
+
 def test_a_record_made_without_its_digest_makes_it_when_asked(tmp_path):
     """The module check's records (``with_digest=False``: no link takes a module) keep no
     digest; asked for, it is made from the object: the digest of a record made with it, for
@@ -367,3 +432,18 @@ def test_a_record_file_is_read_whole_whatever_its_size(tmp_path):
         p.write_bytes(data)
         assert records._read_whole(str(p), 64) == data, size
         assert records._read_whole(str(p)) == data, size
+
+
+def _read_back(paths, opts, cache: str):
+    """The records of the objects, all read back from the cache (their findings not made
+    yet where ``consistent_fast`` did not need them), and the options they were checked under
+    (NCAPS and the module resolved)."""
+    from dataclasses import replace
+
+    from altlink.records import records_of
+
+    recs, profile, _ = collect([read_elf(str(p)) for p in paths], opts, [], cache)
+    resolved = replace(opts, profile=profile, module=opts.module or any(r.is_module for r in recs))
+    recs = records_of([read_elf(str(p)) for p in paths], resolved, cache)
+    assert all(r._packed is not None for r in recs)  # read back
+    return recs, resolved
