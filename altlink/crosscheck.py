@@ -8,6 +8,7 @@ import struct
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import compress
 
 from altlink import insn
@@ -18,6 +19,7 @@ from altlink.findings import Finding, finding
 from altlink.insn import mnemonic, word_text
 from altlink.linkset import Input
 from altlink.records import (
+    _PACKED,
     Anchor,
     EntryDigest,
     ObjectRecord,
@@ -702,17 +704,17 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
     tab = table.columns
     if tab is None or len(tab["cap"]) != table.size:
         return None
-    packs = packs or []
-    packs = packs + packed_columns_of(objects[len(packs):])
-    ns = [len(s[0]) for s, _ in packs]
-    n = sum(ns)
+    rc = packs if type(packs) is RecordColumns and len(packs.packs) == len(objects) else \
+        RecordColumns((packs or []) + packed_columns_of(objects[len(packs or []):]))
+    ns, n = rc.ns, rc.n
     if n == 0 or n > table.size:
         return None
     chain = itertools.chain.from_iterable
-    summaries = [s for s, _ in packs]
-    cols = list(zip(*(c for _, c in packs)))
-    (_, _, _, site_count, site_bytes, site_known, anchor_name, anchor_global, anchor_delta,
-     alt_symbol, alt_defined, alt_count, alt_bytes, alt_marks, targets) = cols
+    summaries = rc.summaries
+    (site_count, site_bytes, site_known, anchor_global, anchor_delta, alt_defined, alt_count,
+     alt_bytes, alt_marks) = (rc.site_count, rc.site_bytes, rc.site_known, rc.anchor_global,
+                              rc.anchor_delta, rc.alt_defined, rc.alt_count, rc.alt_bytes,
+                              rc.alt_marks)
     try:
         cap = np.fromiter(chain(s[1] for s in summaries), dtype=np.int64, count=n)
         olen = np.fromiter(chain(s[2] for s in summaries), dtype=np.int64, count=n)
@@ -740,22 +742,14 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
         same |= known == 0
     if not same.all():
         return None
-    names = list(chain(anchor_name))
-    symbols = list(chain(alt_symbol))
-    every_target = list(chain(targets))
+    names, symbols, every_target = rc.names, rc.symbols, rc.every_target
     # From the table's columns already for some thousands of symbols (the synthetic link's
     # 18,000: 16 ms decoded and indexed, 9 ms from the columns), and there the names asked
     # for alone where they are few beside the table (its 10,000 are not: keyed one by one,
     # they take longer than all the names).
     columns = columns_pay(elf, ARRAYS_COLUMNS_FROM_SYMBOLS)
-    if columns and asked is None:  # names_asked's, from the columns
-        asked = set(names) | {s for s in symbols if s}
-        asked.discard(None)
-        for t in every_target:
-            if t[1] is not None:
-                asked.add(t[1])
-            if t[3] is not None:
-                asked.add(t[3][0])
+    if columns and asked is None:
+        asked = rc.asked
     few = columns and asked is not None and len(asked) * 8 <= elf.symtab.size // 24
     syms = _ImageSymbols(elf, columns, wanted=asked if few else None)
     # Each site where its anchor says (the reference's ``_anchored_at``); a block's first
@@ -814,17 +808,54 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
 EARLY_PACKS_CHUNK = 256
 
 
-def packed_columns_early(objects: list[ObjectRecord], running) -> list:
+def packed_columns_early(objects: list[ObjectRecord], running) -> list | RecordColumns:
     """``packed_columns_of`` of the first of ``objects``, read a chunk at a time while
     ``running()`` (a link's linker): what the array compare asks of the records, made while
     the linker runs; the rest is left to the cross-check, so that a linker that ends first
-    does not wait for it."""
+    does not wait for it. All of them read with the linker still running: their
+    ``RecordColumns``."""
     out: list = []
     for k in range(0, len(objects), EARLY_PACKS_CHUNK):
         if not running():
-            break
+            return out
         out += packed_columns_of(objects[k:k + EARLY_PACKS_CHUNK])
-    return out
+    if not running():
+        return out
+    got = RecordColumns(out)
+    got.asked  # noqa: B018 - made now
+    return got
+
+
+class RecordColumns:
+    """The records' side of the array compare: their packed columns (``packed_columns_of``)
+    end to end, and what it reads of them that the image does not decide, made from the
+    records alone (a link makes it while its linker runs)."""
+
+    def __init__(self, packs: list) -> None:
+        chain = itertools.chain.from_iterable
+        self.packs = packs
+        self.ns = [len(s[0]) for s, _ in packs]
+        self.n = sum(self.ns)
+        self.summaries = [s for s, _ in packs]
+        (_, _, _, self.site_count, self.site_bytes, self.site_known, anchor_name,
+         self.anchor_global, self.anchor_delta, alt_symbol, self.alt_defined, self.alt_count,
+         self.alt_bytes, self.alt_marks, targets) = \
+            list(zip(*(c for _, c in packs))) or [()] * len(_PACKED)
+        self.names = list(chain(anchor_name))
+        self.symbols = list(chain(alt_symbol))
+        self.every_target = list(chain(targets))
+
+    @cached_property
+    def asked(self) -> set[str]:
+        """``names_asked``'s, from the columns."""
+        asked = set(self.names) | {s for s in self.symbols if s}
+        asked.discard(None)
+        for t in self.every_target:
+            if t[1] is not None:
+                asked.add(t[1])
+            if t[3] is not None:
+                asked.add(t[3][0])
+        return asked
 
 
 def _readable_sizes(elf: ElfFile):

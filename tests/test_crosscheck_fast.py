@@ -89,7 +89,8 @@ def both(records, image, profile, members=frozenset(), arrays=None):
 
     # (and the arrays given the first half of the records' packed columns, as a link makes
     # them while its linker runs: ``packed_columns_early``)
-    for way in ("reference", "blocks", "arrays", "arrays, packs made early"):
+    for way in ("reference", "blocks", "arrays", "arrays, packs made early",
+                "arrays, all the records' columns made early"):
         seen: set[int] = set()
         img, limit = image, 1 << 62
         if way.startswith("arrays") and image.elf.type != ET_REL:
@@ -97,6 +98,9 @@ def both(records, image, profile, members=frozenset(), arrays=None):
         packs = None
         if way == "arrays, packs made early":
             packs = crosscheck.packed_columns_of(records[:len(records) // 2])
+        elif way.startswith("arrays, all"):
+            packs = crosscheck.packed_columns_early(records, lambda: True)
+            assert type(packs) is crosscheck.RecordColumns
         old = crosscheck.ARRAYS_FROM_ENTRIES
         crosscheck.ARRAYS_FROM_ENTRIES = limit
         crosscheck._cross_check_arrays = spy
@@ -110,8 +114,9 @@ def both(records, image, profile, members=frozenset(), arrays=None):
     assert got["blocks"] == got["reference"]
     assert got["arrays"] == got["reference"]
     assert got["arrays, packs made early"] == got["reference"]
+    assert got["arrays, all the records' columns made early"] == got["reference"]
     if arrays is not None and image.elf.type != ET_REL:
-        assert decided == [arrays, arrays]
+        assert decided == [arrays] * 3
     return got["reference"]
 
 
@@ -126,6 +131,8 @@ def compared(monkeypatch):
         # the names the link made while its linker ran are those the records ask for, and
         # the packed columns it read then are those of its first records
         assert asked is None or asked == crosscheck.names_asked(records)
+        if type(packs) is crosscheck.RecordColumns:
+            packs = packs.packs
         assert packs is None or packs == crosscheck.packed_columns_of(records[:len(packs)])
         rows, _ = both(records, image, profile, members)
         codes.append([r[0] for r in rows])
@@ -208,7 +215,7 @@ def test_veneer_found_from_columns_read_while_linking(tmp_path, monkeypatch, com
     obj = asm(tmp_path, "far", far_source("bl", True))
     script = write(tmp_path / "far.ld", FAR_LD)
     result = run_link(tmp_path, linker_command("ld", [obj], "x.elf", script))
-    assert [len(p) for p in early] == [1]
+    assert [len(p.packs) for p in early] == [1]
     assert compared == [["ALT016"]]
     assert [f.code for f in result.findings] == ["ALT016"]
 
@@ -589,7 +596,10 @@ def test_packed_columns_early_stop_when_the_linker_ends(tmp_path, monkeypatch):
     early = crosscheck.packed_columns_early(records, lambda: next(looks))
     assert len(early) == 6 < len(records)
     assert early == crosscheck.packed_columns_of(records[:6])
-    assert crosscheck.packed_columns_early(records, lambda: True) == \
-        crosscheck.packed_columns_of(records)
+    whole = crosscheck.packed_columns_early(records, lambda: True)
+    assert whole.packs == crosscheck.packed_columns_of(records)
+    assert whole.asked == crosscheck.names_asked(records)
+    looks = iter([True] * ((len(records) + 2) // 3) + [False])  # ends after the last chunk
+    assert crosscheck.packed_columns_early(records, lambda: next(looks)) == whole.packs
     img = broken(image, tmp_path, "word", _word_changed)
     assert both(records, img, profile, arrays=True)[0]
