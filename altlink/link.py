@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from altlink import branches, forkmap, inputs, launcher, outputs, sources
+from altlink import branches, forkmap, inputs, launcher, outputs
 from altlink.check_image import check_after_link
 from altlink.check_linkset import collect
 from altlink.crosscheck import ARRAYS_FROM_ENTRIES, cross_check, names_asked, packed_columns_early
@@ -92,7 +92,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         findings = req.policy.apply(findings)
         if has_errors(findings):  # a linker already running is stopped: nothing of its shows
             start.stop()
-            return LinkResult(sources.attach(findings), notes.lines, stats=stats)
+            return LinkResult(_with_lines(findings), notes.lines, stats=stats)
         linker = start.linker_started()
         tmp_image = linker.tmp
         # numpy, for the image's ALT017 scan, is imported while the linker runs.
@@ -124,7 +124,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
                                                   tmp_image, asked, packs))
         if has_errors(findings):
-            return LinkResult(sources.attach(findings, paths={req.output: tmp_image}),
+            return LinkResult(_with_lines(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)
         if req.sort_table:
             sort_table(tmp_image, image, req.output)
@@ -135,7 +135,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                                "which has no addresses: no raw binary or manifest for it; "
                                "link the final image for those")
         outputs.give_new_file_mode(tmp_image, executable=image.elf.type != ET_REL)
-        findings = sources.attach(findings, paths={req.output: tmp_image})
+        findings = _with_lines(findings, paths={req.output: tmp_image})
         if writer is not None:
             writer.result()
         else:
@@ -150,6 +150,16 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         if writer is not None:
             writer.cancel()  # before the temporary files go: it writes some of them
         start.close()  # stops a linker still running (it writes one), removes the files
+
+
+def _with_lines(findings: list[Finding], **where) -> list[Finding]:
+    """``sources.attach``: the findings with their source lines. Its module, and the DWARF
+    reader it imports (4 ms of a module's link), are imported only where there are findings."""
+    if not findings:
+        return findings
+    from altlink import sources
+
+    return sources.attach(findings, **where)
 
 
 def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:

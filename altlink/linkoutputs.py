@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from altlink import outputs, rawbin, sources
+from altlink import outputs, rawbin
 from altlink.linkset import Input
 
 
@@ -46,6 +46,8 @@ def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
     if tmp_manifest:
         lines = None
         if req.source_lines:
+            from altlink import sources
+
             lines = sources.site_lines(tmp_image, [e.site.address for e in image.table.entries],
                                        os.path.dirname(os.path.abspath(req.manifest)))
         # An entry check refuses, let through by -W no-CODE, is still left out of the
