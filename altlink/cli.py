@@ -512,6 +512,8 @@ def cmd_link(args, out) -> int:
         # parsed, where the words allow: ``_early_link``.)
         start = early.start if early is not None else \
             LinkStart(command, plan.output, parsed=plan.command)
+        if ends_here():  # (as check's: a module's link never asks it, nor one without numpy)
+            _inspect_when_used()
         from altlink.link import LinkRequest, link
 
         options = options_from(args)

@@ -34,6 +34,8 @@ _SAME_PROBLEM = frozenset({"ALT012", "ALT013", "ALT016"})
 
 @dataclass
 class LinkRequest:
+    """What ``link`` is asked to do: the linker's command, the outputs, the options."""
+
     command: list[str]
     output: str
     manifest: str | None = None
@@ -49,6 +51,8 @@ class LinkRequest:
 
 @dataclass
 class LinkResult:
+    """What a link did: its findings and notes, and what it linked and wrote."""
+
     findings: list[Finding]
     notes: list[str]
     linked: bool = False

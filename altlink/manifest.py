@@ -78,6 +78,8 @@ def relpath(path: str, manifest_path: str | None) -> str:
 
 @dataclass(frozen=True)
 class BinInfo:
+    """The raw binary a manifest names: its path, sha256 and layout."""
+
     path: str
     sha256: str
     layout: RawLayout

@@ -22,6 +22,8 @@ MAX_BIN = 1 << 28
 
 @dataclass(frozen=True)
 class RawLayout:
+    """Where the raw binary's bytes come from (``layout``)."""
+
     base: int  # the load address of byte 0 of the binary
     size: int
     sections: tuple[tuple[Section, int], ...]  # (section, its LMA)

@@ -1746,3 +1746,43 @@ def test_a_site_in_a_preempted_weak_function_is_where_its_object_put_it(tmp_path
     start = next(s.value for s in elf.symbols if s.name == "_start")
     (entry,) = json.loads((tmp_path / "fw.json").read_text())["entries"]
     assert int(entry["site"]["address"], 16) == start + 12  # bl, b, nop: the weak copy's site
+
+
+_IMPORTED = """\
+import sys
+from altlink import cli
+from altlink.gcpause import process_ends
+process_ends()  # the altlink command's own process (cli.run)
+rc = cli.main(sys.argv[1:])
+print(rc, type(sys.modules.get("inspect")).__name__,
+      " ".join(m for m in ("ast", "dis", "tokenize", "altlink.sources", "altlink.dwarflines")
+               if m in sys.modules))
+"""
+
+
+def test_a_link_imports_neither_inspect_nor_the_source_lines(tmp_path):
+    """A link without findings, as each of a kernel's module links (``ld -r``) or a firmware's
+    with its manifest and raw binary, through the altlink command: ``inspect`` (with ast,
+    dis, tokenize), which only ``dataclasses`` imports, stays a stand-in that no one asks
+    anything of (every dataclass on the way has its docstring), and the source lines'
+    module is not imported, there being no finding to give a line to. A finding is given its
+    line."""
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    env = env_without_altlink_vars()
+    env["PYTHONPATH"] = str(ROOT)
+
+    def imported(*args) -> str:
+        return subprocess.run([sys.executable, "-c", _IMPORTED, "link", *map(str, args)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              check=True, timeout=120).stdout.strip()
+
+    full = linker_command("ld", [obj], "fw.elf", script)
+    assert imported("-o", "fw.elf", "--manifest", "fw.json", "--bin", "fw.bin", "--ncaps",
+                    NCAPS, "--", *full) == "0 _ImportedWhenUsed"
+    assert json.loads((tmp_path / "fw.json").read_text())["entries"]
+    assert imported("--ncaps", NCAPS, "--", GNU_LD, "-r", "-o", "part.o", obj) == \
+        "0 _ImportedWhenUsed"
+    bad = asm(tmp_path, "bad", BAD_S)  # (ALT001)
+    got = imported("--ncaps", NCAPS, "--", GNU_LD, "-r", "-o", "bad.o", bad)
+    assert got.startswith("1 ") and "altlink.sources" in got, got
