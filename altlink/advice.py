@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from altlink.findings import Finding
+from altlink.table import NCAPS_MARKED
 
 _LOOKS_LIKE_CALLBACK = re.compile(r"looks like a callback \(.*\) with marker (\d+), "
                                   r"but NCAPS is (\d+)")
@@ -22,7 +23,7 @@ def notes(findings: list[Finding], abi: str, ncaps_from: str | None) -> list[str
     for f in findings:
         m = _LOOKS_LIKE_CALLBACK.search(f.message) if f.code == "ALT011" else None
         if m and int(m.group(1)) & CB_BIT_V61:
-            if abi == "linux-v4.17":
+            if abi in NCAPS_MARKED:
                 line = ("altlink: note: the callback entries carry bit 15 (0x8000), as "
                         "linux-v6.1 marks callbacks: the objects look built for linux-v6.1; "
                         "use --abi linux-v6.1")
@@ -33,7 +34,7 @@ def notes(findings: list[Finding], abi: str, ncaps_from: str | None) -> list[str
             m = _NOT_IN_TABLE.match(f.message)
         if m:
             used, ncaps = max(used, int(m.group(1))), int(m.group(2))
-        if f.code == "ALT002" and abi == "linux-v4.17":
+        if f.code == "ALT002" and abi in NCAPS_MARKED:
             callbacks_with_length = True
         if (f.code == "ALT001" and abi == "linux-v6.1"
                 and f.message.startswith("replacement is 0 bytes")):

@@ -16,7 +16,7 @@ from altlink.caps import CapTable
 from altlink.elf import SHN_UNDEF, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE
 from altlink.findings import Finding, finding
 from altlink.linkset import Input, Options
-from altlink.table import Entry, Profile, Table
+from altlink.table import NCAPS_MARKED, Entry, Profile, Table
 
 
 class Checks:
@@ -101,7 +101,7 @@ def resolve_ncaps(profile: Profile, caps: CapTable | None, tables: list[Table],
                                     f"capability table {caps.path} ({caps.ncaps} capabilities)",
                                     caps.path or "<caps>"))
         profile = Profile(profile.abi, caps.ncaps)
-    if profile.ncaps is not None or profile.abi != "linux-v4.17":
+    if profile.ncaps is not None or profile.abi not in NCAPS_MARKED:
         return profile
     markers = Counter(e.cap_raw for t in tables for e in t.entries
                       if e.alt_len == 0 and (e.alt.symbol or

@@ -23,7 +23,7 @@ from altlink.elf import (
 from altlink.findings import ERROR, WARNING, Deferred
 from altlink.insn import word_text
 from altlink.linkset import Input
-from altlink.table import REPLACEMENT_SECTION, Entry
+from altlink.table import NCAPS_MARKED, REPLACEMENT_SECTION, Entry
 
 
 def check_entry(ck: Checks, inp: Input, pos: int, e: Entry) -> None:
@@ -61,7 +61,7 @@ def _check_cap(ck: Checks, inp: Input, e: Entry, callback: bool, cap: int | None
     if named is None and e.alt.address is not None and not callback and e.alt_len == 0:
         sym = inp.names.function_at(e.alt.address)  # an image: no relocation is left
         named = sym.name if sym else None
-    if p.abi == "linux-v4.17" and not callback and e.alt_len == 0 and named \
+    if p.abi in NCAPS_MARKED and not callback and e.alt_len == 0 and named \
             and p.ncaps is not None and e.orig_len:
         ck.add("ALT011", f"entry looks like a callback ({named}) with marker "
                f"{e.cap_raw}, but NCAPS is {p.ncaps}: the table and the code disagree",

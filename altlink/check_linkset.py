@@ -20,7 +20,7 @@ from altlink.findings import Deferred, Finding, finding
 from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord, make_record, preload_scans, records_of
 from altlink.symbolspace import Definition, SymbolSpace
-from altlink.table import Entry, Profile
+from altlink.table import NCAPS_MARKED, Entry, Profile
 
 MAX_CB_MASK = 0x7FFF
 
@@ -33,7 +33,7 @@ def check_cap_table(ck: Checks) -> None:
         path = caps.path if caps else "<ncaps>"
         ck.findings.append(finding("ALT011", f"{p.ncaps} capabilities reach the callback "
                                    "bit 0x8000 of the linux-v6.1 profile", path))
-    if p.abi == "linux-v4.17" and p.ncaps is not None and p.ncaps > 0xFFFF:
+    if p.abi in NCAPS_MARKED and p.ncaps is not None and p.ncaps > 0xFFFF:
         path = caps.path if caps else "<ncaps>"
         ck.findings.append(finding("ALT011", f"{p.ncaps} capabilities do not fit the "
                                    "16-bit cap field", path))
@@ -233,7 +233,8 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
     digests of the records made to be made when asked for (``records.make_record``)."""
     profile_findings: list[Finding] = []
     profile = options.profile
-    if options.caps is not None or profile.ncaps is not None or profile.abi != "linux-v4.17":
+    if options.caps is not None or profile.ncaps is not None or \
+            profile.abi not in NCAPS_MARKED:
         profile = resolve_ncaps(profile, options.caps, [], profile_findings)
         opts = replace(options, profile=profile)
         records = records_of(objects, opts, cache_dir, before_making=before_making,

@@ -16,7 +16,7 @@ from altlink.errors import AltlinkError, one_line
 from altlink.gcpause import collector_paused, ends_here, keep, process_ends
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_LINKER, EXIT_INTERNAL = 0, 1, 2, 3, 4
-ABIS = ("linux-v4.17", "linux-v6.1")
+ABIS = ("linux-v4.17", "linux-v6.1", "xen-v4.17")
 
 EPILOG = """exit status: 0 no errors, 1 findings at error severity, 2 unusable input or usage,
 3 the linker failed, 4 altlink's own failure (a bug in altlink; set ALTLINK_TRACEBACK=1 for

@@ -91,7 +91,7 @@ __all__ = [
 
 FIXUP_KINDS = ("branch26", "cond19", "cmp19", "test14", "adrp")
 KINDS = (*FIXUP_KINDS, "immovable", "pcrel-unknown", "plain")
-ABIS = ("linux-v4.17", "linux-v6.1")
+ABIS = ("linux-v4.17", "linux-v6.1", "xen-v4.17")
 
 _MASK32 = 0xFFFFFFFF
 _MASK64 = (1 << 64) - 1
@@ -474,11 +474,25 @@ def profile_problem(word: int, abi: str) -> str | None:
       ``aarch64_insn_adrp_get_offset()``: the kernel computes a wrong target
       page. (The delta after the move is checked by ``relocate(..., abi=)``.)
 
-    ADR, LDR/LDRSW/PRFM literal (``BUG()`` at boot) and FEAT_CMPBR (copied
-    unchanged) are errors under every profile already, so they give None here.
+    ``xen-v4.17`` models Xen's own copy of the patcher (``get_alt_insn()`` in
+    ``xen/arch/arm/alternative.c``, checked against Xen 4.17): it re-encodes only
+    ``insn_is_branch_imm()`` words (the same masks as Linux's, BC.cond excluded) and copies
+    every other word, so on top of the above:
+
+    - ADRP, any: copied unchanged, it computes its page from the site's address.
+
+    ADR, LDR/LDRSW/PRFM literal (``BUG()`` at boot under Linux, copied by Xen) and
+    FEAT_CMPBR (copied unchanged) are errors under every profile already, so they give None
+    here.
     """
     _check_abi(abi)
     found = decode(word)
+    if abi == "xen-v4.17" and found.kind == "adrp":
+        return (
+            "xen-v4.17's patcher copies ADRP unchanged: Xen's get_alt_insn() re-encodes "
+            "only the immediate branches (insn_is_branch_imm()), so at the site the ADRP "
+            "computes its page from the site's address"
+        )
     if found.name == "bc.cond":
         return (
             f"{abi}'s patcher copies BC.cond unchanged: aarch64_insn_is_bcond() "

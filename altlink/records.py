@@ -42,7 +42,7 @@ from altlink.errors import AltlinkError
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input
 from altlink.symbolspace import definitions
-from altlink.table import CB_BIT_V61
+from altlink.table import CB_BIT_V61, NCAPS_MARKED
 
 RECORD_FORMAT = 5  # 2: objects have their ALT017 findings; 3: the digest kept packed;
 # 4: its words and flags packed as bytes (``_pack_columns``); 5: the callbacks left to the
@@ -1443,7 +1443,7 @@ class ObjectCache:
         """What of the options a record depends on; None: records cannot be kept (NCAPS
         still to be inferred from the whole link set)."""
         p = options.profile
-        if p.ncaps is None and p.abi == "linux-v4.17":
+        if p.ncaps is None and p.abi in NCAPS_MARKED:
             return None
         caps = options.caps
         caps_key = hashlib.sha256(repr(caps.names).encode()).hexdigest() if caps else "-"

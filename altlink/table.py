@@ -31,8 +31,11 @@ ENTRY = struct.Struct("<iiHBB")
 ENTRY_SIZE = ENTRY.size  # 12
 TABLE_SECTION = ".altinstructions"
 REPLACEMENT_SECTION = ".altinstr_replacement"
-ABIS = ("linux-v4.17", "linux-v6.1")
+ABIS = ("linux-v4.17", "linux-v6.1", "xen-v4.17")
 DEFAULT_ABI = "linux-v4.17"
+# The profiles whose callback entries are marked by ``cap == NCAPS`` (docs/reference.md,
+# section 1): they differ only in what their patcher does with a replacement's words.
+NCAPS_MARKED = ("linux-v4.17", "xen-v4.17")
 CB_BIT_V61 = 0x8000
 ADDR_MASK = (1 << 64) - 1
 

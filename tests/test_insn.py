@@ -533,12 +533,18 @@ LINUX = {
 }
 
 
+# Xen's copy (xen/arch/arm/alternative.c and arch/arm/include/asm/arm64/insn.h, 4.17):
+# get_alt_insn() consults only insn_is_branch_imm(), with Linux's masks, and copies every
+# other word, the literal loads, ADR and ADRP included.
+XEN = {k: LINUX[k] for k in ("b", "bl", "cbz", "cbnz", "tbz", "tbnz", "bcond")}
+
+
 def linux_handles(word: int) -> bool:
     """get_alt_insn() re-encodes it, or BUG()s on it: anything but a silent copy."""
     return any(word & mask == value for mask, value in LINUX.values())
 
 
-@pytest.mark.parametrize("abi", insn.ABIS)
+@pytest.mark.parametrize("abi", ["linux-v4.17", "linux-v6.1"])
 def test_profile_problem_is_linux_silent_copy(main_image, abi):
     for i, (text, _kind, name) in enumerate(PCREL):
         word = main_image[MAIN + 4 * i][0]
@@ -559,6 +565,26 @@ def test_profile_problem_is_linux_silent_copy(main_image, abi):
         assert insn.profile_problem(word, abi) is None
     with pytest.raises(ValueError, match="unknown ABI"):
         insn.profile_problem(0xD503201F, "linux-v5.0")
+
+
+def test_profile_problem_is_xen_silent_copy(main_image):
+    """Under xen-v4.17, a problem is what Xen's patcher copies silently and altlink would
+    otherwise move: every ADRP, and as under Linux BC.cond and the SIMD/FP literal loads.
+    ADR and the other literal loads, also copied by Xen, are errors under every profile
+    (``immovable``), so they give None here."""
+    for i, (text, _kind, name) in enumerate(PCREL):
+        word = main_image[MAIN + 4 * i][0]
+        problem = insn.profile_problem(word, "xen-v4.17")
+        copied = not any(word & mask == value for mask, value in XEN.values())
+        moved = insn.classify(word).kind not in ("immovable", "pcrel-unknown")
+        assert (problem is not None) == (copied and (moved or name == "ldr-literal-simd")), \
+            (text, problem)
+        if name == "adrp":
+            assert "xen-v4.17's patcher copies ADRP unchanged" in problem
+            assert insn.profile_problem(word, "linux-v4.17") is None or "far_data" in text
+    for i in range(len(PLAIN)):
+        word = main_image[MAIN + 4 * (len(PCREL) + i)][0]
+        assert insn.profile_problem(word, "xen-v4.17") is None
 
 
 def test_unallocated_pcrel_slots_are_errors(tmp_path):
