@@ -1,15 +1,15 @@
 """altlink as the linker of a real build it was not written for (tests/xenbuild.py): the Xen
 4.17 hypervisor for arm64 from Debian bookworm's source, ``defconfig``, and
 ``make -C xen XEN_TARGET_ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-
-LD="altlink link --abi linux-v4.17 --ncaps N -- aarch64-linux-gnu-ld"``.
+LD="altlink link --abi xen-v4.17 --ncaps N -- aarch64-linux-gnu-ld"``.
 
 Every link Xen's build runs (each directory's ``ld -r``, prelink.o, the three links of
 xen-syms for its symbol table) goes through altlink and is clean; the manifest of xen-syms
 says what an independent reading of the image says (readelf's symbols and sections, the
 table's bytes decoded here, nm); the one callback is Xen's own function; ``altlink check``
-of the image is clean under the profile Xen's patcher follows and not under the other; the
-image is byte for byte what ld alone links; and a defect planted in a Xen source file stops
-the build with ALT008.
+of the image is clean under the profiles that read Xen's callbacks and not under the other;
+the image is byte for byte what ld alone links; and an ADR and an ADRP planted in a Xen
+source file stop the build with ALT008, the ADRP because Xen's patcher copies it.
 """
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def test_manifest_is_what_the_image_says(xen_build):
     image = xen / "xen-syms"
     m = json.loads((xen / "xen-syms.alt.json").read_text())
     n = xen_build.ncaps
-    assert m["abi"] == "linux-v4.17" and m["ncaps"] == n
+    assert m["abi"] == "xen-v4.17" and m["ncaps"] == n
     start, table = _table(image)
     assert m["table"]["address"] == hex(start) and m["table"]["size"] == 12 * len(table)
     secs = _sections(image)
@@ -156,8 +156,7 @@ def test_manifest_is_what_the_image_says(xen_build):
             assert bytes.fromhex(e["replacement"]["bytes"]) == data[roff:roff + rlen]
     assert sum(1 for t in table if t[2] == n) == 1
     # Xen's get_alt_insn() re-encodes only the immediate branches (insn_is_branch_imm()):
-    # an ADRP it would copy unchanged, so none may need one (altlink's linux-v4.17 profile
-    # would re-encode it, as Linux does, and say nothing)
+    # an ADRP it would copy unchanged (ALT008 under xen-v4.17), so no fix-up is another kind
     kinds = {f["kind"] for e in m["entries"] if e["replacement"]
              for f in e["replacement"]["fixups"]}
     assert kinds and kinds <= {"branch26", "cond19", "cmp19", "test14"}, kinds
@@ -183,11 +182,12 @@ def test_the_callback_is_xens_own_function(xen_build):
 
 def test_check_of_the_image_under_each_profile(xen_build):
     """xen-syms checks clean as Xen's patcher reads it (cap == ARM_NCAPS is a callback, also
-    when the profile is found from the image), and not as Linux 6.1 reads it: there the
-    callback entry is a static entry without a replacement (ALT001), and altlink says which
-    profile the objects look built for."""
+    when NCAPS and the profile are found from the image), and not as Linux 6.1 reads it: there
+    the callback entry is a static entry without a replacement (ALT001), and altlink says
+    which profile the objects look built for."""
     xen, n = xen_build.xen, xen_build.ncaps
-    for args in (["--abi", "linux-v4.17", "--ncaps", n], ["--ncaps", n], []):
+    for args in (["--abi", "xen-v4.17", "--ncaps", n], ["--abi", "xen-v4.17"],
+                 ["--abi", "linux-v4.17", "--ncaps", n], []):
         p = altlink("check", *args, "xen-syms", cwd=xen)
         assert p.returncode == 0 and p.stdout == "" and p.stderr == "", (args, p.stdout,
                                                                          p.stderr)
@@ -206,7 +206,8 @@ def test_manifest_command_and_the_raw_binary(xen_build, tmp_path):
     names = xenbuild.cap_names(xen_build.src)
     caps.write_text("\n".join(names) + "\n")
     out = tmp_path / "m.json"
-    p = altlink("manifest", "--cap-table", caps, "--bin", "xen", "-o", out, "xen-syms", cwd=xen)
+    p = altlink("manifest", "--abi", "xen-v4.17", "--cap-table", caps, "--bin", "xen", "-o", out,
+                "xen-syms", cwd=xen)
     assert p.returncode == 0, p.stdout + p.stderr
     made = json.loads(out.read_text())
     linked = json.loads((xen / "xen-syms.alt.json").read_text())
@@ -234,7 +235,7 @@ def test_the_image_is_what_ld_alone_links(xen_build, tmp_path):
     bare = subprocess.run([f"{xenbuild.CROSS}ld", *args, "-o", tmp_path / "bare"], cwd=xen,
                           capture_output=True, text=True)
     assert bare.returncode == 0, bare.stderr
-    p = altlink("link", "--abi", "linux-v4.17", "--ncaps", xen_build.ncaps, "--",
+    p = altlink("link", "--abi", "xen-v4.17", "--ncaps", xen_build.ncaps, "--",
                 f"{xenbuild.CROSS}ld", *args, "-o", tmp_path / "alt", cwd=xen)
     assert p.returncode == 0, p.stdout + p.stderr
     assert (tmp_path / "alt").read_bytes() == (tmp_path / "bare").read_bytes()
@@ -244,21 +245,26 @@ DEFECT_C = r"""
 #include <xen/init.h>
 #include <asm/alternative.h>
 
+int altlink_defect_target;
+
 int altlink_defect(void)
 {
-    unsigned long v;
+    unsigned long v, w;
 
     asm volatile(ALTERNATIVE("mov %0, #0", "adr %0, .", ARM_HAS_SB) : "=r"(v));
-    return v != 0;
+    asm volatile(ALTERNATIVE("mov %0, #0", "adrp %0, altlink_defect_target", ARM_HAS_SB)
+                 : "=r"(w));
+    return v != w;
 }
 """
 
 
 def test_a_planted_defect_stops_the_xen_build(xen_build, tmp_path):
-    """An ADR in a replacement (Xen's patcher would copy it unchanged: the address of the
-    replacement, not of the site), in a source file of a copy of the built tree, compiled by
-    Xen's own rules with debug information: the link of its directory fails with ALT008
-    naming the source line, the object and the function, and leaves no built_in.o."""
+    """An ADR and an ADRP in replacements (Xen's patcher would copy both unchanged: the
+    address of the replacement, the page of the site), in a source file of a copy of the
+    built tree, compiled by Xen's own rules with debug information: the link of its directory
+    fails with two ALT008 lines naming the source lines, the object and the function, and
+    leaves no built_in.o. (linux-v4.17 would accept the ADRP: Linux re-encodes it.)"""
     src = tmp_path / xen_build.src.name
     shutil.copytree(xen_build.src, src, symlinks=True)
     xenbuild.remove_link_outputs(src / "xen")
@@ -266,17 +272,17 @@ def test_a_planted_defect_stops_the_xen_build(xen_build, tmp_path):
     (arm / "altlink_defect.c").write_text(DEFECT_C)
     with open(arm / "Makefile", "a") as f:
         f.write("obj-y += altlink_defect.o\n$(obj)/altlink_defect.o: CFLAGS-y += -g\n")
-    line = DEFECT_C.splitlines().index(
-        next(s for s in DEFECT_C.splitlines() if "ALTERNATIVE(" in s)) + 1
+    lines = [i + 1 for i, s in enumerate(DEFECT_C.splitlines()) if "ALTERNATIVE(" in s]
     p = subprocess.run(xen_build.make_args(src=src), capture_output=True, text=True,
                        env=xenbuild.build_env(tmp_path / "links.jsonl"))
     assert p.returncode != 0
     found = [s for s in p.stderr.splitlines() if "ALT008" in s]
-    assert len(found) == 1, p.stderr[-3000:]
-    assert re.match(rf"(\S*/)?arch/arm/altlink_defect\.c:{line}: error: ALT008: ", found[0]), \
-        found[0]
-    assert "[arch/arm/altlink_defect.o .text+0x0 altlink_defect]" in found[0] and \
-        "adr" in found[0]
+    assert len(found) == 2, p.stderr[-3000:]
+    for s, line, what in zip(found, lines, ("(adr, adr x", "(adrp x")):
+        assert re.match(rf"(\S*/)?arch/arm/altlink_defect\.c:{line}: error: ALT008: ", s), s
+        assert "[arch/arm/altlink_defect.o .text+0x" in s and " altlink_defect" in s, s
+        assert what in s, s
+    assert "xen-v4.17's patcher copies ADRP unchanged" in found[1]
     assert not (arm / "built_in.o").exists()
     assert not (src / "xen/xen-syms").exists()
     recs = [json.loads(s) for s in (tmp_path / "links.jsonl").read_text().splitlines()]

@@ -5,7 +5,8 @@ built_in.o, prelink.o) and the three final links of xen-syms go through altlink.
 Xen's arm code has its own copy of the alternatives (``xen/arch/arm/alternative.c``): the
 table is laid out as Linux's, callbacks are marked by ``cpufeature == ARM_NCAPS``, as the
 ``linux-v4.17`` profile reads them, and the linker script merges the table into
-``.init.data`` between ``__alt_instructions`` and ``__alt_instructions_end``.
+``.init.data`` between ``__alt_instructions`` and ``__alt_instructions_end``. Its patcher
+re-encodes only the immediate branches: the ``xen-v4.17`` profile.
 
 The source is Debian's upstream tarball (:data:`TARBALL`, checked against the sha256 of
 Debian's signed Sources index), downloaded once into ``$ALTLINK_XENBUILD_DIR`` (default
@@ -77,7 +78,7 @@ def altlink_ld(n: int) -> str:
     shell), as the README gives it."""
     exe = Path(sys.executable).with_name("altlink")
     cmd = str(exe) if exe.exists() else f"{sys.executable} -m altlink"
-    return f"{cmd} link --abi linux-v4.17 --ncaps {n} -- {CROSS}ld"
+    return f"{cmd} link --abi xen-v4.17 --ncaps {n} -- {CROSS}ld"
 
 
 def build_env(log: Path) -> dict:
