@@ -172,6 +172,9 @@ class RelocMap:
         return {*self._plain, *(o for _, index in self._parts for o in index)}
 
 
+_UNREAD = object()  # (a value not read yet)
+
+
 class ElfFile:
     """One AArch64 ELF64 little-endian file, mapped read-only; parsed lazily, cached."""
 
@@ -189,6 +192,7 @@ class ElfFile:
         self._last_at: list[tuple[int, int, Section]] = []
         self._strtab: bytes | None = None
         self._section_data: dict[int, bytes] = {}
+        self._name_table: bytes | None | object = _UNREAD  # ``_section_name_table``'s
 
     # -- errors ----------------------------------------------------------------------------
     def error(self, what: str) -> AltlinkError:
@@ -232,7 +236,13 @@ class ElfFile:
 
     def _section_name_table(self) -> bytes | None:
         """The section name table's bytes (empty where there is none), None where it cannot be
-        read."""
+        read; read once (a file's module test and LTO test both ask)."""
+        got = self._name_table
+        if got is _UNREAD:
+            got = self._name_table = self._read_section_name_table()
+        return got  # type: ignore[return-value]
+
+    def _read_section_name_table(self) -> bytes | None:
         if self.shoff == 0:
             return b""
         try:

@@ -137,6 +137,25 @@ def test_each_file_is_opened_once(tmp_path, monkeypatch):
     assert {p: opened[p] for p in paths} == {p: 1 for p in paths}
 
 
+def test_each_files_section_names_are_read_once(tmp_path, monkeypatch):
+    """The module test (``batch._sort_out``) and the LTO test (``inputs.load_elfs``) of an
+    object look at its section names, read once (``ElfFile._section_name_table``)."""
+    mod, decoy, plain = objects(tmp_path)
+    paths = [str(mod), str(decoy), str(plain)]
+    read: Counter = Counter()
+    real = elf.ElfFile._read_section_name_table
+
+    def counted(self):
+        read[self.path] += 1
+        return real(self)
+
+    monkeypatch.setattr(elf.ElfFile, "_read_section_name_table", counted)
+    for cache in (None, str(tmp_path / "records"), str(tmp_path / "records")):
+        read.clear()
+        batch.check_paths(paths, V417, [], jobs=1, cache_dir=cache)
+        assert read == {p: 1 for p in paths}, read
+
+
 def past_the_end(src, dst, section: int = 1):
     """A copy of an object whose section ``section`` starts past the end of the file
     (hand-made: an unusable object, as a truncated download leaves one)."""
