@@ -190,6 +190,7 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     filled with what was checked: modules, objects, images, entries, callbacks. ``mapped``
     may give ELF files read already (``abiscan.detect_abi_paths``), as ``_sort_out`` takes
     them."""
+    counting = stats is not None  # (the objects' entries counted only then)
     stats = {} if stats is None else stats
     from altlink import inputs as inputsmod
 
@@ -244,8 +245,9 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
 
         records, _profile, more = collect(objects, options, images, cache_dir)
         findings += more
-        stats["entries"] += sum(r.entries for r in records)
-        stats["callbacks"] += sum(r.callbacks for r in records)
+        if counting:
+            stats["entries"] += sum(r.entries for r in records)
+            stats["callbacks"] += sum(r.callbacks for r in records)
     stats.update(objects=len(objects), images=0)
     for img in (e for e in loaded if e.type != ET_REL):
         from altlink.checks import check

@@ -165,14 +165,14 @@ class RecordSpace(SymbolSpace):
     def __init__(self, records: list[ObjectRecord], images: list[ElfFile]) -> None:
         super().__init__([], images)
         self.records = records
-        self._first: dict[str, tuple[str, tuple]] | None = None
+        self._first: dict[str, tuple] | None = None
 
     def lookup(self, name: str, asking=None) -> Definition | None:
         if self._first is None:
             self._first = first_definitions(self.records)
         got = self._first.get(name)
         if got is not None:
-            path, (typ, secname, executable) = got
+            path, typ, secname, executable = got
             sec = _DefSection(secname, executable) if secname is not None else None
             return Definition(path, _DefSymbol(typ), sec)  # type: ignore[arg-type]
         return super().lookup(name, asking)
@@ -183,22 +183,24 @@ class RecordSpace(SymbolSpace):
         return names | super().function_names()
 
 
-def first_definitions(records: list[ObjectRecord]) -> dict[str, tuple[str, tuple]]:
-    """Each global name defined by the records: the first record's path and definition (a
-    dictionary updated with the records' definitions from the last to the first, at C speed;
-    ``first_definitions_py`` is the reference)."""
-    first: dict[str, tuple[str, tuple]] = {}
+def first_definitions(records: list[ObjectRecord]) -> dict[str, tuple]:
+    """Each global name defined by the records: the first record's path and definition
+    (type, section, executable), from the records' columns (``define_columns``: a record
+    read back makes no dictionary), updated from the last record to the first at C speed;
+    ``first_definitions_py`` is the reference."""
+    first: dict[str, tuple] = {}
     for r in reversed(records):
-        first.update(zip(r.defines, zip(repeat(r.path), r.defines.values())))
+        names, types, sections, executable = r.define_columns()
+        first.update(zip(names, zip(repeat(r.path), types, sections, executable)))
     return first
 
 
-def first_definitions_py(records: list[ObjectRecord]) -> dict[str, tuple[str, tuple]]:
+def first_definitions_py(records: list[ObjectRecord]) -> dict[str, tuple]:
     """The reference for ``first_definitions``: name by name, the first kept."""
-    first: dict[str, tuple[str, tuple]] = {}
+    first: dict[str, tuple] = {}
     for r in records:
         for n, d in r.defines.items():
-            first.setdefault(n, (r.path, d))
+            first.setdefault(n, (r.path, *d))
     return first
 
 

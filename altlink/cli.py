@@ -446,7 +446,8 @@ def cmd_check(args, out) -> int:
     options = options_from(args, paths=args.files, mapped=mapped)
     stats: dict = {}
     findings = check_paths(args.files, options, args.symbols_from, notes=_notes(args),
-                           cache_dir=_cache_dir(args), stats=stats, mapped=mapped)
+                           cache_dir=_cache_dir(args), stats=stats if args.verbose else None,
+                           mapped=mapped)
     rc = _emit(findings, args, out, options)
     if args.verbose:
         what = [_plural(stats[k], w) for k, w in (("modules", "module"), ("objects", "object"),

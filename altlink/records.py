@@ -115,6 +115,10 @@ class ObjectRecord:
     # callbacks' entry indexes and symbols), until ``findings`` (a property, below) is asked
     # for; ``check_linkset.check_records`` asks only where it cannot answer from the symbols.
     _items: tuple | None = field(default=None, repr=False, compare=False)
+    # A record read back: its definitions as columns (names, types, sections, executable),
+    # until ``defines`` (a property, below) is asked for; the link set's first definitions
+    # are found from the columns (``define_columns``).
+    _define_cols: tuple | None = field(default=None, repr=False, compare=False)
     _input: object = field(default=None, repr=False, compare=False)
     # (summary columns, packed columns, the records to unpack with it or None): the record's
     # plain data, until the digest is made
@@ -166,6 +170,13 @@ class ObjectRecord:
             return rows[_ALT_LEN_AT::_SUMMARY_ROW.size].count(0)
         return self.summary()[3].count(0)
 
+    def define_columns(self) -> tuple[tuple, tuple, tuple, tuple]:
+        """The definitions as columns: names, types, sections, executable."""
+        if self._defines is None and self._define_cols is not None:
+            return self._define_cols
+        values = tuple(self._defines.values())
+        return (tuple(self._defines), *zip(*values)) if values else ((), (), (), ())
+
     def _summary_rows(self) -> bytes | None:
         """The summary as the bytes it was read back as, where it still is."""
         if self._packed is not None and type(self._packed[0]) is bytes:
@@ -192,9 +203,7 @@ class ObjectRecord:
             else:
                 es.append(_finding_plain(f, self.path))
                 at.append(k)
-        values = tuple(self.defines.values())
-        types, sections, executable = tuple(zip(*values)) if values else ((), (), ())
-        defines = (tuple(self.defines), types, sections, executable)
+        defines = self.define_columns()
         summary, packed = self._packed[:2] if self._packed else _pack(self._digest)
         return (RECORD_FORMAT, self.is_module, self.flags, fs, es, tuple(at),
                 (tuple(d_index), tuple(d_symbol)), defines, _summary_bytes(summary), packed)
@@ -212,10 +221,10 @@ class ObjectRecord:
     def from_valid(cls, path: str, t: tuple) -> ObjectRecord:
         """``from_plain`` of data ``valid_plain`` (or ``valid_plains``) already passed."""
         _fmt, is_module, flags, fs, es, at, (d_index, d_symbol), defines, summary, packed = t
-        names, types, sections, executable = defines
-        return cls(path, is_module, tuple(flags), [_finding_from(f, path) for f in fs], None,
-                   dict(zip(names, zip(types, sections, executable))), None,
-                   _packed=(summary, packed, None), _items=(es, at, d_index, d_symbol))
+        return cls(path, is_module, tuple(flags),
+                   [_finding_from(f, path) for f in fs] if fs else [], None, None, None,
+                   _packed=(summary, packed, None), _items=(es, at, d_index, d_symbol),
+                   _define_cols=defines)
 
     def consistent(self, profile) -> bool:
         """Whether the findings hold what the entries' own fields decide: a static entry whose
@@ -237,11 +246,16 @@ class ObjectRecord:
         equal to NCAPS), and the findings looked at only where an entry needs its own."""
         rows = self._summary_rows()
         rows = _SUMMARY_ROW.iter_unpack(rows) if rows is not None else zip(*self.summary())
+        bad = []  # (loops in the method: a comprehension is a call of its own, a record)
         if profile.abi == "linux-v6.1":
-            bad = [i for i, c, o, a in rows if (a != 0 if c & CB_BIT_V61 else a != o)]
+            for i, c, o, a in rows:
+                if a != 0 if c & CB_BIT_V61 else a != o:
+                    bad.append(i)
         else:
             n = profile.ncaps  # (None: no entry is a callback)
-            bad = [i for i, c, o, a in rows if (a != 0 if c == n else a != o)]
+            for i, c, o, a in rows:
+                if a != 0 if c == n else a != o:
+                    bad.append(i)
         if not bad:
             return True
         own = {f.entry for f in self.findings
@@ -299,6 +313,22 @@ def _set_findings(rec: ObjectRecord, value) -> None:
 
 
 ObjectRecord.findings = property(_get_findings, _set_findings)  # type: ignore[assignment]
+
+
+def _get_defines(rec: ObjectRecord) -> dict:
+    """The record's definitions, made from its columns where it was read back."""
+    if rec._defines is None and rec._define_cols is not None:
+        names, types, sections, executable = rec._define_cols
+        rec._defines = dict(zip(names, zip(types, sections, executable)))
+        rec._define_cols = None
+    return rec._defines
+
+
+def _set_defines(rec: ObjectRecord, value) -> None:
+    rec._defines = value
+
+
+ObjectRecord.defines = property(_get_defines, _set_defines)  # type: ignore[assignment]
 
 
 def _summary_bytes(summary) -> bytes:
