@@ -8,8 +8,9 @@ xen-syms for its symbol table) goes through altlink and is clean; the manifest o
 says what an independent reading of the image says (readelf's symbols and sections, the
 table's bytes decoded here, nm); the one callback is Xen's own function; ``altlink check``
 of the image is clean under the profiles that read Xen's callbacks and not under the other;
-the image is byte for byte what ld alone links; and an ADR and an ADRP planted in a Xen
-source file stop the build with ALT008, the ADRP because Xen's patcher copies it.
+the image is byte for byte what ld alone links; an ADR and an ADRP planted in a Xen
+source file stop the build with ALT008, the ADRP because Xen's patcher copies it; and Xen,
+booted under qemu-system-aarch64, patches its sites as ``altlink patch`` does offline.
 """
 from __future__ import annotations
 
@@ -288,3 +289,64 @@ def test_a_planted_defect_stops_the_xen_build(xen_build, tmp_path):
     recs = [json.loads(s) for s in (tmp_path / "links.jsonl").read_text().splitlines()]
     failed = [r for r in recs if not r["linked"]]
     assert [r["output"] for r in failed] == ["arch/arm/built_in.o"]
+    shutil.rmtree(src)  # 50 MB: pytest keeps the temporary directories of three runs
+
+
+KEEP_CALLBACK = """
+def _keep(entry, words, nr_inst):
+    return words
+
+
+CALLBACKS = {"arm_enable_wa2_handling": _keep}
+"""
+ARM_SSBD_RUNTIME = 2  # enum ssbd_state, xen/arch/arm/include/asm/cpuerrata.h
+NOP = bytes.fromhex("1f2003d5")
+
+
+@pytest.mark.parametrize("cpu", ["cortex-a57", "max"])
+def test_the_booted_xen_patches_what_the_manifest_says(xen_build, tmp_path, cpu):
+    """Xen booted under qemu-system-aarch64 on a Cortex-A57 (errata workarounds) and on
+    QEMU's max CPU (FEAT_SB), stopped after it has patched itself (at its panic for want of
+    a dom0 kernel), its RAM read: the table Xen says it patches is the manifest's; the capabilities Xen's own
+    ``cpu_hwcaps`` holds, given to ``altlink patch``, give every static site the bytes the
+    booted Xen has; the callback's site is what arm_enable_wa2_handling makes of it for the
+    SSBD state the booted Xen found (a NOP only under ARM_SSBD_RUNTIME)."""
+    xen = xen_build.xen
+    booted = xenbuild.boot(xen / "xen", tmp_path / "boot", cpu)
+    m = json.loads((xen / "xen-syms.alt.json").read_text())
+    found = xenbuild.PATCHING.search(booted.console)
+    assert found, booted.console[-3000:]
+    start = int(m["table"]["address"], 16)
+    assert (int(found.group(1), 16), int(found.group(2), 16)) == \
+        (start, start + m["table"]["size"])
+    syms = _symbols(xen / "xen-syms")
+
+    def phys(va: int) -> int:
+        return booted.load + va - syms["_start"]
+
+    bits = int.from_bytes(booted.read(phys(syms["cpu_hwcaps"]), 8), "little")
+    caps = [n for n in range(m["ncaps"]) if bits >> n & 1]
+    assert caps, f"Xen found no capability on {cpu}"
+    keep = tmp_path / "keep.py"
+    keep.write_text(KEEP_CALLBACK)
+    p = altlink("patch", "xen-syms", "--manifest", "xen-syms.alt.json", "--caps",
+                ",".join(map(str, caps)), "--callbacks", keep, "-o", tmp_path / "patched",
+                cwd=xen)
+    assert p.returncode == 0, p.stdout + p.stderr
+    offline = (tmp_path / "patched").read_bytes()
+    original = (xen / "xen-syms").read_bytes()
+    changed = differ = 0
+    for e in m["entries"]:
+        site = e["site"]
+        va, n, off = int(site["address"], 16), site["length"], site["file_offset"]
+        live = booted.read(phys(va), n)
+        if e["kind"] == "callback":
+            ssbd = int.from_bytes(booted.read(phys(syms["ssbd_state"]), 4), "little")
+            assert live == (NOP if ssbd == ARM_SSBD_RUNTIME else original[off:off + n]), \
+                (ssbd, live.hex())
+            continue
+        changed += live != original[off:off + n]
+        differ += live != offline[off:off + n]
+        assert live == offline[off:off + n], (e["index"], site["symbol"], e["cap"],
+                                              live.hex(), offline[off:off + n].hex())
+    assert changed > 0 and differ == 0

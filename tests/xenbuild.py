@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -194,3 +195,68 @@ def build(base: Path | None = None) -> XenBuild:
             raise RuntimeError(f"the Xen build through altlink failed:\n{tail}")
         stamp.write_text(me)
         return xb
+
+
+# --- the boot: Xen under qemu-system-aarch64, stopped once it has patched itself -------------
+
+RAM_BASE = 0x40000000  # QEMU virt
+DUMP_SIZE = 64 << 20
+PATCHING = re.compile(r"alternatives: Patching with alt table ([0-9a-f]+) -> ([0-9a-f]+)")
+# Xen prints this after the panic it reaches for want of a dom0 kernel, well after
+# apply_alternatives_all(), and waits five seconds before it resets.
+STOP_AT = "Reboot in five seconds"
+
+
+class Booted:
+    def __init__(self, console: str, ram: bytes, load: int) -> None:
+        self.console, self.ram, self.load = console, ram, load
+
+    def read(self, phys: int, size: int) -> bytes:
+        return self.ram[phys - RAM_BASE:phys - RAM_BASE + size]
+
+
+def boot(image: Path, workdir: Path, cpu: str = "cortex-a57", timeout: float = 120) -> Booted:
+    """Boot Xen (EL2: ``virtualization=on``) with a dom0 module that is no kernel, so that
+    Xen reads its command line (``bootargs``: it logs at INFO, where it says where its
+    table is), applies its alternatives, and panics creating dom0; then save the RAM."""
+    from bootproof import _Qmp
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    qmp_path, console_path, dump = (str(workdir / "qmp.sock"), workdir / "console.log",
+                                    workdir / "ram.bin")
+    not_a_kernel = workdir / "not-a-kernel"
+    not_a_kernel.write_bytes(bytes(4096))
+    cmd = ["qemu-system-aarch64", "-M", "virt,virtualization=on,gic-version=3", "-cpu", cpu,
+           "-m", "256", "-smp", "1", "-nographic", "-nic", "none", "-no-reboot",
+           "-kernel", str(image),
+           "-append", "loglvl=all console=dtuart dtuart=/pl011@9000000",
+           "-device", f"guest-loader,addr=0x49000000,kernel={not_a_kernel},"
+           "bootargs=console=hvc0",
+           "-qmp", f"unix:{qmp_path},server,nowait"]
+    deadline = time.monotonic() + timeout
+    with open(console_path, "wb") as console:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console,
+                                stderr=subprocess.STDOUT)
+        try:
+            qmp = _Qmp(qmp_path, deadline)
+            while STOP_AT not in console_path.read_text(errors="replace"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{cpu}: Xen did not reach its dom0 panic (exit "
+                                       f"{proc.poll()}):\n"
+                                       + console_path.read_text(errors="replace")[-3000:])
+                time.sleep(0.1)
+            qmp.cmd("stop")
+            qmp.cmd("pmemsave", val=RAM_BASE, size=DUMP_SIZE, filename=str(dump))
+            qmp.cmd("quit")
+            qmp.close()
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    ram = dump.read_bytes()
+    dump.unlink()
+    at = ram.find(image.read_bytes()[:64])
+    if at < 0:
+        raise RuntimeError(f"{cpu}: Xen's image is not in the first {DUMP_SIZE >> 20} MiB")
+    return Booted(console_path.read_text(errors="replace"), ram, RAM_BASE + at)
