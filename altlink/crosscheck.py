@@ -61,7 +61,8 @@ def _signature(e) -> tuple:
 def cross_check(objects: list[ObjectRecord], image: Input, profile,
                 members: frozenset[str] = frozenset(),
                 reported: set[int] | None = None, fast: bool = True,
-                asked: set[str] | None = None, packs: list | None = None) -> list[Finding]:
+                asked: set[str] | None = None,
+                packs: list | RecordColumns | None = None) -> list[Finding]:
     """Every entry collected from the objects must be in the image, at the place its
     symbol+offset got, with the same site and replacement code (ALT013, ALT016).
 
@@ -73,9 +74,10 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     entries of one it did not link are not missing. The objects are compared through their
     records' digests; only those rarer paths read an object again. ``reported`` gets the
     image entries a finding was made for. ``asked``: ``names_asked(objects)``, where the caller
-    made it already (a link, while its linker runs). ``packs``: ``packed_columns_of`` of the
-    first of ``objects``, made already (``packed_columns_early``: a link of many entries, while
-    its linker runs), for the array compare.
+    made it already (a link, while its linker runs). ``packs``: for the array compare,
+    ``packed_columns_of`` of the first of ``objects``, or the ``RecordColumns`` of all of
+    them, made already (``packed_columns_early``: a link of many entries, while its linker
+    runs).
 
     ``fast`` (the default) compares a large table's entries all at once where every block is
     where the objects are (``_cross_check_arrays``), else reads the code of a linked image's
@@ -686,7 +688,8 @@ _MASK64 = (1 << 64) - 1
 
 def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
                         reported: set[int] | None, asked: set[str] | None,
-                        packs: list | None = None) -> list[Finding] | None:
+                        packs: list | RecordColumns | None = None
+                        ) -> list[Finding] | None:
     """``cross_check`` of a linked image whose table holds every object's block where the
     objects are, in their order (a link's usual table), decided for all entries at once:
     the records' packed columns end to end (``records.packed_columns_of``) against the
