@@ -196,10 +196,12 @@ def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
 
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
                  members: frozenset[str], tmp_image: str,
-                 asked: set[str] | None = None, packs: list | None = None) -> list[Finding]:
+                 asked: set[str] | None = None, packs=None) -> list[Finding]:
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
-    (``req.output``) rather than the temporary file the linker wrote (``tmp_image``)."""
+    (``req.output``) rather than the temporary file the linker wrote (``tmp_image``).
+    ``asked`` and ``packs``: what the cross-check reads of the records, made while the linker
+    ran (``cross_check``'s)."""
     symtab = image.elf.symtab
     options = Options(profile, req.options.caps, req.options.module)
     checking = None
@@ -244,7 +246,7 @@ def _cross_check_cost(entries: int, symbols: int) -> float:
 
 def _crossed(records: list[ObjectRecord], image: Input, profile: Profile,
              members: frozenset[str], asked: set[str] | None = None,
-             packs: list | None = None) -> tuple[list[Finding], set[int]]:
+             packs=None) -> tuple[list[Finding], set[int]]:
     """``cross_check``'s findings and the image entries they were made for."""
     seen: set[int] = set()
     return cross_check(records, image, profile, members, seen, asked=asked, packs=packs), seen
