@@ -447,3 +447,59 @@ def _read_back(paths, opts, cache: str):
     recs = records_of([read_elf(str(p)) for p in paths], resolved, cache)
     assert all(r._packed is not None for r in recs)  # read back
     return recs, resolved
+
+
+def test_records_are_found_consistent_together_as_each_alone():
+    """``consistent_together`` (every summary row of the records read back compared at once)
+    against ``consistent``, each record on its own, under both profiles and NCAPS of one byte,
+    of two, none and past the cap field: records whose entries have the lengths their kinds
+    ask, and records with one entry that has not, with and without the error of its own."""
+    import random
+
+    from altlink.findings import ERROR, Finding
+    from altlink.table import Profile
+
+    rnd = random.Random(13)
+    profiles = [Profile("linux-v6.1", 80), Profile("linux-v4.17", 4), Profile("linux-v4.17", 0x104),
+                Profile("linux-v4.17", 0), Profile("linux-v4.17", None),
+                Profile("linux-v4.17", 0x10004), Profile("xen-v4.17", 4)]
+
+    def record(profile, bad: bool, own: bool):
+        n = rnd.randrange(1, 12)
+        caps = [rnd.choice([4, 0x104, 0x8004, 0x8050, 0, 1, 0x0401, 80, 0xFFFF]) for _ in range(n)]
+        orig = [rnd.choice([4, 8, 12]) for _ in range(n)]
+        alt = [0 if profile.is_callback(c) else o for c, o in zip(caps, orig)]
+        findings: list = [Deferred(k, "cb") for k in range(n) if alt[k] == 0 and rnd.random() < .5]
+        if bad:  # one entry whose alt_len its kind forbids: 0 for a static one, or not 0
+            k = rnd.randrange(n)
+            alt[k] = orig[k] if alt[k] == 0 else rnd.choice([0, alt[k] + 4])
+            if own:
+                findings.append(Finding("ALT001", ERROR, "m", "p", "", None, k))
+        rows = records._summary_bytes((tuple(range(n)), tuple(caps), tuple(orig), tuple(alt)))
+        return records.ObjectRecord("p", False, (), [], findings, {}, None,
+                                    _packed=(rows, records.NOT_MADE, None))
+
+    seen = set()
+    for profile in profiles:
+        for _ in range(300):
+            bad = rnd.randrange(-4, 8)  # the record with a forbidden length, if any
+            recs = [record(profile, k == bad, rnd.random() < .3) for k in range(8)]
+            got = records.consistent_together(recs, profile)  # (rows as read back: bytes)
+            assert all(r._summary_rows() is not None for r in recs)
+            want = [r.consistent(profile) for r in recs]
+            assert got == want, profile
+            seen.add(all(want))
+    assert seen == {True, False}
+    # one entry alone whose cap field is like a callback's in one byte, or in its bit 15 only
+    for profile, cap, alt in [(profiles[1], 0x104, 0), (profiles[1], 0x8004, 0),
+                              (profiles[2], 4, 0), (profiles[2], 0x204, 0), (profiles[2], 0x105, 0),
+                              (profiles[0], 0x8004, 4), (profiles[0], 0x0004, 0),
+                              (profiles[0], 0x8050, 8), (profiles[3], 0x100, 0)]:
+        fine = [records.ObjectRecord("p", False, (), [], [], {}, None, _packed=(
+            records._summary_bytes(((0, 1), (1, 2), (4, 8), (4, 8))), records.NOT_MADE, None))
+            for _ in range(4)]
+        odd = records.ObjectRecord("p", False, (), [], [], {}, None, _packed=(
+            records._summary_bytes(((0, 1), (1, cap), (4, 4), (4, alt))), records.NOT_MADE, None))
+        got = records.consistent_together([*fine, odd], profile)
+        assert got == [r.consistent(profile) for r in [*fine, odd]] == [True] * 4 + [False], \
+            (profile, cap, alt)
