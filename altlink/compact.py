@@ -84,6 +84,10 @@ def _field(v, what: str, bits: int) -> int:
 def from_manifest(m: dict) -> Blob:
     """The blob's contents for a manifest (a dict as :func:`altlink.manifest.load` returns)."""
     abi = m.get("abi")
+    if abi == "xen-v4.17":  # a profile of the table, not of this form
+        raise AltlinkError("manifest: profile 'xen-v4.17' has no compact form: the compact "
+                           "manifest is for altlink's C runtime, which patches as Linux does; "
+                           "Xen patches itself")
     if abi not in PROFILES:
         raise AltlinkError(f"manifest: profile {abi!r} is not one of {', '.join(PROFILES)}")
     ncaps = m.get("ncaps")

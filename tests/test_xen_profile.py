@@ -141,3 +141,17 @@ def test_xen_like_link_under_the_profile(tmp_path):
     assert cb["callback"]["symbol"] == "wa_callback"
     p = altlink("check", "--abi", "xen-v4.17", "good", cwd=tmp_path)
     assert p.returncode == 0 and p.stdout == "", p.stdout + p.stderr
+
+
+def test_no_compact_manifest_under_the_profile(tmp_path):
+    """The compact form is for altlink's C runtime (Linux's patching): under xen-v4.17,
+    ``altlink manifest --compact`` is one line and exit 2, and writes neither output."""
+    _objects(tmp_path)
+    run([*GNU_LD, "-T", "xen.lds", "-N", "good.o", "-o", "good"], cwd=tmp_path)
+    p = altlink("manifest", "--abi", "xen-v4.17", "--ncaps", NCAPS, "--compact", "good.bin",
+                "-o", "good.json", "good", cwd=tmp_path)
+    assert p.returncode == 2 and p.stdout == "", p.stdout + p.stderr
+    assert p.stderr.splitlines() == [
+        "manifest: profile 'xen-v4.17' has no compact form: the compact manifest is for "
+        "altlink's C runtime, which patches as Linux does; Xen patches itself"], p.stderr
+    assert not (tmp_path / "good.bin").exists() and not (tmp_path / "good.json").exists()
