@@ -8,9 +8,12 @@ table is laid out as Linux's, callbacks are marked by ``cpufeature == ARM_NCAPS`
 ``.init.data`` between ``__alt_instructions`` and ``__alt_instructions_end``. Its patcher
 re-encodes only the immediate branches: the ``xen-v4.17`` profile.
 
-The source is Debian's upstream tarball (:data:`TARBALL`, checked against the sha256 of
-Debian's signed Sources index), downloaded once into ``$ALTLINK_XENBUILD_DIR`` (default
-``~/.cache/altlink-tests/xen-4.17``), or taken from ``$ALTLINK_XEN_TARBALL``. The unpacked
+The source is Debian's upstream tarball (:data:`TARBALL`, checked against the sha256 that
+Debian's signed Sources index gives it), downloaded once into ``$ALTLINK_XENBUILD_DIR``
+(default ``~/.cache/altlink-tests/xen-4.17``), or taken from ``$ALTLINK_XEN_TARBALL``. When
+that version has left the archive (a point release replaces it), apt fetches bookworm's
+current xen source instead, with a sources list of its own in that directory: apt checks the
+index's signature with Debian's keyring and the tarball against the index. The unpacked
 tree is kept there and built in place: the first run compiles the hypervisor (about half a
 minute on 2 cores), every later run removes what the links made and runs make again, so the
 links run again through the altlink under test. A file lock makes the build happen once when
@@ -92,7 +95,7 @@ def build_env(log: Path) -> dict:
 class XenBuild:
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.src = base / f"xen-{VERSION}"
+        self.src = base / "xen-4.17"  # the tarball's one directory, whatever its version
         self.xen = self.src / "xen"
         self.log = base / "links.jsonl"
         self.make_log = base / "make.log"
@@ -111,9 +114,38 @@ class XenBuild:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
 
+SOURCES = ("deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+           "http://deb.debian.org/debian bookworm main\n")
+
+
+def fetch_with_apt(base: Path) -> Path:
+    """bookworm's current xen 4.17 source tarball, as ``apt-get source --download-only``
+    fetches and checks it, with a sources list, index and cache of its own under ``base``."""
+    apt = base / "apt"
+    for d in ("lists/partial", "cache/archives/partial", "dl"):
+        (apt / d).mkdir(parents=True, exist_ok=True)
+    (apt / "sources.list").write_text(SOURCES)
+    opts = [f"-oDir::Etc::SourceList={apt / 'sources.list'}", "-oDir::Etc::SourceParts=-",
+            f"-oDir::State::Lists={apt / 'lists'}", f"-oDir::Cache={apt / 'cache'}",
+            "-oDebug::NoLocking=1", "-q"]
+    if os.geteuid() == 0:
+        opts.append("-oAPT::Sandbox::User=root")  # the private directories are root's
+    for args in (["update"], ["source", "--download-only", "xen"]):
+        p = subprocess.run(["apt-get", *opts, *args], cwd=apt / "dl", capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            last = (p.stderr.strip().splitlines() or ["?"])[-1]
+            raise RuntimeError(f"apt-get {args[0]} of Xen's source failed: {last}")
+    found = sorted((apt / "dl").glob("xen_4.17.*.orig.tar.xz"))
+    if not found:
+        raise RuntimeError(f"{apt / 'dl'}: apt fetched no xen 4.17 tarball")
+    return found[-1]
+
+
 def fetch(base: Path) -> Path:
     """The source tarball, verified: ``$ALTLINK_XEN_TARBALL``, else downloaded once into
-    ``base``. Raises with one line when it cannot be had or does not match."""
+    ``base`` (through apt when the pinned version has left the archive). Raises with one line
+    when it cannot be had or does not match."""
     given = os.environ.get("ALTLINK_XEN_TARBALL")
     path = Path(given) if given else base / TARBALL
     if not path.exists():
@@ -129,7 +161,11 @@ def fetch(base: Path) -> Path:
             except OSError as e:
                 errors.append(f"{url}: {e}")
         else:
-            raise RuntimeError(f"cannot download Xen's source: {'; '.join(errors)}")
+            try:
+                return fetch_with_apt(base)
+            except RuntimeError as e:
+                raise RuntimeError(f"cannot download Xen's source: {'; '.join(errors)}; "
+                                   f"{e}") from None
         tmp.rename(path)
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -150,7 +186,8 @@ def unpack(xb: XenBuild) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True)
-    (tmp / xb.src.name).rename(xb.src)
+    (top,) = tmp.iterdir()  # xen-<version>
+    top.rename(xb.src)
     shutil.rmtree(tmp)
 
 
