@@ -123,30 +123,29 @@ class _Qmp:
         self.sock.close()
 
 
-def boot(image: Path, cpu: str, workdir: Path, timeout: float = 120) -> Booted:
-    """Boot until the kernel panics for want of a root file system; the RAM then."""
-    workdir.mkdir(parents=True, exist_ok=True)
+def run_until(cmd: list[str], marker: str, workdir: Path, timeout: float, what: str) -> bytes:
+    """Run QEMU (``cmd``, its QMP socket at ``workdir/qmp.sock``, its console into
+    ``workdir/console.log``) until the console shows ``marker``, then stop it and return the
+    first ``DUMP_SIZE`` bytes of its RAM; ``what`` names the failure when it does not get
+    there within ``timeout`` seconds."""
     qmp_path = str(workdir / "qmp.sock")
     console_path = workdir / "console.log"
     dump = workdir / "ram.bin"
     for p in (qmp_path, dump):
         if os.path.exists(p):
             os.unlink(p)
-    cmd = ["qemu-system-aarch64", "-M", "virt", "-cpu", cpu, "-nographic", "-nic", "none",
-           "-kernel", str(image), "-append", "console=ttyAMA0 nokaslr earlycon", "-m", "256",
-           "-qmp", f"unix:{qmp_path},server,nowait"]
     deadline = time.monotonic() + timeout
     with open(console_path, "wb") as console:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console,
                                 stderr=subprocess.STDOUT)
         try:
             qmp = _Qmp(qmp_path, deadline)
-            while PANIC not in console_path.read_text(errors="replace"):
+            while marker not in console_path.read_text(errors="replace"):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{cpu}: no panic within {timeout:.0f} s (exit "
+                    raise RuntimeError(f"{what} within {timeout:.0f} s (exit "
                                        f"{proc.poll()}):\n"
                                        + console_path.read_text(errors="replace")[-3000:])
-                time.sleep(0.2)
+                time.sleep(0.1)
             qmp.cmd("stop")
             qmp.cmd("pmemsave", val=RAM_BASE, size=DUMP_SIZE, filename=str(dump))
             qmp.cmd("quit")
@@ -158,6 +157,18 @@ def boot(image: Path, cpu: str, workdir: Path, timeout: float = 120) -> Booted:
                 proc.wait()
     ram = dump.read_bytes()
     dump.unlink()
+    return ram
+
+
+def boot(image: Path, cpu: str, workdir: Path, timeout: float = 120) -> Booted:
+    """Boot until the kernel panics for want of a root file system; the RAM then."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    qmp_path = str(workdir / "qmp.sock")
+    console_path = workdir / "console.log"
+    cmd = ["qemu-system-aarch64", "-M", "virt", "-cpu", cpu, "-nographic", "-nic", "none",
+           "-kernel", str(image), "-append", "console=ttyAMA0 nokaslr earlycon", "-m", "256",
+           "-qmp", f"unix:{qmp_path},server,nowait"]
+    ram = run_until(cmd, PANIC, workdir, timeout, f"{cpu}: no panic")
     head = image.read_bytes()[:64]
     at = ram.find(head)
     if at < 0:

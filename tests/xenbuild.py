@@ -29,7 +29,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -236,7 +235,7 @@ def build(base: Path | None = None) -> XenBuild:
 
 # --- the boot: Xen under qemu-system-aarch64, stopped once it has patched itself -------------
 
-RAM_BASE = 0x40000000  # QEMU virt
+RAM_BASE = 0x40000000  # QEMU virt (bootproof.run_until saves the RAM from there)
 DUMP_SIZE = 64 << 20
 PATCHING = re.compile(r"alternatives: Patching with alt table ([0-9a-f]+) -> ([0-9a-f]+)")
 # Xen prints this after the panic it reaches for want of a dom0 kernel, well after
@@ -256,11 +255,10 @@ def boot(image: Path, workdir: Path, cpu: str = "cortex-a57", timeout: float = 1
     """Boot Xen (EL2: ``virtualization=on``) with a dom0 module that is no kernel, so that
     Xen reads its command line (``bootargs``: it logs at INFO, where it says where its
     table is), applies its alternatives, and panics creating dom0; then save the RAM."""
-    from bootproof import _Qmp
+    from bootproof import run_until
 
     workdir.mkdir(parents=True, exist_ok=True)
-    qmp_path, console_path, dump = (str(workdir / "qmp.sock"), workdir / "console.log",
-                                    workdir / "ram.bin")
+    qmp_path, console_path = str(workdir / "qmp.sock"), workdir / "console.log"
     not_a_kernel = workdir / "not-a-kernel"
     not_a_kernel.write_bytes(bytes(4096))
     cmd = ["qemu-system-aarch64", "-M", "virt,virtualization=on,gic-version=3", "-cpu", cpu,
@@ -270,29 +268,7 @@ def boot(image: Path, workdir: Path, cpu: str = "cortex-a57", timeout: float = 1
            "-device", f"guest-loader,addr=0x49000000,kernel={not_a_kernel},"
            "bootargs=console=hvc0",
            "-qmp", f"unix:{qmp_path},server,nowait"]
-    deadline = time.monotonic() + timeout
-    with open(console_path, "wb") as console:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console,
-                                stderr=subprocess.STDOUT)
-        try:
-            qmp = _Qmp(qmp_path, deadline)
-            while STOP_AT not in console_path.read_text(errors="replace"):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{cpu}: Xen did not reach its dom0 panic (exit "
-                                       f"{proc.poll()}):\n"
-                                       + console_path.read_text(errors="replace")[-3000:])
-                time.sleep(0.1)
-            qmp.cmd("stop")
-            qmp.cmd("pmemsave", val=RAM_BASE, size=DUMP_SIZE, filename=str(dump))
-            qmp.cmd("quit")
-            qmp.close()
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    ram = dump.read_bytes()
-    dump.unlink()
+    ram = run_until(cmd, STOP_AT, workdir, timeout, f"{cpu}: Xen did not reach its dom0 panic")
     at = ram.find(image.read_bytes()[:64])
     if at < 0:
         raise RuntimeError(f"{cpu}: Xen's image is not in the first {DUMP_SIZE >> 20} MiB")
