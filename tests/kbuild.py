@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from toolchain import make_logged, run_or_fail
+
 ROOT = Path(__file__).resolve().parent.parent
 TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 CROSS = "aarch64-linux-gnu-"
@@ -159,10 +161,7 @@ def configure(kb: KernelBuild) -> None:
                 [str(kb.src / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(kb.out),
                  str(kb.out / ".config"), str(frag)],
                 [*plain, "olddefconfig"]):
-        p = subprocess.run(cmd, cwd=kb.src, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed (exit {p.returncode}):\n"
-                               f"{p.stdout[-2000:]}{p.stderr[-3000:]}")
+        run_or_fail(cmd, cwd=kb.src)
 
 
 def remove_link_outputs(out: Path) -> None:
@@ -197,11 +196,8 @@ def build(base: Path | None = None, toolchain: str = "gnu") -> KernelBuild:
         remove_link_outputs(kb.out)
         if kb.log.exists():
             kb.log.unlink()
-        with open(kb.make_log, "w") as f:
-            p = subprocess.run(kb.make_args("Image", "modules"), cwd=kb.src, stdout=f,
-                               stderr=subprocess.STDOUT, env=build_env(kb.log))
-        if p.returncode != 0:
-            tail = "".join(kb.make_log.read_text().splitlines(True)[-40:])
-            raise RuntimeError(f"the {toolchain} kernel build through altlink failed:\n{tail}")
+        make_logged(kb.make_args("Image", "modules"), kb.make_log,
+                    f"the {toolchain} kernel build through altlink", cwd=kb.src,
+                    env=build_env(kb.log))
         stamp.write_text(me)
         return kb

@@ -43,6 +43,25 @@ def run(cmd, cwd=None, check=True, **kw) -> subprocess.CompletedProcess:
     return proc
 
 
+def run_or_fail(cmd: list[str], what: str | None = None, **kw) -> None:
+    """Run a build's step (a configuration, an unpack); a RuntimeError with the end of its
+    output where it fails, named ``what`` (else by its command)."""
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise RuntimeError(f"{what or ' '.join(cmd)} failed (exit {p.returncode}):\n"
+                           f"{p.stdout[-2000:]}{p.stderr[-3000:]}")
+
+
+def make_logged(args: list[str], log: Path, what: str, **kw) -> None:
+    """Run make with its output into ``log``; a RuntimeError with the log's last 40 lines,
+    saying that ``what`` failed, where it fails."""
+    with open(log, "w") as f:
+        p = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, **kw)
+    if p.returncode != 0:
+        tail = "".join(log.read_text().splitlines(True)[-40:])
+        raise RuntimeError(f"{what} failed:\n{tail}")
+
+
 def compile(src: Path, out: Path, toolchain: str = "gnu", flags=(), defines=()) -> Path:
     """Compile or assemble one C (.c) or assembly (.S) file to an object with the given toolchain."""
     cc = TOOLCHAINS[toolchain][0]

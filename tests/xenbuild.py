@@ -32,6 +32,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from toolchain import make_logged, run_or_fail
+
 VERSION = "4.17.5+72-g01140da4e8"
 TARBALL = f"xen_{VERSION}.orig.tar.xz"
 # The sha256 of the tarball in the Sources index of Debian bookworm (main), xen 4.17.5+72-
@@ -193,11 +195,7 @@ def unpack(xb: XenBuild) -> None:
 def configure(xb: XenBuild) -> None:
     if (xb.xen / ".config").exists():
         return
-    p = subprocess.run(["make", "-C", str(xb.xen), *MAKE_VARS, "defconfig"],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"Xen's defconfig failed (exit {p.returncode}):\n"
-                           f"{p.stdout[-2000:]}{p.stderr[-3000:]}")
+    run_or_fail(["make", "-C", str(xb.xen), *MAKE_VARS, "defconfig"], "Xen's defconfig")
 
 
 def remove_link_outputs(xen: Path) -> None:
@@ -223,12 +221,8 @@ def build(base: Path | None = None) -> XenBuild:
         remove_link_outputs(xb.xen)
         if xb.log.exists():
             xb.log.unlink()
-        with open(xb.make_log, "w") as f:
-            p = subprocess.run(xb.make_args(), stdout=f, stderr=subprocess.STDOUT,
-                               env=build_env(xb.log))
-        if p.returncode != 0:
-            tail = "".join(xb.make_log.read_text().splitlines(True)[-40:])
-            raise RuntimeError(f"the Xen build through altlink failed:\n{tail}")
+        make_logged(xb.make_args(), xb.make_log, "the Xen build through altlink",
+                    env=build_env(xb.log))
         stamp.write_text(me)
         return xb
 
