@@ -390,6 +390,7 @@ def _summary_columns(summary) -> tuple:
         return ((), (), (), ())
     return tuple(zip(*_SUMMARY_ROW.iter_unpack(summary)))
 
+
 _new_deferred = partial(tuple.__new__, Deferred)  # Deferred((index, symbol)), at C speed
 
 

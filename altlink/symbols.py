@@ -288,8 +288,8 @@ class SymtabColumns:
 
 # Addresses named at once (``Symbolizer.at_addresses``) are looked up among the symbols of
 # their nearest values (``column_lookup``) where they are at most this fraction of the table's
-# symbols, instead of the index of every value being made: a tinyconfig kernel's manifest
-# names 740 sites beside 41,000 symbols (5 ms, where the index takes 16 ms).
+# symbols, instead of the index of every value being made: the test kernel's manifest names
+# 1,017 sites beside 41,216 symbols (5.7 ms, where the index takes 15 ms).
 LOOKUP_PER_SYMBOLS = 16
 
 
