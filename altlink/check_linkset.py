@@ -83,13 +83,68 @@ def callback_fine(d: Definition | None, module: bool, own: set[str]) -> bool:
         and d.section.executable and is_function(d.symbol)
 
 
+class LinkDefined:
+    """The callbacks that no object of a link set defines but the link itself does (its
+    linker scripts' assignments, ``--defsym``: ``defined`` gives each such name with what
+    defines it, read when first needed). Their entries are kept in ``asked`` (the object's
+    path, the entry's index, the name, what defines it) and checked in the linked image
+    (``check_in_image``): before the link, nothing says what the name will stand for."""
+
+    def __init__(self, defined: Callable[[], dict[str, str]]) -> None:
+        self._defined = defined
+        self._names: dict[str, str] | None = None
+        self.asked: list[tuple[str, int, str, str]] = []
+
+    def where(self, name: str) -> str | None:
+        if self._names is None:
+            self._names = self._defined()
+        return self._names.get(name)
+
+    def check_in_image(self, image: Input) -> list[Finding]:
+        """ALT007 for each callback asked whose value in the linked image is not a function
+        in an executable section. A name the image's symbol table lacks (a stripped image)
+        is not checked: the cross-check compares what the image has."""
+        out: list[Finding] = []
+        seen: dict[str, str | None] = {}
+        for path, index, name, where in self.asked:
+            if name not in seen:
+                seen[name] = _image_problem(image, name)
+            problem = seen[name]
+            if problem is not None:
+                out.append(finding("ALT007", f"callback {name} (defined by {where}) {problem}",
+                                   path, f".altinstructions entry {index}", entry=index))
+        return out
+
+
+def _image_problem(image: Input, name: str) -> str | None:
+    """What is wrong with ``name`` as a callback in a linked image: its value not in an
+    executable section, or not a function's; None when it is fine, or not in the image."""
+    from altlink.elf import SHN_UNDEF, STB_LOCAL
+
+    syms = [s for s in image.elf.find_symbols(name) if s.shndx != SHN_UNDEF]
+    if not syms:
+        return None
+    syms.sort(key=lambda s: s.bind == STB_LOCAL)
+    addr = syms[0].value
+    sec = image.elf.section_at(addr)
+    if sec is None or not sec.executable:
+        where = sec.name if sec is not None else "no section"
+        return f"is at {addr:#x}, in {where}, not an executable section"
+    fn = image.names.function_at(addr)
+    if fn is None or not is_function(fn):
+        return f"is at {addr:#x}, which is not a function"
+    return None
+
+
 class Callbacks:
     """The callbacks the objects of one link set leave to each other, resolved in the link
-    set's symbols (``space``); ``own`` is the paths of the set's objects."""
+    set's symbols (``space``); ``own`` is the paths of the set's objects. ``by_link``: the
+    names the link itself defines, whose entries are left to the linked image."""
 
     def __init__(self, ck: Checks, space: SymbolSpace, own: set[str],
-                 images: list[ElfFile]) -> None:
+                 images: list[ElfFile], by_link: LinkDefined | None = None) -> None:
         self.ck, self.space, self.own, self.images = ck, space, own, images
+        self.by_link = by_link
         self._fine: set[tuple[str, str]] = set()
         # Callbacks found fine whichever file asks: where the space's answer does not depend
         # on the asking file (``SymbolSpace.asking_matters``), one lookup a name.
@@ -108,12 +163,18 @@ class Callbacks:
                 continue
             if (item.symbol, path) in self._fine or item.symbol in self._fine_names:
                 continue  # the same callback, from the same file, already found fine
-            if callback_fine(self.space.lookup(item.symbol, asking), ck.module, self.own):
+            d = self.space.lookup(item.symbol, asking)
+            if callback_fine(d, ck.module, self.own):
                 if self.space.asking_matters:
                     self._fine.add((item.symbol, path))
                 else:
                     self._fine_names.add(item.symbol)
                 continue
+            if d is None and self.by_link is not None:
+                where = self.by_link.where(item.symbol)
+                if where is not None:  # checked in the linked image
+                    self.by_link.asked.append((path, item.index, item.symbol, where))
+                    continue
             inp = load()
             e = inp.table.entries[item.index]
             self.check_undefined(inp, e, lambda inp=inp, e=e: ck.site_place(inp, e))
@@ -205,19 +266,22 @@ def first_definitions_py(records: list[ObjectRecord]) -> dict[str, tuple]:
 
 
 def check_records(records: list[ObjectRecord], options: Options, images: list[ElfFile],
-                  findings: list[Finding], fast: bool = True) -> list[Finding]:
+                  findings: list[Finding], fast: bool = True,
+                  by_link: LinkDefined | None = None) -> list[Finding]:
     """The pre-link checks of a link set from its objects' records (``options`` resolved:
     NCAPS known, ``module`` saying whether the set is a module), appended to ``findings``:
     the findings ``checks.check`` makes over the objects themselves, in the same order.
 
     ``fast``: a record read back whose findings are only callbacks found fine already (its
     symbols, ``Callbacks.all_fine``) is passed without its findings made (``fast=False``,
-    the reference, makes every record's)."""
+    the reference, makes every record's). ``by_link``: the names the link defines
+    (``Callbacks``)."""
     ck = Checks(options, findings=findings)
     check_cap_table(ck)
     if not fast or len({f for r in records for f in r.flags}) > 1:  # (else nothing to find)
         check_flags_agree(ck, [(r.path, list(r.flags)) for r in records])
-    callbacks = Callbacks(ck, RecordSpace(records, images), {r.path for r in records}, images)
+    callbacks = Callbacks(ck, RecordSpace(records, images), {r.path for r in records}, images,
+                          None if options.partial else by_link)
     for rec in records:
         items = rec._items if fast else None
         if items is not None and not items[0] and callbacks.all_fine(items[3]):
@@ -228,11 +292,13 @@ def check_records(records: list[ObjectRecord], options: Options, images: list[El
 
 def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
             cache_dir: str | None, before_making: Callable[[], None] | None = None,
-            with_digest: bool = True) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
+            with_digest: bool = True, by_link: LinkDefined | None = None
+            ) -> tuple[list[ObjectRecord], Profile, list[Finding]]:
     """The records of a link set's objects, the profile (NCAPS resolved) and the pre-link
     findings: those ``checks.check`` makes over the objects, in its order.
     ``before_making`` is called before any record is made; ``with_digest=False`` leaves the
-    digests of the records made to be made when asked for (``records.make_record``)."""
+    digests of the records made to be made when asked for (``records.make_record``);
+    ``by_link``: the names the link itself defines (``check_records``)."""
     profile_findings: list[Finding] = []
     profile = options.profile
     if options.caps is not None or profile.ncaps is not None or \
@@ -255,4 +321,4 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
         records = records_of(objects, opts, cache_dir, [r.loaded for r in records],
                              with_digest=with_digest)
     findings = [f for r in records for f in r.table_findings] + profile_findings
-    return records, profile, check_records(records, opts, images, findings)
+    return records, profile, check_records(records, opts, images, findings, by_link=by_link)

@@ -28,14 +28,12 @@ class Found:
         self.scripts: list[str] = []
 
 
-def tokens(text: str) -> list[str]:
-    """The script's words: comments out, quoted strings whole (without their quotes), the
-    punctuation ``( ) , ;`` a word each. Read with ``str`` methods, not ``re`` (whose import
-    would delay the linker's start by 2 ms: the scripts of firmware links INCLUDE one);
-    ``tokens_re`` is the reference."""
+def without_comments(text: str) -> str:
+    """The script with each comment (``/*`` to the first ``*/`` after it, or to the end) a
+    space."""
     parts: list[str] = []
     pos = 0
-    while True:  # /* to the first */ after it, or to the end: a space
+    while True:
         i = text.find("/*", pos)
         if i < 0:
             parts.append(text[pos:])
@@ -46,7 +44,15 @@ def tokens(text: str) -> list[str]:
         if j < 0:
             break
         pos = j + 2
-    segs = "".join(parts).split('"')
+    return "".join(parts)
+
+
+def tokens(text: str) -> list[str]:
+    """The script's words: comments out, quoted strings whole (without their quotes), the
+    punctuation ``( ) , ;`` a word each. Read with ``str`` methods, not ``re`` (whose import
+    would delay the linker's start by 2 ms: the scripts of firmware links INCLUDE one);
+    ``tokens_re`` is the reference."""
+    segs = without_comments(text).split('"')
     out: list[str] = []
     last = len(segs) - 1
     for k, seg in enumerate(segs):
@@ -94,6 +100,44 @@ def scan(path: str, lib_dirs: list[str], find_lib: Callable[[str], str | None],
             continue
         i += 1
     return found
+
+
+def assigned(path: str, lib_dirs: list[str], out: dict[str, str] | None = None,
+             depth: int = 0) -> dict[str, str]:
+    """The symbols that the script at ``path`` and the scripts it ``INCLUDE``s assign
+    (``NAME = EXPR;``, inside ``PROVIDE``, ``PROVIDE_HIDDEN`` and ``HIDDEN`` too), each with
+    the script that assigns it first. Read wide on purpose: a name that reads as assigned
+    where the linker would not define it only has its check moved to the linked image (see
+    ``linkcmd.LinkCommand.defined_by_link``), and a link that uses an undefined symbol fails
+    in the linker anyway."""
+    import re  # (only when a callback is defined nowhere in the link set)
+
+    out = {} if out is None else out
+    if depth > MAX_DEPTH:
+        return out
+    text = _read(path)
+    if text is None:
+        return out
+    text = without_comments(text)
+    for m in re.finditer(_ASSIGNMENT, text):
+        name = m.group(1).strip('"')
+        if name not in _NOT_SYMBOLS:
+            out.setdefault(name, path)
+    if "INCLUDE" in text:
+        toks = tokens(text)
+        for i, t in enumerate(toks[:-1]):
+            if t == "INCLUDE":
+                inc = resolve(toks[i + 1], [os.path.dirname(path), *lib_dirs])
+                if inc is not None and inc != path:
+                    assigned(inc, lib_dirs, out, depth + 1)
+    return out
+
+
+# A name then "=" (not "==", nor the end of "+=", "<=", "!=" and the like), the name not the
+# end of a longer word or of a quoted string.
+_ASSIGNMENT = r'(?<![\w.$"])("[^"\n]+"|[A-Za-z_.$][\w.$]*)\s*=(?!=)'
+# The location counter; MEMORY's attributes (ORIGIN = ..., LENGTH = ...).
+_NOT_SYMBOLS = frozenset({".", "ORIGIN", "org", "o", "LENGTH", "len", "l"})
 
 
 def _files(toks: list[str], i: int, lib_dirs: list[str], find_lib, out: list[str]) -> int:

@@ -15,7 +15,7 @@ from functools import partial
 
 from altlink import branches, forkmap, inputs, launcher, outputs
 from altlink.check_image import check_after_link
-from altlink.check_linkset import collect
+from altlink.check_linkset import LinkDefined, collect
 from altlink.crosscheck import ARRAYS_FROM_ENTRIES, cross_check, names_asked, packed_columns_early
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
@@ -88,7 +88,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         members = frozenset(o.path for o in objects
                             if any(o.path.startswith(a + "(") for a in archives))
         images = [read_elf(p) for p in req.symbols_from] + shared
-        records, profile, findings = collect(objects, req.options, images, req.cache_dir)
+        by_link = LinkDefined(cmd.defined_by_link)
+        records, profile, findings = collect(objects, req.options, images, req.cache_dir,
+                                             by_link=by_link)
         stats["objects"] = len(objects)
         summaries = [r.summary() for r in records]  # records read back stay packed
         stats["entries"] = sum(len(s[0]) for s in summaries)
@@ -126,7 +128,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                                                 tmp_bin, tmp_manifest))
                 writer.start()
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
-                                                  tmp_image, asked, packs))
+                                                  tmp_image, asked, packs)
+                                     + by_link.check_in_image(image))
         if has_errors(findings):
             return LinkResult(_with_lines(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)

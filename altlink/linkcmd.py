@@ -38,7 +38,7 @@ class LinkCommand:
     archives, told by the same bytes."""
 
     __slots__ = ("argv", "output_index", "output", "_inputs", "lib_dirs", "scripts",
-                 "_pending", "_archives")
+                 "_pending", "_archives", "_implicit_scripts", "_defined")
 
     def __init__(self, argv: list[str], output_index: int | None, output: str | None,
                  inputs: list[str] | None = None, lib_dirs: list[str] | None = None,
@@ -51,6 +51,8 @@ class LinkCommand:
         self.lib_dirs = [] if lib_dirs is None else lib_dirs
         self.scripts = [] if scripts is None else scripts
         self._pending: tuple[list[str], bool] | None = None  # (the words, -static) to read
+        self._implicit_scripts: list[str] = []  # files on the command line read as scripts
+        self._defined: dict[str, str] | None = None
 
     @property
     def inputs(self) -> list[str]:
@@ -80,6 +82,27 @@ class LinkCommand:
                 if _input_kind(path) is not None and pred(path):
                     return True
         return any(pred(p) for p in self.inputs)
+
+    def defined_by_link(self) -> dict[str, str]:
+        """The symbols the link itself defines, each with what defines it: ``--defsym NAME=``
+        (``"--defsym"``), or an assignment in a linker script (its path: ``-T`` scripts, the
+        scripts the command names as inputs, those they ``INCLUDE``). Linux's vmlinux.lds
+        defines this way the KVM hypervisor's names of kernel functions
+        (``__kvm_nvhe_kvm_update_va_mask = kvm_update_va_mask;``), which its alternatives
+        name as callbacks. Read when first asked: a link whose callbacks are all defined by
+        its objects never asks."""
+        if self._defined is None:
+            _ = self.inputs  # (the command's files told apart: its implicit scripts known)
+            out: dict[str, str] = {}
+            for name in _defsyms(self.argv[1:]):
+                out.setdefault(name, "--defsym")
+            for s in (*self.scripts, *self._implicit_scripts):
+                path = ldscript.resolve(s, self.lib_dirs)
+                if path is not None:
+                    for name, where in ldscript.assigned(path, self.lib_dirs).items():
+                        out.setdefault(name, where)
+            self._defined = out
+        return self._defined
 
     def __repr__(self) -> str:
         return (f"LinkCommand(argv={self.argv!r}, output_index={self.output_index!r}, "
@@ -234,6 +257,7 @@ def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
                 cmd._archives.add(path)
         elif _may_be_script(path):
             implicit.append(path)  # ld reads a file it does not recognise as a script
+    cmd._implicit_scripts = implicit
     _script_inputs(cmd, cmd.scripts + implicit, static_only)
 
 
@@ -265,6 +289,29 @@ def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> N
             cmd._inputs.append(p)
             if kind == "archive":
                 cmd._archives.add(p)
+
+
+def _defsyms(args: list[str]) -> list[str]:
+    """The names of the ``--defsym NAME=EXPR`` options of a linker or compiler-driver command
+    (``--defsym=``, ``-defsym``, inside ``-Wl,`` and after ``-Xlinker``)."""
+    words: list[str] = []
+    for i, a in enumerate(args):
+        if a.startswith("-Wl,"):
+            words += a[4:].split(",")
+        elif a == "-Xlinker" and i + 1 < len(args):
+            words.append(args[i + 1])
+        elif i == 0 or args[i - 1] != "-Xlinker":
+            words.append(a)
+    names = []
+    for i, w in enumerate(words):
+        value = None
+        if w in ("--defsym", "-defsym") and i + 1 < len(words):
+            value = words[i + 1]
+        elif w.startswith(("--defsym=", "-defsym=")):
+            value = w.split("=", 1)[1]
+        if value is not None and "=" in value:
+            names.append(value.split("=", 1)[0].strip())
+    return names
 
 
 def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:

@@ -1,0 +1,176 @@
+"""Callbacks that no object defines but the link itself does: an assignment in a linker script
+(``NAME = EXPR;``, in ``PROVIDE`` too) or ``--defsym NAME=EXPR``. Linux's vmlinux.lds names
+kernel functions this way for the KVM hypervisor's objects, whose symbols objcopy prefixes
+with ``__kvm_nvhe_`` (``__kvm_nvhe_kvm_update_va_mask = kvm_update_va_mask;``), and their
+alternatives name those as callbacks. Such a callback is not ALT006 before the link; it is
+checked in the linked image (ALT007 where it is not a function in code)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from altlink import ldscript, linkcmd
+from tests.toolchain import run, write
+
+# An object whose one alternative is a callback it leaves undefined (linux-v6.1: bit 15 of
+# the cap field marks a callback).
+HYP_S = """
+    .text
+    .globl hyp_entry
+    .type hyp_entry, %function
+hyp_entry:
+661: nop
+662: ret
+    .size hyp_entry, .-hyp_entry
+    .pushsection .altinstructions, "a"
+    .word 661b - .
+    .word kvm_update_va_mask - .
+    .hword 0x8001
+    .byte 4
+    .byte 0
+    .popsection
+"""
+
+KERNEL_S = """
+    .text
+    .globl _start
+    .type _start, %function
+_start: bl __kvm_nvhe_hyp_entry
+    ret
+    .size _start, .-_start
+    .globl kvm_update_va_mask
+    .type kvm_update_va_mask, %function
+kvm_update_va_mask: nop
+    ret
+    .size kvm_update_va_mask, .-kvm_update_va_mask
+    .data
+    .globl some_data
+some_data: .quad 0
+"""
+
+SCRIPT = """
+ENTRY(_start)
+SECTIONS
+{{
+    . = 0x400000;
+    .text : {{ *(.text .text.*) }}
+    .altinstructions : {{ *(.altinstructions) }}
+    .data : {{ *(.data) }}
+    /DISCARD/ : {{ *(.note.gnu.property) }}
+    {alias}
+}}
+"""
+
+
+def altlink(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "altlink", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory) -> Path:
+    """kvm_nvhe.o as Kbuild makes it (objects linked by ``ld -r``, through altlink, then every
+    symbol prefixed ``__kvm_nvhe_`` by objcopy) and the kernel's own object."""
+    d = tmp_path_factory.mktemp("kvm")
+    run(["aarch64-linux-gnu-gcc", "-c", write(d / "hyp.S", HYP_S), "-o", d / "hyp.o"])
+    run(["aarch64-linux-gnu-gcc", "-c", write(d / "kernel.S", KERNEL_S), "-o", d / "kernel.o"])
+    proc = altlink("link", "--abi", "linux-v6.1", "-o", "kvm_nvhe.tmp.o", "--",
+                   "aarch64-linux-gnu-ld", "-r", "hyp.o", "-o", "kvm_nvhe.tmp.o", cwd=d)
+    assert proc.returncode == 0, proc.stderr  # a partial link leaves the callback undefined
+    run(["aarch64-linux-gnu-objcopy", "--prefix-symbols=__kvm_nvhe_", "kvm_nvhe.tmp.o",
+         "kvm_nvhe.o"], cwd=d)
+    return d
+
+
+ALIASES = {
+    "assignment": "__kvm_nvhe_kvm_update_va_mask = kvm_update_va_mask;",
+    "PROVIDE": "PROVIDE(__kvm_nvhe_kvm_update_va_mask = kvm_update_va_mask);",
+    "PROVIDE_HIDDEN": "PROVIDE_HIDDEN(__kvm_nvhe_kvm_update_va_mask = kvm_update_va_mask);",
+    "INCLUDE": "INCLUDE image-vars.ld",
+}
+
+
+@pytest.mark.parametrize("how", [*ALIASES, "--defsym", "-Wl,--defsym", "ld.lld"])
+def test_a_callback_the_link_defines_links_clean(objects, tmp_path, how):
+    d = tmp_path
+    alias = ALIASES.get(how, ALIASES["assignment"] if how == "ld.lld" else "")
+    write(d / "image-vars.ld", ALIASES["assignment"] + "\n")
+    script = write(d / "vmlinux.lds", SCRIPT.format(alias=alias))
+    objs = [str(objects / "kernel.o"), str(objects / "kvm_nvhe.o")]
+    if how == "-Wl,--defsym":
+        linker = ["aarch64-linux-gnu-gcc", "-nostdlib", "-static",
+                  "-Wl,--defsym,__kvm_nvhe_kvm_update_va_mask=kvm_update_va_mask"]
+    else:
+        linker = ["ld.lld" if how == "ld.lld" else "aarch64-linux-gnu-ld"]
+        if how == "--defsym":
+            linker += ["--defsym", "__kvm_nvhe_kvm_update_va_mask=kvm_update_va_mask"]
+    proc = altlink("link", "--abi", "linux-v6.1", "-o", "vmlinux", "--manifest", "vmlinux.json",
+                   "--", *linker, "-T", str(script), *objs, "-o", "vmlinux", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    assert "ALT0" not in proc.stderr
+    [entry] = json.loads((d / "vmlinux.json").read_text())["entries"]
+    nm = run(["aarch64-linux-gnu-nm", d / "vmlinux"]).stdout.split("\n")
+    want = next(int(line.split()[0], 16) for line in nm if line.endswith(" kvm_update_va_mask"))
+    assert entry["callback"] == {"address": f"{want:#x}", "symbol": "kvm_update_va_mask"}
+
+
+def test_without_the_alias_the_callback_is_alt006(objects, tmp_path):
+    """The same link with nothing defining the prefixed name: ALT006, before the linker (the
+    test above can fail)."""
+    script = write(tmp_path / "vmlinux.lds", SCRIPT.format(alias=""))
+    proc = altlink("link", "--abi", "linux-v6.1", "-o", "vmlinux", "--",
+                   "aarch64-linux-gnu-ld", "-T", str(script), str(objects / "kernel.o"),
+                   str(objects / "kvm_nvhe.o"), "-o", "vmlinux", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "error: ALT006: callback __kvm_nvhe_kvm_update_va_mask is not defined in the " \
+        "link set" in proc.stderr
+    assert not (tmp_path / "vmlinux").exists()
+
+
+@pytest.mark.parametrize("target, where", [("some_data", "in .data"),
+                                           ("kvm_update_va_mask + 4", "which is not a function")])
+def test_an_alias_that_is_no_function_is_alt007_in_the_image(objects, tmp_path, target, where):
+    """What the name stands for is known once linked: a callback that the script points at
+    data, or into a function, is ALT007 naming what defines it; no output is written."""
+    script = write(tmp_path / "vmlinux.lds", SCRIPT.format(
+        alias=f"__kvm_nvhe_kvm_update_va_mask = {target};"))
+    proc = altlink("link", "--abi", "linux-v6.1", "-o", "vmlinux", "--manifest", "m.json", "--",
+                   "aarch64-linux-gnu-ld", "-T", str(script), str(objects / "kernel.o"),
+                   str(objects / "kvm_nvhe.o"), "-o", "vmlinux", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "ALT0" in line]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"{objects / 'kvm_nvhe.o'}: error: ALT007: callback "
+                               f"__kvm_nvhe_kvm_update_va_mask (defined by {script}) is at 0x")
+    assert where in lines[0] and "[.altinstructions entry 0]" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vmlinux.lds"]
+
+
+def test_the_names_a_script_assigns(tmp_path):
+    write(tmp_path / "inc.ld", "from_include = 1;\n")
+    script = write(tmp_path / "a.ld", """/* commented = 1; */
+MEMORY { ram (rwx) : ORIGIN = 0x0, LENGTH = 64K }
+SECTIONS {
+  .text : { _stext = .; *(.text) } > ram
+  PROVIDE(provided = y); PROVIDE_HIDDEN( "quoted"=z ) ; HIDDEN(hidden=1)
+  plus += 1; ASSERT(a == b, "c=d"); ASSERT(e <= f, "g"); ASSERT(h != i, "j");
+  . = ALIGN(8);
+  tight=.;
+}
+INCLUDE inc.ld
+""")
+    assert ldscript.assigned(str(script), []) == {
+        name: str(tmp_path / ("inc.ld" if name == "from_include" else "a.ld"))
+        for name in ("_stext", "provided", "quoted", "hidden", "tight", "from_include")}
+
+
+def test_the_names_defsym_defines():
+    cmd = linkcmd.parse(["gcc", "-Wl,--defsym,a=b", "-Wl,--defsym=c=d+4", "-Xlinker",
+                         "--defsym", "-Xlinker", "e=f", "--defsym", "g=0x10", "-defsym=i=j",
+                         "--defsym=k=l", "x.o", "-o", "y"])
+    assert list(cmd.defined_by_link()) == ["a", "c", "e", "g", "i", "k"]
+    assert set(cmd.defined_by_link().values()) == {"--defsym"}
