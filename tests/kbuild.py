@@ -35,7 +35,9 @@ CAP_HEADER = "arch/arm64/include/generated/asm/cpucaps.h"
 # alternatives (uaccess, barriers, LSE atomics): loop, lkdtm, test_user_copy, test_module; and
 # the link shape of a distribution's or defconfig's kernel: a relocatable (-pie) vmlinux with
 # KASLR, linked three times for kallsyms, versioned modules with PLTs, pseudo-NMI (the
-# interrupt masking sites), jump labels.
+# interrupt masking sites), jump labels; and KVM, whose hypervisor objects (linked by ld -r,
+# their symbols prefixed __kvm_nvhe_ by objcopy) have alternatives whose callbacks only
+# vmlinux.lds defines (__kvm_nvhe_kvm_update_va_mask = kvm_update_va_mask;).
 CONFIG = """
 CONFIG_MODULES=y
 CONFIG_MODULE_UNLOAD=y
@@ -62,6 +64,8 @@ CONFIG_BLK_DEV_LOOP=m
 CONFIG_LKDTM=m
 CONFIG_TEST_LKM=m
 CONFIG_TEST_USER_COPY=m
+CONFIG_VIRTUALIZATION=y
+CONFIG_KVM=y
 """
 
 # What the links make: removed before each run so that every link runs again.
