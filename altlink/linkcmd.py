@@ -291,9 +291,9 @@ def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> N
                 cmd._archives.add(p)
 
 
-def _defsyms(args: list[str]) -> list[str]:
-    """The names of the ``--defsym NAME=EXPR`` options of a linker or compiler-driver command
-    (``--defsym=``, ``-defsym``, inside ``-Wl,`` and after ``-Xlinker``)."""
+def _linker_option_words(args: list[str]) -> list[str]:
+    """The words of a linker or compiler-driver command as the linker gets them: ``-Wl,``
+    lists split, the word after each ``-Xlinker``."""
     words: list[str] = []
     for i, a in enumerate(args):
         if a.startswith("-Wl,"):
@@ -302,16 +302,41 @@ def _defsyms(args: list[str]) -> list[str]:
             words.append(args[i + 1])
         elif i == 0 or args[i - 1] != "-Xlinker":
             words.append(a)
-    names = []
+    return words
+
+
+def _option_values(args: list[str], spellings: tuple[str, ...]) -> list[str]:
+    """The values of a linker option spelled any of ``spellings`` (``--opt VALUE`` or
+    ``--opt=VALUE``; a one-letter option ``-X VALUE``)."""
+    words = _linker_option_words(args)
+    out = []
     for i, w in enumerate(words):
-        value = None
-        if w in ("--defsym", "-defsym") and i + 1 < len(words):
-            value = words[i + 1]
-        elif w.startswith(("--defsym=", "-defsym=")):
-            value = w.split("=", 1)[1]
-        if value is not None and "=" in value:
-            names.append(value.split("=", 1)[0].strip())
-    return names
+        if w in spellings and i + 1 < len(words):
+            out.append(words[i + 1])
+        elif w.startswith("--") or w.startswith("-") and len(w) > 3 and "=" in w:
+            opt, eq, value = w.partition("=")
+            if eq and opt in spellings:
+                out.append(value)
+    return out
+
+
+def _defsyms(args: list[str]) -> list[str]:
+    """The names of the ``--defsym NAME=EXPR`` options of a linker or compiler-driver command
+    (``--defsym=``, ``-defsym``, inside ``-Wl,`` and after ``-Xlinker``)."""
+    return [v.split("=", 1)[0].strip() for v in _option_values(args, ("--defsym", "-defsym"))
+            if "=" in v]
+
+
+def just_symbols(argv: list[str]) -> list[str]:
+    """The files whose symbols the linker command reads without linking them in (``-R FILE``,
+    ``--just-symbols FILE``; ``-R`` of a directory is an rpath, as ld takes it)."""
+    files = _option_values(argv[1:], ("--just-symbols", "-just-symbols", "-R"))
+    return [f for f in files if _input_kind(f) == "object" and _is_elf(f)]
+
+
+def _is_elf(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == ELF_MAGIC
 
 
 def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:

@@ -174,3 +174,45 @@ def test_the_names_defsym_defines():
                          "--defsym=k=l", "x.o", "-o", "y"])
     assert list(cmd.defined_by_link()) == ["a", "c", "e", "g", "i", "k"]
     assert set(cmd.defined_by_link().values()) == {"--defsym"}
+
+
+ROM_S = """
+    .text
+    .globl rom_cb
+    .type rom_cb, %function
+rom_cb: nop
+    ret
+    .size rom_cb, .-rom_cb
+    .data
+    .globl rom_data
+rom_data: .quad 0
+"""
+
+
+@pytest.mark.parametrize("option", [["-R", "rom.elf"], ["--just-symbols=rom.elf"],
+                                    ["--just-symbols", "rom.elf"], ["-R", "."]])
+def test_a_callback_in_a_file_linked_for_its_symbols_only(objects, tmp_path, option):
+    """Firmware linked against a ROM's symbols (``-R FILE``, ``--just-symbols``): a callback
+    the ROM defines resolves there, and is checked there (a ROM's data is ALT007 before the
+    link); ``-R`` of a directory is an rpath, which defines nothing (ALT006)."""
+    d = tmp_path
+    run(["aarch64-linux-gnu-gcc", "-c", write(d / "rom.S", ROM_S), "-o", d / "rom.o"])
+    run(["aarch64-linux-gnu-ld", "-Ttext=0x100000", "-e", "rom_cb", d / "rom.o", "-o",
+         d / "rom.elf"])
+    for cb in ("rom_cb", "rom_data"):
+        run(["aarch64-linux-gnu-gcc", "-c", write(d / f"{cb}.S", HYP_S.replace(
+            "kvm_update_va_mask", cb)), "-o", d / f"{cb}.o"])
+    proc = altlink("link", "--abi", "linux-v6.1", "-o", "fw.elf", "--", "aarch64-linux-gnu-ld",
+                   *option, "-Ttext=0x400000", "-e", "hyp_entry", "rom_cb.o", "-o", "fw.elf",
+                   cwd=d)
+    if option[-1] == ".":
+        assert proc.returncode == 1 and "ALT006: callback rom_cb is not defined" in proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert "ALT0" not in proc.stderr
+    proc = altlink("link", "--abi", "linux-v6.1", "-o", "fw.elf", "--", "aarch64-linux-gnu-ld",
+                   *option, "-Ttext=0x400000", "-e", "hyp_entry", "rom_data.o", "-o", "fw.elf",
+                   cwd=d)
+    assert proc.returncode == 1
+    assert "rom_data.o: error: ALT007: callback rom_data is in .data, not an executable " \
+        "section" in proc.stderr
