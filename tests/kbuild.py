@@ -37,7 +37,8 @@ CAP_HEADER = "arch/arm64/include/generated/asm/cpucaps.h"
 # KASLR, linked three times for kallsyms, versioned modules with PLTs, pseudo-NMI (the
 # interrupt masking sites), jump labels; and KVM, whose hypervisor objects (linked by ld -r,
 # their symbols prefixed __kvm_nvhe_ by objcopy) have alternatives whose callbacks only
-# vmlinux.lds defines (__kvm_nvhe_kvm_update_va_mask = kvm_update_va_mask;).
+# vmlinux.lds defines (__kvm_nvhe_kvm_update_va_mask = kvm_update_va_mask;); and EFI, whose
+# stub's objects objcopy also prefixes (__efistub_), as every distribution's kernel has them.
 CONFIG = """
 CONFIG_MODULES=y
 CONFIG_MODULE_UNLOAD=y
@@ -66,6 +67,7 @@ CONFIG_TEST_LKM=m
 CONFIG_TEST_USER_COPY=m
 CONFIG_VIRTUALIZATION=y
 CONFIG_KVM=y
+CONFIG_EFI=y
 """
 
 # What the links make: removed before each run so that every link runs again.
