@@ -1498,6 +1498,12 @@ class _NoGlobals(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} in a record")
 
 
+# A link set of this many objects or more keeps its records together too (``get_many``): one
+# file read instead of one for each object.
+PACK_FROM = 32
+PACK_SUFFIX = ".pack"
+
+
 class ObjectCache:
     """Records by content. Best effort: a record that cannot be read or written is made
     again; files are written under a temporary name and renamed, so concurrent links (scons
@@ -1535,17 +1541,51 @@ class ObjectCache:
         key = h.hexdigest()
         return f"{self._folder}{key[:2]}/{key[2:]}"
 
+    def pack_path(self, paths: list[str]) -> str:
+        """Where the records of a link set whose records are kept at ``paths``
+        (``record_path``), in that order, are kept together (``get_many``)."""
+        h = hashlib.sha256(b"altlink pack\0")
+        cut = len(self._folder)  # (each record's key: its path in the cache)
+        h.update("\0".join([p[cut:] for p in paths]).encode())
+        key = h.hexdigest()
+        return f"{self._folder}{key[:2]}/{key[2:]}{PACK_SUFFIX}"
+
     def get_many(self, elfs: list[ElfFile]) -> list[tuple[ObjectRecord | None, str]]:
         """``get`` of each of ``elfs``: the records read back together, checked together
-        (``valid_plains``)."""
+        (``valid_plains``). A link set of ``PACK_FROM`` objects or more whose records were
+        all read back keeps them in one more file, its pack (``pack_path``: keyed by the
+        records' own keys, in order): the next time the same objects are read, their records
+        come from that one file, checked as the records' own files are; where the pack is
+        missing or any record in it fails those checks, from the records' own files."""
         paths = list(map(self.record_path, [e.data for e in elfs]))
-        plains: list = []
+        pack = self.pack_path(paths) if len(paths) >= PACK_FROM else None
+        if pack is not None:
+            plains = _read_pack(pack, len(paths))
+            if plains is not None:
+                recs = self._from_plains(elfs, plains)
+                if None not in recs:
+                    self.hits += len(recs)
+                    return list(zip(recs, paths))
+        plains = []
         add = plains.append
         for path in paths:
             try:
                 add(_NoGlobals(io.BytesIO(_read_whole(path))).load())
             except Exception:  # noqa: BLE001 - a missing or unusable record is made again
                 add(None)
+        recs = self._from_plains(elfs, plains)
+        out = list(zip(recs, paths))
+        hits = sum(r is not None for r in recs)
+        self.hits += hits
+        self.misses += len(out) - hits
+        if pack is not None and hits == len(out):
+            self._keep(pack, plains)
+        return out
+
+    def _from_plains(self, elfs: list[ElfFile], plains: list) -> list[ObjectRecord | None]:
+        """The records of ``elfs`` from their plain data as read back (None where there is
+        none): each checked (``valid_plains``, then ``consistent_together``), None where it
+        fails."""
         read = [t for t in plains if t is not None]
         ok = iter(valid_plains(read))
         recs: list[ObjectRecord | None] = []
@@ -1562,11 +1602,7 @@ class ObjectCache:
             got = [r for r in recs if r is not None]
             fine = iter(consistent_together(got, self.profile))
             recs = [r if r is None or next(fine) else None for r in recs]
-        out = list(zip(recs, paths))
-        hits = sum(r is not None for r in recs)
-        self.hits += hits
-        self.misses += len(out) - hits
-        return out
+        return recs
 
     def get(self, elf: ElfFile) -> tuple[ObjectRecord | None, str]:
         path = self.record_path(elf.data)
@@ -1582,6 +1618,10 @@ class ObjectCache:
         return rec, path
 
     def put(self, where: str, rec: ObjectRecord) -> None:
+        self._keep(where, rec.to_plain())
+
+    def _keep(self, where: str, plain) -> None:
+        """``plain`` (a record's, or a pack's list of them) kept at ``where``."""
         # This thread's own (an SCons -j build links in threads of one process).
         tmp = f"{where}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
@@ -1594,7 +1634,7 @@ class ObjectCache:
                 self._folders.add(folder)
             try:
                 with open(tmp, "wb") as f:
-                    pickle.dump(rec.to_plain(), f, protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump(plain, f, protocol=pickle.HIGHEST_PROTOCOL)
                 os.replace(tmp, where)
             except BaseException:
                 _unlink(tmp)
@@ -1621,6 +1661,16 @@ def _read_whole(path: str, chunk: int = 1 << 16) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+def _read_pack(path: str, n: int) -> list | None:
+    """A pack's list of ``n`` records' plain data, or None where it is missing, unreadable
+    or not a list of ``n``."""
+    try:
+        got = _NoGlobals(io.BytesIO(_read_whole(path))).load()
+    except Exception:  # noqa: BLE001 - a missing or unusable pack: the records' own files
+        return None
+    return got if type(got) is list and len(got) == n else None
 
 
 def _unlink(path: str) -> None:

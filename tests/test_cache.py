@@ -237,6 +237,59 @@ def test_a_damaged_or_hostile_record_is_made_again(tmp_path, monkeypatch):
     assert len(made) == 6 and not Path("pwned").exists() and not (tmp_path / "pwned").exists()
 
 
+def count_reads(monkeypatch) -> list[str]:
+    """The cache's files read (records and packs), by name."""
+    read: list[str] = []
+    real = records._read_whole
+
+    def counting(path, *more):
+        read.append(os.path.basename(path))
+        return real(path, *more)
+
+    monkeypatch.setattr(records, "_read_whole", counting)
+    return read
+
+
+def test_a_link_sets_records_are_read_back_from_its_pack(tmp_path, monkeypatch):
+    """A link set whose records were all read back keeps them in one pack too: the next
+    check of the same objects reads that one file and finds what the checker finds; a pack
+    that is damaged, of another length, or whose record lost its findings is passed over
+    for the records' own files, which give the same findings; a set with a record made
+    keeps no pack."""
+    monkeypatch.setattr(records, "PACK_FROM", 3)
+    objs = [build(tmp_path, f"o{k}", R0 + f"\tent site{k % 3}, r0, {k + 2}, 4, 4\n")
+            for k in range(4)]
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    cache = tmp_path / "cache"
+    want = checker_findings(objs, v417)
+    assert {w[0] for w in want} == {"ALT002", "ALT011"}
+    assert record_findings(objs, v417, cache) == want  # made: no pack
+    assert not list(cache.rglob("*" + records.PACK_SUFFIX))
+    assert record_findings(objs, v417, cache) == want  # read back: the pack written
+    (pack,) = cache.rglob("*" + records.PACK_SUFFIX)
+    read = count_reads(monkeypatch)
+    made = count_made(monkeypatch)
+    assert record_findings(objs, v417, cache) == want
+    assert read == [pack.name] and made == []
+    assert record_findings(objs[:2], v417, cache) == checker_findings(objs[:2], v417)
+    assert len(read) == 3, "a set under PACK_FROM reads its records' own files"
+    good = pack.read_bytes()
+    plains = pickle.loads(good)
+    lost = list(plains)
+    lost[2] = (*lost[2][:3], [], [], (), *lost[2][6:])  # o2's ALT002 lost
+    for damage in (b"", good[:100], b"not a pickle", pickle.dumps(plains[:3]),
+                   pickle.dumps(tuple(plains)), pickle.dumps(lost)):
+        pack.write_bytes(damage)
+        read.clear()
+        assert record_findings(objs, v417, cache) == want
+        assert read[0] == pack.name and len(read) == 5  # the pack, then each record
+        assert pack.read_bytes() == good, "written again from the records' own files"
+    assert made == []
+    build(tmp_path, "o2", R0 + "\tent site2, r0, 1, 4, 4\n")  # other contents
+    assert record_findings(objs, v417, cache) == checker_findings(objs, v417)
+    assert made == ["o2.o"] and len(list(cache.rglob("*" + records.PACK_SUFFIX))) == 1
+
+
 def test_an_unusable_cache_does_not_fail_the_link(tmp_path):
     o = build(tmp_path, "a", R0 + "\tent site0, r0, 1, 4, 4\n")
     blocker = write(tmp_path / "file", "not a directory")
