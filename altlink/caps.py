@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from altlink.errors import AltlinkError
+from altlink.values import Frozen
 
 # Linux's own generated header (arch/arm64/include/generated/asm/cpucaps.h) is read too:
 # ``#define ARM64_<NAME> <n>`` and ``#define ARM64_NCAPS <count>``.
@@ -21,12 +21,16 @@ _NAME = re.compile(r"[A-Za-z0-9_]+\Z")
 _DEFINE = re.compile(r"\s*#\s*define\s+(\w+)\s+(\S+)")
 
 
-@dataclass(frozen=True)
-class CapTable:
+class CapTable(Frozen):
     """A capability table: its names in number order, and the file it was read from."""
 
+    _fields = ("names", "path")
     names: tuple[str, ...]
-    path: str = ""
+    path: str
+
+    def __init__(self, names: tuple[str, ...], path: str = "") -> None:
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "path", path)
 
     @property
     def ncaps(self) -> int:

@@ -9,10 +9,10 @@ is read again only to word a finding.
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import repeat
-from typing import NamedTuple
 
 from altlink.check_core import Checks, is_function, resolve_ncaps
 from altlink.elf import STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, ElfFile
@@ -208,13 +208,8 @@ class Callbacks:
 
 # -- the link set's checks from the records ------------------------------------------------
 
-class _DefSymbol(NamedTuple):
-    type: int
-
-
-class _DefSection(NamedTuple):
-    name: str
-    executable: bool
+_DefSymbol = namedtuple("_DefSymbol", "type")
+_DefSection = namedtuple("_DefSection", "name executable")
 
 
 class RecordSpace(SymbolSpace):

@@ -12,13 +12,13 @@ import mmap
 import os
 import struct
 from bisect import bisect_right
-from dataclasses import dataclass
+from collections import namedtuple
 from functools import cached_property, partial
 from itertools import accumulate
-from typing import NamedTuple
 
 from altlink.errors import AltlinkError
 from altlink.filekind import BITCODE_MAGICS, EM_AARCH64  # noqa: F401 - elf's names too
+from altlink.values import Frozen
 
 ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
 ET_NAMES = {ET_REL: "relocatable object", ET_EXEC: "executable", ET_DYN: "shared object"}
@@ -72,20 +72,13 @@ def reloc_name(rtype: int) -> str:
     return RELOC_NAMES.get(rtype, f"relocation type {rtype}")
 
 
-class Section(NamedTuple):
-    """One section header (a named tuple: a kernel module has dozens, made for every file)."""
+class Section(namedtuple("Section", "index name type flags addr offset size link info align "
+                         "entsize")):
+    """One section header (a named tuple: a kernel module has dozens, made for every file).
+    (``collections.namedtuple``, as every named tuple of the modules a check imports: not
+    ``typing.NamedTuple``, whose module is 2 ms of the import.)"""
 
-    index: int
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    align: int
-    entsize: int
+    __slots__ = ()
 
     @property
     def executable(self) -> bool:
@@ -96,10 +89,10 @@ class Section(NamedTuple):
         return bool(self.flags & SHF_ALLOC)
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(Frozen):
     """One program header."""
 
+    _fields = ("type", "flags", "offset", "vaddr", "paddr", "filesz", "memsz", "align")
     type: int
     flags: int
     offset: int
@@ -109,31 +102,34 @@ class Segment:
     memsz: int
     align: int
 
+    def __init__(self, type: int, flags: int, offset: int, vaddr: int, paddr: int,
+                 filesz: int, memsz: int, align: int) -> None:
+        _set = object.__setattr__
+        _set(self, "type", type)
+        _set(self, "flags", flags)
+        _set(self, "offset", offset)
+        _set(self, "vaddr", vaddr)
+        _set(self, "paddr", paddr)
+        _set(self, "filesz", filesz)
+        _set(self, "memsz", memsz)
+        _set(self, "align", align)
 
-class Symbol(NamedTuple):
+
+class Symbol(namedtuple("Symbol", "index name value size type bind shndx")):
     """One symbol table entry. A named tuple, not a dataclass: a vmlinux has 150,000 of them
     and this is the hot path."""
 
-    index: int
-    name: str
-    value: int
-    size: int
-    type: int
-    bind: int
-    shndx: int
+    __slots__ = ()
 
     @property
     def defined(self) -> bool:
         return self.shndx != SHN_UNDEF
 
 
-class Reloc(NamedTuple):
+class Reloc(namedtuple("Reloc", "offset type sym addend")):
     """One relocation (a named tuple: modules carry tens of thousands)."""
 
-    offset: int
-    type: int
-    sym: int
-    addend: int
+    __slots__ = ()
 
 
 class RelocMap:

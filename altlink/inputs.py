@@ -1,12 +1,14 @@
 """Turning the files a user names into checked inputs: objects, images and archive members."""
 from __future__ import annotations
 
-from typing import TextIO
-
 from altlink import archive, elf
 from altlink.elf import BITCODE_MAGICS
 from altlink.errors import AltlinkError
 from altlink.linkset import Input
+
+TYPE_CHECKING = False  # (``typing``'s, without its import: 2 ms of a check)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 class Notes:

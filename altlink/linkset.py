@@ -4,22 +4,30 @@ the checks (``check_core`` and the phases' modules).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from altlink.caps import CapTable
 from altlink.elf import ElfFile, RelocMap, Section
 from altlink.symbols import Symbolizer
 from altlink.table import Profile, Table, read_table
+from altlink.values import Value
 
 
-@dataclass
-class Input:
+class Input(Value):
     """One file of a check: its ELF, its decoded table and a namer for its places."""
 
+    _fields = ("elf", "table", "names", "_relocs")
     elf: ElfFile
     table: Table
     names: Symbolizer
-    _relocs: dict[int, RelocMap] = field(default_factory=dict)
+    _relocs: dict[int, RelocMap]
+
+    def __init__(self, elf: ElfFile, table: Table, names: Symbolizer,
+                 _relocs: dict[int, RelocMap] | None = None) -> None:
+        self.elf = elf
+        self.table = table
+        self.names = names
+        self._relocs = {} if _relocs is None else _relocs
 
     @classmethod
     def load(cls, elf: ElfFile) -> Input:

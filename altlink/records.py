@@ -24,9 +24,10 @@ import struct
 import threading
 import weakref
 from bisect import bisect_right
+from collections import namedtuple
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, NamedTuple
 
 from altlink import code_digest, forkmap
 from altlink.elf import (
@@ -50,38 +51,30 @@ RECORD_FORMAT = 5  # 2: objects have their ALT017 findings; 3: the digest kept p
 # build, no class to look up, when a record is read back), the summary columns as bytes
 
 
-class Anchor(NamedTuple):
+class Anchor(namedtuple("Anchor", "name is_global delta")):
     """A section offset as the image finds it: the symbol before it and the distance."""
 
-    name: str
-    is_global: bool
-    delta: int
+    __slots__ = ()
 
 
-class Target(NamedTuple):
+# name: for messages; global_name: a global symbol, looked up by name in the image, or None;
+# anchor: else, where the symbol's section offset went (an Anchor, or None)
+class Target(namedtuple("Target", "name global_name addend anchor")):
     """What a relocated branch in a replacement is meant to reach."""
 
-    name: str  # for messages
-    global_name: str | None  # a global symbol, looked up by name in the image
-    addend: int
-    anchor: Anchor | None  # else, where the symbol's section offset went
+    __slots__ = ()
 
 
-class EntryDigest(NamedTuple):
-    pos: int  # position in the object's table.entries
-    index: int
-    table_section: str
-    cap_raw: int
-    orig_len: int
-    alt_len: int
-    site_section: str
-    site_offset: int
-    site_words: tuple | None  # masked (None where relocated); None: the site is undefined
-    site_anchor: Anchor | None
-    alt_symbol: str | None
-    alt_defined: bool
-    alt_words: tuple | None  # as in the object; None: no replacement to compare
-    alt_relocs: tuple | None  # per word: None, True (relocated), or a Target (a branch)
+# pos: position in the object's table.entries; site_words: masked (None where relocated),
+# None where the site is undefined; site_anchor: an Anchor or None; alt_symbol: a name or
+# None; alt_words: as in the object, None where there is no replacement to compare;
+# alt_relocs: per word, None, True (relocated), or a Target (a branch)
+class EntryDigest(namedtuple("EntryDigest", "pos index table_section cap_raw orig_len alt_len "
+                             "site_section site_offset site_words site_anchor alt_symbol "
+                             "alt_defined alt_words alt_relocs")):
+    """What the cross-check compares of one entry (``digest``)."""
+
+    __slots__ = ()
 
 
 # The columns of an entry's digest that a record keeps apart from the others: what checking a

@@ -2,20 +2,25 @@
 images named by ``--symbols-from``; what a callback check looks a name up in."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from altlink.check_core import is_function
 from altlink.elf import SHN_UNDEF, STB_LOCAL, STT_SECTION, ElfFile, Section, Symbol
 from altlink.linkset import Input
+from altlink.values import Frozen
 
 
-@dataclass(frozen=True)
-class Definition:
+class Definition(Frozen):
     """Where a global symbol is defined: which file, and the symbol."""
 
+    _fields = ("path", "symbol", "section")
     path: str
     symbol: Symbol
     section: Section | None
+
+    def __init__(self, path: str, symbol: Symbol, section: Section | None) -> None:
+        _set = object.__setattr__
+        _set(self, "path", path)
+        _set(self, "symbol", symbol)
+        _set(self, "section", section)
 
 
 def definitions(elf: ElfFile, global_only: bool) -> dict[str, Symbol]:

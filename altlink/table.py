@@ -4,10 +4,9 @@ from linked images (through the resolved relative offsets). docs/reference.md, s
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections import namedtuple
 from functools import partial
 from itertools import repeat
-from typing import NamedTuple
 
 from altlink.elf import (
     ET_REL,
@@ -26,6 +25,7 @@ from altlink.elf import (
     reloc_name,
 )
 from altlink.findings import Finding, finding
+from altlink.values import Frozen, Value
 
 ENTRY = struct.Struct("<iiHBB")
 ENTRY_SIZE = ENTRY.size  # 12
@@ -40,7 +40,8 @@ CB_BIT_V61 = 0x8000
 ADDR_MASK = (1 << 64) - 1
 
 
-class Place(NamedTuple):
+class Place(namedtuple("Place", "section section_index offset address symbol addend",
+                       defaults=(None, None, 0))):
     """Where an entry's site or replacement (or callback) is.
 
     In an object: a section (index and name) and an offset in it, or, for a relocation against
@@ -48,12 +49,7 @@ class Place(NamedTuple):
     ``symbol`` is the named symbol a relocation referred to (a callback), else None.
     """
 
-    section: str
-    section_index: int
-    offset: int
-    address: int | None = None
-    symbol: str | None = None
-    addend: int = 0
+    __slots__ = ()
 
     @property
     def defined(self) -> bool:
@@ -65,28 +61,26 @@ class Place(NamedTuple):
         return f"{self.section}+{self.offset:#x}"
 
 
-class Entry(NamedTuple):
+class Entry(namedtuple("Entry", "file index table_section table_offset site alt cap_raw "
+                       "orig_len alt_len address", defaults=(None,))):
     """One table entry as read, before any profile interprets ``cap_raw``. (Named tuples:
-    a kernel's tables have tens of thousands of entries, and a tuple is made at C speed.)"""
+    a kernel's tables have tens of thousands of entries, and a tuple is made at C speed.)
+    ``address``: the entry's own address, in an image."""
 
-    file: str
-    index: int
-    table_section: str
-    table_offset: int
-    site: Place
-    alt: Place
-    cap_raw: int
-    orig_len: int
-    alt_len: int
-    address: int | None = None  # the entry's own address, in an image
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(Frozen):
     """A table ABI profile (docs/reference.md, section 1): tells callbacks and capability numbers apart."""
 
-    abi: str = DEFAULT_ABI
-    ncaps: int | None = None
+    _fields = ("abi", "ncaps")
+    abi: str
+    ncaps: int | None
+
+    def __init__(self, abi: str = DEFAULT_ABI, ncaps: int | None = None) -> None:
+        _set = object.__setattr__
+        _set(self, "abi", abi)
+        _set(self, "ncaps", ncaps)
 
     def is_callback(self, cap_raw: int) -> bool:
         if self.abi == "linux-v6.1":
@@ -102,17 +96,25 @@ class Profile:
         return cap_raw
 
 
-@dataclass
-class Table:
+class Table(Value):
     """The entries of one file, and what was wrong with its table."""
 
+    _fields = ("path", "entries", "findings", "sections", "columns")
     path: str
     entries: list[Entry]
     findings: list[Finding]
     sections: list[Section]
     # An image's table read a column at a time (``read_image_table`` with numpy): the
     # entries' fields as arrays (``IMAGE_COLUMNS``), for checks over the whole table at once.
-    columns: dict | None = None
+    columns: dict | None
+
+    def __init__(self, path: str, entries: list[Entry], findings: list[Finding],
+                 sections: list[Section], columns: dict | None = None) -> None:
+        self.path = path
+        self.entries = entries
+        self.findings = findings
+        self.sections = sections
+        self.columns = columns
 
     @property
     def size(self) -> int:
