@@ -610,3 +610,80 @@ def test_explain_of_an_unknown_code_is_one_line():
     p = altlink("explain", "ALT999")
     assert (p.returncode, p.stdout) == (2, "")
     assert p.stderr == "altlink explain: ALT999: not a diagnostic code (ALT001 to ALT018)\n"
+
+
+def test_the_quick_check_options_are_the_check_parser_s():
+    """``cli.CHECK_VALUE_OPTIONS``, ``CHECK_APPEND_OPTIONS`` and ``CHECK_FLAG_OPTIONS`` (read
+    without argparse) are the options of the check's parser, each with the attribute it
+    sets, and ``CHECK_FORMATS`` its formats."""
+    parser = cli.build_parser("check")
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    values, appends, flags = {}, {}, {}
+    for a in sub.choices["check"]._actions:
+        if isinstance(a, argparse._HelpAction) or not a.option_strings:
+            continue
+        kind = flags if a.nargs == 0 else appends if isinstance(
+            a, argparse._AppendAction) else values
+        kind.update(dict.fromkeys(a.option_strings, a.dest))
+        if a.dest == "format":
+            assert tuple(a.choices) == cli.CHECK_FORMATS
+    assert values == cli.CHECK_VALUE_OPTIONS
+    assert appends == cli.CHECK_APPEND_OPTIONS
+    assert flags == cli.CHECK_FLAG_OPTIONS
+
+
+QUICK = [  # words the quick reading takes
+    ["check", "a.o"], ["check", "a.o", "b.o", ""],
+    ["check", "--abi", "linux-v6.1", "--cap-table", "caps.h", "--cache-dir", "c", "a.o"],
+    ["check", "--ncaps", "7", "--ncaps", " 12", "--format", "json", "a.o"],
+    ["check", "--symbols-from", "vmlinux", "--symbols-from", "x", "-W", "no-ALT014", "-W",
+     "no-alt001", "--werror", "--module", "--no-cache", "-v", "--verbose", "a.o", "b.ko"],
+    ["check", "--abi", "xen-v4.17", "--format", "sarif", "--cache-dir", "", "a.o"],
+]
+NOT_QUICK = [  # words left to the parser, which reads them or reports what is wrong
+    ["check"], ["check", "--help"], ["check", "-h"], ["check", "--abi", "linux-v9", "a.o"],
+    ["check", "--abi=linux-v6.1", "a.o"], ["check", "--cache", "c", "a.o"],
+    ["check", "--ncaps", "0x10", "a.o"], ["check", "--ncaps", "-1", "a.o"],
+    ["check", "a.o", "--abi", "linux-v6.1"], ["check", "--", "a.o"], ["check", "-", "a.o"],
+    ["check", "-Wno-ALT014", "a.o"], ["check", "--format", "xml", "a.o"],
+    ["check", "--cache-dir"], ["check", "--no-cache"], ["check", "--version", "a.o"],
+    ["check", "-vv", "a.o"], ["check", "a.o", "-v"], ["check", "--symbols-from", "-x", "a.o"],
+]
+
+
+@pytest.mark.parametrize("env", [{}, {"ALTLINK_ABI": "linux-v6.1", "ALTLINK_CAP_TABLE": "t",
+                                      "ALTLINK_WERROR": "yes"}, {"ALTLINK_WERROR": "0"}])
+def test_the_quick_check_reading_is_the_parser_s(monkeypatch, env):
+    """``altlink check`` words read without argparse (``cli._quick_check_args``) give what
+    the parser gives, with the same defaults from the environment; any other words are left
+    to the parser; an unusable ``ALTLINK_WERROR`` is the same error."""
+    for k in ("ALTLINK_ABI", "ALTLINK_CAP_TABLE", "ALTLINK_WERROR"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for words in QUICK:
+        quick = cli._quick_check_args(words)
+        assert quick is not None, words
+        assert vars(quick) == vars(cli.build_parser("check").parse_args(words)), words
+    for words in NOT_QUICK:
+        assert cli._quick_check_args(words) is None, words
+    monkeypatch.setenv("ALTLINK_WERROR", "maybe")
+    with pytest.raises(cli.AltlinkError) as quick:
+        cli._quick_check_args(QUICK[0])
+    with pytest.raises(cli.AltlinkError) as parser:
+        cli.build_parser("check")
+    assert str(quick.value) == str(parser.value)
+
+
+def test_a_check_of_objects_does_not_import_argparse(objs):
+    """``altlink check`` of objects with plain options reads its words without argparse; a
+    usage error is still argparse's, one line, exit 2."""
+    script = ("import sys\nfrom altlink import cli\nrc = cli.main(sys.argv[1:])\n"
+              "print(rc, 'argparse' in sys.modules)")
+    args = ["check", "--abi", "linux-v4.17", "--ncaps", "4", "--no-cache", str(objs["clean"])]
+    e = env_without_altlink_vars()
+    e["PYTHONPATH"] = str(ROOT)
+    got = run([sys.executable, "-c", script, *args], check=False, env=e)
+    assert got.stdout.split() == ["0", "False"], got.stdout + got.stderr
+    bad = altlink("check", "--abi", "linux-v9", objs["clean"])
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "--abi" in bad.stderr
