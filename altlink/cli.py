@@ -384,20 +384,24 @@ def options_from(args, tables=None, paths=None, mapped=None):
 
 def _emit(findings, args, out, options) -> int:
     from altlink.findings import has_errors
-    from altlink.report import render
 
     findings = _policy(args).apply(findings)
     if findings:  # (their source lines: nothing to read for none)
         from altlink.sources import attach
 
         findings = attach(findings)
-    out.write(render(findings, args.format))
+    if findings or args.format != "text":  # (no finding as text: no line, nothing imported)
+        from altlink.report import render
+
+        out.write(render(findings, args.format))
     _advise(findings, args, options)
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
 
 
 def _advise(findings, args, options) -> None:
     """Once, after the findings: the profile or table that explains them, with the option."""
+    if not findings:  # (nothing to explain: ``notes`` of none is none)
+        return
     from altlink.advice import notes
 
     if options.caps is not None:

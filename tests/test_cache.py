@@ -451,15 +451,15 @@ rc = cli.main(sys.argv[1:])
 print(rc, type(sys.modules.get("inspect")).__name__,
       " ".join(m for m in ("ast", "dis", "tokenize", "altlink.check_entries",
                            "altlink.check_objects", "altlink.insn", "altlink.branches",
-                           "altlink.checks", "altlink.sources") if m in sys.modules))
+                           "altlink.checks", "altlink.sources", "altlink.report",
+                           "altlink.advice") if m in sys.modules))
 """
 
 
-def test_a_check_whose_records_are_kept_imports_only_what_it_uses(tmp_path):
-    """``altlink check`` of objects whose records are all kept runs none of the objects'
-    checks: it imports neither them (check_entries, check_objects, insn, branches) nor, with
-    no finding, the source lines; and ``inspect`` (with ast, dis, tokenize), which only
-    ``dataclasses`` imports, is a stand-in that no one asks anything of."""
+def check_in_a_process(tmp_path, script: str):
+    """A function that runs ``script`` (``python -c``) with the arguments of ``altlink
+    check`` of two objects, one's callback in the other, with a record cache; it gives the
+    script's output."""
     import subprocess
     import sys
 
@@ -468,10 +468,20 @@ def test_a_check_whose_records_are_kept_imports_only_what_it_uses(tmp_path):
     args = ["check", "--abi", "linux-v4.17", "--ncaps", "4", "--cache-dir",
             str(tmp_path / "c"), str(a), str(b)]
 
-    def loaded() -> str:
-        return subprocess.run([sys.executable, "-c", _LOADED, *args], capture_output=True,
+    def run() -> str:
+        return subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                               text=True, check=True).stdout.strip()
 
+    return run
+
+
+def test_a_check_whose_records_are_kept_imports_only_what_it_uses(tmp_path):
+    """``altlink check`` of objects whose records are all kept runs none of the objects'
+    checks: it imports neither them (check_entries, check_objects, insn, branches) nor, with
+    no finding, the source lines, the report's text or the notes that explain findings; and
+    ``inspect`` (with ast, dis, tokenize), which only ``dataclasses`` imports, is a stand-in
+    that no one asks anything of."""
+    loaded = check_in_a_process(tmp_path, _LOADED)
     first = loaded()  # the records made: the objects' checks run
     assert first.startswith("0 ") and "altlink.check_objects" in first, first
     assert loaded() == "0 _ImportedWhenUsed", "records kept: " + loaded()

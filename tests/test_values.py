@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-import subprocess
-import sys
 
 import pytest
 
@@ -107,16 +105,8 @@ def test_a_check_whose_records_are_kept_makes_only_the_dataclasses_replace_needs
     only ``Finding``, ``Options`` and ``ObjectRecord``, which ``dataclasses.replace`` and
     ``astuple`` are used on: the other classes it imports are written out; and it does not
     import ``typing`` (its named tuples are ``collections.namedtuple``'s)."""
-    from test_cache import CALLBACK, R0, build
+    from test_cache import check_in_a_process
 
-    a = build(tmp_path, "a", CALLBACK + R0 + "\tent site0, r0, 1, 4, 4\n")
-    b = build(tmp_path, "b", "\tent site1, my_cb, 4, 4, 0\n")
-    args = ["check", "--abi", "linux-v4.17", "--ncaps", "4", "--cache-dir",
-            str(tmp_path / "c"), str(a), str(b)]
-
-    def made() -> str:
-        return subprocess.run([sys.executable, "-c", _MADE, *args], capture_output=True,
-                              text=True, check=True).stdout.strip()
-
+    made = check_in_a_process(tmp_path, _MADE)
     made()  # the records made
     assert made() == "0 Finding ObjectRecord Options False"
