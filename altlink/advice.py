@@ -39,8 +39,8 @@ def notes(findings: list[Finding], abi: str, ncaps_from: str | None) -> list[str
         if (f.code == "ALT001" and abi == "linux-v6.1"
                 and f.message.startswith("replacement is 0 bytes")):
             line = ("altlink: note: entries without a replacement carry no bit 15 (0x8000), "
-                    "as linux-v4.17 callbacks do (cap == NCAPS): the objects look built for "
-                    "linux-v4.17; use --abi linux-v4.17")
+                    "as linux-v4.17 and Xen callbacks do (cap == NCAPS): the objects look "
+                    "built for linux-v4.17; use --abi linux-v4.17 (for Xen, xen-v4.17)")
             if line not in out:
                 out.append(line)
     if out:  # the profile explains the numbers too

@@ -173,8 +173,8 @@ def test_v417_objects_checked_as_v61_get_the_note(tmp_path):
     assert p.returncode == 1
     assert ": error: ALT001: replacement is 0 bytes, site is 4" in p.stdout
     assert p.stderr == ("altlink: note: entries without a replacement carry no bit 15 (0x8000), "
-                        "as linux-v4.17 callbacks do (cap == NCAPS): the objects look built for "
-                        "linux-v4.17; use --abi linux-v4.17\n")
+                        "as linux-v4.17 and Xen callbacks do (cap == NCAPS): the objects look "
+                        "built for linux-v4.17; use --abi linux-v4.17 (for Xen, xen-v4.17)\n")
 
 
 def test_a_smaller_capability_table_is_named_once(tmp_path):
