@@ -277,7 +277,8 @@ def build_parser(only: str | None = None):
         pt.add_argument("--bin", metavar="B", help="also write the patched raw binary here")
         pt.add_argument("--boot-caps", metavar="A,B",
                         help="capabilities applied in a first pass, before the others (default: "
-                        "for linux-v6.1, Linux 6.1's boot-scope capabilities; '' for table order)")
+                        "for linux-v6.1, the boot-scope capabilities of Linux 6.1 to 6.12; '' for "
+                        "table order)")
         pt.add_argument("--emulate", action="append", default=[], metavar="NAME,...",
                         help="run these callbacks of the image in an emulator")
         pt.add_argument("--callbacks", metavar="FILE.py",

@@ -48,15 +48,24 @@ class Plan:
     refuse: bool = True
 
 
-# Linux 6.1's boot-scope capabilities (arch/arm64/kernel/cpufeature.c: the types
-# ARM64_CPUCAP_BOOT_CPU_FEATURE and ARM64_CPUCAP_STRICT_BOOT_CPU_FEATURE, which have
-# SCOPE_BOOT_CPU). update_cpu_capabilities() sets them in boot_capabilities when the boot CPU
-# has them; apply_boot_alternatives() applies the entries of those capabilities first, then
+# The boot-scope capabilities of the kernels the linux-v6.1 profile describes, Linux 6.1 to
+# 6.12 (arch/arm64/kernel/cpufeature.c: the types ARM64_CPUCAP_BOOT_CPU_FEATURE and
+# ARM64_CPUCAP_STRICT_BOOT_CPU_FEATURE, which have SCOPE_BOOT_CPU). update_cpu_capabilities()
+# sets them in boot_capabilities (6.12: boot_cpucaps) when the boot CPU has them;
+# apply_boot_alternatives() applies the entries of those capabilities first, then
 # apply_alternatives_all() the vDSO's entries and the rest of the kernel's, in table order.
-LINUX_61_BOOT_CAPS = ("ALWAYS_BOOT", "HAS_SYSREG_GIC_CPUIF", "HAS_VIRT_HOST_EXTN",
-                      "HAS_ADDRESS_AUTH_ARCH_QARMA5", "HAS_ADDRESS_AUTH_ARCH_QARMA3",
-                      "HAS_ADDRESS_AUTH_IMP_DEF", "HAS_ADDRESS_AUTH", "HAS_IRQ_PRIO_MASKING",
-                      "BTI", "MTE", "MTE_ASYMM")
+# Later kernels renamed some (6.1's HAS_SYSREG_GIC_CPUIF and HAS_IRQ_PRIO_MASKING are 6.12's
+# HAS_GIC_CPUIF_SYSREGS and HAS_GIC_PRIO_MASKING) and added others; no name is boot-scope in
+# one of these kernels and of another scope in another, so the list is their union and a
+# kernel's table picks its own names from it.
+LINUX_BOOT_CAPS = ("ALWAYS_BOOT", "HAS_SYSREG_GIC_CPUIF", "HAS_VIRT_HOST_EXTN",
+                   "HAS_ADDRESS_AUTH_ARCH_QARMA5", "HAS_ADDRESS_AUTH_ARCH_QARMA3",
+                   "HAS_ADDRESS_AUTH_IMP_DEF", "HAS_ADDRESS_AUTH", "HAS_IRQ_PRIO_MASKING",
+                   "BTI", "MTE", "MTE_ASYMM",
+                   # Linux 6.12's new names
+                   "HAS_GIC_CPUIF_SYSREGS", "HAS_GIC_PRIO_MASKING",
+                   "HAS_GIC_PRIO_RELAXED_SYNC", "HAS_HCX", "HAS_S1PIE", "HAS_S1POE",
+                   "HAS_VA52")
 
 
 @dataclass
@@ -121,12 +130,12 @@ def parse_caps(spec: str, manifest: dict, what: str = "--caps") -> frozenset[int
 
 
 def boot_caps(manifest: dict) -> frozenset[int]:
-    """The profile's default first-pass set: Linux 6.1's boot-scope capabilities that the
-    manifest's table names (none for linux-v4.17: table order)."""
+    """The profile's default first-pass set: the boot-scope capabilities (Linux 6.1 to 6.12)
+    that the manifest's table names (none for linux-v4.17: table order)."""
     if manifest.get("abi") != "linux-v6.1":
         return frozenset()
     names = _cap_names(manifest)
-    return frozenset(names[n] for n in LINUX_61_BOOT_CAPS if n in names)
+    return frozenset(names[n] for n in LINUX_BOOT_CAPS if n in names)
 
 
 def callback_names(manifest: dict) -> set[str]:
@@ -545,4 +554,4 @@ def _run_callback(mem: _Memory, rec: dict, site: int, length: int, plan: Plan) -
 
 
 __all__ = ["Plan", "Result", "PatchError", "patch", "parse_caps", "load_callbacks", "boot_caps",
-           "check_emulate", "LINUX_61_BOOT_CAPS"]
+           "check_emulate", "LINUX_BOOT_CAPS"]

@@ -1,4 +1,4 @@
-"""The boot proof: boot a real Linux 6.1 arm64 kernel under qemu-system-aarch64, read its
+"""The boot proof: boot a real Linux arm64 kernel (6.1, 6.12) under qemu-system-aarch64, read its
 memory once it has applied its alternatives, and compare every alternative site with what
 `altlink patch` makes of the same vmlinux offline for the capabilities the kernel detected.
 
@@ -15,11 +15,12 @@ the generated capability header). How it works:
    Image is found in it by its first 64 bytes: its physical load address. With ``nokaslr``
    the kernel runs at its link address, so a virtual address ``va`` of the image is at
    ``load + va - _text``.
-3. The kernel's own bitmap of detected capabilities, ``cpu_hwcaps`` (System.map), gives the
-   capability set; ``altlink manifest`` (with the generated ``cpucaps.h``) and
+3. The kernel's own bitmap of detected capabilities, ``cpu_hwcaps`` (6.12: ``system_cpucaps``;
+   System.map), gives the capability set; ``altlink manifest`` (with the generated
+   ``cpucaps.h``, 6.12's ``cpucap-defs.h``) and
    ``altlink patch --caps`` that set make the offline image.
 4. Every entry's site, the vDSO's too, is compared. ``alt_cb_patch_nops`` depends only on
-   the image (it writes NOPs) and is emulated; the other callbacks of Linux 6.1 arm64 read
+   the image (it writes NOPs) and is emulated; the other callbacks of Linux arm64 read
    state only the booted kernel has (the SMCCC conduit found in the firmware's device tree,
    the Spectre-v4 mitigation state), so offline they are left as they are and their sites
    are reported by name, identical or not.
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from altlink.patch import LINUX_61_BOOT_CAPS  # noqa: E402
+from altlink.patch import LINUX_BOOT_CAPS  # noqa: E402
 
 RAM_BASE = 0x40000000  # QEMU virt
 DUMP_SIZE = 64 << 20
@@ -46,6 +47,11 @@ APPLIED = "alternatives: applying system-wide alternatives"
 # Callbacks whose result depends only on the image (emulated offline).
 IMAGE_ONLY_CALLBACKS = ("alt_cb_patch_nops",)
 CPUS = ("max", "cortex-a57", "cortex-a72")
+# The kernel's bitmap of the capabilities it detected: Linux 6.1's name, then 6.12's.
+CPUCAPS_BITMAPS = ("cpu_hwcaps", "system_cpucaps")
+# The generated capability header, under the build's arch/arm64/include/generated/asm: Linux
+# 6.1 names it cpucaps.h, 6.12 cpucap-defs.h.
+CAP_HEADERS = ("cpucaps.h", "cpucap-defs.h")
 
 
 @dataclass
@@ -209,9 +215,10 @@ def compare(out: Path, booted: Booted, workdir: Path) -> Comparison:
             raise RuntimeError(f"altlink manifest: {got.stderr}")
     m = json.loads(manifest.read_text())
     names = m["caps"]
-    boot_caps = [n for n, name in names.items() if name in LINUX_61_BOOT_CAPS]
+    boot_caps = [n for n, name in names.items() if name in LINUX_BOOT_CAPS]
     ncaps = m["ncaps"]
-    words = booted.read(phys(symbols["cpu_hwcaps"]), (ncaps + 63) // 64 * 8)
+    bitmap = next(symbols[s] for s in CPUCAPS_BITMAPS if s in symbols)
+    words = booted.read(phys(bitmap), (ncaps + 63) // 64 * 8)
     bits = int.from_bytes(words, "little")
     detected = [n for n in range(ncaps) if bits >> n & 1]
     callbacks = sorted({e["callback"]["symbol"] for e in m["entries"]
@@ -265,7 +272,9 @@ def compare(out: Path, booted: Booted, workdir: Path) -> Comparison:
 
 def cap_table(out: Path) -> Path:
     """The build's generated capability header (ARM64_<NAME> n, ARM64_NCAPS)."""
-    return out / "arch" / "arm64" / "include" / "generated" / "asm" / "cpucaps.h"
+    generated = out / "arch" / "arm64" / "include" / "generated" / "asm"
+    return next((generated / h for h in CAP_HEADERS if (generated / h).exists()),
+                generated / CAP_HEADERS[0])
 
 
 def entry_keys(m: dict) -> list[tuple]:

@@ -1,4 +1,5 @@
 """Fixtures for the whole suite."""
+import kbuild as _kbuild  # the name kbuild is the fixture below
 import pytest
 
 
@@ -19,14 +20,14 @@ def _no_altlink_env(monkeypatch, record_cache):
     monkeypatch.setenv("ALTLINK_CACHE_DIR", str(record_cache))
 
 
-@pytest.fixture(scope="session", params=["gnu", "llvm"])
+@pytest.fixture(scope="session", params=_kbuild.BUILDS, ids=_kbuild.build_id)
 def kernel_build(request):
-    """Linux 6.1 (Debian's linux-source-6.1) built for arm64 with Kbuild's LD pointed at
-    altlink's launcher form (tests/kbuild.py), once with the GNU toolchain and once with
-    ``LLVM=1``: minutes the first time, then its links only."""
-    import kbuild
-
-    return kbuild.build(toolchain=request.param)
+    """Linux built for arm64 with Kbuild's LD pointed at altlink's launcher form
+    (tests/kbuild.py): Debian's linux-source-6.1 with the GNU toolchain and with ``LLVM=1``,
+    and linux-source-6.12 with the GNU toolchain: minutes the first time, then its links
+    only."""
+    kernel, toolchain = request.param
+    return _kbuild.build(toolchain=toolchain, kernel=kernel)
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,22 @@
-"""A real Linux 6.1 arm64 build from Debian's linux-source-6.1, with Kbuild's ``LD`` pointed at
-altlink's launcher form: every link of vmlinux, the vDSO and the modules goes through altlink.
+"""Real Linux arm64 builds from Debian's linux-source-6.1 and linux-source-6.12, with Kbuild's
+``LD`` pointed at altlink's launcher form: every link of vmlinux, the vDSO and the modules goes
+through altlink.
 
-The source is unpacked once and the build directory is kept between runs (under
-``$ALTLINK_KBUILD_DIR``, default ``~/.cache/altlink-tests/linux-6.1``), so that only the first
-run compiles the kernel (minutes on 2 cores). Every run then removes what the links made and
-builds again: the links, and only the links, run again through the altlink under test. A file
-lock makes the build happen once when several test processes (pytest-xdist) want it.
+Each source is unpacked once and the build directory is kept between runs (Linux 6.1 under
+``$ALTLINK_KBUILD_DIR``, default ``~/.cache/altlink-tests/linux-6.1``; Linux 6.12 under
+``$ALTLINK_KBUILD612_DIR``, default beside the 6.1 one with ``-6.12`` added to its name), so
+that only the first run compiles the kernel (minutes on 2 cores). Every run then removes what
+the links made and builds again: the links, and only the links, run again through the altlink
+under test. A file lock makes the build happen once when several test processes
+(pytest-xdist) want it.
 
-The configuration is ``tinyconfig`` plus :data:`CONFIG` (say it in the README): a serial
-console for the boot proof and four modules whose code has alternatives.
+The configuration is ``tinyconfig`` plus :data:`CONFIG` (say it in the README), the same for
+both versions: a serial console for the boot proof and modules whose code has alternatives.
 
 Two toolchains (:data:`TOOLCHAINS`), each its own build directory from the one source tree:
 ``gnu`` (gcc, GNU as and ld, ``CROSS_COMPILE=aarch64-linux-gnu-``) and ``llvm`` (``LLVM=1``:
 clang with its integrated assembler, ld.lld, llvm-ar/nm/objcopy), the two Linux supports.
+:data:`BUILDS` are the builds the tests make: Linux 6.1 with both, Linux 6.12 with ``gnu``.
 """
 from __future__ import annotations
 
@@ -22,14 +26,43 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain import make_logged, run_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
-TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 CROSS = "aarch64-linux-gnu-"
-CAP_HEADER = "arch/arm64/include/generated/asm/cpucaps.h"
+
+
+@dataclass(frozen=True)
+class Linux:
+    """One kernel version the tests build: Debian's ``linux-source-<version>``."""
+
+    version: str
+    # The generated capability header (``--cap-table``), relative to the O= directory:
+    # ``cpucaps.h`` in Linux 6.1, ``cpucap-defs.h`` in 6.12 (where asm/cpucaps.h is a header
+    # of C code).
+    cap_header: str
+    toolchains: tuple[str, ...]
+    # The modules of CONFIG with alternatives in their code (6.12 has no test_user_copy: it
+    # became a KUnit test).
+    modules: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"linux-source-{self.version}"
+
+    @property
+    def tarball(self) -> Path:
+        return Path(f"/usr/src/{self.name}.tar.xz")
+
+
+LINUX_61 = Linux("6.1", "arch/arm64/include/generated/asm/cpucaps.h", ("gnu", "llvm"),
+                 ("loop.ko", "lkdtm.ko", "test_user_copy.ko", "test_module.ko"))
+LINUX_612 = Linux("6.12", "arch/arm64/include/generated/asm/cpucap-defs.h", ("gnu",),
+                  ("loop.ko", "lkdtm.ko", "test_module.ko"))
+KERNELS = (LINUX_61, LINUX_612)
 
 # On top of tinyconfig: modules, a PL011 console (qemu's virt machine), modules with
 # alternatives (uaccess, barriers, LSE atomics): loop, lkdtm, test_user_copy, test_module; and
@@ -77,14 +110,24 @@ LINK_OUTPUTS = ("vmlinux", "vmlinux.o", "vmlinux.alt.json", ".tmp_vmlinux*", "Sy
 
 
 TOOLCHAINS = ("gnu", "llvm")
+# The builds the tests make: (kernel, toolchain); Linux 6.12 with the GNU toolchain only, to
+# keep CI's time.
+BUILDS = tuple((k, t) for k in KERNELS for t in k.toolchains)
+
+
+def build_id(build: tuple[Linux, str]) -> str:
+    """A build's name in test ids: ``6.1-gnu``."""
+    kernel, toolchain = build
+    return f"{kernel.version}-{toolchain}"
 # What make is told to use each toolchain, and the linker altlink runs for it.
 _TOOLCHAIN_ARGS = {"gnu": [f"CROSS_COMPILE={CROSS}"], "llvm": ["LLVM=1"]}
 _LINKER = {"gnu": f"{CROSS}ld", "llvm": "ld.lld"}
 
 
-def base_dir(toolchain: str = "gnu") -> Path:
-    """The build's directory: ``$ALTLINK_KBUILD_DIR`` (the gnu build; the llvm build beside
-    it, with ``-llvm`` added to the name), else under the user's cache."""
+def base_dir(toolchain: str = "gnu", kernel: Linux = LINUX_61) -> Path:
+    """The build's directory: ``$ALTLINK_KBUILD_DIR`` (the 6.1 gnu build; the llvm build
+    beside it, with ``-llvm`` added to the name), else under the user's cache; Linux 6.12's
+    is ``$ALTLINK_KBUILD612_DIR``, else beside the 6.1 one with ``-6.12`` added."""
     env = os.environ.get("ALTLINK_KBUILD_DIR")
     if env:
         base = Path(env)
@@ -92,21 +135,25 @@ def base_dir(toolchain: str = "gnu") -> Path:
         cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
                                                                   ".cache")
         base = Path(cache) / "altlink-tests" / "linux-6.1"
+    if kernel is not LINUX_61:
+        env = os.environ.get("ALTLINK_KBUILD" + kernel.version.replace(".", "") + "_DIR")
+        base = Path(env) if env else base.with_name(f"{base.name}-{kernel.version}")
     return base if toolchain == "gnu" else base.with_name(f"{base.name}-{toolchain}")
 
 
-def altlink_ld(toolchain: str = "gnu") -> str:
+def altlink_ld(toolchain: str = "gnu", kernel: Linux = LINUX_61) -> str:
     """Kbuild's LD: altlink's launcher in front of the toolchain's linker (one string, split
     by make's shell)."""
     exe = Path(sys.executable).with_name("altlink")
     cmd = str(exe) if exe.exists() else f"{sys.executable} -m altlink"
-    return f"{cmd} link --abi linux-v6.1 --cap-table {CAP_HEADER} -- {_LINKER[toolchain]}"
+    return (f"{cmd} link --abi linux-v6.1 --cap-table {kernel.cap_header} -- "
+            f"{_LINKER[toolchain]}")
 
 
-def make_args(out: Path, *targets: str, ld: str | None = None,
-              toolchain: str = "gnu") -> list[str]:
+def make_args(out: Path, *targets: str, ld: str | None = None, toolchain: str = "gnu",
+              kernel: Linux = LINUX_61) -> list[str]:
     return ["make", f"O={out}", "ARCH=arm64", *_TOOLCHAIN_ARGS[toolchain],
-            f"LD={ld or altlink_ld(toolchain)}", f"-j{os.cpu_count() or 2}", *targets]
+            f"LD={ld or altlink_ld(toolchain, kernel)}", f"-j{os.cpu_count() or 2}", *targets]
 
 
 def build_env(log: Path) -> dict:
@@ -118,39 +165,45 @@ def build_env(log: Path) -> dict:
 
 
 class KernelBuild:
-    def __init__(self, base: Path, toolchain: str = "gnu") -> None:
+    def __init__(self, base: Path, toolchain: str = "gnu", kernel: Linux = LINUX_61) -> None:
         self.base = base
         self.toolchain = toolchain
-        self.src = base / "linux-source-6.1"
+        self.kernel = kernel
+        self.src = base / kernel.name
         self.out = base / "out"
         self.log = base / "links.jsonl"
         self.make_log = base / "make.log"
 
+    @property
+    def cap_header(self) -> Path:
+        return self.out / self.kernel.cap_header
+
     def make_args(self, *targets: str, ld: str | None = None) -> list[str]:
-        return make_args(self.out, *targets, ld=ld, toolchain=self.toolchain)
+        return make_args(self.out, *targets, ld=ld, toolchain=self.toolchain,
+                         kernel=self.kernel)
 
     def links(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
 
-def unpack(base: Path) -> Path:
-    src = base / "linux-source-6.1"
+def unpack(base: Path, kernel: Linux = LINUX_61) -> Path:
+    src = base / kernel.name
     base.mkdir(parents=True, exist_ok=True)
     with open(base / "unpack.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _unpack(src)
+        return _unpack(src, kernel)
 
 
-def _unpack(src: Path) -> Path:
+def _unpack(src: Path, kernel: Linux) -> Path:
     if (src / "Makefile").exists():
         return src
-    if not TARBALL.exists():
-        raise RuntimeError(f"{TARBALL} is missing: apt-get install linux-source-6.1")
+    if not kernel.tarball.exists():
+        raise RuntimeError(f"{kernel.tarball} is missing: apt-get install {kernel.name}")
     tmp = src.with_name("unpacking")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    subprocess.run(["tar", "-xf", str(TARBALL), "-C", str(tmp)], check=True)
-    (tmp / "linux-source-6.1").rename(src)
+    subprocess.run(["tar", "-xf", str(kernel.tarball), "-C", str(tmp)], check=True)
+    (tmp / kernel.name).rename(src)
     shutil.rmtree(tmp)
     return src
 
@@ -182,10 +235,11 @@ def remove_link_outputs(out: Path) -> None:
             mod.with_suffix(".o").unlink(missing_ok=True)
 
 
-def build(base: Path | None = None, toolchain: str = "gnu") -> KernelBuild:
-    """The kernel built (or relinked) through altlink with ``toolchain``; raises on a failed
+def build(base: Path | None = None, toolchain: str = "gnu",
+          kernel: Linux = LINUX_61) -> KernelBuild:
+    """``kernel`` built (or relinked) through altlink with ``toolchain``; raises on a failed
     build, with the end of make's output."""
-    kb = KernelBuild(base or base_dir(toolchain), toolchain)
+    kb = KernelBuild(base or base_dir(toolchain, kernel), toolchain, kernel)
     kb.base.mkdir(parents=True, exist_ok=True)
     with open(kb.base / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -195,15 +249,15 @@ def build(base: Path | None = None, toolchain: str = "gnu") -> KernelBuild:
         if stamp.exists() and stamp.read_text() == me and (kb.out / "vmlinux").exists():
             return kb  # this test run's build, made by another worker
         if toolchain == "gnu":
-            unpack(kb.base)
+            unpack(kb.base, kernel)
         elif not kb.src.is_symlink():  # one source tree for both builds (O= builds)
-            kb.src.symlink_to(unpack(base_dir("gnu")))
+            kb.src.symlink_to(unpack(base_dir("gnu", kernel), kernel))
         configure(kb)
         remove_link_outputs(kb.out)
         if kb.log.exists():
             kb.log.unlink()
         make_logged(kb.make_args("Image", "modules"), kb.make_log,
-                    f"the {toolchain} kernel build through altlink", cwd=kb.src,
+                    f"the Linux {kernel.version} {toolchain} build through altlink", cwd=kb.src,
                     env=build_env(kb.log))
         stamp.write_text(me)
         return kb

@@ -1,10 +1,10 @@
-"""The boot proof (docs/boot-proof.md): a Linux 6.1 arm64 kernel built from Debian's
-linux-source-6.1 boots under qemu-system-aarch64 on several CPU models; every alternative
-site of the booted kernel, the vDSO's included, is compared with `altlink patch` of the same
-vmlinux for the capabilities that kernel detected (tests/bootproof.py).
+"""The boot proof (docs/boot-proof.md): Linux 6.1 and 6.12 arm64 kernels built from Debian's
+linux-source-6.1 and linux-source-6.12 boot under qemu-system-aarch64 on several CPU models;
+every alternative site of the booted kernel, the vDSO's included, is compared with `altlink
+patch` of the same vmlinux for the capabilities that kernel detected (tests/bootproof.py).
 
-The kernels are tests/kbuild.py's builds, GNU and LLVM (their O= directories, linked through
-altlink), or the O= directory that ``ALTLINK_KBUILD_OUT`` names.
+The kernels are tests/kbuild.py's builds (their O= directories, linked through altlink): 6.1
+with GNU and LLVM, 6.12 with GNU; or the O= directory that ``ALTLINK_KBUILD_OUT`` names.
 """
 from __future__ import annotations
 
@@ -21,28 +21,31 @@ import pytest
 # counts fixture setup).
 pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(3600)]
 
-# The callbacks of Linux 6.1 arm64 whose result depends on state only the running kernel
-# has: the SMCCC conduit (HVC or SMC, from the firmware's PSCI node) and whether the
-# Spectre-v4 mitigation is dynamic. Their sites are listed by name, not required identical.
+# The callbacks of Linux arm64 (6.1, 6.12) whose result depends on state only the running
+# kernel has: the SMCCC conduit (HVC or SMC, from the firmware's PSCI node), whether the
+# Spectre-v4 and Spectre-BHB mitigations are dynamic, KVM's layout, KASAN's mode. Their sites
+# are listed by name, not required identical.
 RUNTIME_CALLBACKS = {"smccc_patch_fw_mitigation_conduit",
                      "spectre_v4_patch_fw_mitigation_enable",
                      "spectre_bhb_patch_loop_iter", "spectre_bhb_patch_wa3",
-                     "spectre_bhb_patch_clearbhb", "kvm_update_va_mask",
-                     "kvm_patch_vector_branch", "kvm_get_kimage_voffset",
-                     "kvm_compute_final_ctr_el0", "cortex_a76_erratum_1463225_svc_handler"}
+                     "spectre_bhb_patch_clearbhb", "spectre_bhb_patch_loop_mitigation_enable",
+                     "kvm_update_va_mask", "kvm_patch_vector_branch",
+                     "kvm_get_kimage_voffset", "kvm_compute_final_ctr_el0",
+                     "cortex_a76_erratum_1463225_svc_handler", "kasan_hw_tags_enable"}
 
 
-@pytest.fixture(scope="module", params=kbuild.TOOLCHAINS)
+@pytest.fixture(scope="module", params=kbuild.BUILDS, ids=kbuild.build_id)
 def kernel_out(request) -> Path:
-    """The kernel built with each toolchain (the kernel_build fixture's builds)."""
+    """Each kernel the tests build (the kernel_build fixture's builds)."""
+    kernel, toolchain = request.param
     env = os.environ.get("ALTLINK_KBUILD_OUT")
     if env:  # a build directory of one's own, for a quick run
-        if request.param != kbuild.TOOLCHAINS[0]:
+        if request.param != kbuild.BUILDS[0]:
             pytest.skip("ALTLINK_KBUILD_OUT names one build")
         if not (Path(env) / "vmlinux").exists():
             pytest.fail(f"ALTLINK_KBUILD_OUT={env}: no vmlinux there")
         return Path(env)
-    return kbuild.build(toolchain=request.param).out
+    return kbuild.build(toolchain=toolchain, kernel=kernel).out
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import shutil
 from dataclasses import astuple, replace
 
-import kbuild
 import pytest
 from test_link import (
     CALLS_USED_S,
@@ -297,7 +296,7 @@ def test_kernel_build(kernel_build):
     objects = [e for e in inputs.load_elfs([str(out / n) for n in names]) if e.type == ET_REL]
     image = Input.load(read_elf(str(out / "vmlinux")))
     opts = options_from(build_parser().parse_args(
-        ["check", "--abi", "linux-v6.1", "--cap-table", str(out / kbuild.CAP_HEADER), "x.o"]))
+        ["check", "--abi", "linux-v6.1", "--cap-table", str(kernel_build.cap_header), "x.o"]))
     records, profile, _ = collect(objects, opts, [], None)
     assert sum(len(r.digest) for r in records) > 500
     rows, _ = both(records, image, profile)

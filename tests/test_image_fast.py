@@ -339,9 +339,8 @@ def test_the_sample_firmware(tmp_path, toolchain):
 @pytest.mark.kernel_build
 @pytest.mark.timeout(3600)
 def test_kernel_build(kernel_build):
-    import kbuild
 
-    caps = load_caps(str(kernel_build.out / kbuild.CAP_HEADER))
+    caps = load_caps(str(kernel_build.cap_header))
     clean, codes = compare(kernel_build.out / "vmlinux", Profile("linux-v6.1", caps.ncaps),
                            caps=caps)
     assert clean == [] and BROKEN | {"ALT007"} <= codes

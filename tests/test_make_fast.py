@@ -23,7 +23,6 @@ import shutil
 from dataclasses import astuple, is_dataclass, replace
 from pathlib import Path
 
-import kbuild
 import pytest
 from test_cache import options
 from test_checks import BAD, CALLBACK, R0_8, build, clean_source
@@ -176,7 +175,7 @@ def test_the_kernel_builds_objects(kernel_build):
     objs = sorted(p for p in kernel_build.out.glob("kernel/**/*.o") if p.stat().st_size)
     objs = [p for p in objs if not p.name.endswith(".mod.o")]
     assert len(objs) > 50
-    args = (*V61, "--cap-table", kernel_build.out / kbuild.CAP_HEADER)
+    args = (*V61, "--cap-table", kernel_build.cap_header)
     for p in objs:
         same_checks(p, args)
         same_anchors(p)

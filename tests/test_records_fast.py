@@ -32,7 +32,6 @@ import os
 import pickle
 import shutil
 
-import kbuild
 import pytest
 from test_cache import options
 from test_link import asm, far_source
@@ -90,7 +89,7 @@ def test_both_accept_the_kernel_builds_records(kernel_build):
     objs = [p for p in objs if not p.name.endswith(".mod.o")]
     assert len(objs) > 50
     seen = 0
-    for d in digests(objs, options(*V61, "--cap-table", out / kbuild.CAP_HEADER)):
+    for d in digests(objs, options(*V61, "--cap-table", kernel_build.cap_header)):
         assert records.digests_ok(d) and records.digests_ok_py(d)
         seen += len(d)
     assert seen > 100
