@@ -212,3 +212,24 @@ def test_link_leaves_out_what_check_refuses_even_when_silenced(image, tmp_path):
     assert [e["index"] for e in data["entries"]] == [0, 4, 5]
     assert {(r["index"], r["code"]) for r in data["refused"]} == {
         (1, "ALT008"), (2, "ALT002"), (3, "ALT011")}
+
+
+def test_the_default_boot_capabilities_are_each_kernels_boot_scope_names():
+    """Linux 6.12 renamed two of 6.1's boot-scope capabilities (the GIC's system registers and
+    pseudo-NMI's priority masking) and added five: a 6.12 table's default first pass has them,
+    a 6.1 table's has 6.1's names, and neither has a capability of another scope."""
+    from altlink.patch import boot_caps
+
+    def first_pass(names: list[str]) -> set[str]:
+        m = {"abi": "linux-v6.1", "ncaps": len(names),
+             "caps": {str(i): n for i, n in enumerate(names)}}
+        return {names[i] for i in boot_caps(m)}
+
+    v612 = ["ALWAYS_BOOT", "ALWAYS_SYSTEM", "BTI", "HAS_GIC_CPUIF_SYSREGS",
+            "HAS_GIC_PRIO_MASKING", "HAS_GIC_PRIO_RELAXED_SYNC", "HAS_HCX", "HAS_LSE_ATOMICS",
+            "HAS_S1PIE", "HAS_S1POE", "HAS_VA52", "HAS_VIRT_HOST_EXTN", "MTE"]
+    assert first_pass(v612) == set(v612) - {"ALWAYS_SYSTEM", "HAS_LSE_ATOMICS"}
+    v61 = ["ALWAYS_BOOT", "HAS_SYSREG_GIC_CPUIF", "HAS_IRQ_PRIO_MASKING", "HAS_LSE_ATOMICS"]
+    assert first_pass(v61) == set(v61) - {"HAS_LSE_ATOMICS"}
+    assert first_pass([f"ARM64_{n}" for n in v61]) == {f"ARM64_{n}" for n in v61[:3]}
+    assert boot_caps({"abi": "linux-v4.17", "ncaps": 4, "caps": {"0": "BTI"}}) == set()
