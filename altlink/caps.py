@@ -115,10 +115,28 @@ def load(path: str) -> CapTable:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
-        raise AltlinkError(f"{path}: cannot read the capability table: {e.strerror}") from None
+        raise AltlinkError(f"{path}: cannot read the capability table: {e.strerror}"
+                           f"{_renamed_hint(path)}") from None
     except UnicodeDecodeError:
         raise AltlinkError(f"{path}: the capability table is not UTF-8 text") from None
     return parse_text(text, path)
+
+
+# Linux's generated capability header: cpucaps.h in Linux 6.1, cpucap-defs.h in later kernels
+# such as 6.12 (whose asm/cpucaps.h is a header of C code, not generated).
+_LINUX_HEADERS = ("cpucaps.h", "cpucap-defs.h")
+
+
+def _renamed_hint(path: str) -> str:
+    """Where a missing Linux header has its other name beside it: which file to give."""
+    folder, name = os.path.split(path)
+    if name not in _LINUX_HEADERS:
+        return ""
+    other = _LINUX_HEADERS[1 - _LINUX_HEADERS.index(name)]
+    if not os.path.isfile(os.path.join(folder, other)):
+        return ""
+    return (f" (this kernel generates {other}: --cap-table "
+            f"{os.path.join(folder, other)})")
 
 
 def header(table: CapTable, guard: str = "ALTLINK_CAPS_H") -> str:

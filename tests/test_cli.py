@@ -347,6 +347,29 @@ def test_bad_capability_table_names_file_and_line(objs, tmp_path):
     assert_unusable(proc, str(tmp_path / "nope.txt"))
 
 
+
+def test_linux_61s_header_name_on_a_later_kernel_says_which_file_to_give(objs, tmp_path):
+    """Linux 6.12 generates cpucap-defs.h where 6.1 generated cpucaps.h: the 6.1 command
+    line on a 6.12 tree fails in one line that names the file to give instead, and that
+    file is read as a capability table."""
+    asm = tmp_path / "arch/arm64/include/generated/asm"
+    asm.mkdir(parents=True)
+    defs = write(asm / "cpucap-defs.h", "#ifndef __ASM_CPUCAP_DEFS_H\n"
+                 "#define __ASM_CPUCAP_DEFS_H\n\n/* Generated file - do not edit */\n\n"
+                 + "".join(f"#define ARM64_HAS_{i}\t{i}\n" for i in range(4))
+                 + "#define ARM64_NCAPS\t\t\t\t\t4\n\n#endif /* __ASM_CPUCAP_DEFS_H */\n")
+    proc = altlink("check", "--abi", "linux-v6.1", "--cap-table", asm / "cpucaps.h",
+                   objs["clean"])
+    assert_unusable(proc, str(asm / "cpucaps.h"))
+    assert f"this kernel generates cpucap-defs.h: --cap-table {defs})" in proc.stderr
+    proc = altlink("check", "--cap-table", defs, objs["clean"])  # built for linux-v4.17
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Neither name there: no hint.
+    proc = altlink("check", "--cap-table", tmp_path / "cpucaps.h", objs["clean"])
+    assert_unusable(proc, str(tmp_path / "cpucaps.h"))
+    assert "generates" not in proc.stderr
+
+
 BAD_USAGE = [
     ("check",),
     ("scan",),
