@@ -115,7 +115,7 @@ def _check_site(ck: Checks, inp: Input, e: Entry, place: str, cap: int | None) -
     if e.site.address is not None and not e.site.defined:
         return None  # outside the image: reported by the table reader (ALT012)
     sec = _section_of(inp, e.site.section_index, e.site.address)
-    if sec is None or not sec.executable:
+    if sec is None or not inp.elf.is_code(sec):
         where = f"in {sec.name}" if sec is not None else "outside every section"
         if e.site.section_index == SHN_UNDEF and e.site.symbol:
             where = f"at undefined symbol {e.site.symbol}"
@@ -137,7 +137,7 @@ def _check_replacement_place(ck: Checks, inp: Input, e: Entry, place: str) -> Se
             else "outside every section"
         ck.add("ALT005", f"replacement is {what}", inp, place, e)
         return None
-    if not (sec.executable or sec.name == REPLACEMENT_SECTION):
+    if not (sec.name == REPLACEMENT_SECTION or inp.elf.is_code(sec)):
         ck.add("ALT005", f"replacement is in {sec.name}, not in {REPLACEMENT_SECTION} or "
                "an executable section", inp, place, e)
         return None

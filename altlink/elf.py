@@ -359,6 +359,25 @@ class ElfFile:
             self._symbols = self._read_symbols(self.symtab) if self.symtab else []
         return self._symbols
 
+    @cached_property
+    def _a64_code(self) -> frozenset[int]:
+        """The indexes of the sections of A64 code that are not SHF_EXECINSTR: allocated,
+        read-only PROGBITS sections in which the assembler put an ``$x`` mapping symbol (the
+        AArch64 ELF ABI's mark of A64 instructions; LLVM may number it, ``$x.1``). Linux 6.12
+        assembles ``.idmap.text`` as ``"a"``: code that runs only through the identity map,
+        which its linker script puts in ``.rodata.text``, and whose alternatives it patches."""
+        maybe = {s.index for s in self.sections if s.type == SHT_PROGBITS and s.alloc
+                 and not s.flags & (SHF_EXECINSTR | SHF_WRITE)}
+        if not maybe:
+            return frozenset()
+        return frozenset(s.shndx for s in self.symbols if s.shndx in maybe
+                         and (s.name == "$x" or s.name.startswith("$x.")))
+
+    def is_code(self, sec: Section) -> bool:
+        """A section of A64 code: executable, or read-only and marked as A64 code
+        (:attr:`_a64_code`)."""
+        return sec.executable or sec.index in self._a64_code
+
     def _read_symbols(self, sec: Section, columns: bool = True) -> list[Symbol]:
         """The symbols, a column at a time (``_symbols_by_column``), else one at a time (the
         reference, which the tests compare it with)."""

@@ -307,6 +307,34 @@ def test_alt010_across_sections_and_adjacent_sites_is_clean(tmp_path):
     assert_clean(*V417, o)
 
 
+IDMAP = """\
+	.pushsection ".idmap.text", "a"
+	.globl idmap_func
+	.type idmap_func, %function
+idmap_func:
+id_site:	nop
+	ret
+id_repl:	movz x0, #1
+	.size idmap_func, . - idmap_func
+	.popsection
+"""
+
+
+def test_code_in_a_read_only_section_the_assembler_marked_as_code_is_clean(tmp_path):
+    """Linux 6.12 assembles ``.idmap.text`` as "a", not "ax" (code that runs only through the
+    identity map; its linker script puts it in ``.rodata.text``), with alternatives in it: a
+    site and a replacement there are code by the assembler's ``$x`` mapping symbol. A
+    read-only section of data (``alt004-rodata``) and code in ``.data`` (``alt005-data``)
+    are still ALT004 and ALT005."""
+    o = build(tmp_path, "idmap", IDMAP + R0 + "\tent id_site, r0, 1, 4, 4\n"
+              "\tent site0, id_repl, 2, 4, 4\n")
+    assert_clean(*V417, o)
+    clang = compile(write(tmp_path / "idmap_clang.S", PRELUDE + IDMAP + R0
+                          + "\tent id_site, r0, 1, 4, 4\n"), tmp_path / "idmap_clang.o",
+                    toolchain="llvm")
+    assert_clean(*V417, clang)
+
+
 # ---- ALT011: capability tables (text and header form), NCAPS ----------------------------------
 
 CAPS_TEXT = "# capabilities\nHAS_FOO\n\nHAS_BAR   # two\nHAS_BAZ\n"
