@@ -291,8 +291,10 @@ def test_kernel_build(kernel_build):
     """The final vmlinux link's objects (with kallsyms, the last step's symbol table) and the
     vmlinux the build made."""
     out = kernel_build.out
-    names = ["vmlinux.a", ".vmlinux.export.o", "init/version-timestamp.o",
-             ".tmp_vmlinux.kallsyms2.o"]
+    # The last kallsyms object made, the one the final link took: Linux 6.1's
+    # .tmp_vmlinux.kallsyms2.o, 6.12's .tmp_vmlinux2.kallsyms.o.
+    kallsyms = max(out.glob(".tmp_vmlinux*kallsyms*.o"), key=lambda p: p.stat().st_mtime_ns)
+    names = ["vmlinux.a", ".vmlinux.export.o", "init/version-timestamp.o", kallsyms.name]
     objects = [e for e in inputs.load_elfs([str(out / n) for n in names]) if e.type == ET_REL]
     image = Input.load(read_elf(str(out / "vmlinux")))
     opts = options_from(build_parser().parse_args(
