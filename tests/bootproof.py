@@ -1,5 +1,5 @@
-"""The boot proof: boot a real Linux arm64 kernel (6.1, 6.12) under qemu-system-aarch64, read its
-memory once it has applied its alternatives, and compare every alternative site with what
+"""The boot proof: boot a real Linux arm64 kernel (6.1, 6.12) under qemu-system-aarch64, read
+its memory once it has applied its alternatives, and compare every alternative site with what
 `altlink patch` makes of the same vmlinux offline for the capabilities the kernel detected.
 
     python3 tests/bootproof.py KBUILD_OUT [CPU ...]     prints the result table
