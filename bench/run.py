@@ -376,7 +376,9 @@ def kbuild_link(kdir: str) -> tuple[list[str], list[str]] | None:
     modules = "CONFIG_MODULES" in config
     objs = ["vmlinux.a", *([".vmlinux.export.o"] if modules else []),
             "init/version-timestamp.o"]
-    libs = [] if modules else ["arch/arm64/lib/lib.a", "lib/lib.a"]
+    # (arch/arm64/Makefile: the EFI stub's library is one of libs-y, a file, not a folder)
+    stub = ["./drivers/firmware/efi/libstub/lib.a"] if "CONFIG_EFI_STUB" in config else []
+    libs = stub if modules else ["arch/arm64/lib/lib.a", "lib/lib.a", *stub]
     extra: list[str] = []
     if "CONFIG_KALLSYMS" in config:
         made = [(os.path.getmtime(p), p) for p in (
