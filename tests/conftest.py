@@ -27,6 +27,7 @@ def kernel_build(request):
     and linux-source-6.12 with the GNU toolchain: minutes the first time, then its links
     only."""
     kernel, toolchain = request.param
+    _kbuild.skip_without_source(kernel)
     return _kbuild.build(toolchain=toolchain, kernel=kernel)
 
 

@@ -45,6 +45,7 @@ def kernel_out(request) -> Path:
         if not (Path(env) / "vmlinux").exists():
             pytest.fail(f"ALTLINK_KBUILD_OUT={env}: no vmlinux there")
         return Path(env)
+    kbuild.skip_without_source(kernel)
     return kbuild.build(toolchain=toolchain, kernel=kernel).out
 
 
