@@ -147,7 +147,9 @@ def test_interrupted_link_leaves_no_outputs_and_no_temporaries(seed_dir, tmp_pat
     d = tmp_path
     old = old_outputs(d) if earlier else None
     if moment == "startup":  # as soon as the process exists: before anything is written
-        proc = start(seed_dir, d, "v417.elf", 0)
+        # (the linker sleeps 3 s: a small link's whole run is well under 50 ms now, and would
+        # end before the signal)
+        proc = start(seed_dir, d, "v417.elf", 3)
         time.sleep(0.05)
     elif moment == "linker":  # while the linker runs (it sleeps 3 s before writing)
         proc = start(seed_dir, d, "v417.elf", 3)
