@@ -119,13 +119,10 @@ class LinkDefined:
 def _image_problem(image: Input, name: str) -> str | None:
     """What is wrong with ``name`` as a callback in a linked image: its value not in an
     executable section, or not a function's; None when it is fine, or not in the image."""
-    from altlink.elf import SHN_UNDEF, STB_LOCAL
-
-    syms = [s for s in image.elf.find_symbols(name) if s.shndx != SHN_UNDEF]
-    if not syms:
+    d = SymbolSpace([], [image.elf]).lookup(name)  # (as a --symbols-from image's names)
+    if d is None:
         return None
-    syms.sort(key=lambda s: s.bind == STB_LOCAL)
-    addr = syms[0].value
+    addr = d.symbol.value
     sec = image.elf.section_at(addr)
     if sec is None or not sec.executable:
         where = sec.name if sec is not None else "no section"
