@@ -102,35 +102,23 @@ def scan(path: str, lib_dirs: list[str], find_lib: Callable[[str], str | None],
     return found
 
 
-def assigned(path: str, lib_dirs: list[str], out: dict[str, str] | None = None,
-             depth: int = 0) -> dict[str, str]:
-    """The symbols that the script at ``path`` and the scripts it ``INCLUDE``s assign
-    (``NAME = EXPR;``, inside ``PROVIDE``, ``PROVIDE_HIDDEN`` and ``HIDDEN`` too), each with
-    the script that assigns it first. Read wide on purpose: a name that reads as assigned
-    where the linker would not define it only has its check moved to the linked image (see
+def assigned(path: str, out: dict[str, str]) -> None:
+    """The symbols that the script at ``path`` assigns (``NAME = EXPR;``, inside ``PROVIDE``,
+    ``PROVIDE_HIDDEN`` and ``HIDDEN`` too) put in ``out``, each with ``path`` where ``out``
+    does not have it yet. The scripts it ``INCLUDE``s are ``scan``'s (``Found.scripts``): each
+    is asked for on its own. Read wide on purpose: a name that reads as assigned where the
+    linker would not define it only has its check moved to the linked image (see
     ``linkcmd.LinkCommand.defined_by_link``), and a link that uses an undefined symbol fails
     in the linker anyway."""
     import re  # (only when a callback is defined nowhere in the link set)
 
-    out = {} if out is None else out
-    if depth > MAX_DEPTH:
-        return out
     text = _read(path)
     if text is None:
-        return out
-    text = without_comments(text)
-    for m in re.finditer(_ASSIGNMENT, text):
+        return
+    for m in re.finditer(_ASSIGNMENT, without_comments(text)):
         name = m.group(1).strip('"')
         if name not in _NOT_SYMBOLS:
             out.setdefault(name, path)
-    if "INCLUDE" in text:
-        toks = tokens(text)
-        for i, t in enumerate(toks[:-1]):
-            if t == "INCLUDE":
-                inc = resolve(toks[i + 1], [os.path.dirname(path), *lib_dirs])
-                if inc is not None and inc != path:
-                    assigned(inc, lib_dirs, out, depth + 1)
-    return out
 
 
 # A name then "=" (not "==", nor the end of "+=", "<=", "!=" and the like), the name not the

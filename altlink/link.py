@@ -21,7 +21,6 @@ from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
 from altlink.gcpause import keep
-from altlink.linkcmd import just_symbols
 from altlink.linker import LinkStart
 from altlink.linkoutputs import commit, make_files, temp_outputs
 from altlink.linkset import Input, Options
@@ -89,7 +88,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         members = frozenset(o.path for o in objects
                             if any(o.path.startswith(a + "(") for a in archives))
         # So do the files the linker reads only for their symbols (-R, --just-symbols).
-        images = [read_elf(p) for p in (*req.symbols_from, *just_symbols(cmd.argv))] + shared
+        images = [read_elf(p) for p in (*req.symbols_from, *cmd.just_symbols())] + shared
         by_link = LinkDefined(cmd.defined_by_link)
         records, profile, findings = collect(objects, req.options, images, req.cache_dir,
                                              by_link=by_link)

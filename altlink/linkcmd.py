@@ -16,6 +16,7 @@ _TAKES_ARG = {
     "-dynamic-linker", "-rpath", "-rpath-link", "--rpath", "--sysroot", "--section-start",
     "-Ttext", "-Tdata", "-Tbss", "-Ttext-segment", "--defsym", "--wrap", "--trace-symbol",
     "--format", "--oformat", "--architecture", "--emulation", "--image-base", "--just-symbols",
+    "-just-symbols",
     "--retain-symbols-file", "--plugin", "--plugin-opt", "--dependency-file", "--exclude-libs",
     "--filter", "--auxiliary", "--hash-style", "--build-id", "--sort-section",
     "-Map", "--Map", "--target", "-target", "-x", "-Xlinker", "-Xassembler", "-Xpreprocessor",
@@ -23,6 +24,9 @@ _TAKES_ARG = {
     "-idirafter", "-iprefix", "-imacros", "-iquote", "-isysroot", "-plugin", "-plugin-opt",
 }
 _OUTPUT_SPELLINGS = ("-o", "--output")
+# The options naming a file the linker reads for its symbols only.
+_JUST_SYMBOLS = ("-R", "--just-symbols", "-just-symbols")
+_JUST_SYMBOLS_EQ = ("--just-symbols=", "-just-symbols=")
 
 
 class LinkCommand:
@@ -38,7 +42,7 @@ class LinkCommand:
     archives, told by the same bytes."""
 
     __slots__ = ("argv", "output_index", "output", "_inputs", "lib_dirs", "scripts",
-                 "_pending", "_archives", "_implicit_scripts", "_defined")
+                 "_pending", "_archives", "_scripts_read", "_defined", "_just_symbols")
 
     def __init__(self, argv: list[str], output_index: int | None, output: str | None,
                  inputs: list[str] | None = None, lib_dirs: list[str] | None = None,
@@ -51,8 +55,11 @@ class LinkCommand:
         self.lib_dirs = [] if lib_dirs is None else lib_dirs
         self.scripts = [] if scripts is None else scripts
         self._pending: tuple[list[str], bool] | None = None  # (the words, -static) to read
-        self._implicit_scripts: list[str] = []  # files on the command line read as scripts
+        # the linker scripts read: -T's, files on the command line read as scripts, and those
+        # they INCLUDE (ldscript.Found.scripts)
+        self._scripts_read: list[str] = []
         self._defined: dict[str, str] | None = None
+        self._just_symbols: list[str] = []  # -R FILE, --just-symbols FILE: as given
 
     @property
     def inputs(self) -> list[str]:
@@ -92,17 +99,19 @@ class LinkCommand:
         name as callbacks. Read when first asked: a link whose callbacks are all defined by
         its objects never asks."""
         if self._defined is None:
-            _ = self.inputs  # (the command's files told apart: its implicit scripts known)
+            _ = self.inputs  # (the command's files told apart: its scripts read)
             out: dict[str, str] = {}
             for name in _defsyms(self.argv[1:]):
                 out.setdefault(name, "--defsym")
-            for s in (*self.scripts, *self._implicit_scripts):
-                path = ldscript.resolve(s, self.lib_dirs)
-                if path is not None:
-                    for name, where in ldscript.assigned(path, self.lib_dirs).items():
-                        out.setdefault(name, where)
+            for path in self._scripts_read:
+                ldscript.assigned(path, out)
             self._defined = out
         return self._defined
+
+    def just_symbols(self) -> list[str]:
+        """The files whose symbols the link reads without linking them in (``-R FILE``,
+        ``--just-symbols FILE``; ``-R`` of a directory is an rpath, as ld takes it)."""
+        return [f for f in self._just_symbols if _input_kind(f) == "object" and _is_elf(f)]
 
     def __repr__(self) -> str:
         return (f"LinkCommand(argv={self.argv!r}, output_index={self.output_index!r}, "
@@ -185,6 +194,7 @@ def parse(command: list[str]) -> LinkCommand:
     lib_dirs: list[str] = []
     libs: list[tuple[int, str]] = []  # position in inputs, name
     scripts: list[str] = []
+    symbols_only: list[str] = []  # -R, --just-symbols
     static_only = False
     i = 1
     while i < len(argv):
@@ -201,11 +211,20 @@ def parse(command: list[str]) -> LinkCommand:
         elif a.startswith("-o") and len(a) > 2 and not a.startswith("--"):
             out_index, output = i, a[2:]
         elif a.startswith("-Wl,"):
-            _linker_words(a[4:].split(","), inputs, lib_dirs, libs, scripts)
+            _linker_words(a[4:].split(","), inputs, lib_dirs, libs, scripts, symbols_only)
         elif a == "-Xlinker" and nxt is not None:
-            _linker_words([nxt], inputs, lib_dirs, libs, scripts)
+            # an option and its value in two -Xlinker (-Xlinker -T -Xlinker fw.ld): both
+            if nxt in _TAKES_ARG and i + 3 < len(argv) and argv[i + 2] == "-Xlinker":
+                _linker_words([nxt, argv[i + 3]], inputs, lib_dirs, libs, scripts, symbols_only)
+                i += 4
+                continue
+            _linker_words([nxt], inputs, lib_dirs, libs, scripts, symbols_only)
             i += 2
             continue
+        elif a in _JUST_SYMBOLS and nxt is not None:
+            symbols_only.append(nxt)
+        elif a.startswith(_JUST_SYMBOLS_EQ):
+            symbols_only.append(a.split("=", 1)[1])
         elif a in ("-L", "--library-path") and nxt is not None:
             lib_dirs.append(nxt)
         elif a.startswith("-L") and len(a) > 2:
@@ -237,6 +256,7 @@ def parse(command: list[str]) -> LinkCommand:
             inputs.append(a)
         i += 1
     cmd = LinkCommand(argv, out_index, output, [], lib_dirs, scripts)
+    cmd._just_symbols = symbols_only
     resolved = {pos: find_lib(name, lib_dirs, static_only) for pos, name in libs}
     words = [p for p in (resolved.get(pos, path) for pos, path in enumerate(inputs)) if p]
     cmd._pending = (words, static_only)  # read when the inputs are first asked for
@@ -257,7 +277,6 @@ def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
                 cmd._archives.add(path)
         elif _may_be_script(path):
             implicit.append(path)  # ld reads a file it does not recognise as a script
-    cmd._implicit_scripts = implicit
     _script_inputs(cmd, cmd.scripts + implicit, static_only)
 
 
@@ -279,6 +298,7 @@ def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> N
         if path is not None:
             ldscript.scan(path, cmd.lib_dirs, lambda n: find_lib(n, cmd.lib_dirs, static_only),
                           found)
+    cmd._scripts_read = found.scripts
     if not found.inputs:  # (most scripts: no realpath of every input)
         return
     seen = {os.path.realpath(p) for p in cmd._inputs}
@@ -327,19 +347,12 @@ def _defsyms(args: list[str]) -> list[str]:
             if "=" in v]
 
 
-def just_symbols(argv: list[str]) -> list[str]:
-    """The files whose symbols the linker command reads without linking them in (``-R FILE``,
-    ``--just-symbols FILE``; ``-R`` of a directory is an rpath, as ld takes it)."""
-    files = _option_values(argv[1:], ("--just-symbols", "-just-symbols", "-R"))
-    return [f for f in files if _input_kind(f) == "object" and _is_elf(f)]
-
-
 def _is_elf(path: str) -> bool:
     with open(path, "rb") as f:
         return f.read(4) == ELF_MAGIC
 
 
-def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
+def _linker_words(words, inputs, lib_dirs, libs, scripts, symbols_only) -> None:
     j = 0
     while j < len(words):
         w = words[j]
@@ -352,19 +365,35 @@ def _linker_words(words, inputs, lib_dirs, libs, scripts) -> None:
             scripts.append(nxt)
             j += 2
             continue
+        if w in _JUST_SYMBOLS and nxt is not None:
+            symbols_only.append(nxt)
+            j += 2
+            continue
+        if w.startswith(_JUST_SYMBOLS_EQ):
+            symbols_only.append(w.split("=", 1)[1])
         if w.startswith("-T") and len(w) > 2 and not w.startswith(("-Ttext", "-Tdata", "-Tbss")):
             scripts.append(w[2:])
         elif w.startswith("--script="):
             scripts.append(w.split("=", 1)[1])
         elif w.startswith("-L") and len(w) > 2:
             lib_dirs.append(w[2:])
+        elif w.startswith("--library-path="):
+            lib_dirs.append(w.split("=", 1)[1])
+        elif w in ("-L", "--library-path") and nxt is not None:
+            lib_dirs.append(nxt)
         elif w.startswith("-l") and len(w) > 2:
             libs.append((len(inputs), w[2:]))
             inputs.append("")
-        elif w in _TAKES_ARG:
+        elif w.startswith("--library="):
+            libs.append((len(inputs), w.split("=", 1)[1]))
+            inputs.append("")
+        elif w in ("-l", "--library") and nxt is not None:
+            libs.append((len(inputs), nxt))
+            inputs.append("")
+        if w in _TAKES_ARG:
             j += 2
             continue
-        elif not w.startswith("-"):
+        if not w.startswith("-"):
             inputs.append(w)
         j += 1
 

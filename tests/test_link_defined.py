@@ -7,13 +7,15 @@ checked in the linked image (ALT007 where it is not a function in code)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from altlink import ldscript, linkcmd
+from altlink import linkcmd
+from altlink.errors import AltlinkError
 from tests.toolchain import run, write
 
 # An object whose one alternative is a callback it leaves undefined (linux-v6.1: bit 15 of
@@ -163,7 +165,9 @@ SECTIONS {
 }
 INCLUDE inc.ld
 """)
-    assert ldscript.assigned(str(script), []) == {
+    write(tmp_path / "x.o", "")
+    cmd = linkcmd.parse(["ld", "-T", str(script), "-L", str(tmp_path), str(tmp_path / "x.o")])
+    assert cmd.defined_by_link() == {
         name: str(tmp_path / ("inc.ld" if name == "from_include" else "a.ld"))
         for name in ("_stext", "provided", "quoted", "hidden", "tight", "from_include")}
 
@@ -174,6 +178,51 @@ def test_the_names_defsym_defines():
                          "--defsym=k=l", "x.o", "-o", "y"])
     assert list(cmd.defined_by_link()) == ["a", "c", "e", "g", "i", "k"]
     assert set(cmd.defined_by_link().values()) == {"--defsym"}
+
+
+def test_the_files_read_for_their_symbols_in_every_spelling(tmp_path):
+    """-R and --just-symbols as ld, the drivers' -Wl, and -Xlinker (an option and its value
+    in two -Xlinker too) spell them; their values are no inputs; -R of a directory (an
+    rpath) and a file that is not ELF are no such file."""
+    for name in ("r1", "r2", "r3", "r4", "r5", "r6", "r7", "x.o"):
+        write(tmp_path / name, "\x7fELF")
+    names = ["-R", "r1", "-Wl,-R,r2", "-Xlinker", "-R", "-Xlinker", "r3",
+             "-Xlinker", "--just-symbols=r4", "--just-symbols", "r5", "-just-symbols", "r6",
+             "-Wl,--just-symbols,r7", "-R", ".", "-Xlinker", "-T", "-Xlinker", "fw.ld",
+             "x.o", "-o", "y"]
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        cmd = linkcmd.parse(["gcc", *names])
+        assert cmd.just_symbols() == ["r1", "r2", "r3", "r4", "r5", "r6", "r7"]
+        assert cmd.inputs == ["x.o"] and cmd.scripts == ["fw.ld"]
+        write(tmp_path / "r4", "not ELF")
+        assert "r4" not in cmd.just_symbols()
+    finally:
+        os.chdir(here)
+
+
+def test_linker_options_split_over_two_xlinker(tmp_path):
+    """``-Xlinker OPT -Xlinker VALUE``, as CMake's ``LINKER:`` prefix spells linker options
+    for clang: the script, library directory and library are the linker's."""
+    write(tmp_path / "fw.ld", "INPUT(extra.o)\nalias = start;\n")
+    (tmp_path / "lib").mkdir()
+    write(tmp_path / "lib" / "librom.a", "!<arch>\n")
+    write(tmp_path / "extra.o", "\x7fELF")
+    write(tmp_path / "x.o", "\x7fELF")
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        cmd = linkcmd.parse(["clang", "x.o", "-Xlinker", "-T", "-Xlinker", "fw.ld",
+                             "-Xlinker", "-L", "-Xlinker", "lib", "-Xlinker", "-l",
+                             "-Xlinker", "rom", "-o", "fw.elf"])
+        assert cmd.scripts == ["fw.ld"] and cmd.lib_dirs == ["lib"]
+        assert cmd.inputs == ["x.o", "lib/librom.a", "extra.o"]
+        assert cmd.defined_by_link() == {"alias": "fw.ld"}
+        with pytest.raises(AltlinkError, match="through the driver"):
+            linkcmd.parse(["clang", "x.o", "-Xlinker", "-o", "-Xlinker", "fw.elf"])
+    finally:
+        os.chdir(here)
 
 
 ROM_S = """
