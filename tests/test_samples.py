@@ -57,17 +57,23 @@ def test_make_sample_fails_the_build_and_leaves_no_image(tmp_path):
     assert not (out / "fw.elf").exists() and not (out / "fw.elf.alt.json").exists()
 
 
-def test_cmake_sample_builds_through_the_linker_launcher_and_runs(tmp_path):
+@pytest.mark.parametrize("toolchain, script_option", [
+    ("aarch64-none.cmake", "-Wl,-T,"), ("aarch64-clang.cmake", "-Xlinker -T -Xlinker ")])
+def test_cmake_sample_builds_through_the_linker_launcher_and_runs(tmp_path, toolchain,
+                                                                  script_option):
+    """gcc and GNU ld, clang and ld.lld: CMake's LINKER: options reach the linker as each
+    compiler passes them on (clang: an option and its value in two -Xlinker)."""
     out = tmp_path / "build"
     env = build_env()
     p = subprocess.run(["cmake", "-S", SAMPLES / "cmake", "-B", out, "--toolchain",
-                        SAMPLES / "cmake" / "aarch64-none.cmake"],
+                        SAMPLES / "cmake" / toolchain],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     p = subprocess.run(["cmake", "--build", out, "--verbose"], capture_output=True, text=True,
                        env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "altlink link --abi linux-v4.17" in p.stdout  # CMake ran the launcher
+    assert script_option + str(SAMPLES / "cmake" / ".." / "fw" / "fw.ld") in p.stdout
     m = json.loads((out / "fw.elf.alt.json").read_text())
     assert len(m["entries"]) >= 6
     sites = run_fw(out / "fw.elf", "HAS_LSE")
