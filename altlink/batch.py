@@ -187,12 +187,14 @@ def _preload_scan(paths: list[str]) -> None:
 def check_paths(paths: list[str], options: Options, symbols_from: list[str],
                 notes: TextIO | None = None, jobs: int | None = None,
                 cache_dir: str | None = None, stats: dict | None = None,
-                mapped: dict[str, list[ElfFile]] | None = None) -> list[Finding]:
+                mapped: dict[str, list[ElfFile]] | None = None,
+                by_link=None) -> list[Finding]:
     """All the findings for ``altlink check PATHS``, in the order of the paths; the records
     of objects are kept in ``cache_dir`` (records.ObjectCache). ``stats``, if given, is
     filled with what was checked: modules, objects, images, entries, callbacks. ``mapped``
     may give ELF files read already (``abiscan.detect_abi_paths``), as ``_sort_out`` takes
-    them."""
+    them. ``by_link``: the names the objects' link defines itself (``LinkDefined``: its
+    linker scripts', ``check -T``), whose callbacks are left to the linked image."""
     counting = stats is not None  # (the objects' entries counted only then)
     stats = {} if stats is None else stats
     from altlink import inputs as inputsmod
@@ -246,7 +248,8 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     if objects:  # one link set, checked through its objects' records, as the link stage does
         from altlink.check_linkset import collect
 
-        records, _profile, more = collect(objects, options, images, cache_dir)
+        records, _profile, more = collect(objects, options, images, cache_dir,
+                                          by_link=by_link)
         findings += more
         if counting:
             stats["entries"] += sum(r.entries for r in records)

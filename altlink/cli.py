@@ -207,6 +207,14 @@ def build_parser(only: str | None = None):
         _common(c)
         c.add_argument("--module", action="store_true",
                        help="kernel-module rules (also automatic for a link set with .gnu.linkonce.this_module, the module structure modpost adds)")
+        g = c.add_argument_group("the link's own symbols (as the link reads them)")
+        g.add_argument("-T", "--script", dest="scripts", metavar="SCRIPT", action="append",
+                       default=None,
+                       help="a linker script of the link: a callback it (or a script it INCLUDEs) assigns is the link's, checked when linked (Linux: arch/arm64/kernel/vmlinux.lds for KVM's __kvm_nvhe_ names)")
+        g.add_argument("-L", dest="lib_dirs", metavar="DIR", action="append", default=None,
+                       help="where INCLUDE and -T look for scripts, as the linker's -L")
+        g.add_argument("--defsym", dest="defsyms", metavar="NAME=EXPR", action="append",
+                       default=None, help="a symbol the link defines, as the linker's --defsym")
         _cache_options(c)
         _verbose_option(c)
         c.add_argument("files", nargs="+", metavar="FILE",
@@ -450,9 +458,16 @@ def cmd_check(args, out) -> int:
     mapped: dict = {}
     options = options_from(args, paths=args.files, mapped=mapped)
     stats: dict = {}
+    by_link = None
+    if args.scripts or args.defsyms:  # the names the link would define: checked when linked
+        from altlink.check_linkset import LinkDefined
+        from altlink.linkcmd import defined_by
+
+        names = defined_by(args.scripts or [], args.lib_dirs or [], args.defsyms or [])
+        by_link = LinkDefined(lambda: names)
     findings = check_paths(args.files, options, args.symbols_from, notes=_notes(args),
                            cache_dir=_cache_dir(args), stats=stats if args.verbose else None,
-                           mapped=mapped)
+                           mapped=mapped, by_link=by_link)
     rc = _emit(findings, args, out, options)
     if args.verbose:
         what = [_plural(stats[k], w) for k, w in (("modules", "module"), ("objects", "object"),
@@ -885,7 +900,8 @@ def _early_link(words: list[str]) -> _EarlyLink | None:
 # tests/test_cli.py checks them against the parser.
 CHECK_VALUE_OPTIONS = {"--abi": "abi", "--cap-table": "cap_table", "--ncaps": "ncaps",
                        "--format": "format", "--cache-dir": "cache_dir"}
-CHECK_APPEND_OPTIONS = {"--symbols-from": "symbols_from", "-W": "wflags"}
+CHECK_APPEND_OPTIONS = {"--symbols-from": "symbols_from", "-W": "wflags", "-T": "scripts",
+                        "--script": "scripts", "-L": "lib_dirs", "--defsym": "defsyms"}
 CHECK_FLAG_OPTIONS = {"--werror": "werror", "--module": "module", "--no-cache": "no_cache",
                       "-v": "verbose", "--verbose": "verbose"}
 CHECK_FORMATS = ("text", "json", "sarif")
@@ -905,7 +921,8 @@ def _quick_check_args(words: list[str]):
     values: dict = {"command": "check", "abi": os.environ.get("ALTLINK_ABI") or None,
                     "cap_table": os.environ.get("ALTLINK_CAP_TABLE") or None, "ncaps": None,
                     "symbols_from": None, "format": "text", "werror": werror, "wflags": [],
-                    "module": False, "cache_dir": None, "no_cache": False, "verbose": False}
+                    "module": False, "cache_dir": None, "no_cache": False, "verbose": False,
+                    "scripts": None, "lib_dirs": None, "defsyms": None}
     i, n = 1, len(words)
     while i < n and words[i].startswith("-"):
         a = words[i]

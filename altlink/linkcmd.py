@@ -347,6 +347,29 @@ def _defsyms(args: list[str]) -> list[str]:
             if "=" in v]
 
 
+def defined_by(scripts: list[str], lib_dirs: list[str], defsyms: list[str]) -> dict[str, str]:
+    """The names a link with these linker scripts (``-T``; and those they ``INCLUDE``, looked
+    for as ld does, in the ``-L`` directories too) and ``--defsym NAME=EXPR`` options would
+    define, each with what defines it, as ``LinkCommand.defined_by_link`` reads a link's:
+    for ``altlink check -T``. A script that is not there is an error."""
+    out: dict[str, str] = {}
+    for d in defsyms:
+        name, eq, _ = d.partition("=")
+        if not eq or not name.strip():
+            raise AltlinkError(f"altlink check: --defsym {d}: not NAME=EXPRESSION")
+        out.setdefault(name.strip(), "--defsym")
+    found = ldscript.Found()
+    for s in scripts:
+        path = ldscript.resolve(s, lib_dirs)
+        if path is None:
+            raise AltlinkError(f"altlink check: -T {s}: no such linker script (nor in the -L "
+                               "directories)")
+        ldscript.scan(path, lib_dirs, lambda n: None, found)
+    for path in found.scripts:
+        ldscript.assigned(path, out)
+    return out
+
+
 def _is_elf(path: str) -> bool:
     with open(path, "rb") as f:
         return f.read(4) == ELF_MAGIC

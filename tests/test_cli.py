@@ -662,6 +662,8 @@ QUICK = [  # words the quick reading takes
     ["check", "--symbols-from", "vmlinux", "--symbols-from", "x", "-W", "no-ALT014", "-W",
      "no-alt001", "--werror", "--module", "--no-cache", "-v", "--verbose", "a.o", "b.ko"],
     ["check", "--abi", "xen-v4.17", "--format", "sarif", "--cache-dir", "", "a.o"],
+    ["check", "-T", "vmlinux.lds", "--script", "b.ld", "-L", "d", "-L", "e", "--defsym",
+     "a=b", "--defsym", "c=0x10", "a.o"],
 ]
 NOT_QUICK = [  # words left to the parser, which reads them or reports what is wrong
     ["check"], ["check", "--help"], ["check", "-h"], ["check", "--abi", "linux-v9", "a.o"],
@@ -671,6 +673,7 @@ NOT_QUICK = [  # words left to the parser, which reads them or reports what is w
     ["check", "-Wno-ALT014", "a.o"], ["check", "--format", "xml", "a.o"],
     ["check", "--cache-dir"], ["check", "--no-cache"], ["check", "--version", "a.o"],
     ["check", "-vv", "a.o"], ["check", "a.o", "-v"], ["check", "--symbols-from", "-x", "a.o"],
+    ["check", "-Tvmlinux.lds", "a.o"], ["check", "--defsym=a=b", "a.o"],
 ]
 
 

@@ -95,6 +95,20 @@ def test_modules_check_clean_against_the_built_vmlinux(kernel_build):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_vmlinux_o_checks_clean_with_the_link_s_script(kernel_build):
+    """``altlink check vmlinux.o`` before the final link: KVM's ``__kvm_nvhe_*`` callbacks
+    are names vmlinux.lds defines; with the script given (``-T``) the object checks clean,
+    without it they are ALT006 (the test can fail: the kernel has KVM)."""
+    out = kernel_build.out
+    base = ["check", "--abi", "linux-v6.1", "--cap-table", kernel_build.kernel.cap_header,
+            "--no-cache"]
+    p = altlink(*base, "-T", "arch/arm64/kernel/vmlinux.lds", "vmlinux.o", cwd=out)
+    assert (p.returncode, p.stdout) == (0, ""), p.stdout + p.stderr
+    p = altlink(*base, "vmlinux.o", cwd=out)
+    assert p.returncode == 1
+    assert "ALT006: callback __kvm_nvhe_" in p.stdout
+
+
 DEFECT_C = r"""
 #include <linux/module.h>
 #include <asm/alternative.h>
