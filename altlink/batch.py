@@ -248,8 +248,10 @@ def check_paths(paths: list[str], options: Options, symbols_from: list[str],
     if objects:  # one link set, checked through its objects' records, as the link stage does
         from altlink.check_linkset import collect
 
+        # A record's digest is for a link's cross-check: made only where the record is kept
+        # (a later link reads it back), not for a check that keeps nothing.
         records, _profile, more = collect(objects, options, images, cache_dir,
-                                          by_link=by_link)
+                                          with_digest=cache_dir is not None, by_link=by_link)
         findings += more
         if counting:
             stats["entries"] += sum(r.entries for r in records)

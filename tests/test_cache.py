@@ -357,6 +357,26 @@ def test_check_reads_records_too(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr() == first and len(made) == 4
 
 
+def test_a_check_that_keeps_no_record_makes_no_digest(tmp_path, monkeypatch, capsys):
+    """A record's digest is for a link's cross-check: ``altlink check --no-cache`` makes none
+    (and says what the check with records says); a check that keeps its records makes each
+    one's, so that a later link reads whole records."""
+    a = build(tmp_path, "a", R0 + "\tent site0, r0, 1, 4, 8\n")  # ALT001
+    b = build(tmp_path, "b", R0 + "\tent site1, r0, 2, 4, 4\n")
+    made: list[str] = []
+    real = records.digest
+    monkeypatch.setattr(records, "digest", lambda inp, *more: (
+        made.append(os.path.basename(inp.path)), real(inp, *more))[1])
+    args = ["check", "--abi", "linux-v4.17", "--ncaps", "4", str(a), str(b)]
+    assert cli.main([*args[:5], "--no-cache", *args[5:]]) == 1
+    first = capsys.readouterr()
+    assert "ALT001" in first.out and made == []
+    assert cli.main([*args[:5], "--cache-dir", str(tmp_path / "c"), *args[5:]]) == 1
+    assert capsys.readouterr() == first and sorted(made) == ["a.o", "b.o"]
+    kept = [pickle.loads(f.read_bytes()) for f in record_files(tmp_path / "c")]
+    assert len(kept) == 2 and all(t[-1] != records.NOT_MADE for t in kept)
+
+
 def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("ALTLINK_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
