@@ -325,7 +325,7 @@ def _linker_option_words(args: list[str]) -> list[str]:
     return words
 
 
-def _option_values(args: list[str], spellings: tuple[str, ...]) -> list[str]:
+def option_values(args: list[str], spellings: tuple[str, ...]) -> list[str]:
     """The values of a linker option spelled any of ``spellings`` (``--opt VALUE`` or
     ``--opt=VALUE``; a one-letter option ``-X VALUE``)."""
     words = _linker_option_words(args)
@@ -343,7 +343,7 @@ def _option_values(args: list[str], spellings: tuple[str, ...]) -> list[str]:
 def _defsyms(args: list[str]) -> list[str]:
     """The names of the ``--defsym NAME=EXPR`` options of a linker or compiler-driver command
     (``--defsym=``, ``-defsym``, inside ``-Wl,`` and after ``-Xlinker``)."""
-    return [v.split("=", 1)[0].strip() for v in _option_values(args, ("--defsym", "-defsym"))
+    return [v.split("=", 1)[0].strip() for v in option_values(args, ("--defsym", "-defsym"))
             if "=" in v]
 
 

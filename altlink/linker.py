@@ -84,8 +84,8 @@ class Linker:
         self.pid = None
         held, err = self._read_held(1), self._read_held(2)
         self._close_held()
-        if held:
-            _write(sys.stdout, held)
+        if held:  # (-M, --print-map: GNU ld's map names the output)
+            _write(sys.stdout, held.replace(self.tmp.encode(), self.output.encode()))
         if err:
             err = err.replace(self.tmp.encode(), self.output.encode()).replace(
                 os.path.basename(self.tmp).encode(), os.path.basename(self.output).encode())
@@ -93,6 +93,7 @@ class Linker:
         if status != 0:
             raise LinkerError(f"altlink link: the linker failed (exit {status}): "
                               f"{self.argv[0]}")
+        name_output_in_side_files(self.argv, self.tmp, self.output)
 
     def stop(self) -> None:
         """A linker still running (altlink was interrupted) is ended and its messages
@@ -118,6 +119,55 @@ class Linker:
         for got in self._held.values():
             os.close(got)
         self._held.clear()
+
+
+def name_output_in_side_files(argv: list[str], tmp: str, output: str) -> None:
+    """The files a linker writes besides the image that name the image (``-Map``: GNU ld's
+    ``OUTPUT(...)`` line; ``--dependency-file``: the rule's target, ld's and lld's) say the
+    real output, as without altlink, not the temporary file the linker wrote: a build that
+    reads the dependency file (CMake 3.27 and later asks the linker for it) then knows what
+    the image depends on. A map GNU ld names after the output (``-Map=DIR``:
+    ``DIR/OUTPUT.map``; ``-Map=%.map``: the output's name for ``%``) is moved to the name it
+    would have had. Nothing is reported where a file cannot be read or written: it stays as
+    the linker wrote it."""
+    if not any("-Map" in a or "--dependency-file" in a for a in argv):
+        return  # (most links: no word to read)
+    files = [(f, f) for f in linkcmd.option_values(argv[1:], ("--dependency-file",))]
+    for m in linkcmd.option_values(argv[1:], ("-Map", "--Map")):
+        if m == "-":
+            continue  # the map on the standard output
+        if os.path.isdir(m):
+            files.append((os.path.join(m, os.path.basename(tmp) + ".map"),
+                          os.path.join(m, os.path.basename(output) + ".map")))
+        elif "%" in m:
+            files.append((m.replace("%", tmp, 1), m.replace("%", output, 1)))
+        else:
+            files.append((m, m))
+    old, new = tmp.encode(), output.encode()
+    for written, named in files:
+        try:
+            with open(written, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if old not in data and written == named:
+            continue
+        try:
+            if old in data:
+                part = outputs.temp_path(named, "part")
+                try:
+                    with open(part, "wb") as f:
+                        f.write(data.replace(old, new))
+                    os.replace(part, named)
+                except OSError:
+                    outputs.remove(part)
+                    raise
+                if written != named:
+                    os.unlink(written)
+            else:
+                os.replace(written, named)
+        except (OSError, AltlinkError):
+            continue
 
 
 def _unnamed_file(beside: str) -> int:
@@ -200,7 +250,7 @@ class LinkStart:
         """The linker, started now if it was not yet (the checks passed)."""
         if self.linker is None:
             self.linker = self._new_linker()
-            self.linker.start()
+            self.linker.start(hold_stdout=True)
         return self.linker
 
     def _new_linker(self) -> Linker:

@@ -22,25 +22,24 @@ several test processes want it.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
+import debsource
 from toolchain import make_logged, run_or_fail
 
 VERSION = "4.17.5+72-g01140da4e8"
-TARBALL = f"xen_{VERSION}.orig.tar.xz"
 # The sha256 of the tarball in the Sources index of Debian bookworm (main), xen 4.17.5+72-
 # g01140da4e8-1.
-SHA256 = "53922f4d0a02c577f2ea9d63f65989cd88715779eebeed879ca1d314103ee06e"
-URLS = (f"http://deb.debian.org/debian/pool/main/x/xen/{TARBALL}",
-        f"https://deb.debian.org/debian/pool/main/x/xen/{TARBALL}")
+TARBALL = debsource.Tarball(
+    "xen", f"xen_{VERSION}.orig.tar.xz",
+    "53922f4d0a02c577f2ea9d63f65989cd88715779eebeed879ca1d314103ee06e",
+    "xen_4.17.*.orig.tar.xz", "ALTLINK_XEN_TARBALL")
 CROSS = "aarch64-linux-gnu-"
 CPUFEATURE_H = "xen/arch/arm/include/asm/cpufeature.h"
 MAKE_VARS = ("XEN_TARGET_ARCH=arm64", f"CROSS_COMPILE={CROSS}")
@@ -54,8 +53,7 @@ def base_dir() -> Path:
     env = os.environ.get("ALTLINK_XENBUILD_DIR")
     if env:
         return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "altlink-tests" / "xen-4.17"
+    return debsource.cache_dir("xen-4.17")
 
 
 def ncaps(src: Path) -> int:
@@ -115,74 +113,10 @@ class XenBuild:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
 
-SOURCES = ("deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-           "http://deb.debian.org/debian bookworm main\n")
-
-
-def fetch_with_apt(base: Path) -> Path:
-    """bookworm's current xen 4.17 source tarball, as ``apt-get source --download-only``
-    fetches and checks it, with a sources list, index and cache of its own under ``base``."""
-    apt = base / "apt"
-    for d in ("lists/partial", "cache/archives/partial", "dl"):
-        (apt / d).mkdir(parents=True, exist_ok=True)
-    (apt / "sources.list").write_text(SOURCES)
-    opts = [f"-oDir::Etc::SourceList={apt / 'sources.list'}", "-oDir::Etc::SourceParts=-",
-            f"-oDir::State::Lists={apt / 'lists'}", f"-oDir::Cache={apt / 'cache'}",
-            "-oDebug::NoLocking=1", "-q"]
-    if os.geteuid() == 0:
-        opts.append("-oAPT::Sandbox::User=root")  # the private directories are root's
-    for args in (["update"], ["source", "--download-only", "xen"]):
-        p = subprocess.run(["apt-get", *opts, *args], cwd=apt / "dl", capture_output=True,
-                           text=True, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            last = (p.stderr.strip().splitlines() or ["?"])[-1]
-            raise RuntimeError(f"apt-get {args[0]} of Xen's source failed: {last}")
-    found = sorted((apt / "dl").glob("xen_4.17.*.orig.tar.xz"))
-    if not found:
-        raise RuntimeError(f"{apt / 'dl'}: apt fetched no xen 4.17 tarball")
-    return found[-1]
-
-
-def fetch(base: Path) -> Path:
-    """The source tarball, verified: ``$ALTLINK_XEN_TARBALL``, else downloaded once into
-    ``base`` (through apt when the pinned version has left the archive). Raises with one line
-    when it cannot be had or does not match."""
-    given = os.environ.get("ALTLINK_XEN_TARBALL")
-    path = Path(given) if given else base / TARBALL
-    if not path.exists():
-        if given:
-            raise RuntimeError(f"{path}: ALTLINK_XEN_TARBALL names no file")
-        tmp = path.with_suffix(".part")
-        errors = []
-        for url in URLS:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-                    shutil.copyfileobj(r, f)
-                break
-            except OSError as e:
-                errors.append(f"{url}: {e}")
-        else:
-            try:
-                return fetch_with_apt(base)
-            except RuntimeError as e:
-                raise RuntimeError(f"cannot download Xen's source: {'; '.join(errors)}; "
-                                   f"{e}") from None
-        tmp.rename(path)
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if h.hexdigest() != SHA256:
-        if not given:
-            path.unlink()
-        raise RuntimeError(f"{path}: sha256 {h.hexdigest()}, Debian's index says {SHA256}")
-    return path
-
-
 def unpack(xb: XenBuild) -> None:
     if (xb.xen / "Makefile").exists():
         return
-    tarball = fetch(xb.base)
+    tarball = debsource.fetch(TARBALL, xb.base)
     tmp = xb.base / "unpacking"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
