@@ -57,16 +57,18 @@ def test_make_sample_fails_the_build_and_leaves_no_image(tmp_path):
     assert not (out / "fw.elf").exists() and not (out / "fw.elf.alt.json").exists()
 
 
-@pytest.mark.parametrize("toolchain, script_option", [
-    ("aarch64-none.cmake", "-Wl,-T,"), ("aarch64-clang.cmake", "-Xlinker -T -Xlinker ")])
+@pytest.mark.parametrize("toolchain, script_option, generator", [
+    ("aarch64-none.cmake", "-Wl,-T,", "Unix Makefiles"),
+    ("aarch64-clang.cmake", "-Xlinker -T -Xlinker ", "Ninja")])
 def test_cmake_sample_builds_through_the_linker_launcher_and_runs(tmp_path, toolchain,
-                                                                  script_option):
-    """gcc and GNU ld, clang and ld.lld: CMake's LINKER: options reach the linker as each
-    compiler passes them on (clang: an option and its value in two -Xlinker)."""
+                                                                  script_option, generator):
+    """gcc and GNU ld with make, clang and ld.lld with Ninja: CMake's LINKER: options reach
+    the linker as each compiler passes them on (clang: an option and its value in two
+    -Xlinker)."""
     out = tmp_path / "build"
     env = build_env()
-    p = subprocess.run(["cmake", "-S", SAMPLES / "cmake", "-B", out, "--toolchain",
-                        SAMPLES / "cmake" / toolchain],
+    p = subprocess.run(["cmake", "-G", generator, "-S", SAMPLES / "cmake", "-B", out,
+                        "--toolchain", SAMPLES / "cmake" / toolchain],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     p = subprocess.run(["cmake", "--build", out, "--verbose"], capture_output=True, text=True,
