@@ -524,7 +524,8 @@ def cmd_link(args, out) -> int:
             early.close()  # (never: both read the same words)
             start = early = None
         plan = launcher.plan(command, args.output, args.manifest, args.manifest_suffix,
-                             parsed=early.start.cmd if early is not None else None)
+                             parsed=early.start.cmd if early is not None else None,
+                             binary=args.bin)
         if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
             return launcher.run_unchanged(command)
         targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
@@ -877,7 +878,8 @@ def _early_link(words: list[str]) -> _EarlyLink | None:
     output = given.get("-o")
     try:
         plan = launcher.plan(command, output, given.get("--manifest"), given.get(
-            "--manifest-suffix", os.environ.get("ALTLINK_MANIFEST") or None))
+            "--manifest-suffix", os.environ.get("ALTLINK_MANIFEST") or None),
+            binary=given.get("--bin"))
     except AltlinkError:
         return None  # reported by cmd_link, which reads the command again
     if plan.passthrough:

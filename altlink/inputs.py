@@ -142,5 +142,18 @@ def lto_note(names: list[str]) -> str:
     return f"{names[0]}: note: {what} only after the link and are checked in the linked image\n"
 
 
+def sources_note(names: list[str]) -> str:
+    """One note for the source files a compiler driver compiles in the link's own command:
+    their objects exist only inside the driver, so their alternatives are not checked before
+    the link, only in the linked image (the image's checks and the cross-check)."""
+    if len(names) == 1:
+        what = "compiled by the link's own command: its alternatives are"
+    else:
+        what = (f"this source, and {len(names) - 1} more ({_more(names[1:])}), compiled by "
+                "the link's own command: their alternatives are")
+    return (f"{names[0]}: note: {what} checked only in the linked image, not before the link "
+            "as objects' are; compile to objects first for every check\n")
+
+
 def _more(names: list[str], shown: int = 3) -> str:
     return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")

@@ -50,10 +50,16 @@ class Plan:
 
 
 def plan(command: list[str], output: str | None, manifest: str | None,
-         manifest_suffix: str | None, parsed: linkcmd.LinkCommand | None = None) -> Plan:
+         manifest_suffix: str | None, parsed: linkcmd.LinkCommand | None = None,
+         binary: str | None = None) -> Plan:
     """What ``altlink link`` does with this linker command: run it unchanged (a probe, a link
     of nothing, a link of no AArch64 input), or link it with these outputs. ``parsed``: the
-    command as a plan of it read it before (which was not passed through)."""
+    command as a plan of it read it before (which was not passed through).
+
+    A compiler driver's command that compiles its sources and links them, with no object
+    given (``gcc start.S main.c -o fw.elf``), is a configure step's probe unless altlink is
+    asked for a manifest (``manifest``, not a suffix for every image) or a raw binary
+    (``binary``) of it: then it is linked and its image checked, as a probe never asks that."""
     if not command:
         raise AltlinkError("altlink link: no linker command after --")
     if parsed is not None:
@@ -62,7 +68,8 @@ def plan(command: list[str], output: str | None, manifest: str | None,
         if is_probe(command[1:]):
             return Plan(True)
         cmd = linkcmd.parse(command)
-        if not cmd.any_input(_is_aarch64):  # (no inputs at all: none is)
+        if not cmd.any_input(_is_aarch64) and not (  # (no inputs at all: none is)
+                (manifest or binary) and cmd.sources):
             return Plan(True)
     if output is None:
         # GNU ld, lld and the compiler drivers all write a.out without -o.

@@ -80,6 +80,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         # The objects' section headers are checked where their records are made; those of an
         # object whose record is kept were checked when it was made (its key: the same bytes).
         loaded = inputs.load_elfs(cmd.inputs, notes=notes, defer=True)
+        if cmd.sources:
+            notes.write(inputs.sources_note(cmd.sources))
         # Shared libraries on the command line are not linked in: they only define symbols (a
         # callback may live in one), as --symbols-from images do.
         objects = [e for e in loaded if e.type == ET_REL]
@@ -119,7 +121,10 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
-        image = Input.load(read_elf(tmp_image))
+        try:
+            image = Input.load(read_elf(tmp_image))
+        except AltlinkError as e:  # (an image that is not AArch64, say): named as the output
+            raise type(e)(str(e).replace(tmp_image, req.output)) from None
         stats["image_entries"] = image.table.size
         tmp_bin = tmp_manifest = None
         if not req.sort_table and image.elf.type != ET_REL and (req.binary or req.manifest):

@@ -42,7 +42,8 @@ class LinkCommand:
     archives, told by the same bytes."""
 
     __slots__ = ("argv", "output_index", "output", "_inputs", "lib_dirs", "scripts",
-                 "_pending", "_archives", "_scripts_read", "_defined", "_just_symbols")
+                 "_pending", "_archives", "_scripts_read", "_defined", "_just_symbols",
+                 "_sources")
 
     def __init__(self, argv: list[str], output_index: int | None, output: str | None,
                  inputs: list[str] | None = None, lib_dirs: list[str] | None = None,
@@ -60,6 +61,7 @@ class LinkCommand:
         self._scripts_read: list[str] = []
         self._defined: dict[str, str] | None = None
         self._just_symbols: list[str] = []  # -R FILE, --just-symbols FILE: as given
+        self._sources: list[str] = []  # what a compiler driver compiles before it links
 
     @property
     def inputs(self) -> list[str]:
@@ -107,6 +109,13 @@ class LinkCommand:
                 ldscript.assigned(path, out)
             self._defined = out
         return self._defined
+
+    @property
+    def sources(self) -> list[str]:
+        """The source files a compiler driver's command compiles itself before it links them
+        (``gcc main.c start.o -o fw.elf``): no object of theirs is there to read."""
+        _ = self.inputs  # (the command's files told apart)
+        return self._sources
 
     def just_symbols(self) -> list[str]:
         """The files whose symbols the link reads without linking them in (``-R FILE``,
@@ -275,6 +284,8 @@ def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
             cmd._inputs.append(path)
             if kind == "archive":
                 cmd._archives.add(path)
+        elif path.endswith(_COMPILED_SUFFIXES) and os.path.isfile(path):
+            cmd._sources.append(path)
         elif _may_be_script(path):
             implicit.append(path)  # ld reads a file it does not recognise as a script
     _script_inputs(cmd, cmd.scripts + implicit, static_only)
@@ -283,6 +294,10 @@ def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
 # What a compiler driver compiles rather than passes to the linker as a script.
 _SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".C", ".s", ".S", ".sx", ".i", ".ii",
                     ".h", ".hpp", ".m", ".mm", ".f", ".F", ".f90", ".go", ".rs", ".d")
+
+
+# What a compiler driver compiles to code (not headers, not dependency files).
+_COMPILED_SUFFIXES = tuple(s for s in _SOURCE_SUFFIXES if s not in (".h", ".hpp", ".d"))
 
 
 def _may_be_script(path: str) -> bool:
