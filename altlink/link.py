@@ -16,13 +16,19 @@ from functools import partial
 from altlink import branches, forkmap, inputs, launcher, outputs
 from altlink.check_image import check_after_link
 from altlink.check_linkset import LinkDefined, collect
-from altlink.crosscheck import ARRAYS_FROM_ENTRIES, cross_check, names_asked, packed_columns_early
+from altlink.crosscheck import (
+    ARRAYS_FROM_ENTRIES,
+    RecordColumns,
+    cross_check,
+    names_asked,
+    packed_columns_early,
+)
 from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
 from altlink.gcpause import keep
 from altlink.linker import LinkStart
-from altlink.linkoutputs import commit, make_files, temp_outputs
+from altlink.linkoutputs import commit, early_texts, make_files, temp_outputs
 from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord, default_cache_dir
 from altlink.table import Profile
@@ -118,6 +124,15 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         # the linker runs, a chunk at a time (the forks wait for no more than a chunk).
         packs = packed_columns_early(records, linker.running) if asked is None and \
             stats["entries"] >= ARRAYS_FROM_ENTRIES else None
+        # What the records' codes read as in the manifest, made while the linker still runs
+        # (a chunk at a time: a linker that ends first waits for one chunk at most), once
+        # numpy is imported: no module is imported here while its thread imports (a
+        # dataclass made here would read its half-imported ``typing``).
+        texts = None
+        if req.manifest and type(packs) is RecordColumns:
+            if numpy_import is not None:
+                numpy_import.join()
+            texts = early_texts(packs, linker.running)
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
@@ -131,7 +146,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
             tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
             if forkmap.can_fork():  # written by a forked copy while the image is checked
                 writer = forkmap.Forked(partial(make_files, req, image, profile, tmp_image,
-                                                tmp_bin, tmp_manifest))
+                                                tmp_bin, tmp_manifest, texts))
                 writer.start()
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
                                                   tmp_image, asked, packs)
@@ -154,7 +169,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         else:
             if tmp_bin is None and tmp_manifest is None:
                 tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
-            make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest)
+            make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts)
         image.elf.close()
         written = commit(req, tmp_image, tmp_bin, tmp_manifest)
         keep(loaded, records, image)  # not freed one by one on the way out

@@ -88,7 +88,8 @@ class BinInfo:
 def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str,
           image_sha: str, manifest_path: str | None, binary: BinInfo | None = None,
           sources=None, refuse: bool = False, nested: list[Nested] | None = None,
-          findings: list[Finding] | None = None, encoded: bool = False) -> dict:
+          findings: list[Finding] | None = None, encoded: bool = False,
+          texts: CodeTexts | None = None) -> dict:
     """The manifest of a linked image whose table was decoded into ``image``.
 
     With ``refuse``, the entries ``check`` reports at error severity are left out, listed
@@ -96,7 +97,8 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     ``findings``). ``nested``: the images embedded in it (default: those the profile's
     symbols bound, :mod:`altlink.nested`), whose entries the manifest carries too.
     ``encoded``: the entries as their JSON text (``Encoded``), for ``dumps`` alone to read:
-    the same text, made without a dict per entry or json's encoder.
+    the same text, made without a dict per entry or json's encoder. ``texts``: what codes
+    read as, made before (``CodeTexts``; the image's other codes are added to it).
     """
     elf = image.elf
     table = image.table.sections[0] if image.table.sections else None
@@ -108,10 +110,12 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
         img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
                       "base": hx(binary.layout.base)}
     cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
-    records = _Records(image, profile, caps, binary, sources)
+    records = _Records(image, profile, caps, binary, sources, texts)
     refused = _refusals(image, profile, caps, refuse, findings)
     with collector_paused():
-        if encoded:
+        if encoded and not refused:
+            entries = Encoded(records.table_json(image.table))
+        elif encoded:
             entries = Encoded(records.entries_json([e for e in image.table.entries
                                                     if e.index not in refused]))
         else:
@@ -207,7 +211,7 @@ class _Records:
     repeats a few sites and replacements many times)."""
 
     def __init__(self, image: Input, profile: Profile, caps: CapTable | None,
-                 binary: BinInfo | None, sources) -> None:
+                 binary: BinInfo | None, sources, texts: CodeTexts | None = None) -> None:
         self.elf = image.elf
         self.names = image.names
         self.profile = profile
@@ -220,12 +224,13 @@ class _Records:
         # fixed disassembly; each section's bytes and its offset in the raw binary
         self._cap_json: dict[int, str] = {}
         self._callback_json: dict[int, str] = {}
-        self._disasm_json: dict[bytes, str] = {}
         self._sec_data: dict[int, tuple | None] = {}
         self._bin_at: dict[int, int | None] = {}
-        # entries_json's: what each byte string of code reads as (_prepare)
-        self._code_json: dict[bytes, tuple[str | None, tuple]] = {}
-        self._simple: dict[bytes, str | None] = {}
+        # what each byte string of code reads as (the same anywhere: ``CodeTexts``)
+        self.texts = texts = texts if texts is not None else CodeTexts()
+        self._disasm_json = texts.disasm_json
+        self._code_json = texts.code_json
+        self._simple = texts.simple
         # every entry's places as entries_json read them, where it read them all
         self.places: tuple | None = None
 
@@ -311,8 +316,8 @@ class _Records:
         """``entry_json`` of each entry, made a column at a time where there are many: each
         field of every entry at once (places read from their sections, symbols named by
         ``Symbolizer.at_addresses``), what each distinct byte string of code reads as made
-        once for all (``_prepare``: capstone run once over all their words), each entry's
-        text one format. An entry with a place that ``_at`` or ``_bin_offset`` would not
+        once for all (``CodeTexts.prepare``: capstone run once over all their words), each
+        entry's text one format. An entry with a place that ``_at`` or ``_bin_offset`` would not
         read from its section directly is made by ``entry_json``. ``columns=False``:
         ``entry_json`` of each (the reference, compared in ``tests/test_image_fast.py``)."""
         if not columns or len(entries) < COLUMNS_FROM_ENTRIES:
@@ -321,6 +326,25 @@ class _Records:
         index, sites, alts, cap_raws, orig_lens, alt_lens = cols[1], *cols[4:9]
         _, s_idx, s_off, s_addr, _, _ = zip(*sites)
         _, a_idx, a_off, a_addr, _, _ = zip(*alts)
+        return self._from_columns(index, s_idx, s_off, s_addr, a_idx, a_off, a_addr, cap_raws,
+                                  orig_lens, alt_lens, entries.__getitem__)
+
+    def table_json(self, table) -> list[str]:
+        """``entries_json`` of every entry of ``table``, from the columns it was read as
+        (``Table.columns``), without making its entries (``Entry`` and ``Place`` objects, a
+        third of the time of the text): ``tests/test_image_fast.py`` compares the two."""
+        c = table.columns
+        if c is None or table.size < COLUMNS_FROM_ENTRIES:
+            return self.entries_json(table.entries)
+        return self._from_columns(
+            range(table.size), *(c[k].tolist() for k in (
+                "site_sec", "site_off", "site_addr", "alt_sec", "alt_off", "alt_addr", "cap",
+                "orig_len", "alt_len")), table.entry)
+
+    def _from_columns(self, index, s_idx, s_off, s_addr, a_idx, a_off, a_addr, cap_raws,
+                      orig_lens, alt_lens, entry_at) -> list[str]:
+        """``entries_json``'s text from its entries' columns; ``entry_at(k)``: the ``k``-th
+        entry (for ``entry_json``, where a place is not read from its section directly)."""
         kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
         callback = list(map(kinds.__getitem__, cap_raws))
         # each place: (bytes, file offset, offset in the raw binary or "null"), or None where
@@ -331,8 +355,8 @@ class _Records:
                if sp is None or (rp is None and not cb)]
         for k in bad:  # made by entry_json below
             site[k] = repl[k] = _NOWHERE
-        self._prepare({p[0] for p in site}
-                      | {p[0] for p, cb in zip(repl, callback) if not cb})
+        self.texts.prepare({p[0] for p in site}
+                           | {p[0] for p, cb in zip(repl, callback) if not cb})
         codes = self._code_json
         # the site's bytes and disassembly; for a code whose lines depend on the address,
         # from its lines' plan (_disasm)
@@ -367,7 +391,7 @@ class _Records:
                    callback, cap_raws, index, a_addr, rc, s_addr, site, st, orig_lens, src,
                    self.names.at_addresses(s_addr))]
         for k in bad:
-            out[k] = self.entry_json(entries[k])
+            out[k] = self.entry_json(entry_at(k))
         if not bad:  # binding.digest_of_places's columns
             self.places = (s_addr, orig_lens, [p[0] for p in site], a_addr,
                            [0xFFFF if cb else n for cb, n in zip(callback, alt_lens)],
@@ -429,65 +453,6 @@ class _Records:
                 if g is not None and a - o == g[0] and 0 <= o and o + n <= g[1] and o < g[5]
                 else None
                 for g, o, a, n in zip(map(info.__getitem__, idx), off, addr, length)]
-
-    def _prepare(self, codes) -> None:
-        """What ``entries_json`` writes of each of ``codes`` not known yet, from
-        ``insn.word_lines`` of all their words at once: in ``_code_json``, its bytes and
-        disassembly (``"bytes": ..., "disasm": [...]``, None where a line depends on the
-        address: then its lines' plan is put in ``_disasm_json``, as ``_disasm`` makes
-        it) and its words that may need a fix-up (``_Code.branches``); in ``_simple``, the
-        replacement's fields after its address where they are the same anywhere."""
-        known = self._code_json
-        new = [c for c in codes if c not in known]
-        if not new:
-            return
-        groups: dict[int, list[bytes]] = {}  # by length: each length's words read at once
-        for c in new:
-            groups.setdefault(len(c), []).append(c)
-        split = []
-        for n, group in groups.items():
-            k = n // 4
-            data = b"".join(group) if n == 4 * k else b"".join(c[:4 * k] for c in group)
-            flat = struct.unpack(f"<{k * len(group)}I", data)
-            split.append((n, k, group, flat))
-        lines = insn.word_lines(set().union(*(f for _, _, _, f in split)))
-        text = {w: _enc(t) for w, t in lines.items() if type(t) is str}
-        # (a word that may need a fix-up is PC-relative: its line is not a text)
-        kinds = {w: k for w, t in lines.items() if type(t) is not str
-                 and (k := insn.decode(w).kind) in insn.FIXUP_KINDS}
-        simple, plans = self._simple, self._disasm_json
-        for n, k, group, flat in split:
-            got = list(map(text.get, flat))
-            rows = list(zip(*[iter(got)] * k)) if k else [()] * len(group)
-            marked = {i // k for i, w in enumerate(flat) if w in kinds} if kinds else ()
-            tail = n > 4 * k
-            rest = range(len(group))
-            if not tail:  # the codes that read the same anywhere and need no fix-up
-                done = [(c, f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]')
-                        for j, (c, row) in enumerate(zip(group, rows))
-                        if None not in row and j not in marked]
-                known.update((c, (t, ())) for c, t in done)
-                simple.update((c, f'{t}, "fixups": []') for c, t in done)
-                rest = [j for j, row in enumerate(rows) if None in row or j in marked]
-            for j in rest:
-                c, row = group[j], rows[j]
-                if tail:
-                    row = (*row, _enc(_tail_line(c)))
-                branches = ()
-                if j in marked:
-                    branches = tuple((i, w, kinds[w]) for i, w in
-                                     enumerate(flat[j * k:j * k + k]) if w in kinds)
-                if None in row:  # lines that depend on the address: their plan (_disasm)
-                    plans[c] = [t if t is not None else i
-                                if (line := lines[flat[j * k + i]]) is None
-                                else (_enc(line[0])[:-1], i, line[1], line[2])
-                                for i, t in enumerate(row)]
-                    known[c] = (None, branches)
-                    simple[c] = None
-                    continue
-                t = f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]'
-                known[c] = (t, branches)
-                simple[c] = None if branches else f'{t}, "fixups": []'
 
     def _at(self, place, length: int) -> tuple[bytes, int | None]:
         """``_place(place.address, length)``, from the section the image's table reader
@@ -571,6 +536,80 @@ class _Records:
         return got
 
 
+class CodeTexts:
+    """What each distinct byte string of code reads as in a manifest, wherever it lies: made
+    once for the codes of many entries (``prepare``), and shareable between manifests (a
+    link makes it from its objects' records while the linker runs: ``early_texts``)."""
+
+    def __init__(self) -> None:
+        # its bytes and disassembly as JSON, and its words that may need a fix-up
+        self.code_json: dict[bytes, tuple[str | None, tuple]] = {}
+        # a replacement's fields after its address, where the same anywhere (else None)
+        self.simple: dict[bytes, str | None] = {}
+        # the JSON list of its lines: the text, or the plan of a code whose lines depend on
+        # the address (``_moving_plan``)
+        self.disasm_json: dict[bytes, str | list] = {}
+
+    def prepare(self, codes) -> None:
+        """What ``entries_json`` writes of each of ``codes`` not known yet, from
+        ``insn.word_lines`` of all their words at once: in ``code_json``, its bytes and
+        disassembly (``"bytes": ..., "disasm": [...]``, None where a line depends on the
+        address: then its lines' plan is put in ``disasm_json``, as ``_Records._disasm``
+        makes it) and its words that may need a fix-up (``_Code.branches``); in ``simple``,
+        the replacement's fields after its address where they are the same anywhere."""
+        known = self.code_json
+        new = [c for c in codes if c not in known]
+        if not new:
+            return
+        groups: dict[int, list[bytes]] = {}  # by length: each length's words read at once
+        for c in new:
+            groups.setdefault(len(c), []).append(c)
+        split = []
+        for n, group in groups.items():
+            k = n // 4
+            data = b"".join(group) if n == 4 * k else b"".join(c[:4 * k] for c in group)
+            flat = struct.unpack(f"<{k * len(group)}I", data)
+            split.append((n, k, group, flat))
+        lines = insn.word_lines(set().union(*(f for _, _, _, f in split)))
+        text = {w: _enc(t) for w, t in lines.items() if type(t) is str}
+        # (a word that may need a fix-up is PC-relative: its line is not a text)
+        kinds = {w: k for w, t in lines.items() if type(t) is not str
+                 and (k := insn.decode(w).kind) in insn.FIXUP_KINDS}
+        simple, plans = self.simple, self.disasm_json
+        for n, k, group, flat in split:
+            got = list(map(text.get, flat))
+            rows = list(zip(*[iter(got)] * k)) if k else [()] * len(group)
+            marked = {i // k for i, w in enumerate(flat) if w in kinds} if kinds else ()
+            tail = n > 4 * k
+            rest = range(len(group))
+            if not tail:  # the codes that read the same anywhere and need no fix-up
+                done = [(c, f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]')
+                        for j, (c, row) in enumerate(zip(group, rows))
+                        if None not in row and j not in marked]
+                known.update((c, (t, ())) for c, t in done)
+                simple.update((c, f'{t}, "fixups": []') for c, t in done)
+                rest = [j for j, row in enumerate(rows) if None in row or j in marked]
+            for j in rest:
+                c, row = group[j], rows[j]
+                if tail:
+                    row = (*row, _enc(_tail_line(c)))
+                branches = ()
+                if j in marked:
+                    branches = tuple((i, w, kinds[w]) for i, w in
+                                     enumerate(flat[j * k:j * k + k]) if w in kinds)
+                if None in row:  # lines that depend on the address: their plan (_disasm)
+                    plans[c] = [t if t is not None else i
+                                if (line := lines[flat[j * k + i]]) is None
+                                else (_enc(line[0])[:-1], i, line[1], line[2])
+                                for i, t in enumerate(row)]
+                    known[c] = (None, branches)
+                    simple[c] = None
+                    continue
+                t = f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]'
+                known[c] = (t, branches)
+                simple[c] = None if branches else f'{t}, "fixups": []'
+
+
 @dataclass(frozen=True)
 class _Code:
     """What a byte string of code is wherever it lies: its disassembly, where the lines of the
@@ -606,6 +645,23 @@ def _moving_plan(c: _Code, code: bytes) -> list:
         line = insn.target_line(int.from_bytes(word, "little")) if len(word) == 4 else None
         plan[i] = i if line is None else (_enc(line[0])[:-1], i, line[1], line[2])
     return plan
+
+
+def codes_of(counts, words) -> set[bytes]:
+    """The byte strings of code that columns of words give: for each group of entries, its
+    count column (an entry's number of words plus one, 0 for none: a byte each) and its
+    words end to end (4 bytes each), as the objects' records keep their sites and
+    replacements."""
+    out: set[bytes] = set()
+    add = out.add
+    for cnt, data in zip(counts, words):
+        at = 0
+        for c in cnt:
+            if c > 1:
+                end = at + 4 * c - 4
+                add(data[at:end])
+                at = end
+    return out
 
 
 # entries_json makes its entries a column at a time from this many entries on

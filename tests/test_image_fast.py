@@ -209,33 +209,69 @@ def same_table(path) -> int:
     return len(ref.entries)
 
 
+def table_columns(inp: Input) -> Input:
+    """The image with its table's columns (``Table.columns``, as ``read_image_table`` reads
+    them with numpy) made from its entries, whatever they hold (broken places too)."""
+    import numpy as np
+
+    t = inp.table
+    es = t.entries
+
+    def col(values, dtype) -> np.ndarray:
+        return np.array(list(values), dtype=dtype)
+
+    cols = {"address": col((e.address for e in es), np.uint64),
+            "cap": col((e.cap_raw for e in es), np.int64),
+            "orig_len": col((e.orig_len for e in es), np.int64),
+            "alt_len": col((e.alt_len for e in es), np.int64)}
+    for p, places in (("site", [e.site for e in es]), ("alt", [e.alt for e in es])):
+        cols[f"{p}_addr"] = col((x.address for x in places), np.uint64)
+        cols[f"{p}_sec"] = col((x.section_index for x in places), np.int64)
+        cols[f"{p}_off"] = col((x.offset for x in places), np.uint64)
+    return Input(inp.elf, Table(t.path, es, list(t.findings), t.sections, cols), inp.names)
+
+
+# What codes read as, shared by every manifest ``same_manifest`` makes (as a link's, made
+# from its objects' records, is by its manifest): each finds codes another made before.
+SHARED_TEXTS = manifestmod.CodeTexts()
+
+
 def same_manifest(inp: Input, profile: Profile, caps=None, binary: bool = True,
                   sources=None, refuse: bool = True) -> dict:
-    """The manifest's text three ways (refusing what check refuses): its entries' text a
-    column at a time (from any number of entries), entry by entry, and from a dict per
-    entry; without and with the raw binary's layout: the same bytes. Returns the
-    reference's manifest (with the layout)."""
+    """The manifest's text five ways (refusing what check refuses): its entries' text a
+    column at a time from the table's columns (``Table.columns``; made from its entries
+    where the table was not read as columns) and from its entries (from any number of
+    entries), the columns with what codes read as made before (``SHARED_TEXTS``), entry by
+    entry, and from a dict per entry; without and with the raw binary's layout: the same
+    bytes. Returns the reference's manifest (with the layout)."""
     out = None
+    columns = inp if inp.table.columns is not None else table_columns(inp)
+    assert columns.table.columns is not None and columns.table.entries == inp.table.entries
     for bin_info in ([None, manifestmod.BinInfo("fw.bin", "ab" * 32, rawbin.layout(inp.elf))]
                      if binary else [None]):
         texts = []
-        for encoded, columns_from in ((True, 0), (True, 1 << 62), (False, 0)):
+        for image, encoded, columns_from, shared in (
+                (columns, True, 0, None), (columns, True, 0, SHARED_TEXTS),
+                (Input(inp.elf, Table(inp.table.path, inp.table.entries, inp.table.findings,
+                                      inp.table.sections), inp.names), True, 0, None),
+                (inp, True, 1 << 62, None), (inp, False, 0, None)):
             was, manifestmod.COLUMNS_FROM_ENTRIES = manifestmod.COLUMNS_FROM_ENTRIES, \
                 columns_from
             try:
-                out = manifestmod.build(inp, profile, caps, inp.path, "cd" * 32, None,
-                                        bin_info, sources, refuse=refuse, encoded=encoded)
+                out = manifestmod.build(image, profile, caps, inp.path, "cd" * 32, None,
+                                        bin_info, sources, refuse=refuse, encoded=encoded,
+                                        texts=shared)
             finally:
                 manifestmod.COLUMNS_FROM_ENTRIES = was
             texts.append(manifestmod.dumps(out))
-        assert texts[0] == texts[1] == texts[2]
+        assert len(set(texts)) == 1
         written = io.StringIO()  # as the link writes it: a few thousand entries at a time
         was, manifestmod._CHUNK = manifestmod._CHUNK, 7
         try:
             manifestmod.dump(out, written)
         finally:
             manifestmod._CHUNK = was
-        assert written.getvalue() == texts[2]
+        assert written.getvalue() == texts[-1]
     return out
 
 
@@ -417,3 +453,46 @@ def test_word_lines_near_address_zero():
     kinds = {type(v) for v in got.values()}
     assert kinds == {str, tuple, type(None)}
     assert got[0x14000001] is None and insn.word_line(0x14000001) is None  # "b #4"
+
+
+def test_codes_read_from_the_objects_records(tmp_path):
+    """``linkoutputs.early_texts``: what the codes of a link set's records (their sites' and
+    replacements' words, as the objects hold them) read as, made before the image exists.
+    Every code of the image whose words no relocation filled in is among them (a replacement
+    whose branch leaves it is not: its word is the linker's), and the manifest made with
+    them is the reference's, byte for byte."""
+    from test_branches import synthetic_firmware
+    from toolchain import synthetic_firmware as built_firmware
+
+    from altlink import crosscheck, inputs, linkoutputs
+    from altlink.check_linkset import collect
+
+    fw = built_firmware()
+    objects = inputs.load_elfs([str(Path(fw.dir) / o) for o in fw.objects],
+                               notes=inputs.Notes(), defer=True)
+    profile = Profile("linux-v4.17", 85)
+    records, _, _ = collect(objects, Options(profile), [], None)
+    packs = crosscheck.packed_columns_early(records, lambda: True)
+    assert type(packs) is crosscheck.RecordColumns
+    assert not linkoutputs.early_texts(packs, lambda: False).code_json  # the linker ended
+    texts = linkoutputs.early_texts(packs, lambda: True)
+    inp = Input.load(read_elf(str(synthetic_firmware(tmp_path))))
+    elf = inp.elf
+    static = [e for e in inp.table.entries if not profile.is_callback(e.cap_raw)]
+    codes = {elf.read_addr(e.site.address, e.orig_len) for e in inp.table.entries} \
+        | {elf.read_addr(e.alt.address, e.alt_len) for e in static}
+    unknown = {c for c in codes if c not in texts.code_json}
+
+    def leaves(e) -> bool:
+        code = elf.read_addr(e.alt.address, e.alt_len)
+        return any(insn.needs_fixup(w, e.alt.address, e.alt_len, e.alt.address + 4 * i)
+                   for i, w in enumerate(struct.unpack(f"<{len(code) // 4}I", code)))
+
+    leaving = {elf.read_addr(e.alt.address, e.alt_len) for e in static if leaves(e)}
+    assert len(codes) > 200 and leaving and unknown == leaving
+    before = len(texts.code_json)
+    ref = manifestmod.dumps(manifestmod.build(inp, profile, None, inp.path, "", None,
+                                              encoded=True))
+    got = manifestmod.dumps(manifestmod.build(inp, profile, None, inp.path, "", None,
+                                              encoded=True, texts=texts))
+    assert got == ref and len(texts.code_json) == before + len(unknown)

@@ -1000,6 +1000,74 @@ def test_which_link_command_lines_start_the_linker_before_they_are_parsed(tmp_pa
         assert temp_leftovers(tmp_path) == []
 
 
+def test_a_link_makes_what_its_records_codes_read_as_while_its_linker_runs(tmp_path,
+                                                                           monkeypatch):
+    """A link of many entries that writes a manifest makes what its records' codes read as
+    (``linkoutputs.early_texts``, from the records' columns it read while its linker ran)
+    and gives them to the manifest's writer: here with the limits lowered, the linker taken
+    to run until they are made, and the writer in this process. They are made once numpy's
+    import in a thread is over (no module is imported beside it: a dataclass made while it
+    imports ``typing`` reads a half-imported module). Its manifest is the one made from the
+    image alone, byte for byte; the replacement whose branch the linker filled in was not
+    known before."""
+    import threading
+    import time
+
+    from altlink import crosscheck, forkmap, linkoutputs, rawbin
+    from altlink import link as link_mod
+    from altlink import manifest as manifestmod
+    from altlink.elf import read_elf
+    from altlink.link import LinkRequest, link
+    from altlink.linkset import Input, Options
+    from altlink.table import Profile
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(link_mod, "ASK_EARLY_ENTRIES", -1)
+    monkeypatch.setattr(link_mod, "ARRAYS_FROM_ENTRIES", 0)
+    monkeypatch.setattr(crosscheck, "ARRAYS_FROM_ENTRIES", 0)
+    monkeypatch.setattr(link_mod, "packed_columns_early", lambda records, running:
+                        crosscheck.packed_columns_early(records, lambda: True))
+    monkeypatch.setattr(forkmap, "can_fork", lambda: False)
+    made, given = [], []
+
+    def importing(code_bytes, entries=0):  # numpy's import, taken to last
+        t = threading.Thread(target=time.sleep, args=(0.5,), name="altlink-numpy")
+        t.start()
+        return t
+
+    def early(packs, running):
+        assert "altlink-numpy" not in [t.name for t in threading.enumerate()]
+        made.append(linkoutputs.early_texts(packs, lambda: True))
+        made.append(set(made[-1].code_json))
+        return made[0]
+
+    def make_files(*args):
+        given.append(args[-1])
+        return real(*args)
+
+    real = link_mod.make_files
+    monkeypatch.setattr(link_mod, "early_texts", early)
+    monkeypatch.setattr(link_mod.branches, "prefetch", importing)
+    monkeypatch.setattr(link_mod, "make_files", make_files)
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    profile = Profile("linux-v4.17", NCAPS)
+    res = link(LinkRequest(linker_command("ld", [obj], "x.elf", script), "fw.elf",
+                           manifest="fw.json", binary="fw.bin", options=Options(profile),
+                           cache_dir=None))
+    assert res.linked and not res.findings
+    assert len(made) == 2 and given == [made[0]]
+    image = Input.load(read_elf("fw.elf"))
+    ref = manifestmod.build(image, profile, None, "fw.elf", sha256(tmp_path / "fw.elf"),
+                            "fw.json", manifestmod.BinInfo("fw.bin", sha256(tmp_path / "fw.bin"),
+                                                           rawbin.layout(image.elf)))
+    assert (tmp_path / "fw.json").read_text() == manifestmod.dumps(ref)
+    leaving = bytes.fromhex(ref["entries"][1]["replacement"]["bytes"])
+    assert ref["entries"][1]["replacement"]["fixups"] and leaving not in made[1]
+    assert {bytes.fromhex(ref["entries"][0]["site"]["bytes"]),
+            bytes.fromhex(ref["entries"][0]["replacement"]["bytes"])} <= made[1]
+
+
 def test_a_link_without_manifest_or_binary_does_not_load_their_modules(tmp_path):
     """A kernel build runs a link for each module (``ld -r``, no manifest, no raw binary):
     those links do without the manifest's module (and its imports: json, hashlib's
