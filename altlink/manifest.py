@@ -326,49 +326,53 @@ class _Records:
         index, sites, alts, cap_raws, orig_lens, alt_lens = cols[1], *cols[4:9]
         _, s_idx, s_off, s_addr, _, _ = zip(*sites)
         _, a_idx, a_off, a_addr, _, _ = zip(*alts)
-        return self._from_columns(index, s_idx, s_off, s_addr, a_idx, a_off, a_addr, cap_raws,
-                                  orig_lens, alt_lens, entries.__getitem__)
+        return self._from_columns(index, s_addr, a_addr, cap_raws, orig_lens, alt_lens,
+                                  self._places(s_idx, s_off, s_addr, orig_lens),
+                                  self._places(a_idx, a_off, a_addr, alt_lens),
+                                  entries.__getitem__)
 
     def table_json(self, table) -> list[str]:
         """``entries_json`` of every entry of ``table``, from the columns it was read as
-        (``Table.columns``), without making its entries (``Entry`` and ``Place`` objects, a
-        third of the time of the text): ``tests/test_image_fast.py`` compares the two."""
+        (``Table.columns``), without making its entries (``Entry`` and ``Place`` objects,
+        a third of the time of the text), each place read as ``_places_np`` reads it:
+        ``tests/test_image_fast.py`` compares the two."""
         c = table.columns
         if c is None or table.size < COLUMNS_FROM_ENTRIES:
             return self.entries_json(table.entries)
+        s_addr, a_addr, cap_raws, orig_lens, alt_lens = (c[k].tolist() for k in (
+            "site_addr", "alt_addr", "cap", "orig_len", "alt_len"))
         return self._from_columns(
-            range(table.size), *(c[k].tolist() for k in (
-                "site_sec", "site_off", "site_addr", "alt_sec", "alt_off", "alt_addr", "cap",
-                "orig_len", "alt_len")), table.entry)
+            range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
+            self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"]),
+            self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"]),
+            table.entry)
 
-    def _from_columns(self, index, s_idx, s_off, s_addr, a_idx, a_off, a_addr, cap_raws,
-                      orig_lens, alt_lens, entry_at) -> list[str]:
-        """``entries_json``'s text from its entries' columns; ``entry_at(k)``: the ``k``-th
-        entry (for ``entry_json``, where a place is not read from its section directly)."""
+    def _from_columns(self, index, s_addr, a_addr, cap_raws, orig_lens, alt_lens, site, repl,
+                      entry_at) -> list[str]:
+        """``entries_json``'s text from its entries' columns and their places' (``site``,
+        ``repl``: ``_places``'); ``entry_at(k)``: the ``k``-th entry (for ``entry_json``,
+        where a place is not read from its section directly)."""
         kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
         callback = list(map(kinds.__getitem__, cap_raws))
-        # each place: (bytes, file offset, offset in the raw binary or "null"), or None where
-        # _at or _bin_offset would not read it from its section directly
-        site = self._places(s_idx, s_off, s_addr, orig_lens)
-        repl = self._places(a_idx, a_off, a_addr, alt_lens)
-        bad = [k for k, (sp, rp, cb) in enumerate(zip(site, repl, callback))
-               if sp is None or (rp is None and not cb)]
+        s_code, s_file, s_bin, s_bad = site
+        a_code, _, _, a_bad = repl
+        bad = sorted(set(s_bad).union(k for k in a_bad if not callback[k]))
         for k in bad:  # made by entry_json below
-            site[k] = repl[k] = _NOWHERE
-        self.texts.prepare({p[0] for p in site}
-                           | {p[0] for p, cb in zip(repl, callback) if not cb})
+            s_code[k] = a_code[k] = b""
+        self.texts.prepare(set(s_code).union(
+            [c for c, cb in zip(a_code, callback) if not cb]))
         codes = self._code_json
         # the site's bytes and disassembly; for a code whose lines depend on the address,
         # from its lines' plan (_disasm)
-        st = [codes[p[0]][0] for p in site]
+        st = [codes[c][0] for c in s_code]
         for k in [k for k, t in enumerate(st) if t is None]:
-            c = site[k][0]
+            c = s_code[k]
             st[k] = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, s_addr[k])}'
         # the replacement's fields after its address (a callback's: none)
         simple = self._simple
-        rc = [None if cb else simple[p[0]] for p, cb in zip(repl, callback)]
+        rc = [None if cb else simple[c] for c, cb in zip(a_code, callback)]
         for k in [k for k, (t, cb) in enumerate(zip(rc, callback)) if t is None and not cb]:
-            c, aa = repl[k][0], a_addr[k]
+            c, aa = a_code[k], a_addr[k]
             text, branches = codes[c]
             if text is None:  # lines that depend on the address
                 text = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, aa)}'
@@ -381,21 +385,21 @@ class _Records:
             src = repeat("")
         out = [f'{{"callback": null, {heads[cr]}"index": {i}, "kind": "static", "replacement": '
                f'{{"address": "{aa:#x}", {r}}}, "site": {{"address": "{sa:#x}", "bin_offset": '
-               f'{sp[2]}, {t}, "file_offset": {sp[1]}, "length": {n}, {so}"symbol": '
+               f'{sb}, {t}, "file_offset": {sf}, "length": {n}, {so}"symbol": '
                f'{_NULL if y is None else _enc(y)}}}}}' if not cb else
                f'{{"callback": {cbs[aa]}, {heads[cr]}"index": {i}, "kind": "callback", '
-               f'"replacement": null, "site": {{"address": "{sa:#x}", "bin_offset": {sp[2]}, '
-               f'{t}, "file_offset": {sp[1]}, "length": {n}, {so}"symbol": '
+               f'"replacement": null, "site": {{"address": "{sa:#x}", "bin_offset": {sb}, '
+               f'{t}, "file_offset": {sf}, "length": {n}, {so}"symbol": '
                f'{_NULL if y is None else _enc(y)}}}}}'
-               for cb, cr, i, aa, r, sa, sp, t, n, so, y in zip(
-                   callback, cap_raws, index, a_addr, rc, s_addr, site, st, orig_lens, src,
-                   self.names.at_addresses(s_addr))]
+               for cb, cr, i, aa, r, sa, sb, t, sf, n, so, y in zip(
+                   callback, cap_raws, index, a_addr, rc, s_addr, s_bin, st, s_file, orig_lens,
+                   src, self.names.at_addresses(s_addr))]
         for k in bad:
             out[k] = self.entry_json(entry_at(k))
         if not bad:  # binding.digest_of_places's columns
-            self.places = (s_addr, orig_lens, [p[0] for p in site], a_addr,
+            self.places = (s_addr, orig_lens, s_code, a_addr,
                            [0xFFFF if cb else n for cb, n in zip(callback, alt_lens)],
-                           [b"" if cb else p[0] for cb, p in zip(callback, repl)])
+                           [b"" if cb else c for cb, c in zip(callback, a_code)])
         return out
 
     def _fixups(self, branches, alt_addr: int, alt_len: int) -> str:
@@ -428,13 +432,29 @@ class _Records:
                 f'"symbol": {"null" if fn is None else _enc(fn.name)}}}')
         return cb
 
-    def _places(self, idx, off, addr, length) -> list:
+    def _places(self, idx, off, addr, length) -> tuple[list, list, list, list[int]]:
         """For each place (its section's index, offset, address, and the length read): its
         bytes, file offset and offset in the raw binary (``null`` without one), where ``_at``
-        and ``_bin_offset`` read them from the section directly; else None."""
+        and ``_bin_offset`` read them from the section directly; and the positions of the
+        places they do not (their bytes b"", their offsets None)."""
+        info = self._place_info(set(idx))
+        got = [(g[3][o:o + n], g[2] + o, g[4] if type(g[4]) is str else g[4] + o)
+               if g is not None and a - o == g[0] and 0 <= o and o + n <= g[1] and o < g[5]
+               else None
+               for g, o, a, n in zip(map(info.__getitem__, idx), off, addr, length)]
+        bad = [k for k, g in enumerate(got) if g is None]
+        for k in bad:
+            got[k] = _NOWHERE
+        codes, files, bins = map(list, zip(*got)) if got else ([], [], [])
+        return codes, files, bins, bad
+
+    def _place_info(self, idxs) -> dict:
+        """For each section index of ``idxs``: (its address, size, file offset, bytes, offset in
+        the raw binary or "null" without one, the bound of a place's offset in it), where
+        ``_at`` and ``_bin_offset`` read its places from it directly; else None."""
         layout = self.layout
         info = {}
-        for i in set(idx):
+        for i in idxs:
             got = self._section(i)
             if got is None:
                 info[i] = None
@@ -449,10 +469,43 @@ class _Records:
             # _bin_offset's: the place's offset inside the section
             info[i] = None if b is None else (sec.addr, sec.size, sec.offset, data,
                                               b[2], sec.size)
-        return [(g[3][o:o + n], g[2] + o, g[4] if type(g[4]) is str else g[4] + o)
-                if g is not None and a - o == g[0] and 0 <= o and o + n <= g[1] and o < g[5]
-                else None
-                for g, o, a, n in zip(map(info.__getitem__, idx), off, addr, length)]
+        return info
+
+    def _places_np(self, idx, off, addr, length) -> tuple[list, list, list, list[int]]:
+        """``_places`` of the columns of a table read with numpy (``Table.columns``: arrays),
+        the offsets and the places' tests made for all at once."""
+        import numpy as np
+
+        n = len(idx)
+        ok = np.zeros(n, dtype=bool)
+        files = np.zeros(n, dtype=np.uint64)
+        bins = np.zeros(n, dtype=np.uint64)
+        off = off.astype(np.uint64)
+        addr = addr.astype(np.uint64)
+        length = length.astype(np.uint64)
+        info = self._place_info(np.unique(idx).tolist())
+        datas = {}
+        for i, g in info.items():
+            datas[i] = b"" if g is None else g[3]
+            if g is None:
+                continue
+            at = np.flatnonzero(idx == i)
+            o, a, ln = off[at], addr[at], length[at]
+            size = np.uint64(g[1])
+            # (the tests of _places, without an unsigned sum or difference wrapping)
+            ok[at] = (a >= o) & (a - o == np.uint64(g[0])) & (o <= size) & (ln <= size - o) \
+                & (o < np.uint64(g[5]))
+            files[at] = o + np.uint64(g[2])
+            if type(g[4]) is not str:
+                bins[at] = o + np.uint64(g[4])
+        offs, lens = off.tolist(), length.tolist()
+        codes = [d[o:o + k] for d, o, k in zip(map(datas.__getitem__, idx.tolist()), offs, lens)]
+        files_l = files.tolist()
+        bins_l = bins.tolist() if self.layout is not None else ["null"] * n
+        bad = np.flatnonzero(~ok).tolist()
+        for k in bad:
+            codes[k], files_l[k], bins_l[k] = _NOWHERE
+        return codes, files_l, bins_l, bad
 
     def _at(self, place, length: int) -> tuple[bytes, int | None]:
         """``_place(place.address, length)``, from the section the image's table reader
