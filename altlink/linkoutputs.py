@@ -26,8 +26,12 @@ def early_texts(packs, running):
     texts = manifestmod.CodeTexts()
     if not running():
         return texts
+    # (a site's word that a relocation fills in is not known, 0 in site_known; a
+    # replacement's is marked, not 0 in alt_marks)
+    unknown = tuple(k.translate(_UNKNOWN) for k in packs.site_known)
     codes = list(manifestmod.codes_of(packs.site_count + packs.alt_count,
-                                      packs.site_bytes + packs.alt_bytes))
+                                      packs.site_bytes + packs.alt_bytes,
+                                      unknown + packs.alt_marks))
     for k in range(0, len(codes), EARLY_CODES_CHUNK):
         if not running():
             break
@@ -35,6 +39,7 @@ def early_texts(packs, running):
     return texts
 
 
+_UNKNOWN = bytes([1]) + bytes(255)  # site_known's 0 (not known) as 1, 1 (known) as 0
 # early_texts' codes at a time (about 5 ms of CPU)
 EARLY_CODES_CHUNK = 1024
 

@@ -9,8 +9,10 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, count, repeat
+from operator import contains
 
 from altlink import binding, insn, progress
 from altlink.caps import CapTable
@@ -602,6 +604,11 @@ class CodeTexts:
         # the JSON list of its lines: the text, or the plan of a code whose lines depend on
         # the address (``_moving_plan``)
         self.disasm_json: dict[bytes, str | list] = {}
+        # each word's line (``insn.word_lines``), its text as JSON where it has one, and its
+        # kind where it may need a fix-up
+        self.lines: dict[int, str | tuple | None] = {}
+        self.word_json: dict[int, str] = {}
+        self.word_kinds: dict[int, str] = {}
 
     def prepare(self, codes) -> None:
         """What ``entries_json`` writes of each of ``codes`` not known yet, from
@@ -623,25 +630,36 @@ class CodeTexts:
             data = b"".join(group) if n == 4 * k else b"".join(c[:4 * k] for c in group)
             flat = struct.unpack(f"<{k * len(group)}I", data)
             split.append((n, k, group, flat))
-        lines = insn.word_lines(set().union(*(f for _, _, _, f in split)))
-        text = {w: _enc(t) for w, t in lines.items() if type(t) is str}
-        # (a word that may need a fix-up is PC-relative: its line is not a text)
-        kinds = {w: k for w, t in lines.items() if type(t) is not str
-                 and (k := insn.decode(w).kind) in insn.FIXUP_KINDS}
+        lines, text, kinds = self.lines, self.word_json, self.word_kinds
+        fresh = set().union(*(f for _, _, _, f in split)).difference(lines)
+        if fresh:
+            got = insn.word_lines(fresh)
+            lines.update(got)
+            text.update((w, _enc(t)) for w, t in got.items() if type(t) is str)
+            # (a word that may need a fix-up is PC-relative: its line is not a text)
+            kinds.update((w, k) for w, t in got.items() if type(t) is not str
+                         and (k := insn.decode(w).kind) in insn.FIXUP_KINDS)
         simple, plans = self.simple, self.disasm_json
         for n, k, group, flat in split:
             got = list(map(text.get, flat))
             rows = list(zip(*[iter(got)] * k)) if k else [()] * len(group)
-            marked = {i // k for i, w in enumerate(flat) if w in kinds} if kinds else ()
+            # (the codes with a word that may need a fix-up, and those with a line that
+            # depends on the address, found at C speed)
+            marked = {i // k for i in compress(count(), map(kinds.__contains__, flat))}
             tail = n > 4 * k
-            rest = range(len(group))
+            rest: Iterable[int] = range(len(group))
             if not tail:  # the codes that read the same anywhere and need no fix-up
-                done = [(c, f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]')
-                        for j, (c, row) in enumerate(zip(group, rows))
-                        if None not in row and j not in marked]
-                known.update((c, (t, ())) for c, t in done)
-                simple.update((c, f'{t}, "fixups": []') for c, t in done)
-                rest = [j for j, row in enumerate(rows) if None in row or j in marked]
+                rest = sorted(marked.union(compress(count(), map(contains, rows,
+                                                                 repeat(None)))))
+                done, done_rows = group, rows
+                if rest:
+                    keep = set(range(len(group))).difference(rest)
+                    done = [group[j] for j in keep]
+                    done_rows = [rows[j] for j in keep]
+                texts = list(map(_CODE_TEXT.format, map(bytes.hex, done),
+                                 map(", ".join, done_rows)))
+                known.update(zip(done, zip(texts, repeat(()))))
+                simple.update(zip(done, map(_SIMPLE_TEXT.format, texts)))
             for j in rest:
                 c, row = group[j], rows[j]
                 if tail:
@@ -700,22 +718,27 @@ def _moving_plan(c: _Code, code: bytes) -> list:
     return plan
 
 
-def codes_of(counts, words) -> set[bytes]:
+def codes_of(counts, words, others) -> set[bytes]:
     """The byte strings of code that columns of words give: for each group of entries, its
-    count column (an entry's number of words plus one, 0 for none: a byte each) and its
-    words end to end (4 bytes each), as the objects' records keep their sites and
-    replacements."""
+    count column (an entry's number of words plus one, 0 for none: a byte each), its words
+    end to end (4 bytes each), and a byte for each word, not 0 where the word is not the
+    one the image will hold (empty: every word is), as the objects' records keep their
+    sites and replacements. A code with such a word is left out."""
     out: set[bytes] = set()
     add = out.add
-    for cnt, data in zip(counts, words):
+    for cnt, data, other in zip(counts, words, others):
         at = 0
         for c in cnt:
             if c > 1:
                 end = at + 4 * c - 4
-                add(data[at:end])
+                if not other or not any(other[at >> 2:end >> 2]):
+                    add(data[at:end])
                 at = end
     return out
 
+
+_CODE_TEXT = '"bytes": "{}", "disasm": [{}]'  # a code's text, from its hex and its lines
+_SIMPLE_TEXT = '{}, "fixups": []'  # a replacement's fields after its address, from that
 
 # entries_json makes its entries a column at a time from this many entries on
 COLUMNS_FROM_ENTRIES = 64
