@@ -62,9 +62,24 @@ def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
                 tmp_manifest: str | None, texts=None) -> None:
     from altlink import manifest as manifestmod
 
+    # the sites' names made in a forked copy (before the thread below: a process with threads
+    # does not fork), and the image hashed in a thread (hashlib lets go of the interpreter),
+    # while the raw binary and the manifest's entries are made (not where an entry may be
+    # refused: then the entries' text is not made from the table's columns)
+    names = manifestmod.SiteNames.later(image) if tmp_manifest and not req.policy.disabled \
+        else None
+    try:
+        _write(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts, names)
+    finally:
+        if names is not None:
+            names.cancel()
+
+
+def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
+           tmp_manifest: str | None, texts, names) -> None:
+    from altlink import manifest as manifestmod
+
     elf = image.elf
-    # the image hashed in a thread (hashlib lets go of the interpreter) while the raw binary
-    # and the manifest's entries are made
     image_sha = manifestmod.sha256_later(tmp_image) if tmp_manifest else None
     bin_info = None
     if tmp_bin:
@@ -84,7 +99,7 @@ def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
         # manifest (the link's own checks found nothing else at error severity).
         m = manifestmod.build(image, profile, req.options.caps, req.output, "", req.manifest,
                               bin_info, lines, refuse=bool(req.policy.disabled), encoded=True,
-                              texts=texts)
+                              texts=texts, site_names=names)
         m["image"]["sha256"] = image_sha()
         with open(tmp_manifest, "w", encoding="utf-8") as f:
             manifestmod.dump(m, f)

@@ -91,7 +91,7 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
           image_sha: str, manifest_path: str | None, binary: BinInfo | None = None,
           sources=None, refuse: bool = False, nested: list[Nested] | None = None,
           findings: list[Finding] | None = None, encoded: bool = False,
-          texts: CodeTexts | None = None) -> dict:
+          texts: CodeTexts | None = None, site_names: SiteNames | None = None) -> dict:
     """The manifest of a linked image whose table was decoded into ``image``.
 
     With ``refuse``, the entries ``check`` reports at error severity are left out, listed
@@ -101,6 +101,8 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     ``encoded``: the entries as their JSON text (``Encoded``), for ``dumps`` alone to read:
     the same text, made without a dict per entry or json's encoder. ``texts``: what codes
     read as, made before (``CodeTexts``; the image's other codes are added to it).
+    ``site_names``: the names of the table's sites, being made in a forked copy
+    (``SiteNames``; used where every entry is written from the table's columns).
     """
     elf = image.elf
     table = image.table.sections[0] if image.table.sections else None
@@ -112,7 +114,7 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
         img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
                       "base": hx(binary.layout.base)}
     cap_names = {str(i): n for i, n in enumerate(caps.names)} if caps else {}
-    records = _Records(image, profile, caps, binary, sources, texts)
+    records = _Records(image, profile, caps, binary, sources, texts, site_names)
     refused = _refusals(image, profile, caps, refuse, findings)
     with collector_paused():
         if encoded and not refused:
@@ -213,12 +215,14 @@ class _Records:
     repeats a few sites and replacements many times)."""
 
     def __init__(self, image: Input, profile: Profile, caps: CapTable | None,
-                 binary: BinInfo | None, sources, texts: CodeTexts | None = None) -> None:
+                 binary: BinInfo | None, sources, texts: CodeTexts | None = None,
+                 site_names: SiteNames | None = None) -> None:
         self.elf = image.elf
         self.names = image.names
         self.profile = profile
         self.caps = caps
         self.layout = binary.layout if binary is not None else None
+        self.site_names = site_names
         self.sources = sources
         self._cap_fields: dict[int, tuple[str, int | None, str | None]] = {}
         self._codes: dict[bytes, _Code] = {}
@@ -331,7 +335,7 @@ class _Records:
         return self._from_columns(index, s_addr, a_addr, cap_raws, orig_lens, alt_lens,
                                   self._places(s_idx, s_off, s_addr, orig_lens),
                                   self._places(a_idx, a_off, a_addr, alt_lens),
-                                  entries.__getitem__)
+                                  entries.__getitem__, self.names.at_addresses)
 
     def table_json(self, table) -> list[str]:
         """``entries_json`` of every entry of ``table``, from the columns it was read as
@@ -347,13 +351,15 @@ class _Records:
             range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
             self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"]),
             self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"]),
-            table.entry)
+            table.entry, self.names.at_addresses if self.site_names is None
+            else lambda _: self.site_names())
 
     def _from_columns(self, index, s_addr, a_addr, cap_raws, orig_lens, alt_lens, site, repl,
-                      entry_at) -> list[str]:
+                      entry_at, names_of) -> list[str]:
         """``entries_json``'s text from its entries' columns and their places' (``site``,
         ``repl``: ``_places``'); ``entry_at(k)``: the ``k``-th entry (for ``entry_json``,
-        where a place is not read from its section directly)."""
+        where a place is not read from its section directly); ``names_of(s_addr)``: the
+        sites' names (``Symbolizer.at_addresses``)."""
         kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
         callback = list(map(kinds.__getitem__, cap_raws))
         s_code, s_file, s_bin, s_bad = site
@@ -395,7 +401,7 @@ class _Records:
                f'{_NULL if y is None else _enc(y)}}}}}'
                for cb, cr, i, aa, r, sa, sb, t, sf, n, so, y in zip(
                    callback, cap_raws, index, a_addr, rc, s_addr, s_bin, st, s_file, orig_lens,
-                   src, self.names.at_addresses(s_addr))]
+                   src, names_of(s_addr))]
         for k in bad:
             out[k] = self.entry_json(entry_at(k))
         if not bad:  # binding.digest_of_places's columns
@@ -679,6 +685,47 @@ class CodeTexts:
                 t = f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]'
                 known[c] = (t, branches)
                 simple[c] = None if branches else f'{t}, "fixups": []'
+
+
+class SiteNames:
+    """The names of an image's table's sites (``Symbolizer.at_addresses`` of their addresses,
+    as ``_Records.table_json`` asks for them), made in a forked copy of this process while it
+    makes the rest of the manifest: ``SiteNames.later``. Called, it gives them."""
+
+    def __init__(self, job) -> None:
+        self._job = job
+
+    @classmethod
+    def later(cls, image: Input, from_entries: int | None = None) -> SiteNames | None:
+        """Started, where the table was read as columns (``Table.columns``) and has at least
+        ``from_entries`` entries (``SITE_NAMES_FORK_FROM``) and this process can fork (no
+        thread: call it before any starts); else None."""
+        from functools import partial
+
+        from altlink import forkmap
+
+        table = image.table
+        if table.columns is None or table.size < (
+                SITE_NAMES_FORK_FROM if from_entries is None else from_entries) \
+                or not forkmap.can_fork():
+            return None
+        job = forkmap.Forked(partial(image.names.at_addresses,
+                                     table.columns["site_addr"].tolist()))
+        job.start()
+        return cls(job)
+
+    def __call__(self) -> list[str | None]:
+        return self._job.result()
+
+    def cancel(self) -> None:
+        """The copy ended, where its names were not asked for."""
+        self._job.cancel()
+
+
+# The entries from which the sites' names are made in a forked copy (``SiteNames``): about 1
+# µs an entry (the image's symbols indexed by address, each site looked up and named), beside
+# a fork and the names sent back (about 5 ms).
+SITE_NAMES_FORK_FROM = 8_000
 
 
 @dataclass(frozen=True)

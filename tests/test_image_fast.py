@@ -238,31 +238,40 @@ SHARED_TEXTS = manifestmod.CodeTexts()
 
 def same_manifest(inp: Input, profile: Profile, caps=None, binary: bool = True,
                   sources=None, refuse: bool = True) -> dict:
-    """The manifest's text five ways (refusing what check refuses): its entries' text a
+    """The manifest's text six ways (refusing what check refuses): its entries' text a
     column at a time from the table's columns (``Table.columns``; made from its entries
     where the table was not read as columns) and from its entries (from any number of
-    entries), the columns with what codes read as made before (``SHARED_TEXTS``), entry by
-    entry, and from a dict per entry; without and with the raw binary's layout: the same
-    bytes. Returns the reference's manifest (with the layout)."""
+    entries), the columns with what codes read as made before (``SHARED_TEXTS``) and with
+    the sites' names made in a forked copy (``SiteNames``, from any number of entries:
+    ended unused where an entry is refused), entry by entry, and from a dict per entry;
+    without and with the raw binary's layout: the same bytes. Returns the reference's
+    manifest (with the layout)."""
+    from altlink import forkmap
+
     out = None
     columns = inp if inp.table.columns is not None else table_columns(inp)
     assert columns.table.columns is not None and columns.table.entries == inp.table.entries
     for bin_info in ([None, manifestmod.BinInfo("fw.bin", "ab" * 32, rawbin.layout(inp.elf))]
                      if binary else [None]):
         texts = []
-        for image, encoded, columns_from, shared in (
-                (columns, True, 0, None), (columns, True, 0, SHARED_TEXTS),
+        names = manifestmod.SiteNames.later(columns, from_entries=0)
+        assert (names is None) == (not forkmap.can_fork())
+        for image, encoded, columns_from, shared, site_names in (
+                (columns, True, 0, None, None), (columns, True, 0, SHARED_TEXTS, None),
+                (columns, True, 0, None, names),
                 (Input(inp.elf, Table(inp.table.path, inp.table.entries, inp.table.findings,
-                                      inp.table.sections), inp.names), True, 0, None),
-                (inp, True, 1 << 62, None), (inp, False, 0, None)):
+                                      inp.table.sections), inp.names), True, 0, None, None),
+                (inp, True, 1 << 62, None, None), (inp, False, 0, None, None)):
             was, manifestmod.COLUMNS_FROM_ENTRIES = manifestmod.COLUMNS_FROM_ENTRIES, \
                 columns_from
             try:
                 out = manifestmod.build(image, profile, caps, inp.path, "cd" * 32, None,
                                         bin_info, sources, refuse=refuse, encoded=encoded,
-                                        texts=shared)
+                                        texts=shared, site_names=site_names)
             finally:
                 manifestmod.COLUMNS_FROM_ENTRIES = was
+                if site_names is not None:
+                    site_names.cancel()
             texts.append(manifestmod.dumps(out))
         assert len(set(texts)) == 1
         written = io.StringIO()  # as the link writes it: a few thousand entries at a time

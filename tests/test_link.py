@@ -1068,6 +1068,44 @@ def test_a_link_makes_what_its_records_codes_read_as_while_its_linker_runs(tmp_p
             bytes.fromhex(ref["entries"][0]["replacement"]["bytes"])} <= made[1]
 
 
+def test_a_link_s_writer_names_the_sites_in_a_forked_copy(tmp_path, monkeypatch):
+    """The forked writer of a link of many entries has the sites' names made in a forked
+    copy of itself (``manifest.SiteNames``) while it makes the rest: here with the limits
+    lowered (the image's table read as columns). Its manifest is the one made from the image
+    alone, byte for byte."""
+    import numpy  # noqa: F401 - the image's table is read as columns with it
+
+    from altlink import manifest as manifestmod
+    from altlink import table as table_mod
+    from altlink.elf import read_elf
+    from altlink.link import LinkRequest, link
+    from altlink.linkset import Input, Options
+    from altlink.table import Profile
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(table_mod, "COLUMNS_FROM_ENTRIES", 0)
+    monkeypatch.setattr(manifestmod, "SITE_NAMES_FORK_FROM", 0)
+    real = manifestmod.SiteNames.later
+
+    def later(image, from_entries=None):  # (in the writer: a file says it ran)
+        got = real(image, from_entries)
+        (tmp_path / "forked").write_text(str(got is not None))
+        return got
+
+    monkeypatch.setattr(manifestmod.SiteNames, "later", later)
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    profile = Profile("linux-v4.17", NCAPS)
+    res = link(LinkRequest(linker_command("ld", [obj], "x.elf", script), "fw.elf",
+                           manifest="fw.json", options=Options(profile), cache_dir=None))
+    assert res.linked and not res.findings
+    assert (tmp_path / "forked").read_text() == "True"
+    image = Input.load(read_elf("fw.elf"))
+    ref = manifestmod.build(image, profile, None, "fw.elf", sha256(tmp_path / "fw.elf"),
+                            "fw.json")
+    assert (tmp_path / "fw.json").read_text() == manifestmod.dumps(ref)
+
+
 def test_a_link_without_manifest_or_binary_does_not_load_their_modules(tmp_path):
     """A kernel build runs a link for each module (``ld -r``, no manifest, no raw binary):
     those links do without the manifest's module (and its imports: json, hashlib's
