@@ -11,6 +11,7 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from itertools import compress, count, repeat
 from operator import contains
 
@@ -335,7 +336,7 @@ class _Records:
         return self._from_columns(index, s_addr, a_addr, cap_raws, orig_lens, alt_lens,
                                   self._places(s_idx, s_off, s_addr, orig_lens),
                                   self._places(a_idx, a_off, a_addr, alt_lens),
-                                  entries.__getitem__, self.names.at_addresses)
+                                  entries.__getitem__, partial(_names_json, self.names))
 
     def table_json(self, table) -> list[str]:
         """``entries_json`` of every entry of ``table``, from the columns it was read as
@@ -351,7 +352,7 @@ class _Records:
             range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
             self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"]),
             self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"]),
-            table.entry, self.names.at_addresses if self.site_names is None
+            table.entry, partial(_names_json, self.names) if self.site_names is None
             else lambda _: self.site_names())
 
     def _from_columns(self, index, s_addr, a_addr, cap_raws, orig_lens, alt_lens, site, repl,
@@ -359,7 +360,7 @@ class _Records:
         """``entries_json``'s text from its entries' columns and their places' (``site``,
         ``repl``: ``_places``'); ``entry_at(k)``: the ``k``-th entry (for ``entry_json``,
         where a place is not read from its section directly); ``names_of(s_addr)``: the
-        sites' names (``Symbolizer.at_addresses``)."""
+        sites' names as JSON (``_names_json``)."""
         kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
         callback = list(map(kinds.__getitem__, cap_raws))
         s_code, s_file, s_bin, s_bad = site
@@ -385,7 +386,7 @@ class _Records:
             if text is None:  # lines that depend on the address
                 text = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, aa)}'
             rc[k] = f'{text}, "fixups": [{self._fixups(branches, aa, alt_lens[k])}]'
-        cbs = {aa: self._callback(aa) for aa, cb in zip(a_addr, callback) if cb}
+        cbs = {aa: self._callback(aa) for aa in set(compress(a_addr, callback))}
         heads = {c: self._head(c) for c in kinds}
         if self.sources is not None:
             src = [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, s_addr)]
@@ -394,11 +395,11 @@ class _Records:
         out = [f'{{"callback": null, {heads[cr]}"index": {i}, "kind": "static", "replacement": '
                f'{{"address": "{aa:#x}", {r}}}, "site": {{"address": "{sa:#x}", "bin_offset": '
                f'{sb}, {t}, "file_offset": {sf}, "length": {n}, {so}"symbol": '
-               f'{_NULL if y is None else _enc(y)}}}}}' if not cb else
+               f'{y}}}}}' if not cb else
                f'{{"callback": {cbs[aa]}, {heads[cr]}"index": {i}, "kind": "callback", '
                f'"replacement": null, "site": {{"address": "{sa:#x}", "bin_offset": {sb}, '
                f'{t}, "file_offset": {sf}, "length": {n}, {so}"symbol": '
-               f'{_NULL if y is None else _enc(y)}}}}}'
+               f'{y}}}}}'
                for cb, cr, i, aa, r, sa, sb, t, sf, n, so, y in zip(
                    callback, cap_raws, index, a_addr, rc, s_addr, s_bin, st, s_file, orig_lens,
                    src, names_of(s_addr))]
@@ -688,8 +689,8 @@ class CodeTexts:
 
 
 class SiteNames:
-    """The names of an image's table's sites (``Symbolizer.at_addresses`` of their addresses,
-    as ``_Records.table_json`` asks for them), made in a forked copy of this process while it
+    """The names of an image's table's sites as JSON (``_names_json`` of their addresses, as
+    ``_Records.table_json`` asks for them), made in a forked copy of this process while it
     makes the rest of the manifest: ``SiteNames.later``. Called, it gives them."""
 
     def __init__(self, job) -> None:
@@ -700,8 +701,6 @@ class SiteNames:
         """Started, where the table was read as columns (``Table.columns``) and has at least
         ``from_entries`` entries (``SITE_NAMES_FORK_FROM``) and this process can fork (no
         thread: call it before any starts); else None."""
-        from functools import partial
-
         from altlink import forkmap
 
         table = image.table
@@ -709,17 +708,22 @@ class SiteNames:
                 SITE_NAMES_FORK_FROM if from_entries is None else from_entries) \
                 or not forkmap.can_fork():
             return None
-        job = forkmap.Forked(partial(image.names.at_addresses,
+        job = forkmap.Forked(partial(_names_json, image.names,
                                      table.columns["site_addr"].tolist()))
         job.start()
         return cls(job)
 
-    def __call__(self) -> list[str | None]:
+    def __call__(self) -> list[str]:
         return self._job.result()
 
     def cancel(self) -> None:
         """The copy ended, where its names were not asked for."""
         self._job.cancel()
+
+
+def _names_json(names, addrs) -> list[str]:
+    """``names.at_addresses(addrs)`` (a ``Symbolizer``'s), each as JSON (null for none)."""
+    return [_NULL if y is None else _enc(y) for y in names.at_addresses(addrs)]
 
 
 # The entries from which the sites' names are made in a forked copy (``SiteNames``): about 1
