@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from itertools import repeat
 
 from altlink.check_core import Checks, is_function, resolve_ncaps
 from altlink.elf import STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, ElfFile
 from altlink.findings import Deferred, Finding, finding
 from altlink.linkset import Input, Options
-from altlink.records import ObjectRecord, make_record, preload_scans, records_of
+from altlink.records import ObjectCache, ObjectRecord, make_record, preload_scans, records_of
 from altlink.symbolspace import Definition, SymbolSpace
-from altlink.table import NCAPS_MARKED, Entry, Profile
+from altlink.table import NCAPS_MARKED, Entry, Profile, table_sections
 
 MAX_CB_MASK = 0x7FFF
 
@@ -282,6 +283,54 @@ def check_records(records: list[ObjectRecord], options: Options, images: list[El
     return findings
 
 
+# The NCAPS under which the records of objects without a table are kept where NCAPS is
+# inferred (``_records_ncaps_inferred``): none that a table has.
+NO_TABLE_NCAPS = -1
+
+
+def _records_ncaps_inferred(objects: list[ElfFile], options: Options, cache_dir: str | None,
+                            profile_findings: list[Finding],
+                            before_making: Callable[[], None] | None, with_digest: bool):
+    """The profile (NCAPS inferred from the link set's entries), the options resolved and
+    the objects' records, where nothing gives NCAPS (``linux-v4.17``, ``xen-v4.17`` without
+    a capability table or ``--ncaps``: the one-line adoption, ``altlink link -- ld ...``).
+
+    The record of an object with entries depends on NCAPS (which of them are callbacks), so it
+    is made each time. An object without entries has the same record whatever NCAPS is: those
+    are kept in the cache as records made under ``NO_TABLE_NCAPS``, and a record read back
+    under it is taken only where it has no entry (a ``--ncaps -1`` link keeps its records
+    there too). A firmware link without alternatives (U-Boot's: 607 objects) then reads no
+    object again, as a link with its NCAPS given does."""
+    free = replace(options, profile=Profile(options.profile.abi, NO_TABLE_NCAPS), caps=None)
+    kept: list = [None] * len(objects)
+    if cache_dir:
+        cache = ObjectCache(cache_dir, ObjectCache.options_key_of(free), free.profile)
+        for i, (r, _path) in enumerate(cache.get_many(objects)):
+            if r is not None and not r.entries:
+                r._load = partial(Input.load, objects[i])
+                kept[i] = r
+    todo = [i for i, r in enumerate(kept) if r is None]
+    no_table = [i for i in todo if not table_sections(objects[i])]
+    if no_table:
+        for i, r in zip(no_table, records_of([objects[i] for i in no_table], free, cache_dir,
+                                             before_making=before_making,
+                                             with_digest=with_digest)):
+            kept[i] = r
+        before_making = None  # (called once, before the first record made)
+    rest = [i for i in todo if kept[i] is None]
+    if rest and before_making is not None:
+        before_making()
+    preload_scans([objects[i] for i in rest])
+    loaded = [Input.load(objects[i]) for i in rest]
+    profile = resolve_ncaps(options.profile, None, [i.table for i in loaded], profile_findings)
+    opts = replace(options, profile=profile, caps=None)
+    for i, inp in zip(rest, loaded):
+        kept[i] = make_record(inp, opts, with_digest)
+    for r in kept:
+        r._profile = profile
+    return profile, opts, kept
+
+
 def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
             cache_dir: str | None, before_making: Callable[[], None] | None = None,
             with_digest: bool = True, by_link: LinkDefined | None = None
@@ -299,14 +348,9 @@ def collect(objects: list[ElfFile], options: Options, images: list[ElfFile],
         opts = replace(options, profile=profile)
         records = records_of(objects, opts, cache_dir, before_making=before_making,
                              with_digest=with_digest)
-    else:  # NCAPS is inferred from every entry of the link set: nothing can be kept
-        if before_making is not None:
-            before_making()
-        preload_scans(objects)
-        loaded = [Input.load(e) for e in objects]
-        profile = resolve_ncaps(profile, None, [i.table for i in loaded], profile_findings)
-        opts = replace(options, profile=profile, caps=None)
-        records = [make_record(i, opts, with_digest) for i in loaded]
+    else:  # NCAPS is inferred from every entry of the link set
+        profile, opts, records = _records_ncaps_inferred(
+            objects, options, cache_dir, profile_findings, before_making, with_digest)
     if not opts.module and any(r.is_module for r in records):
         # The module structure in any object makes the whole link set a module (ALT015).
         opts = replace(opts, module=True)

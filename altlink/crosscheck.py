@@ -40,6 +40,8 @@ def names_asked(objects: list[ObjectRecord]) -> set[str]:
     names: set[str] = set()
     add = names.add
     for obj in objects:
+        if not obj.entries:  # (its digest is not unpacked: most objects of a link)
+            continue
         for e in obj.digest or ():
             if e.site_anchor is not None:
                 add(e.site_anchor.name)
@@ -99,7 +101,7 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
         names_asked(objects) if asked is None else asked) if columns else None)
     used: set[int] = set()
     placed: dict[int, int] = {}
-    todo = [k for k, obj in enumerate(objects) if obj.digest]
+    todo = [k for k, obj in enumerate(objects) if obj.entries and obj.digest]
     memo: dict[tuple[int, int, int], bool] = {}
     reader = _PlaceReader(image.elf) if fast and image.elf.type != ET_REL else None
 

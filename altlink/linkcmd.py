@@ -464,13 +464,79 @@ _SIDE_OUTPUT_WORDS = ("map", "depend", "implib", "reproduce", "why-extract", "st
 
 
 def writes_only_output(argv: list[str]) -> bool:
-    """Whether the linker command writes nothing but its output (``-o``), as far as its options
-    tell: then the linker may start before the inputs are checked, since a refused link only has
-    to remove that one (temporary) file. Every option is looked at, ``-Wl,`` lists split."""
+    """Whether the linker command writes nothing but its output (``-o``) and the side files
+    altlink redirects (``side_file_redirected``), as far as its options tell: then the linker
+    may start before the inputs are checked, since a refused link only has to remove those
+    (temporary) files. Every option is looked at, ``-Wl,`` lists split."""
+    if not all(map(side_file_redirected, option_values(argv[1:], SIDE_FILE_OPTIONS))):
+        return False
     for a in argv[1:]:
         pieces = a[4:].split(",") if a.startswith("-Wl,") else [a]
         for p in pieces:
             if p.startswith("-") and p != "-" and any(w in p.lower()
-                                                      for w in _SIDE_OUTPUT_WORDS):
+                                                      for w in _SIDE_OUTPUT_WORDS) \
+                    and not (p in SIDE_FILE_OPTIONS or p.startswith(_SIDE_FILE_EQ)):
                 return False
     return True
+
+
+# The options naming a file the linker writes besides the image that names the image: a map
+# (GNU ld, lld: "-Map FILE", "-Map=FILE") and a dependency file (ld 2.35 and later, lld).
+SIDE_FILE_OPTIONS = ("-Map", "--Map", "--dependency-file")
+_SIDE_FILE_EQ = tuple(o + "=" for o in SIDE_FILE_OPTIONS)
+
+
+def side_file_redirected(value: str) -> bool:
+    """Whether altlink has the linker write a side file (``SIDE_FILE_OPTIONS``) given so into
+    a temporary file, moved into place once the linker is done: a file name, not ``-`` (GNU
+    ld's map on the standard output), a directory or a name with ``%`` (which GNU ld names
+    after the output: those are put right after the link, ``linker.name_output_in_side_files``)."""
+    return value != "-" and "%" not in value and not os.path.isdir(value)
+
+
+def retarget_side_files(argv: list[str], redirect) -> list[str]:
+    """``argv`` with the value of each side-file option (``SIDE_FILE_OPTIONS``: the value as
+    the next word, ``=VALUE``, inside ``-Wl,`` lists, across two ``-Xlinker``) replaced by
+    ``redirect(value)``, where that is not None."""
+    def sub(value: str) -> str:
+        got = redirect(value)
+        return value if got is None else got
+
+    def eq(word: str) -> str:  # OPT=VALUE
+        opt, _, value = word.partition("=")
+        return f"{opt}={sub(value)}"
+
+    out = list(argv)
+    i = 1
+    while i < len(out):
+        a = out[i]
+        if a in SIDE_FILE_OPTIONS and i + 1 < len(out):
+            out[i + 1] = sub(out[i + 1])
+            i += 2
+            continue
+        if a.startswith(_SIDE_FILE_EQ):
+            out[i] = eq(a)
+        elif a.startswith("-Wl,"):
+            pieces = a[4:].split(",")
+            j = 0
+            while j < len(pieces):
+                p = pieces[j]
+                if p in SIDE_FILE_OPTIONS and j + 1 < len(pieces):
+                    pieces[j + 1] = sub(pieces[j + 1])
+                    j += 1
+                elif p.startswith(_SIDE_FILE_EQ):
+                    pieces[j] = eq(p)
+                j += 1
+            out[i] = "-Wl," + ",".join(pieces)
+        elif a == "-Xlinker" and i + 1 < len(out):
+            b = out[i + 1]
+            if b in SIDE_FILE_OPTIONS and i + 3 < len(out) and out[i + 2] == "-Xlinker":
+                out[i + 3] = sub(out[i + 3])
+                i += 4
+                continue
+            if b.startswith(_SIDE_FILE_EQ):
+                out[i + 1] = eq(b)
+            i += 2
+            continue
+        i += 1
+    return out

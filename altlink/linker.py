@@ -23,8 +23,11 @@ class Linker:
     goes to an unnamed temporary file, not a pipe that it could fill and wait on. (Not
     ``subprocess``, whose imports, 5 ms, would delay the start of every link.)"""
 
-    def __init__(self, argv: list[str], stdout, stderr, tmp: str, output: str) -> None:
+    def __init__(self, argv: list[str], stdout, stderr, tmp: str, output: str,
+                 side: list[tuple[str, str]] | None = None) -> None:
         self.argv, self.tmp, self.output = argv, tmp, output
+        # the side files the linker writes into temporary files: (temporary, where it goes)
+        self.side = side or []
         self.stdout, self.stderr = stdout, stderr
         self.pid: int | None = None
         self.status: int | None = None  # the exit status, once it was waited for
@@ -90,10 +93,31 @@ class Linker:
             err = err.replace(self.tmp.encode(), self.output.encode()).replace(
                 os.path.basename(self.tmp).encode(), os.path.basename(self.output).encode())
             _write(sys.stderr, err)
+        self._commit_side(status)
         if status != 0:
             raise LinkerError(f"altlink link: the linker failed (exit {status}): "
                               f"{self.argv[0]}")
         name_output_in_side_files(self.argv, self.tmp, self.output)
+
+    def _commit_side(self, status: int) -> None:
+        """The side files the linker wrote moved into place, naming the real output, as the
+        linker alone leaves them: after a link that failed too (a map shows what overflowed a
+        memory region), but not one it never wrote. Not after a link altlink stopped."""
+        old, new = self.tmp.encode(), self.output.encode()
+        for tmp_side, path in self.side:
+            try:
+                with open(tmp_side, "r+b") as f:
+                    data = f.read()
+                    if not data and status != 0:
+                        continue
+                    if old in data:
+                        data = data.replace(old, new)
+                        f.seek(0)
+                        f.write(data)
+                        f.truncate()
+                os.replace(tmp_side, path)
+            except OSError as e:
+                raise AltlinkError(f"{path}: cannot write: {e.strerror}") from None
 
     def stop(self) -> None:
         """A linker still running (altlink was interrupted) is ended and its messages
@@ -256,7 +280,16 @@ class LinkStart:
     def _new_linker(self) -> Linker:
         """The linker, not started, writing a new temporary file beside the output."""
         tmp = outputs.temp_path(self.output, "elf", self.tmp_files)
-        return Linker(self.cmd.with_output(tmp), self.stdout, self.stderr, tmp, self.output)
+        side: list[tuple[str, str]] = []
+
+        def redirect(value: str) -> str | None:  # a map, a dependency file: temporary too
+            if not linkcmd.side_file_redirected(value):
+                return None
+            side.append((outputs.temp_path(value, "side", self.tmp_files), value))
+            return side[-1][0]
+
+        argv = linkcmd.retarget_side_files(self.cmd.with_output(tmp), redirect)
+        return Linker(argv, self.stdout, self.stderr, tmp, self.output, side)
 
     def stop(self) -> None:
         """A linker still running is stopped, its messages dropped (``Linker.stop``)."""

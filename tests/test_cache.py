@@ -24,11 +24,12 @@ from test_link import FW_LD, MAIN_S, asm, linker_command
 from toolchain import GNU_LD, LDSCRIPTS, compile, write
 
 from altlink import cli, forkmap, records
-from altlink.check_linkset import collect
+from altlink.check_linkset import NO_TABLE_NCAPS, collect
 from altlink.checks import check
 from altlink.elf import read_elf
 from altlink.link import LinkRequest, link
-from altlink.linkset import Input
+from altlink.linkset import Input, Options
+from altlink.table import Profile
 
 pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
 
@@ -129,15 +130,43 @@ def test_records_with_flags_that_disagree_and_a_cap_table(tmp_path):
     assert [w[0] for w in found] == ["ALT012", "ALT011"]
 
 
-def test_records_where_ncaps_is_inferred_are_not_kept(tmp_path):
-    """v4.17 without --ncaps: NCAPS comes from every entry of the link set, so no record of
-    one object can be kept."""
+# The options under which the records of objects without entries are kept where NCAPS is
+# inferred.
+NOT_GIVEN = Options(Profile("linux-v4.17", NO_TABLE_NCAPS))
+
+
+def test_where_ncaps_is_inferred_only_records_without_entries_are_kept(tmp_path):
+    """v4.17 without --ncaps: NCAPS comes from every entry of the link set, so the record of
+    an object with entries cannot be kept; one without entries is the same under any NCAPS,
+    and is kept (a firmware link without alternatives reads no object again)."""
     sites = build(tmp_path, "sites", clean_source("v4.17"))
     other = compile(write(tmp_path / "other.S", OTHER), tmp_path / "other.o")
     opts = options("--abi", "linux-v4.17")
-    assert record_findings([sites, other], opts, tmp_path / "c") == \
-        checker_findings([sites, other], opts) == []
-    assert not (tmp_path / "c").exists()
+    cache = tmp_path / "c"
+    want = checker_findings([sites, other], opts)
+    assert record_findings([sites, other], opts, cache) == want == []
+    [kept] = record_files(cache)
+    assert record_findings([sites, other], opts, cache) == want
+    assert record_files(cache) == [kept]
+    # The record kept is other's, as made under an NCAPS given.
+    [made] = [r for r in collect([read_elf(str(other))], options(
+        "--abi", "linux-v4.17", "--ncaps", "7"), [], None)[0]]
+    [back] = records.ObjectCache(str(cache), records.ObjectCache.options_key_of(
+        NOT_GIVEN), None).get_many([read_elf(str(other))])
+    assert back[0] is not None and back[0].summary() == made.summary()
+    assert back[0].defines == made.defines
+
+
+def test_a_record_with_entries_kept_under_that_ncaps_is_not_taken(tmp_path):
+    """A record kept under the NCAPS under which the records of objects without entries are
+    kept, but with entries (made so through the API: the command line refuses a negative
+    NCAPS), is not taken by a link that infers NCAPS: it makes its own."""
+    sites = build(tmp_path, "sites", R0 + "\tent site0, r0, 3, 4, 4\n\tent site1, cb, 5, 4, 0\n")
+    cache = tmp_path / "c"
+    record_findings([sites], NOT_GIVEN, cache)
+    assert record_files(cache)
+    inferred = options("--abi", "linux-v4.17")
+    assert record_findings([sites], inferred, cache) == checker_findings([sites], inferred)
 
 
 def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch):

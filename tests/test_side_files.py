@@ -82,3 +82,22 @@ def test_the_map_on_the_standard_output_names_the_output(tmp_path):
         out.append(p.stdout)
     assert "OUTPUT(fw.elf elf64-littleaarch64)" in out[1]
     assert out[0] == out[1]
+
+
+def test_a_failed_link_leaves_the_map_ld_leaves(tmp_path):
+    """The linker fails (an undefined reference): its map is left as ld alone leaves it
+    (where a memory region overflowed, the map says what filled it), the image is not."""
+    got = []
+    for how in ("alt", "bare"):
+        d = tmp_path / how
+        d.mkdir()
+        write(d / "u.S", "\t.globl _start\n_start:\tbl nowhere\n")
+        run(["aarch64-linux-gnu-gcc", "-c", d / "u.S", "-o", d / "u.o"])
+        cmd = ["aarch64-linux-gnu-ld", "u.o", "-o", "fw.elf", "-Map", "fw.map"]
+        p = altlink("link", "--", *cmd, cwd=d) if how == "alt" else \
+            subprocess.run(cmd, cwd=d, capture_output=True, text=True)
+        assert p.returncode == (3 if how == "alt" else 1), p.stderr
+        got.append(sorted(f.name for f in d.iterdir()))
+        got.append((d / "fw.map").read_bytes())
+    assert got[0] == got[2] == ["fw.map", "u.S", "u.o"]
+    assert got[1] == got[3]
