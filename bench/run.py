@@ -41,6 +41,7 @@ import os
 import platform
 import pstats
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -442,6 +443,40 @@ def kbuild_rows(kdir: str) -> tuple[list[Row], str]:
     return rows, f"`{kdir}`: its final vmlinux link (`vmlinux.a`, {n} members" + (
         f", with kallsyms: `{kallsyms[0]}`)" if kallsyms else ")") + (
         f" and its {len(mods)} module links" if mods else "")
+
+
+def uboot_rows(out: str) -> tuple[list[Row], str]:
+    """U-Boot's final link (``tests/ubootbuild.py``'s tree: ``.u-boot.cmd``), through altlink
+    as that build runs it (``altlink link -- ld ...``: no option at all) and by ld alone, both
+    writing into ``bench/out/uboot``: a firmware link without alternatives, with a map."""
+    try:
+        with open(os.path.join(out, ".u-boot.cmd")) as f:
+            text = f.read()
+    except OSError as e:
+        return [], f"`{out}`: no U-Boot build ({e.strerror})"
+    m = re.match(r"cmd_u-boot := (.*?);\s*true\s*$", text, re.S)
+    words = shlex.split(m.group(1)) if m else []
+    if "--" not in words or "-o" not in words or "-Map" not in words:
+        return [], f"`{out}`: `.u-boot.cmd` is not a link through altlink's launcher"
+    ld = words[words.index("--") + 1:]
+    work = os.path.join(OUT, "uboot")
+    os.makedirs(work, exist_ok=True)
+
+    def to(name: str) -> list[str]:
+        cmd = list(ld)
+        cmd[cmd.index("-o") + 1] = os.path.join(work, name)
+        cmd[cmd.index("-Map") + 1] = os.path.join(work, name + ".map")
+        return cmd
+
+    argv = ["link", "--cache-dir", os.path.join(work, "records"), "--", *to("alt")]
+    n = sum(1 for w in ld if w.endswith("built-in.o"))
+    row = Row("`altlink link -- ld ...` of U-Boot 2023.01 (`qemu_arm64_defconfig`, no "
+              "alternatives, `-Map`), records cached",
+              Job("altlink link", [[ALTLINK, *argv]], out), Job("ld", [to("plain")], out),
+              "(no target)", None, argv, out,
+              note="the same command as U-Boot's make runs it (`.u-boot.cmd`), bare, output "
+              "and map in `bench/out/uboot`")
+    return [row], f"`{out}`: U-Boot's final link ({n} thin archives under `--whole-archive`)"
 
 
 def kbuild_module_links(kdir: str, most: int = 20) -> list[tuple[list[str], list[str],
@@ -858,6 +893,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait-load", type=float, metavar="L",
                     help="first wait (up to 30 min) until the 1-minute load is at most L")
     ap.add_argument("--write", metavar="FILE", help="also write the report into FILE")
+    ap.add_argument("--uboot", metavar="DIR",
+                    help="time U-Boot's final link in this build tree (tests/ubootbuild.py's "
+                    "out/: ~/.cache/altlink-tests/u-boot-2023.01/out)")
     ap.add_argument("--kbuild", metavar="DIR",
                     help="a Linux 6.1 Kbuild output tree built through altlink link (with "
                     "kallsyms or without): its final vmlinux link is timed against the bare "
@@ -895,6 +933,10 @@ def main(argv: list[str] | None = None) -> int:
         krows, desc = kbuild_rows(os.path.abspath(args.kbuild))
         rows += krows
         extra.append(f"Kbuild: {desc}")
+    if args.uboot:
+        urows, desc = uboot_rows(os.path.abspath(args.uboot))
+        rows += urows
+        extra.append(f"U-Boot: {desc}")
     if not args.no_synthetic:
         p = synth.Params(objects=n_objects, sites=args.sites, abi=args.abi)
         t0 = time.perf_counter()
