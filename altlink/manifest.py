@@ -17,7 +17,7 @@ from operator import contains
 
 from altlink import binding, insn, progress
 from altlink.caps import CapTable
-from altlink.elf import SHT_NOBITS
+from altlink.elf import SHN_ABS, SHT_NOBITS, STT_FUNC
 from altlink.errors import AltlinkError
 from altlink.findings import Finding
 from altlink.gcpause import collector_paused
@@ -271,7 +271,7 @@ class _Records:
                "cap_name": cap_name, "site": site, "replacement": None, "callback": None}
         alt_addr = e.alt.address
         if kind == "callback":
-            sym = self.names.function_at(alt_addr)
+            sym = self._callback_symbol(alt_addr)
             rec["callback"] = {"symbol": sym.name if sym else None, "address": f"{alt_addr:#x}"}
             return rec
         alt_len = e.alt_len
@@ -431,11 +431,20 @@ class _Records:
                 f'"cap": {_int(cap)}, "cap_name": {_str(cap_name)}, "cap_raw": {cap_raw}, ')
         return head
 
+    def _callback_symbol(self, addr: int):
+        """The function at a callback's address: the image's, else an absolute function
+        symbol of that value (a ROM's, which GNU ld gives the image for ``-R rom.elf``)."""
+        fn = self.names.function_at(addr)
+        if fn is None:
+            fn = next((s for s in self.elf.symbols_at_value(addr) if s.shndx == SHN_ABS
+                       and s.type == STT_FUNC and s.name), None)
+        return fn
+
     def _callback(self, addr: int) -> str:
         """The text of a callback's record (``entry_json``'s)."""
         cb = self._callback_json.get(addr)
         if cb is None:
-            fn = self.names.function_at(addr)
+            fn = self._callback_symbol(addr)
             cb = self._callback_json[addr] = (
                 f'{{"address": "{addr:#x}", '
                 f'"symbol": {"null" if fn is None else _enc(fn.name)}}}')

@@ -287,14 +287,17 @@ def test_a_callback_in_a_file_linked_for_its_symbols_only(objects, tmp_path, opt
     for cb in ("rom_cb", "rom_data"):
         run(["aarch64-linux-gnu-gcc", "-c", write(d / f"{cb}.S", HYP_S.replace(
             "kvm_update_va_mask", cb)), "-o", d / f"{cb}.o"])
-    proc = altlink("link", "--abi", "linux-v6.1", "-o", "fw.elf", "--", "aarch64-linux-gnu-ld",
-                   *option, "-Ttext=0x400000", "-e", "hyp_entry", "rom_cb.o", "-o", "fw.elf",
-                   cwd=d)
+    proc = altlink("link", "--abi", "linux-v6.1", "-o", "fw.elf", "--manifest", "fw.json",
+                   "--", "aarch64-linux-gnu-ld", *option, "-Ttext=0x400000", "-e", "hyp_entry",
+                   "rom_cb.o", "-o", "fw.elf", cwd=d)
     if option[-1] == ".":
         assert proc.returncode == 1 and "ALT006: callback rom_cb is not defined" in proc.stderr
         return
     assert proc.returncode == 0, proc.stderr
     assert "ALT0" not in proc.stderr
+    # The manifest names the ROM's function (ld gives it to the image as an absolute symbol).
+    [entry] = json.loads((d / "fw.json").read_text())["entries"]
+    assert entry["callback"] == {"address": "0x100000", "symbol": "rom_cb"}
     proc = altlink("link", "--abi", "linux-v6.1", "-o", "fw.elf", "--", "aarch64-linux-gnu-ld",
                    *option, "-Ttext=0x400000", "-e", "hyp_entry", "rom_data.o", "-o", "fw.elf",
                    cwd=d)
