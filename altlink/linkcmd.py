@@ -494,6 +494,19 @@ def side_file_redirected(value: str) -> bool:
     return value != "-" and "%" not in value and not os.path.isdir(value)
 
 
+def _retarget(words: list[str], i: int, sub) -> int:
+    """``words[i]`` given its new value where it is a side-file option (the next word, or
+    ``=VALUE``); the index after what it took."""
+    w = words[i]
+    if w in SIDE_FILE_OPTIONS and i + 1 < len(words):
+        words[i + 1] = sub(words[i + 1])
+        return i + 2
+    if w.startswith(_SIDE_FILE_EQ):
+        opt, _, value = w.partition("=")
+        words[i] = f"{opt}={sub(value)}"
+    return i + 1
+
+
 def retarget_side_files(argv: list[str], redirect) -> list[str]:
     """``argv`` with the value of each side-file option (``SIDE_FILE_OPTIONS``: the value as
     the next word, ``=VALUE``, inside ``-Wl,`` lists, across two ``-Xlinker``) replaced by
@@ -502,41 +515,26 @@ def retarget_side_files(argv: list[str], redirect) -> list[str]:
         got = redirect(value)
         return value if got is None else got
 
-    def eq(word: str) -> str:  # OPT=VALUE
-        opt, _, value = word.partition("=")
-        return f"{opt}={sub(value)}"
-
     out = list(argv)
     i = 1
     while i < len(out):
         a = out[i]
-        if a in SIDE_FILE_OPTIONS and i + 1 < len(out):
-            out[i + 1] = sub(out[i + 1])
-            i += 2
-            continue
-        if a.startswith(_SIDE_FILE_EQ):
-            out[i] = eq(a)
-        elif a.startswith("-Wl,"):
+        if a.startswith("-Wl,"):
             pieces = a[4:].split(",")
             j = 0
             while j < len(pieces):
-                p = pieces[j]
-                if p in SIDE_FILE_OPTIONS and j + 1 < len(pieces):
-                    pieces[j + 1] = sub(pieces[j + 1])
-                    j += 1
-                elif p.startswith(_SIDE_FILE_EQ):
-                    pieces[j] = eq(p)
-                j += 1
+                j = _retarget(pieces, j, sub)
             out[i] = "-Wl," + ",".join(pieces)
+            i += 1
         elif a == "-Xlinker" and i + 1 < len(out):
-            b = out[i + 1]
-            if b in SIDE_FILE_OPTIONS and i + 3 < len(out) and out[i + 2] == "-Xlinker":
+            if out[i + 1] in SIDE_FILE_OPTIONS and i + 3 < len(out) and out[i + 2] == "-Xlinker":
                 out[i + 3] = sub(out[i + 3])
                 i += 4
-                continue
-            if b.startswith(_SIDE_FILE_EQ):
-                out[i + 1] = eq(b)
-            i += 2
-            continue
-        i += 1
+            else:
+                one = [out[i + 1]]  # (-Xlinker -Map=FILE)
+                _retarget(one, 0, sub)
+                out[i + 1] = one[0]
+                i += 2
+        else:
+            i = _retarget(out, i, sub)
     return out

@@ -1,15 +1,19 @@
-"""A Debian source tarball for the tests' real builds (Xen, U-Boot), downloaded once and
+"""The tests' real builds of Debian sources (Xen, U-Boot): what they share. The source
+tarball, downloaded once and
 checked against the sha256 that Debian's signed Sources index gives it. When that version has
 left the archive (a point release replaces it), apt fetches bookworm's current source of the
 package instead, with a sources list, index and cache of its own: apt checks the index's
 signature with Debian's keyring and the tarball against the index."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 SOURCES = ("deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
@@ -97,3 +101,55 @@ def cache_dir(name: str) -> Path:
     """``~/.cache/altlink-tests/NAME`` (or under ``$XDG_CACHE_HOME``)."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "altlink-tests" / name
+
+
+def unpack(t: Tarball, base: Path, dest: Path) -> None:
+    """The tarball's one directory, as ``dest`` (once: where it is there, nothing)."""
+    if dest.exists():
+        return
+    tarball = fetch(t, base)
+    tmp = base / "unpacking"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True)
+    (top,) = tmp.iterdir()  # <package>-<version>
+    top.rename(dest)
+    shutil.rmtree(tmp)
+
+
+def build_once(base: Path, built: Path, build: Callable[[], None]) -> None:
+    """``build()`` under ``base``'s file lock, once for a test run: a run whose other worker
+    made the build already (and ``built`` is there) takes it as it is."""
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = base / "built-by"
+        me = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid {os.getpid()}"
+        if stamp.exists() and stamp.read_text() == me and built.exists():
+            return  # this test run's build, made by another worker
+        build()
+        stamp.write_text(me)
+
+
+def remove_outputs(top: Path, patterns) -> None:
+    """The files the ``patterns`` (globs) match under ``top``, removed (a build's links'
+    outputs: each link then runs again)."""
+    for pattern in patterns:
+        for p in top.glob(pattern):
+            if p.is_file() or p.is_symlink():
+                p.unlink()
+
+
+def altlink_command() -> str:
+    """The altlink under test as a build's make runs it (one string, split by its shell)."""
+    exe = Path(sys.executable).with_name("altlink")
+    return str(exe) if exe.exists() else f"{sys.executable} -m altlink"
+
+
+def build_env(log: Path, **more: str) -> dict:
+    """The environment of a build through altlink: none of the caller's ALTLINK_ settings
+    but its record cache, a manifest beside every image, each link logged into ``log``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")
+           or k == "ALTLINK_CACHE_DIR"}
+    env.update(ALTLINK_MANIFEST=".alt.json", ALTLINK_LOG=str(log), **more)
+    return env

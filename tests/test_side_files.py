@@ -101,3 +101,17 @@ def test_a_failed_link_leaves_the_map_ld_leaves(tmp_path):
         got.append((d / "fw.map").read_bytes())
     assert got[0] == got[2] == ["fw.map", "u.S", "u.o"]
     assert got[1] == got[3]
+
+
+def test_every_spelling_of_a_side_file_is_redirected():
+    from altlink import linkcmd
+
+    argv = ["gcc", "-Map", "a", "-Map=b", "--Map=c", "--dependency-file", "d",
+            "--dependency-file=e", "-Wl,--gc-sections,-Map,f,--dependency-file=g",
+            "-Xlinker", "-Map", "-Xlinker", "h", "-Xlinker", "-Map=i", "-Map=%.map",
+            "-Xlinker", "--no-undefined", "x.o", "-o", "fw.elf"]
+    got = linkcmd.retarget_side_files(argv, lambda v: None if "%" in v else "T" + v)
+    assert got == ["gcc", "-Map", "Ta", "-Map=Tb", "--Map=Tc", "--dependency-file", "Td",
+                   "--dependency-file=Te", "-Wl,--gc-sections,-Map,Tf,--dependency-file=Tg",
+                   "-Xlinker", "-Map", "-Xlinker", "Th", "-Xlinker", "-Map=Ti", "-Map=%.map",
+                   "-Xlinker", "--no-undefined", "x.o", "-o", "fw.elf"]

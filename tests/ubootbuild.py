@@ -16,12 +16,8 @@ lock makes the build happen once when several test processes want it.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import debsource
@@ -54,17 +50,11 @@ def base_dir() -> Path:
 def altlink_ld() -> str:
     """U-Boot's LD: altlink's launcher in front of the GNU linker, with no option (one string,
     split by make's shell)."""
-    exe = Path(sys.executable).with_name("altlink")
-    cmd = str(exe) if exe.exists() else f"{sys.executable} -m altlink"
-    return f"{cmd} link -- {CROSS}ld"
+    return f"{debsource.altlink_command()} link -- {CROSS}ld"
 
 
 def build_env(log: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")
-           or k == "ALTLINK_CACHE_DIR"}
-    env.update(ALTLINK_MANIFEST=".alt.json", ALTLINK_LOG=str(log),
-               SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH)
-    return env
+    return debsource.build_env(log, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH)
 
 
 class UBootBuild:
@@ -83,19 +73,6 @@ class UBootBuild:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
 
-def unpack(ub: UBootBuild) -> None:
-    if (ub.src / "Makefile").exists():
-        return
-    tarball = debsource.fetch(TARBALL, ub.base)
-    tmp = ub.base / "unpacking"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True)
-    (top,) = tmp.iterdir()  # u-boot-<version>
-    top.rename(ub.src)
-    shutil.rmtree(tmp)
-
-
 def configure(ub: UBootBuild) -> None:
     if (ub.out / ".config").exists():
         return
@@ -103,30 +80,19 @@ def configure(ub: UBootBuild) -> None:
                  DEFCONFIG], f"U-Boot's {DEFCONFIG}")
 
 
-def remove_link_outputs(out: Path) -> None:
-    for pattern in LINK_OUTPUTS:
-        for p in out.glob(pattern):
-            if p.is_file() or p.is_symlink():
-                p.unlink()
-
-
 def build(base: Path | None = None) -> UBootBuild:
     """U-Boot built (or relinked) through altlink; raises on a failed build, with the end of
     make's output."""
     ub = UBootBuild(base or base_dir())
-    ub.base.mkdir(parents=True, exist_ok=True)
-    with open(ub.base / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp = ub.base / "built-by"
-        me = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid {os.getpid()}"
-        if stamp.exists() and stamp.read_text() == me and (ub.out / "u-boot.bin").exists():
-            return ub  # this test run's build, made by another worker
-        unpack(ub)
+
+    def make() -> None:
+        debsource.unpack(TARBALL, ub.base, ub.src)
         configure(ub)
-        remove_link_outputs(ub.out)
+        debsource.remove_outputs(ub.out, LINK_OUTPUTS)
         if ub.log.exists():
             ub.log.unlink()
         make_logged(ub.make_args(), ub.make_log, "the U-Boot build through altlink",
                     env=build_env(ub.log))
-        stamp.write_text(me)
-        return ub
+
+    debsource.build_once(ub.base, ub.out / "u-boot.bin", make)
+    return ub

@@ -21,13 +21,9 @@ several test processes want it.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import debsource
@@ -79,16 +75,11 @@ def cap_names(src: Path) -> list[str]:
 def altlink_ld(n: int) -> str:
     """Xen's LD: altlink's launcher in front of the GNU linker (one string, split by make's
     shell), as the README gives it."""
-    exe = Path(sys.executable).with_name("altlink")
-    cmd = str(exe) if exe.exists() else f"{sys.executable} -m altlink"
-    return f"{cmd} link --abi xen-v4.17 --ncaps {n} -- {CROSS}ld"
+    return f"{debsource.altlink_command()} link --abi xen-v4.17 --ncaps {n} -- {CROSS}ld"
 
 
 def build_env(log: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")
-           or k == "ALTLINK_CACHE_DIR"}
-    env.update(ALTLINK_MANIFEST=".alt.json", ALTLINK_LOG=str(log))
-    return env
+    return debsource.build_env(log)
 
 
 class XenBuild:
@@ -113,19 +104,6 @@ class XenBuild:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
 
-def unpack(xb: XenBuild) -> None:
-    if (xb.xen / "Makefile").exists():
-        return
-    tarball = debsource.fetch(TARBALL, xb.base)
-    tmp = xb.base / "unpacking"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True)
-    (top,) = tmp.iterdir()  # xen-<version>
-    top.rename(xb.src)
-    shutil.rmtree(tmp)
-
-
 def configure(xb: XenBuild) -> None:
     if (xb.xen / ".config").exists():
         return
@@ -133,32 +111,25 @@ def configure(xb: XenBuild) -> None:
 
 
 def remove_link_outputs(xen: Path) -> None:
-    for pattern in LINK_OUTPUTS:
-        for p in xen.glob(pattern):
-            if p.is_file() or p.is_symlink():
-                p.unlink()
+    debsource.remove_outputs(xen, LINK_OUTPUTS)
 
 
 def build(base: Path | None = None) -> XenBuild:
     """The hypervisor built (or relinked) through altlink; raises on a failed build, with the
     end of make's output."""
     xb = XenBuild(base or base_dir())
-    xb.base.mkdir(parents=True, exist_ok=True)
-    with open(xb.base / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp = xb.base / "built-by"
-        me = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid {os.getpid()}"
-        if stamp.exists() and stamp.read_text() == me and (xb.xen / "xen-syms").exists():
-            return xb  # this test run's build, made by another worker
-        unpack(xb)
+
+    def make() -> None:
+        debsource.unpack(TARBALL, xb.base, xb.src)
         configure(xb)
         remove_link_outputs(xb.xen)
         if xb.log.exists():
             xb.log.unlink()
         make_logged(xb.make_args(), xb.make_log, "the Xen build through altlink",
                     env=build_env(xb.log))
-        stamp.write_text(me)
-        return xb
+
+    debsource.build_once(xb.base, xb.xen / "xen-syms", make)
+    return xb
 
 
 # --- the boot: Xen under qemu-system-aarch64, stopped once it has patched itself -------------
