@@ -1,9 +1,9 @@
 """The tests' real builds of Debian sources (Xen, U-Boot): what they share. The source
-tarball, downloaded once and
-checked against the sha256 that Debian's signed Sources index gives it. When that version has
-left the archive (a point release replaces it), apt fetches bookworm's current source of the
-package instead, with a sources list, index and cache of its own: apt checks the index's
-signature with Debian's keyring and the tarball against the index."""
+tarball is downloaded once and checked against the sha256 that Debian's signed Sources index
+gives it. When that version has left the archive (a point release replaces it), apt fetches
+bookworm's current source of the package instead, with a sources list, index and cache of its
+own: apt checks the index's signature with Debian's keyring and the tarball against the
+index."""
 from __future__ import annotations
 
 import fcntl
