@@ -134,6 +134,21 @@ def cap_facts(profile: Profile, cap_raw: int) -> tuple[bool, bool]:
     return profile.is_callback(cap_raw), cap_in_table(profile, profile.cap(cap_raw))
 
 
+_FACTS: dict[Profile, dict[int, tuple[bool, bool]]] = {}
+
+
+def facts_of(profile: Profile) -> dict[int, tuple[bool, bool]]:
+    """``cap_facts`` of the capability fields met so far under ``profile``, by field: a dict
+    that its users fill as they meet new fields (``facts_of(p).get(c)``, else ``cap_facts``).
+    Kept for the process: the objects of a link set share a few dozen fields, and each of
+    thousands of objects asked them again (a profile is a value, and the facts depend on
+    nothing else)."""
+    got = _FACTS.get(profile)
+    if got is None:
+        got = _FACTS[profile] = {}
+    return got
+
+
 def callback_mask(profile: Profile, cap):
     """``profile.is_callback`` of each entry of a table read as columns (``cap``: its
     capability column, a numpy array of 16-bit fields), asked once a distinct field."""

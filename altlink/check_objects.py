@@ -9,7 +9,7 @@ from bisect import bisect_right
 from dataclasses import replace
 
 from altlink import branches, insn
-from altlink.check_core import Checks, cap_facts
+from altlink.check_core import Checks, cap_facts, facts_of
 from altlink.check_entries import check_entry, check_overlaps
 from altlink.elf import SHF_EXECINSTR, SHT_NOBITS, SHT_RELA, STB_WEAK, Reloc, Section
 from altlink.findings import Deferred, Finding
@@ -22,7 +22,9 @@ def check_object(inp: Input, options: Options) -> list[Finding | Deferred]:
     ``options.module`` saying whether its link set is a module), in the order they are made;
     its table's own findings (``inp.table.findings``) are not among them."""
     # A module is one link set: the module structure in the object makes it the module's.
-    ck = Checks(replace(options, module=options.module or inp.is_module))
+    if not options.module and inp.is_module:
+        options = replace(options, module=True)
+    ck = Checks(options)
     object_checks(ck, inp)
     return ck.findings
 
@@ -45,7 +47,7 @@ def object_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
     if ck.wanted("ALT010"):
         check_overlaps(ck, inp, fast)
     if ck.wanted("ALT017"):
-        check_object_branches(ck, inp)
+        check_object_branches(ck, inp, fast=fast)
 
 
 def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
@@ -60,7 +62,7 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
     p = ck.profile
     secs = inp.elf.sections
     nsecs = len(secs)
-    caps: dict[int, tuple[bool, bool]] = {}  # cap_raw -> (callback, capability in range)
+    caps = facts_of(p)  # cap_raw -> (callback, capability in range)
     plain: dict[bytes, bool] = {}  # a replacement's bytes -> every word plain
     datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
     out: list[tuple[int, bool]] = []
@@ -143,26 +145,28 @@ def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str) ->
 _MAYBE_NOT_PLAIN = bytes(1 - b for b in insn._SURELY_PLAIN)
 
 
-def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:
+def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) -> None:
     """ALT017 in an object, where the object already fixes the target: a branch the
     assembler resolved inside a section of replacements (no relocation), and a relocated
     branch of a replacement whose symbol the object defines (not weak) in a section of
     replacements. Other relocated branches land where the link puts them: the linked image
     is checked for those. ``scan`` is the word scan (``branches.into_ranges``); by default
-    the one for the code's size."""
+    the one for the code's size. The relocated branches are looked for among the words a
+    replacement's opcode byte marks (merged ranges, ``str.find`` over the marks);
+    ``fast=False``, the reference, looks at each word of each replacement that has a mark."""
     secs = inp.elf.sections
     nsecs = len(secs)
-    is_callback = ck.profile.is_callback
-    callback: dict[int, bool] = {}  # cap_raw: is_callback's answer
+    p = ck.profile
+    facts = facts_of(p)  # cap_raw: (is_callback's answer, ...)
     by_sec: dict[int, list[tuple[int, int, int, Entry]]] = {}
     for e in inp.table.entries:
         _n, shndx, offset, address, _s, _a = e.alt
         alt_len = e.alt_len
         if shndx and address is None and alt_len > 0 and 0 < shndx < nsecs:
-            cb = callback.get(e.cap_raw)
-            if cb is None:
-                cb = callback[e.cap_raw] = is_callback(e.cap_raw)
-            if not cb and secs[shndx].type != SHT_NOBITS:
+            got = facts.get(e.cap_raw)
+            if got is None:
+                got = facts[e.cap_raw] = cap_facts(p, e.cap_raw)
+            if not got[0] and secs[shndx].type != SHT_NOBITS:
                 by_sec.setdefault(shndx, []).append((offset, offset + alt_len, e.index, e))
     if not by_sec:
         return
@@ -191,22 +195,38 @@ def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:
         # Each word's opcode byte says at once whether it may be a branch (maybe_branch): a
         # replacement with none is passed without a word's decoding.
         marks = data[3:len(data) // 4 * 4:4].translate(branches._IS_BRANCH)
-        for lo, hi, _i, _e in ranges:
+        # The words of the ranges, as spans of word numbers (ranges that overlap or touch
+        # merged: each word looked at once), and in them only the words marked.
+        spans: list[list[int]] = []
+        last = len(data) - 3
+        for lo, hi, _i, _e in ranges if fast else ():
+            start, stop = lo - lo % 4, min(hi, last)
+            if start < 0:  # (a place before the section: the words as the range gives them)
+                _relocated_branches(inp, data, range(start, stop, 4), reloc_at, index, found)
+                continue
+            if start >= stop:
+                continue
+            a, b = start // 4, (stop + 3) // 4
+            if spans and a <= spans[-1][1]:
+                if b > spans[-1][1]:
+                    spans[-1][1] = b
+            else:
+                spans.append([a, b])
+        find = marks.find
+        for a, b in spans:
+            k = find(1, a, b)
+            if k < 0:
+                continue
+            offs = []
+            while k >= 0:
+                offs.append(4 * k)
+                k = find(1, k + 1, b)
+            _relocated_branches(inp, data, offs, reloc_at, index, found)
+        for lo, hi, _i, _e in () if fast else ranges:
             start, stop = lo - lo % 4, min(hi, len(data) - 3)
             if 0 <= start < stop and 1 not in marks[start // 4:(stop + 3) // 4]:
                 continue
-            for off in range(start, stop, 4):
-                if not branches.maybe_branch(int.from_bytes(data[off:off + 4], "little")):
-                    continue
-                r = reloc_at(off)
-                if r is None:
-                    continue  # the assembler's: in the scan above
-                try:
-                    sym = inp.elf.symbol(r.sym)
-                except IndexError:
-                    continue
-                if sym.shndx in index and sym.bind != STB_WEAK:
-                    found.append((off, sym.shndx, sym.value + r.addend))
+            _relocated_branches(inp, data, range(start, stop, 4), reloc_at, index, found)
         for off, tshndx, tgt in sorted(set(found)):
             dst = owner(tshndx, tgt)
             if dst is None:
@@ -223,6 +243,25 @@ def check_object_branches(ck: Checks, inp: Input, scan=None) -> None:
             ck.add("ALT017", f"{what} branches into the replacement of entry "
                    f"{dst.index} at {secs[tshndx].name}+{tgt:#x}, which runs only once "
                    "copied to its site", inp, ck.site_place(inp, dst), dst)
+
+
+def _relocated_branches(inp: Input, data: bytes, offsets, reloc_at, index: dict,
+                        found: list) -> None:
+    """Of the words at ``offsets`` of a section's ``data``, the branches (``maybe_branch``)
+    whose relocation's symbol the object defines (not weak) in a section of ``index``: each
+    added to ``found`` as (offset, the symbol's section, its target's offset there)."""
+    for off in offsets:
+        if not branches.maybe_branch(int.from_bytes(data[off:off + 4], "little")):
+            continue
+        r = reloc_at(off)
+        if r is None:
+            continue  # the assembler's: in the section's scan
+        try:
+            sym = inp.elf.symbol(r.sym)
+        except IndexError:
+            continue
+        if sym.shndx in index and sym.bind != STB_WEAK:
+            found.append((off, sym.shndx, sym.value + r.addend))
 
 
 def _reloc_finder(inp: Input, sec: Section):

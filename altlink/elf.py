@@ -169,6 +169,7 @@ class RelocMap:
 
 
 _UNREAD = object()  # (a value not read yet)
+_new_symbol = partial(tuple.__new__, Symbol)  # Symbol(*fields), at C speed
 
 
 class ElfFile:
@@ -436,8 +437,8 @@ class ElfFile:
                 self.section_data(sec), index * _SYM.size)
             if shndx == SHN_XINDEX:
                 return self.symbols[index]
-            got = Symbol(index, _cstr(self._strtab, name), value, size, info & 0xF, info >> 4,
-                         shndx)
+            got = _new_symbol((index, _cstr(self._strtab, name), value, size, info & 0xF,
+                               info >> 4, shndx))
             self._one_symbol[index] = got
         return got
 
@@ -513,9 +514,21 @@ class ElfFile:
 
     # -- relocations -----------------------------------------------------------------------
     def relocation_sections_for(self, target: Section) -> list[Section]:
-        return [s for s in self.sections
-                if s.type in (SHT_RELA, SHT_REL, SHT_LLVM_CREL) and s.info == target.index
-                and not (s.flags & SHF_ALLOC and self.type != ET_REL)]
+        """The relocation sections that apply to ``target``, in their order (a list the
+        caller does not change)."""
+        got = self._relocation_sections.get(target.index)
+        return got if got is not None else []
+
+    @cached_property
+    def _relocation_sections(self) -> dict[int, list[Section]]:
+        """``relocation_sections_for`` of every section that has any, found in one pass (a
+        check asks it of an object's sections several times)."""
+        out: dict[int, list[Section]] = {}
+        for s in self.sections:
+            if s.type in (SHT_RELA, SHT_REL, SHT_LLVM_CREL) \
+                    and not (s.flags & SHF_ALLOC and self.type != ET_REL):
+                out.setdefault(s.info, []).append(s)
+        return out
 
     def relocations(self, sec: Section) -> list[Reloc]:
         """RELA or REL entries of one relocation section (REL addends read from the target)."""

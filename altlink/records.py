@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from altlink import code_digest, forkmap
+from altlink.check_core import cap_facts, facts_of
 from altlink.elf import (
     SHN_UNDEF,
     SHN_XINDEX,
@@ -905,8 +906,7 @@ def make_record(inp, options, with_digest: bool = True) -> ObjectRecord:
     found = check_object(inp, options)
     if not with_digest:
         entries = inp.table.entries
-        summary = (tuple(e.index for e in entries), tuple(e.cap_raw for e in entries),
-                   tuple(e.orig_len for e in entries), tuple(e.alt_len for e in entries))
+        summary = tuple(tuple(map(get, entries)) for get in _SUMMARY_FIELDS)
         return ObjectRecord(inp.path, inp.is_module, flags, list(inp.table.findings), found,
                             _defines(elf), None, _input=inp, _profile=options.profile,
                             _packed=(summary, NOT_MADE, None))
@@ -914,6 +914,8 @@ def make_record(inp, options, with_digest: bool = True) -> ObjectRecord:
                         _defines(elf), digest(inp, options.profile), _input=inp)
 
 
+# The summary columns (``_SUMMARY``) of a table's entries (``table.Entry``)
+_SUMMARY_FIELDS = tuple(operator.attrgetter(f) for f in _SUMMARY)
 # The packed digest of a record made without it (``make_record``'s ``with_digest``): the
 # check of a kernel module, which no link takes as an input, never asks for it. It is made
 # from the object where it is asked for, as a damaged one is.
@@ -1081,8 +1083,7 @@ def digest(inp, profile) -> list[EntryDigest]:
     secs = elf.sections
     nsecs = len(secs)
     parts: dict[int, tuple] = {}  # per section: bytes, relocations, relocated offsets' set
-    is_callback = profile.is_callback
-    callback: dict[int, bool] = {}
+    facts = facts_of(profile)  # cap_raw: (is_callback's answer, ...)
     out = []
     append = out.append
     new = tuple.__new__
@@ -1113,10 +1114,10 @@ def digest(inp, profile) -> list[EntryDigest]:
         alt_words = alt_relocs = None
         shndx = alt[1]
         if shndx and 0 < shndx < nsecs:
-            cb = callback.get(cap_raw)
+            cb = facts.get(cap_raw)
             if cb is None:
-                cb = callback[cap_raw] = is_callback(cap_raw)
-            if not cb:
+                cb = facts[cap_raw] = cap_facts(profile, cap_raw)
+            if not cb[0]:
                 got = parts.get(shndx)
                 if got is None:
                     got = parts[shndx] = _part(inp, secs[shndx])

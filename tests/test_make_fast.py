@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from test_cache import options
-from test_checks import BAD, CALLBACK, R0_8, build, clean_source
+from test_checks import BAD, CALLBACK, R0, R0_8, build, clean_source, repl
 from test_kernel import SLICE_MODULES
 from toolchain import GNU_LD
 from toolchain import synthetic_firmware as built_firmware
@@ -129,6 +129,32 @@ def test_every_form_of_entry(tmp_path):
     ck = Checks(options(*V417))
     kept = may_find(ck, inp)
     assert 0 < len(kept) < len(inp.table.entries)
+
+
+def test_branches_into_replacements_both_ways(tmp_path):
+    """ALT017 in objects (``check_object_branches``): the relocated branches looked for among
+    the marked words of merged ranges, and, the reference, in each replacement's words: the
+    same findings, where replacements share words, overlap, touch, branch to global labels
+    among them (relocated), to local ones (the assembler's), to weak ones and out."""
+    glob = R0.replace("r0:", "\t.globl r0\nr0:")
+    bodies = {
+        "reloc": glob + repl("r1", "nop", "b r0", "bl r0")
+        + "\tent site0, r0, 1, 4, 4\n\tent site1, r1, 2, 12, 12\n",
+        # entry 2 shares entry 1's replacement, entry 3 its second half: overlapping ranges
+        "shared": glob + repl("r1", "b r0", "cbz x0, r0", "nop") + repl("r3", "tbz x1, #3, r0")
+        + "\tent site0, r0, 1, 4, 4\n\tent site1, r1, 2, 12, 12\n"
+        "\tent site2, r1, 3, 12, 12\n\tent site0, r1+4, 1, 8, 8\n\tent site2, r3, 2, 4, 4\n",
+        "local": R0 + repl("r1", "b r0", "b.ne r0")
+        + "\tent site0, r0, 1, 4, 4\n\tent site1, r1, 2, 8, 8\n",
+        "weak": R0.replace("r0:", "\t.weak r0\nr0:") + repl("r1", "b r0")
+        + "\tent site0, r0, 1, 4, 4\n\tent site1, r1, 2, 4, 4\n",
+        "out": glob + repl("r1", "b func", "bl r0") + "\tent site0, r0, 1, 4, 4\n"
+        "\tent site1, r1, 2, 8, 8\n",
+    }
+    made = {name: same_checks(build(tmp_path, name, body), V417)
+            for name, body in bodies.items()}
+    assert made["reloc"] and made["shared"] and made["local"] and made["out"]
+    assert not made["weak"]
 
 
 def test_the_committed_modules():
