@@ -3,7 +3,6 @@ over the machine's cores, through their records where there is a record cache; t
 objects as one link set; images each alone."""
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 
 from altlink import forkmap, progress
@@ -12,6 +11,7 @@ from altlink.errors import AltlinkError
 from altlink.findings import Finding
 from altlink.gcpause import keep
 from altlink.linkset import MODULE_SECTION, Input, Options, is_module_elf
+from altlink.values import replace
 
 TYPE_CHECKING = False  # (``typing``'s, without its import: 2 ms of a check)
 if TYPE_CHECKING:

@@ -8,7 +8,6 @@ such line is capability n. A generated header (``#define ALT_CAP_<NAME> <n>`` ..
 from __future__ import annotations
 
 import os
-import re
 
 from altlink.errors import AltlinkError
 from altlink.values import Frozen
@@ -17,8 +16,17 @@ from altlink.values import Frozen
 # ``#define ARM64_<NAME> <n>`` and ``#define ARM64_NCAPS <count>``.
 _LINUX_NAMES = {"ARM64_NCAPS": "ALT_NCAPS"}
 _LINUX_NOT_CAPS = {"ARM64_NCAPS", "ARM64_CB_SHIFT", "ARM64_CB_BIT"}
-_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
-_DEFINE = re.compile(r"\s*#\s*define\s+(\w+)\s+(\S+)")
+# A name's characters (``[A-Za-z0-9_]``): a line that these strip to nothing is a name.
+_NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+_DEFINE_PATTERN = r"\s*#\s*define\s+(\w+)\s+(\S+)"
+
+
+def _define():
+    """The pattern of a ``#define NAME VALUE`` line, compiled where a text may hold one (``re``
+    is imported only then: a table of names, as ``--cap-table`` mostly gives, has none)."""
+    import re
+
+    return re.compile(_DEFINE_PATTERN)
 
 
 class CapTable(Frozen):
@@ -56,7 +64,7 @@ def parse_text(text: str, path: str = "<table>") -> CapTable:
         body = line.split("#", 1)[0].strip()
         if not body:
             continue
-        if not _NAME.match(body):
+        if body.strip(_NAME_CHARS):  # (a character that is not a name's)
             raise AltlinkError(f"{path}:{lineno}: not a capability name: {body!r} "
                                "(one name of [A-Za-z0-9_] per line)")
         if body in seen:
@@ -68,8 +76,11 @@ def parse_text(text: str, path: str = "<table>") -> CapTable:
 
 
 def _looks_like_header(text: str) -> bool:
+    if "define" not in text:  # (no line can match the pattern)
+        return False
+    match = _define().match
     for line in text.splitlines():
-        m = _DEFINE.match(line)
+        m = match(line)
         if m and (m.group(1) in ("ALT_NCAPS", "ARM64_NCAPS")
                   or m.group(1).startswith("ALT_CAP_")):
             return True
@@ -80,8 +91,9 @@ def parse_header(text: str, path: str = "<header>") -> CapTable:
     """Read back a header written by :func:`header` (or one with the same defines)."""
     numbered: dict[int, str] = {}
     ncaps = None
+    match = _define().match
     for lineno, line in enumerate(text.splitlines(), 1):
-        m = _DEFINE.match(line)
+        m = match(line)
         if not m:
             continue
         key, val = m.groups()

@@ -10,13 +10,13 @@ check``.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 
 from altlink.caps import CapTable
 from altlink.elf import SHN_UNDEF, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE
 from altlink.findings import Finding, finding
 from altlink.linkset import Input, Options
 from altlink.table import NCAPS_MARKED, Entry, Profile, Table
+from altlink.values import replace
 
 
 class Checks:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from dataclasses import replace
 
 from altlink import branches, insn
 from altlink.check_core import Checks, callback_mask, cap_facts, is_function, resolve_ncaps
@@ -21,6 +20,7 @@ from altlink.elf import SHT_NOBITS
 from altlink.findings import Finding
 from altlink.linkset import Input, Options
 from altlink.table import REPLACEMENT_SECTION, Entry
+from altlink.values import replace
 
 # The checks that only a linked image can answer; the others were made on the objects.
 POST_LINK_CODES = frozenset({"ALT009", "ALT013", "ALT014", "ALT016", "ALT017", "ALT018"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from itertools import repeat
 
@@ -22,6 +21,7 @@ from altlink.linkset import Input, Options
 from altlink.records import ObjectCache, ObjectRecord, make_record, preload_scans, records_of
 from altlink.symbolspace import Definition, SymbolSpace
 from altlink.table import NCAPS_MARKED, Entry, Profile, table_sections
+from altlink.values import replace
 
 MAX_CB_MASK = 0x7FFF
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from dataclasses import replace
 
 from altlink import branches, insn
 from altlink.check_core import Checks, cap_facts, facts_of
@@ -15,6 +14,7 @@ from altlink.elf import SHF_EXECINSTR, SHT_NOBITS, SHT_RELA, STB_WEAK, Reloc, Se
 from altlink.findings import Deferred, Finding
 from altlink.linkset import Input, Options
 from altlink.table import REPLACEMENT_SECTION, Entry
+from altlink.values import replace
 
 
 def check_object(inp: Input, options: Options) -> list[Finding | Deferred]:

@@ -8,7 +8,6 @@ a list of findings. Nothing here prints or knows of JSON.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 
 from altlink.check_core import Checks, resolve_ncaps
@@ -18,6 +17,7 @@ from altlink.elf import ET_REL, ElfFile
 from altlink.findings import CODES, ERROR, Finding
 from altlink.linkset import Input, Options
 from altlink.symbolspace import SymbolSpace
+from altlink.values import replace
 
 __all__ = ["check", "refusals", "REFUSING_CODES"]
 

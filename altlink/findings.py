@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass, field, replace
 
-from altlink.values import Frozen
+from altlink.values import Frozen, replace
 
 TYPE_CHECKING = False  # (``typing``'s, without its import: 2 ms of a check)
 if TYPE_CHECKING:
@@ -65,8 +64,7 @@ def page_section(code: str, heading: str) -> str:
     return " ".join(para)
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Frozen):
     """One diagnostic: a code, a severity, a message and where it is.
 
     ``file`` is the object or image; ``place`` the bracketed detail (``obj/foo.o .text+0x40
@@ -74,17 +72,32 @@ class Finding:
     tables give one.
     """
 
+    _fields = ("code", "severity", "message", "file", "place", "source", "entry", "site")
+    _compare = _fields[:-1]  # (``site`` is not compared: a dataclass's ``compare=False``)
     code: str
     severity: str
     message: str
     file: str
-    place: str = ""
-    source: str | None = None
-    entry: int | None = None
+    place: str
+    source: str | None
+    entry: int | None
     # Where the site is, for source lines: (section, offset) in an object, ("", address) in an
     # image; None when the finding is not about a site. A finding about one instruction of a
     # replacement puts that instruction's place first: (section, offset, site section, offset).
-    site: tuple | None = field(default=None, compare=False)
+    site: tuple | None
+
+    def __init__(self, code: str, severity: str, message: str, file: str, place: str = "",
+                 source: str | None = None, entry: int | None = None,
+                 site: tuple | None = None) -> None:
+        _set = object.__setattr__
+        _set(self, "code", code)
+        _set(self, "severity", severity)
+        _set(self, "message", message)
+        _set(self, "file", file)
+        _set(self, "place", place)
+        _set(self, "source", source)
+        _set(self, "entry", entry)
+        _set(self, "site", site)
 
     def with_severity(self, severity: str) -> Finding:
         return replace(self, severity=severity)

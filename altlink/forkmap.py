@@ -11,9 +11,11 @@ threads) and where there is no fork, every share runs here, in turn.
 """
 from __future__ import annotations
 
+# pickle's functions, without pickle.py (which imports re: 1 ms of a check); -1: the
+# highest protocol
+import _pickle as pickle
+import _signal as signal  # (signal's functions, without the enums signal makes: 1 ms a run)
 import os
-import pickle
-import signal
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -197,10 +199,10 @@ def _child(fn, r: int, w: int) -> None:  # pragma: no cover - runs in the child
     code = 0
     try:
         try:
-            data = pickle.dumps(fn(), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(fn(), protocol=-1)
         except BaseException as e:  # noqa: BLE001 - raised again in the parent
             try:
-                data = pickle.dumps(_Failed(e), protocol=pickle.HIGHEST_PROTOCOL)
+                data = pickle.dumps(_Failed(e), protocol=-1)
             except Exception:  # noqa: BLE001 - an exception that does not pickle
                 data = pickle.dumps(_Failed(RuntimeError(repr(e))))
         view = memoryview(data)

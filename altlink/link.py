@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
 from altlink import branches, forkmap, inputs, launcher, outputs
@@ -33,6 +33,7 @@ from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord, default_cache_dir
 from altlink.table import Profile
 from altlink.tablesort import sort_table
+from altlink.values import replace
 
 # What the image shows of an entry the cross-check already reported from its object.
 _SAME_PROBLEM = frozenset({"ALT012", "ALT013", "ALT016"})

@@ -4,13 +4,11 @@ the checks (``check_core`` and the phases' modules).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from altlink.caps import CapTable
 from altlink.elf import ElfFile, RelocMap, Section
 from altlink.symbols import Symbolizer
 from altlink.table import Profile, Table, read_table
-from altlink.values import Value
+from altlink.values import Frozen, Value
 
 
 class Input(Value):
@@ -63,13 +61,25 @@ def is_module_elf(elf: ElfFile) -> bool:
     return MODULE_SECTION in elf.sections_by_name
 
 
-@dataclass(frozen=True)
-class Options:
+_DEFAULT_PROFILE = Profile()  # (the options' default profile, one for all, as a dataclass's)
+
+
+class Options(Frozen):
     """What the checks of a link set are told: the profile, the capability table, a module."""
 
-    profile: Profile = Profile()
-    caps: CapTable | None = None
-    module: bool = False
+    _fields = ("profile", "caps", "module", "partial")
+    profile: Profile
+    caps: CapTable | None
+    module: bool
     # A partial link (ld -r): a symbol it leaves undefined is resolved by a later link, where
     # a callback that is still undefined is reported.
-    partial: bool = False
+    partial: bool
+
+    def __init__(self, profile: Profile = _DEFAULT_PROFILE, caps: CapTable | None = None,
+                 module: bool = False, partial: bool = False) -> None:
+        _set = object.__setattr__
+        _set(self, "profile", profile)
+        _set(self, "caps", caps)
+        _set(self, "module", module)
+        _set(self, "partial", partial)
+

@@ -14,19 +14,20 @@ the options, never by path.
 """
 from __future__ import annotations
 
+# pickle's functions, without pickle.py (which imports re: 1 ms of a check); -1: the
+# highest protocol
+import _pickle as pickle
 import hashlib
 import io
 import itertools
 import operator
 import os
-import pickle
 import struct
 import threading
 import weakref
 from bisect import bisect_right
 from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 
 from altlink import code_digest, forkmap
@@ -45,6 +46,7 @@ from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
 from altlink.linkset import Input
 from altlink.symbolspace import definitions
 from altlink.table import CB_BIT_V61, NCAPS_MARKED
+from altlink.values import Value
 
 RECORD_FORMAT = 5  # 2: objects have their ALT017 findings; 3: the digest kept packed;
 # 4: its words and flags packed as bytes (``_pack_columns``); 5: the callbacks left to the
@@ -91,10 +93,12 @@ _PACKED = ("table_section", "site_section", "site_offset", "site_count", "site_b
            "alt_defined", "alt_count", "alt_bytes", "alt_marks", "targets")
 
 
-@dataclass
-class ObjectRecord:
+class ObjectRecord(Value):
     """What the link stage needs of one object (the module's docstring)."""
 
+    _fields = ("path", "is_module", "flags", "table_findings", "findings", "defines", "digest",
+               "_load", "_items", "_define_cols", "_input", "_packed", "_profile")
+    _compare = _fields[:7]  # (and shown by ``repr``: the others are how it is kept)
     path: str
     is_module: bool
     flags: tuple[int, ...]  # of its .altinstructions sections
@@ -104,26 +108,47 @@ class ObjectRecord:
     # A property (below): a record read back keeps its digest packed (``_packed``) until the
     # digest is first asked for (the cross-check does; ``altlink check`` of objects does not).
     digest: list[EntryDigest]
-    _load: Callable | None = field(default=None, repr=False, compare=False)
+    _load: Callable | None
     # A record read back: its findings as plain data (findings, their positions, the
     # callbacks' entry indexes and symbols), until ``findings`` (a property, below) is asked
     # for; ``check_linkset.check_records`` asks only where it cannot answer from the symbols.
-    _items: tuple | None = field(default=None, repr=False, compare=False)
+    _items: tuple | None
     # A record read back: its definitions as columns (names, types, sections, executable),
     # until ``defines`` (a property, below) is asked for; the link set's first definitions
     # are found from the columns (``define_columns``).
-    _define_cols: tuple | None = field(default=None, repr=False, compare=False)
-    _input: object = field(default=None, repr=False, compare=False)
+    _define_cols: tuple | None
+    _input: object
     # (summary columns, packed columns, the records to unpack with it or None): the record's
     # plain data, until the digest is made
-    _packed: tuple | None = field(default=None, repr=False, compare=False)
+    _packed: tuple | None
     # the profile the record was made under: to make the digest again from the object,
     # where the packed one proves damaged
-    _profile: object = field(default=None, repr=False, compare=False)
+    _profile: object
 
-    def __post_init__(self) -> None:
-        if self._digest is not None:  # given (``dataclasses.replace`` too): nothing packed
-            self._packed = None
+    def __init__(self, path: str, is_module: bool, flags: tuple[int, ...],
+                 table_findings: list[Finding], findings: list | None,
+                 defines: dict | None, digest: list[EntryDigest] | None,
+                 _load: Callable | None = None, _items: tuple | None = None,
+                 _define_cols: tuple | None = None, _input: object = None,
+                 _packed: tuple | None = None, _profile: object = None) -> None:
+        self.path = path
+        self.is_module = is_module
+        self.flags = flags
+        self.table_findings = table_findings
+        self.findings = findings
+        self.defines = defines
+        self.digest = digest
+        self._load = _load
+        self._items = _items
+        self._define_cols = _define_cols
+        self._input = _input
+        # given a digest (``replace`` too): nothing packed
+        self._packed = _packed if self._digest is None else None
+        self._profile = _profile
+
+    def __repr__(self) -> str:
+        return "ObjectRecord(" + ", ".join(
+            f"{name}={value!r}" for name, value in zip(self._compare, self._compared(self))) + ")"
 
     def full(self):
         """The object's Input, read again where a rare path needs more than the record."""
@@ -396,7 +421,7 @@ def _pack(digest: list[EntryDigest]) -> tuple[tuple, bytes]:
     else:
         cols = dict(zip(EntryDigest._fields, zip(*digest)))
         summary = tuple(cols[f] for f in _SUMMARY)
-    return summary, pickle.dumps(_pack_columns(digest), protocol=pickle.HIGHEST_PROTOCOL)
+    return summary, pickle.dumps(_pack_columns(digest), protocol=-1)
 
 
 def _u32(words: list[int]) -> bytes:
@@ -1628,7 +1653,7 @@ class ObjectCache:
                 self._folders.add(folder)
             try:
                 with open(tmp, "wb") as f:
-                    pickle.dump(plain, f, protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump(plain, f, protocol=-1)
                 os.replace(tmp, where)
             except BaseException:
                 _unlink(tmp)

@@ -23,11 +23,11 @@ import os
 import struct
 from bisect import bisect_left
 from collections import defaultdict
-from dataclasses import replace
 
 from altlink import dwarflines
 from altlink.dwarflines import _sleb, _uleb
 from altlink.findings import Finding
+from altlink.values import replace
 
 _BASE_SHIFT = 32  # a relocatable object's section n is placed at n << 32
 

@@ -15,7 +15,6 @@ import os
 import pickle
 import shutil
 import time
-from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from altlink.elf import read_elf
 from altlink.link import LinkRequest, link
 from altlink.linkset import Input, Options
 from altlink.table import Profile
+from altlink.values import astuple
 
 pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
 

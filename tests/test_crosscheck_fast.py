@@ -19,7 +19,6 @@ the objects of its final link: clean, and with one site word of an object change
 from __future__ import annotations
 
 import shutil
-from dataclasses import astuple, replace
 
 import pytest
 from test_link import (
@@ -52,6 +51,7 @@ from altlink.elf import ET_REL, read_elf
 from altlink.link import LinkRequest, link
 from altlink.linkset import Input, Options
 from altlink.table import Profile
+from altlink.values import astuple, replace
 
 pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD), reason="no AArch64 binutils")
 

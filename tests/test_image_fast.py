@@ -35,7 +35,6 @@ import io
 import random
 import shutil
 import struct
-from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -48,6 +47,7 @@ from altlink.caps import load as load_caps
 from altlink.elf import SHT_NOBITS, read_elf
 from altlink.linkset import Input, Options
 from altlink.table import Profile, Table, _image_place
+from altlink.values import astuple
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld")),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import astuple, is_dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,9 @@ from altlink.check_core import Checks, resolve_ncaps
 from altlink.check_objects import may_find, object_checks
 from altlink.elf import from_bytes, read_elf
 from altlink.errors import AltlinkError
+from altlink.findings import Finding
 from altlink.linkset import Input
+from altlink.values import astuple, replace
 
 pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
 
@@ -64,7 +65,7 @@ def synthetic_objects() -> tuple[list[Path], tuple]:
 
 def as_rows(items) -> list[tuple]:
     """Findings with every field (``site`` too, which equality leaves out), and Deferred."""
-    return [astuple(f) if is_dataclass(f) else ("deferred", *f) for f in items]
+    return [astuple(f) if isinstance(f, Finding) else ("deferred", *f) for f in items]
 
 
 def same_anchors(path) -> int:

@@ -346,14 +346,13 @@ def test_the_link_sets_checks_of_records_read_back_are_the_references(tmp_path):
     ``fast=False``; ``first_definitions`` against ``first_definitions_py``;
     ``consistent_fast`` against ``consistent``, and on records whose findings were lost or
     whose lengths changed."""
-    from dataclasses import replace
-
     from test_cache import OTHER, R0, THIS_MODULE, clean_source
     from test_checks import BAD, CALLBACK
     from test_checks import build as build_checked
     from toolchain import compile, write
 
     from altlink.check_linkset import check_records, first_definitions, first_definitions_py
+    from altlink.values import replace
 
     sites = build_checked(tmp_path, "sites", clean_source("v4.17"))
     sites2 = build_checked(tmp_path, "sites2", clean_source("v4.17"))
@@ -437,9 +436,8 @@ def _read_back(paths, opts, cache: str):
     """The records of the objects, all read back from the cache (their findings not made
     yet where ``consistent_fast`` did not need them), and the options they were checked under
     (NCAPS and the module resolved)."""
-    from dataclasses import replace
-
     from altlink.records import records_of
+    from altlink.values import replace
 
     recs, profile, _ = collect([read_elf(str(p)) for p in paths], opts, [], cache)
     resolved = replace(opts, profile=profile, module=opts.module or any(r.is_module for r in recs))
