@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 _lock = threading.Lock()
 _depth = 0
@@ -50,17 +48,25 @@ def keep(*objs) -> None:
         _kept.append(objs)
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    global _depth, _was_enabled
-    with _lock:
-        if _depth == 0:
-            _was_enabled = gc.isenabled()
-            gc.disable()
-        _depth += 1
-    try:
-        yield
-    finally:
+def collector_paused() -> _Paused:
+    """The collector paused for the ``with`` block (the module's docstring)."""
+    return _Paused()
+
+
+class _Paused:
+    """``collector_paused``'s block. (A class, not ``contextlib.contextmanager``: contextlib
+    is imported by no other module of a check.)"""
+
+    def __enter__(self) -> None:
+        global _depth, _was_enabled
+        with _lock:
+            if _depth == 0:
+                _was_enabled = gc.isenabled()
+                gc.disable()
+            _depth += 1
+
+    def __exit__(self, *exc) -> None:
+        global _depth
         with _lock:
             _depth -= 1
             if _depth == 0 and _was_enabled:

@@ -4,7 +4,6 @@ never leaves a partial file."""
 from __future__ import annotations
 
 import _signal as signal  # (signal's functions, without the enums signal makes: 1 ms a run)
-import contextlib
 import os
 import stat
 import threading
@@ -84,8 +83,10 @@ def give_new_file_mode(path: str, executable: bool) -> None:
 
 def remove(path: str | None) -> None:
     if path:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(path)
+        except OSError:
+            pass
 
 
 def remove_stale(paths: list[str]) -> None:
@@ -94,9 +95,11 @@ def remove_stale(paths: list[str]) -> None:
     flashed after a failed one. Only regular files go (``-o /dev/null`` stays)."""
     with signals_held():
         for path in paths:
-            with contextlib.suppress(OSError):
+            try:
                 if stat.S_ISREG(os.lstat(path).st_mode):
                     os.unlink(path)
+            except OSError:
+                pass
 
 
 def write_bytes(target: str, data: bytes, mode: int | None = None) -> None:
@@ -130,22 +133,31 @@ def finish(tmp: str, target: str, mode: int | None = None) -> None:
         raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None
 
 
-@contextlib.contextmanager
-def signals_held():
+def signals_held() -> _SignalsHeld:
     """SIGINT and SIGTERM wait until the block ends (then are handled as before): the renames
     that put a set of outputs in place happen all or none. Python runs signal handlers in the
     main thread only, so elsewhere no signal can land in the block anyway."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    old = {s: h for s, h in old.items() if h is not None}  # None: set outside Python, kept
-    for s in old:
-        signal.signal(s, lambda signum, frame: got.append(signum))
-    try:
-        yield
-    finally:
+    return _SignalsHeld()
+
+
+class _SignalsHeld:
+    """``signals_held``'s block. (A class, not ``contextlib.contextmanager``: contextlib is
+    imported by no other module of a check.)"""
+
+    def __enter__(self) -> None:
+        self.got: list[int] = []
+        self.old: dict = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        # None: a handler set outside Python, kept
+        self.old = {s: h for s, h in old.items() if h is not None}
+        got = self.got
+        for s in self.old:
+            signal.signal(s, lambda signum, frame: got.append(signum))
+
+    def __exit__(self, *exc) -> None:
+        old, got = self.old, self.got
         for s, h in old.items():
             signal.signal(s, h)
         if got:

@@ -88,8 +88,8 @@ from altlink import cli
 from altlink.gcpause import process_ends
 process_ends()
 rc = cli.main(sys.argv[1:])
-print(rc, " ".join(m for m in ("dataclasses", "typing", "re", "enum", "signal", "pickle")
-                   if m in sys.modules) or "-")
+print(rc, " ".join(m for m in ("dataclasses", "typing", "re", "enum", "signal", "pickle",
+                             "contextlib") if m in sys.modules) or "-")
 """
 
 
@@ -98,7 +98,8 @@ def test_a_check_whose_records_are_kept_imports_no_dataclasses(tmp_path):
     imports is written out (``Finding``, ``Options`` and ``ObjectRecord`` too, with
     ``values.replace`` and ``astuple`` for what ``dataclasses`` gave them), so it imports
     neither ``dataclasses`` nor, with it, ``re`` and ``enum``; nor ``typing`` (its named
-    tuples are ``collections.namedtuple``'s), ``signal``'s enums or ``pickle.py``."""
+    tuples are ``collections.namedtuple``'s), ``signal``'s enums, ``pickle.py`` or
+    ``contextlib`` (the collector's pause and the signals held are classes of their own)."""
     from test_cache import check_in_a_process
 
     loaded = check_in_a_process(tmp_path, _LOADED)
