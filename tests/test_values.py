@@ -89,7 +89,7 @@ from altlink.gcpause import process_ends
 process_ends()
 rc = cli.main(sys.argv[1:])
 print(rc, " ".join(m for m in ("dataclasses", "typing", "re", "enum", "signal", "pickle",
-                             "contextlib") if m in sys.modules) or "-")
+                             "contextlib", "weakref") if m in sys.modules) or "-")
 """
 
 
@@ -99,7 +99,8 @@ def test_a_check_whose_records_are_kept_imports_no_dataclasses(tmp_path):
     ``values.replace`` and ``astuple`` for what ``dataclasses`` gave them), so it imports
     neither ``dataclasses`` nor, with it, ``re`` and ``enum``; nor ``typing`` (its named
     tuples are ``collections.namedtuple``'s), ``signal``'s enums, ``pickle.py`` or
-    ``contextlib`` (the collector's pause and the signals held are classes of their own)."""
+    ``contextlib`` (the collector's pause and the signals held are classes of their own), or
+    ``weakref.py`` (a record group's references are ``_weakref``'s)."""
     from test_cache import check_in_a_process
 
     loaded = check_in_a_process(tmp_path, _LOADED)
