@@ -200,10 +200,8 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
         spans: list[list[int]] = []
         last = len(data) - 3
         for lo, hi, _i, _e in ranges if fast else ():
-            start, stop = lo - lo % 4, min(hi, last)
-            if start < 0:  # (a place before the section: the words as the range gives them)
-                _relocated_branches(inp, data, range(start, stop, 4), reloc_at, index, found)
-                continue
+            # (a replacement placed before its section's start, ALT005: no word there)
+            start, stop = max(lo - lo % 4, 0), min(hi, last)
             if start >= stop:
                 continue
             a, b = start // 4, (stop + 3) // 4
@@ -223,7 +221,7 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
                 k = find(1, k + 1, b)
             _relocated_branches(inp, data, offs, reloc_at, index, found)
         for lo, hi, _i, _e in () if fast else ranges:
-            start, stop = lo - lo % 4, min(hi, len(data) - 3)
+            start, stop = max(lo - lo % 4, 0), min(hi, len(data) - 3)
             if 0 <= start < stop and 1 not in marks[start // 4:(stop + 3) // 4]:
                 continue
             _relocated_branches(inp, data, range(start, stop, 4), reloc_at, index, found)

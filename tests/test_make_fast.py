@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from test_cache import options
-from test_checks import BAD, CALLBACK, R0, R0_8, build, clean_source, repl
+from test_checks import BAD, CALLBACK, R0, R0_8, build, check, clean_source, repl
 from test_kernel import SLICE_MODULES
 from toolchain import GNU_LD
 from toolchain import synthetic_firmware as built_firmware
@@ -151,11 +151,17 @@ def test_branches_into_replacements_both_ways(tmp_path):
         + "\tent site0, r0, 1, 4, 4\n\tent site1, r1, 2, 4, 4\n",
         "out": glob + repl("r1", "b func", "bl r0") + "\tent site0, r0, 1, 4, 4\n"
         "\tent site1, r1, 2, 8, 8\n",
+        # a replacement placed before its section (ALT005), where the section ends with a
+        # relocated branch: no word before the section is read (it was an internal error)
+        "before": repl("r0", "nop", "nop") + glob.replace("r0", "r1") + repl("r2", "b r1", "nop")
+        + "\tent site0, r0-8, 1, 4, 4\n\tent site1, r1, 2, 4, 4\n",
     }
     made = {name: same_checks(build(tmp_path, name, body), V417)
             for name, body in bodies.items()}
     assert made["reloc"] and made["shared"] and made["local"] and made["out"]
     assert not made["weak"]
+    rc, found = check(*V417, tmp_path / "before.o")
+    assert rc == 1 and {f["code"] for f in found} == {"ALT005"}
 
 
 def test_the_committed_modules():
