@@ -146,20 +146,22 @@ class Linker:
 
 
 def name_output_in_side_files(argv: list[str], tmp: str, output: str) -> None:
-    """The files a linker writes besides the image that name the image (``-Map``: GNU ld's
-    ``OUTPUT(...)`` line; ``--dependency-file``: the rule's target, ld's and lld's) say the
-    real output, as without altlink, not the temporary file the linker wrote: a build that
-    reads the dependency file (CMake 3.27 and later asks the linker for it) then knows what
-    the image depends on. A map GNU ld names after the output (``-Map=DIR``:
+    """The side files that were not written into temporary files
+    (``linkcmd.side_file_redirected``; those are ``Linker._commit_side``'s) made to say the
+    real output, as without altlink, not the temporary file the linker wrote (``-Map``: GNU
+    ld's ``OUTPUT(...)`` line; ``--dependency-file``: the rule's target, ld's and lld's): a
+    build that reads the dependency file (CMake 3.27 and later asks the linker for it) then
+    knows what the image depends on. A map GNU ld names after the output (``-Map=DIR``:
     ``DIR/OUTPUT.map``; ``-Map=%.map``: the output's name for ``%``) is moved to the name it
     would have had. Nothing is reported where a file cannot be read or written: it stays as
     the linker wrote it."""
     if not any("-Map" in a or "--dependency-file" in a for a in argv):
         return  # (most links: no word to read)
-    files = [(f, f) for f in linkcmd.option_values(argv[1:], ("--dependency-file",))]
+    files = [(f, f) for f in linkcmd.option_values(argv[1:], ("--dependency-file",))
+             if not linkcmd.side_file_redirected(f)]
     for m in linkcmd.option_values(argv[1:], ("-Map", "--Map")):
-        if m == "-":
-            continue  # the map on the standard output
+        if m == "-" or linkcmd.side_file_redirected(m):
+            continue  # the map on the standard output, or one written into a temporary file
         if os.path.isdir(m):
             files.append((os.path.join(m, os.path.basename(tmp) + ".map"),
                           os.path.join(m, os.path.basename(output) + ".map")))
