@@ -298,8 +298,8 @@ def _records_ncaps_inferred(objects: list[ElfFile], options: Options, cache_dir:
     The record of an object with entries depends on NCAPS (which of them are callbacks), so it
     is made each time. An object without entries has the same record whatever NCAPS is: those
     are kept in the cache as records made under ``NO_TABLE_NCAPS``, and a record read back
-    under it is taken only where it has no entry (a ``--ncaps -1`` link keeps its records
-    there too). A firmware link without alternatives (U-Boot's: 607 objects) then reads no
+    under it is taken only where it has no entry (the command line refuses a negative NCAPS,
+    but a caller of ``collect`` could keep records with entries there). A firmware link without alternatives (U-Boot's: 607 objects) then reads no
     object again, as a link with its NCAPS given does."""
     free = replace(options, profile=Profile(options.profile.abi, NO_TABLE_NCAPS), caps=None)
     kept: list = [None] * len(objects)
