@@ -468,7 +468,8 @@ def writes_only_output(argv: list[str]) -> bool:
     altlink redirects (``side_file_redirected``), as far as its options tell: then the linker
     may start before the inputs are checked, since a refused link only has to remove those
     (temporary) files. Every option is looked at, ``-Wl,`` lists split."""
-    if not all(map(side_file_redirected, option_values(argv[1:], SIDE_FILE_OPTIONS))):
+    if names_side_files(argv) and not all(map(side_file_redirected,
+                                              option_values(argv[1:], SIDE_FILE_OPTIONS))):
         return False
     for a in argv[1:]:
         pieces = a[4:].split(",") if a.startswith("-Wl,") else [a]
@@ -484,6 +485,14 @@ def writes_only_output(argv: list[str]) -> bool:
 # (GNU ld, lld: "-Map FILE", "-Map=FILE") and a dependency file (ld 2.35 and later, lld).
 SIDE_FILE_OPTIONS = ("-Map", "--Map", "--dependency-file")
 _SIDE_FILE_EQ = tuple(o + "=" for o in SIDE_FILE_OPTIONS)
+
+
+def names_side_files(argv: list[str]) -> bool:
+    """Whether any word of the command may name a side file (``SIDE_FILE_OPTIONS``, in any
+    spelling): one search of the joined words, so that a link without one (most: Kbuild's)
+    walks no option list for them."""
+    joined = "\0".join(argv)
+    return "-Map" in joined or "--dependency-file" in joined
 
 
 def side_file_redirected(value: str) -> bool:
@@ -511,6 +520,9 @@ def retarget_side_files(argv: list[str], redirect) -> list[str]:
     """``argv`` with the value of each side-file option (``SIDE_FILE_OPTIONS``: the value as
     the next word, ``=VALUE``, inside ``-Wl,`` lists, across two ``-Xlinker``) replaced by
     ``redirect(value)``, where that is not None."""
+    if not names_side_files(argv):
+        return argv
+
     def sub(value: str) -> str:
         got = redirect(value)
         return value if got is None else got

@@ -155,7 +155,7 @@ def name_output_in_side_files(argv: list[str], tmp: str, output: str) -> None:
     ``DIR/OUTPUT.map``; ``-Map=%.map``: the output's name for ``%``) is moved to the name it
     would have had. Nothing is reported where a file cannot be read or written: it stays as
     the linker wrote it."""
-    if not any("-Map" in a or "--dependency-file" in a for a in argv):
+    if not linkcmd.names_side_files(argv):
         return  # (most links: no word to read)
     files = [(f, f) for f in linkcmd.option_values(argv[1:], ("--dependency-file",))
              if not linkcmd.side_file_redirected(f)]
