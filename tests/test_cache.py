@@ -153,7 +153,7 @@ def test_where_ncaps_is_inferred_only_records_without_entries_are_kept(tmp_path)
         "--abi", "linux-v4.17", "--ncaps", "7"), [], None)[0]]
     [back] = records.ObjectCache(str(cache), records.ObjectCache.options_key_of(
         NOT_GIVEN), None).get_many([read_elf(str(other))])
-    assert back[0] is not None and back[0].summary() == made.summary()
+    assert back[0] is not None and back[0] == made and back[0].summary() == made.summary()
     assert back[0].defines == made.defines
 
 
