@@ -7,7 +7,6 @@ import struct
 from collections import namedtuple
 from functools import partial
 from itertools import repeat
-from operator import itemgetter
 
 from altlink.elf import (
     ET_REL,
@@ -23,6 +22,7 @@ from altlink.elf import (
     STT_SECTION,
     ElfFile,
     Section,
+    _cstr,
     reloc_name,
 )
 from altlink.findings import Finding, finding
@@ -285,26 +285,19 @@ def _entries_in_order(elf: ElfFile, sec: Section, data: bytes, rel_secs: list[Se
         return None
     syms = words[3::6].tolist()
     addends = memoryview(rel).cast("q")[2::3].tolist()
-    targets = {i: _target(elf, i) for i in set(syms)}
+    targets = _targets(elf, set(syms))
     if any(type(t) is not tuple for t in targets.values()):
         return None
-    # The entries a column at a time (``map`` and ``zip``, at C speed): each place's fields
-    # from its symbol's target and its addend; the capability and lengths from the table.
-    places = []
-    for k in (0, 1):  # the sites, then the replacements
-        ts = list(map(targets.__getitem__, syms[k::2]))
-        adds = addends[k::2]
-        places.append(map(_new_place, zip(
-            map(_FIRST, ts), map(_SECOND, ts), map(int.__add__, map(_THIRD, ts), adds),
-            repeat(None), map(_FOURTH, ts), adds)))
+    # Each place from its symbol's target and its addend (the sites and the replacements in
+    # turn); the entries a column at a time (``map`` and ``zip``, at C speed), the capability
+    # and lengths from the table.
+    places = [_new(Place, (t[0], t[1], t[2] + a, None, t[3], a))
+              for t, a in zip(map(targets.__getitem__, syms), addends)]
     table = data[:n * ENTRY_SIZE]
     return list(map(_new_entry, zip(
         repeat(elf.path), range(base, base + n), repeat(sec.name),
-        range(0, n * ENTRY_SIZE, ENTRY_SIZE), places[0], places[1],
+        range(0, n * ENTRY_SIZE, ENTRY_SIZE), places[0::2], places[1::2],
         memoryview(table).cast("H")[4::6], table[10::12], table[11::12], repeat(None))))
-
-
-_FIRST, _SECOND, _THIRD, _FOURTH = (itemgetter(k) for k in range(4))
 
 
 _OFFSET_LISTS: dict[int, list[int]] = {}
@@ -363,7 +356,6 @@ def read_object_table_py(elf: ElfFile) -> Table:
 
 
 _new = tuple.__new__  # a named tuple made at C speed, every field given
-_new_place = partial(_new, Place)
 _new_entry = partial(_new, Entry)
 
 
@@ -381,6 +373,43 @@ def _resolve(elf: ElfFile, r, what: str, targets: dict[int, tuple]
         return None, f"{what} {target}"
     secname, shndx, value, named = target
     return _new(Place, (secname, shndx, value + r.addend, None, named, r.addend)), None
+
+
+def _targets(elf: ElfFile, indexes) -> dict[int, tuple | str]:
+    """``_target`` of each symbol index, by index, read from the symbols' bytes: a name is
+    decoded only where the place keeps it (not a section's symbol: most of a table's
+    relocations name ``.text`` and ``.altinstr_replacement``). A symbol that is not a place
+    (``_target``'s errors), or a table ``ElfFile.symbol`` does not read so, through
+    ``_target``."""
+    out: dict[int, tuple | str] = {}
+    sec = elf.symtab if elf._symbols is None else None
+    if sec is None or sec.link >= len(elf.sections):
+        return {i: _target(elf, i) for i in indexes}
+    secs = elf.sections
+    nsecs = min(len(secs), SHN_LORESERVE)
+    unpack = _SYM_FIELDS.unpack_from
+    data = strtab = None
+    for i in indexes:
+        if 0 <= i and (i + 1) * 24 <= sec.size:
+            if data is None:  # (as ``symbol`` reads them, with their errors)
+                if elf._strtab is None:
+                    elf._strtab = elf.section_data(secs[sec.link]) if sec.link else b""
+                strtab = elf._strtab
+                data = elf.section_data(sec)
+            name, info, shndx, value = unpack(data, i * 24)
+            if shndx < nsecs:
+                if shndx == SHN_UNDEF:
+                    out[i] = "", SHN_UNDEF, 0, _cstr(strtab, name) or None
+                else:
+                    out[i] = secs[shndx].name, shndx, value, \
+                        None if info & 0xF == STT_SECTION else (_cstr(strtab, name) or None)
+                continue
+        out[i] = _target(elf, i)
+    return out
+
+
+# (a symbol's st_name, st_info, st_shndx and st_value: ``elf._SYM`` but st_other, st_size)
+_SYM_FIELDS = struct.Struct("<IBxHQ8x")
 
 
 def _target(elf: ElfFile, index: int) -> tuple | str:

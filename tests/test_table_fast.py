@@ -9,7 +9,10 @@ What is checked:
 - the committed kernel modules, objects with every form of entry and every broken table of
   the checks' tests, and the kernel build's objects (both toolchains);
 - an object's table and its relocations with bytes changed at random (hand-made: malformed
-  input): the same table, or the same error.
+  input): the same table, or the same error;
+- the same with the symbols the relocations name changed at random (their names, types,
+  sections and values: ``_targets`` reads them from their bytes), and the symbol table's
+  link to its string table.
 """
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ from test_kernel import SLICE_MODULES
 from toolchain import GNU_LD
 
 from altlink import table
-from altlink.elf import from_bytes, read_elf
+from altlink.elf import STT_NOTYPE, STT_SECTION, from_bytes, read_elf
 from altlink.errors import AltlinkError
-from altlink.table import read_object_table, read_object_table_py
+from altlink.table import read_object_table, read_object_table_py, table_sections
 
 pytestmark = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
 
@@ -94,3 +97,36 @@ def test_damaged_tables_and_relocations(tmp_path):
         errors += isinstance(got[0], str)
         compared += not isinstance(got[0], str) and bool(got[0].findings)
     assert compared > 10  # damage the table reports, not only unreadable files
+
+
+def test_damaged_symbols(tmp_path):
+    o = build(tmp_path, "clean", clean_source("v4.17"))
+    data = o.read_bytes()
+    elf = read_elf(str(o))
+    (symtab,) = [s for s in elf.sections if s.name == ".symtab"]
+    named = {r.sym for rs in elf.relocation_sections_for(table_sections(elf)[0])
+             for r in elf.relocations(rs)}
+    assert {elf.symbol(i).type for i in named} >= {STT_SECTION, STT_NOTYPE}  # callbacks too
+    link_at = elf.shoff + symtab.index * 64 + 40  # the symbol table's header: sh_link
+    rng = random.Random(13)
+    kinds = set()
+    for k in range(600):
+        damaged = bytearray(data)
+        if k % 10 == 0:
+            damaged[link_at] = rng.choice([0, symtab.index, len(elf.sections), 200])
+        for _ in range(rng.randint(1, 3)):
+            sym = rng.choice(sorted(named))
+            field = rng.choice([0, 1, 4, 6, 7, 8, 9])  # name, info, shndx, value
+            damaged[symtab.offset + 24 * sym + field] = rng.randrange(256)
+        got = []
+        for read in (read_object_table, read_object_table_py):
+            try:
+                got.append(read(from_bytes("damaged.o", bytes(damaged))))
+            except AltlinkError as e:
+                got.append(str(e))
+        assert got[0] == got[1], k
+        if not isinstance(got[0], str):
+            assert [e.site for e in got[0].entries] == [e.site for e in got[1].entries]
+            assert [e.alt for e in got[0].entries] == [e.alt for e in got[1].entries]
+        kinds.add("error" if isinstance(got[0], str) else bool(got[0].findings))
+    assert kinds == {"error", True, False}  # unreadable, tables with findings, and clean
