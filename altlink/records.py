@@ -1285,7 +1285,17 @@ def preload_scans(objects: list[ElfFile]) -> None:
         return
     from altlink import branches
 
-    branches.preload(sum(s.size for o in objects for s in o.sections if s.executable))
+    branches.preload(sum(map(_code_size, objects)))
+
+
+def _code_size(elf: ElfFile) -> int:
+    """The object's code, for ``preload_scans``: its section headers' (``code_size``: not
+    decoded where they are not yet, in a process that makes no record of it), 0 where they
+    cannot be read (their error is the object's record's)."""
+    try:
+        return elf.code_size()
+    except AltlinkError:
+        return 0
 
 
 def records_of(objects: list[ElfFile], options, cache_dir: str | None,
@@ -1314,8 +1324,13 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     # The section headers of the objects whose records are made, checked in their order
     # before any is made (``inputs.load_elfs`` may leave them: ``defer``): the first unusable
     # one is named. Those of an object whose record is kept were checked when it was made.
-    for i in todo:
-        objects[i].sections  # noqa: B018
+    # Where the records are made in forked copies too, each process reads the headers of the
+    # objects it takes, and they are checked in order here only where one met an error
+    # (``_make_in_parallel``).
+    jobs = min(forkmap.cpus(), 8)
+    parallel = jobs > 1 and len(todo) >= PARALLEL_MIN and loaded is None and forkmap.can_fork()
+    if not parallel:
+        check_headers(objects, todo)
     if todo:  # the objects' checks (``make_record``), imported once, before any fork
         import altlink.check_objects  # noqa: F401
     if todo and before_making is not None:
@@ -1327,8 +1342,7 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     # on the way to the fork, and the copies take more of the work meanwhile. A link whose
     # records are all kept imports nothing here.
     scans = partial(preload_scans, [objects[i] for i in todo])
-    jobs = min(forkmap.cpus(), 8)
-    if jobs > 1 and len(todo) >= PARALLEL_MIN and loaded is None and forkmap.can_fork():
+    if parallel:
         _make_in_parallel(objects, todo, options, cache, where, out, jobs, with_digest, scans)
     else:
         scans()
@@ -1343,6 +1357,13 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     for r in packed:
         r._packed = (*r._packed[:2], group)
     return out  # type: ignore[return-value]
+
+
+def check_headers(objects: list[ElfFile], todo: list[int]) -> None:
+    """The section headers of ``objects[i]`` for each ``i`` of ``todo``, in their order: the
+    first that cannot be read raises its error."""
+    for i in todo:
+        objects[i].sections  # noqa: B018
 
 
 class _Group:
@@ -1368,8 +1389,9 @@ def _make_in_parallel(objects: list[ElfFile], todo: list[int], options, cache, w
                             todo, jobs, MAKE_CHUNK, after_fork)
     errors = [(todo[lo + k], r) for lo, res in got for k, r in enumerate(res)
               if isinstance(r, AltlinkError)]
-    if errors:
-        raise min(errors, key=lambda t: t[0])[1]  # the first in input order
+    if errors:  # the first object whose section headers cannot be read, as without a fork
+        check_headers(objects, todo)
+        raise min(errors, key=lambda t: t[0])[1]  # else the first in input order
     plain = [(todo[lo + k], r) for lo, res in got for k, r in enumerate(res)
              if type(r) is tuple]
     ok = valid_plains([r for _, r in plain])

@@ -25,7 +25,8 @@ from toolchain import GNU_LD, LDSCRIPTS, compile, write
 from altlink import cli, forkmap, records
 from altlink.check_linkset import NO_TABLE_NCAPS, collect
 from altlink.checks import check
-from altlink.elf import read_elf
+from altlink.elf import map_elf, read_elf
+from altlink.errors import AltlinkError
 from altlink.link import LinkRequest, link
 from altlink.linkset import Input, Options
 from altlink.table import Profile
@@ -188,13 +189,50 @@ def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch):
     assert record_findings(objs, v417, tmp_path / "cache") == want
     # One record per content: objects with the same bytes under other names share one.
     assert len(record_files(tmp_path / "cache")) == len({o.read_bytes() for o in objs})
-    # Two damaged objects: the first one named.
+    # Two objects whose headers are damaged: the first one named.
     for k in (40, 9):
         data = bytearray(objs[k].read_bytes())
         data[0x28:0x30] = (1 << 40).to_bytes(8, "little")  # e_shoff past the end
         objs[k].write_bytes(data)
     with pytest.raises(Exception, match=r"o9\.o"):
         record_findings(objs, v417, None)
+
+
+def test_records_made_in_parallel_name_the_first_unreadable_headers(tmp_path, monkeypatch):
+    """Objects mapped without their section headers read (``map_elf``, as a check or link
+    reads them): in each process that makes records, the headers of the objects it takes are
+    read where it makes their records. An object whose record cannot be made (its symbol
+    table's entry size) before one whose headers cannot be read: the headers are named, as
+    where every object's headers are read before any record is made."""
+    v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
+    objs = [build(tmp_path, f"o{k}", R0 + f"\tent site{k % 3}, r0, {k % 6}, 4, 4\n")
+            for k in range(records.PARALLEL_MIN + 30)]
+    monkeypatch.setattr(forkmap, "cpus", lambda: 2)
+    forks: list[int] = []
+    start = forkmap.Forked.start
+    monkeypatch.setattr(forkmap.Forked, "start", lambda self: (forks.append(1), start(self)))
+
+    def made(paths):
+        return as_rows(collect([map_elf(str(p)) for p in paths], v417, [], None)[2])
+
+    assert made(objs) == checker_findings(objs, v417)
+    data = bytearray(objs[5].read_bytes())
+    symtab = read_elf(str(objs[5])).symtab
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    data[shoff + 64 * symtab.index + 56] = 23  # sh_entsize
+    objs[5].write_bytes(data)
+    with pytest.raises(AltlinkError, match=r"o5\.o: symbol table entry size 23"):
+        made(objs)
+    for k in (90, 70):  # a section's bytes past the end of the file
+        data = bytearray(objs[k].read_bytes())
+        shoff = int.from_bytes(data[0x28:0x30], "little")
+        data[shoff + 64 + 24:shoff + 64 + 32] = (len(data) + 0x100).to_bytes(8, "little")
+        objs[k].write_bytes(data)
+    with pytest.raises(AltlinkError, match=r"o70\.o: section 1 \(.text\) at .* runs past"):
+        made(objs)
+    with pytest.raises(AltlinkError, match=r"o70\.o: section 1"):
+        made(objs[:60] + objs[70:])  # the headers' error in a process that made no record
+    assert len(forks) == 4
 
 
 # ---- the cache --------------------------------------------------------------------------------
