@@ -1017,7 +1017,10 @@ def run() -> None:
     nobody (40 ms after a kernel's link; ``main`` itself has removed its temporary files).
     Callers in the same process (SCons, the tests) use ``main``, which returns."""
     process_ends()
-    rc = main()
+    from altlink import masquerade
+
+    words = masquerade.words(sys.argv)  # altlink under a linker's name: link through it
+    rc = words if type(words) is int else main(words)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
