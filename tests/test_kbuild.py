@@ -147,3 +147,39 @@ def test_a_planted_defect_stops_the_build(kernel_build, tmp_path):
     assert found[0].startswith(f"{tmp_path}/defect.c:{line}: error: ALT008: "), found[0]
     assert "defect.o" in found[0] and "altlink_defect" in found[0] and "adr" in found[0]
     assert not (tmp_path / "defect.ko").exists()
+
+
+def test_a_kbuild_with_altlink_under_the_linkers_name(kernel_build, tmp_path):
+    """No LD= at all: a symbolic link to altlink named as the toolchain's linker, first in
+    PATH, its options from the environment (as ccache is used). An external module's link
+    goes through altlink: the defect above is ALT008 and leaves no .ko; the same module with
+    a replacement that may move (``mov``) links, checked."""
+    linker = kbuild._LINKER[kernel_build.toolchain]
+    bindir = tmp_path / "altlink-bin"
+    bindir.mkdir()
+    exe = kbuild.altlink_ld().split(" link ")[0]
+    if " " in exe:  # (no installed command: python -m altlink)
+        pytest.skip("altlink is not installed as a command here")
+    (bindir / linker).symlink_to(exe)
+
+    def build(name: str, source: str) -> subprocess.CompletedProcess:
+        mod = tmp_path / name
+        mod.mkdir()
+        (mod / "defect.c").write_text(source)
+        (mod / "Kbuild").write_text("obj-m += defect.o\n")
+        env = kbuild.build_env(mod / "links.jsonl")
+        env.update(PATH=f"{bindir}:{env['PATH']}", ALTLINK_ABI="linux-v6.1",
+                   ALTLINK_CAP_TABLE=str(kernel_build.cap_header))
+        return subprocess.run(kernel_build.make_args(f"M={mod}", "modules", ld=linker),
+                              cwd=kernel_build.src, capture_output=True, text=True, env=env)
+
+    p = build("bad", DEFECT_C)
+    assert p.returncode != 0
+    assert [s for s in p.stderr.splitlines() if "ALT008" in s], p.stderr[-3000:]
+    assert not (tmp_path / "bad" / "defect.ko").exists()
+    p = build("good", DEFECT_C.replace('"adr %0, ."', '"mov %0, #1"'))
+    assert p.returncode == 0, p.stderr[-3000:]
+    links = [json.loads(line) for line in (tmp_path / "good" / "links.jsonl").read_text()
+             .splitlines()]
+    ko = [r for r in links if r["output"].endswith("defect.ko")]
+    assert len(ko) == 1 and ko[0]["linked"] and ko[0]["entries"] == 1 and not ko[0]["errors"]
