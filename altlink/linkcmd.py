@@ -391,6 +391,10 @@ def _is_elf(path: str) -> bool:
 
 
 def _linker_words(words, inputs, lib_dirs, libs, scripts, symbols_only) -> None:
+    # The linker's own response files (-Wl,@FILE, -Xlinker @FILE; EDK2 gives every library
+    # of a link so): ld reads their words as its arguments.
+    if any(w[:1] == "@" for w in words):
+        words = expand_response_files(words)
     j = 0
     while j < len(words):
         w = words[j]

@@ -1276,6 +1276,35 @@ def test_response_files_nested_and_quoted(tmp_path):
     assert p.returncode == 2 and "missing.rsp" in p.stderr and "Traceback" not in p.stderr
 
 
+
+@pytest.mark.parametrize("spelling", ["-Wl,", "-Xlinker"])
+def test_the_linkers_own_response_file_through_the_driver(tmp_path, spelling):
+    """``-Wl,--start-group,@libs.lst,--end-group`` (EDK2 gives every library of a link so):
+    the driver passes ``@libs.lst`` to ld, which reads it. Its archive's members are the
+    link's inputs: a defect in one is found, and a clean one is linked and checked (the
+    command was taken for one with no AArch64 input, and run unchanged, unchecked)."""
+    main = asm(tmp_path, "main", MAIN_S)
+    bad = asm(tmp_path, "bad", BAD_S)
+    run([AR, "rcs", tmp_path / "libfw.a", main], cwd=tmp_path)
+    run([AR, "rcs", tmp_path / "libbad.a", main, bad], cwd=tmp_path)
+    script = write(tmp_path / "fw.ld", FW_LD)
+
+    def link(lib: str, out: str) -> subprocess.CompletedProcess:
+        write(tmp_path / "libs.lst", f"'{tmp_path / lib}'\n")
+        group = (["-Wl,--whole-archive,@libs.lst,--no-whole-archive"] if spelling == "-Wl,"
+                 else ["-Xlinker", "--whole-archive", "-Xlinker", "@libs.lst",
+                       "-Xlinker", "--no-whole-archive"])
+        return altlink("link", "--ncaps", str(NCAPS), "--manifest", out + ".json", "--", GCC,
+                       "-nostdlib", "-static", f"-L{LDSCRIPTS}", f"-Wl,-T,{script}", *group,
+                       "-o", out, cwd=tmp_path)
+
+    p = link("libfw.a", "fw.elf")
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads((tmp_path / "fw.elf.json").read_text())["entries"]) == 3
+    p = link("libbad.a", "bad.elf")
+    assert p.returncode == 1 and "ALT001" in p.stderr and "libbad.a(bad.o)" in p.stderr
+    assert not (tmp_path / "bad.elf").exists()
+
 def make_archive(tmp_path: Path, members: dict[str, str], thin: bool = False) -> Path:
     objs = [asm(tmp_path, name, text) for name, text in members.items()]
     lib = tmp_path / "libx.a"
