@@ -115,7 +115,7 @@ class Linker:
                         f.seek(0)
                         f.write(data)
                         f.truncate()
-                os.replace(tmp_side, path)
+                outputs.put(tmp_side, path)
             except OSError as e:
                 raise AltlinkError(f"{path}: cannot write: {e.strerror}") from None
 
@@ -184,14 +184,14 @@ def name_output_in_side_files(argv: list[str], tmp: str, output: str) -> None:
                 try:
                     with open(part, "wb") as f:
                         f.write(data.replace(old, new))
-                    os.replace(part, named)
+                    outputs.put(part, named)
                 except OSError:
                     outputs.remove(part)
                     raise
                 if written != named:
                     os.unlink(written)
             else:
-                os.replace(written, named)
+                outputs.put(written, named)
         except (OSError, AltlinkError):
             continue
 

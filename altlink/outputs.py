@@ -12,12 +12,15 @@ from altlink.errors import AltlinkError
 
 
 def temp_path(target: str, tag: str = "tmp", keep: list[str] | None = None) -> str:
-    """A new, empty temporary file in the target's directory (same filesystem: rename works).
+    """A new, empty temporary file in the target's directory (same filesystem: rename works);
+    for a target that is not a regular file (``-o /dev/null``: written into, never replaced,
+    ``put``), in the temporary directory (``$TMPDIR``, else /tmp).
 
     With ``keep``, the path is added to that list, the caller's list of files to remove, in
     the same step as the file is made: a signal cannot fall between the two and leave a file
     nobody removes."""
-    d = os.path.dirname(os.path.abspath(target))
+    d = os.path.dirname(os.path.abspath(target)) if not is_special(target) else \
+        os.environ.get("TMPDIR") or "/tmp"
     prefix = os.path.join(d, f".{os.path.basename(target)}.")
     with signals_held():
         for _ in range(100):
@@ -39,6 +42,30 @@ def temp_path(target: str, tag: str = "tmp", keep: list[str] | None = None) -> s
             keep.append(path)
     os.close(fd)
     return path
+
+
+def is_special(target: str) -> bool:
+    """Is the target a file that is there and is neither a regular file nor a directory: a
+    device (``/dev/null``), a FIFO, a socket? The linker writes into such a file, as a build's
+    probe asks (``-o /dev/null``); renaming a finished output over it would replace the device
+    with a regular file, for every program on the machine."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def put(tmp: str, target: str) -> None:
+    """A finished temporary file put in place: renamed over the target; written into a
+    target that is not a regular file (``is_special``), and removed. Raises OSError."""
+    if not is_special(target):
+        os.replace(tmp, target)
+        return
+    with open(tmp, "rb") as src, open(target, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    os.unlink(tmp)
 
 
 def _read_umask() -> int | None:
@@ -128,7 +155,7 @@ def finish(tmp: str, target: str, mode: int | None = None) -> None:
             os.close(fd)
         if mode is not None:
             os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        put(tmp, target)
     except OSError as e:
         raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None
 
@@ -169,9 +196,9 @@ class _SignalsHeld:
 
 
 def commit(tmp: str, target: str) -> None:
-    """Move a finished temporary file into place."""
+    """Move a finished temporary file into place (``put``)."""
     try:
-        os.replace(tmp, target)
+        put(tmp, target)
     except OSError as e:
         remove(tmp)
         raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None

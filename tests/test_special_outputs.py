@@ -1,0 +1,63 @@
+"""Outputs that are not regular files: ``-o /dev/null`` (a build's probe), a FIFO. The linker
+writes into such a file; altlink links into a temporary file elsewhere and then writes the
+finished output into it. Renaming it over the target, as a regular output is put in place,
+had replaced /dev/null itself with the image (as root: for every program on the machine)."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+from test_link import FW_LD, MAIN_S, asm
+from toolchain import LDSCRIPTS, env_without_altlink_vars, write
+
+LD = "aarch64-linux-gnu-ld"
+CC = "aarch64-linux-gnu-gcc"
+
+
+def altlink(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=env_without_altlink_vars())
+
+
+def leftovers(*dirs) -> list[str]:
+    return [n for d in dirs for n in os.listdir(d) if n.startswith(".")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_an_output_that_is_a_device_stays_the_device(tmp_path):
+    """A null device as the image, the map, the manifest and the raw binary: each still the
+    device after the link (ld alone writes into it), nothing left beside it."""
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    main = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    p = altlink("link", "--ncaps", "4", "--manifest", null, "--bin", null, "--", LD,
+                "-L", LDSCRIPTS, "-T", script, f"-Map={null}", main, "-o", null, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+    assert leftovers(tmp_path) == []
+
+
+def test_an_output_that_is_a_fifo_gets_the_image(tmp_path):
+    """A FIFO as the image: a reader gets the image ld links (as from ld alone), and the FIFO
+    is still one."""
+    fifo = tmp_path / "image.fifo"
+    os.mkfifo(fifo)
+    main = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    cmd = [CC, "-nostdlib", "-static", f"-L{LDSCRIPTS}", f"-Wl,-T,{script}", str(main)]
+    subprocess.run([*cmd, "-o", tmp_path / "plain.elf"], check=True)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        p = altlink("link", "--ncaps", "4", "--", *cmd, "-o", fifo, cwd=tmp_path)
+        got = reader.communicate(timeout=30)[0]
+    finally:
+        reader.kill()
+        reader.wait()
+    assert p.returncode == 0, p.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert got == (tmp_path / "plain.elf").read_bytes()
+    assert leftovers(tmp_path) == []
