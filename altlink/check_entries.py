@@ -121,7 +121,11 @@ def _check_site(ck: Checks, inp: Input, e: Entry, place: str, cap: int | None) -
             where = f"at undefined symbol {e.site.symbol}"
         ck.add("ALT004", f"site is {where}, not in an executable section", inp, place, e)
         return None
-    if e.site.offset + e.orig_len > sec.size or e.site.offset < 0:
+    if e.site.offset < 0:
+        ck.add("ALT004", f"site is {-e.site.offset:#x} bytes before the start of {sec.name}",
+               inp, place, e)
+        return None
+    if e.site.offset + e.orig_len > sec.size:
         ck.add("ALT004", f"site runs past the end of {sec.name} ({sec.size:#x} bytes)",
                inp, place, e)
         return None
@@ -145,7 +149,11 @@ def _check_replacement_place(ck: Checks, inp: Input, e: Entry, place: str) -> Se
         ck.add("ALT005", f"replacement is in {sec.name}, which has no contents (NOBITS)",
                inp, place, e)
         return None
-    if e.alt.offset < 0 or e.alt.offset + e.alt_len > sec.size:
+    if e.alt.offset < 0:
+        ck.add("ALT005", f"replacement is {-e.alt.offset:#x} bytes before the start of "
+               f"{sec.name}", inp, place, e)
+        return None
+    if e.alt.offset + e.alt_len > sec.size:
         ck.add("ALT005", f"replacement {sec.name}+{e.alt.offset:#x} ({e.alt_len} bytes) "
                f"runs past the end of {sec.name} ({sec.size:#x} bytes)", inp, place, e)
         return None

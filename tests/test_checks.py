@@ -154,12 +154,16 @@ BAD = [
         message="site is at undefined symbol ext_site", place=".altinstructions entry 0"),
     Bad("alt004-past-end", "ALT004", R0_8 + "\tent site2+4, r0, 1, 8, 8\n",
         message="site runs past the end of .text (0x10 bytes)", place=".text+0xc site2+0x4"),
+    Bad("alt004-before-start", "ALT004", R0 + "\tent func-8, r0, 1, 4, 4\n",
+        message="site is 0x8 bytes before the start of .text"),
     # ALT005: the replacement is not code, or runs past its section
     Bad("alt005-data", "ALT005", "\t.data\nd_repl:\tmovz x0, #1\n\tent site0, d_repl, 1, 4, 4\n",
         message="replacement is in .data, not in .altinstr_replacement or an executable "
         "section", place=".text+0x0 func"),
     Bad("alt005-past-end", "ALT005", R0 + "\tent site0, r0, 1, 8, 8\n",
         message="runs past the end of .altinstr_replacement (0x4 bytes)"),
+    Bad("alt005-before-start", "ALT005", R0 + "\tent site0, r0-8, 1, 4, 4\n",
+        message="replacement is 0x8 bytes before the start of .altinstr_replacement"),
     Bad("alt005-undefined", "ALT005", "\tent site0, ext_repl, 1, 4, 4\n",
         message="replacement is undefined symbol ext_repl"),
     # ALT006: a callback nowhere in the link set

@@ -162,6 +162,8 @@ def test_branches_into_replacements_both_ways(tmp_path):
     assert not made["weak"]
     rc, found = check(*V417, tmp_path / "before.o")
     assert rc == 1 and {f["code"] for f in found} == {"ALT005"}
+    assert [f["message"] for f in found] == [
+        "replacement is 0x8 bytes before the start of .altinstr_replacement"]
 
 
 def test_the_committed_modules():
