@@ -1,5 +1,6 @@
-"""The make and CMake samples (samples/make, samples/cmake): the sample firmware built by plain
-make and by CMake, every link through altlink's launcher form, run under qemu-aarch64."""
+"""The make, CMake and Meson samples (samples/make, samples/cmake, samples/meson): the sample
+firmware built by plain make and by CMake, every link through altlink's launcher form, and by
+Meson with altlink under the compiler driver's name; each run under qemu-aarch64."""
 from __future__ import annotations
 
 import json
@@ -80,6 +81,59 @@ def test_cmake_sample_builds_through_the_linker_launcher_and_runs(tmp_path, tool
     assert len(m["entries"]) >= 6
     sites = run_fw(out / "fw.elf", "HAS_LSE")
     assert sites["site call"] == "patched" and sites["site crc"] == "original"
+
+
+def meson_env(tmp_path: Path, **altlink_vars: str) -> dict:
+    """The environment of a Meson build with altlink under the compiler driver's name, first
+    in PATH (Meson has no linker launcher), and its options."""
+    bindir = tmp_path / "altlink-bin"
+    bindir.mkdir(exist_ok=True)
+    if not (bindir / "aarch64-linux-gnu-gcc").exists():
+        (bindir / "aarch64-linux-gnu-gcc").symlink_to(Path(sys.executable).with_name("altlink"))
+    env = build_env()
+    env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"
+    env.update(altlink_vars)
+    return env
+
+
+def meson(env: dict, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([Path(sys.executable).with_name("meson"), *map(str, args)],
+                          capture_output=True, text=True, env=env)
+
+
+def test_meson_sample_builds_with_altlink_under_the_drivers_name_and_runs(tmp_path):
+    """Meson links with the compiler driver it found at setup: altlink named as that driver,
+    first in PATH, runs each compile unchanged and checks each link, with nothing about
+    altlink in the build's own files but its paths. The configure step's probes (a sanity
+    program compiled and linked in one command) run unchanged."""
+    out, log = tmp_path / "build", tmp_path / "links.jsonl"
+    env = meson_env(tmp_path, ALTLINK_CAP_TABLE=str(SAMPLES / "fw" / "caps.txt"),
+                    ALTLINK_MANIFEST=".alt.json", ALTLINK_LOG=str(log))
+    p = meson(env, "setup", "--cross-file", SAMPLES / "meson" / "aarch64.ini", out,
+              SAMPLES / "meson")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not log.exists()  # (its probes ran unchanged: nothing linked through altlink)
+    p = meson(env, "compile", "-C", out)
+    assert p.returncode == 0, p.stdout + p.stderr
+    links = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["output"], r["entries"], r["errors"]) for r in links] == [("fw.elf", 6, 0)]
+    assert len(json.loads((out / "fw.elf.alt.json").read_text())["entries"]) == 6
+    sites = run_fw(out / "fw.elf", "HAS_CRC")
+    assert sites["site crc"] == "patched" and sites["site mul"] == "original"
+
+
+def test_meson_sample_fails_the_build_and_leaves_no_image(tmp_path):
+    small = tmp_path / "caps.txt"
+    small.write_text("HAS_FAST_MUL\n")
+    out = tmp_path / "build"
+    env = meson_env(tmp_path, ALTLINK_CAP_TABLE=str(small))
+    p = meson(env, "setup", "--cross-file", SAMPLES / "meson" / "aarch64.ini", out,
+              SAMPLES / "meson")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = meson(env, "compile", "-C", out)
+    assert p.returncode != 0
+    assert "error: ALT011" in p.stdout + p.stderr
+    assert not (out / "fw.elf").exists()
 
 
 def test_paths_point_at_what_the_package_ships():
