@@ -21,7 +21,12 @@ def temp_path(target: str, tag: str = "tmp", keep: list[str] | None = None) -> s
     nobody removes."""
     d = os.path.dirname(os.path.abspath(target)) if not is_special(target) else \
         os.environ.get("TMPDIR") or "/tmp"
-    prefix = os.path.join(d, f".{os.path.basename(target)}.")
+    # (the target's name cut where it is long: the temporary name must fit where the
+    # target's fits, NAME_MAX, 255 bytes on Linux's filesystems)
+    name = os.path.basename(target)
+    while len(os.fsencode(name)) > TEMP_NAME_KEPT:
+        name = name[:TEMP_NAME_KEPT if len(name) > TEMP_NAME_KEPT else -1]
+    prefix = os.path.join(d, f".{name}.")
     with signals_held():
         for _ in range(100):
             path = f"{prefix}{os.urandom(4).hex()}.{tag}"
@@ -42,6 +47,11 @@ def temp_path(target: str, tag: str = "tmp", keep: list[str] | None = None) -> s
             keep.append(path)
     os.close(fd)
     return path
+
+
+# The bytes of a target's name that its temporary file's name keeps, at most: with the
+# dot before, and the dot, 8 digits, a dot and a tag after, it stays within 255 bytes.
+TEMP_NAME_KEPT = 200
 
 
 def is_special(target: str) -> bool:

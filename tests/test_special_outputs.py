@@ -61,3 +61,18 @@ def test_an_output_that_is_a_fifo_gets_the_image(tmp_path):
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert got == (tmp_path / "plain.elf").read_bytes()
     assert leftovers(tmp_path) == []
+
+
+def test_an_output_whose_name_is_as_long_as_a_name_can_be(tmp_path):
+    """A name of 250 bytes (ld takes up to 255): the temporary files beside it have names that
+    fit too (the link failed: "File name too long"), and so do those of its map and manifest;
+    so does a name of multibyte characters."""
+    main = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", FW_LD)
+    for name in ("n" * 250, "é" * 125):
+        p = altlink("link", "--ncaps", "4", "--manifest", name[:-5] + ".json", "--", LD,
+                    "-L", LDSCRIPTS, "-T", script, f"-Map={name[:-4]}.map", main, "-o", name,
+                    cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert (tmp_path / name).is_file() and (tmp_path / f"{name[:-4]}.map").is_file()
+    assert leftovers(tmp_path) == []
