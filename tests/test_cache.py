@@ -368,6 +368,34 @@ def test_an_unusable_cache_does_not_fail_the_link(tmp_path):
         assert record_findings([o], v417, ro) == checker_findings([o], v417)
 
 
+
+def test_another_capstone_keys_the_records_apart(tmp_path):
+    """Capstone's decoding is part of the checks (a word it reads as PC-relative) and of the
+    manifest's text: a record or an SCons link made with one capstone is never taken with
+    another (an environment that shares the cache, an upgrade): the code's digest, which
+    keys both, names the capstone ``import capstone`` would find, without importing it."""
+    import subprocess
+    import sys
+
+    import capstone
+
+    real = Path(capstone.__file__).parent
+    other = tmp_path / "other" / "capstone"
+    shutil.copytree(real, other)
+    (other / "__init__.py").write_text((real / "__init__.py").read_text() + "\n# another\n")
+    code = ("import sys\n{}import altlink\nprint(altlink.code_digest())\n"
+            "print('capstone' in sys.modules)\n")
+
+    def digest(first: str | None) -> list[str]:
+        put = f"sys.path.insert(0, {first!r})\n" if first else ""
+        p = subprocess.run([sys.executable, "-c", code.format(put)], capture_output=True,
+                           text=True, check=True)
+        return p.stdout.split()
+
+    here, again, there = digest(None), digest(None), digest(str(other.parent))
+    assert here == again and here[1] == there[1] == "False"  # (capstone not imported)
+    assert here[0] != there[0]
+
 def test_link_outputs_are_the_same_with_and_without_the_cache(tmp_path, monkeypatch):
     """The whole link, twice with a cache (made, then read) and once without: the same image,
     raw binary, manifest (apart from its own name) and findings."""
