@@ -527,7 +527,10 @@ def cmd_link(args, out) -> int:
                              parsed=early.start.cmd if early is not None else None,
                              binary=args.bin)
         if plan.passthrough:  # a probe or a foreign link: the linker alone, exactly as it is
-            return launcher.run_unchanged(command)
+            rc = launcher.run_unchanged(command)
+            if rc == 0 and plan.sources is not None:  # ... then what it made, checked
+                return _check_driver_image(plan, args, out)
+            return rc
         targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
         # The linker starts before the checks' modules are imported and the capability table
         # read: all of that runs beside it. (From ``main``, before the command line was
@@ -571,6 +574,42 @@ def cmd_link(args, out) -> int:
         line += f"; wrote {', '.join(result.written) if result.written else 'nothing'}"
         sys.stderr.write(line + "\n")
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
+
+
+def _check_driver_image(plan, args, out) -> int:
+    """The image a compiler driver's command linked from sources it compiled itself, run
+    unchanged (``launcher.Plan.sources``), checked as ``altlink check IMAGE`` checks one:
+    nothing is said of an image with no table (a configure step's probe, a host program);
+    with findings at error severity, the image is removed (exit 1), as a link's would be."""
+    from altlink import elf, inputs, outputs
+    from altlink.errors import AltlinkError as Unreadable
+
+    try:
+        img = elf.read_elf(plan.output)
+    except (Unreadable, OSError):
+        return EXIT_OK  # not an image altlink reads (a host program, a probe's /dev/null)
+    from altlink.checks import check
+    from altlink.findings import has_errors
+    from altlink.linkset import Input
+    from altlink.report import render
+
+    try:
+        image = Input.load(img)
+        if img.type == elf.ET_REL or not (image.table.size or image.table.findings):
+            return EXIT_OK  # (no table: nothing to check, nothing to say)
+        found = check([image], options_from(args))
+    except Unreadable as e:
+        sys.stderr.write(f"{one_line(str(e))}\n")
+        outputs.remove_stale([plan.output])
+        return e.exit_code
+    findings = _policy(args).apply(found)
+    sys.stderr.write(inputs.sources_note(plan.sources) + "\n")
+    text = render(findings, args.format)
+    (sys.stderr if args.format == "text" else out).write(text)
+    if has_errors(findings):
+        outputs.remove_stale([plan.output])
+        return EXIT_FINDINGS
+    return EXIT_OK
 
 
 def _log_link(path: str, req, result, findings) -> None:
@@ -883,7 +922,8 @@ def _early_link(words: list[str]) -> _EarlyLink | None:
     except AltlinkError:
         return None  # reported by cmd_link, which reads the command again
     if plan.passthrough:
-        if ends_here():  # the altlink command's process (``run``): the linker takes its place
+        if ends_here() and plan.sources is None:  # the altlink command's process (``run``):
+            # the linker takes its place (not where its image is checked after it)
             launcher.exec_unchanged(command)  # (back only where it cannot be run: reported
         return None                           # by cmd_link, as run_unchanged reports it)
     try:

@@ -35,18 +35,22 @@ RELOCATABLE = frozenset({"-r", "--relocatable", "-Ur", "-i"})
 class Plan:
     """What to do with a command: run it unchanged (``passthrough``), or link it into
     ``output`` with this manifest; ``command``: the linker command as read, for the link.
+    ``sources``: a compiler driver's command run unchanged that compiles these sources and
+    links them (no object of theirs to read): its image, ``output``, is checked after it.
     (A plain class, as everything the launcher imports before the linker starts: dataclasses
     would cost 8 ms of imports on the way to the linker.)"""
 
-    __slots__ = ("passthrough", "output", "manifest", "command")
+    __slots__ = ("passthrough", "output", "manifest", "command", "sources")
 
     def __init__(self, passthrough: bool, output: str | None = None,
                  manifest: str | None = None,
-                 command: linkcmd.LinkCommand | None = None) -> None:
+                 command: linkcmd.LinkCommand | None = None,
+                 sources: list[str] | None = None) -> None:
         self.passthrough = passthrough
         self.output = output
         self.manifest = manifest
         self.command = command
+        self.sources = sources
 
 
 def plan(command: list[str], output: str | None, manifest: str | None,
@@ -57,9 +61,11 @@ def plan(command: list[str], output: str | None, manifest: str | None,
     command as a plan of it read it before (which was not passed through).
 
     A compiler driver's command that compiles its sources and links them, with no object
-    given (``gcc start.S main.c -o fw.elf``), is a configure step's probe unless altlink is
-    asked for a manifest (``manifest``, not a suffix for every image) or a raw binary
-    (``binary``) of it: then it is linked and its image checked, as a probe never asks that."""
+    given (``gcc start.S main.c -o fw.elf``), may be a configure step's probe: it runs
+    unchanged, and its image is checked after it (``sources``; a probe's has no table, and
+    nothing is said); where altlink is asked for a manifest (``manifest``, not a suffix for
+    every image) or a raw binary (``binary``) of it, it is linked as any link, as a probe
+    never asks that."""
     if not command:
         raise AltlinkError("altlink link: no linker command after --")
     if parsed is not None:
@@ -70,6 +76,9 @@ def plan(command: list[str], output: str | None, manifest: str | None,
         cmd = linkcmd.parse(command)
         if not cmd.any_input(_is_aarch64) and not (  # (no inputs at all: none is)
                 (manifest or binary) and cmd.sources):
+            if cmd.sources and links(command):
+                return Plan(True, cmd.output if cmd.output is not None else "a.out",
+                            sources=cmd.sources)
             return Plan(True)
     if output is None:
         # GNU ld, lld and the compiler drivers all write a.out without -o.
@@ -86,6 +95,16 @@ def is_probe(args: list[str]) -> bool:
         if a.startswith("-Wl,") and any(w in ("--version", "--help") for w in a[4:].split(",")):
             return True
     return False
+
+
+# A compiler driver's options that stop it before the link: it compiles, assembles,
+# preprocesses, lists dependencies or checks the syntax only.
+_NO_LINK = frozenset({"-c", "-S", "-E", "-M", "-MM", "-fsyntax-only", "--precompile"})
+
+
+def links(command: list[str]) -> bool:
+    """Whether a compiler driver's command links (none of ``_NO_LINK``)."""
+    return _NO_LINK.isdisjoint(command[1:])
 
 
 def is_relocatable(command: list[str]) -> bool:

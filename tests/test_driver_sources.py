@@ -1,8 +1,9 @@
 """A compiler driver's command that compiles sources and links them in one step
 (``gcc start.o sites.S main.c -o fw.elf``): their objects exist only inside the driver, so
 altlink says that their alternatives are checked in the linked image only; with no object at
-all, such a command is a configure step's probe and runs unchanged, unless altlink is asked
-for a manifest or raw binary of it, which a probe never asks."""
+all (a configure step's probe looks so too), such a command runs unchanged and its image is
+checked after it, unless altlink is asked for a manifest or raw binary of it, which a probe
+never asks: then it is linked as any link."""
 from __future__ import annotations
 
 import json
@@ -46,13 +47,43 @@ def test_sources_the_driver_compiles_are_named_in_a_note(tmp_path):
     assert qemu(tmp_path / "fw.elf", "HAS_LSE").returncode == 0
 
 
-def test_sources_only_link_through_altlink_where_a_manifest_is_asked_for(tmp_path):
-    sources = [FW / "start.S", FW / "sites.S", FW / "main.c",
-               ROOT / "altlink" / "runtime" / "alt_runtime.c"]
-    cmd = driver(tmp_path, *sources)
+SOURCES = [FW / "start.S", FW / "sites.S", FW / "main.c",
+           ROOT / "altlink" / "runtime" / "alt_runtime.c"]
+
+
+def test_sources_only_link_runs_unchanged_and_its_image_is_checked(tmp_path):
+    """No object at all (``gcc start.S main.c -o fw.elf``, which a configure step's probe
+    looks like too): the command runs unchanged, then its image is checked; findings at error
+    severity remove it (exit 1)."""
+    cmd = driver(tmp_path, *SOURCES)
     p = altlink("link", "--cap-table", FW / "caps.txt", "--", *cmd, cwd=tmp_path)
-    assert (p.returncode, p.stderr) == (0, "")  # a probe's shape: the linker alone
-    assert not list(tmp_path.glob("*.json"))
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.startswith(f"{FW / 'start.S'}: note: this source, and 3 more")
+    assert "error" not in p.stderr and not list(tmp_path.glob("*.json"))
+    assert qemu(tmp_path / "fw.elf", "HAS_LSE").returncode == 0
+    small = tmp_path / "small.txt"
+    small.write_text("HAS_FAST_MUL\n")
+    p = altlink("link", "--cap-table", small, "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 1 and "fw.elf: error: ALT011: " in p.stderr, p.stderr
+    assert not (tmp_path / "fw.elf").exists()
+
+
+def test_a_probe_of_sources_alone_is_the_driver_unchanged(tmp_path):
+    """A configure step's probe: a program without alternatives, compiled and linked in one
+    command, and a compile alone (-c): each exactly as the driver alone runs it (nothing
+    said, its output as made)."""
+    (tmp_path / "probe.c").write_text("void _start(void) { for (;;); }\n")
+    for extra, out in (([], "probe"), (["-c"], "probe.o")):
+        cmd = ["aarch64-linux-gnu-gcc", "-nostdlib", "-static", *extra, "probe.c", "-o", out]
+        bare = subprocess.run([*cmd[:-1], "bare-" + out], cwd=tmp_path, capture_output=True,
+                              text=True)
+        p = altlink("link", "--cap-table", FW / "caps.txt", "--", *cmd, cwd=tmp_path)
+        assert (p.returncode, p.stdout, p.stderr) == (bare.returncode, bare.stdout, bare.stderr)
+        assert (tmp_path / out).read_bytes() == (tmp_path / ("bare-" + out)).read_bytes()
+
+
+def test_sources_only_link_through_altlink_where_a_manifest_is_asked_for(tmp_path):
+    cmd = driver(tmp_path, *SOURCES)
     p = altlink("link", "--cap-table", FW / "caps.txt", "--manifest", "fw.json", "--bin",
                 "fw.bin", "--", *cmd, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
