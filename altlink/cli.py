@@ -9,7 +9,6 @@ from __future__ import annotations
 import _signal as signal  # (signal's functions, without the enums signal makes: 1 ms a run)
 import os
 import sys
-import threading
 
 from altlink import __version__, progress
 from altlink.errors import AltlinkError, one_line
@@ -912,7 +911,6 @@ def _early_link(words: list[str]) -> _EarlyLink | None:
             return None
         i += 1
     from altlink import launcher
-    from altlink.linker import LinkStart
 
     output = given.get("-o")
     try:
@@ -926,6 +924,8 @@ def _early_link(words: list[str]) -> _EarlyLink | None:
             # the linker takes its place (not where its image is checked after it)
             launcher.exec_unchanged(command)  # (back only where it cannot be run: reported
         return None                           # by cmd_link, as run_unchanged reports it)
+    from altlink.linker import LinkStart  # (not for a command passed through: signals, files)
+
     try:
         start = LinkStart(command, plan.output, parsed=plan.command)
     except BaseException:  # an interrupt: a link that fails leaves none of its outputs
@@ -1004,8 +1004,11 @@ def _quick_check_args(words: list[str]):
 def main(argv: list[str] | None = None, out=None) -> int:
     out = out or sys.stdout
     previous = None
-    if threading.current_thread() is threading.main_thread():  # signal.signal's rule
+    try:  # (signal.signal's rule: the main thread only; threading is not imported for it)
         previous = signal.signal(signal.SIGTERM, _terminate)
+        main_thread = True
+    except ValueError:
+        main_thread = False
     early = None
     try:
         words = sys.argv[1:] if argv is None else argv
@@ -1021,8 +1024,7 @@ def main(argv: list[str] | None = None, out=None) -> int:
         if early is not None:
             args.early_link, early = early, None  # cmd_link's now, which closes it
         _env_paths(args)
-        if getattr(args, "format", "text") == "text" and \
-                threading.current_thread() is threading.main_thread():
+        if getattr(args, "format", "text") == "text" and main_thread:
             progress.enable(sys.stderr)  # a terminal only
         with collector_paused():
             rc = COMMANDS[args.command](args, out)

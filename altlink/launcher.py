@@ -8,12 +8,16 @@ status and standard streams, so the build configures exactly as it would without
 """
 from __future__ import annotations
 
-import struct
 import sys
 
-from altlink import archive, linkcmd
 from altlink.errors import AltlinkError, LinkerError
 from altlink.filekind import BITCODE_MAGICS, ELF_MAGIC, EM_AARCH64
+
+# (The command's reading, ``linkcmd``, and ``archive`` are imported where a command is read:
+# a probe passed through needs neither.)
+TYPE_CHECKING = False  # (``typing``'s, without its import)
+if TYPE_CHECKING:
+    from altlink import linkcmd
 
 # Options after which a linker or a compiler driver prints something and links nothing.
 # (``-v`` and ``-V`` print the version and still link what they are given: they are probes
@@ -73,6 +77,8 @@ def plan(command: list[str], output: str | None, manifest: str | None,
     else:
         if is_probe(command[1:]):
             return Plan(True)
+        from altlink import linkcmd
+
         cmd = linkcmd.parse(command)
         if not cmd.any_input(_is_aarch64) and not (  # (no inputs at all: none is)
                 (manifest or binary) and cmd.sources):
@@ -119,6 +125,8 @@ def is_relocatable(command: list[str]) -> bool:
 def _is_aarch64(path: str) -> bool:
     """Whether an input is (or, for an archive, holds) AArch64 ELF or LTO bitcode: what altlink
     checks. A host object of a configure probe is not."""
+    from altlink import archive
+
     try:
         if archive.is_archive(path):
             for m in archive.iter_members(path):  # the first AArch64 member decides
@@ -136,8 +144,7 @@ def _head_is_aarch64(head: bytes) -> bool:
         return True  # LTO bitcode: named in a note, checked after the link
     if head[:4] != ELF_MAGIC or len(head) < 20:
         return False
-    order = "<" if head[5] == 1 else ">"
-    return struct.unpack_from(order + "H", head, 18)[0] == EM_AARCH64
+    return int.from_bytes(head[18:20], "little" if head[5] == 1 else "big") == EM_AARCH64
 
 
 def exec_unchanged(command: list[str]) -> None:
