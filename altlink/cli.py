@@ -878,38 +878,67 @@ LINK_VALUE_OPTIONS = frozenset({
     "--symbols-from", "--format", "--cache-dir"})
 LINK_FLAG_OPTIONS = frozenset({
     "--sort-table", "--source-lines", "--werror", "--no-cache", "-v", "--verbose", "--module"})
+# ... and the attribute each sets (-o and -W besides), for ``_quick_link_args``; those given
+# again to add one more (``LINK_APPEND_OPTIONS``). tests/test_link.py checks them too.
+LINK_DESTS = {"-o": "output", "--manifest": "manifest", "--manifest-suffix": "manifest_suffix",
+              "--bin": "bin", "--abi": "abi", "--cap-table": "cap_table", "--ncaps": "ncaps",
+              "--symbols-from": "symbols_from", "--format": "format",
+              "--cache-dir": "cache_dir", "-W": "wflags", "--sort-table": "sort_table",
+              "--source-lines": "source_lines", "--werror": "werror", "--no-cache": "no_cache",
+              "-v": "verbose", "--verbose": "verbose", "--module": "module"}
+LINK_APPEND_OPTIONS = frozenset({"--symbols-from", "-W"})
 
 
-def _early_link(words: list[str]) -> _EarlyLink | None:
-    """``altlink link OPTIONS -- LINKER...``: the linker started before argparse is imported
-    and the command line parsed (about 15 ms sooner), where the words before ``--`` are all
-    options of the link's own, spelled in full, so that ``-o`` is known for certain. Anything
-    else (an abbreviation, ``--help``, a bad option, a command the launcher passes through,
-    a command it cannot read) starts nothing here: the parser and ``cmd_link`` decide as
-    usual, and report what is wrong."""
+def _link_words(words: list[str]) -> tuple[list[tuple[str, str | None, str]], list[str]] | None:
+    """``altlink link OPTIONS -- LINKER...`` read without argparse, where the words before
+    ``--`` are all options of the link's own, spelled in full: each option as ``(name, value,
+    how)`` in order (``how``: "next" for a value in the next word, "=" for ``--name=value``,
+    "attached" for ``-oVALUE`` or ``-WVALUE``, "" for a switch, whose value is None), and
+    the linker command. None for any other words (an abbreviation, ``--help``, a bad option,
+    no ``--``)."""
     try:
         cut = words.index("--")
     except ValueError:
         return None
     opts, command = words[:cut], words[cut + 1:]
-    given: dict[str, str] = {}  # -o and the outputs' options, as the parser will read them
+    read: list[tuple[str, str | None, str]] = []
     i = 0
     while i < len(opts):
         a = opts[i]
         if a in ("-o", "-W") or a in LINK_VALUE_OPTIONS:
             if i + 1 == len(opts):
                 return None
-            given[a] = opts[i + 1]
+            read.append((a, opts[i + 1], "next"))
             i += 2
             continue
         if a.startswith("-o") and not a.startswith("-o="):
-            given["-o"] = a[2:]
+            read.append(("-o", a[2:], "attached"))
         elif a.startswith("--") and a.split("=", 1)[0] in LINK_VALUE_OPTIONS:
             name, _, value = a.partition("=")
-            given[name] = value
-        elif not (a in LINK_FLAG_OPTIONS or (a.startswith("-W") and a != "-W")):
+            read.append((name, value, "="))
+        elif a in LINK_FLAG_OPTIONS:
+            read.append((a, None, ""))
+        elif a.startswith("-W") and a != "-W":
+            read.append(("-W", a[2:], "attached"))
+        else:
             return None
         i += 1
+    return read, command
+
+
+def _early_link(words: list[str]) -> _EarlyLink | None:
+    """``altlink link OPTIONS -- LINKER...``: the linker started before argparse is imported
+    and the command line parsed (about 15 ms sooner), where the words before ``--`` are all
+    options of the link's own, spelled in full (``_link_words``), so that ``-o`` is known for
+    certain. Anything else (an abbreviation, ``--help``, a bad option, a command the launcher
+    passes through, a command it cannot read) starts nothing here: the parser and
+    ``cmd_link`` decide as usual, and report what is wrong."""
+    got = _link_words(words)
+    if got is None:
+        return None
+    # -o and the outputs' options, as the parser will read them (the last of each)
+    given = {name: value for name, value, _ in got[0] if value is not None}
+    command = got[1]
     from altlink import launcher
 
     output = given.get("-o")
@@ -1001,6 +1030,51 @@ def _quick_check_args(words: list[str]):
     return types.SimpleNamespace(**values)
 
 
+def _quick_link_args(words: list[str]):
+    """``build_parser("link").parse_args(words)`` without argparse (which, with its parser
+    built, is about 5 ms of a kernel module's link), where ``words`` are ``link``, options of
+    its own spelled in full (``_link_words``), ``--`` and a linker command: a value in the
+    next word that does not start with ``-``, ``--name=value``, ``-oVALUE`` or ``-WVALUE``
+    without ``=``; an ``--abi`` or ``--format`` among its choices, an ``--ncaps`` that
+    ``int`` reads. Anything else gives None: the parser reads the words, and reports what is
+    wrong. The defaults are the parser's, read from the environment as it reads them
+    (``ALTLINK_WERROR`` first, which may be unusable)."""
+    got = _link_words(words[1:])
+    if got is None or not got[1]:
+        return None
+    werror = _env_flag("ALTLINK_WERROR")
+    values: dict = {"command": "link", "abi": os.environ.get("ALTLINK_ABI") or None,
+                    "cap_table": os.environ.get("ALTLINK_CAP_TABLE") or None, "ncaps": None,
+                    "symbols_from": None, "format": "text", "werror": werror, "wflags": [],
+                    "output": None, "manifest": None,
+                    "manifest_suffix": os.environ.get("ALTLINK_MANIFEST") or None,
+                    "bin": None, "sort_table": False, "source_lines": False, "cache_dir": None,
+                    "no_cache": False, "verbose": False, "module": False}
+    for name, value, how in got[0]:
+        dest = LINK_DESTS[name]
+        if value is None:
+            values[dest] = True
+            continue
+        if how == "next" and value.startswith("-") or how == "attached" and "=" in value:
+            return None
+        if name == "--abi" and value not in ABIS or name == "--format" and \
+                value not in CHECK_FORMATS:
+            return None
+        if name == "--ncaps":
+            try:
+                values[dest] = int(value)
+            except ValueError:
+                return None
+        elif name in LINK_APPEND_OPTIONS:
+            values[dest] = [*(values[dest] or ()), value]
+        else:
+            values[dest] = value
+    values["linker"] = ["--", *got[1]]
+    import types
+
+    return types.SimpleNamespace(**values)
+
+
 def main(argv: list[str] | None = None, out=None) -> int:
     out = out or sys.stdout
     previous = None
@@ -1014,7 +1088,8 @@ def main(argv: list[str] | None = None, out=None) -> int:
         words = sys.argv[1:] if argv is None else argv
         if words[:1] == ["link"]:
             early = _early_link(words[1:])
-        args = _quick_check_args(words) if words[:1] == ["check"] else None
+        args = _quick_check_args(words) if words[:1] == ["check"] else \
+            _quick_link_args(words) if words[:1] == ["link"] else None
         if args is None:
             parser = build_parser(words[0] if words and words[0] in _EPILOGS else None)
             if not words:  # bare altlink: the commands, as git
