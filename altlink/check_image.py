@@ -402,8 +402,6 @@ def check_callback_reach(ck: Checks, inp: Input, fast: bool = True) -> None:
     columns (the distinct callback addresses found at once, the sites sorted by numpy)."""
     if not ck.wanted("ALT014"):
         return
-    from altlink.reach import callback_reach
-
     callbacks: dict[str, int] = {}
     by_cb: dict[str, Entry] = {}
     named: set[int] = set()  # callback addresses named already (thousands of entries, a few)
@@ -437,6 +435,8 @@ def check_callback_reach(ck: Checks, inp: Input, fast: bool = True) -> None:
         by_cb.setdefault(name, e)
     if not callbacks:
         return
+    from altlink.reach import callback_reach  # (an image with callbacks only)
+
     if sites is None:
         sites = [(e.site.address, e.orig_len, e.index) for e in inp.table.entries
                  if e.site.address is not None]

@@ -7,7 +7,6 @@ import itertools
 import struct
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from functools import cached_property
 from itertools import compress
 
@@ -31,6 +30,7 @@ from altlink.records import (
 )
 from altlink.symbols import SymtabColumns, columns_pay
 from altlink.table import Entry
+from altlink.values import Frozen
 
 
 def names_asked(objects: list[ObjectRecord]) -> set[str]:
@@ -331,12 +331,16 @@ def _member_linked(obj: Input, image: Input, syms: _ImageSymbols) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class _Addr:
+class _Addr(Frozen):
     """An address of an image, where a table Place is expected."""
 
+    _fields = ("address", "defined")
     address: int
-    defined: bool = True
+    defined: bool
+
+    def __init__(self, address: int, defined: bool = True) -> None:
+        object.__setattr__(self, "address", address)
+        object.__setattr__(self, "defined", defined)
 
 
 class _PlaceReader:

@@ -63,11 +63,11 @@ stable-review patches that touch ``get_alt_insn``):
 
 from __future__ import annotations
 
-import re
 import struct
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
+
+from altlink.values import Frozen
 
 __all__ = [
     "ABIS",
@@ -122,18 +122,27 @@ _FIELD = {
 }
 
 
-@dataclass(frozen=True)
-class Classified:
+class Classified(Frozen):
     """What one instruction word is, for moving it.
 
     ``offset`` is the signed byte displacement from the instruction (for
     ``adrp``: the page delta in bytes, ``imm << 12``), or None when the word
     is not PC-relative or the displacement is not known.
+
+    (A value class written out, ``values.Frozen``, as the dataclass it was: a
+    dataclass is made when its module is imported, by each kernel module's link.)
     """
 
+    _fields = ("kind", "offset", "name")
     kind: str
     offset: int | None
     name: str
+
+    def __init__(self, kind: str, offset: int | None, name: str) -> None:
+        _set = object.__setattr__
+        _set(self, "kind", kind)
+        _set(self, "offset", offset)
+        _set(self, "name", name)
 
 
 class RangeError(ValueError):
@@ -521,7 +530,9 @@ def profile_problem(word: int, abi: str) -> str | None:
 # depends on the PC prints differently, every other operand the same.
 _PROBE_A = 1 << 32
 _PROBE_B = 1 << 33
-_TARGET_TEXT = re.compile(r"#(0x[0-9a-f]+)$")
+# re.compile(r"#(0x[0-9a-f]+)$"), made where a first text is (a link that makes none, as a
+# kernel module's, imports no re)
+_TARGET_TEXT = None
 _BARE = r"\1"  # the target without its "#"
 _CS = threading.local()
 
@@ -734,5 +745,10 @@ def _word_text(word: int, address: int | None) -> str:
         return f".inst {word:#010x}"
     _addr, _size, mnemonic, op_str = got
     if op_str and address is not None and decode(word).offset is not None:
+        global _TARGET_TEXT
+        if _TARGET_TEXT is None:
+            import re
+
+            _TARGET_TEXT = re.compile(r"#(0x[0-9a-f]+)$")
         op_str = _TARGET_TEXT.sub(_BARE, op_str)
     return f"{mnemonic} {op_str}" if op_str else mnemonic

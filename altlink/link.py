@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from functools import partial
 
 from altlink import branches, forkmap, inputs, launcher, outputs
@@ -33,39 +32,71 @@ from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord, default_cache_dir
 from altlink.table import Profile
 from altlink.tablesort import sort_table
-from altlink.values import replace
+from altlink.values import Value, replace
 
 # What the image shows of an entry the cross-check already reported from its object.
 _SAME_PROBLEM = frozenset({"ALT012", "ALT013", "ALT016"})
 
 
-@dataclass
-class LinkRequest:
-    """What ``link`` is asked to do: the linker's command, the outputs, the options."""
+# A default made for each request (a dataclass's ``default_factory``).
+_MADE = object()
 
+
+class LinkRequest(Value):
+    """What ``link`` is asked to do: the linker's command, the outputs, the options. (A value
+    class written out, as a dataclass's, ``values.Value``: a dataclass is made when its module
+    is imported, a kernel module's link's time.)"""
+
+    _fields = ("command", "output", "manifest", "binary", "options", "symbols_from",
+               "sort_table", "source_lines", "policy", "cache_dir")
     command: list[str]
     output: str
-    manifest: str | None = None
-    binary: str | None = None
-    options: Options = field(default_factory=Options)
-    symbols_from: list[str] = field(default_factory=list)
-    sort_table: bool = False
-    source_lines: bool = False
-    policy: Policy = field(default_factory=Policy)
+    manifest: str | None
+    binary: str | None
+    options: Options
+    symbols_from: list[str]
+    sort_table: bool
+    source_lines: bool
+    policy: Policy
     # Where the objects' records are kept between links (records.ObjectCache); None: nowhere.
-    cache_dir: str | None = field(default_factory=lambda: default_cache_dir())
+    cache_dir: str | None
+
+    def __init__(self, command: list[str], output: str, manifest: str | None = None,
+                 binary: str | None = None, options: Options = _MADE,
+                 symbols_from: list[str] = _MADE, sort_table: bool = False,
+                 source_lines: bool = False, policy: Policy = _MADE,
+                 cache_dir: str | None = _MADE) -> None:
+        self.command = command
+        self.output = output
+        self.manifest = manifest
+        self.binary = binary
+        self.options = Options() if options is _MADE else options
+        self.symbols_from = [] if symbols_from is _MADE else symbols_from
+        self.sort_table = sort_table
+        self.source_lines = source_lines
+        self.policy = Policy() if policy is _MADE else policy
+        self.cache_dir = default_cache_dir() if cache_dir is _MADE else cache_dir
 
 
-@dataclass
-class LinkResult:
-    """What a link did: its findings and notes, and what it linked and wrote."""
+class LinkResult(Value):
+    """What a link did: its findings and notes, and what it linked and wrote (a value class,
+    as ``LinkRequest``)."""
 
+    _fields = ("findings", "notes", "linked", "written", "stats")
     findings: list[Finding]
     notes: list[str]
-    linked: bool = False
-    written: list[str] = field(default_factory=list)
+    linked: bool
+    written: list[str]
     # What was checked: objects, entries collected from them, entries in the linked image.
-    stats: dict = field(default_factory=dict)
+    stats: dict
+
+    def __init__(self, findings: list[Finding], notes: list[str], linked: bool = False,
+                 written: list[str] = _MADE, stats: dict = _MADE) -> None:
+        self.findings = findings
+        self.notes = notes
+        self.linked = linked
+        self.written = [] if written is _MADE else written
+        self.stats = {} if stats is _MADE else stats
 
 
 def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,

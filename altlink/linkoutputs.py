@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from altlink import outputs, rawbin
+from altlink import outputs
 from altlink.linkset import Input
 
 
@@ -83,6 +83,8 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
     image_sha = manifestmod.sha256_later(tmp_image) if tmp_manifest else None
     bin_info = None
     if tmp_bin:
+        from altlink import rawbin  # (its dataclass: not made where no binary is written)
+
         lay = rawbin.layout(elf)
         data = rawbin.raw_binary(elf, lay)
         with open(tmp_bin, "wb") as f:

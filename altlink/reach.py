@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from dataclasses import dataclass
 
 from altlink.elf import SHN_UNDEF, STT_FUNC, STT_GNU_IFUNC, ElfFile, Symbol
 from altlink.symbols import SymtabColumns, columns_pay
+from altlink.values import Frozen
 
 SANITIZER_PREFIXES = ("__tsan_", "__asan_", "__sanitizer_cov_", "__sanitizer_", "__kasan_",
                       "__kcsan_", "__hwasan_", "__msan_")
@@ -25,15 +25,25 @@ SITE_DEPTH = 1  # alternative sites: in the callback and the functions it calls 
 MAX_SCAN = 1 << 26
 
 
-@dataclass(frozen=True)
-class Reached:
-    """One thing a callback reaches: a sanitizer hook or an alternative site."""
+class Reached(Frozen):
+    """One thing a callback reaches: a sanitizer hook or an alternative site. (A value class
+    written out, ``values.Frozen``: no dataclass made at every link's import.)"""
 
+    _fields = ("callback", "what", "name", "path", "entry")
     callback: str
     what: str  # "hook" or "site"
     name: str  # the hook's name, or the site's function+offset
     path: tuple[str, ...]  # callback -> ... -> the function where it was found
-    entry: int | None = None  # the alternative entry whose site it is
+    entry: int | None  # the alternative entry whose site it is
+
+    def __init__(self, callback: str, what: str, name: str, path: tuple[str, ...],
+                 entry: int | None = None) -> None:
+        _set = object.__setattr__
+        _set(self, "callback", callback)
+        _set(self, "what", what)
+        _set(self, "name", name)
+        _set(self, "path", path)
+        _set(self, "entry", entry)
 
 
 def _is_sanitizer(name: str) -> bool:

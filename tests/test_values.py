@@ -14,11 +14,24 @@ import pickle
 import pytest
 
 from altlink.caps import CapTable
+from altlink.crosscheck import _Addr
 from altlink.elf import Segment
 from altlink.findings import Policy
-from altlink.linkset import Input
+from altlink.insn import Classified
+from altlink.link import LinkRequest, LinkResult
+from altlink.linkset import Input, Options
+from altlink.reach import Reached
+from altlink.records import default_cache_dir
 from altlink.symbolspace import Definition
 from altlink.table import DEFAULT_ABI, Profile, Table
+
+
+class Made:
+    """A default made for each object, by ``make`` (a dataclass's ``default_factory``)."""
+
+    def __init__(self, make) -> None:
+        self.make = make
+
 
 # (class, frozen, the fields with their defaults (a missing default: required), two values
 # of each field)
@@ -36,6 +49,22 @@ CASES = [
      [("a.o", [1, 2], [], [3], None), ("b.o", [], ["f"], [], {"x": 1})]),
     (Input, False, [("elf",), ("table",), ("names",), ("_relocs", {})],
      [("e", "t", "n", {1: 2}), ("f", "u", "m", {})]),
+    # (a kernel module's link makes none of these as a dataclass: tests/test_startup.py)
+    (Classified, True, [("kind",), ("offset",), ("name",)],
+     [("plain", None, "plain"), ("adrp", 4096, "adrp")]),
+    (_Addr, True, [("address",), ("defined", True)], [(16, True), (32, False)]),
+    (Reached, True, [("callback",), ("what",), ("name",), ("path",), ("entry", None)],
+     [("cb", "hook", "__asan_load8", ("cb",), None), ("d", "site", "f+0x4", ("d", "f"), 3)]),
+    (LinkResult, False, [("findings",), ("notes",), ("linked", False), ("written", []),
+                         ("stats", {})],
+     [(["f"], ["n"], True, ["a.elf"], {"objects": 1}), ([], [], False, [], {})]),
+    (LinkRequest, False, [("command",), ("output",), ("manifest", None), ("binary", None),
+                          ("options", Options()), ("symbols_from", []), ("sort_table", False),
+                          ("source_lines", False), ("policy", Policy()),
+                          ("cache_dir", Made(default_cache_dir))],
+     [(["ld", "a.o"], "a.elf", "a.json", "a.bin", Options(Profile("xen-v4.17", 3)), ["v"],
+       True, True, Policy(werror=True), "c"),
+      (["ld"], "b.elf", None, None, Options(), [], False, False, Policy(), None)]),
 ]
 
 
@@ -45,8 +74,10 @@ def reference(cls, frozen, fields):
     for name, *default in fields:
         if not default:
             specs.append((name, object))
-        elif isinstance(default[0], dict):
-            specs.append((name, object, dataclasses.field(default_factory=dict)))
+        elif type(default[0]) in (dict, list):
+            specs.append((name, object, dataclasses.field(default_factory=type(default[0]))))
+        elif isinstance(default[0], Made):
+            specs.append((name, object, dataclasses.field(default_factory=default[0].make)))
         else:
             specs.append((name, object, dataclasses.field(default=default[0])))
     return dataclasses.make_dataclass(cls.__name__, specs, frozen=frozen)
