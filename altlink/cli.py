@@ -1128,16 +1128,13 @@ def main(argv: list[str] | None = None, out=None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def run() -> None:
+def run(words: list[str] | None = None) -> None:
     """The ``altlink`` command: ``main``, then the process ends at once, its streams flushed
     (``os._exit``): freeing what a link leaves in memory, one object at a time, is work for
     nobody (40 ms after a kernel's link; ``main`` itself has removed its temporary files).
     Callers in the same process (SCons, the tests) use ``main``, which returns."""
     process_ends()
-    from altlink import masquerade
-
-    words = masquerade.words(sys.argv)  # altlink under a linker's name: link through it
-    rc = words if type(words) is int else main(words)
+    rc = main(words)  # (``words``: altlink under a tool's name, ``masquerade.run``)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

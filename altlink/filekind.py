@@ -1,6 +1,7 @@
 """What a file is, from its first bytes: the magic numbers of the inputs a link takes (ELF, LLVM
-bitcode, ``ar`` archives) and the ELF machine altlink checks. A module of constants alone: the
-launcher decides from them, before the linker starts, whether a command is altlink's to check."""
+bitcode, ``ar`` archives) and the ELF machine altlink checks; and from its name, a source a
+compiler driver compiles. A module of constants alone: the launcher decides from them, before
+the linker starts, whether a command is altlink's to check."""
 
 ELF_MAGIC = b"\x7fELF"
 # LLVM bitcode, bare or in its wrapper: what -flto objects hold until the link.
@@ -8,3 +9,9 @@ BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 AR_MAGIC = b"!<arch>\n"
 AR_THIN_MAGIC = b"!<thin>\n"
 EM_AARCH64 = 183
+
+# What a compiler driver compiles rather than passes to the linker as a script.
+SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".C", ".s", ".S", ".sx", ".i", ".ii",
+                   ".h", ".hpp", ".m", ".mm", ".f", ".F", ".f90", ".go", ".rs", ".d")
+# ... of those, what it compiles to code (not headers, not dependency files)
+COMPILED_SUFFIXES = tuple(s for s in SOURCE_SUFFIXES if s not in (".h", ".hpp", ".d"))

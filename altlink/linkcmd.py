@@ -6,7 +6,14 @@ import os
 
 from altlink import ldscript
 from altlink.errors import AltlinkError
-from altlink.filekind import AR_MAGIC, AR_THIN_MAGIC, BITCODE_MAGICS, ELF_MAGIC
+from altlink.filekind import (
+    AR_MAGIC,
+    AR_THIN_MAGIC,
+    BITCODE_MAGICS,
+    COMPILED_SUFFIXES,
+    ELF_MAGIC,
+    SOURCE_SUFFIXES,
+)
 
 # Options whose value is the next argument (linker and compiler-driver spellings).
 _TAKES_ARG = {
@@ -291,13 +298,7 @@ def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
     _script_inputs(cmd, cmd.scripts + implicit, static_only)
 
 
-# What a compiler driver compiles rather than passes to the linker as a script.
-_SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".C", ".s", ".S", ".sx", ".i", ".ii",
-                    ".h", ".hpp", ".m", ".mm", ".f", ".F", ".f90", ".go", ".rs", ".d")
-
-
-# What a compiler driver compiles to code (not headers, not dependency files).
-_COMPILED_SUFFIXES = tuple(s for s in _SOURCE_SUFFIXES if s not in (".h", ".hpp", ".d"))
+_SOURCE_SUFFIXES, _COMPILED_SUFFIXES = SOURCE_SUFFIXES, COMPILED_SUFFIXES
 
 
 def _may_be_script(path: str) -> bool:

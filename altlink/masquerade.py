@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+from altlink.filekind import COMPILED_SUFFIXES
+
 # Set in the environment of whatever altlink runs: the tools it ran under a tool's name (none
 # where it ran as itself), which a run of altlink under a tool's name below it passes over,
 # running the next one unchanged (no second check of one link, no loop through PATH).
@@ -39,13 +41,38 @@ def words(argv: list[str]) -> list[str] | int | None:
                          f"{name} in PATH to run\n")
         return 3  # as a linker that cannot be run
     os.environ[UNDER] = os.pathsep.join([*ran, real])
-    if under is not None:  # below a run of altlink: the tool unchanged
+    if under is not None or _unchanged(argv[1:]):  # the tool itself, at once
         from altlink import launcher
 
         launcher.exec_unchanged([real, *argv[1:]])
         sys.stderr.write(f"altlink: {real}: cannot run it\n")
         return 3
     return ["link", "--", real, *argv[1:]]
+
+
+def _unchanged(args: list[str]) -> bool:
+    """Whether a command runs the tool unchanged however altlink reads it, so that it may be
+    handed over before altlink's command line is imported: a probe (``--version``,
+    ``-print-prog-name=ld``), or a compiler driver's compile of sources that does not link
+    (``-c``, ``-S``, ``-E``): what each compile of a build gives altlink under the driver's
+    name. (A linker's ``-c`` is its MRI script, and a link names no source.)"""
+    from altlink import launcher
+
+    if launcher.is_probe(args):
+        return True
+    return not launcher.links(["", *args]) and any(a.endswith(COMPILED_SUFFIXES) for a in args)
+
+
+def run() -> None:
+    """The ``altlink`` command: ``words``, then ``cli.run`` (the command line's imports only
+    where altlink is not handing its process to the tool it runs as)."""
+    got = words(sys.argv)
+    if type(got) is int:
+        sys.stderr.flush()
+        os._exit(got)
+    from altlink import cli
+
+    cli.run(got)
 
 
 def find_tool(name: str, passed: list[str], path: str) -> str | None:

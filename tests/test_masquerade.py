@@ -120,3 +120,20 @@ def test_altlink_as_itself_is_not_a_masquerade(tmp_path):
     q = run([sys.executable, "-m", "altlink", "--version"], tmp_path, masquerade(tmp_path))
     assert p.returncode == q.returncode == 0 and p.stdout == q.stdout
     assert p.stdout.startswith("altlink ")
+
+
+def test_a_compile_under_the_drivers_name_is_handed_over_before_the_command_line(tmp_path):
+    """Each compile of a build runs altlink when it is named as the compiler driver: a compile
+    (-c, no link) or a probe is handed to the real driver before altlink's command line
+    (altlink.cli, the link's modules) is imported; the object is the driver's own."""
+    bindir = masquerade(tmp_path, CC)
+    src = write(tmp_path / "f.c", "int f(void) { return 1; }\n")
+    subprocess.run([CC, "-c", src, "-o", tmp_path / "bare.o"], check=True)
+    for args, made in ((["-c", src, "-o", "f.o"], "f.o"), (["--version"], None)):
+        p = run([sys.executable, "-X", "importtime", bindir / CC, *args], tmp_path, bindir)
+        assert p.returncode == 0, p.stderr
+        imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "altlink.masquerade" in imported and "altlink.cli" not in imported, imported
+        if made:
+            assert (tmp_path / made).read_bytes() == (tmp_path / "bare.o").read_bytes()
