@@ -1,3 +1,3 @@
-from altlink.cli import run
+from altlink.masquerade import run
 
 run()
