@@ -31,18 +31,14 @@ def define_match(line: str) -> tuple[str, str] | None:
     if rest[:1] != "#":
         return None
     rest = rest[1:].lstrip()
-    if rest[:6] != "define":
+    if rest[:6] != "define" or not rest[6:7].isspace():
         return None
-    name = rest[6:].lstrip()
-    if len(name) == len(rest) - 6:  # (\s+: one space at least)
+    words = rest[6:].split(None, 2)  # the name, the value (\S+), what follows
+    # (\w+ then \s+: the name's word is all word characters, else the pattern fails at the
+    # first that is not, which is no space)
+    if len(words) < 2 or not words[0].replace("_", "a").isalnum():
         return None
-    end = 0
-    while end < len(name) and (name[end].isalnum() or name[end] == "_"):
-        end += 1
-    value = name[end:].lstrip()
-    if not end or not value or len(value) == len(name) - end:
-        return None
-    return name[:end], value.split(None, 1)[0]
+    return words[0], words[1]
 
 
 class CapTable(Frozen):

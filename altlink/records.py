@@ -17,7 +17,6 @@ from __future__ import annotations
 # pickle's functions, without pickle.py (which imports re: 1 ms of a check); -1: the
 # highest protocol
 import _pickle as pickle
-import hashlib
 import io
 import itertools
 import operator
@@ -30,7 +29,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from functools import partial
 
-from altlink import code_digest, forkmap
+from altlink import code_digest, forkmap, sha256_for
 from altlink.check_core import cap_facts, facts_of
 from altlink.elf import (
     SHN_UNDEF,
@@ -1568,14 +1567,17 @@ class ObjectCache:
         if p.ncaps is None and p.abi in NCAPS_MARKED:
             return None
         caps = options.caps
-        caps_key = hashlib.sha256(repr(caps.names).encode()).hexdigest() if caps else "-"
+        names = repr(caps.names).encode() if caps else b""
+        caps_key = sha256_for(len(names))(names).hexdigest() if caps else "-"
         return f"{p.abi}/{p.ncaps}/{caps_key}/{int(options.module)}"
 
-    def record_path(self, data) -> str:
-        """Where the record of an object with these bytes is kept."""
+    def record_path(self, data, size: int = 0) -> str:
+        """Where the record of an object with these bytes is kept. ``size``: how many bytes
+        of objects this cache is asked to key in all (``sha256_for``: hashlib for many)."""
         if self._keyed is None:
-            self._keyed = hashlib.sha256(
-                f"altlink {code_digest()} record {RECORD_FORMAT} {self.options_key}\0".encode())
+            self._keyed = sha256_for(max(size, len(data)))(
+                f"altlink {code_digest(self.dir)} record {RECORD_FORMAT} "
+                f"{self.options_key}\0".encode())
             self._folder = os.path.join(self.dir, "")  # (os.path.join(dir, a, b) is this + a/b)
         h = self._keyed.copy()
         h.update(data)
@@ -1585,9 +1587,10 @@ class ObjectCache:
     def pack_path(self, paths: list[str]) -> str:
         """Where the records of a link set whose records are kept at ``paths``
         (``record_path``), in that order, are kept together (``get_many``)."""
-        h = hashlib.sha256(b"altlink pack\0")
         cut = len(self._folder)  # (each record's key: its path in the cache)
-        h.update("\0".join([p[cut:] for p in paths]).encode())
+        keys = "\0".join([p[cut:] for p in paths]).encode()
+        h = sha256_for(len(keys))(b"altlink pack\0")
+        h.update(keys)
         key = h.hexdigest()
         return f"{self._folder}{key[:2]}/{key[2:]}{PACK_SUFFIX}"
 
@@ -1598,7 +1601,10 @@ class ObjectCache:
         records' own keys, in order): the next time the same objects are read, their records
         come from that one file, checked as the records' own files are; where the pack is
         missing or any record in it fails those checks, from the records' own files."""
-        paths = list(map(self.record_path, [e.data for e in elfs]))
+        datas = [e.data for e in elfs]
+        if datas and self._keyed is None:  # (keyed by hashlib for many bytes: sha256_for)
+            self.record_path(datas[0], sum(map(len, datas)))
+        paths = list(map(self.record_path, datas))
         pack = self.pack_path(paths) if len(paths) >= PACK_FROM else None
         if pack is not None:
             plains = _read_pack(pack, len(paths))

@@ -10,6 +10,8 @@ Each runs ``cli.main`` in a fresh interpreter, as the ``altlink`` command does
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import random
 import re
 import shutil
@@ -20,6 +22,7 @@ import pytest
 from test_checks import CALLBACK, R0, build
 from toolchain import ROOT, env_without_altlink_vars, write
 
+import altlink
 from altlink import caps, cli
 
 pytestmark = pytest.mark.skipif(
@@ -29,9 +32,10 @@ pytestmark = pytest.mark.skipif(
 
 # What neither a kernel module's link nor a probe imports: the command line's parser (with
 # gettext and locale), re (with enum), dataclasses (with copy and inspect), typing,
-# subprocess, signal's enums.
+# subprocess, signal's enums, hashlib (OpenSSL's: a small link's keys are the interpreter's
+# own sha256's, altlink.sha256_for).
 NEVER = ("argparse", "gettext", "locale", "re", "enum", "dataclasses", "copy", "typing",
-         "subprocess", "signal", "shutil", "textwrap")
+         "subprocess", "signal", "shutil", "textwrap", "hashlib", "_hashlib")
 
 _LOADED = """\
 import sys
@@ -223,3 +227,71 @@ def test_a_capability_header_reads_as_before():
         caps.parse_text("#define ALT_CAP_A 0\n#define ALT_NCAPS 2\n #  define ALT_CAP_B x\n",
                         "h")
 
+
+
+_DIGEST = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+import altlink
+altlink._SETTLED = float(sys.argv[3])
+kept = altlink.code_digest(sys.argv[2])
+altlink._digest.clear()
+print(kept, altlink.code_digest(), altlink.__file__, "hashlib" in sys.modules)
+"""
+
+
+def test_the_code_digest_kept_is_the_one_made(tmp_path):
+    """``altlink.code_digest(keep_in)`` (the record cache's directory) keeps the digest under
+    the package files' identities and reads it back in the next process; a file written
+    again (the same size, its modification time set back) has another identity, and the
+    digest is made again; files changed less than ``_SETTLED`` seconds before leave nothing
+    kept. Run on a copy of the package (``_SETTLED`` 0 there: its files were just copied)."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(ROOT / "altlink", pkg / "altlink",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    env = env_without_altlink_vars()
+
+    def digest(settled: float = 0.0, keep_in=cache) -> tuple[str, str]:
+        out = subprocess.run([sys.executable, "-c", _DIGEST, str(pkg), str(keep_in),
+                              str(settled)], capture_output=True, text=True, check=True,
+                             env=env).stdout.split()
+        assert out[2] == str(pkg / "altlink" / "__init__.py") and out[3] == "False", out
+        return out[0], out[1]
+
+    def kept_files():
+        return sorted(cache.rglob(".code.*"))
+
+    kept, made = digest()
+    assert kept == made and len(kept) == 64
+    (where,) = kept_files()
+    assert where.read_text() == made
+    where.write_text("0" * 64)  # (read back, not made again)
+    assert digest() == ("0" * 64, made)
+    errors = pkg / "altlink" / "errors.py"
+    st = errors.stat()
+    text = errors.read_text()
+    errors.write_text(text.replace("exit_code = 2", "exit_code = 5", 1))
+    os.utime(errors, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert errors.stat().st_size == st.st_size and errors.stat().st_mtime_ns == st.st_mtime_ns
+    again, remade = digest()
+    assert again == remade != made and len(kept_files()) == 2
+    assert digest(3600.0, tmp_path / "fresh") == (remade, remade)
+    assert not (tmp_path / "fresh").exists()  # (just changed: not kept)
+
+
+def test_the_small_hash_is_hashlib_s(monkeypatch):
+    """``altlink.sha256_for``: the interpreter's own sha256 for a small size where hashlib is
+    not imported, hashlib's for a large one, the same digests (the record cache's keys and
+    the code's digest)."""
+    data = bytes(range(256)) * 4099
+    assert altlink.sha256_for(10) is hashlib.sha256  # (imported already: no other)
+    monkeypatch.delitem(sys.modules, "hashlib")
+    small, large = altlink.sha256_for(10), altlink.sha256_for(altlink.HASHLIB_FROM)
+    assert large is hashlib.sha256 and small is not hashlib.sha256
+    for make in (small, large):
+        h = make(b"altlink")
+        c = h.copy()
+        c.update(data)
+        assert c.hexdigest() == hashlib.sha256(b"altlink" + data).hexdigest()
+        assert h.hexdigest() == hashlib.sha256(b"altlink").hexdigest()
