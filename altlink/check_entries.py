@@ -349,8 +349,9 @@ def sites_overlap(entries: list[Entry]) -> bool:
     """Whether two of the entries' defined sites share a byte: sorted by section and start,
     a site that begins before the one before it in its section ends (each site ends where
     the next begins or before, so no earlier one reaches further)."""
-    rows = sorted([(e.site.section_index, e.site.offset, e.site.offset + e.orig_len)
-                   for e in entries if e.orig_len and e.site.section_index])
+    rows = sorted([(site[1], site[2], site[2] + orig_len)  # (section index, offset, end)
+                   for _f, _i, _t, _o, site, _a, _c, orig_len, _l, _ad in entries
+                   if orig_len and site[1]])
     for (s1, _a1, b1), (s2, a2, _b2) in zip(rows, rows[1:]):
         if s1 == s2 and b1 > a2:
             return True

@@ -160,14 +160,17 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
     facts = facts_of(p)  # cap_raw: (is_callback's answer, ...)
     by_sec: dict[int, list[tuple[int, int, int, Entry]]] = {}
     for e in inp.table.entries:
-        _n, shndx, offset, address, _s, _a = e.alt
-        alt_len = e.alt_len
-        if shndx and address is None and alt_len > 0 and 0 < shndx < nsecs:
-            got = facts.get(e.cap_raw)
+        _f, index, _t, _o, _site, (_n, shndx, offset, address, _s, _a), cap_raw, _l, \
+            alt_len, _ea = e
+        if address is None and alt_len > 0 and 0 < shndx < nsecs:
+            got = facts.get(cap_raw)
             if got is None:
-                got = facts[e.cap_raw] = cap_facts(p, e.cap_raw)
+                got = facts[cap_raw] = cap_facts(p, cap_raw)
             if not got[0] and secs[shndx].type != SHT_NOBITS:
-                by_sec.setdefault(shndx, []).append((offset, offset + alt_len, e.index, e))
+                got = by_sec.get(shndx)
+                if got is None:
+                    got = by_sec[shndx] = []
+                got.append((offset, offset + alt_len, index, e))
     if not by_sec:
         return
     index = {}
@@ -197,19 +200,25 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
         marks = data[3:len(data) // 4 * 4:4].translate(branches._IS_BRANCH)
         # The words of the ranges, as spans of word numbers (ranges that overlap or touch
         # merged: each word looked at once), and in them only the words marked.
-        spans: list[list[int]] = []
+        spans: list[tuple[int, int]] = []
         last = len(data) - 3
+        a0 = b0 = -1  # the span being merged
         for lo, hi, _i, _e in ranges if fast else ():
             # (a replacement placed before its section's start, ALT005: no word there)
-            start, stop = max(lo - lo % 4, 0), min(hi, last)
+            start = lo - lo % 4 if lo > 0 else 0
+            stop = hi if hi < last else last
             if start >= stop:
                 continue
-            a, b = start // 4, (stop + 3) // 4
-            if spans and a <= spans[-1][1]:
-                if b > spans[-1][1]:
-                    spans[-1][1] = b
+            a, b = start >> 2, (stop + 3) >> 2
+            if a <= b0:
+                if b > b0:
+                    b0 = b
             else:
-                spans.append([a, b])
+                if b0 >= 0:
+                    spans.append((a0, b0))
+                a0, b0 = a, b
+        if b0 >= 0:
+            spans.append((a0, b0))
         find = marks.find
         for a, b in spans:
             k = find(1, a, b)
