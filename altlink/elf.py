@@ -132,6 +132,28 @@ class Reloc(namedtuple("Reloc", "offset type sym addend")):
     __slots__ = ()
 
 
+class once:
+    """``functools.cached_property`` without its lock (Python 3.11's takes one on every first
+    read; 3.12 dropped it): the value is made on the first read and kept in the instance's
+    ``__dict__``, where later reads find it. Two threads reading it first at once each make
+    the same value. (An ELF file's headers, symbol table and indexes: made for thousands of
+    objects, a few each.)"""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        got = obj.__dict__[self.name] = self.fn(obj)
+        return got
+
+
 class RelocMap:
     """Relocations of one section by offset. The offsets are indexed at C speed (a module's
     .text has thousands of relocations); a relocation is decoded only when asked for."""
@@ -251,7 +273,7 @@ class ElfFile:
         except (AltlinkError, struct.error):
             return None
 
-    @cached_property
+    @once
     def sections(self) -> list[Section]:
         if self.shoff == 0:
             return []
@@ -291,7 +313,7 @@ class ElfFile:
                     if flags & SHF_EXECINSTR and typ != SHT_NOBITS)
         return sum(s.size for s in self.sections if s.executable and s.type != SHT_NOBITS)
 
-    @cached_property
+    @once
     def segments(self) -> list[Segment]:
         if self.phoff == 0 or self.phnum == 0:
             return []
@@ -303,8 +325,46 @@ class ElfFile:
         return [Segment(*p) for p in
                 _PHDR.iter_unpack(self.data[self.phoff:self.phoff + self.phnum * _PHDR.size])]
 
-    @cached_property
+    @once
     def sections_by_name(self) -> dict[str, list[Section]]:
+        return self._index_sections()[0]
+
+    def _index_sections(self) -> tuple[dict[str, list[Section]], Section | None,
+                                       dict[int, list[Section]]]:
+        """``sections_by_name``, ``symtab`` and ``_relocation_sections``, made in one pass
+        over the sections and kept (each of them asks, whichever is read first)."""
+        by_name: dict[str, list[Section]] = {}
+        rel: dict[int, list[Section]] = {}
+        symtab = dynsym = None
+        alloc_too = self.type == ET_REL  # (an image's allocated ones are its dynamic ones)
+        for s in self.sections:
+            got = by_name.get(s.name)
+            if got is None:
+                by_name[s.name] = [s]
+            else:
+                got.append(s)
+            typ = s.type
+            if typ == SHT_SYMTAB:
+                if symtab is None:
+                    symtab = s
+            elif typ == SHT_DYNSYM:
+                if dynsym is None:
+                    dynsym = s
+            elif typ in (SHT_RELA, SHT_REL, SHT_LLVM_CREL) and \
+                    (alloc_too or not s.flags & SHF_ALLOC):
+                got = rel.get(s.info)
+                if got is None:
+                    rel[s.info] = [s]
+                else:
+                    got.append(s)
+        if symtab is None:  # a stripped shared library or image still has its dynamic one
+            symtab = dynsym
+        d = self.__dict__
+        d["sections_by_name"], d["symtab"], d["_relocation_sections"] = by_name, symtab, rel
+        return by_name, symtab, rel
+
+    def sections_by_name_py(self) -> dict[str, list[Section]]:
+        """The reference for ``sections_by_name``."""
         out: dict[str, list[Section]] = {}
         for s in self.sections:
             out.setdefault(s.name, []).append(s)
@@ -343,9 +403,14 @@ class ElfFile:
         return bytes(self.data[off:off + size])
 
     # -- symbols ---------------------------------------------------------------------------
-    @cached_property
+    @once
     def symtab(self) -> Section | None:
-        """The symbol table; a stripped shared library or image still has its dynamic one."""
+        """The symbol table; a stripped shared library or image still has its dynamic one
+        (``_index_sections``)."""
+        return self._index_sections()[1]
+
+    def symtab_py(self) -> Section | None:
+        """The reference for ``symtab``."""
         for s in self.sections:
             if s.type == SHT_SYMTAB:
                 return s
@@ -360,7 +425,7 @@ class ElfFile:
             self._symbols = self._read_symbols(self.symtab) if self.symtab else []
         return self._symbols
 
-    @cached_property
+    @once
     def _a64_code(self) -> frozenset[int]:
         """The indexes of the sections of A64 code that are not SHF_EXECINSTR: allocated,
         read-only PROGBITS sections in which the assembler put an ``$x`` mapping symbol (the
@@ -519,10 +584,14 @@ class ElfFile:
         got = self._relocation_sections.get(target.index)
         return got if got is not None else []
 
-    @cached_property
+    @once
     def _relocation_sections(self) -> dict[int, list[Section]]:
         """``relocation_sections_for`` of every section that has any, found in one pass (a
-        check asks it of an object's sections several times)."""
+        check asks it of an object's sections several times): ``_index_sections``."""
+        return self._index_sections()[2]
+
+    def relocation_sections_py(self) -> dict[int, list[Section]]:
+        """The reference for ``_relocation_sections``."""
         out: dict[int, list[Section]] = {}
         for s in self.sections:
             if s.type in (SHT_RELA, SHT_REL, SHT_LLVM_CREL) \
@@ -564,7 +633,7 @@ class ElfFile:
         return RelocMap(self, self.relocation_sections_for(target))
 
     # -- addresses -------------------------------------------------------------------------
-    @cached_property
+    @once
     def _alloc_index(self) -> tuple[list[int], list[Section]]:
         secs = sorted((s for s in self.sections if s.alloc and s.size), key=lambda s: s.addr)
         return [s.addr for s in secs], secs
