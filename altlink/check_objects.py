@@ -192,9 +192,16 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
         sec = secs[shndx]
         data = inp.elf.section_data(sec)
         reloc_at = _reloc_finder(inp, sec)
+        # (the relocated offsets, where they are few or indexed: the words without one are
+        # passed without a lookup each)
+        relocated = _relocated_offsets(inp, sec) if fast else None
         scan = scan or branches.scanner(len(data))
-        found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
-                 if reloc_at(off) is None]
+        if relocated is not None:
+            found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
+                     if off not in relocated]
+        else:
+            found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
+                     if reloc_at(off) is None]
         # Each word's opcode byte says at once whether it may be a branch (maybe_branch): a
         # replacement with none is passed without a word's decoding.
         marks = data[3:len(data) // 4 * 4:4].translate(branches._IS_BRANCH)
@@ -228,6 +235,8 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
             while k >= 0:
                 offs.append(4 * k)
                 k = find(1, k + 1, b)
+            if relocated is not None:
+                offs = [off for off in offs if off in relocated]
             _relocated_branches(inp, data, offs, reloc_at, index, found)
         for lo, hi, _i, _e in () if fast else ranges:
             start, stop = max(lo - lo % 4, 0), min(hi, len(data) - 3)
@@ -269,6 +278,23 @@ def _relocated_branches(inp: Input, data: bytes, offsets, reloc_at, index: dict,
             continue
         if sym.shndx in index and sym.bind != STB_WEAK:
             found.append((off, sym.shndx, sym.value + r.addend))
+
+
+def _relocated_offsets(inp: Input, sec: Section, few: int = 256):
+    """The offsets of ``sec`` that a relocation applies to (a container for ``in``), where
+    its relocations are indexed already (``Input.relocs_of``) or are at most ``few`` RELA
+    entries; else None (``_reloc_finder`` looks up the few offsets asked). An offset is in it
+    exactly where ``_reloc_finder``'s lookup finds a relocation."""
+    if inp.relocs_indexed(sec):
+        return inp.relocs_of(sec).offsets
+    rel = inp.elf.relocation_sections_for(sec)
+    if any(rs.type != SHT_RELA or rs.size % 24 for rs in rel) or \
+            sum(rs.size for rs in rel) > few * 24:
+        return None
+    out: set[int] = set()
+    for rs in rel:
+        out.update(memoryview(inp.elf.section_data(rs)).cast("Q")[0::3].tolist())
+    return out
 
 
 def _reloc_finder(inp: Input, sec: Section):
