@@ -283,7 +283,7 @@ class ElfFile:
         if 0 < shstrndx < shnum:
             names = self._names_at(shstrndx, raw[shstrndx])
         out = []
-        strings = _string_table(names)  # split at C speed; a name inside another's tail: below
+        strings = _section_names(names)  # a name inside another's tail: below
         new = tuple.__new__
         end = self.size
         for i, (name, typ, flags, addr, off, size, link, info, align, entsize) in enumerate(raw):
@@ -726,6 +726,25 @@ def _string_table(strtab: bytes) -> dict[int, str]:
 
 
 string_table = _string_table  # for the column readers of other modules
+
+_NAME_TABLES: dict[bytes, dict[int, str]] = {}  # ``_section_names``'
+_NAME_TABLES_MAX = 256  # tables kept, each of at most:
+_NAME_TABLE_KEPT = 4096  # bytes
+
+
+def _section_names(names: bytes) -> dict[int, str]:
+    """``_string_table`` of a section name table, kept for the process by its bytes where it
+    is small: the objects one compiler makes have a few such tables between them (a link's
+    thousands of objects, each with its dozen names; a table of each function's own section
+    is not kept, nor hashed). The dict is shared: its readers do not change it."""
+    if len(names) > _NAME_TABLE_KEPT:
+        return _string_table(names)
+    got = _NAME_TABLES.get(names)
+    if got is None:
+        if len(_NAME_TABLES) >= _NAME_TABLES_MAX:
+            _NAME_TABLES.clear()
+        got = _NAME_TABLES[names] = _string_table(names)
+    return got
 
 
 def _cstr(table: bytes, off: int) -> str:

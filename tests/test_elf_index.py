@@ -75,3 +75,31 @@ def test_section_types_changed_at_random(tmp_path):
             continue
         read += 1
     assert read > 100
+
+
+def test_section_name_tables_kept_by_their_bytes(tmp_path, monkeypatch):
+    """Objects with the same section name table share its decoded names (``elf._section_names``,
+    kept for the process by the table's bytes): the same sections as decoded with nothing
+    kept; a large table is decoded each time, not kept."""
+    from altlink import elf as elfmod
+
+    objs = [build(tmp_path, f"clean{p}", clean_source(p)) for p in ("v4.17", "v6.1")]
+    objs += [build(tmp_path, f"bad{k}", c.body, flags=c.flags) for k, c in enumerate(BAD)]
+    # two tables of the same length, names at the same offsets, but for one letter
+    objs += [compile(write(tmp_path / f"{x}.S", f"\t.section .text.{x}, \"ax\"\n\tret\n"),
+                     tmp_path / f"{x}.o") for x in ("aa", "ab")]
+    paths = [*objs, *SLICE_MODULES]
+    monkeypatch.setattr(elfmod, "_NAME_TABLES", {})
+    kept = [read_elf(str(p)).sections for p in paths]
+    assert len(elfmod._NAME_TABLES) < len(paths)  # shared between objects
+    for p, secs in zip(paths, kept):
+        elfmod._NAME_TABLES.clear()
+        assert read_elf(str(p)).sections == secs
+    monkeypatch.setattr(elfmod, "_NAME_TABLE_KEPT", 16)
+    elfmod._NAME_TABLES.clear()
+    assert read_elf(str(objs[0])).sections == kept[0] and not elfmod._NAME_TABLES
+    monkeypatch.setattr(elfmod, "_NAME_TABLES_MAX", 2)  # full: emptied, then kept again
+    monkeypatch.setattr(elfmod, "_NAME_TABLE_KEPT", 4096)
+    for p, secs in zip(paths, kept):
+        assert read_elf(str(p)).sections == secs
+        assert len(elfmod._NAME_TABLES) <= 2
