@@ -1111,6 +1111,7 @@ def digest(inp, profile) -> list[EntryDigest]:
     out = []
     append = out.append
     new = tuple.__new__
+    unpackers, nones = _UNPACKERS, _NONES  # (by number of words, as made: no call each)
     for pos, (_file, index, table_section, _toff, site, alt, cap_raw, orig_len, alt_len,
               _addr) in enumerate(inp.table.entries):
         site_section, shndx, offset = site[0], site[1], site[2]
@@ -1124,7 +1125,10 @@ def digest(inp, profile) -> list[EntryDigest]:
             if offset < 0 or offset + 4 * n > len(data):
                 site_words = ()
             else:
-                site_words = _words(n).unpack_from(data, offset)
+                unpack = unpackers.get(n)
+                if unpack is None:
+                    unpack = _words(n).unpack_from
+                site_words = unpack(data, offset)
                 if relocated and not relocated.isdisjoint(range(offset, offset + 4 * n, 4)):
                     site_words = _masked(got, offset, orig_len)
             rows = by_sec.get(shndx, _UNSEEN)
@@ -1148,9 +1152,12 @@ def digest(inp, profile) -> list[EntryDigest]:
                 data, relocs, relocated = got
                 offset, n = alt[2], alt_len // 4
                 if 0 <= offset and offset + 4 * n <= len(data):
-                    alt_words = _words(n).unpack_from(data, offset)
+                    unpack = unpackers.get(n)
+                    if unpack is None:
+                        unpack = _words(n).unpack_from
+                    alt_words = unpack(data, offset)
                     if not relocated or relocated.isdisjoint(range(offset, offset + 4 * n, 4)):
-                        alt_relocs = _nones(n)
+                        alt_relocs = nones.get(n) or _nones(n)
                     else:
                         alt_relocs = tuple(
                             None if (offset + 4 * i) not in relocated else
@@ -1180,12 +1187,14 @@ def _part(inp, sec) -> tuple:
 
 
 _WORDS: dict[int, struct.Struct] = {}
+_UNPACKERS: dict = {}  # n: ``_words(n).unpack_from``
 
 
 def _words(n: int) -> struct.Struct:
     got = _WORDS.get(n)
     if got is None:
         got = _WORDS[n] = struct.Struct(f"<{n}I")
+        _UNPACKERS[n] = got.unpack_from
     return got
 
 
