@@ -67,6 +67,10 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
     datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
     out: list[tuple[int, bool]] = []
     keep = out.append
+    # Per section, as first met: its size where it may hold a site (code), else -1; where it
+    # may hold a replacement (code, or the replacements' section, not NOBITS), else -1.
+    site_lim: list[int | None] = [None] * nsecs
+    alt_lim: list[int | None] = [None] * nsecs
     for pos, (_f, _i, _t, _o, site, alt, cap_raw, olen, alen, _a) in \
             enumerate(inp.table.entries):
         got = caps.get(cap_raw)
@@ -82,8 +86,11 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
                 or not olen or olen % 4 or soff % 4 or not 0 < sidx < nsecs:
             keep((pos, False))
             continue
-        sec = secs[sidx]
-        if not sec.flags & SHF_EXECINSTR or soff + olen > sec.size or soff < 0:
+        lim = site_lim[sidx]
+        if lim is None:
+            sec = secs[sidx]
+            lim = site_lim[sidx] = sec.size if sec.flags & SHF_EXECINSTR else -1
+        if soff + olen > lim or soff < 0:
             keep((pos, False))
             continue
         if cb:  # check_callback: an undefined one is the link set's (Deferred)
@@ -92,14 +99,18 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
         if alen != olen or not 0 < idx < nsecs:
             keep((pos, False))  # ALT001, ALT005
             continue
-        rsec = secs[idx]
-        if not (rsec.flags & SHF_EXECINSTR or rsec.name == REPLACEMENT_SECTION) or \
-                rsec.type == SHT_NOBITS or aoff < 0 or aoff + alen > rsec.size:
+        lim = alt_lim[idx]
+        if lim is None:
+            rsec = secs[idx]
+            lim = alt_lim[idx] = rsec.size if (
+                rsec.flags & SHF_EXECINSTR or rsec.name == REPLACEMENT_SECTION) and \
+                rsec.type != SHT_NOBITS else -1
+        if aoff < 0 or aoff + alen > lim:
             keep((pos, False))  # ALT005
             continue
         got = datas.get(idx)
         if got is None:
-            data = inp.elf.section_data(rsec)
+            data = inp.elf.section_data(secs[idx])
             # each word's top byte: 1 where it may not be plain (``insn._SURELY_PLAIN``)
             got = datas[idx] = (data, data[3:len(data) // 4 * 4:4].translate(_MAYBE_NOT_PLAIN))
         data, marks = got
@@ -110,7 +121,7 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
         if ok is None:
             ok = plain[code] = all(insn.classify(w).kind == "plain" for w in
                                    struct.unpack(f"<{len(code) // 4}I", code))
-        if not ok and not _moves_fine(inp, rsec, aoff, code, p.abi):
+        if not ok and not _moves_fine(inp, secs[idx], aoff, code, p.abi):
             keep((pos, False))
     return out
 

@@ -132,6 +132,25 @@ def test_every_form_of_entry(tmp_path):
     assert 0 < len(kept) < len(inp.table.entries)
 
 
+def test_replacements_alternating_between_sections(tmp_path):
+    """Replacements in two sections, their entries in turn: the first entry of one section
+    out of its range (ALT005), then one of the other section, then one in range in the first
+    with a word the checks report (ADR to outside the replacement) where the other section
+    has a plain word at the same offset. What ``may_find`` keeps of each section (its limits, its words' marks) is that
+    section's: the same findings as the reference."""
+    body = (repl("a0", "movz x0, #1", "movz x0, #2", section='.altinstr_replacement, "ax"')
+            + repl("b0", "movz x1, #1", section='.text.alt, "ax"')
+            + repl("b1", "adr x0, func", section='.text.alt, "ax"')
+            + "\tent site1, b0 + 64, 1, 4, 4\n"  # out of .text.alt: ALT005
+            + "\tent site0, a0, 1, 4, 4\n"
+            + "\tent site2, b1, 1, 4, 4\n"
+            + "\tent site0, a0 + 4, 2, 4, 4\n")
+    obj = build(tmp_path, "alternating", body)
+    found = same_checks(obj, V417)
+    codes = {f["code"] for f in check(*V417, obj)[1]}
+    assert {"ALT005", "ALT008"} <= codes and found >= 4, codes
+
+
 def test_branches_into_replacements_both_ways(tmp_path):
     """ALT017 in objects (``check_object_branches``): the relocated branches looked for among
     the marked words of merged ranges, and, the reference, in each replacement's words: the
