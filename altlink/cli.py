@@ -551,7 +551,6 @@ def cmd_link(args, out) -> int:
         outputs.remove_stale(targets)
         raise
     from altlink.findings import has_errors
-    from altlink.report import render
 
     for n in result.notes:
         sys.stderr.write(n + "\n")
@@ -560,8 +559,11 @@ def cmd_link(args, out) -> int:
         _log_link(os.environ["ALTLINK_LOG"], req, result, findings)
     if has_errors(findings):
         outputs.remove_stale(targets)
-    text = render(findings, args.format)
-    (sys.stderr if args.format == "text" else out).write(text)
+    if findings or args.format != "text":  # (no finding as text: no line, nothing imported)
+        from altlink.report import render
+
+        text = render(findings, args.format)
+        (sys.stderr if args.format == "text" else out).write(text)
     _advise(findings, args, options)
     if args.verbose:
         s = result.stats

@@ -16,7 +16,7 @@ from __future__ import annotations
 import _pickle as pickle
 import _signal as signal  # (signal's functions, without the enums signal makes: 1 ms a run)
 import os
-import threading
+import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -40,7 +40,11 @@ def in_child() -> bool:
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork") and threading.active_count() == 1
+    """Whether this process may fork: it runs one thread, as ``threading`` counts them (a
+    process that has not imported it has started none of its threads; a module's link does
+    not import it)."""
+    threading = sys.modules.get("threading")
+    return hasattr(os, "fork") and (threading is None or threading.active_count() == 1)
 
 
 def cpus() -> int:

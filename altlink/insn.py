@@ -64,7 +64,7 @@ stable-review patches that touch ``get_alt_insn``):
 from __future__ import annotations
 
 import struct
-import threading
+from _thread import _local  # (threading.local, without threading: 0.7 ms a run)
 from functools import lru_cache
 
 from altlink.values import Frozen
@@ -534,7 +534,7 @@ _PROBE_B = 1 << 33
 # kernel module's, imports no re)
 _TARGET_TEXT = None
 _BARE = r"\1"  # the target without its "#"
-_CS = threading.local()
+_CS = _local()
 
 
 def _cs():

@@ -31,7 +31,6 @@ from altlink.linkoutputs import commit, early_texts, make_files, temp_outputs
 from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord, default_cache_dir
 from altlink.table import Profile
-from altlink.tablesort import sort_table
 from altlink.values import Value, replace
 
 # What the image shows of an entry the cross-check already reported from its object.
@@ -187,6 +186,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
             return LinkResult(_with_lines(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)
         if req.sort_table:
+            from altlink.tablesort import sort_table  # (asked for: --sort-table)
+
             sort_table(tmp_image, image, req.output)
             image.elf.close()
             image = Input.load(read_elf(tmp_image))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import _signal as signal  # (signal's functions, without the enums signal makes: 1 ms a run)
 import os
 import stat
-import threading
 
 from altlink.errors import AltlinkError
 
@@ -183,15 +182,15 @@ class _SignalsHeld:
 
     def __enter__(self) -> None:
         self.got: list[int] = []
-        self.old: dict = {}
-        if threading.current_thread() is not threading.main_thread():
-            return
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         # None: a handler set outside Python, kept
         self.old = {s: h for s, h in old.items() if h is not None}
         got = self.got
-        for s in self.old:
-            signal.signal(s, lambda signum, frame: got.append(signum))
+        try:
+            for s in self.old:
+                signal.signal(s, lambda signum, frame: got.append(signum))
+        except ValueError:  # not the main thread (signal.signal's rule; threading is not
+            self.old = {}   # imported for it): none lands here
 
     def __exit__(self, *exc) -> None:
         old, got = self.old, self.got

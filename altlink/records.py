@@ -22,7 +22,7 @@ import itertools
 import operator
 import os
 import struct
-import threading
+from _thread import get_ident  # (threading's, without threading: 0.7 ms a run)
 from _weakref import ref as weak_ref  # (weakref.ref, without weakref.py: 0.3 ms a check)
 from bisect import bisect_right
 from collections import namedtuple
@@ -1679,7 +1679,7 @@ class ObjectCache:
     def _keep(self, where: str, plain) -> None:
         """``plain`` (a record's, or a pack's list of them) kept at ``where``."""
         # This thread's own (an SCons -j build links in threads of one process).
-        tmp = f"{where}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp = f"{where}.{os.getpid()}.{get_ident()}.tmp"
         try:
             folder = os.path.dirname(where)
             first = folder not in self._folders
