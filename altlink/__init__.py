@@ -98,11 +98,18 @@ def _package_files(folder: str, rel: str, out: list) -> None:
     ``stat``: ``(path in the package, path, stat)``."""
     import os
 
-    with os.scandir(folder) as it:
-        entries = sorted(it, key=lambda e: e.name)
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:  # (os.walk's: a folder it cannot list is passed over)
+        return
     subfolders = []
     for e in entries:
-        if e.is_dir():
+        try:
+            is_dir = e.is_dir()
+        except OSError:  # (os.walk's: a file)
+            is_dir = False
+        if is_dir:
             if e.name != "__pycache__" and not e.is_symlink():  # (os.walk's: not followed)
                 subfolders.append(e)
         elif e.name.endswith(_DIGESTED):
