@@ -16,15 +16,18 @@ _DIGESTED = (".py", ".h", ".ld", ".json", ".c")
 _SETTLED = 2.0
 # Data of this many bytes in all, or more, is hashed by hashlib (``sha256_for``).
 HASHLIB_FROM = 1 << 20
+_asked = [0]  # the bytes that ``sha256_for`` was asked for in this process, in all
 
 
 def sha256_for(size: int = 0):
-    """``hashlib.sha256``, or, for data of fewer than ``HASHLIB_FROM`` bytes in all (``size``)
-    while hashlib is not imported yet, the interpreter's own sha256 (``_sha256``, ``_sha2``
-    from Python 3.12: the same digests): hashlib's import (with OpenSSL's library) is about
-    3 ms of a run, a kernel module's link's too, and the built-in hash is slower by about
-    2.5 ns a byte."""
-    if size < HASHLIB_FROM and "hashlib" not in sys.modules:
+    """``hashlib.sha256``, or, for data of fewer than ``HASHLIB_FROM`` bytes in all (``size``,
+    added to what this process asked for before: ``altlink check`` of a thousand modules
+    keys each one's record on its own) while hashlib is not imported yet, the interpreter's
+    own sha256 (``_sha256``, ``_sha2`` from Python 3.12: the same digests): hashlib's import
+    (with OpenSSL's library) is about 3 ms of a run, a kernel module's link's too, and the
+    built-in hash is slower by about 2.5 ns a byte."""
+    _asked[0] += size
+    if _asked[0] < HASHLIB_FROM and "hashlib" not in sys.modules:
         try:
             from _sha256 import sha256
         except ImportError:

@@ -1584,14 +1584,19 @@ class ObjectCache:
         """Where the record of an object with these bytes is kept. ``size``: how many bytes
         of objects this cache is asked to key in all (``sha256_for``: hashlib for many)."""
         if self._keyed is None:
-            self._keyed = sha256_for(max(size, len(data)))(
-                f"altlink {code_digest(self.dir)} record {RECORD_FORMAT} "
-                f"{self.options_key}\0".encode())
-            self._folder = os.path.join(self.dir, "")  # (os.path.join(dir, a, b) is this + a/b)
+            self._key_with(max(size, len(data)))
         h = self._keyed.copy()
         h.update(data)
         key = h.hexdigest()
         return f"{self._folder}{key[:2]}/{key[2:]}"
+
+    def _key_with(self, size: int) -> None:
+        """The hash every record's key starts from (``record_path``), made by ``sha256_for``
+        for ``size`` bytes of objects in all."""
+        self._keyed = sha256_for(size)(
+            f"altlink {code_digest(self.dir)} record {RECORD_FORMAT} "
+            f"{self.options_key}\0".encode())
+        self._folder = os.path.join(self.dir, "")  # (os.path.join(dir, a, b) is this + a/b)
 
     def pack_path(self, paths: list[str]) -> str:
         """Where the records of a link set whose records are kept at ``paths``
@@ -1612,7 +1617,7 @@ class ObjectCache:
         missing or any record in it fails those checks, from the records' own files."""
         datas = [e.data for e in elfs]
         if datas and self._keyed is None:  # (keyed by hashlib for many bytes: sha256_for)
-            self.record_path(datas[0], sum(map(len, datas)))
+            self._key_with(sum(map(len, datas)))
         paths = list(map(self.record_path, datas))
         pack = self.pack_path(paths) if len(paths) >= PACK_FROM else None
         if pack is not None:

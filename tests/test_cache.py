@@ -249,6 +249,54 @@ def count_made(monkeypatch) -> list[str]:
     return made
 
 
+
+def test_an_objects_bytes_are_hashed_once_for_its_key_and_many_by_hashlib(tmp_path,
+                                                                         monkeypatch):
+    """The key of a record hashes the object's bytes once (a first key, made to choose the
+    hash for the link set's size, hashed the first object twice: a check of a thousand
+    kernel modules, each its own link set, hashed every module twice). The interpreter's
+    own sha256 serves a process that asks for little in all; hashlib one that asks for
+    more, however it is split (the modules' check asks one module at a time)."""
+    import altlink
+
+    obj = build(tmp_path, "one", clean_source("v4.17"))
+    data = obj.read_bytes()
+    hashed: list[int] = []
+    real = records.sha256_for
+
+    def counting(size=0):
+        made = real(size)
+
+        class Counted:
+            def __init__(self, first=b""):
+                self.h = made(first)
+
+            def copy(self):
+                c = Counted.__new__(Counted)
+                c.h = self.h.copy()
+                return c
+
+            def update(self, b):
+                hashed.append(len(b))
+                self.h.update(b)
+
+            def hexdigest(self):
+                return self.h.hexdigest()
+        return Counted
+
+    monkeypatch.setattr(records, "sha256_for", counting)
+    cache = records.ObjectCache(str(tmp_path / "c"), "k")
+    (path,) = [p for _r, p in cache.get_many([map_elf(str(obj))])]
+    assert hashed == [len(data)]
+    assert path == records.ObjectCache(str(tmp_path / "c"), "k").record_path(data)
+    monkeypatch.setattr(altlink, "_asked", [0])
+    small = altlink.sha256_for(altlink.HASHLIB_FROM // 2)
+    more = altlink.sha256_for(altlink.HASHLIB_FROM // 2)
+    assert small(b"x").hexdigest() == more(b"x").hexdigest()
+    import hashlib
+
+    assert more is hashlib.sha256
+
 def test_a_relink_reads_again_only_the_object_that_changed(tmp_path, monkeypatch):
     objs = [build(tmp_path, f"o{k}", R0 + f"\tent site{k % 3}, r0, {k % 4}, 4, 4\n")
             for k in range(5)]
