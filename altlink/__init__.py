@@ -19,14 +19,16 @@ HASHLIB_FROM = 1 << 20
 _asked = [0]  # the bytes that ``sha256_for`` was asked for in this process, in all
 
 
-def sha256_for(size: int = 0):
+def sha256_for(size: int = 0, count: bool = True):
     """``hashlib.sha256``, or, for data of fewer than ``HASHLIB_FROM`` bytes in all (``size``,
     added to what this process asked for before: ``altlink check`` of a thousand modules
     keys each one's record on its own) while hashlib is not imported yet, the interpreter's
     own sha256 (``_sha256``, ``_sha2`` from Python 3.12: the same digests): hashlib's import
     (with OpenSSL's library) is about 3 ms of a run, a kernel module's link's too, and the
-    built-in hash is slower by about 2.5 ns a byte."""
-    _asked[0] += size
+    built-in hash is slower by about 2.5 ns a byte. ``count``: False for data hashed once a
+    process (the package's own files, ``code_digest``), not added."""
+    if count:
+        _asked[0] += size
     if _asked[0] < HASHLIB_FROM and "hashlib" not in sys.modules:
         try:
             from _sha256 import sha256
@@ -71,13 +73,14 @@ def code_digest(keep_in: str | None = None) -> str:
             stamp = "\0".join([here, __version__] + [
                 f"{rel}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
                 for rel, _, st in files]).encode() + b"\0" + capstone
-            key = sha256_for(len(stamp))(stamp).hexdigest()
+            key = sha256_for(len(stamp), count=False)(stamp).hexdigest()
             where = os.path.join(keep_in, key[:2], f".code.{key[2:]}")
             kept = _read_digest(where)
             if kept is not None:
                 _digest.append(kept)
                 return kept
-        h = sha256_for(sum(st.st_size for _, _, st in files))(__version__.encode() + b"\0")
+        h = sha256_for(sum(st.st_size for _, _, st in files), count=False)(
+            __version__.encode() + b"\0")
         for rel, path, _ in files:
             with open(path, "rb") as fh:
                 data = fh.read()
