@@ -126,18 +126,11 @@ def _package_files(folder: str, rel: str, out: list) -> None:
 
 def _read_digest(path: str) -> str | None:
     """A digest kept at ``path``, or None where there is none that reads as one."""
-    import os
+    from altlink.filekind import read_head
 
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    data = read_head(path, 128)
+    if data is None:
         return None
-    try:
-        data = os.read(fd, 128)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     if len(data) == 64 and not data.strip(b"0123456789abcdef"):
         return data.decode()
     return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from altlink.errors import AltlinkError, LinkerError
-from altlink.filekind import BITCODE_MAGICS, ELF_MAGIC, EM_AARCH64
+from altlink.filekind import BITCODE_MAGICS, ELF_MAGIC, EM_AARCH64, read_head
 
 # (The command's reading, ``linkcmd``, and ``archive`` are imported where a command is read:
 # a probe passed through needs neither.)
@@ -133,10 +133,10 @@ def _is_aarch64(path: str) -> bool:
                 if _head_is_aarch64(archive.read_head(m)):
                     return True
             return False
-        with open(path, "rb") as f:
-            return _head_is_aarch64(f.read(20))
+        head = read_head(path, 20)
     except (OSError, AltlinkError):
         return True  # unreadable: the link proper reports it, naming the file
+    return head is None or _head_is_aarch64(head)  # (None, unreadable: as above)
 
 
 def _head_is_aarch64(head: bytes) -> bool:

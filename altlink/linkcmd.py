@@ -13,6 +13,7 @@ from altlink.filekind import (
     COMPILED_SUFFIXES,
     ELF_MAGIC,
     SOURCE_SUFFIXES,
+    read_head,
 )
 
 # Options whose value is the next argument (linker and compiler-driver spellings).
@@ -185,16 +186,9 @@ def expand_response_files(argv: list[str], depth: int = 0,
 def _input_kind(path: str) -> str | None:
     """"archive" or "object" (ELF, LLVM bitcode) by the file's first bytes; None for another
     file (a linker script, say) or one that cannot be read."""
-    try:  # (os.read: no file object for 8 bytes; a link names thousands of inputs)
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    head = read_head(path, 8)
+    if head is None:
         return None
-    try:
-        head = os.read(fd, 8)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     if head in (AR_MAGIC, AR_THIN_MAGIC):
         return "archive"
     return "object" if head[:4] == ELF_MAGIC or head[:4] in BITCODE_MAGICS else None

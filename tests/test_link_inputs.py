@@ -72,3 +72,25 @@ def test_the_code_size_read_without_the_names_is_the_sections_sum(tmp_path):
         assert decoded.code_size() == want
     assert elf.map_elf(str(objs[0])).code_size() == 8
     assert elf.map_elf(str(objs[1])).code_size() == 0
+
+
+def test_a_file_s_first_bytes_are_read_or_none(tmp_path):
+    # filekind.read_head: what the launcher, the link command's inputs and the kept code
+    # digest read of a file's start; None, never an exception, where it cannot be read.
+    from altlink import launcher, linkcmd
+    from altlink.filekind import read_head
+
+    short = tmp_path / "short"
+    short.write_bytes(b"\x7fELF")
+    assert read_head(str(short), 20) == b"\x7fELF"
+    assert read_head(str(short), 2) == b"\x7f" + b"E"
+    assert read_head(str(tmp_path / "missing"), 8) is None
+    assert read_head(str(tmp_path), 8) is None  # a directory opens, but does not read
+    archive = tmp_path / "lib.a"
+    archive.write_bytes(b"!<arch>\n")
+    assert linkcmd._input_kind(str(archive)) == "archive"
+    assert linkcmd._input_kind(str(short)) == "object"
+    assert linkcmd._input_kind(str(tmp_path)) is None
+    # an input altlink cannot read is the link's to report: taken as one to check
+    assert launcher._is_aarch64(str(tmp_path / "missing")) is True
+    assert launcher._is_aarch64(str(short)) is False  # too short for a machine field
