@@ -201,7 +201,7 @@ def _unnamed_file(beside: str) -> int:
     the temporary directory (``$TMPDIR``, else /tmp), else beside the output (``beside``,
     where the linker writes too); an ``O_TMPFILE``, else a file made there and removed at
     once."""
-    dirs = [d for d in (os.environ.get("TMPDIR"), "/tmp", os.path.dirname(beside) or ".") if d]
+    dirs = outputs.temp_dirs(beside)
     error: OSError | None = None
     for tmpdir in dirs:
         flags = getattr(os, "O_TMPFILE", 0)

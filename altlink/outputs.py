@@ -13,39 +13,60 @@ from altlink.errors import AltlinkError
 def temp_path(target: str, tag: str = "tmp", keep: list[str] | None = None) -> str:
     """A new, empty temporary file in the target's directory (same filesystem: rename works);
     for a target that is not a regular file (``-o /dev/null``: written into, never replaced,
-    ``put``), in the temporary directory (``$TMPDIR``, else /tmp).
+    ``put``), in the temporary directory (``temp_dirs``: ``$TMPDIR``, else /tmp, the first that
+    takes one).
 
     With ``keep``, the path is added to that list, the caller's list of files to remove, in
     the same step as the file is made: a signal cannot fall between the two and leave a file
     nobody removes."""
-    d = os.path.dirname(os.path.abspath(target)) if not is_special(target) else \
-        os.environ.get("TMPDIR") or "/tmp"
     # (the target's name cut where it is long: the temporary name must fit where the
     # target's fits, NAME_MAX, 255 bytes on Linux's filesystems)
     name = os.path.basename(target)
     while len(os.fsencode(name)) > TEMP_NAME_KEPT:
         name = name[:TEMP_NAME_KEPT if len(name) > TEMP_NAME_KEPT else -1]
-    prefix = os.path.join(d, f".{name}.")
+    dirs = [os.path.dirname(os.path.abspath(target))] if not is_special(target) else \
+        temp_dirs()
     with signals_held():
-        for _ in range(100):
-            path = f"{prefix}{os.urandom(4).hex()}.{tag}"
-            try:
-                # The mode as a new file of the target's gets: the kernel applies the umask
-                # (never changed here: other threads of an scons -j build create files too).
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL |
-                             getattr(os, "O_CLOEXEC", 0), 0o666)
+        for k, d in enumerate(dirs):
+            made = _new_file(os.path.join(d, f".{name}."), tag, target, d,
+                             last=k == len(dirs) - 1)
+            if made is not None:
                 break
-            except FileExistsError:
-                continue
-            except OSError as e:
-                raise AltlinkError(f"{target}: cannot create a file in {d}: {e.strerror}") \
-                    from None
-        else:
-            raise AltlinkError(f"{target}: cannot create a file in {d}: every name was taken")
+        fd, path = made
         if keep is not None:
             keep.append(path)
     os.close(fd)
     return path
+
+
+def _new_file(prefix: str, tag: str, target: str, d: str, last: bool
+              ) -> tuple[int, str] | None:
+    """A new file named ``prefix`` and a random part and ``tag``: its descriptor and path;
+    None where the directory ``d`` will not take one and it is not the ``last`` one tried."""
+    for _ in range(100):
+        path = f"{prefix}{os.urandom(4).hex()}.{tag}"
+        try:
+            # The mode as a new file of the target's gets: the kernel applies the umask
+            # (never changed here: other threads of an scons -j build create files too).
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL |
+                           getattr(os, "O_CLOEXEC", 0), 0o666), path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            if not last:
+                return None
+            raise AltlinkError(f"{target}: cannot create a file in {d}: {e.strerror}") \
+                from None
+    raise AltlinkError(f"{target}: cannot create a file in {d}: every name was taken")
+
+
+def temp_dirs(beside: str | None = None) -> list[str]:
+    """Where a temporary file that need not be beside its target is made, in the order to
+    try: ``$TMPDIR`` (where set), /tmp, then the directory of ``beside`` (where given)."""
+    dirs = [os.environ.get("TMPDIR") or "", "/tmp"]
+    if beside is not None:
+        dirs.append(os.path.dirname(beside) or ".")
+    return [d for d in dirs if d]
 
 
 # The bytes of a target's name that its temporary file's name keeps, at most: with the

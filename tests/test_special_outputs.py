@@ -76,3 +76,27 @@ def test_an_output_whose_name_is_as_long_as_a_name_can_be(tmp_path):
         assert p.returncode == 0, p.stderr
         assert (tmp_path / name).is_file() and (tmp_path / f"{name[:-4]}.map").is_file()
     assert leftovers(tmp_path) == []
+
+
+def test_a_temporary_file_for_a_device_goes_where_it_can(tmp_path, monkeypatch):
+    # A target that is not a regular file gets its temporary file in $TMPDIR, else /tmp (as
+    # the linker's message file does: outputs.temp_dirs gives both the order): a $TMPDIR
+    # that cannot take one is passed over, not an error.
+    from altlink import outputs
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    assert outputs.temp_dirs() == [str(tmp_path / "missing"), "/tmp"]
+    assert outputs.temp_dirs(str(tmp_path / "out.elf"))[-1] == str(tmp_path)
+    keep: list[str] = []
+    path = outputs.temp_path("/dev/null", keep=keep)
+    try:
+        assert os.path.dirname(path) == "/tmp" and keep == [path]
+    finally:
+        os.remove(path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    path = outputs.temp_path("/dev/null")
+    assert os.path.dirname(path) == str(tmp_path)
+    # a regular target's stays beside it, whatever $TMPDIR says
+    (tmp_path / "d").mkdir()
+    path = outputs.temp_path(str(tmp_path / "d" / "x.elf"))
+    assert os.path.dirname(path) == str(tmp_path / "d")
