@@ -1079,8 +1079,39 @@ def _quick_link_args(words: list[str]):
     return types.SimpleNamespace(**values)
 
 
+class _Output:
+    """The standard output as a command writes to it (``out``): a write that fails, or the
+    flush at the end (a full disk, a file size limit, a quota), is an AltlinkError (exit 2)
+    that says so, as cat(1) reports a write error; not altlink's own failure, and never
+    lost in a flush whose error nobody sees. A reader that went away (a closed pipe) still
+    ends the command quietly (``main``)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _output_error(e) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _output_error(e) from None
+
+
+def _output_error(e: OSError) -> AltlinkError:
+    return AltlinkError(f"altlink: cannot write the standard output: {e.strerror or e}")
+
+
 def main(argv: list[str] | None = None, out=None) -> int:
-    out = out or sys.stdout
+    out = _Output(out or sys.stdout)
     previous = None
     try:  # (signal.signal's rule: the main thread only; threading is not imported for it)
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -1107,6 +1138,7 @@ def main(argv: list[str] | None = None, out=None) -> int:
             progress.enable(sys.stderr)  # a terminal only
         with collector_paused():
             rc = COMMANDS[args.command](args, out)
+        out.flush()
         if hasattr(args, "_notes"):
             sys.stderr.write(args._notes.text())
         return rc

@@ -713,3 +713,21 @@ def test_a_check_of_objects_does_not_import_argparse(objs):
     assert got.stdout.split() == ["0", "False"], got.stdout + got.stderr
     bad = altlink("check", "--abi", "linux-v9", objs["clean"])
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "--abi" in bad.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+@pytest.mark.parametrize("args", [["paths", "--include"], ["explain", "ALT001"]])
+def test_a_standard_output_that_takes_nothing_is_an_error(args):
+    """The standard output on a full disk (/dev/full): exit 2 and a line that says so. A
+    short output used to be lost in the flush at the end with exit 0; a long one was an
+    "internal error" (exit 4)."""
+    import subprocess
+
+    e = env_without_altlink_vars()
+    e["PYTHONPATH"] = str(ROOT)
+    e.pop("PYTHONUNBUFFERED", None)  # (a user's buffered output: lost at the end before)
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "altlink", *args], stdout=full,
+                           stderr=subprocess.PIPE, text=True, env=e)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr == "altlink: cannot write the standard output: No space left on device\n"

@@ -100,3 +100,36 @@ def test_a_temporary_file_for_a_device_goes_where_it_can(tmp_path, monkeypatch):
     (tmp_path / "d").mkdir()
     path = outputs.temp_path(str(tmp_path / "d" / "x.elf"))
     assert os.path.dirname(path) == str(tmp_path / "d")
+
+
+def _file_size_limit(size: int):
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    return limit
+
+
+def test_an_output_that_cannot_be_written_is_named_not_a_bug(tmp_path):
+    """A manifest or raw binary that the disk will not take (here a file size limit, as a full
+    disk or a quota gives): a one-line error naming it, exit 2, no file left behind; before,
+    "internal error (a bug in altlink)", exit 4. The image (small) is linked; the manifest of
+    300 entries is not."""
+    src = "#include <altlink/alternative.h>\n\t.text\n\t.globl _start\n_start:\n" + \
+        '\talternative_insn "mov x0, #1", "mov x0, #2", 1\n' * 300 + "\tret\n" + \
+        "\t.data\n\t.word 1\n"
+    main = asm(tmp_path, "many", src)
+    # .data at the next 128 KB: an image of 13 KB (4 KB pages), a raw binary of 128 KB; the
+    # manifest is about 100 KB
+    script = write(tmp_path / "fw.ld", FW_LD.replace(". = 0x480000;", ". = ALIGN(0x20000);"))
+    for option, name in (("--manifest", "fw.json"), ("--bin", "fw.bin")):
+        limit = 64 << 10
+        argv = [sys.executable, "-m", "altlink", "link", "--no-cache", "--ncaps", "4",
+                option, name, "--", LD, "-z", "max-page-size=0x1000", "-L", LDSCRIPTS, "-T",
+                script, main, "-o", "fw.elf"]
+        p = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True,
+                           env=env_without_altlink_vars(), preexec_fn=_file_size_limit(limit))
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip().splitlines() == [f"{name}: cannot write: File too large"]
+        assert not (tmp_path / name).exists() and not (tmp_path / "fw.elf").exists()
+        assert leftovers(tmp_path) == []
