@@ -530,6 +530,14 @@ def cmd_link(args, out) -> int:
             if rc == 0 and plan.sources is not None:  # ... then what it made, checked
                 return _check_driver_image(plan, args, out)
             return rc
+        try:
+            outputs.check_targets([("the image", plan.output), ("the manifest", plan.manifest),
+                                   ("the raw binary", args.bin)],
+                                  plan.command.words_but_output() if plan.command is not None
+                                  else command[1:])
+        except AltlinkError:
+            targets = []  # (one of them is an input or another's: none is removed)
+            raise
         targets = [p for p in (plan.output, plan.manifest, args.bin) if p]
         # The linker starts before the checks' modules are imported and the capability table
         # read: all of that runs beside it. (From ``main``, before the command line was
@@ -698,6 +706,8 @@ def cmd_manifest(args, out) -> int:
     from altlink import outputs
     from altlink.report import render
 
+    outputs.check_targets([("the manifest", args.output), ("the compact manifest", args.compact)],
+                          [args.image, *([args.bin] if args.bin else [])], "the command")
     # the entries as JSON text unless the compact form reads them
     m, findings = _image_manifest(args.image, args, args.output, args.bin, refuse=True,
                                   encoded=not args.compact)
@@ -786,6 +796,11 @@ def cmd_patch(args, out) -> int:
     from altlink import outputs, patch, rawbin
     from altlink.elf import read_elf
 
+    # (the patched image may replace the image itself: patched in place)
+    outputs.check_targets([("the patched image", args.output), ("the raw binary", args.bin)],
+                          [args.manifest, *([args.callbacks] if args.callbacks else [])],
+                          "the command")
+    outputs.check_targets([("the raw binary", args.bin)], [args.image], "the command")
     m = manifestmod.load(args.manifest)
     emulate = frozenset(n.strip() for part in args.emulate for n in part.split(",") if n.strip())
     if emulate:

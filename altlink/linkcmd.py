@@ -135,6 +135,16 @@ class LinkCommand:
                 f"output={self.output!r}, inputs={self.inputs!r}, "
                 f"lib_dirs={self.lib_dirs!r}, scripts={self.scripts!r})")
 
+    def words_but_output(self) -> list[str]:
+        """The command's arguments (response files expanded) without the linker itself and the
+        output's own words (``-o PATH``, ``-oPATH``, ``--output=PATH``)."""
+        skip = set()
+        if self.output_index is not None:
+            skip.add(self.output_index)
+            if self.argv[self.output_index] in _OUTPUT_SPELLINGS:
+                skip.add(self.output_index + 1)
+        return [w for i, w in enumerate(self.argv) if i and i not in skip]
+
     def with_output(self, path: str) -> list[str]:
         """The command with its output redirected to ``path`` (an ``-o`` added where the
         command had none: ld, lld and the compiler drivers all take one)."""

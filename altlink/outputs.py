@@ -232,3 +232,49 @@ def commit(tmp: str, target: str) -> None:
     except OSError as e:
         remove(tmp)
         raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None
+
+
+def check_targets(targets: list[tuple[str, str | None]], words: list[str] = (),
+                  what: str = "the link") -> None:
+    """Refuse (AltlinkError, exit 2) outputs that would replace one another or an input:
+    ``targets`` are (what, path) pairs (a None path: not asked for), ``words`` the command's
+    arguments that may name its inputs (objects, scripts, images, as themselves, as an
+    option's value after ``=``, after ``,`` in ``-Wl,...``, or joined to ``-T``/``-R``).
+    ld refuses an ``-o`` that names one of its inputs; a link through altlink writes a
+    temporary file, which ld cannot compare, and a manifest or raw binary written over an
+    object would have replaced it without a word. A target is one file by its directory and
+    name (a rename replaces the name, not what a symbolic link there points to). Targets that
+    are not regular files (``-o /dev/null``) are written into, never replaced: not refused.
+    An argument is compared only where its last part is a target's name (no file system
+    access for the thousands of inputs of a large link)."""
+    seen: dict[tuple[str, str], str] = {}
+    names: dict[str, list[tuple[tuple[str, str], str, str]]] = {}
+    for label, path in targets:
+        if not path or is_special(path):
+            continue
+        key = _entry_key(path)
+        if key in seen and seen[key] != label:
+            raise AltlinkError(f"{path}: named as both {seen[key]} and {label}: one would "
+                               "replace the other")
+        seen[key] = label
+        names.setdefault(key[1], []).append((key, label, path))
+    if not names:
+        return
+    for word in words:
+        for part in word.replace("=", ",").split(","):
+            if part[:2] in ("-T", "-R") and len(part) > 2:
+                part = part[2:]
+            got = names.get(os.path.basename(part))
+            if got is None or part.startswith("-"):
+                continue
+            key = _entry_key(part)
+            for k, label, path in got:
+                if k == key:
+                    raise AltlinkError(f"{path}: {label} would replace an input of {what}: "
+                                       "name another file")
+
+
+def _entry_key(path: str) -> tuple[str, str]:
+    """A path's directory entry: its directory, resolved, and its name."""
+    path = os.path.abspath(path)
+    return os.path.realpath(os.path.dirname(path)), os.path.basename(path)
