@@ -138,12 +138,10 @@ class LinkCommand:
     def words_but_output(self) -> list[str]:
         """The command's arguments (response files expanded) without the linker itself and the
         output's own words (``-o PATH``, ``-oPATH``, ``--output=PATH``)."""
-        skip = set()
-        if self.output_index is not None:
-            skip.add(self.output_index)
-            if self.argv[self.output_index] in _OUTPUT_SPELLINGS:
-                skip.add(self.output_index + 1)
-        return [w for i, w in enumerate(self.argv) if i and i not in skip]
+        argv, at = self.argv, self.output_index
+        if at is None:
+            return argv[1:]
+        return argv[1:at] + argv[at + (2 if argv[at] in _OUTPUT_SPELLINGS else 1):]
 
     def with_output(self, path: str) -> list[str]:
         """The command with its output redirected to ``path`` (an ``-o`` added where the
