@@ -531,8 +531,11 @@ def cmd_link(args, out) -> int:
                 return _check_driver_image(plan, args, out)
             return rc
         try:
+            # (the image may replace an input, as lld allows ``-r part.o more.o -o part.o``:
+            # read before it is replaced; not the manifest or the raw binary)
             outputs.check_targets([("the image", plan.output), ("the manifest", plan.manifest),
-                                   ("the raw binary", args.bin)],
+                                   ("the raw binary", args.bin)])
+            outputs.check_targets([("the manifest", plan.manifest), ("the raw binary", args.bin)],
                                   plan.command.words_but_output() if plan.command is not None
                                   else command[1:])
         except AltlinkError:
