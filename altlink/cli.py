@@ -874,12 +874,21 @@ def internal_error(e: BaseException) -> int:
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised so that the cleanup of temporary outputs runs (Python's default ends
-    the process on the spot, leaving them behind)."""
+    """SIGTERM, or SIGHUP (the terminal went away), raised so that the cleanup of temporary
+    outputs runs (the default ends the process on the spot, leaving them behind)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _terminate(signum, frame):
-    raise Terminated
+    raise Terminated(signum)
+
+
+# The signals that end a command through ``Terminated``: SIGHUP only where it is not ignored
+# (``nohup`` ignores it, and a command run so must go on).
+_ENDING = (signal.SIGTERM, signal.SIGHUP)
 
 
 class _EarlyLink:
@@ -1130,9 +1139,11 @@ def _output_error(e: OSError) -> AltlinkError:
 
 def main(argv: list[str] | None = None, out=None) -> int:
     out = _Output(out or sys.stdout)
-    previous = None
+    previous: dict[int, object] = {}
     try:  # (signal.signal's rule: the main thread only; threading is not imported for it)
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        for s in _ENDING:
+            if s == signal.SIGTERM or signal.getsignal(s) == signal.SIG_DFL:
+                previous[s] = signal.signal(s, _terminate)
         main_thread = True
     except ValueError:
         main_thread = False
@@ -1169,17 +1180,19 @@ def main(argv: list[str] | None = None, out=None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("altlink: interrupted\n")
         return 130
-    except Terminated:
-        sys.stderr.write("altlink: terminated\n")
-        return 128 + signal.SIGTERM
+    except Terminated as e:
+        sys.stderr.write("altlink: terminated\n" if e.signum == signal.SIGTERM else
+                         "altlink: hangup\n")
+        return 128 + e.signum
     except Exception as e:  # noqa: BLE001 - altlink's own failure, not the user's input
         return internal_error(e)
     finally:
         if early is not None:  # a usage error or an interrupt before cmd_link had it
             early.close()
         progress.disable()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            if h is not None:  # (None: a handler set outside Python, which stays replaced)
+                signal.signal(s, h)
 
 
 def run(words: list[str] | None = None) -> None:

@@ -198,8 +198,9 @@ def _child(fn, r: int, w: int) -> None:  # pragma: no cover - runs in the child
     global _in_child
     _in_child = True
     os.close(r)
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_DFL)  # the parent cleans up; the child just ends
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(s) != signal.SIG_IGN:  # (ignored under nohup: stays so)
+            signal.signal(s, signal.SIG_DFL)  # the parent cleans up; the child just ends
     code = 0
     try:
         try:

@@ -191,9 +191,9 @@ def finish(tmp: str, target: str, mode: int | None = None) -> None:
 
 
 def signals_held() -> _SignalsHeld:
-    """SIGINT and SIGTERM wait until the block ends (then are handled as before): the renames
-    that put a set of outputs in place happen all or none. Python runs signal handlers in the
-    main thread only, so elsewhere no signal can land in the block anyway."""
+    """SIGINT, SIGTERM and SIGHUP wait until the block ends (then are handled as before): the
+    renames that put a set of outputs in place happen all or none. Python runs signal handlers
+    in the main thread only, so elsewhere no signal can land in the block anyway."""
     return _SignalsHeld()
 
 
@@ -203,7 +203,7 @@ class _SignalsHeld:
 
     def __enter__(self) -> None:
         self.got: list[int] = []
-        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         # None: a handler set outside Python, kept
         self.old = {s: h for s, h in old.items() if h is not None}
         got = self.got

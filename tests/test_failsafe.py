@@ -139,7 +139,17 @@ def wait_for(cond, timeout: float = 60.0, step: float = 0.002) -> bool:
 MOMENTS = ["startup", "linker", "writing"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+SIGNAL_IDS = ["SIGINT", "SIGTERM", "SIGHUP"]
+# (SIGHUP: the terminal went away; the default ended the process on the spot, its temporary
+# files left behind)
+
+
+def interrupted_status(sig: int) -> int:
+    return 128 + sig
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIGNAL_IDS)
 @pytest.mark.parametrize("moment", MOMENTS)
 @pytest.mark.parametrize("earlier", [True, False], ids=["earlier-outputs", "no-outputs"])
 def test_interrupted_link_leaves_no_outputs_and_no_temporaries(seed_dir, tmp_path, sig,
@@ -161,7 +171,7 @@ def test_interrupted_link_leaves_no_outputs_and_no_temporaries(seed_dir, tmp_pat
                                     for n in temporaries(d)) or proc.poll() is not None)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    interrupted = 130 if sig == signal.SIGINT else 143
+    interrupted = interrupted_status(sig)
     if moment == "startup":  # maybe before cli.main runs: Python's own handling, any message
         assert proc.returncode != 0
     elif moment == "linker":
@@ -245,22 +255,46 @@ def test_interrupt_as_the_linker_starts_stops_it(seed_dir, tmp_path, monkeypatch
     assert_no_outputs(tmp_path, allow_new=False)
 
 
-def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch):
-    """SIGTERM is turned into an exception while cli.main runs (Python's default would end
-    the process without running any ``finally``), and the handler is put back afterwards."""
+@pytest.mark.parametrize("sig, said", [(signal.SIGTERM, "altlink: terminated"),
+                                       (signal.SIGHUP, "altlink: hangup")])
+def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch, sig, said):
+    """SIGTERM and SIGHUP are turned into an exception while cli.main runs (the default would
+    end the process without running any ``finally``), and the handler is put back afterwards."""
     def term(*a, **k):
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), sig)
         time.sleep(1)  # the handler raises here
-        raise AssertionError("SIGTERM did not interrupt")
+        raise AssertionError("the signal did not interrupt")
 
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(sig)
     # In this small link the image's checks and the cross-check run in altlink's own
     # process (a large one forks the image's checks), while a forked one writes the outputs.
     rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch,
                                     "altlink.link.check_after_link", term)
-    assert (rc, last) == (143, "altlink: terminated")
+    assert (rc, last) == (128 + sig, said)
     assert_no_outputs(tmp_path, allow_new=False)
-    assert signal.getsignal(signal.SIGTERM) == before
+    assert signal.getsignal(sig) == before
+
+
+def test_an_ignored_sighup_stays_ignored(seed_dir, tmp_path, monkeypatch):
+    """Under ``nohup`` (SIGHUP ignored) a hangup does not end the link: it is not turned into
+    an exit, in altlink or in its forked writer."""
+    from altlink import link as linkmod
+
+    real = linkmod.check_after_link
+
+    def hup(*a, **k):
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.2)
+        return real(*a, **k)
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        rc, last, old = link_in_process(seed_dir, tmp_path, monkeypatch,
+                                        "altlink.link.check_after_link", hup)
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert rc == 0, last
 
 
 @pytest.mark.parametrize("command", ["patch", "manifest"])
@@ -453,7 +487,7 @@ def test_patcher_refuses_a_manifest_for_another_image(seed_dir, tmp_path, capsys
     assert out.read_bytes() == b"earlier\n" and temporaries(tmp_path) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIGNAL_IDS)
 def test_signal_between_the_renames_waits_for_all_three(seed_dir, tmp_path, monkeypatch, sig):
     """The three renames are one step: a signal after the image is in place, before the
     manifest is, would leave a new image beside the old manifest. It is held until all three
@@ -477,6 +511,6 @@ def test_signal_between_the_renames_waits_for_all_three(seed_dir, tmp_path, monk
     old_outputs(tmp_path)
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     rc = cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO())
-    assert rc == (130 if sig == signal.SIGINT else 143)
+    assert rc == interrupted_status(sig)
     assert len(calls) == 3
     assert_no_outputs(tmp_path, allow_new=True)
