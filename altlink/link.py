@@ -159,11 +159,18 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         # (a chunk at a time: a linker that ends first waits for one chunk at most), once
         # numpy is imported: no module is imported here while its thread imports (a
         # dataclass made here would read its half-imported ``typing``).
+        # The texts kept from earlier links (``textcache``: beside the records) first.
         texts = None
-        if req.manifest and type(packs) is RecordColumns:
+        kept = req.manifest and req.cache_dir and stats["entries"] >= TEXTS_KEPT_FROM
+        if kept or (req.manifest and type(packs) is RecordColumns):
             if numpy_import is not None:
                 numpy_import.join()
-            texts = early_texts(packs, linker.running)
+            if kept:
+                from altlink import textcache
+
+                texts = textcache.load(req.cache_dir)
+            if type(packs) is RecordColumns:
+                texts = early_texts(packs, linker.running, texts)
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
@@ -286,6 +293,12 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     found = [f for f in post if not (
         f.entry in seen and f.file == tmp_image and f.code in _SAME_PROBLEM)] + crossed
     return [replace(f, file=req.output) if f.file == tmp_image else f for f in found]
+
+
+# The entries from which a link that writes a manifest reads the texts of its codes kept by
+# earlier links (``textcache``) and keeps those it makes: where they take more than a few
+# milliseconds to make.
+TEXTS_KEPT_FROM = 2_000
 
 
 # The entries whose names the link gathers for the cross-check while its linker runs, at most.

@@ -16,15 +16,17 @@ def temp_outputs(req, tmp_files: list[str]) -> tuple[str | None, str | None]:
             outputs.temp_path(req.manifest, "json", tmp_files) if req.manifest else None)
 
 
-def early_texts(packs, running):
+def early_texts(packs, running, texts=None):
     """What the codes of the objects' records read as in a manifest (``manifest.CodeTexts``),
     made while ``running()`` (a link's linker), a chunk of codes at a time: the words of a
     site or replacement that no relocation fills in are the image's words, so most of the
     image's codes are known before it is linked; the rest is left to the manifest. ``packs``:
-    the records' columns (``crosscheck.RecordColumns``)."""
+    the records' columns (``crosscheck.RecordColumns``). ``texts``: those known already
+    (``textcache.load``), added to."""
     from altlink import manifest as manifestmod
 
-    texts = manifestmod.CodeTexts()
+    if texts is None:
+        texts = manifestmod.CodeTexts()
     if not running():
         return texts
     # (a site's word that a relocation fills in is not known, 0 in site_known; a
@@ -106,6 +108,10 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
         m["image"]["sha256"] = image_sha()
         with _writing(tmp_manifest, req.manifest, "w", encoding="utf-8") as f:
             manifestmod.dump(m, f)
+        if texts is not None:  # the codes' texts made here, kept for the next links
+            from altlink import textcache
+
+            textcache.save(texts)
 
 
 class _writing:

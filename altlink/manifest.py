@@ -501,7 +501,7 @@ class _Records:
         off = off.astype(np.uint64)
         addr = addr.astype(np.uint64)
         length = length.astype(np.uint64)
-        info = self._place_info(np.unique(idx).tolist())
+        info = self._place_info(np.flatnonzero(np.bincount(idx)).tolist())  # (np.unique imports numpy.ma)
         datas = {}
         for i, g in info.items():
             datas[i] = b"" if g is None else g[3]

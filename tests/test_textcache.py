@@ -1,0 +1,167 @@
+"""``textcache``: what the codes of a link's image read as in its manifest, kept between links
+beside the records. A manifest written with texts read back is the one written without, byte
+for byte: the texts of one image used for another (the synthetic firmware as linked and with
+its table broken in the ways the entry checks know: other codes, odd lengths, refused
+entries), through the base, the deltas and their merging, and the start again of a base
+grown past its bound; and a link with a record cache writes the manifest of a link without
+one. Nothing is read back under another altlink's code or capstone, from a damaged file, or
+from a file that names a class."""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from test_image_fast import broken, moving_words
+
+from altlink import manifest as manifestmod
+from altlink import textcache
+from altlink.elf import read_elf
+from altlink.linkset import Input
+from altlink.table import Profile
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld")),
+    reason="the AArch64 GNU toolchain is not installed",
+)
+
+PROFILE = Profile("linux-v4.17", 85)
+
+
+@pytest.fixture(scope="module")
+def firmware(tmp_path_factory) -> Input:
+    from test_branches import synthetic_firmware
+
+    return Input.load(read_elf(str(synthetic_firmware(tmp_path_factory.mktemp("fw")))))
+
+
+def text_of(inp: Input, texts=None) -> str:
+    """The manifest's text as a link writes it (refusing what check refuses)."""
+    return manifestmod.dumps(manifestmod.build(inp, PROFILE, None, inp.path, "", None,
+                                               refuse=True, encoded=True, texts=texts))
+
+
+def tables(texts) -> list[dict]:
+    return [getattr(texts, f) for f in textcache.FIELDS]
+
+
+def kept_files(cache: Path) -> list[str]:
+    folder = cache / textcache.FOLDER
+    return sorted(os.listdir(folder)) if folder.is_dir() else []
+
+
+def test_texts_read_back_write_the_same_manifest(tmp_path, firmware):
+    cache = str(tmp_path / "cache")
+    ref = text_of(firmware)
+    first = textcache.load(cache)
+    assert not any(tables(first)) and first.kept.files == []
+    assert text_of(firmware, first) == ref
+    textcache.save(first)
+    assert len(kept_files(tmp_path / "cache")) == 1
+    again = textcache.load(cache)
+    assert tables(again) == tables(first) and len(again.code_json) > 200
+    assert text_of(firmware, again) == ref
+    textcache.save(again)  # nothing new: nothing written
+    assert len(kept_files(tmp_path / "cache")) == 1
+
+
+def test_texts_of_other_images(tmp_path, firmware, monkeypatch):
+    """Each broken table's manifest with the texts kept by the ones before: the same as
+    without; the deltas merged into the base every ``MAX_DELTAS``, and the base begun again
+    where it would hold more than ``MAX_CODES`` codes."""
+    cache = str(tmp_path / "cache")
+    monkeypatch.setattr(textcache, "MAX_DELTAS", 2)
+    moving = moving_words(firmware.elf, random.Random(0))
+    seen = []
+    for seed in range(1, 9):
+        if seed == 6:  # from here on, every merge would be past the bound
+            monkeypatch.setattr(textcache, "MAX_CODES", 10)
+        bad = broken(firmware, PROFILE, moving, seed, every=3)
+        texts = textcache.load(cache)
+        known = len(texts.code_json)
+        assert text_of(bad, texts) == text_of(bad)
+        assert len(texts.code_json) > known  # each broken table has codes of its own
+        textcache.save(texts)
+        seen.append(kept_files(tmp_path / "cache"))
+    bases = [any(n.endswith(textcache.BASE) for n in names) for names in seen]
+    assert [len(n) for n in seen] == [1, 2, 1, 2, 3, 1, 2, 1]
+    assert bases == [False, False, True, True, True, False, False, False]
+
+
+def test_nothing_read_back_under_another_code(tmp_path, firmware, monkeypatch):
+    cache = str(tmp_path / "cache")
+    texts = textcache.load(cache)
+    text_of(firmware, texts)
+    textcache.save(texts)
+    assert textcache.load(cache).code_json
+    import altlink
+
+    monkeypatch.setattr(altlink, "code_digest", lambda keep_in=None: "another")
+    assert not textcache.load(cache).code_json
+
+
+@pytest.mark.parametrize("damage", ["byte", "short", "class", "shape"])
+def test_a_damaged_file_is_not_read(tmp_path, firmware, damage):
+    import pickle
+
+    cache = tmp_path / "cache"
+    texts = textcache.load(str(cache))
+    text_of(firmware, texts)
+    textcache.save(texts)
+    (name,) = kept_files(cache)
+    path = cache / textcache.FOLDER / name
+    data = bytearray(path.read_bytes())
+    if damage == "byte":
+        data[len(data) // 2] ^= 1
+    elif damage == "short":
+        data = data[:-10]
+    else:  # the right digest of the wrong contents
+        payload = pickle.dumps(Path("x") if damage == "class" else ({},) * 5, protocol=-1)
+        data = bytearray(__import__("hashlib").sha256(payload).digest() + payload)
+    path.write_bytes(bytes(data))
+    again = textcache.load(str(cache))
+    assert not again.code_json and again.kept.files == []
+    assert text_of(firmware, again) == text_of(firmware)
+
+
+def test_a_cache_that_cannot_be_written(tmp_path, firmware):
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"")
+    texts = textcache.load(str(blocked))  # (its texts folder cannot be made)
+    assert text_of(firmware, texts) == text_of(firmware)
+    textcache.save(texts)
+    assert blocked.read_bytes() == b""
+
+
+def test_the_link_keeps_texts(tmp_path, monkeypatch):
+    """A link with a record cache (its codes' texts kept, then read back) writes the
+    manifest and raw binary of a link without one, byte for byte."""
+    from toolchain import synthetic_firmware
+
+    from altlink import link as linkmod
+    from altlink.cli import main
+
+    monkeypatch.setattr(linkmod, "TEXTS_KEPT_FROM", 0)  # (24 objects: 480 entries)
+    fw = synthetic_firmware()
+    d = Path(fw.dir)
+    ldscripts = Path(linkmod.__file__).parent / "ldscripts"
+    monkeypatch.chdir(d)
+    cache = tmp_path / "cache"
+
+    def link(name: str, *cache_args: str) -> tuple[bytes, bytes]:
+        out = tmp_path / name
+        out.mkdir()
+        argv = ["link", "-o", f"{out}/fw.elf", "--manifest", f"{out}/fw.alt.json", "--bin",
+                f"{out}/fw.bin", "--cap-table", fw.cap_table, "--abi", "linux-v4.17",
+                *cache_args, "--", "aarch64-linux-gnu-ld", "-static", "--build-id=none",
+                f"-L{ldscripts}", "-T", fw.ldscript, *fw.objects, "-o", f"{out}/fw.elf"]
+        assert main(argv) == 0
+        return (out / "fw.alt.json").read_bytes(), (out / "fw.bin").read_bytes()
+
+    ref = link("ref", "--no-cache")
+    assert link("first", "--cache-dir", str(cache)) == ref
+    (name,) = kept_files(cache)
+    assert link("again", "--cache-dir", str(cache)) == ref
+    assert kept_files(cache) == [name]  # read back whole: nothing new to keep
