@@ -169,7 +169,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                 from altlink import textcache
 
                 texts = textcache.load(req.cache_dir)
-            if type(packs) is RecordColumns:
+            # (not where texts were kept: a relink's codes are among them but for a few,
+            # which the writer makes)
+            if type(packs) is RecordColumns and (texts is None or not texts.code_json):
                 texts = early_texts(packs, linker.running, texts)
         linker.finish()
         if numpy_import is not None:

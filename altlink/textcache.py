@@ -25,6 +25,7 @@ import _pickle as pickle
 import io
 import os
 import sys
+from _thread import get_ident  # (threading's, without threading)
 from itertools import islice
 
 FORMAT = 1
@@ -120,7 +121,7 @@ def _write(path: str, data: bytes) -> bool:
     """``data`` kept at ``path`` after its sha256, written whole or not at all."""
     from altlink import sha256_for
 
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{os.getpid()}.{get_ident()}.tmp"  # (this thread's: scons -j links in threads)
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         try:
