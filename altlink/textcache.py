@@ -92,7 +92,7 @@ def save(texts) -> None:
     """What ``texts`` gained since ``load`` (the codes this link made), kept for the next
     links: in a ``.delta`` file of its own; where ``MAX_DELTAS`` were read, all that was read
     with it in a new base, those files then removed (and those of other keys not written
-    for a day: another altlink's, or capstone's); where that would hold more than
+    for a day: another altlink's, or capstone's, and a killed link's temporary files); where that would hold more than
     ``MAX_CODES`` codes, the new codes alone, every file read removed."""
     kept = getattr(texts, "kept", None)
     if kept is None:
@@ -149,7 +149,8 @@ def _remove_others(folder: str, key: str) -> None:
     try:
         with os.scandir(folder) as it:
             for e in it:
-                if not e.name.startswith(key) and e.stat(follow_symlinks=False).st_mtime < old:
+                if (not e.name.startswith(key) or e.name.endswith(".tmp")) and \
+                        e.stat(follow_symlinks=False).st_mtime < old:
                     _unlink(e.path)
     except OSError:
         pass

@@ -48,8 +48,11 @@ def tables(texts) -> list[dict]:
 
 
 def kept_files(cache: Path) -> list[str]:
+    """The texts files of this altlink's key in the cache."""
     folder = cache / textcache.FOLDER
-    return sorted(os.listdir(folder)) if folder.is_dir() else []
+    key = textcache.key_of(str(cache))
+    return sorted(n for n in os.listdir(folder) if n.startswith(key)
+                  and not n.endswith(".tmp")) if folder.is_dir() else []
 
 
 def test_texts_read_back_write_the_same_manifest(tmp_path, firmware):
@@ -70,10 +73,22 @@ def test_texts_read_back_write_the_same_manifest(tmp_path, firmware):
 def test_texts_of_other_images(tmp_path, firmware, monkeypatch):
     """Each broken table's manifest with the texts kept by the ones before: the same as
     without; the deltas merged into the base every ``MAX_DELTAS``, and the base begun again
-    where it would hold more than ``MAX_CODES`` codes."""
+    where it would hold more than ``MAX_CODES`` codes; another key's files, and temporary
+    files, removed by a merge where not written for a day."""
     cache = str(tmp_path / "cache")
     monkeypatch.setattr(textcache, "MAX_DELTAS", 2)
     moving = moving_words(firmware.elf, random.Random(0))
+    # another altlink's files, and a killed link's temporary file: removed by a merge where
+    # they were not written for a day
+    folder = tmp_path / "cache" / textcache.FOLDER
+    folder.mkdir(parents=True)
+    key = textcache.key_of(cache)
+    others = {n: folder / n for n in ("0" * 40 + ".base", "1" * 40 + ".base",
+                                      f"{key}.7.1.base.7.1.tmp")}
+    for n, path in others.items():
+        path.write_bytes(b"")
+        if not n.startswith("1"):
+            os.utime(path, (1e9, 1e9))
     seen = []
     for seed in range(1, 9):
         if seed == 6:  # from here on, every merge would be past the bound
@@ -88,6 +103,7 @@ def test_texts_of_other_images(tmp_path, firmware, monkeypatch):
     bases = [any(n.endswith(textcache.BASE) for n in names) for names in seen]
     assert [len(n) for n in seen] == [1, 2, 1, 2, 3, 1, 2, 1]
     assert bases == [False, False, True, True, True, False, False, False]
+    assert [n for n, path in others.items() if path.exists()] == ["1" * 40 + ".base"]
 
 
 def test_nothing_read_back_under_another_code(tmp_path, firmware, monkeypatch):
