@@ -11,8 +11,8 @@ capstone would not make; a file that does not read back as that shape is ignored
 
 The texts of one key are a base file and the files of the links since, each with the codes
 it made that were not kept yet (``.delta``: a relink after an edit adds a few); the link that
-finds ``MAX_DELTAS`` of them writes them all into the base again. A base of more than
-``MAX_CODES`` codes is begun again from one link's. Each file holds the sha256 of its
+finds ``MAX_DELTAS`` of them writes them all into the base again. Files that would take more than
+``bound_bytes()`` are begun again from one link's codes. Each file holds the sha256 of its
 pickle, checked when it is read. Best effort, as the records are: files
 written under a temporary name and renamed (concurrent links read whole files or none, and
 two writing the same codes write the same texts), a directory that cannot be written is
@@ -34,8 +34,8 @@ BASE = ".base"
 DELTA = ".delta"
 # The files of the links since the base from which the next link writes them all into it.
 MAX_DELTAS = 8
-# The codes a base holds at most (about 180 bytes each: 24 MB)
-MAX_CODES = 1 << 17
+# The bytes the files of a key take at most (``bound_bytes``): about 180,000 codes.
+MAX_BYTES = 32 << 20
 # CodeTexts' tables, in the order kept.
 FIELDS = ("code_json", "simple", "disasm_json", "lines", "word_json", "word_kinds")
 
@@ -45,8 +45,10 @@ class Kept:
     ``MAX_DELTAS`` of them), how many items each table had (the rest, this link's own, go
     into its ``.delta``)."""
 
-    def __init__(self, folder: str, key: str, files: list[str], sizes: tuple[int, ...]) -> None:
+    def __init__(self, folder: str, key: str, files: list[str], sizes: tuple[int, ...],
+                 size: int) -> None:
         self.folder, self.key, self.files, self.sizes = folder, key, files, sizes
+        self.bytes = size  # the files' bytes
 
 
 def key_of(cache_dir: str) -> str:
@@ -77,14 +79,16 @@ def load(cache_dir: str | None, texts=None):
         names = []
     tables = [getattr(texts, f) for f in FIELDS]
     read = []
+    size = 0
     for name in names:
         got = _read(os.path.join(folder, name))
         if got is None:
             continue
         read.append(name)
-        for table, part in zip(tables, got):
+        size += got[1]
+        for table, part in zip(tables, got[0]):
             table.update(part)
-    texts.kept = Kept(folder, key, read, tuple(map(len, tables)))
+    texts.kept = Kept(folder, key, read, tuple(map(len, tables)), size)
     return texts
 
 
@@ -92,29 +96,44 @@ def save(texts) -> None:
     """What ``texts`` gained since ``load`` (the codes this link made), kept for the next
     links: in a ``.delta`` file of its own; where ``MAX_DELTAS`` were read, all that was read
     with it in a new base, those files then removed (and those of other keys not written
-    for a day: another altlink's, or capstone's, and a killed link's temporary files); where that would hold more than
-    ``MAX_CODES`` codes, the new codes alone, every file read removed."""
+    for a day: another altlink's, or capstone's, and a killed link's temporary files). Where
+    the files would take more than ``bound_bytes()``, begun again: every file read removed,
+    the new codes alone kept."""
     kept = getattr(texts, "kept", None)
     if kept is None:
         return
     tables = [getattr(texts, f) for f in FIELDS]
-    sizes = tuple(map(len, tables))
-    if sizes == kept.sizes:
+    if tuple(map(len, tables)) == kept.sizes:
         return  # nothing new
-    merge = sum(n.endswith(DELTA) for n in kept.files) >= MAX_DELTAS
-    if merge and sizes[0] <= MAX_CODES:
-        parts, name = tables, kept.key + BASE
-    else:
-        parts = [dict(islice(t.items(), n, None)) for t, n in zip(tables, kept.sizes)]
-        name = f"{kept.key}.{os.getpid()}.{os.urandom(6).hex()}{DELTA}"
-    path = os.path.join(kept.folder, name)
-    if not _write(path, pickle.dumps(tuple(parts), protocol=-1)):
-        return
-    if merge:
-        for n in kept.files:
-            if n != name:
-                _unlink(os.path.join(kept.folder, n))
-        _remove_others(kept.folder, kept.key)
+    bound = bound_bytes()
+    if sum(n.endswith(DELTA) for n in kept.files) >= MAX_DELTAS:
+        data = pickle.dumps(tuple(tables), protocol=-1)
+        if len(data) <= bound:
+            if _write(os.path.join(kept.folder, kept.key + BASE), data):
+                _unlink_all(kept.folder, [n for n in kept.files if n != kept.key + BASE])
+                _remove_others(kept.folder, kept.key)
+            return
+    new = pickle.dumps(tuple(dict(islice(t.items(), n, None))
+                             for t, n in zip(tables, kept.sizes)), protocol=-1)
+    if kept.bytes + len(new) > bound:  # begun again: the files read removed
+        _unlink_all(kept.folder, kept.files)
+    if len(new) <= bound:
+        _write(os.path.join(kept.folder, f"{kept.key}.{os.getpid()}.{os.urandom(6).hex()}"
+                            f"{DELTA}"), new)
+
+
+def bound_bytes() -> int:
+    """The bytes the texts files of a key take at most: ``MAX_BYTES``, or a thirty-second of
+    the record cache's bound (``ALTLINK_CACHE_SIZE``) where that is less."""
+    from altlink.records import cache_size_limit
+
+    limit = cache_size_limit()
+    return MAX_BYTES if limit == 0 else min(MAX_BYTES, limit // 32)
+
+
+def _unlink_all(folder: str, names: list[str]) -> None:
+    for n in names:
+        _unlink(os.path.join(folder, n))
 
 
 def _write(path: str, data: bytes) -> bool:
@@ -164,8 +183,9 @@ class _Plain(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} in a texts file")
 
 
-def _read(path: str) -> tuple | None:
-    """A texts file's tables, or None where it cannot be read or is not of their shape."""
+def _read(path: str) -> tuple[tuple, int] | None:
+    """A texts file's tables and its size, or None where it cannot be read or is not of
+    their shape."""
     from altlink import sha256_for
 
     try:
@@ -180,7 +200,7 @@ def _read(path: str) -> tuple | None:
     if type(got) is not tuple or len(got) != len(FIELDS) or \
             any(type(t) is not dict for t in got):
         return None
-    return got
+    return got, len(data)
 
 
 def _unlink(path: str) -> None:

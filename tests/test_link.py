@@ -1042,9 +1042,9 @@ def test_a_link_makes_what_its_records_codes_read_as_while_its_linker_runs(tmp_p
         t.start()
         return t
 
-    def early(packs, running):
+    def early(packs, running, texts=None):
         assert "altlink-numpy" not in [t.name for t in threading.enumerate()]
-        made.append(linkoutputs.early_texts(packs, lambda: True))
+        made.append(linkoutputs.early_texts(packs, lambda: True, texts))
         made.append(set(made[-1].code_json))
         return made[0]
 

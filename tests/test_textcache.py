@@ -2,8 +2,8 @@
 beside the records. A manifest written with texts read back is the one written without, byte
 for byte: the texts of one image used for another (the synthetic firmware as linked and with
 its table broken in the ways the entry checks know: other codes, odd lengths, refused
-entries), through the base, the deltas and their merging, and the start again of a base
-grown past its bound; and a link with a record cache writes the manifest of a link without
+entries), through the base, the deltas and their merging, and the start again of files
+grown past their bound; and a link with a record cache writes the manifest of a link without
 one. Nothing is read back under another altlink's code or capstone, from a damaged file, or
 from a file that names a class."""
 from __future__ import annotations
@@ -72,8 +72,8 @@ def test_texts_read_back_write_the_same_manifest(tmp_path, firmware):
 
 def test_texts_of_other_images(tmp_path, firmware, monkeypatch):
     """Each broken table's manifest with the texts kept by the ones before: the same as
-    without; the deltas merged into the base every ``MAX_DELTAS``, and the base begun again
-    where it would hold more than ``MAX_CODES`` codes; another key's files, and temporary
+    without; the deltas merged into the base every ``MAX_DELTAS``, and the files begun again
+    where they would take more than their bound; another key's files, and temporary
     files, removed by a merge where not written for a day."""
     cache = str(tmp_path / "cache")
     monkeypatch.setattr(textcache, "MAX_DELTAS", 2)
@@ -89,10 +89,11 @@ def test_texts_of_other_images(tmp_path, firmware, monkeypatch):
         path.write_bytes(b"")
         if not n.startswith("1"):
             os.utime(path, (1e9, 1e9))
-    seen = []
+    seen, bound = [], None
     for seed in range(1, 9):
-        if seed == 6:  # from here on, every merge would be past the bound
-            monkeypatch.setattr(textcache, "MAX_CODES", 10)
+        if seed in (6, 7):  # from here on, the files take at most what they took before
+            bound = sum((folder / n).stat().st_size for n in seen[-1]) + 1
+            monkeypatch.setattr(textcache, "MAX_BYTES", bound)
         bad = broken(firmware, PROFILE, moving, seed, every=3)
         texts = textcache.load(cache)
         known = len(texts.code_json)
@@ -100,10 +101,24 @@ def test_texts_of_other_images(tmp_path, firmware, monkeypatch):
         assert len(texts.code_json) > known  # each broken table has codes of its own
         textcache.save(texts)
         seen.append(kept_files(tmp_path / "cache"))
+        if bound is not None:
+            assert sum((folder / n).stat().st_size for n in seen[-1]) <= bound
     bases = [any(n.endswith(textcache.BASE) for n in names) for names in seen]
-    assert [len(n) for n in seen] == [1, 2, 1, 2, 3, 1, 2, 1]
-    assert bases == [False, False, True, True, True, False, False, False]
+    # (the sixth merges, and the seventh adds a delta, but each would take more than the
+    # bound: begun again)
+    assert [len(n) for n in seen[:6]] == [1, 2, 1, 2, 3, 1]
+    assert bases[:7] == [False, False, True, True, True, False, False]
+    assert not set(seen[5]) & set(seen[6])  # (its own delta kept where it fits the bound)
     assert [n for n, path in others.items() if path.exists()] == ["1" * 40 + ".base"]
+
+
+def test_the_bound_follows_the_record_cache(monkeypatch):
+    monkeypatch.setenv("ALTLINK_CACHE_SIZE", "64K")
+    assert textcache.bound_bytes() == 2048
+    monkeypatch.setenv("ALTLINK_CACHE_SIZE", "0")
+    assert textcache.bound_bytes() == textcache.MAX_BYTES
+    monkeypatch.delenv("ALTLINK_CACHE_SIZE")
+    assert textcache.bound_bytes() == textcache.MAX_BYTES
 
 
 def test_nothing_read_back_under_another_code(tmp_path, firmware, monkeypatch):
