@@ -29,7 +29,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from functools import partial
 
-from altlink import code_digest, forkmap, sha256_for
+from altlink import code_digest, forkmap, sha256_for, speedups
 from altlink.check_core import cap_facts, facts_of
 from altlink.elf import (
     SHN_UNDEF,
@@ -983,6 +983,11 @@ def _global_defines(elf: ElfFile) -> dict[str, tuple[int, str | None, bool]] | N
         data = elf.section_data(sec)
     except AltlinkError:
         return None
+    sp = speedups.get()
+    if sp is not None:
+        got = sp.global_defines(data, strtab, elf.sections)
+        if got is not None:
+            return got
     binds = data[4::24].translate(_INFO_BIND)
     first = len(binds) - len(binds.lstrip(b"\0"))  # the first symbol that is not local
     tail = memoryview(data)[first * 24:]

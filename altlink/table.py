@@ -8,6 +8,7 @@ from collections import namedtuple
 from functools import partial
 from itertools import repeat
 
+from altlink import speedups
 from altlink.elf import (
     ET_REL,
     R_AARCH64_PREL32,
@@ -25,6 +26,7 @@ from altlink.elf import (
     _cstr,
     reloc_name,
 )
+from altlink.errors import AltlinkError
 from altlink.findings import Finding, finding
 from altlink.values import Frozen, Value
 
@@ -279,6 +281,14 @@ def _entries_in_order(elf: ElfFile, sec: Section, data: bytes, rel_secs: list[Se
             or not n:
         return None
     rel = elf.section_data(rel_secs[0])
+    sp = speedups.get()
+    if sp is not None:
+        sym = _symbol_bytes(elf)
+        if sym is not None:
+            got = sp.object_entries(data, rel, sym[0], sym[1], elf.sections, elf.path,
+                                    sec.name, base, n, Entry, Place)
+            if got is not None:
+                return got
     words = memoryview(rel).cast("I")  # each relocation: offset (2 words), type, symbol, addend
     if words[0::6].tolist() != _pair_offsets(n) or any(words[1::6]) \
             or set(words[2::6].tolist()) != {R_AARCH64_PREL32}:
@@ -298,6 +308,21 @@ def _entries_in_order(elf: ElfFile, sec: Section, data: bytes, rel_secs: list[Se
         repeat(elf.path), range(base, base + n), repeat(sec.name),
         range(0, n * ENTRY_SIZE, ENTRY_SIZE), places[0::2], places[1::2],
         memoryview(table).cast("H")[4::6], table[10::12], table[11::12], repeat(None))))
+
+
+def _symbol_bytes(elf: ElfFile) -> tuple[bytes, bytes] | None:
+    """The symbol table's bytes and its string table's, as ``_targets`` reads them, for the
+    extension; None where ``_targets`` would not read the symbols' bytes, or reading them
+    raises (the Python then reads the table, with its errors)."""
+    sec = elf.symtab if elf._symbols is None else None
+    if sec is None or sec.link >= len(elf.sections):
+        return None
+    try:
+        if elf._strtab is None:
+            elf._strtab = elf.section_data(elf.sections[sec.link]) if sec.link else b""
+        return elf.section_data(sec), elf._strtab
+    except AltlinkError:
+        return None
 
 
 _OFFSET_LISTS: dict[int, list[int]] = {}
