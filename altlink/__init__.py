@@ -9,7 +9,7 @@ _digest: list[str] = []
 
 # The package's files that its digest covers: its Python modules and the headers, linker
 # scripts, schema and runtime it ships.
-_DIGESTED = (".py", ".h", ".ld", ".json", ".c")
+_DIGESTED = (".py", ".h", ".ld", ".json", ".c", ".so")  # .so: the C extension, where built
 # A digest is kept (``code_digest``'s ``keep_in``) only where every file was last changed at
 # least this long before (seconds): a write in the same tick of the clock as the files were
 # looked at would leave their identities as they were (git's "racily clean" files).

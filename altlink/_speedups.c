@@ -58,42 +58,24 @@ static PyObject *new_tuple_of(PyObject *type, Py_ssize_t n)
     return o;
 }
 
-static int is_ascii(const unsigned char *p, Py_ssize_t n)
-{
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (p[i] & 0x80)
-            return 0;
-    return 1;
-}
-
 /* -- ElfFile.sections ----------------------------------------------------------------------
- * sections(data, shoff, shnum, shstrndx, Section) -> list[Section] | None
- * ``shnum`` and ``shstrndx`` as ``_header_table`` gives them (checked: the table is in the
- * file). None where the name table is outside the file or not ASCII, or a section runs past
- * the end of the file (the Python says so). */
+ * sections(data, shoff, shnum, names, strings, Section) -> list[Section] | None
+ * ``shnum`` as ``_header_table`` gives it (checked: the table is in the file); ``names``:
+ * the section name table's bytes, ``strings`` its strings by offset (``_section_names``: a
+ * name is that dict's string where it has one, the same object, else read as ``_cstr``).
+ * None where a section runs past the end of the file (the Python says so). */
 static PyObject *sp_sections(PyObject *self, PyObject *args)
 {
-    Py_buffer buf;
-    unsigned long long shoff, shnum, shstrndx;
-    PyObject *Section;
-    if (!PyArg_ParseTuple(args, "y*KKKO", &buf, &shoff, &shnum, &shstrndx, &Section))
+    Py_buffer buf, nb;
+    unsigned long long shoff, shnum;
+    PyObject *strings, *Section;
+    if (!PyArg_ParseTuple(args, "y*KKy*O!O", &buf, &shoff, &shnum, &nb, &PyDict_Type,
+                          &strings, &Section))
         return NULL;
     PyObject *out = NULL;
     const unsigned char *d = buf.buf;
     uint64_t size = (uint64_t)buf.len;
     if (!PyType_Check(Section) || shoff > size || shnum > (size - shoff) / SHDR_SIZE)
-        goto none;
-    const unsigned char *names = (const unsigned char *)"";
-    Py_ssize_t nlen = 0;
-    if (0 < shstrndx && shstrndx < shnum) {
-        const unsigned char *h = d + shoff + shstrndx * SHDR_SIZE;
-        uint64_t off = rd64(h + 24), sz = rd64(h + 32);
-        if (off > size || sz > size - off)
-            goto none;
-        names = d + off;
-        nlen = (Py_ssize_t)sz;
-    }
-    if (!is_ascii(names, nlen))
         goto none;
     out = PyList_New((Py_ssize_t)shnum);
     if (!out)
@@ -111,8 +93,16 @@ static PyObject *sp_sections(PyObject *self, PyObject *args)
         PyList_SET_ITEM(out, (Py_ssize_t)i, t);
         PyObject *f[11];
         f[0] = PyLong_FromUnsignedLongLong(i);
-        /* (the name table's strings by their start: offset 0 is "", ``_string_table``'s) */
-        f[1] = name == 0 ? PyUnicode_FromStringAndSize("", 0) : cstr(names, nlen, name);
+        f[1] = NULL;
+        PyObject *key = PyLong_FromUnsignedLong(name);
+        if (key) {
+            f[1] = PyDict_GetItemWithError(strings, key);
+            Py_DECREF(key);
+            if (f[1])
+                Py_INCREF(f[1]);
+            else if (!PyErr_Occurred())
+                f[1] = cstr(nb.buf, nb.len, name);
+        }
         f[2] = PyLong_FromUnsignedLong(typ);
         f[3] = PyLong_FromUnsignedLongLong(flags);
         f[4] = PyLong_FromUnsignedLongLong(addr);
@@ -132,14 +122,17 @@ static PyObject *sp_sections(PyObject *self, PyObject *args)
             goto fail;
     }
     PyBuffer_Release(&buf);
+    PyBuffer_Release(&nb);
     return out;
 none:
     Py_XDECREF(out);
     PyBuffer_Release(&buf);
+    PyBuffer_Release(&nb);
     Py_RETURN_NONE;
 fail:
     Py_XDECREF(out);
     PyBuffer_Release(&buf);
+    PyBuffer_Release(&nb);
     return NULL;
 }
 

@@ -279,22 +279,25 @@ class ElfFile:
         if self.shoff == 0:
             return []
         shnum, shstrndx = self._header_table()
-        sp = speedups.get()
-        if sp is not None:
-            got = sp.sections(self.data, self.shoff, shnum, shstrndx, Section)
-            if got is not None:
-                return got
-        return self._sections_py(shnum, shstrndx)
-
-    def _sections_py(self, shnum: int, shstrndx: int) -> list[Section]:
-        """``sections`` in Python (the reference for the extension's, ``altlink.speedups``,
-        and what reads a file that it does not)."""
-        raw = list(_SHDR.iter_unpack(self.data[self.shoff:self.shoff + shnum * _SHDR.size]))
         names = b""
         if 0 < shstrndx < shnum:
-            names = self._names_at(shstrndx, raw[shstrndx])
-        out = []
+            names = self._names_at(shstrndx, _SHDR.unpack_from(
+                self.data, self.shoff + shstrndx * _SHDR.size))
         strings = _section_names(names)  # a name inside another's tail: below
+        sp = speedups.get()
+        if sp is not None:
+            got = sp.sections(self.data, self.shoff, shnum, names, strings, Section)
+            if got is not None:
+                return got
+        return self._sections_py(shnum, names, strings)
+
+    def _sections_py(self, shnum: int, names: bytes, strings: dict[int, str]
+                     ) -> list[Section]:
+        """``sections`` in Python, from the name table's bytes and its strings by offset (the
+        reference for the extension's, ``altlink.speedups``, and what reads a file it does
+        not)."""
+        raw = list(_SHDR.iter_unpack(self.data[self.shoff:self.shoff + shnum * _SHDR.size]))
+        out = []
         new = tuple.__new__
         end = self.size
         for i, (name, typ, flags, addr, off, size, link, info, align, entsize) in enumerate(raw):

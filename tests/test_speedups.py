@@ -1,0 +1,286 @@
+"""The optional C extension (``altlink/_speedups.c``, loaded by ``altlink/speedups.py``): the
+same records with it and without it, on every object the tests have, and on damaged copies.
+
+- Where ``./run test`` runs the tests (ALTLINK_REQUIRE_SPEEDUPS=1), the extension must be
+  built and used: a venv without it fails here. Elsewhere, where it is not built, the
+  comparisons are skipped and say so.
+- It is used only where it was built from the source beside it: a copy of the package whose
+  ``_speedups.c`` differs by a byte does not load it (stale), nor does ALTLINK_NO_SPEEDUPS=1.
+- A record made with it and without it: the same bytes (the record as the cache pickles it,
+  with its section headers, table entries and findings), or the same error, for the checks'
+  objects (every good and broken entry), the committed Linux slices (tests/data/kernel*),
+  the benchmark's synthetic firmware under both profiles, and copies of some of those with
+  bytes changed in their headers, section headers, tables, relocations, symbols and string
+  tables, or truncated.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_cache import options
+from test_make_fast import V61, checked_objects, synthetic_objects
+from toolchain import GNU_LD
+
+from altlink import speedups
+from altlink.check_linkset import collect
+from altlink.elf import _RELA, _SHDR, from_bytes
+from altlink.errors import AltlinkError
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+KERNEL_OBJECTS = sorted((DATA / "kernel" / "modules").glob("*.ko"))
+KERNEL_510 = sorted((DATA / "kernel-5.10").glob("*/*.[ok]*"))
+
+REQUIRED = os.environ.get("ALTLINK_REQUIRE_SPEEDUPS") == "1"
+built = pytest.mark.skipif(
+    not speedups.available(),
+    reason="altlink's C extension (altlink/_speedups.c) is not built in this environment "
+    f"({'; '.join(speedups.WHY)}): the comparison of its results with the Python's is "
+    "skipped (./run test builds it and requires it)")
+binutils = pytest.mark.skipif(not shutil.which(GNU_LD[0]), reason="no AArch64 binutils")
+
+
+@pytest.fixture(autouse=True)
+def _as_the_environment_says():
+    yield
+    speedups.use(None)
+
+
+def test_built_where_required():
+    """``./run test`` sets ALTLINK_REQUIRE_SPEEDUPS=1: its venv must have the extension,
+    built from the source beside it, and use it."""
+    if not REQUIRED:
+        pytest.skip("ALTLINK_REQUIRE_SPEEDUPS is not set (./run test sets it)")
+    assert speedups.available(), speedups.WHY
+    assert os.environ.get("ALTLINK_NO_SPEEDUPS", "") in ("", "0")
+    speedups.use(None)
+    assert speedups.get() is not None
+
+
+def made(data: bytes, args: tuple, on: bool, name: str = "x.o"):
+    """What altlink makes of an object, with the extension (``on``) or without: its section
+    headers, its table's entries and findings, and its record as the cache keeps it, pickled;
+    or the error it reports."""
+    speedups.use(on)
+    try:
+        elf = from_bytes(name, data)
+        recs, _profile, found = collect([elf], options(*args), [], None)
+        rec = recs[0]
+        table = rec.loaded.table
+        return pickle.dumps((elf.sections, table.entries, table.findings, found,
+                             rec.to_plain(), rec.findings), protocol=-1)
+    except AltlinkError as e:
+        return ("error", str(e))
+
+
+def same_both_ways(data: bytes, args: tuple, name: str = "x.o"):
+    fast, ref = made(data, args, True, name), made(data, args, False, name)
+    assert fast == ref, name
+    return fast
+
+
+def hits(paths_args) -> dict:
+    """How often each function of the extension answered (not None) and passed (None)."""
+    speedups.use(True)
+    sp = speedups.get()
+    counts: dict = {}
+    real = {n: getattr(sp, n) for n in ("sections", "object_entries", "global_defines")}
+
+    def counted(n):
+        def f(*a):
+            got = real[n](*a)
+            counts[n, got is not None] = counts.get((n, got is not None), 0) + 1
+            return got
+        return f
+    try:
+        for n in real:
+            setattr(sp, n, counted(n))
+        for p, args in paths_args:
+            made(Path(p).read_bytes(), args, True, str(p))
+    finally:
+        for n, f in real.items():
+            setattr(sp, n, f)
+    return counts
+
+
+@built
+def test_the_committed_linux_slices():
+    objs = [(p, V61) for p in KERNEL_OBJECTS] + [(p, ("--abi", "linux-v4.17"))
+                                                 for p in KERNEL_510]
+    assert len(objs) >= 15
+    for p, args in objs:
+        got = same_both_ways(p.read_bytes(), args, str(p))
+        assert type(got) is bytes, got  # (no error: read as the kernel tests read them)
+    counts = hits(objs)  # the extension read each of them
+    assert counts.get(("sections", True)) == len(objs), counts
+    assert counts.get(("object_entries", True), 0) >= len(objs) - 2, counts
+    assert counts.get(("global_defines", True)) >= len(objs), counts
+
+
+@built
+@binutils
+def test_the_checks_objects(tmp_path):
+    """Every form of entry and every broken one (tests/test_checks.py's), built with the
+    toolchain."""
+    objs = checked_objects(tmp_path)
+    for p, args in objs:
+        same_both_ways(p.read_bytes(), args, str(p))
+    counts = hits(objs)
+    assert counts.get(("object_entries", True), 0) > len(objs) // 2, counts
+
+
+@built
+@binutils
+def test_the_synthetic_firmware_both_profiles():
+    objs, args = synthetic_objects()
+    v61 = tuple("linux-v6.1" if a == "linux-v4.17" else a for a in args)
+    for p in objs:
+        for a in (args, v61):
+            same_both_ways(p.read_bytes(), a, str(p))
+    counts = hits([(p, args) for p in objs])
+    assert counts.get(("object_entries", True), 0) > len(objs) // 2, counts
+    assert counts.get(("object_entries", False), 0) == 0, counts  # never passed to the Python
+
+
+def mutations(data: bytes, rng: random.Random, count: int):
+    """Copies of an object with bytes changed where the extension reads: the ELF header's
+    section fields, the section headers, and the bytes of its table, its relocations, its
+    symbol table and string tables; and copies cut short."""
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    shnum = int.from_bytes(data[0x3C:0x3E], "little")
+    secs = [_SHDR.unpack_from(data, shoff + i * 64) for i in range(shnum)]
+    spans = [(0x20, 0x40), (shoff, shoff + shnum * 64)]
+    spans += [(s[4], s[4] + s[5]) for s in secs if s[1] in (1, 2, 3, 4) and s[5]]
+    for k in range(count):
+        b = bytearray(data)
+        if k % 7 == 6:
+            yield bytes(b[:rng.randrange(0x40, len(b))])
+            continue
+        for _ in range(rng.choice((1, 1, 2, 4))):
+            lo, hi = rng.choice(spans)
+            at = rng.randrange(lo, min(hi, len(b)))
+            b[at] = rng.choice((0, 0xFF, b[at] ^ (1 << rng.randrange(8)), rng.randrange(256)))
+        yield bytes(b)
+
+
+@built
+def test_damaged_copies():
+    """Copies with bytes changed in every part the extension reads, or cut short: the same
+    record or the same error, and never a crash (this process runs them)."""
+    rng = random.Random(13)
+    samples = [(p, V61) for p in KERNEL_OBJECTS[:4]] + [(p, ("--abi", "linux-v4.17"))
+                                                       for p in KERNEL_510[:3]]
+    if shutil.which(GNU_LD[0]):
+        objs, args = synthetic_objects()
+        samples += [(p, args) for p in objs[:3]]
+    outcomes = set()
+    for p, args in samples:
+        for data in mutations(p.read_bytes(), rng, 60):
+            got = same_both_ways(data, args, str(p))
+            outcomes.add("error" if type(got) is tuple else "record")
+    assert outcomes == {"error", "record"}
+
+
+@built
+def test_table_edge_cases():
+    """Tables the extension reads only in part or not at all, each against the Python:
+    relocations out of order, of another type, against a symbol past the table, against
+    symbols in special sections, addends at the ends of 64 bits, names not UTF-8."""
+    src = KERNEL_OBJECTS[0].read_bytes()
+    elf = from_bytes("x.o", src)
+    table = next(s for s in elf.sections if s.name == ".altinstructions")
+    rela = elf.relocation_sections_for(table)[0]
+    sym = elf.symtab
+    strtab = elf.sections[sym.link]
+    names = elf.sections[elf.shstrndx]
+    n = rela.size // 24
+
+    def rel_edit(i, offset=None, rtype=None, symbol=None, addend=None):
+        b = bytearray(src)
+        at = rela.offset + 24 * i
+        o, info, a = _RELA.unpack_from(b, at)
+        _RELA.pack_into(b, at, o if offset is None else offset,
+                        ((info >> 32 if symbol is None else symbol) << 32)
+                        | (info & 0xFFFFFFFF if rtype is None else rtype),
+                        a if addend is None else addend)
+        return bytes(b)
+
+    first_sym = _RELA.unpack_from(src, rela.offset)[1] >> 32
+    copies = [
+        rel_edit(0, offset=4), rel_edit(1, offset=0), rel_edit(n - 1, offset=1 << 40),
+        rel_edit(2, rtype=257), rel_edit(3, symbol=sym.size // 24),
+        rel_edit(3, symbol=(1 << 32) - 1), rel_edit(0, addend=(1 << 63) - 1),
+        rel_edit(0, addend=-(1 << 63)), rel_edit(1, addend=-(1 << 40)),
+    ]
+    for shndx in (0xFFF1, 0xFFF2, 0xFFFF, 0xFF00, len(elf.sections)):
+        b = bytearray(src)
+        at = sym.offset + 24 * first_sym + 6
+        b[at:at + 2] = shndx.to_bytes(2, "little")
+        copies.append(bytes(b))
+    for tab in (strtab, names):  # a name that is not UTF-8, one not ended
+        for at, byte in ((tab.offset + 1, 0xFF), (tab.offset + tab.size - 1, 0x41)):
+            b = bytearray(src)
+            b[at] = byte
+            copies.append(bytes(b))
+    b = bytearray(src)  # a symbol value near the top of 64 bits
+    at = sym.offset + 24 * first_sym + 8
+    b[at:at + 8] = ((1 << 64) - 2).to_bytes(8, "little")
+    copies.append(bytes(b))
+    for k, data in enumerate(copies):
+        same_both_ways(data, V61, f"copy{k}.o")
+
+
+def _package_copy(tmp_path: Path, change_source: bool) -> Path:
+    dst = tmp_path / "pkg" / "altlink"
+    shutil.copytree(ROOT / "altlink", dst, ignore=shutil.ignore_patterns("__pycache__"))
+    if change_source:
+        with open(dst / "_speedups.c", "a") as f:
+            f.write("/* a change after the build */\n")
+    return dst.parent
+
+
+def _loaded_in(pkg: Path, **env) -> list:
+    code = ("from altlink import speedups\n"
+            "print(repr((speedups.get() is not None, speedups.WHY)))\n")
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    run_env.update(PYTHONPATH=str(pkg), **env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=run_env, cwd=str(pkg), check=True).stdout
+    return eval(out)  # (its own output: a tuple's repr)
+
+
+@built
+def test_never_stale(tmp_path):
+    """The extension built from another ``_speedups.c`` than the one beside it is not used,
+    and says why; ALTLINK_NO_SPEEDUPS=1 turns a good one off."""
+    good = _package_copy(tmp_path / "good", False)
+    assert _loaded_in(good) == (True, [])
+    assert _loaded_in(good, ALTLINK_NO_SPEEDUPS="1")[0] is False
+    stale = _package_copy(tmp_path / "stale", True)
+    used, why = _loaded_in(stale)
+    assert not used and "stale" in why[0], why
+
+
+@built
+def test_the_code_digest_covers_the_extension(tmp_path):
+    """``altlink.code_digest`` (the record cache's key) changes with the extension's file."""
+    pkg = _package_copy(tmp_path, False)
+    code = "import altlink\nprint(altlink.code_digest())\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    env["PYTHONPATH"] = str(pkg)
+
+    def digest():
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, cwd=str(pkg), check=True).stdout
+
+    before = digest()
+    so = next((pkg / "altlink").glob("_speedups*.so"))
+    so.write_bytes(so.read_bytes() + b"\0")
+    assert digest() != before
