@@ -196,10 +196,9 @@ static PyObject *sp_object_entries(PyObject *self, PyObject *args)
     struct target *targets = NULL;
     uint64_t nsyms = (uint64_t)sb.len / SYM_SIZE;
     Py_ssize_t nsecs = PyList_GET_SIZE(secs);
-    Py_ssize_t lim = nsecs < SHN_LORESERVE ? nsecs : SHN_LORESERVE;
     const unsigned char *rel = rb.buf, *tab = tb.buf, *sym = sb.buf, *str = stb.buf;
     if (!PyType_Check(Entry) || !PyType_Check(Place) || n == 0 || n > (uint64_t)tb.len / ENTRY_SIZE
-        || (uint64_t)rb.len != 48 * n || nsyms > (uint64_t)1 << 40)
+        || (uint64_t)rb.len != 48 * n || nsyms > (uint64_t)1 << 40 || nsecs >= SHN_LORESERVE)
         goto none;
     /* The relocations: offsets 0, 4, 12, 16, ... in order, all PREL32, symbols in range. */
     for (uint64_t k = 0; k < 2 * n; k++) {
@@ -227,7 +226,7 @@ static PyObject *sp_object_entries(PyObject *self, PyObject *args)
         uint32_t nm = rd32(s);
         unsigned char info = s[4];
         uint16_t shndx = rd16(s + 6);
-        if (shndx >= lim)
+        if (shndx >= nsecs)
             goto none;
         if (shndx == SHN_UNDEF) {
             t->secname = empty;
