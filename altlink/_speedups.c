@@ -390,11 +390,250 @@ done:
     return out;
 }
 
+/* -- check_objects.may_find ----------------------------------------------------------------
+ * may_find(entries, sections, caps, facts, section_data, maybe_not_plain, rest)
+ *   -> list[tuple[int, bool]] | None
+ * The loop of ``may_find`` over an object's entries (``table.Entry`` tuples): ``caps`` the
+ * profile's facts by capability field (``facts_of``), ``facts(cap_raw)`` those of a field not
+ * met yet (kept in ``caps``); ``section_data(section)`` a section's bytes;
+ * ``maybe_not_plain``: 256 bytes, 1 for a top byte whose word may not be plain;
+ * ``rest(idx, aoff, alen)``: True where a replacement whose words are not all plain by
+ * their top byte is kept (its words' classification). None, before anything is called,
+ * where a field is not an int of 64 bits or an entry is not of ``Entry``'s shape. */
+struct mf_entry {
+    int64_t soff, olen, sidx, aoff, alen, idx;
+    int addr;  /* a place by address (site or replacement) */
+};
+
+static int as_i64(PyObject *o, int64_t *v)
+{
+    /* 1 where ``o`` is an int of 64 bits (its value in *v), 0 otherwise; -1 on an error. */
+    if (!PyLong_CheckExact(o))
+        return 0;
+    int over = 0;
+    long long x = PyLong_AsLongLongAndOverflow(o, &over);
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    if (over)
+        return 0;
+    *v = x;
+    return 1;
+}
+
+static int sec_fields(PyObject *sec, uint64_t *flags, uint64_t *type, int64_t *size)
+{
+    /* A Section's flags, type and size (size: -1 where past 63 bits): 1, or 0 where it is
+     * not of that shape; -1 on an error. */
+    if (!PyTuple_Check(sec) || PyTuple_GET_SIZE(sec) != 11)
+        return 0;
+    PyObject *f = PyTuple_GET_ITEM(sec, 3), *t = PyTuple_GET_ITEM(sec, 2);
+    PyObject *z = PyTuple_GET_ITEM(sec, 6);
+    if (!PyLong_CheckExact(f) || !PyLong_CheckExact(t) || !PyLong_CheckExact(z))
+        return 0;
+    *flags = PyLong_AsUnsignedLongLongMask(f);
+    *type = PyLong_AsUnsignedLongLongMask(t);
+    int over = 0;
+    long long x = PyLong_AsLongLongAndOverflow(z, &over);
+    if (PyErr_Occurred())
+        return -1;
+    if (over || x < 0)
+        return 0;
+    *size = x;
+    return 1;
+}
+
+static PyObject *sp_may_find(PyObject *self, PyObject *args)
+{
+    PyObject *entries, *secs, *caps, *facts, *section_data, *rest;
+    Py_buffer mb;
+    if (!PyArg_ParseTuple(args, "O!O!O!OOy*O", &PyList_Type, &entries, &PyList_Type, &secs,
+                          &PyDict_Type, &caps, &facts, &section_data, &mb, &rest))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(entries), nsecs = PyList_GET_SIZE(secs);
+    struct mf_entry *es = NULL;
+    int64_t *site_lim = NULL, *alt_lim = NULL;
+    PyObject **datas = NULL, *out = NULL, *repl = NULL;
+    const unsigned char *mark = mb.buf;
+    if (mb.len != 256)
+        goto none;
+    es = PyMem_Calloc(n ? n : 1, sizeof *es);
+    site_lim = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *site_lim);
+    alt_lim = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *alt_lim);
+    datas = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *datas);
+    if (!es || !site_lim || !alt_lim || !datas) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    /* Every field first: None before anything is called where one is not as expected. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 10)
+            goto none;
+        PyObject *site = PyTuple_GET_ITEM(e, 4), *alt = PyTuple_GET_ITEM(e, 5);
+        if (!PyTuple_Check(site) || PyTuple_GET_SIZE(site) != 6 || !PyTuple_Check(alt)
+            || PyTuple_GET_SIZE(alt) != 6 || !PyLong_CheckExact(PyTuple_GET_ITEM(e, 6)))
+            goto none;
+        struct mf_entry *m = &es[i];
+        PyObject *vals[6] = {PyTuple_GET_ITEM(site, 2), PyTuple_GET_ITEM(e, 7),
+                             PyTuple_GET_ITEM(site, 1), PyTuple_GET_ITEM(alt, 2),
+                             PyTuple_GET_ITEM(e, 8), PyTuple_GET_ITEM(alt, 1)};
+        int64_t *dst[6] = {&m->soff, &m->olen, &m->sidx, &m->aoff, &m->alen, &m->idx};
+        for (int k = 0; k < 6; k++) {
+            int r = as_i64(vals[k], dst[k]);
+            if (r < 0)
+                goto fail;
+            if (r == 0)
+                goto none;
+        }
+        /* (the lengths are bytes: no sum below passes 64 bits) */
+        if (m->olen < 0 || m->olen > 255 || m->alen < 0 || m->alen > 255)
+            goto none;
+        m->addr = PyTuple_GET_ITEM(site, 3) != Py_None || PyTuple_GET_ITEM(alt, 3) != Py_None;
+    }
+    for (Py_ssize_t i = 0; i < nsecs; i++) {
+        uint64_t fl, ty;
+        int64_t sz;
+        int r = sec_fields(PyList_GET_ITEM(secs, i), &fl, &ty, &sz);
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            goto none;
+        site_lim[i] = fl & SHF_EXECINSTR ? sz : -1;
+        alt_lim[i] = -2;  /* (decided as first met: its name) */
+    }
+    repl = PyUnicode_FromString(".altinstr_replacement");
+    out = PyList_New(0);
+    if (!repl || !out)
+        goto fail;
+    for (Py_ssize_t pos = 0; pos < n; pos++) {
+        struct mf_entry *m = &es[pos];
+        PyObject *e = PyList_GET_ITEM(entries, pos), *cap = PyTuple_GET_ITEM(e, 6);
+        PyObject *got = PyDict_GetItemWithError(caps, cap);
+        if (got)
+            Py_INCREF(got);
+        else {
+            if (PyErr_Occurred())
+                goto fail;
+            got = PyObject_CallOneArg(facts, cap);
+            if (!got)
+                goto fail;
+            if (PyDict_SetItem(caps, cap, got) < 0) {
+                Py_DECREF(got);
+                goto fail;
+            }
+        }
+        if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2) {
+            Py_DECREF(got);
+            PyErr_SetString(PyExc_TypeError, "cap_facts: not a pair");
+            goto fail;
+        }
+        int cb = PyObject_IsTrue(PyTuple_GET_ITEM(got, 0));
+        int cap_ok = PyObject_IsTrue(PyTuple_GET_ITEM(got, 1));
+        Py_DECREF(got);
+        if (cb < 0 || cap_ok < 0)
+            goto fail;
+        int keep = 0;  /* 1: (pos, False); 2: (pos, True); 0: not kept */
+        if (!cap_ok || (m->alen == 0 && !cb) || (cb && m->alen) || m->addr || !m->olen
+            || m->olen % 4 || m->soff % 4 || !(0 < m->sidx && m->sidx < nsecs))
+            keep = 1;
+        else if (m->soff < 0 || m->soff > site_lim[m->sidx] - m->olen)
+            keep = 1;
+        else if (cb)
+            keep = m->idx ? 1 : 2;
+        else if (m->alen != m->olen || !(0 < m->idx && m->idx < nsecs))
+            keep = 1;
+        else {
+            int64_t idx = m->idx;
+            if (alt_lim[idx] == -2) {
+                PyObject *rsec = PyList_GET_ITEM(secs, idx);
+                uint64_t fl, ty;
+                int64_t sz;
+                if (sec_fields(rsec, &fl, &ty, &sz) != 1) {
+                    PyErr_SetString(PyExc_TypeError, "a section changed");
+                    goto fail;
+                }
+                int named = PyUnicode_Check(PyTuple_GET_ITEM(rsec, 1))
+                    && PyUnicode_Compare(PyTuple_GET_ITEM(rsec, 1), repl) == 0;
+                if (PyErr_Occurred())
+                    goto fail;
+                alt_lim[idx] = (fl & SHF_EXECINSTR || named) && ty != SHT_NOBITS ? sz : -1;
+            }
+            if (m->aoff < 0 || m->aoff > alt_lim[idx] - m->alen)
+                keep = 1;
+            else {
+                if (!datas[idx]) {
+                    datas[idx] = PyObject_CallOneArg(section_data, PyList_GET_ITEM(secs, idx));
+                    if (!datas[idx])
+                        goto fail;
+                    if (!PyBytes_Check(datas[idx])) {
+                        PyErr_SetString(PyExc_TypeError, "section_data: not bytes");
+                        goto fail;
+                    }
+                }
+                const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(datas[idx]);
+                int64_t words = PyBytes_GET_SIZE(datas[idx]) / 4;
+                int plain = 0;
+                if (m->aoff % 4 == 0) {
+                    /* marks[aoff // 4:(aoff + alen) // 4], as a slice: clipped */
+                    int64_t a = m->aoff / 4, b = (m->aoff + m->alen) / 4;
+                    if (b > words)
+                        b = words;
+                    plain = 1;
+                    for (int64_t k = a; k < b; k++)
+                        if (mark[d[4 * k + 3]] == 1) {
+                            plain = 0;
+                            break;
+                        }
+                }
+                if (!plain) {
+                    PyObject *r = PyObject_CallFunction(rest, "LLL", (long long)idx,
+                                                        (long long)m->aoff, (long long)m->alen);
+                    if (!r)
+                        goto fail;
+                    int t = PyObject_IsTrue(r);
+                    Py_DECREF(r);
+                    if (t < 0)
+                        goto fail;
+                    keep = t ? 1 : 0;
+                }
+            }
+        }
+        if (keep) {
+            PyObject *item = Py_BuildValue("(nO)", pos, keep == 2 ? Py_True : Py_False);
+            if (!item || PyList_Append(out, item) < 0) {
+                Py_XDECREF(item);
+                goto fail;
+            }
+            Py_DECREF(item);
+        }
+    }
+    goto done;
+none:
+    Py_XDECREF(out);
+    out = Py_NewRef(Py_None);
+    goto done;
+fail:
+    Py_XDECREF(out);
+    out = NULL;
+done:
+    if (datas)
+        for (Py_ssize_t i = 0; i < nsecs; i++)
+            Py_XDECREF(datas[i]);
+    PyMem_Free(datas);
+    PyMem_Free(es);
+    PyMem_Free(site_lim);
+    PyMem_Free(alt_lim);
+    Py_XDECREF(repl);
+    PyBuffer_Release(&mb);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
      "table._entries_in_order's entries, or None"},
     {"global_defines", sp_global_defines, METH_VARARGS, "records._global_defines, or None"},
+    {"may_find", sp_may_find, METH_VARARGS, "check_objects.may_find's loop, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
+from functools import partial
 
-from altlink import branches, insn
+from altlink import branches, insn, speedups
 from altlink.check_core import Checks, cap_facts, facts_of
 from altlink.check_entries import check_entry, check_overlaps
 from altlink.elf import SHF_EXECINSTR, SHT_NOBITS, SHT_RELA, STB_WEAK, Reloc, Section
@@ -64,6 +65,13 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
     nsecs = len(secs)
     caps = facts_of(p)  # cap_raw -> (callback, capability in range)
     plain: dict[bytes, bool] = {}  # a replacement's bytes -> every word plain
+    sp = speedups.get()
+    if sp is not None:  # the loop below, compiled (``altlink.speedups``)
+        got = sp.may_find(inp.table.entries, secs, caps, partial(cap_facts, p),
+                          inp.elf.section_data, _MAYBE_NOT_PLAIN,
+                          partial(_words_kept, inp, secs, plain, p.abi))
+        if got is not None:
+            return got
     datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
     out: list[tuple[int, bool]] = []
     keep = out.append
@@ -116,14 +124,25 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
         data, marks = got
         if not aoff % 4 and 1 not in marks[aoff // 4:(aoff + alen) // 4]:
             continue  # every word plain by its top byte alone
-        code = data[aoff:aoff + alen]
-        ok = plain.get(code)
-        if ok is None:
-            ok = plain[code] = all(insn.classify(w).kind == "plain" for w in
-                                   struct.unpack(f"<{len(code) // 4}I", code))
-        if not ok and not _moves_fine(inp, secs[idx], aoff, code, p.abi):
+        if _words_kept(inp, secs, plain, p.abi, idx, aoff, alen, data):
             keep((pos, False))
     return out
+
+
+def _words_kept(inp: Input, secs: list[Section], plain: dict[bytes, bool], abi: str,
+                idx: int, aoff: int, alen: int, data: bytes | None = None) -> bool:
+    """``may_find``'s last test of an entry, whose replacement (at ``aoff`` of section
+    ``idx``, ``data`` its bytes) is not plain by its words' top bytes alone: whether it is
+    kept (a word that is not plain and that a patcher does not move as it is). ``plain``:
+    the replacements' bytes met so far, whether their words are all plain."""
+    if data is None:
+        data = inp.elf.section_data(secs[idx])
+    code = data[aoff:aoff + alen]
+    ok = plain.get(code)
+    if ok is None:
+        ok = plain[code] = all(insn.classify(w).kind == "plain" for w in
+                               struct.unpack(f"<{len(code) // 4}I", code))
+    return not ok and not _moves_fine(inp, secs[idx], aoff, code, abi)
 
 
 def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str) -> bool:

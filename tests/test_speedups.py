@@ -25,13 +25,16 @@ from pathlib import Path
 
 import pytest
 from test_cache import options
-from test_make_fast import V61, checked_objects, synthetic_objects
+from test_make_fast import V61, V417, checked_objects, synthetic_objects
 from toolchain import GNU_LD
 
 from altlink import records, speedups
+from altlink.check_core import Checks
 from altlink.check_linkset import collect
+from altlink.check_objects import may_find
 from altlink.elf import _RELA, _SHDR, from_bytes
 from altlink.errors import AltlinkError
+from altlink.linkset import Input
 from altlink.table import read_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,14 +80,18 @@ def _each_alone(data: bytes, name: str):
     """What each function the extension does gives alone, on the object just read (nothing
     decoded before it): its global definitions, its table."""
     out = []
-    for what in (lambda elf: records._defines(elf), lambda elf: read_table(elf)):
+    for what in (records._defines, lambda elf: read_table(elf).__dict__, _kept):
         try:
-            got = what(from_bytes(name, data))
-            out.append(pickle.dumps(got if type(got) is dict else
-                                    (got.entries, got.findings, got.sections), protocol=-1))
+            out.append(pickle.dumps(what(from_bytes(name, data)), protocol=-1))
         except AltlinkError as e:
             out.append(("error", str(e)))
     return out
+
+
+def _kept(elf):
+    """``may_find``'s entries, under both profiles."""
+    inp = Input.load(elf)
+    return [may_find(Checks(options(*args)), inp) for args in (V417, V61)]
 
 
 def _record(data: bytes, args: tuple, name: str):
@@ -110,7 +117,8 @@ def hits(paths_args) -> dict:
     speedups.use(True)
     sp = speedups.get()
     counts: dict = {}
-    real = {n: getattr(sp, n) for n in ("sections", "object_entries", "global_defines")}
+    real = {n: getattr(sp, n) for n in ("sections", "object_entries", "global_defines",
+                                        "may_find")}
 
     def counted(n):
         def f(*a):
