@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from test_cache import options
+from test_checks import build, repl
 from test_make_fast import V61, V417, checked_objects, synthetic_objects
 from toolchain import GNU_LD
 
@@ -328,3 +329,39 @@ def test_the_code_digest_covers_the_extension(tmp_path):
     so = next((pkg / "altlink").glob("_speedups*.so"))
     so.write_bytes(so.read_bytes() + b"\0")
     assert digest() != before
+
+
+@built
+@binutils
+def test_replacement_words(tmp_path):
+    """Replacements whose words are of every kind (``may_find``'s test of each word's top
+    byte, then its classification): copies of an object with words written at random into
+    its replacements, and a replacement section that is not executable (``"a"``): the same
+    entries kept, the same records."""
+    body = "".join(repl(f"r{k}", "nop", "nop", "nop", "nop") for k in range(6))
+    body += "".join(f"\tent site0, r{k}, 1, 16, 16\n" for k in range(6))
+    not_code = build(tmp_path, "notcode", repl("n0", "movz x0, #1", "b n0",
+                                               section='.altinstr_replacement, "a"')
+                     + "\tent site0, n0, 1, 8, 8\n")
+    same_both_ways(not_code.read_bytes(), V417, "notcode.o")
+    obj = build(tmp_path, "words", body)
+    src = obj.read_bytes()
+    elf = from_bytes("words.o", src)
+    alt = next(s for s in elf.sections if s.name == ".altinstr_replacement")
+    assert alt.size == 6 * 16
+    rng = random.Random(17)
+    kinds = ([0xD503201F, 0x10000000, 0x90000000, 0x14000000, 0x94000000, 0x54000000,
+              0xB4000000, 0x36000000, 0x58000000, 0xD63F0000, 0xD4000001, 0x91000000]
+             + [rng.getrandbits(32) for _ in range(8)])
+    kept = set()
+    for k in range(40):
+        b = bytearray(src)
+        for w in range(alt.size // 4):
+            if rng.random() < 0.4:
+                word = rng.choice(kinds) | (rng.getrandbits(24) if rng.random() < 0.5 else 0)
+                b[alt.offset + 4 * w:alt.offset + 4 * w + 4] = word.to_bytes(4, "little")
+        data = bytes(b)
+        same_both_ways(data, V417, f"words{k}.o")
+        speedups.use(True)
+        kept.add(len(may_find(Checks(options(*V417)), Input.load(from_bytes("w.o", data)))))
+    assert len(kept) > 2  # some copies' replacements were kept, others passed
