@@ -628,12 +628,157 @@ done:
     return out;
 }
 
+/* -- check_objects.check_object_branches' word scans ------------------------------------------
+ * object_branch_words(data, ranges) -> (hits, marked) | None
+ * ``data``: a section's bytes; ``ranges``: its replacements' (start, end, ...) tuples,
+ * sorted. ``hits``: ``branches.into_ranges_py(data, 0, starts, ends)``, (offset, word,
+ * target) of each immediate branch whose target (modulo 2**64) is in a range; ``marked``:
+ * the offsets of the words that may be branches (``maybe_branch``) in the ranges' words,
+ * the ranges merged where they overlap or touch (in order). None where a start or end is
+ * not an int of 64 bits. */
+static int64_t branch_offset(uint32_t w)
+{
+    /* ``insn.decode(w).offset`` of a word ``maybe_branch`` holds for (by its top byte). */
+    unsigned b = w >> 24;
+    if ((b & 0x7c) == 0x14)  /* B, BL: imm26 */
+        return ((int64_t)((int32_t)(w << 6) >> 6)) * 4;
+    if ((b & 0x7e) == 0x36)  /* TBZ, TBNZ: imm14 at bit 5 */
+        return ((int64_t)((int32_t)(w << 13) >> 18)) * 4;
+    /* B.cond, BC.cond, CBZ, CBNZ: imm19 at bit 5 */
+    return ((int64_t)((int32_t)(w << 8) >> 13)) * 4;
+}
+
+static int is_branch_byte(unsigned b)
+{
+    return (b & 0x7c) == 0x14 || b == 0x54 || (b & 0x7e) == 0x34 || (b & 0x7e) == 0x36;
+}
+
+static PyObject *sp_object_branch_words(PyObject *self, PyObject *args)
+{
+    Py_buffer db;
+    PyObject *ranges;
+    if (!PyArg_ParseTuple(args, "y*O!", &db, &PyList_Type, &ranges))
+        return NULL;
+    Py_ssize_t nr = PyList_GET_SIZE(ranges);
+    int64_t *starts = PyMem_Calloc(nr ? nr : 1, sizeof *starts);
+    int64_t *ends = PyMem_Calloc(nr ? nr : 1, sizeof *ends);
+    PyObject *hits = NULL, *marked = NULL, *out = NULL;
+    const unsigned char *d = db.buf;
+    int64_t words = db.len / 4;
+    if (!starts || !ends) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < nr; i++) {
+        PyObject *r = PyList_GET_ITEM(ranges, i);
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 2)
+            goto none;
+        int a = as_i64(PyTuple_GET_ITEM(r, 0), &starts[i]);
+        int b = a > 0 ? as_i64(PyTuple_GET_ITEM(r, 1), &ends[i]) : a;
+        if (a < 0 || b < 0)
+            goto fail;
+        if (!a || !b)
+            goto none;
+        if (i && starts[i] < starts[i - 1])
+            goto none;  /* (not sorted: the Python's bisect decides) */
+    }
+    hits = PyList_New(0);
+    marked = PyList_New(0);
+    if (!hits || !marked)
+        goto fail;
+    if (nr) {
+        __int128 lo = starts[0], hi = ends[0];
+        for (Py_ssize_t i = 1; i < nr; i++)
+            if (ends[i] > hi)
+                hi = ends[i];
+        for (int64_t k = 0; k < words; k++) {
+            if (!is_branch_byte(d[4 * k + 3]))
+                continue;
+            uint32_t w = rd32(d + 4 * k);
+            uint64_t tgt = (uint64_t)(4 * k) + (uint64_t)branch_offset(w);  /* modulo 2**64 */
+            __int128 t = (__int128)tgt;
+            if (!(lo <= t && t < hi))
+                continue;
+            /* bisect_right(starts, tgt) - 1 */
+            Py_ssize_t a = 0, b = nr;
+            while (a < b) {
+                Py_ssize_t m = (a + b) / 2;
+                if (t < (__int128)starts[m])
+                    b = m;
+                else
+                    a = m + 1;
+            }
+            Py_ssize_t j = a - 1;
+            if (j >= 0 && t < (__int128)ends[j]) {
+                PyObject *h = Py_BuildValue("(LkK)", (long long)(4 * k), (unsigned long)w,
+                                            (unsigned long long)tgt);
+                if (!h || PyList_Append(hits, h) < 0) {
+                    Py_XDECREF(h);
+                    goto fail;
+                }
+                Py_DECREF(h);
+            }
+        }
+    }
+    /* The ranges' words, merged, and in them the marked ones. */
+    int64_t last = (int64_t)db.len - 3, a0 = -1, b0 = -1;
+    for (Py_ssize_t i = 0; i <= nr; i++) {
+        int64_t a, b;
+        if (i < nr) {
+            int64_t lo = starts[i], hi = ends[i];
+            int64_t start = lo > 0 ? lo - lo % 4 : 0;
+            int64_t stop = hi < last ? hi : last;
+            if (start >= stop)
+                continue;
+            a = start >> 2;
+            b = (stop + 3) >> 2;
+            if (a <= b0) {
+                if (b > b0)
+                    b0 = b;
+                continue;
+            }
+        }
+        if (b0 >= 0) {
+            int64_t e = b0 < words ? b0 : words;
+            for (int64_t k = a0; k < e; k++)
+                if (is_branch_byte(d[4 * k + 3])) {
+                    PyObject *o = PyLong_FromLongLong(4 * k);
+                    if (!o || PyList_Append(marked, o) < 0) {
+                        Py_XDECREF(o);
+                        goto fail;
+                    }
+                    Py_DECREF(o);
+                }
+        }
+        if (i < nr) {
+            a0 = a;
+            b0 = b;
+        }
+    }
+    out = PyTuple_Pack(2, hits, marked);
+    goto done;
+none:
+    out = Py_NewRef(Py_None);
+    goto done;
+fail:
+    out = NULL;
+done:
+    Py_XDECREF(hits);
+    Py_XDECREF(marked);
+    PyMem_Free(starts);
+    PyMem_Free(ends);
+    PyBuffer_Release(&db);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
      "table._entries_in_order's entries, or None"},
     {"global_defines", sp_global_defines, METH_VARARGS, "records._global_defines, or None"},
     {"may_find", sp_may_find, METH_VARARGS, "check_objects.may_find's loop, or None"},
+    {"object_branch_words", sp_object_branch_words, METH_VARARGS,
+     "check_objects.check_object_branches' word scans, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -203,6 +203,7 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
                 got.append((offset, offset + alt_len, index, e))
     if not by_sec:
         return
+    sp = speedups.get() if fast and scan is None else None
     index = {}
     for shndx, ranges in by_sec.items():
         ranges.sort()  # by start, end and index (entries may share one; an index is unique)
@@ -225,6 +226,17 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
         # (the relocated offsets, where they are few or indexed: the words without one are
         # passed without a lookup each)
         relocated = _relocated_offsets(inp, sec) if fast else None
+        words = sp.object_branch_words(data, ranges) if sp is not None else None
+        if words is not None:  # the scans below, compiled (``altlink.speedups``)
+            hits, marked = words
+            if relocated is not None:
+                found = [(off, shndx, tgt) for off, _w, tgt in hits if off not in relocated]
+                marked = [off for off in marked if off in relocated]
+            else:
+                found = [(off, shndx, tgt) for off, _w, tgt in hits if reloc_at(off) is None]
+            _relocated_branches(inp, data, marked, reloc_at, index, found)
+            _report_branches(ck, inp, shndx, found, owner)
+            continue
         scan = scan or branches.scanner(len(data))
         if relocated is not None:
             found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
@@ -273,22 +285,30 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
             if 0 <= start < stop and 1 not in marks[start // 4:(stop + 3) // 4]:
                 continue
             _relocated_branches(inp, data, range(start, stop, 4), reloc_at, index, found)
-        for off, tshndx, tgt in sorted(set(found)):
-            dst = owner(tshndx, tgt)
-            if dst is None:
-                continue
-            src = owner(shndx, off)
-            if src is dst or (src is not None and tshndx == shndx and
-                              src.alt.offset <= tgt <= src.alt.offset + src.alt_len):
-                continue  # internal, or to its own end (end inclusive): moves as a block
-            if src is None:
-                name = inp.names.at_offset(shndx, off)
-                what = f"code at {sec.name}+{off:#x}" + (f" ({name})" if name else "")
-            else:
-                what = f"the replacement of entry {src.index}"
-            ck.add("ALT017", f"{what} branches into the replacement of entry "
-                   f"{dst.index} at {secs[tshndx].name}+{tgt:#x}, which runs only once "
-                   "copied to its site", inp, ck.site_place(inp, dst), dst)
+        _report_branches(ck, inp, shndx, found, owner)
+
+
+def _report_branches(ck: Checks, inp: Input, shndx: int, found: list, owner) -> None:
+    """ALT017 for the branches ``found`` in section ``shndx`` ((offset, the target's section,
+    its offset there)) that land in a replacement (``owner``) other than their own."""
+    secs = inp.elf.sections
+    sec = secs[shndx]
+    for off, tshndx, tgt in sorted(set(found)):
+        dst = owner(tshndx, tgt)
+        if dst is None:
+            continue
+        src = owner(shndx, off)
+        if src is dst or (src is not None and tshndx == shndx and
+                          src.alt.offset <= tgt <= src.alt.offset + src.alt_len):
+            continue  # internal, or to its own end (end inclusive): moves as a block
+        if src is None:
+            name = inp.names.at_offset(shndx, off)
+            what = f"code at {sec.name}+{off:#x}" + (f" ({name})" if name else "")
+        else:
+            what = f"the replacement of entry {src.index}"
+        ck.add("ALT017", f"{what} branches into the replacement of entry "
+               f"{dst.index} at {secs[tshndx].name}+{tgt:#x}, which runs only once "
+               "copied to its site", inp, ck.site_place(inp, dst), dst)
 
 
 def _relocated_branches(inp: Input, data: bytes, offsets, reloc_at, index: dict,
