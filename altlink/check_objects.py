@@ -227,7 +227,10 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
         # passed without a lookup each)
         relocated = _relocated_offsets(inp, sec) if fast else None
         words = sp.object_branch_words(data, ranges) if sp is not None else None
-        if words is not None:  # the scans below, compiled (``altlink.speedups``)
+        if words is None and fast:
+            scan = scan or branches.scanner(len(data))
+            words = scan(data, 0, starts, ends), marked_words(data, ranges)
+        if words is not None:
             hits, marked = words
             if relocated is not None:
                 found = [(off, shndx, tgt) for off, _w, tgt in hits if off not in relocated]
@@ -237,55 +240,55 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
             _relocated_branches(inp, data, marked, reloc_at, index, found)
             _report_branches(ck, inp, shndx, found, owner)
             continue
-        scan = scan or branches.scanner(len(data))
-        if relocated is not None:
-            found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
-                     if off not in relocated]
-        else:
-            found = [(off, shndx, tgt) for off, _w, tgt in scan(data, 0, starts, ends)
-                     if reloc_at(off) is None]
-        # Each word's opcode byte says at once whether it may be a branch (maybe_branch): a
-        # replacement with none is passed without a word's decoding.
+        # The reference: each word of each replacement that has a mark.
+        found = [(off, shndx, tgt) for off, _w, tgt in
+                 (scan or branches.scanner(len(data)))(data, 0, starts, ends)
+                 if reloc_at(off) is None]
         marks = data[3:len(data) // 4 * 4:4].translate(branches._IS_BRANCH)
-        # The words of the ranges, as spans of word numbers (ranges that overlap or touch
-        # merged: each word looked at once), and in them only the words marked.
-        spans: list[tuple[int, int]] = []
-        last = len(data) - 3
-        a0 = b0 = -1  # the span being merged
-        for lo, hi, _i, _e in ranges if fast else ():
-            # (a replacement placed before its section's start, ALT005: no word there)
-            start = lo - lo % 4 if lo > 0 else 0
-            stop = hi if hi < last else last
-            if start >= stop:
-                continue
-            a, b = start >> 2, (stop + 3) >> 2
-            if a <= b0:
-                if b > b0:
-                    b0 = b
-            else:
-                if b0 >= 0:
-                    spans.append((a0, b0))
-                a0, b0 = a, b
-        if b0 >= 0:
-            spans.append((a0, b0))
-        find = marks.find
-        for a, b in spans:
-            k = find(1, a, b)
-            if k < 0:
-                continue
-            offs = []
-            while k >= 0:
-                offs.append(4 * k)
-                k = find(1, k + 1, b)
-            if relocated is not None:
-                offs = [off for off in offs if off in relocated]
-            _relocated_branches(inp, data, offs, reloc_at, index, found)
-        for lo, hi, _i, _e in () if fast else ranges:
+        for lo, hi, _i, _e in ranges:
             start, stop = max(lo - lo % 4, 0), min(hi, len(data) - 3)
             if 0 <= start < stop and 1 not in marks[start // 4:(stop + 3) // 4]:
                 continue
             _relocated_branches(inp, data, range(start, stop, 4), reloc_at, index, found)
         _report_branches(ck, inp, shndx, found, owner)
+
+
+def marked_words(data: bytes, ranges: list[tuple]) -> list[int]:
+    """The offsets of the words of ``data`` that may be branches (``maybe_branch``, by their
+    opcode byte) among the words of ``ranges`` ((start, end, ...) sorted), in order: the
+    ranges as spans of word numbers, merged where they overlap or touch (each word looked at
+    once), each searched at C speed (``find`` over the words' marks). ``_speedups``'
+    ``object_branch_words`` makes the same list."""
+    # Each word's opcode byte says at once whether it may be a branch (maybe_branch): a
+    # replacement with none is passed without a word's decoding.
+    marks = data[3:len(data) // 4 * 4:4].translate(branches._IS_BRANCH)
+    spans: list[tuple[int, int]] = []
+    last = len(data) - 3
+    a0 = b0 = -1  # the span being merged
+    for lo, hi, *_ in ranges:
+        # (a replacement placed before its section's start, ALT005: no word there)
+        start = lo - lo % 4 if lo > 0 else 0
+        stop = hi if hi < last else last
+        if start >= stop:
+            continue
+        a, b = start >> 2, (stop + 3) >> 2
+        if a <= b0:
+            if b > b0:
+                b0 = b
+        else:
+            if b0 >= 0:
+                spans.append((a0, b0))
+            a0, b0 = a, b
+    if b0 >= 0:
+        spans.append((a0, b0))
+    out: list[int] = []
+    find = marks.find
+    for a, b in spans:
+        k = find(1, a, b)
+        while k >= 0:
+            out.append(4 * k)
+            k = find(1, k + 1, b)
+    return out
 
 
 def _report_branches(ck: Checks, inp: Input, shndx: int, found: list, owner) -> None:

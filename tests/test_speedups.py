@@ -30,9 +30,10 @@ from test_make_fast import V61, V417, checked_objects, synthetic_objects
 from toolchain import GNU_LD
 
 from altlink import records, speedups
+from altlink.branches import into_ranges_py
 from altlink.check_core import Checks
 from altlink.check_linkset import collect
-from altlink.check_objects import may_find
+from altlink.check_objects import marked_words, may_find
 from altlink.elf import _RELA, _SHDR, from_bytes
 from altlink.errors import AltlinkError
 from altlink.linkset import Input
@@ -365,3 +366,41 @@ def test_replacement_words(tmp_path):
         speedups.use(True)
         kept.add(len(may_find(Checks(options(*V417)), Input.load(from_bytes("w.o", data)))))
     assert len(kept) > 2  # some copies' replacements were kept, others passed
+
+
+@built
+def test_branch_words_against_their_references():
+    """``object_branch_words`` against ``branches.into_ranges_py`` (every branch into a
+    range, its target modulo 2**64) and ``check_objects.marked_words`` (the marked words of
+    the merged ranges), on words of every branch kind and others, with ranges that overlap,
+    touch, nest, start before the section or end past it, and are empty."""
+    sp = speedups.get()
+    rng = random.Random(5)
+    branch_tops = [0x14, 0x17, 0x94, 0x97, 0x54, 0x34, 0x35, 0xB4, 0xB5, 0x36, 0x37, 0xB6,
+                   0xB7, 0xD5, 0x91, 0x10, 0x90, 0x74]
+    compared = found = marked = 0
+    for _ in range(400):
+        n = rng.randrange(0, 64)
+        words = [(rng.choice(branch_tops) << 24) | rng.getrandbits(24)
+                 if rng.random() < 0.6 else rng.getrandbits(32) for _ in range(n)]
+        # small displacements too, forward and back, so that targets land in the ranges
+        words = [w if rng.random() < 0.5 else (w & 0xFF00001F) | (rng.randrange(-40, 40)
+                 & 0x7FFFF) << 5 if (w >> 24) & 0x7C != 0x14 else
+                 (w & 0xFC000000) | (rng.randrange(-40, 40) & 0x3FFFFFF) for w in words]
+        data = b"".join(w.to_bytes(4, "little") for w in words) + bytes(rng.randrange(4))
+        ranges = []
+        for _ in range(rng.randrange(0, 8)):
+            lo = rng.randrange(-16, len(data) + 16)
+            ranges.append((lo, lo + rng.choice((0, 1, 2, 4, 8, 12, 40, 200)), len(ranges)))
+        ranges.sort()
+        got = sp.object_branch_words(data, ranges)
+        starts, ends = [r[0] for r in ranges], [r[1] for r in ranges]
+        want = (into_ranges_py(data, 0, starts, ends), marked_words(data, ranges))
+        assert got == want, (data.hex(), ranges)
+        compared += 1
+        found += len(want[0])
+        marked += len(want[1])
+    assert found > 100 and marked > 100
+    # starts or ends that are not 64-bit ints: the Python's
+    assert sp.object_branch_words(b"\0" * 8, [(1 << 70, 1 << 71, 0)]) is None
+    assert sp.object_branch_words(b"\0" * 8, [(0, 1.5, 0)]) is None
