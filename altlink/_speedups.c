@@ -771,12 +771,130 @@ done:
     return out;
 }
 
+/* -- check_objects.check_object_branches' replacements ----------------------------------------
+ * branch_ranges(entries, sections, caps, facts) -> dict | None
+ * The loop of ``check_object_branches`` over an object's entries: for each section holding
+ * replacements (not NOBITS) of static entries (not callbacks, by ``caps``/``facts`` as
+ * ``may_find``), a list of (offset, offset + alt_len, index, entry), in the entries'
+ * order, by section index in the order first met. None, before anything is called, where
+ * a field is not an int of 64 bits or an entry is not of ``Entry``'s shape. */
+static PyObject *sp_branch_ranges(PyObject *self, PyObject *args)
+{
+    PyObject *entries, *secs, *caps, *facts;
+    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &entries, &PyList_Type, &secs,
+                          &PyDict_Type, &caps, &facts))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(entries), nsecs = PyList_GET_SIZE(secs);
+    PyObject *out = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 10)
+            goto none;
+        PyObject *alt = PyTuple_GET_ITEM(e, 5);
+        if (!PyTuple_Check(alt) || PyTuple_GET_SIZE(alt) != 6)
+            goto none;
+        int64_t v;
+        PyObject *vals[3] = {PyTuple_GET_ITEM(alt, 1), PyTuple_GET_ITEM(alt, 2),
+                             PyTuple_GET_ITEM(e, 8)};
+        for (int k = 0; k < 3; k++) {
+            int r = as_i64(vals[k], &v);
+            if (r < 0)
+                return NULL;
+            if (r == 0 || (k == 1 && (v > INT64_MAX / 2 || v < INT64_MIN / 2))
+                || (k == 2 && (v < 0 || v > 255)))
+                goto none;
+        }
+        if (!PyLong_CheckExact(PyTuple_GET_ITEM(e, 6)))
+            goto none;
+    }
+    for (Py_ssize_t i = 0; i < nsecs; i++) {
+        uint64_t fl, ty;
+        int64_t sz;
+        int r = sec_fields(PyList_GET_ITEM(secs, i), &fl, &ty, &sz);
+        if (r < 0)
+            return NULL;
+        if (r == 0)
+            goto none;
+    }
+    out = PyDict_New();
+    if (!out)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(entries, i), *alt = PyTuple_GET_ITEM(e, 5);
+        int64_t shndx, offset, alen;
+        as_i64(PyTuple_GET_ITEM(alt, 1), &shndx);
+        as_i64(PyTuple_GET_ITEM(alt, 2), &offset);
+        as_i64(PyTuple_GET_ITEM(e, 8), &alen);
+        if (!(PyTuple_GET_ITEM(alt, 3) == Py_None && alen > 0 && 0 < shndx && shndx < nsecs))
+            continue;
+        PyObject *cap = PyTuple_GET_ITEM(e, 6);
+        PyObject *got = PyDict_GetItemWithError(caps, cap);
+        if (got)
+            Py_INCREF(got);
+        else {
+            if (PyErr_Occurred())
+                goto fail;
+            got = PyObject_CallOneArg(facts, cap);
+            if (!got)
+                goto fail;
+            if (PyDict_SetItem(caps, cap, got) < 0) {
+                Py_DECREF(got);
+                goto fail;
+            }
+        }
+        PyObject *first = PySequence_GetItem(got, 0);
+        Py_DECREF(got);
+        if (!first)
+            goto fail;
+        int cb = PyObject_IsTrue(first);
+        Py_DECREF(first);
+        if (cb < 0)
+            goto fail;
+        uint64_t fl, ty;
+        int64_t sz;
+        sec_fields(PyList_GET_ITEM(secs, shndx), &fl, &ty, &sz);
+        if (cb || ty == SHT_NOBITS)
+            continue;
+        PyObject *key = PyTuple_GET_ITEM(alt, 1);
+        PyObject *list = PyDict_GetItemWithError(out, key);
+        if (!list) {
+            if (PyErr_Occurred())
+                goto fail;
+            list = PyList_New(0);
+            if (!list || PyDict_SetItem(out, key, list) < 0) {
+                Py_XDECREF(list);
+                goto fail;
+            }
+            Py_DECREF(list);  /* (the dict holds it) */
+        }
+        PyObject *end = PyLong_FromLongLong(offset + alen);
+        if (!end)
+            goto fail;
+        PyObject *item = PyTuple_Pack(4, PyTuple_GET_ITEM(alt, 2), end, PyTuple_GET_ITEM(e, 1),
+                                      e);
+        Py_DECREF(end);
+        if (!item || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+    }
+    return out;
+none:
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
      "table._entries_in_order's entries, or None"},
     {"global_defines", sp_global_defines, METH_VARARGS, "records._global_defines, or None"},
     {"may_find", sp_may_find, METH_VARARGS, "check_objects.may_find's loop, or None"},
+    {"branch_ranges", sp_branch_ranges, METH_VARARGS,
+     "check_objects.check_object_branches' replacements by section, or None"},
     {"object_branch_words", sp_object_branch_words, METH_VARARGS,
      "check_objects.check_object_branches' word scans, or None"},
     {NULL, NULL, 0, NULL},

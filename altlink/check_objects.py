@@ -185,25 +185,12 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
     replacement's opcode byte marks (merged ranges, ``str.find`` over the marks);
     ``fast=False``, the reference, looks at each word of each replacement that has a mark."""
     secs = inp.elf.sections
-    nsecs = len(secs)
     p = ck.profile
     facts = facts_of(p)  # cap_raw: (is_callback's answer, ...)
-    by_sec: dict[int, list[tuple[int, int, int, Entry]]] = {}
-    for e in inp.table.entries:
-        _f, index, _t, _o, _site, (_n, shndx, offset, address, _s, _a), cap_raw, _l, \
-            alt_len, _ea = e
-        if address is None and alt_len > 0 and 0 < shndx < nsecs:
-            got = facts.get(cap_raw)
-            if got is None:
-                got = facts[cap_raw] = cap_facts(p, cap_raw)
-            if not got[0] and secs[shndx].type != SHT_NOBITS:
-                got = by_sec.get(shndx)
-                if got is None:
-                    got = by_sec[shndx] = []
-                got.append((offset, offset + alt_len, index, e))
+    sp = speedups.get() if fast and scan is None else None
+    by_sec = branch_ranges(inp, facts, p, sp)
     if not by_sec:
         return
-    sp = speedups.get() if fast and scan is None else None
     index = {}
     for shndx, ranges in by_sec.items():
         ranges.sort()  # by start, end and index (entries may share one; an index is unique)
@@ -251,6 +238,36 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
                 continue
             _relocated_branches(inp, data, range(start, stop, 4), reloc_at, index, found)
         _report_branches(ck, inp, shndx, found, owner)
+
+
+def branch_ranges(inp: Input, facts: dict, p, sp=None
+                  ) -> dict[int, list[tuple[int, int, int, Entry]]]:
+    """For each section of replacements (not NOBITS) of static entries (not callbacks), the
+    replacements' (offset, end, entry index, entry), in the entries' order. ``facts``: the
+    profile ``p``'s ``facts_of``; ``sp``: the extension (``altlink.speedups``), which makes
+    the same, or None."""
+    got = None if sp is None else \
+        sp.branch_ranges(inp.table.entries, inp.elf.sections, facts, partial(cap_facts, p))
+    return got if got is not None else _branch_ranges(inp, facts, p)
+
+
+def _branch_ranges(inp: Input, facts: dict, p) -> dict[int, list[tuple[int, int, int, Entry]]]:
+    secs = inp.elf.sections
+    nsecs = len(secs)
+    by_sec: dict[int, list[tuple[int, int, int, Entry]]] = {}
+    for e in inp.table.entries:
+        _f, index, _t, _o, _site, (_n, shndx, offset, address, _s, _a), cap_raw, _l, \
+            alt_len, _ea = e
+        if address is None and alt_len > 0 and 0 < shndx < nsecs:
+            got = facts.get(cap_raw)
+            if got is None:
+                got = facts[cap_raw] = cap_facts(p, cap_raw)
+            if not got[0] and secs[shndx].type != SHT_NOBITS:
+                got = by_sec.get(shndx)
+                if got is None:
+                    got = by_sec[shndx] = []
+                got.append((offset, offset + alt_len, index, e))
+    return by_sec
 
 
 def marked_words(data: bytes, ranges: list[tuple]) -> list[int]:

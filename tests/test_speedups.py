@@ -31,9 +31,9 @@ from toolchain import GNU_LD
 
 from altlink import records, speedups
 from altlink.branches import into_ranges_py
-from altlink.check_core import Checks
+from altlink.check_core import Checks, facts_of
 from altlink.check_linkset import collect
-from altlink.check_objects import marked_words, may_find
+from altlink.check_objects import branch_ranges, marked_words, may_find
 from altlink.elf import _RELA, _SHDR, from_bytes
 from altlink.errors import AltlinkError
 from altlink.linkset import Input
@@ -91,9 +91,15 @@ def _each_alone(data: bytes, name: str):
 
 
 def _kept(elf):
-    """``may_find``'s entries, under both profiles."""
+    """``may_find``'s entries, and the ranges of ``check_object_branches``, under both
+    profiles."""
     inp = Input.load(elf)
-    return [may_find(Checks(options(*args)), inp) for args in (V417, V61)]
+    out = []
+    for args in (V417, V61):
+        ck = Checks(options(*args))
+        out.append(may_find(ck, inp))
+        out.append(branch_ranges(inp, facts_of(ck.profile), ck.profile, speedups.get()))
+    return out
 
 
 def _record(data: bytes, args: tuple, name: str):
@@ -120,7 +126,7 @@ def hits(paths_args) -> dict:
     sp = speedups.get()
     counts: dict = {}
     real = {n: getattr(sp, n) for n in ("sections", "object_entries", "global_defines",
-                                        "may_find")}
+                                        "may_find", "branch_ranges", "object_branch_words")}
 
     def counted(n):
         def f(*a):
@@ -212,7 +218,7 @@ def test_damaged_copies():
         samples += [(p, args) for p in objs[:3]]
     outcomes = set()
     for p, args in samples:
-        for data in mutations(p.read_bytes(), rng, 60):
+        for data in mutations(p.read_bytes(), rng, 36):
             got = same_both_ways(data, args, str(p))
             outcomes.add("error" if type(got) is tuple else "record")
     assert outcomes == {"error", "record"}
