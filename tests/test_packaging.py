@@ -19,7 +19,7 @@ DATA = ["altlink/include/altlink/alternative.h", "altlink/ldscripts/alternatives
 def _copy(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "setup.py"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "altlink", src / "altlink",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -4,6 +4,8 @@ same records with it and without it, on every object the tests have, and on dama
 - Where ``./run test`` runs the tests (ALTLINK_REQUIRE_SPEEDUPS=1), the extension must be
   built and used: a venv without it fails here. Elsewhere, where it is not built, the
   comparisons are skipped and say so.
+- Where it cannot be built (no C compiler), the package still builds and installs, and runs
+  its Python; with a compiler, the wheel carries it and its source.
 - It is used only where it was built from the source beside it: a copy of the package whose
   ``_speedups.c`` differs by a byte does not load it (stale), nor does ALTLINK_NO_SPEEDUPS=1.
 - A record made with it and without it: the same bytes (the record as the cache pickles it,
@@ -21,6 +23,7 @@ import random
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -410,3 +413,38 @@ def test_branch_words_against_their_references():
     # starts or ends that are not 64-bit ints: the Python's
     assert sp.object_branch_words(b"\0" * 8, [(1 << 70, 1 << 71, 0)]) is None
     assert sp.object_branch_words(b"\0" * 8, [(0, 1.5, 0)]) is None
+
+
+def test_an_install_without_a_compiler(tmp_path):
+    """Where the extension cannot be built (here: the C compiler is ``false``), the wheel
+    still builds and installs (``optional``), without the extension, and altlink runs its
+    Python, saying why where asked; with the compiler, the wheel carries the extension and
+    its source, and uses it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "setup.py"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "altlink", src / "altlink",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    code = ("from altlink import speedups\n"
+            "print(repr((speedups.get() is not None, speedups.WHY)))\n")
+    for cc, want in (("false", False), (None, True)):
+        run_env = dict(env, **({"CC": cc} if cc else {}))
+        dist, site = tmp_path / f"dist-{cc}", tmp_path / f"site-{cc}"
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                        str(dist), str(src)], check=True, env=run_env, capture_output=True)
+        (wheel,) = dist.glob("altlink-*.whl")
+        names = zipfile.ZipFile(wheel).namelist()
+        assert "altlink/_speedups.c" in names
+        assert any(n.startswith("altlink/_speedups") and n.endswith(".so")
+                   for n in names) is want, names
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
+                        "--target", str(site), str(wheel)], check=True, capture_output=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=dict(env, PYTHONPATH=str(site)), cwd=str(tmp_path),
+                             check=True).stdout
+        used, why = eval(out)  # (its own output: a tuple's repr)
+        assert used is want, why
+        if not want:
+            assert "not built" in why[0], why
