@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from itertools import chain
+from itertools import chain, islice
 
 from altlink.elf import SHT_NOBITS, ElfFile
 
@@ -77,9 +77,16 @@ def digest_of_places(elf: ElfFile, table_addr: int | None, table_size: int, site
         h.update(struct.pack("<QQ", table_addr, table_size))
         h.update(elf.read_addr(table_addr, table_size) or b"")
     head = struct.Struct("<QH").pack
-    h.update(b"".join(chain.from_iterable(zip(map(head, site_addrs, orig_lens), site_bytes,
-                                              map(head, alt_addrs, alt_lens), alt_bytes))))
+    parts = chain.from_iterable(zip(map(head, site_addrs, orig_lens), site_bytes,
+                                    map(head, alt_addrs, alt_lens), alt_bytes))
+    # (a few thousand entries at a time: their pieces' memory used again, not 15 MB of fresh
+    # pages for 40,000 entries)
+    while chunk := list(islice(parts, _PLACES_CHUNK)):
+        h.update(b"".join(chunk))
     return h.hexdigest()
+
+
+_PLACES_CHUNK = 16384  # the pieces digest_of_places hashes at a time (four an entry)
 
 
 def patch_digest_py(elf: ElfFile, table_addr: int | None, table_size: int, entries,
