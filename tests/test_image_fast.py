@@ -505,3 +505,21 @@ def test_codes_read_from_the_objects_records(tmp_path):
     got = manifestmod.dumps(manifestmod.build(inp, profile, None, inp.path, "", None,
                                               encoded=True, texts=texts))
     assert got == ref and len(texts.code_json) == before + len(unknown)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 16384])
+def test_the_places_digest_a_few_at_a_time(tmp_path, monkeypatch, chunk):
+    """``binding.digest_of_places`` hashes the places' pieces a few thousand at a time: with
+    any number at a time, the reference's digest (``patch_digest_py``, each place read by
+    address) of the synthetic firmware."""
+    from test_branches import synthetic_firmware
+
+    from altlink import binding
+
+    monkeypatch.setattr(binding, "_PLACES_CHUNK", chunk)
+    inp = Input.load(read_elf(str(synthetic_firmware(tmp_path))))
+    profile = Profile("linux-v4.17", 85)
+    m = manifestmod.build(inp, profile, None, inp.path, "", None, encoded=True)
+    table = inp.table.sections[0]
+    assert m["image"]["patch_sha256"] == binding.patch_digest_py(
+        inp.elf, table.addr, table.size, inp.table.entries, profile)
