@@ -39,7 +39,7 @@ def check_entry(ck: Checks, inp: Input, pos: int, e: Entry) -> None:
 
     if not _check_cap(ck, inp, e, callback, cap, site_place):
         return
-    site_sec = _check_site(ck, inp, e, site_place, cap)
+    site_sec = _check_site(ck, inp, e, site_place, cap, callback)
     if callback:
         if e.alt_len != 0:
             ck.add("ALT002", f"callback entry has alt_len {e.alt_len}, must be 0",
@@ -104,8 +104,12 @@ def _section_of(inp: Input, shndx: int, address: int | None) -> Section | None:
     return None
 
 
-def _check_site(ck: Checks, inp: Input, e: Entry, place: str, cap: int | None) -> Section | None:
-    if e.orig_len == 0 or e.orig_len % 4:
+def _check_site(ck: Checks, inp: Input, e: Entry, place: str, cap: int | None,
+                callback: bool = False) -> Section | None:
+    # An empty static entry (site and replacement both 0 bytes) patches nothing, as a patcher
+    # reads it (``nr_inst`` 0): Linux 7's ``alternative_if`` ... ``alternative_else_nop_endif``
+    # around a body that assembles to nothing (``dcache_by_line_op cvau``) makes them.
+    if (e.orig_len == 0 and (callback or e.alt_len != 0)) or e.orig_len % 4:
         ck.add("ALT003", f"site length {e.orig_len} is not a non-zero multiple of 4 "
                f"({ck.cap_label(cap)})", inp, place, e)
     pos = e.site.address if e.site.address is not None else e.site.offset

@@ -15,7 +15,7 @@ ERROR, WARNING, NOTE = "error", "warning", "note"
 CODES: dict[str, tuple[str, str]] = {
     "ALT001": (ERROR, "static entry: replacement length differs from the site"),
     "ALT002": (ERROR, "callback entry with a replacement length"),
-    "ALT003": (ERROR, "site length zero or not a multiple of 4, or site not aligned"),
+    "ALT003": (ERROR, "site length zero (an empty static entry aside) or not a multiple of 4, or site not aligned"),
     "ALT004": (ERROR, "site not inside an executable section"),
     "ALT005": (ERROR, "replacement outside the replacement or executable sections"),
     "ALT006": (ERROR, "callback symbol undefined in the link set"),

@@ -435,11 +435,11 @@ class _Run:
                 raise ManifestError(f"{where}an entry is not an object")
             idx = rec.get("index")
             cap_raw = _int(rec.get("cap_raw"), f"{where}entry {idx} cap_raw")
+            callback = profile.is_callback(cap_raw)
             try:  # the site's shape, whether or not the entry is applied (as the C runtime)
-                site_addr, length = _site(rec, idx)
+                site_addr, length = _site(rec, idx, callback)
             except PatchError as e:
                 raise PatchError(f"{where}{e}") from None
-            callback = profile.is_callback(cap_raw)
             cap = profile.cap(cap_raw)
             if cap is not None:
                 if cap not in plan.caps or not this_pass(cap):
@@ -463,6 +463,8 @@ class _Run:
     def _apply_one(self, mem: _Memory, rec: dict, idx, callback: bool, site_addr: int,
                    length: int) -> None:
         plan = self.plan
+        if length == 0:
+            return  # an empty static entry (``_site``): nothing to write
         if callback:
             words = _run_callback(mem, rec, site_addr, length, plan)
         else:
@@ -490,11 +492,15 @@ class _Run:
             self.out_bin[boff:boff + length] = new
 
 
-def _site(rec: dict, idx) -> tuple[int, int]:
+def _site(rec: dict, idx, callback: bool = False) -> tuple[int, int]:
+    """The site's address and length. An empty static entry (0 bytes, a replacement of 0
+    bytes) patches nothing, as the kernel's patcher reads it (Linux 7 makes them)."""
     site = rec.get("site") or {}
     site_addr = _int(site.get("address"), f"entry {idx} site address")
     length = _int(site.get("length"), f"entry {idx} site length")
-    if length <= 0 or length % 4 or length > 1024:
+    repl = rec.get("replacement")
+    empty = length == 0 and not callback and isinstance(repl, dict) and repl.get("bytes") == ""
+    if not empty and (length <= 0 or length % 4 or length > 1024):
         raise PatchError(f"entry {idx}: site length {length} is not a multiple of 4 in "
                          "1..1024")
     if site_addr % 4:

@@ -140,7 +140,7 @@ BAD = [
     # ALT003: site length and alignment
     Bad("alt003-len6", "ALT003", R0_8 + "\tent site0, r0, 1, 6, 6\n",
         message="site length 6 is not a non-zero multiple of 4", place=".text+0x0 func"),
-    Bad("alt003-len0", "ALT003", R0 + "\tent site1, r0, 1, 0, 0\n",
+    Bad("alt003-len0-callback", "ALT003", CALLBACK + "\tent site1, my_cb, 4, 0, 0\n",
         message="site length 0 is not a non-zero multiple of 4", place=".text+0x4 site1"),
     Bad("alt003-unaligned", "ALT003", R0 + "\tent site0+2, r0, 1, 4, 4\n",
         message="site is not 4-byte aligned", place=".text+0x2 func+0x2"),
@@ -859,3 +859,56 @@ f:
     findings = json.loads(proc.stdout)["findings"]
     assert {f["code"] for f in findings} == {"ALT012"}
     assert any("not a multiple of 24" in f["message"] for f in findings)
+
+
+# Linux 7's dcache_by_myline_op_nosync (arch/arm64/include/asm/assembler.h), for op cvau: an
+# alternative_if whose body assembles to nothing, so the entry's site and replacement are
+# both 0 bytes (Debian's 7.2.13 vmlinux has three). It patches nothing; the kernel's patcher
+# reads nr_inst 0.
+EMPTY_ALTERNATIVE = """\
+#include <altlink/alternative.h>
+	.macro op_nosync op
+alternative_if 1
+	.ifnc	\\op, cvau
+	mov	x0, x1
+	.endif
+alternative_else_nop_endif
+	.endm
+	.text
+	.globl _start, func
+	.type func, %function
+_start:
+func:	op_nosync cvau
+	op_nosync civac
+	ret
+	.size func, . - func
+"""
+
+
+def test_an_empty_alternative_is_no_finding(tmp_path):
+    """An empty static entry (0-byte site and replacement) is well formed: no ALT003 in the
+    object or the image; the manifest lists it (length 0) and the patcher patches nothing
+    there. A zero-length site with a replacement, or a callback's, is still ALT003."""
+    src = write(tmp_path / "empty.S", EMPTY_ALTERNATIVE)
+    obj = compile(src, tmp_path / "empty.o", defines=["ALT_NCAPS=4"])
+    scanned = scan_json(*V417, obj)["files"][0]["entries"]
+    assert [(e["orig_len"], e["alt_len"]) for e in scanned] == [(0, 0), (4, 4)]
+    assert_clean(*V417, obj)
+    image = link([obj], tmp_path / "empty.elf", script=write(
+        tmp_path / "img.ld", "ENTRY(_start)\nSECTIONS {\n . = 0x400000;\n"
+        " .text : { *(.text .text.*) }\n INCLUDE alternatives.ld\n}\n"),
+        flags=[f"-L{LDSCRIPTS}"])
+    assert_clean(*V417, image)
+    manifest = tmp_path / "empty.json"
+    assert cli.main(["manifest", *V417, str(image), "-o", str(manifest)]) == 0
+    entries = json.loads(manifest.read_text())["entries"]
+    assert [e["site"]["length"] for e in entries] == [0, 4]
+    patched = tmp_path / "patched.elf"
+    assert cli.main(["patch", str(image), "--manifest", str(manifest), "--caps", "1", "-o",
+                     str(patched)]) == 0
+    changed = [i for i, (a, b) in enumerate(zip(image.read_bytes(), patched.read_bytes()))
+               if a != b]
+    site = entries[1]["site"]["file_offset"]
+    assert changed and all(site <= i < site + 4 for i in changed)  # the 4-byte site alone
+    # (the same entry with a replacement, or as a callback: ALT003 as before)
+    assert "ALT003" in codes(check(*V417, build(tmp_path, "with", R0 + "\tent site1, r0, 1, 0, 4\n"))[1])

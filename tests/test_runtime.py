@@ -812,3 +812,28 @@ def test_runtime_readme_documents_the_layout():
                   "alt_apply_table", "alt_apply_blob", "alt_sync_icache", "make_writable"):
         assert field in text, field
     assert f"{compact.HEADER_SIZE}" in text and f"{compact.ENTRY_SIZE}" in text
+
+
+# An empty static entry (0-byte site and replacement: Linux 7 makes them where an
+# alternative's body assembles to nothing) beside a real one, and a callback of 0 bytes.
+EMPTY = [Alt(0, (), ()), Alt(1, (NOP,), (0xD2800020,))]
+EMPTY_CALLBACK = [Alt(0, (NOP,), (NOP,)), Alt(1, (), None)]
+
+
+@pytest.mark.parametrize("abi", ABIS)
+def test_an_empty_entry_patches_nothing_and_a_callback_of_none_is_refused(tmp_path, abi):
+    """The runtime and altlink patch agree: the empty entry is applied (it writes nothing),
+    the entry after it is patched, from the table and from the blob. A callback of 0 bytes
+    is a length error (ALT_E_LENGTH) whether or not its capability is active."""
+    d = build_driver(tmp_path, EMPTY, abi)
+    assert [e["site"]["length"] for e in d.manifest["entries"]] == [0, 4]
+    for caps in ({0}, {0, 1}, set()):
+        got = run_driver(d, caps)
+        same_outcome(got, patch_offline(d, caps), f"caps {caps}")
+        assert run_driver(d, caps, "blob") == got
+    words = dict(_site_words(d, run_driver(d, {0, 1}).text))
+    assert words == {0: [], 1: [0xD2800020]}
+    d = build_driver(tmp_path / "cb", EMPTY_CALLBACK, abi, manifest=False)
+    for caps in (set(), {0, 1}):
+        got = run_driver(d, caps)
+        assert (got.status, got.entry, got.insn) == (STATUS["length"], 1, None), caps

@@ -223,7 +223,17 @@ static enum alt_status apply_entry(const struct alt_config *cfg, uint32_t ncaps,
 	int callback;
 	uint32_t cap;
 
-	if (e->orig_len == 0 || e->orig_len % 4 != 0) {
+	if (cfg->profile == ALT_PROFILE_LINUX_V6_1) {
+		callback = (e->cap_raw & ALT_CB_BIT) != 0;
+		cap = e->cap_raw & ALT_CAPNUM_MASK;
+	} else {
+		callback = ncaps != ALT_NCAPS_UNKNOWN && e->cap_raw == ncaps;
+		cap = e->cap_raw;
+	}
+	/* An empty static entry (orig_len and alt_len 0) patches nothing, as the kernel's
+	 * patcher reads it: Linux 7 makes them where an alternative's body assembles to nothing. */
+	if (e->orig_len % 4 != 0 ||
+	    (e->orig_len == 0 && (callback || e->alt_len != 0))) {
 		fail(res, ALT_E_LENGTH, -1, 0);
 		return ALT_E_LENGTH;
 	}
@@ -231,16 +241,12 @@ static enum alt_status apply_entry(const struct alt_config *cfg, uint32_t ncaps,
 		fail(res, ALT_E_ALIGN, -1, 0);
 		return ALT_E_ALIGN;
 	}
-	if (cfg->profile == ALT_PROFILE_LINUX_V6_1) {
-		callback = (e->cap_raw & ALT_CB_BIT) != 0;
-		cap = e->cap_raw & ALT_CAPNUM_MASK;
-		if (!cap_active(cfg, cap))
-			return ALT_OK;
-	} else {
-		callback = ncaps != ALT_NCAPS_UNKNOWN && e->cap_raw == ncaps;
-		cap = e->cap_raw;
-		if (!callback && !cap_active(cfg, cap))
-			return ALT_OK;
+	if (cfg->profile == ALT_PROFILE_LINUX_V6_1 ? !cap_active(cfg, cap)
+						   : !callback && !cap_active(cfg, cap))
+		return ALT_OK;
+	if (nr == 0) {
+		res->applied++;
+		return ALT_OK;
 	}
 
 	if (callback) {
@@ -424,8 +430,8 @@ const char *alt_strerror(enum alt_status status)
 	case ALT_OK:
 		return "success";
 	case ALT_E_LENGTH:
-		return "bad length: orig_len is 0 or not a multiple of 4, or a static "
-		       "entry's alt_len differs from it";
+		return "bad length: orig_len is not a multiple of 4, or 0 in a callback, "
+		       "or a static entry's alt_len differs from it";
 	case ALT_E_IMMOVABLE:
 		return "the replacement holds an instruction that cannot be moved "
 		       "(ADR or a literal load)";

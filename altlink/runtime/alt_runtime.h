@@ -95,7 +95,7 @@ struct alt_config {
 /* Status codes: 0 success, each error its own code (alt_strerror names it). */
 enum alt_status {
 	ALT_OK = 0,
-	ALT_E_LENGTH = 1,	/* orig_len 0 or not a multiple of 4; static alt_len != orig_len */
+	ALT_E_LENGTH = 1,	/* orig_len not a multiple of 4, or 0 in a callback; static alt_len != orig_len */
 	ALT_E_IMMOVABLE = 2,	/* ADR or a literal load (LDR, LDRSW, PRFM, SIMD/FP LDR) */
 	ALT_E_PCREL_UNKNOWN = 3,	/* PC-relative, not re-encodable: FEAT_CMPBR, unallocated literal */
 	ALT_E_RANGE = 4,	/* the re-encoded offset does not fit its field */
