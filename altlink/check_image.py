@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from bisect import bisect_right
 
-from altlink import branches, insn
+from altlink import branches, insn, mapsyms
 from altlink.check_core import Checks, callback_mask, cap_facts, is_function, resolve_ncaps
 from altlink.check_entries import (
     check_entry,
@@ -343,8 +343,8 @@ def check_branches_into_replacements(ck: Checks, inp: Input, scan=None,
     for sec in code:
         for pc, _word, tgt in scan(inp.elf.section_data(sec), sec.addr, starts, ends):
             dst = owner(tgt)
-            if dst is None:
-                continue
+            if dst is None or mapsyms.is_data(inp.elf, sec.index, pc):
+                continue  # (a word of data: a constant that reads as a branch)
             src = owner(pc)
             if src is dst or (src is not None and
                               src.alt.address <= tgt <= src.alt.address + src.alt_len):

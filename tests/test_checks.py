@@ -912,3 +912,29 @@ def test_an_empty_alternative_is_no_finding(tmp_path):
     assert changed and all(site <= i < site + 4 for i in changed)  # the 4-byte site alone
     # (the same entry with a replacement, or as a callback: ALT003 as before)
     assert "ALT003" in codes(check(*V417, build(tmp_path, "with", R0 + "\tent site1, r0, 1, 0, 4\n"))[1])
+
+
+# A replacement in .text (where Linux 7 puts them: .subsection 1 of the same section) and,
+# before it, a word of data that reads as "b .+8", a branch onto it: a constant table in
+# .text, as Linux's sha256-armv8 code has (Debian's 7.2.13 vmlinux: one K256 word read as a
+# branch into a replacement, ALT017). The assembler's mapping symbols ($d, $x) mark the word
+# as data. The same word as an instruction (.inst) is a branch, and ALT017.
+DATA_IN_TEXT = """\
+	.text
+	.balign 4
+table:	.word 0x14000002
+	.word 0
+r0:	movz x0, #1
+	ent site0, r0, 1, 4, 4
+"""
+
+
+def test_a_word_of_data_that_reads_as_a_branch_is_no_alt017(tmp_path):
+    script = ("ENTRY(_start)\nSECTIONS {\n . = 0x400000;\n .text : { *(.text) }\n"
+              " INCLUDE alternatives.ld\n}\n")
+    image = image_of(tmp_path, DATA_IN_TEXT, script, flags=[f"-L{LDSCRIPTS}"])
+    assert_clean(*V417, image)
+    code = image_of(tmp_path / "code", DATA_IN_TEXT.replace(".word 0x14000002",
+                                                            ".inst 0x14000002"),
+                    script, flags=[f"-L{LDSCRIPTS}"])
+    assert_only("ALT017", *V417, code, count=1, message="code at 0x")
