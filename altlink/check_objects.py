@@ -8,7 +8,7 @@ import struct
 from bisect import bisect_right
 from functools import partial
 
-from altlink import branches, insn, speedups
+from altlink import branches, insn, mapsyms, speedups
 from altlink.check_core import Checks, cap_facts, facts_of
 from altlink.check_entries import check_entry, check_overlaps
 from altlink.elf import SHF_EXECINSTR, SHT_NOBITS, SHT_RELA, STB_WEAK, Reloc, Section
@@ -315,8 +315,8 @@ def _report_branches(ck: Checks, inp: Input, shndx: int, found: list, owner) -> 
     sec = secs[shndx]
     for off, tshndx, tgt in sorted(set(found)):
         dst = owner(tshndx, tgt)
-        if dst is None:
-            continue
+        if dst is None or mapsyms.is_data(inp.elf, shndx, off):
+            continue  # (a word of data: a constant that reads as a branch)
         src = owner(shndx, off)
         if src is dst or (src is not None and tshndx == shndx and
                           src.alt.offset <= tgt <= src.alt.offset + src.alt_len):

@@ -930,6 +930,9 @@ r0:	movz x0, #1
 
 
 def test_a_word_of_data_that_reads_as_a_branch_is_no_alt017(tmp_path):
+    assert_clean(*V417, build(tmp_path, "data", DATA_IN_TEXT))  # the object
+    assert_only("ALT017", *V417, build(tmp_path, "code", DATA_IN_TEXT.replace(
+        ".word 0x14000002", ".inst 0x14000002")), count=1, message="code at .text+0x")
     script = ("ENTRY(_start)\nSECTIONS {\n . = 0x400000;\n .text : { *(.text) }\n"
               " INCLUDE alternatives.ld\n}\n")
     image = image_of(tmp_path, DATA_IN_TEXT, script, flags=[f"-L{LDSCRIPTS}"])
