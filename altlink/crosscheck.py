@@ -252,6 +252,8 @@ def _words_at(image: Input, place, length: int) -> list[int | None] | None:
     if image.elf.type == ET_REL:
         if not place.defined or place.section_index >= len(image.elf.sections):
             return None
+        if length == 0:
+            return ()  # an empty site (an empty static entry): no words, none to differ
         return masked_words(image, place.section_index, place.offset, length) or None
     data = image.elf.read_addr(place.address, length) if place.address is not None else None
     if data is None or len(data) < length:

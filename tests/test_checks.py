@@ -910,6 +910,17 @@ def test_an_empty_alternative_is_no_finding(tmp_path):
                if a != b]
     site = entries[1]["site"]["file_offset"]
     assert changed and all(site <= i < site + 4 for i in changed)  # the 4-byte site alone
+    # Linked through altlink, as Kbuild links vmlinux.o (ld -r) and then vmlinux: the
+    # cross-check finds the empty entry in both outputs (its table was "missing from the
+    # linked image", ALT013, for every entry of the object: Linux 7.2's cache.o).
+    script = write(tmp_path / "link.ld", "ENTRY(_start)\nSECTIONS {\n . = 0x400000;\n"
+                   " .text : { *(.text .text.*) }\n INCLUDE alternatives.ld\n}\n")
+    rel, linked = tmp_path / "rel.o", tmp_path / "linked.elf"
+    assert cli.main(["link", *V417, "--no-cache", "--", "aarch64-linux-gnu-ld", "-r", str(obj),
+                     "-o", str(rel)]) == 0
+    assert cli.main(["link", *V417, "--no-cache", "--", "aarch64-linux-gnu-ld",
+                     f"-L{LDSCRIPTS}", "-T", str(script), str(rel), "-o", str(linked)]) == 0
+    assert_clean(*V417, linked)
     # (the same entry with a replacement, or as a callback: ALT003 as before)
     assert "ALT003" in codes(check(*V417, build(tmp_path, "with", R0 + "\tent site1, r0, 1, 0, 4\n"))[1])
 
