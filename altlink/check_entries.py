@@ -39,6 +39,15 @@ def check_entry(ck: Checks, inp: Input, pos: int, e: Entry) -> None:
 
     if not _check_cap(ck, inp, e, callback, cap, site_place):
         return
+    if not callback and e.orig_len == 0 and e.alt_len == 0:
+        # An empty static entry patches nothing and copies nothing: where its site and its
+        # replacement are does not matter (either may be the end of its section, which in an
+        # image is where the next section starts). Only its alignment is checked.
+        pos = e.site.address if e.site.address is not None else e.site.offset
+        if pos % 4:
+            ck.add("ALT003", f"site is not 4-byte aligned ({ck.cap_label(cap)})", inp,
+                   site_place, e)
+        return
     site_sec = _check_site(ck, inp, e, site_place, cap, callback)
     if callback:
         if e.alt_len != 0:

@@ -952,3 +952,28 @@ def test_a_word_of_data_that_reads_as_a_branch_is_no_alt017(tmp_path):
                                                             ".inst 0x14000002"),
                     script, flags=[f"-L{LDSCRIPTS}"])
     assert_only("ALT017", *V417, code, count=1, message="code at 0x")
+
+
+def test_an_empty_entry_at_the_end_of_its_sections_is_no_finding(tmp_path):
+    """An empty entry sharing its site with another entry, and one whose replacement is the
+    end of .altinstr_replacement (in the image, the address where the next section starts):
+    nothing to patch or copy, so no ALT010, ALT004 or ALT005, in the object, the image and
+    the manifest (which lists all four)."""
+    empty = "alternative_if 1\n\t.if 0\n\tmov x0, x1\n\t.endif\nalternative_else_nop_endif\n"
+    one = "alternative_if {}\n\tmov x0, x1\nalternative_else_nop_endif\n"
+    src = write(tmp_path / "ends.S", "#include <altlink/alternative.h>\n\t.text\n"
+                "\t.globl _start, func\n\t.type func, %function\n_start:\nfunc:\n" + empty +
+                one.format(2) + "\tnop\n" + one.format(3) + empty + "\tret\n"
+                "\t.size func, . - func\n")
+    obj = compile(src, tmp_path / "ends.o", defines=["ALT_NCAPS=4"])
+    assert_clean(*V417, obj)
+    image = link([obj], tmp_path / "ends.elf", script=write(
+        tmp_path / "img.ld", "ENTRY(_start)\nSECTIONS {\n . = 0x400000;\n"
+        " .text : { *(.text .text.*) }\n INCLUDE alternatives.ld\n}\n"),
+        flags=[f"-L{LDSCRIPTS}"])
+    assert_clean(*V417, image)
+    manifest = tmp_path / "ends.json"
+    assert cli.main(["manifest", *V417, str(image), "-o", str(manifest)]) == 0
+    m = json.loads(manifest.read_text())
+    assert [e["site"]["length"] for e in m["entries"]] == [0, 4, 4, 0]
+    assert not m.get("refused")
