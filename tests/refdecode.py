@@ -603,3 +603,33 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def assert_scan_matches(scanned: dict, paths, is_callback) -> dict[str, list[dict]]:
+    """Each file's entries as ``altlink scan --format json`` gave them (``scanned``, the parsed
+    output) against this decoder's: the capability field, lengths, site and replacement
+    (symbol and addend of each relocation) and the kind, a callback where ``is_callback`` of
+    the capability field says so, its replacement the callback's symbol. The scanned entries
+    by file name."""
+    by_path = {f["path"]: f["entries"] for f in scanned["files"]}
+    out = {}
+    for path in paths:
+        ref = decode(str(path)).entries
+        got = by_path[str(path)]
+        assert len(got) == len(ref), path
+        for g, r in zip(got, ref):
+            where = f"{path.name} entry {r.index}"
+            assert (g["cap_raw"], g["orig_len"], g["alt_len"]) == (r.cap, r.orig_len,
+                                                                   r.alt_len), where
+            assert (g["site"]["section"], g["site"]["addend"]) == (r.orig.sym,
+                                                                   r.orig.addend), where
+            callback = is_callback(r.cap)
+            assert g["kind"] == ("callback" if callback else "static"), where
+            if callback:
+                assert not r.alt.is_section_sym and r.alt_len == 0, where
+                assert g["callback"] == g["alt"]["symbol"] == r.alt.sym, where
+            else:
+                assert (g["alt"]["section"], g["alt"]["addend"]) == (r.alt.sym,
+                                                                     r.alt.addend), where
+        out[path.name] = got
+    return out
