@@ -390,6 +390,37 @@ done:
     return out;
 }
 
+/* ``caps.get(cap)``, else ``facts(cap)`` kept in ``caps`` (``check_core.facts_of``'s use):
+ * a new reference, NULL on an error. */
+static PyObject *cap_facts(PyObject *caps, PyObject *facts, PyObject *cap)
+{
+    PyObject *got = PyDict_GetItemWithError(caps, cap);
+    if (got)
+        return Py_NewRef(got);
+    if (PyErr_Occurred())
+        return NULL;
+    got = PyObject_CallOneArg(facts, cap);
+    if (got && PyDict_SetItem(caps, cap, got) < 0)
+        Py_CLEAR(got);
+    return got;
+}
+
+/* Whether an entry's capability field marks a callback (``cap_facts(...)[0]``): 1, 0, or
+ * -1 on an error. */
+static int is_callback(PyObject *caps, PyObject *facts, PyObject *cap)
+{
+    PyObject *got = cap_facts(caps, facts, cap);
+    if (!got)
+        return -1;
+    PyObject *first = PySequence_GetItem(got, 0);
+    Py_DECREF(got);
+    if (!first)
+        return -1;
+    int cb = PyObject_IsTrue(first);
+    Py_DECREF(first);
+    return cb;
+}
+
 /* -- check_objects.may_find ----------------------------------------------------------------
  * may_find(entries, sections, caps, facts, section_data, maybe_not_plain, rest)
  *   -> list[tuple[int, bool]] | None
@@ -507,21 +538,10 @@ static PyObject *sp_may_find(PyObject *self, PyObject *args)
         goto fail;
     for (Py_ssize_t pos = 0; pos < n; pos++) {
         struct mf_entry *m = &es[pos];
-        PyObject *e = PyList_GET_ITEM(entries, pos), *cap = PyTuple_GET_ITEM(e, 6);
-        PyObject *got = PyDict_GetItemWithError(caps, cap);
-        if (got)
-            Py_INCREF(got);
-        else {
-            if (PyErr_Occurred())
-                goto fail;
-            got = PyObject_CallOneArg(facts, cap);
-            if (!got)
-                goto fail;
-            if (PyDict_SetItem(caps, cap, got) < 0) {
-                Py_DECREF(got);
-                goto fail;
-            }
-        }
+        PyObject *e = PyList_GET_ITEM(entries, pos);
+        PyObject *got = cap_facts(caps, facts, PyTuple_GET_ITEM(e, 6));
+        if (!got)
+            goto fail;
         if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2) {
             Py_DECREF(got);
             PyErr_SetString(PyExc_TypeError, "cap_facts: not a pair");
@@ -821,33 +841,13 @@ static PyObject *sp_branch_ranges(PyObject *self, PyObject *args)
         return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *e = PyList_GET_ITEM(entries, i), *alt = PyTuple_GET_ITEM(e, 5);
-        int64_t shndx, offset, alen;
+        int64_t shndx = 0, offset = 0, alen = 0;
         as_i64(PyTuple_GET_ITEM(alt, 1), &shndx);
         as_i64(PyTuple_GET_ITEM(alt, 2), &offset);
         as_i64(PyTuple_GET_ITEM(e, 8), &alen);
         if (!(PyTuple_GET_ITEM(alt, 3) == Py_None && alen > 0 && 0 < shndx && shndx < nsecs))
             continue;
-        PyObject *cap = PyTuple_GET_ITEM(e, 6);
-        PyObject *got = PyDict_GetItemWithError(caps, cap);
-        if (got)
-            Py_INCREF(got);
-        else {
-            if (PyErr_Occurred())
-                goto fail;
-            got = PyObject_CallOneArg(facts, cap);
-            if (!got)
-                goto fail;
-            if (PyDict_SetItem(caps, cap, got) < 0) {
-                Py_DECREF(got);
-                goto fail;
-            }
-        }
-        PyObject *first = PySequence_GetItem(got, 0);
-        Py_DECREF(got);
-        if (!first)
-            goto fail;
-        int cb = PyObject_IsTrue(first);
-        Py_DECREF(first);
+        int cb = is_callback(caps, facts, PyTuple_GET_ITEM(e, 6));
         if (cb < 0)
             goto fail;
         uint64_t fl, ty;
@@ -887,6 +887,313 @@ fail:
     return NULL;
 }
 
+/* -- records.digest -----------------------------------------------------------------------
+ * digest_entries(entries, nsecs, caps, facts, part, rows, masked, alt_relocs, nones,
+ *                make_nones, EntryDigest, Anchor) -> list[EntryDigest] | None
+ * The loop of ``digest`` over an object's entries. Called back, each as ``digest`` asks:
+ * ``part(shndx)``, a section's (bytes, relocations, relocated offsets) (once a section
+ * here); ``rows(shndx)``, its anchors' rows (``Anchors``: once a section here);
+ * ``masked(part, offset, length)``, a site's words where a relocation falls in them;
+ * ``alt_relocs(part, offset, words)``, a replacement's relocations where one falls in it;
+ * ``caps``/``facts`` as ``may_find``'s; ``nones``/``make_nones(n)`` the shared tuples of
+ * n Nones (``_NONES``, ``_nones``). None, before anything is called, where a field is not
+ * an int of 64 bits, a place's section is out of range, or an entry is not of ``Entry``'s
+ * shape; None too where a part is not of its shape (the Python then makes the digest). */
+static int bisect_right(PyObject *list, PyObject *x, Py_ssize_t *at)
+{
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(list);
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        int lt = PyObject_RichCompareBool(x, PyList_GET_ITEM(list, mid), Py_LT);
+        if (lt < 0)
+            return -1;
+        if (lt)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *at = lo;
+    return 0;
+}
+
+static PyObject *words_at(const unsigned char *d, int64_t off, int64_t n)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    if (!t)
+        return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        PyObject *w = PyLong_FromUnsignedLong(rd32(d + off + 4 * i));
+        if (!w) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, w);
+    }
+    return t;
+}
+
+/* Whether any of the n words at ``off`` is in ``relocated``: 1, 0, or -1 on an error. */
+static int any_relocated(PyObject *relocated, int64_t off, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        PyObject *k = PyLong_FromLongLong(off + 4 * i);
+        if (!k)
+            return -1;
+        int in = PySequence_Contains(relocated, k);
+        Py_DECREF(k);
+        if (in)
+            return in;
+    }
+    return 0;
+}
+
+/* The part of section ``shndx`` (cached in ``parts``): borrowed, NULL on an error, and
+ * *bad set where it is not (bytes, _, _). */
+static PyObject *get_part(PyObject **parts, PyObject *fn, PyObject *shndx_obj, int64_t shndx,
+                          int *bad)
+{
+    if (!parts[shndx]) {
+        PyObject *got = PyObject_CallOneArg(fn, shndx_obj);
+        if (!got)
+            return NULL;
+        parts[shndx] = got;
+    }
+    PyObject *p = parts[shndx];
+    if (!PyTuple_Check(p) || PyTuple_GET_SIZE(p) != 3 || !PyBytes_Check(PyTuple_GET_ITEM(p, 0)))
+        *bad = 1;
+    return p;
+}
+
+static PyObject *sp_digest_entries(PyObject *self, PyObject *args)
+{
+    PyObject *entries, *caps, *facts, *part_fn, *rows_fn, *masked_fn, *alt_relocs_fn, *nones,
+        *make_nones, *EntryDigest, *Anchor;
+    Py_ssize_t nsecs;
+    if (!PyArg_ParseTuple(args, "O!nO!OOOOOO!OOO", &PyList_Type, &entries, &nsecs,
+                          &PyDict_Type, &caps, &facts, &part_fn, &rows_fn, &masked_fn,
+                          &alt_relocs_fn, &PyDict_Type, &nones, &make_nones, &EntryDigest,
+                          &Anchor))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(entries);
+    PyObject **parts = NULL, **rows = NULL, *out = NULL;
+    char *rows_made = NULL;
+    if (!PyType_Check(EntryDigest) || !PyType_Check(Anchor) || nsecs < 0)
+        goto none;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 10)
+            goto none;
+        PyObject *site = PyTuple_GET_ITEM(e, 4), *alt = PyTuple_GET_ITEM(e, 5);
+        if (!PyTuple_Check(site) || PyTuple_GET_SIZE(site) != 6 || !PyTuple_Check(alt)
+            || PyTuple_GET_SIZE(alt) != 6)
+            goto none;
+        PyObject *vals[6] = {PyTuple_GET_ITEM(site, 1), PyTuple_GET_ITEM(site, 2),
+                             PyTuple_GET_ITEM(alt, 1), PyTuple_GET_ITEM(alt, 2),
+                             PyTuple_GET_ITEM(e, 7), PyTuple_GET_ITEM(e, 8)};
+        int64_t v[6];
+        for (int k = 0; k < 6; k++) {
+            int r = as_i64(vals[k], &v[k]);
+            if (r < 0)
+                return NULL;
+            if (r == 0 || v[k] > INT64_MAX / 4 || v[k] < INT64_MIN / 4)
+                goto none;
+        }
+        if (v[0] < 0 || v[0] >= nsecs || v[4] < 0 || v[4] > 255 || v[5] < 0 || v[5] > 255)
+            goto none;
+    }
+    parts = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *parts);
+    rows = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *rows);
+    rows_made = PyMem_Calloc(nsecs ? nsecs : 1, 1);
+    if (!parts || !rows || !rows_made) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    out = PyList_New(n);
+    if (!out)
+        goto fail;
+    for (Py_ssize_t pos = 0; pos < n; pos++) {
+        PyObject *e = PyList_GET_ITEM(entries, pos);
+        PyObject *site = PyTuple_GET_ITEM(e, 4), *alt = PyTuple_GET_ITEM(e, 5);
+        PyObject *site_words = Py_NewRef(Py_None), *site_anchor = Py_NewRef(Py_None);
+        PyObject *alt_words = Py_NewRef(Py_None), *alt_relocs = Py_NewRef(Py_None);
+        int64_t shndx = 0, offset = 0, orig_len = 0, alt_len = 0, ashndx = 0, aoff = 0;
+        as_i64(PyTuple_GET_ITEM(site, 1), &shndx);
+        as_i64(PyTuple_GET_ITEM(site, 2), &offset);
+        as_i64(PyTuple_GET_ITEM(e, 7), &orig_len);
+        as_i64(PyTuple_GET_ITEM(e, 8), &alt_len);
+        as_i64(PyTuple_GET_ITEM(alt, 1), &ashndx);
+        as_i64(PyTuple_GET_ITEM(alt, 2), &aoff);
+        int bad = 0;
+        if (shndx) {
+            PyObject *p = get_part(parts, part_fn, PyTuple_GET_ITEM(site, 1), shndx, &bad);
+            if (!p)
+                goto fail_entry;
+            if (bad)
+                goto none_entry;
+            PyObject *data = PyTuple_GET_ITEM(p, 0), *relocated = PyTuple_GET_ITEM(p, 2);
+            int64_t nw = orig_len / 4;
+            Py_DECREF(site_words);
+            if (offset < 0 || offset + 4 * nw > PyBytes_GET_SIZE(data))
+                site_words = PyTuple_New(0);
+            else {
+                site_words = words_at((const unsigned char *)PyBytes_AS_STRING(data), offset, nw);
+                if (!site_words)
+                    goto fail_entry;
+                int some = PyObject_IsTrue(relocated);
+                if (some > 0)
+                    some = any_relocated(relocated, offset, nw);
+                if (some < 0)
+                    goto fail_entry;
+                if (some) {
+                    Py_DECREF(site_words);
+                    site_words = PyObject_CallFunctionObjArgs(
+                        masked_fn, p, PyTuple_GET_ITEM(site, 2), PyTuple_GET_ITEM(e, 7), NULL);
+                    if (!site_words)
+                        goto fail_entry;
+                }
+            }
+            if (!site_words)
+                goto fail_entry;
+            if (!rows_made[shndx]) {
+                rows[shndx] = PyObject_CallOneArg(rows_fn, PyTuple_GET_ITEM(site, 1));
+                if (!rows[shndx])
+                    goto fail_entry;
+                rows_made[shndx] = 1;
+            }
+            PyObject *r = rows[shndx];
+            if (r != Py_None) {
+                if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2
+                    || !PyList_Check(PyTuple_GET_ITEM(r, 0))
+                    || !PyList_Check(PyTuple_GET_ITEM(r, 1)))
+                    goto none_entry;
+                Py_ssize_t at;
+                if (bisect_right(PyTuple_GET_ITEM(r, 1), PyTuple_GET_ITEM(site, 2), &at) < 0)
+                    goto fail_entry;
+                Py_ssize_t i = at - 1;
+                if (i >= 0) {
+                    PyObject *rowlist = PyTuple_GET_ITEM(r, 0);
+                    if (i >= PyList_GET_SIZE(rowlist))
+                        goto none_entry;
+                    PyObject *row = PyList_GET_ITEM(rowlist, i);
+                    if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 4)
+                        goto none_entry;
+                    PyObject *delta = PyNumber_Subtract(PyTuple_GET_ITEM(site, 2),
+                                                        PyTuple_GET_ITEM(row, 0));
+                    if (!delta)
+                        goto fail_entry;
+                    PyObject *a = new_tuple_of(Anchor, 3);
+                    if (!a) {
+                        Py_DECREF(delta);
+                        goto fail_entry;
+                    }
+                    PyTuple_SET_ITEM(a, 0, Py_NewRef(PyTuple_GET_ITEM(row, 3)));
+                    PyTuple_SET_ITEM(a, 1, Py_NewRef(PyTuple_GET_ITEM(row, 1)));
+                    PyTuple_SET_ITEM(a, 2, delta);
+                    Py_DECREF(site_anchor);
+                    site_anchor = a;
+                }
+            }
+        }
+        if (ashndx && 0 < ashndx && ashndx < nsecs) {
+            int cb = is_callback(caps, facts, PyTuple_GET_ITEM(e, 6));
+            if (cb < 0)
+                goto fail_entry;
+            if (!cb) {
+                PyObject *p = get_part(parts, part_fn, PyTuple_GET_ITEM(alt, 1), ashndx, &bad);
+                if (!p)
+                    goto fail_entry;
+                if (bad)
+                    goto none_entry;
+                PyObject *data = PyTuple_GET_ITEM(p, 0), *relocated = PyTuple_GET_ITEM(p, 2);
+                int64_t nw = alt_len / 4;
+                if (0 <= aoff && aoff + 4 * nw <= PyBytes_GET_SIZE(data)) {
+                    Py_DECREF(alt_words);
+                    alt_words = words_at((const unsigned char *)PyBytes_AS_STRING(data), aoff,
+                                         nw);
+                    if (!alt_words)
+                        goto fail_entry;
+                    int some = PyObject_IsTrue(relocated);
+                    if (some > 0)
+                        some = any_relocated(relocated, aoff, nw);
+                    if (some < 0)
+                        goto fail_entry;
+                    Py_DECREF(alt_relocs);
+                    if (!some) {
+                        PyObject *key = PyLong_FromLongLong(nw);
+                        if (!key) {
+                            alt_relocs = NULL;
+                            goto fail_entry;
+                        }
+                        alt_relocs = PyDict_GetItemWithError(nones, key);
+                        if (alt_relocs && PyObject_IsTrue(alt_relocs) == 1)
+                            Py_INCREF(alt_relocs);
+                        else if (PyErr_Occurred())
+                            alt_relocs = NULL;
+                        else
+                            alt_relocs = PyObject_CallOneArg(make_nones, key);
+                        Py_DECREF(key);
+                    } else
+                        alt_relocs = PyObject_CallFunctionObjArgs(
+                            alt_relocs_fn, p, PyTuple_GET_ITEM(alt, 2), alt_words, NULL);
+                    if (!alt_relocs)
+                        goto fail_entry;
+                }
+            }
+        }
+        {
+            PyObject *d = new_tuple_of(EntryDigest, 14);
+            PyObject *pos_obj = PyLong_FromSsize_t(pos);
+            if (!d || !pos_obj) {
+                Py_XDECREF(d);
+                Py_XDECREF(pos_obj);
+                goto fail_entry;
+            }
+            PyObject *fields[14] = {
+                pos_obj, Py_NewRef(PyTuple_GET_ITEM(e, 1)), Py_NewRef(PyTuple_GET_ITEM(e, 2)),
+                Py_NewRef(PyTuple_GET_ITEM(e, 6)), Py_NewRef(PyTuple_GET_ITEM(e, 7)),
+                Py_NewRef(PyTuple_GET_ITEM(e, 8)), Py_NewRef(PyTuple_GET_ITEM(site, 0)),
+                Py_NewRef(PyTuple_GET_ITEM(site, 2)), site_words, site_anchor,
+                Py_NewRef(PyTuple_GET_ITEM(alt, 4)),
+                Py_NewRef(ashndx ? Py_True : Py_False), alt_words, alt_relocs};
+            for (int k = 0; k < 14; k++)
+                PyTuple_SET_ITEM(d, k, fields[k]);
+            PyList_SET_ITEM(out, pos, d);
+            continue;
+        }
+    fail_entry:
+        Py_XDECREF(site_words);
+        Py_XDECREF(site_anchor);
+        Py_XDECREF(alt_words);
+        Py_XDECREF(alt_relocs);
+        goto fail;
+    none_entry:
+        Py_XDECREF(site_words);
+        Py_XDECREF(site_anchor);
+        Py_XDECREF(alt_words);
+        Py_XDECREF(alt_relocs);
+        goto none;
+    }
+    goto done;
+none:
+    Py_XDECREF(out);
+    out = Py_NewRef(Py_None);
+    goto done;
+fail:
+    Py_XDECREF(out);
+    out = NULL;
+done:
+    if (parts)
+        for (Py_ssize_t i = 0; i < nsecs; i++)
+            Py_XDECREF(parts[i]);
+    if (rows)
+        for (Py_ssize_t i = 0; i < nsecs; i++)
+            Py_XDECREF(rows[i]);
+    PyMem_Free(parts);
+    PyMem_Free(rows);
+    PyMem_Free(rows_made);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
@@ -895,6 +1202,7 @@ static PyMethodDef methods[] = {
     {"may_find", sp_may_find, METH_VARARGS, "check_objects.may_find's loop, or None"},
     {"branch_ranges", sp_branch_ranges, METH_VARARGS,
      "check_objects.check_object_branches' replacements by section, or None"},
+    {"digest_entries", sp_digest_entries, METH_VARARGS, "records.digest's loop, or None"},
     {"object_branch_words", sp_object_branch_words, METH_VARARGS,
      "check_objects.check_object_branches' word scans, or None"},
     {NULL, NULL, 0, NULL},

@@ -1113,6 +1113,14 @@ def digest(inp, profile) -> list[EntryDigest]:
     nsecs = len(secs)
     parts: dict[int, tuple] = {}  # per section: bytes, relocations, relocated offsets' set
     facts = facts_of(profile)  # cap_raw: (is_callback's answer, ...)
+    sp = speedups.get()
+    if sp is not None:  # the loop below, compiled (``altlink.speedups``)
+        got = sp.digest_entries(inp.table.entries, nsecs, facts, partial(cap_facts, profile),
+                                partial(_part_of, parts, inp), partial(_rows_of, anchors),
+                                _masked, partial(_alt_relocs, inp, anchors), _NONES, _nones,
+                                EntryDigest, Anchor)
+        if got is not None:
+            return got
     out = []
     append = out.append
     new = tuple.__new__
@@ -1164,14 +1172,34 @@ def digest(inp, profile) -> list[EntryDigest]:
                     if not relocated or relocated.isdisjoint(range(offset, offset + 4 * n, 4)):
                         alt_relocs = nones.get(n) or _nones(n)
                     else:
-                        alt_relocs = tuple(
-                            None if (offset + 4 * i) not in relocated else
-                            _reloc_target(inp, relocs.get(offset + 4 * i), w, anchors)
-                            for i, w in enumerate(alt_words))
+                        alt_relocs = _alt_relocs(inp, anchors, got, offset, alt_words)
         append(new(EntryDigest, (pos, index, table_section, cap_raw, orig_len, alt_len,
                                  site_section, site[2], site_words, site_anchor, alt[4],
                                  bool(alt[1]), alt_words, alt_relocs)))
     return out
+
+
+def _part_of(parts: dict[int, tuple], inp, shndx: int) -> tuple:
+    """``_part`` of section ``shndx``, kept in ``parts`` (``digest``'s)."""
+    got = parts.get(shndx)
+    if got is None:
+        got = parts[shndx] = _part(inp, inp.elf.sections[shndx])
+    return got
+
+
+def _rows_of(anchors: Anchors, shndx: int):
+    """The anchors' rows of section ``shndx`` (``Anchors.at``'s), made where not made yet."""
+    got = anchors._by_sec.get(shndx, _UNSEEN)
+    return anchors._section(shndx) if got is _UNSEEN else got
+
+
+def _alt_relocs(inp, anchors: Anchors, part: tuple, offset: int, words: tuple) -> tuple:
+    """A replacement's words' relocations (``EntryDigest.alt_relocs``) where some fall in it:
+    None for a word none applies to."""
+    _, relocs, relocated = part
+    return tuple(None if (offset + 4 * i) not in relocated else
+                 _reloc_target(inp, relocs.get(offset + 4 * i), w, anchors)
+                 for i, w in enumerate(words))
 
 
 _NONES: dict[int, tuple] = {}

@@ -102,6 +102,7 @@ def _kept(elf):
         ck = Checks(options(*args))
         out.append(may_find(ck, inp))
         out.append(branch_ranges(inp, facts_of(ck.profile), ck.profile, speedups.get()))
+        out.append(records.digest(inp, ck.profile))
     return out
 
 
@@ -129,7 +130,8 @@ def hits(paths_args) -> dict:
     sp = speedups.get()
     counts: dict = {}
     real = {n: getattr(sp, n) for n in ("sections", "object_entries", "global_defines",
-                                        "may_find", "branch_ranges", "object_branch_words")}
+                                        "may_find", "branch_ranges", "object_branch_words",
+                                        "digest_entries")}
 
     def counted(n):
         def f(*a):
