@@ -10,7 +10,8 @@ same records with it and without it, on every object the tests have, and on dama
   ``_speedups.c`` differs by a byte does not load it (stale), nor does ALTLINK_NO_SPEEDUPS=1.
 - A record made with it and without it: the same bytes (the record as the cache pickles it,
   with its section headers, table entries and findings), or the same error, for the checks'
-  objects (every good and broken entry), the committed Linux slices (tests/data/kernel*),
+  objects (every good and broken entry), the committed Linux slices (tests/data/kernel*:
+  Linux 6.1's modules, 5.10's and 7.2's objects and modules),
   the benchmark's synthetic firmware under both profiles, and copies of some of those with
   bytes changed in their headers, section headers, tables, relocations, symbols and string
   tables, or truncated.
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 KERNEL_OBJECTS = sorted((DATA / "kernel" / "modules").glob("*.ko"))
 KERNEL_510 = sorted((DATA / "kernel-5.10").glob("*/*.[ok]*"))
+KERNEL_72 = sorted((DATA / "kernel-7.2").glob("*/*.[ok]*"))
 
 REQUIRED = os.environ.get("ALTLINK_REQUIRE_SPEEDUPS") == "1"
 built = pytest.mark.skipif(
@@ -154,7 +156,8 @@ def hits(paths_args) -> dict:
 def test_the_committed_linux_slices():
     objs = [(p, V61) for p in KERNEL_OBJECTS] + [(p, ("--abi", "linux-v4.17"))
                                                  for p in KERNEL_510]
-    assert len(objs) >= 15
+    objs += [(p, ("--abi", "linux-v6.1")) for p in KERNEL_72]
+    assert len(objs) >= 20
     for p, args in objs:
         got = same_both_ways(p.read_bytes(), args, str(p))
         assert type(got) is bytes, got  # (no error: read as the kernel tests read them)
