@@ -1189,6 +1189,9 @@ def main(argv: list[str] | None = None, out=None) -> int:
     finally:
         if early is not None:  # a usage error or an interrupt before cmd_link had it
             early.close()
+        linker = sys.modules.get("altlink.linker")
+        if linker is not None:  # a link's start that an interrupt cut off from its caller
+            linker.close_unclosed()
         progress.disable()
         for s, h in previous.items():
             if h is not None:  # (None: a handler set outside Python, which stays replaced)

@@ -4,6 +4,7 @@ naming the real output, stopped when the link is interrupted; started as early a
 from __future__ import annotations
 
 import _signal as signal  # (signal's functions, without the enums signal makes: 1 ms a run)
+import _thread
 import os
 import sys
 
@@ -260,6 +261,8 @@ class LinkStart:
         self.output, self.stdout, self.stderr = output, stdout, stderr
         self.tmp_files: list[str] = []
         self.linker: Linker | None = None
+        self._thread = _thread.get_ident()  # (before any file is made: ``close_unclosed``)
+        _unclosed.setdefault(self._thread, []).append(self)
         if not linkcmd.writes_only_output(self.cmd.argv):
             return
         try:
@@ -304,3 +307,22 @@ class LinkStart:
         self.stop()
         for t in self.tmp_files:
             outputs.remove(t)
+        mine = _unclosed.get(self._thread)
+        if mine is not None and self in mine:
+            mine.remove(self)
+            if not mine:
+                _unclosed.pop(self._thread, None)
+
+
+# The LinkStarts made and not closed yet, by the thread that made them. ``cli.main``, which
+# turns signals into exceptions, closes those of its thread when it ends (``close_unclosed``):
+# an interrupt that lands between a LinkStart's first temporary file and its caller's hold on
+# it (a line of the caller where nothing has the object yet) still stops its linker and
+# removes its files. A link closes its own as it ends; these are what an interrupt cut off.
+_unclosed: dict[int, list[LinkStart]] = {}
+
+
+def close_unclosed() -> None:
+    """Every LinkStart this thread made and did not close, closed (``LinkStart.close``)."""
+    for start in list(_unclosed.get(_thread.get_ident(), ())):
+        start.close()

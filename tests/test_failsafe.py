@@ -255,6 +255,34 @@ def test_interrupt_as_the_linker_starts_stops_it(seed_dir, tmp_path, monkeypatch
     assert_no_outputs(tmp_path, allow_new=False)
 
 
+@pytest.mark.parametrize("where", ["altlink.cli._EarlyLink",
+                                   "altlink.linker.LinkStart._new_linker"])
+def test_interrupt_between_the_linker_s_start_and_its_holder(seed_dir, tmp_path, monkeypatch,
+                                                             where):
+    """An interrupt that lands right after the linker's start was made, before anything holds
+    it (main's ``early``, the LinkStart's caller): main still stops the linker and removes its
+    temporary image (cli.main closes what ``linker.close_unclosed`` lists). Seen once under
+    load: a SIGTERM at start-up left ``.out.elf.*.elf`` behind."""
+    from altlink import linker as linkermod
+
+    real = linkermod.LinkStart._new_linker
+
+    def cut_off(*a, **k):
+        if where.endswith("_new_linker"):
+            real(*a, **k)  # (its temporary image made: an interrupt inside LinkStart)
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("SLEEP", "1")  # the slow linker writes its -o after a second
+    monkeypatch.setattr(where, cut_off)
+    monkeypatch.chdir(tmp_path)
+    old_outputs(tmp_path)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert cli.main(link_argv(seed_dir, "v417.elf"), out=io.StringIO()) == 130
+    time.sleep(1.5)  # a linker left running would have written by now
+    assert temporaries(tmp_path) == []
+    assert not linkermod._unclosed
+
+
 @pytest.mark.parametrize("sig, said", [(signal.SIGTERM, "altlink: terminated"),
                                        (signal.SIGHUP, "altlink: hangup")])
 def test_sigterm_runs_the_cleanup_in_process(seed_dir, tmp_path, monkeypatch, sig, said):
