@@ -343,12 +343,15 @@ def check_branches_into_replacements(ck: Checks, inp: Input, scan=None,
     for sec in code:
         for pc, _word, tgt in scan(inp.elf.section_data(sec), sec.addr, starts, ends):
             dst = owner(tgt)
-            if dst is None or mapsyms.is_data(inp.elf, sec.index, pc):
-                continue  # (a word of data: a constant that reads as a branch)
+            if dst is None:
+                continue
             src = owner(pc)
             if src is dst or (src is not None and
                               src.alt.address <= tgt <= src.alt.address + src.alt_len):
                 continue  # internal, or to its own end (end inclusive): moves as a block
+            if mapsyms.is_data(inp.elf, sec.index, pc):
+                continue  # a word of data, a constant that reads as a branch (asked last:
+                # the question decodes the symbols)
             if src is None:
                 what = f"code at {pc:#x} ({inp.names.at_address(pc) or sec.name})"
             else:

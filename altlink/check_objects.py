@@ -315,12 +315,15 @@ def _report_branches(ck: Checks, inp: Input, shndx: int, found: list, owner) -> 
     sec = secs[shndx]
     for off, tshndx, tgt in sorted(set(found)):
         dst = owner(tshndx, tgt)
-        if dst is None or mapsyms.is_data(inp.elf, shndx, off):
-            continue  # (a word of data: a constant that reads as a branch)
+        if dst is None:
+            continue
         src = owner(shndx, off)
         if src is dst or (src is not None and tshndx == shndx and
                           src.alt.offset <= tgt <= src.alt.offset + src.alt_len):
             continue  # internal, or to its own end (end inclusive): moves as a block
+        if mapsyms.is_data(inp.elf, shndx, off):
+            continue  # a word of data, a constant that reads as a branch (asked last: the
+            # question decodes the symbols)
         if src is None:
             name = inp.names.at_offset(shndx, off)
             what = f"code at {sec.name}+{off:#x}" + (f" ({name})" if name else "")
