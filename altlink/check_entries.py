@@ -40,15 +40,15 @@ def check_entry(ck: Checks, inp: Input, pos: int, e: Entry) -> None:
     if not _check_cap(ck, inp, e, callback, cap, site_place):
         return
     if not callback and e.orig_len == 0 and e.alt_len == 0:
-        # An empty static entry patches nothing and copies nothing: where its site and its
-        # replacement are does not matter (either may be the end of its section, which in an
-        # image is where the next section starts). Only its alignment is checked.
-        pos = e.site.address if e.site.address is not None else e.site.offset
-        if pos % 4:
-            ck.add("ALT003", f"site is not 4-byte aligned ({ck.cap_label(cap)})", inp,
-                   site_place, e)
+        # An empty static entry patches nothing and copies nothing, as a patcher reads it
+        # (``nr_inst`` 0): Linux 7's ``alternative_if`` ... ``alternative_else_nop_endif``
+        # around a body that assembles to nothing (``dcache_by_line_op cvau``) makes them.
+        # Where its site and its replacement are does not matter (either may be the end of
+        # its section, which in an image is where the next section starts): only its
+        # alignment is checked.
+        _check_aligned(ck, inp, e, site_place, cap)
         return
-    site_sec = _check_site(ck, inp, e, site_place, cap, callback)
+    site_sec = _check_site(ck, inp, e, site_place, cap)
     if callback:
         if e.alt_len != 0:
             ck.add("ALT002", f"callback entry has alt_len {e.alt_len}, must be 0",
@@ -113,18 +113,18 @@ def _section_of(inp: Input, shndx: int, address: int | None) -> Section | None:
     return None
 
 
-def _check_site(ck: Checks, inp: Input, e: Entry, place: str, cap: int | None,
-                callback: bool = False) -> Section | None:
-    # An empty static entry (site and replacement both 0 bytes) patches nothing, as a patcher
-    # reads it (``nr_inst`` 0): Linux 7's ``alternative_if`` ... ``alternative_else_nop_endif``
-    # around a body that assembles to nothing (``dcache_by_line_op cvau``) makes them.
-    if (e.orig_len == 0 and (callback or e.alt_len != 0)) or e.orig_len % 4:
-        ck.add("ALT003", f"site length {e.orig_len} is not a non-zero multiple of 4 "
-               f"({ck.cap_label(cap)})", inp, place, e)
+def _check_aligned(ck: Checks, inp: Input, e: Entry, place: str, cap: int | None) -> None:
     pos = e.site.address if e.site.address is not None else e.site.offset
     if pos % 4:
         ck.add("ALT003", f"site is not 4-byte aligned ({ck.cap_label(cap)})", inp, place,
                e)
+
+
+def _check_site(ck: Checks, inp: Input, e: Entry, place: str, cap: int | None) -> Section | None:
+    if e.orig_len == 0 or e.orig_len % 4:  # (an empty static entry does not come here)
+        ck.add("ALT003", f"site length {e.orig_len} is not a non-zero multiple of 4 "
+               f"({ck.cap_label(cap)})", inp, place, e)
+    _check_aligned(ck, inp, e, place, cap)
     if e.site.address is not None and not e.site.defined:
         return None  # outside the image: reported by the table reader (ALT012)
     sec = _section_of(inp, e.site.section_index, e.site.address)
