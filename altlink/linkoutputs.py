@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 from altlink import outputs
-from altlink.errors import AltlinkError
 from altlink.linkset import Input
 
 
@@ -90,7 +89,7 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
 
         lay = rawbin.layout(elf)
         data = rawbin.raw_binary(elf, lay)
-        with _writing(tmp_bin, req.binary, "wb") as f:
+        with outputs.writing(tmp_bin, req.binary, "wb") as f:
             f.write(data)
         bin_info = manifestmod.BinInfo(req.binary, _sha(data), lay)
     if tmp_manifest:
@@ -106,40 +105,12 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
                               bin_info, lines, refuse=bool(req.policy.disabled), encoded=True,
                               texts=texts, site_names=names)
         m["image"]["sha256"] = image_sha()
-        with _writing(tmp_manifest, req.manifest, "w", encoding="utf-8") as f:
+        with outputs.writing(tmp_manifest, req.manifest, "w", encoding="utf-8") as f:
             manifestmod.dump(m, f)
         if texts is not None:  # the codes' texts made here, kept for the next links
             from altlink import textcache
 
             textcache.save(texts)
-
-
-class _writing:
-    """``open(tmp, mode)`` for a block that writes an output's temporary file: an OSError
-    there (a full disk, a file size limit, a quota) is an AltlinkError naming the output, not
-    the temporary file (the file is removed with the link's others)."""
-
-    def __init__(self, tmp: str, target: str, mode: str, **kw) -> None:
-        self.target = target
-        try:
-            self.f = open(tmp, mode, **kw)
-        except OSError as e:
-            raise self._error(e) from None
-
-    def _error(self, e: OSError) -> AltlinkError:
-        return AltlinkError(f"{self.target}: cannot write: {e.strerror or e}")
-
-    def __enter__(self):
-        return self.f
-
-    def __exit__(self, typ, e, tb) -> None:
-        try:
-            self.f.close()  # (a write buffered until here can fail here)
-        except OSError as e2:
-            if e is None:
-                raise self._error(e2) from None
-        if isinstance(e, OSError):
-            raise self._error(e) from None
 
 
 def commit(req, tmp_image: str, tmp_bin: str | None,

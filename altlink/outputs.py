@@ -163,15 +163,41 @@ def write_bytes(target: str, data: bytes, mode: int | None = None) -> None:
     made: list[str] = []
     try:
         tmp = temp_path(target, keep=made)
-        with open(tmp, "wb") as f:
+        with writing(tmp, target, "wb") as f:
             f.write(data)
         finish(tmp, target, mode)
         made.clear()
-    except OSError as e:
-        raise AltlinkError(f"{target}: cannot write: {e.strerror}") from None
     finally:
         for path in made:
             remove(path)
+
+
+class writing:
+    """``open(tmp, mode)`` for a block that writes a target's temporary file: an OSError there
+    (a full disk, a file size limit, a quota; in the close too, where buffered writes land) is
+    an AltlinkError naming the target, not the temporary file. The caller removes the file."""
+
+    def __init__(self, tmp: str, target: str, mode: str, **kw) -> None:
+        self.target = target
+        try:
+            self.f = open(tmp, mode, **kw)
+        except OSError as e:
+            raise self._error(e) from None
+
+    def _error(self, e: OSError) -> AltlinkError:
+        return AltlinkError(f"{self.target}: cannot write: {e.strerror or e}")
+
+    def __enter__(self):
+        return self.f
+
+    def __exit__(self, typ, e, tb) -> None:
+        try:
+            self.f.close()
+        except OSError as e2:
+            if e is None:
+                raise self._error(e2) from None
+        if isinstance(e, OSError):
+            raise self._error(e) from None
 
 
 def finish(tmp: str, target: str, mode: int | None = None) -> None:
