@@ -791,6 +791,122 @@ done:
     return out;
 }
 
+/* -- branches.into_ranges: an image's word scan (ALT017) ----------------------------------------
+ * into_ranges(data, addr, starts, ends) -> [(pc, word, target), ...] | None
+ * ``branches.into_ranges_py``: every immediate branch of ``data`` (code at ``addr``) whose
+ * target, modulo 2**64, is in a range: ``t`` is when ``starts[0] <= t < max(ends)`` and, for
+ * ``j = bisect_right(starts, t) - 1``, ``j >= 0 and t < ends[j]``. None where ``addr`` or a
+ * start or end is not an int of 0 to 2**64 - 1, or the code runs past 2**64 (the reference's
+ * pc is not taken modulo 2**64). */
+static int as_u64(PyObject *o, uint64_t *v)
+{
+    /* 1: ``*v`` is ``o``; 0: ``o`` is not an int of 0 to 2**64 - 1; -1: an error. */
+    if (!PyLong_Check(o))
+        return 0;
+    unsigned long long u = PyLong_AsUnsignedLongLong(o);
+    if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    *v = (uint64_t)u;
+    return 1;
+}
+
+static int u64_list(PyObject *list, uint64_t *out)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        int r = as_u64(PyList_GET_ITEM(list, i), &out[i]);
+        if (r <= 0)
+            return r;
+    }
+    return 1;
+}
+
+static PyObject *sp_into_ranges(PyObject *self, PyObject *args)
+{
+    Py_buffer db;
+    PyObject *addr_obj, *starts_obj, *ends_obj;
+    if (!PyArg_ParseTuple(args, "y*OO!O!", &db, &addr_obj, &PyList_Type, &starts_obj,
+                          &PyList_Type, &ends_obj))
+        return NULL;
+    Py_ssize_t ns = PyList_GET_SIZE(starts_obj), ne = PyList_GET_SIZE(ends_obj);
+    uint64_t *starts = PyMem_Calloc(ns ? ns : 1, sizeof *starts);
+    uint64_t *ends = PyMem_Calloc(ne ? ne : 1, sizeof *ends);
+    PyObject *out = NULL;
+    const unsigned char *d = db.buf;
+    uint64_t words = (uint64_t)db.len / 4, addr;
+    if (!starts || !ends) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    int r = as_u64(addr_obj, &addr);
+    if (r > 0)
+        r = u64_list(starts_obj, starts);
+    if (r > 0)
+        r = u64_list(ends_obj, ends);
+    if (r < 0)
+        goto fail;
+    if (r == 0 || (words && addr + 4 * (words - 1) < addr))
+        goto none;
+    out = PyList_New(0);
+    if (!out)
+        goto fail;
+    if (!ns)
+        goto done;  /* (the reference: nothing in no range) */
+    if (!ne)
+        goto none;  /* (the reference fails on max(ends)) */
+    uint64_t lo = starts[0], hi = ends[0];
+    for (Py_ssize_t i = 1; i < ne; i++)
+        if (ends[i] > hi)
+            hi = ends[i];
+    for (uint64_t k = 0; k < words; k++) {
+        if (!is_branch_byte(d[4 * k + 3]))
+            continue;
+        uint32_t w = rd32(d + 4 * k);
+        uint64_t pc = addr + 4 * k;
+        uint64_t tgt = pc + (uint64_t)branch_offset(w);  /* modulo 2**64 */
+        if (!(lo <= tgt && tgt < hi))
+            continue;
+        Py_ssize_t a = 0, b = ns;  /* bisect_right(starts, tgt), step for step */
+        while (a < b) {
+            Py_ssize_t m = (a + b) / 2;
+            if (tgt < starts[m])
+                b = m;
+            else
+                a = m + 1;
+        }
+        Py_ssize_t j = a - 1;
+        if (j < 0)
+            continue;
+        if (j >= ne)
+            goto none;  /* (the reference fails on ends[j]) */
+        if (tgt < ends[j]) {
+            PyObject *h = Py_BuildValue("(KkK)", (unsigned long long)pc, (unsigned long)w,
+                                        (unsigned long long)tgt);
+            if (!h || PyList_Append(out, h) < 0) {
+                Py_XDECREF(h);
+                goto fail;
+            }
+            Py_DECREF(h);
+        }
+    }
+    goto done;
+none:
+    Py_XDECREF(out);
+    out = Py_NewRef(Py_None);
+    goto done;
+fail:
+    Py_XDECREF(out);
+    out = NULL;
+done:
+    PyMem_Free(starts);
+    PyMem_Free(ends);
+    PyBuffer_Release(&db);
+    return out;
+}
+
 /* -- check_objects.check_object_branches' replacements ----------------------------------------
  * branch_ranges(entries, sections, caps, facts) -> dict | None
  * The loop of ``check_object_branches`` over an object's entries: for each section holding
@@ -1205,6 +1321,8 @@ static PyMethodDef methods[] = {
     {"digest_entries", sp_digest_entries, METH_VARARGS, "records.digest's loop, or None"},
     {"object_branch_words", sp_object_branch_words, METH_VARARGS,
      "check_objects.check_object_branches' word scans, or None"},
+    {"into_ranges", sp_into_ranges, METH_VARARGS,
+     "branches.into_ranges_py's scan of a section of code, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -166,7 +166,8 @@ MODULES_CHUNK = 16  # files a process takes at a time
 
 def _preload_scan(paths: list[str]) -> None:
     """numpy for the ALT017 scans of the kernel modules, imported before the work is shared
-    out, when they are large enough to be worth it (their sizes stand for their code). Only
+    out, when they are large enough to be worth it (their sizes stand for their code) and
+    the scans are not compiled (``branches.compiled``). Only
     the ``.ko`` files count: a module named otherwise is scanned all the same, by the
     reference where numpy is not loaded, and the objects' scans are only for the records
     the cache does not have (``records.records_of``)."""
@@ -174,6 +175,8 @@ def _preload_scan(paths: list[str]) -> None:
 
     from altlink import branches
 
+    if branches.compiled():  # (scanned without numpy)
+        return
     total = 0
     for p in paths:
         if p.endswith(".ko"):

@@ -2,7 +2,7 @@
 land in given address ranges: the word scan behind ALT017 (a branch into a replacement).
 
 A kernel's text is millions of words, of which a fifth are branches, and the few that matter
-are those into a replacement. Three implementations give the same answer:
+are those into a replacement. Four implementations give the same answer:
 
 - :func:`into_ranges_py`, the reference: one word at a time, each decoded by ``insn``.
 - :func:`into_ranges_np`, the same scan over the whole section at C speed with numpy (the
@@ -10,9 +10,11 @@ are those into a replacement. Three implementations give the same answer:
   only for the branches it finds in a range.
 - :func:`into_ranges_bytes`, without numpy: the branches found by their opcode byte at C
   speed, each of them decoded in Python (for code too small to be worth numpy's import).
+- :func:`into_ranges_c`, the whole scan in the optional extension (``altlink.speedups``).
 
-:func:`into_ranges` picks by size: numpy takes longer to import than the reference takes
-over a small image (docs/performance.md, "ALT017").
+:func:`into_ranges` picks the compiled one where the extension is used; else by size: numpy
+takes longer to import than the reference takes over a small image (docs/performance.md,
+"ALT017").
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import struct
 from _thread import allocate_lock  # (threading.Lock, without threading: 0.7 ms a run)
 from bisect import bisect_right
 
-from altlink import insn
+from altlink import insn, speedups
 
 # Words of code from which the numpy scan is used: its import costs about what the reference
 # takes over this many words. Once numpy is imported (``preload``: a check or link whose
@@ -45,7 +47,14 @@ def into_ranges(data, addr: int, starts: list[int], ends: list[int]) -> list[tup
 
 def scanner(code_bytes: int):
     """The implementation for this much code, in one section or over all that one check
-    scans (numpy, once imported, is quicker on any but the smallest section)."""
+    scans: the compiled one where the extension is used (``altlink.speedups``), at any size;
+    else numpy (once imported, quicker on any but the smallest section) or the bytes' scan."""
+    if compiled():
+        return into_ranges_c
+    return _python_scanner(code_bytes)
+
+
+def _python_scanner(code_bytes: int):
     import sys
 
     words = code_bytes // 4
@@ -57,9 +66,16 @@ def scanner(code_bytes: int):
 def preload(code_bytes: int) -> None:
     """numpy imported now when the scans of this much code, over all the inputs of a command,
     are quicker with it (Linux objects keep their replacements in .text, which an object's
-    check then scans whole). Before any fork: the forked copies share it."""
+    check then scans whole). Before any fork: the forked copies share it. An image's commands
+    want it for its symbols' index too; the objects' scans want it only where they are not
+    compiled (``compiled``)."""
     if code_bytes // 4 >= NUMPY_FROM_WORDS:
         _import_numpy()
+
+
+def compiled() -> bool:
+    """Whether the scans are compiled (the extension is used): they need no numpy then."""
+    return speedups.get() is not None
 
 
 # The entries of a link from which its cross-check compares them as arrays, with numpy
@@ -69,11 +85,13 @@ NUMPY_FROM_ENTRIES = 2_000
 
 def prefetch(code_bytes: int, entries: int = 0):
     """numpy imported in a thread while the caller waits on something else (the link, on its
-    linker), when a scan of this much code will use it, or the cross-check of this many
-    entries (``NUMPY_FROM_ENTRIES``): the thread to join, or None."""
+    linker), when the Python's scan of this much code would use it, or the cross-check of
+    this many entries (``NUMPY_FROM_ENTRIES``): the thread to join, or None. Even where the
+    scan is compiled: an image with that much code has the symbols whose index numpy makes
+    from their columns (``symbols.columns_pay``), and a table it reads a column at a time."""
     import sys
 
-    if (scanner(code_bytes) is not into_ranges_np and entries < NUMPY_FROM_ENTRIES) or \
+    if (_python_scanner(code_bytes) is not into_ranges_np and entries < NUMPY_FROM_ENTRIES) or \
             "numpy" in sys.modules:
         return None
     import threading
@@ -134,6 +152,16 @@ def into_ranges_py(data, addr: int, starts: list[int], ends: list[int]) -> list[
         if j >= 0 and tgt < ends[j]:
             out.append((pc, word, tgt))
     return out
+
+
+def into_ranges_c(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:
+    """:func:`into_ranges` compiled (``_speedups.into_ranges``: one loop over the words, each
+    branch's target and range found in C), the Python's scan for this size where it declines
+    (an address or range that is not a 64-bit address)."""
+    got = speedups.get().into_ranges(data, addr, starts, ends)
+    if got is None:
+        return _python_scanner(len(data))(data, addr, starts, ends)
+    return got
 
 
 def into_ranges_bytes(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:

@@ -1,5 +1,6 @@
-"""The numpy scan of ALT017 (``branches.into_ranges_np``) and the scan by opcode bytes
-(``branches.into_ranges_bytes``) give what the per-word reference
+"""The numpy scan of ALT017 (``branches.into_ranges_np``), the scan by opcode bytes
+(``branches.into_ranges_bytes``) and the compiled one (``_speedups.into_ranges``, where the
+extension is built: ``./run test`` requires it) give what the per-word reference
 (``branches.into_ranges_py``) gives, on every input the tests have: words of every branch
 form at addresses that wrap, the synthetic firmware of the benchmark, the sample firmware, the
 committed kernel modules, and Debian's vmlinux when it has been fetched.
@@ -20,7 +21,7 @@ from test_kernel import SLICE_MODULES, full_kernel
 from toolchain import LDSCRIPTS, link
 from toolchain import synthetic_firmware as built_firmware
 
-from altlink import branches
+from altlink import branches, speedups
 from altlink.check_core import Checks
 from altlink.check_image import check_branches_into_replacements
 from altlink.elf import SHT_NOBITS, read_elf
@@ -31,6 +32,20 @@ pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld")),
     reason="the AArch64 GNU toolchain is not installed",
 )
+
+
+def compiled(data, addr: int, starts: list[int], ends: list[int]) -> list[tuple]:
+    """The extension's scan itself (not ``into_ranges_c``, which falls back on the Python
+    where the C declines): None here is a failure."""
+    got = speedups._checked().into_ranges(data, addr, starts, ends)
+    assert got is not None
+    return got
+
+
+def fast_scans() -> list:
+    """The scans that must give the reference's answer: the compiled one where it is built."""
+    return [branches.into_ranges_np, branches.into_ranges_bytes] + (
+        [compiled] if speedups.available() else [])
 
 
 def dense(lo: int, hi: int, step: int = 96, width: int = 40) -> tuple[list[int], list[int]]:
@@ -58,9 +73,9 @@ def same_scan(elf, at_zero: bool = False, step: int = 96) -> int:
     total = 0
     for b, s in zip(base, secs):
         data = elf.section_data(s)
-        got = branches.into_ranges_np(data, b, starts, ends)
-        assert got == branches.into_ranges_py(data, b, starts, ends), s.name
-        assert got == branches.into_ranges_bytes(data, b, starts, ends), s.name
+        got = branches.into_ranges_py(data, b, starts, ends)
+        for scan in fast_scans():
+            assert scan(data, b, starts, ends) == got, (s.name, scan.__name__)
         total += len(got)
     return total
 
@@ -69,11 +84,11 @@ def same_findings(path, profile: Profile) -> list:
     """ALT017 of the image with each scan: the same findings."""
     inp = Input.load(read_elf(str(path)))
     out = []
-    for scan in (branches.into_ranges_np, branches.into_ranges_py, branches.into_ranges_bytes):
+    for scan in [branches.into_ranges_py, *fast_scans()]:
         ck = Checks(Options(profile))
         check_branches_into_replacements(ck, inp, scan)
         out.append(ck.findings)
-    assert out[0] == out[1] == out[2]
+    assert all(o == out[0] for o in out)
     return out[0]
 
 
@@ -101,13 +116,48 @@ def test_every_branch_form_and_wrapping_addresses():
                 ends.append(t + rng.randrange(0, 12, 4))
         order = sorted(zip(starts, ends))
         starts, ends = [s for s, _ in order], [e for _, e in order]
-        got = branches.into_ranges_np(data, addr, starts, ends)
-        assert got == branches.into_ranges_py(data, addr, starts, ends), hex(addr)
-        assert got == branches.into_ranges_bytes(data, addr, starts, ends), hex(addr)
+        got = branches.into_ranges_py(data, addr, starts, ends)
+        for scan in fast_scans():
+            assert scan(data, addr, starts, ends) == got, (hex(addr), scan.__name__)
         assert len(got) > 1000
         assert all(t < 1 << 64 for _, _, t in got)
-    assert branches.into_ranges_np(data, 0, [], []) == branches.into_ranges_py(data, 0, [], []) \
-        == branches.into_ranges_bytes(data, 0, [], [])
+        # Ranges out of order (bisect's answer, step for step) and ranges ending before they
+        # start: what the reference gives, whatever it means.
+        shuffled = list(starts)
+        rng.shuffle(shuffled)
+        backwards = [e - 16 for e in ends]
+        for st, en in ((shuffled, ends), (starts, backwards)):
+            got = branches.into_ranges_py(data, addr, st, en)
+            for scan in fast_scans()[1:]:  # (numpy sorts by its own rule: sorted ranges only)
+                assert scan(data, addr, st, en) == got, (hex(addr), scan.__name__)
+    for scan in fast_scans():
+        assert scan(data, 0, [], []) == branches.into_ranges_py(data, 0, [], []) == []
+
+
+def test_the_compiled_scan_declines_what_is_not_an_address():
+    """Addresses and ranges beyond 64 bits, negative ones, code that runs past 2**64, and
+    ints that are not ints: the C returns None and ``into_ranges_c`` gives the Python's answer
+    (the reference's: it takes no pc modulo 2**64)."""
+    if not speedups.available():
+        pytest.skip("the extension is not built")
+    sp = speedups._checked()
+    data = (0x14000001).to_bytes(4, "little") * 8  # b .+4, eight times
+    cases = [(0, [4], [1 << 64]), (0, [-4], [8]), (-8, [4], [8]), (1 << 64, [4], [8]),
+             ((1 << 64) - 8, [0], [1 << 70]), (0, [4.0], [8]), (0, [True], [8])]
+    for addr, starts, ends in cases:
+        want = branches.into_ranges_py(data, addr, starts, ends)
+        if isinstance(starts[0], float):
+            assert sp.into_ranges(data, addr, starts, ends) is None
+            continue
+        got = sp.into_ranges(data, addr, starts, ends)
+        assert got is None or got == want, (addr, starts, ends)
+        assert branches.into_ranges_c(data, addr, starts, ends) == want, (addr, starts, ends)
+    # The code's last word at 2**64 - 4: within; one word further, declined.
+    top = (1 << 64) - 4 * 8
+    assert sp.into_ranges(data, top, [top], [(1 << 64) - 1]) == \
+        branches.into_ranges_py(data, top, [top], [(1 << 64) - 1]) != []
+    assert sp.into_ranges(data, top + 4, [top], [(1 << 64) - 1]) is None
+    assert sp.into_ranges(data, 0, [0], []) is None  # (the reference fails on max([]))
 
 
 def synthetic_firmware(tmp_path: Path) -> Path:
