@@ -1322,9 +1322,11 @@ PARALLEL_MIN = 64  # fewer objects to read than this are not worth a second proc
 def preload_scans(objects: list[ElfFile]) -> None:
     """numpy imported now when the ALT017 scans of these objects' code are quicker with it
     (:func:`branches.preload`)."""
+    if not objects:  # (every record kept)
+        return
     from altlink import branches
 
-    if not objects or branches.compiled():  # (every record kept; or scanned without numpy)
+    if branches.compiled():  # (scanned without numpy)
         return
     branches.preload(sum(map(_code_size, objects)))
 
