@@ -190,7 +190,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                 writer.start()
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
                                                   tmp_image, asked, packs)
-                                     + by_link.check_in_image(image))
+                                     + by_link.check_in_image(image)
+                                     + _folded(cmd, image, objects, profile, req))
         if has_errors(findings):
             return LinkResult(_with_lines(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)
@@ -220,6 +221,18 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         if writer is not None:
             writer.cancel()  # before the temporary files go: it writes some of them
         start.close()  # stops a linker still running (it writes one), removes the files
+
+
+def _folded(cmd, image: Input, objects: list, profile: Profile, req: LinkRequest) -> list:
+    """ALT013 where the linker folded functions whose alternatives differ (``folding``): only
+    for a command that asks for identical code folding (``--icf``)."""
+    if image.elf.type == ET_REL or "icf" not in "\0".join(cmd.argv):  # (at C speed)
+        return []
+    from altlink import folding
+
+    if not folding.requested(cmd.argv):
+        return []
+    return folding.check(image, objects, profile, req.options.caps)
 
 
 def _with_lines(findings: list[Finding], **where) -> list[Finding]:
