@@ -85,16 +85,19 @@ def callback_fine(d: Definition | None, module: bool, own: set[str]) -> bool:
 
 
 class LinkDefined:
-    """The callbacks that no object of a link set defines but the link itself does (its
-    linker scripts' assignments, ``--defsym``: ``defined`` gives each such name with what
-    defines it, read when first needed). Their entries are kept in ``asked`` (the object's
+    """What the link itself does to the names of a link set: the callbacks that no object of
+    it defines but the link does (its linker scripts' assignments, ``--defsym``: ``defined``
+    gives each such name with what defines it, read when first needed), and the names it
+    wraps (``--wrap``: ``wrapped``), whose undefined references it resolves otherwise. Their entries are kept in ``asked`` (the object's
     path, the entry's index, the name, what defines it) and checked in the linked image
     (``check_in_image``): before the link, nothing says what the name will stand for."""
 
-    def __init__(self, defined: Callable[[], dict[str, str]]) -> None:
+    def __init__(self, defined: Callable[[], dict[str, str]],
+                 wrapped: frozenset[str] = frozenset()) -> None:
         self._defined = defined
         self._names: dict[str, str] | None = None
         self.asked: list[tuple[str, int, str, str]] = []
+        self.wrapped = wrapped  # the names the link wraps (``linkcmd.wrapped_names``)
 
     def where(self, name: str) -> str | None:
         if self._names is None:
@@ -161,7 +164,7 @@ class Callbacks:
                 continue
             if (item.symbol, path) in self._fine or item.symbol in self._fine_names:
                 continue  # the same callback, from the same file, already found fine
-            d = self.space.lookup(item.symbol, asking)
+            d = self.space.lookup(self._linked(item.symbol), asking)
             if callback_fine(d, ck.module, self.own):
                 if self.space.asking_matters:
                     self._fine.add((item.symbol, path))
@@ -169,13 +172,23 @@ class Callbacks:
                     self._fine_names.add(item.symbol)
                 continue
             if d is None and self.by_link is not None:
-                where = self.by_link.where(item.symbol)
+                where = self.by_link.where(self._linked(item.symbol))
                 if where is not None:  # checked in the linked image
-                    self.by_link.asked.append((path, item.index, item.symbol, where))
+                    self.by_link.asked.append((path, item.index, self._linked(item.symbol),
+                                               where))
                     continue
             inp = load()
             e = inp.table.entries[item.index]
             self.check_undefined(inp, e, lambda inp=inp, e=e: ck.site_place(inp, e))
+
+    def _linked(self, name: str) -> str:
+        """The symbol the link resolves a callback its object leaves undefined to: the name
+        itself, or what ``--wrap`` makes of it (``__wrap_NAME``)."""
+        if self.by_link is None or not self.by_link.wrapped:
+            return name
+        from altlink.linkcmd import linked_name
+
+        return linked_name(name, self.by_link.wrapped)
 
     def all_fine(self, symbols) -> bool:
         """Whether each of these callbacks was found fine already, whichever file asks:
@@ -185,7 +198,11 @@ class Callbacks:
     def check_undefined(self, inp: Input, e: Entry, place) -> None:
         """The findings of a callback entry whose object leaves the callback undefined."""
         ck, name = self.ck, e.alt.symbol or ""
-        d = self.space.lookup(name, inp)
+        linked = self._linked(name)
+        d = self.space.lookup(linked, inp)
+        if linked != name:  # (named as the link resolves it: --wrap)
+            name = f"{linked} (--wrap={name})" if linked.startswith("__wrap_") else \
+                f"{linked} (for {name}: --wrap={linked})"
         if callback_fine(d, ck.module, self.own):
             return
         if d is None:
@@ -193,7 +210,7 @@ class Callbacks:
                 return
             where = " or in the --symbols-from images" if self.images else ""
             ck.add("ALT006", f"callback {name} is not defined in the link set{where}"
-                   + self.space.did_you_mean(name), inp, ck.entry_place(e), e)
+                   + self.space.did_you_mean(linked), inp, ck.entry_place(e), e)
             return
         # (the entries' checks: only where a callback is not fine, imported then)
         from altlink.check_entries import check_callback_def

@@ -64,9 +64,12 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
                 members: frozenset[str] = frozenset(),
                 reported: set[int] | None = None, fast: bool = True,
                 asked: set[str] | None = None,
-                packs: list | RecordColumns | None = None) -> list[Finding]:
+                packs: list | RecordColumns | None = None,
+                wrapped: frozenset[str] = frozenset()) -> list[Finding]:
     """Every entry collected from the objects must be in the image, at the place its
-    symbol+offset got, with the same site and replacement code (ALT013, ALT016).
+    symbol+offset got, with the same site and replacement code (ALT013, ALT016). ``wrapped``:
+    the names the link wraps (``linkcmd.wrapped_names``), whose references may resolve to
+    ``__wrap_NAME`` (a callback, a replacement's branch).
 
     An object's entries are found in the image as one block, in their order. First every
     object whose sites all match is placed; then an object whose block is there with some
@@ -89,7 +92,7 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     """
     if fast and image.elf.type != ET_REL and image.table.size >= ARRAYS_FROM_ENTRIES and \
             "numpy" in sys.modules:
-        got = _cross_check_arrays(objects, image, profile, reported, asked, packs)
+        got = _cross_check_arrays(objects, image, profile, reported, asked, packs, wrapped)
         if got is not None:
             return got
     img = image.table.entries
@@ -99,6 +102,7 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     columns = columns_pay(image.elf)
     syms = _ImageSymbols(image.elf, columns, wanted=(
         names_asked(objects) if asked is None else asked) if columns else None)
+    syms.wrapped = wrapped
     used: set[int] = set()
     placed: dict[int, int] = {}
     todo = [k for k, obj in enumerate(objects) if obj.entries and obj.digest]
@@ -519,6 +523,8 @@ class _ImageSymbols:
     (the reference the tests compare with). A kernel's 41,000 symbols: 60 ms decoded and
     indexed, 28 ms from the columns, 15 ms for the names the cross-check asks for."""
 
+    wrapped: frozenset[str] = frozenset()  # the names the link wraps (``cross_check``)
+
     def __init__(self, elf: ElfFile, columns: bool | None = None,
                  wanted: set[str] | None = None) -> None:
         self.elf = elf
@@ -591,7 +597,8 @@ def _compare_entry(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry,
     if profile.is_callback(e.cap_raw):
         if e.alt_symbol and not e.alt_defined:
             got = syms.globals.get(e.alt_symbol)
-            if got is not None and got != ie.alt.address:
+            if got is not None and got != ie.alt.address and \
+                    ie.alt.address not in _wrapped_at(e.alt_symbol, syms):
                 out.append(finding("ALT013", f"callback {e.alt_symbol} is at {got:#x}, but the "
                                    f"image entry points at {ie.alt.address:#x}", obj.path,
                                    _place(e, ie), entry=e.index))
@@ -632,8 +639,22 @@ def _branch_targets(t: Target, syms: _ImageSymbols) -> set[int]:
     """The image addresses a relocated branch of an object was meant to reach (empty when
     the image does not say)."""
     if t.global_name is not None and t.global_name in syms.globals:
-        return {syms.globals[t.global_name] + t.addend}
+        return {syms.globals[t.global_name] + t.addend,
+                *(a + t.addend for a in _wrapped_at(t.global_name, syms))}
     return expected(t.anchor, syms)
+
+
+def _wrapped_at(name: str, syms: _ImageSymbols) -> tuple[int, ...]:
+    """Where ``--wrap`` may have sent a reference to ``name`` in the image: ``__wrap_NAME``'s
+    address (GNU ld and gold for a name the object leaves undefined; ld.lld for any
+    reference through the symbol), or NAME's for ``__real_NAME``."""
+    if not syms.wrapped:
+        return ()
+    from altlink.linkcmd import linked_name
+
+    other = linked_name(name, syms.wrapped)
+    got = syms.globals.get(other) if other != name else None
+    return () if got is None else (got,)
 
 
 def _compare_replacement(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry,
@@ -696,8 +717,8 @@ _MASK64 = (1 << 64) - 1
 
 def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
                         reported: set[int] | None, asked: set[str] | None,
-                        packs: list | RecordColumns | None = None
-                        ) -> list[Finding] | None:
+                        packs: list | RecordColumns | None = None,
+                        wrapped: frozenset[str] = frozenset()) -> list[Finding] | None:
     """``cross_check`` of a linked image whose table holds every object's block where the
     objects are, in their order (a link's usual table), decided for all entries at once:
     the records' packed columns end to end (``records.packed_columns_of``) against the
@@ -763,6 +784,7 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
         asked = rc.asked
     few = columns and asked is not None and len(asked) * 8 <= elf.symtab.size // 24
     syms = _ImageSymbols(elf, columns, wanted=asked if few else None)
+    syms.wrapped = wrapped
     # Each site where its anchor says (the reference's ``_anchored_at``); a block's first
     # site decides where the reference looks for it.
     site_addr = tab["site_addr"][:n]

@@ -18,6 +18,7 @@ from bisect import bisect_right
 
 from altlink.elf import SHN_LORESERVE, SHN_UNDEF, STT_FUNC, STT_SECTION, ElfFile
 from altlink.findings import Finding, finding
+from altlink.linkcmd import option_values
 from altlink.linkset import Input
 
 # The modes of --icf that fold (``none``, the default, does not).
@@ -29,26 +30,8 @@ def requested(argv: list[str]) -> bool:
     mold; ``--icf=MODE`` or ``--icf MODE``, with one dash or two), given to the linker or
     through a compiler driver (``-Wl,--icf=all``, ``-Xlinker --icf=all``), is ``all`` or
     ``safe``."""
-    words: list[str] = []
-    args = argv[1:]
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("-Wl,"):
-            words += a[4:].split(",")
-        elif a == "-Xlinker" and i + 1 < len(args):
-            i += 1
-            words.append(args[i])
-        else:
-            words.append(a)
-        i += 1
-    mode = None
-    for k, w in enumerate(words):
-        if w.startswith(("--icf=", "-icf=")):
-            mode = w.split("=", 1)[1]
-        elif w in ("--icf", "-icf") and k + 1 < len(words):
-            mode = words[k + 1]
-    return mode in _FOLDING
+    modes = option_values(argv[1:], ("--icf", "-icf"))
+    return bool(modes) and modes[-1] in _FOLDING
 
 
 def check(image: Input, objects: list[ElfFile], profile, caps=None) -> list[Finding]:

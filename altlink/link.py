@@ -26,6 +26,7 @@ from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
 from altlink.gcpause import keep
+from altlink.linkcmd import wrapped_names
 from altlink.linker import LinkStart
 from altlink.linkoutputs import commit, early_texts, make_files, temp_outputs
 from altlink.linkset import Input, Options
@@ -128,7 +129,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                             if any(o.path.startswith(a + "(") for a in archives))
         # So do the files the linker reads only for their symbols (-R, --just-symbols).
         images = [read_elf(p) for p in (*req.symbols_from, *cmd.just_symbols())] + shared
-        by_link = LinkDefined(cmd.defined_by_link)
+        by_link = LinkDefined(cmd.defined_by_link, wrapped_names(cmd.argv))
         records, profile, findings = collect(objects, req.options, images, req.cache_dir,
                                              by_link=by_link)
         stats["objects"] = len(objects)
@@ -189,7 +190,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                                                 tmp_bin, tmp_manifest, texts))
                 writer.start()
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
-                                                  tmp_image, asked, packs)
+                                                  tmp_image, asked, packs, by_link.wrapped)
                                      + by_link.check_in_image(image)
                                      + _folded(cmd, image, objects, profile, req))
         if has_errors(findings):
@@ -275,12 +276,13 @@ def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
 
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
                  members: frozenset[str], tmp_image: str,
-                 asked: set[str] | None = None, packs=None) -> list[Finding]:
+                 asked: set[str] | None = None, packs=None,
+                 wrapped: frozenset[str] = frozenset()) -> list[Finding]:
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``).
     ``asked`` and ``packs``: what the cross-check reads of the records, made while the linker
-    ran (``cross_check``'s)."""
+    ran (``cross_check``'s); ``wrapped``: the names the command wraps (``--wrap``)."""
     symtab = image.elf.symtab
     options = Options(profile, req.options.caps, req.options.module)
     checking = None
@@ -296,7 +298,7 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
         checking = forkmap.Forked(partial(check_after_link, image, options))
         checking.start()
     try:
-        crossed, seen = _crossed(records, image, profile, members, asked, packs)
+        crossed, seen = _crossed(records, image, profile, members, asked, packs, wrapped)
         post = checking.result() if checking is not None else \
             check_after_link(image, options)
     finally:
@@ -331,10 +333,12 @@ def _cross_check_cost(entries: int, symbols: int) -> float:
 
 def _crossed(records: list[ObjectRecord], image: Input, profile: Profile,
              members: frozenset[str], asked: set[str] | None = None,
-             packs=None) -> tuple[list[Finding], set[int]]:
+             packs=None, wrapped: frozenset[str] = frozenset()
+             ) -> tuple[list[Finding], set[int]]:
     """``cross_check``'s findings and the image entries they were made for."""
     seen: set[int] = set()
-    return cross_check(records, image, profile, members, seen, asked=asked, packs=packs), seen
+    return cross_check(records, image, profile, members, seen, asked=asked, packs=packs,
+                       wrapped=wrapped), seen
 
 
 __all__ = ["LinkRequest", "LinkResult", "link", "check_linked"]

@@ -358,6 +358,26 @@ def option_values(args: list[str], spellings: tuple[str, ...]) -> list[str]:
     return out
 
 
+def wrapped_names(argv: list[str]) -> frozenset[str]:
+    """The symbols a linker command wraps (``--wrap=NAME``, ``--wrap NAME``, ``-wrap``, inside
+    ``-Wl,`` and after ``-Xlinker``): the linker resolves a reference to NAME (GNU ld and gold:
+    an undefined one; ld.lld: any through the symbol) to ``__wrap_NAME``, and one to
+    ``__real_NAME`` to NAME. ``argv``: the whole command, the linker first."""
+    if "wrap" not in "\0".join(argv):  # (most links: at C speed)
+        return frozenset()
+    return frozenset(option_values(argv[1:], ("--wrap", "-wrap")))
+
+
+def linked_name(name: str, wrapped: frozenset[str]) -> str:
+    """The symbol a reference to ``name`` left undefined by its object resolves to in a link
+    that wraps ``wrapped`` (``wrapped_names``)."""
+    if name in wrapped:
+        return "__wrap_" + name
+    if name.startswith("__real_") and name[7:] in wrapped:
+        return name[7:]
+    return name
+
+
 def _defsyms(args: list[str]) -> list[str]:
     """The names of the ``--defsym NAME=EXPR`` options of a linker or compiler-driver command
     (``--defsym=``, ``-defsym``, inside ``-Wl,`` and after ``-Xlinker``)."""
