@@ -309,6 +309,12 @@ def _moved_site(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry) -> F
     else:
         msg = (f"site {where} is at {addr:#x} in the image ({sec.name}), which does not hold "
                "the object's code for it")
+        shared = [s.name for s in image.elf.sections if s.alloc and s.size and
+                  s.type != SHT_NOBITS and s.addr <= addr < s.addr + s.size]
+        if len(shared) > 1:  # (an OVERLAY: sections that share their addresses)
+            msg += (f": {', '.join(shared)} share that address (an overlay), and a patcher "
+                    "writes to whichever is loaded when it runs; keep alternative sites out "
+                    "of overlays")
     return finding("ALT013", msg, obj.path,
                    f"{e.table_section} entry {e.index} -> image entry {ie.index}",
                    entry=e.index)
