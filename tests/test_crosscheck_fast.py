@@ -126,7 +126,7 @@ def compared(monkeypatch):
     real = link_mod.cross_check
 
     def spy(records, image, profile, members=frozenset(), reported=None, asked=None,
-            packs=None):
+            packs=None, wrapped=frozenset()):
         # the names the link made while its linker ran are those the records ask for, and
         # the packed columns it read then are those of its first records
         assert asked is None or asked == crosscheck.names_asked(records)
@@ -135,7 +135,8 @@ def compared(monkeypatch):
         assert packs is None or packs == crosscheck.packed_columns_of(records[:len(packs)])
         rows, _ = both(records, image, profile, members)
         codes.append([r[0] for r in rows])
-        return real(records, image, profile, members, reported, asked=asked, packs=packs)
+        return real(records, image, profile, members, reported, asked=asked, packs=packs,
+                    wrapped=wrapped)
 
     monkeypatch.setattr(link_mod, "cross_check", spy)
     # in this process, where the spies keep what they saw (a link forks the image's checks)
