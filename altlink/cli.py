@@ -214,6 +214,9 @@ def build_parser(only: str | None = None):
                        help="where INCLUDE and -T look for scripts, as the linker's -L")
         g.add_argument("--defsym", dest="defsyms", metavar="NAME=EXPR", action="append",
                        default=None, help="a symbol the link defines, as the linker's --defsym")
+        g.add_argument("--wrap", dest="wraps", metavar="NAME", action="append", default=None,
+                       help="a symbol the link wraps, as the linker's --wrap: a callback left "
+                       "undefined named NAME is __wrap_NAME's")
         _cache_options(c)
         _verbose_option(c)
         c.add_argument("files", nargs="+", metavar="FILE",
@@ -458,12 +461,12 @@ def cmd_check(args, out) -> int:
     options = options_from(args, paths=args.files, mapped=mapped)
     stats: dict = {}
     by_link = None
-    if args.scripts or args.defsyms:  # the names the link would define: checked when linked
+    if args.scripts or args.defsyms or args.wraps:  # what the link does to names
         from altlink.check_linkset import LinkDefined
         from altlink.linkcmd import defined_by
 
         names = defined_by(args.scripts or [], args.lib_dirs or [], args.defsyms or [])
-        by_link = LinkDefined(lambda: names)
+        by_link = LinkDefined(lambda: names, frozenset(args.wraps or ()))
     findings = check_paths(args.files, options, args.symbols_from, notes=_notes(args),
                            cache_dir=_cache_dir(args), stats=stats if args.verbose else None,
                            mapped=mapped, by_link=by_link)
@@ -1003,7 +1006,8 @@ def _early_link(words: list[str]) -> _EarlyLink | None:
 CHECK_VALUE_OPTIONS = {"--abi": "abi", "--cap-table": "cap_table", "--ncaps": "ncaps",
                        "--format": "format", "--cache-dir": "cache_dir"}
 CHECK_APPEND_OPTIONS = {"--symbols-from": "symbols_from", "-W": "wflags", "-T": "scripts",
-                        "--script": "scripts", "-L": "lib_dirs", "--defsym": "defsyms"}
+                        "--script": "scripts", "-L": "lib_dirs", "--defsym": "defsyms",
+                        "--wrap": "wraps"}
 CHECK_FLAG_OPTIONS = {"--werror": "werror", "--module": "module", "--no-cache": "no_cache",
                       "-v": "verbose", "--verbose": "verbose"}
 CHECK_FORMATS = ("text", "json", "sarif")
@@ -1024,7 +1028,7 @@ def _quick_check_args(words: list[str]):
                     "cap_table": os.environ.get("ALTLINK_CAP_TABLE") or None, "ncaps": None,
                     "symbols_from": None, "format": "text", "werror": werror, "wflags": [],
                     "module": False, "cache_dir": None, "no_cache": False, "verbose": False,
-                    "scripts": None, "lib_dirs": None, "defsyms": None}
+                    "scripts": None, "lib_dirs": None, "defsyms": None, "wraps": None}
     i, n = 1, len(words)
     while i < n and words[i].startswith("-"):
         a = words[i]

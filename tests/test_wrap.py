@@ -147,3 +147,18 @@ def test_linked_name():
     w = frozenset({"f"})
     assert [linked_name(n, w) for n in ("f", "__real_f", "g", "__real_g", "__wrap_f")] == \
         ["__wrap_f", "f", "g", "__real_g", "__wrap_f"]
+
+
+def test_check_of_objects_with_the_links_wrap(tmp_path):
+    """``altlink check --wrap NAME``, as the link's ``--wrap``: the objects checked as the link
+    will resolve them (ALT006 without it, where only the wrapper is defined)."""
+    objs = build(tmp_path, ["__wrap_my_cb", "helper"])
+    p = altlink("check", "--ncaps", "4", *objs, cwd=tmp_path)
+    assert p.returncode == 1 and "ALT006: callback my_cb is not defined" in p.stdout
+    for wrap in (["--wrap", "my_cb"], ["--wrap=my_cb"]):
+        p = altlink("check", "--ncaps", "4", *wrap, *objs, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+    objs = build(tmp_path, ["my_cb", "helper"], data=("__wrap_my_cb",))
+    p = altlink("check", "--ncaps", "4", "--wrap", "my_cb", *objs, cwd=tmp_path)
+    assert p.returncode == 1
+    assert "ALT007: callback __wrap_my_cb (--wrap=my_cb) is in .data" in p.stdout
