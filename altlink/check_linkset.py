@@ -88,8 +88,9 @@ class LinkDefined:
     """What the link itself does to the names of a link set: the callbacks that no object of
     it defines but the link does (its linker scripts' assignments, ``--defsym``: ``defined``
     gives each such name with what defines it, read when first needed), and the names it
-    wraps (``--wrap``: ``wrapped``), whose undefined references it resolves otherwise. Their entries are kept in ``asked`` (the object's
-    path, the entry's index, the name, what defines it) and checked in the linked image
+    wraps (``--wrap``: ``wrapped``), whose undefined references it resolves otherwise. The
+    entries of the callbacks it defines are kept in ``asked`` (the object's path, the
+    entry's index, the name, what defines it) and checked in the linked image
     (``check_in_image``): before the link, nothing says what the name will stand for."""
 
     def __init__(self, defined: Callable[[], dict[str, str]],
@@ -164,7 +165,8 @@ class Callbacks:
                 continue
             if (item.symbol, path) in self._fine or item.symbol in self._fine_names:
                 continue  # the same callback, from the same file, already found fine
-            d = self.space.lookup(self._linked(item.symbol), asking)
+            name = self._linked(item.symbol)
+            d = self.space.lookup(name, asking)
             if callback_fine(d, ck.module, self.own):
                 if self.space.asking_matters:
                     self._fine.add((item.symbol, path))
@@ -172,10 +174,9 @@ class Callbacks:
                     self._fine_names.add(item.symbol)
                 continue
             if d is None and self.by_link is not None:
-                where = self.by_link.where(self._linked(item.symbol))
+                where = self.by_link.where(name)
                 if where is not None:  # checked in the linked image
-                    self.by_link.asked.append((path, item.index, self._linked(item.symbol),
-                                               where))
+                    self.by_link.asked.append((path, item.index, name, where))
                     continue
             inp = load()
             e = inp.table.entries[item.index]
