@@ -15,7 +15,7 @@ from functools import partial
 from itertools import compress, count, repeat
 from operator import contains
 
-from altlink import binding, insn, progress
+from altlink import binding, insn, progress, speedups
 from altlink.caps import CapTable
 from altlink.elf import SHN_ABS, SHT_NOBITS, STT_FUNC
 from altlink.errors import AltlinkError
@@ -371,38 +371,45 @@ class _Records:
         self.texts.prepare(set(s_code).union(
             [c for c, cb in zip(a_code, callback) if not cb]))
         codes = self._code_json
-        # the site's bytes and disassembly; for a code whose lines depend on the address,
-        # from its lines' plan (_disasm)
-        st = [codes[c][0] for c in s_code]
-        for k in [k for k, t in enumerate(st) if t is None]:
-            c = s_code[k]
-            st[k] = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, s_addr[k])}'
-        # the replacement's fields after its address (a callback's: none)
         simple = self._simple
-        rc = [None if cb else simple[c] for c, cb in zip(a_code, callback)]
-        for k in [k for k, (t, cb) in enumerate(zip(rc, callback)) if t is None and not cb]:
+
+        def site_text(k: int) -> str:
+            """The site's bytes and disassembly, of a code whose lines depend on the address:
+            from its lines' plan (_disasm)."""
+            c = s_code[k]
+            return f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, s_addr[k])}'
+
+        def repl_text(k: int) -> str:
+            """A static replacement's fields after its address, where they depend on it."""
             c, aa = a_code[k], a_addr[k]
             text, branches = codes[c]
             if text is None:  # lines that depend on the address
                 text = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, aa)}'
-            rc[k] = f'{text}, "fixups": [{self._fixups(branches, aa, alt_lens[k])}]'
+            return f'{text}, "fixups": [{self._fixups(branches, aa, alt_lens[k])}]'
+
         cbs = {aa: self._callback(aa) for aa in set(compress(a_addr, callback))}
         heads = {c: self._head(c) for c in kinds}
-        if self.sources is not None:
-            src = [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, s_addr)]
+        src = None if self.sources is None else \
+            [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, s_addr)]
+        names = names_of(s_addr)
+        columns = (callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src,
+                   names)
+        pl = speedups.postlink()
+        if pl is not None:  # compiled: None where the Python writes the entry
+            out = pl.entry_texts(heads, cbs, codes, simple, site_text, repl_text, callback,
+                                 list(cap_raws), list(index), list(a_addr), a_code,
+                                 list(s_addr), s_code, s_bin, s_file, list(orig_lens), src,
+                                 names)
+            holes = [k for k, t in enumerate(out) if t is None]
+            if holes:
+                for k, t in zip(holes, self._entry_texts(
+                        [[c[k] for k in holes] if c is not None else None for c in columns],
+                        [s_code[k] for k in holes], [a_code[k] for k in holes], holes,
+                        site_text, repl_text, heads, cbs)):
+                    out[k] = t
         else:
-            src = repeat("")
-        out = [f'{{"callback": null, {heads[cr]}"index": {i}, "kind": "static", "replacement": '
-               f'{{"address": "{aa:#x}", {r}}}, "site": {{"address": "{sa:#x}", "bin_offset": '
-               f'{sb}, {t}, "file_offset": {sf}, "length": {n}, {so}"symbol": '
-               f'{y}}}}}' if not cb else
-               f'{{"callback": {cbs[aa]}, {heads[cr]}"index": {i}, "kind": "callback", '
-               f'"replacement": null, "site": {{"address": "{sa:#x}", "bin_offset": {sb}, '
-               f'{t}, "file_offset": {sf}, "length": {n}, {so}"symbol": '
-               f'{y}}}}}'
-               for cb, cr, i, aa, r, sa, sb, t, sf, n, so, y in zip(
-                   callback, cap_raws, index, a_addr, rc, s_addr, s_bin, st, s_file, orig_lens,
-                   src, names_of(s_addr))]
+            out = self._entry_texts(columns, s_code, a_code, range(len(s_code)), site_text,
+                                    repl_text, heads, cbs)
         for k in bad:
             out[k] = self.entry_json(entry_at(k))
         if not bad:  # binding.digest_of_places's columns
@@ -410,6 +417,36 @@ class _Records:
                            [0xFFFF if cb else n for cb, n in zip(callback, alt_lens)],
                            [b"" if cb else c for cb, c in zip(callback, a_code)])
         return out
+
+    def _entry_texts(self, columns, s_code, a_code, at, site_text, repl_text, heads,
+                     cbs) -> list[str]:
+        """``_from_columns``' entries' texts, the reference (``_postlink.entry_texts`` is held
+        to it): ``columns`` (callback, cap_raws, index, a_addr, s_addr, s_bin, s_file,
+        orig_lens, src, names) of some entries, their codes ``s_code`` and ``a_code``, and
+        ``at`` their positions, which ``site_text`` and ``repl_text`` take."""
+        callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src, names = \
+            columns
+        codes = self._code_json
+        # the site's bytes and disassembly
+        st = [codes[c][0] for c in s_code]
+        for k in [k for k, t in enumerate(st) if t is None]:
+            st[k] = site_text(at[k])
+        # the replacement's fields after its address (a callback's: none)
+        simple = self._simple
+        rc = [None if cb else simple[c] for c, cb in zip(a_code, callback)]
+        for k in [k for k, (t, cb) in enumerate(zip(rc, callback)) if t is None and not cb]:
+            rc[k] = repl_text(at[k])
+        return [f'{{"callback": null, {heads[cr]}"index": {i}, "kind": "static", "replacement": '
+                f'{{"address": "{aa:#x}", {r}}}, "site": {{"address": "{sa:#x}", "bin_offset": '
+                f'{sb}, {t}, "file_offset": {sf}, "length": {n}, {so}"symbol": '
+                f'{y}}}}}' if not cb else
+                f'{{"callback": {cbs[aa]}, {heads[cr]}"index": {i}, "kind": "callback", '
+                f'"replacement": null, "site": {{"address": "{sa:#x}", "bin_offset": {sb}, '
+                f'{t}, "file_offset": {sf}, "length": {n}, {so}"symbol": '
+                f'{y}}}}}'
+                for cb, cr, i, aa, r, sa, sb, t, sf, n, so, y in zip(
+                    callback, cap_raws, index, a_addr, rc, s_addr, s_bin, st, s_file, orig_lens,
+                    repeat("") if src is None else src, names)]
 
     def _fixups(self, branches, alt_addr: int, alt_len: int) -> str:
         """The text of a replacement's fix-ups (inside the list's brackets): of its words
