@@ -1,0 +1,326 @@
+"""The optional C extension for a link's work after its linker (``altlink/_postlink.c``, loaded
+by ``altlink/speedups.py`` as ``speedups.postlink()``), held to the Python it stands for.
+
+- ``entry_texts`` (the manifest's entries' texts from the table's columns,
+  ``manifest._Records._from_columns``) against ``_Records._entry_texts``, the reference, on
+  random columns: every field of every kind the columns hold, and fields the C leaves to the
+  Python (text outside ASCII, ints that are not 64-bit or not exact ints): where it leaves an
+  entry None, the Python's text fills it, and the whole is the reference's.
+- The manifest written with and without the extension (``speedups.use``): the same bytes, on
+  every image the tests link (a small image, the benchmark's synthetic firmware, the sample
+  firmware by GNU ld and ld.lld, the kernel builds, Debian's vmlinux where fetched), as linked
+  and broken (entries refused, places outside sections), with and without the raw binary's
+  offsets and source lines.
+- Where ``./run test`` runs the tests (ALTLINK_REQUIRE_SPEEDUPS=1) the extension must be built
+  and used; one built from another ``_postlink.c`` than the one beside it is not used (stale).
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from altlink import manifest as manifestmod
+from altlink import rawbin, speedups
+from altlink.caps import load as load_caps
+from altlink.elf import read_elf
+from altlink.linkset import Input
+from altlink.table import Profile
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = os.environ.get("ALTLINK_REQUIRE_SPEEDUPS") == "1"
+built = pytest.mark.skipif(
+    not speedups.available(speedups.POSTLINK),
+    reason="altlink's C extension altlink/_postlink.c is not built in this environment "
+    f"({'; '.join(speedups.WHY_OF[speedups.POSTLINK])})")
+gnu = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld")),
+    reason="the AArch64 GNU toolchain is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _as_the_environment_says():
+    yield
+    speedups.use(None)
+
+
+def test_built_where_required():
+    """``./run test`` sets ALTLINK_REQUIRE_SPEEDUPS=1: its venv must have the extension."""
+    if not REQUIRED:
+        pytest.skip("ALTLINK_REQUIRE_SPEEDUPS is not set (./run test sets it)")
+    assert speedups.available(speedups.POSTLINK), speedups.WHY_OF[speedups.POSTLINK]
+    speedups.use(None)
+    assert speedups.postlink() is not None
+
+
+# -- entry_texts against the reference -----------------------------------------------------------
+
+def _random_columns(rng: random.Random, n: int, odd: bool):
+    """Columns as ``_from_columns`` gives ``entry_texts`` (with ``odd``: fields the C leaves
+    to the Python, now and then), and the dicts they are looked up in."""
+    def text(ascii_only: bool = False) -> str:
+        s = "".join(rng.choice("abc_.$+0x19") for _ in range(rng.randrange(0, 12)))
+        if odd and not ascii_only and rng.random() < 0.03:
+            s += rng.choice(["é", "名", "\U0001f600", "\x7f", "\x80"])
+        return s
+
+    def number(hexed: bool = False):
+        v = rng.choice([0, 1, 4, 0x40_0000, rng.getrandbits(20), rng.getrandbits(48),
+                        (1 << 63) - 1, (1 << 64) - 1 if hexed else -(1 << 63)])
+        if odd and rng.random() < 0.02:
+            return rng.choice([1 << 64, -1, True, 1 << 70]) if hexed else \
+                rng.choice([1 << 63, -(1 << 63) - 1, False, None, 1 << 80, 2.5])
+        return v
+
+    cap_raws_known = [rng.getrandbits(16) for _ in range(6)]
+    heads = {c: f'"cap": {c & 0xff}, "cap_name": "{text()}", "cap_raw": {c}, '
+             for c in cap_raws_known}
+    codes_known = [bytes(rng.getrandbits(8) for _ in range(4 * rng.randrange(0, 4)))
+                   for _ in range(12)]
+    codes = {c: (None if rng.random() < 0.2 else f'"bytes": "{c.hex()}", "disasm": '
+                 f'["{text()}"]', ()) for c in codes_known}
+    simple = {c: None if rng.random() < 0.3 else f'"bytes": "{c.hex()}", "fixups": []'
+              for c in codes_known}
+    callback = [rng.random() < 0.15 for _ in range(n)]
+    a_addr = [number(True) for _ in range(n)]
+    cbs = {aa: f'{{"address": "{aa:#x}", "symbol": "{text()}"}}'
+           for aa, cb in zip(a_addr, callback) if cb}
+    if odd:  # a callback's address missing from cbs, a cap_raw missing from heads
+        for k in range(n):
+            if callback[k] and rng.random() < 0.02:
+                a_addr[k] = object()
+                cbs[a_addr[k]] = "x"
+    cap_raws = [rng.choice(cap_raws_known) for _ in range(n)]
+    columns = (callback, cap_raws, [number() for _ in range(n)], a_addr,
+               [number(True) for _ in range(n)],
+               [rng.choice(["null", number()]) for _ in range(n)],
+               [number() for _ in range(n)], [number() for _ in range(n)],
+               None if rng.random() < 0.5 else
+               [rng.choice(["", f'"source": "{text()}", ']) for _ in range(n)],
+               [rng.choice(["null", f'"{text()}"']) for _ in range(n)])
+    s_code = [rng.choice(codes_known) for _ in range(n)]
+    a_code = [rng.choice(codes_known) for _ in range(n)]
+    return heads, cbs, codes, simple, columns, s_code, a_code
+
+
+def _site_text(k: int) -> str:
+    return f'"bytes": "", "disasm": ["site {k}"]'
+
+
+def _repl_text(k: int) -> str:
+    return f'"bytes": "", "disasm": ["replacement {k}"], "fixups": [{k}]'
+
+
+@built
+@pytest.mark.parametrize("odd", [False, True])
+def test_entry_texts_against_the_reference(odd):
+    """``_postlink.entry_texts`` against ``_Records._entry_texts`` on random columns: the
+    same texts, where it makes them; None only where a field is not what it writes (``odd``),
+    and then the reference's text fills it."""
+    pl = speedups.get(speedups.POSTLINK)
+    rng = random.Random(11 + odd)
+    made = holes = 0
+    for _ in range(300):
+        n = rng.randrange(0, 60)
+        heads, cbs, codes, simple, columns, s_code, a_code = _random_columns(rng, n, odd)
+        records = SimpleNamespace(_code_json=codes, _simple=simple)
+        want = manifestmod._Records._entry_texts(records, columns, s_code, a_code, range(n),
+                                                 _site_text, _repl_text, heads, cbs)
+        (callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src,
+         names) = columns
+        got = pl.entry_texts(heads, cbs, codes, simple, _site_text, _repl_text, callback,
+                             cap_raws, index, a_addr, a_code, s_addr, s_code, s_bin, s_file,
+                             orig_lens, src, names)
+        assert len(got) == n
+        for k, (g, w) in enumerate(zip(got, want)):
+            if g is None:
+                holes += 1
+                assert odd, (k, w)
+            else:
+                made += 1
+                assert g == w, k
+    assert made > 3000
+    assert (holes > 50) is odd
+
+
+@built
+def test_entry_texts_refuses_columns_of_other_lengths():
+    pl = speedups.get(speedups.POSTLINK)
+    one = [0]
+    with pytest.raises(ValueError, match="s_file"):
+        pl.entry_texts({}, {}, {}, {}, _site_text, _repl_text, [False], one, one, one, [b""],
+                       one, [b""], one, [], one, None, ["null"])
+    with pytest.raises(ValueError, match="callback"):
+        pl.entry_texts({}, {}, {}, {}, _site_text, _repl_text, (False,), one, one, one, [b""],
+                       one, [b""], one, one, one, None, ["null"])
+
+
+@built
+def test_entry_texts_passes_on_an_error_of_its_callables():
+    pl = speedups.get(speedups.POSTLINK)
+
+    def fails(k):
+        raise KeyError(k)
+
+    code = b"\x1f\x20\x03\xd5"
+    with pytest.raises(KeyError):
+        pl.entry_texts({1: "h, "}, {}, {code: (None, ())}, {code: "r"}, fails, _repl_text,
+                       [False], [1], [0], [4], [code], [8], [code], [0], [0], [4], None,
+                       ["null"])
+
+
+# -- manifests with and without the extension ----------------------------------------------------
+
+def same_manifest_both_ways(inp: Input, profile: Profile, caps=None, sources=None) -> int:
+    """The manifest of ``inp`` written with the extension and without, its entries a column
+    at a time from any number of them, refusing what check refuses and not, with and without
+    the raw binary's layout: the same text. Returns the entries written."""
+    from test_image_fast import table_columns
+
+    columns = inp if inp.table.columns is not None else table_columns(inp)
+    written = 0
+    was, manifestmod.COLUMNS_FROM_ENTRIES = manifestmod.COLUMNS_FROM_ENTRIES, 0
+    try:
+        for bin_info in (None, manifestmod.BinInfo("fw.bin", "ab" * 32,
+                                                   rawbin.layout(inp.elf))):
+            for refuse in (True, False):
+                texts = []
+                for on in (True, False):
+                    speedups.use(on)
+                    m = manifestmod.build(columns, profile, caps, inp.path, "cd" * 32, None,
+                                          bin_info, sources, refuse=refuse, encoded=True)
+                    texts.append(manifestmod.dumps(m))
+                assert texts[0] == texts[1]
+                written += len(m["entries"])
+    finally:
+        manifestmod.COLUMNS_FROM_ENTRIES = was
+    return written
+
+
+def compare(path: Path, profile: Profile, caps=None, every: int = 7, seeds=(1, 2)) -> None:
+    """The image as linked and broken (``test_image_fast.broken``): the same manifests."""
+    from test_image_fast import broken, moving_words
+
+    inp = Input.load(read_elf(str(path)))
+    assert inp.table.entries
+    assert same_manifest_both_ways(inp, profile, caps) >= 4 * len(inp.table.entries)
+    moving = moving_words(inp.elf, random.Random(0))
+    for seed in seeds:
+        assert same_manifest_both_ways(broken(inp, profile, moving, seed, every), profile,
+                                       caps)
+
+
+@built
+@gnu
+def test_a_small_image(tmp_path):
+    from test_checks import image_of
+    from test_image_fast import SMALL
+
+    compare(image_of(tmp_path, SMALL), Profile("linux-v4.17", 4), every=2, seeds=range(6))
+
+
+@built
+@gnu
+def test_the_synthetic_firmware(tmp_path):
+    from test_branches import synthetic_firmware
+
+    compare(synthetic_firmware(tmp_path), Profile("linux-v4.17", 85))
+
+
+@built
+@gnu
+@pytest.mark.parametrize("toolchain", ["gnu", "llvm"])
+def test_the_sample_firmware(tmp_path, toolchain):
+    from test_header import build_sample
+
+    if toolchain == "llvm" and not shutil.which("ld.lld"):
+        pytest.skip("no ld.lld")
+    compare(build_sample(tmp_path / toolchain, toolchain, "linux-v4.17"),
+            Profile("linux-v4.17", 3), every=2, seeds=range(4))
+
+
+@built
+@gnu
+def test_source_lines(tmp_path):
+    from test_link import MAIN_S, NCAPS, linker_command
+    from toolchain import compile, run, write
+
+    from altlink.sources import site_lines
+
+    obj = compile(write(tmp_path / "main.S", MAIN_S), tmp_path / "main.o", flags=["-g"],
+                  defines=[f"ALT_NCAPS={NCAPS}"])
+    run(linker_command("ld", [obj], str(tmp_path / "fw.elf")), cwd=tmp_path)
+    inp = Input.load(read_elf(str(tmp_path / "fw.elf")))
+    lines = site_lines(inp.path, [e.site.address for e in inp.table.entries], str(tmp_path))
+    assert same_manifest_both_ways(inp, Profile("linux-v4.17", NCAPS), sources=lines)
+
+
+@built
+@pytest.mark.kernel_build
+@pytest.mark.timeout(3600)
+def test_kernel_build(kernel_build):
+    caps = load_caps(str(kernel_build.cap_header))
+    compare(kernel_build.out / "vmlinux", Profile("linux-v6.1", caps.ncaps), caps=caps)
+
+
+@built
+def test_debian_vmlinux():
+    from test_kernel import full_kernel
+
+    kernel = full_kernel()
+    if kernel is None:
+        pytest.skip("Debian's kernel is not fetched (tools/fetch_kernel.py)")
+    compare(kernel / "vmlinux", Profile("linux-v6.1"), every=40, seeds=(1,))
+
+
+# -- never a stale build -------------------------------------------------------------------------
+
+def _loaded_in(pkg: Path, **env) -> tuple:
+    code = ("from altlink import speedups\n"
+            "print(repr((speedups.postlink() is not None, speedups.get() is not None, "
+            "speedups.WHY_OF)))\n")
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    run_env.update(PYTHONPATH=str(pkg), **env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=run_env, cwd=str(pkg), check=True).stdout
+    return eval(out)  # (its own output: a tuple's repr)
+
+
+@built
+def test_never_stale(tmp_path):
+    """``_postlink`` built from another ``_postlink.c`` than the one beside it is not used,
+    and says why, while ``_speedups`` still is; ALTLINK_NO_SPEEDUPS=1 turns both off; the
+    record cache's key (``altlink.code_digest``) changes with the module's file."""
+    def copy(where: Path, change: bool) -> Path:
+        dst = where / "pkg" / "altlink"
+        shutil.copytree(ROOT / "altlink", dst, ignore=shutil.ignore_patterns("__pycache__"))
+        if change:
+            with open(dst / "_postlink.c", "a") as f:
+                f.write("/* a change after the build */\n")
+        return dst.parent
+
+    good = copy(tmp_path / "good", False)
+    assert _loaded_in(good)[:2] == (True, speedups.available())
+    assert _loaded_in(good, ALTLINK_NO_SPEEDUPS="1")[:2] == (False, False)
+    used, other, why = _loaded_in(copy(tmp_path / "stale", True))
+    assert not used and other == speedups.available()
+    assert "stale" in why["_postlink"][0] and not why["_speedups"], why
+
+    code = "import altlink\nprint(altlink.code_digest())\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
+    env["PYTHONPATH"] = str(good)
+
+    def digest():
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, cwd=str(good), check=True).stdout
+
+    before = digest()
+    so = next((good / "altlink").glob("_postlink*.so"))
+    so.write_bytes(so.read_bytes() + b"\0")
+    assert digest() != before
