@@ -285,9 +285,77 @@ error:
     return NULL;
 }
 
+/* -- manifest._Records._places_np's codes ------------------------------------------------
+ * place_codes(datas, idx, off, length) -> list[bytes] | None
+ * ``[datas[i][o:o + k] for i, o, k in zip(idx, off, length)]``, of the columns' buffers (each
+ * of 64-bit items: ``idx`` signed, ``off`` and ``length`` unsigned, of one length); ``datas``
+ * a dict of bytes by section index. None where an index is not in ``datas`` or its bytes are
+ * not bytes (the Python then says so, or reads them). */
+static PyObject *pl_place_codes(PyObject *self, PyObject *args)
+{
+    PyObject *datas;
+    Py_buffer ib, ob, lb;
+    if (!PyArg_ParseTuple(args, "O!y*y*y*", &PyDict_Type, &datas, &ib, &ob, &lb))
+        return NULL;
+    PyObject *out = NULL, *key = NULL;
+    Py_ssize_t n = ib.len / 8;
+    if (ib.len % 8 || ob.len != ib.len || lb.len != ib.len)
+        goto none;
+    out = PyList_New(n);
+    if (!out)
+        goto done;
+    const unsigned char *ip = ib.buf, *op = ob.buf, *lp = lb.buf;
+    int64_t last = 0;
+    PyObject *data = NULL;  /* (borrowed: the dict's) */
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int64_t i;
+        uint64_t o, len;
+        memcpy(&i, ip + 8 * k, 8);
+        memcpy(&o, op + 8 * k, 8);
+        memcpy(&len, lp + 8 * k, 8);
+        if (!data || i != last) {
+            key = PyLong_FromLongLong((long long)i);
+            if (!key)
+                goto fail;
+            data = PyDict_GetItemWithError(datas, key);
+            Py_CLEAR(key);
+            if (!data) {
+                if (PyErr_Occurred())
+                    goto fail;
+                goto none;
+            }
+            if (!PyBytes_CheckExact(data))
+                goto none;
+            last = i;
+        }
+        uint64_t size = (uint64_t)PyBytes_GET_SIZE(data);
+        uint64_t start = o < size ? o : size;
+        uint64_t count = len < size - start ? len : size - start;
+        PyObject *code = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + start,
+                                                   (Py_ssize_t)count);
+        if (!code)
+            goto fail;
+        PyList_SET_ITEM(out, k, code);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+    goto done;
+none:
+    Py_CLEAR(out);
+    out = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&ib);
+    PyBuffer_Release(&ob);
+    PyBuffer_Release(&lb);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"entry_texts", pl_entry_texts, METH_VARARGS,
      "manifest._Records._from_columns' entries' texts (None where the Python writes one)"},
+    {"place_codes", pl_place_codes, METH_VARARGS,
+     "manifest._Records._places_np's codes, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -553,8 +553,12 @@ class _Records:
             files[at] = o + np.uint64(g[2])
             if type(g[4]) is not str:
                 bins[at] = o + np.uint64(g[4])
-        offs, lens = off.tolist(), length.tolist()
-        codes = [d[o:o + k] for d, o, k in zip(map(datas.__getitem__, idx.tolist()), offs, lens)]
+        pl = speedups.postlink()
+        codes = None if pl is None else \
+            pl.place_codes(datas, np.ascontiguousarray(idx, dtype=np.int64), off, length)
+        if codes is None:  # (compiled: the same slices)
+            codes = [d[o:o + k] for d, o, k in zip(map(datas.__getitem__, idx.tolist()),
+                                                   off.tolist(), length.tolist())]
         files_l = files.tolist()
         bins_l = bins.tolist() if self.layout is not None else ["null"] * n
         bad = np.flatnonzero(~ok).tolist()

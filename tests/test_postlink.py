@@ -175,6 +175,37 @@ def test_entry_texts_passes_on_an_error_of_its_callables():
                        ["null"])
 
 
+@built
+def test_place_codes_against_the_slices():
+    """``_postlink.place_codes`` against the slices ``_Records._places_np`` takes, on random
+    places: inside their section's bytes, across its end, past it, of huge lengths and
+    offsets; None where a section is not among the bytes, or not bytes, or the columns are
+    not of one length."""
+    import numpy as np
+
+    pl = speedups.get(speedups.POSTLINK)
+    rng = random.Random(3)
+    compared = 0
+    for _ in range(300):
+        datas = {i: bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 40)))
+                 for i in rng.sample(range(1, 9), rng.randrange(1, 5))}
+        n = rng.randrange(0, 50)
+        idx = [rng.choice(list(datas)) for _ in range(n)]
+        off = [rng.choice([0, 1, 3, 4, 39, 40, 41, 1 << 40, (1 << 64) - 1,
+                           rng.randrange(0, 48)]) for _ in range(n)]
+        length = [rng.choice([0, 1, 4, 8, 12, 255, 1 << 63, (1 << 64) - 1,
+                              rng.randrange(0, 48)]) for _ in range(n)]
+        got = pl.place_codes(datas, np.array(idx, dtype=np.int64),
+                             np.array(off, dtype=np.uint64), np.array(length, dtype=np.uint64))
+        assert got == [datas[i][o:o + k] for i, o, k in zip(idx, off, length)]
+        compared += n
+    assert compared > 5000
+    one = np.zeros(1, dtype=np.uint64)
+    assert pl.place_codes({0: b"ab"}, np.ones(1, dtype=np.int64), one, one) is None
+    assert pl.place_codes({1: bytearray(b"ab")}, np.ones(1, dtype=np.int64), one, one) is None
+    assert pl.place_codes({1: b"ab"}, np.ones(2, dtype=np.int64), one, one) is None
+
+
 # -- manifests with and without the extension ----------------------------------------------------
 
 def same_manifest_both_ways(inp: Input, profile: Profile, caps=None, sources=None) -> int:
