@@ -368,8 +368,8 @@ class _Records:
         bad = sorted(set(s_bad).union(k for k in a_bad if not callback[k]))
         for k in bad:  # made by entry_json below
             s_code[k] = a_code[k] = b""
-        self.texts.prepare(set(s_code).union(
-            [c for c, cb in zip(a_code, callback) if not cb]))
+        repl_codes = {c for c, cb in zip(a_code, callback) if not cb}
+        self.texts.prepare(repl_codes.union(s_code))
         codes = self._code_json
         simple = self._simple
 
@@ -396,10 +396,10 @@ class _Records:
                    names)
         pl = speedups.postlink()
         if pl is not None:  # compiled: None where the Python writes the entry
-            out = pl.entry_texts(heads, cbs, codes, simple, site_text, repl_text, callback,
-                                 list(cap_raws), list(index), list(a_addr), a_code,
-                                 list(s_addr), s_code, s_bin, s_file, list(orig_lens), src,
-                                 names)
+            out = pl.entry_texts(heads, cbs, codes, simple, self._disasm_json, site_text,
+                                 repl_text, callback, list(cap_raws), list(index),
+                                 list(a_addr), a_code, list(alt_lens), list(s_addr), s_code,
+                                 s_bin, s_file, list(orig_lens), src, names)
             holes = [k for k, t in enumerate(out) if t is None]
             if holes:
                 for k, t in zip(holes, self._entry_texts(

@@ -85,7 +85,9 @@ def _random_columns(rng: random.Random, n: int, odd: bool):
                    for _ in range(12)]
     codes = {c: (None if rng.random() < 0.2 else f'"bytes": "{c.hex()}", "disasm": '
                  f'["{text()}"]', ()) for c in codes_known}
-    simple = {c: None if rng.random() < 0.3 else f'"bytes": "{c.hex()}", "fixups": []'
+    # (a code's replacement fields are made at each place where its lines depend on it: no
+    # plan of them here, so that the callables make them)
+    simple = {c: None if codes[c][0] is None else f'"bytes": "{c.hex()}", "fixups": []'
               for c in codes_known}
     callback = [rng.random() < 0.15 for _ in range(n)]
     a_addr = [number(True) for _ in range(n)]
@@ -134,9 +136,9 @@ def test_entry_texts_against_the_reference(odd):
                                                  _site_text, _repl_text, heads, cbs)
         (callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src,
          names) = columns
-        got = pl.entry_texts(heads, cbs, codes, simple, _site_text, _repl_text, callback,
-                             cap_raws, index, a_addr, a_code, s_addr, s_code, s_bin, s_file,
-                             orig_lens, src, names)
+        got = pl.entry_texts(heads, cbs, codes, simple, {}, _site_text, _repl_text, callback,
+                             cap_raws, index, a_addr, a_code, [4] * n, s_addr, s_code, s_bin,
+                             s_file, orig_lens, src, names)
         assert len(got) == n
         for k, (g, w) in enumerate(zip(got, want)):
             if g is None:
@@ -154,11 +156,11 @@ def test_entry_texts_refuses_columns_of_other_lengths():
     pl = speedups.get(speedups.POSTLINK)
     one = [0]
     with pytest.raises(ValueError, match="s_file"):
-        pl.entry_texts({}, {}, {}, {}, _site_text, _repl_text, [False], one, one, one, [b""],
-                       one, [b""], one, [], one, None, ["null"])
+        pl.entry_texts({}, {}, {}, {}, {}, _site_text, _repl_text, [False], one, one, one,
+                       [b""], one, one, [b""], one, [], one, None, ["null"])
     with pytest.raises(ValueError, match="callback"):
-        pl.entry_texts({}, {}, {}, {}, _site_text, _repl_text, (False,), one, one, one, [b""],
-                       one, [b""], one, one, one, None, ["null"])
+        pl.entry_texts({}, {}, {}, {}, {}, _site_text, _repl_text, (False,), one, one, one,
+                       [b""], one, one, [b""], one, one, one, None, ["null"])
 
 
 @built
@@ -170,9 +172,100 @@ def test_entry_texts_passes_on_an_error_of_its_callables():
 
     code = b"\x1f\x20\x03\xd5"
     with pytest.raises(KeyError):
-        pl.entry_texts({1: "h, "}, {}, {code: (None, ())}, {code: "r"}, fails, _repl_text,
-                       [False], [1], [0], [4], [code], [8], [code], [0], [0], [4], None,
+        pl.entry_texts({1: "h, "}, {}, {code: (None, ())}, {code: "r"}, {}, fails, _repl_text,
+                       [False], [1], [0], [4], [code], [4], [8], [code], [0], [0], [4], None,
                        ["null"])
+
+
+@built
+def test_fixups_and_lines_at_each_place_against_the_python():
+    """Where a code's text depends on its place: a replacement's fix-ups (``_Records._fixups``:
+    ``insn.needs_fixup`` and ``insn.target`` of each word that may need one) and the lines of
+    a site or replacement made from their plan (``_Records._disasm``), made by
+    ``entry_texts`` at random addresses (near 0, near 2**64, and any) from words of every
+    kind that may need a fix-up (targets inside, at the end of, and outside the
+    replacement): the Python's texts; a word whose kind is not what its encoding says, and a
+    plan's line that insn.disasm makes at each place, are left to the Python."""
+    from altlink import insn
+
+    pl = speedups.get(speedups.POSTLINK)
+    rng = random.Random(7)
+    tops = [0x14000000, 0x94000000, 0x54000000, 0x54000010, 0x34000000, 0xB5000000,
+            0x36000000, 0xB7000000, 0x90000000, 0xF0000000, 0xD503201F, 0x10000000]
+
+    def word() -> int:
+        w = rng.choice(tops) | rng.getrandbits(24) if rng.random() < 0.5 else \
+            rng.choice(tops) | ((rng.randrange(-6, 6) & 0x7FFFF) << 5)
+        if (w & 0x7C000000) == 0x14000000 and rng.random() < 0.5:
+            w = (w & 0xFC000000) | (rng.randrange(-6, 6) & 0x3FFFFFF)
+        return w
+
+    calls = []
+
+    def site_text(k):
+        calls.append(k)
+        return f'"bytes": "{s_code[k].hex()}", "disasm": ' \
+            f'{manifestmod._Records._disasm(records, s_code[k], s_addr[k])}'
+
+    def repl_text(k):
+        calls.append(k)
+        c, aa = a_code[k], a_addr[k]
+        text, branches = codes[c]
+        if text is None:
+            text = f'"bytes": "{c.hex()}", "disasm": ' \
+                f'{manifestmod._Records._disasm(records, c, aa)}'
+        return f'{text}, "fixups": [{manifestmod._Records._fixups(records, branches, aa, alt_lens[k])}]'
+
+    fixups = compared = 0
+    for _ in range(200):
+        codes, plans = {}, {}
+        for _ in range(8):
+            words = [word() for _ in range(rng.randrange(1, 5))]
+            c = b"".join(w.to_bytes(4, "little") for w in words)
+            branches = tuple((i, w, insn.decode(w).kind) for i, w in enumerate(words)
+                             if insn.decode(w).kind in insn.FIXUP_KINDS)
+            if branches and rng.random() < 0.05:  # a kind its encoding does not say
+                i, w, _ = branches[0]
+                branches = ((i, w, rng.choice(["adrp", "branch26", "test14", "other"])),
+                            *branches[1:])
+            moving = rng.random() < 0.5
+            codes[c] = (None if moving else f'"bytes": "{c.hex()}", "disasm": ["x"]', branches)
+            if moving:
+                plans[c] = [rng.choice([
+                    '"nop"', (rng.choice(['"b ', '"adrp x0, ']), rng.randrange(len(words)),
+                              rng.randrange(-(1 << 20), 1 << 20), rng.random() < 0.5)])
+                    for _ in range(len(words))]
+                if rng.random() < 0.05:
+                    plans[c][0] = 0  # a line insn.disasm makes at each place
+                elif rng.random() < 0.2:
+                    plans[c] = "[" + ", ".join(f'"{i}"' for i in range(len(words))) + "]"
+        simple = dict.fromkeys(codes)
+        records = SimpleNamespace(_code_json=codes, _simple=simple, _disasm_json=plans)
+        n = 30
+        s_code = [rng.choice(list(codes)) for _ in range(n)]
+        a_code = [rng.choice(list(codes)) for _ in range(n)]
+        near = [0, 4, 0xFFC, 0x1000, (1 << 64) - 8, (1 << 64) - 0x1000, (1 << 63)]
+        a_addr = [rng.choice(near) if rng.random() < 0.3 else rng.getrandbits(64) & ~3
+                  for _ in range(n)]
+        s_addr = [rng.choice(near) if rng.random() < 0.3 else rng.getrandbits(64) & ~3
+                  for _ in range(n)]
+        alt_lens = [rng.choice([0, 4, 8, 16, 24, 255]) for _ in range(n)]
+        columns = ([False] * n, [1] * n, list(range(n)), a_addr, s_addr, [0] * n, [0] * n,
+                   [4] * n, None, ["null"] * n)
+        heads = {1: '"cap": 1, '}
+        calls.clear()
+        want = manifestmod._Records._entry_texts(records, columns, s_code, a_code, range(n),
+                                                 site_text, repl_text, heads, {})
+        want_calls = len(calls)
+        calls.clear()
+        got = pl.entry_texts(heads, {}, codes, simple, plans, site_text, repl_text, [False] * n,
+                             [1] * n, list(range(n)), a_addr, a_code, alt_lens, s_addr, s_code,
+                             [0] * n, [0] * n, [4] * n, None, ["null"] * n)
+        assert got == want
+        assert len(calls) < want_calls
+        compared += n
+        fixups += sum(t.count('"insn"') for t in got)
+    assert compared == 6000 and fixups > 2000
 
 
 @built
