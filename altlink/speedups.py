@@ -55,9 +55,9 @@ def available(name: str = SPEEDUPS) -> bool:
     return _built[name] is not None
 
 
-def _checked(name: str):
-    """The extension ``name``, where it imports and its embedded sha256 is that of the source
-    beside it; else None (``WHY_OF[name]`` says why)."""
+def _checked(name: str = SPEEDUPS):
+    """The extension ``name`` (``_speedups`` by default), where it imports and its embedded
+    sha256 is that of the source beside it; else None (``WHY_OF[name]`` says why)."""
     why = WHY_OF[name]
     try:
         module = __import__(f"altlink.{name}", fromlist=[name])
