@@ -48,9 +48,11 @@ def load(paths: list[str], notes: TextIO | None = None) -> list[Input]:
 
 def load_elfs(paths: list[str], notes: TextIO | None = None,
               mapped: dict[str, list[elf.ElfFile]] | None = None,
-              defer: bool = False) -> list[elf.ElfFile]:
+              defer: bool = False, data: dict[str, bytes] | None = None) -> list[elf.ElfFile]:
     """As ``load``, without decoding the tables yet. ``mapped`` may give ELF files already
     mapped (``elf.map_elf``) by path, one for each time the path is named, taken in turn.
+    ``data``: the bytes of some of the files, read already (``LinkCommand.data``: each a
+    regular file's, read whole), by path: not read again.
 
     ``defer``: the section headers of the relocatable objects (archive members too) are not
     checked here but where they are first read: ``records.records_of`` checks those of the
@@ -63,7 +65,8 @@ def load_elfs(paths: list[str], notes: TextIO | None = None,
     deferred: list[elf.ElfFile] = []
     for path in paths:
         try:
-            _load_one(path, out, lto, mapped, deferred if defer else None)
+            _load_one(path, out, lto, mapped, deferred if defer else None,
+                      data.get(path) if data else None)
         except AltlinkError:
             for d in deferred:
                 d.sections  # noqa: B018  (an earlier file's error first)
@@ -75,10 +78,11 @@ def load_elfs(paths: list[str], notes: TextIO | None = None,
 
 def _load_one(path: str, out: list[elf.ElfFile], lto: list[str],
               mapped: dict[str, list[elf.ElfFile]] | None,
-              deferred: list[elf.ElfFile] | None) -> None:
+              deferred: list[elf.ElfFile] | None, read: bytes | None = None) -> None:
     """``path``'s ELF files appended to ``out`` (an archive's members), or its name to ``lto``;
     a mapped object's section headers left unchecked where ``deferred`` is given (it is
-    appended there)."""
+    appended there). ``read``: the file's bytes, read already (``elf.map_file``'s where it
+    reads a small file)."""
     if mapped and mapped.get(path):
         e = mapped[path].pop(0)
         if deferred is not None and e.type == elf.ET_REL:
@@ -90,7 +94,8 @@ def _load_one(path: str, out: list[elf.ElfFile], lto: list[str],
         else:
             out.append(e)
         return
-    data = elf.map_file(path)  # each file opened once: its first bytes say what it is
+    # each file opened once: its first bytes say what it is
+    data = read if read else elf.map_file(path)
     head = data[:8]
     if head in (archive.MAGIC, archive.THIN_MAGIC):
         del data  # read again by member (a mapping is closed with its last reference)

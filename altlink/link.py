@@ -117,7 +117,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
     try:
         # The objects' section headers are checked where their records are made; those of an
         # object whose record is kept were checked when it was made (its key: the same bytes).
-        loaded = inputs.load_elfs(cmd.inputs, notes=notes, defer=True)
+        loaded = inputs.load_elfs(cmd.inputs, notes=notes, defer=True, data=cmd.data)
         if cmd.sources:
             notes.write(inputs.sources_note(cmd.sources))
         # Shared libraries on the command line are not linked in: they only define symbols (a
@@ -256,6 +256,7 @@ def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
     # "..", a hard link): the targets that exist first (none at a first link), then one
     # stat an input, not the 4,000 lstat calls of realpath for a 2,000-object link.
     present: dict[tuple[int, int], str] = {}
+    sizes = set()
     for p in (req.output, req.manifest, req.binary):
         try:
             st = os.lstat(p) if p else None
@@ -263,9 +264,16 @@ def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
             continue
         if st is not None and stat.S_ISREG(st.st_mode):  # (remove_stale's rule)
             present[(st.st_dev, st.st_ino)] = p
+            sizes.add(st.st_size)
+    # (an input read whole when the command was read, of a size no target has, is none of
+    # them: not looked at again)
+    read = cmd.data
     for p in (*cmd.inputs, *cmd.scripts, *req.symbols_from):
         if not present:
             return
+        got = read.get(p)
+        if got is not None and len(got) not in sizes:
+            continue
         try:
             st = os.stat(p)
         except OSError:

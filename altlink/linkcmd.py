@@ -51,7 +51,7 @@ class LinkCommand:
 
     __slots__ = ("argv", "output_index", "output", "_inputs", "lib_dirs", "scripts",
                  "_pending", "_archives", "_scripts_read", "_defined", "_just_symbols",
-                 "_sources")
+                 "_sources", "_data")
 
     def __init__(self, argv: list[str], output_index: int | None, output: str | None,
                  inputs: list[str] | None = None, lib_dirs: list[str] | None = None,
@@ -70,6 +70,8 @@ class LinkCommand:
         self._defined: dict[str, str] | None = None
         self._just_symbols: list[str] = []  # -R FILE, --just-symbols FILE: as given
         self._sources: list[str] = []  # what a compiler driver compiles before it links
+        # the bytes of the inputs read whole where they were told apart (``data``)
+        self._data: dict[str, bytes] = {}
 
     @property
     def inputs(self) -> list[str]:
@@ -81,6 +83,15 @@ class LinkCommand:
     @inputs.setter
     def inputs(self, value: list[str]) -> None:
         self._inputs, self._pending, self._archives = value, None, None
+        self._data = {}
+
+    @property
+    def data(self) -> dict[str, bytes]:
+        """The bytes of the inputs that were read whole where they were told apart from the
+        command's other files (regular files of fewer than ``READ_WHOLE_BELOW`` bytes: a
+        link's objects), by path: read once, not again by ``inputs.load_elfs``."""
+        _ = self.inputs
+        return self._data
 
     @property
     def archives(self) -> set[str]:
@@ -194,12 +205,44 @@ def expand_response_files(argv: list[str], depth: int = 0,
 def _input_kind(path: str) -> str | None:
     """"archive" or "object" (ELF, LLVM bitcode) by the file's first bytes; None for another
     file (a linker script, say) or one that cannot be read."""
-    head = read_head(path, 8)
+    return _kind_of(read_head(path, 8))
+
+
+def _kind_of(head: bytes | None) -> str | None:
+    """``_input_kind`` of a file whose first bytes (8 or more) are ``head``."""
     if head is None:
         return None
-    if head in (AR_MAGIC, AR_THIN_MAGIC):
+    if head[:8] in (AR_MAGIC, AR_THIN_MAGIC):
         return "archive"
     return "object" if head[:4] == ELF_MAGIC or head[:4] in BITCODE_MAGICS else None
+
+
+# The inputs of fewer bytes than this are read whole when told apart (``LinkCommand.data``),
+# as ``elf.map_file`` would read them.
+READ_WHOLE_BELOW = 1 << 18
+
+
+def _read_kind(path: str) -> tuple[str | None, bytes | None]:
+    """``_input_kind(path)``, and the file's bytes where it is a regular file of at least 8
+    and fewer than ``READ_WHOLE_BELOW`` bytes, read whole with the one open (else None): a
+    link's objects are each opened once, for what they are and what they hold."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None, None
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        if st.st_mode & 0o170000 != 0o100000 or not 8 <= size < READ_WHOLE_BELOW:
+            return _kind_of(os.read(fd, 8)), None
+        data = os.read(fd, size)
+        while len(data) < size and (more := os.read(fd, size - len(data))):
+            data += more
+    except OSError:
+        return None, None
+    finally:
+        os.close(fd)
+    return _kind_of(data[:8]), data if len(data) == size else None
 
 
 def parse(command: list[str]) -> LinkCommand:
@@ -288,11 +331,13 @@ def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
     implicit: list[str] = []
     cmd._archives = set()
     for path in words:
-        kind = _input_kind(path)
+        kind, data = _read_kind(path)
         if kind is not None:
             cmd._inputs.append(path)
             if kind == "archive":
                 cmd._archives.add(path)
+            elif data is not None:
+                cmd._data[path] = data
         elif path.endswith(_COMPILED_SUFFIXES) and os.path.isfile(path):
             cmd._sources.append(path)
         elif _may_be_script(path):
