@@ -8,6 +8,7 @@ from altlink.linkset import Input
 
 TYPE_CHECKING = False  # (``typing``'s, without its import: 2 ms of a check)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TextIO
 
 
@@ -134,6 +135,23 @@ def _elf_file(path: str, data, deferred: list[elf.ElfFile] | None) -> elf.ElfFil
     else:
         e.sections  # noqa: B018  (checked as from_bytes checks them)
     return e
+
+
+def without_fat_lto(objects: list[elf.ElfFile], ir_linked: Callable[[], bool],
+                    notes: TextIO | None = None) -> list[elf.ElfFile]:
+    """``objects`` without those that carry GCC's LTO IR beside their code (``-ffat-lto-
+    objects``) where the link takes the IR (``ir_linked``: asked only where there is one,
+    ``linkcmd.gcc_lto_plugin``): the code they carry is not what is linked, and their
+    alternatives, as LTO objects', exist only after the link (one note names them)."""
+    fat = [e for e in objects if e.type == elf.ET_REL and
+           e.may_have_section_prefix(".gnu.lto_") and
+           any(s.name.startswith(".gnu.lto_") for s in e.sections)]
+    if not fat or not ir_linked():
+        return objects
+    if notes is not None:
+        notes.write(lto_note([e.path for e in fat]))
+    gone = {id(e) for e in fat}
+    return [e for e in objects if id(e) not in gone]
 
 
 def lto_note(names: list[str]) -> str:

@@ -26,7 +26,7 @@ from altlink.elf import ET_REL, read_elf
 from altlink.errors import AltlinkError
 from altlink.findings import Finding, Policy, has_errors
 from altlink.gcpause import keep
-from altlink.linkcmd import wrapped_names
+from altlink.linkcmd import gcc_lto_plugin, wrapped_names
 from altlink.linker import LinkStart
 from altlink.linkoutputs import commit, early_texts, make_files, temp_outputs
 from altlink.linkset import Input, Options
@@ -118,6 +118,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         # The objects' section headers are checked where their records are made; those of an
         # object whose record is kept were checked when it was made (its key: the same bytes).
         loaded = inputs.load_elfs(cmd.inputs, notes=notes, defer=True, data=cmd.data)
+        # (GCC's LTO plugin links the IR of -ffat-lto-objects objects, not their code)
+        loaded = inputs.without_fat_lto(loaded, lambda: gcc_lto_plugin(cmd.argv), notes)
         if cmd.sources:
             notes.write(inputs.sources_note(cmd.sources))
         # Shared libraries on the command line are not linked in: they only define symbols (a

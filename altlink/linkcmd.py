@@ -403,6 +403,43 @@ def option_values(args: list[str], spellings: tuple[str, ...]) -> list[str]:
     return out
 
 
+def gcc_lto_plugin(argv: list[str]) -> bool:
+    """Whether the link runs GCC's link-time optimization, which takes the IR of every object
+    that carries it, ``-ffat-lto-objects`` ones too, and links the code it makes from that IR,
+    not the code beside it: the gcc driver does on every link of such objects (``-flto`` at
+    the link or not, through its linker plugin or without it: gcc 12 as measured), unless
+    the link ends its options with ``-fno-lto`` or links with ld.lld (``-fuse-ld=lld``, which
+    reads no GCC IR); ld and gold do where the command loads the plugin (``-plugin
+    .../liblto_plugin.so``). ``argv``: the whole command, the linker or driver first."""
+    joined = "\0".join(argv)
+    if "plugin" in joined and any("lto_plugin" in v or "lto-plugin" in v for v in
+                                  option_values(argv[1:], ("-plugin", "--plugin"))):
+        return True
+    if not _is_gcc_driver(argv[0]):
+        return False
+    lto, lld = True, False
+    for a in argv[1:]:
+        if a == "-fno-lto" or a.startswith("-flto"):
+            lto = a != "-fno-lto"
+        elif a.startswith("-fuse-ld="):
+            linker = a[len("-fuse-ld="):]
+            lld = linker == "lld" or linker.endswith(("/ld.lld", "/lld"))
+    return lto and not lld
+
+
+def _is_gcc_driver(program: str) -> bool:
+    """``gcc``, ``g++``, ``cc``, ``c++``, with a target prefix and a version suffix or not
+    (``aarch64-linux-gnu-gcc-12``); not clang."""
+    name = os.path.basename(program)
+    while True:  # (a version suffix: -12, -12.2)
+        head, sep, tail = name.rpartition("-")
+        if sep and tail.replace(".", "").isdigit():
+            name = head
+        else:
+            break
+    return name.rpartition("-")[2] in ("gcc", "g++", "cc", "c++")
+
+
 def wrapped_names(argv: list[str]) -> frozenset[str]:
     """The symbols a linker command wraps (``--wrap=NAME``, ``--wrap NAME``, ``-wrap``, inside
     ``-Wl,`` and after ``-Xlinker``): the linker resolves a reference to NAME (GNU ld and gold:
