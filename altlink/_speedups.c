@@ -1310,6 +1310,197 @@ done:
     return out;
 }
 
+/* -- check_entries.sites_overlap ------------------------------------------------------------
+ * sites_overlap(entries) -> bool | None
+ * Whether two of the entries' defined sites (a site section index and an original length
+ * that are not 0) share a byte: sorted by (section, start, end), one that begins before the
+ * one before it in its section ends. None where an entry is not a tuple of 10, a site not a
+ * tuple of 3 or more, or a field the test reads not an int of 64 bits (None for a site's
+ * section: no section), or an end past 64 bits: the Python's. */
+struct span { int64_t s, a, b; };
+
+static int span_cmp(const void *x, const void *y)
+{
+    const struct span *p = x, *q = y;
+    if (p->s != q->s)
+        return p->s < q->s ? -1 : 1;
+    if (p->a != q->a)
+        return p->a < q->a ? -1 : 1;
+    if (p->b != q->b)
+        return p->b < q->b ? -1 : 1;
+    return 0;
+}
+
+static PyObject *sp_sites_overlap(PyObject *self, PyObject *args)
+{
+    PyObject *entries;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &entries))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(entries);
+    struct span *rows = PyMem_Malloc(sizeof(struct span) * (size_t)(n ? n : 1));
+    if (!rows)
+        return PyErr_NoMemory();
+    Py_ssize_t k = 0;
+    PyObject *out = Py_None;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 10)
+            goto done;
+        PyObject *site = PyTuple_GET_ITEM(e, 4);
+        int64_t olen, sidx, soff;
+        int r = as_i64(PyTuple_GET_ITEM(e, 7), &olen);
+        if (r < 0) {
+            out = NULL;
+            goto done;
+        }
+        if (!r || !PyTuple_Check(site) || PyTuple_GET_SIZE(site) < 3)
+            goto done;
+        if (!olen)
+            continue;
+        PyObject *so = PyTuple_GET_ITEM(site, 1);
+        if (so == Py_None)
+            continue;
+        if ((r = as_i64(so, &sidx)) <= 0 || (r = as_i64(PyTuple_GET_ITEM(site, 2), &soff)) <= 0) {
+            if (r < 0)
+                out = NULL;
+            goto done;
+        }
+        if (!sidx)
+            continue;
+        rows[k].s = sidx;
+        rows[k].a = soff;
+        if (__builtin_add_overflow(soff, olen, &rows[k].b))
+            goto done;
+        k++;
+    }
+    qsort(rows, (size_t)k, sizeof(struct span), span_cmp);
+    out = Py_False;
+    for (Py_ssize_t i = 1; i < k; i++) {
+        if (rows[i - 1].s == rows[i].s && rows[i - 1].b > rows[i].a) {
+            out = Py_True;
+            break;
+        }
+    }
+done:
+    PyMem_Free(rows);
+    Py_XINCREF(out);
+    return out;
+}
+
+/* -- ElfFile.code_size ----------------------------------------------------------------------
+ * code_size(data, shoff, shnum) -> int | None
+ * The sizes of the executable sections but NOBITS, summed from the section header table's
+ * flags, types and sizes (``shnum`` as ``_header_table`` gives it). None where the table is
+ * not in the file or the sum passes 64 bits (the Python's). */
+static PyObject *sp_code_size(PyObject *self, PyObject *args)
+{
+    Py_buffer buf;
+    unsigned long long shoff, shnum;
+    if (!PyArg_ParseTuple(args, "y*KK", &buf, &shoff, &shnum))
+        return NULL;
+    uint64_t size = (uint64_t)buf.len, sum = 0;
+    const unsigned char *d = buf.buf;
+    if (shoff > size || shnum > (size - shoff) / SHDR_SIZE)
+        goto none;
+    for (uint64_t i = 0; i < shnum; i++) {
+        const unsigned char *h = d + shoff + i * SHDR_SIZE;
+        if ((rd64(h + 8) & SHF_EXECINSTR) && rd32(h + 4) != SHT_NOBITS &&
+                __builtin_add_overflow(sum, rd64(h + 32), &sum))
+            goto none;
+    }
+    PyBuffer_Release(&buf);
+    return PyLong_FromUnsignedLongLong(sum);
+none:
+    PyBuffer_Release(&buf);
+    Py_RETURN_NONE;
+}
+
+/* -- ElfFile._index_sections -----------------------------------------------------------------
+ * index_sections(sections, alloc_too) -> (by_name, symtab, rel) | None
+ * The sections by name (lists, in order), the first symbol table (else the first dynamic
+ * one, else None), and the relocation sections (RELA, REL, CREL; allocated ones only where
+ * ``alloc_too``) by the section they apply to (their info, the same int), in order. None
+ * where a section is not a tuple of 11 whose name is a str and whose type, flags and info
+ * are ints. */
+static PyObject *sp_index_sections(PyObject *self, PyObject *args)
+{
+    PyObject *secs;
+    int alloc_too;
+    if (!PyArg_ParseTuple(args, "O!p", &PyList_Type, &secs, &alloc_too))
+        return NULL;
+    PyObject *by_name = PyDict_New(), *rel = PyDict_New();
+    PyObject *symtab = NULL, *dynsym = NULL, *out = NULL;
+    if (!by_name || !rel)
+        goto fail;
+    Py_ssize_t n = PyList_GET_SIZE(secs);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *s = PyList_GET_ITEM(secs, i);
+        if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != 11)
+            goto none;
+        PyObject *name = PyTuple_GET_ITEM(s, 1), *t = PyTuple_GET_ITEM(s, 2);
+        PyObject *f = PyTuple_GET_ITEM(s, 3), *info = PyTuple_GET_ITEM(s, 8);
+        if (!PyUnicode_CheckExact(name) || !PyLong_CheckExact(t) || !PyLong_CheckExact(f) ||
+                !PyLong_CheckExact(info))
+            goto none;
+        PyObject *got = PyDict_GetItemWithError(by_name, name);
+        if (got) {
+            if (PyList_Append(got, s) < 0)
+                goto fail;
+        } else {
+            if (PyErr_Occurred())
+                goto fail;
+            PyObject *l = PyList_New(1);
+            if (!l)
+                goto fail;
+            PyList_SET_ITEM(l, 0, Py_NewRef(s));
+            int r = PyDict_SetItem(by_name, name, l);
+            Py_DECREF(l);
+            if (r < 0)
+                goto fail;
+        }
+        uint64_t typ = PyLong_AsUnsignedLongLongMask(t);
+        uint64_t flags = PyLong_AsUnsignedLongLongMask(f);
+        if (PyErr_Occurred())
+            goto fail;
+        if (typ == 2) {  /* SHT_SYMTAB */
+            if (!symtab)
+                symtab = s;
+        } else if (typ == 11) {  /* SHT_DYNSYM */
+            if (!dynsym)
+                dynsym = s;
+        } else if ((typ == 4 || typ == 9 || typ == 0x40000014) &&
+                   (alloc_too || !(flags & 0x2))) {  /* RELA, REL, CREL; SHF_ALLOC */
+            got = PyDict_GetItemWithError(rel, info);
+            if (got) {
+                if (PyList_Append(got, s) < 0)
+                    goto fail;
+            } else {
+                if (PyErr_Occurred())
+                    goto fail;
+                PyObject *l = PyList_New(1);
+                if (!l)
+                    goto fail;
+                PyList_SET_ITEM(l, 0, Py_NewRef(s));
+                int r = PyDict_SetItem(rel, info, l);
+                Py_DECREF(l);
+                if (r < 0)
+                    goto fail;
+            }
+        }
+    }
+    if (!symtab)
+        symtab = dynsym ? dynsym : Py_None;
+    out = PyTuple_Pack(3, by_name, symtab, rel);
+fail:
+    Py_XDECREF(by_name);
+    Py_XDECREF(rel);
+    return out;
+none:
+    Py_DECREF(by_name);
+    Py_DECREF(rel);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
@@ -1323,6 +1514,11 @@ static PyMethodDef methods[] = {
      "check_objects.check_object_branches' word scans, or None"},
     {"into_ranges", sp_into_ranges, METH_VARARGS,
      "branches.into_ranges_py's scan of a section of code, or None"},
+    {"sites_overlap", sp_sites_overlap, METH_VARARGS,
+     "check_entries.sites_overlap, or None"},
+    {"code_size", sp_code_size, METH_VARARGS, "elf.ElfFile.code_size's sum, or None"},
+    {"index_sections", sp_index_sections, METH_VARARGS,
+     "elf.ElfFile._index_sections' three, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from altlink import insn
+from altlink import insn, speedups
 from altlink.check_core import Checks, cap_in_table, is_function
 from altlink.elf import (
     ET_REL,
@@ -361,7 +361,18 @@ def check_overlaps(ck: Checks, inp: Input, fast: bool = False) -> None:
 def sites_overlap(entries: list[Entry]) -> bool:
     """Whether two of the entries' defined sites share a byte: sorted by section and start,
     a site that begins before the one before it in its section ends (each site ends where
-    the next begins or before, so no earlier one reaches further)."""
+    the next begins or before, so no earlier one reaches further). ``sites_overlap_py`` is
+    the reference, which the extension (``altlink.speedups``) leaves what it does not read."""
+    sp = speedups.get()
+    if sp is not None:
+        got = sp.sites_overlap(entries)
+        if got is not None:
+            return got
+    return sites_overlap_py(entries)
+
+
+def sites_overlap_py(entries: list[Entry]) -> bool:
+    """The reference for ``sites_overlap``."""
     rows = sorted([(site[1], site[2], site[2] + orig_len)  # (section index, offset, end)
                    for _f, _i, _t, _o, site, _a, _c, orig_len, _l, _ad in entries
                    if orig_len and site[1]])

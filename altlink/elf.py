@@ -322,6 +322,10 @@ class ElfFile:
             except AltlinkError:
                 pass  # ``sections`` names the problem, below
             else:
+                sp = speedups.get()
+                got = sp.code_size(self.data, self.shoff, shnum) if sp is not None else None
+                if got is not None:
+                    return got
                 return sum(size for _n, typ, flags, _a, _o, size, *_ in _SHDR.iter_unpack(
                     self.data[self.shoff:self.shoff + shnum * _SHDR.size])
                     if flags & SHF_EXECINSTR and typ != SHT_NOBITS)
@@ -346,7 +350,20 @@ class ElfFile:
     def _index_sections(self) -> tuple[dict[str, list[Section]], Section | None,
                                        dict[int, list[Section]]]:
         """``sections_by_name``, ``symtab`` and ``_relocation_sections``, made in one pass
-        over the sections and kept (each of them asks, whichever is read first)."""
+        over the sections and kept (each of them asks, whichever is read first).
+        ``_index_sections_py`` is the reference, which the extension (``altlink.speedups``)
+        leaves what it does not read."""
+        sp = speedups.get()
+        got = sp.index_sections(self.sections, self.type == ET_REL) if sp is not None else None
+        if got is None:
+            return self._index_sections_py()
+        d = self.__dict__
+        d["sections_by_name"], d["symtab"], d["_relocation_sections"] = got
+        return got
+
+    def _index_sections_py(self) -> tuple[dict[str, list[Section]], Section | None,
+                                          dict[int, list[Section]]]:
+        """The reference for ``_index_sections``."""
         by_name: dict[str, list[Section]] = {}
         rel: dict[int, list[Section]] = {}
         symtab = dynsym = None

@@ -36,9 +36,10 @@ from toolchain import GNU_LD
 from altlink import records, speedups
 from altlink.branches import into_ranges_py
 from altlink.check_core import Checks, facts_of
+from altlink.check_entries import sites_overlap, sites_overlap_py
 from altlink.check_linkset import collect
 from altlink.check_objects import branch_ranges, marked_words, may_find
-from altlink.elf import _RELA, _SHDR, from_bytes
+from altlink.elf import _RELA, _SHDR, Section, from_bytes, map_bytes
 from altlink.errors import AltlinkError
 from altlink.linkset import Input
 from altlink.table import read_table
@@ -87,7 +88,7 @@ def _each_alone(data: bytes, name: str):
     """What each function the extension does gives alone, on the object just read (nothing
     decoded before it): its global definitions, its table."""
     out = []
-    for what in (records._defines, lambda elf: read_table(elf).__dict__, _kept):
+    for what in (records._defines, lambda elf: read_table(elf).__dict__, _kept, _headers):
         try:
             out.append(pickle.dumps(what(from_bytes(name, data)), protocol=-1))
         except AltlinkError as e:
@@ -105,6 +106,18 @@ def _kept(elf):
         out.append(may_find(ck, inp))
         out.append(branch_ranges(inp, facts_of(ck.profile), ck.profile, speedups.get()))
         out.append(records.digest(inp, ck.profile))
+    return out
+
+
+def _headers(elf):
+    """The code's size from the section headers before they are decoded (``code_size``), the
+    sections by name, the symbol table and the relocation sections by section
+    (``_index_sections``), and whether two sites share a byte (``sites_overlap``)."""
+    out = [elf.code_size(), elf._index_sections()]
+    try:
+        out.append(sites_overlap(read_table(elf).entries))
+    except AltlinkError as e:
+        out.append(("error", str(e)))
     return out
 
 
@@ -133,7 +146,8 @@ def hits(paths_args) -> dict:
     counts: dict = {}
     real = {n: getattr(sp, n) for n in ("sections", "object_entries", "global_defines",
                                         "may_find", "branch_ranges", "object_branch_words",
-                                        "digest_entries")}
+                                        "digest_entries", "index_sections", "code_size",
+                                        "sites_overlap")}
 
     def counted(n):
         def f(*a):
@@ -453,3 +467,72 @@ def test_an_install_without_a_compiler(tmp_path):
         assert used is want, why
         if not want:
             assert "not built" in why[0], why
+
+
+@built
+def test_sites_overlap_against_its_reference():
+    """``sites_overlap`` against ``sites_overlap_py`` on sites that overlap, touch, nest,
+    repeat, are empty, are in other sections or none, or reach the top of 64 bits; and
+    entries it does not read (the Python's)."""
+    sp = speedups.get()
+    rng = random.Random(11)
+    answers = set()
+    for _ in range(2000):
+        entries = []
+        for i in range(rng.randrange(0, 9)):
+            sec = rng.choice((None, 0, 1, 1, 2, 5))
+            off = rng.choice((0, 4, 8, 12, 16, rng.randrange(64), (1 << 63) - 8))
+            olen = rng.choice((0, 4, 4, 8, 12, 3))
+            site = (".text", sec, off, None, None, 0)
+            entries.append(("x.o", i, ".altinstructions", 12 * i, site, site, 1, olen, olen,
+                            None))
+        want = sites_overlap_py(entries)
+        got = sp.sites_overlap(entries)
+        assert got is want or (got is None and any(
+            e[7] and e[4][1] and e[4][2] + e[7] >= 1 << 63 for e in entries)), entries
+        answers.add(got)
+    assert answers == {True, False, None}
+    site = (".text", 1, 0, None, None, 0)
+    for odd in (("x.o", 0, "", 0, site, site, 1, 4.0, 4, None), (1, 2),
+                ("x.o", 0, "", 0, (".text", 1), site, 1, 4, 4, None),
+                ("x.o", 0, "", 0, (".text", 1, 1 << 64), site, 1, 4, 4, None)):
+        assert sp.sites_overlap([odd]) is None
+
+
+@built
+def test_section_indexes_and_code_sizes():
+    """``_index_sections`` and ``code_size`` with the extension and without, on section
+    tables of every type and flag that they read: sections made random (symbol tables,
+    dynamic ones, relocation sections allocated or not, in a relocatable file and in an
+    image, names shared), and an object's headers with each section's type and flags
+    changed."""
+    rng = random.Random(23)
+    types = (0, 1, 2, 3, 4, 8, 9, 11, 0x40000014, 0x6FFFFFF6)
+    for k in range(300):
+        elf = from_bytes("x.o", KERNEL_OBJECTS[0].read_bytes())
+        if k % 2:
+            elf.type = 2  # (an image's: its allocated relocation sections are dynamic ones)
+        secs = [Section(i, rng.choice(("", ".text", ".rela.text", ".symtab", ".dynsym", "a")),
+                        rng.choice(types), rng.choice((0, 2, 4, 6)), 0, 0, 0, 0,
+                        rng.randrange(4), 0, 0) for i in range(rng.randrange(0, 12))]
+        elf.__dict__["sections"] = secs
+        speedups.use(True)
+        got = speedups.get().index_sections(secs, elf.type == 1)
+        assert got == elf._index_sections_py(), secs
+        assert got[1] is elf.__dict__["symtab"]
+    src = KERNEL_OBJECTS[0].read_bytes()
+    elf = from_bytes("x.o", src)
+    sizes = set()
+    for sec in elf.sections:
+        at = elf.shoff + 64 * sec.index
+        for typ, flags in ((8, sec.flags | 4), (1, sec.flags ^ 4), (sec.type, 0)):
+            b = bytearray(src)
+            b[at + 4:at + 8] = typ.to_bytes(4, "little")
+            b[at + 8:at + 16] = flags.to_bytes(8, "little")
+            both = []
+            for on in (True, False):
+                speedups.use(on)
+                both.append(map_bytes("x.o", bytes(b)).code_size())
+            assert both[0] == both[1], (sec, typ, flags)
+            sizes.add(both[0])
+    assert len(sizes) > 3
