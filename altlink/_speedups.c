@@ -1501,6 +1501,153 @@ none:
     Py_RETURN_NONE;
 }
 
+/* -- check_objects._moves_fine ---------------------------------------------------------------
+ * moves_fine(code, offset, abi, parts) -> (fine, symbols) | None
+ * Whether each word of a replacement (``code``, at ``offset`` of its section) is plain or
+ * one a patcher moves (``insn.decode``'s kinds, and ``insn.profile_problem`` under ``abi``),
+ * in order, stopping at the first that is not; ``symbols``: the symbol indexes of the
+ * relocations of the branches met on the way (the Python reads each, as ``_moves_fine``
+ * does). ``parts``: the bytes of the section's RELA sections (whole entries), in order, or
+ * None. None where a word is one ``insn.classify`` asks capstone about, where a branch or
+ * ADRP is met and ``parts`` is None, where ``code`` is not whole words, or ``abi`` is not
+ * a profile. */
+enum { K_PLAIN, K_BRANCH, K_BCCOND, K_ADRP, K_STOP };
+
+static int decode_kind(uint32_t w, int64_t *adrp_off)
+{
+    /* insn.decode's kind: K_STOP for "immovable" and "pcrel-unknown"; a B.cond with bit 4
+     * set (BC.cond) is K_BCCOND; an ADRP's page offset in *adrp_off. */
+    unsigned group = (w >> 25) & 0xF;
+    if ((group & 0xE) == 0xA) {
+        uint32_t top = w & 0x7E000000;
+        if (top == 0x14000000 || top == 0x16000000 || top == 0x34000000 || top == 0x36000000)
+            return K_BRANCH;
+        if ((w & 0xFF000000) == 0x54000000)
+            return (w & 0x10) ? K_BCCOND : K_BRANCH;
+        if (top == 0x74000000)
+            return K_STOP;
+        return K_PLAIN;
+    }
+    if ((group & 0xE) == 0x8) {
+        if ((w & 0x1F000000) == 0x10000000) {
+            if (!(w >> 31))
+                return K_STOP;
+            int64_t imm = (int64_t)(((w >> 3) & 0x1FFFFC) | ((w >> 29) & 3));
+            if (imm >> 20)
+                imm -= (int64_t)1 << 21;
+            *adrp_off = imm * 4096;
+            return K_ADRP;
+        }
+        return K_PLAIN;
+    }
+    if ((group & 0x5) == 0x4)
+        return (w & 0x3B000000) == 0x18000000 ? K_STOP : K_PLAIN;
+    return K_PLAIN;
+}
+
+static int may_be_pcrel(uint32_t w)
+{
+    /* insn._may_be_pcrel */
+    if (w >> 26 == 0x35)
+        return 0;
+    unsigned op0 = (w >> 25) & 0xF;
+    if ((op0 & 0x7) == 0x5 || (op0 & 0x7) == 0x7 || (op0 & 0xE) == 0x8 || (op0 & 0x5) == 0x4)
+        return 0;
+    return 1;
+}
+
+static PyObject *sp_moves_fine(PyObject *self, PyObject *args)
+{
+    Py_buffer cb;
+    int64_t offset = 0;
+    const char *abi = NULL;
+    PyObject *off_obj, *abi_obj, *parts, *syms = NULL, *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*OOO", &cb, &off_obj, &abi_obj, &parts))
+        return NULL;
+    int xen, r = as_i64(off_obj, &offset);
+    if (r < 0)
+        goto fail;
+    if (PyUnicode_CheckExact(abi_obj) && !(abi = PyUnicode_AsUTF8(abi_obj)))
+        goto fail;
+    if (!r || !abi || offset < 0 || cb.len % 4)
+        goto none;
+    if (!strcmp(abi, "xen-v4.17"))
+        xen = 1;
+    else if (!strcmp(abi, "linux-v4.17") || !strcmp(abi, "linux-v6.1"))
+        xen = 0;
+    else
+        goto none;
+    if (parts != Py_None) {
+        if (!PyList_Check(parts))
+            goto none;
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(parts); k++) {
+            PyObject *b = PyList_GET_ITEM(parts, k);
+            if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) % RELA_SIZE)
+                goto none;
+        }
+    }
+    syms = PyList_New(0);
+    if (!syms)
+        goto fail;
+    const unsigned char *code = cb.buf;
+    int fine = 1;
+    for (Py_ssize_t i = 0; i < cb.len / 4; i++) {
+        uint32_t w = rd32(code + 4 * i);
+        int64_t page = 0;
+        int k = decode_kind(w, &page);
+        if (k == K_PLAIN) {
+            if (may_be_pcrel(w))
+                goto none;  /* capstone's second opinion: the Python's */
+            continue;
+        }
+        if (k == K_STOP) {
+            fine = 0;
+            break;
+        }
+        if (parts == Py_None)
+            goto none;
+        /* RelocMap.get: the first relocation at the offset, in the first part that has one */
+        uint64_t at = (uint64_t)offset + 4 * (uint64_t)i;
+        int found = 0;
+        uint64_t sym = 0;
+        for (Py_ssize_t p = 0; p < PyList_GET_SIZE(parts) && !found; p++) {
+            PyObject *b = PyList_GET_ITEM(parts, p);
+            const unsigned char *r = (const unsigned char *)PyBytes_AS_STRING(b);
+            Py_ssize_t nr = PyBytes_GET_SIZE(b) / RELA_SIZE;
+            for (Py_ssize_t j = 0; j < nr; j++) {
+                if (rd64(r + j * RELA_SIZE) == at) {
+                    found = 1;
+                    sym = rd64(r + j * RELA_SIZE + 8) >> 32;
+                    break;
+                }
+            }
+        }
+        if (k != K_ADRP && found) {
+            PyObject *v = PyLong_FromUnsignedLongLong(sym);
+            if (!v || PyList_Append(syms, v) < 0) {
+                Py_XDECREF(v);
+                goto fail;
+            }
+            Py_DECREF(v);
+        }
+        /* insn.profile_problem */
+        if (k == K_BCCOND || (k == K_ADRP && (xen || page < -((int64_t)1 << 31) ||
+                                               page > ((int64_t)1 << 31) - 4096))) {
+            fine = 0;
+            break;
+        }
+    }
+    out = Py_BuildValue("(OO)", fine ? Py_True : Py_False, syms);
+fail:
+    Py_XDECREF(syms);
+    PyBuffer_Release(&cb);
+    return out;
+none:
+    Py_XDECREF(syms);
+    PyBuffer_Release(&cb);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
@@ -1519,6 +1666,7 @@ static PyMethodDef methods[] = {
     {"code_size", sp_code_size, METH_VARARGS, "elf.ElfFile.code_size's sum, or None"},
     {"index_sections", sp_index_sections, METH_VARARGS,
      "elf.ElfFile._index_sections' three, or None"},
+    {"moves_fine", sp_moves_fine, METH_VARARGS, "check_objects._moves_fine, or None"},
     {NULL, NULL, 0, NULL},
 };
 

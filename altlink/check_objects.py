@@ -152,6 +152,22 @@ def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str) ->
     What an object's check reports of such a word depends on nothing else: where its target
     is decides only an image's findings. What the check reads to get there (the section's
     relocations, a relocated word's symbol) is read here too, with the same errors."""
+    sp = speedups.get()
+    if sp is not None:
+        got = sp.moves_fine(code, offset, abi, _rela_parts(inp, sec))
+        if got is not None:
+            fine, symbols = got
+            for sym in symbols:  # (read as the loop below reads them: the same errors)
+                try:
+                    inp.elf.symbol(sym)
+                except IndexError:
+                    pass
+            return fine
+    return _moves_fine_py(inp, sec, offset, code, abi)
+
+
+def _moves_fine_py(inp: Input, sec: Section, offset: int, code: bytes, abi: str) -> bool:
+    """The reference for ``_moves_fine``."""
     relocs = None
     for i, w in enumerate(struct.unpack(f"<{len(code) // 4}I", code)):
         c = insn.classify(w)
@@ -170,6 +186,20 @@ def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str) ->
         if insn.profile_problem(w, abi):
             return False
     return True
+
+
+def _rela_parts(inp: Input, sec: Section, few: int = 256) -> list[bytes] | None:
+    """The bytes of the RELA sections that apply to ``sec``, in order, as ``RelocMap`` reads
+    them, for the extension's ``moves_fine``: None where they are indexed already
+    (``Input.relocs_of``), where one is not RELA of whole entries, or where they hold more
+    than ``few`` relocations (the Python indexes them once)."""
+    if inp.relocs_indexed(sec):
+        return None
+    rel = inp.elf.relocation_sections_for(sec)
+    if any(rs.type != SHT_RELA or rs.size % 24 for rs in rel) or \
+            sum(rs.size for rs in rel) > few * 24:
+        return None
+    return [inp.elf.section_data(rs) for rs in rel]
 
 
 _MAYBE_NOT_PLAIN = bytes(1 - b for b in insn._SURELY_PLAIN)

@@ -38,7 +38,14 @@ from altlink.branches import into_ranges_py
 from altlink.check_core import Checks, facts_of
 from altlink.check_entries import sites_overlap, sites_overlap_py
 from altlink.check_linkset import collect
-from altlink.check_objects import branch_ranges, marked_words, may_find
+from altlink.check_objects import (
+    _moves_fine,
+    _moves_fine_py,
+    _rela_parts,
+    branch_ranges,
+    marked_words,
+    may_find,
+)
 from altlink.elf import _RELA, _SHDR, Section, from_bytes, map_bytes
 from altlink.errors import AltlinkError
 from altlink.linkset import Input
@@ -536,3 +543,67 @@ def test_section_indexes_and_code_sizes():
             assert both[0] == both[1], (sec, typ, flags)
             sizes.add(both[0])
     assert len(sizes) > 3
+
+
+@built
+@binutils
+def test_moved_words_against_their_reference(tmp_path):
+    """``check_objects._moves_fine`` with the extension (``moves_fine``) and without
+    (``_moves_fine_py``), under each profile: replacements with relocated branches and
+    ADRPs and words of every kind written at random (BC.cond, ADRPs near and far, literal
+    loads, FEAT_CMPBR, words capstone is asked about), every window of them: the same
+    answer, and the same symbols read, in the same order."""
+    obj = build(tmp_path, "moves", repl("r0", "b far0", "bl far1", "adrp x0, far2",
+                                        "b.eq far3", "cbz x0, far4", "tbz x0, #1, far5",
+                                        "adrp x1, far6", "nop", "b far0", "nop"))
+    src = obj.read_bytes()
+    alt = next(s for s in from_bytes("m.o", src).sections
+               if s.name == ".altinstr_replacement")
+    sp = speedups.get()
+    rng = random.Random(29)
+    kinds = [0xD503201F, 0x10000000, 0x90000000, 0xF0000000, 0x14000000, 0x94000000,
+             0x54000000, 0x54000010, 0xB4000000, 0x36000000, 0x58000000, 0x5C000000,
+             0xDC000000, 0x74000000, 0x75000000, 0xD63F0000, 0xD4000001, 0x91000000,
+             0x00000000, 0x55000000]
+    # ADRPs at the ends of the reach of a Linux patcher's s32 page delta, and past them
+    exact = [0x90400000, 0xF03FFFE0, 0x90C00000, 0xF0BFFFE0]
+    rela = from_bytes("m.o", src).relocation_sections_for(alt)[0]
+    outcomes: dict = {}
+    for k in range(60):
+        b = bytearray(src)
+        for w in range(alt.size // 4):
+            if k and rng.random() < 0.3:
+                word = rng.choice(kinds) | (rng.getrandbits(24) if rng.random() < 0.7 else 0)
+                if rng.random() < 0.1:
+                    word = rng.choice(exact)
+                b[alt.offset + 4 * w:alt.offset + 4 * w + 4] = word.to_bytes(4, "little")
+        if k % 3 == 2:  # two relocations at one offset (the first is the one read)
+            i, j = rng.sample(range(rela.size // 24), 2)
+            b[rela.offset + 24 * j:rela.offset + 24 * j + 8] = \
+                b[rela.offset + 24 * i:rela.offset + 24 * i + 8]
+        data = bytes(b)
+        for abi in ("linux-v4.17", "linux-v6.1", "xen-v4.17"):
+            for lo in range(0, alt.size, 4):
+                hi = rng.randrange(lo, alt.size + 1, 4)
+                got = []
+                for fn in (_moves_fine, _moves_fine_py):
+                    speedups.use(True)
+                    inp = Input.load(from_bytes("m.o", data))
+                    read: list[int] = []
+                    real = inp.elf.symbol
+                    inp.elf.symbol = lambda i, real=real, read=read: (read.append(i), real(i))[1]
+                    code = inp.elf.section_data(alt)[lo:hi]
+                    got.append((fn(inp, alt, lo, code, abi), read))
+                    if fn is _moves_fine:
+                        c = sp.moves_fine(code, lo, abi, _rela_parts(inp, alt))
+                assert got[0] == got[1], (data[alt.offset:alt.offset + alt.size].hex(), lo,
+                                          hi, abi)
+                key = (c is not None, got[0][0], bool(got[0][1]))
+                outcomes[key] = outcomes.get(key, 0) + 1
+    # the extension answered fine and not, with symbols read and none; and passed some
+    assert {(True, True, True), (True, False, True), (True, True, False),
+            (True, False, False)} <= set(outcomes), outcomes
+    assert any(not k[0] for k in outcomes), outcomes
+    assert sp.moves_fine(b"\0" * 4, 1 << 64, "linux-v6.1", None) is None
+    assert sp.moves_fine(b"\0" * 4, 0, "linux-v5", None) is None
+    assert sp.moves_fine(b"\0" * 6, 0, "linux-v6.1", None) is None
