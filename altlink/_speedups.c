@@ -1648,6 +1648,93 @@ none:
     Py_RETURN_NONE;
 }
 
+/* -- check_objects.check_object_branches' words, their relocations looked up ------------------
+ * object_branch_found(data, ranges, parts, shndx) -> (found, relocated) | None
+ * ``object_branch_words(data, ranges)``, its hits and marked words split by the relocations
+ * of the section (``parts``: the bytes of its RELA sections, whole entries, in order, as
+ * ``_rela_parts`` gives them): ``found``, (offset, shndx, target) of each hit that no
+ * relocation applies to; ``relocated``, (offset, symbol, addend) of the first relocation
+ * (the first part's that has one, its first) at each marked word that has one. None where
+ * ``object_branch_words`` gives None or a part is not bytes of whole entries. */
+static int first_reloc(PyObject *parts, uint64_t at, uint64_t *sym, int64_t *addend)
+{
+    for (Py_ssize_t p = 0; p < PyList_GET_SIZE(parts); p++) {
+        PyObject *b = PyList_GET_ITEM(parts, p);
+        const unsigned char *r = (const unsigned char *)PyBytes_AS_STRING(b);
+        Py_ssize_t nr = PyBytes_GET_SIZE(b) / RELA_SIZE;
+        for (Py_ssize_t j = 0; j < nr; j++)
+            if (rd64(r + j * RELA_SIZE) == at) {
+                *sym = rd64(r + j * RELA_SIZE + 8) >> 32;
+                *addend = (int64_t)rd64(r + j * RELA_SIZE + 16);
+                return 1;
+            }
+    }
+    return 0;
+}
+
+static PyObject *sp_object_branch_words(PyObject *self, PyObject *args);
+
+static PyObject *sp_object_branch_found(PyObject *self, PyObject *args)
+{
+    PyObject *data, *ranges, *parts, *shndx;
+    if (!PyArg_ParseTuple(args, "OO!O!O", &data, &PyList_Type, &ranges, &PyList_Type, &parts,
+                          &shndx))
+        return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(parts); k++) {
+        PyObject *b = PyList_GET_ITEM(parts, k);
+        if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) % RELA_SIZE)
+            Py_RETURN_NONE;
+    }
+    PyObject *pair = PyTuple_Pack(2, data, ranges);
+    if (!pair)
+        return NULL;
+    PyObject *words = sp_object_branch_words(self, pair);
+    Py_DECREF(pair);
+    if (!words || words == Py_None)
+        return words;
+    PyObject *hits = PyTuple_GET_ITEM(words, 0), *marked = PyTuple_GET_ITEM(words, 1);
+    PyObject *found = PyList_New(0), *relocated = PyList_New(0), *out = NULL;
+    if (!found || !relocated)
+        goto done;
+    uint64_t sym;
+    int64_t addend;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits); i++) {
+        PyObject *h = PyList_GET_ITEM(hits, i);  /* (offset, word, target) */
+        PyObject *off = PyTuple_GET_ITEM(h, 0);
+        uint64_t at = PyLong_AsUnsignedLongLong(off);
+        if (PyErr_Occurred())
+            goto done;
+        if (first_reloc(parts, at, &sym, &addend))
+            continue;
+        PyObject *t = PyTuple_Pack(3, off, shndx, PyTuple_GET_ITEM(h, 2));
+        if (!t || PyList_Append(found, t) < 0) {
+            Py_XDECREF(t);
+            goto done;
+        }
+        Py_DECREF(t);
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(marked); i++) {
+        PyObject *off = PyList_GET_ITEM(marked, i);
+        uint64_t at = PyLong_AsUnsignedLongLong(off);
+        if (PyErr_Occurred())
+            goto done;
+        if (!first_reloc(parts, at, &sym, &addend))
+            continue;
+        PyObject *t = Py_BuildValue("(OKL)", off, (unsigned long long)sym, (long long)addend);
+        if (!t || PyList_Append(relocated, t) < 0) {
+            Py_XDECREF(t);
+            goto done;
+        }
+        Py_DECREF(t);
+    }
+    out = PyTuple_Pack(2, found, relocated);
+done:
+    Py_XDECREF(found);
+    Py_XDECREF(relocated);
+    Py_DECREF(words);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
@@ -1667,6 +1754,8 @@ static PyMethodDef methods[] = {
     {"index_sections", sp_index_sections, METH_VARARGS,
      "elf.ElfFile._index_sections' three, or None"},
     {"moves_fine", sp_moves_fine, METH_VARARGS, "check_objects._moves_fine, or None"},
+    {"object_branch_found", sp_object_branch_found, METH_VARARGS,
+     "check_objects.check_object_branches' words split by their relocations, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -69,7 +69,7 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
     if sp is not None:  # the loop below, compiled (``altlink.speedups``)
         got = sp.may_find(inp.table.entries, secs, caps, partial(cap_facts, p),
                           inp.elf.section_data, _MAYBE_NOT_PLAIN,
-                          partial(_words_kept, inp, secs, plain, p.abi))
+                          partial(_words_kept, inp, secs, plain, p.abi, {}))
         if got is not None:
             return got
     datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
@@ -124,17 +124,19 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
         data, marks = got
         if not aoff % 4 and 1 not in marks[aoff // 4:(aoff + alen) // 4]:
             continue  # every word plain by its top byte alone
-        if _words_kept(inp, secs, plain, p.abi, idx, aoff, alen, data):
+        if _words_kept(inp, secs, plain, p.abi, None, idx, aoff, alen, data):
             keep((pos, False))
     return out
 
 
 def _words_kept(inp: Input, secs: list[Section], plain: dict[bytes, bool], abi: str,
-                idx: int, aoff: int, alen: int, data: bytes | None = None) -> bool:
+                rels: dict | None, idx: int, aoff: int, alen: int,
+                data: bytes | None = None) -> bool:
     """``may_find``'s last test of an entry, whose replacement (at ``aoff`` of section
     ``idx``, ``data`` its bytes) is not plain by its words' top bytes alone: whether it is
     kept (a word that is not plain and that a patcher does not move as it is). ``plain``:
-    the replacements' bytes met so far, whether their words are all plain."""
+    the replacements' bytes met so far, whether their words are all plain; ``rels``: the
+    sections' ``_rela_parts`` read so far (for the extension), or None."""
     if data is None:
         data = inp.elf.section_data(secs[idx])
     code = data[aoff:aoff + alen]
@@ -142,19 +144,27 @@ def _words_kept(inp: Input, secs: list[Section], plain: dict[bytes, bool], abi: 
     if ok is None:
         ok = plain[code] = all(insn.classify(w).kind == "plain" for w in
                                struct.unpack(f"<{len(code) // 4}I", code))
-    return not ok and not _moves_fine(inp, secs[idx], aoff, code, abi)
+    return not ok and not _moves_fine(inp, secs[idx], aoff, code, abi, rels)
 
 
-def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str) -> bool:
+def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str,
+                rels: dict | None = None) -> bool:
     """Whether ``check_replacement_code`` of an object's replacement (``code``, at
     ``offset`` of ``sec``) would make no finding: each word plain, or one a patcher moves
     (no ALT008: not immovable, and the profile's patcher handles it, ``profile_problem``).
     What an object's check reports of such a word depends on nothing else: where its target
     is decides only an image's findings. What the check reads to get there (the section's
-    relocations, a relocated word's symbol) is read here too, with the same errors."""
+    relocations, a relocated word's symbol) is read here too, with the same errors.
+    ``rels``: the sections' ``_rela_parts`` read so far, by index (the extension's)."""
     sp = speedups.get()
     if sp is not None:
-        got = sp.moves_fine(code, offset, abi, _rela_parts(inp, sec))
+        if rels is None:
+            parts = _rela_parts(inp, sec)
+        else:
+            parts = rels.get(sec.index, rels)
+            if parts is rels:
+                parts = rels[sec.index] = _rela_parts(inp, sec)
+        got = sp.moves_fine(code, offset, abi, parts)
         if got is not None:
             fine, symbols = got
             for sym in symbols:  # (read as the loop below reads them: the same errors)
@@ -239,6 +249,15 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
     for shndx, (starts, ends, ranges) in index.items():
         sec = secs[shndx]
         data = inp.elf.section_data(sec)
+        # Compiled: the hits no relocation applies to, and the marked words' relocations
+        # (``_relocated_branches`` reads their symbols, as below)
+        parts = _rela_parts(inp, sec) if sp is not None else None
+        got = sp.object_branch_found(data, ranges, parts, shndx) if parts is not None else None
+        if got is not None:
+            found, relocated = got
+            _symbol_branches(inp, relocated, index, found)
+            _report_branches(ck, inp, shndx, found, owner)
+            continue
         reloc_at = _reloc_finder(inp, sec)
         # (the relocated offsets, where they are few or indexed: the words without one are
         # passed without a lookup each)
@@ -375,12 +394,20 @@ def _relocated_branches(inp: Input, data: bytes, offsets, reloc_at, index: dict,
         r = reloc_at(off)
         if r is None:
             continue  # the assembler's: in the section's scan
+        _symbol_branches(inp, ((off, r.sym, r.addend),), index, found)
+
+
+def _symbol_branches(inp: Input, relocated, index: dict, found: list) -> None:
+    """Of the relocated branches (offset, the relocation's symbol, its addend), those whose
+    symbol the object defines (not weak) in a section of ``index``: each added to ``found``
+    as (offset, the symbol's section, its target's offset there)."""
+    for off, symbol, addend in relocated:
         try:
-            sym = inp.elf.symbol(r.sym)
+            sym = inp.elf.symbol(symbol)
         except IndexError:
             continue
         if sym.shndx in index and sym.bind != STB_WEAK:
-            found.append((off, sym.shndx, sym.value + r.addend))
+            found.append((off, sym.shndx, sym.value + addend))
 
 
 def _relocated_offsets(inp: Input, sec: Section, few: int = 256):

@@ -413,7 +413,7 @@ def test_branch_words_against_their_references():
     rng = random.Random(5)
     branch_tops = [0x14, 0x17, 0x94, 0x97, 0x54, 0x34, 0x35, 0xB4, 0xB5, 0x36, 0x37, 0xB6,
                    0xB7, 0xD5, 0x91, 0x10, 0x90, 0x74]
-    compared = found = marked = 0
+    compared = found = marked = split = 0
     for _ in range(400):
         n = rng.randrange(0, 64)
         words = [(rng.choice(branch_tops) << 24) | rng.getrandbits(24)
@@ -432,10 +432,26 @@ def test_branch_words_against_their_references():
         starts, ends = [r[0] for r in ranges], [r[1] for r in ranges]
         want = (into_ranges_py(data, 0, starts, ends), marked_words(data, ranges))
         assert got == want, (data.hex(), ranges)
+        # the same split by the section's relocations (``object_branch_found``): some at
+        # the hits and marked words, some twice, in one RELA part or two
+        at = [o for o, _w, _t in want[0]] + want[1] + [rng.randrange(0, 300)]
+        rels = [(rng.choice(at), rng.randrange(1 << 32), rng.randrange(-(1 << 63), 1 << 63))
+                for _ in range(rng.randrange(0, 8))]
+        cut = rng.randrange(len(rels) + 1)
+        parts = [b"".join(_RELA.pack(o, (sym << 32) | 257, a) for o, sym, a in rels[:cut]),
+                 b"".join(_RELA.pack(o, (sym << 32) | 257, a) for o, sym, a in rels[cut:])]
+        first = {}
+        for o, sym, a in rels:
+            first.setdefault(o, (sym, a))
+        assert sp.object_branch_found(data, ranges, parts, 7) == (
+            [(o, 7, t) for o, _w, t in want[0] if o not in first],
+            [(o, *first[o]) for o in want[1] if o in first]), (data.hex(), ranges, rels)
+        split += any(o in first for o in at)
         compared += 1
         found += len(want[0])
         marked += len(want[1])
-    assert found > 100 and marked > 100
+    assert found > 100 and marked > 100 and split > 100
+    assert sp.object_branch_found(b"\0" * 8, [], [b"\0" * 23], 1) is None
     # starts or ends that are not 64-bit ints: the Python's
     assert sp.object_branch_words(b"\0" * 8, [(1 << 70, 1 << 71, 0)]) is None
     assert sp.object_branch_words(b"\0" * 8, [(0, 1.5, 0)]) is None
