@@ -623,3 +623,19 @@ def test_moved_words_against_their_reference(tmp_path):
     assert sp.moves_fine(b"\0" * 4, 1 << 64, "linux-v6.1", None) is None
     assert sp.moves_fine(b"\0" * 4, 0, "linux-v5", None) is None
     assert sp.moves_fine(b"\0" * 6, 0, "linux-v6.1", None) is None
+
+
+@built
+def test_debians_modules():
+    """Debian's 992 modules of Linux 6.1 (``tools/fetch_kernel.py``), where they are
+    fetched: the same records, tables and checks with the extension and without."""
+    from test_kernel import full_kernel
+
+    kdir = full_kernel()
+    if kdir is None:
+        pytest.skip("the full kernel is not fetched (python3 tools/fetch_kernel.py)")
+    mods = sorted((kdir / "modules").rglob("*.ko"))
+    assert len(mods) > 900
+    for p in mods:
+        got = same_both_ways(p.read_bytes(), V61, str(p))
+        assert type(got) is bytes, got
