@@ -11,6 +11,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
@@ -1735,6 +1738,63 @@ done:
     return out;
 }
 
+/* -- elf.map_file, for a small file ----------------------------------------------------------
+ * read_small(path, below) -> bytes | None
+ * A regular file's bytes, where it opens and is not empty and smaller than ``below``, read
+ * whole: open, fstat, read, close. None otherwise, or on any error (the Python then maps
+ * or reads it, or names the problem). */
+static PyObject *sp_read_small(PyObject *self, PyObject *args)
+{
+    PyObject *path, *fs = NULL;
+    long long below;
+    if (!PyArg_ParseTuple(args, "OL", &path, &below))
+        return NULL;
+    if (!PyUnicode_FSConverter(path, &fs)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    const char *name = PyBytes_AS_STRING(fs);
+    if ((Py_ssize_t)strlen(name) != PyBytes_GET_SIZE(fs)) {
+        Py_DECREF(fs);
+        Py_RETURN_NONE;
+    }
+    PyObject *out = NULL;
+    int fd;
+    struct stat st;
+    Py_BEGIN_ALLOW_THREADS
+    fd = open(name, O_RDONLY | O_CLOEXEC);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(fs);
+    if (fd < 0)
+        Py_RETURN_NONE;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+            (long long)st.st_size >= below)
+        goto done;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)st.st_size);
+    if (!out)
+        goto done;
+    char *buf = PyBytes_AS_STRING(out);
+    Py_ssize_t got = 0, want = (Py_ssize_t)st.st_size;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (got < want) {
+        ssize_t n = read(fd, buf + got, (size_t)(want - got));
+        if (n <= 0) {
+            bad = 1;  /* an error, or the file cut short meanwhile: the Python's */
+            break;
+        }
+        got += n;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad)
+        Py_CLEAR(out);
+done:
+    close(fd);
+    if (!out && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
@@ -1756,6 +1816,7 @@ static PyMethodDef methods[] = {
     {"moves_fine", sp_moves_fine, METH_VARARGS, "check_objects._moves_fine, or None"},
     {"object_branch_found", sp_object_branch_found, METH_VARARGS,
      "check_objects.check_object_branches' words split by their relocations, or None"},
+    {"read_small", sp_read_small, METH_VARARGS, "elf.map_file of a small file, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -36,8 +36,9 @@ def object_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
     alone), and the overlap check where one sort of the sites finds two sharing a byte;
     ``fast=False``, the reference, runs both on every entry."""
     entries = inp.table.entries
+    rels: dict = {}  # the sections' ``_rela_parts``, read once for both
     if fast:
-        for pos, deferred in may_find(ck, inp):
+        for pos, deferred in may_find(ck, inp, rels):
             if deferred:
                 ck.findings.append(Deferred(pos, entries[pos].alt.symbol or ""))
             else:
@@ -48,10 +49,10 @@ def object_checks(ck: Checks, inp: Input, fast: bool = True) -> None:
     if ck.wanted("ALT010"):
         check_overlaps(ck, inp, fast)
     if ck.wanted("ALT017"):
-        check_object_branches(ck, inp, fast=fast)
+        check_object_branches(ck, inp, fast=fast, rels=rels)
 
 
-def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
+def may_find(ck: Checks, inp: Input, rels: dict | None = None) -> list[tuple[int, bool]]:
     """The entries of an object (their positions, in order) that ``check_entry`` has to look
     at, each with True where all it would make is the entry's ``Deferred`` (a callback the
     object leaves undefined, its fields and site fine). The others are those whose fields,
@@ -59,7 +60,7 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
     is decided once: each capability field, each section, each distinct replacement's bytes
     (``insn.classify`` of its words: all plain, and none of the replacement checks
     applies). An entry outside what this knows (a place by address, a defined callback) is
-    kept."""
+    kept. ``rels``: the sections' ``_rela_parts`` read so far (the extension's), to share."""
     p = ck.profile
     secs = inp.elf.sections
     nsecs = len(secs)
@@ -69,7 +70,8 @@ def may_find(ck: Checks, inp: Input) -> list[tuple[int, bool]]:
     if sp is not None:  # the loop below, compiled (``altlink.speedups``)
         got = sp.may_find(inp.table.entries, secs, caps, partial(cap_facts, p),
                           inp.elf.section_data, _MAYBE_NOT_PLAIN,
-                          partial(_words_kept, inp, secs, plain, p.abi, {}))
+                          partial(_words_kept, inp, secs, plain, p.abi,
+                                  {} if rels is None else rels))
         if got is not None:
             return got
     datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
@@ -158,13 +160,7 @@ def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str,
     ``rels``: the sections' ``_rela_parts`` read so far, by index (the extension's)."""
     sp = speedups.get()
     if sp is not None:
-        if rels is None:
-            parts = _rela_parts(inp, sec)
-        else:
-            parts = rels.get(sec.index, rels)
-            if parts is rels:
-                parts = rels[sec.index] = _rela_parts(inp, sec)
-        got = sp.moves_fine(code, offset, abi, parts)
+        got = sp.moves_fine(code, offset, abi, _rela_parts(inp, sec, rels=rels))
         if got is not None:
             fine, symbols = got
             for sym in symbols:  # (read as the loop below reads them: the same errors)
@@ -198,11 +194,18 @@ def _moves_fine_py(inp: Input, sec: Section, offset: int, code: bytes, abi: str)
     return True
 
 
-def _rela_parts(inp: Input, sec: Section, few: int = 256) -> list[bytes] | None:
+def _rela_parts(inp: Input, sec: Section, few: int = 256, rels: dict | None = None
+                ) -> list[bytes] | None:
     """The bytes of the RELA sections that apply to ``sec``, in order, as ``RelocMap`` reads
     them, for the extension's ``moves_fine``: None where they are indexed already
     (``Input.relocs_of``), where one is not RELA of whole entries, or where they hold more
-    than ``few`` relocations (the Python indexes them once)."""
+    than ``few`` relocations (the Python indexes them once). ``rels``: those read so far, by
+    section index, where this one is kept too."""
+    if rels is not None:
+        got = rels.get(sec.index, rels)
+        if got is rels:
+            got = rels[sec.index] = _rela_parts(inp, sec, few)
+        return got
     if inp.relocs_indexed(sec):
         return None
     rel = inp.elf.relocation_sections_for(sec)
@@ -215,7 +218,8 @@ def _rela_parts(inp: Input, sec: Section, few: int = 256) -> list[bytes] | None:
 _MAYBE_NOT_PLAIN = bytes(1 - b for b in insn._SURELY_PLAIN)
 
 
-def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) -> None:
+def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True,
+                          rels: dict | None = None) -> None:
     """ALT017 in an object, where the object already fixes the target: a branch the
     assembler resolved inside a section of replacements (no relocation), and a relocated
     branch of a replacement whose symbol the object defines (not weak) in a section of
@@ -223,7 +227,8 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
     is checked for those. ``scan`` is the word scan (``branches.into_ranges``); by default
     the one for the code's size. The relocated branches are looked for among the words a
     replacement's opcode byte marks (merged ranges, ``str.find`` over the marks);
-    ``fast=False``, the reference, looks at each word of each replacement that has a mark."""
+    ``fast=False``, the reference, looks at each word of each replacement that has a mark.
+    ``rels``: the sections' ``_rela_parts`` read so far (the extension's)."""
     secs = inp.elf.sections
     p = ck.profile
     facts = facts_of(p)  # cap_raw: (is_callback's answer, ...)
@@ -251,7 +256,7 @@ def check_object_branches(ck: Checks, inp: Input, scan=None, fast: bool = True) 
         data = inp.elf.section_data(sec)
         # Compiled: the hits no relocation applies to, and the marked words' relocations
         # (``_relocated_branches`` reads their symbols, as below)
-        parts = _rela_parts(inp, sec) if sp is not None else None
+        parts = _rela_parts(inp, sec, rels=rels) if sp is not None else None
         got = sp.object_branch_found(data, ranges, parts, shndx) if parts is not None else None
         if got is not None:
             found, relocated = got

@@ -316,19 +316,23 @@ class ElfFile:
         from the section header table's flags, types and sizes alone: the names are not
         decoded where ``sections`` was not asked for yet (an estimate of the code a link's
         image will scan, made for thousands of objects whose records are kept)."""
-        if "sections" not in self.__dict__ and self.shoff:
+        decoded = "sections" in self.__dict__
+        sp = speedups.get()
+        if self.shoff and (not decoded or sp is not None):
             try:
                 shnum, _ = self._header_table()
             except AltlinkError:
                 pass  # ``sections`` names the problem, below
             else:
-                sp = speedups.get()
+                # (the extension's sum, from the same headers, where they are decoded too)
                 got = sp.code_size(self.data, self.shoff, shnum) if sp is not None else None
                 if got is not None:
                     return got
-                return sum(size for _n, typ, flags, _a, _o, size, *_ in _SHDR.iter_unpack(
-                    self.data[self.shoff:self.shoff + shnum * _SHDR.size])
-                    if flags & SHF_EXECINSTR and typ != SHT_NOBITS)
+                if not decoded:
+                    return sum(size for _n, typ, flags, _a, _o, size, *_ in
+                               _SHDR.iter_unpack(self.data[self.shoff:
+                                                           self.shoff + shnum * _SHDR.size])
+                               if flags & SHF_EXECINSTR and typ != SHT_NOBITS)
         return sum(s.size for s in self.sections if s.executable and s.type != SHT_NOBITS)
 
     @once
@@ -833,7 +837,18 @@ READ_BELOW = 1 << 18
 
 def map_file(path: str) -> mmap.mmap | bytes:
     """A regular, non-empty file's bytes: mapped read-only, or read when it is small;
-    AltlinkError (exit 2) naming it otherwise."""
+    AltlinkError (exit 2) naming it otherwise. A small one is read by the extension where
+    it can (``altlink.speedups``; ``map_file_py`` the reference)."""
+    sp = speedups.get()
+    if sp is not None:
+        got = sp.read_small(path, READ_BELOW)
+        if got is not None:
+            return got
+    return map_file_py(path)
+
+
+def map_file_py(path: str) -> mmap.mmap | bytes:
+    """The reference for ``map_file``."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:

@@ -120,7 +120,7 @@ def _headers(elf):
     """The code's size from the section headers before they are decoded (``code_size``), the
     sections by name, the symbol table and the relocation sections by section
     (``_index_sections``), and whether two sites share a byte (``sites_overlap``)."""
-    out = [elf.code_size(), elf._index_sections()]
+    out = [elf.code_size(), elf._index_sections(), elf.code_size()]  # (decoded: again)
     try:
         out.append(sites_overlap(read_table(elf).entries))
     except AltlinkError as e:
@@ -639,3 +639,40 @@ def test_debians_modules():
     for p in mods:
         got = same_both_ways(p.read_bytes(), V61, str(p))
         assert type(got) is bytes, got
+
+
+@built
+def test_small_files_read(tmp_path):
+    """``map_file`` with the extension (``read_small``) and without (``map_file_py``): the
+    same bytes of a small file; a file that is empty, too large to read, a folder, missing,
+    or unreadable left to the Python, which says the same of it either way."""
+    import stat
+
+    from altlink.elf import READ_BELOW, map_file, map_file_py
+
+    sp = speedups.get()
+    small = tmp_path / "small.o"
+    small.write_bytes(bytes(range(256)) * 7)
+    big = tmp_path / "big.o"
+    big.write_bytes(b"\1" * READ_BELOW)
+    empty = tmp_path / "empty.o"
+    empty.write_bytes(b"")
+    assert sp.read_small(str(small), READ_BELOW) == small.read_bytes()
+    assert sp.read_small(os.fsencode(small), READ_BELOW) == small.read_bytes()
+    assert sp.read_small(small, 1792) is None and sp.read_small(small, 1793) is not None
+    for p in (big, empty, tmp_path, tmp_path / "missing", str(small) + "\0x"):
+        assert sp.read_small(str(p), READ_BELOW) is None, p
+    for p in (small, big, empty, tmp_path, tmp_path / "missing"):
+        got = []
+        for on in (True, False):
+            speedups.use(on)
+            try:
+                got.append(bytes(map_file(str(p))))
+            except AltlinkError as e:
+                got.append(str(e))
+        assert got[0] == got[1] == (bytes(map_file_py(str(p))) if p in (small, big)
+                                    else got[1]), p
+    if os.geteuid() != 0:  # (root reads it anyway)
+        small.chmod(0)
+        assert sp.read_small(str(small), READ_BELOW) is None
+        small.chmod(stat.S_IRUSR)
