@@ -1739,10 +1739,11 @@ done:
 }
 
 /* -- elf.map_file, for a small file ----------------------------------------------------------
- * read_small(path, below) -> bytes | None
+ * read_small(path, below) -> bytes | int | None
  * A regular file's bytes, where it opens and is not empty and smaller than ``below``, read
- * whole: open, fstat, read, close. None otherwise, or on any error (the Python then maps
- * or reads it, or names the problem). */
+ * whole: open, fstat, read, close. A regular file of ``below`` bytes or more: its open file
+ * descriptor, for the caller to map and close. None otherwise, or on any error (the Python
+ * then reads it, or names the problem). */
 static PyObject *sp_read_small(PyObject *self, PyObject *args)
 {
     PyObject *path, *fs = NULL;
@@ -1767,9 +1768,14 @@ static PyObject *sp_read_small(PyObject *self, PyObject *args)
     Py_DECREF(fs);
     if (fd < 0)
         Py_RETURN_NONE;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-            (long long)st.st_size >= below)
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
         goto done;
+    if ((long long)st.st_size >= below) {
+        out = PyLong_FromLong(fd);
+        if (out)
+            return out;  /* (the caller's to close) */
+        goto done;
+    }
     out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)st.st_size);
     if (!out)
         goto done;

@@ -838,13 +838,20 @@ READ_BELOW = 1 << 18
 def map_file(path: str) -> mmap.mmap | bytes:
     """A regular, non-empty file's bytes: mapped read-only, or read when it is small;
     AltlinkError (exit 2) naming it otherwise. A small one is read by the extension where
-    it can (``altlink.speedups``; ``map_file_py`` the reference)."""
+    it can (``altlink.speedups``: a larger one's file is opened there, and mapped here;
+    ``map_file_py`` the reference)."""
     sp = speedups.get()
-    if sp is not None:
-        got = sp.read_small(path, READ_BELOW)
-        if got is not None:
-            return got
-    return map_file_py(path)
+    got = sp.read_small(path, READ_BELOW) if sp is not None else None
+    if got is None:
+        return map_file_py(path)
+    if type(got) is bytes:
+        return got
+    try:
+        return mmap.mmap(got, 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise AltlinkError(f"{path}: cannot read: {e.strerror}") from None
+    finally:
+        os.close(got)
 
 
 def map_file_py(path: str) -> mmap.mmap | bytes:

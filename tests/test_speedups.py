@@ -644,8 +644,9 @@ def test_debians_modules():
 @built
 def test_small_files_read(tmp_path):
     """``map_file`` with the extension (``read_small``) and without (``map_file_py``): the
-    same bytes of a small file; a file that is empty, too large to read, a folder, missing,
-    or unreadable left to the Python, which says the same of it either way."""
+    same bytes of a small file, and of a large one (opened there, mapped by the Python); a
+    file that is empty, a folder, missing or unreadable left to the Python, which says the
+    same of it either way."""
     import stat
 
     from altlink.elf import READ_BELOW, map_file, map_file_py
@@ -659,9 +660,15 @@ def test_small_files_read(tmp_path):
     empty.write_bytes(b"")
     assert sp.read_small(str(small), READ_BELOW) == small.read_bytes()
     assert sp.read_small(os.fsencode(small), READ_BELOW) == small.read_bytes()
-    assert sp.read_small(small, 1792) is None and sp.read_small(small, 1793) is not None
-    for p in (big, empty, tmp_path, tmp_path / "missing", str(small) + "\0x"):
+    assert type(sp.read_small(small, 1793)) is bytes
+    fd = sp.read_small(small, 1792)
+    assert type(fd) is int
+    os.close(fd)
+    for p in (empty, tmp_path, tmp_path / "missing", str(small) + "\0x"):
         assert sp.read_small(str(p), READ_BELOW) is None, p
+    fd = sp.read_small(str(big), READ_BELOW)  # (open, for the caller to map)
+    assert os.fstat(fd).st_size == READ_BELOW
+    os.close(fd)
     for p in (small, big, empty, tmp_path, tmp_path / "missing"):
         got = []
         for on in (True, False):
