@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from altlink.elf import SHN_LORESERVE, SHN_UNDEF, STT_FUNC, STT_SECTION, ElfFile
+from altlink.elf import SHN_UNDEF, STT_FUNC, STT_SECTION, ElfFile
 from altlink.findings import Finding, finding
 from altlink.linkcmd import option_values
 from altlink.linkset import Input
@@ -81,9 +81,9 @@ class _ObjectFunctions:
     def __init__(self, objects: list[ElfFile]) -> None:
         self.by_name: dict[str, list[tuple[ElfFile, int, int, int]]] = {}
         for obj in objects:
+            n = len(obj.sections)
             for s in obj.symbols:
-                if s.type == STT_FUNC and s.size and SHN_UNDEF < s.shndx < SHN_LORESERVE \
-                        and s.name:
+                if s.type == STT_FUNC and s.size and SHN_UNDEF < s.shndx < n and s.name:
                     self.by_name.setdefault(s.name, []).append((obj, s.shndx, s.value, s.size))
         self.inputs: dict[int, tuple[Input, dict]] = {}
 
