@@ -279,6 +279,29 @@ static int put_fixups(Buf *b, PyObject *branches, uint64_t alt_addr, uint64_t al
     return 1;
 }
 
+/* ``_name_json(name)``: "null" for None; a str of printable ASCII but for '"' and '\\' as
+ * JSON's encoder writes it (quoted, nothing escaped): 1 put; 0 another str (the Python
+ * escapes it); -1 an error. */
+static int put_name(Buf *b, PyObject *name)
+{
+    if (name == Py_None)
+        return PUT_LIT(b, "null") < 0 ? -1 : 1;
+    if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name))
+        return 0;
+    const char *p = (const char *)PyUnicode_DATA(name);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(name);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f)
+            return 0;
+    if (buf_room(b, n + 2) < 0)
+        return -1;
+    b->p[b->n++] = '"';
+    memcpy(b->p + b->n, p, (size_t)n);
+    b->n += n;
+    b->p[b->n++] = '"';
+    return 1;
+}
+
 #define TRY(x)                  \
     do {                        \
         int r_ = (x);           \
@@ -358,7 +381,8 @@ static int repl_fields(Buf *t, PyObject *codes, PyObject *plans, PyObject *code,
  * (``plans``: ``_disasm``'s), else ``site_text(k)``; a static replacement's fields after its
  * address ``simple[a_code[k]]``, else its text (``codes``' or made from its plan) and its
  * fix-ups (``put_fixups``), else ``repl_text(k)``; ``heads[cap_raws[k]]``,
- * ``cbs[a_addr[k]]`` for a callback. ``src``: the sites' "source" fields, or None for none.
+ * ``cbs[a_addr[k]]`` for a callback; ``names[k]`` as ``_name_json`` writes it. ``src``: the
+ * sites' "source" fields, or None for none.
  * Every column a list of the entries' length. None in the result where a field is not
  * ASCII text or an int the f-string would write so (a name outside ASCII, say): the Python
  * writes that entry. */
@@ -505,7 +529,7 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         if (src != Py_None)
             TRY(put_ascii(&b, PyList_GET_ITEM(src, k)));
         TRY(PUT_LIT(&b, "\"symbol\": ") == 0 ? 1 : -1);
-        TRY(put_ascii(&b, PyList_GET_ITEM(names, k)));
+        TRY(put_name(&b, PyList_GET_ITEM(names, k)));
         TRY(PUT_LIT(&b, "}}") == 0 ? 1 : -1);
         PyObject *s = PyUnicode_New(b.n, 127);
         if (!s)

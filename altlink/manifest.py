@@ -336,7 +336,7 @@ class _Records:
         return self._from_columns(index, s_addr, a_addr, cap_raws, orig_lens, alt_lens,
                                   self._places(s_idx, s_off, s_addr, orig_lens),
                                   self._places(a_idx, a_off, a_addr, alt_lens),
-                                  entries.__getitem__, partial(_names_json, self.names))
+                                  entries.__getitem__, self.names.at_addresses)
 
     def table_json(self, table) -> list[str]:
         """``entries_json`` of every entry of ``table``, from the columns it was read as
@@ -352,7 +352,7 @@ class _Records:
             range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
             self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"]),
             self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"]),
-            table.entry, partial(_names_json, self.names) if self.site_names is None
+            table.entry, self.names.at_addresses if self.site_names is None
             else lambda _: self.site_names())
 
     def _from_columns(self, index, s_addr, a_addr, cap_raws, orig_lens, alt_lens, site, repl,
@@ -360,7 +360,7 @@ class _Records:
         """``entries_json``'s text from its entries' columns and their places' (``site``,
         ``repl``: ``_places``'); ``entry_at(k)``: the ``k``-th entry (for ``entry_json``,
         where a place is not read from its section directly); ``names_of(s_addr)``: the
-        sites' names as JSON (``_names_json``)."""
+        sites' names (``Symbolizer.at_addresses``: None for none)."""
         kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
         callback = list(map(kinds.__getitem__, cap_raws))
         s_code, s_file, s_bin, s_bad = site
@@ -446,7 +446,7 @@ class _Records:
                 f'{y}}}}}'
                 for cb, cr, i, aa, r, sa, sb, t, sf, n, so, y in zip(
                     callback, cap_raws, index, a_addr, rc, s_addr, s_bin, st, s_file, orig_lens,
-                    repeat("") if src is None else src, names)]
+                    repeat("") if src is None else src, map(_name_json, names))]
 
     def _fixups(self, branches, alt_addr: int, alt_len: int) -> str:
         """The text of a replacement's fix-ups (inside the list's brackets): of its words
@@ -739,8 +739,8 @@ class CodeTexts:
 
 
 class SiteNames:
-    """The names of an image's table's sites as JSON (``_names_json`` of their addresses, as
-    ``_Records.table_json`` asks for them), made in a forked copy of this process while it
+    """The names of an image's table's sites (``Symbolizer.at_addresses`` of their addresses,
+    as ``_Records.table_json`` asks for them), made in a forked copy of this process while it
     makes the rest of the manifest: ``SiteNames.later``. Called, it gives them."""
 
     def __init__(self, job) -> None:
@@ -758,12 +758,12 @@ class SiteNames:
                 SITE_NAMES_FORK_FROM if from_entries is None else from_entries) \
                 or not forkmap.can_fork():
             return None
-        job = forkmap.Forked(partial(_names_json, image.names,
+        job = forkmap.Forked(partial(image.names.at_addresses,
                                      table.columns["site_addr"].tolist()))
         job.start()
         return cls(job)
 
-    def __call__(self) -> list[str]:
+    def __call__(self) -> list[str | None]:
         return self._job.result()
 
     def cancel(self) -> None:
@@ -771,9 +771,9 @@ class SiteNames:
         self._job.cancel()
 
 
-def _names_json(names, addrs) -> list[str]:
-    """``names.at_addresses(addrs)`` (a ``Symbolizer``'s), each as JSON (null for none)."""
-    return [_NULL if y is None else _enc(y) for y in names.at_addresses(addrs)]
+def _name_json(name: str | None) -> str:
+    """A site's name as JSON (null for none)."""
+    return _NULL if name is None else _enc(name)
 
 
 # The entries from which the sites' names are made in a forked copy (``SiteNames``): about 1

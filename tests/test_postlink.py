@@ -105,7 +105,8 @@ def _random_columns(rng: random.Random, n: int, odd: bool):
                [number() for _ in range(n)], [number() for _ in range(n)],
                None if rng.random() < 0.5 else
                [rng.choice(["", f'"source": "{text()}", ']) for _ in range(n)],
-               [rng.choice(["null", f'"{text()}"']) for _ in range(n)])
+               [rng.choice([None, text(), text() + rng.choice(['"', "\\", "\n", "\x7f"])
+                            if odd else text()]) for _ in range(n)])
     s_code = [rng.choice(codes_known) for _ in range(n)]
     a_code = [rng.choice(codes_known) for _ in range(n)]
     return heads, cbs, codes, simple, columns, s_code, a_code
@@ -157,10 +158,10 @@ def test_entry_texts_refuses_columns_of_other_lengths():
     one = [0]
     with pytest.raises(ValueError, match="s_file"):
         pl.entry_texts({}, {}, {}, {}, {}, _site_text, _repl_text, [False], one, one, one,
-                       [b""], one, one, [b""], one, [], one, None, ["null"])
+                       [b""], one, one, [b""], one, [], one, None, [None])
     with pytest.raises(ValueError, match="callback"):
         pl.entry_texts({}, {}, {}, {}, {}, _site_text, _repl_text, (False,), one, one, one,
-                       [b""], one, one, [b""], one, one, one, None, ["null"])
+                       [b""], one, one, [b""], one, one, one, None, [None])
 
 
 @built
@@ -174,7 +175,7 @@ def test_entry_texts_passes_on_an_error_of_its_callables():
     with pytest.raises(KeyError):
         pl.entry_texts({1: "h, "}, {}, {code: (None, ())}, {code: "r"}, {}, fails, _repl_text,
                        [False], [1], [0], [4], [code], [4], [8], [code], [0], [0], [4], None,
-                       ["null"])
+                       [None])
 
 
 @built
@@ -251,7 +252,7 @@ def test_fixups_and_lines_at_each_place_against_the_python():
                   for _ in range(n)]
         alt_lens = [rng.choice([0, 4, 8, 16, 24, 255]) for _ in range(n)]
         columns = ([False] * n, [1] * n, list(range(n)), a_addr, s_addr, [0] * n, [0] * n,
-                   [4] * n, None, ["null"] * n)
+                   [4] * n, None, [None] * n)
         heads = {1: '"cap": 1, '}
         calls.clear()
         want = manifestmod._Records._entry_texts(records, columns, s_code, a_code, range(n),
@@ -260,7 +261,7 @@ def test_fixups_and_lines_at_each_place_against_the_python():
         calls.clear()
         got = pl.entry_texts(heads, {}, codes, simple, plans, site_text, repl_text, [False] * n,
                              [1] * n, list(range(n)), a_addr, a_code, alt_lens, s_addr, s_code,
-                             [0] * n, [0] * n, [4] * n, None, ["null"] * n)
+                             [0] * n, [0] * n, [4] * n, None, [None] * n)
         assert got == want
         assert len(calls) < want_calls
         compared += n
