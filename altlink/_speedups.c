@@ -476,13 +476,35 @@ static int sec_fields(PyObject *sec, uint64_t *flags, uint64_t *type, int64_t *s
     return 1;
 }
 
+static int abi_xen(PyObject *abi_obj);
+static PyObject *moves_core(const unsigned char *code, Py_ssize_t len, int64_t offset,
+                            int xen, PyObject *parts);
+
 static PyObject *sp_may_find(PyObject *self, PyObject *args)
 {
-    PyObject *entries, *secs, *caps, *facts, *section_data, *rest;
+    PyObject *entries, *secs, *caps, *facts, *section_data, *rest, *moves = Py_None;
     Py_buffer mb;
-    if (!PyArg_ParseTuple(args, "O!O!O!OOy*O", &PyList_Type, &entries, &PyList_Type, &secs,
-                          &PyDict_Type, &caps, &facts, &section_data, &mb, &rest))
+    if (!PyArg_ParseTuple(args, "O!O!O!OOy*O|O", &PyList_Type, &entries, &PyList_Type, &secs,
+                          &PyDict_Type, &caps, &facts, &section_data, &mb, &rest, &moves))
         return NULL;
+    /* ``moves``: (abi, rels_of, read_symbols), for the replacements' words decided here
+     * (``moves_core``) where they can be: ``rels_of(idx)``, a section's ``_rela_parts``;
+     * ``read_symbols(indexes)``, the symbols ``_moves_fine`` reads. */
+    PyObject *rels_of = NULL, *read_symbols = NULL, **parts_of = NULL;
+    int xen = -1;
+    if (moves != Py_None) {
+        if (!PyTuple_Check(moves) || PyTuple_GET_SIZE(moves) != 3) {
+            PyBuffer_Release(&mb);
+            Py_RETURN_NONE;
+        }
+        xen = abi_xen(PyTuple_GET_ITEM(moves, 0));
+        if (xen == -2) {
+            PyBuffer_Release(&mb);
+            return NULL;
+        }
+        rels_of = PyTuple_GET_ITEM(moves, 1);
+        read_symbols = PyTuple_GET_ITEM(moves, 2);
+    }
     Py_ssize_t n = PyList_GET_SIZE(entries), nsecs = PyList_GET_SIZE(secs);
     struct mf_entry *es = NULL;
     int64_t *site_lim = NULL, *alt_lim = NULL;
@@ -494,7 +516,8 @@ static PyObject *sp_may_find(PyObject *self, PyObject *args)
     site_lim = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *site_lim);
     alt_lim = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *alt_lim);
     datas = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *datas);
-    if (!es || !site_lim || !alt_lim || !datas) {
+    parts_of = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *parts_of);
+    if (!es || !site_lim || !alt_lim || !datas || !parts_of) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -608,7 +631,33 @@ static PyObject *sp_may_find(PyObject *self, PyObject *args)
                             break;
                         }
                 }
-                if (!plain) {
+                int decided = 0;
+                if (!plain && xen >= 0) {
+                    if (!parts_of[idx]) {
+                        parts_of[idx] = PyObject_CallFunction(rels_of, "n", (Py_ssize_t)idx);
+                        if (!parts_of[idx])
+                            goto fail;
+                    }
+                    PyObject *g = moves_core(d + m->aoff, (Py_ssize_t)m->alen, m->aoff, xen,
+                                             parts_of[idx]);
+                    if (!g)
+                        goto fail;
+                    if (g != Py_None) {
+                        PyObject *syms = PyTuple_GET_ITEM(g, 1);
+                        if (PyList_GET_SIZE(syms)) {
+                            PyObject *r = PyObject_CallOneArg(read_symbols, syms);
+                            if (!r) {
+                                Py_DECREF(g);
+                                goto fail;
+                            }
+                            Py_DECREF(r);
+                        }
+                        keep = PyTuple_GET_ITEM(g, 0) == Py_True ? 0 : 1;
+                        decided = 1;
+                    }
+                    Py_DECREF(g);
+                }
+                if (!plain && !decided) {
                     PyObject *r = PyObject_CallFunction(rest, "LLL", (long long)idx,
                                                         (long long)m->aoff, (long long)m->alen);
                     if (!r)
@@ -642,7 +691,11 @@ done:
     if (datas)
         for (Py_ssize_t i = 0; i < nsecs; i++)
             Py_XDECREF(datas[i]);
+    if (parts_of)
+        for (Py_ssize_t i = 0; i < nsecs; i++)
+            Py_XDECREF(parts_of[i]);
     PyMem_Free(datas);
+    PyMem_Free(parts_of);
     PyMem_Free(es);
     PyMem_Free(site_lim);
     PyMem_Free(alt_lim);
@@ -1559,42 +1612,41 @@ static int may_be_pcrel(uint32_t w)
     return 1;
 }
 
-static PyObject *sp_moves_fine(PyObject *self, PyObject *args)
+static int abi_xen(PyObject *abi_obj)
 {
-    Py_buffer cb;
-    int64_t offset = 0;
-    const char *abi = NULL;
-    PyObject *off_obj, *abi_obj, *parts, *syms = NULL, *out = NULL;
-    if (!PyArg_ParseTuple(args, "y*OOO", &cb, &off_obj, &abi_obj, &parts))
-        return NULL;
-    int xen, r = as_i64(off_obj, &offset);
-    if (r < 0)
-        goto fail;
-    if (PyUnicode_CheckExact(abi_obj) && !(abi = PyUnicode_AsUTF8(abi_obj)))
-        goto fail;
-    if (!r || !abi || offset < 0 || cb.len % 4)
-        goto none;
+    /* 1 for xen-v4.17, 0 for a Linux profile, -1 for anything else; -2 on an error. */
+    if (!PyUnicode_CheckExact(abi_obj))
+        return -1;
+    const char *abi = PyUnicode_AsUTF8(abi_obj);
+    if (!abi)
+        return -2;
     if (!strcmp(abi, "xen-v4.17"))
-        xen = 1;
-    else if (!strcmp(abi, "linux-v4.17") || !strcmp(abi, "linux-v6.1"))
-        xen = 0;
-    else
-        goto none;
+        return 1;
+    if (!strcmp(abi, "linux-v4.17") || !strcmp(abi, "linux-v6.1"))
+        return 0;
+    return -1;
+}
+
+static PyObject *moves_core(const unsigned char *code, Py_ssize_t len, int64_t offset,
+                            int xen, PyObject *parts)
+{
+    /* moves_fine's answer (a new reference: the pair, or None), or NULL on an error. */
+    if (offset < 0 || len % 4)
+        Py_RETURN_NONE;
     if (parts != Py_None) {
         if (!PyList_Check(parts))
-            goto none;
+            Py_RETURN_NONE;
         for (Py_ssize_t k = 0; k < PyList_GET_SIZE(parts); k++) {
             PyObject *b = PyList_GET_ITEM(parts, k);
             if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) % RELA_SIZE)
-                goto none;
+                Py_RETURN_NONE;
         }
     }
-    syms = PyList_New(0);
+    PyObject *syms = PyList_New(0), *out = NULL;
     if (!syms)
-        goto fail;
-    const unsigned char *code = cb.buf;
+        return NULL;
     int fine = 1;
-    for (Py_ssize_t i = 0; i < cb.len / 4; i++) {
+    for (Py_ssize_t i = 0; i < len / 4; i++) {
         uint32_t w = rd32(code + 4 * i);
         int64_t page = 0;
         int k = decode_kind(w, &page);
@@ -1640,15 +1692,31 @@ static PyObject *sp_moves_fine(PyObject *self, PyObject *args)
             break;
         }
     }
-    out = Py_BuildValue("(OO)", fine ? Py_True : Py_False, syms);
+    out = PyTuple_Pack(2, fine ? Py_True : Py_False, syms);
 fail:
-    Py_XDECREF(syms);
-    PyBuffer_Release(&cb);
+    Py_DECREF(syms);
     return out;
 none:
-    Py_XDECREF(syms);
-    PyBuffer_Release(&cb);
+    Py_DECREF(syms);
     Py_RETURN_NONE;
+}
+
+static PyObject *sp_moves_fine(PyObject *self, PyObject *args)
+{
+    Py_buffer cb;
+    int64_t offset = 0;
+    PyObject *off_obj, *abi_obj, *parts, *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*OOO", &cb, &off_obj, &abi_obj, &parts))
+        return NULL;
+    int r = as_i64(off_obj, &offset), xen = r > 0 ? abi_xen(abi_obj) : 0;
+    if (r < 0 || xen == -2)
+        out = NULL;
+    else if (!r || xen < 0)
+        out = Py_NewRef(Py_None);
+    else
+        out = moves_core(cb.buf, cb.len, offset, xen, parts);
+    PyBuffer_Release(&cb);
+    return out;
 }
 
 /* -- check_objects.check_object_branches' words, their relocations looked up ------------------

@@ -67,11 +67,13 @@ def may_find(ck: Checks, inp: Input, rels: dict | None = None) -> list[tuple[int
     caps = facts_of(p)  # cap_raw -> (callback, capability in range)
     plain: dict[bytes, bool] = {}  # a replacement's bytes -> every word plain
     sp = speedups.get()
-    if sp is not None:  # the loop below, compiled (``altlink.speedups``)
+    if sp is not None:  # the loop below, compiled (``altlink.speedups``), and _moves_fine's
+        rels = {} if rels is None else rels
         got = sp.may_find(inp.table.entries, secs, caps, partial(cap_facts, p),
                           inp.elf.section_data, _MAYBE_NOT_PLAIN,
-                          partial(_words_kept, inp, secs, plain, p.abi,
-                                  {} if rels is None else rels))
+                          partial(_words_kept, inp, secs, plain, p.abi, rels),
+                          (p.abi, partial(_rela_parts_at, inp, secs, rels),
+                           partial(_read_symbols, inp)))
         if got is not None:
             return got
     datas: dict[int, tuple[bytes, bytes]] = {}  # section: its bytes, its words' marks
@@ -163,11 +165,7 @@ def _moves_fine(inp: Input, sec: Section, offset: int, code: bytes, abi: str,
         got = sp.moves_fine(code, offset, abi, _rela_parts(inp, sec, rels=rels))
         if got is not None:
             fine, symbols = got
-            for sym in symbols:  # (read as the loop below reads them: the same errors)
-                try:
-                    inp.elf.symbol(sym)
-                except IndexError:
-                    pass
+            _read_symbols(inp, symbols)
             return fine
     return _moves_fine_py(inp, sec, offset, code, abi)
 
@@ -192,6 +190,21 @@ def _moves_fine_py(inp: Input, sec: Section, offset: int, code: bytes, abi: str)
         if insn.profile_problem(w, abi):
             return False
     return True
+
+
+def _read_symbols(inp: Input, symbols: list[int]) -> None:
+    """The symbols that ``_moves_fine_py`` reads (a relocated branch's), read as it reads
+    them, where the extension decided (``moves_fine``): the same errors."""
+    for sym in symbols:
+        try:
+            inp.elf.symbol(sym)
+        except IndexError:
+            pass
+
+
+def _rela_parts_at(inp: Input, secs: list[Section], rels: dict, idx: int) -> list | None:
+    """``_rela_parts`` of section ``idx``, kept in ``rels`` (``may_find``'s extension)."""
+    return _rela_parts(inp, secs[idx], rels=rels)
 
 
 def _rela_parts(inp: Input, sec: Section, few: int = 256, rels: dict | None = None
