@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from itertools import compress, count, repeat
-from operator import contains
+from operator import contains, not_
 
 from altlink import binding, insn, progress, speedups
 from altlink.caps import CapTable
@@ -368,7 +368,7 @@ class _Records:
         bad = sorted(set(s_bad).union(k for k in a_bad if not callback[k]))
         for k in bad:  # made by entry_json below
             s_code[k] = a_code[k] = b""
-        repl_codes = {c for c, cb in zip(a_code, callback) if not cb}
+        repl_codes = set(compress(a_code, map(not_, callback)))  # (the static entries')
         self.texts.prepare(repl_codes.union(s_code))
         codes = self._code_json
         simple = self._simple
@@ -400,7 +400,7 @@ class _Records:
                                  repl_text, callback, list(cap_raws), list(index),
                                  list(a_addr), a_code, list(alt_lens), list(s_addr), s_code,
                                  s_bin, s_file, list(orig_lens), src, names)
-            holes = [k for k, t in enumerate(out) if t is None]
+            holes = [k for k, t in enumerate(out) if t is None] if None in out else []
             if holes:
                 for k, t in zip(holes, self._entry_texts(
                         [[c[k] for k in holes] if c is not None else None for c in columns],
