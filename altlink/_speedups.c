@@ -1478,6 +1478,23 @@ none:
  * ``alloc_too``) by the section they apply to (their info, the same int), in order. None
  * where a section is not a tuple of 11 whose name is a str and whose type, flags and info
  * are ints. */
+static int append_to(PyObject *dict, PyObject *key, PyObject *item)
+{
+    /* ``dict.setdefault(key, []).append(item)``: 0, or -1 on an error. */
+    PyObject *got = PyDict_GetItemWithError(dict, key);
+    if (got)
+        return PyList_Append(got, item);
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *l = PyList_New(1);
+    if (!l)
+        return -1;
+    PyList_SET_ITEM(l, 0, Py_NewRef(item));
+    int r = PyDict_SetItem(dict, key, l);
+    Py_DECREF(l);
+    return r;
+}
+
 static PyObject *sp_index_sections(PyObject *self, PyObject *args)
 {
     PyObject *secs;
@@ -1498,22 +1515,8 @@ static PyObject *sp_index_sections(PyObject *self, PyObject *args)
         if (!PyUnicode_CheckExact(name) || !PyLong_CheckExact(t) || !PyLong_CheckExact(f) ||
                 !PyLong_CheckExact(info))
             goto none;
-        PyObject *got = PyDict_GetItemWithError(by_name, name);
-        if (got) {
-            if (PyList_Append(got, s) < 0)
-                goto fail;
-        } else {
-            if (PyErr_Occurred())
-                goto fail;
-            PyObject *l = PyList_New(1);
-            if (!l)
-                goto fail;
-            PyList_SET_ITEM(l, 0, Py_NewRef(s));
-            int r = PyDict_SetItem(by_name, name, l);
-            Py_DECREF(l);
-            if (r < 0)
-                goto fail;
-        }
+        if (append_to(by_name, name, s) < 0)
+            goto fail;
         uint64_t typ = PyLong_AsUnsignedLongLongMask(t);
         uint64_t flags = PyLong_AsUnsignedLongLongMask(f);
         if (PyErr_Occurred())
@@ -1526,22 +1529,8 @@ static PyObject *sp_index_sections(PyObject *self, PyObject *args)
                 dynsym = s;
         } else if ((typ == 4 || typ == 9 || typ == 0x40000014) &&
                    (alloc_too || !(flags & 0x2))) {  /* RELA, REL, CREL; SHF_ALLOC */
-            got = PyDict_GetItemWithError(rel, info);
-            if (got) {
-                if (PyList_Append(got, s) < 0)
-                    goto fail;
-            } else {
-                if (PyErr_Occurred())
-                    goto fail;
-                PyObject *l = PyList_New(1);
-                if (!l)
-                    goto fail;
-                PyList_SET_ITEM(l, 0, Py_NewRef(s));
-                int r = PyDict_SetItem(rel, info, l);
-                Py_DECREF(l);
-                if (r < 0)
-                    goto fail;
-            }
+            if (append_to(rel, info, s) < 0)
+                goto fail;
         }
     }
     if (!symtab)

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from test_cache import options
 from test_checks import build, repl
-from test_make_fast import V61, V417, checked_objects, synthetic_objects
+from test_make_fast import V61, V417, checked_objects, debians_modules, synthetic_objects
 from toolchain import GNU_LD
 
 from altlink import records, speedups
@@ -629,14 +629,7 @@ def test_moved_words_against_their_reference(tmp_path):
 def test_debians_modules():
     """Debian's 992 modules of Linux 6.1 (``tools/fetch_kernel.py``), where they are
     fetched: the same records, tables and checks with the extension and without."""
-    from test_kernel import full_kernel
-
-    kdir = full_kernel()
-    if kdir is None:
-        pytest.skip("the full kernel is not fetched (python3 tools/fetch_kernel.py)")
-    mods = sorted((kdir / "modules").rglob("*.ko"))
-    assert len(mods) > 900
-    for p in mods:
+    for p in debians_modules():
         got = same_both_ways(p.read_bytes(), V61, str(p))
         assert type(got) is bytes, got
 
