@@ -436,16 +436,4 @@ def test_never_stale(tmp_path):
     used, other, why = _loaded_in(copy(tmp_path / "stale", True))
     assert not used and other == speedups.available()
     assert "stale" in why["_postlink"][0] and not why["_speedups"], why
-
-    code = "import altlink\nprint(altlink.code_digest())\n"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
-    env["PYTHONPATH"] = str(good)
-
-    def digest():
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=env, cwd=str(good), check=True).stdout
-
-    before = digest()
-    so = next((good / "altlink").glob("_postlink*.so"))
-    so.write_bytes(so.read_bytes() + b"\0")
-    assert digest() != before
+    # (that the record cache's key covers it: test_speedups.py, for both extensions)

@@ -350,8 +350,9 @@ def test_never_stale(tmp_path):
 
 
 @built
-def test_the_code_digest_covers_the_extension(tmp_path):
-    """``altlink.code_digest`` (the record cache's key) changes with the extension's file."""
+@pytest.mark.parametrize("module", ["_speedups", "_postlink"])
+def test_the_code_digest_covers_the_extension(tmp_path, module):
+    """``altlink.code_digest`` (the record cache's key) changes with each extension's file."""
     pkg = _package_copy(tmp_path, False)
     code = "import altlink\nprint(altlink.code_digest())\n"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
@@ -362,7 +363,7 @@ def test_the_code_digest_covers_the_extension(tmp_path):
                               env=env, cwd=str(pkg), check=True).stdout
 
     before = digest()
-    so = next((pkg / "altlink").glob("_speedups*.so"))
+    so = next((pkg / "altlink").glob(f"{module}*.so"))
     so.write_bytes(so.read_bytes() + b"\0")
     assert digest() != before
 
