@@ -75,8 +75,9 @@ def _functions_by_start(elf: ElfFile) -> dict[int, list[tuple[str, int]]]:
 
 
 class _ObjectFunctions:
-    """The objects' functions by name, and what each object's entries ask for at an offset
-    of one of them, read only for the names asked."""
+    """The objects' functions by name (each object's symbols read once), and what each
+    object's entries ask for at an offset of one of them (its table read only where one of
+    its functions is asked for)."""
 
     def __init__(self, objects: list[ElfFile]) -> None:
         self.by_name: dict[str, list[tuple[ElfFile, int, int, int]]] = {}
