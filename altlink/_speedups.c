@@ -319,16 +319,14 @@ done:
  * that is not local: each defined one, not a section's, not local, named, first of its
  * name: name -> (type, its section's name or None, whether that section is code). None
  * where a symbol from there has SHN_XINDEX. */
-static PyObject *sp_global_defines(PyObject *self, PyObject *args)
+static PyObject *global_defines_core(const unsigned char *sym, Py_ssize_t symlen,
+                                     const unsigned char *str, Py_ssize_t strlen,
+                                     PyObject *secs)
 {
-    Py_buffer sb, stb;
-    PyObject *secs;
-    if (!PyArg_ParseTuple(args, "y*y*O!", &sb, &stb, &PyList_Type, &secs))
-        return NULL;
+    /* ``global_defines`` of the two tables' bytes: a new reference, None, or NULL. */
     PyObject *out = NULL;
-    const unsigned char *sym = sb.buf, *str = stb.buf;
-    Py_ssize_t nsyms = sb.len / SYM_SIZE, nsecs = PyList_GET_SIZE(secs);
-    if (sb.len % SYM_SIZE)
+    Py_ssize_t nsyms = symlen / SYM_SIZE, nsecs = PyList_GET_SIZE(secs);
+    if (symlen % SYM_SIZE)
         goto none;
     Py_ssize_t first = 0;
     while (first < nsyms && (sym[first * SYM_SIZE + 4] >> 4) == STB_LOCAL)
@@ -345,7 +343,7 @@ static PyObject *sp_global_defines(PyObject *self, PyObject *args)
         uint16_t shndx = rd16(s + 6);
         if (shndx == SHN_UNDEF || (info & 0xf) == STT_SECTION || (info >> 4) == STB_LOCAL)
             continue;
-        PyObject *nm = cstr(str, stb.len, rd32(s));
+        PyObject *nm = cstr(str, strlen, rd32(s));
         if (!nm)
             goto fail;
         int have = PyUnicode_GET_LENGTH(nm) == 0 ? 1 : PyDict_Contains(out, nm);
@@ -388,6 +386,16 @@ fail:
     Py_XDECREF(out);
     out = NULL;
 done:
+    return out;
+}
+
+static PyObject *sp_global_defines(PyObject *self, PyObject *args)
+{
+    Py_buffer sb, stb;
+    PyObject *secs;
+    if (!PyArg_ParseTuple(args, "y*y*O!", &sb, &stb, &PyList_Type, &secs))
+        return NULL;
+    PyObject *out = global_defines_core(sb.buf, sb.len, stb.buf, stb.len, secs);
     PyBuffer_Release(&sb);
     PyBuffer_Release(&stb);
     return out;
@@ -406,6 +414,24 @@ static PyObject *cap_facts(PyObject *caps, PyObject *facts, PyObject *cap)
     if (got && PyDict_SetItem(caps, cap, got) < 0)
         Py_CLEAR(got);
     return got;
+}
+
+/* ``cap_facts`` of a capability field as two flags (callback, capability in range): 0, or
+ * -1 on an error. */
+static int cap_pair(PyObject *caps, PyObject *facts, PyObject *cap, int *cb, int *cap_ok)
+{
+    PyObject *got = cap_facts(caps, facts, cap);
+    if (!got)
+        return -1;
+    if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2) {
+        Py_DECREF(got);
+        PyErr_SetString(PyExc_TypeError, "cap_facts: not a pair");
+        return -1;
+    }
+    *cb = PyObject_IsTrue(PyTuple_GET_ITEM(got, 0));
+    *cap_ok = PyObject_IsTrue(PyTuple_GET_ITEM(got, 1));
+    Py_DECREF(got);
+    return *cb < 0 || *cap_ok < 0 ? -1 : 0;
 }
 
 /* Whether an entry's capability field marks a callback (``cap_facts(...)[0]``): 1, 0, or
@@ -479,6 +505,24 @@ static int sec_fields(PyObject *sec, uint64_t *flags, uint64_t *type, int64_t *s
 static int abi_xen(PyObject *abi_obj);
 static PyObject *moves_core(const unsigned char *code, Py_ssize_t len, int64_t offset,
                             int xen, PyObject *parts);
+
+/* Whether each word of a replacement at ``aoff`` (``alen`` bytes) of a section's ``d``
+ * (``len`` bytes) is plain by its top byte (``mark``: 1 where it may not be):
+ * ``marks[aoff // 4:(aoff + alen) // 4]``, as a slice (clipped), has no 1; 0 where ``aoff``
+ * is not a word's. */
+static int plain_by_marks(const unsigned char *d, int64_t len, int64_t aoff, int64_t alen,
+                          const unsigned char *mark)
+{
+    if (aoff % 4)
+        return 0;
+    int64_t a = aoff / 4, b = (aoff + alen) / 4, words = len / 4;
+    if (b > words)
+        b = words;
+    for (int64_t k = a; k < b; k++)
+        if (mark[d[4 * k + 3]] == 1)
+            return 0;
+    return 1;
+}
 
 static PyObject *sp_may_find(PyObject *self, PyObject *args)
 {
@@ -565,18 +609,8 @@ static PyObject *sp_may_find(PyObject *self, PyObject *args)
     for (Py_ssize_t pos = 0; pos < n; pos++) {
         struct mf_entry *m = &es[pos];
         PyObject *e = PyList_GET_ITEM(entries, pos);
-        PyObject *got = cap_facts(caps, facts, PyTuple_GET_ITEM(e, 6));
-        if (!got)
-            goto fail;
-        if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2) {
-            Py_DECREF(got);
-            PyErr_SetString(PyExc_TypeError, "cap_facts: not a pair");
-            goto fail;
-        }
-        int cb = PyObject_IsTrue(PyTuple_GET_ITEM(got, 0));
-        int cap_ok = PyObject_IsTrue(PyTuple_GET_ITEM(got, 1));
-        Py_DECREF(got);
-        if (cb < 0 || cap_ok < 0)
+        int cb, cap_ok;
+        if (cap_pair(caps, facts, PyTuple_GET_ITEM(e, 6), &cb, &cap_ok) < 0)
             goto fail;
         int keep = 0;  /* 1: (pos, False); 2: (pos, True); 0: not kept */
         if (!cap_ok || (m->alen == 0 && !cb) || (cb && m->alen) || m->addr || !m->olen
@@ -617,20 +651,8 @@ static PyObject *sp_may_find(PyObject *self, PyObject *args)
                     }
                 }
                 const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(datas[idx]);
-                int64_t words = PyBytes_GET_SIZE(datas[idx]) / 4;
-                int plain = 0;
-                if (m->aoff % 4 == 0) {
-                    /* marks[aoff // 4:(aoff + alen) // 4], as a slice: clipped */
-                    int64_t a = m->aoff / 4, b = (m->aoff + m->alen) / 4;
-                    if (b > words)
-                        b = words;
-                    plain = 1;
-                    for (int64_t k = a; k < b; k++)
-                        if (mark[d[4 * k + 3]] == 1) {
-                            plain = 0;
-                            break;
-                        }
-                }
+                int plain = plain_by_marks(d, PyBytes_GET_SIZE(datas[idx]), m->aoff, m->alen,
+                                           mark);
                 int decided = 0;
                 if (!plain && xen >= 0) {
                     if (!parts_of[idx]) {
@@ -729,6 +751,64 @@ static int is_branch_byte(unsigned b)
     return (b & 0x7c) == 0x14 || b == 0x54 || (b & 0x7e) == 0x34 || (b & 0x7e) == 0x36;
 }
 
+/* The ranges' words (``marked_words``' spans): the ranges (sorted by start) as spans of word
+ * numbers [sa, sb), merged where they overlap or touch, clipped to the words of ``len``
+ * bytes; their count. */
+static Py_ssize_t merged_spans(const int64_t *starts, const int64_t *ends, Py_ssize_t nr,
+                               int64_t len, int64_t *sa, int64_t *sb)
+{
+    int64_t last = len - 3, words = len / 4, a0 = -1, b0 = -1;
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i <= nr; i++) {
+        int64_t a = 0, b = 0;
+        if (i < nr) {
+            int64_t lo = starts[i], hi = ends[i];
+            int64_t start = lo > 0 ? lo - lo % 4 : 0;
+            int64_t stop = hi < last ? hi : last;
+            if (start >= stop)
+                continue;
+            a = start >> 2;
+            b = (stop + 3) >> 2;
+            if (a <= b0) {
+                if (b > b0)
+                    b0 = b;
+                continue;
+            }
+        }
+        if (b0 >= 0) {
+            sa[n] = a0;
+            sb[n] = b0 < words ? b0 : words;
+            n++;
+        }
+        if (i < nr) {
+            a0 = a;
+            b0 = b;
+        }
+    }
+    return n;
+}
+
+/* Whether the branch ``w`` at word ``k`` lands (its target modulo 2**64, in ``*tgt``) in one
+ * of the ranges (sorted by start; ``hi`` the largest end): ``starts[0] <= t < hi`` and,
+ * for ``j = bisect_right(starts, t) - 1``, ``j >= 0 and t < ends[j]``. */
+static int lands_in(uint32_t w, int64_t k, const int64_t *starts, const int64_t *ends,
+                    Py_ssize_t nr, __int128 hi, uint64_t *tgt)
+{
+    *tgt = (uint64_t)(4 * k) + (uint64_t)branch_offset(w);
+    __int128 t = (__int128)*tgt;
+    if (!nr || !((__int128)starts[0] <= t && t < hi))
+        return 0;
+    Py_ssize_t a = 0, b = nr;
+    while (a < b) {
+        Py_ssize_t m = (a + b) / 2;
+        if (t < (__int128)starts[m])
+            b = m;
+        else
+            a = m + 1;
+    }
+    return a - 1 >= 0 && t < (__int128)ends[a - 1];
+}
+
 static PyObject *sp_object_branch_words(PyObject *self, PyObject *args)
 {
     Py_buffer db;
@@ -738,10 +818,12 @@ static PyObject *sp_object_branch_words(PyObject *self, PyObject *args)
     Py_ssize_t nr = PyList_GET_SIZE(ranges);
     int64_t *starts = PyMem_Calloc(nr ? nr : 1, sizeof *starts);
     int64_t *ends = PyMem_Calloc(nr ? nr : 1, sizeof *ends);
+    int64_t *sa = PyMem_Calloc(nr ? nr : 1, sizeof *sa);
+    int64_t *sb = PyMem_Calloc(nr ? nr : 1, sizeof *sb);
     PyObject *hits = NULL, *marked = NULL, *out = NULL;
     const unsigned char *d = db.buf;
     int64_t words = db.len / 4;
-    if (!starts || !ends) {
+    if (!starts || !ends || !sa || !sb) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -763,74 +845,36 @@ static PyObject *sp_object_branch_words(PyObject *self, PyObject *args)
     if (!hits || !marked)
         goto fail;
     if (nr) {
-        __int128 lo = starts[0], hi = ends[0];
+        __int128 hi = ends[0];
         for (Py_ssize_t i = 1; i < nr; i++)
             if (ends[i] > hi)
                 hi = ends[i];
         for (int64_t k = 0; k < words; k++) {
-            if (!is_branch_byte(d[4 * k + 3]))
+            uint64_t tgt;
+            if (!is_branch_byte(d[4 * k + 3])
+                || !lands_in(rd32(d + 4 * k), k, starts, ends, nr, hi, &tgt))
                 continue;
-            uint32_t w = rd32(d + 4 * k);
-            uint64_t tgt = (uint64_t)(4 * k) + (uint64_t)branch_offset(w);  /* modulo 2**64 */
-            __int128 t = (__int128)tgt;
-            if (!(lo <= t && t < hi))
-                continue;
-            /* bisect_right(starts, tgt) - 1 */
-            Py_ssize_t a = 0, b = nr;
-            while (a < b) {
-                Py_ssize_t m = (a + b) / 2;
-                if (t < (__int128)starts[m])
-                    b = m;
-                else
-                    a = m + 1;
+            PyObject *h = Py_BuildValue("(LkK)", (long long)(4 * k),
+                                        (unsigned long)rd32(d + 4 * k), (unsigned long long)tgt);
+            if (!h || PyList_Append(hits, h) < 0) {
+                Py_XDECREF(h);
+                goto fail;
             }
-            Py_ssize_t j = a - 1;
-            if (j >= 0 && t < (__int128)ends[j]) {
-                PyObject *h = Py_BuildValue("(LkK)", (long long)(4 * k), (unsigned long)w,
-                                            (unsigned long long)tgt);
-                if (!h || PyList_Append(hits, h) < 0) {
-                    Py_XDECREF(h);
-                    goto fail;
-                }
-                Py_DECREF(h);
-            }
+            Py_DECREF(h);
         }
     }
     /* The ranges' words, merged, and in them the marked ones. */
-    int64_t last = (int64_t)db.len - 3, a0 = -1, b0 = -1;
-    for (Py_ssize_t i = 0; i <= nr; i++) {
-        int64_t a, b;
-        if (i < nr) {
-            int64_t lo = starts[i], hi = ends[i];
-            int64_t start = lo > 0 ? lo - lo % 4 : 0;
-            int64_t stop = hi < last ? hi : last;
-            if (start >= stop)
-                continue;
-            a = start >> 2;
-            b = (stop + 3) >> 2;
-            if (a <= b0) {
-                if (b > b0)
-                    b0 = b;
-                continue;
-            }
-        }
-        if (b0 >= 0) {
-            int64_t e = b0 < words ? b0 : words;
-            for (int64_t k = a0; k < e; k++)
-                if (is_branch_byte(d[4 * k + 3])) {
-                    PyObject *o = PyLong_FromLongLong(4 * k);
-                    if (!o || PyList_Append(marked, o) < 0) {
-                        Py_XDECREF(o);
-                        goto fail;
-                    }
-                    Py_DECREF(o);
+    Py_ssize_t ns = merged_spans(starts, ends, nr, (int64_t)db.len, sa, sb);
+    for (Py_ssize_t i = 0; i < ns; i++)
+        for (int64_t k = sa[i]; k < sb[i]; k++)
+            if (is_branch_byte(d[4 * k + 3])) {
+                PyObject *o = PyLong_FromLongLong(4 * k);
+                if (!o || PyList_Append(marked, o) < 0) {
+                    Py_XDECREF(o);
+                    goto fail;
                 }
-        }
-        if (i < nr) {
-            a0 = a;
-            b0 = b;
-        }
-    }
+                Py_DECREF(o);
+            }
     out = PyTuple_Pack(2, hits, marked);
     goto done;
 none:
@@ -843,6 +887,8 @@ done:
     Py_XDECREF(marked);
     PyMem_Free(starts);
     PyMem_Free(ends);
+    PyMem_Free(sa);
+    PyMem_Free(sb);
     PyBuffer_Release(&db);
     return out;
 }
@@ -1858,6 +1904,545 @@ done:
     return out;
 }
 
+/* -- records.make_plain: an object's whole record, as plain data ------------------------------
+ * object_plain(data, sections, caps, facts, maybe_not_plain, abi, fmt) -> tuple | None
+ * ``make_record(Input.load(elf), options, with_digest=False).to_plain()`` of an object
+ * (``data``: its bytes; ``sections``: ``elf.sections``, decoded and checked already), where
+ * its checks make no finding: its table read from its relocations as the assembler writes
+ * them (``table._entries_in_order``), no table finding, every entry passed by ``may_find``
+ * or a callback it leaves undefined (its ``Deferred``), no two sites sharing a byte, no
+ * branch ALT017 has to look at; ``caps``/``facts``/``maybe_not_plain`` as ``may_find``'s,
+ * ``abi`` the profile's,
+ * ``fmt`` the record format. None for anything else, and where a read would meet an error:
+ * the Python then makes the record, and says what is wrong. */
+#define SHT_RELA_ 4
+#define SHT_REL_ 9
+#define SHT_CREL_ 0x40000014
+#define SHT_SYMTAB_ 2
+#define SHT_DYNSYM_ 11
+#define SHF_ALLOC_ 0x2
+#define STB_WEAK_ 2
+#define MAX_PARTS 8
+
+struct op_sec {
+    PyObject *name;  /* borrowed, from the Section */
+    uint64_t type, flags, offset, size, link, info, entsize;
+};
+
+struct op_parts {  /* a section's RELA sections' bytes, as ``_rela_parts`` gives them */
+    int state;  /* 0: not read; 1: read; -1: None (the Python's other ways) */
+    int n;
+    const unsigned char *p[MAX_PARTS];
+    uint64_t len[MAX_PARTS];
+};
+
+struct op_entry {
+    uint64_t ssym, asym;  /* the relocations' symbols */
+    int64_t soff, aoff;  /* the places' offsets (value + addend) */
+    uint64_t sidx, aidx;  /* the places' section indexes */
+    unsigned cap, olen, alen;
+};
+
+struct op_ctx {
+    const unsigned char *d;
+    uint64_t size;
+    Py_ssize_t nsecs;
+    struct op_sec *secs;
+    const unsigned char *sym, *str;
+    uint64_t nsyms, strlen_;
+    int have_symtab;
+    struct op_parts *parts;
+};
+
+static const unsigned char *op_bytes(struct op_ctx *c, Py_ssize_t i, uint64_t *len)
+{
+    /* ``section_data`` of section ``i`` where it reads without an error (NOBITS: empty);
+     * NULL otherwise. */
+    struct op_sec *s = &c->secs[i];
+    if (s->type == SHT_NOBITS) {
+        *len = 0;
+        return c->d;
+    }
+    if (s->offset > c->size || s->size > c->size - s->offset)
+        return NULL;
+    *len = s->size;
+    return c->d + s->offset;
+}
+
+static int op_rela_parts(struct op_ctx *c, Py_ssize_t idx)
+{
+    /* ``_rela_parts`` of section ``idx`` (few=256): 1 where read (``c->parts[idx]``), 0
+     * where the Python reads otherwise. */
+    struct op_parts *p = &c->parts[idx];
+    if (p->state)
+        return p->state > 0;
+    p->state = -1;
+    uint64_t total = 0;
+    for (Py_ssize_t i = 0; i < c->nsecs; i++) {
+        struct op_sec *s = &c->secs[i];
+        if (!(s->type == SHT_RELA_ || s->type == SHT_REL_ || s->type == SHT_CREL_)
+            || s->info != (uint64_t)idx)
+            continue;
+        if (s->type != SHT_RELA_ || s->size % RELA_SIZE || p->n == MAX_PARTS)
+            return 0;
+        total += s->size;
+        if (total > 256 * RELA_SIZE)
+            return 0;
+        uint64_t len;
+        const unsigned char *b = op_bytes(c, i, &len);
+        if (!b)
+            return 0;
+        p->p[p->n] = b;
+        p->len[p->n] = len;
+        p->n++;
+    }
+    p->state = 1;
+    return 1;
+}
+
+static int op_first_reloc(struct op_parts *p, uint64_t at, uint64_t *sym, int64_t *addend)
+{
+    for (int k = 0; k < p->n; k++)
+        for (uint64_t j = 0; j < p->len[k] / RELA_SIZE; j++) {
+            const unsigned char *r = p->p[k] + j * RELA_SIZE;
+            if (rd64(r) == at) {
+                *sym = rd64(r + 8) >> 32;
+                *addend = (int64_t)rd64(r + 16);
+                return 1;
+            }
+        }
+    return 0;
+}
+
+static int op_symbol(struct op_ctx *c, uint64_t i, unsigned *shndx, unsigned *bind)
+{
+    /* ``elf.symbol(i)``: 1 where it reads (its section index and binding), 0 where it
+     * raises IndexError (which its callers pass), -1 where the Python is to read it. */
+    if (!c->have_symtab || i >= c->nsyms)
+        return 0;
+    const unsigned char *s = c->sym + i * SYM_SIZE;
+    *shndx = rd16(s + 6);
+    *bind = s[4] >> 4;
+    return *shndx == SHN_XINDEX ? -1 : 1;
+}
+
+static int op_moves(struct op_ctx *c, Py_ssize_t idx, const unsigned char *code, int64_t len,
+                    int64_t offset, int xen)
+{
+    /* ``_moves_fine`` of a replacement whose words are not all plain by their top byte: 1
+     * fine, 0 not, -1 where the Python decides (``moves_core``'s None, or a symbol it reads
+     * that this does not). */
+    if (offset < 0 || len % 4)
+        return -1;
+    int have_parts = -1;
+    for (int64_t i = 0; i < len / 4; i++) {
+        uint32_t w = rd32(code + 4 * i);
+        int64_t page = 0;
+        int k = decode_kind(w, &page);
+        if (k == K_PLAIN) {
+            if (may_be_pcrel(w))
+                return -1;
+            continue;
+        }
+        if (k == K_STOP)
+            return 0;
+        if (have_parts < 0)
+            have_parts = op_rela_parts(c, idx);
+        if (!have_parts)
+            return -1;
+        uint64_t sym;
+        int64_t addend;
+        if (k != K_ADRP && op_first_reloc(&c->parts[idx], (uint64_t)offset + 4 * (uint64_t)i,
+                                          &sym, &addend)) {
+            unsigned sh, bind;
+            if (op_symbol(c, sym, &sh, &bind) < 0)
+                return -1;
+        }
+        if (k == K_BCCOND || (k == K_ADRP && (xen || page < -((int64_t)1 << 31) ||
+                                               page > ((int64_t)1 << 31) - 4096)))
+            return 0;
+    }
+    return 1;
+}
+
+static int op_branches(struct op_ctx *c, Py_ssize_t shndx, const int64_t *starts,
+                       const int64_t *ends, Py_ssize_t nr, int64_t *sa, int64_t *sb,
+                       const unsigned char *inrange)
+{
+    /* ``check_object_branches`` of one section of replacements (its ranges' starts and
+     * ends, sorted; ``sa``/``sb``: room for ``nr`` spans; ``inrange``: 1 for each section
+     * that has ranges): 0 where it finds no branch to look at (``found`` empty), -1 where
+     * the Python is to look. */
+    uint64_t len, sym, tgt;
+    int64_t addend;
+    const unsigned char *d = op_bytes(c, shndx, &len);
+    if (!d || !op_rela_parts(c, shndx))
+        return -1;
+    struct op_parts *p = &c->parts[shndx];
+    __int128 hi = ends[0];
+    for (Py_ssize_t i = 1; i < nr; i++)
+        if (ends[i] > hi)
+            hi = ends[i];
+    for (int64_t k = 0; k < (int64_t)(len / 4); k++)
+        if (is_branch_byte(d[4 * k + 3])
+            && lands_in(rd32(d + 4 * k), k, starts, ends, nr, hi, &tgt)
+            && !op_first_reloc(p, (uint64_t)(4 * k), &sym, &addend))
+            return -1;  /* a branch the assembler resolved into a replacement */
+    Py_ssize_t ns = merged_spans(starts, ends, nr, (int64_t)len, sa, sb);
+    for (Py_ssize_t i = 0; i < ns; i++)
+        for (int64_t k = sa[i]; k < sb[i]; k++) {
+            if (!is_branch_byte(d[4 * k + 3])
+                || !op_first_reloc(p, (uint64_t)(4 * k), &sym, &addend))
+                continue;
+            unsigned sh, bind;
+            int got = op_symbol(c, sym, &sh, &bind);
+            if (got < 0 || (got && sh < c->nsecs && inrange[sh] && bind != STB_WEAK_))
+                return -1;  /* a relocated branch into a replacement the object defines */
+        }
+    return 0;
+}
+
+static PyObject *sp_object_plain(PyObject *self, PyObject *args)
+{
+    Py_buffer db, mb;
+    PyObject *secs, *caps, *facts, *abi, *fmt;
+    if (!PyArg_ParseTuple(args, "y*O!O!Oy*OO", &db, &PyList_Type, &secs, &PyDict_Type, &caps,
+                          &facts, &mb, &abi, &fmt))
+        return NULL;
+    const unsigned char *mark = mb.buf;
+    struct op_ctx c = {db.buf, (uint64_t)db.len, PyList_GET_SIZE(secs), NULL, NULL, NULL,
+                       0, 0, 0, NULL};
+    Py_ssize_t nsecs = c.nsecs;
+    struct op_entry *es = NULL;
+    struct span *ranges = NULL;  /* ALT017's: (start, end, entry index) */
+    PyObject **names = NULL;  /* each symbol's name (Place.symbol), made once */
+    unsigned char *inrange = NULL;
+    int64_t *site_lim = NULL, *alt_lim = NULL;
+    PyObject *out = NULL, *d_index = NULL, *d_symbol = NULL, *flags = NULL, *summary = NULL;
+    PyObject *defs = NULL, *dcols[4] = {NULL, NULL, NULL, NULL};
+    uint64_t n = 0;
+    int xen = abi_xen(abi);
+    if (xen == -2)
+        goto fail;
+    if (xen < 0 || nsecs >= SHN_LORESERVE || mb.len != 256)
+        goto none;
+    c.secs = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *c.secs);
+    c.parts = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *c.parts);
+    site_lim = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *site_lim);
+    alt_lim = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *alt_lim);
+    inrange = PyMem_Calloc(nsecs ? nsecs : 1, 1);
+    if (!c.secs || !c.parts || !site_lim || !alt_lim || !inrange) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    /* The sections: the table's, the module's, the symbol table (``_index_sections``). */
+    Py_ssize_t table = -1, symtab = -1, dynsym = -1;
+    int module = 0;
+    for (Py_ssize_t i = 0; i < nsecs; i++) {
+        PyObject *s = PyList_GET_ITEM(secs, i);
+        if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != 11)
+            goto none;
+        struct op_sec *o = &c.secs[i];
+        uint64_t *dst[7] = {&o->type, &o->flags, &o->offset, &o->size, &o->link, &o->info,
+                            &o->entsize};
+        static const int at[7] = {2, 3, 5, 6, 7, 8, 10};
+        for (int k = 0; k < 7; k++) {
+            PyObject *v = PyTuple_GET_ITEM(s, at[k]);
+            if (!PyLong_CheckExact(v))
+                goto none;
+            *dst[k] = PyLong_AsUnsignedLongLong(v);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                goto none;
+            }
+        }
+        if (o->size > INT64_MAX)
+            goto none;
+        o->name = PyTuple_GET_ITEM(s, 1);
+        if (!PyUnicode_CheckExact(o->name))
+            goto none;
+        if (PyUnicode_CompareWithASCIIString(o->name, ".altinstructions") == 0) {
+            if (table >= 0)
+                goto none;  /* (several tables: the Python's) */
+            table = i;
+        } else if (PyUnicode_CompareWithASCIIString(o->name, ".gnu.linkonce.this_module") == 0)
+            module = 1;
+        if (o->type == SHT_SYMTAB_ && symtab < 0)
+            symtab = i;
+        else if (o->type == SHT_DYNSYM_ && dynsym < 0)
+            dynsym = i;
+        site_lim[i] = o->flags & SHF_EXECINSTR ? (int64_t)o->size : -1;
+        alt_lim[i] = (o->flags & SHF_EXECINSTR ||
+                      PyUnicode_CompareWithASCIIString(o->name, ".altinstr_replacement") == 0)
+            && o->type != SHT_NOBITS ? (int64_t)o->size : -1;
+    }
+    if (symtab < 0)
+        symtab = dynsym;
+    /* The symbol table and its strings (``_symbol_bytes``, ``_global_defines``). */
+    if (symtab >= 0) {
+        struct op_sec *s = &c.secs[symtab];
+        uint64_t len, slen = 0;
+        if (s->link >= (uint64_t)nsecs || (s->entsize != 0 && s->entsize != SYM_SIZE)
+            || s->size % SYM_SIZE)
+            goto none;
+        c.sym = op_bytes(&c, symtab, &len);
+        c.str = s->link ? op_bytes(&c, (Py_ssize_t)s->link, &slen) : (const unsigned char *)"";
+        if (!c.sym || !c.str)
+            goto none;
+        c.nsyms = len / SYM_SIZE;
+        c.strlen_ = slen;
+        c.have_symtab = 1;
+    }
+    flags = PyTuple_New(table >= 0 ? 1 : 0);
+    if (!flags)
+        goto fail;
+    if (table >= 0) {
+        struct op_sec *t = &c.secs[table];
+        /* no table finding: contents, whole entries, entry size, allocated */
+        if (t->type == SHT_NOBITS || t->size % ENTRY_SIZE || t->size == 0
+            || (t->entsize != 0 && t->entsize != ENTRY_SIZE) || !(t->flags & SHF_ALLOC_)
+            || !c.have_symtab)
+            goto none;
+        PyTuple_SET_ITEM(flags, 0, Py_NewRef(PyTuple_GET_ITEM(PyList_GET_ITEM(secs, table), 3)));
+        n = t->size / ENTRY_SIZE;
+        Py_ssize_t rel = -1;
+        for (Py_ssize_t i = 0; i < nsecs; i++) {
+            struct op_sec *s = &c.secs[i];
+            if ((s->type == SHT_RELA_ || s->type == SHT_REL_ || s->type == SHT_CREL_)
+                && s->info == (uint64_t)table) {
+                if (rel >= 0)
+                    goto none;
+                rel = i;
+            }
+        }
+        if (rel < 0 || c.secs[rel].type != SHT_RELA_ || c.secs[rel].size != 48 * n)
+            goto none;
+        uint64_t tlen, rlen;
+        const unsigned char *tab = op_bytes(&c, table, &tlen), *rb = op_bytes(&c, rel, &rlen);
+        if (!tab || !rb)
+            goto none;
+        es = PyMem_Calloc(n, sizeof *es);
+        names = PyMem_Calloc(c.nsyms ? c.nsyms : 1, sizeof *names);
+        if (!es || !names) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            struct op_entry *e = &es[i];
+            for (int k = 0; k < 2; k++) {
+                const unsigned char *r = rb + (2 * i + k) * RELA_SIZE;
+                uint64_t info = rd64(r + 8), symi = info >> 32;
+                if (rd64(r) != i * ENTRY_SIZE + 4 * (uint64_t)k
+                    || (uint32_t)info != R_AARCH64_PREL32 || symi >= c.nsyms)
+                    goto none;
+                const unsigned char *s = c.sym + symi * SYM_SIZE;
+                uint16_t shndx = rd16(s + 6);
+                if (shndx >= nsecs)
+                    goto none;
+                uint64_t value = shndx == SHN_UNDEF ? 0 : rd64(s + 8);
+                int64_t addend = (int64_t)rd64(r + 16), off;
+                if (value > (uint64_t)INT64_MAX
+                    || __builtin_add_overflow((int64_t)value, addend, &off))
+                    goto none;
+                *(k ? &e->asym : &e->ssym) = symi;
+                *(k ? &e->aoff : &e->soff) = off;
+                *(k ? &e->aidx : &e->sidx) = shndx;
+            }
+            const unsigned char *en = tab + i * ENTRY_SIZE;
+            e->cap = rd16(en + 8);
+            e->olen = en[10];
+            e->alen = en[11];
+        }
+    }
+    /* may_find: each entry passed, or a callback left undefined (its Deferred). */
+    d_index = PyList_New(0);
+    d_symbol = PyList_New(0);
+    if (!d_index || !d_symbol)
+        goto fail;
+    Py_ssize_t nranges = 0;
+    ranges = PyMem_Calloc(n ? n : 1, sizeof *ranges);
+    if (!ranges) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (uint64_t pos = 0; pos < n; pos++) {
+        struct op_entry *m = &es[pos];
+        PyObject *cap = PyLong_FromUnsignedLong(m->cap);
+        if (!cap)
+            goto fail;
+        int cb, cap_ok, bad = cap_pair(caps, facts, cap, &cb, &cap_ok);
+        Py_DECREF(cap);
+        if (bad < 0)
+            goto fail;
+        int64_t olen = m->olen, alen = m->alen, sidx = (int64_t)m->sidx, idx = (int64_t)m->aidx;
+        if (!cap_ok || (alen == 0 && !cb) || (cb && alen) || !olen || olen % 4 || m->soff % 4
+            || !(0 < sidx && sidx < nsecs) || m->soff < 0 || m->soff > site_lim[sidx] - olen)
+            goto none;
+        if (cb) {
+            if (idx)
+                goto none;  /* a callback defined here: check_entry's */
+            PyObject *nm = names[m->asym];
+            if (!nm) {
+                /* Place.symbol: the symbol's name, None where empty (or a section's) */
+                const unsigned char *s = c.sym + m->asym * SYM_SIZE;
+                if ((s[4] & 0xf) == STT_SECTION && rd16(s + 6) != SHN_UNDEF)
+                    nm = PyUnicode_FromStringAndSize("", 0);
+                else
+                    nm = cstr(c.str, (Py_ssize_t)c.strlen_, rd32(s));
+                if (!nm)
+                    goto fail;
+                names[m->asym] = nm;
+            }
+            PyObject *ix = PyLong_FromUnsignedLongLong(pos);
+            if (!ix || PyList_Append(d_index, ix) < 0 || PyList_Append(d_symbol, nm) < 0) {
+                Py_XDECREF(ix);
+                goto fail;
+            }
+            Py_DECREF(ix);
+            continue;
+        }
+        if (alen != olen || !(0 < idx && idx < nsecs) || m->aoff < 0
+            || m->aoff > alt_lim[idx] - alen)
+            goto none;
+        uint64_t len;
+        const unsigned char *d = op_bytes(&c, idx, &len);
+        if (!d)
+            goto none;
+        if (!plain_by_marks(d, (int64_t)len, m->aoff, alen, mark) && op_moves(&c, idx, d + m->aoff, alen, m->aoff, xen) != 1)
+            goto none;
+        /* ALT017's ranges (``branch_ranges``): a static entry's replacement */
+        ranges[nranges].s = m->aoff;
+        ranges[nranges].a = m->aoff + alen;
+        ranges[nranges].b = (int64_t)pos;
+        nranges++;
+        inrange[idx] = 1;
+    }
+    /* ALT010: no two sites share a byte (``sites_overlap``) */
+    if (n > 1) {
+        struct span *rows = PyMem_Malloc(sizeof(struct span) * n);
+        if (!rows) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            rows[i].s = (int64_t)es[i].sidx;
+            rows[i].a = es[i].soff;
+            rows[i].b = es[i].soff + (int64_t)es[i].olen;
+        }
+        qsort(rows, n, sizeof *rows, span_cmp);
+        int over = 0;
+        for (uint64_t i = 1; i < n && !over; i++)
+            over = rows[i - 1].s == rows[i].s && rows[i - 1].b > rows[i].a;
+        PyMem_Free(rows);
+        if (over)
+            goto none;
+    }
+    /* ALT017: each section of replacements, its ranges sorted */
+    for (Py_ssize_t sh = 1; sh < nsecs && nranges; sh++) {
+        if (!inrange[sh])
+            continue;
+        struct span *r = PyMem_Malloc(sizeof *r * (size_t)nranges);
+        int64_t *cols = PyMem_Malloc(sizeof *cols * 4 * (size_t)nranges);
+        if (!r || !cols) {
+            PyMem_Free(r);
+            PyMem_Free(cols);
+            PyErr_NoMemory();
+            goto fail;
+        }
+        Py_ssize_t k = 0;
+        for (Py_ssize_t i = 0; i < nranges; i++)
+            if ((Py_ssize_t)es[ranges[i].b].aidx == sh)
+                r[k++] = ranges[i];
+        qsort(r, (size_t)k, sizeof *r, span_cmp);  /* by start, end and index */
+        for (Py_ssize_t i = 0; i < k; i++) {
+            cols[i] = r[i].s;
+            cols[nranges + i] = r[i].a;
+        }
+        int got = op_branches(&c, sh, cols, cols + nranges, k, cols + 2 * nranges,
+                              cols + 3 * nranges, inrange);
+        PyMem_Free(r);
+        PyMem_Free(cols);
+        if (got)
+            goto none;
+    }
+    /* The global definitions (``_global_defines``), as columns (``define_columns``) */
+    if (c.have_symtab) {
+        defs = global_defines_core(c.sym, (Py_ssize_t)(c.nsyms * SYM_SIZE), c.str,
+                                   (Py_ssize_t)c.strlen_, secs);
+        if (!defs)
+            goto fail;
+        if (defs == Py_None)
+            goto none;
+    } else if (!(defs = PyDict_New()))
+        goto fail;
+    Py_ssize_t nd = PyDict_GET_SIZE(defs), at = 0, k = 0;
+    PyObject *key, *value;
+    for (int j = 0; j < 4; j++)
+        if (!(dcols[j] = PyTuple_New(nd)))
+            goto fail;
+    while (PyDict_Next(defs, &at, &key, &value)) {
+        if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 3 || k >= nd)
+            goto none;
+        PyTuple_SET_ITEM(dcols[0], k, Py_NewRef(key));
+        for (int j = 0; j < 3; j++)
+            PyTuple_SET_ITEM(dcols[j + 1], k, Py_NewRef(PyTuple_GET_ITEM(value, j)));
+        k++;
+    }
+    /* The summary rows (``_SUMMARY_ROW``: index, cap_raw, orig_len, alt_len) */
+    summary = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * n));
+    if (!summary)
+        goto fail;
+    unsigned char *row = (unsigned char *)PyBytes_AS_STRING(summary);
+    for (uint64_t i = 0; i < n; i++, row += 8) {
+        row[0] = (unsigned char)i;
+        row[1] = (unsigned char)(i >> 8);
+        row[2] = (unsigned char)(i >> 16);
+        row[3] = (unsigned char)(i >> 24);
+        row[4] = (unsigned char)es[i].cap;
+        row[5] = (unsigned char)(es[i].cap >> 8);
+        row[6] = (unsigned char)es[i].olen;
+        row[7] = (unsigned char)es[i].alen;
+    }
+    PyObject *cols[2] = {PyList_AsTuple(d_index), PyList_AsTuple(d_symbol)};
+    PyObject *empty = PyBytes_FromStringAndSize("", 0);
+    if (cols[0] && cols[1] && empty)
+        out = Py_BuildValue("(OOO[][]()(OO)(OOOO)OO)", fmt, module ? Py_True : Py_False,
+                            flags, cols[0], cols[1], dcols[0], dcols[1], dcols[2], dcols[3],
+                            summary, empty);
+    Py_XDECREF(cols[0]);
+    Py_XDECREF(cols[1]);
+    Py_XDECREF(empty);
+    goto done;
+none:
+    out = Py_NewRef(Py_None);
+    goto done;
+fail:
+    out = NULL;
+done:
+    if (names) {
+        for (uint64_t i = 0; i < c.nsyms; i++)
+            Py_XDECREF(names[i]);
+        PyMem_Free(names);
+    }
+    PyMem_Free(c.secs);
+    PyMem_Free(c.parts);
+    PyMem_Free(es);
+    PyMem_Free(ranges);
+    PyMem_Free(site_lim);
+    PyMem_Free(alt_lim);
+    PyMem_Free(inrange);
+    Py_XDECREF(flags);
+    Py_XDECREF(d_index);
+    Py_XDECREF(d_symbol);
+    Py_XDECREF(summary);
+    Py_XDECREF(defs);
+    for (int j = 0; j < 4; j++)
+        Py_XDECREF(dcols[j]);
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&mb);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
@@ -1880,6 +2465,8 @@ static PyMethodDef methods[] = {
     {"object_branch_found", sp_object_branch_found, METH_VARARGS,
      "check_objects.check_object_branches' words split by their relocations, or None"},
     {"read_small", sp_read_small, METH_VARARGS, "elf.map_file of a small file, or None"},
+    {"object_plain", sp_object_plain, METH_VARARGS,
+     "records.make_plain: an object's record as plain data, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -938,6 +938,22 @@ def make_record(inp, options, with_digest: bool = True) -> ObjectRecord:
                         _defines(elf), digest(inp, options.profile), _input=inp)
 
 
+def make_plain(elf: ElfFile, options) -> tuple | None:
+    """``make_record(Input.load(elf), options, with_digest=False).to_plain()`` (the
+    reference), made by the extension from the object's bytes where its checks make no
+    finding but the callbacks it leaves to the link set (``_speedups.object_plain``); None
+    where the extension is not used or leaves the object to the Python. The section headers
+    are read first, as ``Input.load`` reads them: an unusable file raises its error."""
+    sp = speedups.get()
+    if sp is None:
+        return None
+    from altlink.check_objects import _MAYBE_NOT_PLAIN
+
+    p = options.profile
+    return sp.object_plain(elf.data, elf.sections, facts_of(p), partial(cap_facts, p),
+                           _MAYBE_NOT_PLAIN, p.abi, RECORD_FORMAT)
+
+
 # The summary columns (``_SUMMARY``) of a table's entries (``table.Entry``)
 _SUMMARY_FIELDS = tuple(operator.attrgetter(f) for f in _SUMMARY)
 # The packed digest of a record made without it (``make_record``'s ``with_digest``): the
@@ -1389,7 +1405,15 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
         _make_in_parallel(objects, todo, options, cache, where, out, jobs, with_digest, scans)
     else:
         scans()
+        plain = not with_digest and cache is None  # (the extension's, where it makes it)
         for i in todo:
+            if plain and (loaded is None or loaded[i] is None):
+                t = make_plain(objects[i], options)
+                if t is not None:
+                    out[i] = rec = ObjectRecord.from_valid(objects[i].path, t)
+                    rec._load = partial(Input.load, objects[i])
+                    rec._profile = options.profile
+                    continue
             inp = loaded[i] if loaded is not None and loaded[i] is not None else \
                 Input.load(objects[i])
             out[i] = make_record(inp, options, with_digest)
@@ -1460,9 +1484,15 @@ def _make_share(objects: list[ElfFile], options, cache, where, with_digest: bool
     when made in a forked process, to send back."""
 
     here = not forkmap.in_child()
+    plain = not with_digest and cache is None  # (the extension's, where it makes it)
     got: list = []
     for i in share:
         try:
+            if plain:
+                t = make_plain(objects[i], options)
+                if t is not None:  # (valid_plains checks it, here as in a forked copy)
+                    got.append(t)
+                    continue
             rec = make_record(Input.load(objects[i]), options, with_digest)
         except AltlinkError as e:
             got.append(e)
