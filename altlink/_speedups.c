@@ -321,11 +321,13 @@ done:
  * where a symbol from there has SHN_XINDEX. */
 static PyObject *global_defines_core(const unsigned char *sym, Py_ssize_t symlen,
                                      const unsigned char *str, Py_ssize_t strlen,
-                                     PyObject *secs)
+                                     Py_ssize_t nsecs, PyObject **secname,
+                                     const uint64_t *secflags)
 {
-    /* ``global_defines`` of the two tables' bytes: a new reference, None, or NULL. */
+    /* ``global_defines`` of the two tables' bytes, each section's name and flags given (a
+     * name NULL: not a section this reads): a new reference, None, or NULL. */
     PyObject *out = NULL;
-    Py_ssize_t nsyms = symlen / SYM_SIZE, nsecs = PyList_GET_SIZE(secs);
+    Py_ssize_t nsyms = symlen / SYM_SIZE;
     if (symlen % SYM_SIZE)
         goto none;
     Py_ssize_t first = 0;
@@ -353,22 +355,18 @@ static PyObject *global_defines_core(const unsigned char *sym, Py_ssize_t symlen
                 goto fail;
             continue;
         }
-        PyObject *secname = Py_None, *code = Py_False;
+        PyObject *name = Py_None, *code = Py_False;
         if (shndx < nsecs) {
-            PyObject *sec = PyList_GET_ITEM(secs, shndx);
-            if (!PyTuple_Check(sec) || PyTuple_GET_SIZE(sec) < 4) {
+            if (!secname[shndx]) {
                 Py_DECREF(nm);
                 goto none;
             }
-            secname = PyTuple_GET_ITEM(sec, 1);
-            unsigned long long fl = PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(sec, 3));
-            if (fl == (unsigned long long)-1 && PyErr_Occurred()) {
-                Py_DECREF(nm);
-                goto fail;
-            }
-            code = fl & SHF_EXECINSTR ? Py_True : Py_False;
+            name = secname[shndx];
+            code = secflags[shndx] & SHF_EXECINSTR ? Py_True : Py_False;
         }
-        PyObject *v = Py_BuildValue("(iOO)", info & 0xf, secname, code);
+        PyObject *ty = PyLong_FromLong(info & 0xf);
+        PyObject *v = ty ? PyTuple_Pack(3, ty, name, code) : NULL;
+        Py_XDECREF(ty);
         if (!v || PyDict_SetItem(out, nm, v) < 0) {
             Py_XDECREF(v);
             Py_DECREF(nm);
@@ -395,7 +393,26 @@ static PyObject *sp_global_defines(PyObject *self, PyObject *args)
     PyObject *secs;
     if (!PyArg_ParseTuple(args, "y*y*O!", &sb, &stb, &PyList_Type, &secs))
         return NULL;
-    PyObject *out = global_defines_core(sb.buf, sb.len, stb.buf, stb.len, secs);
+    Py_ssize_t nsecs = PyList_GET_SIZE(secs);
+    PyObject **names = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *names), *out = NULL;
+    uint64_t *flags = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *flags);
+    if (!names || !flags) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nsecs; i++) {
+        PyObject *sec = PyList_GET_ITEM(secs, i);
+        if (!PyTuple_Check(sec) || PyTuple_GET_SIZE(sec) < 4)
+            continue;  /* (None, where a definition names it) */
+        flags[i] = PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(sec, 3));
+        if (flags[i] == (uint64_t)-1 && PyErr_Occurred())
+            goto done;
+        names[i] = PyTuple_GET_ITEM(sec, 1);
+    }
+    out = global_defines_core(sb.buf, sb.len, stb.buf, stb.len, nsecs, names, flags);
+done:
+    PyMem_Free(names);
+    PyMem_Free(flags);
     PyBuffer_Release(&sb);
     PyBuffer_Release(&stb);
     return out;
@@ -1433,6 +1450,23 @@ static int span_cmp(const void *x, const void *y)
     return 0;
 }
 
+static void sort_spans(struct span *r, size_t n)
+{
+    /* ``qsort`` by ``span_cmp``; a few spans (an object's, mostly in order already) by
+     * insertion. */
+    if (n > 64) {
+        qsort(r, n, sizeof *r, span_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct span x = r[i];
+        size_t j = i;
+        for (; j > 0 && span_cmp(&r[j - 1], &x) > 0; j--)
+            r[j] = r[j - 1];
+        r[j] = x;
+    }
+}
+
 static PyObject *sp_sites_overlap(PyObject *self, PyObject *args)
 {
     PyObject *entries;
@@ -1905,9 +1939,11 @@ done:
 }
 
 /* -- records.make_plain: an object's whole record, as plain data ------------------------------
- * object_plain(data, sections, caps, facts, maybe_not_plain, abi, fmt) -> tuple | None
+ * object_plain(data, section_names, caps, facts, maybe_not_plain, abi, fmt) -> tuple | None
  * ``make_record(Input.load(elf), options, with_digest=False).to_plain()`` of an object
- * (``data``: its bytes; ``sections``: ``elf.sections``, decoded and checked already), where
+ * (``data``: its bytes, its ELF header checked; ``section_names``: ``elf._section_names``,
+ * a section name table's strings by offset), its section headers read as ``sections`` reads
+ * them, where
  * its checks make no finding: its table read from its relocations as the assembler writes
  * them (``table._entries_in_order``), no table finding, every entry passed by ``may_find``
  * or a callback it leaves undefined (its ``Deferred``), no two sites sharing a byte, no
@@ -1925,7 +1961,7 @@ done:
 #define MAX_PARTS 8
 
 struct op_sec {
-    PyObject *name;  /* borrowed, from the Section */
+    uint32_t name_at;  /* its name's offset in the section name table */
     uint64_t type, flags, offset, size, link, info, entsize;
 };
 
@@ -2102,36 +2138,80 @@ static int op_branches(struct op_ctx *c, Py_ssize_t shndx, const int64_t *starts
     return 0;
 }
 
+static int name_is_n(const unsigned char *names, uint64_t len, uint64_t off, const char *want,
+                     uint64_t n)
+{
+    /* Whether the name at ``off`` of a section name table reads as ``want`` (ASCII, ``n``
+     * bytes): its bytes, to a NUL or the table's end. */
+    return off <= len && len - off >= n && (len - off == n || names[off + n] == 0)
+        && !memcmp(names + off, want, n);
+}
+
+#define name_is(names, len, off, want) name_is_n(names, len, off, want, sizeof(want) - 1)
+
 static PyObject *sp_object_plain(PyObject *self, PyObject *args)
 {
     Py_buffer db, mb;
-    PyObject *secs, *caps, *facts, *abi, *fmt;
-    if (!PyArg_ParseTuple(args, "y*O!O!Oy*OO", &db, &PyList_Type, &secs, &PyDict_Type, &caps,
-                          &facts, &mb, &abi, &fmt))
+    PyObject *names_of, *caps, *facts, *abi, *fmt;
+    if (!PyArg_ParseTuple(args, "y*OO!Oy*OO", &db, &names_of, &PyDict_Type, &caps, &facts,
+                          &mb, &abi, &fmt))
         return NULL;
-    const unsigned char *mark = mb.buf;
-    struct op_ctx c = {db.buf, (uint64_t)db.len, PyList_GET_SIZE(secs), NULL, NULL, NULL,
-                       0, 0, 0, NULL};
-    Py_ssize_t nsecs = c.nsecs;
+    const unsigned char *mark = mb.buf, *d = db.buf;
+    uint64_t size = (uint64_t)db.len;
+    struct op_ctx c = {d, size, 0, NULL, NULL, NULL, 0, 0, 0, NULL};
+    Py_ssize_t nsecs = 0;
     struct op_entry *es = NULL;
     struct span *ranges = NULL;  /* ALT017's: (start, end, entry index) */
     PyObject **names = NULL;  /* each symbol's name (Place.symbol), made once */
+    PyObject **secname = NULL;  /* each section's name, as ``ElfFile.sections`` has it */
+    uint64_t *secflags = NULL;
     unsigned char *inrange = NULL;
     int64_t *site_lim = NULL, *alt_lim = NULL;
     PyObject *out = NULL, *d_index = NULL, *d_symbol = NULL, *flags = NULL, *summary = NULL;
-    PyObject *defs = NULL, *dcols[4] = {NULL, NULL, NULL, NULL};
+    PyObject *defs = NULL, *dcols[4] = {NULL, NULL, NULL, NULL}, *strings = NULL;
     uint64_t n = 0;
     int xen = abi_xen(abi);
     if (xen == -2)
         goto fail;
-    if (xen < 0 || nsecs >= SHN_LORESERVE || mb.len != 256)
+    /* The section header table, as ``ElfFile.sections`` reads and checks it (an ELF header
+     * ``check_header`` passed); anything it would refuse, or does not read the common way
+     * (no table, more sections than SHN_LORESERVE), is the Python's. */
+    if (xen < 0 || mb.len != 256 || size < 64)
         goto none;
-    c.secs = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *c.secs);
-    c.parts = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *c.parts);
-    site_lim = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *site_lim);
-    alt_lim = PyMem_Calloc(nsecs ? nsecs : 1, sizeof *alt_lim);
-    inrange = PyMem_Calloc(nsecs ? nsecs : 1, 1);
-    if (!c.secs || !c.parts || !site_lim || !alt_lim || !inrange) {
+    uint64_t shoff = rd64(d + 0x28), shnum = rd16(d + 0x3c), shstrndx = rd16(d + 0x3e);
+    if (rd16(d + 0x3a) != SHDR_SIZE || shoff == 0 || shoff > size || size - shoff < SHDR_SIZE
+        || shnum == 0 || shnum >= SHN_LORESERVE || shstrndx == SHN_XINDEX
+        || shnum > (size - shoff) / SHDR_SIZE)
+        goto none;
+    nsecs = c.nsecs = (Py_ssize_t)shnum;
+    const unsigned char *hdr = d + shoff, *nametab = (const unsigned char *)"";
+    uint64_t namelen = 0;
+    if (0 < shstrndx && shstrndx < shnum) {
+        const unsigned char *h = hdr + shstrndx * SHDR_SIZE;
+        uint64_t off = rd64(h + 24), sz = rd64(h + 32);
+        if (off > size || sz > size - off)
+            goto none;
+        nametab = d + off;
+        namelen = sz;
+    }
+    /* (``_section_names``: the names by offset, kept for the process) */
+    PyObject *nb = PyBytes_FromStringAndSize((const char *)nametab, (Py_ssize_t)namelen);
+    if (!nb)
+        goto fail;
+    strings = PyObject_CallOneArg(names_of, nb);
+    Py_DECREF(nb);
+    if (!strings)
+        goto fail;
+    if (!PyDict_Check(strings))
+        goto none;
+    c.secs = PyMem_Calloc(nsecs, sizeof *c.secs);
+    c.parts = PyMem_Calloc(nsecs, sizeof *c.parts);
+    secname = PyMem_Calloc(nsecs, sizeof *secname);
+    secflags = PyMem_Calloc(nsecs, sizeof *secflags);
+    site_lim = PyMem_Calloc(nsecs, sizeof *site_lim);
+    alt_lim = PyMem_Calloc(nsecs, sizeof *alt_lim);
+    inrange = PyMem_Calloc(nsecs, 1);
+    if (!c.secs || !c.parts || !secname || !secflags || !site_lim || !alt_lim || !inrange) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -2139,41 +2219,35 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
     Py_ssize_t table = -1, symtab = -1, dynsym = -1;
     int module = 0;
     for (Py_ssize_t i = 0; i < nsecs; i++) {
-        PyObject *s = PyList_GET_ITEM(secs, i);
-        if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != 11)
-            goto none;
+        const unsigned char *h = hdr + i * SHDR_SIZE;
         struct op_sec *o = &c.secs[i];
-        uint64_t *dst[7] = {&o->type, &o->flags, &o->offset, &o->size, &o->link, &o->info,
-                            &o->entsize};
-        static const int at[7] = {2, 3, 5, 6, 7, 8, 10};
-        for (int k = 0; k < 7; k++) {
-            PyObject *v = PyTuple_GET_ITEM(s, at[k]);
-            if (!PyLong_CheckExact(v))
-                goto none;
-            *dst[k] = PyLong_AsUnsignedLongLong(v);
-            if (PyErr_Occurred()) {
-                PyErr_Clear();
-                goto none;
-            }
-        }
+        uint32_t nm = rd32(h);
+        o->type = rd32(h + 4);
+        o->flags = secflags[i] = rd64(h + 8);
+        o->offset = rd64(h + 24);
+        o->size = rd64(h + 32);
+        o->link = rd32(h + 40);
+        o->info = rd32(h + 44);
+        o->entsize = rd64(h + 56);
+        if (o->type != SHT_NOBITS && o->type != SHT_NULL
+            && (o->offset > size || o->size > size - o->offset))
+            goto none;  /* (``sections``' error) */
         if (o->size > INT64_MAX)
             goto none;
-        o->name = PyTuple_GET_ITEM(s, 1);
-        if (!PyUnicode_CheckExact(o->name))
-            goto none;
-        if (PyUnicode_CompareWithASCIIString(o->name, ".altinstructions") == 0) {
+        o->name_at = nm;
+        if (name_is(nametab, namelen, nm, ".altinstructions")) {
             if (table >= 0)
                 goto none;  /* (several tables: the Python's) */
             table = i;
-        } else if (PyUnicode_CompareWithASCIIString(o->name, ".gnu.linkonce.this_module") == 0)
+        } else if (name_is(nametab, namelen, nm, ".gnu.linkonce.this_module"))
             module = 1;
         if (o->type == SHT_SYMTAB_ && symtab < 0)
             symtab = i;
         else if (o->type == SHT_DYNSYM_ && dynsym < 0)
             dynsym = i;
         site_lim[i] = o->flags & SHF_EXECINSTR ? (int64_t)o->size : -1;
-        alt_lim[i] = (o->flags & SHF_EXECINSTR ||
-                      PyUnicode_CompareWithASCIIString(o->name, ".altinstr_replacement") == 0)
+        alt_lim[i] = (o->flags & SHF_EXECINSTR
+                      || name_is(nametab, namelen, nm, ".altinstr_replacement"))
             && o->type != SHT_NOBITS ? (int64_t)o->size : -1;
     }
     if (symtab < 0)
@@ -2203,7 +2277,10 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
             || (t->entsize != 0 && t->entsize != ENTRY_SIZE) || !(t->flags & SHF_ALLOC_)
             || !c.have_symtab)
             goto none;
-        PyTuple_SET_ITEM(flags, 0, Py_NewRef(PyTuple_GET_ITEM(PyList_GET_ITEM(secs, table), 3)));
+        PyObject *fl = PyLong_FromUnsignedLongLong(t->flags);
+        if (!fl)
+            goto fail;
+        PyTuple_SET_ITEM(flags, 0, fl);
         n = t->size / ENTRY_SIZE;
         Py_ssize_t rel = -1;
         for (Py_ssize_t i = 0; i < nsecs; i++) {
@@ -2265,15 +2342,30 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto fail;
     }
+    unsigned seen_cap[16];  /* the fields met so far, and their facts (a table uses few) */
+    int seen_cb[16], seen_ok[16], nseen = 0;
     for (uint64_t pos = 0; pos < n; pos++) {
         struct op_entry *m = &es[pos];
-        PyObject *cap = PyLong_FromUnsignedLong(m->cap);
-        if (!cap)
-            goto fail;
-        int cb, cap_ok, bad = cap_pair(caps, facts, cap, &cb, &cap_ok);
-        Py_DECREF(cap);
-        if (bad < 0)
-            goto fail;
+        int cb, cap_ok, k = 0;
+        while (k < nseen && seen_cap[k] != m->cap)
+            k++;
+        if (k < nseen) {
+            cb = seen_cb[k];
+            cap_ok = seen_ok[k];
+        } else {
+            PyObject *cap = PyLong_FromUnsignedLong(m->cap);
+            if (!cap)
+                goto fail;
+            int bad = cap_pair(caps, facts, cap, &cb, &cap_ok);
+            Py_DECREF(cap);
+            if (bad < 0)
+                goto fail;
+            if (nseen < 16) {
+                seen_cap[nseen] = m->cap;
+                seen_cb[nseen] = cb;
+                seen_ok[nseen++] = cap_ok;
+            }
+        }
         int64_t olen = m->olen, alen = m->alen, sidx = (int64_t)m->sidx, idx = (int64_t)m->aidx;
         if (!cap_ok || (alen == 0 && !cb) || (cb && alen) || !olen || olen % 4 || m->soff % 4
             || !(0 < sidx && sidx < nsecs) || m->soff < 0 || m->soff > site_lim[sidx] - olen)
@@ -2329,7 +2421,7 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
             rows[i].a = es[i].soff;
             rows[i].b = es[i].soff + (int64_t)es[i].olen;
         }
-        qsort(rows, n, sizeof *rows, span_cmp);
+        sort_spans(rows, n);
         int over = 0;
         for (uint64_t i = 1; i < n && !over; i++)
             over = rows[i - 1].s == rows[i].s && rows[i - 1].b > rows[i].a;
@@ -2353,7 +2445,7 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
         for (Py_ssize_t i = 0; i < nranges; i++)
             if ((Py_ssize_t)es[ranges[i].b].aidx == sh)
                 r[k++] = ranges[i];
-        qsort(r, (size_t)k, sizeof *r, span_cmp);  /* by start, end and index */
+        sort_spans(r, (size_t)k);  /* by start, end and index */
         for (Py_ssize_t i = 0; i < k; i++) {
             cols[i] = r[i].s;
             cols[nranges + i] = r[i].a;
@@ -2367,8 +2459,26 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
     }
     /* The global definitions (``_global_defines``), as columns (``define_columns``) */
     if (c.have_symtab) {
+        /* the names of the sections a global definition is in, as ``sections`` has them */
+        for (uint64_t i = 0; i < c.nsyms; i++) {
+            const unsigned char *sy = c.sym + i * SYM_SIZE;
+            uint16_t sh = rd16(sy + 6);
+            if ((sy[4] >> 4) == STB_LOCAL || sh == SHN_UNDEF || sh >= nsecs || secname[sh])
+                continue;
+            PyObject *key = PyLong_FromUnsignedLong(c.secs[sh].name_at);
+            if (!key)
+                goto fail;
+            PyObject *got = PyDict_GetItemWithError(strings, key);
+            Py_DECREF(key);
+            if (got)
+                Py_INCREF(got);
+            else if (PyErr_Occurred()
+                     || !(got = cstr(nametab, (Py_ssize_t)namelen, c.secs[sh].name_at)))
+                goto fail;
+            secname[sh] = got;
+        }
         defs = global_defines_core(c.sym, (Py_ssize_t)(c.nsyms * SYM_SIZE), c.str,
-                                   (Py_ssize_t)c.strlen_, secs);
+                                   (Py_ssize_t)c.strlen_, nsecs, secname, secflags);
         if (!defs)
             goto fail;
         if (defs == Py_None)
@@ -2403,15 +2513,25 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
         row[6] = (unsigned char)es[i].olen;
         row[7] = (unsigned char)es[i].alen;
     }
+    /* (format, is_module, flags, table findings, findings, their positions, the callbacks'
+     * columns, the definitions' columns, the summary rows, the packed digest: not made) */
     PyObject *cols[2] = {PyList_AsTuple(d_index), PyList_AsTuple(d_symbol)};
-    PyObject *empty = PyBytes_FromStringAndSize("", 0);
-    if (cols[0] && cols[1] && empty)
-        out = Py_BuildValue("(OOO[][]()(OO)(OOOO)OO)", fmt, module ? Py_True : Py_False,
-                            flags, cols[0], cols[1], dcols[0], dcols[1], dcols[2], dcols[3],
-                            summary, empty);
+    PyObject *f[10] = {Py_NewRef(fmt), Py_NewRef(module ? Py_True : Py_False),
+                       Py_NewRef(flags), PyList_New(0), PyList_New(0), PyTuple_New(0),
+                       cols[0] && cols[1] ? PyTuple_Pack(2, cols[0], cols[1]) : NULL,
+                       PyTuple_Pack(4, dcols[0], dcols[1], dcols[2], dcols[3]),
+                       Py_NewRef(summary), PyBytes_FromStringAndSize("", 0)};
     Py_XDECREF(cols[0]);
     Py_XDECREF(cols[1]);
-    Py_XDECREF(empty);
+    out = PyTuple_New(10);
+    for (int k = 0; k < 10; k++) {
+        if (!f[k])
+            Py_CLEAR(out);
+        if (out)
+            PyTuple_SET_ITEM(out, k, f[k]);
+        else
+            Py_XDECREF(f[k]);
+    }
     goto done;
 none:
     out = Py_NewRef(Py_None);
@@ -2424,6 +2544,12 @@ done:
             Py_XDECREF(names[i]);
         PyMem_Free(names);
     }
+    if (secname)
+        for (Py_ssize_t i = 0; i < nsecs; i++)
+            Py_XDECREF(secname[i]);
+    PyMem_Free(secname);
+    PyMem_Free(secflags);
+    Py_XDECREF(strings);
     PyMem_Free(c.secs);
     PyMem_Free(c.parts);
     PyMem_Free(es);

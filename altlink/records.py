@@ -39,6 +39,7 @@ from altlink.elf import (
     STT_SECTION,
     ElfFile,
     _cstr,
+    _section_names,
 )
 from altlink.errors import AltlinkError
 from altlink.findings import CODES, ERROR, NOTE, WARNING, Deferred, Finding
@@ -942,15 +943,16 @@ def make_plain(elf: ElfFile, options) -> tuple | None:
     """``make_record(Input.load(elf), options, with_digest=False).to_plain()`` (the
     reference), made by the extension from the object's bytes where its checks make no
     finding but the callbacks it leaves to the link set (``_speedups.object_plain``); None
-    where the extension is not used or leaves the object to the Python. The section headers
-    are read first, as ``Input.load`` reads them: an unusable file raises its error."""
+    where the extension is not used or leaves the object to the Python (a file whose section
+    headers ``sections`` refuses among them: ``make_record`` then says why). The section
+    headers are not decoded here (``ElfFile.sections``)."""
     sp = speedups.get()
     if sp is None:
         return None
     from altlink.check_objects import _MAYBE_NOT_PLAIN
 
     p = options.profile
-    return sp.object_plain(elf.data, elf.sections, facts_of(p), partial(cap_facts, p),
+    return sp.object_plain(elf.data, _section_names, facts_of(p), partial(cap_facts, p),
                            _MAYBE_NOT_PLAIN, p.abi, RECORD_FORMAT)
 
 
@@ -1388,8 +1390,15 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     # (``_make_in_parallel``).
     jobs = min(forkmap.cpus(), 8)
     parallel = jobs > 1 and len(todo) >= PARALLEL_MIN and loaded is None and forkmap.can_fork()
-    if not parallel:
-        check_headers(objects, todo)
+    plains: dict[int, tuple] = {}  # made whole by the extension (``make_plain``), here
+    if not parallel and not with_digest and cache is None:
+        for i in todo:
+            if loaded is None or loaded[i] is None:
+                t = make_plain(objects[i], options)
+                if t is not None:
+                    plains[i] = t
+    if not parallel:  # (those made whole have usable ones: the extension read them)
+        check_headers(objects, [i for i in todo if i not in plains])
     if todo:  # the objects' checks (``make_record``), imported once, before any fork
         import altlink.check_objects  # noqa: F401
     if todo and before_making is not None:
@@ -1405,15 +1414,13 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
         _make_in_parallel(objects, todo, options, cache, where, out, jobs, with_digest, scans)
     else:
         scans()
-        plain = not with_digest and cache is None  # (the extension's, where it makes it)
         for i in todo:
-            if plain and (loaded is None or loaded[i] is None):
-                t = make_plain(objects[i], options)
-                if t is not None:
-                    out[i] = rec = ObjectRecord.from_valid(objects[i].path, t)
-                    rec._load = partial(Input.load, objects[i])
-                    rec._profile = options.profile
-                    continue
+            t = plains.get(i)
+            if t is not None:
+                out[i] = rec = ObjectRecord.from_valid(objects[i].path, t)
+                rec._load = partial(Input.load, objects[i])
+                rec._profile = options.profile
+                continue
             inp = loaded[i] if loaded is not None and loaded[i] is not None else \
                 Input.load(objects[i])
             out[i] = make_record(inp, options, with_digest)

@@ -139,10 +139,13 @@ def _record(data: bytes, args: tuple, name: str):
     except AltlinkError as e:
         return ("error", str(e))
     # The record without its digest, as ``altlink check --no-cache`` makes it: from the
-    # object's bytes where the extension makes it whole (``records.make_plain``)
+    # object's bytes where the extension makes it whole (``records.make_plain``), each part
+    # pickled alone (the extension's record shares no string with the section headers,
+    # which it does not decode: a finding's place names them when it is worded)
     elf = from_bytes(name, data)
     recs, _profile, found = collect([elf], options(*args), [], None, with_digest=False)
-    return pickle.dumps((*made, found, recs[0].to_plain(), recs[0].findings), protocol=-1)
+    return pickle.dumps((*made, *(pickle.dumps(x, protocol=-1) for x in (
+        found, recs[0].to_plain(), recs[0].findings))), protocol=-1)
 
 
 def same_both_ways(data: bytes, args: tuple, name: str = "x.o"):
