@@ -18,16 +18,35 @@ SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".C", ".s", ".S", ".sx",
 COMPILED_SUFFIXES = tuple(s for s in SOURCE_SUFFIXES if s not in (".h", ".hpp", ".d"))
 
 
-def read_head(path: str, size: int) -> bytes | None:
-    """The first ``size`` bytes of a file (fewer where it is shorter), or None where it cannot
-    be opened or read. ``os.read``: no file object for a few bytes (a link names thousands of
-    inputs; ``os`` is imported by every caller already)."""
+def open_input(path: str) -> tuple[int, int] | None:
+    """A descriptor of ``path`` open for reading, and the file's size, where it is a regular
+    file; else None (it cannot be opened, or it is a pipe, a device, a directory). A pipe
+    (``<(...)``, a FIFO) is not even opened: its bytes read here would be taken from the
+    linker, which reads the same file after altlink, and a FIFO's writer would find its
+    reader gone."""
     import os
+    import stat
 
     try:
-        fd = os.open(path, os.O_RDONLY)
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return os.open(path, os.O_RDONLY), st.st_size
     except OSError:
         return None
+
+
+def read_head(path: str, size: int) -> bytes | None:
+    """The first ``size`` bytes of a regular file (fewer where it is shorter), or None where
+    it cannot be opened or read, or is not a regular file (``open_input``). ``os.read``: no
+    file object for a few bytes (a link names thousands of inputs; ``os`` is imported by
+    every caller already)."""
+    import os
+
+    opened = open_input(path)
+    if opened is None:
+        return None
+    fd = opened[0]
     try:
         return os.read(fd, size)
     except OSError:

@@ -9,6 +9,7 @@ directories; an ``INCLUDE``d script in the current directory, the including scri
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 
 MAX_DEPTH = 16  # INCLUDE nesting, as a guard against a script that includes itself
@@ -162,12 +163,21 @@ def resolve(name: str, dirs: list[str]) -> str | None:
     return None
 
 
+# The bytes of the pipes read (``altlink check -T <(...)``: read once, as nothing else reads
+# them; a link never reads a pipe, see ``linkcmd._is_pipe``).
+_PIPES: dict[str, bytes] = {}
+
+
 def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SIZE + 1)
-    except OSError:
-        return None
+    data = _PIPES.get(path)
+    if data is None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_SIZE + 1)
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    _PIPES[path] = data
+        except OSError:
+            return None
     if len(data) > MAX_SIZE or b"\0" in data[:4096]:
         return None  # binary, or too big to be a script
     return data.decode("utf-8", "replace")

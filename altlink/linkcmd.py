@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 from altlink import ldscript
 from altlink.errors import AltlinkError
@@ -13,6 +14,7 @@ from altlink.filekind import (
     COMPILED_SUFFIXES,
     ELF_MAGIC,
     SOURCE_SUFFIXES,
+    open_input,
     read_head,
 )
 
@@ -50,7 +52,7 @@ class LinkCommand:
     archives, told by the same bytes."""
 
     __slots__ = ("argv", "output_index", "output", "_inputs", "lib_dirs", "scripts",
-                 "_pending", "_archives", "_scripts_read", "_defined", "_just_symbols",
+                 "_pending", "_archives", "_scripts_read", "_unread", "_defined", "_just_symbols",
                  "_sources", "_data")
 
     def __init__(self, argv: list[str], output_index: int | None, output: str | None,
@@ -67,6 +69,9 @@ class LinkCommand:
         # the linker scripts read: -T's, files on the command line read as scripts, and those
         # they INCLUDE (ldscript.Found.scripts)
         self._scripts_read: list[str] = []
+        # the files the linker reads that altlink cannot without taking them from it (a pipe,
+        # a FIFO: ``-T <(cpp fw.ld.S)``), each read by the linker as a script if not an object
+        self._unread: list[str] = []
         self._defined: dict[str, str] | None = None
         self._just_symbols: list[str] = []  # -R FILE, --just-symbols FILE: as given
         self._sources: list[str] = []  # what a compiler driver compiles before it links
@@ -126,7 +131,7 @@ class LinkCommand:
                 out.setdefault(name, "--defsym")
             for path in self._scripts_read:
                 ldscript.assigned(path, out)
-            self._defined = out
+            self._defined = out if not self._unread else _NamesOrUnread(out, self._unread[0])
         return self._defined
 
     @property
@@ -223,17 +228,15 @@ READ_WHOLE_BELOW = 1 << 18
 
 
 def _read_kind(path: str) -> tuple[str | None, bytes | None]:
-    """``_input_kind(path)``, and the file's bytes where it is a regular file of at least 8
-    and fewer than ``READ_WHOLE_BELOW`` bytes, read whole with the one open (else None): a
+    """``_input_kind(path)``, and the file's bytes where it is a file of at least 8 and fewer
+    than ``READ_WHOLE_BELOW`` bytes, read whole with the one open (else None): a
     link's objects are each opened once, for what they are and what they hold."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    opened = open_input(path)  # (a pipe is not read: the linker reads it)
+    if opened is None:
         return None, None
+    fd, size = opened
     try:
-        st = os.fstat(fd)
-        size = st.st_size
-        if st.st_mode & 0o170000 != 0o100000 or not 8 <= size < READ_WHOLE_BELOW:
+        if not 8 <= size < READ_WHOLE_BELOW:
             return _kind_of(os.read(fd, 8)), None
         data = os.read(fd, size)
         while len(data) < size and (more := os.read(fd, size - len(data))):
@@ -342,6 +345,8 @@ def _read_inputs(cmd: LinkCommand, words: list[str], static_only: bool) -> None:
             cmd._sources.append(path)
         elif _may_be_script(path):
             implicit.append(path)  # ld reads a file it does not recognise as a script
+        elif _is_pipe(path):
+            cmd._unread.append(path)
     _script_inputs(cmd, cmd.scripts + implicit, static_only)
 
 
@@ -350,6 +355,29 @@ _SOURCE_SUFFIXES, _COMPILED_SUFFIXES = SOURCE_SUFFIXES, COMPILED_SUFFIXES
 
 def _may_be_script(path: str) -> bool:
     return os.path.isfile(path) and not path.endswith(_SOURCE_SUFFIXES)
+
+
+def _is_pipe(path: str) -> bool:
+    """Whether ``path`` is a pipe or a FIFO: a file the linker reads that altlink cannot read
+    without taking its bytes from the linker."""
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+class _NamesOrUnread(dict):
+    """``LinkCommand.defined_by_link``'s names where the linker reads a script that altlink
+    could not (``unread``, a pipe): any other name may be that script's, and is said to be,
+    so that a callback it defines is checked in the linked image (``LinkDefined``) rather
+    than refused before the link (ALT006). A name it does not define fails in the linker."""
+
+    def __init__(self, names: dict[str, str], unread: str) -> None:
+        super().__init__(names)
+        self.unread = f"{unread}, a pipe altlink does not read"
+
+    def get(self, name, default=None):
+        return super().get(name, self.unread)
 
 
 def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> None:
@@ -361,6 +389,8 @@ def _script_inputs(cmd: LinkCommand, scripts: list[str], static_only: bool) -> N
         if path is not None:
             ldscript.scan(path, cmd.lib_dirs, lambda n: find_lib(n, cmd.lib_dirs, static_only),
                           found)
+        elif _is_pipe(s):
+            cmd._unread.append(s)
     cmd._scripts_read = found.scripts
     if not found.inputs:  # (most scripts: no realpath of every input)
         return
@@ -480,7 +510,8 @@ def defined_by(scripts: list[str], lib_dirs: list[str], defsyms: list[str]) -> d
         out.setdefault(name.strip(), "--defsym")
     found = ldscript.Found()
     for s in scripts:
-        path = ldscript.resolve(s, lib_dirs)
+        # (a pipe is read here: nothing else will read it)
+        path = ldscript.resolve(s, lib_dirs) or (s if _is_pipe(s) else None)
         if path is None:
             raise AltlinkError(f"altlink check: -T {s}: no such linker script (nor in the -L "
                                "directories)")
