@@ -331,10 +331,12 @@ def check_callback_def(ck: Checks, inp: Input, e: Entry, sym: Symbol, sec: Secti
                inp, place, e)
 
 
-def check_overlaps(ck: Checks, inp: Input, fast: bool = False) -> None:
+def check_overlaps(ck: Checks, inp: Input, fast: bool = False,
+                   among: set[int] | None = None) -> None:
     """ALT010 for the sites that entries of one table share. ``fast``: nothing more where one
     sort of the sites finds none beginning before the one before it ends (``sites_overlap``;
-    an object's check, ``check_objects.object_checks``); else, the reference, the sweep."""
+    an object's check, ``check_objects.object_checks``); else, the reference, the sweep.
+    ``among``: only the pairs of which one entry's index is in it."""
     if fast and not sites_overlap(inp.table.entries):
         return
     spans = sorted(((e.site.section_index, e.site.offset, e.site.offset + e.orig_len, e)
@@ -347,6 +349,8 @@ def check_overlaps(ck: Checks, inp: Input, fast: bool = False) -> None:
     for s2, a2, b2, e2 in spans:
         active = [t for t in active if t[0] == s2 and t[2] > a2]
         for _s1, a1, b1, e1 in active:
+            if among is not None and e1.index not in among and e2.index not in among:
+                continue
             place = ck.site_place(inp, e2)
             if (a1, b1) == (a2, b2):
                 ck.add("ALT010", f"entries {e1.index} and {e2.index} patch the same "

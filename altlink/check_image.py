@@ -79,6 +79,26 @@ def may_reencode(inp: Input, profile) -> list[Entry]:
     return out
 
 
+def check_unread_entries(image: Input, options: Options, positions: list[int]
+                         ) -> list[Finding]:
+    """The checks made of an object's entries before a link (each entry's own: sizes, places,
+    capability, callback, replacement words; ALT010 with any other site), made in the linked
+    image for the entries at ``positions``: those no object read before the link accounts for
+    (``crosscheck.cross_check``'s ``unmatched``): an LTO object's, a source's that the
+    compiler driver compiles in the link's own command, an object's that a piped linker
+    script names. What the final addresses decide is ``check_after_link``'s, of every entry."""
+    profile = resolve_ncaps(options.profile, options.caps, [image.table], [])
+    ck = Checks(replace(options, profile=profile))
+    entries = image.table.entries
+    wanted = set(positions)
+    for pos, e in may_find(ck, image):  # (as ``image_alone_checks``: a whole LTO kernel's)
+        if pos in wanted:
+            check_entry(ck, image, pos, e)
+    if sites_overlap(image):
+        check_overlaps(ck, image, among={entries[pos].index for pos in positions})
+    return [f for f in ck.findings if f.code not in POST_LINK_CODES]
+
+
 def linked_entries_to_check(inp: Input, profile) -> list[Entry]:
     """The entries of an image that ``check_linked_entry`` has to look at, in their order:
     ``may_reencode``'s, and where the table was read as columns (``Table.columns``, numpy

@@ -65,7 +65,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
                 reported: set[int] | None = None, fast: bool = True,
                 asked: set[str] | None = None,
                 packs: list | RecordColumns | None = None,
-                wrapped: frozenset[str] = frozenset()) -> list[Finding]:
+                wrapped: frozenset[str] = frozenset(),
+                unmatched: list[int] | None = None) -> list[Finding]:
     """Every entry collected from the objects must be in the image, at the place its
     symbol+offset got, with the same site and replacement code (ALT013, ALT016). ``wrapped``:
     the names the link wraps (``linkcmd.wrapped_names``), whose references may resolve to
@@ -82,7 +83,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     made it already (a link, while its linker runs). ``packs``: for the array compare,
     ``packed_columns_of`` of the first of ``objects``, or the ``RecordColumns`` of all of
     them, made already (``packed_columns_early``: a link of many entries, while its linker
-    runs).
+    runs). ``unmatched`` gets the positions of the image's entries that no object's block
+    holds (an LTO object's, say: code altlink did not read before the link).
 
     ``fast`` (the default) compares a large table's entries all at once where every block is
     where the objects are (``_cross_check_arrays``), else reads the code of a linked image's
@@ -92,7 +94,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     """
     if fast and image.elf.type != ET_REL and image.table.size >= ARRAYS_FROM_ENTRIES and \
             "numpy" in sys.modules:
-        got = _cross_check_arrays(objects, image, profile, reported, asked, packs, wrapped)
+        got = _cross_check_arrays(objects, image, profile, reported, asked, packs, wrapped,
+                                  unmatched)
         if got is not None:
             return got
     img = image.table.entries
@@ -221,6 +224,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
                     "the linker script or --gc-sections? keep the table with KEEP())",
                     obj.path, f"{e.table_section} entry {e.index} site "
                     f"{e.site_section}+{e.site_offset:#x}", entry=e.index))
+    if unmatched is not None:
+        unmatched.extend(i for i in range(len(img)) if i not in used)
     return findings
 
 
@@ -724,7 +729,8 @@ _MASK64 = (1 << 64) - 1
 def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
                         reported: set[int] | None, asked: set[str] | None,
                         packs: list | RecordColumns | None = None,
-                        wrapped: frozenset[str] = frozenset()) -> list[Finding] | None:
+                        wrapped: frozenset[str] = frozenset(),
+                        unmatched: list[int] | None = None) -> list[Finding] | None:
     """``cross_check`` of a linked image whose table holds every object's block where the
     objects are, in their order (a link's usual table), decided for all entries at once:
     the records' packed columns end to end (``records.packed_columns_of``) against the
@@ -824,6 +830,8 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
     compare &= fits
     _compare_replacements(np, elf, syms, compare, words_n, alt_sec, alt_off, alt_addr,
                           alt_bytes, alt_marks, every_target, flagged)
+    if unmatched is not None:  # (the blocks end to end from the table's start)
+        unmatched.extend(range(n, table.size))
     findings: list[Finding] = []
     if not flagged.any():
         return findings

@@ -13,7 +13,7 @@ import stat
 from functools import partial
 
 from altlink import branches, forkmap, inputs, launcher, outputs
-from altlink.check_image import check_after_link
+from altlink.check_image import check_after_link, check_unread_entries
 from altlink.check_linkset import LinkDefined, collect
 from altlink.crosscheck import (
     ARRAYS_FROM_ENTRIES,
@@ -307,13 +307,17 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
             FORK_CROSS_CHECK_FROM:
         checking = forkmap.Forked(partial(check_after_link, image, options))
         checking.start()
+    unmatched: list[int] = []
     try:
-        crossed, seen = _crossed(records, image, profile, members, asked, packs, wrapped)
+        crossed, seen = _crossed(records, image, profile, members, asked, packs, wrapped,
+                                 unmatched)
         post = checking.result() if checking is not None else \
             check_after_link(image, options)
     finally:
         if checking is not None:
             checking.cancel()
+    if unmatched:  # code read by no one before the link (LTO, a driver's source): the rest
+        post += check_unread_entries(image, options, unmatched)
     # One problem, one finding: where the cross-check reported an image entry from its
     # object (which names the source), the image's own view of it is not repeated (lld's
     # thunk after a replacement: ALT016 twice; a discarded site: ALT013 and ALT012).
@@ -343,12 +347,12 @@ def _cross_check_cost(entries: int, symbols: int) -> float:
 
 def _crossed(records: list[ObjectRecord], image: Input, profile: Profile,
              members: frozenset[str], asked: set[str] | None = None,
-             packs=None, wrapped: frozenset[str] = frozenset()
-             ) -> tuple[list[Finding], set[int]]:
+             packs=None, wrapped: frozenset[str] = frozenset(),
+             unmatched: list[int] | None = None) -> tuple[list[Finding], set[int]]:
     """``cross_check``'s findings and the image entries they were made for."""
     seen: set[int] = set()
     return cross_check(records, image, profile, members, seen, asked=asked, packs=packs,
-                       wrapped=wrapped), seen
+                       wrapped=wrapped, unmatched=unmatched), seen
 
 
 __all__ = ["LinkRequest", "LinkResult", "link", "check_linked"]

@@ -22,7 +22,9 @@ import jsonschema
 import pytest
 from elftools.elf.elffile import ELFFile
 from toolchain import (
+    FREESTANDING,
     GNU_CC,
+    INCLUDE,
     LDSCRIPTS,
     ROOT,
     SIMPLE_LD,
@@ -1634,6 +1636,54 @@ def test_lto_object_is_noted_and_the_image_checked(tmp_path, toolchain):
     assert p.returncode == 1, p.stderr
     assert "lto.o: note: LTO object" in p.stderr and "ALT009" in p.stderr
     assert not (tmp_path / "fw2.elf").exists()
+
+
+LTO_BAD_CALLBACK_C = r"""
+#include <altlink/alternative.h>
+long table_of_values[4] __attribute__((used));
+void _start(void)
+{
+	asm volatile(ALTERNATIVE_CB("mov x0, #0", table_of_values));
+	for (;;)
+		;
+}
+"""
+
+
+@pytest.mark.parametrize("toolchain", ["llvm", "gnu"])
+def test_an_lto_objects_entries_get_an_objects_checks_in_the_image(tmp_path, toolchain):
+    """An entry no object read before the link holds (here an LTO object's) is checked in the
+    image as an object's would have been: its callback is an array (ALT007). Before, only
+    what the final addresses decide was checked there, and this link was clean."""
+    src = write(tmp_path / "lto.c", LTO_BAD_CALLBACK_C)
+    lto = compile(src, tmp_path / "lto.o", toolchain, flags=["-flto"],
+                  defines=[f"ALT_NCAPS={NCAPS}"])
+    script = write(tmp_path / "fw.ld", SIMPLE_LD)
+    command = linker_command("lld", [lto], "x.elf", script) if toolchain == "llvm" else \
+        [*linker_command("gcc", [lto], "x.elf", script), "-flto", "-O2"]
+    p = altlink("link", "-o", "fw.elf", "--", *command, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "lto.o: note: LTO object" in p.stderr
+    assert "ALT007: callback table_of_values is not in an executable section" in p.stderr
+    assert not (tmp_path / "fw.elf").exists()
+    # The same object compiled without LTO: the same finding, before the link.
+    plain = compile(src, tmp_path / "plain.o", toolchain, defines=[f"ALT_NCAPS={NCAPS}"])
+    q = altlink("link", "-o", "fw.elf", "--", *linker_command(
+        "lld" if toolchain == "llvm" else "gcc", [plain], "y.elf", script), cwd=tmp_path)
+    assert q.returncode == 1 and "ALT007: callback table_of_values" in q.stderr, q.stderr
+
+
+def test_a_source_the_driver_compiles_gets_an_objects_checks_in_the_image(tmp_path):
+    """``gcc -nostdlib ... main.c -o fw.elf``: the object of main.c is made and linked by the
+    command itself, so its entries are checked in the image, all of the checks an object's
+    get (before: only what the final addresses decide)."""
+    src = write(tmp_path / "main.c", LTO_BAD_CALLBACK_C)
+    script = write(tmp_path / "fw.ld", SIMPLE_LD)
+    p = altlink("link", "-o", "fw.elf", "--", *linker_command("gcc", [], "x.elf", script),
+                *FREESTANDING, f"-I{INCLUDE}", f"-DALT_NCAPS={NCAPS}", str(src), cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "main.c: note:" in p.stderr
+    assert "ALT007: callback table_of_values is not in an executable section" in p.stderr
 
 
 @pytest.mark.parametrize("toolchain", ["llvm", "gnu"])

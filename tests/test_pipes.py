@@ -100,6 +100,40 @@ def test_a_callback_no_script_defines_still_fails_in_the_linker(fw):
     assert not (fw / "none.elf").exists()
 
 
+LIB = r"""
+#include <altlink/alternative.h>
+	.text
+	.globl f2
+	.type f2, %function
+f2:
+	alternative_cb dat
+	mov x1, #1
+	alternative_cb_end
+	ret
+	.size f2, . - f2
+	.data
+	.globl dat
+	.type dat, %object
+dat:	.quad 0
+	.size dat, 8
+"""
+
+
+def test_the_objects_a_piped_script_names_are_checked_in_the_image(fw):
+    """``INPUT(lib.o)`` in a piped script: altlink does not see lib.o before the link; its
+    entries get an object's checks in the linked image (its callback is data: ALT007)."""
+    write(fw / "lib.S", LIB)
+    run(["aarch64-linux-gnu-gcc", "-DALT_NCAPS=4", f"-I{INCLUDE}", "-c", "lib.S", "-o",
+         "lib.o"], cwd=fw)
+    write(fw / "inp.ld", (fw / "fw.ld").read_text() + "INPUT(lib.o)\n")
+    p = sh(link_words("inp.ld", "file"), fw)
+    assert p.returncode == 1 and "lib.o: error: ALT007: callback dat is in .data" in p.stderr
+    p = sh(link_words("<(cat inp.ld)", "pipe"), fw)
+    assert p.returncode == 1, p.stderr
+    assert "pipe.elf: error: ALT007: callback dat is not in an executable section" in p.stderr
+    assert not (fw / "pipe.elf").exists()
+
+
 def test_a_script_from_a_fifo_is_left_to_the_linker(fw):
     """A named FIFO: altlink neither waits for its writer nor takes its text."""
     fifo = fw / "fw.fifo"
