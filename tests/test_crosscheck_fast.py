@@ -71,12 +71,14 @@ def with_columns(image: Input) -> Input:
     return Input(image.elf, read, image.names)
 
 
-def both(records, image, profile, members=frozenset(), arrays=None):
-    """The findings and reported entries of every way; they must agree: the reference
+def both(records, image, profile, members=frozenset(), arrays=None, unmatched=None):
+    """The findings, reported entries and unmatched image entries of every way; they must
+    agree: the reference
     (``fast=False``), the table read at once and each block found by one compare, and the
     whole table compared as arrays (``_cross_check_arrays``: on the table read as columns,
     from any number of entries). ``arrays``: whether the arrays must have decided (True),
-    must have left it to the block-by-block way (False), or either (None)."""
+    must have left it to the block-by-block way (False), or either (None). ``unmatched``, a
+    list, gets the image entries no object holds (all ways agree on them too)."""
     got = {}
     decided = []
     real = crosscheck._cross_check_arrays
@@ -103,20 +105,24 @@ def both(records, image, profile, members=frozenset(), arrays=None):
         old = crosscheck.ARRAYS_FROM_ENTRIES
         crosscheck.ARRAYS_FROM_ENTRIES = limit
         crosscheck._cross_check_arrays = spy
+        alone: list[int] = []
         try:
             found = crosscheck.cross_check(records, img, profile, members, seen,
-                                           fast=way != "reference", packs=packs)
+                                           fast=way != "reference", packs=packs,
+                                           unmatched=alone)
         finally:
             crosscheck.ARRAYS_FROM_ENTRIES = old
             crosscheck._cross_check_arrays = real
-        got[way] = ([astuple(f) for f in found], seen)
+        got[way] = ([astuple(f) for f in found], seen, sorted(alone))
     assert got["blocks"] == got["reference"]
     assert got["arrays"] == got["reference"]
     assert got["arrays, packs made early"] == got["reference"]
     assert got["arrays, all the records' columns made early"] == got["reference"]
     if arrays is not None and image.elf.type != ET_REL:
         assert decided == [arrays] * 3
-    return got["reference"]
+    if unmatched is not None:
+        unmatched += got["reference"][2]
+    return got["reference"][:2]
 
 
 @pytest.fixture
@@ -126,7 +132,7 @@ def compared(monkeypatch):
     real = link_mod.cross_check
 
     def spy(records, image, profile, members=frozenset(), reported=None, asked=None,
-            packs=None, wrapped=frozenset()):
+            packs=None, wrapped=frozenset(), unmatched=None):
         # the names the link made while its linker ran are those the records ask for, and
         # the packed columns it read then are those of its first records
         assert asked is None or asked == crosscheck.names_asked(records)
@@ -136,7 +142,7 @@ def compared(monkeypatch):
         rows, _ = both(records, image, profile, members)
         codes.append([r[0] for r in rows])
         return real(records, image, profile, members, reported, asked=asked, packs=packs,
-                    wrapped=wrapped)
+                    wrapped=wrapped, unmatched=unmatched)
 
     monkeypatch.setattr(link_mod, "cross_check", spy)
     # in this process, where the spies keep what they saw (a link forks the image's checks)
@@ -466,6 +472,26 @@ def test_the_synthetic_firmware_as_arrays(tmp_path):
                           arrays=arrays)
         assert {r[0] for r in rows} == codes, change.__name__
         assert bool(seen) == (change is not _last_two_swapped)  # (missing: not placed)
+
+
+def test_the_image_entries_no_object_holds(tmp_path):
+    """An image entry no object read before the link holds (an LTO object's, say) is
+    ``unmatched``: here the entries of an object whose record the cross-check is not given,
+    the last (the arrays decide: the other blocks are where they look) or the first (they
+    leave it to the blocks), and none where every record is given."""
+    records, image, profile = synthetic_link(tmp_path)
+    img = Input.load(read_elf(str(image)))
+    got: list[int] = []
+    assert both(records, img, profile, arrays=True, unmatched=got) == ([], set())
+    assert got == []
+    n = sum(r.entries for r in records)
+    assert both(records[:-1], img, profile, arrays=True, unmatched=got) == ([], set())
+    assert got == list(range(n - records[-1].entries, n))
+    got.clear()
+    k = next(k for k, r in enumerate(records) if r.entries)
+    assert both(records[:k] + records[k + 1:], img, profile, arrays=False,
+                unmatched=got) == ([], set())
+    assert got == list(range(records[k].entries))
 
 
 def test_the_arrays_read_records_packed_and_made(tmp_path, monkeypatch):
