@@ -1382,23 +1382,28 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
         else:
             out[i]._load = partial(Input.load, elf)
             out[i]._profile = options.profile
+    # Without a digest or a cache (``altlink check --no-cache``), the records the extension
+    # makes whole from the objects' bytes (``make_plain``: a few microseconds an object) are
+    # made first, here: a forked copy is worth it only for the others, if they are many.
+    for i in todo if not with_digest and cache is None else ():
+        if loaded is None or loaded[i] is None:
+            t = make_plain(objects[i], options)
+            if t is not None:
+                out[i] = rec = ObjectRecord.from_valid(objects[i].path, t)
+                rec._load = partial(Input.load, objects[i])
+                rec._profile = options.profile
+    todo = [i for i in todo if out[i] is None]
     # The section headers of the objects whose records are made, checked in their order
     # before any is made (``inputs.load_elfs`` may leave them: ``defer``): the first unusable
-    # one is named. Those of an object whose record is kept were checked when it was made.
+    # one is named (those made whole above have usable ones: the extension read them).
+    # Those of an object whose record is kept were checked when it was made.
     # Where the records are made in forked copies too, each process reads the headers of the
     # objects it takes, and they are checked in order here only where one met an error
     # (``_make_in_parallel``).
     jobs = min(forkmap.cpus(), 8)
     parallel = jobs > 1 and len(todo) >= PARALLEL_MIN and loaded is None and forkmap.can_fork()
-    plains: dict[int, tuple] = {}  # made whole by the extension (``make_plain``), here
-    if not parallel and not with_digest and cache is None:
-        for i in todo:
-            if loaded is None or loaded[i] is None:
-                t = make_plain(objects[i], options)
-                if t is not None:
-                    plains[i] = t
-    if not parallel:  # (those made whole have usable ones: the extension read them)
-        check_headers(objects, [i for i in todo if i not in plains])
+    if not parallel:
+        check_headers(objects, todo)
     if todo:  # the objects' checks (``make_record``), imported once, before any fork
         import altlink.check_objects  # noqa: F401
     if todo and before_making is not None:
@@ -1415,12 +1420,6 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     else:
         scans()
         for i in todo:
-            t = plains.get(i)
-            if t is not None:
-                out[i] = rec = ObjectRecord.from_valid(objects[i].path, t)
-                rec._load = partial(Input.load, objects[i])
-                rec._profile = options.profile
-                continue
             inp = loaded[i] if loaded is not None and loaded[i] is not None else \
                 Input.load(objects[i])
             out[i] = make_record(inp, options, with_digest)
@@ -1491,15 +1490,9 @@ def _make_share(objects: list[ElfFile], options, cache, where, with_digest: bool
     when made in a forked process, to send back."""
 
     here = not forkmap.in_child()
-    plain = not with_digest and cache is None  # (the extension's, where it makes it)
     got: list = []
     for i in share:
         try:
-            if plain:
-                t = make_plain(objects[i], options)
-                if t is not None:  # (valid_plains checks it, here as in a forked copy)
-                    got.append(t)
-                    continue
             rec = make_record(Input.load(objects[i]), options, with_digest)
         except AltlinkError as e:
             got.append(e)
