@@ -66,7 +66,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
                 asked: set[str] | None = None,
                 packs: list | RecordColumns | None = None,
                 wrapped: frozenset[str] = frozenset(),
-                unmatched: list[int] | None = None) -> list[Finding]:
+                unmatched: list[int] | None = None,
+                placed_paths: set[str] | None = None) -> list[Finding]:
     """Every entry collected from the objects must be in the image, at the place its
     symbol+offset got, with the same site and replacement code (ALT013, ALT016). ``wrapped``:
     the names the link wraps (``linkcmd.wrapped_names``), whose references may resolve to
@@ -84,7 +85,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     ``packed_columns_of`` of the first of ``objects``, or the ``RecordColumns`` of all of
     them, made already (``packed_columns_early``: a link of many entries, while its linker
     runs). ``unmatched`` gets the positions of the image's entries that no object's block
-    holds (an LTO object's, say: code altlink did not read before the link).
+    holds (an LTO object's, say: code altlink did not read before the link);
+    ``placed_paths``, the paths of the objects whose block was found in the image.
 
     ``fast`` (the default) compares a large table's entries all at once where every block is
     where the objects are (``_cross_check_arrays``), else reads the code of a linked image's
@@ -95,7 +97,7 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     if fast and image.elf.type != ET_REL and image.table.size >= ARRAYS_FROM_ENTRIES and \
             "numpy" in sys.modules:
         got = _cross_check_arrays(objects, image, profile, reported, asked, packs, wrapped,
-                                  unmatched)
+                                  unmatched, placed_paths)
         if got is not None:
             return got
     img = image.table.entries
@@ -226,6 +228,8 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
                     f"{e.site_section}+{e.site_offset:#x}", entry=e.index))
     if unmatched is not None:
         unmatched.extend(i for i in range(len(img)) if i not in used)
+    if placed_paths is not None:
+        placed_paths.update(objects[k].path for k in placed)
     return findings
 
 
@@ -323,6 +327,13 @@ def _moved_site(obj: ObjectRecord, e: EntryDigest, image: Input, ie: Entry) -> F
     return finding("ALT013", msg, obj.path,
                    f"{e.table_section} entry {e.index} -> image entry {ie.index}",
                    entry=e.index)
+
+
+def members_linked(members: list[ElfFile], image: Input) -> set[str]:
+    """The paths of the archive members among ``members`` that the linker pulled into
+    ``image`` (``_member_linked``, as the cross-check decides it)."""
+    syms = _ImageSymbols(image.elf, columns=False)  # (decoded: asked for a few members)
+    return {m.path for m in members if _member_linked(Input.load(m), image, syms)}
 
 
 def _member_linked(obj: Input, image: Input, syms: _ImageSymbols) -> bool:
@@ -730,7 +741,8 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
                         reported: set[int] | None, asked: set[str] | None,
                         packs: list | RecordColumns | None = None,
                         wrapped: frozenset[str] = frozenset(),
-                        unmatched: list[int] | None = None) -> list[Finding] | None:
+                        unmatched: list[int] | None = None,
+                        placed_paths: set[str] | None = None) -> list[Finding] | None:
     """``cross_check`` of a linked image whose table holds every object's block where the
     objects are, in their order (a link's usual table), decided for all entries at once:
     the records' packed columns end to end (``records.packed_columns_of``) against the
@@ -832,6 +844,8 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
                           alt_bytes, alt_marks, every_target, flagged)
     if unmatched is not None:  # (the blocks end to end from the table's start)
         unmatched.extend(range(n, table.size))
+    if placed_paths is not None:
+        placed_paths.update(o.path for o, k in zip(objects, ns) if k)
     findings: list[Finding] = []
     if not flagged.any():
         return findings

@@ -19,6 +19,7 @@ from altlink.crosscheck import (
     ARRAYS_FROM_ENTRIES,
     RecordColumns,
     cross_check,
+    members_linked,
     names_asked,
     packed_columns_early,
 )
@@ -139,6 +140,11 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         stats["entries"] = sum(len(s[0]) for s in summaries)
         stats["callbacks"] = sum(s[3].count(0) for s in summaries)  # (ObjectRecord.callbacks)
         findings = req.policy.apply(findings)
+        # An archive member's findings are the link's only where the linker pulls the member
+        # in (ld takes those that define a name the link needs): held until the image says.
+        held = [f for f in findings if f.file in members] if members else []
+        if held:
+            findings = [f for f in findings if f.file not in members]
         if has_errors(findings):  # a linker already running is stopped: nothing of its shows
             start.stop()
             return LinkResult(_with_lines(findings), notes.lines, stats=stats)
@@ -191,10 +197,14 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                 writer = forkmap.Forked(partial(make_files, req, image, profile, tmp_image,
                                                 tmp_bin, tmp_manifest, texts))
                 writer.start()
+        placed: set[str] = set()
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
-                                                  tmp_image, asked, packs, by_link.wrapped)
+                                                  tmp_image, asked, packs, by_link.wrapped,
+                                                  placed)
                                      + by_link.check_in_image(image)
                                      + _folded(cmd, image, objects, profile, req))
+        if held:
+            findings += _of_members_linked(held, objects, image, placed)
         if has_errors(findings):
             return LinkResult(_with_lines(findings, paths={req.output: tmp_image}),
                               notes.lines, linked=True, stats=stats)
@@ -224,6 +234,17 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         if writer is not None:
             writer.cancel()  # before the temporary files go: it writes some of them
         start.close()  # stops a linker still running (it writes one), removes the files
+
+
+def _of_members_linked(held: list[Finding], objects: list, image: Input,
+                       placed: set[str]) -> list[Finding]:
+    """The findings ``held`` of the archive members that the linker pulled into ``image``:
+    those whose entries the cross-check found there (``placed``), and those one of whose
+    global definitions is there (``crosscheck.members_linked``). The findings of the members
+    it left out are not the link's."""
+    files = {f.file for f in held} - placed
+    linked = placed | members_linked([o for o in objects if o.path in files], image)
+    return [f for f in held if f.file in linked]
 
 
 def _folded(cmd, image: Input, objects: list, profile: Profile, req: LinkRequest) -> list:
@@ -287,12 +308,14 @@ def _remove_earlier_outputs(req: LinkRequest, cmd) -> None:
 def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, profile: Profile,
                  members: frozenset[str], tmp_image: str,
                  asked: set[str] | None = None, packs=None,
-                 wrapped: frozenset[str] = frozenset()) -> list[Finding]:
+                 wrapped: frozenset[str] = frozenset(),
+                 placed: set[str] | None = None) -> list[Finding]:
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``).
     ``asked`` and ``packs``: what the cross-check reads of the records, made while the linker
-    ran (``cross_check``'s); ``wrapped``: the names the command wraps (``--wrap``)."""
+    ran (``cross_check``'s); ``wrapped``: the names the command wraps (``--wrap``);
+    ``placed`` gets the paths of the objects whose entries were found in the image."""
     symtab = image.elf.symtab
     options = Options(profile, req.options.caps, req.options.module)
     checking = None
@@ -310,7 +333,7 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     unmatched: list[int] = []
     try:
         crossed, seen = _crossed(records, image, profile, members, asked, packs, wrapped,
-                                 unmatched)
+                                 unmatched, placed)
         post = checking.result() if checking is not None else \
             check_after_link(image, options)
     finally:
@@ -348,11 +371,12 @@ def _cross_check_cost(entries: int, symbols: int) -> float:
 def _crossed(records: list[ObjectRecord], image: Input, profile: Profile,
              members: frozenset[str], asked: set[str] | None = None,
              packs=None, wrapped: frozenset[str] = frozenset(),
-             unmatched: list[int] | None = None) -> tuple[list[Finding], set[int]]:
+             unmatched: list[int] | None = None, placed: set[str] | None = None
+             ) -> tuple[list[Finding], set[int]]:
     """``cross_check``'s findings and the image entries they were made for."""
     seen: set[int] = set()
     return cross_check(records, image, profile, members, seen, asked=asked, packs=packs,
-                       wrapped=wrapped, unmatched=unmatched), seen
+                       wrapped=wrapped, unmatched=unmatched, placed_paths=placed), seen
 
 
 __all__ = ["LinkRequest", "LinkResult", "link", "check_linked"]

@@ -1336,11 +1336,18 @@ def test_archives(tmp_path, form):
     assert [e["site"]["symbol"] for e in m["entries"]] == ["used_fn"]
     assert m["entries"][0]["replacement"]["disasm"] == ["mov x3, #2"]
 
-    # A bad member is checked before the link, and named as the linkers name members.
+    # A bad member the linker leaves out is not the link's: nothing of it is said (before,
+    # its findings stopped the link); one it pulls in (-u) is named as the linkers name
+    # members, and its findings stop the link.
     make_archive(tmp_path, {**LIB, "bad": BAD_S}, thin=form == "thin")
     p = altlink("link", "-o", "fw2.elf", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "bad.o" not in p.stderr and (tmp_path / "fw2.elf").exists()
+    pull = ["-Wl,-u,bad_fn"] if cmd[0] == GCC else ["-u", "bad_fn"]
+    p = altlink("link", "-o", "fw3.elf", "--", cmd[0], *pull, *cmd[1:], cwd=tmp_path)
     assert p.returncode == 1, p.stderr
     assert "libx.a(bad.o)" in p.stderr and "ALT001" in p.stderr
+    assert not (tmp_path / "fw3.elf").exists()
 
 
 @pytest.mark.parametrize("linker", LD_LINKERS)
