@@ -71,14 +71,16 @@ def with_columns(image: Input) -> Input:
     return Input(image.elf, read, image.names)
 
 
-def both(records, image, profile, members=frozenset(), arrays=None, unmatched=None):
+def both(records, image, profile, members=frozenset(), arrays=None, unmatched=None,
+         placed_paths=None):
     """The findings, reported entries and unmatched image entries of every way; they must
     agree: the reference
     (``fast=False``), the table read at once and each block found by one compare, and the
     whole table compared as arrays (``_cross_check_arrays``: on the table read as columns,
     from any number of entries). ``arrays``: whether the arrays must have decided (True),
     must have left it to the block-by-block way (False), or either (None). ``unmatched``, a
-    list, gets the image entries no object holds (all ways agree on them too)."""
+    list, gets the image entries no object holds, ``placed_paths``, a set, the objects
+    whose entries were found (all ways agree on both too)."""
     got = {}
     decided = []
     real = crosscheck._cross_check_arrays
@@ -106,14 +108,15 @@ def both(records, image, profile, members=frozenset(), arrays=None, unmatched=No
         crosscheck.ARRAYS_FROM_ENTRIES = limit
         crosscheck._cross_check_arrays = spy
         alone: list[int] = []
+        placed: set[str] = set()
         try:
             found = crosscheck.cross_check(records, img, profile, members, seen,
                                            fast=way != "reference", packs=packs,
-                                           unmatched=alone)
+                                           unmatched=alone, placed_paths=placed)
         finally:
             crosscheck.ARRAYS_FROM_ENTRIES = old
             crosscheck._cross_check_arrays = real
-        got[way] = ([astuple(f) for f in found], seen, sorted(alone))
+        got[way] = ([astuple(f) for f in found], seen, sorted(alone), placed)
     assert got["blocks"] == got["reference"]
     assert got["arrays"] == got["reference"]
     assert got["arrays, packs made early"] == got["reference"]
@@ -122,6 +125,8 @@ def both(records, image, profile, members=frozenset(), arrays=None, unmatched=No
         assert decided == [arrays] * 3
     if unmatched is not None:
         unmatched += got["reference"][2]
+    if placed_paths is not None:
+        placed_paths |= got["reference"][3]
     return got["reference"][:2]
 
 
@@ -132,7 +137,7 @@ def compared(monkeypatch):
     real = link_mod.cross_check
 
     def spy(records, image, profile, members=frozenset(), reported=None, asked=None,
-            packs=None, wrapped=frozenset(), unmatched=None):
+            packs=None, wrapped=frozenset(), unmatched=None, placed_paths=None):
         # the names the link made while its linker ran are those the records ask for, and
         # the packed columns it read then are those of its first records
         assert asked is None or asked == crosscheck.names_asked(records)
@@ -142,7 +147,7 @@ def compared(monkeypatch):
         rows, _ = both(records, image, profile, members)
         codes.append([r[0] for r in rows])
         return real(records, image, profile, members, reported, asked=asked, packs=packs,
-                    wrapped=wrapped, unmatched=unmatched)
+                    wrapped=wrapped, unmatched=unmatched, placed_paths=placed_paths)
 
     monkeypatch.setattr(link_mod, "cross_check", spy)
     # in this process, where the spies keep what they saw (a link forks the image's checks)
@@ -478,20 +483,29 @@ def test_the_image_entries_no_object_holds(tmp_path):
     """An image entry no object read before the link holds (an LTO object's, say) is
     ``unmatched``: here the entries of an object whose record the cross-check is not given,
     the last (the arrays decide: the other blocks are where they look) or the first (they
-    leave it to the blocks), and none where every record is given."""
+    leave it to the blocks), and none where every record is given; each object whose
+    record is given and has entries is placed."""
     records, image, profile = synthetic_link(tmp_path)
     img = Input.load(read_elf(str(image)))
     got: list[int] = []
-    assert both(records, img, profile, arrays=True, unmatched=got) == ([], set())
-    assert got == []
+    placed: set[str] = set()
+    with_entries = {r.path for r in records if r.entries}
+    assert both(records, img, profile, arrays=True, unmatched=got,
+                placed_paths=placed) == ([], set())
+    assert got == [] and placed == with_entries
     n = sum(r.entries for r in records)
-    assert both(records[:-1], img, profile, arrays=True, unmatched=got) == ([], set())
+    placed.clear()
+    assert both(records[:-1], img, profile, arrays=True, unmatched=got,
+                placed_paths=placed) == ([], set())
     assert got == list(range(n - records[-1].entries, n))
+    assert placed == with_entries - {records[-1].path}
     got.clear()
+    placed.clear()
     k = next(k for k, r in enumerate(records) if r.entries)
     assert both(records[:k] + records[k + 1:], img, profile, arrays=False,
-                unmatched=got) == ([], set())
+                unmatched=got, placed_paths=placed) == ([], set())
     assert got == list(range(records[k].entries))
+    assert placed == with_entries - {records[k].path}
 
 
 def test_the_arrays_read_records_packed_and_made(tmp_path, monkeypatch):
