@@ -956,6 +956,35 @@ def make_plain(elf: ElfFile, options) -> tuple | None:
                            _MAYBE_NOT_PLAIN, p.abi, RECORD_FORMAT)
 
 
+def make_whole(elf: ElfFile, options) -> tuple | None:
+    """``make_record(Input.load(elf), options)`` with its digest, where the extension makes
+    the rest of the record (``make_plain``): (its plain data but the digest, the object's
+    Input, the digest), for ``record_from`` here or ``plain_with`` in a forked copy; None
+    where it does not (``make_record`` then makes it all)."""
+    t = make_plain(elf, options)
+    if t is None:
+        return None
+    inp = Input.load(elf)
+    return t, inp, digest(inp, options.profile)
+
+
+def record_from(elf: ElfFile, whole: tuple, profile) -> ObjectRecord:
+    """The record ``make_whole`` gave the parts of, its digest as made."""
+    t, inp, dig = whole
+    rec = ObjectRecord.from_valid(elf.path, t)
+    rec._digest, rec._packed, rec._input = dig, None, inp
+    rec._load = partial(Input.load, elf)
+    rec._profile = profile
+    return rec
+
+
+def plain_with(whole: tuple) -> tuple:
+    """The plain data (``to_plain``) of the record ``make_whole`` gave the parts of."""
+    t, _inp, dig = whole
+    summary, packed = _pack(dig)
+    return (*t[:-2], _summary_bytes(summary), packed)
+
+
 # The summary columns (``_SUMMARY``) of a table's entries (``table.Entry``)
 _SUMMARY_FIELDS = tuple(operator.attrgetter(f) for f in _SUMMARY)
 # The packed digest of a record made without it (``make_record``'s ``with_digest``): the
@@ -1420,9 +1449,14 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
     else:
         scans()
         for i in todo:
-            inp = loaded[i] if loaded is not None and loaded[i] is not None else \
-                Input.load(objects[i])
-            out[i] = make_record(inp, options, with_digest)
+            whole = make_whole(objects[i], options) if with_digest and \
+                (loaded is None or loaded[i] is None) else None
+            if whole is not None:
+                out[i] = record_from(objects[i], whole, options.profile)
+            else:
+                inp = loaded[i] if loaded is not None and loaded[i] is not None else \
+                    Input.load(objects[i])
+                out[i] = make_record(inp, options, with_digest)
             if cache is not None:
                 cache.put(where[i], out[i])
     packed = [r for r in out if r is not None and r._packed is not None]
@@ -1493,7 +1527,13 @@ def _make_share(objects: list[ElfFile], options, cache, where, with_digest: bool
     got: list = []
     for i in share:
         try:
-            rec = make_record(Input.load(objects[i]), options, with_digest)
+            # (the parts the extension makes whole: ``make_whole``)
+            whole = make_whole(objects[i], options) if with_digest else None
+            if whole is not None and not here and cache is None:
+                got.append(plain_with(whole))
+                continue
+            rec = record_from(objects[i], whole, options.profile) if whole is not None else \
+                make_record(Input.load(objects[i]), options, with_digest)
         except AltlinkError as e:
             got.append(e)
             return got, True  # the share's first error; the caller reports the first of all

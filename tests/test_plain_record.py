@@ -2,7 +2,8 @@
 ``_speedups.object_plain``) against its reference, ``make_record(...).to_plain()``: the same
 plain data, pickled to the same bytes, wherever the extension makes it; and where it leaves
 an object to the Python, the Python's. ``altlink check --no-cache`` (``records_of`` with
-``with_digest=False``, no cache) takes it, in this process and in forked copies.
+``with_digest=False``, no cache) takes it; a link (with the digest, ``make_whole``) takes it
+with the digest made by the Python, in this process and in forked copies.
 
 tests/test_speedups.py compares the same (its ``_record``) on every object it has, damaged
 copies too; here: each of the benchmark's synthetic objects is made whole by the extension
@@ -55,6 +56,17 @@ def compare(paths, opts) -> int:
         assert pickle.dumps(got, protocol=-1) == pickle.dumps(want, protocol=-1), p
         rec = records.ObjectRecord.from_valid(str(p), got)
         assert rec.findings == records.make_record(inp, opts, with_digest=False).findings
+        # with the digest, as a link makes the record (``make_whole``): sent back by a
+        # forked copy (``plain_with``), or kept (``record_from``)
+        ref = records.make_record(Input.load(from_bytes(str(p), data)), opts)
+        parts = records.make_whole(from_bytes(str(p), data), opts)
+        sent = records.plain_with(parts)
+        assert sent == ref.to_plain(), p
+        assert pickle.dumps(sent, protocol=-1) == pickle.dumps(ref.to_plain(), protocol=-1), p
+        kept = records.record_from(from_bytes(str(p), data), parts, opts.profile)
+        assert (kept.digest, kept.findings, kept.defines, kept.flags, kept.is_module) == \
+            (ref.digest, ref.findings, ref.defines, ref.flags, ref.is_module), p
+        assert kept.to_plain() == ref.to_plain(), p
     return whole
 
 
