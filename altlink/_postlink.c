@@ -25,15 +25,21 @@ static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
 typedef struct {
     char *p;
     Py_ssize_t n, cap;
+    PyObject *bytes;  /* where not NULL, the bytes object ``p`` is the contents of */
 } Buf;
 
-static int buf_room(Buf *b, Py_ssize_t more)
+static int buf_grow(Buf *b, Py_ssize_t more)
 {
-    if (b->n + more <= b->cap)
-        return 0;
     Py_ssize_t cap = b->cap ? b->cap : 1024;
     while (cap < b->n + more)
         cap *= 2;
+    if (b->bytes) {  /* (resized in place where it can: a large one by mremap) */
+        if (_PyBytes_Resize(&b->bytes, cap) < 0)
+            return -1;
+        b->p = PyBytes_AS_STRING(b->bytes);
+        b->cap = cap;
+        return 0;
+    }
     char *p = PyMem_Realloc(b->p, (size_t)cap);
     if (!p) {
         PyErr_NoMemory();
@@ -44,13 +50,44 @@ static int buf_room(Buf *b, Py_ssize_t more)
     return 0;
 }
 
-static int buf_put(Buf *b, const char *s, Py_ssize_t n)
+static inline int buf_room(Buf *b, Py_ssize_t more)
+{
+    return b->n + more <= b->cap ? 0 : buf_grow(b, more);
+}
+
+static inline int buf_put(Buf *b, const char *s, Py_ssize_t n)
 {
     if (buf_room(b, n) < 0)
         return -1;
     memcpy(b->p + b->n, s, (size_t)n);
     b->n += n;
     return 0;
+}
+
+/* A bytes object of ``cap`` bytes for ``b`` to fill (``buf_bytes`` takes it back): 0, or -1. */
+static int buf_new_bytes(Buf *b, Py_ssize_t cap)
+{
+    b->bytes = PyBytes_FromStringAndSize(NULL, cap);
+    if (!b->bytes)
+        return -1;
+    b->p = PyBytes_AS_STRING(b->bytes);
+    b->n = 0;
+    b->cap = cap;
+    return 0;
+}
+
+/* The bytes object of ``b`` cut to what was put (a new reference, NULL on an error); ``b``
+ * is left without one. */
+static PyObject *buf_bytes(Buf *b)
+{
+    PyObject *got = b->bytes;
+    b->bytes = NULL;
+    b->p = NULL;
+    b->cap = 0;
+    if (_PyBytes_Resize(&got, b->n) < 0)
+        return NULL;
+    b->n = 0;
+    return got;
 }
 
 #define PUT_LIT(b, s) buf_put((b), (s), (Py_ssize_t)(sizeof(s) - 1))
@@ -372,185 +409,357 @@ static int repl_fields(Buf *t, PyObject *codes, PyObject *plans, PyObject *code,
     return PUT_LIT(t, "]") < 0 ? -1 : 1;
 }
 
+/* A table of names by address: the sorted values of an image's addressable symbols
+ * (``keys``, 64-bit unsigned) and, for each, the offset of its best symbol's name in the
+ * string table (``offs``, 64-bit signed): ``symbols._Index``, as ``manifest._name_index``
+ * gives it. */
+typedef struct {
+    const uint64_t *keys;
+    const int64_t *offs;
+    Py_ssize_t n;
+    const char *strtab;
+    Py_ssize_t strtab_len;
+} NameIndex;
+
+/* ``_name_json(Symbolizer.at_address(addr))`` from the table of names: the name of the
+ * nearest value at or before ``addr``, with ``+0x...`` where the address is past it, "null"
+ * before the first: 1 put; 0 not (a name that is empty or not printable ASCII but for '"'
+ * and '\\': the Python's); -1 an error. */
+static int put_name_at(Buf *b, const NameIndex *ix, uint64_t addr)
+{
+    Py_ssize_t lo = 0, hi = ix->n;
+    while (lo < hi) {  /* (the first value above addr: bisect_right) */
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (ix->keys[mid] <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return PUT_LIT(b, "null") < 0 ? -1 : 1;
+    int64_t off = ix->offs[lo - 1];
+    if (off < 0 || off >= ix->strtab_len)
+        return 0;
+    const char *p = ix->strtab + off;
+    const char *end = memchr(p, 0, (size_t)(ix->strtab_len - off));
+    Py_ssize_t n = end ? end - p : ix->strtab_len - off;
+    if (n == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] >= 0x7f)
+            return 0;
+    if (buf_room(b, n + 2) < 0)
+        return -1;
+    b->p[b->n++] = '"';
+    memcpy(b->p + b->n, p, (size_t)n);
+    b->n += n;
+    uint64_t delta = addr - ix->keys[lo - 1];
+    if (delta && (buf_put(b, "+", 1) < 0 || put_hex64(b, delta) < 0))
+        return -1;
+    return buf_put(b, "\"", 1) < 0 ? -1 : 1;
+}
+
+/* What ``put_entry`` writes an entry from: ``entry_texts``' arguments. */
+typedef struct {
+    PyObject *heads, *cbs, *codes, *simple, *plans, *site_text, *repl_text, *callback,
+        *cap_raws, *index, *a_addr, *a_code, *alt_lens, *s_addr, *s_code, *s_bin, *s_file,
+        *orig_lens, *src, *names;
+    NameIndex ix;  /* where ``names`` is a table of names (ix.keys not NULL) */
+    Buf t;         /* a site's or replacement's text */
+} Entries;
+
+/* Entry ``k``'s text, put in ``b`` (``entry_texts``' comment): 1 put; 0 not (the Python
+ * writes it; part of it may be in ``b``); -1 an error. */
+static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
+{
+    Buf *t = &c->t;
+    PyObject *st = NULL, *rc = NULL;  /* (new references: made by a Python callable) */
+    int r;
+    PyObject *cb = PyList_GET_ITEM(c->callback, k);
+    int is_cb = cb == Py_True ? 1 : cb == Py_False ? 0 : -1;
+    if (is_cb < 0)
+        return 0;
+    PyObject *head = PyDict_GetItemWithError(c->heads, PyList_GET_ITEM(c->cap_raws, k));
+    if (!head)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *aa = PyList_GET_ITEM(c->a_addr, k);
+    /* the site's code text */
+    PyObject *got = PyDict_GetItemWithError(c->codes, PyList_GET_ITEM(c->s_code, k));
+    if (!got)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) < 1)
+        return 0;
+    st = PyTuple_GET_ITEM(got, 0);
+    if (st == Py_None) {  /* its bytes and its lines' plan at the site, else the Python's */
+        PyObject *sa = PyList_GET_ITEM(c->s_addr, k), *code = PyList_GET_ITEM(c->s_code, k);
+        unsigned long long addr = PyLong_CheckExact(sa) ? PyLong_AsUnsignedLongLong(sa) : 0;
+        st = NULL;
+        if (PyLong_CheckExact(sa) && !(addr == (unsigned long long)-1 && PyErr_Occurred())) {
+            t->n = 0;
+            if (PUT_LIT(t, "\"bytes\": \"") < 0 || (r = put_bytes_hex(t, code)) < 0)
+                return -1;
+            if (r > 0 && (PUT_LIT(t, "\", \"disasm\": ") < 0 ||
+                          (r = put_plan(t, c->plans, code, addr)) < 0))
+                return -1;
+            if (r > 0) {
+                st = PyUnicode_New(t->n, 127);
+                if (!st)
+                    return -1;
+                memcpy(PyUnicode_DATA(st), t->p, (size_t)t->n);
+            }
+        } else {
+            PyErr_Clear();
+        }
+        if (!st && !(st = call_k(c->site_text, k)))
+            return -1;
+    } else {
+        Py_INCREF(st);
+    }
+    if (is_cb) {
+        PyObject *cbt = PyDict_GetItemWithError(c->cbs, aa);
+        if (!cbt) {
+            if (PyErr_Occurred())
+                goto error;
+            goto hole;
+        }
+        TRY(PUT_LIT(b, "{\"callback\": ") == 0 ? 1 : -1);
+        TRY(put_ascii(b, cbt));
+        TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
+        TRY(put_ascii(b, head));
+        TRY(PUT_LIT(b, "\"index\": ") == 0 ? 1 : -1);
+        TRY(put_dec(b, PyList_GET_ITEM(c->index, k)));
+        TRY(PUT_LIT(b, ", \"kind\": \"callback\", \"replacement\": null, ") == 0 ? 1 : -1);
+    } else {
+        rc = PyDict_GetItemWithError(c->simple, PyList_GET_ITEM(c->a_code, k));
+        if (!rc) {
+            if (PyErr_Occurred())
+                goto error;
+            goto hole;
+        }
+        if (rc == Py_None) {  /* its text and fix-ups at its address, else the Python's */
+            rc = NULL;
+            if ((r = repl_fields(t, c->codes, c->plans, PyList_GET_ITEM(c->a_code, k), aa,
+                                 PyList_GET_ITEM(c->alt_lens, k))) < 0)
+                goto error;
+            if (r > 0) {
+                rc = PyUnicode_New(t->n, 127);
+                if (!rc)
+                    goto error;
+                memcpy(PyUnicode_DATA(rc), t->p, (size_t)t->n);
+            }
+            if (!rc && !(rc = call_k(c->repl_text, k)))
+                goto error;
+        } else {
+            Py_INCREF(rc);
+        }
+        TRY(PUT_LIT(b, "{\"callback\": null, ") == 0 ? 1 : -1);
+        TRY(put_ascii(b, head));
+        TRY(PUT_LIT(b, "\"index\": ") == 0 ? 1 : -1);
+        TRY(put_dec(b, PyList_GET_ITEM(c->index, k)));
+        TRY(PUT_LIT(b, ", \"kind\": \"static\", \"replacement\": {\"address\": \"") == 0
+            ? 1 : -1);
+        TRY(put_hex(b, aa));
+        TRY(PUT_LIT(b, "\", ") == 0 ? 1 : -1);
+        TRY(put_ascii(b, rc));
+        TRY(PUT_LIT(b, "}, ") == 0 ? 1 : -1);
+        Py_CLEAR(rc);
+    }
+    PyObject *sa = PyList_GET_ITEM(c->s_addr, k);
+    TRY(PUT_LIT(b, "\"site\": {\"address\": \"") == 0 ? 1 : -1);
+    TRY(put_hex(b, sa));
+    TRY(PUT_LIT(b, "\", \"bin_offset\": ") == 0 ? 1 : -1);
+    TRY(put_str_or_dec(b, PyList_GET_ITEM(c->s_bin, k)));
+    TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
+    TRY(put_ascii(b, st));
+    Py_CLEAR(st);
+    TRY(PUT_LIT(b, ", \"file_offset\": ") == 0 ? 1 : -1);
+    TRY(put_dec(b, PyList_GET_ITEM(c->s_file, k)));
+    TRY(PUT_LIT(b, ", \"length\": ") == 0 ? 1 : -1);
+    TRY(put_dec(b, PyList_GET_ITEM(c->orig_lens, k)));
+    TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
+    if (c->src != Py_None)
+        TRY(put_ascii(b, PyList_GET_ITEM(c->src, k)));
+    TRY(PUT_LIT(b, "\"symbol\": ") == 0 ? 1 : -1);
+    if (c->ix.keys) {  /* (put_hex took it: an exact int under 2**64) */
+        TRY(put_name_at(b, &c->ix, PyLong_AsUnsignedLongLong(sa)));
+    } else {
+        TRY(put_name(b, PyList_GET_ITEM(c->names, k)));
+    }
+    TRY(PUT_LIT(b, "}}") == 0 ? 1 : -1);
+    return 1;
+hole:
+    Py_XDECREF(st);
+    Py_XDECREF(rc);
+    return 0;
+error:
+    Py_XDECREF(st);
+    Py_XDECREF(rc);
+    return -1;
+}
+
+/* A new str of the buffer's ASCII text. */
+static PyObject *buf_str(const Buf *b)
+{
+    PyObject *s = PyUnicode_New(b->n, 127);
+    if (s)
+        memcpy(PyUnicode_DATA(s), b->p, (size_t)b->n);
+    return s;
+}
+
+/* Append a new reference (NULL: an error, passed on) to a list, and drop it: 0, or -1. */
+static int append_new(PyObject *list, PyObject *item)
+{
+    if (!item)
+        return -1;
+    int r = PyList_Append(list, item);
+    Py_DECREF(item);
+    return r;
+}
+
 /* -- manifest._Records._from_columns' entries --------------------------------------------
  * entry_texts(heads, cbs, codes, simple, plans, site_text, repl_text, callback,
  *             cap_raws, index, a_addr, a_code, alt_lens, s_addr, s_code, s_bin, s_file,
- *             orig_lens, src, names) -> list[str | None]
+ *             orig_lens, src, names, joined=False) -> list[str | None]
  * Each entry's text as ``_entry_texts`` writes it from its columns: a site's code text
  * ``codes[s_code[k]][0]``, else its bytes and its lines from their plan at the site
  * (``plans``: ``_disasm``'s), else ``site_text(k)``; a static replacement's fields after its
  * address ``simple[a_code[k]]``, else its text (``codes``' or made from its plan) and its
  * fix-ups (``put_fixups``), else ``repl_text(k)``; ``heads[cap_raws[k]]``,
- * ``cbs[a_addr[k]]`` for a callback; ``names[k]`` as ``_name_json`` writes it. ``src``: the
- * sites' "source" fields, or None for none.
+ * ``cbs[a_addr[k]]`` for a callback; ``names[k]`` as ``_name_json`` writes it, or, where
+ * ``names`` is a tuple (keys, offsets, strtab: ``manifest._name_index``), the name of the
+ * site's address looked up in it (``put_name_at``). ``src``: the sites' "source" fields, or
+ * None for none.
  * Every column a list of the entries' length. None in the result where a field is not
- * ASCII text or an int the f-string would write so (a name outside ASCII, say): the Python
- * writes that entry. */
+ * ASCII text or an int the f-string would write so (a name outside ASCII, say), or the
+ * entry's callback is not a bool: the Python writes that entry.
+ * ``joined``: instead, the texts of each run of entries without a None between them joined
+ * as ``manifest.dumps`` joins entries (",\n  "), one bytes object (ASCII) a run, and a None
+ * for each entry left to the Python, with the positions of those entries: (pieces, holes).
+ * (Bytes, written as they are by ``manifest.dump``: no other copy of a link's 15 MB.) */
 static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
 {
-    PyObject *heads, *cbs, *codes, *simple, *plans, *site_text, *repl_text,
-        *callback, *cap_raws, *index, *a_addr, *a_code, *alt_lens, *s_addr, *s_code, *s_bin,
-        *s_file, *orig_lens, *src, *names;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOOOOO", &PyDict_Type, &heads,
-                          &PyDict_Type, &cbs, &PyDict_Type, &codes, &PyDict_Type, &simple,
-                          &PyDict_Type, &plans, &site_text,
-                          &repl_text, &callback, &cap_raws, &index, &a_addr, &a_code,
-                          &alt_lens, &s_addr, &s_code, &s_bin, &s_file, &orig_lens, &src,
-                          &names))
+    Entries c;
+    int joined = 0, have_ix = 0;
+    Py_buffer kb = {0}, ob = {0};
+    Buf b = {NULL, 0, 0, NULL};
+    PyObject *out = NULL, *holes = NULL;
+    Py_ssize_t in_run = 0;  /* (joined: the entries in b) */
+    memset(&c, 0, sizeof c);
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOOOOO|p", &PyDict_Type, &c.heads,
+                          &PyDict_Type, &c.cbs, &PyDict_Type, &c.codes, &PyDict_Type,
+                          &c.simple, &PyDict_Type, &c.plans, &c.site_text,
+                          &c.repl_text, &c.callback, &c.cap_raws, &c.index, &c.a_addr,
+                          &c.a_code, &c.alt_lens, &c.s_addr, &c.s_code, &c.s_bin, &c.s_file,
+                          &c.orig_lens, &c.src, &c.names, &joined))
         return NULL;
-    if (!PyList_CheckExact(callback)) {
+    if (!PyList_CheckExact(c.callback)) {
         PyErr_SetString(PyExc_ValueError, "entry_texts: callback is not a list");
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(callback);
-    if (!as_list(cap_raws, n, "cap_raws") || !as_list(index, n, "index") ||
-        !as_list(a_addr, n, "a_addr") || !as_list(a_code, n, "a_code") ||
-        !as_list(alt_lens, n, "alt_lens") ||
-        !as_list(s_addr, n, "s_addr") || !as_list(s_code, n, "s_code") ||
-        !as_list(s_bin, n, "s_bin") || !as_list(s_file, n, "s_file") ||
-        !as_list(orig_lens, n, "orig_lens") || !as_list(names, n, "names") ||
-        (src != Py_None && !as_list(src, n, "src")))
-        return NULL;
-    PyObject *out = PyList_New(n);
-    if (!out)
-        return NULL;
-    Buf b = {NULL, 0, 0}, t = {NULL, 0, 0};  /* (t: a site's or replacement's text) */
-    PyObject *st = NULL, *rc = NULL;  /* (new references: made by a Python callable) */
-    int r;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        b.n = 0;
-        PyObject *cb = PyList_GET_ITEM(callback, k);
-        int is_cb = cb == Py_True ? 1 : cb == Py_False ? 0 : -1;
-        if (is_cb < 0)
-            goto hole;
-        PyObject *head = PyDict_GetItemWithError(heads, PyList_GET_ITEM(cap_raws, k));
-        if (!head) {
-            if (PyErr_Occurred())
-                goto error;
-            goto hole;
+    Py_ssize_t n = PyList_GET_SIZE(c.callback);
+    if (PyTuple_CheckExact(c.names)) {  /* a table of names: (keys, offsets, strtab) */
+        PyObject *strtab;
+        if (PyTuple_GET_SIZE(c.names) != 3 ||
+            !PyBytes_CheckExact(strtab = PyTuple_GET_ITEM(c.names, 2))) {
+            PyErr_SetString(PyExc_ValueError, "entry_texts: names is not (keys, offsets, "
+                            "strtab)");
+            return NULL;
         }
-        PyObject *aa = PyList_GET_ITEM(a_addr, k);
-        /* the site's code text */
-        PyObject *got = PyDict_GetItemWithError(codes, PyList_GET_ITEM(s_code, k));
-        if (!got) {
-            if (PyErr_Occurred())
-                goto error;
-            goto hole;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(c.names, 0), &kb, PyBUF_SIMPLE) < 0)
+            return NULL;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(c.names, 1), &ob, PyBUF_SIMPLE) < 0) {
+            PyBuffer_Release(&kb);
+            return NULL;
         }
-        if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) < 1)
-            goto hole;
-        st = PyTuple_GET_ITEM(got, 0);
-        if (st == Py_None) {  /* its bytes and its lines' plan at the site, else the Python's */
-            PyObject *sa = PyList_GET_ITEM(s_addr, k), *code = PyList_GET_ITEM(s_code, k);
-            unsigned long long addr = PyLong_CheckExact(sa) ? PyLong_AsUnsignedLongLong(sa) : 0;
-            st = NULL;
-            if (PyLong_CheckExact(sa) && !(addr == (unsigned long long)-1 && PyErr_Occurred())) {
-                t.n = 0;
-                if (PUT_LIT(&t, "\"bytes\": \"") < 0 || (r = put_bytes_hex(&t, code)) < 0)
-                    goto error;
-                if (r > 0 && (PUT_LIT(&t, "\", \"disasm\": ") < 0 ||
-                              (r = put_plan(&t, plans, code, addr)) < 0))
-                    goto error;
-                if (r > 0) {
-                    st = PyUnicode_New(t.n, 127);
-                    if (!st)
-                        goto error;
-                    memcpy(PyUnicode_DATA(st), t.p, (size_t)t.n);
-                }
-            } else {
-                PyErr_Clear();
-            }
-            if (!st && !(st = call_k(site_text, k)))
-                goto error;
-        } else {
-            Py_INCREF(st);
+        have_ix = 1;
+        if (kb.len % 8 || ob.len != kb.len) {
+            PyErr_SetString(PyExc_ValueError, "entry_texts: the names' keys and offsets are "
+                            "not of 64-bit items, one each");
+            goto fail;
         }
-        if (is_cb) {
-            PyObject *cbt = PyDict_GetItemWithError(cbs, aa);
-            if (!cbt) {
-                if (PyErr_Occurred())
-                    goto error;
-                goto hole;
-            }
-            TRY(PUT_LIT(&b, "{\"callback\": ") == 0 ? 1 : -1);
-            TRY(put_ascii(&b, cbt));
-            TRY(PUT_LIT(&b, ", ") == 0 ? 1 : -1);
-            TRY(put_ascii(&b, head));
-            TRY(PUT_LIT(&b, "\"index\": ") == 0 ? 1 : -1);
-            TRY(put_dec(&b, PyList_GET_ITEM(index, k)));
-            TRY(PUT_LIT(&b, ", \"kind\": \"callback\", \"replacement\": null, ") == 0 ? 1 : -1);
-        } else {
-            rc = PyDict_GetItemWithError(simple, PyList_GET_ITEM(a_code, k));
-            if (!rc) {
-                if (PyErr_Occurred())
-                    goto error;
-                goto hole;
-            }
-            if (rc == Py_None) {  /* its text and fix-ups at its address, else the Python's */
-                rc = NULL;
-                if ((r = repl_fields(&t, codes, plans, PyList_GET_ITEM(a_code, k), aa,
-                                     PyList_GET_ITEM(alt_lens, k))) < 0)
-                    goto error;
-                if (r > 0) {
-                    rc = PyUnicode_New(t.n, 127);
-                    if (!rc)
-                        goto error;
-                    memcpy(PyUnicode_DATA(rc), t.p, (size_t)t.n);
-                }
-                if (!rc && !(rc = call_k(repl_text, k)))
-                    goto error;
-            } else {
-                Py_INCREF(rc);
-            }
-            TRY(PUT_LIT(&b, "{\"callback\": null, ") == 0 ? 1 : -1);
-            TRY(put_ascii(&b, head));
-            TRY(PUT_LIT(&b, "\"index\": ") == 0 ? 1 : -1);
-            TRY(put_dec(&b, PyList_GET_ITEM(index, k)));
-            TRY(PUT_LIT(&b, ", \"kind\": \"static\", \"replacement\": {\"address\": \"") == 0
-                ? 1 : -1);
-            TRY(put_hex(&b, aa));
-            TRY(PUT_LIT(&b, "\", ") == 0 ? 1 : -1);
-            TRY(put_ascii(&b, rc));
-            TRY(PUT_LIT(&b, "}, ") == 0 ? 1 : -1);
-            Py_CLEAR(rc);
-        }
-        TRY(PUT_LIT(&b, "\"site\": {\"address\": \"") == 0 ? 1 : -1);
-        TRY(put_hex(&b, PyList_GET_ITEM(s_addr, k)));
-        TRY(PUT_LIT(&b, "\", \"bin_offset\": ") == 0 ? 1 : -1);
-        TRY(put_str_or_dec(&b, PyList_GET_ITEM(s_bin, k)));
-        TRY(PUT_LIT(&b, ", ") == 0 ? 1 : -1);
-        TRY(put_ascii(&b, st));
-        Py_CLEAR(st);
-        TRY(PUT_LIT(&b, ", \"file_offset\": ") == 0 ? 1 : -1);
-        TRY(put_dec(&b, PyList_GET_ITEM(s_file, k)));
-        TRY(PUT_LIT(&b, ", \"length\": ") == 0 ? 1 : -1);
-        TRY(put_dec(&b, PyList_GET_ITEM(orig_lens, k)));
-        TRY(PUT_LIT(&b, ", ") == 0 ? 1 : -1);
-        if (src != Py_None)
-            TRY(put_ascii(&b, PyList_GET_ITEM(src, k)));
-        TRY(PUT_LIT(&b, "\"symbol\": ") == 0 ? 1 : -1);
-        TRY(put_name(&b, PyList_GET_ITEM(names, k)));
-        TRY(PUT_LIT(&b, "}}") == 0 ? 1 : -1);
-        PyObject *s = PyUnicode_New(b.n, 127);
-        if (!s)
-            goto error;
-        memcpy(PyUnicode_DATA(s), b.p, (size_t)b.n);
-        PyList_SET_ITEM(out, k, s);
-        continue;
-    hole:
-        Py_CLEAR(st);
-        Py_CLEAR(rc);
-        PyList_SET_ITEM(out, k, Py_NewRef(Py_None));
+        c.ix.keys = kb.buf;
+        c.ix.offs = ob.buf;
+        c.ix.n = kb.len / 8;
+        c.ix.strtab = PyBytes_AS_STRING(strtab);
+        c.ix.strtab_len = PyBytes_GET_SIZE(strtab);
+        if (!c.ix.n)
+            c.ix.keys = (const uint64_t *)"";  /* (not NULL: the table is used, and empty) */
     }
-    PyMem_Free(b.p);
-    PyMem_Free(t.p);
+    if (!as_list(c.cap_raws, n, "cap_raws") || !as_list(c.index, n, "index") ||
+        !as_list(c.a_addr, n, "a_addr") || !as_list(c.a_code, n, "a_code") ||
+        !as_list(c.alt_lens, n, "alt_lens") ||
+        !as_list(c.s_addr, n, "s_addr") || !as_list(c.s_code, n, "s_code") ||
+        !as_list(c.s_bin, n, "s_bin") || !as_list(c.s_file, n, "s_file") ||
+        !as_list(c.orig_lens, n, "orig_lens") ||
+        (!have_ix && !as_list(c.names, n, "names")) ||
+        (c.src != Py_None && !as_list(c.src, n, "src")))
+        goto fail;
+    out = joined ? PyList_New(0) : PyList_New(n);
+    if (!out || (joined && !(holes = PyList_New(0))))
+        goto error;
+    if (joined && buf_new_bytes(&b, n * 400 + 1024) < 0)  /* (about a link's entry's length) */
+        goto error;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int r;
+        if (!joined) {
+            b.n = 0;
+            if ((r = put_entry(&b, &c, k)) < 0)
+                goto error;
+            PyObject *s = r ? buf_str(&b) : Py_NewRef(Py_None);
+            if (!s)
+                goto error;
+            PyList_SET_ITEM(out, k, s);
+            continue;
+        }
+        Py_ssize_t mark = b.n;
+        if (in_run && PUT_LIT(&b, ",\n  ") < 0)
+            goto error;
+        if ((r = put_entry(&b, &c, k)) < 0)
+            goto error;
+        if (r) {
+            in_run++;
+            continue;
+        }
+        b.n = mark;  /* a hole: the run so far, then None */
+        if (in_run && (append_new(out, buf_bytes(&b)) < 0 ||
+                       buf_new_bytes(&b, (n - k) * 400) < 0))
+            goto error;
+        b.n = 0;
+        in_run = 0;
+        if (PyList_Append(out, Py_None) < 0 || append_new(holes, PyLong_FromSsize_t(k)) < 0)
+            goto error;
+    }
+    if (joined && in_run && append_new(out, buf_bytes(&b)) < 0)
+        goto error;
+    if (b.bytes)
+        Py_CLEAR(b.bytes);
+    else
+        PyMem_Free(b.p);
+    PyMem_Free(c.t.p);
+    if (have_ix) {
+        PyBuffer_Release(&kb);
+        PyBuffer_Release(&ob);
+    }
+    if (joined) {
+        PyObject *pair = PyTuple_Pack(2, out, holes);
+        Py_DECREF(out);
+        Py_DECREF(holes);
+        return pair;
+    }
     return out;
 error:
-    Py_XDECREF(st);
-    Py_XDECREF(rc);
-    PyMem_Free(b.p);
-    PyMem_Free(t.p);
-    Py_DECREF(out);  /* (its items not yet set are NULL: list_dealloc passes them) */
+    Py_XDECREF(out);  /* (its items not yet set are NULL: list_dealloc passes them) */
+    Py_XDECREF(holes);
+fail:
+    if (b.bytes)
+        Py_CLEAR(b.bytes);
+    else
+        PyMem_Free(b.p);
+    PyMem_Free(c.t.p);
+    if (have_ix) {
+        PyBuffer_Release(&kb);
+        PyBuffer_Release(&ob);
+    }
     return NULL;
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from altlink import outputs
+from altlink import outputs, speedups
 from altlink.linkset import Input
 
 
@@ -67,9 +67,10 @@ def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
     # the sites' names made in a forked copy (before the thread below: a process with threads
     # does not fork), and the image hashed in a thread (hashlib lets go of the interpreter),
     # while the raw binary and the manifest's entries are made (not where an entry may be
-    # refused: then the entries' text is not made from the table's columns)
+    # refused: then the entries' text is not made from the table's columns; nor where the
+    # compiled writer looks the names up itself, a few milliseconds)
     names = manifestmod.SiteNames.later(image) if tmp_manifest and not req.policy.disabled \
-        else None
+        and speedups.postlink() is None else None
     try:
         _write(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts, names)
     finally:

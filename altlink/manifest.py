@@ -119,7 +119,7 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     refused = _refusals(image, profile, caps, refuse, findings)
     with collector_paused():
         if encoded and not refused:
-            entries = Encoded(records.table_json(image.table))
+            entries = Encoded(records.table_json(image.table, joined=True))
         elif encoded:
             entries = Encoded(records.entries_json([e for e in image.table.entries
                                                     if e.index not in refused]))
@@ -338,29 +338,40 @@ class _Records:
                                   self._places(a_idx, a_off, a_addr, alt_lens),
                                   entries.__getitem__, self.names.at_addresses)
 
-    def table_json(self, table) -> list[str]:
+    def table_json(self, table, joined: bool = False) -> list[str]:
         """``entries_json`` of every entry of ``table``, from the columns it was read as
         (``Table.columns``), without making its entries (``Entry`` and ``Place`` objects,
         a third of the time of the text), each place read as ``_places_np`` reads it:
-        ``tests/test_image_fast.py`` compares the two."""
+        ``tests/test_image_fast.py`` compares the two. ``joined``: runs of entries' texts
+        joined as ``dumps`` joins them, one str a run (``Encoded``'s), where that is
+        quicker (``_from_columns``)."""
         c = table.columns
         if c is None or table.size < COLUMNS_FROM_ENTRIES:
             return self.entries_json(table.entries)
         s_addr, a_addr, cap_raws, orig_lens, alt_lens = (c[k].tolist() for k in (
             "site_addr", "alt_addr", "cap", "orig_len", "alt_len"))
+        names_of = self.names.at_addresses if self.site_names is None \
+            else lambda _: self.site_names()
+        # the sites' names looked up by the compiled writer in the image's table of names
+        # (the symbols' columns: ``_name_index``), where it writes the entries
+        index_of = None
+        if self.site_names is None and speedups.postlink() is not None:
+            index_of = partial(_name_index, self.names, self.elf)
         return self._from_columns(
             range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
             self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"]),
             self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"]),
-            table.entry, self.names.at_addresses if self.site_names is None
-            else lambda _: self.site_names())
+            table.entry, names_of, joined, index_of)
 
     def _from_columns(self, index, s_addr, a_addr, cap_raws, orig_lens, alt_lens, site, repl,
-                      entry_at, names_of) -> list[str]:
+                      entry_at, names_of, joined: bool = False, index_of=None) -> list[str]:
         """``entries_json``'s text from its entries' columns and their places' (``site``,
         ``repl``: ``_places``'); ``entry_at(k)``: the ``k``-th entry (for ``entry_json``,
         where a place is not read from its section directly); ``names_of(s_addr)``: the
-        sites' names (``Symbolizer.at_addresses``: None for none)."""
+        sites' names (``Symbolizer.at_addresses``: None for none); ``index_of()``: the
+        image's table of names for the compiled writer to look the sites up in
+        (``_name_index``; None: none, the names made by ``names_of``). ``joined``: where the
+        compiled writer writes them, runs of entries joined (``table_json``'s)."""
         kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
         callback = list(map(kinds.__getitem__, cap_raws))
         s_code, s_file, s_bin, s_bad = site
@@ -391,28 +402,63 @@ class _Records:
         heads = {c: self._head(c) for c in kinds}
         src = None if self.sources is None else \
             [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, s_addr)]
-        names = names_of(s_addr)
-        columns = (callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src,
-                   names)
         pl = speedups.postlink()
+        ix = index_of() if pl is not None and index_of is not None else None
+        names = names_of(s_addr) if ix is None else None
+        columns = [callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src,
+                   names]
         if pl is not None:  # compiled: None where the Python writes the entry
+            if joined:  # (an entry whose places entry_json reads: the Python's, below)
+                for k in bad:
+                    callback[k] = None
             out = pl.entry_texts(heads, cbs, codes, simple, self._disasm_json, site_text,
                                  repl_text, callback, list(cap_raws), list(index),
                                  list(a_addr), a_code, list(alt_lens), list(s_addr), s_code,
-                                 s_bin, s_file, list(orig_lens), src, names)
-            holes = [k for k, t in enumerate(out) if t is None] if None in out else []
-            if holes:
-                for k, t in zip(holes, self._entry_texts(
-                        [[c[k] for k in holes] if c is not None else None for c in columns],
-                        [s_code[k] for k in holes], [a_code[k] for k in holes], holes,
-                        site_text, repl_text, heads, cbs)):
+                                 s_bin, s_file, list(orig_lens), src,
+                                 names if ix is None else ix, joined)
+            if joined:
+                out, holes = out
+                for k in bad:
+                    callback[k] = kinds[cap_raws[k]]
+            else:
+                holes = [k for k, t in enumerate(out) if t is None] if None in out else []
+            made = [k for k in holes if k not in bad] if bad else holes
+            if made:
+                if names is None:  # (those entries' names alone)
+                    columns[9] = names = [None] * len(s_addr)
+                    for k, name in zip(made, self.names.at_addresses(
+                            [s_addr[k] for k in made])):
+                        names[k] = name
+                texts = self._entry_texts(
+                    [[c[k] for k in made] if c is not None else None for c in columns],
+                    [s_code[k] for k in made], [a_code[k] for k in made], made,
+                    site_text, repl_text, heads, cbs)
+            else:
+                texts = []
+            if joined:  # each None of the pieces, an entry's text in turn
+                by_hole = dict(zip(made, texts))
+                for k in bad:
+                    by_hole[k] = self.entry_json(entry_at(k))
+                at = iter(holes)
+                out = [by_hole[next(at)] if t is None else t for t in out]
+                return self._with_places(out, bad, s_addr, orig_lens, s_code, a_addr,
+                                         alt_lens, a_code, callback)
+            else:
+                for k, t in zip(made, texts):
                     out[k] = t
         else:
             out = self._entry_texts(columns, s_code, a_code, range(len(s_code)), site_text,
                                     repl_text, heads, cbs)
         for k in bad:
             out[k] = self.entry_json(entry_at(k))
-        if not bad:  # binding.digest_of_places's columns
+        return self._with_places(out, bad, s_addr, orig_lens, s_code, a_addr, alt_lens,
+                                 a_code, callback)
+
+    def _with_places(self, out, bad, s_addr, orig_lens, s_code, a_addr, alt_lens, a_code,
+                     callback):
+        """``out``, every entry's places kept for ``binding.digest_of_places`` where the
+        columns read them all (no entry in ``bad``)."""
+        if not bad:
             self.places = (s_addr, orig_lens, s_code, a_addr,
                            [0xFFFF if cb else n for cb, n in zip(callback, alt_lens)],
                            [b"" if cb else c for cb, c in zip(callback, a_code)])
@@ -776,6 +822,32 @@ def _name_json(name: str | None) -> str:
     return _NULL if name is None else _enc(name)
 
 
+def _name_index(names, elf) -> tuple | None:
+    """The image's table of names by address for ``_postlink.entry_texts`` (which looks each
+    site up in it as ``Symbolizer.at_addresses`` does): the index of addresses made from
+    the symbol table's columns (``symbols.column_index``), as (its values, each one's best
+    symbol's name's offset in the string table, both 64-bit arrays; the string table).
+    ``names``: the image's ``Symbolizer``, whose index is used where it has one made so.
+    None where the columns are not read (numpy not loaded, a table ``SymtabColumns`` does not
+    read): the names are then made by ``at_addresses``."""
+    import sys
+
+    from altlink import symbols
+
+    if "numpy" not in sys.modules or elf.symtab is None:
+        return None
+    got = names.__dict__.get("_addr_index")
+    if not isinstance(got, symbols._ColumnIndex):
+        got = symbols.column_index(elf)
+        if got is None:
+            return None
+    cols = symbols.SymtabColumns.columns(elf)
+    np = cols.np
+    best = np.array(got.best, dtype=np.int64)
+    return (np.array(got.keys, dtype=np.uint64), cols.st_name[best].astype(np.int64),
+            cols.strtab)
+
+
 # The entries from which the sites' names are made in a forked copy (``SiteNames``): about 1
 # µs an entry (the image's symbols indexed by address, each site looked up and named), beside
 # a fork and the names sent back (about 5 ms).
@@ -889,8 +961,10 @@ def _section_lma(layout: RawLayout, elf, idx: int) -> tuple[int, int, int] | Non
 
 
 class Encoded(list):
-    """A manifest's entries already encoded as JSON text, one string each (``build``'s
-    ``encoded``): ``dumps`` writes them as they are."""
+    """A manifest's entries already encoded as JSON text (``build``'s ``encoded``), one
+    string each or, where made so, one string for each run of entries, joined as ``dumps``
+    joins them (``table_json``'s ``joined``): ``dumps`` and ``dump`` write them as they
+    are."""
 
 
 # One encoder for every entry (json.dumps with options makes a new one per call).
@@ -915,7 +989,8 @@ def dumps(manifest: dict) -> str:
     for key in sorted(manifest):
         val = manifest[key]
         if key == "entries" and isinstance(val, list):
-            body = ",\n  ".join(val if isinstance(val, Encoded) else map(compact, val))
+            body = ",\n  ".join(map(_text, val) if isinstance(val, Encoded)
+                                else map(compact, val))
             text = f"[\n  {body}\n ]" if val else "[]"
         else:
             text = compact(val)
@@ -938,10 +1013,14 @@ def dump(manifest: dict, f) -> None:
         if key == "entries" and isinstance(val, list) and val:
             texts = iter(val if isinstance(val, Encoded) else map(compact, val))
             f.write("[\n  ")
-            f.write(",\n  ".join(islice(texts, _CHUNK)))
+            between = ""
             while chunk := list(islice(texts, _CHUNK)):
-                f.write(",\n  ")
-                f.write(",\n  ".join(chunk))
+                if any(type(t) is bytes for t in chunk):
+                    _write_pieces(f, chunk, between)
+                else:
+                    f.write(between)
+                    f.write(",\n  ".join(chunk))
+                between = ",\n  "
             f.write("\n ]")
         else:
             f.write(compact(val))
@@ -949,6 +1028,32 @@ def dump(manifest: dict, f) -> None:
 
 
 _CHUNK = 2048  # the entries dump writes at a time
+
+
+def _text(piece: str | bytes) -> str:
+    """An ``Encoded`` piece as text (a run of entries the compiled writer made is ASCII
+    bytes)."""
+    return piece.decode("ascii") if type(piece) is bytes else piece
+
+
+def _write_pieces(f, pieces: list, sep: str) -> None:
+    """``f.write(sep + ",\n  ".join(map(_text, pieces)))``, the bytes among ``pieces`` written
+    to the text file's binary buffer as they are (a link's 15 MB not copied twice more: as
+    text, then encoded)."""
+    raw = getattr(f, "buffer", None)
+    for piece in pieces:
+        f.write(sep)
+        sep = ",\n  "
+        if type(piece) is not bytes:
+            f.write(piece)
+        elif raw is None or f.encoding.lower().replace("-", "") not in _ASCII_SUPERSETS:
+            f.write(piece.decode("ascii"))
+        else:
+            f.flush()
+            raw.write(piece)
+
+
+_ASCII_SUPERSETS = frozenset({"utf8", "ascii", "latin1", "iso88591"})
 
 
 def load(path: str) -> dict:
