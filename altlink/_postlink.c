@@ -642,7 +642,7 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
     int joined = 0, have_ix = 0;
     Py_buffer kb = {0}, ob = {0};
     Buf b = {NULL, 0, 0, NULL};
-    PyObject *out = NULL, *holes = NULL;
+    PyObject *out = NULL, *holes = NULL, *result = NULL;
     Py_ssize_t in_run = 0;  /* (joined: the entries in b) */
     memset(&c, 0, sizeof c);
     if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOOOOO|p", &PyDict_Type, &c.heads,
@@ -696,26 +696,26 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         goto fail;
     out = joined ? PyList_New(0) : PyList_New(n);
     if (!out || (joined && !(holes = PyList_New(0))))
-        goto error;
+        goto done;
     if (joined && buf_new_bytes(&b, n * 400 + 1024) < 0)  /* (about a link's entry's length) */
-        goto error;
+        goto done;
     for (Py_ssize_t k = 0; k < n; k++) {
         int r;
         if (!joined) {
             b.n = 0;
             if ((r = put_entry(&b, &c, k)) < 0)
-                goto error;
+                goto done;
             PyObject *s = r ? buf_str(&b) : Py_NewRef(Py_None);
             if (!s)
-                goto error;
+                goto done;
             PyList_SET_ITEM(out, k, s);
             continue;
         }
         Py_ssize_t mark = b.n;
         if (in_run && PUT_LIT(&b, ",\n  ") < 0)
-            goto error;
+            goto done;
         if ((r = put_entry(&b, &c, k)) < 0)
-            goto error;
+            goto done;
         if (r) {
             in_run++;
             continue;
@@ -723,31 +723,21 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         b.n = mark;  /* a hole: the run so far, then None */
         if (in_run && (append_new(out, buf_bytes(&b)) < 0 ||
                        buf_new_bytes(&b, (n - k) * 400) < 0))
-            goto error;
+            goto done;
         b.n = 0;
         in_run = 0;
         if (PyList_Append(out, Py_None) < 0 || append_new(holes, PyLong_FromSsize_t(k)) < 0)
-            goto error;
+            goto done;
     }
     if (joined && in_run && append_new(out, buf_bytes(&b)) < 0)
-        goto error;
-    if (b.bytes)
-        Py_CLEAR(b.bytes);
-    else
-        PyMem_Free(b.p);
-    PyMem_Free(c.t.p);
-    if (have_ix) {
-        PyBuffer_Release(&kb);
-        PyBuffer_Release(&ob);
-    }
+        goto done;
     if (joined) {
-        PyObject *pair = PyTuple_Pack(2, out, holes);
-        Py_DECREF(out);
-        Py_DECREF(holes);
-        return pair;
+        result = PyTuple_Pack(2, out, holes);
+        goto done;  /* (the tuple holds out and holes) */
     }
-    return out;
-error:
+    result = out;
+    out = NULL;
+done:  /* (result holds its own references) */
     Py_XDECREF(out);  /* (its items not yet set are NULL: list_dealloc passes them) */
     Py_XDECREF(holes);
 fail:
@@ -760,7 +750,7 @@ fail:
         PyBuffer_Release(&kb);
         PyBuffer_Release(&ob);
     }
-    return NULL;
+    return result;
 }
 
 /* -- manifest._Records._places_np's codes ------------------------------------------------
@@ -829,11 +819,102 @@ done:
     return out;
 }
 
+/* -- binding.digest_of_places' bytes ---------------------------------------------------
+ * places_blob(site_addrs, orig_lens, site_bytes, alt_addrs, alt_lens, alt_bytes,
+ *             callback=None) -> bytes | None
+ * ``b"".join`` of each entry's ``pack("<QH", site_addr, orig_len)``, site bytes,
+ * ``pack("<QH", alt_addr, alt_len)`` and replacement bytes, as ``digest_of_places`` hashes
+ * them; where ``callback`` (a list of bools) is given, a callback's entry (True) has 0xffff
+ * for its length and no bytes. Each column a list or tuple of the entries' length. None
+ * where a value is not what ``pack`` takes (an exact int, 64-bit or 16-bit unsigned) or
+ * bytes (the Python then packs, or fails as it does). */
+static int put_le(Buf *b, PyObject *v, int size)
+{
+    if (!PyLong_CheckExact(v))
+        return 0;
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (size == 2 && x > 0xFFFF)
+        return 0;
+    unsigned char tmp[8];
+    for (int i = 0; i < size; i++)
+        tmp[i] = (unsigned char)(x >> (8 * i));
+    return buf_put(b, (const char *)tmp, size) < 0 ? -1 : 1;
+}
+
+static int put_raw(Buf *b, PyObject *v)
+{
+    if (!PyBytes_CheckExact(v))
+        return 0;
+    return buf_put(b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)) < 0 ? -1 : 1;
+}
+
+static PyObject *pl_places_blob(PyObject *self, PyObject *args)
+{
+    PyObject *in[7] = {NULL}, *col[7] = {NULL}, *out = NULL;
+    Buf b = {NULL, 0, 0, NULL};
+    if (!PyArg_ParseTuple(args, "OOOOOO|O", &in[0], &in[1], &in[2], &in[3], &in[4], &in[5],
+                          &in[6]))
+        return NULL;
+    int ncol = in[6] && in[6] != Py_None ? 7 : 6;
+    for (int j = 0; j < ncol; j++)
+        if (!(col[j] = PySequence_Fast(in[j], "places_blob: a column is not a sequence")))
+            goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(col[0]);
+    for (int j = 1; j < ncol; j++)
+        if (PySequence_Fast_GET_SIZE(col[j]) != n)
+            goto none;
+    if (buf_new_bytes(&b, n * 64 + 64) < 0)
+        goto done;
+    PyObject **sa = PySequence_Fast_ITEMS(col[0]), **ol = PySequence_Fast_ITEMS(col[1]),
+        **sb = PySequence_Fast_ITEMS(col[2]), **aa = PySequence_Fast_ITEMS(col[3]),
+        **al = PySequence_Fast_ITEMS(col[4]), **ab = PySequence_Fast_ITEMS(col[5]),
+        **cb = ncol == 7 ? PySequence_Fast_ITEMS(col[6]) : NULL;
+    static const unsigned char ffff[2] = {0xFF, 0xFF};
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int r, is_cb = 0;
+        if (cb) {
+            if (cb[k] != Py_True && cb[k] != Py_False)
+                goto none;
+            is_cb = cb[k] == Py_True;
+        }
+        if ((r = put_le(&b, sa[k], 8)) <= 0 || (r = put_le(&b, ol[k], 2)) <= 0 ||
+            (r = put_raw(&b, sb[k])) <= 0 || (r = put_le(&b, aa[k], 8)) <= 0)
+            goto fail_or_none;
+        if (is_cb) {
+            if (buf_put(&b, (const char *)ffff, 2) < 0)
+                goto done;
+            continue;
+        }
+        if ((r = put_le(&b, al[k], 2)) <= 0 || (r = put_raw(&b, ab[k])) <= 0)
+            goto fail_or_none;
+        continue;
+    fail_or_none:
+        if (r < 0)
+            goto done;
+        goto none;
+    }
+    out = buf_bytes(&b);
+    goto done;
+none:
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(b.bytes);
+    for (int j = 0; j < 7; j++)
+        Py_XDECREF(col[j]);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"entry_texts", pl_entry_texts, METH_VARARGS,
      "manifest._Records._from_columns' entries' texts (None where the Python writes one)"},
     {"place_codes", pl_place_codes, METH_VARARGS,
      "manifest._Records._places_np's codes, or None"},
+    {"places_blob", pl_places_blob, METH_VARARGS,
+     "binding.digest_of_places' bytes of every entry's places, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -68,14 +68,29 @@ def patch_digest(elf: ElfFile, table_addr: int | None, table_size: int, entries,
 
 
 def digest_of_places(elf: ElfFile, table_addr: int | None, table_size: int, site_addrs,
-                     orig_lens, site_bytes, alt_addrs, alt_lens, alt_bytes) -> str:
+                     orig_lens, site_bytes, alt_addrs, alt_lens, alt_bytes,
+                     callback=None) -> str:
     """``patch_digest`` from the places of every entry already read (a manifest's columns):
     each entry's site address, length and bytes, its replacement's address, length and bytes
-    (for a callback, 0xffff and none), hashed in one update."""
+    (for a callback, 0xffff and none), hashed in one update. ``callback``: which entries
+    are callbacks (then ``alt_lens`` and ``alt_bytes`` are their fields as read, whatever
+    they are); None: ``alt_lens`` and ``alt_bytes`` say it. The bytes are packed by the
+    compiled ``_postlink.places_blob`` where it is used (this loop is its reference)."""
+    from altlink import speedups
+
     h = hashlib.sha256(_TAG)
     if table_addr is not None:
         h.update(struct.pack("<QQ", table_addr, table_size))
         h.update(elf.read_addr(table_addr, table_size) or b"")
+    pl = speedups.postlink()
+    blob = None if pl is None else pl.places_blob(site_addrs, orig_lens, site_bytes,
+                                                  alt_addrs, alt_lens, alt_bytes, callback)
+    if blob is not None:
+        h.update(blob)
+        return h.hexdigest()
+    if callback is not None:
+        alt_lens = [0xFFFF if cb else n for cb, n in zip(callback, alt_lens)]
+        alt_bytes = [b"" if cb else c for cb, c in zip(callback, alt_bytes)]
     head = struct.Struct("<QH").pack
     parts = chain.from_iterable(zip(map(head, site_addrs, orig_lens), site_bytes,
                                     map(head, alt_addrs, alt_lens), alt_bytes))

@@ -239,6 +239,7 @@ class _Records:
         self._code_json = texts.code_json
         self._simple = texts.simple
         # every entry's places as entries_json read them, where it read them all
+        # (``binding.digest_of_places``' columns, with which entries are callbacks)
         self.places: tuple | None = None
 
     def _place(self, addr: int, length: int) -> tuple[bytes, int | None]:
@@ -459,9 +460,7 @@ class _Records:
         """``out``, every entry's places kept for ``binding.digest_of_places`` where the
         columns read them all (no entry in ``bad``)."""
         if not bad:
-            self.places = (s_addr, orig_lens, s_code, a_addr,
-                           [0xFFFF if cb else n for cb, n in zip(callback, alt_lens)],
-                           [b"" if cb else c for cb, c in zip(callback, a_code)])
+            self.places = (s_addr, orig_lens, s_code, a_addr, alt_lens, a_code, callback)
         return out
 
     def _entry_texts(self, columns, s_code, a_code, at, site_text, repl_text, heads,

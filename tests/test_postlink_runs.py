@@ -251,3 +251,77 @@ def test_dump_of_runs(tmp_path, monkeypatch):
                 manifestmod._CHUNK = was
             assert (tmp_path / "m.json").read_text(encoding="utf-8") == ref
             assert stream.getvalue() == ref
+
+
+@built
+@pytest.mark.parametrize("odd", [False, True])
+def test_places_blob_against_the_python(odd):
+    """``_postlink.places_blob``: the bytes ``binding.digest_of_places`` packs of each entry's
+    places, with callbacks told by their column and by their fields; None where a value is
+    not what ``struct.pack`` takes, or a code not bytes, or a callback not a bool (``odd``)."""
+    import struct
+
+    pl = speedups.get(speedups.POSTLINK)
+    rng = random.Random(41 + odd)
+    nones = 0
+    for _ in range(300):
+        n = rng.randrange(0, 40)
+        cols = [[rng.choice([0, 1, rng.getrandbits(64), (1 << 64) - 1]) for _ in range(n)],
+                [rng.getrandbits(rng.choice([8, 16])) for _ in range(n)],
+                [bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 12)))
+                 for _ in range(n)],
+                [rng.getrandbits(64) for _ in range(n)],
+                [rng.getrandbits(16) for _ in range(n)],
+                [bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 12)))
+                 for _ in range(n)],
+                [rng.random() < 0.3 for _ in range(n)]]
+        bad = False
+        if odd and n and rng.random() < 0.5:
+            j, k = rng.randrange(7), rng.randrange(n)
+            cols[j][k] = rng.choice({0: [1 << 64, -1, 2.0, True], 1: [1 << 16, -1, None],
+                                     2: ["ab", bytearray(b"ab"), None],
+                                     3: [1 << 64, -1, None], 4: [1 << 16, "1"],
+                                     5: ["ab", memoryview(b"ab")], 6: [1, None]}[j])
+            # (a callback's length and bytes are not packed: not wrong there)
+            bad = not (j in (4, 5) and cols[6][k] is True)
+        lens = [0xFFFF if cb else x for cb, x in zip(cols[6], cols[4])]
+        alts = [b"" if cb else c for cb, c in zip(cols[6], cols[5])]
+        got = pl.places_blob(*cols)
+        if bad:
+            assert got is None
+            nones += 1
+            continue
+        head = struct.Struct("<QH").pack
+        want = b"".join(head(a, b) + c + head(d, e) + f for a, b, c, d, e, f in zip(
+            cols[0], cols[1], cols[2], cols[3], lens, alts))
+        assert got == want
+        assert pl.places_blob(*cols[:4], lens, alts) == want
+        assert pl.places_blob(*cols[:4], lens, alts, None) == want
+        if not odd:
+            assert pl.places_blob(*(tuple(c) for c in cols)) == want
+    assert pl.places_blob([0], [0], [b""], [0], [0], [b""], [True, False]) is None
+    assert (nones > 0) == odd
+
+
+@built
+@gnu
+@pytest.mark.parametrize("on", [True, False])
+def test_the_patch_digest_of_the_places(tmp_path, on):
+    """The manifest's patch digest from the places its columns read, packed by the C or by
+    the Python: the reference's (``patch_digest_py``, each place read by address)."""
+    from altlink import binding
+
+    speedups.use(on)
+    for path, profile in _images(tmp_path):
+        inp = Input.load(read_elf(str(path)))
+        from test_image_fast import table_columns
+
+        columns = inp if inp.table.columns is not None else table_columns(inp)
+        was, manifestmod.COLUMNS_FROM_ENTRIES = manifestmod.COLUMNS_FROM_ENTRIES, 0
+        try:
+            m = manifestmod.build(columns, profile, None, str(path), "", None, encoded=True)
+        finally:
+            manifestmod.COLUMNS_FROM_ENTRIES = was
+        table = inp.table.sections[0]
+        assert m["image"]["patch_sha256"] == binding.patch_digest_py(
+            inp.elf, table.addr, table.size, inp.table.entries, profile)
