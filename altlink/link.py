@@ -188,7 +188,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         try:
             image = Input.load(read_elf(tmp_image))
         except AltlinkError as e:  # (an image that is not AArch64, say): named as the output
-            raise type(e)(str(e).replace(tmp_image, req.output)) from None
+            raise type(e)(str(e).replace(tmp_image, req.output) + _not_elf_why(cmd, tmp_image)
+                          ) from None
         stats["image_entries"] = image.table.size
         tmp_bin = tmp_manifest = None
         if not req.sort_table and image.elf.type != ET_REL and (req.binary or req.manifest):
@@ -245,6 +246,23 @@ def _of_members_linked(held: list[Finding], objects: list, image: Input,
     files = {f.file for f in held} - placed
     linked = placed | members_linked([o for o in objects if o.path in files], image)
     return [f for f in held if f.file in linked]
+
+
+def _not_elf_why(cmd, path: str) -> str:
+    """What to say after the error of a linked output that altlink cannot read as an image,
+    where it is not ELF at all: a raw binary asked of the linker (ld.lld's ``--oformat
+    binary``, a script's ``OUTPUT_FORMAT(binary)``), which has no table or symbols to
+    cross-check."""
+    from altlink.filekind import ELF_MAGIC, read_head
+    from altlink.linkcmd import option_values
+
+    head = read_head(path, 4)
+    if head is None or head == ELF_MAGIC:
+        return ""
+    asked = "--oformat binary" if "binary" in option_values(cmd.argv, ("--oformat",)) else \
+        "a raw binary?"
+    return (f" (the linker wrote {asked}: altlink cross-checks the linked ELF image; link "
+            "an ELF image and have altlink write the raw binary with --bin)")
 
 
 def _folded(cmd, image: Input, objects: list, profile: Profile, req: LinkRequest) -> list:

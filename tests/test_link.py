@@ -1552,6 +1552,20 @@ def test_archive_member_whose_table_is_dropped_is_alt013(tmp_path):
     assert len(lines) == 1 and "libx.a(used.o)" in lines[0], p.stderr
 
 
+@pytest.mark.skipif(not shutil.which(LLD), reason="no ld.lld")
+def test_a_raw_binary_asked_of_the_linker_is_refused_saying_so(tmp_path):
+    """ld.lld's --oformat binary writes no ELF image to cross-check (GNU ld refuses it for
+    AArch64): exit 2 naming the output and what to do instead, nothing written."""
+    obj = asm(tmp_path, "main", MAIN_S)
+    script = write(tmp_path / "fw.ld", SIMPLE_LD)
+    p = altlink("link", "--", *linker_command("lld", [obj], "fw.bin", script,
+                                               flags=["--oformat=binary"]), cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("fw.bin: not an ELF file (the linker wrote --oformat binary: ")
+    assert "--bin" in p.stderr and len(p.stderr.splitlines()) == 1
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["fw.ld", "main.S", "main.o"]
+
+
 @pytest.mark.parametrize("spelling", ["-o OUT", "-oOUT", "--output=OUT", "--output OUT",
                                       "-Wl-form", "none"])
 def test_output_spellings(tmp_path, spelling):
