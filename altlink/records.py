@@ -949,11 +949,18 @@ def make_plain(elf: ElfFile, options) -> tuple | None:
     sp = speedups.get()
     if sp is None:
         return None
-    from altlink.check_objects import _MAYBE_NOT_PLAIN
-
     p = options.profile
-    return sp.object_plain(elf.data, _section_names, facts_of(p), partial(cap_facts, p),
-                           _MAYBE_NOT_PLAIN, p.abi, RECORD_FORMAT)
+    got = _PLAIN_ARGS
+    if got[0] is not p:  # (the objects of a set share one profile: made once for them)
+        from altlink.check_objects import _MAYBE_NOT_PLAIN
+
+        got[:] = [p, (_section_names, facts_of(p), partial(cap_facts, p), _MAYBE_NOT_PLAIN,
+                      p.abi, RECORD_FORMAT)]
+    return sp.object_plain(elf.data, *got[1])
+
+
+# ``make_plain``'s arguments but the object's bytes, for the last profile it was given
+_PLAIN_ARGS: list = [None, None]
 
 
 def make_whole(elf: ElfFile, options) -> tuple | None:
