@@ -1697,6 +1697,33 @@ def test_an_lto_objects_entries_get_an_objects_checks_in_the_image(tmp_path, too
     assert q.returncode == 1 and "ALT007: callback table_of_values" in q.stderr, q.stderr
 
 
+LTO_CALLBACK_ELSEWHERE_C = r"""
+#include <altlink/alternative.h>
+extern void patch_it(void);
+void entry(void)
+{
+	asm volatile(ALTERNATIVE_CB("mov x0, #0", patch_it));
+}
+"""
+
+
+@pytest.mark.parametrize("toolchain", ["llvm", "gnu"])
+def test_a_partial_lto_link_leaves_its_undefined_callback_to_the_next(tmp_path, toolchain):
+    """``ld -r`` of LTO objects (Kbuild's vmlinux.o and modules with CONFIG_LTO_CLANG): the
+    entries exist only in the output, and a callback it leaves undefined is the next link's,
+    as an object's is (Linux 6.1's kvm_nvhe.tmp.o stopped on an internal error)."""
+    src = write(tmp_path / "lto.c", LTO_CALLBACK_ELSEWHERE_C)
+    lto = compile(src, tmp_path / "lto.o", toolchain, flags=["-flto"],
+                  defines=[f"ALT_NCAPS={NCAPS}"])
+    cmd = [LLD, "-r", str(lto), "-o", "part.o"] if toolchain == "llvm" else \
+        [GCC, "-r", "-nostdlib", "-flto", "-O2", "-flinker-output=nolto-rel", str(lto), "-o",
+         "part.o"]
+    p = altlink("link", "-o", "part.o", "--", *cmd, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "lto.o: note: LTO object" in p.stderr
+    assert Image(tmp_path / "part.o").section(".altinstructions") is not None
+
+
 def test_a_source_the_driver_compiles_gets_an_objects_checks_in_the_image(tmp_path):
     """``gcc -nostdlib ... main.c -o fw.elf``: the object of main.c is made and linked by the
     command itself, so its entries are checked in the image, all of the checks an object's
