@@ -399,12 +399,14 @@ class _Records:
                 text = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, aa)}'
             return f'{text}, "fixups": [{self._fixups(branches, aa, alt_lens[k])}]'
 
+        pl = speedups.postlink()
+        ix = index_of() if pl is not None and index_of is not None else None
+        # (after the table of names: the callbacks' functions then found in the symbols'
+        # columns it made, not by a search of the table's bytes for each value)
         cbs = {aa: self._callback(aa) for aa in set(compress(a_addr, callback))}
         heads = {c: self._head(c) for c in kinds}
         src = None if self.sources is None else \
             [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, s_addr)]
-        pl = speedups.postlink()
-        ix = index_of() if pl is not None and index_of is not None else None
         names = names_of(s_addr) if ix is None else None
         columns = [callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src,
                    names]
