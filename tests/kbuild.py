@@ -16,7 +16,8 @@ both versions: a serial console for the boot proof and modules whose code has al
 Two toolchains (:data:`TOOLCHAINS`), each its own build directory from the one source tree:
 ``gnu`` (gcc, GNU as and ld, ``CROSS_COMPILE=aarch64-linux-gnu-``) and ``llvm`` (``LLVM=1``:
 clang with its integrated assembler, ld.lld, llvm-ar/nm/objcopy), the two Linux supports.
-:data:`BUILDS` are the builds the tests make: Linux 6.1 with both, Linux 6.12 with ``gnu``.
+:data:`BUILDS` are the builds the tests make: Linux 6.1 with both, Linux 6.12 with ``gnu``;
+``llvm-lto`` (``llvm`` with ThinLTO) is built by tests/test_kbuild_lto.py alone.
 """
 from __future__ import annotations
 
@@ -131,8 +132,21 @@ def build_id(build: tuple[Linux, str]) -> str:
     kernel, toolchain = build
     return f"{kernel.version}-{toolchain}"
 # What make is told to use each toolchain, and the linker altlink runs for it.
-_TOOLCHAIN_ARGS = {"gnu": [f"CROSS_COMPILE={CROSS}"], "llvm": ["LLVM=1"]}
-_LINKER = {"gnu": f"{CROSS}ld", "llvm": "ld.lld"}
+_TOOLCHAIN_ARGS = {"gnu": [f"CROSS_COMPILE={CROSS}"], "llvm": ["LLVM=1"],
+                   "llvm-lto": ["LLVM=1"]}
+_LINKER = {"gnu": f"{CROSS}ld", "llvm": "ld.lld", "llvm-lto": "ld.lld"}
+
+# ``llvm-lto``: the llvm build with ThinLTO (tests/test_kbuild_lto.py, not one of BUILDS):
+# every object is LLVM bitcode, and vmlinux.o and the modules are made by lld's LTO.
+LTO_CONFIG = """
+# CONFIG_LTO_NONE is not set
+CONFIG_LTO_CLANG_THIN=y
+"""
+
+
+def config_of(toolchain: str) -> str:
+    """The configuration fragment on top of tinyconfig for a build with ``toolchain``."""
+    return CONFIG + LTO_CONFIG if toolchain == "llvm-lto" else CONFIG
 
 
 def base_dir(toolchain: str = "gnu", kernel: Linux = LINUX_61) -> Path:
@@ -221,10 +235,11 @@ def _unpack(src: Path, kernel: Linux) -> Path:
 
 def configure(kb: KernelBuild) -> None:
     frag = kb.base / "altlink.config"
-    if (kb.out / ".config").exists() and frag.exists() and frag.read_text() == CONFIG:
+    config = config_of(kb.toolchain)
+    if (kb.out / ".config").exists() and frag.exists() and frag.read_text() == config:
         return
     kb.out.mkdir(parents=True, exist_ok=True)
-    frag.write_text(CONFIG)
+    frag.write_text(config)
     # Kconfig records the compiler and linker it saw (CONFIG_CC_IS_CLANG, CONFIG_LD_IS_LLD).
     plain = ["make", f"O={kb.out}", "ARCH=arm64", *_TOOLCHAIN_ARGS[kb.toolchain]]
     for cmd in ([*plain, "tinyconfig"],
