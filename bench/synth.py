@@ -16,6 +16,7 @@ is ``linux-v4.17`` with Linux 6.1's 85-capability table (``tests/data/kernel/cpu
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -187,8 +188,16 @@ def _compile(src: str, obj: str, cwd: str, abi: str) -> None:
 
 
 def build(p: Params, jobs: int = 2, altlink: str = "altlink", log=None) -> Firmware:
-    """The objects for these parameters: from the cache, or generated and compiled now."""
+    """The objects for these parameters: from the cache, or generated and compiled now. One
+    process at a time (a file lock): the tests' workers ask for the same firmware at once."""
     d = os.path.join(OUT, f"synth-{key(p)}")
+    os.makedirs(OUT, exist_ok=True)
+    with open(d + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(d, p, jobs, altlink, log)
+
+
+def _build(d: str, p: Params, jobs: int, altlink: str, log) -> Firmware:
     meta_path = os.path.join(d, "done")
     if os.path.exists(meta_path):
         with open(meta_path, encoding="utf-8") as f:
@@ -261,18 +270,35 @@ def build(p: Params, jobs: int = 2, altlink: str = "altlink", log=None) -> Firmw
     with open(meta_path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1)
     os.replace(meta_path + ".tmp", meta_path)
-    return build(p, jobs, altlink)
+    return _build(d, p, jobs, altlink, log)  # (read back as from the cache)
 
 
 def restore(fw: Firmware) -> None:
     """Put the first build of the variant object back in place."""
-    shutil.copyfile(os.path.join(fw.dir, fw.variant[0]), os.path.join(fw.dir, fw.variant_object))
+    _put(fw, 0)
 
 
 def swap(fw: Firmware, k: int) -> None:
     """Put build ``k % 2`` of the variant object in place: one object changed."""
-    shutil.copyfile(os.path.join(fw.dir, fw.variant[k % 2]),
-                    os.path.join(fw.dir, fw.variant_object))
+    _put(fw, k % 2)
+
+
+def _put(fw: Firmware, k: int) -> None:
+    """Build ``k`` of the variant object in place, renamed over it (a link reading the
+    objects meanwhile, another test's, never sees it half written), where it is not already."""
+    src, dst = os.path.join(fw.dir, fw.variant[k]), os.path.join(fw.dir, fw.variant_object)
+    with open(src, "rb") as f:
+        want = f.read()
+    try:
+        with open(dst, "rb") as f:
+            if f.read() == want:
+                return
+    except OSError:
+        pass
+    tmp = f"{dst}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(want)
+    os.replace(tmp, dst)
 
 
 SCONSTRUCT = '''# The benchmark's link: the same objects, linker, flags and script through Program and
