@@ -91,8 +91,9 @@ def cross_check(objects: list[ObjectRecord], image: Input, profile,
     ``fast`` (the default) compares a large table's entries all at once where every block is
     where the objects are (``_cross_check_arrays``), else reads the code of a linked image's
     whole table at once, each place through the section its entry already names
-    (``_PlaceReader``), before any entry is compared; ``fast=False`` reads each place by address when a comparison asks for it (the
-    reference the tests compare with: the same findings).
+    (``_PlaceReader``), before any entry is compared; ``fast=False`` reads each place by
+    address when a comparison asks for it (the reference the tests compare with: the same
+    findings).
     """
     if fast and image.elf.type != ET_REL and image.table.size >= ARRAYS_FROM_ENTRIES and \
             "numpy" in sys.modules:
