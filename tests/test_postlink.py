@@ -20,12 +20,11 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_speedups import loaded_in
 
 from altlink import manifest as manifestmod
 from altlink import rawbin, speedups
@@ -409,14 +408,8 @@ def test_debian_vmlinux():
 # -- never a stale build -------------------------------------------------------------------------
 
 def _loaded_in(pkg: Path, **env) -> tuple:
-    code = ("from altlink import speedups\n"
-            "print(repr((speedups.postlink() is not None, speedups.get() is not None, "
-            "speedups.WHY_OF)))\n")
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
-    run_env.update(PYTHONPATH=str(pkg), **env)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=run_env, cwd=str(pkg), check=True).stdout
-    return eval(out)  # (its own output: a tuple's repr)
+    return loaded_in(pkg, "(speedups.postlink() is not None, speedups.get() is not None, "
+                          "speedups.WHY_OF)", **env)
 
 
 @built

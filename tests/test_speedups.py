@@ -340,9 +340,11 @@ def _package_copy(tmp_path: Path, change_source: bool) -> Path:
     return dst.parent
 
 
-def _loaded_in(pkg: Path, **env) -> list:
-    code = ("from altlink import speedups\n"
-            "print(repr((speedups.get() is not None, speedups.WHY)))\n")
+def loaded_in(pkg: Path, what: str = "(speedups.get() is not None, speedups.WHY)",
+              **env) -> tuple:
+    """``what``, an expression of ``altlink.speedups``, as a new interpreter sees it with the
+    package copy ``pkg`` first on its path and ``env`` in its environment."""
+    code = f"from altlink import speedups\nprint(repr({what}))\n"
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("ALTLINK_")}
     run_env.update(PYTHONPATH=str(pkg), **env)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -355,10 +357,10 @@ def test_never_stale(tmp_path):
     """The extension built from another ``_speedups.c`` than the one beside it is not used,
     and says why; ALTLINK_NO_SPEEDUPS=1 turns a good one off."""
     good = _package_copy(tmp_path / "good", False)
-    assert _loaded_in(good) == (True, [])
-    assert _loaded_in(good, ALTLINK_NO_SPEEDUPS="1")[0] is False
+    assert loaded_in(good) == (True, [])
+    assert loaded_in(good, ALTLINK_NO_SPEEDUPS="1")[0] is False
     stale = _package_copy(tmp_path / "stale", True)
-    used, why = _loaded_in(stale)
+    used, why = loaded_in(stale)
     assert not used and "stale" in why[0], why
 
 
