@@ -164,8 +164,14 @@ def resolve(name: str, dirs: list[str]) -> str | None:
 
 
 # The bytes of the pipes read (``altlink check -T <(...)``: read once, as nothing else reads
-# them; a link never reads a pipe, see ``linkcmd._is_pipe``).
+# them; a link never reads a pipe, see ``linkcmd._is_pipe``), until ``forget_pipes``.
 _PIPES: dict[str, bytes] = {}
+
+
+def forget_pipes() -> None:
+    """The pipes' bytes read so far forgotten: the same path (``/dev/fd/63``) names another
+    pipe in the next command."""
+    _PIPES.clear()
 
 
 def _read(path: str) -> str | None:

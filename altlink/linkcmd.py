@@ -509,15 +509,18 @@ def defined_by(scripts: list[str], lib_dirs: list[str], defsyms: list[str]) -> d
             raise AltlinkError(f"altlink check: --defsym {d}: not NAME=EXPRESSION")
         out.setdefault(name.strip(), "--defsym")
     found = ldscript.Found()
-    for s in scripts:
-        # (a pipe is read here: nothing else will read it)
-        path = ldscript.resolve(s, lib_dirs) or (s if _is_pipe(s) else None)
-        if path is None:
-            raise AltlinkError(f"altlink check: -T {s}: no such linker script (nor in the -L "
-                               "directories)")
-        ldscript.scan(path, lib_dirs, lambda n: None, found)
-    for path in found.scripts:
-        ldscript.assigned(path, out)
+    try:
+        for s in scripts:
+            # (a pipe is read here: nothing else will read it)
+            path = ldscript.resolve(s, lib_dirs) or (s if _is_pipe(s) else None)
+            if path is None:
+                raise AltlinkError(f"altlink check: -T {s}: no such linker script (nor in the "
+                                   "-L directories)")
+            ldscript.scan(path, lib_dirs, lambda n: None, found)
+        for path in found.scripts:
+            ldscript.assigned(path, out)
+    finally:
+        ldscript.forget_pipes()  # (another call's /dev/fd/N is another pipe)
     return out
 
 

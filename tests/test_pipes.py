@@ -186,3 +186,21 @@ def test_read_head_leaves_a_fifo_unopened(tmp_path):
     assert read_head(str(tmp_path), 8) is None
     write(tmp_path / "r", "12345678")
     assert read_head(str(tmp_path / "r"), 4) == b"1234"
+
+
+def test_a_piped_script_is_not_remembered_past_its_command(tmp_path):
+    """``linkcmd.defined_by`` (``altlink check -T``) read in one process twice, each time from
+    another pipe at the same path: each call sees its own pipe's names."""
+    from altlink.linkcmd import defined_by
+
+    def through_pipe(text: str) -> dict:
+        r, w = os.pipe()
+        os.write(w, text.encode())
+        os.close(w)
+        try:
+            return defined_by([f"/dev/fd/{r}"], [], [])
+        finally:
+            os.close(r)
+
+    assert set(through_pipe("first = 1;\n")) == {"first"}
+    assert set(through_pipe("second = 2;\n")) == {"second"}
