@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from toolchain import altlink
+
 from altlink.patch import LINUX_BOOT_CAPS  # noqa: E402
 
 RAM_BASE = 0x40000000  # QEMU virt
@@ -180,11 +182,6 @@ def boot(image: Path, cpu: str, workdir: Path, timeout: float = 120) -> Booted:
     if at < 0:
         raise RuntimeError(f"{cpu}: the Image is not in the first {DUMP_SIZE >> 20} MiB of RAM")
     return Booted(cpu, console_path.read_text(errors="replace"), ram, RAM_BASE + at)
-
-
-def altlink(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)],
-                          capture_output=True, text=True)
 
 
 KEEP_CALLBACKS = """

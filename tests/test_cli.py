@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import refdecode
 from test_checks import CALLBACK, PRELUDE, R0, R0_8, V61, V417, build, repl
-from toolchain import ROOT, compile, env_without_altlink_vars, link, run, write
+from toolchain import ROOT, altlink, compile, env_without_altlink_vars, link, run, write
 
 from altlink import cli
 from altlink.findings import CODES
@@ -31,14 +31,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 AS = "aarch64-linux-gnu-as"
-
-
-def altlink(*args, cwd=None, env=None):
-    """``python -m altlink ARGS`` as a separate process."""
-    e = env_without_altlink_vars()
-    e["PYTHONPATH"] = str(ROOT)
-    e.update(env or {})
-    return run([sys.executable, "-m", "altlink", *map(str, args)], check=False, cwd=cwd, env=e)
 
 
 def main(*args) -> tuple[int, str]:
@@ -345,7 +337,6 @@ def test_bad_capability_table_names_file_and_line(objs, tmp_path):
     assert_unusable(proc, f"{table}:2")
     proc = altlink("check", "--cap-table", tmp_path / "nope.txt", objs["clean"])
     assert_unusable(proc, str(tmp_path / "nope.txt"))
-
 
 
 def test_linux_61s_header_name_on_a_later_kernel_says_which_file_to_give(objs, tmp_path):

@@ -10,14 +10,9 @@ import json
 import subprocess
 import sys
 
-from toolchain import ROOT, qemu, run
+from toolchain import ROOT, altlink, qemu, run
 
 FW = ROOT / "samples" / "fw"
-
-
-def altlink(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
 
 
 def driver(tmp_path, *sources) -> list[str]:

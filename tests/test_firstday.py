@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from toolchain import INCLUDE, LDSCRIPTS, ROOT, env_without_altlink_vars, run, write
+from toolchain import INCLUDE, LDSCRIPTS, ROOT, altlink, env_without_altlink_vars, run, write
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld")),
@@ -60,14 +60,6 @@ SECTIONS {
 """
 
 OUTS = ("fw.elf", "fw.alt.json", "fw.bin")
-
-
-def altlink(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    e = env_without_altlink_vars()
-    e["PYTHONPATH"] = str(ROOT)
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd, env=e,
-                          capture_output=True, text=True, timeout=300)
 
 
 def firmware(d: Path, caps: str = CAPS, cb: str = "patch_entry_cb", v61: bool = False) -> Path:

@@ -9,8 +9,6 @@ that did not ask for it return the patched value."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,8 @@ from toolchain import (
     FREESTANDING,
     INCLUDE,
     LDSCRIPTS,
-    ROOT,
     SIMPLE_LD,
-    env_without_altlink_vars,
+    altlink,
     qemu,
     run,
     write,
@@ -74,14 +71,6 @@ _start:	bl twin_a
 	mov x8, #93		// exit(twin_a + 2 * twin_b + 4 * zero)
 	svc #0
 """
-
-
-def altlink(*args, cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m altlink ARGS`` as a separate process."""
-    env = env_without_altlink_vars()
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env)
 
 
 def ok(*args, cwd: Path) -> None:

@@ -14,18 +14,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 
 import kbuild
 import pytest
+from toolchain import altlink
 
 # The first use of the build compiles the kernel: minutes, beyond the suite's usual timeout.
 pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(3600)]
-
-
-def altlink(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
 
 
 def _ld_lines(make_log: str) -> list[str]:

@@ -8,11 +8,10 @@ link's), and the final vmlinux link checks vmlinux.o's as objects.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import kbuild
 import pytest
+from toolchain import altlink
 
 pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(3600),
               pytest.mark.skipif(not all(shutil.which(t) for t in ("clang", "ld.lld",
@@ -27,11 +26,6 @@ def lto_build():
     nvhe = kbuild.base_dir("llvm-lto") / "out/arch/arm64/kvm/hyp/nvhe/kvm_nvhe.tmp.o"
     nvhe.unlink(missing_ok=True)
     return kbuild.build(toolchain="llvm-lto")
-
-
-def altlink(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
 
 
 def test_an_lto_kernel_links_through_altlink_clean(lto_build):

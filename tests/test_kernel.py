@@ -16,16 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests import refdecode
-from tests.toolchain import ROOT
+from tests.toolchain import ROOT, altlink
 
 SLICE = ROOT / "tests" / "data" / "kernel"
 SLICE_MODULES = sorted((SLICE / "modules").glob("*.ko"))
 V61 = ["--abi", "linux-v6.1"]
-
-
-def altlink(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)],
-                          capture_output=True, text=True)
 
 
 def full_kernel() -> Path | None:

@@ -28,6 +28,7 @@ from toolchain import (
     LDSCRIPTS,
     ROOT,
     SIMPLE_LD,
+    altlink,
     compile,
     env_without_altlink_vars,
     run,
@@ -44,14 +45,6 @@ LINKERS = ("ld", "gcc", "lld")
 LD_LINKERS = ("ld", "lld")
 
 # -- running altlink ------------------------------------------------------------------------
-
-
-def altlink(*args, cwd: Path) -> subprocess.CompletedProcess:
-    """The command line, as a user runs it (``python -m altlink``), from ``cwd``."""
-    env = env_without_altlink_vars()
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def linker_command(linker: str, objs, out="ld-out.elf", script: Path | None = None,
@@ -1281,7 +1274,6 @@ def test_response_files_nested_and_quoted(tmp_path):
     assert p.returncode == 2 and "missing.rsp" in p.stderr and "Traceback" not in p.stderr
 
 
-
 @pytest.mark.parametrize("spelling", ["-Wl,", "-Xlinker"])
 def test_the_linkers_own_response_file_through_the_driver(tmp_path, spelling):
     """``-Wl,--start-group,@libs.lst,--end-group`` (EDK2 gives every library of a link so):
@@ -1585,7 +1577,6 @@ def test_output_spellings(tmp_path, spelling):
     assert json.loads((tmp_path / "fw.json").read_text())["entries"]  # checked after LTO
 
 
-
 def test_driver_passed_output_is_refused(tmp_path):
     obj = asm(tmp_path, "main", MAIN_S)
     for form in (["-Wl,-o,x.elf"], ["-Xlinker", "--output=x.elf"]):
@@ -1758,7 +1749,6 @@ def test_many_lto_objects_make_one_note(tmp_path, toolchain):
                      "alternatives exist only after the link and are checked in the linked "
                      "image"], p.stderr
     assert json.loads((tmp_path / "fw.json").read_text())["entries"]  # checked after LTO
-
 
 
 @pytest.mark.parametrize("linker", LD_LINKERS)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from altlink import linkcmd
 from altlink.errors import AltlinkError
-from tests.toolchain import run, write
+from tests.toolchain import altlink, run, write
 
 # An object whose one alternative is a callback it leaves undefined (linux-v6.1: bit 15 of
 # the cap field marks a callback).
@@ -66,11 +64,6 @@ SECTIONS
     {alias}
 }}
 """
-
-
-def altlink(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *args], capture_output=True,
-                          text=True, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

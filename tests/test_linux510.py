@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import refdecode
-from toolchain import ROOT, env_without_altlink_vars
+from toolchain import ROOT, altlink, env_without_altlink_vars
 
 SLICE = ROOT / "tests" / "data" / "kernel-5.10"
 OBJECTS = sorted((SLICE / "objects").glob("*.o"))
@@ -18,11 +18,6 @@ MODULES = sorted((SLICE / "modules").glob("*.ko"))
 CAPS = SLICE / "cpucaps.h"
 NCAPS = 63  # ARM64_NCAPS of 5.10.262's cpucaps.h
 V417 = ("--abi", "linux-v4.17", "--cap-table", str(CAPS))
-
-
-def altlink(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env_without_altlink_vars())
 
 
 def test_the_slice_is_the_one_its_readme_describes():

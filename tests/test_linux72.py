@@ -6,11 +6,9 @@ as one link set, and link through altlink as Kbuild links them (``ld -r``, then 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import refdecode
-from toolchain import ROOT, env_without_altlink_vars
+from toolchain import ROOT, altlink
 
 SLICE = ROOT / "tests" / "data" / "kernel-7.2"
 OBJECTS = sorted((SLICE / "objects").glob("*.o"))
@@ -18,11 +16,6 @@ MODULES = sorted((SLICE / "modules").glob("*.ko"))
 CAPS = SLICE / "cpucap-defs.h"
 V61 = ("--abi", "linux-v6.1", "--cap-table", str(CAPS))
 CB_BIT = 0x8000
-
-
-def altlink(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env_without_altlink_vars())
 
 
 def test_the_slice_is_the_one_its_readme_describes():

@@ -12,17 +12,10 @@ from pathlib import Path
 
 import pytest
 from test_link import FW_LD, MAIN_S, asm
-from toolchain import LDSCRIPTS, env_without_altlink_vars, run, write
+from toolchain import LDSCRIPTS, altlink, env_without_altlink_vars, run, write
 
 AR = "aarch64-linux-gnu-ar"
 LD = "aarch64-linux-gnu-ld"
-
-
-def altlink(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
-    e = env_without_altlink_vars()
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=e)
 
 
 def fw_command(d: Path, objs, out="fw.elf", script: str = FW_LD) -> list[str]:

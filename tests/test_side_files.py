@@ -5,10 +5,9 @@ dependency file to know when to relink; a map named after the output)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
-from toolchain import run, write
+from toolchain import altlink, run, write
 
 START_S = """
     .text
@@ -18,11 +17,6 @@ _start: nop
     ret
     .size _start, .-_start
 """
-
-
-def altlink(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
 
 
 def both(tmp_path, linker: list[str], extra, names: list[str]) -> tuple[dict, dict]:

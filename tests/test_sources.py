@@ -3,10 +3,8 @@ and ``--source-lines`` manifests carry ``source`` for each site."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from tests.toolchain import LDSCRIPTS, compile, write
+from tests.toolchain import LDSCRIPTS, altlink, compile, write
 
 BAD_C = """#define ALT_NCAPS 2
 #include <altlink/alternative.h>
@@ -32,11 +30,6 @@ LDS = """ENTRY(_start)
 SECTIONS { . = 0x400000; .text : { *(.text .text.*) } INCLUDE alternatives.ld
   /DISCARD/ : { *(.eh_frame .note.gnu.property) } }
 """
-
-
-def altlink(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
 
 
 def test_object_finding_starts_with_the_source_line(tmp_path):

@@ -11,15 +11,10 @@ import sys
 
 import pytest
 from test_link import FW_LD, MAIN_S, asm
-from toolchain import LDSCRIPTS, env_without_altlink_vars, write
+from toolchain import LDSCRIPTS, altlink, env_without_altlink_vars, write
 
 LD = "aarch64-linux-gnu-ld"
 CC = "aarch64-linux-gnu-gcc"
-
-
-def altlink(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env_without_altlink_vars())
 
 
 def leftovers(*dirs) -> list[str]:

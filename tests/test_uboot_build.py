@@ -14,11 +14,11 @@ import json
 import re
 import shlex
 import subprocess
-import sys
 import time
 
 import pytest
 import ubootbuild
+from toolchain import altlink
 
 # The first use compiles U-Boot (about a minute of CPU on 2 cores; with the download, more).
 pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(1800)]
@@ -27,11 +27,6 @@ pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(1800)]
 @pytest.fixture(scope="session")
 def uboot_build():
     return ubootbuild.build()
-
-
-def altlink(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
 
 
 def test_every_link_of_the_u_boot_build_goes_through_altlink_clean(uboot_build):

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from toolchain import INCLUDE, LDSCRIPTS, ROOT, SIMPLE_LD, env_without_altlink_vars, run, write
+from toolchain import (
+    INCLUDE,
+    LDSCRIPTS,
+    SIMPLE_LD,
+    altlink,
+    run,
+    write,
+)
 
 from altlink.linkcmd import linked_name, wrapped_names
 
@@ -55,13 +60,6 @@ DATA = """
 	.size {name}, 8
 """
 LINKERS = {"ld": "aarch64-linux-gnu-ld", "gold": "aarch64-linux-gnu-ld.gold", "lld": "ld.lld"}
-
-
-def altlink(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = env_without_altlink_vars()
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env)
 
 
 def build(tmp: Path, functions: list[str], data: tuple[str, ...] = ()) -> list[str]:

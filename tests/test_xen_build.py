@@ -19,10 +19,10 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 
 import pytest
 import xenbuild
+from toolchain import altlink
 
 # The first use compiles the hypervisor (half a minute on 2 cores; with the download, more).
 pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(1800)]
@@ -33,11 +33,6 @@ READELF = f"{xenbuild.CROSS}readelf"
 @pytest.fixture(scope="session")
 def xen_build():
     return xenbuild.build()
-
-
-def altlink(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True)
 
 
 def _ld_lines(make_log: str) -> list[str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,11 +91,32 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+# The environment variables the package reads, but for ALTLINK_CACHE_DIR (the record cache,
+# which the tests set to the session's own): a user's setting of any changes what altlink does,
+# so no test sees them (tests/conftest.py). tests/test_imports.py holds this list to the
+# package's sources.
+ALTLINK_ENV = ("ALTLINK_ABI", "ALTLINK_CAP_TABLE", "ALTLINK_NCAPS", "ALTLINK_SYMBOLS_FROM",
+               "ALTLINK_WERROR", "ALTLINK_MANIFEST", "ALTLINK_LOG", "ALTLINK_CACHE_SIZE",
+               "ALTLINK_TRACEBACK", "ALTLINK_NO_SPEEDUPS", "ALTLINK_UNDER")
+
+
 def env_without_altlink_vars() -> dict:
     """The environment without the user's ALTLINK_* settings; the record cache stays the
     test session's (tests/conftest.py), never the user's."""
     return {k: v for k, v in os.environ.items()
             if not k.startswith("ALTLINK_") or k == "ALTLINK_CACHE_DIR"}
+
+
+def altlink(*args, cwd=None, env: dict | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess:
+    """``python -m altlink ARGS`` as a user runs it, from ``cwd``: this checkout's package, in
+    the environment without the user's ALTLINK_* settings, with ``env``'s variables added;
+    its output captured as text. (A hang is a failure after ``timeout`` seconds.)"""
+    e = env_without_altlink_vars()
+    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), e.get("PYTHONPATH")]))
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "altlink", *map(str, args)], cwd=cwd, env=e,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def synthetic_firmware(objects: int = 24):
