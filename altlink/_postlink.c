@@ -487,6 +487,14 @@ typedef struct {
     Buf t;         /* a site's or replacement's text */
 } Entries;
 
+/* The entry's index: ``index[k]``, or ``k`` where ``index`` is None. */
+HOT int put_index(Buf *b, Entries *c, Py_ssize_t k)
+{
+    if (c->index == Py_None)
+        return put_udec(b, (unsigned long long)k) < 0 ? -1 : 1;
+    return put_dec(b, PyList_GET_ITEM(c->index, k));
+}
+
 /* Entry ``k``'s text, put in ``b`` (``entry_texts``' comment): 1 put; 0 not (the Python
  * writes it; part of it may be in ``b``); -1 an error. */
 static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
@@ -548,7 +556,7 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
         TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
         TRY(put_ascii(b, head));
         TRY(PUT_LIT(b, "\"index\": ") == 0 ? 1 : -1);
-        TRY(put_dec(b, PyList_GET_ITEM(c->index, k)));
+        TRY(put_index(b, c, k));
         TRY(PUT_LIT(b, ", \"kind\": \"callback\", \"replacement\": null, ") == 0 ? 1 : -1);
     } else {
         rc = PyDict_GetItemWithError(c->simple, PyList_GET_ITEM(c->a_code, k));
@@ -581,7 +589,7 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
         TRY(PUT_LIT(b, "{\"callback\": null, ") == 0 ? 1 : -1);
         TRY(put_ascii(b, head));
         TRY(PUT_LIT(b, "\"index\": ") == 0 ? 1 : -1);
-        TRY(put_dec(b, PyList_GET_ITEM(c->index, k)));
+        TRY(put_index(b, c, k));
         TRY(PUT_LIT(b, ", \"kind\": \"static\", \"replacement\": {\"address\": \"") == 0
             ? 1 : -1);
         TRY(put_hex(b, aa));
@@ -645,44 +653,60 @@ static int append_new(PyObject *list, PyObject *item)
 /* -- manifest._Records._from_columns' entries --------------------------------------------
  * entry_texts(heads, cbs, codes, simple, plans, site_text, repl_text, callback,
  *             cap_raws, index, a_addr, a_code, alt_lens, s_addr, s_code, s_bin, s_file,
- *             orig_lens, src, names, joined=False) -> list[str | None]
+ *             orig_lens, src, names, joined=False, start=0, stop=None)
+ *     -> list[str | None]
  * Each entry's text as ``_entry_texts`` writes it from its columns: a site's code text
  * ``codes[s_code[k]][0]``, else its bytes and its lines from their plan at the site
  * (``plans``: ``_disasm``'s), else ``site_text(k)``; a static replacement's fields after its
  * address ``simple[a_code[k]]``, else its text (``codes``' or made from its plan) and its
  * fix-ups (``put_fixups``), else ``repl_text(k)``; ``heads[cap_raws[k]]``,
- * ``cbs[a_addr[k]]`` for a callback; ``names[k]`` as ``_name_json`` writes it, or, where
- * ``names`` is a tuple (keys, offsets, strtab: ``manifest._name_index``), the name of the
- * site's address looked up in it (``put_name_at``). ``src``: the sites' "source" fields, or
- * None for none.
+ * ``cbs[a_addr[k]]`` for a callback; ``index[k]``, the entry's index (``k`` where
+ * ``index`` is None); ``names[k]`` as ``_name_json`` writes it, or, where ``names`` is a
+ * tuple (keys, offsets, strtab: ``manifest._name_index``), the name of the site's address
+ * looked up in it (``put_name_at``). ``src``: the sites' "source" fields, or None for
+ * none.
  * Every column a list of the entries' length. None in the result where a field is not
  * ASCII text or an int the f-string would write so (a name outside ASCII, say), or the
  * entry's callback is not a bool: the Python writes that entry.
  * ``joined``: instead, the texts of each run of entries without a None between them joined
  * as ``manifest.dumps`` joins entries (",\n  "), one bytes object (ASCII) a run, and a None
  * for each entry left to the Python, with the positions of those entries: (pieces, holes).
- * (Bytes, written as they are by ``manifest.dump``: no other copy of a link's 15 MB.) */
+ * (Bytes, written as they are by ``manifest.dump``: no other copy of a link's 15 MB.)
+ * ``start``, ``stop``: the entries ``start`` to ``stop`` alone (``k`` in ``range(start,
+ * stop)``; a hole's position is still its ``k``): the link's writer makes its entries a few
+ * hundred at a time and writes each run before it makes the next (``manifest.EncodedLater``:
+ * a link's 15 MB of text is not made at once, fresh memory page by page). */
 static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
 {
     Entries c;
     int joined = 0, have_ix = 0;
+    Py_ssize_t start = 0;
+    PyObject *stop_o = Py_None;
     Py_buffer kb = {0}, ob = {0};
     Buf b = {NULL, 0, 0, NULL};
     PyObject *out = NULL, *holes = NULL, *result = NULL;
     Py_ssize_t in_run = 0;  /* (joined: the entries in b) */
     memset(&c, 0, sizeof c);
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOOOOO|p", &PyDict_Type, &c.heads,
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOOOOO|pnO", &PyDict_Type, &c.heads,
                           &PyDict_Type, &c.cbs, &PyDict_Type, &c.codes, &PyDict_Type,
                           &c.simple, &PyDict_Type, &c.plans, &c.site_text,
                           &c.repl_text, &c.callback, &c.cap_raws, &c.index, &c.a_addr,
                           &c.a_code, &c.alt_lens, &c.s_addr, &c.s_code, &c.s_bin, &c.s_file,
-                          &c.orig_lens, &c.src, &c.names, &joined))
+                          &c.orig_lens, &c.src, &c.names, &joined, &start, &stop_o))
         return NULL;
     if (!PyList_CheckExact(c.callback)) {
         PyErr_SetString(PyExc_ValueError, "entry_texts: callback is not a list");
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(c.callback);
+    Py_ssize_t n = PyList_GET_SIZE(c.callback), stop = n;
+    if (stop_o != Py_None && (stop = PyNumber_AsSsize_t(stop_o, PyExc_OverflowError)) == -1 &&
+        PyErr_Occurred())
+        return NULL;
+    if (start < 0 || start > stop || stop > n) {
+        PyErr_SetString(PyExc_ValueError, "entry_texts: start and stop are not a range of "
+                        "the entries");
+        return NULL;
+    }
     if (PyTuple_CheckExact(c.names)) {  /* a table of names: (keys, offsets, strtab) */
         PyObject *strtab;
         if (PyTuple_GET_SIZE(c.names) != 3 ||
@@ -711,7 +735,7 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         if (!c.ix.n)
             c.ix.keys = (const uint64_t *)"";  /* (not NULL: the table is used, and empty) */
     }
-    if (!as_list(c.cap_raws, n, "cap_raws") || !as_list(c.index, n, "index") ||
+    if (!as_list(c.cap_raws, n, "cap_raws") || (c.index != Py_None && !as_list(c.index, n, "index")) ||
         !as_list(c.a_addr, n, "a_addr") || !as_list(c.a_code, n, "a_code") ||
         !as_list(c.alt_lens, n, "alt_lens") ||
         !as_list(c.s_addr, n, "s_addr") || !as_list(c.s_code, n, "s_code") ||
@@ -720,12 +744,13 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         (!have_ix && !as_list(c.names, n, "names")) ||
         (c.src != Py_None && !as_list(c.src, n, "src")))
         goto fail;
-    out = joined ? PyList_New(0) : PyList_New(n);
+    out = joined ? PyList_New(0) : PyList_New(stop - start);
     if (!out || (joined && !(holes = PyList_New(0))))
         goto done;
-    if (joined && buf_new_bytes(&b, n * 400 + 1024) < 0)  /* (about a link's entry's length) */
+    /* (about a link's entry's length) */
+    if (joined && buf_new_bytes(&b, (stop - start) * 400 + 1024) < 0)
         goto done;
-    for (Py_ssize_t k = 0; k < n; k++) {
+    for (Py_ssize_t k = start; k < stop; k++) {
         int r;
         if (!joined) {
             b.n = 0;
@@ -734,7 +759,7 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
             PyObject *s = r ? buf_str(&b) : Py_NewRef(Py_None);
             if (!s)
                 goto done;
-            PyList_SET_ITEM(out, k, s);
+            PyList_SET_ITEM(out, k - start, s);
             continue;
         }
         Py_ssize_t mark = b.n;
@@ -748,7 +773,7 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         }
         b.n = mark;  /* a hole: the run so far, then None */
         if (in_run && (append_new(out, buf_bytes(&b)) < 0 ||
-                       buf_new_bytes(&b, (n - k) * 400) < 0))
+                       buf_new_bytes(&b, (stop - k) * 400) < 0))
             goto done;
         b.n = 0;
         in_run = 0;

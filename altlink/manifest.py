@@ -119,7 +119,9 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     refused = _refusals(image, profile, caps, refuse, findings)
     with collector_paused():
         if encoded and not refused:
-            entries = Encoded(records.table_json(image.table, joined=True))
+            entries = records.table_json(image.table, joined=True)
+            if not isinstance(entries, EncodedLater):
+                entries = Encoded(entries)
         elif encoded:
             entries = Encoded(records.entries_json([e for e in image.table.entries
                                                     if e.index not in refused]))
@@ -411,51 +413,56 @@ class _Records:
         columns = [callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src,
                    names]
         if pl is not None:  # compiled: None where the Python writes the entry
-            if joined:  # (an entry whose places entry_json reads: the Python's, below)
+            # (an entry whose places entry_json reads: the Python's, below)
+            cb_c = callback
+            if bad:
+                cb_c = list(callback)
                 for k in bad:
-                    callback[k] = None
-            out = pl.entry_texts(heads, cbs, codes, simple, self._disasm_json, site_text,
-                                 repl_text, callback, list(cap_raws), list(index),
-                                 list(a_addr), a_code, list(alt_lens), list(s_addr), s_code,
-                                 s_bin, s_file, list(orig_lens), src,
-                                 names if ix is None else ix, joined)
-            if joined:
-                out, holes = out
-                for k in bad:
-                    callback[k] = kinds[cap_raws[k]]
-            else:
-                holes = [k for k, t in enumerate(out) if t is None] if None in out else []
-            made = [k for k in holes if k not in bad] if bad else holes
-            if made:
-                if names is None:  # (those entries' names alone)
-                    columns[9] = names = [None] * len(s_addr)
-                    for k, name in zip(made, self.names.at_addresses(
-                            [s_addr[k] for k in made])):
-                        names[k] = name
-                texts = self._entry_texts(
-                    [[c[k] for k in made] if c is not None else None for c in columns],
-                    [s_code[k] for k in made], [a_code[k] for k in made], made,
-                    site_text, repl_text, heads, cbs)
-            else:
-                texts = []
-            if joined:  # each None of the pieces, an entry's text in turn
-                by_hole = dict(zip(made, texts))
-                for k in bad:
-                    by_hole[k] = self.entry_json(entry_at(k))
-                at = iter(holes)
-                out = [by_hole[next(at)] if t is None else t for t in out]
-                return self._with_places(out, bad, s_addr, orig_lens, s_code, a_addr,
-                                         alt_lens, a_code, callback)
-            else:
-                for k, t in zip(made, texts):
-                    out[k] = t
-        else:
-            out = self._entry_texts(columns, s_code, a_code, range(len(s_code)), site_text,
-                                    repl_text, heads, cbs)
+                    cb_c[k] = None
+            args = (heads, cbs, codes, simple, self._disasm_json, site_text, repl_text, cb_c,
+                    _listed(cap_raws), None if index == range(len(s_code)) else _listed(index),
+                    _listed(a_addr), a_code, _listed(alt_lens), _listed(s_addr), s_code,
+                    s_bin, s_file, _listed(orig_lens), src, names if ix is None else ix)
+            filled = partial(self._filled, columns, s_code, a_code, site_text, repl_text,
+                             heads, cbs, bad, entry_at)
+            if joined:  # made a run at a time as they are written (dump)
+                self._with_places(None, bad, s_addr, orig_lens, s_code, a_addr, alt_lens,
+                                  a_code, callback)
+                return EncodedLater(partial(_runs, pl, args, len(s_code), filled),
+                                    len(s_code))
+            out = pl.entry_texts(*args)
+            holes = [k for k, t in enumerate(out) if t is None] if None in out else []
+            for k, t in zip(holes, filled(holes)):
+                out[k] = t
+            return self._with_places(out, bad, s_addr, orig_lens, s_code, a_addr, alt_lens,
+                                     a_code, callback)
+        out = self._entry_texts(columns, s_code, a_code, range(len(s_code)), site_text,
+                                repl_text, heads, cbs)
         for k in bad:
             out[k] = self.entry_json(entry_at(k))
         return self._with_places(out, bad, s_addr, orig_lens, s_code, a_addr, alt_lens,
                                  a_code, callback)
+
+    def _filled(self, columns, s_code, a_code, site_text, repl_text, heads, cbs, bad,
+                entry_at, holes: list[int]) -> list[str]:
+        """The texts of the entries ``holes`` (positions) the compiled writer left to the
+        Python (``_from_columns``' arguments): ``entry_json``'s of an entry in ``bad``,
+        ``_entry_texts``' of the others (their sites named here where the columns have no
+        names)."""
+        bad = set(bad).intersection(holes) if bad else ()
+        made = [k for k in holes if k not in bad] if bad else holes
+        texts = []
+        if made:
+            columns = [[c[k] for k in made] if c is not None else None for c in columns]
+            if columns[9] is None:  # (those entries' names alone)
+                columns[9] = self.names.at_addresses(columns[4])
+            texts = self._entry_texts(columns, [s_code[k] for k in made],
+                                      [a_code[k] for k in made], made, site_text, repl_text,
+                                      heads, cbs)
+        if not bad:
+            return texts
+        by_hole = dict(zip(made, texts))
+        return [by_hole[k] if k not in bad else self.entry_json(entry_at(k)) for k in holes]
 
     def _with_places(self, out, bad, s_addr, orig_lens, s_code, a_addr, alt_lens, a_code,
                      callback):
@@ -961,6 +968,50 @@ def _section_lma(layout: RawLayout, elf, idx: int) -> tuple[int, int, int] | Non
     return sec.addr, sec.size, lma - layout.base
 
 
+class EncodedLater:
+    """A manifest's entries encoded as JSON text (``build``'s ``encoded``), made as they are
+    written: iterated, the pieces ``Encoded`` holds (bytes for each run of entries the
+    compiled writer made, the Python's texts between), made a few hundred entries at a time
+    by ``pieces()``. ``dump`` writes each piece before the next is made (a link's 15 MB of
+    text is never in memory at once: fresh memory is a page fault a page, more in a forked
+    copy), ``dumps`` joins them. ``len``: the number of entries."""
+
+    def __init__(self, pieces, count: int) -> None:
+        self._pieces = pieces
+        self._count = count
+
+    def __iter__(self):
+        return iter(self._pieces())
+
+    def __len__(self) -> int:
+        return self._count
+
+
+def _runs(pl, args: tuple, n: int, filled, step: int | None = None):
+    """The pieces of ``n`` entries' texts as ``_postlink.entry_texts(*args, joined=True)``
+    makes them, ``step`` entries (``RUN_ENTRIES``) at a time, each None (an entry left to the
+    Python) replaced by its text, ``filled(holes)``."""
+    step = step or RUN_ENTRIES
+    for lo in range(0, n, step):
+        pieces, holes = pl.entry_texts(*args, True, lo, min(lo + step, n))
+        if holes:
+            texts = iter(filled(holes))
+            pieces = [next(texts) if p is None else p for p in pieces]
+        yield from pieces
+
+
+# The entries the link's writer makes at a time (``_runs``): their text (about 400 bytes an
+# entry) is under malloc's threshold for a mapping of its own, and the memory of one run is
+# reused for the next.
+RUN_ENTRIES = 256
+
+
+def _listed(column) -> list:
+    """``column`` as a list (``_postlink.entry_texts`` reads lists), not copied where it is
+    one."""
+    return column if type(column) is list else list(column)
+
+
 class Encoded(list):
     """A manifest's entries already encoded as JSON text (``build``'s ``encoded``), one
     string each or, where made so, one string for each run of entries, joined as ``dumps``
@@ -989,8 +1040,8 @@ def dumps(manifest: dict) -> str:
     parts = []
     for key in sorted(manifest):
         val = manifest[key]
-        if key == "entries" and isinstance(val, list):
-            body = ",\n  ".join(map(_text, val) if isinstance(val, Encoded)
+        if key == "entries" and isinstance(val, (list, EncodedLater)):
+            body = ",\n  ".join(map(_text, val) if isinstance(val, (Encoded, EncodedLater))
                                 else map(compact, val))
             text = f"[\n  {body}\n ]" if val else "[]"
         else:
@@ -1011,7 +1062,12 @@ def dump(manifest: dict, f) -> None:
         val = manifest[key]
         f.write(f"{sep} {json.dumps(key)}: ")
         sep = ",\n"
-        if key == "entries" and isinstance(val, list) and val:
+        if key == "entries" and isinstance(val, EncodedLater):
+            if val:
+                f.write("[\n  ")
+                _write_pieces(f, val, "")  # (each piece as it is made)
+            f.write("\n ]" if val else "[]")
+        elif key == "entries" and isinstance(val, list) and val:
             texts = iter(val if isinstance(val, Encoded) else map(compact, val))
             f.write("[\n  ")
             between = ""
@@ -1037,7 +1093,7 @@ def _text(piece: str | bytes) -> str:
     return piece.decode("ascii") if type(piece) is bytes else piece
 
 
-def _write_pieces(f, pieces: list, sep: str) -> None:
+def _write_pieces(f, pieces: Iterable, sep: str) -> None:
     """``f.write(sep + ",\n  ".join(map(_text, pieces)))``, the bytes among ``pieces`` written
     to the text file's binary buffer as they are (a link's 15 MB not copied twice more: as
     text, then encoded)."""
