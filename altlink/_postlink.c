@@ -805,21 +805,102 @@ fail:
 }
 
 /* -- manifest._Records._places_np's codes ------------------------------------------------
- * place_codes(datas, idx, off, length) -> list[bytes] | None
+ * place_codes(datas, idx, off, length, known=None) -> list[bytes] | None
  * ``[datas[i][o:o + k] for i, o, k in zip(idx, off, length)]``, of the columns' buffers (each
  * of 64-bit items: ``idx`` signed, ``off`` and ``length`` unsigned, of one length); ``datas``
  * a dict of bytes by section index. None where an index is not in ``datas`` or its bytes are
- * not bytes (the Python then says so, or reads them). */
+ * not bytes (the Python then says so, or reads them).
+ * Equal codes are one object: the key of ``known`` (a dict, the texts' ``code_json``) of
+ * those bytes where it has one, else the first made (a link's 80,000 places hold about
+ * 20,000 codes: no object made for each, and the dicts they are looked up in then find
+ * their own keys, hashed once). */
+
+/* A set of bytes objects (borrowed: ``known``'s keys and the result list's items), by
+ * their bytes: open addressing, each slot the object and its hash. */
+typedef struct {
+    Py_hash_t h;
+    PyObject *o;
+} CodeSlot;
+
+typedef struct {
+    CodeSlot *s;
+    size_t mask, used;
+} CodeSet;
+
+/* The slot of the bytes ``p[:n]`` (hash ``h``): the one that holds them, or the empty slot
+ * where they go. */
+static CodeSlot *codeset_find(const CodeSet *t, const char *p, Py_ssize_t n, Py_hash_t h)
+{
+    for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
+        CodeSlot *s = &t->s[i];
+        if (!s->o || (s->h == h && PyBytes_GET_SIZE(s->o) == n &&
+                      !memcmp(PyBytes_AS_STRING(s->o), p, (size_t)n)))
+            return s;
+    }
+}
+
+/* Room for one more (the table kept at most half full): 0, or -1. */
+static int codeset_room(CodeSet *t)
+{
+    if (t->s && 2 * (t->used + 1) <= t->mask + 1)
+        return 0;
+    size_t size = t->s ? 2 * (t->mask + 1) : 1024;
+    CodeSlot *old = t->s, *s = PyMem_Calloc(size, sizeof(CodeSlot));
+    if (!s) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t old_size = old ? t->mask + 1 : 0;
+    t->s = s;
+    t->mask = size - 1;
+    for (size_t i = 0; i < old_size; i++)
+        if (old[i].o)
+            *codeset_find(t, PyBytes_AS_STRING(old[i].o), PyBytes_GET_SIZE(old[i].o),
+                          old[i].h) = old[i];
+    PyMem_Free(old);
+    return 0;
+}
+
+/* Put the bytes object ``o`` (hash ``h``) in the set where its bytes are not yet: 0, or -1. */
+static int codeset_add(CodeSet *t, PyObject *o, Py_hash_t h)
+{
+    if (codeset_room(t) < 0)
+        return -1;
+    CodeSlot *s = codeset_find(t, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), h);
+    if (!s->o) {
+        s->o = o;
+        s->h = h;
+        t->used++;
+    }
+    return 0;
+}
+
 static PyObject *pl_place_codes(PyObject *self, PyObject *args)
 {
-    PyObject *datas;
+    PyObject *datas, *known = Py_None;
     Py_buffer ib, ob, lb;
-    if (!PyArg_ParseTuple(args, "O!y*y*y*", &PyDict_Type, &datas, &ib, &ob, &lb))
+    if (!PyArg_ParseTuple(args, "O!y*y*y*|O", &PyDict_Type, &datas, &ib, &ob, &lb, &known))
         return NULL;
     PyObject *out = NULL, *key = NULL;
+    CodeSet set = {NULL, 0, 0};
     Py_ssize_t n = ib.len / 8;
     if (ib.len % 8 || ob.len != ib.len || lb.len != ib.len)
         goto none;
+    if (known != Py_None) {
+        if (!PyDict_Check(known)) {
+            PyErr_SetString(PyExc_TypeError, "place_codes: known is not a dict");
+            goto done;
+        }
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(known, &pos, &k, &v)) {
+            if (!PyBytes_CheckExact(k))
+                continue;
+            Py_hash_t h = PyObject_Hash(k);  /* (a dict's key: hashed already) */
+            if (h == -1 || codeset_add(&set, k, h) < 0)
+                goto fail;
+        }
+    }
     out = PyList_New(n);
     if (!out)
         goto done;
@@ -850,10 +931,21 @@ static PyObject *pl_place_codes(PyObject *self, PyObject *args)
         uint64_t size = (uint64_t)PyBytes_GET_SIZE(data);
         uint64_t start = o < size ? o : size;
         uint64_t count = len < size - start ? len : size - start;
-        PyObject *code = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + start,
-                                                   (Py_ssize_t)count);
-        if (!code)
+        const char *p = PyBytes_AS_STRING(data) + start;
+        Py_hash_t h = _Py_HashBytes(p, (Py_ssize_t)count);
+        if (codeset_room(&set) < 0)
             goto fail;
+        CodeSlot *s = codeset_find(&set, p, (Py_ssize_t)count, h);
+        PyObject *code = s->o;
+        if (code) {
+            Py_INCREF(code);
+        } else {
+            if (!(code = PyBytes_FromStringAndSize(p, (Py_ssize_t)count)))
+                goto fail;
+            s->o = code;  /* (borrowed: the list holds it) */
+            s->h = h;
+            set.used++;
+        }
         PyList_SET_ITEM(out, k, code);
     }
     goto done;
@@ -864,6 +956,7 @@ none:
     Py_CLEAR(out);
     out = Py_NewRef(Py_None);
 done:
+    PyMem_Free(set.s);
     PyBuffer_Release(&ib);
     PyBuffer_Release(&ob);
     PyBuffer_Release(&lb);

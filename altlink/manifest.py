@@ -363,7 +363,7 @@ class _Records:
         return self._from_columns(
             range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
             self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"]),
-            self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"]),
+            self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"], False),
             table.entry, names_of, joined, index_of)
 
     def _from_columns(self, index, s_addr, a_addr, cap_raws, orig_lens, alt_lens, site, repl,
@@ -580,15 +580,18 @@ class _Records:
                                               b[2], sec.size)
         return info
 
-    def _places_np(self, idx, off, addr, length) -> tuple[list, list, list, list[int]]:
+    def _places_np(self, idx, off, addr, length,
+                   offsets: bool = True) -> tuple[list, list | None, list | None, list[int]]:
         """``_places`` of the columns of a table read with numpy (``Table.columns``: arrays),
-        the offsets and the places' tests made for all at once."""
+        the offsets and the places' tests made for all at once. Without ``offsets``, the file
+        and raw binary offsets are None (a replacement's: not written)."""
         import numpy as np
 
         n = len(idx)
         ok = np.zeros(n, dtype=bool)
-        files = np.zeros(n, dtype=np.uint64)
-        bins = np.zeros(n, dtype=np.uint64)
+        if offsets:
+            files = np.zeros(n, dtype=np.uint64)
+            bins = np.zeros(n, dtype=np.uint64)
         off = off.astype(np.uint64)
         addr = addr.astype(np.uint64)
         length = length.astype(np.uint64)
@@ -604,18 +607,25 @@ class _Records:
             # (the tests of _places, without an unsigned sum or difference wrapping)
             ok[at] = (a >= o) & (a - o == np.uint64(g[0])) & (o <= size) & (ln <= size - o) \
                 & (o < np.uint64(g[5]))
+            if not offsets:
+                continue
             files[at] = o + np.uint64(g[2])
             if type(g[4]) is not str:
                 bins[at] = o + np.uint64(g[4])
         pl = speedups.postlink()
         codes = None if pl is None else \
-            pl.place_codes(datas, np.ascontiguousarray(idx, dtype=np.int64), off, length)
+            pl.place_codes(datas, np.ascontiguousarray(idx, dtype=np.int64), off, length,
+                           self._code_json)
         if codes is None:  # (compiled: the same slices)
             codes = [d[o:o + k] for d, o, k in zip(map(datas.__getitem__, idx.tolist()),
                                                    off.tolist(), length.tolist())]
+        bad = np.flatnonzero(~ok).tolist()
+        if not offsets:
+            for k in bad:
+                codes[k] = _NOWHERE[0]
+            return codes, None, None, bad
         files_l = files.tolist()
         bins_l = bins.tolist() if self.layout is not None else ["null"] * n
-        bad = np.flatnonzero(~ok).tolist()
         for k in bad:
             codes[k], files_l[k], bins_l[k] = _NOWHERE
         return codes, files_l, bins_l, bad
