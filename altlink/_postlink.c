@@ -377,6 +377,26 @@ static PyObject *as_list(PyObject *o, Py_ssize_t n, const char *what)
     return o;
 }
 
+/* A column of offsets: a list of the entries' length (``*u`` left NULL), or a buffer of
+ * their 64-bit unsigned values, held in ``view`` (``*u`` its bytes; released by the caller
+ * where ``*u`` is set): the column, or NULL (an error set). */
+static PyObject *offsets_column(PyObject *o, Py_ssize_t n, const char *what, Py_buffer *view,
+                                const unsigned char **u)
+{
+    if (PyList_CheckExact(o))
+        return as_list(o, n, what);
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (view->len != 8 * n || view->itemsize != 8) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "entry_texts: %s is not a list or 64-bit items of the "
+                     "entries' length", what);
+        return NULL;
+    }
+    *u = view->buf;
+    return o;
+}
+
 /* A new reference to the text ``site_text(k)`` or ``repl_text(k)`` gives (their Python). */
 static PyObject *call_k(PyObject *fn, Py_ssize_t k)
 {
@@ -485,7 +505,22 @@ typedef struct {
         *orig_lens, *src, *names;
     NameIndex ix;  /* where ``names`` is a table of names (ix.keys not NULL) */
     Buf t;         /* a site's or replacement's text */
+    /* where not NULL, the sites' file and raw binary offsets as 64-bit unsigned items
+     * (``s_file`` and ``s_bin`` given as arrays), instead of their lists */
+    const unsigned char *file_u, *bin_u;
 } Entries;
+
+/* An offset of the column of 64-bit unsigned items ``u`` (where not NULL) or of the list
+ * ``list`` (``put_str_or_dec``'s: a str or an int), put. */
+HOT int put_offset(Buf *b, const unsigned char *u, PyObject *list, Py_ssize_t k)
+{
+    if (u) {
+        uint64_t v;
+        memcpy(&v, u + 8 * k, 8);
+        return put_udec(b, v) < 0 ? -1 : 1;
+    }
+    return put_str_or_dec(b, PyList_GET_ITEM(list, k));
+}
 
 /* The entry's index: ``index[k]``, or ``k`` where ``index`` is None. */
 HOT int put_index(Buf *b, Entries *c, Py_ssize_t k)
@@ -602,12 +637,12 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
     TRY(PUT_LIT(b, "\"site\": {\"address\": \"") == 0 ? 1 : -1);
     TRY(put_hex(b, sa));
     TRY(PUT_LIT(b, "\", \"bin_offset\": ") == 0 ? 1 : -1);
-    TRY(put_str_or_dec(b, PyList_GET_ITEM(c->s_bin, k)));
+    TRY(put_offset(b, c->bin_u, c->s_bin, k));
     TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
     TRY(put_ascii(b, st));
     Py_CLEAR(st_new);
     TRY(PUT_LIT(b, ", \"file_offset\": ") == 0 ? 1 : -1);
-    TRY(put_dec(b, PyList_GET_ITEM(c->s_file, k)));
+    TRY(put_offset(b, c->file_u, c->s_file, k));
     TRY(PUT_LIT(b, ", \"length\": ") == 0 ? 1 : -1);
     TRY(put_dec(b, PyList_GET_ITEM(c->orig_lens, k)));
     TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
@@ -665,7 +700,8 @@ static int append_new(PyObject *list, PyObject *item)
  * tuple (keys, offsets, strtab: ``manifest._name_index``), the name of the site's address
  * looked up in it (``put_name_at``). ``src``: the sites' "source" fields, or None for
  * none.
- * Every column a list of the entries' length. None in the result where a field is not
+ * Every column a list of the entries' length; ``s_bin`` and ``s_file`` may be arrays of
+ * 64-bit unsigned items instead (``manifest._Records._places_np``'s: no list of ints made). None in the result where a field is not
  * ASCII text or an int the f-string would write so (a name outside ASCII, say), or the
  * entry's callback is not a bool: the Python writes that entry.
  * ``joined``: instead, the texts of each run of entries without a None between them joined
@@ -682,7 +718,7 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
     int joined = 0, have_ix = 0;
     Py_ssize_t start = 0;
     PyObject *stop_o = Py_None;
-    Py_buffer kb = {0}, ob = {0};
+    Py_buffer kb = {0}, ob = {0}, fb = {0}, bb = {0};
     Buf b = {NULL, 0, 0, NULL};
     PyObject *out = NULL, *holes = NULL, *result = NULL;
     Py_ssize_t in_run = 0;  /* (joined: the entries in b) */
@@ -739,7 +775,8 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         !as_list(c.a_addr, n, "a_addr") || !as_list(c.a_code, n, "a_code") ||
         !as_list(c.alt_lens, n, "alt_lens") ||
         !as_list(c.s_addr, n, "s_addr") || !as_list(c.s_code, n, "s_code") ||
-        !as_list(c.s_bin, n, "s_bin") || !as_list(c.s_file, n, "s_file") ||
+        !offsets_column(c.s_bin, n, "s_bin", &bb, &c.bin_u) ||
+        !offsets_column(c.s_file, n, "s_file", &fb, &c.file_u) ||
         !as_list(c.orig_lens, n, "orig_lens") ||
         (!have_ix && !as_list(c.names, n, "names")) ||
         (c.src != Py_None && !as_list(c.src, n, "src")))
@@ -801,6 +838,10 @@ fail:
         PyBuffer_Release(&kb);
         PyBuffer_Release(&ob);
     }
+    if (c.file_u)
+        PyBuffer_Release(&fb);
+    if (c.bin_u)
+        PyBuffer_Release(&bb);
     return result;
 }
 

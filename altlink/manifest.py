@@ -362,7 +362,8 @@ class _Records:
             index_of = partial(_name_index, self.names, self.elf)
         return self._from_columns(
             range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
-            self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"]),
+            self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"],
+                            arrays=speedups.postlink() is not None),
             self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"], False),
             table.entry, names_of, joined, index_of)
 
@@ -453,7 +454,8 @@ class _Records:
         made = [k for k in holes if k not in bad] if bad else holes
         texts = []
         if made:
-            columns = [[c[k] for k in made] if c is not None else None for c in columns]
+            columns = [None if c is None else c[made].tolist() if hasattr(c, "tolist")
+                       else [c[k] for k in made] for c in columns]  # (numpy's arrays too)
             if columns[9] is None:  # (those entries' names alone)
                 columns[9] = self.names.at_addresses(columns[4])
             texts = self._entry_texts(columns, [s_code[k] for k in made],
@@ -580,11 +582,14 @@ class _Records:
                                               b[2], sec.size)
         return info
 
-    def _places_np(self, idx, off, addr, length,
-                   offsets: bool = True) -> tuple[list, list | None, list | None, list[int]]:
+    def _places_np(self, idx, off, addr, length, offsets: bool = True,
+                   arrays: bool = False) -> tuple[list, list | None, list | None, list[int]]:
         """``_places`` of the columns of a table read with numpy (``Table.columns``: arrays),
         the offsets and the places' tests made for all at once. Without ``offsets``, the file
-        and raw binary offsets are None (a replacement's: not written)."""
+        and raw binary offsets are None (a replacement's: not written); with ``arrays``, they
+        are arrays (64-bit unsigned; the raw binary's still a list where there is none), as
+        ``_postlink.entry_texts`` reads them, their values at the places not read from their
+        section (``bad``) whatever they are."""
         import numpy as np
 
         n = len(idx)
@@ -592,16 +597,17 @@ class _Records:
         if offsets:
             files = np.zeros(n, dtype=np.uint64)
             bins = np.zeros(n, dtype=np.uint64)
-        off = off.astype(np.uint64)
-        addr = addr.astype(np.uint64)
-        length = length.astype(np.uint64)
+        off = off.astype(np.uint64, copy=False)
+        addr = addr.astype(np.uint64, copy=False)
+        length = length.astype(np.uint64, copy=False)
         info = self._place_info(np.flatnonzero(np.bincount(idx)).tolist())  # (np.unique imports numpy.ma)
         datas = {}
         for i, g in info.items():
             datas[i] = b"" if g is None else g[3]
             if g is None:
                 continue
-            at = np.flatnonzero(idx == i)
+            # (every place in one section, as a firmware's sites: no copy of the columns)
+            at = slice(None) if len(info) == 1 else np.flatnonzero(idx == i)
             o, a, ln = off[at], addr[at], length[at]
             size = np.uint64(g[1])
             # (the tests of _places, without an unsigned sum or difference wrapping)
@@ -624,6 +630,8 @@ class _Records:
             for k in bad:
                 codes[k] = _NOWHERE[0]
             return codes, None, None, bad
+        if arrays:
+            return codes, files, bins if self.layout is not None else ["null"] * n, bad
         files_l = files.tolist()
         bins_l = bins.tolist() if self.layout is not None else ["null"] * n
         for k in bad:
