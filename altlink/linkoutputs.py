@@ -89,10 +89,14 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
         from altlink import rawbin  # (its dataclass: not made where no binary is written)
 
         lay = rawbin.layout(elf)
-        data = rawbin.raw_binary(elf, lay)
+        # (a piece at a time, the image's bytes not copied where they need not be)
+        pieces = rawbin.raw_pieces(elf, lay) or [rawbin.raw_binary(elf, lay)]
+        h = _sha256()
         with outputs.writing(tmp_bin, req.binary, "wb") as f:
-            f.write(data)
-        bin_info = manifestmod.BinInfo(req.binary, _sha(data), lay)
+            for piece in pieces:
+                f.write(piece)
+                h.update(piece)
+        bin_info = manifestmod.BinInfo(req.binary, h.hexdigest(), lay)
     if tmp_manifest:
         lines = None
         if req.source_lines:
@@ -131,7 +135,7 @@ def commit(req, tmp_image: str, tmp_bin: str | None,
     return written
 
 
-def _sha(data: bytes) -> str:
+def _sha256():
     import hashlib
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256()
 

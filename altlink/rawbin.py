@@ -82,3 +82,25 @@ def raw_binary(elf: ElfFile, lay: RawLayout | None = None) -> bytes:
         off = lma - lay.base
         out[off:off + sec.size] = elf.section_data(sec)
     return bytes(out)
+
+
+def raw_pieces(elf: ElfFile, lay: RawLayout | None = None) -> list | None:
+    """``raw_binary``'s bytes as pieces in their order, to be written and hashed one by one
+    (a link's writer: no copy of the whole made, in fresh memory twice over): each section's
+    bytes (``section_view``: the file's, not copied where they were not read yet) and the
+    zeros between. None where sections overlap (``raw_binary`` then writes the later one's
+    bytes over the earlier's)."""
+    lay = lay or layout(elf)
+    out: list = []
+    at = 0
+    for sec, lma in lay.sections:
+        off = lma - lay.base
+        if off < at:
+            return None
+        if off > at:
+            out.append(bytes(off - at))
+        out.append(elf.section_view(sec))
+        at = off + sec.size
+    if at < lay.size:  # (not where the sections are in order without overlap: the last ends it)
+        out.append(bytes(lay.size - at))
+    return out
