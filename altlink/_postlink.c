@@ -701,9 +701,10 @@ static int append_new(PyObject *list, PyObject *item)
  * looked up in it (``put_name_at``). ``src``: the sites' "source" fields, or None for
  * none.
  * Every column a list of the entries' length; ``s_bin`` and ``s_file`` may be arrays of
- * 64-bit unsigned items instead (``manifest._Records._places_np``'s: no list of ints made). None in the result where a field is not
- * ASCII text or an int the f-string would write so (a name outside ASCII, say), or the
- * entry's callback is not a bool: the Python writes that entry.
+ * 64-bit unsigned items instead (``manifest._Records._places_np``'s: no list of ints
+ * made). None in the result where a field is not ASCII text or an int the f-string would
+ * write so (a name outside ASCII, say), or the entry's callback is not a bool: the Python
+ * writes that entry.
  * ``joined``: instead, the texts of each run of entries without a None between them joined
  * as ``manifest.dumps`` joins entries (",\n  "), one bytes object (ASCII) a run, and a None
  * for each entry left to the Python, with the positions of those entries: (pieces, holes).
@@ -771,7 +772,8 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         if (!c.ix.n)
             c.ix.keys = (const uint64_t *)"";  /* (not NULL: the table is used, and empty) */
     }
-    if (!as_list(c.cap_raws, n, "cap_raws") || (c.index != Py_None && !as_list(c.index, n, "index")) ||
+    if (!as_list(c.cap_raws, n, "cap_raws") ||
+        (c.index != Py_None && !as_list(c.index, n, "index")) ||
         !as_list(c.a_addr, n, "a_addr") || !as_list(c.a_code, n, "a_code") ||
         !as_list(c.alt_lens, n, "alt_lens") ||
         !as_list(c.s_addr, n, "s_addr") || !as_list(c.s_code, n, "s_code") ||
