@@ -201,7 +201,7 @@ STEPS = [
     ("altlink.linker.Linker.finish", "the linker"),
     ("altlink.link.check_after_link", "the checks of the image"),
     ("altlink.link.cross_check", "the cross-check"),
-    ("altlink.rawbin.raw_binary", "the raw binary"),
+    ("altlink.rawbin.raw_pieces", "the raw binary"),
     ("altlink.manifest.build", "the manifest"),
     ("altlink.manifest.dump", "the manifest's text"),
 ]
