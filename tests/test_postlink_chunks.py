@@ -18,7 +18,7 @@ import random
 
 import pytest
 from test_postlink import _random_columns, _repl_text, _site_text, built, gnu
-from test_postlink_runs import SimpleRecords
+from test_postlink_runs import _reference
 
 from altlink import manifest as manifestmod
 from altlink import speedups
@@ -39,13 +39,6 @@ def _args(case, callback=None) -> tuple:
     return (heads, cbs, codes, simple, {}, _site_text, _repl_text,
             cb if callback is None else callback, cap_raws, index, a_addr, a_code,
             [0] * len(cb), s_addr, s_code, s_bin, s_file, orig_lens, src, names)
-
-
-def _reference(case) -> list[str]:
-    heads, cbs, codes, simple, columns, s_code, a_code = case
-    return manifestmod._Records._entry_texts(SimpleRecords(codes, simple), columns, s_code,
-                                             a_code, range(len(s_code)), _site_text,
-                                             _repl_text, heads, cbs)
 
 
 @built
