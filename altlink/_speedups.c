@@ -1977,6 +1977,7 @@ struct op_entry {
     int64_t soff, aoff;  /* the places' offsets (value + addend) */
     uint64_t sidx, aidx;  /* the places' section indexes */
     unsigned cap, olen, alen;
+    int cb;  /* a callback */
 };
 
 struct op_ctx {
@@ -2149,12 +2150,541 @@ static int name_is_n(const unsigned char *names, uint64_t len, uint64_t off, con
 
 #define name_is(names, len, off, want) name_is_n(names, len, off, want, sizeof(want) - 1)
 
+/* -- records.digest's packed columns (``_pack_columns``), from an object's bytes -------------
+ * What ``object_plain`` gives with ``with_digest``: ``_pack_columns(digest(inp, profile))`` of
+ * an object ``object_plain`` makes whole, made from the entries it read. The names are the
+ * objects the Python's would be, shared where the Python's are (a pickle of the columns keeps
+ * one copy of a string it meets twice): a section's name from the section name table's
+ * strings by offset (``ElfFile.sections``), a symbol's as ``elf.symbols`` decodes it (one
+ * string for each offset that starts a string of the table, ``_string_table``; a tail of a
+ * longer name, its own for each symbol), a place's symbol one for each symbol
+ * (``table._targets``). None (the Python makes the digest) where a section's relocations
+ * are not only RELA sections of whole relocations, a symbol uses the extended section index
+ * table, the string table does not start with its empty string, or a replacement's relocated
+ * branch is against a section's symbol, an unnamed one or one outside the sections. */
+struct dg_row {
+    uint64_t value, pos;
+    int glob;
+};
+
+struct dg_ctx {
+    struct op_ctx *c;
+    PyObject *strings;  /* the section names by offset */
+    const unsigned char *nametab;
+    uint64_t namelen;
+    PyObject **secname;  /* each section's name (shared with ``object_plain``'s) */
+    signed char *rel_state;  /* each section's relocations: 0 not read, 1 read, -1 not here */
+    uint64_t **rel_offs;
+    Py_ssize_t *rel_n;
+    signed char *rows_state;  /* each section's anchors: 0 not made, 1 made */
+    struct dg_row **rows;
+    Py_ssize_t *nrows;
+    PyObject **symname;  /* each symbol's name, as ``elf.symbols`` has it */
+    PyObject *by_offset;  /* the names that start a string of the table, by offset */
+    PyObject **altname;  /* each symbol's name as a place's symbol (Place.symbol) */
+    char *altname_made;
+};
+
+static PyObject *dg_secname(struct dg_ctx *g, Py_ssize_t i)
+{
+    /* borrowed; NULL on an error */
+    if (!g->secname[i]) {
+        uint32_t at = g->c->secs[i].name_at;
+        PyObject *key = PyLong_FromUnsignedLong(at);
+        if (!key)
+            return NULL;
+        PyObject *got = PyDict_GetItemWithError(g->strings, key);
+        Py_DECREF(key);
+        if (got)
+            Py_INCREF(got);
+        else if (PyErr_Occurred() || !(got = cstr(g->nametab, (Py_ssize_t)g->namelen, at)))
+            return NULL;
+        g->secname[i] = got;
+    }
+    return g->secname[i];
+}
+
+static PyObject *dg_symname(struct dg_ctx *g, uint64_t i)
+{
+    /* borrowed; NULL on an error */
+    if (g->symname[i])
+        return g->symname[i];
+    struct op_ctx *c = g->c;
+    uint32_t off = rd32(c->sym + i * SYM_SIZE);
+    PyObject *got;
+    if (off >= c->strlen_ || off == 0)
+        got = PyUnicode_FromStringAndSize("", 0);
+    else if (c->str[off - 1] == 0) {  /* a string of the table: one for its offset */
+        PyObject *key = PyLong_FromUnsignedLong(off);
+        if (!key)
+            return NULL;
+        got = PyDict_GetItemWithError(g->by_offset, key);
+        if (got)
+            Py_INCREF(got);
+        else if (!PyErr_Occurred() && (got = cstr(c->str, (Py_ssize_t)c->strlen_, off))
+                 && PyDict_SetItem(g->by_offset, key, got) < 0)
+            Py_CLEAR(got);
+        Py_DECREF(key);
+    } else
+        got = cstr(c->str, (Py_ssize_t)c->strlen_, off);
+    g->symname[i] = got;
+    return got;
+}
+
+static PyObject *dg_altname(struct dg_ctx *g, uint64_t i)
+{
+    /* borrowed (None where the place has no symbol); NULL on an error */
+    if (!g->altname_made[i]) {
+        struct op_ctx *c = g->c;
+        const unsigned char *s = c->sym + i * SYM_SIZE;
+        PyObject *got;
+        if (rd16(s + 6) != SHN_UNDEF && (s[4] & 0xf) == STT_SECTION)
+            got = Py_NewRef(Py_None);
+        else {
+            got = cstr(c->str, (Py_ssize_t)c->strlen_, rd32(s));
+            if (!got)
+                return NULL;
+            if (PyUnicode_GET_LENGTH(got) == 0) {
+                Py_DECREF(got);
+                got = Py_NewRef(Py_None);
+            }
+        }
+        g->altname[i] = got;
+        g->altname_made[i] = 1;
+    }
+    return g->altname[i];
+}
+
+static int u64_cmp(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static int dg_relocs(struct dg_ctx *g, Py_ssize_t sh)
+{
+    /* The offsets section ``sh``'s relocations apply at, sorted: 1, or 0 where they are not
+     * RELA sections of whole relocations (the Python's), -1 on an error. */
+    if (g->rel_state[sh])
+        return g->rel_state[sh] > 0;
+    struct op_ctx *c = g->c;
+    g->rel_state[sh] = -1;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < c->nsecs; i++) {
+        struct op_sec *s = &c->secs[i];
+        if (!(s->type == SHT_RELA_ || s->type == SHT_REL_ || s->type == SHT_CREL_)
+            || s->info != (uint64_t)sh)
+            continue;
+        if (s->type != SHT_RELA_ || s->size % RELA_SIZE)
+            return 0;
+        uint64_t len;
+        if (!op_bytes(c, i, &len))
+            return 0;
+        total += (Py_ssize_t)(len / RELA_SIZE);
+    }
+    uint64_t *offs = PyMem_Malloc(sizeof *offs * (size_t)(total ? total : 1));
+    if (!offs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < c->nsecs; i++) {
+        struct op_sec *s = &c->secs[i];
+        if (s->type != SHT_RELA_ || s->info != (uint64_t)sh)
+            continue;
+        uint64_t len = 0;
+        const unsigned char *b = op_bytes(c, i, &len);
+        for (uint64_t j = 0; b && j < len / RELA_SIZE; j++)
+            offs[k++] = rd64(b + j * RELA_SIZE);
+    }
+    qsort(offs, (size_t)k, sizeof *offs, u64_cmp);
+    g->rel_offs[sh] = offs;
+    g->rel_n[sh] = k;
+    g->rel_state[sh] = 1;
+    return 1;
+}
+
+static int dg_relocated(struct dg_ctx *g, Py_ssize_t sh, uint64_t at)
+{
+    /* whether a relocation applies at ``at`` (``dg_relocs`` made) */
+    const uint64_t *o = g->rel_offs[sh];
+    Py_ssize_t lo = 0, hi = g->rel_n[sh];
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (o[mid] < at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < g->rel_n[sh] && o[lo] == at;
+}
+
+static int dg_first_reloc(struct dg_ctx *g, Py_ssize_t sh, uint64_t at, uint64_t *sym,
+                          int64_t *addend)
+{
+    /* ``RelocMap.get``: the first relocation at ``at``, of the first section that has one */
+    struct op_ctx *c = g->c;
+    for (Py_ssize_t i = 0; i < c->nsecs; i++) {
+        struct op_sec *s = &c->secs[i];
+        if (s->type != SHT_RELA_ || s->info != (uint64_t)sh)
+            continue;
+        uint64_t len;
+        const unsigned char *b = op_bytes(c, i, &len);
+        for (uint64_t j = 0; b && j < len / RELA_SIZE; j++)
+            if (rd64(b + j * RELA_SIZE) == at) {
+                *sym = rd64(b + j * RELA_SIZE + 8) >> 32;
+                *addend = (int64_t)rd64(b + j * RELA_SIZE + 16);
+                return 1;
+            }
+    }
+    return 0;
+}
+
+static int row_cmp(const void *x, const void *y)
+{
+    /* (value, is_global, -pos): ``Anchors``' order */
+    const struct dg_row *a = x, *b = y;
+    if (a->value != b->value)
+        return a->value < b->value ? -1 : 1;
+    if (a->glob != b->glob)
+        return a->glob - b->glob;
+    return a->pos > b->pos ? -1 : a->pos < b->pos;
+}
+
+static int dg_rows(struct dg_ctx *g, Py_ssize_t sh)
+{
+    /* ``Anchors._section``: the named symbols of section ``sh`` that can anchor a place,
+     * sorted; 0, or -1 on an error */
+    if (g->rows_state[sh])
+        return 0;
+    struct op_ctx *c = g->c;
+    Py_ssize_t k = 0;
+    struct dg_row *r = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        k = 0;
+        for (uint64_t i = 0; i < c->nsyms; i++) {
+            const unsigned char *s = c->sym + i * SYM_SIZE;
+            uint32_t off = rd32(s);
+            unsigned type = s[4] & 0xf, bind = s[4] >> 4;
+            if (rd16(s + 6) != sh || type == STT_SECTION || bind == STB_WEAK_
+                || off >= c->strlen_ || c->str[off] == 0 || c->str[off] == '$'
+                || (c->str[off] == '.' && off + 1 < c->strlen_ && c->str[off + 1] == 'L'))
+                continue;
+            if (pass) {
+                r[k].value = rd64(s + 8);
+                r[k].pos = i;
+                r[k].glob = bind != STB_LOCAL;
+            }
+            k++;
+        }
+        if (!pass) {
+            r = PyMem_Malloc(sizeof *r * (size_t)(k ? k : 1));
+            if (!r) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+    }
+    qsort(r, (size_t)k, sizeof *r, row_cmp);
+    g->rows[sh] = r;
+    g->nrows[sh] = k;
+    g->rows_state[sh] = 1;
+    return 0;
+}
+
+static const struct dg_row *dg_anchor(struct dg_ctx *g, Py_ssize_t sh, uint64_t off)
+{
+    /* ``Anchors.at``: the last row at or before ``off`` (``dg_rows`` made), or NULL */
+    const struct dg_row *r = g->rows[sh];
+    Py_ssize_t lo = 0, hi = g->nrows[sh];
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (off < r[mid].value)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo ? &r[lo - 1] : NULL;
+}
+
+static PyObject *dg_target(struct dg_ctx *g, Py_ssize_t sh, uint64_t at)
+{
+    /* ``_reloc_target`` of a relocated branch (its target's row of ``targets``: name, global
+     * name, addend, anchor); None where the Python is to make it, NULL on an error */
+    struct op_ctx *c = g->c;
+    uint64_t sym;
+    int64_t addend;
+    if (!dg_first_reloc(g, sh, at, &sym, &addend) || sym >= c->nsyms)
+        return Py_NewRef(Py_None);
+    const unsigned char *s = c->sym + sym * SYM_SIZE;
+    uint32_t off = rd32(s);
+    uint16_t shndx = rd16(s + 6);
+    unsigned type = s[4] & 0xf, bind = s[4] >> 4;
+    if (type == STT_SECTION || off >= c->strlen_ || c->str[off] == 0)
+        return Py_NewRef(Py_None);  /* (a section's symbol: named by the Symbolizer) */
+    PyObject *anchor = Py_None;
+    __int128 toff = (__int128)rd64(s + 8) + addend;
+    if (shndx != SHN_UNDEF) {
+        if (shndx >= c->nsecs || toff < 0 || toff > INT64_MAX)
+            return Py_NewRef(Py_None);
+        if (dg_rows(g, shndx) < 0)
+            return NULL;
+        const struct dg_row *r = dg_anchor(g, shndx, (uint64_t)toff);
+        if (r) {
+            PyObject *nm = dg_symname(g, r->pos);
+            if (!nm)
+                return NULL;
+            anchor = Py_BuildValue("(OOK)", nm, r->glob ? Py_True : Py_False,
+                                   (unsigned long long)((uint64_t)toff - r->value));
+            if (!anchor)
+                return NULL;
+        }
+    }
+    if (anchor == Py_None)
+        Py_INCREF(anchor);
+    PyObject *name = dg_symname(g, sym);
+    if (!name) {
+        Py_DECREF(anchor);
+        return NULL;
+    }
+    PyObject *got = Py_BuildValue("(OOLN)", name, bind != STB_LOCAL ? name : Py_None,
+                                  (long long)addend, anchor);
+    return got;
+}
+
+static PyObject *dg_columns(struct dg_ctx *g, const struct op_entry *es, uint64_t n,
+                            Py_ssize_t table)
+{
+    if (!n)
+        return Py_BuildValue("(()()()yyy()yy()yyyy())", "", "", "", "", "", "", "", "", "");
+    struct op_ctx *c = g->c;
+    PyObject *out = NULL, *tabname = dg_secname(g, table);
+    if (!tabname)
+        return NULL;
+    uint64_t most = 0;
+    for (uint64_t i = 0; i < n; i++)
+        most += es[i].olen / 4 > es[i].alen / 4 ? es[i].olen / 4 : es[i].alen / 4;
+    PyObject *t_sec = PyTuple_New((Py_ssize_t)n), *s_sec = PyTuple_New((Py_ssize_t)n);
+    PyObject *s_off = PyTuple_New((Py_ssize_t)n), *a_name = PyTuple_New((Py_ssize_t)n);
+    PyObject *a_sym = PyTuple_New((Py_ssize_t)n), *targets = PyList_New(0);
+    unsigned char *s_count = PyMem_Malloc(n), *a_glob = PyMem_Malloc(n);
+    unsigned char *a_def = PyMem_Malloc(n), *a_count = PyMem_Malloc(n);
+    uint64_t *delta = PyMem_Malloc(8 * n);
+    uint32_t *s_words = PyMem_Malloc(4 * (most + 1)), *a_words = PyMem_Malloc(4 * (most + 1));
+    unsigned char *known = PyMem_Malloc(most + 1), *marks = PyMem_Malloc(most + 1);
+    uint64_t ns = 0, na = 0;
+    int some_unknown = 0, some_mark = 0;
+    if (!t_sec || !s_sec || !s_off || !a_name || !a_sym || !targets)
+        goto fail;
+    if (!s_count || !a_glob || !a_def || !a_count || !delta || !s_words || !a_words || !known
+        || !marks) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        const struct op_entry *e = &es[i];
+        Py_ssize_t sh = (Py_ssize_t)e->sidx;
+        PyObject *nm = dg_secname(g, sh), *off = PyLong_FromLongLong(e->soff);
+        if (!nm || !off) {
+            Py_XDECREF(off);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(t_sec, (Py_ssize_t)i, Py_NewRef(tabname));
+        PyTuple_SET_ITEM(s_sec, (Py_ssize_t)i, Py_NewRef(nm));
+        PyTuple_SET_ITEM(s_off, (Py_ssize_t)i, off);
+        /* the site's words, None (0, not known) where relocated */
+        uint64_t len, nw = e->olen / 4;
+        const unsigned char *d = op_bytes(c, sh, &len);
+        int got = d ? dg_relocs(g, sh) : 0;
+        if (got <= 0) {
+            if (got < 0)
+                goto fail;
+            goto none;
+        }
+        if ((uint64_t)e->soff + 4 * nw > len)
+            s_count[i] = 1;
+        else {
+            s_count[i] = (unsigned char)(nw + 1);
+            for (uint64_t k = 0; k < nw; k++) {
+                uint64_t at = (uint64_t)e->soff + 4 * k;
+                int moved = dg_relocated(g, sh, at);
+                s_words[ns] = moved ? 0 : rd32(d + at);
+                known[ns++] = !moved;
+                some_unknown |= moved;
+            }
+        }
+        /* the site's anchor */
+        if (dg_rows(g, sh) < 0)
+            goto fail;
+        const struct dg_row *r = dg_anchor(g, sh, (uint64_t)e->soff);
+        PyObject *an = Py_None;
+        if (r && !(an = dg_symname(g, r->pos)))
+            goto fail;
+        PyTuple_SET_ITEM(a_name, (Py_ssize_t)i, Py_NewRef(an));
+        a_glob[i] = r && r->glob;
+        delta[i] = r ? (uint64_t)e->soff - r->value : 0;
+        /* the replacement */
+        PyObject *as = dg_altname(g, e->asym);
+        if (!as)
+            goto fail;
+        PyTuple_SET_ITEM(a_sym, (Py_ssize_t)i, Py_NewRef(as));
+        a_def[i] = e->aidx != 0;
+        a_count[i] = 0;
+        Py_ssize_t ah = (Py_ssize_t)e->aidx;
+        if (ah && ah < c->nsecs && !e->cb) {
+            nw = e->alen / 4;
+            d = op_bytes(c, ah, &len);
+            got = d ? dg_relocs(g, ah) : 0;
+            if (got <= 0) {
+                if (got < 0)
+                    goto fail;
+                goto none;
+            }
+            if (e->aoff >= 0 && (uint64_t)e->aoff + 4 * nw <= len) {
+                a_count[i] = (unsigned char)(nw + 1);
+                for (uint64_t k = 0; k < nw; k++) {
+                    uint64_t at = (uint64_t)e->aoff + 4 * k;
+                    uint32_t w = rd32(d + at);
+                    a_words[na] = w;
+                    unsigned char m = 0;
+                    if (dg_relocated(g, ah, at)) {
+                        m = 1;
+                        if ((w & 0x7C000000) == 0x14000000) {  /* B, BL: its target */
+                            PyObject *t = dg_target(g, ah, at);
+                            if (!t)
+                                goto fail;
+                            if (t == Py_None) {
+                                Py_DECREF(t);
+                                goto none;
+                            }
+                            int bad = PyList_Append(targets, t);
+                            Py_DECREF(t);
+                            if (bad < 0)
+                                goto fail;
+                            m = 2;
+                        }
+                    }
+                    marks[na++] = m;
+                    some_mark |= m;
+                }
+            }
+        }
+    }
+    {
+        /* (``bytes`` of a tuple, as the Python makes ``alt_defined``, is a bytes object of
+         * its own even of one byte, which a pickle of the columns writes out again: not
+         * the shared one ``y#`` gives) */
+        PyObject *tt = PyList_AsTuple(targets), *def = PyBytes_FromStringAndSize(NULL, n);
+        if (!tt || !def) {
+            Py_XDECREF(tt);
+            Py_XDECREF(def);
+            goto fail;
+        }
+        memcpy(PyBytes_AS_STRING(def), a_def, n);
+        out = Py_BuildValue(
+            "(NNNy#y#y#Ny#y#NNy#y#y#N)", t_sec, s_sec, s_off, (const char *)s_count,
+            (Py_ssize_t)n, (const char *)s_words, (Py_ssize_t)(4 * ns), (const char *)known,
+            (Py_ssize_t)(some_unknown ? ns : 0), a_name, (const char *)a_glob, (Py_ssize_t)n,
+            (const char *)delta, (Py_ssize_t)(8 * n), a_sym, def, (const char *)a_count, (Py_ssize_t)n, (const char *)a_words,
+            (Py_ssize_t)(4 * na), (const char *)marks, (Py_ssize_t)(some_mark ? na : 0), tt);
+        t_sec = s_sec = s_off = a_name = a_sym = NULL;  /* (N: taken, or released on error) */
+    }
+    goto done;
+none:
+    out = Py_NewRef(Py_None);
+    goto done;
+fail:
+    out = NULL;
+done:
+    Py_XDECREF(t_sec);
+    Py_XDECREF(s_sec);
+    Py_XDECREF(s_off);
+    Py_XDECREF(a_name);
+    Py_XDECREF(a_sym);
+    Py_XDECREF(targets);
+    PyMem_Free(s_count);
+    PyMem_Free(a_glob);
+    PyMem_Free(a_def);
+    PyMem_Free(a_count);
+    PyMem_Free(delta);
+    PyMem_Free(s_words);
+    PyMem_Free(a_words);
+    PyMem_Free(known);
+    PyMem_Free(marks);
+    return out;
+}
+
+static PyObject *op_digest(struct op_ctx *c, PyObject *strings, const unsigned char *nametab,
+                           uint64_t namelen, PyObject **secname, const struct op_entry *es,
+                           uint64_t n, Py_ssize_t table)
+{
+    /* ``dg_columns`` with its context made and released */
+    if (!n)  /* (no entries: the columns of an empty digest) */
+        return dg_columns(NULL, es, 0, table);
+    if (table < 0 || !c->have_symtab)
+        return Py_NewRef(Py_None);  /* (no entries: ``object_plain`` needs a table for any) */
+    if (c->strlen_ && c->str[0] != 0)
+        return Py_NewRef(Py_None);
+    for (uint64_t i = 0; i < c->nsyms; i++)
+        if (rd16(c->sym + i * SYM_SIZE + 6) == SHN_XINDEX)
+            return Py_NewRef(Py_None);
+    struct dg_ctx g;
+    memset(&g, 0, sizeof g);
+    g.c = c;
+    g.strings = strings;
+    g.nametab = nametab;
+    g.namelen = namelen;
+    g.secname = secname;
+    Py_ssize_t ns = c->nsecs;
+    uint64_t nsym = c->nsyms ? c->nsyms : 1;
+    PyObject *out = NULL;
+    g.rel_state = PyMem_Calloc(ns, 1);
+    g.rel_offs = PyMem_Calloc(ns, sizeof *g.rel_offs);
+    g.rel_n = PyMem_Calloc(ns, sizeof *g.rel_n);
+    g.rows_state = PyMem_Calloc(ns, 1);
+    g.rows = PyMem_Calloc(ns, sizeof *g.rows);
+    g.nrows = PyMem_Calloc(ns, sizeof *g.nrows);
+    g.symname = PyMem_Calloc(nsym, sizeof *g.symname);
+    g.altname = PyMem_Calloc(nsym, sizeof *g.altname);
+    g.altname_made = PyMem_Calloc(nsym, 1);
+    g.by_offset = PyDict_New();
+    if (!g.rel_state || !g.rel_offs || !g.rel_n || !g.rows_state || !g.rows || !g.nrows
+        || !g.symname || !g.altname || !g.altname_made)
+        PyErr_NoMemory();
+    else if (g.by_offset)
+        out = dg_columns(&g, es, n, table);
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        if (g.rel_offs)
+            PyMem_Free(g.rel_offs[i]);
+        if (g.rows)
+            PyMem_Free(g.rows[i]);
+    }
+    for (uint64_t i = 0; i < c->nsyms; i++) {
+        if (g.symname)
+            Py_XDECREF(g.symname[i]);
+        if (g.altname)
+            Py_XDECREF(g.altname[i]);
+    }
+    PyMem_Free(g.rel_state);
+    PyMem_Free(g.rel_offs);
+    PyMem_Free(g.rel_n);
+    PyMem_Free(g.rows_state);
+    PyMem_Free(g.rows);
+    PyMem_Free(g.nrows);
+    PyMem_Free(g.symname);
+    PyMem_Free(g.altname);
+    PyMem_Free(g.altname_made);
+    Py_XDECREF(g.by_offset);
+    return out;
+}
+
 static PyObject *sp_object_plain(PyObject *self, PyObject *args)
 {
     Py_buffer db, mb;
     PyObject *names_of, *caps, *facts, *abi, *fmt;
-    if (!PyArg_ParseTuple(args, "y*OO!Oy*OO", &db, &names_of, &PyDict_Type, &caps, &facts,
-                          &mb, &abi, &fmt))
+    int with_digest = 0;
+    if (!PyArg_ParseTuple(args, "y*OO!Oy*OO|p", &db, &names_of, &PyDict_Type, &caps, &facts,
+                          &mb, &abi, &fmt, &with_digest))
         return NULL;
     const unsigned char *mark = mb.buf, *d = db.buf;
     uint64_t size = (uint64_t)db.len;
@@ -2366,6 +2896,7 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
                 seen_ok[nseen++] = cap_ok;
             }
         }
+        m->cb = cb;
         int64_t olen = m->olen, alen = m->alen, sidx = (int64_t)m->sidx, idx = (int64_t)m->aidx;
         if (!cap_ok || (alen == 0 && !cb) || (cb && alen) || !olen || olen % 4 || m->soff % 4
             || !(0 < sidx && sidx < nsecs) || m->soff < 0 || m->soff > site_lim[sidx] - olen)
@@ -2520,7 +3051,15 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
                        Py_NewRef(flags), PyList_New(0), PyList_New(0), PyTuple_New(0),
                        cols[0] && cols[1] ? PyTuple_Pack(2, cols[0], cols[1]) : NULL,
                        PyTuple_Pack(4, dcols[0], dcols[1], dcols[2], dcols[3]),
-                       Py_NewRef(summary), PyBytes_FromStringAndSize("", 0)};
+                       Py_NewRef(summary), NULL};
+    if (with_digest) {  /* the packed digest, or not made (b""): the Python makes it */
+        f[9] = op_digest(&c, strings, nametab, namelen, secname, es, n, table);
+        if (f[9] == Py_None) {
+            Py_DECREF(f[9]);
+            f[9] = PyBytes_FromStringAndSize("", 0);
+        }
+    } else
+        f[9] = PyBytes_FromStringAndSize("", 0);
     Py_XDECREF(cols[0]);
     Py_XDECREF(cols[1]);
     out = PyTuple_New(10);

@@ -118,7 +118,8 @@ class ObjectRecord(Value):
     # are found from the columns (``define_columns``).
     _define_cols: tuple | None
     _input: object
-    # (summary columns, packed columns, the records to unpack with it or None): the record's
+    # (summary columns, packed columns (pickled; or a tuple, made by the extension now:
+    # ``make_whole``), the records to unpack with it or None): the record's
     # plain data, until the digest is made
     _packed: tuple | None
     # the profile the record was made under: to make the digest again from the object,
@@ -224,6 +225,8 @@ class ObjectRecord(Value):
                 at.append(k)
         defines = self.define_columns()
         summary, packed = self._packed[:2] if self._packed else _pack(self._digest)
+        if type(packed) is tuple:  # (made by the extension, ``make_whole``)
+            packed = pickle.dumps(packed, protocol=-1)
         return (RECORD_FORMAT, self.is_module, self.flags, fs, es, tuple(at),
                 (tuple(d_index), tuple(d_symbol)), defines, _summary_bytes(summary), packed)
 
@@ -292,7 +295,8 @@ def _get_digest(rec: ObjectRecord, together: bool = True) -> list[EntryDigest]:
             _unpack_group(group)
             if rec._digest is not None:
                 return rec._digest
-        got = _unpack(summary, packed) if packed != NOT_MADE else None
+        got = _digests_from([summary], [packed]) if type(packed) is tuple else \
+            _unpack(summary, packed) if packed != NOT_MADE else None
         if got is None:  # damaged (or not made): made from the object, as the cache would
             if rec._profile is None or (rec._load is None and rec._input is None):
                 raise ValueError(f"{rec.path}: the record's digest is damaged")
@@ -629,7 +633,7 @@ def _unpack_group(group: _Group) -> None:
             summary = r.summary()
             _, packed, _ = r._packed
             r._packed = (summary, packed, None)  # whatever comes of it: unpacked alone after
-            cols = _loaded(packed)
+            cols = packed if type(packed) is tuple else _loaded(packed)
             if cols is not None:
                 todo.append(r)
                 summaries.append(summary)
@@ -652,7 +656,9 @@ def packed_columns_of(recs: list[ObjectRecord]) -> list[tuple]:
     out: list = [None] * len(recs)
     at, ns, packs = [], [], []
     for k, r in enumerate(recs):
-        if r._digest is None and r._packed is not None and r._packed[1] != NOT_MADE:
+        if r._digest is None and r._packed is not None and type(r._packed[1]) is tuple:
+            out[k] = (r.summary(), r._packed[1])  # made by the extension (``make_whole``)
+        elif r._digest is None and r._packed is not None and r._packed[1] != NOT_MADE:
             cols = _loaded(r._packed[1])
             if cols is not None:
                 at.append(k)
@@ -939,13 +945,15 @@ def make_record(inp, options, with_digest: bool = True) -> ObjectRecord:
                         _defines(elf), digest(inp, options.profile), _input=inp)
 
 
-def make_plain(elf: ElfFile, options) -> tuple | None:
+def make_plain(elf: ElfFile, options, with_digest: bool = False) -> tuple | None:
     """``make_record(Input.load(elf), options, with_digest=False).to_plain()`` (the
     reference), made by the extension from the object's bytes where its checks make no
     finding but the callbacks it leaves to the link set (``_speedups.object_plain``); None
     where the extension is not used or leaves the object to the Python (a file whose section
     headers ``sections`` refuses among them: ``make_record`` then says why). The section
-    headers are not decoded here (``ElfFile.sections``)."""
+    headers are not decoded here (``ElfFile.sections``). ``with_digest``: its last field is
+    the digest's packed columns as a tuple (``_pack_columns(digest(...))``, not pickled)
+    where the extension makes them too, else ``NOT_MADE``."""
     sp = speedups.get()
     if sp is None:
         return None
@@ -956,7 +964,7 @@ def make_plain(elf: ElfFile, options) -> tuple | None:
 
         got[:] = [p, (_section_names, facts_of(p), partial(cap_facts, p), _MAYBE_NOT_PLAIN,
                       p.abi, RECORD_FORMAT)]
-    return sp.object_plain(elf.data, *got[1])
+    return sp.object_plain(elf.data, *got[1], with_digest)
 
 
 # ``make_plain``'s arguments but the object's bytes, for the last profile it was given
@@ -965,12 +973,16 @@ _PLAIN_ARGS: list = [None, None]
 
 def make_whole(elf: ElfFile, options) -> tuple | None:
     """``make_record(Input.load(elf), options)`` with its digest, where the extension makes
-    the rest of the record (``make_plain``): (its plain data but the digest, the object's
-    Input, the digest), for ``record_from`` here or ``plain_with`` in a forked copy; None
-    where it does not (``make_record`` then makes it all)."""
-    t = make_plain(elf, options)
+    the rest of the record (``make_plain``): (its plain data, the object's Input, the
+    digest), for ``record_from`` here or ``plain_with`` in a forked copy; None where it does
+    not (``make_record`` then makes it all). Where the extension makes the digest's packed
+    columns too (the plain data's last field a tuple), the Input and the digest are None:
+    the object is not read by the Python at all."""
+    t = make_plain(elf, options, True)
     if t is None:
         return None
+    if type(t[-1]) is tuple:
+        return t, None, None
     inp = Input.load(elf)
     return t, inp, digest(inp, options.profile)
 
@@ -979,7 +991,8 @@ def record_from(elf: ElfFile, whole: tuple, profile) -> ObjectRecord:
     """The record ``make_whole`` gave the parts of, its digest as made."""
     t, inp, dig = whole
     rec = ObjectRecord.from_valid(elf.path, t)
-    rec._digest, rec._packed, rec._input = dig, None, inp
+    if dig is not None:  # (else its packed columns, made by the extension: ``_packed``)
+        rec._digest, rec._packed, rec._input = dig, None, inp
     rec._load = partial(Input.load, elf)
     rec._profile = profile
     return rec
@@ -988,6 +1001,8 @@ def record_from(elf: ElfFile, whole: tuple, profile) -> ObjectRecord:
 def plain_with(whole: tuple) -> tuple:
     """The plain data (``to_plain``) of the record ``make_whole`` gave the parts of."""
     t, _inp, dig = whole
+    if dig is None:
+        return (*t[:-1], pickle.dumps(t[-1], protocol=-1))
     summary, packed = _pack(dig)
     return (*t[:-2], _summary_bytes(summary), packed)
 
@@ -1428,6 +1443,16 @@ def records_of(objects: list[ElfFile], options, cache_dir: str | None,
                 out[i] = rec = ObjectRecord.from_valid(objects[i].path, t)
                 rec._load = partial(Input.load, objects[i])
                 rec._profile = options.profile
+    # With the digest (a link's), those the extension makes whole with their digest's packed
+    # columns (``make_plain``: about 30 microseconds an object) are made here too, before any
+    # fork; the others (the digest made by the Python, or the whole record) after.
+    for i in todo if with_digest and speedups.get() is not None else ():
+        if loaded is None or loaded[i] is None:
+            t = make_plain(objects[i], options, True)
+            if t is not None and type(t[-1]) is tuple:
+                out[i] = record_from(objects[i], (t, None, None), options.profile)
+                if cache is not None:
+                    cache.put(where[i], out[i])
     todo = [i for i in todo if out[i] is None]
     # The section headers of the objects whose records are made, checked in their order
     # before any is made (``inputs.load_elfs`` may leave them: ``defer``): the first unusable

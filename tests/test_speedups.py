@@ -133,7 +133,7 @@ def _record(data: bytes, args: tuple, name: str):
         elf = from_bytes(name, data)
         recs, _profile, found = collect([elf], options(*args), [], None)
         rec = recs[0]
-        table = rec.loaded.table
+        table = rec.full().table
         # (the record, its findings and the check's each pickled alone: a record the
         # extension makes whole, ``records.make_plain``, shares no string with the section
         # headers, which it does not decode: a finding's place names them when it is worded)
