@@ -3108,6 +3108,46 @@ done:
     return out;
 }
 
+/* -- records._summary_columns ----------------------------------------------------------------
+ * summary_columns(rows) -> tuple
+ * A record's summary rows (``_SUMMARY_ROW``: index u32, cap_raw u16, orig_len u8, alt_len u8,
+ * an entry a row) as its four columns, each a tuple of ints. None where the bytes are not
+ * whole rows (the Python says so). */
+static PyObject *sp_summary_columns(PyObject *self, PyObject *args)
+{
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b))
+        return NULL;
+    PyObject *out = NULL, *cols[4] = {NULL, NULL, NULL, NULL};
+    Py_ssize_t n = b.len / 8;
+    const unsigned char *r = b.buf;
+    if (b.len % 8 || n == 0) {
+        PyBuffer_Release(&b);
+        return n == 0 && b.len == 0 ? Py_BuildValue("(()()()())") : Py_NewRef(Py_None);
+    }
+    for (int k = 0; k < 4; k++)
+        if (!(cols[k] = PyTuple_New(n)))
+            goto done;
+    for (Py_ssize_t i = 0; i < n; i++, r += 8) {
+        PyObject *v[4] = {PyLong_FromUnsignedLong(rd32(r)), PyLong_FromUnsignedLong(rd16(r + 4)),
+                          PyLong_FromUnsignedLong(r[6]), PyLong_FromUnsignedLong(r[7])};
+        for (int k = 0; k < 4; k++) {
+            if (!v[k]) {
+                for (int j = k + 1; j < 4; j++)
+                    Py_XDECREF(v[j]);
+                goto done;
+            }
+            PyTuple_SET_ITEM(cols[k], i, v[k]);
+        }
+    }
+    out = PyTuple_Pack(4, cols[0], cols[1], cols[2], cols[3]);
+done:
+    for (int k = 0; k < 4; k++)
+        Py_XDECREF(cols[k]);
+    PyBuffer_Release(&b);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sections", sp_sections, METH_VARARGS, "elf.ElfFile.sections' headers, or None"},
     {"object_entries", sp_object_entries, METH_VARARGS,
@@ -3130,6 +3170,7 @@ static PyMethodDef methods[] = {
     {"object_branch_found", sp_object_branch_found, METH_VARARGS,
      "check_objects.check_object_branches' words split by their relocations, or None"},
     {"read_small", sp_read_small, METH_VARARGS, "elf.map_file of a small file, or None"},
+    {"summary_columns", sp_summary_columns, METH_VARARGS, "records._summary_columns, or None"},
     {"object_plain", sp_object_plain, METH_VARARGS,
      "records.make_plain: an object's record as plain data, or None"},
     {NULL, NULL, 0, NULL},

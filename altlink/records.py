@@ -406,7 +406,21 @@ def _summary_bytes(summary) -> bytes:
 
 
 def _summary_columns(summary) -> tuple:
-    """The summary columns (index, cap_raw, orig_len, alt_len) of a summary kept as bytes."""
+    """The summary columns (index, cap_raw, orig_len, alt_len) of a summary kept as bytes:
+    ``_summary_columns_py``'s, by the extension where it is used (``summary_columns``: a
+    cached link asks it of every record)."""
+    if type(summary) is not bytes:
+        return summary
+    sp = speedups.get()
+    if sp is not None:
+        got = sp.summary_columns(summary)
+        if got is not None:
+            return got
+    return _summary_columns_py(summary)
+
+
+def _summary_columns_py(summary) -> tuple:
+    """The reference for ``_summary_columns``."""
     if type(summary) is not bytes:
         return summary
     if not summary:

@@ -173,3 +173,24 @@ def test_records_of_a_link_set(tmp_path, cached):
                  [r.digest for r in recs]))
     assert got[True] == got[False]
     assert all(g[0] == got[True][0][0] for g in got[True])
+
+
+@built
+def test_summary_columns_against_their_reference():
+    """A record's summary rows as columns (``_summary_columns``, which a cached link asks of
+    every record), by the extension and by ``_summary_columns_py``: the same for rows of every
+    width's extremes; bytes that are not whole rows left to the Python."""
+    import struct
+
+    sp = speedups.get()
+    rng = random.Random(5)
+    row = struct.Struct("<IHBB")
+    for n in (0, 1, 2, 17, 300):
+        rows = b"".join(row.pack(rng.choice((0, 1, 0xFFFFFFFF, rng.getrandbits(32))),
+                                 rng.choice((0, 0x8000, 0xFFFF, rng.getrandbits(16))),
+                                 rng.getrandbits(8), rng.choice((0, 255)))
+                        for _ in range(n))
+        assert sp.summary_columns(rows) == records._summary_columns_py(rows)
+        speedups.use(True)
+        assert records._summary_columns(rows) == records._summary_columns_py(rows)
+    assert sp.summary_columns(b"\0" * 7) is None and sp.summary_columns(b"\0" * 9) is None
