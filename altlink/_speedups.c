@@ -1939,7 +1939,8 @@ done:
 }
 
 /* -- records.make_plain: an object's whole record, as plain data ------------------------------
- * object_plain(data, section_names, caps, facts, maybe_not_plain, abi, fmt) -> tuple | None
+ * object_plain(data, section_names, caps, facts, maybe_not_plain, abi, fmt[, with_digest])
+ *   -> tuple | None
  * ``make_record(Input.load(elf), options, with_digest=False).to_plain()`` of an object
  * (``data``: its bytes, its ELF header checked; ``section_names``: ``elf._section_names``,
  * a section name table's strings by offset), its section headers read as ``sections`` reads
@@ -1950,7 +1951,9 @@ done:
  * branch ALT017 has to look at; ``caps``/``facts``/``maybe_not_plain`` as ``may_find``'s,
  * ``abi`` the profile's,
  * ``fmt`` the record format. None for anything else, and where a read would meet an error:
- * the Python then makes the record, and says what is wrong. */
+ * the Python then makes the record, and says what is wrong. ``with_digest`` (a link's
+ * record): the last field is the digest's packed columns as a tuple (``op_digest``), or
+ * b"" where the Python is to make the digest. */
 #define SHT_RELA_ 4
 #define SHT_REL_ 9
 #define SHT_CREL_ 0x40000014
