@@ -2588,8 +2588,8 @@ static PyObject *dg_columns(struct dg_ctx *g, const struct op_entry *es, uint64_
             "(NNNy#y#y#Ny#y#NNy#y#y#N)", t_sec, s_sec, s_off, (const char *)s_count,
             (Py_ssize_t)n, (const char *)s_words, (Py_ssize_t)(4 * ns), (const char *)known,
             (Py_ssize_t)(some_unknown ? ns : 0), a_name, (const char *)a_glob, (Py_ssize_t)n,
-            (const char *)delta, (Py_ssize_t)(8 * n), a_sym, def, (const char *)a_count, (Py_ssize_t)n, (const char *)a_words,
-            (Py_ssize_t)(4 * na), (const char *)marks, (Py_ssize_t)(some_mark ? na : 0), tt);
+            (const char *)delta, (Py_ssize_t)(8 * n), a_sym, def, (const char *)a_count,
+            (Py_ssize_t)n, (const char *)a_words, (Py_ssize_t)(4 * na), (const char *)marks, (Py_ssize_t)(some_mark ? na : 0), tt);
         t_sec = s_sec = s_off = a_name = a_sym = NULL;  /* (N: taken, or released on error) */
     }
     goto done;
