@@ -149,6 +149,8 @@ class Forked:
     def start(self) -> None:
         """Fork, with signals held: one that comes meanwhile is handled once ``pid`` is set,
         so that the caller, who already holds this object, can end the child."""
+        if _ending:
+            _reap()
         r, w = os.pipe()
         with outputs.signals_held():
             pid = os.fork()
@@ -158,17 +160,22 @@ class Forked:
             os.close(w)
 
     def result(self):
+        """What ``fn`` returned, once the child has sent it (it closes its end of the pipe
+        then, before it ends): a child still ending (giving its memory back: 3 ms for a
+        link's copy) is not waited for, but reaped later (``_reap``)."""
         chunks = []
         while chunk := os.read(self._pipe, 1 << 20):
             chunks.append(chunk)
         os.close(self._pipe)
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = None
+        pid, self.pid = self.pid, None
         if chunks:
+            if not os.waitpid(pid, os.WNOHANG)[0]:
+                _ending.append(pid)
             got = pickle.loads(b"".join(chunks))
             if isinstance(got, _Failed):
                 raise got.error
             return got
+        _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         if code == -signal.SIGINT:
             raise KeyboardInterrupt
@@ -185,6 +192,21 @@ class Forked:
         os.waitpid(self.pid, 0)
         os.close(self._pipe)
         self.pid = None
+
+
+# The forked copies that had sent their result but not yet ended when it was read.
+_ending: list[int] = []
+
+
+def _reap() -> None:
+    """The copies of ``_ending`` that have ended since, reaped; none is waited for."""
+    for pid in list(_ending):
+        try:
+            done = os.waitpid(pid, os.WNOHANG)[0]
+        except ChildProcessError:  # (reaped already: by a caller's own wait)
+            done = pid
+        if done:
+            _ending.remove(pid)
 
 
 class _Failed:
@@ -213,6 +235,7 @@ def _child(fn, r: int, w: int) -> None:  # pragma: no cover - runs in the child
         view = memoryview(data)
         while view:
             view = view[os.write(w, view):]
+        os.close(w)  # the parent has it all now: it need not wait for this process's end
     except BaseException:  # noqa: BLE001 - nothing may unwind into the parent's frames
         code = 1
     finally:

@@ -1,0 +1,74 @@
+"""What a link does after its linker ends, made cheaper: the forked copy's result read without
+waiting for the copy's end (``forkmap.Forked.result``), ALT014's function map made from the
+symbol table's columns for some thousands of symbols (``reach.FunctionMap``), and the
+records' arrays of the cross-check made while the linker runs (``RecordColumns.arrays``)."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+from test_symbols_columns import same_functions_map
+from toolchain import compile, link, write
+
+from altlink import forkmap
+from altlink.elf import read_elf
+
+
+@pytest.mark.skipif(not forkmap.can_fork(), reason="no fork here")
+def test_a_forked_result_is_read_without_waiting_for_the_copys_end(monkeypatch):
+    """The copy closes its end of the pipe once its result is written: ``result`` has it
+    then, while the copy is still ending (here, a copy whose end takes 2 s), and the copy is
+    reaped later, by the next ``start``."""
+    real_exit = os._exit
+
+    def slow_exit(code):  # (in the copy only: the test's process never calls it)
+        time.sleep(2)
+        real_exit(code)
+
+    monkeypatch.setattr(os, "_exit", slow_exit)
+    child = forkmap.Forked(lambda: ("done", os.getpid()))
+    t = time.monotonic()
+    child.start()
+    got, pid = child.result()
+    assert got == "done" and time.monotonic() - t < 1.5
+    child.cancel()  # (nothing left to cancel)
+    assert forkmap._ending == [pid]
+    monkeypatch.setattr(os, "_exit", real_exit)
+    time.sleep(2.5)
+    other = forkmap.Forked(lambda: 7)
+    other.start()  # reaps the first copy, ended by now
+    assert forkmap._ending == [] and other.result() == 7
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    forkmap._reap()
+
+
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-ld"), reason="no AArch64 toolchain")
+def test_the_function_map_of_some_thousands_of_symbols_from_their_columns(tmp_path):
+    """An image of 3,000 functions (under the 20,000 symbols from which an index of all the
+    symbols pays): its ``FunctionMap`` reads the table's columns, and decodes only the
+    functions a walk reaches; the map is the reference's."""
+    import numpy  # noqa: F401 - loaded, as in a link of many entries
+
+    from altlink.reach import FunctionMap, callback_reach
+
+    lines = ["\t.text"]
+    for k in range(3000):
+        lines += [f"\t.globl f{k}", f"\t.type f{k}, %function", f"f{k}:",
+                  f"\tbl f{(k + 1) % 3000}" if k % 7 == 0 else "\tnop", "\tret",
+                  f"\t.size f{k}, .-f{k}"]
+    obj = compile(write(tmp_path / "many.S", "\n".join(lines) + "\n"), tmp_path / "many.o")
+    image = link([obj], tmp_path / "many.elf", flags=["-e", "f0"])
+    elf = read_elf(str(image))
+    assert 3000 < elf.symtab.size // 24 < 20_000
+    funcs = FunctionMap(elf)
+    assert funcs._syms is None and elf._symbols is None  # from the columns, none decoded
+    got = callback_reach(elf, {"f0": funcs.starts[0]}, [(funcs.starts[1] + 4, 4, 0)], funcs)
+    assert elf._symbols is None and len(funcs._decoded) < 10
+    ref = callback_reach(read_elf(str(image)), {"f0": funcs.starts[0]},
+                         [(funcs.starts[1] + 4, 4, 0)],
+                         FunctionMap(read_elf(str(image)), columns=False))
+    assert got == ref and [r.what for r in got] == ["site"]
+    assert same_functions_map(image) == 3000
