@@ -419,8 +419,18 @@ def _by_name_columns(elf: ElfFile, wanted: set[str] | None = None
     idx = np.flatnonzero((rec["shndx"] != 0) & cols.named())
     if wanted is not None:  # the symbols of those names only (a kernel's: 1,000 of 41,000)
         return _wanted_by_name(cols, idx, wanted)
-    strtab = cols.strtab
-    strings = string_table(strtab)
+    all_names = _symbol_names(cols, idx)
+    all_values = rec["value"][idx].tolist()
+    keep = (cols.typ[idx] != STT_SECTION).tolist()
+    glob = (cols.bind[idx] != STB_LOCAL).tolist()
+    return _by_name_dicts(all_names, all_values, keep, glob)
+
+
+def _symbol_names(cols: SymtabColumns, idx) -> list[str]:
+    """The names of the symbols at ``idx`` (named ones: their offsets in the string table),
+    from the string table split once (``elf.string_table``)."""
+    np = cols.np
+    strings = string_table(cols.strtab)
     offs = cols.st_name[idx].tolist()
     all_names = list(map(strings.get, offs))
     if None in all_names:  # tails of longer names, where the linker shared the bytes: each
@@ -430,10 +440,7 @@ def _by_name_columns(elf: ElfFile, wanted: set[str] | None = None
         at = np.searchsorted(starts, np.array([offs[k] for k in tails]), side="right") - 1
         for k, j in zip(tails, at.tolist()):
             all_names[k] = texts[j][offs[k] - int(starts[j]):]
-    all_values = rec["value"][idx].tolist()
-    keep = (cols.typ[idx] != STT_SECTION).tolist()
-    glob = (cols.bind[idx] != STB_LOCAL).tolist()
-    return _by_name_dicts(all_names, all_values, keep, glob)
+    return all_names
 
 
 def _by_name_dicts(all_names: list[str], all_values: list[int], keep: list[bool],
@@ -568,6 +575,19 @@ class _ImageSymbols:
         self._last, self._many = {}, by_name
         self._globals = {s.name: s.value for s in elf.symbols
                          if s.shndx and s.name and s.bind != STB_LOCAL}
+
+    @classmethod
+    def of_index(cls, elf: ElfFile, got: tuple, wanted: set[str]) -> _ImageSymbols:
+        """The symbols of the names ``wanted`` alone, whose index (``_by_name_dicts``' of
+        those names' symbols, in the table's order) is ``got``, as ``wanted`` makes it from
+        the columns; another name asked reads the rest (``_complete``)."""
+        self = cls.__new__(cls)
+        self.elf = elf
+        self._names = None
+        self.globals = _Globals(self)
+        self._last, self._many, self._globals = got
+        self._wanted = wanted
+        return self
 
     def _complete(self) -> None:
         """The index of every name, where only the wanted ones were read."""
@@ -746,15 +766,16 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
                         placed_paths: set[str] | None = None) -> list[Finding] | None:
     """``cross_check`` of a linked image whose table holds every object's block where the
     objects are, in their order (a link's usual table), decided for all entries at once:
-    the records' packed columns end to end (``records.packed_columns_of``) against the
-    image's table columns (``Table.columns``) and the words at their places. Each block is
-    placed where the reference's first candidate is (its first site anchored there, every
-    signature and known site word the image's), so the placement is the reference's; then
-    each entry's anchor, callback and replacement words are compared as arrays, and an entry
-    where any of them differs, or that they cannot decide (a relocated word but a branch to
-    a named place, a name with several addresses), is compared by ``_compare_entry``, the
-    reference. None where any block is not where the array compare looks for it (the
-    caller places them one by one)."""
+    the records' packed columns end to end (``records.packed_columns_of``; their arrays,
+    ``RecordColumns.arrays``, made from the records alone) against the image's table columns
+    (``Table.columns``) and the words at their places. Each block is placed where the
+    reference's first candidate is (its first site anchored there, every signature and known
+    site word the image's), so the placement is the reference's; then each entry's anchor,
+    callback and replacement words are compared as arrays, and an entry where any of them
+    differs, or that they cannot decide (a relocated word but a branch to a named place, a
+    name with several addresses), is compared by ``_compare_entry``, the reference. None
+    where any block is not where the array compare looks for it (the caller places them one
+    by one)."""
     import numpy as np
 
     table = image.table
@@ -766,83 +787,52 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
     ns, n = rc.ns, rc.n
     if n == 0 or n > table.size:
         return None
-    chain = itertools.chain.from_iterable
-    summaries = rc.summaries
-    (site_count, site_bytes, site_known, anchor_global, anchor_delta, alt_defined, alt_count,
-     alt_bytes, alt_marks) = (rc.site_count, rc.site_bytes, rc.site_known, rc.anchor_global,
-                              rc.anchor_delta, rc.alt_defined, rc.alt_count, rc.alt_bytes,
-                              rc.alt_marks)
-    try:
-        cap = np.fromiter(chain(s[1] for s in summaries), dtype=np.int64, count=n)
-        olen = np.fromiter(chain(s[2] for s in summaries), dtype=np.int64, count=n)
-        alen = np.fromiter(chain(s[3] for s in summaries), dtype=np.int64, count=n)
-    except (OverflowError, ValueError):  # a number no table holds: the reference decides
+    ra = rc.arrays(profile)
+    if ra is None:  # a number no table holds: the reference decides
         return None
-    if not (np.array_equal(cap, tab["cap"][:n]) and np.array_equal(olen, tab["orig_len"][:n])
-            and np.array_equal(alen, tab["alt_len"][:n])):
+    if not (np.array_equal(ra.cap, tab["cap"][:n]) and
+            np.array_equal(ra.olen, tab["orig_len"][:n]) and
+            np.array_equal(ra.alen, tab["alt_len"][:n])):
         return None
     # Every site's words: known where the record knows them, as the image has them.
-    scount = np.frombuffer(b"".join(site_count), dtype=np.uint8).astype(np.int64) - 1
-    if not np.array_equal(scount, olen // 4):  # an undefined site, or words cut short
+    if not ra.sites_whole:  # an undefined site, or words cut short
         return None
     elf = image.elf
     sizes = _readable_sizes(elf)
     site_sec, site_off = tab["site_sec"][:n], tab["site_off"][:n].astype(np.int64)
-    if not np.all(site_off + olen <= sizes[site_sec]):
+    if not np.all(site_off + ra.olen <= sizes[site_sec]):
         return None
-    want = np.frombuffer(b"".join(site_bytes), dtype="<u4")
-    got = _gather_words(np, elf, site_sec, site_off, scount)
-    same = want == got
-    if any(site_known):
-        known = np.frombuffer(b"".join(k or b"\1" * (len(w) // 4)
-                                       for k, w in zip(site_known, site_bytes)), dtype=np.uint8)
-        same |= known == 0
+    same = ra.site_want == _gather_words(np, elf, site_sec, site_off, ra.scount)
+    if ra.site_unknown is not None:
+        same |= ra.site_unknown
     if not same.all():
         return None
-    names, symbols, every_target = rc.names, rc.symbols, rc.every_target
-    # From the table's columns already for some thousands of symbols (the synthetic link's
-    # 18,000: 16 ms decoded and indexed, 9 ms from the columns), and there the names asked
-    # for alone where they are few beside the table (its 10,000 are not: keyed one by one,
-    # they take longer than all the names).
-    columns = columns_pay(elf, ARRAYS_COLUMNS_FROM_SYMBOLS)
-    if columns and asked is None:
-        asked = rc.asked
-    few = columns and asked is not None and len(asked) * 8 <= elf.symtab.size // 24
-    syms = _ImageSymbols(elf, columns, wanted=asked if few else None)
-    syms.wrapped = wrapped
-    # Each site where its anchor says (the reference's ``_anchored_at``); a block's first
-    # site decides where the reference looks for it.
-    site_addr = tab["site_addr"][:n]
-    deltas = np.frombuffer(b"".join(d if type(d) is bytes else b"" for d in anchor_delta),
-                           dtype="<u8") if all(type(d) is bytes for d in anchor_delta) else None
-    if deltas is None:
+    if ra.deltas is None:
         return None
-    is_global = np.frombuffer(b"".join(anchor_global), dtype=np.uint8) == 1
-    anchored = _anchors_hold(np, syms, names, is_global, deltas, site_addr)
-    firsts = np.cumsum([0, *ns[:-1]])[np.array(ns) > 0]
-    if not anchored[firsts].all():
+    # Each site where its anchor says (the reference's ``_anchored_at``), from the image's
+    # symbols of the names the records ask for (``_KeyedNames``); a block's first site
+    # decides where the reference looks for it.
+    site_addr = tab["site_addr"][:n]
+    named = _KeyedNames.of(np, elf, ra, wrapped)
+    anchored = _anchors_hold(np, named, ra, site_addr)
+    if not anchored[ra.firsts].all():
         return None
     # Now every block is where the reference places it: compare each entry.
     flagged = ~anchored
-    is_cb = callback_mask(profile, cap)
     alt_addr = tab["alt_addr"][:n]
-    defined = np.frombuffer(b"".join(alt_defined), dtype=np.uint8) == 1
     # a callback named but not defined in its object: where the image's global is
-    cb_named = is_cb & ~defined & np.array([bool(s) for s in symbols], dtype=bool)
-    if cb_named.any():
-        at = np.flatnonzero(cb_named)
-        value, has = _globals_of(np, syms, [symbols[i] for i in at.tolist()])
-        flagged[at] |= has & (value != alt_addr[at])
+    if ra.cb_at is not None:
+        value, has = _globals_of(np, named.syms(), ra.cb_names)
+        flagged[ra.cb_at] |= has & (value != alt_addr[ra.cb_at])
     # a replacement: its words as the image has them, unchanged where nothing relocates them
-    acount = np.frombuffer(b"".join(alt_count), dtype=np.uint8).astype(np.int64)
-    compare = ~is_cb & defined & (acount > 0)
-    words_n = np.where(acount > 0, acount - 1, 0)
     alt_sec, alt_off = tab["alt_sec"][:n], tab["alt_off"][:n].astype(np.int64)
-    fits = alt_off + 4 * words_n <= sizes[alt_sec]
-    flagged |= compare & ~fits
-    compare &= fits
-    _compare_replacements(np, elf, syms, compare, words_n, alt_sec, alt_off, alt_addr,
-                          alt_bytes, alt_marks, every_target, flagged)
+    fits = alt_off + 4 * ra.words_n <= sizes[alt_sec]
+    rw = ra.replacements
+    if not fits[ra.compare].all():  # (a replacement past its section's bytes: rare)
+        flagged |= ra.compare & ~fits
+        rw = _ReplacementWords(np, ra.compare & fits, ra.words_n, rc.alt_bytes, rc.alt_marks)
+    _compare_replacements(np, elf, named, rw, alt_sec, alt_off, alt_addr, rc.every_target,
+                          flagged)
     if unmatched is not None:  # (the blocks end to end from the table's start)
         unmatched.extend(range(n, table.size))
     if placed_paths is not None:
@@ -851,6 +841,7 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
     if not flagged.any():
         return findings
     # The entries the arrays could not pass: each compared by the reference.
+    syms = named.syms()
     reader = _PlaceReader(elf)
     ends = np.cumsum(ns)
     for r in np.flatnonzero(flagged).tolist():
@@ -907,6 +898,20 @@ class RecordColumns:
         self.symbols = list(chain(alt_symbol))
         self.every_target = list(chain(targets))
 
+    _arrays: tuple | None = None  # (profile, its ``_RecordArrays``)
+
+    def arrays(self, profile) -> _RecordArrays | None:
+        """What the array compare reads of the records as numpy arrays (``_RecordArrays``),
+        made once for ``profile`` (a link makes them while its linker runs); None where a
+        number does not fit them (the reference decides)."""
+        got = self._arrays
+        if got is None or got[0] != profile:
+            import numpy as np
+
+            made = _RecordArrays(np, self, profile)
+            got = self._arrays = (profile, made if made.fine else None)
+        return got[1]
+
     @cached_property
     def asked(self) -> set[str]:
         """``names_asked``'s, from the columns."""
@@ -918,6 +923,218 @@ class RecordColumns:
             if t[3] is not None:
                 asked.add(t[3][0])
         return asked
+
+
+class _RecordArrays:
+    """``RecordColumns``' arrays for ``_cross_check_arrays``, of the records alone (and the
+    profile, which says which entries are callbacks): the signatures, the sites' words and
+    counts, the anchors (each entry's name as a position in ``keys``, the distinct names),
+    the callbacks named but not defined, the replacements compared and their words
+    (``_ReplacementWords``). ``fine`` is False where a number does not fit them (a
+    capability or length past 64 bits, an anchor's delta past 64 bits)."""
+
+    def __init__(self, np, rc: RecordColumns, profile) -> None:
+        chain = itertools.chain.from_iterable
+        n = rc.n
+        self.fine = False
+        summaries = rc.summaries
+        try:
+            self.cap = np.fromiter(chain(s[1] for s in summaries), dtype=np.int64, count=n)
+            self.olen = np.fromiter(chain(s[2] for s in summaries), dtype=np.int64, count=n)
+            self.alen = np.fromiter(chain(s[3] for s in summaries), dtype=np.int64, count=n)
+        except (OverflowError, ValueError):
+            return
+        if not all(type(d) is bytes for d in rc.anchor_delta):
+            return
+        self.scount = np.frombuffer(b"".join(rc.site_count), dtype=np.uint8
+                                    ).astype(np.int64) - 1
+        self.sites_whole = bool(np.array_equal(self.scount, self.olen // 4))
+        self.site_want = np.frombuffer(b"".join(rc.site_bytes), dtype="<u4")
+        self.site_unknown = None
+        if any(rc.site_known):
+            self.site_unknown = np.frombuffer(
+                b"".join(k or b"\1" * (len(w) // 4) for k, w in zip(rc.site_known,
+                                                                    rc.site_bytes)),
+                dtype=np.uint8) == 0
+        self.deltas = np.frombuffer(b"".join(rc.anchor_delta), dtype="<u8")
+        self.is_global = np.frombuffer(b"".join(rc.anchor_global), dtype=np.uint8) == 1
+        # the anchors' names: each entry's as a position in ``keys`` (len(keys): none)
+        names = self.names = rc.names
+        keys = list(dict.fromkeys(names))
+        if None in keys:
+            keys.remove(None)
+        self.keys = keys
+        pos = dict(zip(keys, range(len(keys))))
+        pos[None] = len(keys)
+        self.ids = np.fromiter(map(pos.__getitem__, names), dtype=np.int64, count=n)
+        ns = rc.ns
+        self.firsts = np.cumsum([0, *ns[:-1]])[np.array(ns) > 0] if ns else \
+            np.zeros(0, dtype=np.int64)
+        # the callbacks: those named but not defined in their object
+        self.is_cb = is_cb = callback_mask(profile, self.cap)
+        self.defined = defined = np.frombuffer(b"".join(rc.alt_defined), dtype=np.uint8) == 1
+        symbols = rc.symbols
+        cb_named = is_cb & ~defined & np.array([bool(s) for s in symbols], dtype=bool)
+        self.cb_at = self.cb_names = None
+        if cb_named.any():
+            self.cb_at = np.flatnonzero(cb_named)
+            self.cb_names = [symbols[i] for i in self.cb_at.tolist()]
+        # the replacements compared: defined in their object, of some words
+        acount = np.frombuffer(b"".join(rc.alt_count), dtype=np.uint8).astype(np.int64)
+        self.compare = ~is_cb & defined & (acount > 0)
+        self.words_n = np.where(acount > 0, acount - 1, 0)
+        self.replacements = _ReplacementWords(np, self.compare, self.words_n, rc.alt_bytes,
+                                              rc.alt_marks)
+        # the names asked of the image beside the anchors': the callbacks' and the targets'
+        side = set(self.cb_names or ())
+        for t in rc.every_target:
+            if t[1] is not None:
+                side.add(t[1])
+            if t[3] is not None:
+                side.add(t[3][0])
+        self.side = side
+        self.fine = True
+
+
+class _ReplacementWords:
+    """The records' side of ``_compare_replacements`` for the replacements ``compare``
+    (their ``words_n`` words each): where each word compared is (its entry, its place in
+    the replacement), the records' word, and the relocated ones (mark 1, or 2: a branch
+    whose ``Target`` is the ``tnum``-th of all the records', ``every_target``)."""
+
+    def __init__(self, np, compare, words_n, alt_bytes, alt_marks) -> None:
+        counts = self.counts = np.where(compare, words_n, 0)
+        want_all = np.frombuffer(b"".join(alt_bytes), dtype="<u4")
+        # the records' words of every replacement (callbacks' too: they hold none), and of
+        # those compared
+        first_all = np.cumsum(words_n) - words_n
+        entry = self.entry = np.repeat(np.arange(len(counts)), counts)
+        first = np.cumsum(counts) - counts
+        within = self.within = np.arange(int(counts.sum())) - first[entry]
+        rec_at = first_all[entry] + within
+        self.want = want_all[rec_at]
+        self.moved = None
+        if any(alt_marks):
+            marks_all = np.frombuffer(b"".join(m or bytes(len(w) // 4)
+                                               for m, w in zip(alt_marks, alt_bytes)),
+                                      dtype=np.uint8)
+            marks = marks_all[rec_at]
+            self.moved = marks != 0
+            self.branch = np.flatnonzero(marks == 2)
+            # the Target of each mark 2, in order over all the records
+            self.tnum = (np.cumsum(marks_all == 2) - 1)[rec_at][self.branch]
+
+
+class _KeyedNames:
+    """The image's symbols of the records' anchor names (``_RecordArrays.keys``), as arrays
+    by key (the last, ``len(keys)``, no anchor): the value of its global (``gval``, where
+    ``ghas``), how many defined symbols (not section symbols) have the name (``acount``)
+    and the address of the one where there is one (``aval``); ``_anchors_hold`` reads them.
+    ``syms()``: the ``_ImageSymbols`` of the reference's questions, made when first asked."""
+
+    def __init__(self, np, m: int) -> None:
+        self.gval = np.zeros(m, dtype=np.uint64)  # (symbols' values: 64-bit numbers)
+        self.ghas = np.zeros(m, dtype=bool)
+        self.aval = np.zeros(m, dtype=np.uint64)
+        self.acount = np.zeros(m, dtype=np.int64)
+        self._syms: _ImageSymbols | None = None
+        self._make_syms = None
+
+    def syms(self) -> _ImageSymbols:
+        if self._syms is None:
+            self._syms = self._make_syms()
+        return self._syms
+
+    @classmethod
+    def of(cls, np, elf: ElfFile, ra: _RecordArrays, wrapped: frozenset[str]) -> _KeyedNames:
+        """From the symbol table's columns where they pay (``ARRAYS_COLUMNS_FROM_SYMBOLS``):
+        each symbol's name decoded once and looked up among the keys, the arrays made by
+        numpy, and ``syms()`` the index of ``ra.side``'s names alone (another name asked
+        reads the rest, ``_ImageSymbols._complete``). Else from ``_ImageSymbols``' whole
+        index, a key at a time."""
+        keys = ra.keys
+        out = cls(np, len(keys) + 1)
+        if columns_pay(elf, ARRAYS_COLUMNS_FROM_SYMBOLS) and out._from_columns(np, elf, ra):
+            out._syms = None
+        else:
+            syms = _ImageSymbols(elf, columns_pay(elf, ARRAYS_COLUMNS_FROM_SYMBOLS))
+            get, addresses = syms._globals.get, syms.addresses
+            if syms._wanted is not None:  # (never: made without ``wanted``)
+                get = syms.globals.get
+            values = list(map(get, keys))
+            has = [(k, g) for k, g in enumerate(values) if g is not None]
+            if has:
+                k, g = zip(*has)
+                out.gval[list(k)], out.ghas[list(k)] = g, True
+            found = list(map(addresses, keys))
+            out.acount[:len(keys)] = list(map(len, found))
+            one = [(k, a[0]) for k, a in enumerate(found) if len(a) == 1]
+            if one:
+                k, a = zip(*one)
+                out.aval[list(k)] = a
+            out._syms = syms
+        if out._syms is not None:
+            out._syms.wrapped = wrapped
+        else:
+            make = out._make_syms
+
+            def made() -> _ImageSymbols:
+                syms = make()
+                syms.wrapped = wrapped
+                return syms
+
+            out._make_syms = made
+        return out
+
+    def _from_columns(self, np, elf: ElfFile, ra: _RecordArrays) -> bool:
+        cols = SymtabColumns.columns(elf)
+        if cols is None:
+            return False
+        rec = cols.rec
+        idx = np.flatnonzero((rec["shndx"] != 0) & cols.named())
+        all_names = _symbol_names(cols, idx)
+        keys, side = ra.keys, ra.side
+        # every name asked: the anchors' (the keys), then the others (``side``)
+        pos = dict(zip(keys, range(len(keys))))
+        m = len(keys)
+        extra = [name for name in side if name not in pos]
+        pos.update(zip(extra, range(m + 1, m + 1 + len(extra))))
+        key = np.fromiter(map(pos.get, all_names, itertools.repeat(-1)), dtype=np.int64,
+                          count=len(all_names))
+        values = rec["value"][idx]
+        kept = cols.typ[idx] != STT_SECTION
+        glob = cols.bind[idx] != STB_LOCAL
+        anchor = (key >= 0) & (key < m)
+        # how many symbols of each name (not section symbols), and the one's address
+        sel = np.flatnonzero(anchor & kept)
+        self.acount[:m] = np.bincount(key[sel], minlength=m)[:m]
+        one = sel[self.acount[key[sel]] == 1]
+        self.aval[key[one]] = values[one]
+        # each name's global: the last in the table's order, as a dict made in order keeps
+        sel = np.flatnonzero(anchor & glob)
+        if len(sel):
+            k = key[sel]
+            order = np.argsort(k, kind="stable")
+            k, sel = k[order], sel[order]
+            last = np.flatnonzero(np.append(k[1:] != k[:-1], True))
+            self.gval[k[last]] = values[sel[last]]
+            self.ghas[k[last]] = True
+        # the index the reference asks of: the side names' symbols, in the table's order
+        in_side = np.zeros(m + 1 + len(extra), dtype=bool)
+        for name in side:
+            in_side[pos[name]] = True
+        at = np.flatnonzero((key >= 0) & in_side[np.maximum(key, 0)]).tolist()
+        side_names = [all_names[i] for i in at]
+        rows = idx[at]
+
+        def make() -> _ImageSymbols:
+            got = _by_name_dicts(side_names, rec["value"][rows].tolist(),
+                                 (cols.typ[rows] != STT_SECTION).tolist(),
+                                 (cols.bind[rows] != STB_LOCAL).tolist())
+            return _ImageSymbols.of_index(elf, got, set(side))
+
+        self._make_syms = make
+        return True
 
 
 def _readable_sizes(elf: ElfFile):
@@ -961,103 +1178,58 @@ def _globals_of(np, syms: _ImageSymbols, names: list[str]):
             np.array([v is not None for v in got], dtype=bool))
 
 
-def _anchors_hold(np, syms: _ImageSymbols, names: list, is_global, deltas, addr):
-    """``_anchored_at`` of each entry's anchor (name None: no anchor, which holds) at its
-    image site's address, for all at once: a name's global value or its one address plus the
-    delta; a name with several addresses asked of ``_anchored_at`` itself."""
-    # (the index's own dict where every name is read: 10,000 names, no call through
-    # _Globals for each)
-    get = syms._globals.get if syms._wanted is None else syms.globals.get
-    addresses = syms.addresses
-    # a name's addresses are asked for only where a global's value does not decide: a name
-    # without a global, or one a local anchor names
-    local = set(itertools.compress(names, (~is_global).tolist()))
-    keys = list(dict.fromkeys(names))
-    if None in keys:
-        keys.remove(None)
-    values = list(map(get, keys))
-    uniq = {name: (k, g, addresses(name) if g is None or name in local else ())
-            for k, (name, g) in enumerate(zip(keys, values))}
-    m = len(uniq) + 1  # [m - 1]: no anchor
-    gval = np.zeros(m, dtype=np.uint64)  # (symbols' values: 64-bit numbers)
-    ghas = np.zeros(m, dtype=bool)
-    aval = np.zeros(m, dtype=np.uint64)
-    acount = np.zeros(m, dtype=np.int64)
-    rows = list(uniq.values())
-    has = [(k, g) for k, g, _ in rows if g is not None]
-    if has:
-        k, g = zip(*has)
-        gval[list(k)], ghas[list(k)] = g, True
-    acount[:m - 1] = [len(a) for _, _, a in rows]
-    one = [(k, a[0]) for k, _, a in rows if len(a) == 1]
-    if one:
-        k, a = zip(*one)
-        aval[list(k)] = a
-    pos = {name: k for name, (k, _, _) in uniq.items()}
-    pos[None] = m - 1
-    ids = np.fromiter(map(pos.__getitem__, names), dtype=np.int64, count=len(names))
-    none = ids == m - 1
-    by_global = is_global & ghas[ids] & ~none
-    base = np.where(by_global, gval[ids], aval[ids])
+def _anchors_hold(np, named: _KeyedNames, ra: _RecordArrays, addr):
+    """``_anchored_at`` of each entry's anchor (none: it holds) at its image site's address,
+    for all at once: a name's global value or its one address plus the delta
+    (``_KeyedNames``' arrays); a name with several addresses asked of ``_anchored_at``
+    itself."""
+    ids, is_global, deltas = ra.ids, ra.is_global, ra.deltas
+    none = ids == len(ra.keys)
+    by_global = is_global & named.ghas[ids] & ~none
+    base = np.where(by_global, named.gval[ids], named.aval[ids])
     to = base + deltas
     hit = (to >= base) & (to == addr)
-    ok = none | np.where(by_global, hit, (acount[ids] == 0) | ((acount[ids] == 1) & hit))
-    hard = ~none & ~ok & ~by_global & (acount[ids] > 1)
-    for r in np.flatnonzero(hard).tolist():
-        name = names[r]
-        ok[r] = _anchored_at(Anchor(name, bool(is_global[r]), int(deltas[r])), syms,
-                             int(addr[r]))
+    acount = named.acount[ids]
+    ok = none | np.where(by_global, hit, (acount == 0) | ((acount == 1) & hit))
+    hard = ~none & ~ok & ~by_global & (acount > 1)
+    if hard.any():
+        syms = named.syms()
+        for r in np.flatnonzero(hard).tolist():
+            ok[r] = _anchored_at(Anchor(ra.names[r], bool(is_global[r]), int(deltas[r])),
+                                 syms, int(addr[r]))
     return ok
 
 
-def _compare_replacements(np, elf, syms, compare, words_n, alt_sec, alt_off, alt_addr,
-                          alt_bytes, alt_marks, every_target, flagged) -> None:
-    """``_compare_replacement``'s verdict on each entry of ``compare``, as arrays: the
+def _compare_replacements(np, elf, named: _KeyedNames, rw: _ReplacementWords, alt_sec,
+                          alt_off, alt_addr, every_target, flagged) -> None:
+    """``_compare_replacement``'s verdict on each replacement ``rw`` compares, as arrays: the
     replacement's words as the image has them are the object's, but where a relocation
     falls: there, a B or BL the linker left a B or BL to where its ``Target`` says (one
     address); anything else there is flagged for the reference (``flagged``, set in place)."""
-    counts = np.where(compare, words_n, 0)
-    want_all = np.frombuffer(b"".join(alt_bytes), dtype="<u4")
-    # the records' words of every replacement (callbacks' too: they hold none), and of those
-    # compared
-    every_n = words_n
-    first_all = np.cumsum(every_n) - every_n
-    entry = np.repeat(np.arange(len(counts)), counts)
-    first = np.cumsum(counts) - counts
-    within = np.arange(int(counts.sum())) - first[entry]
-    rec_at = first_all[entry] + within
-    want = want_all[rec_at]
-    got = _gather_words(np, elf, alt_sec, alt_off, counts)
-    differs = want != got
-    if any(alt_marks):
-        marks_all = np.frombuffer(b"".join(m or bytes(len(w) // 4)
-                                           for m, w in zip(alt_marks, alt_bytes)),
-                                  dtype=np.uint8)
-        marks = marks_all[rec_at]
-        # the Target of each mark 2, in order over all the records
-        tnum = np.cumsum(marks_all == 2) - 1
-        moved = marks != 0
-        ok = np.zeros(len(marks), dtype=bool)
-        branch = np.flatnonzero(marks == 2)
+    got = _gather_words(np, elf, alt_sec, alt_off, rw.counts)
+    differs = rw.want != got
+    if rw.moved is not None:
+        ok = np.zeros(len(got), dtype=bool)
+        branch = rw.branch
         if len(branch):
-            w, lw = want[branch], got[branch]
+            w, lw = rw.want[branch], got[branch]
             same_op = ((w >> 26) == (lw >> 26)) & (((w >> 26) & 0x1F) == 5)
             imm = (lw & 0x3FFFFFF).astype(np.int64)
             imm = np.where(imm >= 1 << 25, imm - (1 << 26), imm) * 4
-            pc = alt_addr[entry[branch]] + (4 * within[branch]).astype(np.uint64)
+            pc = alt_addr[rw.entry[branch]] + (4 * rw.within[branch]).astype(np.uint64)
             tgt = pc + imm.astype(np.uint64)  # wraps as the reference's & MASK64
-            aim, single = _target_addresses(np, syms, every_target, tnum[rec_at][branch])
+            aim, single = _target_addresses(np, named.syms(), every_target, rw.tnum)
             ok[branch] = same_op & single & (tgt == aim)
-        differs = np.where(moved, ~ok, differs)
-    bad = np.zeros(len(counts), dtype=bool)
-    np.logical_or.at(bad, entry[differs], True)
+        differs = np.where(rw.moved, ~ok, differs)
+    bad = np.zeros(len(rw.counts), dtype=bool)
+    np.logical_or.at(bad, rw.entry[differs], True)
     flagged |= bad
 
 
 def _target_addresses(np, syms: _ImageSymbols, every_target: list, which):
     """The one address each ``Target`` (``records._pack_columns``' tuples, by position in
     ``every_target``) is meant to reach (``_branch_targets``), and whether it is one address
-    (not none, not several, within 64 bits)."""
+    (not none, not several, within 64 bits): each distinct one asked once."""
     memo: dict = {}
     aims = []
     for k in which.tolist():

@@ -93,7 +93,8 @@ def both(records, image, profile, members=frozenset(), arrays=None, unmatched=No
     # (and the arrays given the first half of the records' packed columns, as a link makes
     # them while its linker runs: ``packed_columns_early``)
     for way in ("reference", "blocks", "arrays", "arrays, packs made early",
-                "arrays, all the records' columns made early"):
+                "arrays, all the records' columns made early",
+                "arrays, all the records' arrays made early"):
         seen: set[int] = set()
         img, limit = image, 1 << 62
         if way.startswith("arrays") and image.elf.type != ET_REL:
@@ -104,6 +105,9 @@ def both(records, image, profile, members=frozenset(), arrays=None, unmatched=No
         elif way.startswith("arrays, all"):
             packs = crosscheck.packed_columns_early(records, lambda: True)
             assert type(packs) is crosscheck.RecordColumns
+            if way.endswith("arrays made early"):  # (as a link makes them: ``link.link``)
+                made = packs.arrays(profile)
+                assert made is None or packs.arrays(profile) is made
         old = crosscheck.ARRAYS_FROM_ENTRIES
         crosscheck.ARRAYS_FROM_ENTRIES = limit
         crosscheck._cross_check_arrays = spy
@@ -121,8 +125,9 @@ def both(records, image, profile, members=frozenset(), arrays=None, unmatched=No
     assert got["arrays"] == got["reference"]
     assert got["arrays, packs made early"] == got["reference"]
     assert got["arrays, all the records' columns made early"] == got["reference"]
+    assert got["arrays, all the records' arrays made early"] == got["reference"]
     if arrays is not None and image.elf.type != ET_REL:
-        assert decided == [arrays] * 3
+        assert decided == [arrays] * 4
     if unmatched is not None:
         unmatched += got["reference"][2]
     if placed_paths is not None:
@@ -227,6 +232,45 @@ def test_veneer_found_from_columns_read_while_linking(tmp_path, monkeypatch, com
     script = write(tmp_path / "far.ld", FAR_LD)
     result = run_link(tmp_path, linker_command("ld", [obj], "x.elf", script))
     assert [len(p.packs) for p in early] == [1]
+    assert compared == [["ALT016"]]
+    assert [f.code for f in result.findings] == ["ALT016"]
+
+
+def test_the_records_arrays_are_made_while_the_linker_runs(tmp_path, monkeypatch, compared):
+    """A link whose records' packed columns were all read while its linker ran makes their
+    arrays then too (``RecordColumns.arrays``, once numpy is imported), under the link's
+    profile, and the cross-check reads those: here with the limits lowered, and the linker
+    taken to run until the check of the image starts."""
+    from altlink import linker as linker_mod
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(link_mod, "ASK_EARLY_ENTRIES", -1)
+    monkeypatch.setattr(link_mod, "ARRAYS_FROM_ENTRIES", 0)
+    monkeypatch.setattr(crosscheck, "ARRAYS_FROM_ENTRIES", 0)
+    monkeypatch.setattr(linker_mod.Linker, "running", lambda self: True)
+    made: list[tuple] = []  # (the profile, whether the image's check had started)
+    started: list[int] = []
+    real_arrays = crosscheck.RecordColumns.arrays
+
+    def arrays(self, profile):
+        made.append((profile, bool(started)))
+        return real_arrays(self, profile)
+
+    monkeypatch.setattr(crosscheck.RecordColumns, "arrays", arrays)
+    real_check = link_mod.check_linked
+
+    def check_linked(req, records, image, profile, members, tmp_image, asked=None,
+                     packs=None, *rest):
+        started.append(1)
+        assert type(packs) is crosscheck.RecordColumns and packs._arrays[0] == profile
+        return real_check(req, records, image, profile, members, tmp_image, asked, packs,
+                          *rest)
+
+    monkeypatch.setattr(link_mod, "check_linked", check_linked)
+    obj = asm(tmp_path, "far", far_source("bl", True))
+    script = write(tmp_path / "far.ld", FAR_LD)
+    result = run_link(tmp_path, linker_command("ld", [obj], "x.elf", script))
+    assert started and made and made[0][1] is False
     assert compared == [["ALT016"]]
     assert [f.code for f in result.findings] == ["ALT016"]
 
