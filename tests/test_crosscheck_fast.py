@@ -94,11 +94,17 @@ def both(records, image, profile, members=frozenset(), arrays=None, unmatched=No
     # them while its linker runs: ``packed_columns_early``)
     for way in ("reference", "blocks", "arrays", "arrays, packs made early",
                 "arrays, all the records' columns made early",
-                "arrays, all the records' arrays made early"):
+                "arrays, all the records' arrays made early",
+                "arrays, the image's symbols read as columns"):
         seen: set[int] = set()
         img, limit = image, 1 << 62
         if way.startswith("arrays") and image.elf.type != ET_REL:
             img, limit = with_columns(image), 0
+        symbols_from = crosscheck.ARRAYS_COLUMNS_FROM_SYMBOLS
+        if way.endswith("as columns"):  # (however few: ``_KeyedNames._from_columns``)
+            img = with_columns(Input.load(read_elf(image.elf.path))) \
+                if image.elf.type != ET_REL else image
+            crosscheck.ARRAYS_COLUMNS_FROM_SYMBOLS = 0
         packs = None
         if way == "arrays, packs made early":
             packs = crosscheck.packed_columns_of(records[:len(records) // 2])
@@ -120,14 +126,16 @@ def both(records, image, profile, members=frozenset(), arrays=None, unmatched=No
         finally:
             crosscheck.ARRAYS_FROM_ENTRIES = old
             crosscheck._cross_check_arrays = real
+            crosscheck.ARRAYS_COLUMNS_FROM_SYMBOLS = symbols_from
         got[way] = ([astuple(f) for f in found], seen, sorted(alone), placed)
     assert got["blocks"] == got["reference"]
     assert got["arrays"] == got["reference"]
     assert got["arrays, packs made early"] == got["reference"]
     assert got["arrays, all the records' columns made early"] == got["reference"]
     assert got["arrays, all the records' arrays made early"] == got["reference"]
+    assert got["arrays, the image's symbols read as columns"] == got["reference"]
     if arrays is not None and image.elf.type != ET_REL:
-        assert decided == [arrays] * 4
+        assert decided == [arrays] * 5
     if unmatched is not None:
         unmatched += got["reference"][2]
     if placed_paths is not None:
