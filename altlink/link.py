@@ -207,9 +207,12 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                                                 tmp_bin, tmp_manifest, texts))
                 writer.start()
         placed: set[str] = set()
+        # (the image's checks forked beside the cross-check only where no writer already
+        # shares two CPUs with this process: a third process there only slows the writer)
         findings += req.policy.apply(check_linked(req, records, image, profile, members,
                                                   tmp_image, asked, packs, by_link.wrapped,
-                                                  placed)
+                                                  placed, fork=writer is None or
+                                                  forkmap.cpus() > 2)
                                      + by_link.check_in_image(image)
                                      + _folded(cmd, image, objects, profile, req))
         if held:
@@ -336,13 +339,15 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
                  members: frozenset[str], tmp_image: str,
                  asked: set[str] | None = None, packs=None,
                  wrapped: frozenset[str] = frozenset(),
-                 placed: set[str] | None = None) -> list[Finding]:
+                 placed: set[str] | None = None, fork: bool = True) -> list[Finding]:
     """The linked image's findings: its own checks (``check_image``) and the cross-check
     against the objects' records (``crosscheck``), one finding a problem, naming the output
     (``req.output``) rather than the temporary file the linker wrote (``tmp_image``).
     ``asked`` and ``packs``: what the cross-check reads of the records, made while the linker
     ran (``cross_check``'s); ``wrapped``: the names the command wraps (``--wrap``);
-    ``placed`` gets the paths of the objects whose entries were found in the image."""
+    ``placed`` gets the paths of the objects whose entries were found in the image.
+    ``fork``: whether the image's checks may run in a forked copy (False: here, after the
+    cross-check)."""
     symtab = image.elf.symtab
     options = Options(profile, req.options.caps, req.options.module)
     checking = None
@@ -352,7 +357,7 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     # cross-check, the larger, stays in this process: the same work in a fresh copy is slower
     # (each page it touches first is copied). Neither side decodes the whole symbol table
     # where numpy reads its columns (``symbols.columns_pay``): each reads what it asks for.
-    if forkmap.can_fork() and _cross_check_cost(
+    if fork and forkmap.can_fork() and _cross_check_cost(
             image.table.size, symtab.size // 24 if symtab else 0) >= \
             FORK_CROSS_CHECK_FROM:
         checking = forkmap.Forked(partial(check_after_link, image, options))

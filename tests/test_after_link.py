@@ -72,3 +72,37 @@ def test_the_function_map_of_some_thousands_of_symbols_from_their_columns(tmp_pa
                          FunctionMap(read_elf(str(image)), columns=False))
     assert got == ref and [r.what for r in got] == ["site"]
     assert same_functions_map(image) == 3000
+
+
+@pytest.mark.skipif(not forkmap.can_fork() or not shutil.which("aarch64-linux-gnu-ld"),
+                    reason="no fork here, or no AArch64 binutils")
+@pytest.mark.parametrize("cpus", [2, 4])
+def test_the_image_checks_stay_here_beside_a_forked_writer(tmp_path, monkeypatch, cpus):
+    """A link that writes a manifest forks its writer; on two CPUs the image's checks then
+    run here, after the cross-check (a third process would only slow the writer), on more
+    beside it in a forked copy as without a writer: the same findings either way."""
+    from test_crosscheck_fast import NCAPS, planted_links
+
+    from altlink import link as link_mod
+    from altlink.link import LinkRequest, link
+    from altlink.linkset import Options
+    from altlink.table import Profile
+    from altlink.values import astuple
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(link_mod, "FORK_CROSS_CHECK_FROM", 0)
+    monkeypatch.setattr(forkmap, "cpus", lambda: cpus)
+    forks: list[int] = []
+    real_start = forkmap.Forked.start
+    monkeypatch.setattr(forkmap.Forked, "start", lambda self: forks.append(1) or real_start(self))
+    opts = Options(Profile("linux-v4.17", NCAPS))
+    for k, (cmd, codes) in enumerate(planted_links(tmp_path)):
+        got = {}
+        for manifest in (True, False):
+            forks.clear()
+            res = link(LinkRequest(cmd, str(tmp_path / f"fw{k}.elf"),
+                                   manifest=str(tmp_path / f"fw{k}.json") if manifest else None,
+                                   options=opts, cache_dir=None))
+            assert len(forks) == (1 if manifest and cpus == 2 else 2 if manifest else 1)
+            got[manifest] = [astuple(f) for f in res.findings]
+        assert got[True] == got[False] and {f[0] for f in got[True]} == codes

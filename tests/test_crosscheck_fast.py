@@ -268,11 +268,11 @@ def test_the_records_arrays_are_made_while_the_linker_runs(tmp_path, monkeypatch
     real_check = link_mod.check_linked
 
     def check_linked(req, records, image, profile, members, tmp_image, asked=None,
-                     packs=None, *rest):
+                     packs=None, *rest, **kw):
         started.append(1)
         assert type(packs) is crosscheck.RecordColumns and packs._arrays[0] == profile
         return real_check(req, records, image, profile, members, tmp_image, asked, packs,
-                          *rest)
+                          *rest, **kw)
 
     monkeypatch.setattr(link_mod, "check_linked", check_linked)
     obj = asm(tmp_path, "far", far_source("bl", True))
