@@ -830,9 +830,9 @@ def _cross_check_arrays(objects: list[ObjectRecord], image: Input, profile,
     rw = ra.replacements
     if not fits[ra.compare].all():  # (a replacement past its section's bytes: rare)
         flagged |= ra.compare & ~fits
-        rw = _ReplacementWords(np, ra.compare & fits, ra.words_n, rc.alt_bytes, rc.alt_marks)
-    _compare_replacements(np, elf, named, rw, alt_sec, alt_off, alt_addr, rc.every_target,
-                          flagged)
+        rw = _ReplacementWords(np, ra.compare & fits, ra.words_n, rc.alt_bytes, rc.alt_marks,
+                               rc.every_target)
+    _compare_replacements(np, elf, named, rw, alt_sec, alt_off, alt_addr, flagged)
     if unmatched is not None:  # (the blocks end to end from the table's start)
         unmatched.extend(range(n, table.size))
     if placed_paths is not None:
@@ -984,7 +984,7 @@ class _RecordArrays:
         self.compare = ~is_cb & defined & (acount > 0)
         self.words_n = np.where(acount > 0, acount - 1, 0)
         self.replacements = _ReplacementWords(np, self.compare, self.words_n, rc.alt_bytes,
-                                              rc.alt_marks)
+                                              rc.alt_marks, rc.every_target)
         # the names asked of the image beside the anchors': the callbacks' and the targets'
         side = set(self.cb_names or ())
         for t in rc.every_target:
@@ -999,10 +999,11 @@ class _RecordArrays:
 class _ReplacementWords:
     """The records' side of ``_compare_replacements`` for the replacements ``compare``
     (their ``words_n`` words each): where each word compared is (its entry, its place in
-    the replacement), the records' word, and the relocated ones (mark 1, or 2: a branch
-    whose ``Target`` is the ``tnum``-th of all the records', ``every_target``)."""
+    the replacement), the records' word, and the relocated ones (mark 1, or 2: a branch,
+    whose ``Target``, one of the records' ``every_target``, is ``targets[target_of]``)."""
 
-    def __init__(self, np, compare, words_n, alt_bytes, alt_marks) -> None:
+    def __init__(self, np, compare, words_n, alt_bytes, alt_marks, every_target: list
+                 ) -> None:
         counts = self.counts = np.where(compare, words_n, 0)
         want_all = np.frombuffer(b"".join(alt_bytes), dtype="<u4")
         # the records' words of every replacement (callbacks' too: they hold none), and of
@@ -1021,8 +1022,14 @@ class _ReplacementWords:
             marks = marks_all[rec_at]
             self.moved = marks != 0
             self.branch = np.flatnonzero(marks == 2)
-            # the Target of each mark 2, in order over all the records
-            self.tnum = (np.cumsum(marks_all == 2) - 1)[rec_at][self.branch]
+            # the Target of each mark 2, in order over all the records, as a position among
+            # the distinct ones (``targets``: the image is asked of each once)
+            tnum = (np.cumsum(marks_all == 2) - 1)[rec_at][self.branch]
+            distinct = dict.fromkeys(every_target[k] for k in tnum.tolist())
+            self.targets = list(distinct)
+            at = dict(zip(self.targets, range(len(self.targets))))
+            self.target_of = np.fromiter((at[every_target[k]] for k in tnum.tolist()),
+                                         dtype=np.int64, count=len(tnum))
 
 
 class _KeyedNames:
@@ -1201,7 +1208,7 @@ def _anchors_hold(np, named: _KeyedNames, ra: _RecordArrays, addr):
 
 
 def _compare_replacements(np, elf, named: _KeyedNames, rw: _ReplacementWords, alt_sec,
-                          alt_off, alt_addr, every_target, flagged) -> None:
+                          alt_off, alt_addr, flagged) -> None:
     """``_compare_replacement``'s verdict on each replacement ``rw`` compares, as arrays: the
     replacement's words as the image has them are the object's, but where a relocation
     falls: there, a B or BL the linker left a B or BL to where its ``Target`` says (one
@@ -1218,29 +1225,23 @@ def _compare_replacements(np, elf, named: _KeyedNames, rw: _ReplacementWords, al
             imm = np.where(imm >= 1 << 25, imm - (1 << 26), imm) * 4
             pc = alt_addr[rw.entry[branch]] + (4 * rw.within[branch]).astype(np.uint64)
             tgt = pc + imm.astype(np.uint64)  # wraps as the reference's & MASK64
-            aim, single = _target_addresses(np, named.syms(), every_target, rw.tnum)
-            ok[branch] = same_op & single & (tgt == aim)
+            aim, single = _target_addresses(np, named.syms(), rw.targets)
+            ok[branch] = same_op & single[rw.target_of] & (tgt == aim[rw.target_of])
         differs = np.where(rw.moved, ~ok, differs)
     bad = np.zeros(len(rw.counts), dtype=bool)
     np.logical_or.at(bad, rw.entry[differs], True)
     flagged |= bad
 
 
-def _target_addresses(np, syms: _ImageSymbols, every_target: list, which):
-    """The one address each ``Target`` (``records._pack_columns``' tuples, by position in
-    ``every_target``) is meant to reach (``_branch_targets``), and whether it is one address
-    (not none, not several, within 64 bits): each distinct one asked once."""
-    memo: dict = {}
+def _target_addresses(np, syms: _ImageSymbols, targets: list):
+    """The one address each ``Target`` of ``targets`` (``records._pack_columns``' tuples) is
+    meant to reach (``_branch_targets``), and whether it is one address (not none, not
+    several, within 64 bits)."""
     aims = []
-    for k in which.tolist():
-        t = every_target[k]
-        got = memo.get(t)
-        if got is None:
-            name, global_name, addend, anchor = t
-            want = _branch_targets(Target(name, global_name, addend,
-                                          None if anchor is None else Anchor(*anchor)), syms)
-            got = memo[t] = next(iter(want)) if len(want) == 1 and \
-                0 <= next(iter(want)) <= _MASK64 else -1
-        aims.append(got)
+    for name, global_name, addend, anchor in targets:
+        want = _branch_targets(Target(name, global_name, addend,
+                                      None if anchor is None else Anchor(*anchor)), syms)
+        aims.append(next(iter(want)) if len(want) == 1 and 0 <= next(iter(want)) <= _MASK64
+                    else -1)
     aim = np.array([a if a >= 0 else 0 for a in aims], dtype=np.uint64)
     return aim, np.array([a >= 0 for a in aims], dtype=bool)
