@@ -1209,6 +1209,9 @@ def run(words: list[str] | None = None) -> None:
     Callers in the same process (SCons, the tests) use ``main``, which returns."""
     process_ends()
     rc = main(words)  # (``words``: altlink under a tool's name, ``masquerade.run``)
+    forked = sys.modules.get("altlink.forkmap")
+    if forked is not None:  # its copies still ending, waited for: their time is the command's
+        forked.wait_ending()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

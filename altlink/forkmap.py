@@ -198,15 +198,24 @@ class Forked:
 _ending: list[int] = []
 
 
-def _reap() -> None:
-    """The copies of ``_ending`` that have ended since, reaped; none is waited for."""
+def _reap(block: bool = False) -> None:
+    """The copies of ``_ending`` that have ended since, reaped; none is waited for, unless
+    ``block``."""
     for pid in list(_ending):
         try:
-            done = os.waitpid(pid, os.WNOHANG)[0]
+            done = os.waitpid(pid, 0 if block else os.WNOHANG)[0]
         except ChildProcessError:  # (reaped already: by a caller's own wait)
             done = pid
         if done:
             _ending.remove(pid)
+
+
+def wait_ending() -> None:
+    """The copies whose results were read while they were still ending, waited for: their
+    time is then this process's children's (``wait4``'s, ``getrusage``'s), as whoever runs
+    the command counts it; a caller waits here once its own work is done (``link.link``)."""
+    if _ending:
+        _reap(block=True)
 
 
 class _Failed:

@@ -247,6 +247,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         if writer is not None:
             writer.cancel()  # before the temporary files go: it writes some of them
         start.close()  # stops a linker still running (it writes one), removes the files
+        forkmap.wait_ending()  # the forked copies' ends, which their results did not wait for
 
 
 def _of_members_linked(held: list[Finding], objects: list, image: Input,

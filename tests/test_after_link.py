@@ -42,7 +42,20 @@ def test_a_forked_result_is_read_without_waiting_for_the_copys_end(monkeypatch):
     assert forkmap._ending == [] and other.result() == 7
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    forkmap._reap()
+    forkmap.wait_ending()  # (the second copy, if it was still ending: waited for)
+    assert forkmap._ending == []
+    # A copy still ending is waited for by ``wait_ending`` (a link's end: its time is then
+    # the command's children's, as ``wait4`` counts it).
+    monkeypatch.setattr(os, "_exit", slow_exit)
+    child = forkmap.Forked(lambda: os.getpid())
+    child.start()
+    pid = child.result()
+    assert forkmap._ending == [pid]
+    t = time.monotonic()
+    forkmap.wait_ending()
+    assert forkmap._ending == [] and time.monotonic() - t > 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 @pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-ld"), reason="no AArch64 toolchain")
