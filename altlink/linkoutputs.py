@@ -90,13 +90,9 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
 
         lay = rawbin.layout(elf)
         # (a piece at a time, the image's bytes not copied where they need not be)
-        pieces = rawbin.raw_pieces(elf, lay) or [rawbin.raw_binary(elf, lay)]
-        h = _sha256()
-        with outputs.writing(tmp_bin, req.binary, "wb") as f:
-            for piece in pieces:
-                f.write(piece)
-                h.update(piece)
-        bin_info = manifestmod.BinInfo(req.binary, h.hexdigest(), lay)
+        digest = _write_pieces(rawbin.raw_pieces(elf, lay) or [rawbin.raw_binary(elf, lay)],
+                               tmp_bin, req.binary)
+        bin_info = manifestmod.BinInfo(req.binary, digest, lay)
     if tmp_manifest:
         lines = None
         if req.source_lines:
@@ -135,7 +131,20 @@ def commit(req, tmp_image: str, tmp_bin: str | None,
     return written
 
 
-def _sha256():
+def _write_pieces(pieces: list, path: str, final: str) -> str:
+    """Write ``pieces`` (bytes, or views of the image's mapping) end to end into ``path`` (the
+    temporary file of ``final``); their sha256."""
     import hashlib
-    return hashlib.sha256()
+
+    h = hashlib.sha256()
+    piece = None
+    try:
+        with outputs.writing(path, final, "wb") as f:
+            for piece in pieces:
+                f.write(piece)
+                h.update(piece)
+    finally:  # (no view of the mapping kept, even by an error's traceback: it can be closed)
+        pieces.clear()
+        piece = None  # noqa: F841
+    return h.hexdigest()
 

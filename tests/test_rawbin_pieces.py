@@ -69,3 +69,33 @@ def test_pieces_of_other_layouts(tmp_path):
     overlap = rawbin.RawLayout(0, a.size - 4 + b.size, ((a, 0), (b, a.size - 4)))
     assert rawbin.raw_pieces(elf, overlap) is None
     assert rawbin.raw_binary(elf, overlap)[a.size - 4:] == elf.section_data(b)
+
+
+def test_no_view_of_the_image_is_kept_by_an_error(tmp_path, monkeypatch):
+    """The writer's raw binary written from views of the image's mapping: where the write
+    fails, none is left (in the error's traceback either), and the image can be closed."""
+    import mmap
+
+    from altlink import linkoutputs, outputs
+
+    data = mmap.mmap(-1, 4096)
+    pieces = [memoryview(data)[:100], bytes(3), memoryview(data)[100:200]]
+
+    class Full(Exception):
+        pass
+
+    def fail(*a, **k):
+        raise Full
+
+    monkeypatch.setattr(outputs, "writing", fail)
+    with pytest.raises(Full) as got:
+        linkoutputs._write_pieces(pieces, str(tmp_path / "x.tmp"), str(tmp_path / "x"))
+    assert pieces == [] and got.traceback
+    data.close()  # (BufferError where a view were left)
+    monkeypatch.undo()
+    pieces = [memoryview(b"ab"), bytes(2)]
+    import hashlib
+
+    assert linkoutputs._write_pieces(pieces, str(tmp_path / "y.tmp"), str(tmp_path / "y")) \
+        == hashlib.sha256(b"ab\0\0").hexdigest()
+    assert (tmp_path / "y.tmp").read_bytes() == b"ab\0\0"
