@@ -352,15 +352,18 @@ def check_linked(req: LinkRequest, records: list[ObjectRecord], image: Input, pr
     symtab = image.elf.symtab
     options = Options(profile, req.options.caps, req.options.module)
     checking = None
-    # The image's checks run in a forked copy, beside the cross-check here, where the work is
-    # worth a fork (2 to 4 ms for a link's process, 15 ms at 250 MB): the many links of a
-    # kernel's modules (tens of entries and hundreds of symbols each) do both here. The
+    # The image's checks run in a forked copy, beside the cross-check here, where both are
+    # worth a fork (2 to 4 ms for a link's process, 15 ms at 250 MB, and as long again
+    # waiting for the copy's end): the many links of a kernel's modules (tens of entries and
+    # hundreds of symbols each) do both here, and so does a link of many entries but some
+    # thousands of symbols (the synthetic firmware's checks take 7 ms here, 14 ms forked). The
     # cross-check, the larger, stays in this process: the same work in a fresh copy is slower
     # (each page it touches first is copied). Neither side decodes the whole symbol table
     # where numpy reads its columns (``symbols.columns_pay``): each reads what it asks for.
-    if fork and forkmap.can_fork() and _cross_check_cost(
-            image.table.size, symtab.size // 24 if symtab else 0) >= \
-            FORK_CROSS_CHECK_FROM:
+    symbols = symtab.size // 24 if symtab else 0
+    if fork and forkmap.can_fork() and \
+            _cross_check_cost(image.table.size, symbols) >= FORK_CROSS_CHECK_FROM and \
+            _image_checks_cost(symbols) >= FORK_IMAGE_CHECKS_FROM:
         checking = forkmap.Forked(partial(check_after_link, image, options))
         checking.start()
     unmatched: list[int] = []
@@ -395,6 +398,16 @@ ASK_EARLY_ENTRIES = 5_000
 # The cross-check's own time, as measured on the synthetic firmware and the kernel builds: about
 # 5 µs an image entry and 0.3 µs an image symbol (indexed by name). Above 10 ms it is forked.
 FORK_CROSS_CHECK_FROM = 10e-3
+
+
+# The image's checks' own time, as measured on the synthetic firmware (18,000 symbols: 7 ms)
+# and Debian's vmlinux (155,000: 70 ms): about 0.4 µs an image symbol (the function map, the
+# callbacks named, ALT017's scan beside). From 15 ms they are forked.
+FORK_IMAGE_CHECKS_FROM = 15e-3
+
+
+def _image_checks_cost(symbols: int) -> float:
+    return symbols * 0.4e-6
 
 
 def _cross_check_cost(entries: int, symbols: int) -> float:

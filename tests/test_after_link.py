@@ -16,6 +16,13 @@ from altlink import forkmap
 from altlink.elf import read_elf
 
 
+def best_of(elf, addr):
+    """The reference's function at ``addr``: the best label of the decoded symbols there."""
+    from altlink.symbols import best_label
+
+    return best_label(elf.symbols_at_value_py(addr))
+
+
 @pytest.mark.skipif(not forkmap.can_fork(), reason="no fork here")
 def test_a_forked_result_is_read_without_waiting_for_the_copys_end(monkeypatch):
     """The copy closes its end of the pipe once its result is written: ``result`` has it
@@ -85,6 +92,16 @@ def test_the_function_map_of_some_thousands_of_symbols_from_their_columns(tmp_pa
                          FunctionMap(read_elf(str(image)), columns=False))
     assert got == ref and [r.what for r in got] == ["site"]
     assert same_functions_map(image) == 3000
+    # A callback's function named by its address: from the column of values (made for the
+    # first lookup), not by searching the table's bytes; the same symbol.
+    from altlink.symbols import Symbolizer
+
+    fresh = read_elf(str(image))
+    names = Symbolizer(fresh)
+    at = [names.function_at(a) for a in funcs.starts[:5]]
+    assert getattr(fresh, "_symtab_columns", None) is not None and fresh._symbols is None
+    assert at == [best_of(read_elf(str(image)), a) for a in funcs.starts[:5]]
+    assert [s.name for s in at] == ["f0", "f1", "f2", "f3", "f4"]
 
 
 @pytest.mark.skipif(not forkmap.can_fork() or not shutil.which("aarch64-linux-gnu-ld"),
@@ -104,6 +121,7 @@ def test_the_image_checks_stay_here_beside_a_forked_writer(tmp_path, monkeypatch
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(link_mod, "FORK_CROSS_CHECK_FROM", 0)
+    monkeypatch.setattr(link_mod, "FORK_IMAGE_CHECKS_FROM", 0)
     monkeypatch.setattr(forkmap, "cpus", lambda: cpus)
     forks: list[int] = []
     real_start = forkmap.Forked.start
@@ -119,3 +137,36 @@ def test_the_image_checks_stay_here_beside_a_forked_writer(tmp_path, monkeypatch
             assert len(forks) == (1 if manifest and cpus == 2 else 2 if manifest else 1)
             got[manifest] = [astuple(f) for f in res.findings]
         assert got[True] == got[False] and {f[0] for f in got[True]} == codes
+
+
+@pytest.mark.skipif(not forkmap.can_fork() or not shutil.which("aarch64-linux-gnu-ld"),
+                    reason="no fork here, or no AArch64 binutils")
+def test_the_image_checks_of_few_symbols_stay_here(tmp_path, monkeypatch):
+    """The image's checks are forked only where they cost more than the fork
+    (``link.FORK_IMAGE_CHECKS_FROM``, by the image's symbols): a link whose cross-check is
+    worth it but whose image has few symbols checks its image here; the same findings."""
+    from test_crosscheck_fast import NCAPS, planted_links
+
+    from altlink import link as link_mod
+    from altlink.link import LinkRequest, link
+    from altlink.linkset import Options
+    from altlink.table import Profile
+    from altlink.values import astuple
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(link_mod, "FORK_CROSS_CHECK_FROM", 0)
+    forks: list[int] = []
+    real_start = forkmap.Forked.start
+    monkeypatch.setattr(forkmap.Forked, "start", lambda self: forks.append(1) or real_start(self))
+    opts = Options(Profile("linux-v4.17", NCAPS))
+    for k, (cmd, codes) in enumerate(planted_links(tmp_path)):
+        got = {}
+        for limit in (0, link_mod.FORK_IMAGE_CHECKS_FROM):
+            monkeypatch.setattr(link_mod, "FORK_IMAGE_CHECKS_FROM", limit)
+            forks.clear()
+            res = link(LinkRequest(cmd, str(tmp_path / f"fw{k}.elf"), options=opts,
+                                   cache_dir=None))
+            assert len(forks) == (1 if limit == 0 else 0)
+            got[limit] = [astuple(f) for f in res.findings]
+        assert len(set(map(tuple, map(tuple, got.values())))) == 1
+        assert {f[0] for f in got[0]} == codes

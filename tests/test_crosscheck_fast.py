@@ -341,6 +341,7 @@ def test_the_forked_cross_check_finds_what_the_one_in_process_finds(tmp_path, mo
         got = {}
         for forked in (True, False):
             monkeypatch.setattr(link_mod, "FORK_CROSS_CHECK_FROM", 0 if forked else 1e9)
+            monkeypatch.setattr(link_mod, "FORK_IMAGE_CHECKS_FROM", 0)
             forks.clear()
             res = run_link(tmp_path, cmd, f"fw{k}.elf")
             assert bool(forks) == forked
