@@ -603,7 +603,10 @@ def test_the_cache_is_kept_under_its_size(tmp_path, monkeypatch):
     want = record_findings(objs, v417, cache)  # records kept, folders stamped now
     folders = {p.parent for p in record_files(cache)}
     assert all((f / records.TRIM_STAMP).is_file() for f in folders)
-    (keep,) = [p for p in record_files(cache) if p.parent == sorted(folders)[0]]
+    # a folder that holds one of the records (two may share one: their keys' first byte,
+    # which altlink's own code changes)
+    parents = [p.parent for p in record_files(cache)]
+    keep = next(p for p in sorted(record_files(cache)) if parents.count(p.parent) == 1)
     folder, stamp = keep.parent, keep.parent / records.TRIM_STAMP
     old = _old_files(folder, 0, 24)  # another version's records, say
     share = 16 * _disk(old[0])  # a folder's: room for 16 of them
