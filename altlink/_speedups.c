@@ -2589,7 +2589,8 @@ static PyObject *dg_columns(struct dg_ctx *g, const struct op_entry *es, uint64_
             (Py_ssize_t)n, (const char *)s_words, (Py_ssize_t)(4 * ns), (const char *)known,
             (Py_ssize_t)(some_unknown ? ns : 0), a_name, (const char *)a_glob, (Py_ssize_t)n,
             (const char *)delta, (Py_ssize_t)(8 * n), a_sym, def, (const char *)a_count,
-            (Py_ssize_t)n, (const char *)a_words, (Py_ssize_t)(4 * na), (const char *)marks, (Py_ssize_t)(some_mark ? na : 0), tt);
+            (Py_ssize_t)n, (const char *)a_words, (Py_ssize_t)(4 * na), (const char *)marks,
+            (Py_ssize_t)(some_mark ? na : 0), tt);
         t_sec = s_sec = s_off = a_name = a_sym = NULL;  /* (N: taken, or released on error) */
     }
     goto done;
@@ -2934,7 +2935,8 @@ static PyObject *sp_object_plain(PyObject *self, PyObject *args)
         const unsigned char *d = op_bytes(&c, idx, &len);
         if (!d)
             goto none;
-        if (!plain_by_marks(d, (int64_t)len, m->aoff, alen, mark) && op_moves(&c, idx, d + m->aoff, alen, m->aoff, xen) != 1)
+        if (!plain_by_marks(d, (int64_t)len, m->aoff, alen, mark)
+            && op_moves(&c, idx, d + m->aoff, alen, m->aoff, xen) != 1)
             goto none;
         /* ALT017's ranges (``branch_ranges``): a static entry's replacement */
         ranges[nranges].s = m->aoff;
