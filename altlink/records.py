@@ -1519,11 +1519,7 @@ def _keep_all(cache: ObjectCache, kept: list[tuple[str, ObjectRecord]]) -> None:
     they are many, forked copies beside it: a record's file costs more to create than its
     record costs the extension to make (0.3 ms of the kernel's time a file, on ext4, against
     some 15 us), so the files of a first link's 2,000 records are written on every CPU."""
-    jobs = min(forkmap.cpus(), 8)
-    if jobs < 2 or len(kept) < PARALLEL_MIN:
-        for path, rec in kept:
-            cache.put(path, rec)
-        return
+    jobs = min(forkmap.cpus(), 8) if len(kept) >= PARALLEL_MIN else 1
     step = -(-len(kept) // jobs)
     forkmap.fork_map(partial(_keep_share, cache),
                      [kept[k:k + step] for k in range(0, len(kept), step)])
