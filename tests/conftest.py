@@ -35,3 +35,15 @@ def kernel_build(request):
 def kbuild(kernel_build):
     """The O= directory of that build: vmlinux, vmlinux.alt.json, System.map, the modules."""
     return kernel_build.out
+
+
+@pytest.fixture
+def forks(monkeypatch):
+    """A list that gets an item for each forked copy (``forkmap.Forked``) started while the
+    test runs: whether work was shared, or done here alone."""
+    from altlink import forkmap
+
+    started: list[int] = []
+    start = forkmap.Forked.start
+    monkeypatch.setattr(forkmap.Forked, "start", lambda self: (started.append(1), start(self))[1])
+    return started

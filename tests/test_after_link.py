@@ -107,7 +107,7 @@ def test_the_function_map_of_some_thousands_of_symbols_from_their_columns(tmp_pa
 @pytest.mark.skipif(not forkmap.can_fork() or not shutil.which("aarch64-linux-gnu-ld"),
                     reason="no fork here, or no AArch64 binutils")
 @pytest.mark.parametrize("cpus", [2, 4])
-def test_the_image_checks_stay_here_beside_a_forked_writer(tmp_path, monkeypatch, cpus):
+def test_the_image_checks_stay_here_beside_a_forked_writer(tmp_path, monkeypatch, cpus, forks):
     """A link that writes a manifest forks its writer; on two CPUs the image's checks then
     run here, after the cross-check (a third process would only slow the writer), on more
     beside it in a forked copy as without a writer: the same findings either way."""
@@ -123,9 +123,6 @@ def test_the_image_checks_stay_here_beside_a_forked_writer(tmp_path, monkeypatch
     monkeypatch.setattr(link_mod, "FORK_CROSS_CHECK_FROM", 0)
     monkeypatch.setattr(link_mod, "FORK_IMAGE_CHECKS_FROM", 0)
     monkeypatch.setattr(forkmap, "cpus", lambda: cpus)
-    forks: list[int] = []
-    real_start = forkmap.Forked.start
-    monkeypatch.setattr(forkmap.Forked, "start", lambda self: forks.append(1) or real_start(self))
     opts = Options(Profile("linux-v4.17", NCAPS))
     for k, (cmd, codes) in enumerate(planted_links(tmp_path)):
         got = {}
@@ -141,7 +138,7 @@ def test_the_image_checks_stay_here_beside_a_forked_writer(tmp_path, monkeypatch
 
 @pytest.mark.skipif(not forkmap.can_fork() or not shutil.which("aarch64-linux-gnu-ld"),
                     reason="no fork here, or no AArch64 binutils")
-def test_the_image_checks_of_few_symbols_stay_here(tmp_path, monkeypatch):
+def test_the_image_checks_of_few_symbols_stay_here(tmp_path, monkeypatch, forks):
     """The image's checks are forked only where they cost more than the fork
     (``link.FORK_IMAGE_CHECKS_FROM``, by the image's symbols): a link whose cross-check is
     worth it but whose image has few symbols checks its image here; the same findings."""
@@ -155,9 +152,6 @@ def test_the_image_checks_of_few_symbols_stay_here(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(link_mod, "FORK_CROSS_CHECK_FROM", 0)
-    forks: list[int] = []
-    real_start = forkmap.Forked.start
-    monkeypatch.setattr(forkmap.Forked, "start", lambda self: forks.append(1) or real_start(self))
     opts = Options(Profile("linux-v4.17", NCAPS))
     for k, (cmd, codes) in enumerate(planted_links(tmp_path)):
         got = {}

@@ -170,7 +170,7 @@ def test_a_record_with_entries_kept_under_that_ncaps_is_not_taken(tmp_path):
     assert record_findings([sites], inferred, cache) == checker_findings([sites], inferred)
 
 
-def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch):
+def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch, forks):
     """Enough objects for the work to be shared between processes: the same records, and the
     first unreadable object in input order is the one reported."""
     v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
@@ -179,9 +179,6 @@ def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch):
     # Two CPUs, whatever this machine has (forkmap.cpus reads the affinity mask, not
     # os.cpu_count), and a count of the forks: the work is shared, not done here alone.
     monkeypatch.setattr(forkmap, "cpus", lambda: 2)
-    forks: list[int] = []
-    start = forkmap.Forked.start
-    monkeypatch.setattr(forkmap.Forked, "start", lambda self: (forks.append(1), start(self)))
     want = checker_findings(objs, v417)
     assert {w[0] for w in want} == {"ALT002", "ALT011"}  # caps 4 (a callback's) and 5
     # (with the extension, the records of the objects without findings are made whole here
@@ -206,7 +203,7 @@ def test_records_made_in_parallel_are_the_same(tmp_path, monkeypatch):
         record_findings(objs, v417, None)
 
 
-def test_records_made_in_parallel_name_the_first_unreadable_headers(tmp_path, monkeypatch):
+def test_records_made_in_parallel_name_the_first_unreadable_headers(tmp_path, monkeypatch, forks):
     """Objects mapped without their section headers read (``map_elf``, as a check or link
     reads them): in each process that makes records, the headers of the objects it takes are
     read where it makes their records. An object whose record cannot be made (its symbol
@@ -217,9 +214,6 @@ def test_records_made_in_parallel_name_the_first_unreadable_headers(tmp_path, mo
             for k in range(records.PARALLEL_MIN + 30)]
     originals = {k: objs[k].read_bytes() for k in (5, 70, 90)}
     monkeypatch.setattr(forkmap, "cpus", lambda: 2)
-    forks: list[int] = []
-    start = forkmap.Forked.start
-    monkeypatch.setattr(forkmap.Forked, "start", lambda self: (forks.append(1), start(self)))
     # Where the Python makes the records (the work shared with a forked copy); with the
     # extension, which makes most of them whole here before any fork, below.
     speedups.use(False)

@@ -328,15 +328,11 @@ def planted_links(tmp_path):
     yield linker_command("ld", [far], "x.elf", far_ld), {"ALT016"}
 
 
-def test_the_forked_cross_check_finds_what_the_one_in_process_finds(tmp_path, monkeypatch):
+def test_the_forked_cross_check_finds_what_the_one_in_process_finds(tmp_path, monkeypatch, forks):
     """The cross-check runs in a forked copy where it costs enough to be worth it: its
     findings come back whole (messages, places, entries) and the image's view of an entry it
     reported is still not repeated."""
     monkeypatch.chdir(tmp_path)
-    forks: list[int] = []
-    real_start = link_mod.forkmap.Forked.start
-    monkeypatch.setattr(link_mod.forkmap.Forked, "start",
-                        lambda self: forks.append(1) or real_start(self))
     for k, (cmd, codes) in enumerate(planted_links(tmp_path)):
         got = {}
         for forked in (True, False):

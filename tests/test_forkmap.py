@@ -23,13 +23,10 @@ def flatten(got):
 
 
 @pytest.mark.parametrize("jobs", [1, 2, 3])
-def test_every_chunk_once_and_the_serial_results(jobs, tmp_path, monkeypatch):
+def test_every_chunk_once_and_the_serial_results(jobs, tmp_path, monkeypatch, forks):
     items = list(range(101))
     here = os.getpid()
     mark = tmp_path / "a copy took a chunk"
-    forks: list[int] = []
-    start = forkmap.Forked.start
-    monkeypatch.setattr(forkmap.Forked, "start", lambda self: (forks.append(1), start(self)))
 
     def fn(chunk):
         # This process waits, in its first chunk, for a copy to take one (for up to 20 s):

@@ -24,16 +24,13 @@ def _file_bytes(cache) -> dict:
 
 @pytest.mark.parametrize("many", [False, True])
 def test_a_first_links_records_are_all_kept_as_one_process_keeps_them(tmp_path, monkeypatch,
-                                                                       many):
+                                                                       many, forks):
     if speedups.get() is None:
         pytest.skip("the compiled extension is not built here")
     v417 = options("--abi", "linux-v4.17", "--ncaps", "4")
     n = records.PARALLEL_MIN + 6 if many else records.PARALLEL_MIN - 1
     objs = _objects(tmp_path, n)
     monkeypatch.setattr(forkmap, "cpus", lambda: 2)
-    forks: list[int] = []
-    start = forkmap.Forked.start
-    monkeypatch.setattr(forkmap.Forked, "start", lambda self: (forks.append(1), start(self)))
     shared = tmp_path / "shared"
     want = record_findings(objs, v417, None)
     assert record_findings(objs, v417, shared) == want

@@ -62,7 +62,7 @@ def test_runs_of_a_few_entries_against_the_reference(odd):
         for step in sorted({1, 2, 3, max(n - 1, 1), max(n, 1), n + 1, 256}):
             asked = []
 
-            def filled(holes, asked=asked):
+            def filled(holes, asked=asked, want=want):
                 asked.extend(holes)
                 return [want[k] for k in holes]
 
@@ -167,7 +167,6 @@ def test_manifests_a_run_at_a_time(tmp_path, monkeypatch, run):
     alone (zero, one, a run exactly, a run and one) and the entries of one of its sections
     read at a time: the text the pure Python writes, whatever the run."""
     from test_branches import synthetic_firmware
-
     from test_image_fast import table_columns
 
     inp = Input.load(read_elf(str(synthetic_firmware(tmp_path))))
