@@ -29,7 +29,7 @@ from altlink.findings import Finding, Policy, has_errors
 from altlink.gcpause import keep
 from altlink.linkcmd import gcc_lto_plugin, wrapped_names
 from altlink.linker import LinkStart
-from altlink.linkoutputs import commit, early_texts, make_files, temp_outputs
+from altlink.linkoutputs import EarlyWriter, commit, make_files, temp_outputs, writer_texts
 from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord, default_cache_dir
 from altlink.table import Profile
@@ -172,35 +172,42 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                 numpy_import.join()
             if linker.running():
                 packs.arrays(profile)
-        # What the records' codes read as in the manifest, made while the linker still runs
-        # (a chunk at a time: a linker that ends first waits for one chunk at most), once
-        # numpy is imported: no module is imported here while its thread imports (a
-        # dataclass made here would read its half-imported ``typing``).
-        # The texts kept from earlier links (``textcache``: beside the records) first.
+        # The outputs' writer, forked while the linker still runs where it may be (once numpy
+        # is imported: one thread forks): it reads the codes' texts kept from earlier links
+        # (``textcache``: beside the records), or makes them from the records' columns, while
+        # the linker runs; then waits for the image, reads it itself and writes the outputs,
+        # beside this process's checks. Where it may not be forked, the texts are made here.
+        kept = req.cache_dir if req.manifest and req.cache_dir and \
+            stats["entries"] >= TEXTS_KEPT_FROM else None
+        text_packs = packs if req.manifest and type(packs) is RecordColumns else None
         texts = None
-        kept = req.manifest and req.cache_dir and stats["entries"] >= TEXTS_KEPT_FROM
-        if kept or (req.manifest and type(packs) is RecordColumns):
+        tmp_bin = tmp_manifest = None
+        if not req.sort_table and (req.binary or req.manifest) and linker.running():
             if numpy_import is not None:
                 numpy_import.join()
-            if kept:
-                from altlink import textcache
-
-                texts = textcache.load(req.cache_dir)
-            # (not where texts were kept: a relink's codes are among them but for a few,
-            # which the writer makes)
-            if type(packs) is RecordColumns and (texts is None or not texts.code_json):
-                texts = early_texts(packs, linker.running, texts)
+            if forkmap.can_fork() and linker.running():
+                tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
+                writer = EarlyWriter(req, profile, tmp_image, tmp_bin, tmp_manifest, kept,
+                                     text_packs)
+        if writer is None and (kept or text_packs is not None):
+            # (once numpy is imported: no module is imported here while its thread imports,
+            # and a dataclass made here would read its half-imported ``typing``)
+            if numpy_import is not None:
+                numpy_import.join()
+            texts = writer_texts(kept, text_packs, linker.running)
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
+        if writer is not None:
+            writer.go()
         try:
             image = Input.load(read_elf(tmp_image))
         except AltlinkError as e:  # (an image that is not AArch64, say): named as the output
             raise type(e)(str(e).replace(tmp_image, req.output) + _not_elf_why(cmd, tmp_image)
                           ) from None
         stats["image_entries"] = image.table.size
-        tmp_bin = tmp_manifest = None
-        if not req.sort_table and image.elf.type != ET_REL and (req.binary or req.manifest):
+        if writer is None and not req.sort_table and image.elf.type != ET_REL and \
+                (req.binary or req.manifest):
             tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
             if forkmap.can_fork():  # written by a forked copy while the image is checked
                 writer = forkmap.Forked(partial(make_files, req, image, profile, tmp_image,
@@ -232,9 +239,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                                "link the final image for those")
         outputs.give_new_file_mode(tmp_image, executable=image.elf.type != ET_REL)
         findings = _with_lines(findings, paths={req.output: tmp_image})
-        if writer is not None:
-            writer.result()
-        else:
+        if writer is None or writer.result() is False:  # (False: the early writer wrote none)
             if tmp_bin is None and tmp_manifest is None:
                 tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
             make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts)

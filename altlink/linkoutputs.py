@@ -1,9 +1,12 @@
-"""The link's outputs, made from the checked image: the raw binary and the manifest, written
-into temporary files (by a forked copy while the image is checked, where it can fork), then
-committed beside the image. ``req`` is the link's ``link.LinkRequest``."""
+"""The link's outputs, made from the linked image: the raw binary and the manifest, written
+into temporary files, then committed beside the image once its checks have passed. Where it
+can fork, a copy writes them while the image is checked: one forked while the linker still
+runs (``EarlyWriter``: it prepares what it can until the image is there), else after it.
+``req`` is the link's ``link.LinkRequest``."""
 from __future__ import annotations
 
 import os
+from functools import partial
 
 from altlink import outputs, speedups
 from altlink.linkset import Input
@@ -112,6 +115,107 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
             from altlink import textcache
 
             textcache.save(texts)
+
+
+def writer_texts(kept: str | None, packs, running):
+    """What the image's codes will read as in the manifest (``manifest.CodeTexts``), made
+    while ``running()`` (a link's linker): those kept by earlier links in the cache
+    directory ``kept`` (``textcache``; None: not read), else those made from the records'
+    columns ``packs`` (``early_texts``; None: none). None where neither is asked."""
+    texts = None
+    if kept:
+        from altlink import textcache
+
+        texts = textcache.load(kept)
+    # (not where texts were kept: a relink's codes are among them but for a few, which the
+    # writer makes)
+    if packs is not None and (texts is None or not texts.code_json):
+        texts = early_texts(packs, running, texts)
+    return texts
+
+
+class EarlyWriter:
+    """``make_files`` in a copy forked before the image exists, while the linker runs: it
+    imports what it writes with and makes the codes' texts (``writer_texts``: ``kept``,
+    ``packs``), until ``go()`` says the linker has written the image, which it then reads
+    itself. ``result()``: whether it wrote the outputs (False: it did not; the image is a
+    relocatable object, say, of which the link writes neither)."""
+
+    def __init__(self, req, profile, tmp_image: str, tmp_bin: str | None,
+                 tmp_manifest: str | None, kept: str | None, packs) -> None:
+        from altlink import forkmap
+
+        r, self._w = os.pipe()
+        self._forked = forkmap.Forked(partial(_written_when_linked, r, self._w, req, profile,
+                                              tmp_image, tmp_bin, tmp_manifest, kept, packs))
+        try:
+            self._forked.start()
+        finally:
+            os.close(r)
+
+    def go(self) -> None:
+        """The linker has written the image: read it and write the outputs."""
+        os.write(self._w, b"1")
+        self._close()
+
+    def _close(self) -> None:
+        if self._w is not None:
+            os.close(self._w)  # (the copy reads its end: no go)
+            self._w = None
+
+    def result(self) -> bool:
+        self._close()
+        return self._forked.result()
+
+    def cancel(self) -> None:
+        self._close()
+        self._forked.cancel()
+
+
+class _Go:
+    """The end of ``EarlyWriter``'s pipe that the forked copy reads: a byte, b"1", once the
+    image is written; nothing (the pipe closed) where the link ends without it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.said: bytes | None = None
+
+    def waiting(self) -> bool:
+        """Whether the word is still to come (not waited for)."""
+        if self.said is None:
+            import select
+
+            if not select.select([self.fd], [], [], 0)[0]:
+                return True
+            self.said = os.read(self.fd, 1)
+        return False
+
+    def wait(self) -> bool:
+        """Whether the image is written, once the word comes."""
+        if self.said is None:
+            self.said = os.read(self.fd, 1)
+        os.close(self.fd)
+        return self.said == b"1"
+
+
+def _written_when_linked(r: int, w: int, req, profile, tmp_image: str, tmp_bin: str | None,
+                         tmp_manifest: str | None, kept: str | None, packs) -> bool:
+    os.close(w)  # (the parent's end: the copy sees the pipe closed where the parent ends)
+    from altlink import manifest, rawbin  # noqa: F401 - imported while the linker runs
+    from altlink.elf import ET_REL, read_elf
+
+    go = _Go(r)
+    texts = writer_texts(kept, packs, go.waiting)
+    if not go.wait():
+        return False
+    image = Input.load(read_elf(tmp_image))
+    try:
+        if image.elf.type == ET_REL:
+            return False
+        make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts)
+        return True
+    finally:
+        image.elf.close()
 
 
 def commit(req, tmp_image: str, tmp_bin: str | None,

@@ -1039,7 +1039,7 @@ def test_a_link_makes_what_its_records_codes_read_as_while_its_linker_runs(tmp_p
 
     def early(packs, running, texts=None):
         assert "altlink-numpy" not in [t.name for t in threading.enumerate()]
-        made.append(linkoutputs.early_texts(packs, lambda: True, texts))
+        made.append(real_early(packs, lambda: True, texts))
         made.append(set(made[-1].code_json))
         return made[0]
 
@@ -1047,8 +1047,8 @@ def test_a_link_makes_what_its_records_codes_read_as_while_its_linker_runs(tmp_p
         given.append(args[-1])
         return real(*args)
 
-    real = link_mod.make_files
-    monkeypatch.setattr(link_mod, "early_texts", early)
+    real, real_early = link_mod.make_files, linkoutputs.early_texts
+    monkeypatch.setattr(linkoutputs, "early_texts", early)
     monkeypatch.setattr(link_mod.branches, "prefetch", importing)
     monkeypatch.setattr(link_mod, "make_files", make_files)
     obj = asm(tmp_path, "main", MAIN_S)
