@@ -108,21 +108,29 @@ static int put_ascii(Buf *b, PyObject *s)
     return buf_put(b, (const char *)PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s)) < 0 ? -1 : 1;
 }
 
-/* the decimal digits of ``u``, put */
+/* two decimal digits of each number below 100 */
+static const char DIGITS2[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* the decimal digits of ``u``, put (two at a time, from the last) */
 HOT int put_udec(Buf *b, unsigned long long u)
 {
-    int n = 1;
-    for (unsigned long long v = u; v >= 10; v /= 10)
-        n++;
-    if (buf_room(b, n) < 0)
-        return -1;
-    char *q = b->p + b->n + n;
-    do {
-        *--q = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    b->n += n;
-    return 0;
+    char tmp[20], *q = tmp + sizeof tmp;
+    while (u >= 100) {
+        unsigned i = (unsigned)(u % 100) * 2;
+        u /= 100;
+        q -= 2;
+        memcpy(q, DIGITS2 + i, 2);
+    }
+    if (u >= 10) {
+        q -= 2;
+        memcpy(q, DIGITS2 + 2 * u, 2);
+    } else {
+        *--q = (char)('0' + u);
+    }
+    return buf_put(b, q, tmp + sizeof tmp - q);
 }
 
 /* ``int.__repr__`` of an exact int that fits 64 bits signed: 1 put; 0 not such an int. */
@@ -145,9 +153,13 @@ static int put_dec(Buf *b, PyObject *v)
 /* ``f"{v:#x}"`` of a 64-bit unsigned value */
 HOT int put_hex64(Buf *b, uint64_t x)
 {
+#if defined(__GNUC__) || defined(__clang__)
+    int n = 2 + (x ? (67 - __builtin_clzll(x)) / 4 : 1);  /* "0x" and the hex digits */
+#else
     int n = 3;
     for (uint64_t v = x; v >= 16; v >>= 4)
         n++;
+#endif
     if (buf_room(b, n) < 0)
         return -1;
     char *q = b->p + b->n + n;
@@ -408,8 +420,8 @@ static PyObject *call_k(PyObject *fn, Py_ssize_t k)
     return got;
 }
 
-/* ``repl_text``'s text (a static replacement's fields after its address) into ``t`` (emptied
- * first): its bytes and lines (``codes``' text, else from its plan at ``aa``) and its fix-ups
+/* ``repl_text``'s text (a static replacement's fields after its address), put in ``t``: its
+ * bytes and lines (``codes``' text, else from its plan at ``aa``) and its fix-ups
  * (``put_fixups``): 1 made; 0 not (the Python's); -1 an error. */
 static int repl_fields(Buf *t, PyObject *codes, PyObject *plans, PyObject *code, PyObject *aa,
                        PyObject *alt_len)
@@ -429,7 +441,6 @@ static int repl_fields(Buf *t, PyObject *codes, PyObject *plans, PyObject *code,
     if (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 2)
         return 0;
     PyObject *text = PyTuple_GET_ITEM(got, 0), *branches = PyTuple_GET_ITEM(got, 1);
-    t->n = 0;
     if (text == Py_None) {
         if ((r = PUT_LIT(t, "\"bytes\": \"")) < 0 || (r = put_bytes_hex(t, code)) <= 0)
             return r;
@@ -458,39 +469,65 @@ typedef struct {
     Py_ssize_t n;
     const char *strtab;
     Py_ssize_t strtab_len;
+    /* the last lookup's (a table's sites come mostly in the order of their addresses, many
+     * in one function): its position (bisect_right's, -1 for none yet), and the name there
+     * (its length; where ``name`` is NULL, not yet read) */
+    Py_ssize_t last;
+    const char *name;
+    Py_ssize_t name_n;
 } NameIndex;
 
 /* ``_name_json(Symbolizer.at_address(addr))`` from the table of names: the name of the
  * nearest value at or before ``addr``, with ``+0x...`` where the address is past it, "null"
  * before the first: 1 put; 0 not (a name that is empty or not printable ASCII but for '"'
  * and '\\': the Python's); -1 an error. */
-static int put_name_at(Buf *b, const NameIndex *ix, uint64_t addr)
+static int put_name_at(Buf *b, NameIndex *ix, uint64_t addr)
 {
-    Py_ssize_t lo = 0, hi = ix->n;
-    while (lo < hi) {  /* (the first value above addr: bisect_right) */
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (ix->keys[mid] <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
+    Py_ssize_t lo = ix->last;
+    /* (the last lookup's position where it holds addr, else the next one's, else a search) */
+    if (!(lo >= 0 && (lo == 0 || ix->keys[lo - 1] <= addr) &&
+          (lo == ix->n || ix->keys[lo] > addr))) {
+        if (lo >= 0 && lo < ix->n && ix->keys[lo] <= addr &&
+            (lo + 1 == ix->n || ix->keys[lo + 1] > addr)) {
+            lo++;
+        } else {
+            Py_ssize_t hi = ix->n;
+            lo = 0;
+            while (lo < hi) {  /* (the first value above addr: bisect_right) */
+                Py_ssize_t mid = lo + (hi - lo) / 2;
+                if (ix->keys[mid] <= addr)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+        }
+    }
+    if (lo != ix->last) {
+        ix->last = lo;
+        ix->name = NULL;
     }
     if (lo == 0)
         return PUT_LIT(b, "null") < 0 ? -1 : 1;
-    int64_t off = ix->offs[lo - 1];
-    if (off < 0 || off >= ix->strtab_len)
-        return 0;
-    const char *p = ix->strtab + off;
-    const char *end = memchr(p, 0, (size_t)(ix->strtab_len - off));
-    Py_ssize_t n = end ? end - p : ix->strtab_len - off;
-    if (n == 0)
-        return 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] >= 0x7f)
+    if (!ix->name) {
+        int64_t off = ix->offs[lo - 1];
+        if (off < 0 || off >= ix->strtab_len)
             return 0;
+        const char *p = ix->strtab + off;
+        const char *end = memchr(p, 0, (size_t)(ix->strtab_len - off));
+        Py_ssize_t n = end ? end - p : ix->strtab_len - off;
+        if (n == 0)
+            return 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] >= 0x7f)
+                return 0;
+        ix->name = p;
+        ix->name_n = n;
+    }
+    Py_ssize_t n = ix->name_n;
     if (buf_room(b, n + 2) < 0)
         return -1;
     b->p[b->n++] = '"';
-    memcpy(b->p + b->n, p, (size_t)n);
+    memcpy(b->p + b->n, ix->name, (size_t)n);
     b->n += n;
     uint64_t delta = addr - ix->keys[lo - 1];
     if (delta && (buf_put(b, "+", 1) < 0 || put_hex64(b, delta) < 0))
@@ -504,7 +541,6 @@ typedef struct {
         *cap_raws, *index, *a_addr, *a_code, *alt_lens, *s_addr, *s_code, *s_bin, *s_file,
         *orig_lens, *src, *names;
     NameIndex ix;  /* where ``names`` is a table of names (ix.keys not NULL) */
-    Buf t;         /* a site's or replacement's text */
     /* where not NULL, the sites' file and raw binary offsets as 64-bit unsigned items
      * (``s_file`` and ``s_bin`` given as arrays), instead of their lists */
     const unsigned char *file_u, *bin_u;
@@ -530,15 +566,50 @@ HOT int put_index(Buf *b, Entries *c, Py_ssize_t k)
     return put_dec(b, PyList_GET_ITEM(c->index, k));
 }
 
+/* The text made by the Python function ``fn`` (``site_text`` or ``repl_text``) of entry
+ * ``k``, put: 1; 0 not ASCII text (the entry is the Python's); -1 an error. */
+static int put_call(Buf *b, PyObject *fn, Py_ssize_t k)
+{
+    PyObject *got = call_k(fn, k);
+    if (!got)
+        return -1;
+    int r = put_ascii(b, got);
+    Py_DECREF(got);
+    return r;
+}
+
+/* The site's bytes and disassembly, ``codes[code][0]`` (``site_text``'s where that is None:
+ * its bytes and its lines' plan at ``sa``, else the Python's), put: 1, 0 or -1 as above. */
+static int put_site_code(Buf *b, Entries *c, Py_ssize_t k, PyObject *code, PyObject *sa)
+{
+    int r;
+    PyObject *got = PyDict_GetItemWithError(c->codes, code);
+    if (!got)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) < 1)
+        return 0;
+    PyObject *st = PyTuple_GET_ITEM(got, 0);
+    if (st != Py_None)
+        return put_ascii(b, st);
+    Py_ssize_t mark = b->n;
+    unsigned long long addr = PyLong_AsUnsignedLongLong(sa);  /* (put_hex took it) */
+    if ((r = PUT_LIT(b, "\"bytes\": \"")) < 0 || (r = put_bytes_hex(b, code)) < 0)
+        return -1;
+    if (r > 0 && (PUT_LIT(b, "\", \"disasm\": ") < 0 ||
+                  (r = put_plan(b, c->plans, code, addr)) < 0))
+        return -1;
+    if (r > 0)
+        return 1;
+    b->n = mark;
+    return put_call(b, c->site_text, k);
+}
+
 /* Entry ``k``'s text, put in ``b`` (``entry_texts``' comment): 1 put; 0 not (the Python
- * writes it; part of it may be in ``b``); -1 an error. */
+ * writes it; part of it may be in ``b``); -1 an error. Each field is written straight into
+ * ``b`` where it is looked up (a text made by the Python's ``site_text`` or ``repl_text``
+ * too: no reference held to a dict's text while the Python runs). */
 static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
 {
-    Buf *t = &c->t;
-    /* the site's and the replacement's texts: borrowed (the dicts'), or made here and held
-     * in st_new, rc_new (new references: not a reference count written in a page the
-     * forked writer shares with its parent, for each entry) */
-    PyObject *st = NULL, *rc = NULL, *st_new = NULL, *rc_new = NULL;
     int r;
     PyObject *cb = PyList_GET_ITEM(c->callback, k);
     int is_cb = cb == Py_True ? 1 : cb == Py_False ? 0 : -1;
@@ -547,45 +618,13 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
     PyObject *head = PyDict_GetItemWithError(c->heads, PyList_GET_ITEM(c->cap_raws, k));
     if (!head)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *aa = PyList_GET_ITEM(c->a_addr, k);
-    /* the site's code text */
-    PyObject *got = PyDict_GetItemWithError(c->codes, PyList_GET_ITEM(c->s_code, k));
-    if (!got)
-        return PyErr_Occurred() ? -1 : 0;
-    if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) < 1)
+    PyObject *aa = PyList_GET_ITEM(c->a_addr, k), *sa = PyList_GET_ITEM(c->s_addr, k);
+    if (!PyLong_CheckExact(sa))  /* (the site's address: the Python's, put_hex below) */
         return 0;
-    st = PyTuple_GET_ITEM(got, 0);
-    if (st == Py_None) {  /* its bytes and its lines' plan at the site, else the Python's */
-        PyObject *sa = PyList_GET_ITEM(c->s_addr, k), *code = PyList_GET_ITEM(c->s_code, k);
-        unsigned long long addr = PyLong_CheckExact(sa) ? PyLong_AsUnsignedLongLong(sa) : 0;
-        st = NULL;
-        if (PyLong_CheckExact(sa) && !(addr == (unsigned long long)-1 && PyErr_Occurred())) {
-            t->n = 0;
-            if (PUT_LIT(t, "\"bytes\": \"") < 0 || (r = put_bytes_hex(t, code)) < 0)
-                return -1;
-            if (r > 0 && (PUT_LIT(t, "\", \"disasm\": ") < 0 ||
-                          (r = put_plan(t, c->plans, code, addr)) < 0))
-                return -1;
-            if (r > 0) {
-                st_new = PyUnicode_New(t->n, 127);
-                if (!st_new)
-                    return -1;
-                memcpy(PyUnicode_DATA(st_new), t->p, (size_t)t->n);
-            }
-        } else {
-            PyErr_Clear();
-        }
-        if (!st_new && !(st_new = call_k(c->site_text, k)))
-            return -1;
-        st = st_new;
-    }
     if (is_cb) {
         PyObject *cbt = PyDict_GetItemWithError(c->cbs, aa);
-        if (!cbt) {
-            if (PyErr_Occurred())
-                goto error;
-            goto hole;
-        }
+        if (!cbt)
+            return PyErr_Occurred() ? -1 : 0;
         TRY(PUT_LIT(b, "{\"callback\": ") == 0 ? 1 : -1);
         TRY(put_ascii(b, cbt));
         TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
@@ -594,33 +633,10 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
         TRY(put_index(b, c, k));
         TRY(PUT_LIT(b, ", \"kind\": \"callback\", \"replacement\": null, ") == 0 ? 1 : -1);
     } else {
-        rc = PyDict_GetItemWithError(c->simple, PyList_GET_ITEM(c->a_code, k));
-        if (!rc) {
-            if (PyErr_Occurred())
-                goto error;
-            goto hole;
-        }
-        if (rc == Py_None) {  /* its text and fix-ups at its address, else the Python's */
-            rc = NULL;
-            if ((r = repl_fields(t, c->codes, c->plans, PyList_GET_ITEM(c->a_code, k), aa,
-                                 PyList_GET_ITEM(c->alt_lens, k))) < 0)
-                goto error;
-            if (r > 0) {
-                rc_new = PyUnicode_New(t->n, 127);
-                if (!rc_new)
-                    goto error;
-                memcpy(PyUnicode_DATA(rc_new), t->p, (size_t)t->n);
-            }
-            if (!rc_new) {
-                /* (the site's text held before the Python runs: borrowed, it is only while
-                 * nothing changes its dict) */
-                if (!st_new)
-                    st_new = Py_NewRef(st);
-                if (!(rc_new = call_k(c->repl_text, k)))
-                    goto error;
-            }
-            rc = rc_new;
-        }
+        PyObject *code = PyList_GET_ITEM(c->a_code, k);
+        PyObject *rc = PyDict_GetItemWithError(c->simple, code);
+        if (!rc)
+            return PyErr_Occurred() ? -1 : 0;
         TRY(PUT_LIT(b, "{\"callback\": null, ") == 0 ? 1 : -1);
         TRY(put_ascii(b, head));
         TRY(PUT_LIT(b, "\"index\": ") == 0 ? 1 : -1);
@@ -629,18 +645,26 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
             ? 1 : -1);
         TRY(put_hex(b, aa));
         TRY(PUT_LIT(b, "\", ") == 0 ? 1 : -1);
-        TRY(put_ascii(b, rc));
+        if (rc != Py_None) {
+            TRY(put_ascii(b, rc));
+        } else {  /* its text and fix-ups at its address, else the Python's */
+            Py_ssize_t mark = b->n;
+            if ((r = repl_fields(b, c->codes, c->plans, code, aa,
+                                 PyList_GET_ITEM(c->alt_lens, k))) < 0)
+                goto error;
+            if (r == 0) {
+                b->n = mark;
+                TRY(put_call(b, c->repl_text, k));
+            }
+        }
         TRY(PUT_LIT(b, "}, ") == 0 ? 1 : -1);
-        Py_CLEAR(rc_new);
     }
-    PyObject *sa = PyList_GET_ITEM(c->s_addr, k);
     TRY(PUT_LIT(b, "\"site\": {\"address\": \"") == 0 ? 1 : -1);
     TRY(put_hex(b, sa));
     TRY(PUT_LIT(b, "\", \"bin_offset\": ") == 0 ? 1 : -1);
     TRY(put_offset(b, c->bin_u, c->s_bin, k));
     TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
-    TRY(put_ascii(b, st));
-    Py_CLEAR(st_new);
+    TRY(put_site_code(b, c, k, PyList_GET_ITEM(c->s_code, k), sa));
     TRY(PUT_LIT(b, ", \"file_offset\": ") == 0 ? 1 : -1);
     TRY(put_offset(b, c->file_u, c->s_file, k));
     TRY(PUT_LIT(b, ", \"length\": ") == 0 ? 1 : -1);
@@ -657,12 +681,8 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
     TRY(PUT_LIT(b, "}}") == 0 ? 1 : -1);
     return 1;
 hole:
-    Py_XDECREF(st_new);
-    Py_XDECREF(rc_new);
     return 0;
 error:
-    Py_XDECREF(st_new);
-    Py_XDECREF(rc_new);
     return -1;
 }
 
@@ -769,6 +789,7 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         c.ix.n = kb.len / 8;
         c.ix.strtab = PyBytes_AS_STRING(strtab);
         c.ix.strtab_len = PyBytes_GET_SIZE(strtab);
+        c.ix.last = -1;
         if (!c.ix.n)
             c.ix.keys = (const uint64_t *)"";  /* (not NULL: the table is used, and empty) */
     }
@@ -835,7 +856,6 @@ fail:
         Py_CLEAR(b.bytes);
     else
         PyMem_Free(b.p);
-    PyMem_Free(c.t.p);
     if (have_ix) {
         PyBuffer_Release(&kb);
         PyBuffer_Release(&ob);
@@ -1015,7 +1035,7 @@ done:
  * for its length and no bytes. Each column a list or tuple of the entries' length. None
  * where a value is not what ``pack`` takes (an exact int, 64-bit or 16-bit unsigned) or
  * bytes (the Python then packs, or fails as it does). */
-static int put_le(Buf *b, PyObject *v, int size)
+HOT int put_le(Buf *b, PyObject *v, int size)
 {
     if (!PyLong_CheckExact(v))
         return 0;
@@ -1026,10 +1046,21 @@ static int put_le(Buf *b, PyObject *v, int size)
     }
     if (size == 2 && x > 0xFFFF)
         return 0;
-    unsigned char tmp[8];
-    for (int i = 0; i < size; i++)
-        tmp[i] = (unsigned char)(x >> (8 * i));
-    return buf_put(b, (const char *)tmp, size) < 0 ? -1 : 1;
+    if (buf_room(b, size) < 0)
+        return -1;
+    unsigned char *q = (unsigned char *)b->p + b->n;
+    b->n += size;
+    q[0] = (unsigned char)x;  /* (each byte stored: the compiler merges the stores) */
+    q[1] = (unsigned char)(x >> 8);
+    if (size == 2)
+        return 1;
+    q[2] = (unsigned char)(x >> 16);
+    q[3] = (unsigned char)(x >> 24);
+    q[4] = (unsigned char)(x >> 32);
+    q[5] = (unsigned char)(x >> 40);
+    q[6] = (unsigned char)(x >> 48);
+    q[7] = (unsigned char)(x >> 56);
+    return 1;
 }
 
 static int put_raw(Buf *b, PyObject *v)
