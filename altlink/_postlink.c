@@ -868,20 +868,25 @@ fail:
 }
 
 /* -- manifest._Records._places_np's codes ------------------------------------------------
+ * places_codes(datas, columns, known=None) -> list[list[bytes]] | None
+ * For each (idx, off, length) of ``columns``: ``[datas[i][o:o + k] for i, o, k in zip(idx,
+ * off, length)]``, of the columns' buffers (each of 64-bit items: ``idx`` signed, ``off`` and
+ * ``length`` unsigned, of one length); ``datas`` a dict of bytes by section index. None where
+ * an index is not in ``datas`` or its bytes are not bytes (the Python then says so, or reads
+ * them), or a triple's buffers are not of one length.
+ * Equal codes are one object, in all the columns: the key of ``known`` (a dict, the texts'
+ * ``code_json``) of those bytes where it has one, else the first made (a link's 80,000
+ * places, sites and replacements, hold about 20,000 codes: no object made for each, and the
+ * dicts they are looked up in then find their own keys, hashed once). ``known``'s keys are
+ * read once for all the columns.
  * place_codes(datas, idx, off, length, known=None) -> list[bytes] | None
- * ``[datas[i][o:o + k] for i, o, k in zip(idx, off, length)]``, of the columns' buffers (each
- * of 64-bit items: ``idx`` signed, ``off`` and ``length`` unsigned, of one length); ``datas``
- * a dict of bytes by section index. None where an index is not in ``datas`` or its bytes are
- * not bytes (the Python then says so, or reads them).
- * Equal codes are one object: the key of ``known`` (a dict, the texts' ``code_json``) of
- * those bytes where it has one, else the first made (a link's 80,000 places hold about
- * 20,000 codes: no object made for each, and the dicts they are looked up in then find
- * their own keys, hashed once). */
+ * The same of one triple. */
 
-/* A set of bytes objects (borrowed: ``known``'s keys and the result list's items), by
- * their bytes: open addressing, each slot the object and its hash. */
+/* A set of bytes objects (borrowed: ``known``'s keys and the result lists' items), by
+ * their bytes: open addressing, each slot the object and the bytes' hash (``code_hash``:
+ * this set's own, not Python's). */
 typedef struct {
-    Py_hash_t h;
+    uint64_t h;
     PyObject *o;
 } CodeSlot;
 
@@ -890,9 +895,25 @@ typedef struct {
     size_t mask, used;
 } CodeSet;
 
+/* A hash of ``p[:n]`` for the set (a few multiplications a code: most codes are one or two
+ * words). */
+static uint64_t code_hash(const char *p, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 29);
+}
+
 /* The slot of the bytes ``p[:n]`` (hash ``h``): the one that holds them, or the empty slot
  * where they go. */
-static CodeSlot *codeset_find(const CodeSet *t, const char *p, Py_ssize_t n, Py_hash_t h)
+static CodeSlot *codeset_find(const CodeSet *t, const char *p, Py_ssize_t n, uint64_t h)
 {
     for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
         CodeSlot *s = &t->s[i];
@@ -902,12 +923,15 @@ static CodeSlot *codeset_find(const CodeSet *t, const char *p, Py_ssize_t n, Py_
     }
 }
 
-/* Room for one more (the table kept at most half full): 0, or -1. */
-static int codeset_room(CodeSet *t)
+/* Room for ``more`` more (the table kept at most half full; its first size for ``more``):
+ * 0, or -1. */
+static int codeset_room(CodeSet *t, size_t more)
 {
-    if (t->s && 2 * (t->used + 1) <= t->mask + 1)
+    if (t->s && 2 * (t->used + more) <= t->mask + 1)
         return 0;
     size_t size = t->s ? 2 * (t->mask + 1) : 1024;
+    while (size < 2 * (t->used + more))
+        size *= 2;
     CodeSlot *old = t->s, *s = PyMem_Calloc(size, sizeof(CodeSlot));
     if (!s) {
         PyErr_NoMemory();
@@ -924,46 +948,31 @@ static int codeset_room(CodeSet *t)
     return 0;
 }
 
-/* Put the bytes object ``o`` (hash ``h``) in the set where its bytes are not yet: 0, or -1. */
-static int codeset_add(CodeSet *t, PyObject *o, Py_hash_t h)
+/* The codes of one triple of columns (``places_codes``), equal ones one object through
+ * ``set``: a new list; None (a new reference) where the Python reads them; NULL on an
+ * error. */
+static PyObject *column_codes(PyObject *datas, PyObject *cols, CodeSet *set)
 {
-    if (codeset_room(t) < 0)
-        return -1;
-    CodeSlot *s = codeset_find(t, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), h);
-    if (!s->o) {
-        s->o = o;
-        s->h = h;
-        t->used++;
-    }
-    return 0;
-}
-
-static PyObject *pl_place_codes(PyObject *self, PyObject *args)
-{
-    PyObject *datas, *known = Py_None;
     Py_buffer ib, ob, lb;
-    if (!PyArg_ParseTuple(args, "O!y*y*y*|O", &PyDict_Type, &datas, &ib, &ob, &lb, &known))
+    if (!PyTuple_Check(cols) || PyTuple_GET_SIZE(cols) != 3) {
+        PyErr_SetString(PyExc_TypeError, "places_codes: a column is not (idx, off, length)");
         return NULL;
+    }
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 0), &ib, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 1), &ob, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&ib);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 2), &lb, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&ib);
+        PyBuffer_Release(&ob);
+        return NULL;
+    }
     PyObject *out = NULL, *key = NULL;
-    CodeSet set = {NULL, 0, 0};
     Py_ssize_t n = ib.len / 8;
     if (ib.len % 8 || ob.len != ib.len || lb.len != ib.len)
         goto none;
-    if (known != Py_None) {
-        if (!PyDict_Check(known)) {
-            PyErr_SetString(PyExc_TypeError, "place_codes: known is not a dict");
-            goto done;
-        }
-        Py_ssize_t pos = 0;
-        PyObject *k, *v;
-        while (PyDict_Next(known, &pos, &k, &v)) {
-            if (!PyBytes_CheckExact(k))
-                continue;
-            Py_hash_t h = PyObject_Hash(k);  /* (a dict's key: hashed already) */
-            if (h == -1 || codeset_add(&set, k, h) < 0)
-                goto fail;
-        }
-    }
     out = PyList_New(n);
     if (!out)
         goto done;
@@ -995,10 +1004,10 @@ static PyObject *pl_place_codes(PyObject *self, PyObject *args)
         uint64_t start = o < size ? o : size;
         uint64_t count = len < size - start ? len : size - start;
         const char *p = PyBytes_AS_STRING(data) + start;
-        Py_hash_t h = _Py_HashBytes(p, (Py_ssize_t)count);
-        if (codeset_room(&set) < 0)
+        uint64_t h = code_hash(p, (size_t)count);
+        if (codeset_room(set, 1) < 0)
             goto fail;
-        CodeSlot *s = codeset_find(&set, p, (Py_ssize_t)count, h);
+        CodeSlot *s = codeset_find(set, p, (Py_ssize_t)count, h);
         PyObject *code = s->o;
         if (code) {
             Py_INCREF(code);
@@ -1007,7 +1016,7 @@ static PyObject *pl_place_codes(PyObject *self, PyObject *args)
                 goto fail;
             s->o = code;  /* (borrowed: the list holds it) */
             s->h = h;
-            set.used++;
+            set->used++;
         }
         PyList_SET_ITEM(out, k, code);
     }
@@ -1019,11 +1028,96 @@ none:
     Py_CLEAR(out);
     out = Py_NewRef(Py_None);
 done:
-    PyMem_Free(set.s);
     PyBuffer_Release(&ib);
     PyBuffer_Release(&ob);
     PyBuffer_Release(&lb);
     return out;
+}
+
+/* ``places_codes``' (``place_codes``' with ``one``: the first list alone) */
+static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *known, int one)
+{
+    PyObject *out = NULL, *seq = NULL;
+    CodeSet set = {NULL, 0, 0};
+    if (!PyDict_Check(datas)) {
+        PyErr_SetString(PyExc_TypeError, "places_codes: datas is not a dict");
+        return NULL;
+    }
+    if (known != Py_None) {
+        if (!PyDict_Check(known)) {
+            PyErr_SetString(PyExc_TypeError, "places_codes: known is not a dict");
+            return NULL;
+        }
+        if (codeset_room(&set, (size_t)PyDict_GET_SIZE(known) + 1024) < 0)
+            return NULL;
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(known, &pos, &k, &v)) {
+            if (!PyBytes_CheckExact(k))
+                continue;
+            const char *p = PyBytes_AS_STRING(k);
+            Py_ssize_t n = PyBytes_GET_SIZE(k);
+            uint64_t h = code_hash(p, (size_t)n);
+            if (codeset_room(&set, 1) < 0)
+                goto done;
+            CodeSlot *s = codeset_find(&set, p, n, h);
+            if (!s->o) {
+                s->o = k;
+                s->h = h;
+                set.used++;
+            }
+        }
+    }
+    if (!(seq = PySequence_Fast(columns, "places_codes: columns is not a sequence")))
+        goto done;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    PyObject *lists = PyList_New(m);
+    if (!lists)
+        goto done;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *got = column_codes(datas, PySequence_Fast_GET_ITEM(seq, j), &set);
+        if (!got || got == Py_None) {
+            Py_DECREF(lists);
+            out = got;
+            goto done;
+        }
+        PyList_SET_ITEM(lists, j, got);
+    }
+    if (one) {
+        out = Py_NewRef(PyList_GET_ITEM(lists, 0));
+        Py_DECREF(lists);
+    } else {
+        out = lists;
+    }
+done:
+    Py_XDECREF(seq);
+    PyMem_Free(set.s);
+    return out;
+}
+
+static PyObject *pl_places_codes(PyObject *self, PyObject *args)
+{
+    PyObject *datas, *columns, *known = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|O", &datas, &columns, &known))
+        return NULL;
+    return codes_of_columns(datas, columns, known, 0);
+}
+
+static PyObject *pl_place_codes(PyObject *self, PyObject *args)
+{
+    PyObject *datas, *idx, *off, *length, *known = Py_None;
+    if (!PyArg_ParseTuple(args, "O!OOO|O", &PyDict_Type, &datas, &idx, &off, &length, &known))
+        return NULL;
+    PyObject *cols = PyTuple_Pack(3, idx, off, length);
+    if (!cols)
+        return NULL;
+    PyObject *one = PyTuple_Pack(1, cols);
+    Py_DECREF(cols);
+    if (!one)
+        return NULL;
+    PyObject *got = codes_of_columns(datas, one, known, 1);
+    Py_DECREF(one);
+    return got;
 }
 
 /* -- binding.digest_of_places' bytes ---------------------------------------------------
@@ -1131,6 +1225,9 @@ static PyMethodDef methods[] = {
      "manifest._Records._from_columns' entries' texts (None where the Python writes one)"},
     {"place_codes", pl_place_codes, METH_VARARGS,
      "manifest._Records._places_np's codes, or None"},
+    {"places_codes", pl_places_codes, METH_VARARGS,
+     "manifest._Records._places_np's codes of several columns, equal ones one object, or "
+     "None"},
     {"places_blob", pl_places_blob, METH_VARARGS,
      "binding.digest_of_places' bytes of every entry's places, or None"},
     {NULL, NULL, 0, NULL},

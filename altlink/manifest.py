@@ -360,11 +360,16 @@ class _Records:
         index_of = None
         if self.site_names is None and speedups.postlink() is not None:
             index_of = partial(_name_index, self.names, self.elf)
+        # (the compiled reader's codes of both places at once: equal ones one object in both)
+        codes = self._codes_np(((c["site_sec"], c["site_off"], c["orig_len"]),
+                                (c["alt_sec"], c["alt_off"], c["alt_len"])))
         return self._from_columns(
             range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
             self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"],
-                            arrays=speedups.postlink() is not None),
-            self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"], False),
+                            arrays=speedups.postlink() is not None,
+                            codes=codes and codes[0]),
+            self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"], False,
+                            codes=codes and codes[1]),
             table.entry, names_of, joined, index_of)
 
     def _from_columns(self, index, s_addr, a_addr, cap_raws, orig_lens, alt_lens, site, repl,
@@ -582,14 +587,35 @@ class _Records:
                                               b[2], sec.size)
         return info
 
+    def _codes_np(self, columns) -> list[list[bytes]] | None:
+        """The bytes of the places of each (section index, offset, length) of ``columns``
+        (a table's, as ``_places_np`` takes them), as ``_places_np`` slices them before it
+        empties those it does not read from their section, made by the compiled
+        ``places_codes``: equal codes one object in all of them, the texts' key where they
+        know the code. None where it is not used (``_places_np`` then slices them)."""
+        import numpy as np
+
+        pl = speedups.postlink()
+        if pl is None:
+            return None
+        info = self._place_info(np.flatnonzero(np.bincount(np.concatenate(
+            [idx for idx, _, _ in columns]))).tolist())
+        datas = {i: b"" if g is None else g[3] for i, g in info.items()}
+        return pl.places_codes(datas, [(np.ascontiguousarray(idx, dtype=np.int64),
+                                        off.astype(np.uint64, copy=False),
+                                        length.astype(np.uint64, copy=False))
+                                       for idx, off, length in columns], self._code_json)
+
     def _places_np(self, idx, off, addr, length, offsets: bool = True,
-                   arrays: bool = False) -> tuple[list, list | None, list | None, list[int]]:
+                   arrays: bool = False, codes: list | None = None
+                   ) -> tuple[list, list | None, list | None, list[int]]:
         """``_places`` of the columns of a table read with numpy (``Table.columns``: arrays),
         the offsets and the places' tests made for all at once. Without ``offsets``, the file
         and raw binary offsets are None (a replacement's: not written); with ``arrays``, they
         are arrays (64-bit unsigned; the raw binary's still a list where there is none), as
         ``_postlink.entry_texts`` reads them, their values at the places not read from their
-        section (``bad``) whatever they are."""
+        section (``bad``) whatever they are. ``codes``: the places' bytes, made before
+        (``_codes_np``'s), emptied here where they are not read from their section."""
         import numpy as np
 
         n = len(idx)
@@ -619,9 +645,9 @@ class _Records:
             if type(g[4]) is not str:
                 bins[at] = o + np.uint64(g[4])
         pl = speedups.postlink()
-        codes = None if pl is None else \
-            pl.place_codes(datas, np.ascontiguousarray(idx, dtype=np.int64), off, length,
-                           self._code_json)
+        if codes is None and pl is not None:
+            codes = pl.place_codes(datas, np.ascontiguousarray(idx, dtype=np.int64), off,
+                                   length, self._code_json)
         if codes is None:  # (compiled: the same slices)
             codes = [d[o:o + k] for d, o, k in zip(map(datas.__getitem__, idx.tolist()),
                                                    off.tolist(), length.tolist())]
