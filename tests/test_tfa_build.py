@@ -1,0 +1,203 @@
+"""altlink in a firmware build it was not written for (tests/tfabuild.py): Trusted Firmware-A
+2.8 from Debian bookworm's source, built for QEMU's virt machine and for Arm's FVP, with
+``make LD="altlink link -- LINKER"`` and no altlink option at all (or with altlink under
+ld's names first in ``PATH``), in six link shapes (``tfabuild.CONFIGS``).
+
+TF-A has no alternatives, so altlink has to stay out of the way: every link of each build
+goes through altlink and is clean, with an empty manifest beside each image; each image is
+byte for byte what the linker alone links from the same command, and its link map the
+same but for the output's name, which is the real output's; ``make`` run again relinks
+nothing; and BL1, BL2 and BL31 boot under qemu-system-aarch64 into a small BL33 of the
+test's, which BL31's PSCI then powers off.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import tfabuild
+from toolchain import altlink
+
+# The first use compiles TF-A six times (about 40 s of CPU; with the download, more).
+pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(1200)]
+
+
+@pytest.fixture(scope="session")
+def tfa_build():
+    return tfabuild.build()
+
+
+def _config(tfa_build, name: str) -> tfabuild.Config:
+    c = tfa_build.config(name)
+    if c not in tfa_build.configs:
+        pytest.skip(f"{name}: this machine lacks one of {c.needs or ('the altlink program',)}")
+    return c
+
+
+def test_every_link_of_the_tfa_builds_goes_through_altlink_clean(tfa_build):
+    links = tfa_build.links()
+    by_output = {r["output"]: r for r in links}
+    assert len(by_output) == len(links)  # each image linked once
+    want = {str(tfa_build.build_dir(c) / image) for c in tfa_build.configs for image in c.images}
+    assert set(by_output) == want
+    said = {out for c in tfa_build.configs for out in tfa_build.link_commands(c)}
+    assert said == want  # each link make ran (V=1) went through altlink, and no other
+    for r in links:
+        assert r["linked"] and r["findings"] == [] and r["errors"] == 0, r
+        assert r["objects"] > 20, r  # read and checked, not passed by as a foreign link
+        assert r["entries"] == r["image_entries"] == 0, r
+        manifest = r["output"] + ".alt.json"
+        assert r["written"] == [r["output"], manifest], r
+        assert json.loads(open(manifest).read())["entries"] == []
+    assert len(links) >= 14
+
+
+def _bare_link(words: list[str], bare_out) -> list[str]:
+    """``words`` (a link command) writing ``bare_out`` and its map beside it: ``-o FILE``,
+    ``-Map=FILE`` or ``-Wl,-Map=FILE`` changed."""
+    words = list(words)
+    words[words.index("-o") + 1] = str(bare_out)
+    for i, w in enumerate(words):
+        if "-Map=" in w:
+            words[i] = w.split("-Map=")[0] + f"-Map={bare_out}.map"
+    return words
+
+
+# gcc's LTO names its partitions in the map by temporary files of its own, new each link
+LTRANS = re.compile(r"/tmp/cc\w+\.ltrans(\d+)\.ltrans\.o")
+
+
+def _map(path, output) -> str:
+    return LTRANS.sub(r"LTRANS\1", path.read_text().replace(str(output), "OUTPUT"))
+
+
+@pytest.mark.parametrize("name", [c.name for c in tfabuild.CONFIGS])
+def test_the_images_are_what_the_linker_alone_links(tfa_build, tmp_path, name):
+    """Each link as make ran it, run again with the linker alone (the words after
+    altlink's ``--``; the masquerade's ``ld.bfd`` is /usr/bin's without altlink's directory
+    in PATH), writing elsewhere: the same image, byte for byte, and the same link map but for
+    the output's name (GNU ld's maps say ``OUTPUT(<the real output> ...)``)."""
+    c = _config(tfa_build, name)
+    for output, words in tfa_build.link_commands(c).items():
+        bare = tmp_path / output.replace("/", "_")
+        p = subprocess.run(_bare_link(words, bare), cwd=tfa_build.src,
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert bare.read_bytes() == open(output, "rb").read(), output
+        map_file = Path(output[:-len(".elf")] + ".map")
+        assert _map(bare.with_name(bare.name + ".map"), bare) == _map(map_file, output), output
+        if c.linker != "ld.lld":  # (ld.lld's map does not name the output)
+            assert f"OUTPUT({output} elf64-littleaarch64)" in map_file.read_text()
+
+
+@pytest.mark.parametrize("name", [c.name for c in tfabuild.CONFIGS])
+def test_make_again_links_nothing(tfa_build, tmp_path, name):
+    """``make`` a second time with the same command: every image is up to date (altlink
+    left nothing that makes make link again, nor changed an image's time), no link runs."""
+    c = _config(tfa_build, name)
+    log = tmp_path / "links.jsonl"
+    before = {i: (tfa_build.build_dir(c) / i).stat().st_mtime_ns for i in c.images}
+    p = subprocess.run(tfa_build.make_args(c), capture_output=True, text=True,
+                       env=tfa_build.env(c, log))
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert not log.exists(), log.read_text()
+    assert " -o " not in p.stdout, p.stdout[-2000:]
+    assert {i: (tfa_build.build_dir(c) / i).stat().st_mtime_ns for i in c.images} == before
+
+
+def test_under_lds_name_alone_tfa_passes_altlink_by(tfa_build, tmp_path):
+    """Why the masquerade config names altlink ``aarch64-linux-gnu-ld.bfd`` too: TF-A's make
+    links with ``${CROSS_COMPILE}ld.bfd`` wherever PATH has one. A copy of that build, its
+    BL31 linked again: with altlink under ``aarch64-linux-gnu-ld`` alone first in PATH, make
+    links it with /usr/bin's ld.bfd and altlink never runs; with both names, through
+    altlink."""
+    c = _config(tfa_build, "qemu-path")
+    only_ld = tmp_path / "bin"
+    only_ld.mkdir()
+    (only_ld / tfabuild.PATH_NAMES[0]).symlink_to(tfa_build.path_bin / tfabuild.PATH_NAMES[0])
+    copy = tmp_path / "out"
+    shutil.copytree(tfa_build.out / c.name, copy, symlinks=True)
+    image = copy / tfa_build.build_dir(c).relative_to(tfa_build.out / c.name) / "bl31/bl31.elf"
+    for path_bin, logged in ((only_ld, False), (tfa_build.path_bin, True)):
+        log = tmp_path / f"links-{path_bin.name}.jsonl"
+        env = tfa_build.env(c, log)
+        env["PATH"] = env["PATH"].replace(str(tfa_build.path_bin), str(path_bin), 1)
+        image.unlink()
+        p = subprocess.run(tfa_build.make_args(c, build_base=copy), capture_output=True,
+                           text=True, env=env)
+        assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+        assert image.exists()
+        assert f"{tfabuild.PATH_NAMES[1]} -o {image} " in p.stdout
+        assert log.exists() == logged
+    assert [r["output"] for r in tfa_build.links_in(log)] == [str(image)]
+
+
+BL33 = r"""
+	.text
+	.globl	_start
+_start:
+	ldr	x1, =0x09000000		// QEMU virt's PL011
+	adr	x2, msg
+1:	ldrb	w3, [x2], #1
+	cbz	w3, 2f
+	str	w3, [x1]
+	b	1b
+2:	ldr	x0, =0x84000008		// PSCI SYSTEM_OFF, to BL31
+	smc	#0
+	b	.
+msg:	.asciz	"BL33: altlink's test payload\n"
+"""
+
+
+def _bl33(tmp_path):
+    s, o, b = tmp_path / "bl33.S", tmp_path / "bl33.o", tmp_path / "bl33.bin"
+    s.write_text(BL33)
+    subprocess.run([f"{tfabuild.CROSS}as", str(s), "-o", str(o)], check=True)
+    subprocess.run([f"{tfabuild.CROSS}objcopy", "-O", "binary", "-j", ".text", str(o),
+                    str(b)], check=True)
+    return b.read_bytes()
+
+
+# (Not the LTO build: TF-A 2.8 built with gcc 12's LTO prints nothing under QEMU, linked
+# by the gcc driver alone too; its images are the driver's own, byte for byte, above.)
+@pytest.mark.parametrize("name,bl31_from", [("qemu", "qemu"), ("qemu", "qemu-pie"),
+                                            ("qemu-llvm", "qemu-llvm")])
+def test_tfa_linked_through_altlink_boots(tfa_build, tmp_path, name, bl31_from):
+    """BL1 as the firmware of QEMU's virt machine (secure), loading BL2, BL31 (the PIE one
+    too: it relocates itself) and a BL33 through semihosting from the directory it runs in:
+    each stage prints its banner, BL33 runs in the normal world and asks BL31 for PSCI's
+    SYSTEM_OFF, and QEMU powers off."""
+    c, c31 = _config(tfa_build, name), _config(tfa_build, bl31_from)
+    for stage, config in (("bl1", c), ("bl2", c), ("bl31", c31)):
+        (tmp_path / f"{stage}.bin").write_bytes((tfa_build.build_dir(config) /
+                                                 f"{stage}.bin").read_bytes())
+    (tmp_path / "bl33.bin").write_bytes(_bl33(tmp_path))
+    cmd = ["qemu-system-aarch64", "-M", "virt,secure=on", "-cpu", "cortex-a57", "-m", "1024",
+           "-nographic", "-monitor", "none", "-serial", "stdio", "-net", "none",
+           "-bios", "bl1.bin", "-semihosting-config", "enable=on,target=native"]
+    console = tmp_path / "console.log"
+    with open(console, "wb") as f:
+        q = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=f,
+                             stderr=subprocess.STDOUT)
+        try:
+            q.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            q.kill()
+            q.wait()
+    text = console.read_text(errors="replace")
+    for stage in ("BL1", "BL2", "BL31"):
+        assert f"NOTICE:  {stage}: Built : altlink test build" in text, text[-2000:]
+    assert "BL33: altlink's test payload" in text, text[-2000:]
+    assert "QEMU System Power off" in text and q.returncode == 0, text[-2000:]
+
+
+def test_altlink_check_of_the_images(tfa_build):
+    """``altlink check`` of each image alone: no table, nothing to say, exit 0."""
+    c = tfa_build.config("qemu")
+    images = [str(tfa_build.build_dir(c) / i) for i in c.images]
+    p = altlink("check", *images)
+    assert p.returncode == 0 and p.stdout == "", p.stdout + p.stderr
