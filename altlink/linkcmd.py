@@ -21,7 +21,8 @@ from altlink.filekind import (
 # Options whose value is the next argument (linker and compiler-driver spellings).
 _TAKES_ARG = {
     "-o", "-T", "-L", "-l", "-e", "-m", "-u", "-z", "-y", "-Y", "-h", "-R", "-F", "-f", "-G",
-    "-A", "-a", "-b", "-c", "-P", "--script", "--entry", "--undefined", "--output",
+    "-A", "-a", "-b", "-c", "-P", "--script", "-script", "-dT", "--dT", "--default-script",
+    "-default-script", "--entry", "--undefined", "--output",
     "--library", "--library-path", "--soname", "-soname", "--version-script", "--dynamic-linker",
     "-dynamic-linker", "-rpath", "-rpath-link", "--rpath", "--sysroot", "--section-start",
     "-Ttext", "-Tdata", "-Tbss", "-Ttext-segment", "--defsym", "--wrap", "--trace-symbol",
@@ -34,6 +35,14 @@ _TAKES_ARG = {
     "-idirafter", "-iprefix", "-imacros", "-iquote", "-isysroot", "-plugin", "-plugin-opt",
 }
 _OUTPUT_SPELLINGS = ("-o", "--output")
+# The options naming a linker script, with the script as the next word or after "=" (GNU ld
+# takes a long option with one dash or two): -T's, and the default script's (-dT,
+# --default-script), which ld reads as it reads -T's, looked for in the -L directories too
+# (Trusted Firmware-A's LTO build links with ``gcc -Wl,-dT SCRIPT``).
+_SCRIPT_SPELLINGS = ("-T", "--script", "-script", "-dT", "--dT", "--default-script",
+                     "-default-script")
+_SCRIPT_EQ = ("--script=", "-script=", "-dT=", "--dT=", "--default-script=",
+              "-default-script=")
 # The options naming a file the linker reads for its symbols only.
 _JUST_SYMBOLS = ("-R", "--just-symbols", "-just-symbols")
 _JUST_SYMBOLS_EQ = ("--just-symbols=", "-just-symbols=")
@@ -304,12 +313,12 @@ def parse(command: list[str]) -> LinkCommand:
         elif a.startswith("--library="):
             libs.append((len(inputs), a.split("=", 1)[1]))
             inputs.append("")
-        elif a in ("-T", "--script") and nxt is not None:
+        elif a in _SCRIPT_SPELLINGS and nxt is not None:
             scripts.append(nxt)
         elif a.startswith("-T") and len(a) > 2 and not a.startswith("-Ttext") and \
                 not a.startswith("-Tdata") and not a.startswith("-Tbss"):
             scripts.append(a[2:])
-        elif a.startswith("--script="):
+        elif a.startswith(_SCRIPT_EQ):
             scripts.append(a.split("=", 1)[1])
         elif a in ("-static", "-Bstatic", "--static"):
             static_only = True
@@ -542,7 +551,7 @@ def _linker_words(words, inputs, lib_dirs, libs, scripts, symbols_only) -> None:
             raise AltlinkError(f"altlink link: the output is given to the linker through the "
                                f"driver ({w}); give it as the driver's own -o OUTPUT, which "
                                "altlink redirects to a temporary file")
-        if w in ("-T", "--script") and nxt is not None:
+        if w in _SCRIPT_SPELLINGS and nxt is not None:
             scripts.append(nxt)
             j += 2
             continue
@@ -554,7 +563,7 @@ def _linker_words(words, inputs, lib_dirs, libs, scripts, symbols_only) -> None:
             symbols_only.append(w.split("=", 1)[1])
         if w.startswith("-T") and len(w) > 2 and not w.startswith(("-Ttext", "-Tdata", "-Tbss")):
             scripts.append(w[2:])
-        elif w.startswith("--script="):
+        elif w.startswith(_SCRIPT_EQ):
             scripts.append(w.split("=", 1)[1])
         elif w.startswith("-L") and len(w) > 2:
             lib_dirs.append(w[2:])
