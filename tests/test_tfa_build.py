@@ -54,6 +54,24 @@ def test_every_link_of_the_tfa_builds_goes_through_altlink_clean(tfa_build):
         assert r["written"] == [r["output"], manifest], r
         assert json.loads(open(manifest).read())["entries"] == []
     assert len(links) >= 14
+    # nothing else beside the images: TF-A's own files (its script, map, dump) and the
+    # manifest, no file of altlink's left over
+    for c in tfa_build.configs:
+        for image in c.images:
+            d = (tfa_build.build_dir(c) / image).parent
+            stage = d.name
+            assert {p.name for p in d.iterdir() if p.suffix not in (".o", ".d")} == \
+                {f"{stage}.{s}" for s in ("elf", "elf.alt.json", "ld", "map", "dump")}, d
+
+
+def test_the_lto_build_links_through_the_gcc_driver_with_its_default_script(tfa_build):
+    """TF-A's LTO link shape, as ``tfabuild`` means it: gcc as the linker, ``-Wl,-dT`` and
+    the script as the driver's next word (GNU ld's default script: docs/historical-bugs.md)."""
+    c = _config(tfa_build, "qemu-lto")
+    for output, words in tfa_build.link_commands(c).items():
+        assert words[0] == f"{tfabuild.CROSS}gcc"
+        i = words.index("-Wl,-dT")
+        assert words[i + 1] == output[:-len(".elf")] + ".ld"
 
 
 def _bare_link(words: list[str], bare_out) -> list[str]:
@@ -92,6 +110,21 @@ def test_the_images_are_what_the_linker_alone_links(tfa_build, tmp_path, name):
         assert _map(bare.with_name(bare.name + ".map"), bare) == _map(map_file, output), output
         if c.linker != "ld.lld":  # (ld.lld's map does not name the output)
             assert f"OUTPUT({output} elf64-littleaarch64)" in map_file.read_text()
+
+
+@pytest.mark.parametrize("name", [c.name for c in tfabuild.CONFIGS])
+def test_altlinks_raw_binary_is_tfas_own(tfa_build, tmp_path, name):
+    """Each link again through altlink with ``--bin`` (the image elsewhere): the raw binary
+    is TF-A's own ``objcopy -O binary`` of its image (BL1's data is loaded in ROM and copied
+    to RAM: the binary follows the load addresses)."""
+    c = _config(tfa_build, name)
+    for output, words in tfa_build.link_commands(c).items():
+        out = tmp_path / output.replace("/", "_")
+        binary = tmp_path / "raw.bin"
+        p = altlink("link", "--bin", binary, "--", *_bare_link(words, out), cwd=tfa_build.src)
+        assert p.returncode == 0, p.stderr
+        tfas = tfa_build.build_dir(c) / (output.split("/")[-1][:-len(".elf")] + ".bin")
+        assert binary.read_bytes() == tfas.read_bytes(), output
 
 
 @pytest.mark.parametrize("name", [c.name for c in tfabuild.CONFIGS])
