@@ -204,6 +204,8 @@ def _written_when_linked(r: int, w: int, req, profile, tmp_image: str, tmp_bin: 
     from altlink import manifest, rawbin  # noqa: F401 - imported while the linker runs
     from altlink.elf import ET_REL, read_elf
 
+    speedups.postlink()  # (the compiled writer loaded, where there is one)
+
     go = _Go(r)
     texts = writer_texts(kept, packs, go.waiting)
     if not go.wait():
