@@ -8,7 +8,9 @@ goes through altlink and is clean, with an empty manifest beside each image; eac
 byte for byte what the linker alone links from the same command, and its link map the
 same but for the output's name, which is the real output's; ``make`` run again relinks
 nothing; and BL1, BL2 and BL31 boot under qemu-system-aarch64 into a small BL33 of the
-test's, which BL31's PSCI then powers off.
+test's, which BL31's PSCI then powers off. A function with an alternative planted in BL31
+stops its link (TF-A's scripts have no place for the table, which --gc-sections drops),
+until a script keeps the table.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import tfabuild
-from toolchain import altlink
+from toolchain import INCLUDE, altlink, write
 
 # The first use compiles TF-A six times (about 40 s of CPU; with the download, more).
 pytestmark = [pytest.mark.kernel_build, pytest.mark.timeout(1200)]
@@ -234,3 +236,71 @@ def test_altlink_check_of_the_images(tfa_build):
     images = [str(tfa_build.build_dir(c) / i) for i in c.images]
     p = altlink("check", *images)
     assert p.returncode == 0 and p.stdout == "", p.stdout + p.stderr
+
+
+DEFECT_C = r"""
+#define ALT_NCAPS 4
+#include <altlink/alternative.h>
+
+unsigned long altlink_defect(void)
+{
+	unsigned long v;
+
+	asm volatile(ALTERNATIVE("mov %0, #0", "mov %0, #1", 1) : "=r"(v));
+	return v;
+}
+"""
+# A script that augments TF-A's own (INSERT): a place for the table, kept from --gc-sections.
+KEEP_TABLE = """
+SECTIONS
+{
+	.altinstructions : ALIGN(4) { KEEP(*(.altinstructions)) }
+}
+INSERT AFTER .rodata;
+"""
+
+
+def test_an_alternative_planted_in_tfa_needs_a_place_in_its_script(tfa_build, tmp_path):
+    """A function with an alternative (altlink's header) added to BL31 as TF-A takes
+    prebuilt objects (``MODULE_OBJS``), kept by ``-u``, in a copy of the QEMU build. TF-A's
+    linker scripts have no place for ``.altinstructions`` and TF-A links with
+    ``--gc-sections``: ld alone drops the table, silently; through altlink the link stops
+    with ALT013 and leaves no bl31.elf. With a script that keeps the table (INSERT, given in
+    TF_LDFLAGS) the link is clean, and the manifest's one entry is the function's site."""
+    c = _config(tfa_build, "qemu")
+    obj = tmp_path / "defect.o"
+    subprocess.run([f"{tfabuild.CROSS}gcc", f"-I{INCLUDE}", "-march=armv8-a", "-Os",
+                    "-mgeneral-regs-only", "-ffunction-sections", "-ffreestanding", "-c",
+                    str(write(tmp_path / "defect.c", DEFECT_C)), "-o", str(obj)], check=True)
+    keep = write(tmp_path / "keep-table.ld", KEEP_TABLE)
+    copy = tmp_path / "out"
+    shutil.copytree(tfa_build.out / c.name, copy, symlinks=True)
+    image = copy / tfa_build.build_dir(c).relative_to(tfa_build.out / c.name) / "bl31/bl31.elf"
+    args = [f"LD={tfabuild.altlink_ld(c.linker, '--ncaps', '4')}" if a.startswith("LD=")
+            else a for a in tfa_build.make_args(c, build_base=copy) if a not in c.targets]
+    args += [f"MODULE_OBJS={obj}", "bl31"]
+    for script, ok in (((), False), ((f"-T {keep}",), True)):
+        image.unlink(missing_ok=True)
+        env = tfa_build.env(c, tmp_path / "links.jsonl")
+        env["TF_LDFLAGS"] = " ".join([c.tf_ldflags, "-u altlink_defect", *script])
+        p = subprocess.run(args, capture_output=True, text=True, env=env)
+        if not ok:
+            assert p.returncode != 0
+            [line] = [s for s in p.stderr.splitlines() if "ALT0" in s]
+            assert line.startswith(f"{obj}: error: ALT013: entry is missing from the linked "
+                                   "image (the table is not in the image"), line
+            assert not image.exists()
+            words = tfabuild.link_commands(p.stdout)[str(image)]
+            bare = subprocess.run(words, cwd=tfa_build.src, capture_output=True, text=True)
+            assert bare.returncode == 0, bare.stderr  # ld alone: linked, the table gone
+            sections = subprocess.run([f"{tfabuild.CROSS}readelf", "-SW", str(image)],
+                                      capture_output=True, text=True, check=True).stdout
+            assert "altlink_defect" in subprocess.run(
+                [f"{tfabuild.CROSS}nm", str(image)], capture_output=True, text=True).stdout
+            assert ".altinstructions" not in sections
+        else:
+            assert p.returncode == 0, p.stderr[-2000:]
+            m = json.loads(image.with_name("bl31.elf.alt.json").read_text())
+            [entry] = m["entries"]
+            assert entry["site"]["symbol"] == "altlink_defect"
+            assert entry["replacement"]["disasm"] == ["mov x0, #1"]

@@ -91,10 +91,25 @@ def base_dir() -> Path:
     return Path(env) if env else debsource.cache_dir("tf-a-2.8.0")
 
 
-def altlink_ld(linker: str) -> str:
-    """TF-A's LD: altlink's launcher in front of the linker, with no option (one string,
-    split by make's shell)."""
-    return f"{debsource.altlink_command()} link -- {linker}"
+def altlink_ld(linker: str, *options: str) -> str:
+    """TF-A's LD: altlink's launcher in front of the linker, with no option but ``options``
+    (one string, split by make's shell)."""
+    return " ".join([debsource.altlink_command(), "link", *options, "--", linker])
+
+
+def link_commands(make_output: str) -> dict[str, list[str]]:
+    """The links in the output of a TF-A make run with V=1, by output: the linker's command
+    alone, as altlink ran it (the words after the launcher's ``--``, or the masquerade's
+    own: ld.bfd's name)."""
+    launcher = f"{debsource.altlink_command()} link "
+    found = {}
+    for line in make_output.splitlines():
+        if line.startswith((launcher, f"{PATH_NAMES[1]} ")) and " -o " in line:
+            words = shlex.split(line)
+            if line.startswith(launcher):
+                words = words[words.index("--") + 1:]
+            found[words[words.index("-o") + 1]] = words
+    return found
 
 
 def available(c: Config) -> bool:
@@ -144,18 +159,8 @@ class TfaBuild:
         return [json.loads(line) for line in log.read_text().splitlines() if line]
 
     def link_commands(self, c: Config) -> dict[str, list[str]]:
-        """The links ``c``'s make ran (its V=1 log), by output: the linker's command
-        alone, as altlink ran it (the words after ``--``, or the masquerade's own)."""
-        prefix = (f"{PATH_NAMES[1]} " if c.linker is None
-                  else f"{altlink_ld(c.linker)} ")
-        found = {}
-        for line in self.make_log(c).read_text().splitlines():
-            if line.startswith(prefix) and " -o " in line:
-                words = shlex.split(line)
-                if c.linker is not None:
-                    words = words[words.index("--") + 1:]
-                found[words[words.index("-o") + 1]] = words
-        return found
+        """The links ``c``'s make ran (its V=1 log): ``link_commands``."""
+        return link_commands(self.make_log(c).read_text())
 
 
 def make_path_bin(tb: TfaBuild) -> None:
