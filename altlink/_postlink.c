@@ -173,19 +173,6 @@ HOT int put_hex64(Buf *b, uint64_t x)
     return 1;
 }
 
-/* ``f"{v:#x}"`` of an exact int in [0, 2**64): 1 put; 0 not such an int. */
-static int put_hex(Buf *b, PyObject *v)
-{
-    if (!PyLong_CheckExact(v))
-        return 0;
-    unsigned long long x = PyLong_AsUnsignedLongLong(v);
-    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    return put_hex64(b, x);
-}
-
 /* an exact str (ASCII) or an int: as the f-string writes either; 1, 0 or -1 as above */
 static int put_str_or_dec(Buf *b, PyObject *v)
 {
@@ -421,20 +408,12 @@ static PyObject *call_k(PyObject *fn, Py_ssize_t k)
 }
 
 /* ``repl_text``'s text (a static replacement's fields after its address), put in ``t``: its
- * bytes and lines (``codes``' text, else from its plan at ``aa``) and its fix-ups
+ * bytes and lines (``codes``' text, else from its plan at ``addr``) and its fix-ups
  * (``put_fixups``): 1 made; 0 not (the Python's); -1 an error. */
-static int repl_fields(Buf *t, PyObject *codes, PyObject *plans, PyObject *code, PyObject *aa,
-                       PyObject *alt_len)
+static int repl_fields(Buf *t, PyObject *codes, PyObject *plans, PyObject *code,
+                       uint64_t addr, uint64_t len)
 {
     int r;
-    long long len;
-    if (!PyLong_CheckExact(aa) || !as_i64(alt_len, &len) || len < 0)
-        return 0;
-    unsigned long long addr = PyLong_AsUnsignedLongLong(aa);
-    if (addr == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
     PyObject *got = PyDict_GetItemWithError(codes, code);
     if (!got)
         return PyErr_Occurred() ? -1 : 0;
@@ -542,9 +521,62 @@ typedef struct {
         *orig_lens, *src, *names;
     NameIndex ix;  /* where ``names`` is a table of names (ix.keys not NULL) */
     /* where not NULL, the sites' file and raw binary offsets as 64-bit unsigned items
-     * (``s_file`` and ``s_bin`` given as arrays), instead of their lists */
-    const unsigned char *file_u, *bin_u;
+     * (``s_file`` and ``s_bin`` given as arrays), instead of their lists; the same of the
+     * addresses (unsigned), of the capabilities and lengths (signed) */
+    const unsigned char *file_u, *bin_u, *sa_u, *aa_u, *cap_u, *ol_u, *al_u;
 } Entries;
+
+/* Item ``k`` of a column of 64-bit items ``u`` (where not NULL) or of the list ``list`` (an
+ * exact int in [0, 2**64) there), into ``*v``: 1; 0 not such an int. */
+HOT int col_u64(const unsigned char *u, PyObject *list, Py_ssize_t k, uint64_t *v)
+{
+    if (u) {
+        memcpy(v, u + 8 * k, 8);
+        return 1;
+    }
+    PyObject *o = PyList_GET_ITEM(list, k);
+    if (!PyLong_CheckExact(o))
+        return 0;
+    unsigned long long x = PyLong_AsUnsignedLongLong(o);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    *v = x;
+    return 1;
+}
+
+/* The same of a signed column (an exact int that fits 64 bits signed, in a list). */
+HOT int col_i64(const unsigned char *u, PyObject *list, Py_ssize_t k, int64_t *v)
+{
+    long long x;
+    if (u) {
+        memcpy(v, u + 8 * k, 8);
+        return 1;
+    }
+    if (!as_i64(PyList_GET_ITEM(list, k), &x))
+        return 0;
+    *v = x;
+    return 1;
+}
+
+/* ``d[column[k]]`` (borrowed; NULL where it has none, with an error set where the lookup
+ * failed): the list's item, or an int of the 64-bit item (signed or not). */
+static PyObject *col_lookup(PyObject *d, const unsigned char *u, PyObject *list, Py_ssize_t k,
+                            int is_signed)
+{
+    if (!u)
+        return PyDict_GetItemWithError(d, PyList_GET_ITEM(list, k));
+    uint64_t v;
+    memcpy(&v, u + 8 * k, 8);
+    PyObject *key = is_signed ? PyLong_FromLongLong((long long)(int64_t)v)
+        : PyLong_FromUnsignedLongLong(v);
+    if (!key)
+        return NULL;
+    PyObject *got = PyDict_GetItemWithError(d, key);
+    Py_DECREF(key);
+    return got;
+}
 
 /* An offset of the column of 64-bit unsigned items ``u`` (where not NULL) or of the list
  * ``list`` (``put_str_or_dec``'s: a str or an int), put. */
@@ -579,8 +611,8 @@ static int put_call(Buf *b, PyObject *fn, Py_ssize_t k)
 }
 
 /* The site's bytes and disassembly, ``codes[code][0]`` (``site_text``'s where that is None:
- * its bytes and its lines' plan at ``sa``, else the Python's), put: 1, 0 or -1 as above. */
-static int put_site_code(Buf *b, Entries *c, Py_ssize_t k, PyObject *code, PyObject *sa)
+ * its bytes and its lines' plan at ``addr``, else the Python's), put: 1, 0 or -1 as above. */
+static int put_site_code(Buf *b, Entries *c, Py_ssize_t k, PyObject *code, uint64_t addr)
 {
     int r;
     PyObject *got = PyDict_GetItemWithError(c->codes, code);
@@ -592,7 +624,6 @@ static int put_site_code(Buf *b, Entries *c, Py_ssize_t k, PyObject *code, PyObj
     if (st != Py_None)
         return put_ascii(b, st);
     Py_ssize_t mark = b->n;
-    unsigned long long addr = PyLong_AsUnsignedLongLong(sa);  /* (put_hex took it) */
     if ((r = PUT_LIT(b, "\"bytes\": \"")) < 0 || (r = put_bytes_hex(b, code)) < 0)
         return -1;
     if (r > 0 && (PUT_LIT(b, "\", \"disasm\": ") < 0 ||
@@ -615,14 +646,14 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
     int is_cb = cb == Py_True ? 1 : cb == Py_False ? 0 : -1;
     if (is_cb < 0)
         return 0;
-    PyObject *head = PyDict_GetItemWithError(c->heads, PyList_GET_ITEM(c->cap_raws, k));
+    PyObject *head = col_lookup(c->heads, c->cap_u, c->cap_raws, k, 1);
     if (!head)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *aa = PyList_GET_ITEM(c->a_addr, k), *sa = PyList_GET_ITEM(c->s_addr, k);
-    if (!PyLong_CheckExact(sa))  /* (the site's address: the Python's, put_hex below) */
+    uint64_t sa, aa;  /* (the Python's where either is not an int under 2**64) */
+    if (!col_u64(c->sa_u, c->s_addr, k, &sa) || !col_u64(c->aa_u, c->a_addr, k, &aa))
         return 0;
     if (is_cb) {
-        PyObject *cbt = PyDict_GetItemWithError(c->cbs, aa);
+        PyObject *cbt = col_lookup(c->cbs, c->aa_u, c->a_addr, k, 0);
         if (!cbt)
             return PyErr_Occurred() ? -1 : 0;
         TRY(PUT_LIT(b, "{\"callback\": ") == 0 ? 1 : -1);
@@ -643,14 +674,16 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
         TRY(put_index(b, c, k));
         TRY(PUT_LIT(b, ", \"kind\": \"static\", \"replacement\": {\"address\": \"") == 0
             ? 1 : -1);
-        TRY(put_hex(b, aa));
+        TRY(put_hex64(b, aa));
         TRY(PUT_LIT(b, "\", ") == 0 ? 1 : -1);
         if (rc != Py_None) {
             TRY(put_ascii(b, rc));
         } else {  /* its text and fix-ups at its address, else the Python's */
             Py_ssize_t mark = b->n;
-            if ((r = repl_fields(b, c->codes, c->plans, code, aa,
-                                 PyList_GET_ITEM(c->alt_lens, k))) < 0)
+            int64_t len;
+            r = 0;
+            if (col_i64(c->al_u, c->alt_lens, k, &len) && len >= 0 &&
+                (r = repl_fields(b, c->codes, c->plans, code, aa, (uint64_t)len)) < 0)
                 goto error;
             if (r == 0) {
                 b->n = mark;
@@ -660,7 +693,7 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
         TRY(PUT_LIT(b, "}, ") == 0 ? 1 : -1);
     }
     TRY(PUT_LIT(b, "\"site\": {\"address\": \"") == 0 ? 1 : -1);
-    TRY(put_hex(b, sa));
+    TRY(put_hex64(b, sa));
     TRY(PUT_LIT(b, "\", \"bin_offset\": ") == 0 ? 1 : -1);
     TRY(put_offset(b, c->bin_u, c->s_bin, k));
     TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
@@ -668,13 +701,20 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
     TRY(PUT_LIT(b, ", \"file_offset\": ") == 0 ? 1 : -1);
     TRY(put_offset(b, c->file_u, c->s_file, k));
     TRY(PUT_LIT(b, ", \"length\": ") == 0 ? 1 : -1);
-    TRY(put_dec(b, PyList_GET_ITEM(c->orig_lens, k)));
+    if (c->ol_u) {
+        int64_t n;
+        memcpy(&n, c->ol_u + 8 * k, 8);
+        TRY(n < 0 ? PUT_LIT(b, "-") == 0 ? 1 : -1 : 1);
+        TRY(put_udec(b, n < 0 ? 0 - (uint64_t)n : (uint64_t)n) == 0 ? 1 : -1);
+    } else {
+        TRY(put_dec(b, PyList_GET_ITEM(c->orig_lens, k)));
+    }
     TRY(PUT_LIT(b, ", ") == 0 ? 1 : -1);
     if (c->src != Py_None)
         TRY(put_ascii(b, PyList_GET_ITEM(c->src, k)));
     TRY(PUT_LIT(b, "\"symbol\": ") == 0 ? 1 : -1);
-    if (c->ix.keys) {  /* (put_hex took it: an exact int under 2**64) */
-        TRY(put_name_at(b, &c->ix, PyLong_AsUnsignedLongLong(sa)));
+    if (c->ix.keys) {
+        TRY(put_name_at(b, &c->ix, sa));
     } else {
         TRY(put_name(b, PyList_GET_ITEM(c->names, k)));
     }
@@ -722,7 +762,9 @@ static int append_new(PyObject *list, PyObject *item)
  * none.
  * Every column a list of the entries' length; ``s_bin`` and ``s_file`` may be arrays of
  * 64-bit unsigned items instead (``manifest._Records._places_np``'s: no list of ints
- * made). None in the result where a field is not ASCII text or an int the f-string would
+ * made), and so may ``s_addr`` and ``a_addr``, and ``cap_raws``, ``orig_lens`` and
+ * ``alt_lens`` arrays of 64-bit signed items (a table's columns as read: ``table_json``'s,
+ * no list of ints made of them either). None in the result where a field is not ASCII text or an int the f-string would
  * write so (a name outside ASCII, say), or the entry's callback is not a bool: the Python
  * writes that entry.
  * ``joined``: instead, the texts of each run of entries without a None between them joined
@@ -739,7 +781,8 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
     int joined = 0, have_ix = 0;
     Py_ssize_t start = 0;
     PyObject *stop_o = Py_None;
-    Py_buffer kb = {0}, ob = {0}, fb = {0}, bb = {0};
+    Py_buffer kb = {0}, ob = {0}, fb = {0}, bb = {0}, sab = {0}, aab = {0}, capb = {0},
+        olb = {0}, alb = {0};
     Buf b = {NULL, 0, 0, NULL};
     PyObject *out = NULL, *holes = NULL, *result = NULL;
     Py_ssize_t in_run = 0;  /* (joined: the entries in b) */
@@ -793,14 +836,16 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         if (!c.ix.n)
             c.ix.keys = (const uint64_t *)"";  /* (not NULL: the table is used, and empty) */
     }
-    if (!as_list(c.cap_raws, n, "cap_raws") ||
+    if (!offsets_column(c.cap_raws, n, "cap_raws", &capb, &c.cap_u) ||
         (c.index != Py_None && !as_list(c.index, n, "index")) ||
-        !as_list(c.a_addr, n, "a_addr") || !as_list(c.a_code, n, "a_code") ||
-        !as_list(c.alt_lens, n, "alt_lens") ||
-        !as_list(c.s_addr, n, "s_addr") || !as_list(c.s_code, n, "s_code") ||
+        !offsets_column(c.a_addr, n, "a_addr", &aab, &c.aa_u) ||
+        !as_list(c.a_code, n, "a_code") ||
+        !offsets_column(c.alt_lens, n, "alt_lens", &alb, &c.al_u) ||
+        !offsets_column(c.s_addr, n, "s_addr", &sab, &c.sa_u) ||
+        !as_list(c.s_code, n, "s_code") ||
         !offsets_column(c.s_bin, n, "s_bin", &bb, &c.bin_u) ||
         !offsets_column(c.s_file, n, "s_file", &fb, &c.file_u) ||
-        !as_list(c.orig_lens, n, "orig_lens") ||
+        !offsets_column(c.orig_lens, n, "orig_lens", &olb, &c.ol_u) ||
         (!have_ix && !as_list(c.names, n, "names")) ||
         (c.src != Py_None && !as_list(c.src, n, "src")))
         goto fail;
@@ -864,6 +909,16 @@ fail:
         PyBuffer_Release(&fb);
     if (c.bin_u)
         PyBuffer_Release(&bb);
+    if (c.sa_u)
+        PyBuffer_Release(&sab);
+    if (c.aa_u)
+        PyBuffer_Release(&aab);
+    if (c.cap_u)
+        PyBuffer_Release(&capb);
+    if (c.ol_u)
+        PyBuffer_Release(&olb);
+    if (c.al_u)
+        PyBuffer_Release(&alb);
     return result;
 }
 
@@ -1126,25 +1181,22 @@ static PyObject *pl_place_codes(PyObject *self, PyObject *args)
  * ``b"".join`` of each entry's ``pack("<QH", site_addr, orig_len)``, site bytes,
  * ``pack("<QH", alt_addr, alt_len)`` and replacement bytes, as ``digest_of_places`` hashes
  * them; where ``callback`` (a list of bools) is given, a callback's entry (True) has 0xffff
- * for its length and no bytes. Each column a list or tuple of the entries' length. None
- * where a value is not what ``pack`` takes (an exact int, 64-bit or 16-bit unsigned) or
+ * for its length and no bytes. Each column a list or tuple of the entries' length; the
+ * addresses and lengths may also be arrays of 64-bit integers (numpy's int64 or uint64: a
+ * table's columns, ``manifest._Records.table_json``'s). None where a value is not what
+ * ``pack`` takes (an exact int, 64-bit or 16-bit unsigned) or
  * bytes (the Python then packs, or fails as it does). */
-HOT int put_le(Buf *b, PyObject *v, int size)
+/* ``put_le`` of a value read from a buffer (``is_signed``: of signed items): 1; 0 not a value
+ * ``pack`` takes (below 0, or over 0xffff for 2 bytes); -1 an error. */
+HOT int put_le_value(Buf *b, uint64_t x, int is_signed, int size)
 {
-    if (!PyLong_CheckExact(v))
-        return 0;
-    unsigned long long x = PyLong_AsUnsignedLongLong(v);
-    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (size == 2 && x > 0xFFFF)
+    if ((is_signed && (int64_t)x < 0) || (size == 2 && x > 0xFFFF))
         return 0;
     if (buf_room(b, size) < 0)
         return -1;
     unsigned char *q = (unsigned char *)b->p + b->n;
     b->n += size;
-    q[0] = (unsigned char)x;  /* (each byte stored: the compiler merges the stores) */
+    q[0] = (unsigned char)x;
     q[1] = (unsigned char)(x >> 8);
     if (size == 2)
         return 1;
@@ -1157,6 +1209,18 @@ HOT int put_le(Buf *b, PyObject *v, int size)
     return 1;
 }
 
+HOT int put_le(Buf *b, PyObject *v, int size)
+{
+    if (!PyLong_CheckExact(v))
+        return 0;
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return put_le_value(b, x, 0, size);
+}
+
 static int put_raw(Buf *b, PyObject *v)
 {
     if (!PyBytes_CheckExact(v))
@@ -1164,50 +1228,93 @@ static int put_raw(Buf *b, PyObject *v)
     return buf_put(b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)) < 0 ? -1 : 1;
 }
 
+/* A column of integers given as a buffer of 64-bit integers (numpy's int64 or uint64, as a
+ * table's columns are), not a list or tuple: held in ``view`` (``*u`` its bytes, its items'
+ * length ``*n``, ``*is_signed``): 1; 0 not such a buffer (no error set); -1 an error. */
+static int int64_column(PyObject *o, Py_buffer *view, const unsigned char **u, Py_ssize_t *n,
+                        int *is_signed)
+{
+    if (PyList_Check(o) || PyTuple_Check(o) || !PyObject_CheckBuffer(o))
+        return 0;
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@')
+        f++;
+    if (view->itemsize != 8 || strlen(f) != 1 || !strchr("qQlL", *f)) {
+        PyBuffer_Release(view);
+        return 0;
+    }
+    *u = view->buf;
+    *n = view->len / 8;
+    *is_signed = *f == 'q' || *f == 'l';
+    return 1;
+}
+
 static PyObject *pl_places_blob(PyObject *self, PyObject *args)
 {
     PyObject *in[7] = {NULL}, *col[7] = {NULL}, *out = NULL;
+    Py_buffer view[7];
+    const unsigned char *u[7] = {NULL};
+    int is_signed[7] = {0};
+    Py_ssize_t len[7];
     Buf b = {NULL, 0, 0, NULL};
     if (!PyArg_ParseTuple(args, "OOOOOO|O", &in[0], &in[1], &in[2], &in[3], &in[4], &in[5],
                           &in[6]))
         return NULL;
     int ncol = in[6] && in[6] != Py_None ? 7 : 6;
-    for (int j = 0; j < ncol; j++)
+    for (int j = 0; j < ncol; j++) {
+        int r = 0;
+        /* (the addresses and lengths may be arrays of 64-bit integers) */
+        if ((j == 0 || j == 1 || j == 3 || j == 4) &&
+            (r = int64_column(in[j], &view[j], &u[j], &len[j], &is_signed[j])) < 0)
+            goto done;
+        if (r)
+            continue;
         if (!(col[j] = PySequence_Fast(in[j], "places_blob: a column is not a sequence")))
             goto done;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(col[0]);
+        len[j] = PySequence_Fast_GET_SIZE(col[j]);
+    }
+    Py_ssize_t n = len[0];
     for (int j = 1; j < ncol; j++)
-        if (PySequence_Fast_GET_SIZE(col[j]) != n)
+        if (len[j] != n)
             goto none;
     if (buf_new_bytes(&b, n * 64 + 64) < 0)
         goto done;
-    PyObject **sa = PySequence_Fast_ITEMS(col[0]), **ol = PySequence_Fast_ITEMS(col[1]),
-        **sb = PySequence_Fast_ITEMS(col[2]), **aa = PySequence_Fast_ITEMS(col[3]),
-        **al = PySequence_Fast_ITEMS(col[4]), **ab = PySequence_Fast_ITEMS(col[5]),
-        **cb = ncol == 7 ? PySequence_Fast_ITEMS(col[6]) : NULL;
+    PyObject **items[7] = {NULL};
+    for (int j = 0; j < ncol; j++)
+        if (col[j])
+            items[j] = PySequence_Fast_ITEMS(col[j]);
     static const unsigned char ffff[2] = {0xFF, 0xFF};
+    static const int sizes[5] = {8, 2, 0, 8, 2};
     for (Py_ssize_t k = 0; k < n; k++) {
         int r, is_cb = 0;
-        if (cb) {
-            if (cb[k] != Py_True && cb[k] != Py_False)
+        if (ncol == 7) {
+            PyObject *cb = items[6][k];
+            if (cb != Py_True && cb != Py_False)
                 goto none;
-            is_cb = cb[k] == Py_True;
+            is_cb = cb == Py_True;
         }
-        if ((r = put_le(&b, sa[k], 8)) <= 0 || (r = put_le(&b, ol[k], 2)) <= 0 ||
-            (r = put_raw(&b, sb[k])) <= 0 || (r = put_le(&b, aa[k], 8)) <= 0)
-            goto fail_or_none;
-        if (is_cb) {
-            if (buf_put(&b, (const char *)ffff, 2) < 0)
+        for (int j = 0; j < 6; j++) {
+            if (is_cb && j == 4) {  /* a callback: 0xffff, no bytes */
+                if (buf_put(&b, (const char *)ffff, 2) < 0)
+                    goto done;
+                break;
+            }
+            if (j == 2 || j == 5) {
+                r = put_raw(&b, items[j][k]);
+            } else if (u[j]) {
+                uint64_t x;
+                memcpy(&x, u[j] + 8 * k, 8);
+                r = put_le_value(&b, x, is_signed[j], sizes[j]);
+            } else {
+                r = put_le(&b, items[j][k], sizes[j]);
+            }
+            if (r < 0)
                 goto done;
-            continue;
+            if (r == 0)
+                goto none;
         }
-        if ((r = put_le(&b, al[k], 2)) <= 0 || (r = put_raw(&b, ab[k])) <= 0)
-            goto fail_or_none;
-        continue;
-    fail_or_none:
-        if (r < 0)
-            goto done;
-        goto none;
     }
     out = buf_bytes(&b);
     goto done;
@@ -1215,8 +1322,11 @@ none:
     out = Py_NewRef(Py_None);
 done:
     Py_XDECREF(b.bytes);
-    for (int j = 0; j < 7; j++)
+    for (int j = 0; j < 7; j++) {
         Py_XDECREF(col[j]);
+        if (u[j])
+            PyBuffer_Release(&view[j]);
+    }
     return out;
 }
 

@@ -351,8 +351,10 @@ class _Records:
         c = table.columns
         if c is None or table.size < COLUMNS_FROM_ENTRIES:
             return self.entries_json(table.entries)
-        s_addr, a_addr, cap_raws, orig_lens, alt_lens = (c[k].tolist() for k in (
-            "site_addr", "alt_addr", "cap", "orig_len", "alt_len"))
+        # (the compiled writer reads the columns themselves: no list of 80,000 ints made)
+        s_addr, a_addr, cap_raws, orig_lens, alt_lens = (
+            _array64(c[k], k.endswith("addr")) if speedups.postlink() is not None
+            else c[k].tolist() for k in ("site_addr", "alt_addr", "cap", "orig_len", "alt_len"))
         names_of = self.names.at_addresses if self.site_names is None \
             else lambda _: self.site_names()
         # the sites' names looked up by the compiled writer in the image's table of names
@@ -381,8 +383,11 @@ class _Records:
         image's table of names for the compiled writer to look the sites up in
         (``_name_index``; None: none, the names made by ``names_of``). ``joined``: where the
         compiled writer writes them, runs of entries joined (``table_json``'s)."""
-        kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
-        callback = list(map(kinds.__getitem__, cap_raws))
+        arrays = type(cap_raws) is not list and hasattr(cap_raws, "tolist")
+        kinds = {c: self._cap(c)[0] == "callback"
+                 for c in (_distinct(cap_raws) if arrays else set(cap_raws))}
+        callback = _is_in(cap_raws, [c for c, cb in kinds.items() if cb]) if arrays else \
+            list(map(kinds.__getitem__, cap_raws))
         s_code, s_file, s_bin, s_bad = site
         a_code, _, _, a_bad = repl
         bad = sorted(set(s_bad).union(k for k in a_bad if not callback[k]))
@@ -397,25 +402,26 @@ class _Records:
             """The site's bytes and disassembly, of a code whose lines depend on the address:
             from its lines' plan (_disasm)."""
             c = s_code[k]
-            return f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, s_addr[k])}'
+            return f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, int(s_addr[k]))}'
 
         def repl_text(k: int) -> str:
             """A static replacement's fields after its address, where they depend on it."""
-            c, aa = a_code[k], a_addr[k]
+            c, aa = a_code[k], int(a_addr[k])
             text, branches = codes[c]
             if text is None:  # lines that depend on the address
                 text = f'"bytes": "{c.hex()}", "disasm": {self._disasm(c, aa)}'
-            return f'{text}, "fixups": [{self._fixups(branches, aa, alt_lens[k])}]'
+            return f'{text}, "fixups": [{self._fixups(branches, aa, int(alt_lens[k]))}]'
 
         pl = speedups.postlink()
         ix = index_of() if pl is not None and index_of is not None else None
         # (after the table of names: the callbacks' functions then found in the symbols'
         # columns it made, not by a search of the table's bytes for each value)
-        cbs = {aa: self._callback(aa) for aa in set(compress(a_addr, callback))}
+        cbs = {aa: self._callback(aa) for aa in (
+            set(a_addr[_mask(callback)].tolist()) if arrays else set(compress(a_addr, callback)))}
         heads = {c: self._head(c) for c in kinds}
         src = None if self.sources is None else \
-            [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, s_addr)]
-        names = names_of(s_addr) if ix is None else None
+            [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, _listed(s_addr))]
+        names = names_of(_listed(s_addr)) if ix is None else None
         columns = [callback, cap_raws, index, a_addr, s_addr, s_bin, s_file, orig_lens, src,
                    names]
         if pl is not None:  # compiled: None where the Python writes the entry
@@ -426,9 +432,9 @@ class _Records:
                 for k in bad:
                     cb_c[k] = None
             args = (heads, cbs, codes, simple, self._disasm_json, site_text, repl_text, cb_c,
-                    _listed(cap_raws), None if index == range(len(s_code)) else _listed(index),
-                    _listed(a_addr), a_code, _listed(alt_lens), _listed(s_addr), s_code,
-                    s_bin, s_file, _listed(orig_lens), src, names if ix is None else ix)
+                    _given(cap_raws), None if index == range(len(s_code)) else _listed(index),
+                    _given(a_addr), a_code, _given(alt_lens), _given(s_addr), s_code,
+                    s_bin, s_file, _given(orig_lens), src, names if ix is None else ix)
             filled = partial(self._filled, columns, s_code, a_code, site_text, repl_text,
                              heads, cbs, bad, entry_at)
             if joined:  # made a run at a time as they are written (dump)
@@ -1052,8 +1058,54 @@ RUN_ENTRIES = 256
 
 def _listed(column) -> list:
     """``column`` as a list (``_postlink.entry_texts`` reads lists), not copied where it is
-    one."""
-    return column if type(column) is list else list(column)
+    one (an array's items as ints)."""
+    if type(column) is list:
+        return column
+    return column.tolist() if hasattr(column, "tolist") else list(column)
+
+
+def _given(column):
+    """``column`` as ``_postlink.entry_texts`` reads it: a list (``_listed``), or an array of
+    64-bit items as it is (``_array64``'s)."""
+    return column if hasattr(column, "__array_interface__") else _listed(column)
+
+
+def _array64(column, unsigned: bool):
+    """A table's column as ``_postlink.entry_texts`` and ``places_blob`` read it in place of
+    a list: contiguous 64-bit items (unsigned: the addresses; signed: the capabilities and
+    lengths), not copied where it is so (``table._image_entries_np``'s)."""
+    import numpy as np
+
+    return np.ascontiguousarray(column, dtype=np.uint64 if unsigned else np.int64)
+
+
+def _distinct(column) -> list[int]:
+    """The distinct values of an array of integers (a table's capabilities), as ints."""
+    import numpy as np
+
+    if not len(column):
+        return []
+    if int(column.min()) >= 0 and int(column.max()) < 1 << 20:  # (np.unique imports numpy.ma)
+        return np.flatnonzero(np.bincount(column)).tolist()
+    s = np.sort(column)
+    return s[np.concatenate(([True], s[1:] != s[:-1]))].tolist()
+
+
+def _is_in(column, values: list[int]) -> list[bool]:
+    """For each item of an array of integers, whether it is one of ``values`` (a few)."""
+    import numpy as np
+
+    got = np.zeros(len(column), dtype=bool)
+    for v in values:
+        got |= column == v
+    return got.tolist()
+
+
+def _mask(flags: list[bool]):
+    """A list of bools as a numpy mask."""
+    import numpy as np
+
+    return np.array(flags, dtype=bool)
 
 
 class Encoded(list):
