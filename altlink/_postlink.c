@@ -923,7 +923,7 @@ fail:
 }
 
 /* -- manifest._Records._places_np's codes ------------------------------------------------
- * places_codes(datas, columns, known=None) -> list[list[bytes]] | None
+ * places_codes(datas, columns, known=None, fresh=None) -> list[list[bytes]] | None
  * For each (idx, off, length) of ``columns``: ``[datas[i][o:o + k] for i, o, k in zip(idx,
  * off, length)]``, of the columns' buffers (each of 64-bit items: ``idx`` signed, ``off`` and
  * ``length`` unsigned, of one length); ``datas`` a dict of bytes by section index. None where
@@ -933,7 +933,11 @@ fail:
  * ``code_json``) of those bytes where it has one, else the first made (a link's 80,000
  * places, sites and replacements, hold about 20,000 codes: no object made for each, and the
  * dicts they are looked up in then find their own keys, hashed once). ``known``'s keys are
- * read once for all the columns.
+ * read once for all the columns. ``fresh``: a list, to which each code made here (none of
+ * ``known``'s keys) is appended, once, at its first place that a column's fourth item
+ * ``unlisted`` (where given: a buffer of a byte a place, not 0 for such a place) does not
+ * mark: the codes of the places whose text is made (a callback's replacement: none), which
+ * ``_Records._from_columns`` prepares (none where it stays empty).
  * place_codes(datas, idx, off, length, known=None) -> list[bytes] | None
  * The same of one triple. */
 
@@ -941,9 +945,11 @@ fail:
  * their bytes: open addressing, each slot the object and the bytes' hash (``code_hash``:
  * this set's own, not Python's). */
 typedef struct {
-    uint64_t h;
+    uint64_t h;  /* the hash; its top bit: the code is a key of ``known``, or in ``fresh`` */
     PyObject *o;
 } CodeSlot;
+
+#define CODE_LISTED ((uint64_t)1 << 63)
 
 typedef struct {
     CodeSlot *s;
@@ -963,7 +969,7 @@ static uint64_t code_hash(const char *p, size_t n)
     w = 0;
     memcpy(&w, p, n);
     h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
-    return h ^ (h >> 29);
+    return (h ^ (h >> 29)) & ~CODE_LISTED;
 }
 
 /* The slot of the bytes ``p[:n]`` (hash ``h``): the one that holds them, or the empty slot
@@ -972,20 +978,21 @@ static CodeSlot *codeset_find(const CodeSet *t, const char *p, Py_ssize_t n, uin
 {
     for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
         CodeSlot *s = &t->s[i];
-        if (!s->o || (s->h == h && PyBytes_GET_SIZE(s->o) == n &&
+        if (!s->o || ((s->h & ~CODE_LISTED) == h && PyBytes_GET_SIZE(s->o) == n &&
                       !memcmp(PyBytes_AS_STRING(s->o), p, (size_t)n)))
             return s;
     }
 }
 
-/* Room for ``more`` more (the table kept at most half full; its first size for ``more``):
- * 0, or -1. */
+/* Room for ``more`` more (the table kept at most three quarters full, its first size made
+ * for ``more``: a link's 20,000 codes in 32,768 slots, half a megabyte of fresh pages in the
+ * forked writer): 0, or -1. */
 static int codeset_room(CodeSet *t, size_t more)
 {
-    if (t->s && 2 * (t->used + more) <= t->mask + 1)
+    if (t->s && 4 * (t->used + more) <= 3 * (t->mask + 1))
         return 0;
     size_t size = t->s ? 2 * (t->mask + 1) : 1024;
-    while (size < 2 * (t->used + more))
+    while (3 * size < 4 * (t->used + more))
         size *= 2;
     CodeSlot *old = t->s, *s = PyMem_Calloc(size, sizeof(CodeSlot));
     if (!s) {
@@ -998,7 +1005,7 @@ static int codeset_room(CodeSet *t, size_t more)
     for (size_t i = 0; i < old_size; i++)
         if (old[i].o)
             *codeset_find(t, PyBytes_AS_STRING(old[i].o), PyBytes_GET_SIZE(old[i].o),
-                          old[i].h) = old[i];
+                          old[i].h & ~CODE_LISTED) = old[i];
     PyMem_Free(old);
     return 0;
 }
@@ -1006,27 +1013,39 @@ static int codeset_room(CodeSet *t, size_t more)
 /* The codes of one triple of columns (``places_codes``), equal ones one object through
  * ``set``: a new list; None (a new reference) where the Python reads them; NULL on an
  * error. */
-static PyObject *column_codes(PyObject *datas, PyObject *cols, CodeSet *set)
+static PyObject *column_codes(PyObject *datas, PyObject *cols, CodeSet *set, PyObject *fresh)
 {
-    Py_buffer ib, ob, lb;
-    if (!PyTuple_Check(cols) || PyTuple_GET_SIZE(cols) != 3) {
-        PyErr_SetString(PyExc_TypeError, "places_codes: a column is not (idx, off, length)");
+    Py_buffer ib, ob, lb, sb = {0};
+    if (!PyTuple_Check(cols) || PyTuple_GET_SIZE(cols) < 3 || PyTuple_GET_SIZE(cols) > 4) {
+        PyErr_SetString(PyExc_TypeError, "places_codes: a column is not (idx, off, length) "
+                        "or (idx, off, length, unlisted)");
         return NULL;
     }
-    if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 0), &ib, PyBUF_SIMPLE) < 0)
+    PyObject *unlisted = PyTuple_GET_SIZE(cols) == 4 ? PyTuple_GET_ITEM(cols, 3) : Py_None;
+    if (unlisted != Py_None && PyObject_GetBuffer(unlisted, &sb, PyBUF_SIMPLE) < 0)
         return NULL;
+    const unsigned char *skip = unlisted != Py_None ? sb.buf : NULL;
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 0), &ib, PyBUF_SIMPLE) < 0) {
+        if (skip)
+            PyBuffer_Release(&sb);
+        return NULL;
+    }
     if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 1), &ob, PyBUF_SIMPLE) < 0) {
         PyBuffer_Release(&ib);
+        if (skip)
+            PyBuffer_Release(&sb);
         return NULL;
     }
     if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 2), &lb, PyBUF_SIMPLE) < 0) {
         PyBuffer_Release(&ib);
         PyBuffer_Release(&ob);
+        if (skip)
+            PyBuffer_Release(&sb);
         return NULL;
     }
     PyObject *out = NULL, *key = NULL;
     Py_ssize_t n = ib.len / 8;
-    if (ib.len % 8 || ob.len != ib.len || lb.len != ib.len)
+    if (ib.len % 8 || ob.len != ib.len || lb.len != ib.len || (skip && sb.len != n))
         goto none;
     out = PyList_New(n);
     if (!out)
@@ -1074,6 +1093,12 @@ static PyObject *column_codes(PyObject *datas, PyObject *cols, CodeSet *set)
             set->used++;
         }
         PyList_SET_ITEM(out, k, code);
+        /* (a code made here, listed in fresh at its first place not marked unlisted) */
+        if (!(s->h & CODE_LISTED) && !(skip && skip[k])) {
+            s->h |= CODE_LISTED;
+            if (fresh != Py_None && PyList_Append(fresh, code) < 0)
+                goto fail;
+        }
     }
     goto done;
 fail:
@@ -1086,11 +1111,14 @@ done:
     PyBuffer_Release(&ib);
     PyBuffer_Release(&ob);
     PyBuffer_Release(&lb);
+    if (skip)
+        PyBuffer_Release(&sb);
     return out;
 }
 
 /* ``places_codes``' (``place_codes``' with ``one``: the first list alone) */
-static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *known, int one)
+static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *known,
+                                  PyObject *fresh, int one)
 {
     PyObject *out = NULL, *seq = NULL;
     CodeSet set = {NULL, 0, 0};
@@ -1118,10 +1146,14 @@ static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *
             CodeSlot *s = codeset_find(&set, p, n, h);
             if (!s->o) {
                 s->o = k;
-                s->h = h;
+                s->h = h | CODE_LISTED;
                 set.used++;
             }
         }
+    }
+    if (fresh != Py_None && !PyList_Check(fresh)) {
+        PyErr_SetString(PyExc_TypeError, "places_codes: fresh is not a list");
+        goto done;
     }
     if (!(seq = PySequence_Fast(columns, "places_codes: columns is not a sequence")))
         goto done;
@@ -1130,7 +1162,7 @@ static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *
     if (!lists)
         goto done;
     for (Py_ssize_t j = 0; j < m; j++) {
-        PyObject *got = column_codes(datas, PySequence_Fast_GET_ITEM(seq, j), &set);
+        PyObject *got = column_codes(datas, PySequence_Fast_GET_ITEM(seq, j), &set, fresh);
         if (!got || got == Py_None) {
             Py_DECREF(lists);
             out = got;
@@ -1152,10 +1184,10 @@ done:
 
 static PyObject *pl_places_codes(PyObject *self, PyObject *args)
 {
-    PyObject *datas, *columns, *known = Py_None;
-    if (!PyArg_ParseTuple(args, "OO|O", &datas, &columns, &known))
+    PyObject *datas, *columns, *known = Py_None, *fresh = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|OO", &datas, &columns, &known, &fresh))
         return NULL;
-    return codes_of_columns(datas, columns, known, 0);
+    return codes_of_columns(datas, columns, known, fresh, 0);
 }
 
 static PyObject *pl_place_codes(PyObject *self, PyObject *args)
@@ -1170,7 +1202,7 @@ static PyObject *pl_place_codes(PyObject *self, PyObject *args)
     Py_DECREF(cols);
     if (!one)
         return NULL;
-    PyObject *got = codes_of_columns(datas, one, known, 1);
+    PyObject *got = codes_of_columns(datas, one, known, Py_None, 1);
     Py_DECREF(one);
     return got;
 }

@@ -362,9 +362,14 @@ class _Records:
         index_of = None
         if self.site_names is None and speedups.postlink() is not None:
             index_of = partial(_name_index, self.names, self.elf)
-        # (the compiled reader's codes of both places at once: equal ones one object in both)
-        codes = self._codes_np(((c["site_sec"], c["site_off"], c["orig_len"]),
-                                (c["alt_sec"], c["alt_off"], c["alt_len"])))
+        # (the compiled reader's codes of both places at once: equal ones one object in both;
+        # those the texts do not know, but for a callback's replacement's, in fresh)
+        kinds = callback = None
+        fresh: list[bytes] = []
+        if type(cap_raws) is not list:
+            kinds, callback = self._kinds(cap_raws)
+        codes = self._codes_np(((c["site_sec"], c["site_off"], c["orig_len"], None),
+                                (c["alt_sec"], c["alt_off"], c["alt_len"], callback)), fresh)
         return self._from_columns(
             range(table.size), s_addr, a_addr, cap_raws, orig_lens, alt_lens,
             self._places_np(c["site_sec"], c["site_off"], c["site_addr"], c["orig_len"],
@@ -372,29 +377,50 @@ class _Records:
                             codes=codes and codes[0]),
             self._places_np(c["alt_sec"], c["alt_off"], c["alt_addr"], c["alt_len"], False,
                             codes=codes and codes[1]),
-            table.entry, names_of, joined, index_of)
+            table.entry, names_of, joined, index_of,
+            fresh=fresh if codes is not None and callback is not None else None,
+            kinds=None if kinds is None else (kinds, callback.tolist()))
+
+    def _kinds(self, cap_raws) -> tuple[dict[int, bool], object]:
+        """Of an array of capabilities (a table's column): which of its values are a
+        callback's, and which of its entries are (a numpy array of bools)."""
+        kinds = {c: self._cap(c)[0] == "callback" for c in _distinct(cap_raws)}
+        return kinds, _is_in(cap_raws, [c for c, cb in kinds.items() if cb])
 
     def _from_columns(self, index, s_addr, a_addr, cap_raws, orig_lens, alt_lens, site, repl,
-                      entry_at, names_of, joined: bool = False, index_of=None) -> list[str]:
+                      entry_at, names_of, joined: bool = False, index_of=None,
+                      fresh: list[bytes] | None = None, kinds=None) -> list[str]:
         """``entries_json``'s text from its entries' columns and their places' (``site``,
         ``repl``: ``_places``'); ``entry_at(k)``: the ``k``-th entry (for ``entry_json``,
         where a place is not read from its section directly); ``names_of(s_addr)``: the
         sites' names (``Symbolizer.at_addresses``: None for none); ``index_of()``: the
         image's table of names for the compiled writer to look the sites up in
         (``_name_index``; None: none, the names made by ``names_of``). ``joined``: where the
-        compiled writer writes them, runs of entries joined (``table_json``'s)."""
+        compiled writer writes them, runs of entries joined (``table_json``'s). ``fresh``:
+        the codes of the sites and the static replacements that the texts do not know
+        (``_codes_np``'s), where every place is read from its section: those are prepared,
+        not every code looked for in the texts (none, where the texts were kept by an
+        earlier link). ``kinds``: which capabilities are a callback's and which entries are
+        (a list of bools), made before (``_kinds``)."""
         arrays = type(cap_raws) is not list and hasattr(cap_raws, "tolist")
-        kinds = {c: self._cap(c)[0] == "callback"
-                 for c in (_distinct(cap_raws) if arrays else set(cap_raws))}
-        callback = _is_in(cap_raws, [c for c, cb in kinds.items() if cb]) if arrays else \
-            list(map(kinds.__getitem__, cap_raws))
+        if kinds is not None:
+            kinds, callback = kinds
+        elif arrays:
+            kinds, callback = self._kinds(cap_raws)
+            callback = callback.tolist()
+        else:
+            kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
+            callback = list(map(kinds.__getitem__, cap_raws))
         s_code, s_file, s_bin, s_bad = site
         a_code, _, _, a_bad = repl
         bad = sorted(set(s_bad).union(k for k in a_bad if not callback[k]))
         for k in bad:  # made by entry_json below
             s_code[k] = a_code[k] = b""
-        repl_codes = set(compress(a_code, map(not_, callback)))  # (the static entries')
-        self.texts.prepare(repl_codes.union(s_code))
+        if bad or fresh is None:
+            repl_codes = set(compress(a_code, map(not_, callback)))  # (the static entries')
+            self.texts.prepare(repl_codes.union(s_code))
+        elif fresh:
+            self.texts.prepare(fresh)
         codes = self._code_json
         simple = self._simple
 
@@ -593,24 +619,29 @@ class _Records:
                                               b[2], sec.size)
         return info
 
-    def _codes_np(self, columns) -> list[list[bytes]] | None:
-        """The bytes of the places of each (section index, offset, length) of ``columns``
-        (a table's, as ``_places_np`` takes them), as ``_places_np`` slices them before it
-        empties those it does not read from their section, made by the compiled
+    def _codes_np(self, columns, fresh: list | None = None) -> list[list[bytes]] | None:
+        """The bytes of the places of each (section index, offset, length, unlisted) of
+        ``columns`` (a table's, as ``_places_np`` takes them), as ``_places_np`` slices them
+        before it empties those it does not read from their section, made by the compiled
         ``places_codes``: equal codes one object in all of them, the texts' key where they
-        know the code. None where it is not used (``_places_np`` then slices them)."""
+        know the code (``fresh``: where given, the others are appended to it, but for those
+        only at places ``unlisted`` marks: an array of bools, or None). None where it is not
+        used (``_places_np`` then slices them)."""
         import numpy as np
 
         pl = speedups.postlink()
         if pl is None:
             return None
         info = self._place_info(np.flatnonzero(np.bincount(np.concatenate(
-            [idx for idx, _, _ in columns]))).tolist())
+            [idx for idx, _, _, _ in columns]))).tolist())
         datas = {i: b"" if g is None else g[3] for i, g in info.items()}
         return pl.places_codes(datas, [(np.ascontiguousarray(idx, dtype=np.int64),
                                         off.astype(np.uint64, copy=False),
-                                        length.astype(np.uint64, copy=False))
-                                       for idx, off, length in columns], self._code_json)
+                                        length.astype(np.uint64, copy=False),
+                                        None if unlisted is None else
+                                        np.ascontiguousarray(unlisted, dtype=np.uint8))
+                                       for idx, off, length, unlisted in columns],
+                               self._code_json, fresh)
 
     def _places_np(self, idx, off, addr, length, offsets: bool = True,
                    arrays: bool = False, codes: list | None = None
@@ -1091,14 +1122,15 @@ def _distinct(column) -> list[int]:
     return s[np.concatenate(([True], s[1:] != s[:-1]))].tolist()
 
 
-def _is_in(column, values: list[int]) -> list[bool]:
-    """For each item of an array of integers, whether it is one of ``values`` (a few)."""
+def _is_in(column, values: list[int]):
+    """For each item of an array of integers, whether it is one of ``values`` (a few): an
+    array of bools."""
     import numpy as np
 
     got = np.zeros(len(column), dtype=bool)
     for v in values:
         got |= column == v
-    return got.tolist()
+    return got
 
 
 def _mask(flags: list[bool]):

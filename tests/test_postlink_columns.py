@@ -158,7 +158,7 @@ def test_distinct_and_is_in():
         a = np.array(values, dtype=np.int64)
         assert sorted(manifestmod._distinct(a)) == sorted(set(values))
         some = rng.sample(sorted(set(values)), min(2, len(set(values))))
-        assert manifestmod._is_in(a, some) == [v in some for v in values]
+        assert manifestmod._is_in(a, some).tolist() == [v in some for v in values]
 
 
 @built

@@ -110,8 +110,8 @@ def test_the_manifests_codes_of_both_places(tmp_path):
     records = manifestmod._Records(inp, Profile("linux-v4.17", 85), None, None, None,
                                    manifestmod.CodeTexts())
     c = inp.table.columns
-    sites, alts = records._codes_np(((c["site_sec"], c["site_off"], c["orig_len"]),
-                                     (c["alt_sec"], c["alt_off"], c["alt_len"])))
+    sites, alts = records._codes_np(((c["site_sec"], c["site_off"], c["orig_len"], None),
+                                     (c["alt_sec"], c["alt_off"], c["alt_len"], None)))
     assert len(sites) == len(alts) == inp.table.size > 256
     one = {}
     assert all(one.setdefault(x, x) is x for x in sites + alts)
@@ -121,3 +121,72 @@ def test_the_manifests_codes_of_both_places(tmp_path):
              ("alt_sec", "alt_off", "alt_addr", "alt_len", False)), (sites, alts)):
         cols = (c[sec], c[off], c[addr], c[n], offsets)
         assert records._places_np(*cols, codes=list(codes)) == records._places_np(*cols)
+
+
+@built
+def test_the_fresh_codes():
+    """``fresh``: each code made (not a key of ``known``) appended once, the very object of
+    the lists, but for a code only at places a column's ``unlisted`` marks; none where
+    ``known`` has them all."""
+    import numpy as np
+
+    pl = speedups.get(speedups.POSTLINK)
+    rng = random.Random(17)
+    for _ in range(60):
+        datas = {i: bytes(rng.getrandbits(2) for _ in range(rng.randrange(0, 40)))
+                 for i in rng.sample(range(1, 9), rng.randrange(1, 5))}
+        parts = [_columns(rng, datas, rng.randrange(0, 200), False)
+                 for _ in range(rng.randrange(1, 3))]
+        every = [c for w, _ in parts for c in w]
+        known = {bytes(bytearray(c)): None for c in rng.sample(every, len(every) // 2)}
+        fresh: list = []
+        got = pl.places_codes(datas, [cols for _, cols in parts], known, fresh)
+        assert sorted(fresh) == sorted(set(every) - set(known))
+        objects = {id(c) for g in got for c in g}
+        assert all(id(c) in objects for c in fresh)
+        # (some places unlisted, in some columns)
+        marks = [None if rng.random() < 0.3 else
+                 np.array([rng.random() < 0.5 for _ in w], dtype=bool) for w, _ in parts]
+        listed = {c for (w, _), m in zip(parts, marks) for k, c in enumerate(w)
+                  if m is None or not m[k]}
+        fresh = []
+        again = pl.places_codes(datas, [(*cols, m) for (_, cols), m in zip(parts, marks)],
+                                known, fresh)
+        assert again == got and len(fresh) == len(set(fresh))
+        assert set(fresh) == listed - set(known)
+        all_known = dict.fromkeys(every)
+        none: list = []
+        pl.places_codes(datas, [cols for _, cols in parts], all_known, none)
+        assert none == []
+    with pytest.raises(TypeError, match="fresh"):
+        pl.places_codes({}, [], None, ())
+
+
+@built
+@gnu
+def test_the_codes_prepared(tmp_path, monkeypatch):
+    """The synthetic firmware's manifest: with texts that know none of its codes, those its
+    places read (``fresh``) prepared, in one call; with the texts of an earlier manifest,
+    none; the same text as the entries written one by one either way."""
+    from test_branches import synthetic_firmware
+    from test_image_fast import table_columns
+
+    inp = Input.load(read_elf(str(synthetic_firmware(tmp_path))))
+    if inp.table.columns is None:
+        inp = table_columns(inp)
+    profile = Profile("linux-v4.17", 85)
+    speedups.use(True)
+    want = manifestmod._Records(inp, profile, None, None, None).entries_json(
+        inp.table.entries, columns=False)
+    asked = []
+    prepare = manifestmod.CodeTexts.prepare
+    monkeypatch.setattr(manifestmod.CodeTexts, "prepare",
+                        lambda self, codes: asked.append(list(codes)) or prepare(self, codes))
+    texts = manifestmod.CodeTexts()
+    assert manifestmod._Records(inp, profile, None, None, None, texts).table_json(
+        inp.table) == want
+    assert len(asked) == 1 and len(asked[0]) == len(set(asked[0])) > 100
+    asked.clear()
+    assert manifestmod._Records(inp, profile, None, None, None, texts).table_json(
+        inp.table) == want
+    assert asked == []
