@@ -40,6 +40,13 @@ def _config(tfa_build, name: str) -> tfabuild.Config:
     return c
 
 
+def _links(tfa_build, c: tfabuild.Config) -> dict[str, list[str]]:
+    """``c``'s links as its make ran them, by output: one for each image it makes."""
+    commands = tfa_build.link_commands(c)
+    assert set(commands) == {str(tfa_build.build_dir(c) / i) for i in c.images}, commands
+    return commands
+
+
 def test_every_link_of_the_tfa_builds_goes_through_altlink_clean(tfa_build):
     links = tfa_build.links()
     by_output = {r["output"]: r for r in links}
@@ -70,7 +77,7 @@ def test_the_lto_build_links_through_the_gcc_driver_with_its_default_script(tfa_
     """TF-A's LTO link shape, as ``tfabuild`` means it: gcc as the linker, ``-Wl,-dT`` and
     the script as the driver's next word (GNU ld's default script: docs/historical-bugs.md)."""
     c = _config(tfa_build, "qemu-lto")
-    for output, words in tfa_build.link_commands(c).items():
+    for output, words in _links(tfa_build, c).items():
         assert words[0] == f"{tfabuild.CROSS}gcc"
         i = words.index("-Wl,-dT")
         assert words[i + 1] == output[:-len(".elf")] + ".ld"
@@ -102,7 +109,7 @@ def test_the_images_are_what_the_linker_alone_links(tfa_build, tmp_path, name):
     in PATH), writing elsewhere: the same image, byte for byte, and the same link map but for
     the output's name (GNU ld's maps say ``OUTPUT(<the real output> ...)``)."""
     c = _config(tfa_build, name)
-    for output, words in tfa_build.link_commands(c).items():
+    for output, words in _links(tfa_build, c).items():
         bare = tmp_path / output.replace("/", "_")
         p = subprocess.run(_bare_link(words, bare), cwd=tfa_build.src,
                            capture_output=True, text=True)
@@ -120,7 +127,7 @@ def test_altlinks_raw_binary_is_tfas_own(tfa_build, tmp_path, name):
     is TF-A's own ``objcopy -O binary`` of its image (BL1's data is loaded in ROM and copied
     to RAM: the binary follows the load addresses)."""
     c = _config(tfa_build, name)
-    for output, words in tfa_build.link_commands(c).items():
+    for output, words in _links(tfa_build, c).items():
         out = tmp_path / output.replace("/", "_")
         binary = tmp_path / "raw.bin"
         p = altlink("link", "--bin", binary, "--", *_bare_link(words, out), cwd=tfa_build.src)
