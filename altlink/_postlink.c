@@ -1015,37 +1015,23 @@ static int codeset_room(CodeSet *t, size_t more)
  * error. */
 static PyObject *column_codes(PyObject *datas, PyObject *cols, CodeSet *set, PyObject *fresh)
 {
-    Py_buffer ib, ob, lb, sb = {0};
     if (!PyTuple_Check(cols) || PyTuple_GET_SIZE(cols) < 3 || PyTuple_GET_SIZE(cols) > 4) {
         PyErr_SetString(PyExc_TypeError, "places_codes: a column is not (idx, off, length) "
                         "or (idx, off, length, unlisted)");
         return NULL;
     }
-    PyObject *unlisted = PyTuple_GET_SIZE(cols) == 4 ? PyTuple_GET_ITEM(cols, 3) : Py_None;
-    if (unlisted != Py_None && PyObject_GetBuffer(unlisted, &sb, PyBUF_SIMPLE) < 0)
-        return NULL;
-    const unsigned char *skip = unlisted != Py_None ? sb.buf : NULL;
-    if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 0), &ib, PyBUF_SIMPLE) < 0) {
-        if (skip)
-            PyBuffer_Release(&sb);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 1), &ob, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&ib);
-        if (skip)
-            PyBuffer_Release(&sb);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, 2), &lb, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&ib);
-        PyBuffer_Release(&ob);
-        if (skip)
-            PyBuffer_Release(&sb);
-        return NULL;
-    }
+    /* idx, off, length, and unlisted where given: held in view[:held] */
+    Py_buffer view[4];
+    int held = 0, want = PyTuple_GET_SIZE(cols) == 4 && PyTuple_GET_ITEM(cols, 3) != Py_None
+        ? 4 : 3;
     PyObject *out = NULL, *key = NULL;
+    for (; held < want; held++)
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(cols, held), &view[held], PyBUF_SIMPLE) < 0)
+            goto done;
+    Py_buffer ib = view[0], ob = view[1], lb = view[2];
+    const unsigned char *skip = want == 4 ? view[3].buf : NULL;
     Py_ssize_t n = ib.len / 8;
-    if (ib.len % 8 || ob.len != ib.len || lb.len != ib.len || (skip && sb.len != n))
+    if (ib.len % 8 || ob.len != ib.len || lb.len != ib.len || (skip && view[3].len != n))
         goto none;
     out = PyList_New(n);
     if (!out)
@@ -1108,11 +1094,8 @@ none:
     Py_CLEAR(out);
     out = Py_NewRef(Py_None);
 done:
-    PyBuffer_Release(&ib);
-    PyBuffer_Release(&ob);
-    PyBuffer_Release(&lb);
-    if (skip)
-        PyBuffer_Release(&sb);
+    while (held)
+        PyBuffer_Release(&view[--held]);
     return out;
 }
 
