@@ -94,8 +94,8 @@ def load(cache_dir: str | None, texts=None):
 
 def save(texts) -> None:
     """What ``texts`` gained since ``load`` (the codes this link made), kept for the next
-    links: in a ``.delta`` file of its own; where ``MAX_DELTAS`` were read, all that was read
-    with it in a new base, those files then removed (and those of other keys not written
+    links: in a ``.delta`` file of its own; where ``MAX_DELTAS`` were read (whether this link
+    made codes or not), all that was read with it in a new base, those files then removed (and those of other keys not written
     for a day: another altlink's, or capstone's, and a killed link's temporary files). Where
     the files would take more than ``bound_bytes()``, begun again: every file read removed,
     the new codes alone kept."""
@@ -103,16 +103,22 @@ def save(texts) -> None:
     if kept is None:
         return
     tables = [getattr(texts, f) for f in FIELDS]
-    if tuple(map(len, tables)) == kept.sizes:
+    unchanged = tuple(map(len, tables)) == kept.sizes
+    merge = sum(n.endswith(DELTA) for n in kept.files) >= MAX_DELTAS
+    if unchanged and not merge:
         return  # nothing new
     bound = bound_bytes()
-    if sum(n.endswith(DELTA) for n in kept.files) >= MAX_DELTAS:
+    # (merged where nothing is new too: links that ran at once, each writing its own delta,
+    # leave more than MAX_DELTAS, which every later link would read)
+    if merge:
         data = pickle.dumps(tuple(tables), protocol=-1)
         if len(data) <= bound:
             if _write(os.path.join(kept.folder, kept.key + BASE), data):
                 _unlink_all(kept.folder, [n for n in kept.files if n != kept.key + BASE])
                 _remove_others(kept.folder, kept.key)
             return
+    if unchanged:
+        return
     new = pickle.dumps(tuple(dict(islice(t.items(), n, None))
                              for t, n in zip(tables, kept.sizes)), protocol=-1)
     if kept.bytes + len(new) > bound:  # begun again: the files read removed
