@@ -379,7 +379,7 @@ class _Records:
                             codes=codes and codes[1]),
             table.entry, names_of, joined, index_of,
             fresh=fresh if codes is not None and callback is not None else None,
-            kinds=None if kinds is None else (kinds, callback.tolist()))
+            kinds=None if kinds is None else (kinds, callback))
 
     def _kinds(self, cap_raws) -> tuple[dict[int, bool], object]:
         """Of an array of capabilities (a table's column): which of its values are a
@@ -401,13 +401,12 @@ class _Records:
         (``_codes_np``'s), where every place is read from its section: those are prepared,
         not every code looked for in the texts (none, where the texts were kept by an
         earlier link). ``kinds``: which capabilities are a callback's and which entries are
-        (a list of bools), made before (``_kinds``)."""
-        arrays = type(cap_raws) is not list and hasattr(cap_raws, "tolist")
-        if kinds is not None:
-            kinds, callback = kinds
-        elif arrays:
-            kinds, callback = self._kinds(cap_raws)
-            callback = callback.tolist()
+        (a numpy array of bools), made before (``_kinds``), where the columns are arrays
+        (``_array64``'s: ``table_json``'s for the compiled writer)."""
+        arrays = kinds is not None
+        if arrays:
+            kinds, is_callback = kinds
+            callback = is_callback.tolist()
         else:
             kinds = {c: self._cap(c)[0] == "callback" for c in set(cap_raws)}
             callback = list(map(kinds.__getitem__, cap_raws))
@@ -443,7 +442,7 @@ class _Records:
         # (after the table of names: the callbacks' functions then found in the symbols'
         # columns it made, not by a search of the table's bytes for each value)
         cbs = {aa: self._callback(aa) for aa in (
-            set(a_addr[_mask(callback)].tolist()) if arrays else set(compress(a_addr, callback)))}
+            set(a_addr[is_callback].tolist()) if arrays else set(compress(a_addr, callback)))}
         heads = {c: self._head(c) for c in kinds}
         src = None if self.sources is None else \
             [f'"source": {_enc(t)}, ' if t else "" for t in map(self.sources, _listed(s_addr))]
@@ -1131,13 +1130,6 @@ def _is_in(column, values: list[int]):
     for v in values:
         got |= column == v
     return got
-
-
-def _mask(flags: list[bool]):
-    """A list of bools as a numpy mask."""
-    import numpy as np
-
-    return np.array(flags, dtype=bool)
 
 
 class Encoded(list):

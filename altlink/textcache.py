@@ -95,8 +95,9 @@ def load(cache_dir: str | None, texts=None):
 def save(texts) -> None:
     """What ``texts`` gained since ``load`` (the codes this link made), kept for the next
     links: in a ``.delta`` file of its own; where ``MAX_DELTAS`` were read (whether this link
-    made codes or not), all that was read with it in a new base, those files then removed (and those of other keys not written
-    for a day: another altlink's, or capstone's, and a killed link's temporary files). Where
+    made codes or not), all that was read with it in a new base, those files then removed
+    (and those of other keys not written for a day: another altlink's, or capstone's, and a
+    killed link's temporary files). Where
     the files would take more than ``bound_bytes()``, begun again: every file read removed,
     the new codes alone kept."""
     kept = getattr(texts, "kept", None)
