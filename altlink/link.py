@@ -177,24 +177,23 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
         # (``textcache``: beside the records), or makes them from the records' columns, while
         # the linker runs; then waits for the image, reads it itself and writes the outputs,
         # beside this process's checks. Where it may not be forked, the texts are made here.
+        writes = bool(req.binary or req.manifest) and not req.sort_table
         kept = req.cache_dir if req.manifest and req.cache_dir and \
             stats["entries"] >= TEXTS_KEPT_FROM else None
         text_packs = packs if req.manifest and type(packs) is RecordColumns else None
         texts = None
         tmp_bin = tmp_manifest = None
-        if not req.sort_table and (req.binary or req.manifest) and linker.running():
+        if (writes and linker.running()) or kept or text_packs is not None:
+            # (once numpy is imported: one thread forks, and no module is imported here while
+            # its thread imports: a dataclass made here would read its half-imported ``typing``)
             if numpy_import is not None:
                 numpy_import.join()
-            if forkmap.can_fork() and linker.running():
+            if writes and forkmap.can_fork() and linker.running():
                 tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
                 writer = EarlyWriter(req, profile, tmp_image, tmp_bin, tmp_manifest, kept,
                                      text_packs)
-        if writer is None and (kept or text_packs is not None):
-            # (once numpy is imported: no module is imported here while its thread imports,
-            # and a dataclass made here would read its half-imported ``typing``)
-            if numpy_import is not None:
-                numpy_import.join()
-            texts = writer_texts(kept, text_packs, linker.running)
+            elif kept or text_packs is not None:
+                texts = writer_texts(kept, text_packs, linker.running)
         linker.finish()
         if numpy_import is not None:
             numpy_import.join()  # before any fork: forkmap forks only a single thread
@@ -206,8 +205,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
             raise type(e)(str(e).replace(tmp_image, req.output) + _not_elf_why(cmd, tmp_image)
                           ) from None
         stats["image_entries"] = image.table.size
-        if writer is None and not req.sort_table and image.elf.type != ET_REL and \
-                (req.binary or req.manifest):
+        if writer is None and writes and image.elf.type != ET_REL:
             tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
             if forkmap.can_fork():  # written by a forked copy while the image is checked
                 writer = forkmap.Forked(partial(make_files, req, image, profile, tmp_image,
