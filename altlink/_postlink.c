@@ -211,6 +211,350 @@ static int put_bytes_hex(Buf *b, PyObject *code)
     return 1;
 }
 
+/* -- codes' hashes and the texts read in place ------------------------------------------ */
+
+/* The top bit of a code's hash: in a CodeSet, the code is known to the texts, or listed in
+ * ``fresh`` (places_codes). code_hash leaves it 0. */
+#define CODE_LISTED ((uint64_t)1 << 63)
+
+/* ``n`` (at most 8) bytes at ``p`` as a little-endian number. */
+HOT uint64_t le_word(const char *p, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    return w;
+#else
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        w |= (uint64_t)(unsigned char)p[i] << (8 * i);
+    return w;
+#endif
+}
+
+/* A hash of the code ``p[:n]`` (a few multiplications a code: most are one or two words),
+ * the same on any machine: a compact table keeps it (textcache._code_hash is the
+ * reference). */
+static uint64_t code_hash(const char *p, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    for (; n >= 8; p += 8, n -= 8) {
+        h = (h ^ le_word(p, 8)) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    h = (h ^ le_word(p, n)) * 0xC4CEB9FE1A85EC53ULL;
+    return (h ^ (h >> 29)) & ~CODE_LISTED;
+}
+
+/* A compact table of codes' texts (textcache, its FORMAT 2): the texts of the codes that read
+ * the same anywhere and need no fix-up (``CodeTexts.code_json[c] == (text, ())``, and
+ * ``simple[c]`` that text and ``, "fixups": []``), in one buffer, read where a texts file
+ * holds it. The writer looks a code up there where the texts' dicts do not have it: a link's
+ * 20,000 codes are not each made into Python objects when the texts are read.
+ *   header:  b"ALTC", then little-endian u32s: the slots (a power of two), the records,
+ *            the records' bytes
+ *   slots:   a u32 each, a record's offset in the records plus 1 (0: empty), from the
+ *            code's hash (code_hash) masked on (linear probing)
+ *   records: little-endian u32s: the hash's low 32 bits, the code's length, the text's
+ *            length; then the code, then the text (ASCII)
+ * The Python reference: textcache's _compact_table, _compact_get, _compact_items. */
+typedef struct {
+    const unsigned char *slots, *recs;
+    uint32_t mask;
+    size_t recs_len;
+} Compact;
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(unsigned char *q, uint32_t v)
+{
+    q[0] = (unsigned char)v;
+    q[1] = (unsigned char)(v >> 8);
+    q[2] = (unsigned char)(v >> 16);
+    q[3] = (unsigned char)(v >> 24);
+}
+
+#define COMPACT_HEAD 16
+
+/* ``t`` over the ``len`` bytes at ``p``: 1; 0 where they are not a compact table. */
+static int compact_open(Compact *t, const unsigned char *p, size_t len)
+{
+    if (len < COMPACT_HEAD || memcmp(p, "ALTC", 4))
+        return 0;
+    uint32_t slots = le32(p + 4), recs_len = le32(p + 12);
+    if (!slots || (slots & (slots - 1)) ||
+        (len - COMPACT_HEAD) / 4 < slots ||
+        len - COMPACT_HEAD - 4 * (size_t)slots != recs_len)
+        return 0;
+    t->slots = p + COMPACT_HEAD;
+    t->recs = t->slots + 4 * (size_t)slots;
+    t->mask = slots - 1;
+    t->recs_len = recs_len;
+    return 1;
+}
+
+/* The record at offset ``off`` of ``t``'s records, its code and text: 1; 0 where it does not
+ * lie inside them. */
+static int compact_record(const Compact *t, size_t off, uint32_t *h32, const char **code,
+                          size_t *code_n, const char **text, size_t *text_n)
+{
+    if (off > t->recs_len || t->recs_len - off < 12)
+        return 0;
+    const unsigned char *r = t->recs + off;
+    size_t cn = le32(r + 4), tn = le32(r + 8), room = t->recs_len - off - 12;
+    if (cn > room || tn > room - cn)
+        return 0;
+    *h32 = le32(r);
+    *code = (const char *)r + 12;
+    *code_n = cn;
+    *text = *code + cn;
+    *text_n = tn;
+    return 1;
+}
+
+/* The text of the code ``p[:n]`` (hash ``h``, code_hash's) in ``t``: 1, into ``*text`` and
+ * ``*text_n``; 0 where ``t`` has none. */
+static int compact_find(const Compact *t, const char *p, size_t n, uint64_t h,
+                        const char **text, size_t *text_n)
+{
+    for (uint32_t i = (uint32_t)h & t->mask, tries = 0; tries <= t->mask;
+         i = (i + 1) & t->mask, tries++) {
+        uint32_t at = le32(t->slots + 4 * (size_t)i);
+        if (!at)
+            return 0;
+        uint32_t h32;
+        const char *code;
+        size_t cn;
+        if (compact_record(t, at - 1, &h32, &code, &cn, text, text_n) &&
+            h32 == (uint32_t)h && cn == n && !memcmp(code, p, n))
+            return 1;
+    }
+    return 0;
+}
+
+/* The compact tables of a dict of texts (``manifest.CodeTexts``' ``code_json``: a dict whose
+ * ``compact`` attribute is a tuple of buffers, the tables), held while a call reads them. */
+typedef struct {
+    Py_ssize_t n;
+    Py_buffer *views;
+    Compact *t;
+} Compacts;
+
+static void compacts_release(Compacts *cs)
+{
+    for (Py_ssize_t i = 0; i < cs->n; i++)
+        PyBuffer_Release(&cs->views[i]);
+    PyMem_Free(cs->views);
+    PyMem_Free(cs->t);
+    cs->n = 0;
+    cs->views = NULL;
+    cs->t = NULL;
+}
+
+/* ``cs``, the compact tables of ``d`` (none for an exact dict, or one without them): 0; -1
+ * on an error (a table that is not one is an error: textcache checks each it reads). */
+static int compacts_of(Compacts *cs, PyObject *d)
+{
+    cs->n = 0;
+    cs->views = NULL;
+    cs->t = NULL;
+    if (PyDict_CheckExact(d))
+        return 0;
+    PyObject *tables = PyObject_GetAttrString(d, "compact");
+    if (!tables) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    int r = -1;
+    if (!PyTuple_Check(tables)) {
+        PyErr_SetString(PyExc_TypeError, "the texts' compact tables are not a tuple");
+        goto done;
+    }
+    Py_ssize_t m = PyTuple_GET_SIZE(tables);
+    if (m && (!(cs->views = PyMem_Calloc((size_t)m, sizeof(Py_buffer))) ||
+              !(cs->t = PyMem_Calloc((size_t)m, sizeof(Compact))))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(tables, i), &cs->views[i], PyBUF_SIMPLE) < 0)
+            goto done;
+        cs->n++;
+        if (!compact_open(&cs->t[i], cs->views[i].buf, (size_t)cs->views[i].len)) {
+            PyErr_SetString(PyExc_ValueError, "a compact table of texts is not one");
+            goto done;
+        }
+    }
+    r = 0;
+done:
+    Py_DECREF(tables);
+    if (r < 0)
+        compacts_release(cs);
+    return r;
+}
+
+/* The text of the code ``p[:n]`` (hash ``h``) in the first of ``cs``' tables that has it: 1;
+ * 0 none has. */
+HOT int compacts_find(const Compacts *cs, const char *p, size_t n, uint64_t h,
+                      const char **text, size_t *text_n)
+{
+    for (Py_ssize_t i = 0; i < cs->n; i++)
+        if (compact_find(&cs->t[i], p, n, h, text, text_n))
+            return 1;
+    return 0;
+}
+
+/* The text of the bytes object ``code`` in ``cs``: 1; 0 none (or not exact bytes). */
+HOT int compacts_text(const Compacts *cs, PyObject *code, const char **text, size_t *text_n)
+{
+    if (!cs->n || !PyBytes_CheckExact(code))
+        return 0;
+    const char *p = PyBytes_AS_STRING(code);
+    size_t n = (size_t)PyBytes_GET_SIZE(code);
+    return compacts_find(cs, p, n, code_hash(p, n), text, text_n);
+}
+
+/* compact_table(items) -> bytes: the compact table of ``items``, (code, text) pairs (bytes,
+ * an ASCII str), a code's first pair kept. */
+static PyObject *pl_compact_table(PyObject *self, PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "compact_table: items is not a sequence");
+    if (!seq)
+        return NULL;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = NULL;
+    unsigned char *slots = NULL;
+    Buf recs = {NULL, 0, 0, NULL};
+    size_t nslots = 8;
+    while (nslots < 2 * (size_t)m)
+        nslots *= 2;
+    if (nslots > 0x40000000u) {
+        PyErr_SetString(PyExc_OverflowError, "compact_table: too many codes");
+        goto done;
+    }
+    if (!(slots = PyMem_Calloc(nslots, 4))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Compact t = {slots, NULL, (uint32_t)(nslots - 1), 0};
+    uint32_t count = 0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, k), *code, *text;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+            !PyBytes_CheckExact(code = PyTuple_GET_ITEM(item, 0)) ||
+            !PyUnicode_CheckExact(text = PyTuple_GET_ITEM(item, 1)) ||
+            !PyUnicode_IS_ASCII(text)) {
+            PyErr_SetString(PyExc_ValueError, "compact_table: an item is not (bytes, an "
+                            "ASCII str)");
+            goto done;
+        }
+        const char *p = PyBytes_AS_STRING(code);
+        size_t n = (size_t)PyBytes_GET_SIZE(code), tn = (size_t)PyUnicode_GET_LENGTH(text);
+        uint64_t h = code_hash(p, n);
+        t.recs = (const unsigned char *)recs.p;
+        t.recs_len = (size_t)recs.n;
+        const char *seen;
+        size_t seen_n;
+        if (compact_find(&t, p, n, h, &seen, &seen_n))
+            continue;  /* (a code's first pair kept) */
+        if ((size_t)recs.n + 12 + n + tn > 0xFFFFFFF0u) {
+            PyErr_SetString(PyExc_OverflowError, "compact_table: too many bytes");
+            goto done;
+        }
+        uint32_t i = (uint32_t)h & t.mask;
+        while (le32(slots + 4 * (size_t)i))
+            i = (i + 1) & t.mask;
+        put_le32(slots + 4 * (size_t)i, (uint32_t)recs.n + 1);
+        unsigned char head[12];
+        put_le32(head, (uint32_t)h);
+        put_le32(head + 4, (uint32_t)n);
+        put_le32(head + 8, (uint32_t)tn);
+        if (buf_put(&recs, (const char *)head, 12) < 0 || buf_put(&recs, p, (Py_ssize_t)n) < 0 ||
+            buf_put(&recs, (const char *)PyUnicode_DATA(text), (Py_ssize_t)tn) < 0)
+            goto done;
+        count++;
+    }
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(COMPACT_HEAD + 4 * nslots) + recs.n);
+    if (!out)
+        goto done;
+    unsigned char *q = (unsigned char *)PyBytes_AS_STRING(out);
+    memcpy(q, "ALTC", 4);
+    put_le32(q + 4, (uint32_t)nslots);
+    put_le32(q + 8, count);
+    put_le32(q + 12, (uint32_t)recs.n);
+    memcpy(q + COMPACT_HEAD, slots, 4 * nslots);
+    if (recs.n)
+        memcpy(q + COMPACT_HEAD + 4 * nslots, recs.p, (size_t)recs.n);
+done:
+    Py_DECREF(seq);
+    PyMem_Free(slots);
+    PyMem_Free(recs.p);
+    return out;
+}
+
+/* ``Compact`` over a buffer object, held in ``view``: 1; 0 not a table (ValueError set); -1
+ * an error. */
+static int compact_arg(PyObject *o, Py_buffer *view, Compact *t)
+{
+    if (PyObject_GetBuffer(o, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (compact_open(t, view->buf, (size_t)view->len))
+        return 1;
+    PyBuffer_Release(view);
+    PyErr_SetString(PyExc_ValueError, "not a compact table of texts");
+    return 0;
+}
+
+/* compact_get(table, code) -> str | None: the text of ``code`` (bytes) in ``table``. */
+static PyObject *pl_compact_get(PyObject *self, PyObject *args)
+{
+    PyObject *table;
+    const char *p, *text;
+    Py_ssize_t n;
+    size_t tn;
+    Py_buffer view;
+    Compact t;
+    if (!PyArg_ParseTuple(args, "Oy#", &table, &p, &n) || compact_arg(table, &view, &t) <= 0)
+        return NULL;
+    PyObject *got = compact_find(&t, p, (size_t)n, code_hash(p, (size_t)n), &text, &tn)
+        ? PyUnicode_DecodeASCII(text, (Py_ssize_t)tn, "strict") : Py_NewRef(Py_None);
+    PyBuffer_Release(&view);
+    return got;
+}
+
+/* compact_items(table) -> list[tuple[bytes, str]]: the table's pairs, in the order made. */
+static PyObject *pl_compact_items(PyObject *self, PyObject *table)
+{
+    Py_buffer view;
+    Compact t;
+    if (compact_arg(table, &view, &t) <= 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    for (size_t off = 0; out && off < t.recs_len;) {
+        uint32_t h32;
+        const char *code, *text;
+        size_t cn, tn;
+        if (!compact_record(&t, off, &h32, &code, &cn, &text, &tn)) {
+            PyErr_SetString(PyExc_ValueError, "a compact table's records run past its end");
+            Py_CLEAR(out);
+            break;
+        }
+        PyObject *pair = Py_BuildValue("(y#N)", code, (Py_ssize_t)cn,
+                                       PyUnicode_DecodeASCII(text, (Py_ssize_t)tn, "strict"));
+        if (!pair || PyList_Append(out, pair) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(pair);
+        off += 12 + cn + tn;
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 /* ``_Records._disasm(code, address)`` from the code's plan (``disasm_json``'s: the JSON list
  * as a str, or a list of its lines, each a str or (prefix, i, offset, page) for a target made
  * at the place): 1 put; 0 not (another part: the line of a word that insn.disasm makes at
@@ -520,6 +864,7 @@ typedef struct {
         *cap_raws, *index, *a_addr, *a_code, *alt_lens, *s_addr, *s_code, *s_bin, *s_file,
         *orig_lens, *src, *names;
     NameIndex ix;  /* where ``names`` is a table of names (ix.keys not NULL) */
+    Compacts compact;  /* ``codes``' compact tables: the codes the dicts do not have */
     /* where not NULL, the sites' file and raw binary offsets as 64-bit unsigned items
      * (``s_file`` and ``s_bin`` given as arrays), instead of their lists; the same of the
      * addresses (unsigned), of the capabilities and lengths (signed) */
@@ -616,8 +961,15 @@ static int put_site_code(Buf *b, Entries *c, Py_ssize_t k, PyObject *code, uint6
 {
     int r;
     PyObject *got = PyDict_GetItemWithError(c->codes, code);
-    if (!got)
-        return PyErr_Occurred() ? -1 : 0;
+    if (!got) {
+        const char *text;
+        size_t n;
+        if (PyErr_Occurred())
+            return -1;
+        if (!compacts_text(&c->compact, code, &text, &n))
+            return 0;
+        return buf_put(b, text, (Py_ssize_t)n) < 0 ? -1 : 1;
+    }
     if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) < 1)
         return 0;
     PyObject *st = PyTuple_GET_ITEM(got, 0);
@@ -666,7 +1018,9 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
     } else {
         PyObject *code = PyList_GET_ITEM(c->a_code, k);
         PyObject *rc = PyDict_GetItemWithError(c->simple, code);
-        if (!rc)
+        const char *ct = NULL;  /* (the compact tables' text, where the dict has none) */
+        size_t ct_n = 0;
+        if (!rc && (PyErr_Occurred() || !compacts_text(&c->compact, code, &ct, &ct_n)))
             return PyErr_Occurred() ? -1 : 0;
         TRY(PUT_LIT(b, "{\"callback\": null, ") == 0 ? 1 : -1);
         TRY(put_ascii(b, head));
@@ -676,7 +1030,10 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
             ? 1 : -1);
         TRY(put_hex64(b, aa));
         TRY(PUT_LIT(b, "\", ") == 0 ? 1 : -1);
-        if (rc != Py_None) {
+        if (ct) {  /* a code that reads the same anywhere and needs no fix-up */
+            TRY(buf_put(b, ct, (Py_ssize_t)ct_n) == 0 ? 1 : -1);
+            TRY(PUT_LIT(b, ", \"fixups\": []") == 0 ? 1 : -1);
+        } else if (rc != Py_None) {
             TRY(put_ascii(b, rc));
         } else {  /* its text and fix-ups at its address, else the Python's */
             Py_ssize_t mark = b->n;
@@ -836,6 +1193,8 @@ static PyObject *pl_entry_texts(PyObject *self, PyObject *args)
         if (!c.ix.n)
             c.ix.keys = (const uint64_t *)"";  /* (not NULL: the table is used, and empty) */
     }
+    if (compacts_of(&c.compact, c.codes) < 0)
+        goto fail;
     if (!offsets_column(c.cap_raws, n, "cap_raws", &capb, &c.cap_u) ||
         (c.index != Py_None && !as_list(c.index, n, "index")) ||
         !offsets_column(c.a_addr, n, "a_addr", &aab, &c.aa_u) ||
@@ -905,6 +1264,7 @@ fail:
         PyBuffer_Release(&kb);
         PyBuffer_Release(&ob);
     }
+    compacts_release(&c.compact);
     if (c.file_u)
         PyBuffer_Release(&fb);
     if (c.bin_u)
@@ -949,28 +1309,10 @@ typedef struct {
     PyObject *o;
 } CodeSlot;
 
-#define CODE_LISTED ((uint64_t)1 << 63)
-
 typedef struct {
     CodeSlot *s;
     size_t mask, used;
 } CodeSet;
-
-/* A hash of ``p[:n]`` for the set (a few multiplications a code: most codes are one or two
- * words). */
-static uint64_t code_hash(const char *p, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
-    for (; n >= 8; p += 8, n -= 8) {
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-        h ^= h >> 32;
-    }
-    w = 0;
-    memcpy(&w, p, n);
-    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
-    return (h ^ (h >> 29)) & ~CODE_LISTED;
-}
 
 /* The slot of the bytes ``p[:n]`` (hash ``h``): the one that holds them, or the empty slot
  * where they go. */
@@ -1013,7 +1355,8 @@ static int codeset_room(CodeSet *t, size_t more)
 /* The codes of one triple of columns (``places_codes``), equal ones one object through
  * ``set``: a new list; None (a new reference) where the Python reads them; NULL on an
  * error. */
-static PyObject *column_codes(PyObject *datas, PyObject *cols, CodeSet *set, PyObject *fresh)
+static PyObject *column_codes(PyObject *datas, PyObject *cols, CodeSet *set,
+                               const Compacts *known, PyObject *fresh)
 {
     if (!PyTuple_Check(cols) || PyTuple_GET_SIZE(cols) < 3 || PyTuple_GET_SIZE(cols) > 4) {
         PyErr_SetString(PyExc_TypeError, "places_codes: a column is not (idx, off, length) "
@@ -1077,6 +1420,10 @@ static PyObject *column_codes(PyObject *datas, PyObject *cols, CodeSet *set, PyO
             s->o = code;  /* (borrowed: the list holds it) */
             s->h = h;
             set->used++;
+            const char *text;
+            size_t text_n;
+            if (compacts_find(known, p, (size_t)count, h, &text, &text_n))
+                s->h |= CODE_LISTED;  /* (known: a compact table's) */
         }
         PyList_SET_ITEM(out, k, code);
         /* (a code made here, listed in fresh at its first place not marked unlisted) */
@@ -1105,6 +1452,7 @@ static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *
 {
     PyObject *out = NULL, *seq = NULL;
     CodeSet set = {NULL, 0, 0};
+    Compacts compact = {0, NULL, NULL};
     if (!PyDict_Check(datas)) {
         PyErr_SetString(PyExc_TypeError, "places_codes: datas is not a dict");
         return NULL;
@@ -1114,8 +1462,9 @@ static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *
             PyErr_SetString(PyExc_TypeError, "places_codes: known is not a dict");
             return NULL;
         }
-        if (codeset_room(&set, (size_t)PyDict_GET_SIZE(known) + 1024) < 0)
-            return NULL;
+        if (codeset_room(&set, (size_t)PyDict_GET_SIZE(known) + 1024) < 0 ||
+            compacts_of(&compact, known) < 0)
+            goto done;
         Py_ssize_t pos = 0;
         PyObject *k, *v;
         while (PyDict_Next(known, &pos, &k, &v)) {
@@ -1145,7 +1494,8 @@ static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *
     if (!lists)
         goto done;
     for (Py_ssize_t j = 0; j < m; j++) {
-        PyObject *got = column_codes(datas, PySequence_Fast_GET_ITEM(seq, j), &set, fresh);
+        PyObject *got = column_codes(datas, PySequence_Fast_GET_ITEM(seq, j), &set, &compact,
+                                     fresh);
         if (!got || got == Py_None) {
             Py_DECREF(lists);
             out = got;
@@ -1162,6 +1512,7 @@ static PyObject *codes_of_columns(PyObject *datas, PyObject *columns, PyObject *
 done:
     Py_XDECREF(seq);
     PyMem_Free(set.s);
+    compacts_release(&compact);
     return out;
 }
 
@@ -1355,6 +1706,12 @@ static PyMethodDef methods[] = {
      "None"},
     {"places_blob", pl_places_blob, METH_VARARGS,
      "binding.digest_of_places' bytes of every entry's places, or None"},
+    {"compact_table", pl_compact_table, METH_O,
+     "the compact table of (code, text) pairs (textcache._compact_table)"},
+    {"compact_get", pl_compact_get, METH_VARARGS,
+     "a code's text in a compact table, or None (textcache._compact_get)"},
+    {"compact_items", pl_compact_items, METH_O,
+     "a compact table's (code, text) pairs (textcache._compact_items)"},
     {NULL, NULL, 0, NULL},
 };
 

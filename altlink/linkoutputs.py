@@ -129,7 +129,7 @@ def writer_texts(kept: str | None, packs, running):
         texts = textcache.load(kept)
     # (not where texts were kept: a relink's codes are among them but for a few, which the
     # writer makes)
-    if packs is not None and (texts is None or not texts.code_json):
+    if packs is not None and (texts is None or texts.empty()):
         texts = early_texts(packs, running, texts)
     return texts
 

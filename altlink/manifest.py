@@ -801,6 +801,32 @@ class CodeTexts:
         self.word_json: dict[int, str] = {}
         self.word_kinds: dict[int, str] = {}
 
+    def add_compact(self, table) -> None:
+        """The codes of a compact table (``textcache``'s, read in place from a texts file: a
+        buffer) known too: each a code that reads the same anywhere and needs no fix-up,
+        its text ``code_json``'s (with no fix-ups) and ``simple``'s. The compiled writer
+        looks them up in the table itself; the Python, through the two dicts (``_Compacted``:
+        where a dict has no code). Without the compiled writer, the table's codes are put in
+        the dicts."""
+        pl = speedups.postlink()
+        if pl is None:
+            from altlink.textcache import _compact_items
+
+            for code, text in _compact_items(table):
+                if code not in self.code_json:
+                    self.code_json[code] = (text, ())
+                    self.simple[code] = _SIMPLE_TEXT.format(text)
+            return
+        if type(self.code_json) is not _Compacted:
+            self.code_json = _Compacted(self.code_json, _code_of_text, pl.compact_get)
+            self.simple = _Compacted(self.simple, _SIMPLE_TEXT.format, pl.compact_get)
+        self.code_json.compact += (table,)
+        self.simple.compact = self.code_json.compact
+
+    def empty(self) -> bool:
+        """Whether no code is known."""
+        return not self.code_json and not getattr(self.code_json, "compact", ())
+
     def prepare(self, codes) -> None:
         """What ``entries_json`` writes of each of ``codes`` not known yet, from
         ``insn.word_lines`` of all their words at once: in ``code_json``, its bytes and
@@ -870,6 +896,54 @@ class CodeTexts:
                 t = f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]'
                 known[c] = (t, branches)
                 simple[c] = None if branches else f'{t}, "fixups": []'
+
+
+def _code_of_text(text: str) -> tuple[str, tuple]:
+    """``CodeTexts.code_json``'s value of a code whose text a compact table holds."""
+    return text, ()
+
+
+class _Compacted(dict):
+    """A table of ``CodeTexts`` (``code_json`` or ``simple``, by code) whose codes are those
+    of its compact tables (``compact``: buffers, ``textcache``'s) too, where it has none
+    itself: their value ``of_text(text)``, the text ``get(table, code)`` finds (the
+    compiled ``compact_get``). The compiled writer reads the tables itself; its own items
+    alone are its items (what ``textcache.save`` keeps of a link's new codes)."""
+
+    __slots__ = ("compact", "_of_text", "_get")
+
+    def __init__(self, items: dict, of_text, get) -> None:
+        super().__init__(items)
+        self.compact: tuple = ()
+        self._of_text = of_text
+        self._get = get
+
+    def _text(self, code) -> str | None:
+        if type(code) is bytes:
+            for table in self.compact:
+                got = self._get(table, code)
+                if got is not None:
+                    return got
+        return None
+
+    def __missing__(self, code):
+        text = self._text(code)
+        if text is None:
+            raise KeyError(code)
+        return self._of_text(text)
+
+    def __contains__(self, code) -> bool:
+        return dict.__contains__(self, code) or self._text(code) is not None
+
+    def get(self, code, default=None):
+        got = dict.get(self, code, _NONE)
+        if got is not _NONE:
+            return got
+        text = self._text(code)
+        return default if text is None else self._of_text(text)
+
+
+_NONE = object()
 
 
 class SiteNames:

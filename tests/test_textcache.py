@@ -44,7 +44,8 @@ def text_of(inp: Input, texts=None) -> str:
 
 
 def tables(texts) -> list[dict]:
-    return [getattr(texts, f) for f in textcache.FIELDS]
+    """Its tables, the codes of its compact tables in them."""
+    return textcache.all_tables(texts)
 
 
 def kept_files(cache: Path) -> list[str]:
@@ -64,7 +65,9 @@ def test_texts_read_back_write_the_same_manifest(tmp_path, firmware):
     textcache.save(first)
     assert len(kept_files(tmp_path / "cache")) == 1
     again = textcache.load(cache)
-    assert tables(again) == tables(first) and len(again.code_json) > 200
+    assert tables(again) == tables(first) and len(tables(again)[0]) > 200
+    # (most codes in a compact table: read from the file where it lies)
+    assert len(again.code_json) < len(tables(again)[0]) / 2
     assert text_of(firmware, again) == ref
     textcache.save(again)  # nothing new: nothing written
     assert len(kept_files(tmp_path / "cache")) == 1
@@ -96,9 +99,9 @@ def test_texts_of_other_images(tmp_path, firmware, monkeypatch):
             monkeypatch.setattr(textcache, "MAX_BYTES", bound)
         bad = broken(firmware, PROFILE, moving, seed, every=3)
         texts = textcache.load(cache)
-        known = len(texts.code_json)
+        known = len(tables(texts)[0])
         assert text_of(bad, texts) == text_of(bad)
-        assert len(texts.code_json) > known  # each broken table has codes of its own
+        assert len(tables(texts)[0]) > known  # each broken table has codes of its own
         textcache.save(texts)
         seen.append(kept_files(tmp_path / "cache"))
         if bound is not None:
@@ -126,14 +129,14 @@ def test_nothing_read_back_under_another_code(tmp_path, firmware, monkeypatch):
     texts = textcache.load(cache)
     text_of(firmware, texts)
     textcache.save(texts)
-    assert textcache.load(cache).code_json
+    assert not textcache.load(cache).empty()
     import altlink
 
     monkeypatch.setattr(altlink, "code_digest", lambda keep_in=None: "another")
-    assert not textcache.load(cache).code_json
+    assert textcache.load(cache).empty()
 
 
-@pytest.mark.parametrize("damage", ["byte", "short", "class", "shape"])
+@pytest.mark.parametrize("damage", ["byte", "short", "class", "shape", "table", "magic"])
 def test_a_damaged_file_is_not_read(tmp_path, firmware, damage):
     import pickle
 
@@ -150,10 +153,16 @@ def test_a_damaged_file_is_not_read(tmp_path, firmware, damage):
         data = data[:-10]
     else:  # the right digest of the wrong contents
         payload = pickle.dumps(Path("x") if damage == "class" else ({},) * 5, protocol=-1)
+        if damage in ("table", "magic"):  # a compact table of 3 slots; another magic
+            table = textcache._TABLE.pack(b"ALTC", 3, 0, 0) + bytes(12)
+            payload = table + pickle.dumps(({},) * 6, protocol=-1)
+        head = textcache._HEAD.pack(b"ALTX" if damage == "magic" else textcache.MAGIC,
+                                    len(table) if damage == "table" else 0)
+        payload = head + payload
         data = bytearray(__import__("hashlib").sha256(payload).digest() + payload)
     path.write_bytes(bytes(data))
     again = textcache.load(str(cache))
-    assert not again.code_json and again.kept.files == []
+    assert again.empty() and again.kept.files == []
     assert text_of(firmware, again) == text_of(firmware)
 
 
