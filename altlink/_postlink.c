@@ -326,11 +326,14 @@ static int compact_find(const Compact *t, const char *p, size_t n, uint64_t h,
         if (!at)
             return 0;
         uint32_t h32;
-        const char *code;
-        size_t cn;
-        if (compact_record(t, at - 1, &h32, &code, &cn, text, text_n) &&
-            h32 == (uint32_t)h && cn == n && !memcmp(code, p, n))
+        const char *code, *tp;
+        size_t cn, tn;
+        if (compact_record(t, at - 1, &h32, &code, &cn, &tp, &tn) &&
+            h32 == (uint32_t)h && cn == n && !memcmp(code, p, n)) {
+            *text = tp;  /* (set only where found: a caller reads them only then) */
+            *text_n = tn;
             return 1;
+        }
     }
     return 0;
 }
@@ -960,16 +963,15 @@ static int put_call(Buf *b, PyObject *fn, Py_ssize_t k)
 static int put_site_code(Buf *b, Entries *c, Py_ssize_t k, PyObject *code, uint64_t addr)
 {
     int r;
+    const char *text;
+    size_t text_n;
+    /* (the compact tables first: most codes are theirs, and none is both theirs and the
+     * dict's but with the same text) */
+    if (compacts_text(&c->compact, code, &text, &text_n))
+        return buf_put(b, text, (Py_ssize_t)text_n) < 0 ? -1 : 1;
     PyObject *got = PyDict_GetItemWithError(c->codes, code);
-    if (!got) {
-        const char *text;
-        size_t n;
-        if (PyErr_Occurred())
-            return -1;
-        if (!compacts_text(&c->compact, code, &text, &n))
-            return 0;
-        return buf_put(b, text, (Py_ssize_t)n) < 0 ? -1 : 1;
-    }
+    if (!got)
+        return PyErr_Occurred() ? -1 : 0;
     if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) < 1)
         return 0;
     PyObject *st = PyTuple_GET_ITEM(got, 0);
@@ -1017,10 +1019,11 @@ static int put_entry(Buf *b, Entries *c, Py_ssize_t k)
         TRY(PUT_LIT(b, ", \"kind\": \"callback\", \"replacement\": null, ") == 0 ? 1 : -1);
     } else {
         PyObject *code = PyList_GET_ITEM(c->a_code, k);
-        PyObject *rc = PyDict_GetItemWithError(c->simple, code);
-        const char *ct = NULL;  /* (the compact tables' text, where the dict has none) */
+        const char *ct = NULL;  /* (the compact tables' text: put_site_code's order) */
         size_t ct_n = 0;
-        if (!rc && (PyErr_Occurred() || !compacts_text(&c->compact, code, &ct, &ct_n)))
+        PyObject *rc = compacts_text(&c->compact, code, &ct, &ct_n) ? Py_None
+            : PyDict_GetItemWithError(c->simple, code);
+        if (!rc)
             return PyErr_Occurred() ? -1 : 0;
         TRY(PUT_LIT(b, "{\"callback\": null, ") == 0 ? 1 : -1);
         TRY(put_ascii(b, head));

@@ -165,13 +165,13 @@ def _contents(tables: list[dict], held: list | None = None) -> bytes:
     and those of ``held`` (a compact table's items: (code, text)), in a compact table; the
     rest pickled. ``tables`` are changed."""
     codes, simple = tables[0], tables[1]
-    items = list(held or ())
+    items = dict(reversed(held)) if held else {}  # (a code's first text kept: all the same)
     for code, (text, branches) in list(codes.items()):
         if text is not None and not branches and type(code) is bytes and text.isascii() \
                 and simple.get(code) == f'{text}, "fixups": []':
-            items.append((code, text))
+            items.setdefault(code, text)
             del codes[code], simple[code]
-    table = _compact_table(items) if items else b""
+    table = _compact_table(list(items.items())) if items else b""
     return _HEAD.pack(MAGIC, len(table)) + table + pickle.dumps(tuple(tables), protocol=-1)
 
 
