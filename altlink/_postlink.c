@@ -232,6 +232,12 @@ HOT uint64_t le_word(const char *p, size_t n)
 #endif
 }
 
+/* The little-endian u32 at ``p``. */
+HOT uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* A hash of the code ``p[:n]`` (a few multiplications a code: most are one or two words),
  * the same on any machine: a compact table keeps it (textcache._code_hash is the
  * reference). */
@@ -242,7 +248,8 @@ static uint64_t code_hash(const char *p, size_t n)
         h = (h ^ le_word(p, 8)) * 0xFF51AFD7ED558CCDULL;
         h ^= h >> 32;
     }
-    h = (h ^ le_word(p, n)) * 0xC4CEB9FE1A85EC53ULL;
+    h = (h ^ (n == 4 ? (uint64_t)le32((const unsigned char *)p) : le_word(p, n))) *
+        0xC4CEB9FE1A85EC53ULL;
     return (h ^ (h >> 29)) & ~CODE_LISTED;
 }
 
@@ -253,21 +260,17 @@ static uint64_t code_hash(const char *p, size_t n)
  * 20,000 codes are not each made into Python objects when the texts are read.
  *   header:  b"ALTC", then little-endian u32s: the slots (a power of two), the records,
  *            the records' bytes
- *   slots:   a u32 each, a record's offset in the records plus 1 (0: empty), from the
- *            code's hash (code_hash) masked on (linear probing)
- *   records: little-endian u32s: the hash's low 32 bits, the code's length, the text's
- *            length; then the code, then the text (ASCII)
+ *   slots:   two little-endian u32s each, the code's hash's low 32 bits and its record's
+ *            offset in the records plus 1 (0: empty), from the hash (code_hash) masked on
+ *            (linear probing): a slot of another code is passed without its record read
+ *   records: little-endian u32s: the code's length, the text's length; then the code,
+ *            then the text (ASCII)
  * The Python reference: textcache's _compact_table, _compact_get, _compact_items. */
 typedef struct {
     const unsigned char *slots, *recs;
     uint32_t mask;
     size_t recs_len;
 } Compact;
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static void put_le32(unsigned char *q, uint32_t v)
 {
@@ -278,6 +281,8 @@ static void put_le32(unsigned char *q, uint32_t v)
 }
 
 #define COMPACT_HEAD 16
+#define COMPACT_SLOT 8
+#define COMPACT_RECORD 8
 
 /* ``t`` over the ``len`` bytes at ``p``: 1; 0 where they are not a compact table. */
 static int compact_open(Compact *t, const unsigned char *p, size_t len)
@@ -286,11 +291,11 @@ static int compact_open(Compact *t, const unsigned char *p, size_t len)
         return 0;
     uint32_t slots = le32(p + 4), recs_len = le32(p + 12);
     if (!slots || (slots & (slots - 1)) ||
-        (len - COMPACT_HEAD) / 4 < slots ||
-        len - COMPACT_HEAD - 4 * (size_t)slots != recs_len)
+        (len - COMPACT_HEAD) / COMPACT_SLOT < slots ||
+        len - COMPACT_HEAD - COMPACT_SLOT * (size_t)slots != recs_len)
         return 0;
     t->slots = p + COMPACT_HEAD;
-    t->recs = t->slots + 4 * (size_t)slots;
+    t->recs = t->slots + COMPACT_SLOT * (size_t)slots;
     t->mask = slots - 1;
     t->recs_len = recs_len;
     return 1;
@@ -298,17 +303,16 @@ static int compact_open(Compact *t, const unsigned char *p, size_t len)
 
 /* The record at offset ``off`` of ``t``'s records, its code and text: 1; 0 where it does not
  * lie inside them. */
-static int compact_record(const Compact *t, size_t off, uint32_t *h32, const char **code,
-                          size_t *code_n, const char **text, size_t *text_n)
+HOT int compact_record(const Compact *t, size_t off, const char **code, size_t *code_n,
+                       const char **text, size_t *text_n)
 {
-    if (off > t->recs_len || t->recs_len - off < 12)
+    if (off > t->recs_len || t->recs_len - off < COMPACT_RECORD)
         return 0;
     const unsigned char *r = t->recs + off;
-    size_t cn = le32(r + 4), tn = le32(r + 8), room = t->recs_len - off - 12;
+    size_t cn = le32(r), tn = le32(r + 4), room = t->recs_len - off - COMPACT_RECORD;
     if (cn > room || tn > room - cn)
         return 0;
-    *h32 = le32(r);
-    *code = (const char *)r + 12;
+    *code = (const char *)r + COMPACT_RECORD;
     *code_n = cn;
     *text = *code + cn;
     *text_n = tn;
@@ -317,19 +321,19 @@ static int compact_record(const Compact *t, size_t off, uint32_t *h32, const cha
 
 /* The text of the code ``p[:n]`` (hash ``h``, code_hash's) in ``t``: 1, into ``*text`` and
  * ``*text_n``; 0 where ``t`` has none. */
-static int compact_find(const Compact *t, const char *p, size_t n, uint64_t h,
-                        const char **text, size_t *text_n)
+HOT int compact_find(const Compact *t, const char *p, size_t n, uint64_t h,
+                     const char **text, size_t *text_n)
 {
     for (uint32_t i = (uint32_t)h & t->mask, tries = 0; tries <= t->mask;
          i = (i + 1) & t->mask, tries++) {
-        uint32_t at = le32(t->slots + 4 * (size_t)i);
+        const unsigned char *slot = t->slots + COMPACT_SLOT * (size_t)i;
+        uint32_t at = le32(slot + 4);
         if (!at)
             return 0;
-        uint32_t h32;
         const char *code, *tp;
         size_t cn, tn;
-        if (compact_record(t, at - 1, &h32, &code, &cn, &tp, &tn) &&
-            h32 == (uint32_t)h && cn == n && !memcmp(code, p, n)) {
+        if (le32(slot) == (uint32_t)h && compact_record(t, at - 1, &code, &cn, &tp, &tn) &&
+            cn == n && !memcmp(code, p, n)) {
             *text = tp;  /* (set only where found: a caller reads them only then) */
             *text_n = tn;
             return 1;
@@ -440,7 +444,7 @@ static PyObject *pl_compact_table(PyObject *self, PyObject *arg)
         PyErr_SetString(PyExc_OverflowError, "compact_table: too many codes");
         goto done;
     }
-    if (!(slots = PyMem_Calloc(nslots, 4))) {
+    if (!(slots = PyMem_Calloc(nslots, COMPACT_SLOT))) {
         PyErr_NoMemory();
         goto done;
     }
@@ -465,24 +469,26 @@ static PyObject *pl_compact_table(PyObject *self, PyObject *arg)
         size_t seen_n;
         if (compact_find(&t, p, n, h, &seen, &seen_n))
             continue;  /* (a code's first pair kept) */
-        if ((size_t)recs.n + 12 + n + tn > 0xFFFFFFF0u) {
+        if ((size_t)recs.n + COMPACT_RECORD + n + tn > 0xFFFFFFF0u) {
             PyErr_SetString(PyExc_OverflowError, "compact_table: too many bytes");
             goto done;
         }
         uint32_t i = (uint32_t)h & t.mask;
-        while (le32(slots + 4 * (size_t)i))
+        while (le32(slots + COMPACT_SLOT * (size_t)i + 4))
             i = (i + 1) & t.mask;
-        put_le32(slots + 4 * (size_t)i, (uint32_t)recs.n + 1);
-        unsigned char head[12];
-        put_le32(head, (uint32_t)h);
-        put_le32(head + 4, (uint32_t)n);
-        put_le32(head + 8, (uint32_t)tn);
-        if (buf_put(&recs, (const char *)head, 12) < 0 || buf_put(&recs, p, (Py_ssize_t)n) < 0 ||
+        put_le32(slots + COMPACT_SLOT * (size_t)i, (uint32_t)h);
+        put_le32(slots + COMPACT_SLOT * (size_t)i + 4, (uint32_t)recs.n + 1);
+        unsigned char head[COMPACT_RECORD];
+        put_le32(head, (uint32_t)n);
+        put_le32(head + 4, (uint32_t)tn);
+        if (buf_put(&recs, (const char *)head, COMPACT_RECORD) < 0 ||
+            buf_put(&recs, p, (Py_ssize_t)n) < 0 ||
             buf_put(&recs, (const char *)PyUnicode_DATA(text), (Py_ssize_t)tn) < 0)
             goto done;
         count++;
     }
-    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(COMPACT_HEAD + 4 * nslots) + recs.n);
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(COMPACT_HEAD + COMPACT_SLOT * nslots)
+                                    + recs.n);
     if (!out)
         goto done;
     unsigned char *q = (unsigned char *)PyBytes_AS_STRING(out);
@@ -490,9 +496,9 @@ static PyObject *pl_compact_table(PyObject *self, PyObject *arg)
     put_le32(q + 4, (uint32_t)nslots);
     put_le32(q + 8, count);
     put_le32(q + 12, (uint32_t)recs.n);
-    memcpy(q + COMPACT_HEAD, slots, 4 * nslots);
+    memcpy(q + COMPACT_HEAD, slots, COMPACT_SLOT * nslots);
     if (recs.n)
-        memcpy(q + COMPACT_HEAD + 4 * nslots, recs.p, (size_t)recs.n);
+        memcpy(q + COMPACT_HEAD + COMPACT_SLOT * nslots, recs.p, (size_t)recs.n);
 done:
     Py_DECREF(seq);
     PyMem_Free(slots);
@@ -539,10 +545,9 @@ static PyObject *pl_compact_items(PyObject *self, PyObject *table)
         return NULL;
     PyObject *out = PyList_New(0);
     for (size_t off = 0; out && off < t.recs_len;) {
-        uint32_t h32;
         const char *code, *text;
         size_t cn, tn;
-        if (!compact_record(&t, off, &h32, &code, &cn, &text, &tn)) {
+        if (!compact_record(&t, off, &code, &cn, &text, &tn)) {
             PyErr_SetString(PyExc_ValueError, "a compact table's records run past its end");
             Py_CLEAR(out);
             break;
@@ -552,7 +557,7 @@ static PyObject *pl_compact_items(PyObject *self, PyObject *table)
         if (!pair || PyList_Append(out, pair) < 0)
             Py_CLEAR(out);
         Py_XDECREF(pair);
-        off += 12 + cn + tn;
+        off += COMPACT_RECORD + cn + tn;
     }
     PyBuffer_Release(&view);
     return out;

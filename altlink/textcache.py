@@ -269,12 +269,14 @@ def _read(path: str) -> tuple[tuple, memoryview | None, int] | None:
 # -- the compact table (``_postlink.c`` has the same, which the link uses) -----------------
 #   header:  b"ALTC", then little-endian u32s: the slots (a power of two), the records, the
 #            records' bytes
-#   slots:   a u32 each, a record's offset in the records plus 1 (0: empty), from the code's
-#            hash (``_code_hash``) masked on (linear probing)
-#   records: little-endian u32s: the hash's low 32 bits, the code's length, the text's
-#            length; then the code, then the text (ASCII)
+#   slots:   two little-endian u32s each, the code's hash's low 32 bits and its record's
+#            offset in the records plus 1 (0: empty), from the hash (``_code_hash``) masked
+#            on (linear probing)
+#   records: little-endian u32s: the code's length, the text's length; then the code, then
+#            the text (ASCII)
 _TABLE = struct.Struct("<4sIII")
-_RECORD = struct.Struct("<III")
+_SLOT = struct.Struct("<II")
+_RECORD = struct.Struct("<II")
 _M64 = (1 << 64) - 1
 
 
@@ -306,34 +308,36 @@ def _compact_table_py(items) -> bytes:
     slots = 8
     while slots < 2 * len(items):
         slots *= 2
-    at = [0] * slots
+    hashes, at = [0] * slots, [0] * slots
     recs = bytearray()
     count = 0
     for code, text in items:
         if type(code) is not bytes or type(text) is not str or not text.isascii():
             raise ValueError("compact_table: an item is not (bytes, an ASCII str)")
-        h = _code_hash(code)
+        h = _code_hash(code) & 0xFFFFFFFF
         i = h & (slots - 1)
-        while at[i] and _record(recs, at[i] - 1)[0] != code:
+        while at[i] and (hashes[i] != h or _record(recs, at[i] - 1)[0] != code):
             i = (i + 1) & (slots - 1)
         if at[i]:
             continue  # (a code's first pair kept)
-        at[i] = len(recs) + 1
+        hashes[i], at[i] = h, len(recs) + 1
         t = text.encode("ascii")
-        recs += _RECORD.pack(h & 0xFFFFFFFF, len(code), len(t)) + code + t
+        recs += _RECORD.pack(len(code), len(t)) + code + t
         count += 1
+    pairs = [v for pair in zip(hashes, at) for v in pair]
     return _TABLE.pack(b"ALTC", slots, count, len(recs)) + \
-        struct.pack(f"<{slots}I", *at) + bytes(recs)
+        struct.pack(f"<{2 * slots}I", *pairs) + bytes(recs)
 
 
 def _record(recs, off: int) -> tuple[bytes, str, int]:
     """The record at ``off`` of a table's records: its code, its text, the next's offset."""
-    _, n, k = _RECORD.unpack_from(recs, off)
-    code = bytes(recs[off + 12:off + 12 + n])
-    text = bytes(recs[off + 12 + n:off + 12 + n + k])
+    n, k = _RECORD.unpack_from(recs, off)
+    at = off + _RECORD.size
+    code = bytes(recs[at:at + n])
+    text = bytes(recs[at + n:at + n + k])
     if len(code) != n or len(text) != k:
         raise ValueError("a compact table's records run past its end")
-    return code, text.decode("ascii"), off + 12 + n + k
+    return code, text.decode("ascii"), at + n + k
 
 
 def _compact_valid(table) -> bool:
@@ -342,21 +346,23 @@ def _compact_valid(table) -> bool:
         return False
     magic, slots, _, size = _TABLE.unpack_from(table)
     return magic == b"ALTC" and slots > 0 and not slots & (slots - 1) and \
-        len(table) == _TABLE.size + 4 * slots + size
+        len(table) == _TABLE.size + _SLOT.size * slots + size
 
 
 def _compact_get(table, code: bytes) -> str | None:
     """The text of ``code`` in ``table`` (the compiled ``compact_get``'s reference)."""
     _, slots, _, _ = _TABLE.unpack_from(table)
-    recs = memoryview(table)[_TABLE.size + 4 * slots:]
-    i = _code_hash(code) & (slots - 1)
+    recs = memoryview(table)[_TABLE.size + _SLOT.size * slots:]
+    h = _code_hash(code) & 0xFFFFFFFF
+    i = h & (slots - 1)
     for _ in range(slots):
-        (at,) = struct.unpack_from("<I", table, _TABLE.size + 4 * i)
+        h32, at = _SLOT.unpack_from(table, _TABLE.size + _SLOT.size * i)
         if not at:
             return None
-        got, text, _ = _record(recs, at - 1)
-        if got == code:
-            return text
+        if h32 == h:
+            got, text, _ = _record(recs, at - 1)
+            if got == code:
+                return text
         i = (i + 1) & (slots - 1)
     return None
 
@@ -365,7 +371,7 @@ def _compact_items(table) -> list[tuple[bytes, str]]:
     """``table``'s (code, text) pairs, in the order made (the compiled ``compact_items``'s
     reference)."""
     _, slots, _, size = _TABLE.unpack_from(table)
-    recs = memoryview(table)[_TABLE.size + 4 * slots:]
+    recs = memoryview(table)[_TABLE.size + _SLOT.size * slots:]
     out, off = [], 0
     while off < size:
         code, text, off = _record(recs, off)
