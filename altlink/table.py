@@ -569,7 +569,9 @@ def read_image_table(elf: ElfFile, columns: bool = True) -> Table:
     if cols:
         import numpy as np
 
-        columns_read = {k: np.concatenate([c[k] for c in cols]) for k in IMAGE_COLUMNS}
+        # (one table section's, as a firmware's: its arrays, not copies of them)
+        columns_read = cols[0] if len(cols) == 1 else \
+            {k: np.concatenate([c[k] for c in cols]) for k in IMAGE_COLUMNS}
     if parts and not entries:  # all read as columns: the entries made when asked for
         return Table(elf.path, _Unread(parts), findings, secs, columns_read)  # type: ignore
     for p in parts:
@@ -617,6 +619,8 @@ def _image_entries_np(elf: ElfFile, sec: Section, data: bytes, n: int, first: in
                 j = np.maximum(i - k, 0)
                 hit = (found < 0) & (i - k >= 0) & (lo[j] <= at) & (at < hi[j])
                 found[hit] = j[hit]
+                if k == 0 and hit.all():  # (each in the last section that starts before it)
+                    break
         offsets = np.where(found >= 0, at - lo[np.maximum(found, 0)], 0).astype(np.uint64) \
             if len(secs) else np.zeros(n, dtype=np.uint64)
         return found, offsets
