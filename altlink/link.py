@@ -29,7 +29,14 @@ from altlink.findings import Finding, Policy, has_errors
 from altlink.gcpause import keep
 from altlink.linkcmd import gcc_lto_plugin, wrapped_names
 from altlink.linker import LinkStart
-from altlink.linkoutputs import EarlyWriter, commit, make_files, temp_outputs, writer_texts
+from altlink.linkoutputs import (
+    EarlyWriter,
+    commit,
+    image_facts,
+    make_files,
+    temp_outputs,
+    writer_texts,
+)
 from altlink.linkset import Input, Options
 from altlink.records import ObjectRecord, default_cache_dir
 from altlink.table import Profile
@@ -114,7 +121,7 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
     notes = inputs.Notes()
     tmp_files = start.tmp_files
     stats: dict = {}
-    writer = None
+    writer = early = None
     try:
         # The objects' section headers are checked where their records are made; those of an
         # object whose record is kept were checked when it was made (its key: the same bytes).
@@ -190,8 +197,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
                 numpy_import.join()
             if writes and forkmap.can_fork() and linker.running():
                 tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
-                writer = EarlyWriter(req, profile, tmp_image, tmp_bin, tmp_manifest, kept,
-                                     text_packs)
+                writer = early = EarlyWriter(req, profile, tmp_image, tmp_bin, tmp_manifest,
+                                             kept, text_packs)
             elif kept or text_packs is not None:
                 texts = writer_texts(kept, text_packs, linker.running)
         linker.finish()
@@ -205,6 +212,10 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
             raise type(e)(str(e).replace(tmp_image, req.output) + _not_elf_why(cmd, tmp_image)
                           ) from None
         stats["image_entries"] = image.table.size
+        # The early writer's manifest ends with the image's digests and the raw binary's:
+        # made here (and the raw binary written), while it writes the entries.
+        if early is not None and image.elf.type != ET_REL:
+            early.tell(image_facts(req, image.elf, tmp_image, tmp_bin))
         if writer is None and writes and image.elf.type != ET_REL:
             tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
             if forkmap.can_fork():  # written by a forked copy while the image is checked

@@ -9,6 +9,7 @@ import os
 from functools import partial
 
 from altlink import outputs, speedups
+from altlink.errors import AltlinkError
 from altlink.linkset import Input
 
 
@@ -50,21 +51,39 @@ EARLY_CODES_CHUNK = 1024
 
 
 def make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
-               tmp_manifest: str | None, texts=None) -> None:
+               tmp_manifest: str | None, texts=None, facts=None) -> None:
     """Write the raw binary and the manifest of the image into their temporary files. (The
     manifest's module is imported here: a link that writes neither, as each of a kernel's
     module links, does without it.) ``texts``: what codes read as, made before
-    (``early_texts``)."""
+    (``early_texts``). ``facts``: where given, a function that gives the image's digests,
+    and the raw binary's, which the caller wrote (``image_facts``'s): asked for when the
+    manifest's part after its entries is written."""
     if not (tmp_bin or tmp_manifest):
         return
     from altlink.gcpause import collector_paused
 
     with collector_paused():  # (what it makes lives until it ends: nothing to collect)
-        _make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts)
+        _make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts, facts)
+
+
+def image_facts(req, elf, tmp_image: str, tmp_bin: str | None) -> dict:
+    """What the manifest says of the image but its entries: its sha256 (``"image"``), its
+    sections' digests (``"sections"``), and where a raw binary is asked for, the sha256 of the
+    raw binary (``"bin"``), written into ``tmp_bin`` here: ``make_files``' ``facts``, made by
+    the link's process while its early writer writes the entries (``EarlyWriter.tell``)."""
+    from altlink import binding, manifest, rawbin
+
+    got = {"image": manifest.sha256_file(tmp_image),
+           "sections": binding.section_digests(elf), "bin": None}
+    if tmp_bin:
+        lay = rawbin.layout(elf)
+        got["bin"] = _write_pieces(rawbin.raw_pieces(elf, lay) or [rawbin.raw_binary(elf, lay)],
+                                   tmp_bin, req.binary)
+    return got
 
 
 def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
-                tmp_manifest: str | None, texts=None) -> None:
+                tmp_manifest: str | None, texts=None, facts=None) -> None:
     from altlink import manifest as manifestmod
 
     # the sites' names made in a forked copy (before the thread below: a process with threads
@@ -75,20 +94,31 @@ def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
     names = manifestmod.SiteNames.later(image) if tmp_manifest and not req.policy.disabled \
         and speedups.postlink() is None else None
     try:
-        _write(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts, names)
+        _write(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts, names, facts)
     finally:
         if names is not None:
             names.cancel()
 
 
 def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
-           tmp_manifest: str | None, texts, names) -> None:
+           tmp_manifest: str | None, texts, names, facts=None) -> None:
     from altlink import manifest as manifestmod
 
     elf = image.elf
-    image_sha = manifestmod.sha256_later(tmp_image) if tmp_manifest else None
-    bin_info = None
-    if tmp_bin:
+    image_sha = sections = bin_info = None
+    if facts is not None:  # (made by the caller: given when the manifest's end is written)
+        if not tmp_manifest:
+            return
+        image_sha = manifestmod.Later(lambda: facts()["image"])
+        sections = manifestmod.Later(lambda: facts()["sections"])
+        if tmp_bin:
+            from altlink import rawbin
+
+            bin_info = manifestmod.BinInfo(req.binary, manifestmod.Later(
+                lambda: facts()["bin"]), rawbin.layout(elf))
+    elif tmp_manifest:
+        image_sha = manifestmod.sha256_later(tmp_image)
+    if tmp_bin and facts is None:
         from altlink import rawbin  # (its dataclass: not made where no binary is written)
 
         lay = rawbin.layout(elf)
@@ -107,8 +137,9 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
         # manifest (the link's own checks found nothing else at error severity).
         m = manifestmod.build(image, profile, req.options.caps, req.output, "", req.manifest,
                               bin_info, lines, refuse=bool(req.policy.disabled), encoded=True,
-                              texts=texts, site_names=names)
-        m["image"]["sha256"] = image_sha()
+                              texts=texts, site_names=names, sections=sections)
+        m["image"]["sha256"] = image_sha if type(image_sha) is manifestmod.Later else \
+            image_sha()
         with outputs.writing(tmp_manifest, req.manifest, "w", encoding="utf-8") as f:
             manifestmod.dump(m, f)
         if texts is not None:  # the codes' texts made here, kept for the next links
@@ -138,8 +169,10 @@ class EarlyWriter:
     """``make_files`` in a copy forked before the image exists, while the linker runs: it
     imports what it writes with and makes the codes' texts (``writer_texts``: ``kept``,
     ``packs``), until ``go()`` says the linker has written the image, which it then reads
-    itself. ``result()``: whether it wrote the outputs (False: it did not; the image is a
-    relocatable object, say, of which the link writes neither)."""
+    itself; ``tell()`` then gives it what this process makes of the image while the copy
+    writes the entries (``image_facts``: the digests the manifest ends with, and the raw
+    binary, written here). ``result()``: whether it wrote the outputs (False: it did not;
+    the image is a relocatable object, say, of which the link writes neither)."""
 
     def __init__(self, req, profile, tmp_image: str, tmp_bin: str | None,
                  tmp_manifest: str | None, kept: str | None, packs) -> None:
@@ -156,6 +189,16 @@ class EarlyWriter:
     def go(self) -> None:
         """The linker has written the image: read it and write the outputs."""
         os.write(self._w, b"1")
+
+    def tell(self, facts: dict) -> None:
+        """The image's digests and the raw binary's (``image_facts``'s), which the copy
+        writes in the manifest after its entries (it writes no raw binary then)."""
+        import pickle
+
+        data = pickle.dumps(facts, protocol=-1)
+        view = memoryview(len(data).to_bytes(8, "little") + data)
+        while view:
+            view = view[os.write(self._w, view):]
         self._close()
 
     def _close(self) -> None:
@@ -179,6 +222,7 @@ class _Go:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.said: bytes | None = None
+        self._facts: dict | None = None
 
     def waiting(self) -> bool:
         """Whether the word is still to come (not waited for)."""
@@ -194,8 +238,30 @@ class _Go:
         """Whether the image is written, once the word comes."""
         if self.said is None:
             self.said = os.read(self.fd, 1)
-        os.close(self.fd)
         return self.said == b"1"
+
+    def facts(self) -> dict:
+        """What the parent tells after the word (``EarlyWriter.tell``), once it comes;
+        AltlinkError where the parent ends without it."""
+        if self._facts is None:
+            import pickle
+
+            n = int.from_bytes(self._read(8), "little")
+            self._facts = pickle.loads(self._read(n))
+        return self._facts
+
+    def _read(self, n: int) -> bytes:
+        got = b""
+        while len(got) < n:
+            more = os.read(self.fd, n - len(got))
+            if not more:
+                raise AltlinkError("altlink link: the link ended before it gave its writer "
+                                   "the image's digests")
+            got += more
+        return got
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _written_when_linked(r: int, w: int, req, profile, tmp_image: str, tmp_bin: str | None,
@@ -207,17 +273,20 @@ def _written_when_linked(r: int, w: int, req, profile, tmp_image: str, tmp_bin: 
     speedups.postlink()  # (the compiled writer loaded, where there is one)
 
     go = _Go(r)
-    texts = writer_texts(kept, packs, go.waiting)
-    if not go.wait():
-        return False
-    image = Input.load(read_elf(tmp_image))
     try:
-        if image.elf.type == ET_REL:
+        texts = writer_texts(kept, packs, go.waiting)
+        if not go.wait():
             return False
-        make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts)
-        return True
+        image = Input.load(read_elf(tmp_image))
+        try:
+            if image.elf.type == ET_REL:
+                return False
+            make_files(req, image, profile, tmp_image, tmp_bin, tmp_manifest, texts, go.facts)
+            return True
+        finally:
+            image.elf.close()
     finally:
-        image.elf.close()
+        go.close()
 
 
 def commit(req, tmp_image: str, tmp_bin: str | None,

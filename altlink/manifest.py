@@ -92,7 +92,8 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
           image_sha: str, manifest_path: str | None, binary: BinInfo | None = None,
           sources=None, refuse: bool = False, nested: list[Nested] | None = None,
           findings: list[Finding] | None = None, encoded: bool = False,
-          texts: CodeTexts | None = None, site_names: SiteNames | None = None) -> dict:
+          texts: CodeTexts | None = None, site_names: SiteNames | None = None,
+          sections=None) -> dict:
     """The manifest of a linked image whose table was decoded into ``image``.
 
     With ``refuse``, the entries ``check`` reports at error severity are left out, listed
@@ -104,13 +105,15 @@ def build(image: Input, profile: Profile, caps: CapTable | None, image_path: str
     read as, made before (``CodeTexts``; the image's other codes are added to it).
     ``site_names``: the names of the table's sites, being made in a forked copy
     (``SiteNames``; used where every entry is written from the table's columns).
+    ``sections``: the sections' digests (``binding.section_digests``), made before, or a
+    ``Later`` that gives them when the manifest is written; made here where None.
     """
     elf = image.elf
     table = image.table.sections[0] if image.table.sections else None
     img = {"path": relpath(image_path, manifest_path), "sha256": image_sha,
            "machine": "aarch64",
            "patch_sha256": None,
-           "sections": binding.section_digests(elf)}
+           "sections": binding.section_digests(elf) if sections is None else sections}
     if binary is not None:
         img["bin"] = {"path": relpath(binary.path, manifest_path), "sha256": binary.sha256,
                       "base": hx(binary.layout.base)}
@@ -1214,7 +1217,25 @@ class Encoded(list):
 
 
 # One encoder for every entry (json.dumps with options makes a new one per call).
-_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+class Later:
+    """A manifest's value given when it is written (``dump``: the encoder asks ``get()``):
+    the image's digests, which the link's process makes while its writer writes the entries
+    (``linkoutputs.EarlyWriter.tell``)."""
+
+    __slots__ = ("get",)
+
+    def __init__(self, get) -> None:
+        self.get = get
+
+
+def _given_later(o):
+    if type(o) is Later:
+        return o.get()
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "),
+                            default=_given_later)
 _enc = json.encoder.encode_basestring  # a str as _ENCODER writes it (ensure_ascii=False)
 
 
