@@ -71,9 +71,12 @@ def image_facts(req, elf, tmp_image: str, tmp_bin: str | None) -> dict:
     sections' digests (``"sections"``), and where a raw binary is asked for, the sha256 of the
     raw binary (``"bin"``), written into ``tmp_bin`` here: ``make_files``' ``facts``, made by
     the link's process while its early writer writes the entries (``EarlyWriter.tell``)."""
-    from altlink import binding, manifest, rawbin
+    import hashlib
 
-    got = {"image": manifest.sha256_file(tmp_image),
+    from altlink import binding, rawbin
+
+    # (the image's bytes as read, mapped: the file, not read again; no manifest module here)
+    got = {"image": hashlib.sha256(elf.data).hexdigest(),
            "sections": binding.section_digests(elf), "bin": None}
     if tmp_bin:
         lay = rawbin.layout(elf)

@@ -9,10 +9,9 @@ that do not fill in ``p_paddr``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from altlink.elf import PT_LOAD, SHT_NOBITS, ElfFile, Section, Segment
 from altlink.errors import AltlinkError
+from altlink.values import Frozen
 
 # A raw image this large means a linker script with far-apart regions (a kernel Image is tens
 # of MiB); the bound keeps a moved section address from allocating gigabytes (it is built in
@@ -20,13 +19,20 @@ from altlink.errors import AltlinkError
 MAX_BIN = 1 << 28
 
 
-@dataclass(frozen=True)
-class RawLayout:
-    """Where the raw binary's bytes come from (``layout``)."""
+class RawLayout(Frozen):
+    """Where the raw binary's bytes come from (``layout``). (A value class written out,
+    ``values.Frozen``: the link's process writes the raw binary, and ``dataclasses`` is
+    7 ms of imports.)"""
 
+    _fields = ("base", "size", "sections")
     base: int  # the load address of byte 0 of the binary
     size: int
     sections: tuple[tuple[Section, int], ...]  # (section, its LMA)
+
+    def __init__(self, base: int, size: int, sections: tuple[tuple[Section, int], ...]) -> None:
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "sections", sections)
 
     def offset_of(self, addr: int, elf: ElfFile) -> int | None:
         """Offset in the binary of a virtual address, or None where it is not in the file."""
