@@ -188,3 +188,20 @@ def test_the_copy_ends_without_writing_where_no_word_comes(tmp_path):
                                 None, None)
     assert w.result() is False and not made.exists()
     _no_child_left()
+
+
+def test_the_copy_fails_where_the_images_digests_never_come(tmp_path, monkeypatch, early,
+                                                           capsys):
+    """The copy writes the manifest's end with the image's digests that the link's process
+    tells it (``EarlyWriter.tell``): where its pipe is closed without them, it fails (it does
+    not hang, nor write a manifest without them), and the link leaves nothing behind."""
+    monkeypatch.chdir(tmp_path)
+    slow = _script(tmp_path / "slow-ld", SLOW_LD.format(delay=1))
+    told = []
+    monkeypatch.setattr(linkoutputs.EarlyWriter, "tell",
+                        lambda self, facts: (told.append(facts), self._close()))
+    assert _link(tmp_path, "out", slow) != 0
+    assert len(early) == 1 and len(told) == 1 and _left(tmp_path, "out") == []
+    assert set(told[0]) == {"image", "sections", "bin"}
+    assert "before it gave its writer the image's digests" in capsys.readouterr().err
+    _no_child_left()
