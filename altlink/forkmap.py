@@ -189,9 +189,15 @@ class Forked:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        os.waitpid(self.pid, 0)
-        os.close(self._pipe)
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:  # (reaped by a wait an interrupt cut off before its end)
+            pass
         self.pid = None
+        try:
+            os.close(self._pipe)
+        except OSError:  # (closed by a cancel that an interrupt cut off)
+            pass
 
 
 # The forked copies that had sent their result but not yet ended when it was read.

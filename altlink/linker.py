@@ -12,6 +12,11 @@ from altlink import linkcmd, outputs
 from altlink.errors import AltlinkError, LinkerError
 
 
+# The status of a linker whose wait returned as a signal came in, before its status was kept
+# (the signal's handler raised then): it was reaped, its status lost; the link is interrupted.
+_REAPED = -1
+
+
 class Linker:
     """The real linker, writing a temporary image. Its messages go to
     ``stderr`` (altlink's own by default) once it is done, with the temporary output's name
@@ -71,7 +76,11 @@ class Linker:
         """Whether the linker is still at work (started, not yet exited)."""
         if self.pid is None or self.status is not None:
             return False
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # (reaped by a wait an interrupt cut off before its end)
+            self.status = _REAPED
+            return False
         if pid == 0:
             return True
         self.status = os.waitstatus_to_exitcode(status)
@@ -79,7 +88,10 @@ class Linker:
 
     def _wait(self) -> int:
         if self.status is None:  # (an interrupted wait is retried by Python itself)
-            self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            try:
+                self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            except ChildProcessError:  # (as in running: the interrupt's unwinding goes on)
+                self.status = _REAPED
         return self.status
 
     def finish(self) -> None:

@@ -804,18 +804,16 @@ class CodeTexts:
         self.word_json: dict[int, str] = {}
         self.word_kinds: dict[int, str] = {}
 
-    def add_compact(self, table) -> None:
+    def add_compact(self, table, items) -> None:
         """The codes of a compact table (``textcache``'s, read in place from a texts file: a
         buffer) known too: each a code that reads the same anywhere and needs no fix-up,
         its text ``code_json``'s (with no fix-ups) and ``simple``'s. The compiled writer
         looks them up in the table itself; the Python, through the two dicts (``_Compacted``:
         where a dict has no code). Without the compiled writer, the table's codes are put in
-        the dicts."""
+        the dicts: ``items(table)``, its (code, text) pairs (``textcache._compact_items``)."""
         pl = speedups.postlink()
         if pl is None:
-            from altlink.textcache import _compact_items
-
-            for code, text in _compact_items(table):
+            for code, text in items(table):
                 if code not in self.code_json:
                     self.code_json[code] = (text, ())
                     self.simple[code] = _SIMPLE_TEXT.format(text)

@@ -101,7 +101,7 @@ def load(cache_dir: str | None, texts=None):
         for f, part in zip(FIELDS, parts):
             getattr(texts, f).update(part)
         if compact is not None:
-            texts.add_compact(compact)
+            texts.add_compact(compact, _compact_items)
     texts.kept = Kept(folder, key, read, _sizes(texts), size)
     return texts
 

@@ -100,12 +100,6 @@ def test_what_is_not_a_table():
             textcache._compact_table_py([item])
 
 
-def _texts(items) -> manifestmod.CodeTexts:
-    texts = manifestmod.CodeTexts()
-    texts.add_compact(textcache._compact_table_py(items))
-    return texts
-
-
 @pytest.mark.parametrize("compiled", [True, False])
 def test_the_texts_find_the_tables_codes(compiled):
     if compiled and not speedups.available(speedups.POSTLINK):
@@ -116,8 +110,10 @@ def test_the_texts_find_the_tables_codes(compiled):
     texts.code_json[b"\x01\x00\x00\x00"] = ("own", ())  # (the dict's: before the table's)
     texts.simple[b"\x01\x00\x00\x00"] = 'own, "fixups": []'
     texts.add_compact(textcache._compact_table_py([(b"\x01\x00\x00\x00", "table's"),
-                                                   (b"\x02\x00\x00\x00", "two")]))
-    texts.add_compact(textcache._compact_table_py([(b"\x03\x00\x00\x00", "three")]))
+                                                   (b"\x02\x00\x00\x00", "two")]),
+                      textcache._compact_items)
+    texts.add_compact(textcache._compact_table_py([(b"\x03\x00\x00\x00", "three")]),
+                      textcache._compact_items)
     assert not texts.empty()
     for code, text in [(b"\x01\x00\x00\x00", "own"), (b"\x02\x00\x00\x00", "two"),
                        (b"\x03\x00\x00\x00", "three")]:
@@ -159,7 +155,7 @@ def test_the_writer_reads_the_table(tmp_path):
     texts = manifestmod.CodeTexts()
     for f, t in zip(textcache.FIELDS, tables):
         getattr(texts, f).update(t)
-    texts.add_compact(table)
+    texts.add_compact(table, textcache._compact_items)
     assert text_of(inp, texts) == want
     assert len(texts.code_json) == len(tables[0])  # (nothing made again)
     pl = speedups.get(speedups.POSTLINK)
