@@ -96,6 +96,8 @@ def plan(command: list[str], output: str | None, manifest: str | None,
 
 def is_probe(args: list[str]) -> bool:
     for a in args:
+        if a[:1] != "-":  # (an input: most words of a large link)
+            continue
         if a in _PROBES or a.startswith(_PROBE_PREFIXES):
             return True
         if a.startswith("-Wl,") and any(w in ("--version", "--help") for w in a[4:].split(",")):

@@ -270,9 +270,14 @@ def parse(command: list[str]) -> LinkCommand:
     symbols_only: list[str] = []  # -R, --just-symbols
     static_only = False
     i = 1
-    while i < len(argv):
+    n = len(argv)
+    while i < n:
         a = argv[i]
-        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if a[:1] != "-":  # an input: no option to match (most words of a large link)
+            inputs.append(a)
+            i += 1
+            continue
+        nxt = argv[i + 1] if i + 1 < n else None
         if a in _OUTPUT_SPELLINGS:
             if nxt is None:
                 raise AltlinkError(f"altlink link: {a} without a file in the linker command")
@@ -325,8 +330,6 @@ def parse(command: list[str]) -> LinkCommand:
         if a in _TAKES_ARG and a not in _OUTPUT_SPELLINGS:
             i += 2
             continue
-        if not a.startswith("-"):
-            inputs.append(a)
         i += 1
     cmd = LinkCommand(argv, out_index, output, [], lib_dirs, scripts)
     cmd._just_symbols = symbols_only
