@@ -1137,6 +1137,20 @@ class _Output:
             raise _output_error(e) from None
 
 
+def _stdout_gone() -> bool:
+    """Whether the standard output is a pipe or socket whose reader went away (poll says so
+    of its writing end): a BrokenPipeError from writing it ends the command quietly, as a
+    filter's does; one from any other pipe (a forked copy's, say) is a failure."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.__stdout__.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # (no standard output, or no poll)
+        return False
+
+
 def _output_error(e: OSError) -> AltlinkError:
     return AltlinkError(f"altlink: cannot write the standard output: {e.strerror or e}")
 
@@ -1179,8 +1193,10 @@ def main(argv: list[str] | None = None, out=None) -> int:
         progress.erase()
         sys.stderr.write(f"{one_line(str(e))}\n")
         return e.exit_code
-    except BrokenPipeError:
-        return EXIT_OK
+    except BrokenPipeError as e:
+        if _stdout_gone():  # the reader of the output went away (``| head``): quietly
+            return EXIT_OK
+        return internal_error(e)  # (a pipe of altlink's own: a failure, never a success)
     except KeyboardInterrupt:
         sys.stderr.write("altlink: interrupted\n")
         return 130

@@ -195,7 +195,9 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
             # its thread imports: a dataclass made here would read its half-imported ``typing``)
             if numpy_import is not None:
                 numpy_import.join()
-            if writes and forkmap.can_fork() and linker.running():
+            # (a manifest's: a raw binary alone is written by this process, image_facts, and
+            # the writer is forked after the linker)
+            if writes and req.manifest and forkmap.can_fork() and linker.running():
                 tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
                 writer = early = EarlyWriter(req, profile, tmp_image, tmp_bin, tmp_manifest,
                                              kept, text_packs)

@@ -200,8 +200,11 @@ class EarlyWriter:
 
         data = pickle.dumps(facts, protocol=-1)
         view = memoryview(len(data).to_bytes(8, "little") + data)
-        while view:
-            view = view[os.write(self._w, view):]
+        try:
+            while view:
+                view = view[os.write(self._w, view):]
+        except BrokenPipeError:  # the copy ended without them: its result says why
+            pass
         self._close()
 
     def _close(self) -> None:

@@ -205,3 +205,26 @@ def test_the_copy_fails_where_the_images_digests_never_come(tmp_path, monkeypatc
     assert set(told[0]) == {"image", "sections", "bin"}
     assert "before it gave its writer the image's digests" in capsys.readouterr().err
     _no_child_left()
+
+
+def test_a_raw_binary_alone(tmp_path, monkeypatch, early):
+    """A link that asks for the raw binary alone forks no early writer (this process writes
+    the raw binary where a manifest's writer runs beside it): its raw binary and image are
+    those of the link with a manifest."""
+    monkeypatch.chdir(tmp_path)
+    slow = _script(tmp_path / "slow-ld", SLOW_LD.format(delay=1))
+    assert _link(tmp_path, "both", slow) == 0
+    want = _outputs(tmp_path, "both")
+    fw = synthetic_firmware()
+    d = Path(fw.dir)
+    out = tmp_path / "bin"
+    out.mkdir()
+    assert cli.main(["link", "-o", str(out / "fw.elf"), "--bin", str(out / "fw.bin"),
+                     "--abi", "linux-v4.17", "--cap-table", str(d / fw.cap_table),
+                     "--no-cache", "--", slow, "-static", "--build-id=none", "-L",
+                     str(LDSCRIPTS), "-T", str(d / fw.ldscript),
+                     *(str(d / o) for o in fw.objects), "-o", str(out / "fw.elf")]) == 0
+    assert len(early) == 1  # (the link with a manifest's)
+    assert (out / "fw.bin").read_bytes() == want["fw.bin"]
+    assert (out / "fw.elf").read_bytes() == want["fw.elf"]
+    _no_child_left()

@@ -1,0 +1,28 @@
+"""A closed pipe: where the reader of altlink's standard output went away (``altlink ... |
+head``), the command ends quietly with status 0, as a filter does; a BrokenPipeError from any
+other pipe (a forked copy's that ended, say) is altlink's own failure, never a silent success
+that leaves no outputs (a link that asked for its raw binary alone once ended so)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from altlink import cli
+from altlink.cli import EXIT_INTERNAL
+
+
+def test_a_reader_that_went_away():
+    p = subprocess.Popen([sys.executable, "-m", "altlink", "check", "--help"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # (before altlink writes its help)
+    err = p.stderr.read()
+    assert p.wait() == 0 and err == b""
+
+
+def test_another_pipe_is_a_failure(monkeypatch, capsys):
+    def broken(args, out):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli.COMMANDS, "check", broken)
+    assert cli.main(["check", "x.o"]) == EXIT_INTERNAL
+    assert "internal error" in capsys.readouterr().err
