@@ -195,8 +195,8 @@ def link(req: LinkRequest, linker_stdout=None, linker_stderr=None,
             # its thread imports: a dataclass made here would read its half-imported ``typing``)
             if numpy_import is not None:
                 numpy_import.join()
-            # (a manifest's: a raw binary alone is written by this process, image_facts, and
-            # the writer is forked after the linker)
+            # (a manifest's: a link that asks for the raw binary alone forks its writer after
+            # the linker, as one whose linker ended first)
             if writes and req.manifest and forkmap.can_fork() and linker.running():
                 tmp_bin, tmp_manifest = temp_outputs(req, tmp_files)
                 writer = early = EarlyWriter(req, profile, tmp_image, tmp_bin, tmp_manifest,

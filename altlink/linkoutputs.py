@@ -122,7 +122,7 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
     elif tmp_manifest:
         image_sha = manifestmod.sha256_later(tmp_image)
     if tmp_bin and facts is None:
-        from altlink import rawbin  # (its dataclass: not made where no binary is written)
+        from altlink import rawbin  # (not imported where no binary is written)
 
         lay = rawbin.layout(elf)
         # (a piece at a time, the image's bytes not copied where they need not be)

@@ -1214,7 +1214,6 @@ class Encoded(list):
     are."""
 
 
-# One encoder for every entry (json.dumps with options makes a new one per call).
 class Later:
     """A manifest's value given when it is written (``dump``: the encoder asks ``get()``):
     the image's digests, which the link's process makes while its writer writes the entries
@@ -1232,6 +1231,7 @@ def _given_later(o):
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
+# One encoder for every entry (json.dumps with options makes a new one per call).
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "),
                             default=_given_later)
 _enc = json.encoder.encode_basestring  # a str as _ENCODER writes it (ensure_ascii=False)
