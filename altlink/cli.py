@@ -1177,7 +1177,12 @@ def main(argv: list[str] | None = None, out=None) -> int:
             if not words:  # bare altlink: the commands, as git
                 parser.print_help(sys.stderr)
                 return EXIT_INPUT
-            args = parser.parse_args(argv)
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as e:  # --help, --version, a usage error: argparse said it
+                sys.stdout.flush()  # (here, where a reader that went away is seen: below)
+                return e.code if isinstance(e.code, int) else \
+                    EXIT_OK if e.code is None else EXIT_INPUT
         if early is not None:
             args.early_link, early = early, None  # cmd_link's now, which closes it
         _env_paths(args)

@@ -4,17 +4,27 @@ other pipe (a forked copy's that ended, say) is altlink's own failure, never a s
 that leaves no outputs (a link that asked for its raw binary alone once ended so)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 from altlink import cli
 from altlink.cli import EXIT_INTERNAL
 
 
-def test_a_reader_that_went_away():
-    p = subprocess.Popen([sys.executable, "-m", "altlink", "check", "--help"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    p.stdout.close()  # (before altlink writes its help)
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("words", [["check", "--help"], ["--version"], ["caps", "--help"]])
+def test_a_reader_that_went_away(words, buffered):
+    """The output written as the command ends (argparse's help: in the buffer until the end,
+    where the standard output is a pipe and Python's own buffering is on) or at once."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    p = subprocess.Popen([sys.executable, "-m", "altlink", *words], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    p.stdout.close()  # (before altlink writes)
     err = p.stderr.read()
     assert p.wait() == 0 and err == b""
 
