@@ -101,7 +101,12 @@ class Linker:
         held, err = self._read_held(1), self._read_held(2)
         self._close_held()
         if held:  # (-M, --print-map: GNU ld's map names the output)
-            _write(sys.stdout, held.replace(self.tmp.encode(), self.output.encode()))
+            try:
+                _write(sys.stdout, held.replace(self.tmp.encode(), self.output.encode()))
+            except BrokenPipeError:  # (ld itself would die of SIGPIPE: no image, a failure)
+                raise AltlinkError("altlink link: cannot write the linker's output (its map) "
+                                   "to the standard output: its reader went away; nothing "
+                                   "was linked") from None
         if err:
             err = err.replace(self.tmp.encode(), self.output.encode()).replace(
                 os.path.basename(self.tmp).encode(), os.path.basename(self.output).encode())

@@ -1,12 +1,15 @@
 """A closed pipe: where the reader of altlink's standard output went away (``altlink ... |
 head``), the command ends quietly with status 0, as a filter does; a BrokenPipeError from any
 other pipe (a forked copy's that ended, say) is altlink's own failure, never a silent success
-that leaves no outputs (a link that asked for its raw binary alone once ended so)."""
+that leaves no outputs (a link that asked for its raw binary alone once ended so); and a link
+whose linker's map cannot be passed on fails, as the linker alone would."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +39,28 @@ def test_another_pipe_is_a_failure(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "check", broken)
     assert cli.main(["check", "x.o"]) == EXIT_INTERNAL
     assert "internal error" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-ld"), reason="no AArch64 binutils")
+def test_a_link_whose_map_cannot_be_written(tmp_path):
+    """A link whose linker prints its map (``-M``) to a standard output whose reader went
+    away fails, as ld alone does (it dies of SIGPIPE): no image, no manifest, one line; not
+    a quiet success that wrote nothing."""
+    from toolchain import LDSCRIPTS, env_without_altlink_vars, synthetic_firmware
+
+    fw = synthetic_firmware()
+    d = Path(fw.dir)
+    out = tmp_path / "out"
+    out.mkdir()
+    p = subprocess.Popen(
+        [sys.executable, "-m", "altlink", "link", "-o", str(out / "fw.elf"), "--manifest",
+         str(out / "fw.json"), "--abi", "linux-v4.17", "--cap-table", str(d / fw.cap_table),
+         "--no-cache", "--", "aarch64-linux-gnu-ld", "-M", "-static", "--build-id=none",
+         "-L", str(LDSCRIPTS), "-T", str(d / fw.ldscript),
+         *(str(d / o) for o in fw.objects), "-o", str(out / "fw.elf")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_without_altlink_vars())
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 2, err
+    assert "its reader went away" in err and len(err.splitlines()) == 1
+    assert sorted(os.listdir(out)) == []
