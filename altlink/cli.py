@@ -1196,7 +1196,10 @@ def main(argv: list[str] | None = None, out=None) -> int:
         return rc
     except AltlinkError as e:
         progress.erase()
-        sys.stderr.write(f"{one_line(str(e))}\n")
+        try:
+            sys.stderr.write(f"{one_line(str(e))}\n")
+        except OSError:  # (a standard error that cannot be written: the status says it)
+            pass
         return e.exit_code
     except BrokenPipeError as e:
         if _stdout_gone():  # the reader of the output went away (``| head``): quietly

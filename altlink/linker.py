@@ -110,7 +110,12 @@ class Linker:
         if err:
             err = err.replace(self.tmp.encode(), self.output.encode()).replace(
                 os.path.basename(self.tmp).encode(), os.path.basename(self.output).encode())
-            _write(sys.stderr, err)
+            try:
+                _write(sys.stderr, err)
+            except BrokenPipeError:  # (as the map's, above)
+                raise AltlinkError("altlink link: cannot write the linker's messages to the "
+                                   "standard error: its reader went away; nothing was "
+                                   "linked") from None
         self._commit_side(status)
         if status != 0:
             raise LinkerError(f"altlink link: the linker failed (exit {status}): "

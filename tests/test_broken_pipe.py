@@ -64,3 +64,27 @@ def test_a_link_whose_map_cannot_be_written(tmp_path):
     assert p.wait() == 2, err
     assert "its reader went away" in err and len(err.splitlines()) == 1
     assert sorted(os.listdir(out)) == []
+
+
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-ld"), reason="no AArch64 binutils")
+def test_a_link_whose_messages_cannot_be_written(tmp_path):
+    """The same where the linker's messages (a warning: an executable stack) go to a standard
+    error whose reader went away (``2>&1 | head``): a failure, not an image-less success."""
+    from toolchain import env_without_altlink_vars
+
+    src = tmp_path / "x.S"
+    src.write_text("\t.globl _start\n_start:\tret\n")
+    obj = tmp_path / "x.o"
+    subprocess.run(["aarch64-linux-gnu-gcc", "-c", str(src), "-o", str(obj)], check=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    r, w = os.pipe()
+    os.close(r)
+    p = subprocess.run([sys.executable, "-m", "altlink", "link", "-o", str(out / "x.elf"),
+                        "--abi", "linux-v4.17", "--ncaps", "4", "--no-cache", "--",
+                        "aarch64-linux-gnu-ld", "-z", "execstack", "--warn-execstack",
+                        str(obj), "-o", str(out / "x.elf")],
+                       stdout=w, stderr=w, env=env_without_altlink_vars())
+    os.close(w)
+    assert p.returncode == 2
+    assert sorted(os.listdir(out)) == []
