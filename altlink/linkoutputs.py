@@ -73,16 +73,25 @@ def image_facts(req, elf, tmp_image: str, tmp_bin: str | None) -> dict:
     the link's process while its early writer writes the entries (``EarlyWriter.tell``)."""
     import hashlib
 
-    from altlink import binding, rawbin
+    from altlink import binding
 
     # (the image's bytes as read, mapped: the file, not read again; no manifest module here)
     got = {"image": hashlib.sha256(elf.data).hexdigest(),
            "sections": binding.section_digests(elf), "bin": None}
     if tmp_bin:
-        lay = rawbin.layout(elf)
-        got["bin"] = _write_pieces(rawbin.raw_pieces(elf, lay) or [rawbin.raw_binary(elf, lay)],
-                                   tmp_bin, req.binary)
+        got["bin"] = _write_raw_binary(req, elf, tmp_bin)[0]
     return got
+
+
+def _write_raw_binary(req, elf, tmp_bin: str):
+    """The image's raw binary written into ``tmp_bin``: its sha256 and its layout
+    (``rawbin.layout``)."""
+    from altlink import rawbin  # (not imported where no binary is written)
+
+    lay = rawbin.layout(elf)
+    # (a piece at a time, the image's bytes not copied where they need not be)
+    return _write_pieces(rawbin.raw_pieces(elf, lay) or [rawbin.raw_binary(elf, lay)], tmp_bin,
+                         req.binary), lay
 
 
 def _make_files(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
@@ -122,13 +131,7 @@ def _write(req, image: Input, profile, tmp_image: str, tmp_bin: str | None,
     elif tmp_manifest:
         image_sha = manifestmod.sha256_later(tmp_image)
     if tmp_bin and facts is None:
-        from altlink import rawbin  # (not imported where no binary is written)
-
-        lay = rawbin.layout(elf)
-        # (a piece at a time, the image's bytes not copied where they need not be)
-        digest = _write_pieces(rawbin.raw_pieces(elf, lay) or [rawbin.raw_binary(elf, lay)],
-                               tmp_bin, req.binary)
-        bin_info = manifestmod.BinInfo(req.binary, digest, lay)
+        bin_info = manifestmod.BinInfo(req.binary, *_write_raw_binary(req, elf, tmp_bin))
     if tmp_manifest:
         lines = None
         if req.source_lines:
