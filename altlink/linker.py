@@ -101,21 +101,12 @@ class Linker:
         held, err = self._read_held(1), self._read_held(2)
         self._close_held()
         if held:  # (-M, --print-map: GNU ld's map names the output)
-            try:
-                _write(sys.stdout, held.replace(self.tmp.encode(), self.output.encode()))
-            except BrokenPipeError:  # (ld itself would die of SIGPIPE: no image, a failure)
-                raise AltlinkError("altlink link: cannot write the linker's output (its map) "
-                                   "to the standard output: its reader went away; nothing "
-                                   "was linked") from None
+            _write(sys.stdout, held.replace(self.tmp.encode(), self.output.encode()),
+                   "the linker's output (its map) to the standard output")
         if err:
             err = err.replace(self.tmp.encode(), self.output.encode()).replace(
                 os.path.basename(self.tmp).encode(), os.path.basename(self.output).encode())
-            try:
-                _write(sys.stderr, err)
-            except BrokenPipeError:  # (as the map's, above)
-                raise AltlinkError("altlink link: cannot write the linker's messages to the "
-                                   "standard error: its reader went away; nothing was "
-                                   "linked") from None
+            _write(sys.stderr, err, "the linker's messages to the standard error")
         self._commit_side(status)
         if status != 0:
             raise LinkerError(f"altlink link: the linker failed (exit {status}): "
@@ -253,15 +244,21 @@ def _fileno(stream) -> int:
     return stream if isinstance(stream, int) else stream.fileno()
 
 
-def _write(stream, data: bytes) -> None:
-    """The linker's bytes on one of altlink's streams, as they are where it has a buffer."""
+def _write(stream, data: bytes, what: str) -> None:
+    """The linker's bytes on one of altlink's streams, as they are where it has a buffer;
+    AltlinkError where the stream's reader went away (``what``, the message's words): ld
+    itself dies of SIGPIPE then, no image, and so does the link, which is not yet committed."""
     out = getattr(stream, "buffer", None)
-    if out is not None:
-        stream.flush()
-        out.write(data)
-        out.flush()
-    else:
-        stream.write(data.decode("utf-8", "replace"))
+    try:
+        if out is not None:
+            stream.flush()
+            out.write(data)
+            out.flush()
+        else:
+            stream.write(data.decode("utf-8", "replace"))
+    except BrokenPipeError:
+        raise AltlinkError(f"altlink link: cannot write {what}: its reader went away; nothing "
+                           "was linked") from None
 
 
 class LinkStart:
