@@ -813,10 +813,7 @@ class CodeTexts:
         the dicts: ``items(table)``, its (code, text) pairs (``textcache._compact_items``)."""
         pl = speedups.postlink()
         if pl is None:
-            for code, text in items(table):
-                if code not in self.code_json:
-                    self.code_json[code] = (text, ())
-                    self.simple[code] = _SIMPLE_TEXT.format(text)
+            compact_into(self.code_json, self.simple, items(table))
             return
         if type(self.code_json) is not _Compacted:
             self.code_json = _Compacted(self.code_json, _code_of_text, pl.compact_get)
@@ -897,6 +894,26 @@ class CodeTexts:
                 t = f'"bytes": "{c.hex()}", "disasm": [{", ".join(row)}]'
                 known[c] = (t, branches)
                 simple[c] = None if branches else f'{t}, "fixups": []'
+
+
+def compact_into(code_json: dict, simple: dict, pairs) -> None:
+    """A compact table's (code, text) pairs (``textcache``'s) put in ``CodeTexts``' two dicts
+    where they do not have the code, as the compiled writer reads them: ``code_json``'s
+    value the text with no fix-ups (``_code_of_text``), ``simple``'s the replacement's fields
+    (``_SIMPLE_TEXT``)."""
+    for code, text in pairs:
+        if not dict.__contains__(code_json, code):
+            code_json[code] = _code_of_text(text)
+            simple[code] = _SIMPLE_TEXT.format(text)
+
+
+def is_compact(code, value, simple_text) -> bool:
+    """Whether a code of ``CodeTexts`` (its ``code_json`` value and its ``simple`` text)
+    is what a compact table holds: it reads the same anywhere (a text, ASCII) and needs no
+    fix-up (its ``simple`` that text with none)."""
+    text, branches = value
+    return text is not None and not branches and type(code) is bytes and text.isascii() \
+        and simple_text == _SIMPLE_TEXT.format(text)
 
 
 def _code_of_text(text: str) -> tuple[str, tuple]:

@@ -151,11 +151,11 @@ def save(texts) -> None:
 
 def all_tables(texts) -> list[dict]:
     """``texts``' tables (FIELDS) as dicts, the codes of its compact tables put in."""
+    from altlink.manifest import compact_into
+
     tables = [dict(getattr(texts, f)) for f in FIELDS]
     for t in getattr(texts.code_json, "compact", ()):
-        for code, text in _items(t):
-            tables[0].setdefault(code, (text, ()))
-            tables[1].setdefault(code, f'{text}, "fixups": []')
+        compact_into(tables[0], tables[1], _items(t))
     return tables
 
 
@@ -164,12 +164,13 @@ def _contents(tables: list[dict], held: list | None = None) -> bytes:
     that read the same anywhere and need no fix-up (``simple`` their text and no fix-ups),
     and those of ``held`` (a compact table's items: (code, text)), in a compact table; the
     rest pickled. ``tables`` are changed."""
+    from altlink.manifest import is_compact
+
     codes, simple = tables[0], tables[1]
     items = dict(reversed(held)) if held else {}  # (a code's first text kept: all the same)
-    for code, (text, branches) in list(codes.items()):
-        if text is not None and not branches and type(code) is bytes and text.isascii() \
-                and simple.get(code) == f'{text}, "fixups": []':
-            items.setdefault(code, text)
+    for code, value in list(codes.items()):
+        if is_compact(code, value, simple.get(code)):
+            items.setdefault(code, value[0])
             del codes[code], simple[code]
     table = _compact_table(list(items.items())) if items else b""
     return _HEAD.pack(MAGIC, len(table)) + table + pickle.dumps(tuple(tables), protocol=-1)
